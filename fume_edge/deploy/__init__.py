@@ -1,0 +1,1 @@
+"""fume_edge.deploy"""
