@@ -1,0 +1,15 @@
+"""Names and sizes every part of fume-edge agrees on (model heads, data, runtime, alerts)."""
+
+from __future__ import annotations
+
+PH_CLASS_NAMES: tuple[str, ...] = ("Healthy", "Transitional", "Acidotic")
+SEG_CLASS_NAMES: tuple[str, ...] = ("Background", "Tube", "Gas")
+GAS_CLASS_ID = 2
+GASES: tuple[str, ...] = ("co2", "ch4")
+INPUT_WIDTH = 640
+INPUT_HEIGHT = 480
+
+# Keys of a model's forward() output. A model without a head (a baseline) omits that key.
+PH_LOGITS = "ph_logits"
+CO2_SEG_LOGITS = "co2_seg_logits"
+CH4_SEG_LOGITS = "ch4_seg_logits"
