@@ -1,0 +1,5 @@
+"""`python -m fume_edge` runs the CLI."""
+
+from fume_edge.cli import main
+
+main()

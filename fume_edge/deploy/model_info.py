@@ -1,0 +1,83 @@
+"""What a model file is: architecture, parameters, GFLOPs at its input size, I/O and classes (`fume-edge info`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fume_edge.errors import FumeEdgeError
+
+
+@dataclass
+class TensorSpec:
+    name: str
+    shape: tuple[int | str, ...]
+    dtype: str
+
+
+@dataclass
+class ModelInfo:
+    path: Path
+    kind: str  # "checkpoint", "onnx", "engine"
+    architecture: str
+    parameters: int | None
+    gflops: float | None
+    input_size: tuple[int, int]
+    inputs: list[TensorSpec]
+    outputs: list[TensorSpec]
+    class_names: list[str]
+    seg_class_names: list[str]
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def profile_forward(model: Any, input_size: tuple[int, int]) -> tuple[float, list[TensorSpec]]:
+    """One forward pass at (width, height): GFLOPs (multiply and add counted apart) and the outputs it returns."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    width, height = input_size
+    frame = torch.zeros(1, 1, height, width)
+    counter = FlopCounterMode(display=False)
+    with counter, torch.inference_mode():
+        out = model(frame, frame, torch.ones(1, 2))
+    specs = [TensorSpec(name, tuple(t.shape), str(t.dtype).replace("torch.", "")) for name, t in out.items()]
+    return counter.get_total_flops() / 1e9, specs
+
+
+def _frame_inputs(width: int, height: int) -> list[TensorSpec]:
+    frame = (1, 1, height, width)
+    return [TensorSpec("co2", frame, "float32"), TensorSpec("ch4", frame, "float32"),
+            TensorSpec("modality_mask", (1, 2), "float32")]
+
+
+def _checkpoint_info(path: Path) -> ModelInfo:
+    from fume_edge.deploy.checkpoint import load_checkpoint
+    from fume_edge.model.registry import count_parameters
+
+    ckpt = load_checkpoint(path)
+    model = ckpt.build_model()
+    gflops, outputs = profile_forward(model, ckpt.input_size)
+    return ModelInfo(
+        path=path,
+        kind="checkpoint",
+        architecture=f"{ckpt.architecture}({', '.join(f'{k}={v}' for k, v in ckpt.arch_kwargs.items())})",
+        parameters=count_parameters(model),
+        gflops=gflops,
+        input_size=ckpt.input_size,
+        inputs=_frame_inputs(*ckpt.input_size),
+        outputs=outputs,
+        class_names=ckpt.class_names,
+        seg_class_names=ckpt.seg_class_names,
+        details={k: v for k, v in ckpt.provenance.items() if v not in (None, {}, "")},
+    )
+
+
+def model_info(path: str | Path) -> ModelInfo:
+    path = Path(path)
+    if not path.exists():
+        raise FumeEdgeError(f"{path}: model file not found")
+    suffix = path.suffix.lower()
+    if suffix == ".pt":
+        return _checkpoint_info(path)
+    raise FumeEdgeError(f"{path}: unknown model type {suffix!r}; expected .pt, .onnx or .engine")

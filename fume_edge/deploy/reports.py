@@ -1,0 +1,54 @@
+"""Rich renderings of model files for the CLI (`info`, `import`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.table import Table
+
+from fume_edge.console import console
+from fume_edge.deploy.model_info import ModelInfo
+from fume_edge.deploy.upstream_import import ImportResult
+
+
+def _shape(shape: tuple[int | str, ...]) -> str:
+    return "×".join(str(d) for d in shape)
+
+
+def print_model_info(info: ModelInfo) -> None:
+    table = Table(title=f"{info.path.name} ({info.kind})", show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("architecture", info.architecture)
+    if info.parameters is not None:
+        table.add_row("parameters", f"{info.parameters:,} ({info.parameters / 1e6:.2f} M)")
+    if info.gflops is not None:
+        table.add_row("GFLOPs", f"{info.gflops:.2f} at {info.input_size[0]}×{info.input_size[1]}")
+    table.add_row("input size", f"{info.input_size[0]}×{info.input_size[1]} (width×height)")
+    for spec in info.inputs:
+        table.add_row(f"input {spec.name}", f"{spec.dtype} [{_shape(spec.shape)}]")
+    for spec in info.outputs:
+        table.add_row(f"output {spec.name}", f"{spec.dtype} [{_shape(spec.shape)}]")
+    table.add_row("pH classes", ", ".join(info.class_names))
+    table.add_row("seg classes", ", ".join(info.seg_class_names))
+    for key, value in info.details.items():
+        table.add_row(key, str(value))
+    console.print(table)
+
+
+def print_import_summary(result: ImportResult, output: Path) -> None:
+    ckpt = result.checkpoint
+    table = Table(title="Imported FUME research checkpoint", show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    encoder = "shared" if ckpt.arch_kwargs["shared_encoder"] else "separate"
+    table.add_row("architecture", f"{ckpt.architecture} ({encoder} encoder)")
+    table.add_row("parameters", f"{result.parameters:,} ({result.parameters / 1e6:.2f} M)")
+    table.add_row("pH classes", ", ".join(ckpt.class_names))
+    table.add_row("seg classes", ", ".join(ckpt.seg_class_names))
+    table.add_row("input size", f"{ckpt.input_size[0]}×{ckpt.input_size[1]}")
+    table.add_row("source epoch", "—" if result.source_epoch is None else str(result.source_epoch))
+    table.add_row("source best metric", "—" if result.source_metric is None else f"{result.source_metric:.4f}")
+    table.add_row("source sha256", ckpt.provenance["source_sha256"][:16] + "…")
+    table.add_row("written", str(output))
+    console.print(table)

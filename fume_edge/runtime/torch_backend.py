@@ -1,0 +1,56 @@
+"""PyTorch backend: runs a fume-edge checkpoint (`.pt`) eagerly; the reference every other backend is held to."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fume_edge.deploy.checkpoint import load_checkpoint
+from fume_edge.errors import FumeEdgeError
+from fume_edge.labels import CH4_SEG_LOGITS, CO2_SEG_LOGITS, PH_LOGITS
+from fume_edge.runtime.base import Prediction, prediction_from_outputs
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise FumeEdgeError(f"device {device!r} requested but CUDA is not available; use --device cpu")
+    return torch.device(device)
+
+
+class TorchBackend:
+    """A checkpoint's model in eval mode. Argmax runs on the device so only class ids are copied back."""
+
+    name = "torch"
+
+    def __init__(self, path: str | Path, device: str = "auto", threads: int | None = None) -> None:
+        self.checkpoint = load_checkpoint(path)
+        self.device = resolve_device(device)
+        if threads:
+            torch.set_num_threads(threads)
+        self.model = self.checkpoint.build_model().to(self.device)
+        self.input_size = self.checkpoint.input_size
+
+    @torch.inference_mode()
+    def infer(self, co2: np.ndarray, ch4: np.ndarray, modality_mask: np.ndarray) -> Prediction:
+        tensors = [torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)).to(self.device) for a in (co2, ch4, modality_mask)]
+        out = self.model(*tensors)
+        outputs: dict[str, np.ndarray] = {}
+        if PH_LOGITS in out:
+            outputs["ph_logits"] = out[PH_LOGITS].float().cpu().numpy()
+        for key, name in ((CO2_SEG_LOGITS, "co2_seg"), (CH4_SEG_LOGITS, "ch4_seg")):
+            if key in out:
+                outputs[name] = out[key].argmax(dim=1).to(torch.int32).cpu().numpy()
+        return prediction_from_outputs(outputs)
+
+    def close(self) -> None:
+        self.model = None  # type: ignore[assignment]
+
+    def __enter__(self) -> "TorchBackend":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,43 @@
+"""Shared test fixtures. GPU tests (`-m gpu`) skip cleanly on machines without CUDA."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+FIXTURES = Path(__file__).parent / "fixtures"
+UPSTREAM = FIXTURES / "upstream_fume"
+
+
+def _cuda_available() -> bool:
+    try:
+        import torch
+
+        return torch.cuda.is_available()
+    except ImportError:
+        return False
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if _cuda_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU (run with `pytest -m gpu` on one)")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def upstream_dir() -> Path:
+    return UPSTREAM
+
+
+@pytest.fixture(scope="session")
+def imported_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The research fixture imported once into a fume-edge checkpoint."""
+    from fume_edge.deploy.checkpoint import save_checkpoint
+    from fume_edge.deploy.upstream_import import import_research_checkpoint
+
+    result = import_research_checkpoint(UPSTREAM / "upstream_fume_fastscnn_shared.pth")
+    return save_checkpoint(result.checkpoint, tmp_path_factory.mktemp("imported") / "upstream.pt")
