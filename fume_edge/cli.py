@@ -41,3 +41,31 @@ def _root(
         raise typer.Exit()
     if ctx.invoked_subcommand is None:
         typer.echo(ctx.get_help())
+
+
+@app.command("import")
+def import_cmd(
+    path: Path = typer.Argument(..., help="FUME research checkpoint (.pth/.pt): model_state_dict, state_dict or bare."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="fume-edge checkpoint to write [default: PATH with .fume.pt]."),
+) -> None:
+    """Import a FUME research checkpoint into a fume-edge checkpoint (weights-only loading, strict keys)."""
+    from fume_edge.deploy.checkpoint import save_checkpoint
+    from fume_edge.deploy.reports import print_import_summary
+    from fume_edge.deploy.upstream_import import import_research_checkpoint
+
+    result = import_research_checkpoint(path)
+    out = output or path.with_name(path.stem + ".fume.pt")
+    save_checkpoint(result.checkpoint, out)
+    print_import_summary(result, out)
+
+
+@app.command()
+def info(
+    model: Optional[Path] = typer.Argument(None, help="Model file (.pt, .onnx, .engine) [default: the bundled model]."),
+) -> None:
+    """Describe a model: parameters, GFLOPs, inputs/outputs, classes and provenance."""
+    from fume_edge.deploy.model_info import model_info
+    from fume_edge.deploy.reports import print_model_info
+    from fume_edge.assets import default_model_path
+
+    print_model_info(model_info(model or default_model_path()))
