@@ -26,12 +26,7 @@ def register_model(name: str) -> Callable[[ModelBuilder], ModelBuilder]:
 
 def _load_families() -> None:
     # Importing a family module registers its models.
-    import importlib
-    import importlib.util
-
-    for family in ("fume_edge.model.fume", "fume_edge.model.baselines"):
-        if importlib.util.find_spec(family) is not None:
-            importlib.import_module(family)
+    from fume_edge.model import baselines, fume  # noqa: F401
 
 
 def list_models() -> list[str]:
