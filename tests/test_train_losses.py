@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import math
+from dataclasses import asdict
 
 import pytest
 import torch
 
 from fume_edge.labels import CH4_SEG_LOGITS, CO2_SEG_LOGITS, PH_LOGITS
+from fume_edge.train.config import load_train_config
 from fume_edge.train.losses import MultiTaskLoss, dice_loss, focal_loss, seg_loss
+
+
+def research_loss(**changes: float) -> MultiTaskLoss:
+    """The packaged research configuration's loss, with `changes` applied."""
+    return MultiTaskLoss(**{**asdict(load_train_config().loss), **changes})
 
 
 def test_focal_loss_hand_computed() -> None:
@@ -61,7 +68,7 @@ def _outputs(b: int = 2, h: int = 6, w: int = 8) -> dict[str, torch.Tensor]:
 
 def test_multitask_is_weighted_sum_of_parts() -> None:
     batch, out = _batch(), _outputs()
-    loss = MultiTaskLoss(cls_weight=0.5, seg_weight=2.0)
+    loss = research_loss(cls_weight=0.5, seg_weight=2.0)
     total, parts = loss(out, batch)
     ph = 0.5 * focal_loss(out[PH_LOGITS], batch["ph_class"], 2.0, (1.0, 8.0, 1.2))
     co2 = seg_loss(out[CO2_SEG_LOGITS], batch["co2_mask"])
@@ -73,14 +80,14 @@ def test_multitask_is_weighted_sum_of_parts() -> None:
 def test_dropped_modality_mask_does_not_count() -> None:
     batch, out = _batch(), _outputs()
     batch["modality_mask"] = torch.tensor([[1.0, 1.0], [1.0, 0.0]])  # sample 1 has no CH4 frame
-    total, parts = MultiTaskLoss()(out, batch)
+    total, parts = research_loss()(out, batch)
     assert parts["ch4_seg"] == pytest.approx(seg_loss(out[CH4_SEG_LOGITS][:1], batch["ch4_mask"][:1]).item(), rel=1e-6)
     # changing the dropped sample's CH4 target changes nothing
     batch["ch4_mask"][1] = 2
-    assert MultiTaskLoss()(out, batch)[0].item() == pytest.approx(total.item(), rel=1e-6)
+    assert research_loss()(out, batch)[0].item() == pytest.approx(total.item(), rel=1e-6)
     # no CH4 anywhere: the seg mean is over CO2 alone
     batch["modality_mask"] = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
-    total, parts = MultiTaskLoss()(out, batch)
+    total, parts = research_loss()(out, batch)
     assert parts["ch4_seg"] == 0.0
     assert total.item() == pytest.approx(parts["ph"] + parts["co2_seg"], rel=1e-6)
 
@@ -88,9 +95,9 @@ def test_dropped_modality_mask_does_not_count() -> None:
 def test_missing_heads_are_skipped_and_gradients_flow() -> None:
     batch, out = _batch(), _outputs()
     seg_only = {k: v.requires_grad_() for k, v in out.items() if k != PH_LOGITS}
-    total, parts = MultiTaskLoss()(seg_only, batch)
+    total, parts = research_loss()(seg_only, batch)
     assert set(parts) == {"co2_seg", "ch4_seg"}
     total.backward()
     assert all(v.grad is not None and v.grad.abs().sum() > 0 for v in seg_only.values())
     cls_only = {PH_LOGITS: out[PH_LOGITS]}
-    assert set(MultiTaskLoss()(cls_only, batch)[1]) == {"ph"}
+    assert set(research_loss()(cls_only, batch)[1]) == {"ph"}

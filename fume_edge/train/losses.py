@@ -84,15 +84,16 @@ class MultiTaskLoss:
     """The FUME objective: w_cls · focal(pH) + w_seg · mean over present gases of (focal + dice)(mask).
 
     Heads a model lacks (baselines) are skipped, so every registered model trains with the same loss object.
+    Fields mirror the `loss` section of `configs/train.yaml`, where their research values live.
     """
 
-    ph_gamma: float = 2.0
-    ph_alpha: tuple[float, ...] | None = (1.0, 8.0, 1.2)
-    seg_gamma: float = 2.0
-    seg_alpha: tuple[float, ...] | None = None
-    dice_weight: float = 1.0
-    cls_weight: float = 1.0
-    seg_weight: float = 1.0
+    ph_gamma: float
+    ph_alpha: tuple[float, ...] | None
+    seg_gamma: float
+    seg_alpha: tuple[float, ...] | None
+    dice_weight: float
+    cls_weight: float
+    seg_weight: float
 
     def __call__(
         self, outputs: Mapping[str, torch.Tensor], batch: Mapping[str, torch.Tensor]

@@ -100,7 +100,11 @@ def segmentation_metrics(cm: np.ndarray, prefix: str, names: tuple[str, ...] = S
     """Per-class IoU and Dice, mIoU, pixel accuracy and gas IoU for one gas's mask, keys prefixed by the gas."""
     iou = per_class_iou(cm)
     dice = per_class_f1(cm)
-    out = {f"{prefix}_miou": _nanmean(iou), f"{prefix}_pixel_acc": accuracy(cm), f"{prefix}_gas_iou": float(iou[GAS_CLASS_ID])}
+    out = {
+        f"{prefix}_miou": _nanmean(iou),
+        f"{prefix}_pixel_acc": accuracy(cm),
+        f"{prefix}_gas_iou": float(iou[GAS_CLASS_ID]),
+    }
     out.update({f"{prefix}_iou_{name.lower()}": float(v) for name, v in zip(names, iou)})
     out.update({f"{prefix}_dice_{name.lower()}": float(v) for name, v in zip(names, dice)})
     return out

@@ -1,0 +1,90 @@
+"""PNG plots for a run folder: training curves, the pH confusion matrix, and predicted-vs-true mask overlays.
+
+Uses matplotlib's object API (`Figure`, no pyplot), so plotting never touches global GUI state and works on a
+headless edge box or inside a DDP worker.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from fume_edge.labels import PH_CLASS_NAMES
+
+# RGBA overlay colours per segmentation class: background transparent, tube blue, gas orange.
+_SEG_COLOURS = np.array([[0, 0, 0, 0], [0.15, 0.45, 1.0, 0.45], [1.0, 0.55, 0.0, 0.6]], dtype=np.float32)
+
+
+def _save(fig: Figure, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    return path
+
+
+def plot_curves(history: Sequence[Mapping[str, float]], path: str | Path) -> Path:
+    """Loss (train vs val) and the headline validation metrics per epoch, from `metrics.csv` rows."""
+    epochs = [row["epoch"] for row in history]
+    fig = Figure(figsize=(11, 4))
+    loss_ax, metric_ax = fig.subplots(1, 2)
+    for key, label in (("train_loss", "train"), ("val_loss", "val")):
+        if history and key in history[0]:
+            loss_ax.plot(epochs, [row[key] for row in history], marker=".", label=label)
+    loss_ax.set(title="loss", xlabel="epoch")
+    loss_ax.legend()
+    for key in ("val_balanced_accuracy", "val_macro_f1", "val_gas_iou", "val_joint"):
+        values = [row.get(key, math.nan) for row in history]
+        if not all(math.isnan(v) for v in values):
+            metric_ax.plot(epochs, values, marker=".", label=key.removeprefix("val_"))
+    metric_ax.set(title="validation", xlabel="epoch", ylim=(0, 1))
+    metric_ax.legend(loc="lower right")
+    return _save(fig, path)
+
+
+def plot_confusion(cm: np.ndarray, path: str | Path, names: Sequence[str] = PH_CLASS_NAMES) -> Path:
+    """Counts with row-normalised shading (recall per true class, what balanced accuracy averages)."""
+    cm = np.asarray(cm)
+    rows = cm.sum(axis=1, keepdims=True)
+    share = np.divide(cm, rows, out=np.zeros(cm.shape, dtype=np.float64), where=rows > 0)
+    fig = Figure(figsize=(4.8, 4.2))
+    ax = fig.subplots()
+    image = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    fig.colorbar(image, ax=ax, fraction=0.046, label="share of true class")
+    ax.set(xticks=range(len(names)), yticks=range(len(names)), xticklabels=names, yticklabels=names,
+           xlabel="predicted", ylabel="true", title="pH confusion matrix")
+    for i in range(cm.shape[0]):
+        for j in range(cm.shape[1]):
+            ax.text(j, i, str(int(cm[i, j])), ha="center", va="center", color="white" if share[i, j] > 0.5 else "black")
+    return _save(fig, path)
+
+
+def overlay(frame: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """(H,W) frame in [0,1] with class colours blended on top → (H,W,3) RGB in [0,1]."""
+    rgb = np.repeat(np.clip(frame, 0.0, 1.0)[..., None], 3, axis=-1)
+    colour = _SEG_COLOURS[np.clip(mask, 0, len(_SEG_COLOURS) - 1)]
+    alpha = colour[..., 3:]
+    return rgb * (1.0 - alpha) + colour[..., :3] * alpha
+
+
+def plot_overlays(samples: Sequence[Mapping[str, np.ndarray]], path: str | Path) -> Path:
+    """One row per sample: for each gas, the frame with the true mask and with the predicted mask.
+
+    Each sample maps `co2`/`ch4` (H,W frames), `co2_true`/`co2_pred`/`ch4_true`/`ch4_pred` (H,W class ids);
+    a gas whose prediction is missing (a model without that head) is left out of the columns.
+    """
+    gases = [g for g in ("co2", "ch4") if samples and f"{g}_pred" in samples[0]]
+    columns = [(g, kind) for g in gases for kind in ("true", "pred")]
+    fig = Figure(figsize=(3.2 * max(len(columns), 1), 2.5 * max(len(samples), 1)))
+    axes = np.atleast_2d(fig.subplots(max(len(samples), 1), max(len(columns), 1), squeeze=False))
+    for row, sample in enumerate(samples):
+        for col, (gas, kind) in enumerate(columns):
+            ax = axes[row, col]
+            ax.imshow(overlay(sample[gas], sample[f"{gas}_{kind}"]))
+            ax.set_axis_off()
+            if row == 0:
+                ax.set_title(f"{gas.upper()} {kind}")
+    return _save(fig, path)
