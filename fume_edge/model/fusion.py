@@ -14,10 +14,12 @@ from torch import nn
 def _attend(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
     """Unscaled dot-product attention over spatial positions: softmax(QᵀK) over keys, out = V·Aᵀ.
 
-    query/key: (B, Cq, N); value: (B, C, N) → (B, C, N).
+    query/key: (B, Cq, N); value: (B, C, N) → (B, C, N). Computed in float32 whatever the model's precision:
+    the unscaled energies overflow half precision (a no-op, and no graph node, in a float32 model).
     """
-    attention = torch.softmax(torch.bmm(query.transpose(1, 2), key), dim=-1)
-    return torch.bmm(value, attention.transpose(1, 2))
+    dtype = value.dtype
+    attention = torch.softmax(torch.bmm(query.float().transpose(1, 2), key.float()), dim=-1)
+    return torch.bmm(value.float(), attention.transpose(1, 2)).to(dtype)
 
 
 class SelfAttention(nn.Module):

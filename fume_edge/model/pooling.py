@@ -18,11 +18,10 @@ def adaptive_bin_edges(size: int, bins: int) -> list[tuple[int, int]]:
 
 
 def _averaging_matrix(size: int, bins: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """(bins, size) matrix whose row i averages the inputs of bin i."""
-    matrix = torch.zeros(bins, size, dtype=dtype, device=device)
-    for i, (start, end) in enumerate(adaptive_bin_edges(size, bins)):
-        matrix[i, start:end] = 1.0 / (end - start)
-    return matrix
+    """(bins, size) matrix whose row i averages the inputs of bin i; built in Python so it traces as a constant."""
+    rows = [[1.0 / (end - start) if start <= j < end else 0.0 for j in range(size)]
+            for start, end in adaptive_bin_edges(size, bins)]
+    return torch.tensor(rows, dtype=dtype, device=device)
 
 
 def adaptive_avg_pool2d(x: torch.Tensor, bins: int) -> torch.Tensor:

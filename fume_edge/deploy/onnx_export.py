@@ -1,0 +1,149 @@
+"""Checkpoint → deployable ONNX (DESIGN §4): static shape, argmax inside the graph, simplified, checked, labelled.
+
+The graph is what TensorRT 8.5+ and ONNX Runtime both take: inputs `co2`, `ch4` (1,1,H,W) float32 and
+`modality_mask` (1,2); outputs `ph_logits` (1,C) float32 and `co2_seg`/`ch4_seg` (1,H,W) int32 class ids, so a
+device never copies full-resolution logits back. `--logits` adds the raw seg logits for parity checks; `--fp16`
+computes in half precision inside the graph with float32 I/O (the form strongly typed TensorRT ≥ 11 builds need).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import onnx
+import torch
+from torch import nn
+
+from fume_edge import __version__
+from fume_edge.deploy.checkpoint import Checkpoint, load_checkpoint, sha256_file
+from fume_edge.errors import FumeEdgeError
+from fume_edge.labels import CH4_SEG_LOGITS, CO2_SEG_LOGITS, PH_LOGITS
+
+# Opset 17: the newest TensorRT 8.6 parses fully (LayerNormalization-era), also read by TensorRT 10/11 and ORT.
+OPSET = 17
+INPUT_NAMES = ("co2", "ch4", "modality_mask")
+
+
+class DeploymentWrapper(nn.Module):
+    """The deployed form of any registered model: named outputs, int32 argmax masks, optional half compute."""
+
+    def __init__(self, model: nn.Module, with_logits: bool = False, fp16: bool = False) -> None:
+        super().__init__()
+        self.model = model.half() if fp16 else model
+        self.with_logits = with_logits
+        self.fp16 = fp16
+
+    def forward(self, co2: torch.Tensor, ch4: torch.Tensor, modality_mask: torch.Tensor) -> dict[str, torch.Tensor]:
+        if self.fp16:
+            co2, ch4, modality_mask = co2.half(), ch4.half(), modality_mask.half()
+        out = self.model(co2, ch4, modality_mask)
+        result: dict[str, torch.Tensor] = {}
+        if PH_LOGITS in out:
+            result["ph_logits"] = out[PH_LOGITS].float()
+        for key, name in ((CO2_SEG_LOGITS, "co2_seg"), (CH4_SEG_LOGITS, "ch4_seg")):
+            if key in out:
+                result[name] = out[key].argmax(dim=1).to(torch.int32)
+        if self.with_logits:
+            for key in (CO2_SEG_LOGITS, CH4_SEG_LOGITS):
+                if key in out:
+                    result[key] = out[key].float()
+        return result
+
+
+@dataclass
+class ExportResult:
+    path: Path
+    nodes_before: int
+    nodes_after: int
+    simplified: bool
+    simplify_error: str | None
+    output_names: list[str]
+
+
+def _trace_to_onnx(wrapper: DeploymentWrapper, size: tuple[int, int]) -> onnx.ModelProto:
+    width, height = size
+    frame = torch.rand(1, 1, height, width)
+    example = (frame, frame.clone(), torch.ones(1, 2))
+    with torch.no_grad():
+        output_names = list(wrapper(*example).keys())
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        # Shapes become constants on purpose: the contract is a static-shape graph.
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        torch.onnx.export(
+            wrapper, example, buffer, dynamo=False, opset_version=OPSET, do_constant_folding=True,
+            input_names=list(INPUT_NAMES), output_names=output_names,
+        )
+    return onnx.load_from_string(buffer.getvalue())
+
+
+def _simplify(model: onnx.ModelProto) -> tuple[onnx.ModelProto, bool, str | None]:
+    """onnxsim when it works; the unsimplified (still valid) model and the reason when it does not."""
+    try:
+        import onnxsim
+
+        simplified, ok = onnxsim.simplify(model)
+    except Exception as exc:  # onnxsim raises plain RuntimeErrors from its C++ core
+        return model, False, str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if not ok:
+        return model, False, "onnxsim could not validate the simplified model"
+    return simplified, True, None
+
+
+def metadata_props(ckpt: Checkpoint, checkpoint_path: Path, size: tuple[int, int], fp16: bool) -> dict[str, str]:
+    """Everything a runtime needs to interpret the graph without the checkpoint (DESIGN §4)."""
+    return {
+        "fume_edge.class_names": json.dumps(list(ckpt.class_names)),
+        "fume_edge.seg_class_names": json.dumps(list(ckpt.seg_class_names)),
+        "fume_edge.input_size": json.dumps(list(size)),
+        "fume_edge.normalization": json.dumps({"offset": ckpt.normalization.offset, "scale": ckpt.normalization.scale}),
+        "fume_edge.architecture": ckpt.architecture,
+        "fume_edge.arch_kwargs": json.dumps(ckpt.arch_kwargs),
+        "fume_edge.source_checkpoint_sha256": sha256_file(checkpoint_path),
+        "fume_edge.precision": "fp16" if fp16 else "fp32",
+        "fume_edge.opset": str(OPSET),
+        "fume_edge.version": __version__,
+    }
+
+
+def export_onnx(
+    checkpoint_path: str | Path,
+    output: str | Path,
+    size: tuple[int, int] | None = None,
+    with_logits: bool = False,
+    fp16: bool = False,
+    simplify: bool = True,
+) -> ExportResult:
+    """Export a fume-edge checkpoint to a checked, simplified, labelled static-shape ONNX file (written atomically)."""
+    checkpoint_path, output = Path(checkpoint_path), Path(output)
+    ckpt = load_checkpoint(checkpoint_path)
+    size = size or ckpt.input_size
+    if size[0] % 32 or size[1] % 32:
+        raise FumeEdgeError(f"--size {size[0]}x{size[1]}: width and height must be multiples of 32")
+    wrapper = DeploymentWrapper(ckpt.build_model(), with_logits=with_logits, fp16=fp16).eval()
+    model = _trace_to_onnx(wrapper, size)
+    nodes_before = len(model.graph.node)
+    if simplify:
+        model, simplified, reason = _simplify(model)
+    else:
+        simplified, reason = False, "skipped (--no-simplify)"
+    for key, value in metadata_props(ckpt, checkpoint_path, size, fp16).items():
+        model.metadata_props.append(onnx.StringStringEntryProto(key=key, value=value))
+    model.producer_name, model.producer_version = "fume-edge", __version__
+    onnx.checker.check_model(model, full_check=True)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output.with_name(output.name + ".tmp")
+    onnx.save(model, tmp)
+    tmp.replace(output)
+    return ExportResult(
+        path=output,
+        nodes_before=nodes_before,
+        nodes_after=len(model.graph.node),
+        simplified=simplified,
+        simplify_error=reason,
+        output_names=[o.name for o in model.graph.output],
+    )
