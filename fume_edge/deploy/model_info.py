@@ -73,6 +73,39 @@ def _checkpoint_info(path: Path) -> ModelInfo:
     )
 
 
+def _onnx_info(path: Path) -> ModelInfo:
+    """From the graph's I/O and the metadata fume-edge writes at export (no onnx package needed on a device)."""
+    import json
+
+    from fume_edge.runtime.onnx_backend import open_session
+
+    session = open_session(path, device="cpu")
+    meta = dict(session.get_modelmeta().custom_metadata_map)
+
+    def specs(items: Any) -> list[TensorSpec]:
+        return [TensorSpec(i.name, tuple(i.shape), i.type.replace("tensor(", "").rstrip(")")) for i in items]
+
+    inputs = specs(session.get_inputs())
+    height, width = inputs[0].shape[-2:] if inputs else (0, 0)
+    arch = meta.get("fume_edge.architecture", "unknown (not exported by fume-edge)")
+    kwargs = json.loads(meta.get("fume_edge.arch_kwargs", "{}"))
+    return ModelInfo(
+        path=path,
+        kind="onnx",
+        architecture=f"{arch}({', '.join(f'{k}={v}' for k, v in kwargs.items())})" if kwargs else arch,
+        parameters=int(meta["fume_edge.parameters"]) if "fume_edge.parameters" in meta else None,
+        gflops=float(meta["fume_edge.gflops"]) if "fume_edge.gflops" in meta else None,
+        input_size=(int(width), int(height)),
+        inputs=inputs,
+        outputs=specs(session.get_outputs()),
+        class_names=json.loads(meta.get("fume_edge.class_names", "[]")),
+        seg_class_names=json.loads(meta.get("fume_edge.seg_class_names", "[]")),
+        details={k.removeprefix("fume_edge."): v for k, v in meta.items()
+                 if k.startswith("fume_edge.") and k not in {"fume_edge.class_names", "fume_edge.seg_class_names", "fume_edge.parameters",
+                              "fume_edge.gflops", "fume_edge.architecture", "fume_edge.arch_kwargs"}},
+    )
+
+
 def model_info(path: str | Path) -> ModelInfo:
     path = Path(path)
     if not path.exists():
@@ -80,4 +113,6 @@ def model_info(path: str | Path) -> ModelInfo:
     suffix = path.suffix.lower()
     if suffix == ".pt":
         return _checkpoint_info(path)
+    if suffix == ".onnx":
+        return _onnx_info(path)
     raise FumeEdgeError(f"{path}: unknown model type {suffix!r}; expected .pt, .onnx or .engine")

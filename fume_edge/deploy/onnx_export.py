@@ -20,8 +20,10 @@ from torch import nn
 
 from fume_edge import __version__
 from fume_edge.deploy.checkpoint import Checkpoint, load_checkpoint, sha256_file
+from fume_edge.deploy.model_info import profile_forward
 from fume_edge.errors import FumeEdgeError
 from fume_edge.labels import CH4_SEG_LOGITS, CO2_SEG_LOGITS, PH_LOGITS
+from fume_edge.model.registry import count_parameters
 
 # Opset 17: the newest TensorRT 8.6 parses fully (LayerNormalization-era), also read by TensorRT 10/11 and ORT.
 OPSET = 17
@@ -91,11 +93,18 @@ def _simplify(model: onnx.ModelProto) -> tuple[onnx.ModelProto, bool, str | None
         return model, False, str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     if not ok:
         return model, False, "onnxsim could not validate the simplified model"
+    # onnxsim records its own change log (hundreds of node names) as metadata; the deployed file does not need it.
+    kept = [p for p in simplified.metadata_props if not p.key.startswith("onnxsim.")]
+    del simplified.metadata_props[:]
+    simplified.metadata_props.extend(kept)
     return simplified, True, None
 
 
-def metadata_props(ckpt: Checkpoint, checkpoint_path: Path, size: tuple[int, int], fp16: bool) -> dict[str, str]:
-    """Everything a runtime needs to interpret the graph without the checkpoint (DESIGN §4)."""
+def metadata_props(
+    ckpt: Checkpoint, model: nn.Module, checkpoint_path: Path, size: tuple[int, int], fp16: bool
+) -> dict[str, str]:
+    """Everything a runtime (or `info`) needs to interpret the graph without the checkpoint (DESIGN §4)."""
+    gflops, _ = profile_forward(model, size)
     return {
         "fume_edge.class_names": json.dumps(list(ckpt.class_names)),
         "fume_edge.seg_class_names": json.dumps(list(ckpt.seg_class_names)),
@@ -105,6 +114,8 @@ def metadata_props(ckpt: Checkpoint, checkpoint_path: Path, size: tuple[int, int
         "fume_edge.arch_kwargs": json.dumps(ckpt.arch_kwargs),
         "fume_edge.source_checkpoint_sha256": sha256_file(checkpoint_path),
         "fume_edge.precision": "fp16" if fp16 else "fp32",
+        "fume_edge.parameters": str(count_parameters(model)),
+        "fume_edge.gflops": f"{gflops:.3f}",
         "fume_edge.opset": str(OPSET),
         "fume_edge.version": __version__,
     }
@@ -124,14 +135,16 @@ def export_onnx(
     size = size or ckpt.input_size
     if size[0] % 32 or size[1] % 32:
         raise FumeEdgeError(f"--size {size[0]}x{size[1]}: width and height must be multiples of 32")
-    wrapper = DeploymentWrapper(ckpt.build_model(), with_logits=with_logits, fp16=fp16).eval()
+    torch_model = ckpt.build_model()
+    props = metadata_props(ckpt, torch_model, checkpoint_path, size, fp16)
+    wrapper = DeploymentWrapper(torch_model, with_logits=with_logits, fp16=fp16).eval()
     model = _trace_to_onnx(wrapper, size)
     nodes_before = len(model.graph.node)
     if simplify:
         model, simplified, reason = _simplify(model)
     else:
         simplified, reason = False, "skipped (--no-simplify)"
-    for key, value in metadata_props(ckpt, checkpoint_path, size, fp16).items():
+    for key, value in props.items():
         model.metadata_props.append(onnx.StringStringEntryProto(key=key, value=value))
     model.producer_name, model.producer_version = "fume-edge", __version__
     onnx.checker.check_model(model, full_check=True)

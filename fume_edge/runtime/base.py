@@ -88,7 +88,7 @@ class Backend(Protocol):
 
 
 def load_backend(path: str | Path, device: str = "auto", **options: object) -> Backend:
-    """Pick the backend by file suffix: `.pt` torch, `.onnx` ONNX Runtime, `.engine`/`.plan` TensorRT.
+    """Pick the backend by file suffix: `.pt` torch, `.onnx` ONNX Runtime (`.engine`/`.plan`: TensorRT, to come).
 
     Imports stay local so a device without torch (or TensorRT) can still load the others.
     """
@@ -105,7 +105,8 @@ def load_backend(path: str | Path, device: str = "auto", **options: object) -> B
 
         return OnnxBackend(path, device=device, **options)  # type: ignore[arg-type]
     if suffix in (".engine", ".plan"):
-        from fume_edge.runtime.trt_backend import TrtBackend
-
-        return TrtBackend(path, device=device, **options)  # type: ignore[arg-type]
+        raise FumeEdgeError(
+            f"{path}: this fume-edge version does not run TensorRT engines yet; run the .onnx export instead "
+            "(ONNX Runtime's TensorRT provider uses TensorRT where it is installed)"
+        )
     raise FumeEdgeError(f"{path}: unknown model type {suffix!r}; expected .pt, .onnx, .engine or .plan")
