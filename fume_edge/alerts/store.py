@@ -209,12 +209,13 @@ class AlertStore:
                                 (time.time(), device_id, model_sha, json.dumps(config, default=str)))
             return int(cursor.lastrowid)  # type: ignore[arg-type]
 
-    def update_run(self, run_id: int, stats: Mapping[str, Any], end_reason: str | None = None) -> None:
-        """Store the run's latest counters; with `end_reason` also its end time."""
+    def update_run(self, run_id: int, stats: Mapping[str, Any] | None, end_reason: str | None = None) -> None:
+        """Store the run's latest counters (None keeps the previous ones); with `end_reason` also its end time."""
         with self._transaction() as db:
-            db.execute("UPDATE runs SET stats = ?, end_reason = COALESCE(?, end_reason), "
+            db.execute("UPDATE runs SET stats = COALESCE(?, stats), end_reason = COALESCE(?, end_reason), "
                        "ended_at = CASE WHEN ? IS NULL THEN ended_at ELSE ? END WHERE id = ?",
-                       (json.dumps(stats, default=str), end_reason, end_reason, time.time(), run_id))
+                       (None if stats is None else json.dumps(stats, default=str), end_reason, end_reason,
+                        time.time(), run_id))
 
     def runs(self, limit: int = 20) -> list[dict[str, Any]]:
         with self._lock:

@@ -1,0 +1,246 @@
+"""The MQTT sink: publishes the SQLite outbox at QoS 1 and marks rows sent only after the broker's PUBACK.
+
+The outbox, not this process's memory, is what must reach the broker: events are committed before this module
+sees them, so a broker outage, a network cut or a restart of fume-edge only delays them. Delivery is at least once
+(a PUBACK lost in a disconnect means a resend), so subscribers de-duplicate by `event_id`.
+
+Topics: `<prefix>/<device>/alerts/<type>` (one event's JSON, not retained) and the availability topic
+`<prefix>/<device>/status`: "online" (retained) on every connect, "offline" (retained) as the last will when the
+connection dies and on a clean stop. paho reconnects with exponential backoff (`reconnect_min_s` doubling up to
+`reconnect_max_s`). paho is an optional dependency (`pip install fume-edge[mqtt]`); it is imported on first use.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from fume_edge.alerts.event import AlertEvent
+from fume_edge.alerts.store import AlertStore
+from fume_edge.errors import FumeEdgeError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PREFIX = "fume-edge"
+QOS = 1  # at least once: the only level whose PUBACK tells us a row may be marked sent
+
+
+@dataclass(frozen=True)
+class MqttTarget:
+    host: str
+    port: int
+    tls: bool
+    username: str | None
+    password: str | None
+    prefix: str
+
+
+def parse_mqtt_url(url: str, where: str = "--mqtt") -> MqttTarget:
+    """`mqtt://[user:pass@]host[:port]/prefix` or `mqtts://...` (TLS, default port 8883). Escape special characters
+    in the user or password with %XX. An empty path means the prefix `fume-edge`."""
+    hint = "expected mqtt://[user:pass@]host[:port]/prefix or mqtts://..."
+    parts = urlsplit(url)
+    if parts.scheme not in ("mqtt", "mqtts"):
+        raise FumeEdgeError(f"{where}: {url!r} is not an MQTT URL; {hint}")
+    try:
+        port = parts.port
+    except ValueError:
+        raise FumeEdgeError(f"{where}: {url!r} has an invalid port; {hint}") from None
+    if not parts.hostname:
+        raise FumeEdgeError(f"{where}: {url!r} names no broker host; {hint}")
+    if "?" in url or "#" in url:
+        raise FumeEdgeError(f"{where}: {url!r} has a query or fragment, which MQTT URLs do not take; {hint}")
+    prefix = parts.path.strip("/") or DEFAULT_PREFIX
+    if any(ch in prefix for ch in "+#") or "//" in prefix:
+        raise FumeEdgeError(f"{where}: topic prefix {prefix!r} may not contain '+', '#' or empty levels")
+    tls = parts.scheme == "mqtts"
+    return MqttTarget(
+        host=parts.hostname, port=port or (8883 if tls else 1883), tls=tls,
+        username=None if parts.username is None else unquote(parts.username),
+        password=None if parts.password is None else unquote(parts.password), prefix=prefix,
+    )
+
+
+@dataclass
+class MqttConfig:
+    """`sinks.mqtt` in run.yaml; `url: null` disables MQTT."""
+
+    url: str | None
+    ca: str | None  # CA bundle that signed the broker's certificate (mqtts); None: the system's CAs
+    cert: str | None  # client certificate for brokers that require one (with `key`)
+    key: str | None
+    insecure: bool  # skip broker certificate and host name checks (test brokers only)
+    keepalive_s: int
+    reconnect_min_s: int
+    reconnect_max_s: int
+    max_inflight: int
+    drain_timeout_s: float
+
+    def validate(self, where: str) -> None:
+        if self.url is not None:
+            target = parse_mqtt_url(self.url, f"{where}.url")
+            if not target.tls and (self.ca or self.cert or self.key or self.insecure):
+                raise FumeEdgeError(f"{where}: ca/cert/key/insecure need an mqtts:// url, got {self.url!r}")
+        if (self.cert is None) != (self.key is None):
+            raise FumeEdgeError(f"{where}: cert and key go together; set both or neither")
+        if not 0 < self.reconnect_min_s <= self.reconnect_max_s:
+            raise FumeEdgeError(f"{where}: need 0 < reconnect_min_s <= reconnect_max_s")
+        if self.keepalive_s <= 0 or self.max_inflight <= 0 or self.drain_timeout_s < 0:
+            raise FumeEdgeError(f"{where}: need keepalive_s > 0, max_inflight > 0 and drain_timeout_s >= 0")
+
+
+def _paho() -> Any:
+    try:
+        import paho.mqtt.client as mqtt
+    except ImportError:
+        raise FumeEdgeError("MQTT needs paho-mqtt: pip install 'fume-edge[mqtt]'") from None
+    return mqtt
+
+
+class MqttPublisher:
+    """Drains the store's outbox to a broker from its own thread. `notify()` after committing new events;
+    `stop()` drains for up to `drain_timeout_s`, publishes "offline" and disconnects."""
+
+    def __init__(self, config: MqttConfig, store: AlertStore, device_id: str, *, poll_s: float = 1.0) -> None:
+        if config.url is None:
+            raise ValueError("MqttPublisher needs a url")
+        self.config = config
+        self.target = parse_mqtt_url(config.url, "mqtt url")
+        self.store = store
+        self.device_id = device_id
+        self.status_topic = f"{self.target.prefix}/{device_id}/status"
+        self.sent = 0  # events acknowledged by the broker in this run
+        self.unsent = store.unsent_count()  # refreshed by the publisher thread
+        self._poll_s = poll_s
+        self._cond = threading.Condition()
+        self._connected = False
+        self._stopping = False
+        self._wake = True
+        self._inflight: dict[int, int] = {}  # paho message id -> outbox event seq
+        self._acked: set[int] = set()  # message ids whose PUBACK arrived
+        self._client = self._make_client()
+        self._thread = threading.Thread(target=self._run, name="fume-edge-mqtt", daemon=True)
+
+    def alert_topic(self, event: AlertEvent) -> str:
+        return f"{self.target.prefix}/{self.device_id}/alerts/{event.type}"
+
+    @property
+    def connected(self) -> bool:
+        return self._connected
+
+    def _make_client(self) -> Any:
+        mqtt = _paho()
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"fume-edge-{self.device_id}",
+                             clean_session=True, protocol=mqtt.MQTTv311)
+        if self.target.username is not None:
+            client.username_pw_set(self.target.username, self.target.password)
+        if self.target.tls:
+            try:
+                client.tls_set(ca_certs=self.config.ca, certfile=self.config.cert, keyfile=self.config.key,
+                               cert_reqs=ssl.CERT_NONE if self.config.insecure else ssl.CERT_REQUIRED)
+            except (OSError, ssl.SSLError) as exc:
+                raise FumeEdgeError(f"mqtt tls: cannot load ca/cert/key ({exc}); check sinks.mqtt.ca/cert/key") from None
+            client.tls_insecure_set(self.config.insecure)
+        client.will_set(self.status_topic, "offline", qos=QOS, retain=True)
+        client.reconnect_delay_set(self.config.reconnect_min_s, self.config.reconnect_max_s)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_publish = self._on_publish
+        return client
+
+    # paho callbacks run on paho's network thread: they only touch memory, never the database.
+    def _on_connect(self, client: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
+        if reason_code.is_failure:
+            log.error("MQTT broker %s:%s refused the connection: %s", self.target.host, self.target.port, reason_code)
+            return
+        client.publish(self.status_topic, "online", qos=QOS, retain=True)
+        with self._cond:
+            self._connected = self._wake = True
+            self._cond.notify_all()
+
+    def _on_disconnect(self, client: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
+        with self._cond:
+            self._connected = False
+            self._cond.notify_all()
+
+    def _on_publish(self, client: Any, userdata: Any, mid: int, reason_code: Any, properties: Any) -> None:
+        with self._cond:
+            self._acked.add(mid)
+            self._cond.notify_all()
+
+    def start(self) -> None:
+        self._client.connect_async(self.target.host, self.target.port, self.config.keepalive_s)
+        self._client.loop_start()  # connects, and reconnects with backoff, on paho's own thread
+        self._thread.start()
+
+    def notify(self) -> None:
+        """New events were committed to the outbox."""
+        with self._cond:
+            self._wake = True
+            self._cond.notify_all()
+
+    def _ready(self) -> bool:
+        return self._stopping or bool(self._acked) or (
+            self._connected and self._wake and len(self._inflight) < self.config.max_inflight)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(self._ready, timeout=self._poll_s)
+                if self._stopping:
+                    return
+                # Resolve acks under the lock and only here: every id we publish is recorded before this runs
+                # again, so an ack that raced ahead of its record is still matched; the rest (status messages)
+                # are dropped.
+                done = [self._inflight.pop(mid) for mid in self._acked if mid in self._inflight]
+                self._acked.clear()
+                room = self.config.max_inflight - len(self._inflight) if self._connected else 0
+                exclude = frozenset(self._inflight.values())
+                self._wake = False
+            try:
+                self._publish_step(done, room, exclude)
+            except Exception:  # a disk error must not kill the thread; the rows stay unsent and are retried
+                log.exception("MQTT outbox step failed; retrying")
+                time.sleep(self._poll_s)
+
+    def _publish_step(self, done: list[int], room: int, exclude: frozenset[int]) -> None:
+        if done:
+            self.store.mark_sent(done)
+            self.sent += len(done)
+        rows = self.store.unsent(room, exclude) if room > 0 else []
+        for seq, event in rows:
+            info = self._client.publish(self.alert_topic(event), event.to_json(), qos=QOS)
+            with self._cond:
+                self._inflight[info.mid] = seq
+        if rows and len(rows) == room:
+            self.notify()  # a full batch: there may be more
+        self.unsent = self.store.unsent_count()
+
+    def _idle(self) -> bool:
+        with self._cond:
+            waiting = bool(self._inflight or self._acked)
+        return not waiting and self.store.unsent_count() == 0
+
+    def stop(self) -> None:
+        """Give in-flight and queued events up to `drain_timeout_s` to be acknowledged (while connected), then
+        publish "offline" and disconnect. Whatever is still unsent stays in the outbox for the next run."""
+        deadline = time.monotonic() + self.config.drain_timeout_s
+        while self._connected and not self._idle() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        if self._thread.is_alive():
+            self._thread.join()
+        if self._connected:
+            info = self._client.publish(self.status_topic, "offline", qos=QOS, retain=True)
+            if info.rc == 0:  # the connection may have dropped since the check
+                info.wait_for_publish(timeout=2.0)
+        self._client.disconnect()
+        self._client.loop_stop()
+        self.unsent = self.store.unsent_count()

@@ -1,0 +1,78 @@
+"""`AlertService`: the capture loop's single handle on alerts: the policy decides, the sink worker writes.
+
+The loop feeds it predictions and camera-health changes; whatever events those cause go to the sink worker
+together with the frame pair for snapshots, so the loop never wires the two together or touches a sink itself.
+`close()` is the shutdown step: it ends every open alert as `interrupted`, writes those ends, records the run's
+final counters and closes all sinks.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+
+from fume_edge.alerts.event import AlertEvent
+from fume_edge.alerts.policy import AlertPolicy, AlertPolicyConfig
+from fume_edge.alerts.snapshot import SnapshotFrames
+from fume_edge.alerts.worker import SinksConfig, SinkStats, SinkWorker
+from fume_edge.runtime.base import Prediction
+
+
+class AlertService:
+    """Policy + sinks. Construct (opens the sinks: bad paths fail here), `start()`, feed, `close()`; or use it as
+    a context manager, which closes with run reason "completed" or "error"."""
+
+    def __init__(self, policy: AlertPolicyConfig, sinks: SinksConfig, *, device_id: str,
+                 cameras: Mapping[str, str] | None = None, model_sha: str | None = None,
+                 run_config: Mapping[str, Any] | None = None) -> None:
+        self.policy = AlertPolicy(policy, device_id=device_id, cameras=cameras, model_sha=model_sha)
+        self.sinks = SinkWorker(sinks, device_id=device_id, model_sha=model_sha, run_config=run_config)
+        self._closed = False
+
+    def start(self) -> None:
+        self.sinks.start()
+
+    def on_prediction(self, mono: float, wall: float, prediction: Prediction, co2_frame: np.ndarray | None = None,
+                      ch4_frame: np.ndarray | None = None) -> list[AlertEvent]:
+        """One inference result and the frames it ran on (for snapshots; not copied, so do not modify them)."""
+        events = self.policy.on_prediction(mono, wall, prediction)
+        if events:
+            self.sinks.submit(events, SnapshotFrames(co2_frame, ch4_frame, prediction))
+        return events
+
+    def on_camera_health(self, mono: float, wall: float, silent: Iterable[str], co2_frame: np.ndarray | None = None,
+                         ch4_frame: np.ndarray | None = None) -> list[AlertEvent]:
+        """The gases whose camera is silent now (empty set: all deliver); call on every change. Frames of the
+        cameras still delivering, if at hand, go into the snapshot (a silent camera shows as NO SIGNAL)."""
+        events = self.policy.on_camera_health(mono, wall, silent)
+        if events:
+            self.sinks.submit(events, SnapshotFrames(co2_frame, ch4_frame, None))
+        return events
+
+    def record_stats(self, stats: Mapping[str, Any]) -> None:
+        """The pipeline's counters (frames, pairs, drops...), kept in the run's row of the alert store."""
+        self.sinks.record_stats(stats)
+
+    def stats(self) -> SinkStats:
+        return self.sinks.stats()
+
+    def close(self, stats: Mapping[str, Any] | None = None, reason: str = "completed",
+              mono: float | None = None, wall: float | None = None) -> list[AlertEvent]:
+        """End open alerts as `interrupted` (at `mono`/`wall`, default now), write them and everything queued,
+        end the run record with `reason` and `stats`, close the sinks. Safe to call twice."""
+        if self._closed:
+            return []
+        self._closed = True
+        events = self.policy.close(time.monotonic() if mono is None else mono, time.time() if wall is None else wall)
+        self.sinks.submit(events)
+        self.sinks.stop(stats, reason)
+        return events
+
+    def __enter__(self) -> "AlertService":
+        self.start()
+        return self
+
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        self.close(reason="completed" if exc_type is None else "error")

@@ -1,0 +1,212 @@
+"""MQTT publishing against a real Mosquitto broker: outages, restarts, availability, TLS with credentials."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+from alerts_support import make_event, sinks_config
+from mqtt_broker import MOSQUITTO, MOSQUITTO_PASSWD, Broker, Subscriber, broker  # noqa: F401 (fixture)
+
+from fume_edge.alerts.mqtt import MqttTarget, parse_mqtt_url
+from fume_edge.alerts.store import AlertStore
+from fume_edge.alerts.worker import SinksConfig, SinkWorker
+from fume_edge.errors import FumeEdgeError
+
+T0 = 1_780_000_000.0
+DEVICE = "barn-1"
+ALERTS, STATUS = f"fe/{DEVICE}/alerts/#", f"fe/{DEVICE}/status"
+
+
+def mqtt_sinks(tmp_path: Path, url: str, **mqtt: Any) -> SinksConfig:
+    return sinks_config(tmp_path, {"mqtt": {"url": url, "reconnect_min_s": 1, "reconnect_max_s": 1, **mqtt}})
+
+
+def until(condition: Callable[[], bool], timeout: float = 20.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+@pytest.mark.parametrize("url, target", [
+    ("mqtt://broker.lan/farm/site", MqttTarget("broker.lan", 1883, False, None, None, "farm/site")),
+    ("mqtts://u:p%40ss@10.0.0.2:9000/", MqttTarget("10.0.0.2", 9000, True, "u", "p@ss", "fume-edge")),
+    ("mqtt://h", MqttTarget("h", 1883, False, None, None, "fume-edge")),
+])
+def test_mqtt_urls(url: str, target: MqttTarget) -> None:
+    assert parse_mqtt_url(url) == target
+
+
+@pytest.mark.parametrize("url, message", [
+    ("http://h/p", "is not an MQTT URL"),
+    ("mqtt://h:99999/p", "invalid port"),
+    ("mqtt:///p", "names no broker host"),
+    ("mqtt://h/p/+/x", "may not contain"),
+    ("mqtt://h/p#", "query or fragment"),
+    ("mqtt://h/p?qos=2", "query or fragment"),
+])
+def test_bad_mqtt_urls_are_one_clear_error(url: str, message: str) -> None:
+    with pytest.raises(FumeEdgeError, match=f"^--mqtt: .*{message}"):
+        parse_mqtt_url(url)
+
+
+@pytest.mark.parametrize("mqtt, message", [
+    ({"url": "mqtt://h/p", "ca": "ca.pem"}, "need an mqtts:// url"),
+    ({"url": "mqtts://h/p", "cert": "c.pem"}, "cert and key go together"),
+    ({"url": "mqtt://h/p", "reconnect_min_s": 10, "reconnect_max_s": 5}, "reconnect_min_s"),
+    ({"url": "ftp://h/p"}, r"run\.sinks\.mqtt\.url: .*not an MQTT URL"),
+])
+def test_mqtt_config_is_validated(tmp_path: Path, mqtt: dict, message: str) -> None:
+    with pytest.raises(FumeEdgeError, match=message):
+        sinks_config(tmp_path, {"mqtt": mqtt})
+
+
+def test_every_alert_reaches_the_subscriber_across_a_broker_restart(broker: Broker, tmp_path: Path) -> None:
+    subscriber = Subscriber(broker.port, [ALERTS])
+    worker = SinkWorker(mqtt_sinks(tmp_path, f"mqtt://127.0.0.1:{broker.port}/fe"), device_id=DEVICE)
+    worker.start()
+    assert worker.mqtt is not None and until(lambda: worker.mqtt.connected)
+    sent = []
+    for i in range(40):
+        if i == 12:  # mid-stream: the broker goes away
+            broker.stop()
+            assert until(lambda: not worker.mqtt.connected)
+        if i == 28:  # everything since is committed and waiting in the outbox
+            assert until(lambda: worker.store.unsent_count() >= 16)
+            broker.start()
+        event = make_event(wall=T0 + i)
+        sent.append(event.event_id)
+        worker.submit([event])
+        time.sleep(0.01)
+    assert subscriber.wait_for(lambda s: set(sent) <= set(s.event_ids), timeout=30), (
+        f"missing {len(set(sent) - set(subscriber.event_ids))} of {len(sent)}")
+    assert until(lambda: worker.store.unsent_count() == 0)
+    worker.stop()
+    subscriber.close()
+    with AlertStore(tmp_path / "alerts.db", readonly=True) as store:
+        assert store.unsent_count() == 0 and len(store.events()) == 40
+
+
+def test_the_outbox_of_a_run_without_broker_is_sent_by_the_next_run(tmp_path: Path) -> None:
+    if MOSQUITTO is None:
+        pytest.skip("mosquitto is not installed (apt-get install mosquitto; .ci/run does)")
+    later = Broker(tmp_path / "broker")  # not started yet: nothing listens on its port
+    config = mqtt_sinks(tmp_path, f"mqtt://127.0.0.1:{later.port}/fe", drain_timeout_s=30.0)
+    events = [make_event("end", wall=T0 + i) for i in range(5)]  # closed alerts: the next run adds no ends
+    with SinkWorker(config, device_id=DEVICE) as worker:
+        worker.submit(events)
+    began = time.monotonic()
+    assert worker.stats().mqtt_unsent == 5 and time.monotonic() - began < 5  # no drain wait while disconnected
+
+    later.start()
+    try:
+        subscriber = Subscriber(later.port, [ALERTS])
+        with SinkWorker(config, device_id=DEVICE) as worker:
+            assert subscriber.wait_for(lambda s: {e.event_id for e in events} <= set(s.event_ids))
+        assert worker.stats().mqtt_sent == 5 and worker.stats().mqtt_unsent == 0
+        subscriber.close()
+    finally:
+        later.stop()
+
+
+def test_availability_online_then_retained_offline_on_clean_stop(broker: Broker, tmp_path: Path) -> None:
+    worker = SinkWorker(mqtt_sinks(tmp_path, f"mqtt://127.0.0.1:{broker.port}/fe"), device_id=DEVICE)
+    worker.start()
+    watcher = Subscriber(broker.port, [STATUS], client_id="watcher")
+    assert watcher.wait_for(lambda s: ("online", True) in s.statuses or ("online", False) in s.statuses)
+    worker.stop()
+    assert watcher.wait_for(lambda s: s.statuses[-1][0] == "offline")
+    late = Subscriber(broker.port, [STATUS], client_id="late")
+    assert late.wait_for(lambda s: s.statuses == [("offline", True)])
+    watcher.close()
+    late.close()
+
+
+CHILD = textwrap.dedent("""
+    import sys, time
+    sys.path.insert(0, sys.argv[3])
+    from alerts_support import sinks_config
+    from pathlib import Path
+    from fume_edge.alerts.worker import SinkWorker
+    config = sinks_config(Path(sys.argv[2]), {"mqtt": {"url": sys.argv[1]}})
+    worker = SinkWorker(config, device_id="barn-1")
+    worker.start()
+    while not worker.mqtt.connected:
+        time.sleep(0.02)
+    print("connected", flush=True)
+    time.sleep(60)
+""")
+
+
+def test_last_will_says_offline_when_the_process_dies(broker: Broker, tmp_path: Path) -> None:
+    watcher = Subscriber(broker.port, [STATUS], client_id="watcher")
+    child = subprocess.Popen([sys.executable, "-c", CHILD, f"mqtt://127.0.0.1:{broker.port}/fe", str(tmp_path),
+                              str(Path(__file__).parent)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None and child.stdout.readline().strip() == "connected"
+        assert watcher.wait_for(lambda s: [p for p, _ in s.statuses] == ["online"])
+        child.send_signal(signal.SIGKILL)
+        assert watcher.wait_for(lambda s: [p for p, _ in s.statuses] == ["online", "offline"], timeout=10)
+    finally:
+        child.kill()
+        child.wait()
+        watcher.close()
+
+
+def make_tls(folder: Path) -> tuple[Path, Path, Path]:
+    """A throwaway CA and a server certificate for 127.0.0.1 (EC keys: fast to make)."""
+    def ssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=folder, check=True, capture_output=True)
+    ssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
+        "-subj", "/CN=fume-edge test CA", "-keyout", "ca.key", "-out", "ca.crt")
+    ssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-subj", "/CN=127.0.0.1",
+        "-keyout", "server.key", "-out", "server.csr")
+    (folder / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    ssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2",
+        "-extfile", "san.ext", "-out", "server.crt")
+    return folder / "ca.crt", folder / "server.crt", folder / "server.key"
+
+
+def test_mqtts_with_credentials(tmp_path: Path) -> None:
+    if MOSQUITTO is None or MOSQUITTO_PASSWD is None or shutil.which("openssl") is None:
+        pytest.skip("needs mosquitto, mosquitto_passwd and openssl (apt-get install mosquitto openssl)")
+    certs = tmp_path / "certs"
+    certs.mkdir()
+    ca, cert, key = make_tls(certs)
+    subprocess.run([MOSQUITTO_PASSWD, "-b", "-c", str(certs / "passwd"), "edge", "s3cr@t"], check=True)
+    secure = Broker(tmp_path / "broker", f"allow_anonymous false\npassword_file {certs / 'passwd'}\n"
+                                         f"cafile {ca}\ncertfile {cert}\nkeyfile {key}\n")
+    secure.start()
+    try:
+        subscriber = Subscriber(secure.port, [ALERTS], tls_ca=str(ca), auth=("edge", "s3cr@t"))
+        event = make_event()
+        url = f"mqtts://edge:s3cr%40t@127.0.0.1:{secure.port}/fe"
+        with SinkWorker(mqtt_sinks(tmp_path, url, ca=str(ca)), device_id=DEVICE) as worker:
+            worker.submit([event])
+            assert subscriber.wait_for(lambda s: event.event_id in s.event_ids)
+        subscriber.close()
+
+        refused = mqtt_sinks(tmp_path / "refused", f"mqtts://edge:wrong@127.0.0.1:{secure.port}/fe", ca=str(ca))
+        with SinkWorker(refused, device_id=DEVICE) as worker:
+            worker.submit([make_event()])
+            time.sleep(1.5)
+            assert worker.mqtt is not None and not worker.mqtt.connected
+        assert worker.stats().mqtt_unsent == 1  # kept for a run with the right password
+    finally:
+        secure.stop()
+
+
+def test_unreadable_tls_files_are_one_clear_error(tmp_path: Path) -> None:
+    config = mqtt_sinks(tmp_path, "mqtts://127.0.0.1:8883/fe", ca=str(tmp_path / "missing-ca.pem"))
+    with pytest.raises(FumeEdgeError, match="cannot load ca/cert/key"):
+        SinkWorker(config, device_id=DEVICE)
