@@ -69,3 +69,87 @@ def info(
     from fume_edge.assets import default_model_path
 
     print_model_info(model_info(model or default_model_path()))
+
+
+def _parse_size(text: Optional[str]) -> Optional[tuple[int, int]]:
+    if text is None:
+        return None
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise FumeEdgeError(f"--size {text!r}: expected WIDTHxHEIGHT, e.g. 640x480") from None
+    return width, height
+
+
+@app.command()
+def export(
+    checkpoint: Path = typer.Argument(..., help="fume-edge checkpoint (.pt) from `train` or `import`."),
+    output: Path = typer.Option(Path("engines/fume.onnx"), "-o", "--output", help="ONNX file to write."),
+    size: Optional[str] = typer.Option(None, help="Static input size WIDTHxHEIGHT [default: the checkpoint's]."),
+    logits: bool = typer.Option(False, "--logits", help="Also output raw seg logits (for parity checks)."),
+    fp16: bool = typer.Option(False, "--fp16", help="Half-precision compute, float32 I/O (strongly typed TensorRT ≥ 11)."),
+    simplify: bool = typer.Option(True, "--simplify/--no-simplify", help="Simplify with onnxsim."),
+    check_data: Optional[Path] = typer.Option(None, "--check-data", help="Paired CSV for the parity check [default: synthetic pairs]."),
+    check_pairs: int = typer.Option(6, "--check-pairs", min=1, help="How many pairs the parity check runs."),
+) -> None:
+    """Export a checkpoint to ONNX (static shape, argmax in the graph) and check it against PyTorch."""
+    from fume_edge.deploy.export_job import export_and_check
+    from fume_edge.deploy.reports import print_export
+
+    job = export_and_check(checkpoint, output, size=_parse_size(size), with_logits=logits, fp16=fp16,
+                           simplify=simplify, check_data=check_data, check_count=check_pairs)
+    print_export(job)
+    if not job.parity.passed:
+        raise typer.Exit(code=1)
+
+
+@app.command()
+def pair(
+    annotations: Path = typer.Argument(..., help="Annotation CSV: image, mask, gas, ph, animal_id, session_id, timestamp."),
+    out_dir: Path = typer.Option(..., "-o", "--out", help="Folder for paired_{train,val,test}.csv."),
+    tolerance: Optional[float] = typer.Option(None, "--tolerance", help="Max CO2-CH4 time difference in seconds [default: data.yaml pairing.tolerance_s]."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Split seed [default: data.yaml pairing.seed]."),
+    config: Optional[Path] = typer.Option(None, "--config", help="Data YAML overriding fume_edge/configs/data.yaml."),
+) -> None:
+    """Pair CO2 and CH4 frames (same animal and session, nearest in time) and split train/val/test by animal."""
+    from fume_edge.data.commands import pair_command
+
+    pair_command(annotations, out_dir, config, tolerance, seed)
+
+
+@app.command()
+def synth(
+    out_dir: Path = typer.Argument(..., help="Output folder (created; must be empty unless --overwrite)."),
+    pairs: int = typer.Option(1000, "--pairs", help="CO2/CH4 pairs to render (extra single CO2 frames follow data.yaml co2_share)."),
+    seed: int = typer.Option(0, "--seed", help="Random seed; the same seed gives the same files."),
+    videos: bool = typer.Option(False, "--videos", help="Write paired CO2/CH4 videos with per-frame ground truth instead of a frame dataset."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Processes rendering frames [default: all cores]."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a non-empty output folder (only once the new one is complete)."),
+    fps: Optional[float] = typer.Option(None, "--fps", help="Videos: frames per second."),
+    clock_offset: Optional[float] = typer.Option(None, "--clock-offset", help="Videos: CH4 camera clock minus CO2 camera clock, seconds."),
+    jitter: Optional[float] = typer.Option(None, "--jitter", help="Videos: timestamp jitter (uniform ±), seconds."),
+    drop_rate: Optional[float] = typer.Option(None, "--drop-rate", help="Videos: chance that a camera drops a frame."),
+    outage: Optional[str] = typer.Option(None, "--outage", help="Videos: GAS:START:SECONDS, e.g. ch4:10:3 (that camera is silent)."),
+    config: Optional[Path] = typer.Option(None, "--config", help="Data YAML overriding fume_edge/configs/data.yaml."),
+) -> None:
+    """Generate synthetic OGI data: frames, masks and an annotation CSV in the real format (or --videos)."""
+    from fume_edge.data.commands import synth_command
+
+    synth_command(
+        out_dir, pairs=pairs, seed=seed, videos=videos, workers=workers, overwrite=overwrite, config_path=config,
+        fps=fps, clock_offset_s=clock_offset, jitter_s=jitter, drop_rate=drop_rate, outage=outage,
+    )
+
+
+@app.command()
+def alerts(
+    db: Path = typer.Option(Path("alerts.db"), "--db", help="Alert database written by `fume-edge run`."),
+    since: Optional[str] = typer.Option(None, "--since", help="Only events from this time on: ISO-8601 (UTC unless it has an offset) or an age like 30m, 2h, 7d."),
+    alert_type: Optional[str] = typer.Option(None, "--type", help="Only this alert type, e.g. acidosis_risk, camera_degraded."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON event per line (the JSONL/MQTT schema) instead of a table."),
+    limit: Optional[int] = typer.Option(None, "--limit", help="Only the newest N events."),
+) -> None:
+    """List or export alert events (read-only; safe while `run` is writing)."""
+    from fume_edge.alerts.report import show_alerts
+
+    show_alerts(db, since=since, alert_type=alert_type, as_json=as_json, limit=limit)

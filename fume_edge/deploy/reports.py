@@ -7,6 +7,7 @@ from pathlib import Path
 from rich.table import Table
 
 from fume_edge.console import console
+from fume_edge.deploy.export_job import ExportJob
 from fume_edge.deploy.model_info import ModelInfo
 from fume_edge.deploy.upstream_import import ImportResult
 
@@ -52,3 +53,31 @@ def print_import_summary(result: ImportResult, output: Path) -> None:
     table.add_row("source sha256", ckpt.provenance["source_sha256"][:16] + "…")
     table.add_row("written", str(output))
     console.print(table)
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "—" if value is None else format(value, spec)
+
+
+def print_export(job: ExportJob) -> None:
+    result, parity = job.export, job.parity
+    simplified = (f"{result.nodes_before} → {result.nodes_after} nodes (onnxsim)" if result.simplified
+                  else f"{result.nodes_after} nodes, not simplified: {result.simplify_error}")
+    console.print(f"[bold]graph[/]: {simplified}; outputs {', '.join(result.output_names)}")
+    table = Table(title=f"Parity with PyTorch ({'fp16' if parity.fp16 else 'fp32'} graph)", title_justify="left")
+    for column in ("pair", "gases", "|Δ| pH logit", "|Δ| seg logit", "labels equal", "ties", "differ", "pH"):
+        table.add_column(column, justify="right")
+    for row in parity.rows:
+        table.add_row(
+            str(row.pair), row.modality, _fmt(row.ph_logit_delta, ".2e"), _fmt(row.seg_logit_delta, ".2e"),
+            _fmt(row.label_agreement, ".3%"), str(row.undecided_disagreements), str(row.decided_disagreements),
+            "—" if row.ph_class_equal is None else ("same" if row.ph_class_equal else "[red]differs[/]"),
+        )
+    console.print(table)
+    console.print("[dim]ties: differing pixels whose top two PyTorch logits are within 1e-4 (either label is right)[/]")
+    if parity.passed:
+        console.print(f"[green]parity ok[/]: wrote {result.path}")
+    else:
+        for failure in parity.failures:
+            console.print(f"[red]parity failed[/]: {failure}")
+        console.print("[red]nothing written[/]: the export does not match the PyTorch model")

@@ -1,0 +1,52 @@
+"""`fume-edge export`: export, then prove parity with PyTorch before the file takes its final name.
+
+A graph that fails the parity check never appears at the output path, so a broken export cannot reach a device.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from fume_edge.deploy.check_pairs import csv_check_pairs, synthetic_check_pairs
+from fume_edge.deploy.onnx_export import ExportResult, export_onnx
+from fume_edge.deploy.parity import ParityReport, check_parity
+
+
+@dataclass
+class ExportJob:
+    export: ExportResult
+    parity: ParityReport
+
+
+def export_and_check(
+    checkpoint: Path,
+    output: Path,
+    size: tuple[int, int] | None = None,
+    with_logits: bool = False,
+    fp16: bool = False,
+    simplify: bool = True,
+    check_data: Path | None = None,
+    check_count: int = 6,
+    seed: int = 0,
+) -> ExportJob:
+    staging = output.with_name(output.stem + ".checking.onnx")
+    try:
+        result = export_onnx(checkpoint, staging, size=size, with_logits=with_logits, fp16=fp16, simplify=simplify)
+        width, height = size or _graph_size(staging)
+        pairs = (csv_check_pairs(check_data, check_count, (width, height)) if check_data
+                 else synthetic_check_pairs(check_count, (width, height), seed))
+        parity = check_parity(checkpoint, staging, pairs)
+        if parity.passed:
+            staging.replace(output)
+            result.path = output
+        return ExportJob(export=result, parity=parity)
+    finally:
+        staging.unlink(missing_ok=True)
+
+
+def _graph_size(path: Path) -> tuple[int, int]:
+    import onnx
+
+    dims = onnx.load(str(path), load_external_data=False).graph.input[0].type.tensor_type.shape.dim
+    return int(dims[-1].dim_value), int(dims[-2].dim_value)
