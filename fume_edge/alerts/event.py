@@ -100,7 +100,7 @@ class AlertEvent:
 
     def to_json(self) -> str:
         """Compact one-line JSON: the JSONL line, the MQTT payload and the SQLite payload column."""
-        return json.dumps(self.to_dict(), separators=(",", ":"), sort_keys=True, allow_nan=False)
+        return json.dumps(self.to_dict(), separators=(",", ":"), allow_nan=False)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "AlertEvent":

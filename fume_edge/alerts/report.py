@@ -1,0 +1,66 @@
+"""`fume-edge alerts`: list or export the events of an alert database.
+
+Reads the database read-only, so it is safe next to a running `fume-edge run` (WAL readers never block the
+writer). `--json` prints the events exactly as the JSONL and MQTT sinks carry them, one per line, for scripts.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+from rich.table import Table
+
+from fume_edge.alerts.event import ALERT_TYPES, AlertEvent, parse_iso
+from fume_edge.alerts.store import AlertStore
+from fume_edge.console import console
+from fume_edge.errors import FumeEdgeError
+
+_AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+_STATE_STYLE = {"start": "bold red", "update": "yellow", "end": "green"}
+
+
+def parse_since(text: str, now: float) -> float:
+    """An age (`30m`, `2h`, `7d`, `1w`) before `now`, or an ISO-8601 time (UTC unless it carries an offset)."""
+    age = _AGE.match(text)
+    if age:
+        return now - float(age.group(1)) * _AGE_UNITS[age.group(2)]
+    try:
+        return parse_iso(text.strip())
+    except ValueError:
+        raise FumeEdgeError(f"--since {text!r}: not a time; use ISO-8601 (2026-11-25T08:00) or an age "
+                            "(30m, 2h, 7d)") from None
+
+
+def _table(events: list[AlertEvent], db: Path) -> Table:
+    table = Table(title=f"{len(events)} alert event{'' if len(events) == 1 else 's'} in {db}", title_justify="left")
+    for name in ("time (UTC)", "type", "state", "alert", "cameras", "pH (smoothed)", "gas area", "frames",
+                 "snapshot"):
+        table.add_column(name, no_wrap=name in ("time (UTC)", "type", "alert"),
+                         overflow="fold" if name == "snapshot" else "ellipsis")
+    for e in events:
+        probs = " ".join(f"{name[0]} {p:.2f}" for name, p in (e.probs or {}).items()) or "-"
+        gas = " ".join(f"{gas} {'-' if a is None else f'{a * 100:.1f}%'}" for gas, a in e.gas_areas.items()) or "-"
+        state = e.state + (f" ({e.reason})" if e.reason else "")
+        table.add_row(e.time[:19].replace("T", " "), e.type, f"[{_STATE_STYLE[e.state]}]{state}[/]", e.id[:8],
+                      ", ".join(e.camera_ids), probs, gas, str(e.frames), Path(e.snapshot).name if e.snapshot else "-")
+    return table
+
+
+def show_alerts(db: Path, *, since: str | None = None, alert_type: str | None = None, as_json: bool = False,
+                limit: int | None = None) -> None:
+    """Print the events of `db` (oldest first; `limit` keeps the newest) as a table, or as JSON lines."""
+    if alert_type is not None and alert_type not in ALERT_TYPES:
+        raise FumeEdgeError(f"--type {alert_type!r}: not an alert type; use one of {', '.join(ALERT_TYPES)}")
+    if limit is not None and limit <= 0:
+        raise FumeEdgeError(f"--limit {limit}: must be a positive number of events")
+    start = None if since is None else parse_since(since, time.time())
+    with AlertStore(db, readonly=True) as store:
+        events = store.events(since=start, alert_type=alert_type, limit=limit)
+    if as_json:
+        for event in events:
+            print(event.to_json())
+    else:
+        console.print(_table(events, db))
