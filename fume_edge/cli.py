@@ -153,3 +153,33 @@ def alerts(
     from fume_edge.alerts.report import show_alerts
 
     show_alerts(db, since=since, alert_type=alert_type, as_json=as_json, limit=limit)
+
+
+@app.command()
+def train(
+    config: Optional[Path] = typer.Option(None, "--config", help="Training YAML overriding fume_edge/configs/train.yaml."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Folder with paired_{train,val}.csv (default: data.root of the config)."),
+    model: Optional[str] = typer.Option(None, "--model", help="Registered model name (default: the config's model)."),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="RUN/last.pt: continue that run in its folder (its own config unless --config)."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Live progress bars."),
+) -> None:
+    """Train a model; under `torchrun --nproc_per_node N --no-python fume-edge train ...` with DDP."""
+    from fume_edge.console import console
+    from fume_edge.train.trainer import command_config, train as run_training
+
+    run_training(command_config(config, resume, data, model), resume=resume, console=console, show_progress=progress)
+
+
+@app.command("eval")
+def eval_cmd(
+    model: Path = typer.Argument(..., help="Model file: .pt checkpoint (and .onnx/.engine through the runtime)."),
+    data: Path = typer.Option(..., "--data", help="Paired CSV to score, e.g. paired_test.csv."),
+    json_path: Optional[Path] = typer.Option(None, "--json", help="Write the metrics as JSON here ('-' for stdout)."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, ... (as the backend understands it)."),
+    data_config: Optional[Path] = typer.Option(None, "--data-config", help="Data YAML (16-bit range) overriding configs/data.yaml."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Score only the first N samples."),
+) -> None:
+    """Score a model on a paired split: pH and segmentation metrics as a table and JSON."""
+    from fume_edge.train.evaluate import eval_command
+
+    eval_command(model, data, json_path, device, data_config, limit)

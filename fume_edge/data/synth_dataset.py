@@ -35,7 +35,12 @@ from fume_edge.labels import GASES, PH_CLASS_NAMES
 
 ANNOTATIONS_NAME = "annotations.csv"
 _FIRST_SESSION_START = 1709280000.0  # 2024-03-01T08:00:00Z; sessions are a day apart per round, staggered per animal
-_PNG = [cv2.IMWRITE_PNG_COMPRESSION, 1]  # fast: PNG encoding dominates the generation time
+# PNG encoding dominates the generation time. Noisy frames barely compress, so Huffman coding after a SUB filter
+# (where OpenCV offers the filter choice) is as small as deflate and three times faster; masks are runs of labels.
+_FRAME_PNG = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_HUFFMAN_ONLY]
+if hasattr(cv2, "IMWRITE_PNG_FILTER"):
+    _FRAME_PNG += [cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_SUB]
+_MASK_PNG = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,8 +124,8 @@ def plan_sessions(config: SyntheticConfig, classes: PhClasses, pairs: int, seed:
     return [dataclasses.replace(p, extra_co2=e) for p, e in zip(plans, extras)]
 
 
-def _write_png(path: Path, image: np.ndarray) -> None:
-    if not cv2.imwrite(str(path), image, _PNG):
+def _write_png(path: Path, image: np.ndarray, params: list[int]) -> None:
+    if not cv2.imwrite(str(path), image, params):
         raise FumeEdgeError(f"{path}: could not write the image; check free disk space and permissions")
 
 
@@ -141,8 +146,8 @@ def render_session(plan: SessionPlan, config: SyntheticConfig, folder: Path) -> 
             name = f"{plan.animal_id}_{plan.session_id}_{gas}_{k:04d}.png"
             image, mask = (folder / kind / gas / name for kind in ("images", "masks"))
             frame, labels = scene.render(gas, amounts[gas], when)
-            _write_png(image, frame)
-            _write_png(mask, labels)
+            _write_png(image, frame, _FRAME_PNG)
+            _write_png(mask, labels, _MASK_PNG)
             frames.append(Frame(image, mask, gas, plan.ph, plan.animal_id, plan.session_id, plan.start + when))
     return frames
 
