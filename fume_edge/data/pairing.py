@@ -24,6 +24,7 @@ import numpy as np
 from fume_edge.data.config import PairingConfig, PhClasses
 from fume_edge.data.csvio import write_tables
 from fume_edge.data.records import Frame, Sample, read_annotations, sample_table
+from fume_edge.errors import FumeEdgeError
 from fume_edge.labels import PH_CLASS_NAMES
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
@@ -178,6 +179,8 @@ def run_pairing(annotations: str | Path, out_dir: str | Path, config: PairingCon
     Everything is checked before the first byte is written; the three files then appear together.
     """
     frames = read_annotations(annotations)
+    if not frames:
+        raise FumeEdgeError(f"{annotations}: no frames; add one row per frame below the header")
     samples, warnings = pair_frames(frames, config.tolerance_s, classes)
     fractions = config.split.as_tuple()
     splits = split_by_animal(samples, fractions, config.seed)

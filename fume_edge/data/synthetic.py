@@ -3,9 +3,9 @@
 fume-edge needs paired CO2/CH4 frames with exact masks to train and test without the real FUME data, and the edge
 pipeline needs a camera it can run without hardware. Both use this module, which therefore imports no torch.
 
-Live API, what a camera source calls once per frame (about 3 ms per camera at 640x480 on one core):
+Live API, what a camera source calls once per frame (about 1.5 ms per camera at 640x480 on one core):
 
-    scene = SyntheticScene(seed=7)                  # precomputes backgrounds, noise and turbulence (~50 ms)
+    scene = SyntheticScene(seed=7)                  # precomputes backgrounds, noise and turbulence (~35 ms)
     co2, ch4, co2_mask, ch4_mask = scene.render_pair(ph=5.6, t=frame_index / fps)
     frame, mask = scene.render("ch4", scene.amounts(5.6)[1], t)    # one camera alone (e.g. one thread each)
 
