@@ -36,6 +36,7 @@ class Broker:
 
     def __init__(self, workdir: Path, extra_config: str = "allow_anonymous true\n") -> None:
         assert MOSQUITTO is not None
+        self.binary = MOSQUITTO
         self.workdir = workdir
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
@@ -48,7 +49,7 @@ class Broker:
         self._proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 10.0) -> None:
-        self._proc = subprocess.Popen([MOSQUITTO, "-c", str(self.config)], stdout=subprocess.DEVNULL,
+        self._proc = subprocess.Popen([self.binary, "-c", str(self.config)], stdout=subprocess.DEVNULL,
                                       stderr=subprocess.PIPE)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -95,10 +96,10 @@ class Subscriber:
         if auth is not None:
             self.client.username_pw_set(*auth)
         self.client.reconnect_delay_set(1, 1)
+        self._subscribed = threading.Event()
         self.client.on_connect = self._on_connect
         self.client.on_subscribe = lambda *args: self._subscribed.set()
         self.client.on_message = self._on_message
-        self._subscribed = threading.Event()
         self.client.connect(host="127.0.0.1", port=port, keepalive=10)
         self.client.loop_start()
         if not self._subscribed.wait(10):

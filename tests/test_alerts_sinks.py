@@ -64,6 +64,17 @@ def test_jsonl_appends_whole_lines_and_rotates(tmp_path: Path) -> None:
     assert read_lines(path)[-1] == events[0]
 
 
+def test_jsonl_terminates_a_line_torn_by_a_crash(tmp_path: Path) -> None:
+    path = tmp_path / "a.jsonl"
+    first, second = make_event(), make_event()
+    path.write_text(first.to_json() + "\n" + second.to_json()[:40])  # power cut mid-line
+    third = make_event()
+    with JsonlWriter(JsonlConfig(str(path), max_bytes=1 << 20, backups=1)) as writer:
+        writer.write(third)
+    lines = path.read_text().splitlines()
+    assert len(lines) == 3 and AlertEvent.from_json(lines[0]) == first and AlertEvent.from_json(lines[2]) == third
+
+
 def test_jsonl_bad_path_is_one_clear_error(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
     with pytest.raises(FumeEdgeError, match="cannot open the JSONL alert file"):
@@ -97,7 +108,7 @@ def test_snapshot_files_are_atomic_and_named_after_the_event(tmp_path: Path) -> 
     path = folder.path_for(event)
     assert path.is_absolute() and event.event_id[:8] in path.name and path.name.startswith("20")
     image = render_snapshot(frames(), event)
-    ok, png = cv2.imencode(".png", image)
+    _, png = cv2.imencode(".png", image)
     folder.write(path, png.tobytes())
     assert cv2.imread(str(path)).shape == image.shape
     assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary file left

@@ -1,6 +1,7 @@
 """The JSONL sink: one `AlertEvent.to_json()` line per event, appended, flushed and fsynced before the next.
 
-A line is either whole on disk or (after a power cut mid-write) a torn last line; earlier lines are never touched. The file rotates by size (`events.jsonl` -> `events.jsonl.1` ... `.N`, oldest dropped), so a
+A line is either whole on disk or (after a power cut mid-write) a torn last line, which the next run terminates
+with a newline so it never spoils the following event; earlier lines are never touched. The file rotates by size (`events.jsonl` -> `events.jsonl.1` ... `.N`, oldest dropped), so a
 device that runs for months keeps at most `(backups + 1) * max_bytes` of it.
 """
 
@@ -39,9 +40,19 @@ class JsonlWriter:
         self._file = self._open()
 
     def _open(self) -> IO[str]:
+        """Open for appending; a torn last line (power cut mid-write) is terminated so the next event starts on a
+        line of its own instead of being glued to the fragment."""
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            return open(self.path, "a", encoding="utf-8")
+            torn = False
+            if self.path.is_file() and self.path.stat().st_size > 0:
+                with open(self.path, "rb") as tail:
+                    tail.seek(-1, os.SEEK_END)
+                    torn = tail.read(1) != b"\n"
+            handle = open(self.path, "a", encoding="utf-8")
+            if torn:
+                handle.write("\n")
+            return handle
         except OSError as exc:
             raise FumeEdgeError(f"{self.path}: cannot open the JSONL alert file ({exc.strerror}); "
                                 "pass a writable --jsonl path") from None

@@ -51,7 +51,7 @@ class WindowSmoother:
         self._samples.append((t, np.asarray(x, dtype=np.float64)))
         while self._samples[0][0] < t - self.window_s:
             self._samples.popleft()
-        return np.mean([s for _, s in self._samples], axis=0)
+        return np.asarray(np.mean([s for _, s in self._samples], axis=0), dtype=np.float64)
 
 
 def make_smoother(method: str, seconds: float) -> Smoother:

@@ -70,12 +70,13 @@ def to_gray_u8(frame: np.ndarray) -> np.ndarray:
     if image.dtype == np.uint8:
         return image
     if np.issubdtype(image.dtype, np.floating):
-        return (np.clip(np.nan_to_num(image), 0.0, 1.0) * 255.0).astype(np.uint8)
+        return np.asarray(np.clip(np.nan_to_num(image), 0.0, 1.0) * 255.0).astype(np.uint8)
     low, high = float(image.min()), float(image.max())  # integer sensors (16-bit thermal): stretch the range
     return ((image.astype(np.float64) - low) * (255.0 / max(high - low, 1.0))).astype(np.uint8)
 
 
 def _panel(frame: np.ndarray | None, seg: np.ndarray | None, title: str) -> np.ndarray:
+    panel: np.ndarray
     if frame is None:
         panel = np.full((INPUT_HEIGHT, INPUT_WIDTH, 3), 48, np.uint8)
         cv2.putText(panel, "NO SIGNAL", (INPUT_WIDTH // 2 - 110, INPUT_HEIGHT // 2), cv2.FONT_HERSHEY_SIMPLEX, 1.2,
@@ -164,7 +165,7 @@ class SnapshotDir:
         now = time.time() if now is None else now
         for tmp in self.dir.glob("*.png.tmp"):
             tmp.unlink(missing_ok=True)
-        files = sorted(((p.stat().st_mtime, p.name, p) for p in self.dir.glob("*.png")))
+        files = sorted((p.stat().st_mtime, p.name, p) for p in self.dir.glob("*.png"))
         keep_resolved = {str(Path(k).resolve()) for k in keep}
         count, total = len(files), sum(p.stat().st_size for _, _, p in files)
         oldest_allowed = now - self.config.max_age_days * 86400

@@ -181,7 +181,7 @@ class AlertStore:
     def events(self, *, since: float | None = None, alert_type: str | None = None,
                limit: int | None = None) -> list[AlertEvent]:
         """Events in time order, optionally from epoch `since` on and of one type; `limit` keeps the newest."""
-        where, args = ["1"], []
+        where, args = ["1"], list[Any]()
         if since is not None:
             where.append("epoch >= ?")
             args.append(since)
@@ -243,12 +243,16 @@ class AlertStore:
                                         (excess,))
             db.execute("DELETE FROM runs WHERE id NOT IN (SELECT id FROM runs ORDER BY id DESC LIMIT ?)",
                        (config.max_runs,))
-        while self.used_bytes() > config.max_bytes:
+        while (used := self.used_bytes()) > config.max_bytes:
             with self._transaction() as db:
-                batch = self._delete(db, f"seq IN (SELECT seq FROM events WHERE {_DELETABLE} ORDER BY seq LIMIT 64)", ())
-            if batch == 0:
+                rows = db.execute("SELECT COUNT(*) FROM events").fetchone()[0]
+                # Pages also hold indexes and the other tables, so estimate per event and go round again.
+                batch = max(16, (used - config.max_bytes) * rows // max(used, 1))
+                removed = self._delete(db, f"seq IN (SELECT seq FROM events WHERE {_DELETABLE} ORDER BY seq LIMIT ?)",
+                                       (batch,))
+            if removed == 0:
                 break
-            deleted += batch
+            deleted += removed
         return deleted
 
     @staticmethod
@@ -260,7 +264,7 @@ class AlertStore:
 
     def integrity_ok(self) -> bool:
         with self._lock:
-            return self._db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+            return bool(self._db.execute("PRAGMA integrity_check").fetchone()[0] == "ok")
 
     def close(self) -> None:
         with self._lock:
