@@ -136,8 +136,10 @@ def test_gas_gating_can_be_turned_off() -> None:
 def test_camera_health_alert_always_describes_the_current_state() -> None:
     policy = AlertPolicy(policy_config(), device_id="d", cameras={"co2": "cam-a", "ch4": "cam-b"})
     assert policy.on_camera_health(1.0, WALL0, set()) == []
+    policy.on_prediction(1.5, WALL0 + 1.5, prediction(HEALTHY))
     first = policy.on_camera_health(2.0, WALL0 + 2, {"co2"})
     assert [(e.type, e.state, e.camera_ids) for e in first] == [(CAMERA_DEGRADED, "start", ("cam-a",))]
+    assert first[0].gas_areas["co2"] is None and first[0].gas_areas["ch4"] == pytest.approx(0.05, abs=1e-3)
     assert policy.on_camera_health(2.5, WALL0 + 2.5, {"co2"}) == []  # no change, no event
 
     # Degraded mode: inference goes on with CH4 only; the silent camera's gas area is unknown, not zero.

@@ -127,11 +127,11 @@ def test_concurrent_writer_and_acker_threads(tmp_path: Path) -> None:
 
         thread = threading.Thread(target=acker)
         thread.start()
-        for i in range(200):
+        for i in range(100):
             store.record(make_event(wall=T0 + i), publish=True)
         done.set()
         thread.join(timeout=30)
-        assert not thread.is_alive() and store.unsent_count() == 0 and len(store.events()) == 200
+        assert not thread.is_alive() and store.unsent_count() == 0 and len(store.events()) == 100
 
 
 WRITER = textwrap.dedent("""
@@ -168,8 +168,10 @@ def test_a_killed_writer_leaves_every_committed_event_and_nothing_half_written(t
 def test_unreadable_and_newer_databases_are_one_clear_error(tmp_path: Path) -> None:
     junk = tmp_path / "junk.db"
     junk.write_bytes(b"this is not sqlite" * 100)
-    with pytest.raises(FumeEdgeError, match="junk.db: not a readable alert database"):
+    with pytest.raises(FumeEdgeError, match="junk.db: cannot open as an alert database"):
         AlertStore(junk)
+    with pytest.raises(FumeEdgeError, match="cannot open as an alert database"):
+        AlertStore(junk / "sub" / "a.db")  # a folder that cannot exist
     newer = tmp_path / "newer.db"
     sqlite3.connect(newer).execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
     with pytest.raises(FumeEdgeError, match="newer than this fume-edge"):

@@ -212,6 +212,7 @@ class AlertPolicy:
         if silent_set == self._silent:
             return []
         self._silent = silent_set
+        self._areas = {gas: (None if gas in silent_set else area) for gas, area in self._areas.items()}
         events = []
         current = next((t for t in (CAMERA_DEGRADED, CAMERA_OFFLINE) if t in self._open), None)
         if current is not None:

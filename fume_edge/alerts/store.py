@@ -102,9 +102,9 @@ class AlertStore:
                 self._db.execute("PRAGMA journal_mode = WAL")
                 self._db.execute("PRAGMA synchronous = FULL")
             self._migrate(readonly)
-        except sqlite3.DatabaseError as exc:
-            raise FumeEdgeError(f"{self.path}: not a readable alert database ({exc}); "
-                                "move it away or pass another path") from None
+        except (sqlite3.DatabaseError, OSError) as exc:
+            raise FumeEdgeError(f"{self.path}: cannot open as an alert database ({exc}); "
+                                "pass a writable path to a fume-edge alert database") from None
 
     def _migrate(self, readonly: bool) -> None:
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
