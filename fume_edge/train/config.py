@@ -2,9 +2,9 @@
 
 The packaged defaults are the FUME research configuration (AdamW 1e-3/1e-4, cosine to 1e-5, batch 8, ≤ 100 epochs,
 patience 15 on validation balanced accuracy, clipping 1.0, AMP, focal pH loss with α = [1, 8, 1.2], focal + dice
-masks, task weights 1/1, modality dropout 0.2, class-balanced sampling), so a run is reproducible from its
-`config.yaml` alone. Like the data settings, the dataclasses carry no default values: the packaged YAML is the
-one place they live, so a default can never be stated twice and drift.
+masks, task weights 1/1, class-balanced sampling; modality dropout 0.2 and the augmentations come from the data
+settings, `configs/data.yaml`). Like the data settings, these dataclasses carry no default values: the packaged
+YAML is the one place they live, so a default can never be stated twice and drift.
 """
 
 from __future__ import annotations
@@ -26,16 +26,16 @@ class DataSettings:
     root: str | None  # folder with the split CSVs; `--data` sets it; relative CSV names resolve under it
     train_csv: str
     val_csv: str
+    settings: str | None  # a data settings YAML (augmentations, 16-bit range); None: configs/data.yaml
     image_size: tuple[int, int]  # (width, height) the model is trained at
-    modality_dropout: float
+    modality_dropout: float | None  # None: the data settings' value
     balanced_sampling: bool
-    augment: bool
-    samples_per_epoch: int | None  # None: one pass over the training split per epoch
+    samples_per_epoch: int | None  # None: as many draws as the training split has samples
     max_val_samples: int | None  # None: the whole validation split
     num_workers: int
 
     def validate(self, where: str) -> None:
-        if not 0.0 <= self.modality_dropout < 1.0:
+        if self.modality_dropout is not None and not 0.0 <= self.modality_dropout < 1.0:
             raise FumeEdgeError(f"{where}.modality_dropout: expected a value in [0, 1), got {self.modality_dropout}")
         if min(self.image_size) < 32:
             raise FumeEdgeError(f"{where}.image_size: expected [width, height] of at least 32 pixels each")
@@ -124,15 +124,6 @@ class TrainConfig:
         return plain(asdict(self))
 
 
-def load_train_config(path: str | Path | None = None, **overrides: Any) -> TrainConfig:
-    """Packaged defaults, then the YAML at `path`, then non-None command-line `overrides` (dotted keys allowed)."""
-    config = load_config(TrainConfig, "train", path)
-    for dotted, value in overrides.items():
-        if value is None:
-            continue
-        target: Any = config
-        *parents, leaf = dotted.split(".")
-        for part in parents:
-            target = getattr(target, part)
-        setattr(target, leaf, value)
-    return config
+def load_train_config(path: str | Path | None = None) -> TrainConfig:
+    """Packaged defaults overridden by the YAML at `path` (any subset of keys)."""
+    return load_config(TrainConfig, "train", path)

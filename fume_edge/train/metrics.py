@@ -97,14 +97,13 @@ def classification_metrics(cm: np.ndarray, names: tuple[str, ...] = PH_CLASS_NAM
 
 
 def segmentation_metrics(cm: np.ndarray, prefix: str, names: tuple[str, ...] = SEG_CLASS_NAMES) -> dict[str, float]:
-    """Per-class IoU and Dice, mIoU, pixel accuracy and gas IoU for one gas's mask, keys prefixed by the gas."""
+    """Per-class IoU and Dice, mIoU and pixel accuracy for one gas's mask, keys prefixed by the gas.
+
+    `{gas}_iou_gas` is that gas's headline gas IoU.
+    """
     iou = per_class_iou(cm)
     dice = per_class_f1(cm)
-    out = {
-        f"{prefix}_miou": _nanmean(iou),
-        f"{prefix}_pixel_acc": accuracy(cm),
-        f"{prefix}_gas_iou": float(iou[GAS_CLASS_ID]),
-    }
+    out = {f"{prefix}_miou": _nanmean(iou), f"{prefix}_pixel_acc": accuracy(cm)}
     out.update({f"{prefix}_iou_{name.lower()}": float(v) for name, v in zip(names, iou)})
     out.update({f"{prefix}_dice_{name.lower()}": float(v) for name, v in zip(names, dice)})
     return out
@@ -135,6 +134,20 @@ class MetricAccumulator:
         for gas, cm in other.seg.items():
             self.seg[gas] = self.seg[gas] + cm if gas in self.seg else cm.copy()
 
+    def as_array(self) -> np.ndarray:
+        """Every count in a fixed layout (pH, then each gas; zeros where unseen), for summing over DDP ranks."""
+        blocks = [self.ph if self.ph is not None else np.zeros((self.num_classes,) * 2, np.int64)]
+        blocks += [self.seg.get(gas, np.zeros((self.num_seg_classes,) * 2, np.int64)) for gas in GASES]
+        return np.concatenate([b.ravel() for b in blocks]).astype(np.int64)
+
+    def load_array(self, counts: np.ndarray) -> None:
+        """Inverse of `as_array`; a head or gas with no counts at all stays unseen."""
+        n_ph = self.num_classes**2
+        ph = counts[:n_ph].reshape(self.num_classes, self.num_classes)
+        self.ph = ph if ph.any() else None
+        rest = counts[n_ph:].reshape(len(GASES), self.num_seg_classes, self.num_seg_classes)
+        self.seg = {gas: cm for gas, cm in zip(GASES, rest) if cm.any()}
+
     def compute(self) -> dict[str, float]:
         """All metrics for the heads seen, plus `gas_iou` (mean over gases) and `joint` (see `joint_score`)."""
         out: dict[str, float] = {}
@@ -143,7 +156,8 @@ class MetricAccumulator:
         for gas in GASES:
             if gas in self.seg:
                 out.update(segmentation_metrics(self.seg[gas], gas))
-        gas_ious = np.array([out[f"{g}_gas_iou"] for g in GASES if f"{g}_gas_iou" in out])
+        gas_class = SEG_CLASS_NAMES[GAS_CLASS_ID].lower()
+        gas_ious = np.array([out[f"{g}_iou_{gas_class}"] for g in GASES if f"{g}_iou_{gas_class}" in out])
         if gas_ious.size:
             out["gas_iou"] = _nanmean(gas_ious)
         out["joint"] = joint_score(out)

@@ -12,6 +12,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from fume_edge.labels import PH_CLASS_NAMES
 
@@ -42,6 +43,8 @@ def plot_curves(history: Sequence[Mapping[str, float]], path: str | Path) -> Pat
             metric_ax.plot(epochs, values, marker=".", label=key.removeprefix("val_"))
     metric_ax.set(title="validation", xlabel="epoch", ylim=(0, 1))
     metric_ax.legend(loc="lower right")
+    for ax in (loss_ax, metric_ax):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     return _save(fig, path)
 
 
@@ -73,8 +76,9 @@ def overlay(frame: np.ndarray, mask: np.ndarray) -> np.ndarray:
 def plot_overlays(samples: Sequence[Mapping[str, np.ndarray]], path: str | Path) -> Path:
     """One row per sample: for each gas, the frame with the true mask and with the predicted mask.
 
-    Each sample maps `co2`/`ch4` (H,W frames), `co2_true`/`co2_pred`/`ch4_true`/`ch4_pred` (H,W class ids);
-    a gas whose prediction is missing (a model without that head) is left out of the columns.
+    Each sample maps `co2`/`ch4` (H,W frames), `co2_true`/`co2_pred`/`ch4_true`/`ch4_pred` (H,W class ids) and
+    `co2_present`/`ch4_present` (0-d bool: the sample has that frame); a gas whose prediction is missing (a model
+    without that head) is left out of the columns, and a frame the sample lacks is drawn as "no frame".
     """
     gases = [g for g in ("co2", "ch4") if samples and f"{g}_pred" in samples[0]]
     columns = [(g, kind) for g in gases for kind in ("true", "pred")]
@@ -83,7 +87,10 @@ def plot_overlays(samples: Sequence[Mapping[str, np.ndarray]], path: str | Path)
     for row, sample in enumerate(samples):
         for col, (gas, kind) in enumerate(columns):
             ax = axes[row, col]
-            ax.imshow(overlay(sample[gas], sample[f"{gas}_{kind}"]))
+            if sample[f"{gas}_present"]:
+                ax.imshow(overlay(sample[gas], sample[f"{gas}_{kind}"]))
+            else:
+                ax.text(0.5, 0.5, "no frame", ha="center", va="center", transform=ax.transAxes)
             ax.set_axis_off()
             if row == 0:
                 ax.set_title(f"{gas.upper()} {kind}")

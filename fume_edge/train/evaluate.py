@@ -1,0 +1,109 @@
+"""`fume-edge eval MODEL --data paired_test.csv`: score any model file the runtime can load on one split.
+
+Inference goes through `runtime.base.load_backend`, the same path deployment uses, so a checkpoint, its ONNX
+export and a TensorRT engine are scored on the same split by the same code, one pair at a time at the model's own
+input size: the numbers say what each precision really delivers.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+from fume_edge.console import console
+from fume_edge.data.config import load_data_config
+from fume_edge.data.dataset import PairedFrameDataset
+from fume_edge.errors import FumeEdgeError
+from fume_edge.labels import GASES
+from fume_edge.runtime.base import Prediction, load_backend
+from fume_edge.train.metrics import MetricAccumulator
+from fume_edge.train.tracking import metrics_table
+
+
+@dataclass
+class EvalReport:
+    model: str
+    backend: str
+    data: str
+    samples: int
+    input_size: tuple[int, int]
+    seconds: float
+    metrics: dict[str, float]
+    confusion_matrix: list[list[int]] | None
+
+    def to_json(self) -> str:
+        """JSON with NaN (an undefined metric, e.g. a class absent from the split) written as null."""
+        body: dict[str, Any] = dict(vars(self))
+        body["metrics"] = {k: None if math.isnan(v) else v for k, v in self.metrics.items()}
+        return json.dumps(body, indent=2)
+
+
+def score_prediction(accumulator: MetricAccumulator, prediction: Prediction, item: dict[str, Any]) -> None:
+    """Add one sample's backend prediction (class ids) to the split's confusion matrices."""
+    if prediction.ph_class is not None:
+        accumulator.update_ph(np.array([int(item["ph_class"])]), np.array([prediction.ph_class]))
+    for column, gas in enumerate(GASES):
+        predicted = getattr(prediction, f"{gas}_seg")
+        if predicted is not None and float(item["modality_mask"][column]) > 0:
+            accumulator.update_seg(gas, np.asarray(item[f"{gas}_mask"]), predicted)
+
+
+def evaluate_file(
+    model: str | Path,
+    data: str | Path,
+    device: str = "auto",
+    data_settings: str | Path | None = None,
+    limit: int | None = None,
+    progress: Progress | None = None,
+) -> EvalReport:
+    """Metrics of the model file `model` on the paired CSV `data` (frames resized to the model's input size)."""
+    data = Path(data)
+    if not data.is_file():
+        raise FumeEdgeError(f"{data}: paired CSV not found; pass a split written by `fume-edge pair`")
+    started = time.perf_counter()
+    accumulator = MetricAccumulator()
+    with load_backend(model, device=device) as backend:
+        size = tuple(backend.input_size)
+        dataset = PairedFrameDataset(data, train=False, config=load_data_config(data_settings), size=size)
+        count = len(dataset) if limit is None else min(limit, len(dataset))
+        task = progress.add_task("evaluating", total=count) if progress is not None else None
+        for index in range(count):
+            item = dataset[index]
+            prediction = backend.infer(item["co2"][None].numpy(), item["ch4"][None].numpy(),
+                                       item["modality_mask"][None].numpy())
+            score_prediction(accumulator, prediction, item)
+            if progress is not None and task is not None:
+                progress.advance(task)
+        backend_name = backend.name
+    return EvalReport(
+        model=str(model), backend=backend_name, data=str(data), samples=count, input_size=(size[0], size[1]),
+        seconds=round(time.perf_counter() - started, 3), metrics=accumulator.compute(),
+        confusion_matrix=None if accumulator.ph is None else accumulator.ph.tolist(),
+    )
+
+
+def eval_command(model: Path, data: Path, json_path: Path | None, device: str, data_settings: Path | None,
+                 limit: int | None) -> EvalReport:
+    """Score, print the metrics table, write the JSON (to `json_path`, or stdout when it is `-`)."""
+    json_to_stdout = json_path is not None and str(json_path) == "-"
+    bars = Progress(BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console,
+                    disable=json_to_stdout, transient=True)
+    with bars:
+        report = evaluate_file(model, data, device=device, data_settings=data_settings, limit=limit, progress=bars)
+    if json_to_stdout:
+        print(report.to_json())
+        return report
+    console.print(metrics_table(report.metrics, f"{Path(model).name} on {data.name} ({report.samples} samples, "
+                                                f"{report.backend}, {report.input_size[0]}x{report.input_size[1]})"))
+    if json_path is not None:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(report.to_json() + "\n", encoding="utf-8")
+        console.print(f"wrote {json_path}")
+    return report
