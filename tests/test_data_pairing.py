@@ -6,12 +6,14 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+import numpy as np
 import pytest
 from data_support import dummy_images, write_annotations
 
 from fume_edge.data.config import load_data_config
-from fume_edge.data.pairing import SPLITS, match_session, pair_frames, run_pairing, split_by_animal
+from fume_edge.data.pairing import match_session, pair_frames, run_pairing
 from fume_edge.data.records import Frame, read_samples
+from fume_edge.data.split import SPLITS, assign_animals, split_by_animal
 from fume_edge.errors import FumeEdgeError
 from fume_edge.labels import PH_CLASS_NAMES
 
@@ -155,3 +157,20 @@ def test_bad_annotations_are_one_clear_line_and_write_nothing(
 def test_missing_annotation_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(FumeEdgeError, match="CSV file not found"):
         run_pairing(tmp_path / "absent.csv", tmp_path / "out", CONFIG.pairing, CLASSES)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_assignment_balances_lumpy_animals(seed: int) -> None:
+    # 20 animals, three sessions each of 30-90 samples; Transitional in 5 animals (greedy placement alone misses
+    # the class targets by up to 0.2 here)
+    lumpy = np.array([
+        [86, 0, 60], [0, 0, 239], [78, 0, 109], [35, 0, 113], [143, 0, 0], [0, 0, 198], [0, 0, 195], [114, 0, 80],
+        [70, 73, 83], [114, 0, 60], [52, 0, 88], [159, 0, 79], [64, 39, 72], [173, 0, 0], [75, 0, 130],
+        [146, 0, 67], [144, 87, 0], [0, 0, 154], [46, 55, 61], [0, 0, 151],
+    ], dtype=float)
+    fractions = (0.7, 0.15, 0.15)
+    split_of = assign_animals(lumpy, fractions, seed)
+    for s, fraction in enumerate(fractions):
+        share = lumpy[split_of == s].sum(axis=0) / lumpy.sum(axis=0)
+        assert np.all(share > 0), f"split {s} misses a class"
+        assert np.all(np.abs(share - fraction) < 0.075), (s, share)

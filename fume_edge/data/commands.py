@@ -16,7 +16,8 @@ from rich.table import Table
 
 from fume_edge.console import console
 from fume_edge.data.config import DataConfig, Outage, VideoConfig, load_data_config
-from fume_edge.data.pairing import KINDS, SPLITS, PairingReport, run_pairing
+from fume_edge.data.pairing import KINDS, PairingReport, run_pairing
+from fume_edge.data.split import SPLITS
 from fume_edge.data.synth_dataset import plan_sessions, write_synthetic_dataset
 from fume_edge.data.synth_video import video_frame_count, write_paired_videos
 from fume_edge.errors import FumeEdgeError

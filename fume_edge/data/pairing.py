@@ -5,10 +5,7 @@ in order of increasing time difference, so every pair is the nearest one left fo
 reused (a reused frame would weigh twice in training and appear in two samples). Frames without a partner stay as
 single-modality samples; their modality mask tells the model which gas is there.
 
-The split assigns whole animals, never samples, so no animal (and no session) can leak across splits. It first
-gives every split an animal of every class where the animals allow (the rare Transitional class most of all), then
-places the other animals greedily so that each class follows the requested fractions; the seed only breaks ties,
-so a given seed always gives the same split.
+The samples are then split by animal (`data/split.py`), and the three paired CSVs written together.
 """
 
 from __future__ import annotations
@@ -19,15 +16,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 
 from fume_edge.data.config import PairingConfig, PhClasses
 from fume_edge.data.csvio import write_tables
 from fume_edge.data.records import Frame, Sample, read_annotations, sample_table
+from fume_edge.data.split import SPLITS, split_by_animal
 from fume_edge.errors import FumeEdgeError
 from fume_edge.labels import PH_CLASS_NAMES
 
-SPLITS: tuple[str, ...] = ("train", "val", "test")
 KINDS: tuple[str, ...] = ("pair", "co2", "ch4")  # a sample is a pair or a single-gas frame
 
 
@@ -85,58 +81,6 @@ def pair_frames(frames: Sequence[Frame], tolerance_s: float, classes: PhClasses)
             "the CO2 frame's pH is used"
         )
     return samples, warnings
-
-
-def split_by_animal(
-    samples: Sequence[Sample], fractions: Sequence[float], seed: int
-) -> dict[str, list[Sample]]:
-    """Assign whole animals to `SPLITS` so that each class (and the sample total) follows `fractions`.
-
-    First coverage: for each class, rarest first, every split that lacks it receives an unplaced animal holding it
-    (train first, then val, then test; richest animal first) while such animals remain. Then balance: the other
-    animals, largest first, each join the split where the relative squared deviation from the target fractions,
-    summed over the classes and the total, grows least. The seed orders animals that tie.
-    """
-    by_animal: dict[str, list[Sample]] = defaultdict(list)
-    for sample in samples:
-        by_animal[sample.animal_id].append(sample)
-    animals = sorted(by_animal)
-    n_classes = len(PH_CLASS_NAMES)
-    # per animal: samples of each class, plus the total in the last column (so split sizes follow too)
-    counts = np.zeros((len(animals), n_classes + 1))
-    for a, animal in enumerate(animals):
-        for sample in by_animal[animal]:
-            counts[a, sample.ph_class] += 1
-        counts[a, -1] = len(by_animal[animal])
-    share = counts / np.maximum(counts.sum(axis=0), 1.0)  # what each animal contributes to each class
-    target = np.asarray(fractions, dtype=float)
-    active = [s for s in range(len(SPLITS)) if target[s] > 0]
-    tie_break = np.random.default_rng(seed).permutation(len(animals))
-    filled = np.zeros((len(SPLITS), n_classes + 1))
-    placed: dict[int, int] = {}
-
-    def place(a: int, split: int) -> None:
-        filled[split] += share[a]
-        placed[a] = split
-
-    for c in np.argsort(counts[:, :n_classes].sum(axis=0), kind="stable"):
-        candidates = [a for a in np.lexsort((tie_break, -counts[:, c])) if counts[a, c] > 0 and a not in placed]
-        for split in active:
-            if filled[split, c] == 0 and candidates:
-                place(candidates.pop(0), split)
-    relative_target = np.where(target > 0, target, 1.0)[:, None]
-    for a in np.lexsort((tie_break, -counts[:, -1])):
-        if a in placed:
-            continue
-        before = ((filled / relative_target - 1.0) ** 2).sum(axis=1)
-        after = (((filled + share[a]) / relative_target - 1.0) ** 2).sum(axis=1)
-        cost = np.where(target > 0, after - before, np.inf)
-        place(a, int(np.argmin(cost)))
-    splits: dict[str, list[Sample]] = {name: [] for name in SPLITS}
-    index = {animal: a for a, animal in enumerate(animals)}
-    for sample in samples:
-        splits[SPLITS[placed[index[sample.animal_id]]]].append(sample)
-    return splits
 
 
 def split_warnings(frames: Sequence[Frame], splits: dict[str, list[Sample]], fractions: Sequence[float]) -> list[str]:
