@@ -171,7 +171,8 @@ class Trainer:
         result = evaluate(state.unwrap(self.model), train_data.val_loader(self.splits.val, self.config, self.ctx),
                           self.loss_fn, self.ctx.device, self.amp, keep)
         val_losses, metrics = _gathered(self.ctx, result)
-        row = {"epoch": float(epoch), "lr": lr, "seconds": time.perf_counter() - started}
+        row = {"epoch": float(epoch), "lr": lr, "seconds": time.perf_counter() - started,
+               "train_samples": float(train_losses.count), "val_samples": float(result.meter.count)}
         row.update({f"train_{k}": v for k, v in train_losses.means().items()})
         row.update({f"val_{k}": v for k, v in val_losses.items()})
         row.update({f"val_{k}": v for k, v in metrics.items()})
