@@ -27,7 +27,9 @@ def dummy_images(folder: Path, width: int = 16, height: int = 12) -> tuple[str, 
     return "frame.png", "mask.png"
 
 
-def write_annotations(path: Path, rows: Iterable[Sequence[object]], columns: Sequence[str] = ANNOTATION_COLUMNS) -> Path:
+def write_annotations(
+    path: Path, rows: Iterable[Sequence[object]], columns: Sequence[str] = ANNOTATION_COLUMNS
+) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)

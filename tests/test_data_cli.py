@@ -31,7 +31,7 @@ def test_synth_then_pair(tmp_path: Path, small_yaml: Path) -> None:
     paired = cli("pair", tmp_path / "ds" / "annotations.csv", "-o", tmp_path / "pairs")
     assert paired.returncode == 0, paired.stderr
     assert "Transitional" in paired.stdout and "paired_train.csv" in paired.stdout
-    samples = [s for split in ("train", "val", "test") for s in read_samples(tmp_path / "pairs" / f"paired_{split}.csv")]
+    samples = [s for split in ("train", "val", "test") for s in read_samples(tmp_path / f"pairs/paired_{split}.csv")]
     assert sum(s.co2 is not None and s.ch4 is not None for s in samples) == 60
 
 
@@ -53,7 +53,8 @@ def test_synth_videos(tmp_path: Path, small_yaml: Path) -> None:
 )
 def test_user_errors_are_one_line(tmp_path: Path, args: tuple[str, ...], expected: str) -> None:
     image, mask = dummy_images(tmp_path)
-    (tmp_path / "bad.csv").write_text(f"image,mask,gas,ph,animal_id,session_id,timestamp\n{image},{mask},xenon,6,A,S,0\n")
+    header = "image,mask,gas,ph,animal_id,session_id,timestamp"
+    (tmp_path / "bad.csv").write_text(f"{header}\n{image},{mask},xenon,6,A,S,0\n")
     result = cli(*(a.format(tmp=tmp_path) for a in args))
     assert result.returncode == 2
     assert expected in result.stderr and "Traceback" not in result.stderr

@@ -101,7 +101,8 @@ def test_split_is_stable_for_a_seed_and_ignores_row_order() -> None:
     def animals(split: dict) -> dict:
         return {name: sorted({s.animal_id for s in split[name]}) for name in SPLITS}
 
-    assert animals(split_by_animal(first, (0.7, 0.15, 0.15), 5)) == animals(split_by_animal(second, (0.7, 0.15, 0.15), 5))
+    fractions = (0.7, 0.15, 0.15)
+    assert animals(split_by_animal(first, fractions, 5)) == animals(split_by_animal(second, fractions, 5))
 
 
 def _write_valid(tmp_path: Path) -> Path:
@@ -134,7 +135,8 @@ def test_run_pairing_writes_three_csvs_that_read_back(tmp_path: Path) -> None:
     [
         (["frame.png", "mask.png", "co2", "6.x", "A1", "S1", "0"], None, "row 2, column 'ph': cannot parse '6.x'"),
         (["frame.png", "mask.png", "n2o", "6.1", "A1", "S1", "0"], None, "row 2, column 'gas': unknown gas 'n2o'"),
-        (["nope.png", "mask.png", "co2", "6.1", "A1", "S1", "0"], None, "row 2, column 'image': file 'nope.png' not found"),
+        (["nope.png", "mask.png", "co2", "6.1", "A1", "S1", "0"], None,
+         "row 2, column 'image': file 'nope.png' not found"),
         (["frame.png", "mask.png", "co2", "6.1", "A1", "S1", "noon"], None, "row 2, column 'timestamp'"),
         (["frame.png", "co2", "6.1", "A1", "S1", "0"], ("image", "gas", "ph", "animal_id", "session_id", "timestamp"),
          "row 1: missing column 'mask'"),

@@ -117,7 +117,9 @@ class PairingReport:
         return Counter((s.ph_class, sample_kind(s)) for s in self.splits[split])
 
 
-def run_pairing(annotations: str | Path, out_dir: str | Path, config: PairingConfig, classes: PhClasses) -> PairingReport:
+def run_pairing(
+    annotations: str | Path, out_dir: str | Path, config: PairingConfig, classes: PhClasses
+) -> PairingReport:
     """Read and check the annotation CSV, pair, split, and write `paired_{train,val,test}.csv` into `out_dir`.
 
     Everything is checked before the first byte is written; the three files then appear together.

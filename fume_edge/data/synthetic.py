@@ -42,6 +42,7 @@ GAS_THRESHOLD = 0.15  # plume density at the mask edge
 EDGE_OPACITY = 0.4  # share of full opacity right at the edge; rises to 1 at density GAS_THRESHOLD + EDGE_RAMP
 EDGE_RAMP = 0.5
 _NOISE_PAD = 32  # the sensor-noise field is larger than a frame by this much; frames take random windows of it
+_FIELD_LIMIT = 5.0  # turbulence fields are clipped to +-5 standard deviations, which bounds the plume's extent
 
 
 @dataclass(frozen=True)
@@ -126,23 +127,29 @@ class _Camera:
             np.float32)
         self.period = -(-height // 4) * 4
         eddy = self.style.eddy_px * scale
-        self.density_field = np.tile(periodic_texture(rng, height, width, eddy), (2, 1))
-        self.warp_field = np.tile(periodic_texture(rng, height, width, eddy * 1.5), (2, 1))
+        self.density_field, self.warp_field = (
+            np.tile(np.clip(periodic_texture(rng, height, width, size), -_FIELD_LIMIT, _FIELD_LIMIT), (2, 1))
+            for size in (eddy, eddy * 1.5)
+        )
         self.sway_phase, self.drift_phase = rng.uniform(0, 2 * np.pi, 2)
 
     def density(self, amount: float, t: float) -> tuple[slice, slice, np.ndarray]:
-        """The plume density on its bounding box (rows, cols) at time `t`; zero outside the box."""
+        """The plume density on its bounding box (rows, cols) at time `t`.
+
+        The box provably holds every pixel above `GAS_THRESHOLD`: the density is at most
+        amount * exp(-h / decay) * exp(-(u / sigma)^2) * (1 + turbulence * _FIELD_LIMIT).
+        """
         style, (mx, my, half_width) = self.style, self.mouth
         decay = style.length * self.height * amount
-        boost = 1.0 + 3.0 * style.turbulence
-        reach = decay * math.log(amount * boost / GAS_THRESHOLD) if amount * boost > GAS_THRESHOLD else 0.0
-        r0 = max(0, int(my - math.ceil(reach)) - 1)
-        if r0 >= my:
+        headroom = amount * (1.0 + style.turbulence * _FIELD_LIMIT) / GAS_THRESHOLD
+        if headroom <= 1.0:
             return slice(0, 0), slice(0, 0), np.zeros((0, 0), np.float32)
+        r0 = max(0, int(my - math.ceil(decay * math.log(headroom))) - 1)
         h = (my - np.arange(r0, my)).astype(np.float32)  # height risen, per row
         sigma = 0.9 * half_width + style.spread * h * (0.6 + 0.4 * amount)
         sway = style.sway * h * np.sin(2 * np.pi * style.sway_hz * t - h / (0.35 * self.height) + self.sway_phase)
-        margin = 2.2 * float(sigma[0]) * (1.0 + style.warp) + style.sway * float(h[0]) + 2
+        spread = math.sqrt(math.log(headroom)) + style.warp * _FIELD_LIMIT  # in plume half-widths
+        margin = float(sigma[0]) * spread + style.sway * float(h[0]) + 2
         c0, c1 = max(0, int(mx - margin)), min(self.width, int(mx + margin) + 1)
         rows, cols = slice(r0, my), slice(c0, c1)
         rise = style.rise * self.height * t

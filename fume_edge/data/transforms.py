@@ -64,7 +64,7 @@ class PairedAugment:
             flip,
             angle_deg=float(rng.uniform(-c.rotate_limit_deg, c.rotate_limit_deg)),
             scale=float(rng.uniform(1.0 - c.scale_limit, 1.0 + c.scale_limit)),
-            shift=(float(rng.uniform(-c.shift_limit, c.shift_limit)), float(rng.uniform(-c.shift_limit, c.shift_limit))),
+            shift=tuple(float(v) for v in rng.uniform(-c.shift_limit, c.shift_limit, 2)),  # type: ignore[arg-type]
         )
 
     def photometric(self, frame: np.ndarray, rng: np.random.Generator) -> np.ndarray:
