@@ -10,8 +10,6 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from fume_edge.config import load_config
 from fume_edge.errors import FumeEdgeError
 from fume_edge.labels import GASES, PH_CLASS_NAMES
@@ -24,7 +22,7 @@ def _require(ok: bool, where: str, message: str) -> None:
         raise FumeEdgeError(f"{where}: {message}")
 
 
-def _check_range(pair: tuple[float, float], where: str, low: float = -np.inf) -> None:
+def _check_range(pair: tuple[float, float], where: str, low: float) -> None:
     _require(low <= pair[0] <= pair[1], where, f"expected [low, high] with {low} <= low <= high, got {list(pair)}")
 
 
@@ -43,11 +41,6 @@ class PhClasses:
         if ph < self.acidotic_below:
             return ACIDOTIC
         return TRANSITIONAL if ph < self.healthy_from else HEALTHY
-
-    def classify_array(self, ph: np.ndarray) -> np.ndarray:
-        """Class ids of an array of pH values."""
-        ph = np.asarray(ph, dtype=np.float64)
-        return np.where(ph < self.acidotic_below, ACIDOTIC, np.where(ph < self.healthy_from, TRANSITIONAL, HEALTHY))
 
 
 @dataclass(frozen=True)
