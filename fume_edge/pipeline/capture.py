@@ -1,0 +1,212 @@
+"""Capture threads and the bounded rings between them and the inference loop.
+
+One `CameraStream` thread per camera reads its source, places each frame on the run's monotonic clock, paces
+recorded sources in real time when asked, skips and counts garbage frames, and reconnects a dead live source with
+exponential backoff. Frames go into the `FrameHub`: one bounded ring per camera. Live rings keep only the newest
+frames (the oldest is overwritten and counted), so a slow consumer never builds latency; lossless rings (recorded
+sources played as fast as possible) make the reader wait instead, so every frame is processed exactly once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from typing import Callable, Sequence
+
+import cv2
+import numpy as np
+
+from fume_edge.errors import FumeEdgeError
+from fume_edge.pipeline.sources import FrameReader, SourceLost
+from fume_edge.pipeline.sync import Frame
+
+log = logging.getLogger(__name__)
+
+FRAME_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32))
+ENDED = object()  # FrameHub.next_in_order: every camera has ended and every frame was taken
+
+
+def frame_problem(image: object, expected_shape: tuple[int, ...] | None) -> str | None:
+    """Why `image` cannot be a frame of this camera (None when it can): empty, not an image, an unsupported dtype
+    or channel count, or a size other than the camera's (`expected_shape`, from its first good frame)."""
+    if not isinstance(image, np.ndarray) or image.size == 0:
+        return "empty frame"
+    if image.dtype not in FRAME_DTYPES:
+        return f"dtype {image.dtype} (expected uint8, uint16 or float32)"
+    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3, 4)):
+        return f"shape {image.shape} (expected HxW, HxWx1, HxWx3 or HxWx4)"
+    if expected_shape is not None and image.shape != expected_shape:
+        return f"shape {image.shape} (this camera delivers {expected_shape})"
+    return None
+
+
+class FrameHub:
+    """One bounded ring per camera under one condition variable, so the loop can wait for any camera."""
+
+    def __init__(self, cameras: Sequence[str], capacity: int, lossless: bool) -> None:
+        self.capacity, self.lossless = capacity, lossless
+        self.overwritten = dict.fromkeys(cameras, 0)  # frames a live ring dropped because the loop was behind
+        self._rings: dict[str, deque[Frame]] = {cam: deque() for cam in cameras}
+        self._ended: set[str] = set()
+        self._closed = False
+        self._cond = threading.Condition()
+
+    def put(self, camera: str, frame: Frame) -> bool:
+        """Add a frame (a lossless ring waits for room). False once the hub is closed: the producer should stop."""
+        with self._cond:
+            ring = self._rings[camera]
+            while self.lossless and len(ring) >= self.capacity and not self._closed:
+                self._cond.wait()
+            if self._closed:
+                return False
+            if len(ring) >= self.capacity:
+                ring.popleft()
+                self.overwritten[camera] += 1
+            ring.append(frame)
+            self._cond.notify_all()
+            return True
+
+    def end(self, camera: str) -> None:
+        """`camera` will deliver no more frames (end of a recording)."""
+        with self._cond:
+            self._ended.add(camera)
+            self._cond.notify_all()
+
+    def close(self) -> None:
+        """Stop accepting frames and wake every waiting producer."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    @property
+    def all_ended(self) -> bool:
+        with self._cond:
+            return len(self._ended) == len(self._rings) and not any(self._rings.values())
+
+    def drain(self, timeout: float) -> list[tuple[str, Frame]]:
+        """Wait up to `timeout` for any frame, then take every queued frame, oldest first."""
+        with self._cond:
+            if not any(self._rings.values()):
+                self._cond.wait(timeout)
+            items = [(cam, frame) for cam, ring in self._rings.items() for frame in ring]
+            for ring in self._rings.values():
+                ring.clear()
+            self._cond.notify_all()
+        items.sort(key=lambda item: item[1].t)
+        return items
+
+    def next_in_order(self, timeout: float) -> tuple[str, Frame] | object | None:
+        """The earliest frame once every camera that has not ended has one queued (so frames come out in time
+        order across cameras); `ENDED` when all cameras ended and are empty; None after `timeout` without one."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                ready = all(ring or cam in self._ended for cam, ring in self._rings.items())
+                if ready:
+                    heads = [(ring[0].t, cam) for cam, ring in self._rings.items() if ring]
+                    if not heads:
+                        return ENDED
+                    camera = min(heads)[1]
+                    frame = self._rings[camera].popleft()
+                    self._cond.notify_all()
+                    return camera, frame
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not self._cond.wait(remaining):
+                    return None
+
+
+class CameraStream:
+    """Owns one camera's reader and capture thread. `reopen` makes a fresh reader for a reconnect."""
+
+    def __init__(self, camera: str, reader: FrameReader, reopen: Callable[[], FrameReader], hub: FrameHub, *,
+                 paced: bool, time_offset_s: float, reconnect_s: tuple[float, float]) -> None:
+        self.camera, self.reader, self.hub = camera, reader, hub
+        self._reopen = reopen
+        self.paced, self.time_offset_s, self.reconnect_s = paced, time_offset_s, reconnect_s
+        self.state = "starting"  # live | reconnecting | ended | stopped
+        self.frames = 0  # frames delivered to the hub
+        self.garbage = 0  # frames skipped by `frame_problem`
+        self.reconnects = 0
+        self.last_problem: str | None = None
+        self._expected: tuple[int, ...] | None = None
+        self._start_t = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"fume-edge-capture-{camera}", daemon=True)
+
+    def start(self, start_t: float) -> None:
+        """Start capturing; recorded sources' media time 0 is `start_t` on the monotonic clock."""
+        self._start_t = start_t
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.hub.close()
+        if self._thread.is_alive():
+            self._thread.join()
+        self.reader.close()
+        if self.state != "ended":
+            self.state = "stopped"
+
+    def __enter__(self) -> "CameraStream":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _run(self) -> None:
+        self.state = "live"
+        while not self._stop.is_set():
+            try:
+                got = self.reader.read()
+            except (SourceLost, cv2.error, OSError) as exc:
+                if not self.reader.live:
+                    log.error("%s: read failed (%s); treating it as the end of the recording", self.reader.name, exc)
+                    got = None
+                elif not self._reconnect(str(exc)):
+                    return
+                else:
+                    continue
+            if got is None:
+                self.state = "ended"
+                self.hub.end(self.camera)
+                return
+            if not self._deliver(*got):
+                return
+
+    def _deliver(self, image: np.ndarray, t: float) -> bool:
+        t += self.time_offset_s + (0.0 if self.reader.live else self._start_t)
+        if self.paced and self._stop.wait(t - time.monotonic()):
+            return False
+        problem = frame_problem(image, self._expected)
+        if problem is not None:
+            self.garbage += 1
+            self.last_problem = problem
+            return True
+        if self._expected is None:
+            self._expected = image.shape
+        delivered = self.hub.put(self.camera, Frame(image, t, self.frames))
+        self.frames += delivered
+        return delivered
+
+    def _reconnect(self, why: str) -> bool:
+        """Reopen a dead live source, waiting min..max seconds (doubling) between attempts. False when stopped."""
+        self.state = "reconnecting"
+        log.warning("%s: lost (%s); reconnecting", self.reader.name, why)
+        self.reader.close()
+        delay, longest = self.reconnect_s
+        while not self._stop.wait(delay):
+            try:
+                self.reader = self._reopen()
+            except (FumeEdgeError, cv2.error, OSError) as exc:
+                log.warning("%s: reconnect failed (%s); next try in %.1f s", self.reader.name, exc,
+                            min(delay * 2, longest))
+                delay = min(delay * 2, longest)
+                continue
+            self.reconnects += 1
+            self._expected = None  # a reconnected camera may come back at another size
+            self.state = "live"
+            log.warning("%s: reconnected", self.reader.name)
+            return True
+        return False

@@ -1,0 +1,192 @@
+"""`fume-edge run`: builds the capture loop from the options and run.yaml, runs it, shuts it down cleanly.
+
+Order matters for a good first minute: everything a user can get wrong (config keys, sources, model, sink paths,
+`--display`) is checked before anything starts, each as one error line; then the signal handlers go in, the sinks
+start, the cameras start, and the loop runs in this (the main) thread. Whatever ends the run (frame or time limit,
+sources ended, SIGINT/SIGTERM, an error), the cameras are stopped, open alerts are ended as `interrupted`, every
+queued event is written and the run's counters are stored with it.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import logging
+import socket
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from fume_edge.alerts.service import AlertService
+from fume_edge.assets import default_model_path
+from fume_edge.errors import FumeEdgeError
+from fume_edge.labels import GASES
+from fume_edge.pipeline.capture import CameraStream, FrameHub
+from fume_edge.pipeline.config import RunConfig, load_run_config
+from fume_edge.pipeline.loop import Pipeline, ResultHook
+from fume_edge.pipeline.prepare import ModelInputs
+from fume_edge.pipeline.shutdown import StopSignals
+from fume_edge.pipeline.sources import FrameReader, open_reader
+from fume_edge.pipeline.status import StatusView
+from fume_edge.pipeline.sync import Pair
+from fume_edge.pipeline.view import DisplayWindow, Recorder, compose_view
+from fume_edge.runtime.base import Backend, Prediction, load_backend
+
+
+@dataclass
+class RunOptions:
+    """The command line of `fume-edge run` (None: the run.yaml value)."""
+
+    co2: str
+    ch4: str
+    model: Path | None = None
+    config: Path | None = None
+    alerts: Path | None = None
+    jsonl: Path | None = None
+    mqtt: str | None = None
+    mqtt_ca: Path | None = None
+    mqtt_cert: Path | None = None
+    mqtt_key: Path | None = None
+    mqtt_insecure: bool = False
+    snapshots: Path | None = None
+    display: bool = False
+    record: Path | None = None
+    max_frames: int | None = None
+    duration: float | None = None
+    device_id: str | None = None
+    quiet: bool = False
+    device: str = "auto"
+    threads: int | None = None
+    pacing: str | None = None
+    loop: bool | None = None
+
+
+@dataclass
+class RunResult:
+    reason: str  # completed | interrupted | stopped (display closed)
+    stats: dict[str, Any]
+
+
+def config_overrides(options: RunOptions) -> dict[str, Any]:
+    """The run.yaml keys the command-line options set."""
+    sinks: dict[str, Any] = {}
+    if options.alerts is not None:
+        sinks["sqlite"] = {"path": str(options.alerts)}
+    if options.jsonl is not None:
+        sinks["jsonl"] = {"path": str(options.jsonl)}
+    if options.snapshots is not None:
+        sinks["snapshots"] = {"dir": str(options.snapshots)}
+    given = {"url": options.mqtt, "ca": options.mqtt_ca, "cert": options.mqtt_cert, "key": options.mqtt_key}
+    mqtt: dict[str, Any] = {k: str(v) for k, v in given.items() if v is not None}
+    if options.mqtt_insecure:
+        mqtt["insecure"] = True
+    if mqtt:
+        sinks["mqtt"] = mqtt
+    sources = {k: v for k, v in (("pacing", options.pacing), ("loop", options.loop)) if v is not None}
+    return {key: value for key, value in (("sinks", sinks), ("sources", sources)) if value}
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _open_readers(options: RunOptions, config: RunConfig, stack: ExitStack) -> dict[str, FrameReader]:
+    readers = {}
+    for gas, spec in (("co2", options.co2), ("ch4", options.ch4)):
+        readers[gas] = open_reader(spec, gas, config)
+        stack.callback(readers[gas].close)
+    if config.sources.pacing == "fast":
+        live = [r.name for r in readers.values() if r.live]
+        if live:
+            raise FumeEdgeError(f"{live[0]}: a live source cannot be played fast; use sources.pacing realtime "
+                                "(--pacing realtime) or recorded sources on both cameras")
+    return readers
+
+
+def _stream(gas: str, spec: str, reader: FrameReader, hub: FrameHub, config: RunConfig) -> CameraStream:
+    """The capture thread of one camera; recorded sources are paced in real time unless the hub is lossless."""
+    return CameraStream(gas, reader, reopen=functools.partial(open_reader, spec, gas, config), hub=hub,
+                        paced=not hub.lossless and not reader.live,
+                        time_offset_s=config.sources.camera(gas).time_offset_s,
+                        reconnect_s=(config.sources.reconnect_min_s, config.sources.reconnect_max_s))
+
+
+def _view_hook(options: RunOptions, backend: Backend, fps: float, stack: ExitStack) -> tuple[ResultHook | None,
+                                                                                           list[bool]]:
+    """The per-result hook that feeds --display and --record, and a flag the window sets when it is closed."""
+    window = DisplayWindow() if options.display else None
+    recorder = Recorder(options.record, fps, backend.input_size) if options.record else None
+    closed = [False]
+    if window is None and recorder is None:
+        return None, closed
+    for sink in (window, recorder):
+        if sink is not None:
+            stack.callback(sink.close)
+
+    def show(pair: Pair, prediction: Prediction) -> None:
+        view = compose_view(tuple(None if f is None else f.image for f in pair.frames), prediction,
+                            backend.input_size, GASES)
+        if recorder is not None:
+            recorder.write(view)
+        if window is not None and not window.show(view):
+            closed[0] = True
+
+    return show, closed
+
+
+def run(options: RunOptions, console: Console, on_result: ResultHook | None = None) -> RunResult:
+    """Run the capture loop as the options say; `on_result` also sees every (pair, prediction) (tests, tools)."""
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
+    synthetic = options.co2 == "synthetic" and options.ch4 == "synthetic"
+    config, merged = load_run_config(options.config, config_overrides(options), synthetic=synthetic)
+    with ExitStack() as stack:
+        readers = _open_readers(options, config, stack)
+        model_path = options.model or default_model_path()
+        backend = stack.enter_context(load_backend(model_path, device=options.device, threads=options.threads))
+        tolerance = config.sync.tolerance(tuple(r.fps for r in readers.values()))
+        view_hook, closed = _view_hook(options, backend, min(r.fps or config.sync.default_fps
+                                                             for r in readers.values()), stack)
+        hub = FrameHub(GASES, config.sources.ring_size, lossless=config.sources.pacing == "fast")
+        streams = {gas: _stream(gas, spec, readers[gas], hub, config)
+                   for gas, spec in (("co2", options.co2), ("ch4", options.ch4))}
+        inputs = ModelInputs(GASES, backend.input_size, {g: config.sources.camera(g).value_range for g in GASES})
+        device_id = options.device_id or socket.gethostname()
+        service = AlertService(config.alerts, config.sinks, device_id=device_id, model_sha=file_sha256(model_path),
+                               run_config={"options": {k: str(v) for k, v in vars(options).items()}, **merged})
+
+        def on_each(pair: Pair, prediction: Prediction) -> None:
+            for hook in (view_hook, on_result):
+                if hook is not None:
+                    hook(pair, prediction)
+
+        pipeline = Pipeline(streams, hub, backend, service, inputs, tolerance_s=tolerance,
+                            silent_after_s=config.sync.silent_after_s, tick_s=config.pipeline.tick_s,
+                            stats_interval_s=config.pipeline.stats_interval_s,
+                            on_result=on_each if view_hook or on_result else None)
+        title = (f"fume-edge run · {device_id} · {model_path.name} ({backend.name}) · "
+                 f"CO2 {options.co2} · CH4 {options.ch4} · pairing ±{1000 * tolerance:.0f} ms")
+        view = StatusView(pipeline, title, console, quiet=options.quiet, refresh_hz=config.pipeline.refresh_hz)
+        pipeline.on_events = view.events
+        def stopping(name: str) -> None:
+            console.print(f"{name}: stopping (again to force)", style="yellow")
+
+        signals = stack.enter_context(StopSignals(on_first=stopping))
+        service.start()
+        reason = "error"
+        try:
+            with view:
+                reason = pipeline.run(lambda: signals.is_set() or closed[0], options.max_frames, options.duration)
+            if closed[0] and reason == "interrupted" and not signals.is_set():
+                reason = "stopped"
+        finally:
+            view.events(service.close(pipeline.stats(), reason, mono=pipeline.sync.now))
+        stats = pipeline.stats()
+        view.summary(stats, reason)
+        return RunResult(reason, stats)

@@ -1,0 +1,143 @@
+"""What `fume-edge run` shows: a live panel, one line per alert event, and a summary at exit.
+
+The panel (rich Live, redrawn by rich's own thread a few times a second) reads the loop's counters and turns
+count differences into per-stage rates, so the loop only increments integers. With `--quiet`, or when stdout is
+not a terminal (a service's journal), there is no panel: only the event lines and the summary.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from typing import Any, Sequence
+
+import numpy as np
+from rich.console import Console, Group
+from rich.live import Live
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from fume_edge.alerts.event import END, START, AlertEvent
+from fume_edge.labels import PH_CLASS_NAMES
+from fume_edge.pipeline.loop import Pipeline
+
+STATE_STYLE = {"live": "green", "silent": "bold red", "reconnecting": "yellow", "ended": "dim", "stopped": "dim",
+               "starting": "dim"}
+EVENT_STYLE = {START: "bold red", END: "green"}
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def _probs(probs: Sequence[float] | np.ndarray | None) -> str:
+    if probs is None:
+        return "-"
+    return "  ".join(f"{name} {p:.2f}" for name, p in zip(PH_CLASS_NAMES, probs))
+
+
+class StatusView:
+    """Context manager around a run: shows the panel while the loop runs (unless quiet)."""
+
+    def __init__(self, pipeline: Pipeline, title: str, console: Console, *, quiet: bool, refresh_hz: float) -> None:
+        self.pipeline, self.title, self.console = pipeline, title, console
+        self.live_panel = not quiet and console.is_terminal
+        self._live = Live(console=console, refresh_per_second=refresh_hz, get_renderable=self._render,
+                          transient=False) if self.live_panel else None
+        self._last: tuple[float, dict[str, Any]] | None = None
+        self._rates: dict[str, float] = {}
+        self._open: tuple[tuple[str, str, tuple[str, ...], str], ...] = ()
+
+    def __enter__(self) -> "StatusView":
+        if self._live is not None:
+            self._live.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._live is not None:
+            self._live.stop()
+
+    def events(self, events: Sequence[AlertEvent]) -> None:
+        """One line per alert event (printed above the panel)."""
+        for event in events:
+            stamp = datetime.fromisoformat(event.time).astimezone().strftime("%H:%M:%S")
+            cameras = f" cameras={','.join(event.camera_ids)}" if event.type.startswith("camera") else ""
+            reason = f" ({event.reason})" if event.reason else ""
+            probs = "" if event.probs is None else " " + " ".join(f"{k}={v:.2f}" for k, v in event.probs.items())
+            self.console.print(Text.assemble(
+                (f"{stamp} ", "dim"), (f"{event.state.upper():5} {event.type}{reason}", EVENT_STYLE.get(event.state, "")),
+                f"{cameras}{probs} id={event.id}"), soft_wrap=True)
+
+    def _update_rates(self, stats: dict[str, Any]) -> None:
+        now = time.monotonic()
+        counts = {f"{cam}_fps": cam_stats["frames"] for cam, cam_stats in stats["cameras"].items()}
+        counts.update(pair_fps=stats["pairs"] + stats["singles"], infer_fps=stats["inferences"])
+        if self._last is not None and now - self._last[0] >= 0.5:
+            span = now - self._last[0]
+            self._rates = {key: (value - self._last[1][key]) / span for key, value in counts.items()}
+        if self._last is None or now - self._last[0] >= 0.5:
+            self._last = (now, counts)
+
+    def _render(self) -> Panel:
+        stats = self.pipeline.stats()
+        self._update_rates(stats)
+        cams = Table(box=None, pad_edge=False, header_style="bold")
+        for column in ("camera", "state", "fps", "frames", "garbage", "overwritten", "unmatched", "reconnects"):
+            cams.add_column(column, justify="left" if column in ("camera", "state") else "right")
+        for cam, s in stats["cameras"].items():
+            cams.add_row(cam.upper(), Text(s["state"], STATE_STYLE.get(s["state"], "")),
+                         f"{self._rates.get(cam + '_fps', 0.0):.1f}", str(s["frames"]), str(s["garbage"]),
+                         str(s["overwritten"]), str(s["unmatched"]), str(s["reconnects"]))
+        sinks = stats["sinks"]
+        latest = self.pipeline.latest
+        policy = self.pipeline.alerts.policy
+        try:  # the loop thread may open or close an alert while this (rich's) thread reads them: keep the last
+            self._open = policy.open_alerts
+        except RuntimeError:
+            pass
+        smoothed = policy.smoothed_probs
+        areas = "-" if latest is None else "  ".join(
+            f"{gas.upper()} {'-' if a is None else f'{100 * a:.1f}%'}"
+            for gas, a in (("co2", latest.co2_gas_area), ("ch4", latest.ch4_gas_area)))
+        lines = [
+            Text.assemble(("pipeline  ", "bold"), f"pairs {self._rates.get('pair_fps', 0.0):.1f}/s   inference "
+                          f"{self._rates.get('infer_fps', 0.0):.1f} FPS   {stats['inferences']} done   "
+                          f"degraded {stats['degraded']}   stale {stats['stale']}"),
+            Text.assemble(("stage ms  ", "bold"), f"prepare {_ms(stats['prepare_ms'])}   infer "
+                          f"{_ms(stats['infer_ms'])}   alerts {_ms(stats['alerts_ms'])}   capture-to-result "
+                          f"{_ms(stats['latency_ms'])}"),
+            Text.assemble(("pH        ", "bold"), f"frame {_probs(None if latest is None else latest.ph_probs)}   "
+                          f"smoothed {_probs(None if smoothed is None else list(smoothed.values()))}"),
+            Text.assemble(("gas area  ", "bold"), areas),
+            Text.assemble(("alerts    ", "bold"), *(
+                [(f"{kind} ({', '.join(cams_)}) since {since[11:19]}  ", "bold red")
+                 for kind, _, cams_, since in self._open] or [("none active  ", "green")]),
+                f"| written {sinks['written']}  queued {sinks['queued']}  dropped {sinks['dropped']}  "
+                f"errors {sinks['errors']}" + ("" if sinks["mqtt_connected"] is None else
+                f"  mqtt {'up' if sinks['mqtt_connected'] else 'DOWN'} sent {sinks['mqtt_sent']} unsent "
+                f"{sinks['mqtt_unsent']}")),
+        ]
+        return Panel(Group(cams, Text(""), *lines), title=self.title, subtitle=f"{stats['mode']} mode · "
+                     f"{stats['elapsed_s']:.0f} s · Ctrl-C stops", title_align="left")
+
+    def summary(self, stats: dict[str, Any], reason: str) -> None:
+        """The run's totals, printed once at exit."""
+        table = Table(title=f"fume-edge run: {reason}", title_justify="left", box=None, header_style="bold")
+        for column in ("camera", "frames", "garbage", "overwritten", "unmatched", "out of order", "reconnects"):
+            table.add_column(column, justify="left" if column == "camera" else "right")
+        for cam, s in stats["cameras"].items():
+            table.add_row(cam.upper(), *(str(s[k]) for k in ("frames", "garbage", "overwritten", "unmatched",
+                                                               "out_of_order", "reconnects")))
+        elapsed = max(stats["elapsed_s"], 1e-9)
+        sinks = stats["sinks"]
+        self.console.print(table)
+        self.console.print(
+            f"{stats['inferences']} inferences in {elapsed:.1f} s ({stats['inferences'] / elapsed:.1f} FPS), "
+            f"{stats['pairs']} pairs, {stats['singles']} single-camera (degraded), {stats['stale']} stale pairs "
+            f"skipped; mean ms: prepare {_ms(stats['prepare_ms'])}, infer {_ms(stats['infer_ms'])}, alerts "
+            f"{_ms(stats['alerts_ms'])}, capture-to-result {_ms(stats['latency_ms'])}", soft_wrap=True)
+        self.console.print(
+            f"alert events written {sinks['written']}, dropped {sinks['dropped']}, sink errors {sinks['errors']}"
+            + ("" if sinks["mqtt_connected"] is None else f", MQTT sent {sinks['mqtt_sent']} "
+               f"(unsent, kept for the next run: {sinks['mqtt_unsent']})"), soft_wrap=True)
