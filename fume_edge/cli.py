@@ -219,3 +219,45 @@ def run(
         mqtt_cert=mqtt_cert, mqtt_key=mqtt_key, mqtt_insecure=mqtt_insecure, snapshots=snapshots, display=display,
         record=record, max_frames=max_frames, duration=duration, device_id=device_id, quiet=quiet, device=device,
         threads=threads, pacing=pacing, loop=loop), console)
+
+
+@app.command()
+def calibrate(
+    data: Path = typer.Option(..., "--data", help="Paired training CSV (from `fume-edge pair`); only pairs are used."),
+    output: Path = typer.Option(..., "-o", "--output", help="Calibration folder to write, e.g. calibration/NAME."),
+    count: int = typer.Option(300, "--count", min=1, help="Pairs to select, stratified by pH class × gas presence."),
+    seed: int = typer.Option(0, "--seed", help="Selection seed; the same seed and CSV give the same set."),
+    size: str = typer.Option("640x480", "--size", help="Model input WIDTHxHEIGHT the tensors are made for."),
+    config: Optional[Path] = typer.Option(None, "--config", help="Data YAML (16-bit range) overriding fume_edge/configs/data.yaml."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing calibration folder."),
+) -> None:
+    """Make an INT8 calibration set: a manifest (committed) and cached input tensors (git-ignored)."""
+    from fume_edge.deploy.quantize_command import calibrate_command
+
+    calibrate_command(data, output, count, seed, _parse_size(size) or (640, 480), config, overwrite)
+
+
+@app.command()
+def quantize(
+    model: Path = typer.Argument(..., help="FP32 ONNX from `fume-edge export`."),
+    calib: Path = typer.Option(..., "--calib", help="Calibration folder from `fume-edge calibrate`."),
+    output: Path = typer.Option(Path("engines/fume.int8.onnx"), "-o", "--output", help="QDQ INT8 ONNX to write."),
+    target: str = typer.Option("tensorrt", "--target", help="tensorrt (symmetric int8, zero points 0) or cpu (uint8 activations, fast in ONNX Runtime)."),
+    method: str = typer.Option("minmax", "--method", help="Calibration method: minmax, entropy or percentile."),
+    exclude: Optional[list[str]] = typer.Option(None, "--exclude", help="Keep in float: a node name, op type or name pattern ('/model/fusion/*'); repeatable."),
+    sensitivity: bool = typer.Option(False, "--sensitivity", help="Measure each node's quantization error and keep the worst in float until the limits hold."),
+    max_float: int = typer.Option(16, "--max-float", min=1, help="Sensitivity search: most nodes it may keep in float."),
+    sensitivity_ops: Optional[list[str]] = typer.Option(None, "--sensitivity-op", help="Sensitivity search: only rank these op types (repeatable) [default: all]."),
+    modalities: str = typer.Option("all", "--modalities", help="Calibrate on both-present pairs only (both) or also one camera off (all)."),
+    val: Optional[Path] = typer.Option(None, "--val", help="Paired CSV for the accuracy report [default: held-back calibration pairs]."),
+    data_config: Optional[Path] = typer.Option(None, "--data-config", help="Data YAML (16-bit range) for --val."),
+    force: bool = typer.Option(False, "--force", help="Write the model even if it breaks the accuracy limits."),
+) -> None:
+    """Quantize an FP32 ONNX to QDQ INT8 and check its accuracy against FP32 (exit 1 past the limits)."""
+    from fume_edge.deploy.quantize import QuantizeOptions
+    from fume_edge.deploy.quantize_command import quantize_command
+
+    options = QuantizeOptions(target=target, method=method, exclude=tuple(exclude or ()), sensitivity=sensitivity,
+                              max_float=max_float, sensitivity_ops=tuple(sensitivity_ops or ()),
+                              modalities=modalities, force=force)
+    quantize_command(model, calib, output, options, val, data_config)

@@ -1,0 +1,327 @@
+"""FP32 ONNX → QDQ INT8 ONNX with onnxruntime.quantization, for TensorRT or for ONNX Runtime on the CPU.
+
+Targets (DESIGN §4):
+- `tensorrt`: int8 activations and weights, symmetric (every zero point 0: TensorRT's explicit quantization refuses
+  anything else), per-channel weights, float biases (TensorRT quantizes biases itself and its parser takes int8
+  DequantizeLinear only). The result is checked against `trt_rules` before it is written.
+- `cpu`: uint8 activations (asymmetric, so ReLU outputs use the whole range) and int8 symmetric per-channel weights:
+  the form ONNX Runtime's VNNI/AVX2 kernels run fast; symmetric int8 activations ran slower than FP32 there.
+
+Calibration feeds every held-in pair with both cameras, and each pair once more with one camera off (CO2 and CH4
+alternately): a device runs degraded mode through the same graph, and a zeroed stream changes the ranges the fusion
+block and the classifier see. Both-present stays half the feeds because it is the normal case. A part of the set
+(`HOLDOUT`) is never calibrated on: it drives the sensitivity search and, without `--val`, the accuracy report.
+
+Ranges are computed once and cached (ORT's calibration cache), so the sensitivity search rebuilds models in
+milliseconds. Nothing is written unless the report is within limits (or `force`), and then atomically.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import onnx
+import onnxruntime
+from onnxruntime.quantization import (
+    CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quant_pre_process, quantize_static,
+)
+
+from fume_edge import __version__
+from fume_edge.data.calibration import CalibrationSet, LabelledInput, csv_inputs, load_calibration
+from fume_edge.deploy.checkpoint import sha256_file
+from fume_edge.deploy.int8_report import Int8Report, compare_int8
+from fume_edge.deploy.sensitivity import SensitivityResult, expose_logits, quantized_nodes, sensitivity_search
+from fume_edge.deploy.trt_rules import check_tensorrt_compatible
+from fume_edge.errors import FumeEdgeError
+from fume_edge.runtime.onnx_backend import REQUIRED_INPUTS
+
+TARGETS = ("tensorrt", "cpu")
+METHODS = {"entropy": CalibrationMethod.Entropy, "minmax": CalibrationMethod.MinMax,
+           "percentile": CalibrationMethod.Percentile}
+HOLDOUT = 0.2
+CASES = ("both", "co2 only", "ch4 only")
+
+# (stage name) -> progress callback (done, total), or None for no progress display
+StageProgress = Callable[[str], Callable[[int, int], None] | None]
+
+
+@dataclass(frozen=True)
+class QuantizeOptions:
+    target: str = "tensorrt"
+    method: str = "minmax"
+    exclude: tuple[str, ...] = ()  # node names, op types or fnmatch patterns of names
+    sensitivity: bool = False
+    max_float: int = 16  # most nodes the sensitivity search may keep in float
+    sensitivity_inputs: int = 8  # inputs the per-node ranking measures on
+    sensitivity_ops: tuple[str, ...] = ()  # op types the search ranks (default: every quantized node)
+    modalities: str = "all"  # "all": also calibrate single-camera cases; "both": pairs only
+    force: bool = False
+
+    def validate(self) -> None:
+        if self.target not in TARGETS:
+            raise FumeEdgeError(f"--target {self.target!r}: choose one of {', '.join(TARGETS)}")
+        if self.method not in METHODS:
+            raise FumeEdgeError(f"--method {self.method!r}: choose one of {', '.join(METHODS)}")
+        if self.modalities not in ("all", "both"):
+            raise FumeEdgeError(f"--modalities {self.modalities!r}: choose all or both")
+
+    def ort_settings(self) -> dict[str, object]:
+        """quantize_static keyword arguments for the target."""
+        if self.target == "tensorrt":
+            extra = {"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False}
+            return {"activation_type": QuantType.QInt8, "weight_type": QuantType.QInt8, "extra_options": extra}
+        return {"activation_type": QuantType.QUInt8, "weight_type": QuantType.QInt8,
+                "extra_options": {"WeightSymmetric": True}}
+
+
+class CalibrationFeeds(CalibrationDataReader):
+    """The calibration inputs as ORT's reader: pairs both-present, then (modalities "all") one camera off each."""
+
+    def __init__(self, cset: CalibrationSet, indices: Sequence[int], modalities: str,
+                 progress: Callable[[int, int], None] | None = None) -> None:
+        self.cset = cset
+        self.plan = [(i, "both") for i in indices]
+        if modalities == "all":
+            self.plan += [(i, CASES[1 + n % 2]) for n, i in enumerate(indices)]
+        self.progress = progress
+        self.position, self.end, self.done = 0, len(self.plan), 0
+
+    def get_next(self) -> dict | None:
+        if self.position >= self.end:
+            return None
+        item = self.cset.item(*self.plan[self.position])
+        self.position += 1
+        self.done += 1
+        if self.progress:
+            self.progress(self.done, len(self.plan))
+        return {"co2": item.co2, "ch4": item.ch4, "modality_mask": item.modality_mask}
+
+    def __len__(self) -> int:
+        return len(self.plan)
+
+    def set_range(self, start_index: int, end_index: int) -> None:
+        self.position, self.end = start_index, min(end_index, len(self.plan))
+
+
+def calibration_stride(feeds: int, largest: int = 8) -> int:
+    """Feeds per calibration batch: ORT needs a divisor of the total; small batches bound histogram memory."""
+    return max(d for d in range(1, largest + 1) if feeds % d == 0)
+
+
+def model_input_size(model: onnx.ModelProto, path: Path) -> tuple[int, int]:
+    """(width, height) of a fume-edge graph's static `co2` input; anything else is one clear error."""
+    inputs = {i.name: i for i in model.graph.input}
+    missing = [n for n in REQUIRED_INPUTS if n not in inputs]
+    if missing:
+        raise FumeEdgeError(f"{path}: not a fume-edge model, inputs {', '.join(missing)} are missing; export one with `fume-edge export`")
+    dims = [d.dim_value for d in inputs["co2"].type.tensor_type.shape.dim]
+    if len(dims) != 4 or min(dims) <= 0:
+        raise FumeEdgeError(f"{path}: input co2 has no static shape; export a static shape with `fume-edge export --size`")
+    if any(p.key == "fume_edge.precision" and p.value != "fp32" for p in model.metadata_props):
+        raise FumeEdgeError(f"{path}: not an FP32 export; quantize the FP32 model from `fume-edge export`")
+    return dims[3], dims[2]
+
+
+def resolve_exclusions(model: onnx.ModelProto, patterns: Sequence[str]) -> list[str]:
+    """Node names matching each pattern (a name, an op type or an fnmatch pattern); an unmatched one is an error."""
+    names: list[str] = []
+    for pattern in patterns:
+        found = [n.name for n in model.graph.node
+                 if n.name and (n.op_type == pattern or fnmatch.fnmatchcase(n.name, pattern))]
+        if not found:
+            raise FumeEdgeError(f"--exclude {pattern!r}: no node or op type matches it in the model "
+                                "(names look like /model/fusion/cross_att/Softmax; patterns like '/model/fusion/*' work)")
+        names += [n for n in found if n not in names]
+    return names
+
+
+def pooling_matmuls(model: onnx.ModelProto) -> list[str]:
+    """MatMuls with a constant operand: the export-safe adaptive pooling (R_h · x · R_wᵀ, DESIGN §3).
+
+    They stay float: their weights are exact bin averages (1/n), their compute is negligible (15×20 maps), and ORT
+    would quantize a constant *left* operand per-channel along the reduction axis, which no int8 GEMM can factor out.
+    """
+    constants = {t.name for t in model.graph.initializer}
+    constants |= {o for n in model.graph.node if n.op_type == "Constant" for o in n.output}
+    return [n.name for n in model.graph.node if n.op_type == "MatMul" and any(i in constants for i in n.input)]
+
+
+def strip_unused_opsets(model: onnx.ModelProto) -> None:
+    """Drop the opset imports the optimizer adds for domains no node uses."""
+    used = {n.domain for n in model.graph.node} | {""}
+    kept = [o for o in model.opset_import if o.domain in used or (o.domain == "ai.onnx" and "" in used)]
+    del model.opset_import[:]
+    model.opset_import.extend(kept)
+
+
+@dataclass
+class QuantizeResult:
+    output: Path
+    written: bool
+    report: Int8Report
+    excluded: list[str]
+    quantized_nodes: int
+    sensitivity: SensitivityResult | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+class Quantizer:
+    """Owns the working folder: the pre-processed model, the logits probe and the cached calibration ranges."""
+
+    def __init__(self, fp32_path: Path, options: QuantizeOptions) -> None:
+        self.options = options
+        self._tmp = tempfile.TemporaryDirectory(prefix="fume-edge-quant-")
+        self.work = Path(self._tmp.name)
+        self.pre = self.work / "pre.onnx"
+        self.probe = self.work / "probe.onnx"
+        self.ranges = self.work / "ranges.json"
+        logging.getLogger().setLevel(max(logging.getLogger().level, logging.ERROR))  # ORT's advice lines
+        quant_pre_process(str(fp32_path), str(self.pre), skip_symbolic_shape=True)
+        self.pre_model = onnx.load(str(self.pre))
+        self.probe_model = expose_logits(self.pre_model)
+        onnx.save(self.probe_model, str(self.probe))
+
+    def calibrate(self, feeds: CalibrationFeeds) -> onnx.ModelProto:
+        """Compute and cache every tensor's range; returns the model with every quantizable node quantized."""
+        extra = dict(self.options.ort_settings()["extra_options"])  # type: ignore[call-overload]
+        extra["CalibStridedMinMax"] = calibration_stride(len(feeds))
+        return self._quantize(self.pre, None, [], feeds, extra)
+
+    def build(self, nodes: Sequence[str] | None, exclude: Sequence[str], probe: bool = False) -> onnx.ModelProto:
+        """A QDQ model from the cached ranges: only `nodes` quantized (None: all) minus `exclude`."""
+        return self._quantize(self.probe if probe else self.pre, nodes, exclude, None, None)
+
+    def _quantize(self, source: Path, nodes: Sequence[str] | None, exclude: Sequence[str],
+                  feeds: CalibrationFeeds | None, extra: dict | None) -> onnx.ModelProto:
+        settings = self.options.ort_settings()
+        out = self.work / "out.onnx"
+        quantize_static(
+            str(source), str(out), feeds, quant_format=QuantFormat.QDQ, per_channel=True,
+            activation_type=settings["activation_type"], weight_type=settings["weight_type"],
+            nodes_to_quantize=list(nodes) if nodes is not None else None, nodes_to_exclude=list(exclude),
+            calibrate_method=METHODS[self.options.method], extra_options=extra or settings["extra_options"],
+            calibration_cache_path=str(self.ranges),
+        )
+        model = onnx.load(str(out))
+        strip_unused_opsets(model)
+        return model
+
+    def close(self) -> None:
+        self._tmp.cleanup()
+
+    def __enter__(self) -> "Quantizer":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def quantization_metadata(options: QuantizeOptions, cset: CalibrationSet, fp32_path: Path,
+                          excluded: Sequence[str]) -> dict[str, str]:
+    settings = options.ort_settings()
+    return {
+        "fume_edge.precision": "int8",
+        "fume_edge.quant.target": options.target,
+        "fume_edge.quant.method": options.method,
+        "fume_edge.quant.activation_type": str(settings["activation_type"]).rsplit(".", 1)[-1],
+        "fume_edge.quant.weight_type": "QInt8 per-channel symmetric",
+        "fume_edge.quant.calibration": cset.folder.name,
+        "fume_edge.quant.calibration_manifest_sha256": cset.manifest_sha256,
+        "fume_edge.quant.modalities": options.modalities,
+        "fume_edge.quant.excluded_nodes": json.dumps(list(excluded)),
+        "fume_edge.quant.source_onnx_sha256": sha256_file(fp32_path),
+        "fume_edge.quant.onnxruntime_version": onnxruntime.__version__,
+        "fume_edge.version": __version__,
+    }
+
+
+def set_metadata(model: onnx.ModelProto, props: dict[str, str]) -> None:
+    """Replace or add metadata props, keeping the FP32 export's others (class names, input size, ...)."""
+    kept = [p for p in model.metadata_props if p.key not in props]
+    del model.metadata_props[:]
+    model.metadata_props.extend(kept)
+    model.metadata_props.extend(onnx.StringStringEntryProto(key=k, value=v) for k, v in props.items())
+
+
+def write_atomically(model: onnx.ModelProto, output: Path) -> None:
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output.with_name(f".{output.name}.partial-{os.getpid()}")
+    try:
+        onnx.save(model, str(tmp))
+        tmp.replace(output)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _no_progress(stage: str) -> None:
+    return None
+
+
+def _quantize_with_search(quantizer: Quantizer, cset: CalibrationSet, calib_idx: Sequence[int],
+                          held: list[LabelledInput], fp32_path: Path, stage: StageProgress
+                          ) -> tuple[onnx.ModelProto, list[str], SensitivityResult | None]:
+    """Calibrate, optionally search for the nodes to keep in float, and build the final QDQ model."""
+    options = quantizer.options
+    excluded = pooling_matmuls(quantizer.pre_model)
+    excluded += [n for n in resolve_exclusions(quantizer.pre_model, options.exclude) if n not in excluded]
+    full = quantizer.calibrate(CalibrationFeeds(cset, calib_idx, options.modalities, stage("calibrating")))
+    if not options.sensitivity:
+        return quantizer.build(None, excluded), excluded, None
+    search = sensitivity_search(
+        quantizer, full, lambda m: compare_int8(fp32_path, m.SerializeToString(), held),
+        held[:options.sensitivity_inputs], excluded, options.max_float, options.sensitivity_ops, stage,
+    )
+    excluded += search.kept_float
+    return quantizer.build(None, excluded), excluded, search
+
+
+def quantize_onnx(
+    fp32_path: str | Path, calibration: str | Path, output: str | Path, options: QuantizeOptions = QuantizeOptions(),
+    val_csv: str | Path | None = None, uint16_range: tuple[float, float] = (0.0, 65535.0),
+    progress: StageProgress | None = None,
+) -> QuantizeResult:
+    """Quantize `fp32_path` with the calibration folder, judge it, and write `output` if it passes (or `force`).
+
+    The report runs on every sample of the paired CSV `val_csv` (each with its own modality mask; 16-bit frames
+    mapped by `uint16_range`); without it, on the held-back calibration pairs in all three modality cases.
+    `progress(stage)` returns the callback (done, total) for each long stage.
+    """
+    options.validate()
+    fp32_path, output = Path(fp32_path), Path(output)
+    if not fp32_path.is_file():
+        raise FumeEdgeError(f"{fp32_path}: ONNX file not found; export one with `fume-edge export`")
+    source = onnx.load(str(fp32_path))
+    size = model_input_size(source, fp32_path)
+    cset = load_calibration(calibration, size)
+    calib_idx, held_idx = cset.split(HOLDOUT)
+    held = [cset.item(i, case) for i in held_idx for case in CASES]
+    if val_csv is None:
+        count, items = len(held), iter(held)
+        description = f"{len(held_idx)} held-back calibration pairs × {len(CASES)} modality cases"
+    else:
+        count, items = csv_inputs(val_csv, size, uint16_range)  # read and checked before the long work
+        description = str(val_csv)
+    stage = progress or _no_progress
+    with Quantizer(fp32_path, options) as quantizer:
+        model, excluded, search = _quantize_with_search(quantizer, cset, calib_idx, held, fp32_path, stage)
+    metadata = {p.key: p.value for p in source.metadata_props} | quantization_metadata(options, cset, fp32_path, excluded)
+    set_metadata(model, metadata)
+    if options.target == "tensorrt":
+        problems = check_tensorrt_compatible(model)
+        if problems:
+            raise FumeEdgeError(f"{fp32_path}: its INT8 model would not parse in TensorRT: {problems[0]}"
+                                + (f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""))
+    report = compare_int8(fp32_path, model.SerializeToString(), items, count, description, stage("accuracy report"))
+    set_metadata(model, {"fume_edge.quant.report": json.dumps(report.to_dict())})
+    written = report.passed or options.force
+    if written:
+        write_atomically(model, output)
+    return QuantizeResult(output, written, report, excluded, len(quantized_nodes(model)), search,
+                          {p.key: p.value for p in model.metadata_props})
