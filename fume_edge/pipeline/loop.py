@@ -115,7 +115,8 @@ class Pipeline:
         if item is None:
             return []
         camera, frame = item  # type: ignore[misc]
-        return self.sync.push(camera, frame) + self.sync.advance(frame.t)
+        # Frames come in time order across cameras: every earlier frame is in, so the clock moves first.
+        return self.sync.advance(frame.t) + self.sync.push(camera, frame)
 
     def _leftovers(self) -> list[Pair | Health]:
         """Frames captured before the stop, decided as if no more frames will come."""

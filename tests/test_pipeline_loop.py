@@ -1,0 +1,175 @@
+"""The loop end to end in-process: real OpenCV decoding, ONNX Runtime inference, SQLite alerts, real threads."""
+
+from __future__ import annotations
+
+import io
+import itertools
+import time
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pytest
+from pipeline_support import (
+    FRAME_SIZE, ScriptedCamera, noise_frames, run_config, small_onnx, synthetic_videos, true_pairs,  # noqa: F401
+    write_run_yaml,
+)
+from rich.console import Console
+
+from fume_edge.alerts.event import CAMERA_DEGRADED, CAMERA_OFFLINE, END, START
+from fume_edge.alerts.service import AlertService
+from fume_edge.alerts.store import AlertStore
+from fume_edge.data.config import Outage
+from fume_edge.errors import FumeEdgeError
+from fume_edge.pipeline.capture import CameraStream, FrameHub
+from fume_edge.pipeline.loop import Pipeline
+from fume_edge.pipeline.prepare import ModelInputs
+from fume_edge.pipeline.run import RunOptions, run
+from fume_edge.pipeline.sync import Pair
+from fume_edge.runtime.base import Prediction, load_backend
+
+CAMS = ("co2", "ch4")
+
+
+def quiet_console() -> Console:
+    return Console(file=io.StringIO(), width=200)
+
+
+def test_paired_videos_with_offset_jitter_and_drops_pair_as_the_ground_truth(tmp_path: Path, small_onnx: Path) -> None:
+    """Two video files played as fast as possible, each frame at its recorded time, the CH4 clock offset
+    corrected: the loop infers exactly the captures both cameras delivered, each once, never across the tolerance."""
+    folder = tmp_path / "videos"
+    paths = synthetic_videos(folder, fps=10.0, seconds=8.0, clock_offset_s=0.33, jitter_s=0.005, drop_rate=0.1)
+    config = write_run_yaml(tmp_path / "run.yaml", f"""
+sources:
+  pacing: fast
+  co2: {{timestamps: {folder / 'co2.csv'}}}
+  ch4: {{timestamps: {folder / 'ch4.csv'}, time_offset_s: -0.33}}
+sync: {{silent_after_s: 5.0}}
+""")
+    seen: list[tuple[int, int]] = []
+    gaps: list[float] = []
+
+    def record(pair: Pair, prediction: Prediction) -> None:
+        co2, ch4 = pair.frames
+        assert co2 is not None and ch4 is not None and prediction.ph_probs is not None
+        seen.append((co2.index, ch4.index))
+        gaps.append(abs(co2.t - ch4.t))
+
+    result = run(RunOptions(co2=str(paths["co2"]), ch4=str(paths["ch4"]), model=small_onnx, config=config,
+                            alerts=tmp_path / "alerts.db", quiet=True), quiet_console(), on_result=record)
+    assert result.reason == "completed"
+    assert sorted(seen) == sorted(true_pairs(folder)) and len(seen) == len(set(seen))
+    assert max(gaps) <= 0.05  # half the frame period
+    stats = result.stats
+    assert stats["inferences"] == stats["pairs"] == len(seen) and stats["stale"] == 0
+    delivered = {gas: stats["cameras"][gas]["frames"] for gas in CAMS}
+    assert {gas: delivered[gas] - len(seen) for gas in CAMS} == {gas: stats["cameras"][gas]["unmatched"]
+                                                                    for gas in CAMS}
+
+
+def _start_stop_events(db: Path) -> list[tuple[str, str, str | None, tuple[str, ...]]]:
+    with AlertStore(db, readonly=True) as store:
+        return [(e.type, e.state, e.reason, e.camera_ids) for e in store.events()]
+
+
+class LoopRig:
+    """A pipeline over two scripted live cameras, the small ONNX model and a real alert service."""
+
+    def __init__(self, tmp_path: Path, model: Path, cameras: dict[str, tuple[ScriptedCamera, object]]) -> None:
+        self.config = run_config(tmp_path, {"sync": {"silent_after_s": 0.4}})
+        self.db = tmp_path / "alerts.db"
+        self.hub = FrameHub(CAMS, capacity=4, lossless=False)
+        self.streams = {gas: CameraStream(gas, reader, reopen=reopen, hub=self.hub, paced=False,  # type: ignore
+                                          time_offset_s=0.0, reconnect_s=(0.2, 0.2))
+                        for gas, (reader, reopen) in cameras.items()}
+        self.backend = load_backend(model, device="cpu")
+        self.service = AlertService(self.config.alerts, self.config.sinks, device_id="test")
+        self.times: list[float] = []
+        self.degraded: list[float] = []
+        self.pipeline = Pipeline(self.streams, self.hub, self.backend, self.service,
+                                 ModelInputs(CAMS, self.backend.input_size, {}), tolerance_s=0.025,
+                                 silent_after_s=0.4, tick_s=0.05, stats_interval_s=60.0, on_result=self._seen)
+
+    def _seen(self, pair: Pair, prediction: Prediction) -> None:
+        self.times.append(pair.t)
+        if None in pair.frames:
+            self.degraded.append(pair.t)
+
+    def run(self, seconds: float) -> dict[str, object]:
+        self.service.start()
+        try:
+            reason = self.pipeline.run(lambda: False, duration_s=seconds)
+        finally:
+            self.service.close(self.pipeline.stats(), "completed")
+            self.backend.close()
+        assert reason == "completed"
+        return self.pipeline.stats()
+
+
+def _comes_back(after_tries: int, script: Iterator[np.ndarray]) -> object:
+    """A reopen factory that fails `after_tries` times (camera still unplugged), then returns a working camera."""
+    tries = itertools.count()
+
+    def reopen() -> ScriptedCamera:
+        if next(tries) < after_tries:
+            raise FumeEdgeError("no such camera device")
+        return ScriptedCamera("ch4", script, fps=20.0)
+
+    return reopen
+
+
+def test_camera_that_dies_and_comes_back_degrades_then_recovers_while_inference_goes_on(
+        tmp_path: Path, small_onnx: Path) -> None:
+    def with_garbage(seed: int) -> Iterator[np.ndarray]:
+        for k, image in enumerate(noise_frames(seed=seed)):
+            yield np.empty((0, 0), np.uint8) if k % 7 == 3 else image
+
+    rig = LoopRig(tmp_path, small_onnx, {
+        "co2": (ScriptedCamera("co2", with_garbage(1), fps=20.0), None),
+        "ch4": (ScriptedCamera("ch4", noise_frames(seed=2), fps=20.0, die_after=15),
+                _comes_back(4, noise_frames(seed=3))),  # dead from ~0.75 s, back ~0.8 s later
+    })
+    stats = rig.run(3.0)
+    events = _start_stop_events(rig.db)
+    assert events == [(CAMERA_DEGRADED, START, None, ("ch4",)), (CAMERA_DEGRADED, END, "recovered", ("ch4",))]
+    assert stats["cameras"]["ch4"]["reconnects"] == 1  # type: ignore[index]
+    assert stats["cameras"]["co2"]["garbage"] > 0 and stats["degraded"] == len(rig.degraded) > 0  # type: ignore
+    assert max(np.diff(rig.times)) < 0.4 + 0.2  # inference never stopped longer than the silence timeout
+    assert rig.times[-1] > rig.degraded[-1]  # and paired again after the camera came back
+
+
+def test_both_cameras_silent_is_camera_offline_until_they_return(tmp_path: Path, small_onnx: Path) -> None:
+    rig = LoopRig(tmp_path, small_onnx, {
+        gas: (ScriptedCamera(gas, noise_frames(seed=k), fps=20.0, die_after=12), _comes_back(3, noise_frames()))
+        for k, gas in enumerate(CAMS)})
+    rig.run(2.5)
+    kinds = [(kind, state) for kind, state, _, _ in _start_stop_events(rig.db)]
+    assert (CAMERA_OFFLINE, START) in kinds and (CAMERA_OFFLINE, END) in kinds
+    assert kinds[-1] == (CAMERA_OFFLINE, END) or kinds[-1][0] == CAMERA_DEGRADED
+
+
+@pytest.mark.parametrize("pacing", ["realtime", "fast"])
+def test_synthetic_outage_shows_degraded_mode_in_both_pacings(pacing: str, tmp_path: Path, small_onnx: Path) -> None:
+    """The synthetic cameras' CH4 outage: `camera_degraded` starts and ends, single-gas inferences fill the gap."""
+    config = write_run_yaml(tmp_path / "run.yaml", """
+sources:
+  synthetic:
+    fps: 20.0
+    segments: [{ph: 6.4, seconds: 1.0}, {ph: 5.2, seconds: 2.0}]
+    outage: {gas: ch4, start_s: 0.8, seconds: 1.2}
+sync: {silent_after_s: 0.42}
+""")
+    singles: list[float] = []
+    result = run(RunOptions(co2="synthetic", ch4="synthetic", model=small_onnx, config=config, pacing=pacing,
+                            alerts=tmp_path / "alerts.db", jsonl=tmp_path / "alerts.jsonl", quiet=True,
+                            max_frames=None if pacing == "realtime" else 55,
+                            duration=2.8 if pacing == "realtime" else None),
+                 quiet_console(), on_result=lambda pair, _: singles.append(pair.t) if None in pair.frames else None)
+    events = _start_stop_events(tmp_path / "alerts.db")
+    degraded = [(state, reason) for kind, state, reason, _ in events if kind == CAMERA_DEGRADED]
+    assert degraded == [(START, None), (END, "recovered")]
+    assert singles and result.stats["singles"] >= len(singles)
+    assert len((tmp_path / "alerts.jsonl").read_text().splitlines()) == len(events)
+    if pacing == "fast":  # media time, so exact: CH4 last seen at 0.75, silent from 1.2 to its return at 2.0
+        assert [round(t - singles[0], 2) for t in singles] == [round(k / 20, 2) for k in range(16)]

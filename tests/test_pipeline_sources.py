@@ -1,0 +1,187 @@
+"""Sources, capture threads and input preparation: real OpenCV files and folders, real threads, one-line errors."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from pipeline_support import FRAME_SIZE, ScriptedCamera, noise_frames, run_config, synthetic_videos
+
+from fume_edge.errors import FumeEdgeError
+from fume_edge.pipeline.capture import ENDED, CameraStream, FrameHub, frame_problem
+from fume_edge.pipeline.config import CameraConfig
+from fume_edge.pipeline.prepare import InputBuffer
+from fume_edge.pipeline.sources import as_raw16, open_reader
+from fume_edge.pipeline.sync import Frame
+from fume_edge.pipeline.synthetic_source import scenario_ph
+from fume_edge.runtime.pre import frame_to_input
+
+W, H = FRAME_SIZE
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("/dev/video99", "--co2 /dev/video99: no such camera device /dev/video99"),
+    ("99", "--co2 99: no such camera device /dev/video99"),
+    ("missing.mp4", "--co2 missing.mp4: no such file, folder or camera"),
+])
+def test_a_source_that_is_not_there_is_one_clear_line(spec: str, message: str, tmp_path: Path) -> None:
+    with pytest.raises(FumeEdgeError) as err:
+        open_reader(spec, "co2", run_config(tmp_path))
+    assert str(err.value).startswith(message) and "\n" not in str(err.value)
+
+
+def test_unreadable_video_and_empty_folder_are_one_clear_line(tmp_path: Path) -> None:
+    (tmp_path / "broken.mp4").write_bytes(b"not a video")
+    (tmp_path / "empty").mkdir()
+    config = run_config(tmp_path)
+    with pytest.raises(FumeEdgeError, match=r"^--ch4 .*broken.mp4: cannot open this file"):
+        open_reader(str(tmp_path / "broken.mp4"), "ch4", config)
+    with pytest.raises(FumeEdgeError, match=r"^--ch4 .*empty: no images"):
+        open_reader(str(tmp_path / "empty"), "ch4", config)
+
+
+def test_video_file_gives_media_time_from_fps_or_timestamps_and_loops(tmp_path: Path) -> None:
+    paths = synthetic_videos(tmp_path / "v", fps=10.0, seconds=0.5, clock_offset_s=0.2, jitter_s=0.004,
+                             drop_rate=0.0)
+    by_fps = open_reader(str(paths["ch4"]), "ch4", run_config(tmp_path, {"sources": {"loop": True}}))
+    times = [by_fps.read()[1] for _ in range(12)]  # type: ignore[index]
+    assert by_fps.fps == pytest.approx(10.0) and not by_fps.live
+    assert times == pytest.approx([k / 10 for k in range(12)])  # 5 frames, looped: time goes on
+    timestamps = str(paths["ch4"].with_suffix(".csv"))
+    by_csv = open_reader(str(paths["ch4"]), "ch4", run_config(tmp_path, {"sources": {"ch4": {"timestamps": timestamps}}}))
+    got = [by_csv.read() for _ in range(6)]
+    assert got[-1] is None
+    stamps = [t for _, t in got[:-1]]  # type: ignore[misc]
+    assert all(abs(t - (0.2 + k / 10)) <= 0.004 + 1e-6 for k, t in enumerate(stamps))
+
+
+def test_folder_keeps_16_bit_frames_and_garbage_is_counted_not_fatal(tmp_path: Path) -> None:
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for k in range(4):
+        cv2.imwrite(str(folder / f"{k}_good.png"), rng.integers(0, 65535, (H, W), dtype=np.uint16))
+    (folder / "4_corrupt.png").write_bytes(b"\x89PNG garbage")
+    cv2.imwrite(str(folder / "5_small.png"), np.zeros((H // 2, W // 2), np.uint16))
+    cv2.imwrite(str(folder / "6_good.png"), np.zeros((H, W), np.uint16))
+    reader = open_reader(str(folder), "co2", run_config(tmp_path))
+    hub = FrameHub(("co2",), capacity=16, lossless=True)
+    stream = CameraStream("co2", reader, reopen=lambda: reader, hub=hub, paced=False, time_offset_s=0.0,
+                          reconnect_s=(0.1, 0.2))
+    with stream:
+        stream.start(100.0)
+        frames = [hub.next_in_order(5.0) for _ in range(6)]
+    assert frames[-1] is ENDED and stream.state == "ended"
+    got = [f for _, f in frames[:-1]]  # type: ignore[misc]
+    assert [f.image.dtype for f in got] == [np.uint16] * 5
+    assert [f.t for f in got] == pytest.approx([100 + k / 30 for k in (0, 1, 2, 3, 6)])  # sync.default_fps
+    assert stream.garbage == 2 and stream.frames == 5
+    assert "shape (60, 80)" in (stream.last_problem or "")
+
+
+@pytest.mark.parametrize("image, problem", [
+    (np.zeros((0, 0), np.uint8), "empty"),
+    (None, "empty"),
+    (np.zeros((H, W), np.float64), "dtype float64"),
+    (np.zeros((H, W, 2), np.uint8), "shape"),
+    (np.zeros((2, H, W, 3), np.uint8), "shape"),
+    (np.zeros((H + 1, W), np.uint8), f"this camera delivers {(H, W)}"),
+])
+def test_frame_problem_names_what_is_wrong(image: object, problem: str) -> None:
+    assert problem in (frame_problem(image, (H, W)) or "")
+
+
+def test_frame_problem_accepts_camera_formats() -> None:
+    for image in (np.zeros((H, W), np.uint8), np.zeros((H, W, 3), np.uint8), np.zeros((H, W, 1), np.uint16),
+                  np.zeros((H, W), np.float32), np.zeros((H, W, 4), np.uint8)):
+        assert frame_problem(image, None) is None
+
+
+def test_live_camera_that_dies_is_reconnected_with_backoff_and_garbage_skipped() -> None:
+    def script() -> object:
+        frames = noise_frames()
+        while True:
+            yield next(frames)
+            yield np.zeros((3, 3, 2), np.uint8)  # garbage from a confused driver
+
+    opened = []
+
+    def reopen() -> ScriptedCamera:
+        opened.append(time.monotonic())
+        if len(opened) == 1:
+            raise FumeEdgeError("still unplugged")
+        return ScriptedCamera("cam", script(), fps=200.0)  # type: ignore[arg-type]
+
+    hub = FrameHub(("co2",), capacity=4, lossless=False)
+    dying = ScriptedCamera("cam", script(), fps=200.0, die_after=10)  # type: ignore[arg-type]
+    stream = CameraStream("co2", dying, reopen=reopen, hub=hub, paced=False, time_offset_s=0.0,
+                          reconnect_s=(0.05, 0.2))
+    with stream:
+        stream.start(time.monotonic())
+        deadline = time.monotonic() + 10
+        while stream.frames < 20 and time.monotonic() < deadline:
+            hub.drain(0.05)
+    assert stream.reconnects == 1 and len(opened) == 2
+    assert opened[1] - opened[0] >= 0.1 - 1e-3  # the delay doubled after the failed try
+    assert stream.frames >= 20 and stream.garbage >= 10 and stream.state == "stopped"
+
+
+def test_live_ring_keeps_the_newest_and_counts_overwrites() -> None:
+    hub = FrameHub(("co2", "ch4"), capacity=2, lossless=False)
+    for k in range(5):
+        hub.put("co2", Frame(np.zeros(1), float(k), k))
+    hub.put("ch4", Frame(np.zeros(1), 2.5, 0))
+    items = hub.drain(0.0)
+    assert [(cam, f.t) for cam, f in items] == [("ch4", 2.5), ("co2", 3.0), ("co2", 4.0)]  # oldest first
+    assert hub.overwritten == {"co2": 3, "ch4": 0}
+
+
+def test_lossless_hub_merges_cameras_in_time_order_and_waits_for_both() -> None:
+    hub = FrameHub(("co2", "ch4"), capacity=2, lossless=True)
+    hub.put("co2", Frame(np.zeros(1), 0.0, 0))
+    hub.put("co2", Frame(np.zeros(1), 0.1, 1))
+    assert hub.next_in_order(0.05) is None  # CH4 may still deliver something earlier
+    hub.put("ch4", Frame(np.zeros(1), 0.05, 0))
+    assert [hub.next_in_order(0.1)[1].t for _ in range(2)] == [0.0, 0.05]  # type: ignore[index]
+    hub.end("ch4")
+    assert hub.next_in_order(0.1)[1].t == 0.1  # type: ignore[index]
+    hub.end("co2")
+    assert hub.next_in_order(0.1) is ENDED
+
+
+def test_input_buffer_matches_frame_to_input_and_reuses_memory() -> None:
+    rng = np.random.default_rng(0)
+    buffer = InputBuffer((64, 48), None)
+    for image in (rng.integers(0, 256, (96, 128), dtype=np.uint8), rng.integers(0, 256, (48, 64, 3), dtype=np.uint8),
+                  rng.integers(0, 256, (30, 40), dtype=np.uint8), rng.random((48, 64), dtype=np.float32)):
+        out = buffer.fill(image)
+        assert out is buffer.input
+        np.testing.assert_array_equal(out, frame_to_input(image, (64, 48)))
+    thermal = InputBuffer((64, 48), (20000.0, 40000.0))
+    counts = rng.integers(15000, 45000, (48, 64), dtype=np.uint16)
+    np.testing.assert_array_equal(thermal.fill(counts), frame_to_input(counts, (64, 48), (20000.0, 40000.0)))
+
+
+def test_raw16_bytes_are_reinterpreted_at_the_configured_size() -> None:
+    camera = CameraConfig(width=4, height=2, fps=None, fourcc="Y16", raw16=True, value_range=None,
+                          time_offset_s=0.0, timestamps=None)
+    values = np.arange(8, dtype="<u2").reshape(2, 4) * 1000
+    raw = values.view(np.uint8).reshape(2, 8)  # what some drivers hand over
+    np.testing.assert_array_equal(as_raw16(raw, camera), values)
+    assert as_raw16(values, camera) is values
+
+
+def test_synthetic_source_follows_the_scenario_and_skips_its_outage(tmp_path: Path) -> None:
+    config = run_config(tmp_path, {"sources": {"synthetic": {
+        "fps": 10.0, "segments": [{"ph": 6.4, "seconds": 1.0}, {"ph": 5.2, "seconds": 1.0}],
+        "outage": {"gas": "ch4", "start_s": 0.5, "seconds": 0.3}}}})
+    segments = config.sources.synthetic.segments
+    assert [scenario_ph(segments, t) for t in (0.0, 0.99, 1.0, 2.5)] == [6.4, 6.4, 5.2, 6.4]
+    ch4, co2 = open_reader("synthetic", "ch4", config), open_reader("synthetic", "co2", config)
+    ch4_times = [ch4.read()[1] for _ in range(20)]  # type: ignore[index]
+    assert not any(0.5 <= t % 2.0 < 0.8 for t in ch4_times) and max(ch4_times) > 2.0  # skipped every cycle
+    image, t = co2.read()  # type: ignore[misc]
+    assert image.shape == (H, W) and image.dtype == np.uint8 and t == 0.0
