@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Iterator
 
+import cv2
 import numpy as np
 import pytest
 from pipeline_support import (
@@ -161,15 +162,38 @@ sources:
 sync: {silent_after_s: 0.42}
 """)
     singles: list[float] = []
+    terminal = io.StringIO()
     result = run(RunOptions(co2="synthetic", ch4="synthetic", model=small_onnx, config=config, pacing=pacing,
-                            alerts=tmp_path / "alerts.db", jsonl=tmp_path / "alerts.jsonl", quiet=True,
+                            alerts=tmp_path / "alerts.db", jsonl=tmp_path / "alerts.jsonl",
+                            snapshots=tmp_path / "snapshots", record=tmp_path / "view.avi",
                             max_frames=None if pacing == "realtime" else 55,
                             duration=2.8 if pacing == "realtime" else None),
-                 quiet_console(), on_result=lambda pair, _: singles.append(pair.t) if None in pair.frames else None)
+                 Console(file=terminal, force_terminal=True, width=200),
+                 on_result=lambda pair, _: singles.append(pair.t) if None in pair.frames else None)
     events = _start_stop_events(tmp_path / "alerts.db")
     degraded = [(state, reason) for kind, state, reason, _ in events if kind == CAMERA_DEGRADED]
     assert degraded == [(START, None), (END, "recovered")]
     assert singles and result.stats["singles"] >= len(singles)
     assert len((tmp_path / "alerts.jsonl").read_text().splitlines()) == len(events)
+    assert len(list((tmp_path / "snapshots").glob("*camera_degraded_start*.png"))) == 1
+    recorded = cv2.VideoCapture(str(tmp_path / "view.avi"))
+    assert int(recorded.get(cv2.CAP_PROP_FRAME_COUNT)) == result.stats["inferences"]
+    shown = terminal.getvalue()  # the live panel, the event lines and the summary
+    for text in ("pairing ±25 ms", "inference", "capture-to-result", "camera_degraded", "recovered",
+                 "fume-edge run: completed"):
+        assert text in shown
     if pacing == "fast":  # media time, so exact: CH4 last seen at 0.75, silent from 1.2 to its return at 2.0
         assert [round(t - singles[0], 2) for t in singles] == [round(k / 20, 2) for k in range(16)]
+
+
+def test_live_loop_under_overload_infers_the_newest_pair_and_counts_every_skip(tmp_path: Path,
+                                                                            small_onnx: Path) -> None:
+    """Cameras far faster than inference: rings overwrite, older ready pairs are skipped as stale, results stay
+    current, and every pair the synchronizer made is either inferred or counted."""
+    rig = LoopRig(tmp_path, small_onnx, {gas: (ScriptedCamera(gas, noise_frames(seed=k), fps=800.0), None)
+                                         for k, gas in enumerate(CAMS)})
+    rig.pipeline.tolerance_s = 0.0006
+    stats = rig.run(1.5)
+    assert stats["stale"] > 0 or sum(c["overwritten"] for c in stats["cameras"].values()) > 0  # type: ignore
+    assert stats["pairs"] + stats["singles"] == stats["inferences"] + stats["stale"]  # type: ignore[operator]
+    assert stats["latency_ms"] < 250  # type: ignore[operator]

@@ -42,12 +42,12 @@ class StatusView:
 
     def __init__(self, pipeline: Pipeline, title: str, console: Console, *, quiet: bool, refresh_hz: float) -> None:
         self.pipeline, self.title, self.console = pipeline, title, console
-        self.live_panel = not quiet and console.is_terminal
-        self._live = Live(console=console, refresh_per_second=refresh_hz, get_renderable=self._render,
-                          transient=False) if self.live_panel else None
         self._last: tuple[float, dict[str, Any]] | None = None
         self._rates: dict[str, float] = {}
         self._open: tuple[tuple[str, str, tuple[str, ...], str], ...] = ()
+        self.live_panel = not quiet and console.is_terminal
+        self._live = Live(console=console, refresh_per_second=refresh_hz, get_renderable=self._render,
+                          transient=False) if self.live_panel else None
 
     def __enter__(self) -> "StatusView":
         if self._live is not None:
