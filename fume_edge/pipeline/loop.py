@@ -72,7 +72,7 @@ class Pipeline:
         limit reached, or every source ended). Frames captured before an interruption are still processed."""
         self.started = time.monotonic()
         self.sync = Synchronizer(self.cameras, self.tolerance_s, self.silent_after_s, start_t=self.started)
-        deadline = self.started + duration_s if duration_s else float("inf")
+        deadline = self.started + duration_s if duration_s is not None else float("inf")
         next_stats = self.started + self.stats_interval_s
         for stream in self.streams.values():
             stream.start(self.started)

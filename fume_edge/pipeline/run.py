@@ -85,6 +85,8 @@ def config_overrides(options: RunOptions) -> dict[str, Any]:
         mqtt["insecure"] = True
     if mqtt:
         sinks["mqtt"] = mqtt
+    if options.pacing not in (None, "realtime", "fast"):
+        raise FumeEdgeError(f"--pacing {options.pacing}: expected realtime or fast")
     sources = {k: v for k, v in (("pacing", options.pacing), ("loop", options.loop)) if v is not None}
     return {key: value for key, value in (("sinks", sinks), ("sources", sources)) if value}
 
@@ -135,7 +137,7 @@ def _view_hook(options: RunOptions, backend: Backend, fps: float, stack: ExitSta
                             backend.input_size, GASES)
         if recorder is not None:
             recorder.write(view)
-        if window is not None and not window.show(view):
+        if window is not None and not closed[0] and not window.show(view):
             closed[0] = True
 
     return show, closed

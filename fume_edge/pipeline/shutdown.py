@@ -37,6 +37,8 @@ class StopSignals:
         if self._event.is_set():
             sys.stderr.write(f"\n{name} again: exiting now; the alert database stays consistent\n")
             sys.stderr.flush()
+            if os.isatty(1):
+                os.write(1, b"\x1b[?25h")  # the live panel hides the cursor; give it back
             os._exit(FORCED_EXIT_CODE)
         self.received = name
         self._event.set()
