@@ -26,6 +26,7 @@ W, H = FRAME_SIZE
     ("/dev/video99", "--co2 /dev/video99: no such camera device /dev/video99"),
     ("99", "--co2 99: no such camera device /dev/video99"),
     ("missing.mp4", "--co2 missing.mp4: no such file, folder or camera"),
+    ("rtsp://127.0.0.1:9/stream", "--co2 rtsp://127.0.0.1:9/stream: cannot open this stream"),
 ])
 def test_a_source_that_is_not_there_is_one_clear_line(spec: str, message: str, tmp_path: Path) -> None:
     with pytest.raises(FumeEdgeError) as err:
