@@ -186,3 +186,18 @@ def test_synthetic_source_follows_the_scenario_and_skips_its_outage(tmp_path: Pa
     assert not any(0.5 <= t % 2.0 < 0.8 for t in ch4_times) and max(ch4_times) > 2.0  # skipped every cycle
     image, t = co2.read()  # type: ignore[misc]
     assert image.shape == (H, W) and image.dtype == np.uint8 and t == 0.0
+
+
+def test_a_recording_that_fails_mid_way_ends_its_camera_instead_of_hanging(tmp_path: Path) -> None:
+    """A timestamps file shorter than its video: the capture thread logs it and ends that camera cleanly."""
+    paths = synthetic_videos(tmp_path / "v", fps=10.0, seconds=0.6, clock_offset_s=0.0, jitter_s=0.0, drop_rate=0.0)
+    short = tmp_path / "short.csv"
+    short.write_text("video_frame,timestamp_s\n0,0.0\n1,0.1\n2,0.2\n")
+    reader = open_reader(str(paths["co2"]), "co2", run_config(tmp_path, {"sources": {"co2": {"timestamps": str(short)}}}))
+    hub = FrameHub(("co2",), capacity=8, lossless=True)
+    with CameraStream("co2", reader, reopen=lambda: reader, hub=hub, paced=False, time_offset_s=0.0,
+                      reconnect_s=(0.1, 0.2)) as stream:
+        stream.start(0.0)
+        got = [hub.next_in_order(5.0) for _ in range(4)]
+    assert [f.t for _, f in got[:3]] == [0.0, 0.1, 0.2] and got[3] is ENDED  # type: ignore[misc]
+    assert stream.state == "ended"

@@ -157,23 +157,26 @@ class CameraStream:
 
     def _run(self) -> None:
         self.state = "live"
-        while not self._stop.is_set():
-            try:
-                got = self.reader.read()
-            except (SourceLost, cv2.error, OSError) as exc:
-                if not self.reader.live:
-                    log.error("%s: read failed (%s); treating it as the end of the recording", self.reader.name, exc)
-                    got = None
-                elif not self._reconnect(str(exc)):
+        try:
+            while True:
+                if self._stop.is_set():
                     return
-                else:
+                try:
+                    got = self.reader.read()
+                except (SourceLost, cv2.error, OSError) as exc:
+                    if not self.reader.live:
+                        raise
+                    if not self._reconnect(str(exc)):
+                        return
                     continue
-            if got is None:
-                self.state = "ended"
-                self.hub.end(self.camera)
-                return
-            if not self._deliver(*got):
-                return
+                if got is None:
+                    break
+                if not self._deliver(*got):
+                    return
+        except Exception as exc:  # a bad recording (or a bug): this camera ends, the run goes on without it
+            log.error("%s: %s; this camera stops delivering", self.reader.name, exc)
+        self.state = "ended"
+        self.hub.end(self.camera)
 
     def _deliver(self, image: np.ndarray, t: float) -> bool:
         t += self.time_offset_s + (0.0 if self.reader.live else self._start_t)
