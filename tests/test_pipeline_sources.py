@@ -164,6 +164,9 @@ def test_input_buffer_matches_frame_to_input_and_reuses_memory() -> None:
     thermal = InputBuffer((64, 48), (20000.0, 40000.0))
     counts = rng.integers(15000, 45000, (48, 64), dtype=np.uint16)
     np.testing.assert_array_equal(thermal.fill(counts), frame_to_input(counts, (64, 48), (20000.0, 40000.0)))
+    narrow = InputBuffer((64, 48), (30.0, 200.0))  # an 8-bit camera with a configured range: clipped both ends
+    image = rng.integers(0, 256, (48, 64), dtype=np.uint8)
+    np.testing.assert_array_equal(narrow.fill(image), frame_to_input(image, (64, 48), (30.0, 200.0)))
 
 
 def test_raw16_bytes_are_reinterpreted_at_the_configured_size() -> None:

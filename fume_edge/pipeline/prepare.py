@@ -4,6 +4,8 @@ The arithmetic is `runtime.pre.frame_to_input`'s exactly (same gray conversion, 
 clipping, so the live loop feeds the model what training and calibration fed it); only the destination differs:
 each camera owns one resize buffer and one (1,1,H,W) float32 input, reused every frame. That is safe because
 every backend reads its inputs before `infer` returns, and snapshots get the camera's own frame, never these.
+8-bit frames, the common case, take one table lookup per pixel: the 256 normalised values are computed once with
+the same float32 arithmetic, so the result is bit for bit the same as computing each pixel.
 """
 
 from __future__ import annotations
@@ -27,6 +29,17 @@ class InputBuffer:
         self.input = np.zeros((1, 1, height, width), np.float32)
         self._plane = self.input[0, 0]
         self._resized: dict[np.dtype, np.ndarray] = {}
+        self._table = self._normalise(np.arange(256, dtype=np.uint8))  # 8-bit value -> model input
+
+    def _normalise(self, gray: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        value_range = self.value_range or _FULL_RANGE.get(gray.dtype)
+        if value_range is None:
+            raise InvalidFrame(f"unsupported frame dtype {gray.dtype}")
+        low, high = value_range
+        out = np.empty(gray.shape, np.float32) if out is None else out
+        np.subtract(gray, np.float32(low), out=out, casting="unsafe")
+        np.multiply(out, np.float32(1.0 / (high - low)), out=out)
+        return np.clip(out, 0.0, 1.0, out=out)
 
     def fill(self, image: np.ndarray) -> np.ndarray:
         gray = to_gray(image)
@@ -37,14 +50,10 @@ class InputBuffer:
                 out = self._resized[gray.dtype] = np.empty((height, width), gray.dtype)
             interpolation = cv2.INTER_AREA if gray.shape[0] > height else cv2.INTER_LINEAR
             gray = cv2.resize(gray, (width, height), dst=out, interpolation=interpolation)
-        value_range = self.value_range or _FULL_RANGE.get(gray.dtype)
-        if value_range is None:
-            raise InvalidFrame(f"unsupported frame dtype {gray.dtype}")
-        low, high = value_range
-        plane = self._plane
-        np.subtract(gray, np.float32(low), out=plane, casting="unsafe")
-        np.multiply(plane, np.float32(1.0 / (high - low)), out=plane)
-        np.clip(plane, 0.0, 1.0, out=plane)
+        if gray.dtype == np.uint8:
+            cv2.LUT(gray, self._table, dst=self._plane)
+        else:
+            self._normalise(gray, self._plane)
         return self.input
 
 
