@@ -189,12 +189,12 @@ def eval_cmd(
 def run(
     co2: str = typer.Option(..., "--co2", help="CO2 camera: /dev/videoN or an index, a video file, an image folder, an rtsp:// or http:// URL, or `synthetic`."),
     ch4: str = typer.Option(..., "--ch4", help="CH4 camera (same kinds as --co2)."),
-    model: Optional[Path] = typer.Option(None, "--model", help="Model file (.onnx, .engine, .pt) [default: the bundled model]."),
+    model: Optional[Path] = typer.Option(None, "--model", help="Model file (.onnx, .engine, .pt) \\[default: the bundled model]."),
     config: Optional[Path] = typer.Option(None, "--config", help="Run YAML overriding fume_edge/configs/run.yaml."),
-    alerts_db: Optional[Path] = typer.Option(None, "--alerts", help="SQLite alert database [default: run.yaml sinks.sqlite.path, alerts.db]."),
+    alerts_db: Optional[Path] = typer.Option(None, "--alerts", help="SQLite alert database \\[default: run.yaml sinks.sqlite.path, alerts.db]."),
     jsonl: Optional[Path] = typer.Option(None, "--jsonl", help="Also append every alert event to this JSONL file."),
-    mqtt: Optional[str] = typer.Option(None, "--mqtt", help="Also publish to mqtt://[user:pass@]host[:port]/prefix (mqtts:// for TLS)."),
-    mqtt_ca: Optional[Path] = typer.Option(None, "--mqtt-ca", help="mqtts: CA bundle of the broker's certificate [default: system CAs]."),
+    mqtt: Optional[str] = typer.Option(None, "--mqtt", help="Also publish to mqtt://\\[user:pass@]host\\[:port]/prefix (mqtts:// for TLS)."),
+    mqtt_ca: Optional[Path] = typer.Option(None, "--mqtt-ca", help="mqtts: CA bundle of the broker's certificate \\[default: system CAs]."),
     mqtt_cert: Optional[Path] = typer.Option(None, "--mqtt-cert", help="mqtts: client certificate (with --mqtt-key)."),
     mqtt_key: Optional[Path] = typer.Option(None, "--mqtt-key", help="mqtts: client private key."),
     mqtt_insecure: bool = typer.Option(False, "--mqtt-insecure", help="mqtts: skip certificate checks (test brokers only)."),
@@ -203,12 +203,12 @@ def run(
     record: Optional[Path] = typer.Option(None, "--record", help="Write the frames with their masks to this video file (.avi or .mp4)."),
     max_frames: Optional[int] = typer.Option(None, "--max-frames", min=1, help="Stop after N inferences."),
     duration: Optional[float] = typer.Option(None, "--duration", min=0.0, help="Stop after S seconds."),
-    device_id: Optional[str] = typer.Option(None, "--device-id", help="This device's id in alerts and MQTT topics [default: host name]."),
+    device_id: Optional[str] = typer.Option(None, "--device-id", help="This device's id in alerts and MQTT topics \\[default: host name]."),
     quiet: bool = typer.Option(False, "--quiet", help="No live panel (for services): only alert lines and the summary."),
     device: str = typer.Option("auto", "--device", help="Inference device: auto, cpu, cuda, tensorrt (as the backend understands it)."),
-    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for inference [default: the backend's]."),
-    pacing: Optional[str] = typer.Option(None, "--pacing", help="Recorded sources: realtime or fast [default: run.yaml sources.pacing]."),
-    loop: Optional[bool] = typer.Option(None, "--loop/--no-loop", help="Recorded sources start again at their end [default: run.yaml sources.loop]."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for inference \\[default: the backend's]."),
+    pacing: Optional[str] = typer.Option(None, "--pacing", help="Recorded sources: realtime or fast \\[default: run.yaml sources.pacing]."),
+    loop: Optional[bool] = typer.Option(None, "--loop/--no-loop", help="Recorded sources start again at their end \\[default: run.yaml sources.loop]."),
 ) -> None:
     """Run the capture loop: two gas cameras, paired frames, fused inference, alerts that are never lost."""
     from fume_edge.console import console
