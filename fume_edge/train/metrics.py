@@ -127,13 +127,6 @@ class MetricAccumulator:
         cm = confusion(true, pred, self.num_seg_classes)
         self.seg[gas] = self.seg[gas] + cm if gas in self.seg else cm
 
-    def merge(self, other: "MetricAccumulator") -> None:
-        """Add another accumulator's counts (e.g. from another DDP rank)."""
-        if other.ph is not None:
-            self.ph = other.ph.copy() if self.ph is None else self.ph + other.ph
-        for gas, cm in other.seg.items():
-            self.seg[gas] = self.seg[gas] + cm if gas in self.seg else cm.copy()
-
     def as_array(self) -> np.ndarray:
         """Every count in a fixed layout (pH, then each gas; zeros where unseen), for summing over DDP ranks."""
         blocks = [self.ph if self.ph is not None else np.zeros((self.num_classes,) * 2, np.int64)]
