@@ -12,16 +12,15 @@ alternately): a device runs degraded mode through the same graph, and a zeroed s
 block and the classifier see. Both-present stays half the feeds because it is the normal case. A part of the set
 (`HOLDOUT`) is never calibrated on: it drives the sensitivity search and, without `--val`, the accuracy report.
 
-Ranges are computed once and cached (ORT's calibration cache), so the sensitivity search rebuilds models in
-milliseconds. Nothing is written unless the report is within limits (or `force`), and then atomically.
+The adaptive-pooling MatMuls always stay float (`quant_graph.pooling_matmuls` says why); more nodes can be kept
+float by name or op type, or by the measured `sensitivity` search. Ranges are computed once and cached (ORT's
+calibration cache), so that search rebuilds models in milliseconds. Nothing is written unless the report is within limits (or `force`), and then atomically.
 """
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import logging
-import os
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -34,13 +33,14 @@ from onnxruntime.quantization import (
 )
 
 from fume_edge import __version__
-from fume_edge.data.calibration import CalibrationSet, LabelledInput, csv_inputs, load_calibration
-from fume_edge.deploy.checkpoint import sha256_file
+from fume_edge.data.calibration import CalibrationSet, LabelledInput, csv_inputs, load_calibration, sha256_file
 from fume_edge.deploy.int8_report import Int8Report, compare_int8
+from fume_edge.deploy.quant_graph import (
+    model_input_size, pooling_matmuls, resolve_exclusions, set_metadata, strip_unused_opsets, write_atomically,
+)
 from fume_edge.deploy.sensitivity import SensitivityResult, expose_logits, quantized_nodes, sensitivity_search
 from fume_edge.deploy.trt_rules import check_tensorrt_compatible
 from fume_edge.errors import FumeEdgeError
-from fume_edge.runtime.onnx_backend import REQUIRED_INPUTS
 
 TARGETS = ("tensorrt", "cpu")
 METHODS = {"entropy": CalibrationMethod.Entropy, "minmax": CalibrationMethod.MinMax,
@@ -113,52 +113,6 @@ class CalibrationFeeds(CalibrationDataReader):
 def calibration_stride(feeds: int, largest: int = 8) -> int:
     """Feeds per calibration batch: ORT needs a divisor of the total; small batches bound histogram memory."""
     return max(d for d in range(1, largest + 1) if feeds % d == 0)
-
-
-def model_input_size(model: onnx.ModelProto, path: Path) -> tuple[int, int]:
-    """(width, height) of a fume-edge graph's static `co2` input; anything else is one clear error."""
-    inputs = {i.name: i for i in model.graph.input}
-    missing = [n for n in REQUIRED_INPUTS if n not in inputs]
-    if missing:
-        raise FumeEdgeError(f"{path}: not a fume-edge model, inputs {', '.join(missing)} are missing; export one with `fume-edge export`")
-    dims = [d.dim_value for d in inputs["co2"].type.tensor_type.shape.dim]
-    if len(dims) != 4 or min(dims) <= 0:
-        raise FumeEdgeError(f"{path}: input co2 has no static shape; export a static shape with `fume-edge export --size`")
-    if any(p.key == "fume_edge.precision" and p.value != "fp32" for p in model.metadata_props):
-        raise FumeEdgeError(f"{path}: not an FP32 export; quantize the FP32 model from `fume-edge export`")
-    return dims[3], dims[2]
-
-
-def resolve_exclusions(model: onnx.ModelProto, patterns: Sequence[str]) -> list[str]:
-    """Node names matching each pattern (a name, an op type or an fnmatch pattern); an unmatched one is an error."""
-    names: list[str] = []
-    for pattern in patterns:
-        found = [n.name for n in model.graph.node
-                 if n.name and (n.op_type == pattern or fnmatch.fnmatchcase(n.name, pattern))]
-        if not found:
-            raise FumeEdgeError(f"--exclude {pattern!r}: no node or op type matches it in the model "
-                                "(names look like /model/fusion/cross_att/Softmax; patterns like '/model/fusion/*' work)")
-        names += [n for n in found if n not in names]
-    return names
-
-
-def pooling_matmuls(model: onnx.ModelProto) -> list[str]:
-    """MatMuls with a constant operand: the export-safe adaptive pooling (R_h · x · R_wᵀ, DESIGN §3).
-
-    They stay float: their weights are exact bin averages (1/n), their compute is negligible (15×20 maps), and ORT
-    would quantize a constant *left* operand per-channel along the reduction axis, which no int8 GEMM can factor out.
-    """
-    constants = {t.name for t in model.graph.initializer}
-    constants |= {o for n in model.graph.node if n.op_type == "Constant" for o in n.output}
-    return [n.name for n in model.graph.node if n.op_type == "MatMul" and any(i in constants for i in n.input)]
-
-
-def strip_unused_opsets(model: onnx.ModelProto) -> None:
-    """Drop the opset imports the optimizer adds for domains no node uses."""
-    used = {n.domain for n in model.graph.node} | {""}
-    kept = [o for o in model.opset_import if o.domain in used or (o.domain == "ai.onnx" and "" in used)]
-    del model.opset_import[:]
-    model.opset_import.extend(kept)
 
 
 @dataclass
@@ -240,24 +194,6 @@ def quantization_metadata(options: QuantizeOptions, cset: CalibrationSet, fp32_p
         "fume_edge.quant.onnxruntime_version": onnxruntime.__version__,
         "fume_edge.version": __version__,
     }
-
-
-def set_metadata(model: onnx.ModelProto, props: dict[str, str]) -> None:
-    """Replace or add metadata props, keeping the FP32 export's others (class names, input size, ...)."""
-    kept = [p for p in model.metadata_props if p.key not in props]
-    del model.metadata_props[:]
-    model.metadata_props.extend(kept)
-    model.metadata_props.extend(onnx.StringStringEntryProto(key=k, value=v) for k, v in props.items())
-
-
-def write_atomically(model: onnx.ModelProto, output: Path) -> None:
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(f".{output.name}.partial-{os.getpid()}")
-    try:
-        onnx.save(model, str(tmp))
-        tmp.replace(output)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _no_progress(stage: str) -> None:

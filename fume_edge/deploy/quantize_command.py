@@ -7,7 +7,9 @@ and the lead's bundled-model checks call them directly; what a person watches in
 from __future__ import annotations
 
 import contextlib
+import io
 import math
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -40,6 +42,18 @@ def stage_bars() -> Iterator[Callable[[str], Callback]]:
 
     with bars:
         yield stage
+
+
+class _Discard(io.TextIOBase):
+    """A stdout that drops what is printed to it (ORT's histogram calibrators print per batch) while rich, which
+    writes to `rich_proxied_file`, keeps drawing the progress bars on the real terminal."""
+
+    def __init__(self, real: object) -> None:
+        super().__init__()
+        self.rich_proxied_file = getattr(real, "rich_proxied_file", real)
+
+    def write(self, text: str) -> int:
+        return len(text)
 
 
 def _counts_table(manifest: dict) -> Table:
@@ -85,14 +99,14 @@ def _sensitivity_tables(result: QuantizeResult, top: int = 10) -> list[Table]:
 def quantize_command(model: Path, calib: Path, output: Path, options: QuantizeOptions, val: Path | None,
                      config_path: Path | None) -> None:
     uint16_range = load_data_config(config_path).images.uint16_range
-    with stage_bars() as stage:
+    with stage_bars() as stage, contextlib.redirect_stdout(_Discard(sys.stdout)):
         result = quantize_onnx(model, calib, output, options, val_csv=val, uint16_range=uint16_range, progress=stage)
     for table in _sensitivity_tables(result):
         console.print(table)
     console.print(f"accuracy report data: {result.report.source}", soft_wrap=True)
     console.print(report_table(result.report))
     console.print(f"{result.quantized_nodes} nodes run in INT8 ({options.target} target, {options.method} calibration); "
-                  f"{len(result.excluded)} kept in float" + (f": {', '.join(result.excluded)}" if result.excluded else ""))
+                  f"{len(result.excluded)} kept in float (the model's metadata fume_edge.quant.excluded_nodes lists them)")
     if not result.written:
         console.print(f"[red]not written:[/] {'; '.join(result.report.failures())}. Try --sensitivity, --exclude NODE or "
                       "another --method; --force writes it anyway.")

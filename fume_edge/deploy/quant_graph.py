@@ -1,0 +1,81 @@
+"""Graph-level helpers of INT8 quantization: checking the FP32 input, choosing float nodes, writing the result.
+
+Pure functions on `onnx.ModelProto` (and one atomic file write), kept apart from the calibration machinery in
+`quantize.py`.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import onnx
+
+from fume_edge.errors import FumeEdgeError
+from fume_edge.runtime.onnx_backend import REQUIRED_INPUTS
+
+
+def model_input_size(model: onnx.ModelProto, path: Path) -> tuple[int, int]:
+    """(width, height) of a fume-edge graph's static `co2` input; anything else is one clear error."""
+    inputs = {i.name: i for i in model.graph.input}
+    missing = [n for n in REQUIRED_INPUTS if n not in inputs]
+    if missing:
+        raise FumeEdgeError(f"{path}: not a fume-edge model, inputs {', '.join(missing)} are missing; export one with `fume-edge export`")
+    dims = [d.dim_value for d in inputs["co2"].type.tensor_type.shape.dim]
+    if len(dims) != 4 or min(dims) <= 0:
+        raise FumeEdgeError(f"{path}: input co2 has no static shape; export a static shape with `fume-edge export --size`")
+    if any(p.key == "fume_edge.precision" and p.value != "fp32" for p in model.metadata_props):
+        raise FumeEdgeError(f"{path}: not an FP32 export; quantize the FP32 model from `fume-edge export`")
+    return dims[3], dims[2]
+
+
+def resolve_exclusions(model: onnx.ModelProto, patterns: Sequence[str]) -> list[str]:
+    """Node names matching each pattern (a name, an op type or an fnmatch pattern); an unmatched one is an error."""
+    names: list[str] = []
+    for pattern in patterns:
+        found = [n.name for n in model.graph.node
+                 if n.name and (n.op_type == pattern or fnmatch.fnmatchcase(n.name, pattern))]
+        if not found:
+            raise FumeEdgeError(f"--exclude {pattern!r}: no node or op type matches it in the model "
+                                "(names look like /model/fusion/cross_att/Softmax; patterns like '/model/fusion/*' work)")
+        names += [n for n in found if n not in names]
+    return names
+
+
+def pooling_matmuls(model: onnx.ModelProto) -> list[str]:
+    """MatMuls with a constant operand: the export-safe adaptive pooling (R_h · x · R_wᵀ, DESIGN §3).
+
+    They stay float: their weights are exact bin averages (1/n), their compute is negligible (15×20 maps), and ORT
+    would quantize a constant *left* operand per-channel along the reduction axis, which no int8 GEMM can factor out.
+    """
+    constants = {t.name for t in model.graph.initializer}
+    constants |= {o for n in model.graph.node if n.op_type == "Constant" for o in n.output}
+    return [n.name for n in model.graph.node if n.op_type == "MatMul" and any(i in constants for i in n.input)]
+
+
+def strip_unused_opsets(model: onnx.ModelProto) -> None:
+    """Drop the opset imports the optimizer adds for domains no node uses."""
+    used = {n.domain for n in model.graph.node} | {""}
+    kept = [o for o in model.opset_import if o.domain in used or (o.domain == "ai.onnx" and "" in used)]
+    del model.opset_import[:]
+    model.opset_import.extend(kept)
+
+
+def set_metadata(model: onnx.ModelProto, props: dict[str, str]) -> None:
+    """Replace or add metadata props, keeping the FP32 export's others (class names, input size, ...)."""
+    kept = [p for p in model.metadata_props if p.key not in props]
+    del model.metadata_props[:]
+    model.metadata_props.extend(kept)
+    model.metadata_props.extend(onnx.StringStringEntryProto(key=k, value=v) for k, v in props.items())
+
+
+def write_atomically(model: onnx.ModelProto, output: Path) -> None:
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output.with_name(f".{output.name}.partial-{os.getpid()}")
+    try:
+        onnx.save(model, str(tmp))
+        tmp.replace(output)
+    finally:
+        tmp.unlink(missing_ok=True)
