@@ -110,7 +110,7 @@ def test_loader_names_each_problem(calib: Path, tmp_path: Path) -> None:
     assert "does not belong to this manifest" in _one_line_error(copy)
 
 
-def test_a_csv_without_pairs_is_refused(dataset: Path, tmp_path: Path) -> None:
+def test_a_csv_without_pairs_or_a_bad_size_is_refused(dataset: Path, tmp_path: Path) -> None:
     with (dataset / "paired_train.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     singles = [r for r in rows if not r["ch4_image"]]
@@ -123,6 +123,8 @@ def test_a_csv_without_pairs_is_refused(dataset: Path, tmp_path: Path) -> None:
     assert all(s.ch4 is None for s in read_samples(path))
     with pytest.raises(FumeEdgeError, match="no sample has both a CO2 and a CH4 image"):
         build_calibration_set(CalibrationRequest(path, tmp_path / "out", 10, 0, SIZE))
+    with pytest.raises(FumeEdgeError, match="--size 320x240: width and height must be positive multiples of 32"):
+        build_calibration_set(CalibrationRequest(dataset / "paired_train.csv", tmp_path / "out", 10, 0, (320, 240)))
     assert not (tmp_path / "out").exists()
 
 

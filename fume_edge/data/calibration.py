@@ -173,6 +173,9 @@ def build_calibration_set(request: CalibrationRequest, overwrite: bool = False,
     """
     if request.count < 1:
         raise FumeEdgeError(f"--count {request.count}: must be at least 1")
+    if request.size[0] % 32 or request.size[1] % 32 or min(request.size) <= 0:
+        raise FumeEdgeError(f"--size {request.size[0]}x{request.size[1]}: width and height must be positive multiples "
+                            "of 32, as in `fume-edge export` (use the exported model's size)")
     pairs = [s for s in read_samples(request.data) if s.co2 is not None and s.ch4 is not None]
     if not pairs:
         raise FumeEdgeError(f"{request.data}: no sample has both a CO2 and a CH4 image; calibration needs pairs "

@@ -83,8 +83,10 @@ def _sensitivity_tables(result: QuantizeResult, top: int = 10) -> list[Table]:
         return []
     ranking = Table(title=f"Most sensitive nodes (of {len(search.ranking)}): output noise/signal, only that node INT8",
                     title_justify="left")
-    for column in ("node", "op", "noise/signal", "kept float"):
-        ranking.add_column(column, justify="right" if column == "noise/signal" else "left")
+    ranking.add_column("node", overflow="fold")
+    ranking.add_column("op")
+    ranking.add_column("noise/signal", justify="right")
+    ranking.add_column("kept float")
     for node in search.ranking[:top]:
         ranking.add_row(node.name, node.op_type, f"{node.error:.2e}", "yes" if node.name in search.kept_float else "")
     steps = Table(title="Keeping the top nodes in float", title_justify="left")

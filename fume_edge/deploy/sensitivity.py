@@ -124,10 +124,12 @@ def keep_float(
     for done, k in enumerate(sizes, start=1):
         report = judge(builder.build(None, [*excluded, *harmful[:k]]))
         steps.append(SearchStep(k, report.gas_iou_drop, report.ph_agreement, report.passed))
-        if progress:
-            progress(done, len(sizes))
         if report.passed:
             break
+        if progress:
+            progress(done, len(sizes))
+    if progress:
+        progress(len(sizes), len(sizes))  # a passing step ends the search early
     return harmful[:steps[-1].kept_float], steps
 
 
