@@ -20,7 +20,6 @@ calibration cache), so that search rebuilds models in milliseconds. Nothing is w
 from __future__ import annotations
 
 import json
-import logging
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -42,7 +41,6 @@ from fume_edge.deploy.sensitivity import SensitivityResult, expose_logits, quant
 from fume_edge.deploy.trt_rules import check_tensorrt_compatible
 from fume_edge.errors import FumeEdgeError
 
-TARGETS = ("tensorrt", "cpu")
 METHODS = {"entropy": CalibrationMethod.Entropy, "minmax": CalibrationMethod.MinMax,
            "percentile": CalibrationMethod.Percentile}
 HOLDOUT = 0.2
@@ -65,20 +63,35 @@ class QuantizeOptions:
     force: bool = False
 
     def validate(self) -> None:
-        if self.target not in TARGETS:
-            raise FumeEdgeError(f"--target {self.target!r}: choose one of {', '.join(TARGETS)}")
+        if self.target not in TARGET_SETTINGS:
+            raise FumeEdgeError(f"--target {self.target!r}: choose one of {', '.join(TARGET_SETTINGS)}")
         if self.method not in METHODS:
             raise FumeEdgeError(f"--method {self.method!r}: choose one of {', '.join(METHODS)}")
         if self.modalities not in ("all", "both"):
             raise FumeEdgeError(f"--modalities {self.modalities!r}: choose all or both")
 
-    def ort_settings(self) -> dict[str, object]:
-        """quantize_static keyword arguments for the target."""
-        if self.target == "tensorrt":
-            extra = {"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False}
-            return {"activation_type": QuantType.QInt8, "weight_type": QuantType.QInt8, "extra_options": extra}
-        return {"activation_type": QuantType.QUInt8, "weight_type": QuantType.QInt8,
-                "extra_options": {"WeightSymmetric": True}}
+    @property
+    def settings(self) -> "TargetSettings":
+        return TARGET_SETTINGS[self.target]
+
+
+@dataclass(frozen=True)
+class TargetSettings:
+    """What quantize_static is told for one target (per-channel int8 weights for both)."""
+
+    activation_type: QuantType
+    weight_type: QuantType
+    extra_options: dict[str, object]
+    description: str
+
+
+TARGET_SETTINGS = {
+    "tensorrt": TargetSettings(QuantType.QInt8, QuantType.QInt8,
+                               {"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False},
+                               "int8 symmetric activations, int8 symmetric per-channel weights, float biases"),
+    "cpu": TargetSettings(QuantType.QUInt8, QuantType.QInt8, {"WeightSymmetric": True},
+                          "uint8 asymmetric activations, int8 symmetric per-channel weights"),
+}
 
 
 class CalibrationFeeds(CalibrationDataReader):
@@ -136,7 +149,6 @@ class Quantizer:
         self.pre = self.work / "pre.onnx"
         self.probe = self.work / "probe.onnx"
         self.ranges = self.work / "ranges.json"
-        logging.getLogger().setLevel(max(logging.getLogger().level, logging.ERROR))  # ORT's advice lines
         quant_pre_process(str(fp32_path), str(self.pre), skip_symbolic_shape=True)
         self.pre_model = onnx.load(str(self.pre))
         self.probe_model = expose_logits(self.pre_model)
@@ -144,8 +156,7 @@ class Quantizer:
 
     def calibrate(self, feeds: CalibrationFeeds) -> onnx.ModelProto:
         """Compute and cache every tensor's range; returns the model with every quantizable node quantized."""
-        extra = dict(self.options.ort_settings()["extra_options"])  # type: ignore[call-overload]
-        extra["CalibStridedMinMax"] = calibration_stride(len(feeds))
+        extra = {**self.options.settings.extra_options, "CalibStridedMinMax": calibration_stride(len(feeds))}
         return self._quantize(self.pre, None, [], feeds, extra)
 
     def build(self, nodes: Sequence[str] | None, exclude: Sequence[str], probe: bool = False) -> onnx.ModelProto:
@@ -153,14 +164,14 @@ class Quantizer:
         return self._quantize(self.probe if probe else self.pre, nodes, exclude, None, None)
 
     def _quantize(self, source: Path, nodes: Sequence[str] | None, exclude: Sequence[str],
-                  feeds: CalibrationFeeds | None, extra: dict | None) -> onnx.ModelProto:
-        settings = self.options.ort_settings()
+                  feeds: CalibrationFeeds | None, extra: dict[str, object] | None) -> onnx.ModelProto:
+        settings = self.options.settings
         out = self.work / "out.onnx"
         quantize_static(
             str(source), str(out), feeds, quant_format=QuantFormat.QDQ, per_channel=True,
-            activation_type=settings["activation_type"], weight_type=settings["weight_type"],
+            activation_type=settings.activation_type, weight_type=settings.weight_type,
             nodes_to_quantize=list(nodes) if nodes is not None else None, nodes_to_exclude=list(exclude),
-            calibrate_method=METHODS[self.options.method], extra_options=extra or settings["extra_options"],
+            calibrate_method=METHODS[self.options.method], extra_options=extra or settings.extra_options,
             calibration_cache_path=str(self.ranges),
         )
         model = onnx.load(str(out))
@@ -179,13 +190,11 @@ class Quantizer:
 
 def quantization_metadata(options: QuantizeOptions, cset: CalibrationSet, fp32_path: Path,
                           excluded: Sequence[str]) -> dict[str, str]:
-    settings = options.ort_settings()
     return {
         "fume_edge.precision": "int8",
         "fume_edge.quant.target": options.target,
         "fume_edge.quant.method": options.method,
-        "fume_edge.quant.activation_type": str(settings["activation_type"]).rsplit(".", 1)[-1],
-        "fume_edge.quant.weight_type": "QInt8 per-channel symmetric",
+        "fume_edge.quant.types": options.settings.description,
         "fume_edge.quant.calibration": cset.folder.name,
         "fume_edge.quant.calibration_manifest_sha256": cset.manifest_sha256,
         "fume_edge.quant.modalities": options.modalities,
