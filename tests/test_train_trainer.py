@@ -15,6 +15,7 @@ from rich.console import Console
 from fume_edge.deploy.checkpoint import load_checkpoint
 from fume_edge.train.config import load_train_config
 from fume_edge.train.evaluate import evaluate_file
+from fume_edge.train.state import Progress
 from fume_edge.train.trainer import command_config, train
 
 from train_support import fast_config, make_paired_dataset
@@ -94,3 +95,13 @@ def test_every_baseline_trains_with_model_flag(model: str, paired: Path, tmp_pat
     run = train(command_config(path, None, None, model), console=QUIET, show_progress=False)
     assert load_checkpoint(run / "best.pt").architecture == model
     assert len(_rows(run)) == 1
+
+
+def test_progress_counts_epochs_without_a_new_best() -> None:
+    progress = Progress()
+    seen = []
+    for epoch, value in enumerate([0.5, 0.4, float("nan"), 0.5, 0.6], start=1):
+        progress.epoch = epoch
+        seen.append((progress.observe(value), progress.bad_epochs))
+    assert seen == [(True, 0), (False, 1), (False, 2), (False, 3), (True, 0)]  # ties and NaN never improve
+    assert (progress.best, progress.best_epoch) == (0.6, 5)

@@ -178,6 +178,9 @@ class Trainer:
         row.update({f"val_{k}": v for k, v in metrics.items()})
         return row, result
 
+    def _patience_spent(self) -> bool:
+        return self.config.patience is not None and self.progress.bad_epochs >= self.config.patience
+
     def run(self) -> Path:
         """Train until `epochs` or early stopping; returns the run folder."""
         config, ctx = self.config, self.ctx
@@ -187,16 +190,15 @@ class Trainer:
                                f"on {ctx.device} x{ctx.world_size} -> {self.run_dir}")
         distributed.barrier(ctx)
         enabled = self.show_progress and ctx.is_main
-        stopped = False
+        stopped = self._patience_spent()  # resuming a run that had already stopped early trains no further
         with progress_bars(self.console, enabled) as bars:
             epoch_task = bars.add_task("epochs", total=config.epochs, completed=self.progress.epoch, info="")
             batch_task = bars.add_task("epoch", total=None, info="")
-            result = None
             while self.progress.epoch < config.epochs and not stopped:
                 row, result = self._epoch(bars, batch_task)
                 self.progress.epoch = int(row["epoch"])
                 improved = self.progress.observe(row[f"val_{config.monitor}"])
-                stopped = config.patience is not None and self.progress.bad_epochs >= config.patience
+                stopped = self._patience_spent()
                 if ctx.is_main:
                     assert self.log is not None
                     self.log.log(row)
