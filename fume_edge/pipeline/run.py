@@ -143,12 +143,18 @@ def _view_hook(options: RunOptions, backend: Backend, fps: float, stack: ExitSta
     return show, closed
 
 
+def _stopping(console: Console, signal_name: str) -> None:
+    console.print(f"{signal_name}: stopping (again to force)", style="yellow")
+
+
 def run(options: RunOptions, console: Console, on_result: ResultHook | None = None) -> RunResult:
     """Run the capture loop as the options say; `on_result` also sees every (pair, prediction) (tests, tools)."""
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
     synthetic = options.co2 == "synthetic" and options.ch4 == "synthetic"
     config, merged = load_run_config(options.config, config_overrides(options), synthetic=synthetic)
     with ExitStack() as stack:
+        # First, so that a signal while the model loads still stops the run cleanly (it stops before starting).
+        signals = stack.enter_context(StopSignals(on_first=lambda name: _stopping(console, name)))
         readers = _open_readers(options, config, stack)
         model_path = options.model or default_model_path()
         backend = stack.enter_context(load_backend(model_path, device=options.device, threads=options.threads))
@@ -176,10 +182,6 @@ def run(options: RunOptions, console: Console, on_result: ResultHook | None = No
                  f"CO2 {options.co2} · CH4 {options.ch4} · pairing ±{1000 * tolerance:.0f} ms")
         view = StatusView(pipeline, title, console, quiet=options.quiet, refresh_hz=config.pipeline.refresh_hz)
         pipeline.on_events = view.events
-        def stopping(name: str) -> None:
-            console.print(f"{name}: stopping (again to force)", style="yellow")
-
-        signals = stack.enter_context(StopSignals(on_first=stopping))
         service.start()
         reason = "error"
         try:
