@@ -66,6 +66,13 @@ def machine() -> dict[str, object]:
     }
 
 
+def machine_slug(info: dict[str, object], threads: int | None) -> str:
+    """A file name part that says what ran it, e.g. `cpu-amd-epyc-2core` or `nvidia-h100-threads1`."""
+    name = str(info["gpu"] or f"cpu {info['cpu']} {info['usable_cores']}core")
+    slug = "-".join("".join(ch if ch.isalnum() else " " for ch in name.lower()).split())
+    return slug + (f"-threads{threads}" if threads else "")
+
+
 def default_model(work: Path) -> Path:
     from fume_edge.assets import default_model_path
     from fume_edge.errors import FumeEdgeError
@@ -129,7 +136,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--frames", type=int, default=300, help="timed inferences per measurement")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--out", type=Path, help="JSON result [default: benchmarks/results/pipeline_<host>.json]")
+    parser.add_argument("--out", type=Path, help="JSON result [default: benchmarks/results/pipeline_<machine>.json]")
     args = parser.parse_args()
     info = machine()
     with tempfile.TemporaryDirectory() as tmp:
@@ -159,7 +166,7 @@ def main() -> None:
         "ratio": e2e / model_median, "target_ratio": TARGET, "meets_target": e2e / model_median >= TARGET,
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
     }
-    out = args.out or ROOT / "benchmarks" / "results" / f"pipeline_{socket.gethostname()}.json"
+    out = args.out or ROOT / "benchmarks" / "results" / f"pipeline_{machine_slug(info, args.threads)}.json"
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"end to end {e2e:.1f} FPS vs model-only {model_median:.1f} FPS: ratio {e2e / model_median:.2f} "
           f"(target {TARGET}); CPU ms/frame {cpu_e2e:.1f} vs {cpu_model:.1f} -> {out}")
