@@ -38,6 +38,14 @@ def test_allocate_gives_small_strata_everything_and_shares_the_rest() -> None:
     assert allocate([0, 5, 50], 9) == [0, 4, 5]  # equal shares; the rounding remainder goes to the larger stratum
     assert allocate([3, 4], 100) == [3, 4]
     assert sum(allocate([7, 8, 9], 10)) == 10
+    rng = np.random.default_rng(0)
+    for _ in range(500):
+        sizes = rng.integers(0, 40, size=rng.integers(1, 7)).tolist()
+        count = int(rng.integers(0, 150))
+        quotas = allocate(sizes, count)
+        assert sum(quotas) == min(count, sum(sizes)) and all(0 <= q <= n for q, n in zip(quotas, sizes))
+        uncapped = [q for q, n in zip(quotas, sizes) if q < n]
+        assert not uncapped or max(quotas) - min(uncapped) <= 1  # equal shares, up to rounding
 
 
 def test_select_stratified_is_seeded_and_balanced() -> None:

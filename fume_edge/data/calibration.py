@@ -79,17 +79,17 @@ def csv_inputs(path: str | Path, size: tuple[int, int], uint16_range: tuple[floa
 
 
 def allocate(sizes: Sequence[int], count: int) -> list[int]:
-    """Equal shares of `count` over strata of `sizes`, water-filled: a small stratum gives all it has."""
+    """Equal shares of `count` over strata of `sizes`, water-filled: a small stratum gives all it has.
+
+    Smallest first, each takes the fair share of what is left; the largest takes the rounding remainder, so the
+    quotas always sum to min(count, sum(sizes)).
+    """
     quotas = [0] * len(sizes)
     remaining = min(count, sum(sizes))
     order = sorted(range(len(sizes)), key=lambda i: sizes[i])
     for position, i in enumerate(order):
         quotas[i] = min(sizes[i], remaining // (len(sizes) - position))
         remaining -= quotas[i]
-    for i in reversed(order):  # hand out the rounding remainder to the largest strata
-        extra = min(remaining, sizes[i] - quotas[i])
-        quotas[i] += extra
-        remaining -= extra
     return quotas
 
 
