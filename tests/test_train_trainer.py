@@ -53,6 +53,9 @@ def test_short_run_lowers_the_loss_and_fills_the_run_folder(unbroken: Path) -> N
     best = load_checkpoint(unbroken / "best.pt")
     assert best.architecture == "fume_fastscnn" and best.input_size == (64, 48)
     assert "resume" not in best.extra  # deployable weights only
+    shared = [k for k in best.state_dict if k.startswith("co2_encoder.")]
+    assert shared and all(  # the shared encoder is stored once, under both prefixes
+        best.state_dict[k].data_ptr() == best.state_dict[k.replace("co2_", "ch4_", 1)].data_ptr() for k in shared)
     assert "resume" in load_checkpoint(unbroken / "last.pt").extra
     assert load_train_config(unbroken / "config.yaml").epochs == 4  # the resolved config reloads
 

@@ -76,6 +76,22 @@ def unwrap(model: nn.Module) -> nn.Module:
     return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
 
 
+def cpu_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The state dict on the CPU with shared tensors kept shared (a shared encoder appears under two prefixes).
+
+    `torch.save` stores a storage once however many keys point at it, so keeping the sharing keeps the file at
+    the size of the unique weights (the shared-encoder FUME model: ~6.7 MB instead of ~11 MB).
+    """
+    copies: dict[tuple[int, tuple[int, ...], torch.dtype], torch.Tensor] = {}
+    out = {}
+    for key, tensor in model.state_dict().items():
+        identity = (tensor.data_ptr(), tuple(tensor.shape), tensor.dtype)
+        if identity not in copies or tensor.numel() == 0:
+            copies[identity] = tensor.detach().cpu()
+        out[key] = copies[identity]
+    return out
+
+
 def make_checkpoint(
     model: nn.Module, config: TrainConfig, metrics: dict[str, float], resume: dict[str, Any] | None = None
 ) -> Checkpoint:
@@ -83,7 +99,7 @@ def make_checkpoint(
     return Checkpoint(
         architecture=config.model,
         arch_kwargs=dict(config.model_kwargs),
-        state_dict={k: v.detach().cpu().clone() for k, v in unwrap(model).state_dict().items()},
+        state_dict=cpu_state_dict(unwrap(model)),
         input_size=config.data.image_size,
         provenance={"trained_by": "fume-edge train", "seed": config.seed, "config": config.to_dict(),
                     "metrics": {k: v for k, v in metrics.items() if not math.isnan(v)}},
