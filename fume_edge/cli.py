@@ -22,12 +22,25 @@ app = typer.Typer(
 err_console = Console(stderr=True)
 
 
+# Optional dependencies and the extra that brings each (the device install has none of them).
+_EXTRA_FOR_MODULE = {"torch": "train", "matplotlib": "train", "onnx": "export", "onnxsim": "export",
+                     "paho": "mqtt", "tensorrt": "trt", "cuda": "trt"}
+
+
 def main() -> None:
     """Console entry point: a user error becomes one red line and exit code 2, never a traceback."""
     try:
         app()
     except FumeEdgeError as exc:
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except ModuleNotFoundError as exc:
+        package = (exc.name or "").split(".")[0]
+        if package not in _EXTRA_FOR_MODULE:
+            raise
+        extra = _EXTRA_FOR_MODULE[package]
+        err_console.print(f"[bold red]error:[/] this command needs {package}, which this install lacks; "
+                          f"install it with: pip install 'fume-edge\\[{extra}]'", highlight=False, soft_wrap=True)
         sys.exit(2)
 
 

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.table import Table
 
 from fume_edge.console import console
-from fume_edge.deploy.export_job import ExportJob
 from fume_edge.deploy.model_info import ModelInfo
-from fume_edge.deploy.upstream_import import ImportResult
+
+if TYPE_CHECKING:  # both import torch; `info` on a device renders without it
+    from fume_edge.deploy.export_job import ExportJob
+    from fume_edge.deploy.upstream_import import ImportResult
 
 
 def _shape(shape: tuple[int | str, ...]) -> str:
@@ -37,7 +40,7 @@ def print_model_info(info: ModelInfo) -> None:
     console.print(table)
 
 
-def print_import_summary(result: ImportResult, output: Path) -> None:
+def print_import_summary(result: "ImportResult", output: Path) -> None:
     ckpt = result.checkpoint
     table = Table(title="Imported FUME research checkpoint", show_header=False, title_justify="left")
     table.add_column(style="bold")
@@ -59,7 +62,7 @@ def _fmt(value: float | None, spec: str) -> str:
     return "—" if value is None else format(value, spec)
 
 
-def print_export(job: ExportJob) -> None:
+def print_export(job: "ExportJob") -> None:
     result, parity = job.export, job.parity
     simplified = (f"{result.nodes_before} → {result.nodes_after} nodes (onnxsim)" if result.simplified
                   else f"{result.nodes_after} nodes, not simplified: {result.simplify_error}")
