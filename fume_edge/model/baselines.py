@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fume_edge.labels import CH4_SEG_LOGITS, CO2_SEG_LOGITS, PH_LOGITS
-from fume_edge.model.fastscnn import ConvBNReLU, FastSCNNEncoder, SegHead
+from fume_edge.model.fastscnn import ConvBNReLU, FastSCNNEncoder, Features, SegHead, encode_as_one_batch
 from fume_edge.model.fume import classification_head
 from fume_edge.model.fusion import FUMEFusion
 from fume_edge.model.pooling import upsample_to
@@ -44,10 +44,8 @@ class _SharedStreams(nn.Module):
         self.co2_encoder = FastSCNNEncoder()
         self.ch4_encoder = self.co2_encoder
 
-    def encode(self, co2: torch.Tensor, ch4: torch.Tensor) -> tuple[tuple[torch.Tensor, torch.Tensor], ...]:
-        low, high = self.co2_encoder(torch.cat([co2, ch4], dim=0))
-        n = co2.shape[0]
-        return (low[:n], high[:n]), (low[n:], high[n:])
+    def encode(self, co2: torch.Tensor, ch4: torch.Tensor) -> tuple[Features, Features]:
+        return encode_as_one_batch(self.co2_encoder, co2, ch4)
 
 
 @register_model("seg_only")

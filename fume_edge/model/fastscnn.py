@@ -143,6 +143,16 @@ class FastSCNNEncoder(nn.Module):
         return low, self.global_feature_extractor(low)
 
 
+Features = tuple[torch.Tensor, torch.Tensor]  # (low, high)
+
+
+def encode_as_one_batch(encoder: FastSCNNEncoder, co2: torch.Tensor, ch4: torch.Tensor) -> tuple[Features, Features]:
+    """A shared encoder runs both frames as one batch of two: one pass, the same numbers as two."""
+    low, high = encoder(torch.cat([co2, ch4], dim=0))
+    n = co2.shape[0]
+    return (low[:n], high[:n]), (low[n:], high[n:])
+
+
 class FeatureFusion(nn.Module):
     """Merges high (1/32) into low (1/8) features, then reweights channels with an SE attention."""
 

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from fume_edge.labels import CH4_SEG_LOGITS, CO2_SEG_LOGITS, PH_LOGITS
-from fume_edge.model.fastscnn import FastSCNNEncoder, SegHead
+from fume_edge.model.fastscnn import FastSCNNEncoder, Features, SegHead, encode_as_one_batch
 from fume_edge.model.fusion import FUMEFusion
 from fume_edge.model.registry import register_model
 
@@ -47,12 +47,10 @@ class FUMEFastSCNN(nn.Module):
         self.ch4_seg_head = SegHead(num_seg_classes, channels)
         self.cls_head = classification_head(channels, num_classes)
 
-    def encode(self, co2: torch.Tensor, ch4: torch.Tensor) -> tuple[tuple[torch.Tensor, torch.Tensor], ...]:
-        """(low, high) per stream. A shared encoder runs once on a batch of both frames: one pass, same numbers."""
+    def encode(self, co2: torch.Tensor, ch4: torch.Tensor) -> tuple[Features, Features]:
+        """(low, high) per stream."""
         if self.shared_encoder:
-            low, high = self.co2_encoder(torch.cat([co2, ch4], dim=0))
-            n = co2.shape[0]
-            return (low[:n], high[:n]), (low[n:], high[n:])
+            return encode_as_one_batch(self.co2_encoder, co2, ch4)
         return self.co2_encoder(co2), self.ch4_encoder(ch4)
 
     def forward(self, co2: torch.Tensor, ch4: torch.Tensor, modality_mask: torch.Tensor) -> dict[str, torch.Tensor]:
