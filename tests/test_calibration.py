@@ -15,11 +15,11 @@ from calibration_support import SIZE, make_calibration, make_paired_dataset
 
 from fume_edge.data.calibration import (
     MANIFEST, TENSORS, CalibrationRequest, allocate, build_calibration_set, load_calibration, select_stratified,
-    sha256_file,
 )
 from fume_edge.data.images import load_frame, load_mask
 from fume_edge.data.records import read_samples
 from fume_edge.errors import FumeEdgeError
+from fume_edge.hashing import sha256_file
 from fume_edge.runtime.pre import frame_to_input
 
 

@@ -16,7 +16,8 @@ import pytest
 from calibration_support import SIZE, make_calibration, make_paired_dataset
 from onnx import TensorProto, numpy_helper
 
-from fume_edge.data.calibration import MANIFEST, load_calibration, sha256_file
+from fume_edge.data.calibration import MANIFEST, load_calibration
+from fume_edge.hashing import sha256_file
 from fume_edge.deploy import int8_report
 from fume_edge.deploy.int8_report import Int8Report
 from fume_edge.deploy.onnx_export import export_onnx

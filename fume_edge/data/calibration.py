@@ -16,7 +16,6 @@ float32 (N,1,H,W) made by `runtime.pre.frame_to_input` (the device's own preproc
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 from collections import Counter
 from collections.abc import Callable, Hashable, Iterator, Sequence
@@ -31,6 +30,7 @@ from fume_edge.data.csvio import relative_to, staged_directory
 from fume_edge.data.images import load_frame, load_mask
 from fume_edge.data.records import Sample, read_samples
 from fume_edge.errors import FumeEdgeError
+from fume_edge.hashing import sha256_file
 from fume_edge.labels import GAS_CLASS_ID, PH_CLASS_NAMES
 from fume_edge.runtime.pre import frame_to_input, modality_mask
 
@@ -105,14 +105,6 @@ def select_stratified(strata: Sequence[Hashable], count: int, seed: int) -> list
     for key, quota in zip(keys, quotas):
         chosen += rng.choice(groups[key], size=quota, replace=False).tolist()
     return sorted(chosen)
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _gas_present(sample: Sample) -> bool:

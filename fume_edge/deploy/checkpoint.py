@@ -8,7 +8,6 @@ by name before unpickling.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import importlib
 import pickle
 import zipfile
@@ -91,14 +90,6 @@ def describe_key_mismatch(architecture: str, missing: list[str], unexpected: lis
     if unexpected:
         parts.append(f"{len(unexpected)} unexpected key(s), e.g. {', '.join(unexpected[:3])}")
     return f"state dict does not fit {architecture}: {'; '.join(parts)}"
-
-
-def sha256_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _resolve(name: str) -> Any:

@@ -19,9 +19,10 @@ import torch
 from torch import nn
 
 from fume_edge import __version__
-from fume_edge.deploy.checkpoint import Checkpoint, load_checkpoint, sha256_file
+from fume_edge.deploy.checkpoint import Checkpoint, load_checkpoint
 from fume_edge.deploy.model_info import profile_forward
 from fume_edge.errors import FumeEdgeError
+from fume_edge.hashing import sha256_file
 from fume_edge.labels import CH4_SEG_LOGITS, CO2_SEG_LOGITS, PH_LOGITS
 from fume_edge.model.registry import count_parameters
 

@@ -18,9 +18,9 @@ from fume_edge.deploy.checkpoint import (
     describe_key_mismatch,
     is_fume_edge_checkpoint,
     load_weights_file,
-    sha256_file,
 )
 from fume_edge.errors import FumeEdgeError
+from fume_edge.hashing import sha256_file
 from fume_edge.labels import INPUT_HEIGHT, INPUT_WIDTH, PH_CLASS_NAMES, SEG_CLASS_NAMES
 from fume_edge.model.registry import count_parameters, create_model
 

@@ -10,7 +10,6 @@ queued event is written and the run's counters are stored with it.
 from __future__ import annotations
 
 import functools
-import hashlib
 import logging
 import socket
 from contextlib import ExitStack
@@ -23,6 +22,7 @@ from rich.console import Console
 from fume_edge.alerts.service import AlertService
 from fume_edge.assets import default_model_path
 from fume_edge.errors import FumeEdgeError
+from fume_edge.hashing import sha256_file
 from fume_edge.labels import GASES
 from fume_edge.pipeline.capture import CameraStream, FrameHub
 from fume_edge.pipeline.config import RunConfig, load_run_config
@@ -89,14 +89,6 @@ def config_overrides(options: RunOptions) -> dict[str, Any]:
         raise FumeEdgeError(f"--pacing {options.pacing}: expected realtime or fast")
     sources = {k: v for k, v in (("pacing", options.pacing), ("loop", options.loop)) if v is not None}
     return {key: value for key, value in (("sinks", sinks), ("sources", sources)) if value}
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _open_readers(options: RunOptions, config: RunConfig, stack: ExitStack) -> dict[str, FrameReader]:
@@ -166,7 +158,7 @@ def run(options: RunOptions, console: Console, on_result: ResultHook | None = No
                    for gas, spec in (("co2", options.co2), ("ch4", options.ch4))}
         inputs = ModelInputs(GASES, backend.input_size, {g: config.sources.camera(g).value_range for g in GASES})
         device_id = options.device_id or socket.gethostname()
-        service = AlertService(config.alerts, config.sinks, device_id=device_id, model_sha=file_sha256(model_path),
+        service = AlertService(config.alerts, config.sinks, device_id=device_id, model_sha=sha256_file(model_path),
                                run_config={"options": {k: str(v) for k, v in vars(options).items()}, **merged})
 
         def on_each(pair: Pair, prediction: Prediction) -> None:
