@@ -14,6 +14,7 @@ import numpy as np
 
 from fume_edge.errors import FumeEdgeError
 from fume_edge.labels import SEG_CLASS_NAMES
+from fume_edge.runtime.pre import InvalidFrame, normalize, to_gray
 
 
 def _read(path: Path) -> np.ndarray:
@@ -24,18 +25,19 @@ def _read(path: Path) -> np.ndarray:
 
 
 def load_frame(path: str | Path, uint16_range: tuple[float, float], size: tuple[int, int] | None = None) -> np.ndarray:
-    """A grayscale frame as float32 (H, W) in [0, 1], resized to `size` = (width, height) when given."""
+    """A grayscale frame as float32 (H, W) in [0, 1], resized to `size` = (width, height) when given.
+
+    The same conversion the runtime applies to camera frames (`runtime.pre`), so training sees what a device sees.
+    """
     path = Path(path)
     image = _read(path)
-    if image.ndim == 3:
-        image = cv2.cvtColor(image, cv2.COLOR_BGRA2GRAY if image.shape[2] == 4 else cv2.COLOR_BGR2GRAY)
-    if image.dtype == np.uint8:
-        frame = image.astype(np.float32) * (1.0 / 255.0)
-    elif image.dtype == np.uint16:
-        lo, hi = uint16_range
-        frame = np.clip((image.astype(np.float32) - lo) * (1.0 / (hi - lo)), 0.0, 1.0)
-    else:
+    if image.dtype not in (np.uint8, np.uint16):
         raise FumeEdgeError(f"{path}: unsupported pixel type {image.dtype}; save frames as 8- or 16-bit")
+    try:
+        gray = to_gray(image)
+    except InvalidFrame as exc:
+        raise FumeEdgeError(f"{path}: {exc}; save frames as grayscale or BGR images") from None
+    frame = normalize(gray, uint16_range if gray.dtype == np.uint16 else None)
     if size is not None and frame.shape[::-1] != tuple(size):
         frame = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
     return frame
