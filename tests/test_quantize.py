@@ -187,6 +187,9 @@ def test_bad_inputs_are_one_line(fp32: Path, calib: Path, tmp_path: Path) -> Non
     onnx.save(model, str(tmp_path / "foreign.onnx"))
     with pytest.raises(FumeEdgeError, match="not a fume-edge model, inputs modality_mask are missing"):
         quantize_onnx(tmp_path / "foreign.onnx", calib, tmp_path / "b.onnx")
+    (tmp_path / "corrupt.onnx").write_bytes(b"\x08\x07garbage" * 10)
+    with pytest.raises(FumeEdgeError, match="corrupt.onnx: not a readable ONNX file"):
+        quantize_onnx(tmp_path / "corrupt.onnx", calib, tmp_path / "d.onnx")
     with pytest.raises(FumeEdgeError, match="--target 'gpu'"):
         quantize_onnx(fp32, calib, tmp_path / "c.onnx", QuantizeOptions(target="gpu"))
 

@@ -17,6 +17,16 @@ from fume_edge.errors import FumeEdgeError
 from fume_edge.runtime.onnx_backend import REQUIRED_INPUTS
 
 
+def load_fp32(path: Path) -> onnx.ModelProto:
+    """The FP32 export to quantize; a missing or unreadable file is one clear error."""
+    if not path.is_file():
+        raise FumeEdgeError(f"{path}: ONNX file not found; export one with `fume-edge export`")
+    try:
+        return onnx.load(str(path))
+    except Exception as exc:  # protobuf raises DecodeError, onnx its own types
+        raise FumeEdgeError(f"{path}: not a readable ONNX file ({type(exc).__name__}); re-export it with `fume-edge export`") from None
+
+
 def model_input_size(model: onnx.ModelProto, path: Path) -> tuple[int, int]:
     """(width, height) of a fume-edge graph's static `co2` input; anything else is one clear error."""
     inputs = {i.name: i for i in model.graph.input}

@@ -35,7 +35,7 @@ from fume_edge import __version__
 from fume_edge.data.calibration import CalibrationSet, LabelledInput, csv_inputs, load_calibration
 from fume_edge.deploy.int8_report import Int8Report, compare_int8
 from fume_edge.deploy.quant_graph import (
-    model_input_size, pooling_matmuls, resolve_exclusions, set_metadata, strip_unused_opsets, write_atomically,
+    load_fp32, model_input_size, pooling_matmuls, resolve_exclusions, set_metadata, strip_unused_opsets, write_atomically,
 )
 from fume_edge.deploy.sensitivity import SensitivityResult, expose_logits, quantized_nodes, sensitivity_search
 from fume_edge.deploy.trt_rules import check_tensorrt_compatible
@@ -241,9 +241,7 @@ def quantize_onnx(
     """
     options.validate()
     fp32_path, output = Path(fp32_path), Path(output)
-    if not fp32_path.is_file():
-        raise FumeEdgeError(f"{fp32_path}: ONNX file not found; export one with `fume-edge export`")
-    source = onnx.load(str(fp32_path))
+    source = load_fp32(fp32_path)
     size = model_input_size(source, fp32_path)
     cset = load_calibration(calibration, size)
     calib_idx, held_idx = cset.split(HOLDOUT)
