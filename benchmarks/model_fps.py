@@ -190,7 +190,7 @@ def main() -> None:
     import onnxruntime as ort
     import torch
 
-    from fume_edge.data.calibration import sha256_file
+    from fume_edge.hashing import sha256_file
 
     cpu = cpu_info()
     with tempfile.TemporaryDirectory(prefix="fume-edge-bench-") as tmp:
