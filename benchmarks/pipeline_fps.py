@@ -6,7 +6,8 @@ End to end is exactly what `fume-edge run --co2 synthetic --ch4 synthetic --paci
 two capture threads rendering the synthetic scene live, pairing, preprocessing, inference, the alert policy and
 the SQLite sink thread; its FPS is counted from the loop's results after a warm-up. Model-only is the same model
 file on the same device and threads, calling `infer` on prepared inputs of a synthetic pair. The two alternate
-round by round, so load from other processes on a shared machine hits both alike; the medians are compared.
+round by round, so load from other processes (or other VMs) hits both alike; the headline ratio is the median of
+the per-round ratios, each from two measurements seconds apart.
 Target (issue 6): end to end ≥ 0.9× model-only. The JSON in benchmarks/results/ records the machine, the load
 average before and after, and the process CPU time per frame of both: what the pipeline costs beyond the model
 (capture, rendering, pairing, preprocessing, alerts) whatever else the machine was doing. Where inference runs
@@ -154,6 +155,8 @@ def main() -> None:
                   f"{runs[-1]['fps']:.1f} FPS ({runs[-1]['cpu_ms_per_frame']:.1f} CPU ms/frame)", flush=True)
     e2e = statistics.median(r["fps"] for r in runs)
     model_median = statistics.median(model_fps)
+    ratios = [r["fps"] / m for r, m in zip(runs, model_fps)]
+    ratio = statistics.median(ratios)
     cpu_model, cpu_e2e = statistics.median(model_cpu), statistics.median(r["cpu_ms_per_frame"] for r in runs)
     result = {
         "benchmark": "pipeline_fps", "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "machine": info,
@@ -163,13 +166,14 @@ def main() -> None:
         "model_only_fps_median": model_median, "end_to_end_fps_median": e2e,
         "cpu_ms_per_frame_median": {"model_only": cpu_model, "end_to_end": cpu_e2e},
         "load_average_at_end": os.getloadavg() if hasattr(os, "getloadavg") else None,
-        "ratio": e2e / model_median, "target_ratio": TARGET, "meets_target": e2e / model_median >= TARGET,
+        "ratio_per_round": ratios, "ratio": ratio, "ratio_of_medians": e2e / model_median,
+        "target_ratio": TARGET, "meets_target": ratio >= TARGET,
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
     }
     out = args.out or ROOT / "benchmarks" / "results" / f"pipeline_{machine_slug(info, args.threads)}.json"
     out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"end to end {e2e:.1f} FPS vs model-only {model_median:.1f} FPS: ratio {e2e / model_median:.2f} "
-          f"(target {TARGET}); CPU ms/frame {cpu_e2e:.1f} vs {cpu_model:.1f} -> {out}")
+    print(f"end to end {e2e:.1f} FPS vs model-only {model_median:.1f} FPS (medians): ratio {ratio:.2f} (median of "
+          f"rounds; target {TARGET}); CPU ms/frame {cpu_e2e:.1f} vs {cpu_model:.1f} -> {out}")
 
 
 if __name__ == "__main__":
