@@ -7,6 +7,7 @@ mask, and return the same `Prediction` for the same input; `pre.py` makes those 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -34,12 +35,12 @@ class Prediction:
     def ph_class_name(self) -> str | None:
         return None if self.ph_class is None else PH_CLASS_NAMES[self.ph_class]
 
-    @property
+    @cached_property  # read by the policy, the status panel and snapshots: count the pixels once
     def co2_gas_area(self) -> float | None:
         """Fraction of CO2 pixels labelled gas."""
         return gas_area_fraction(self.co2_seg)
 
-    @property
+    @cached_property
     def ch4_gas_area(self) -> float | None:
         """Fraction of CH4 pixels labelled gas."""
         return gas_area_fraction(self.ch4_seg)
@@ -59,7 +60,8 @@ def prediction_from_outputs(outputs: dict[str, np.ndarray]) -> Prediction:
     """Build a Prediction from batch-1 graph outputs named as in DESIGN §4 (`ph_logits`, `co2_seg`, `ch4_seg`)."""
     logits = outputs.get("ph_logits")
     ph_logits = None if logits is None else np.asarray(logits, dtype=np.float32).reshape(-1)
-    segs = {k: (None if outputs.get(k) is None else np.asarray(outputs[k]).reshape(outputs[k].shape[-2:]).astype(np.int32))
+    segs = {k: (None if outputs.get(k) is None
+                else np.asarray(outputs[k]).reshape(outputs[k].shape[-2:]).astype(np.int32, copy=False))
             for k in ("co2_seg", "ch4_seg")}
     extras = {k: np.asarray(v) for k, v in outputs.items() if k not in ("ph_logits", "co2_seg", "ch4_seg")}
     return Prediction(
