@@ -107,9 +107,25 @@ def test_sigterm_mid_run_ends_cleanly_with_every_alert_in_the_database(tmp_path:
     assert "fume-edge run: interrupted" in out and "SIGTERM: stopping" in out
 
 
+def _wait_for_committed_events(path: Path, count: int, timeout_s: float = 15.0) -> None:
+    """The console prints an event when it is emitted; the sink thread commits it a moment later."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if path.exists():
+            with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+                try:
+                    if db.execute("SELECT COUNT(*) FROM events").fetchone()[0] >= count:
+                        return
+                except sqlite3.OperationalError:  # schema not created yet
+                    pass
+        time.sleep(0.05)
+    raise AssertionError(f"{path}: fewer than {count} committed event(s) after {timeout_s} s")
+
+
 def test_second_signal_forces_exit_and_the_next_run_closes_the_open_alert(tmp_path: Path, small_onnx: Path) -> None:
     proc = _start(tmp_path, small_onnx)
     _wait_for_line(proc, "START camera_degraded")
+    _wait_for_committed_events(tmp_path / "alerts.db", 1)
     proc.send_signal(signal.SIGTERM)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=30)
