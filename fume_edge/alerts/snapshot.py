@@ -75,21 +75,33 @@ def to_gray_u8(frame: np.ndarray) -> np.ndarray:
     return ((image.astype(np.float64) - low) * (255.0 / max(high - low, 1.0))).astype(np.uint8)
 
 
-def _panel(frame: np.ndarray | None, seg: np.ndarray | None, title: str) -> np.ndarray:
-    panel: np.ndarray
+_PALETTE = np.zeros((256, 3), np.uint8)
+_PALETTE[TUBE_CLASS_ID], _PALETTE[GAS_CLASS_ID] = TUBE_BGR, GAS_BGR
+
+
+def overlay_panel(frame: np.ndarray | None, seg: np.ndarray | None, size: tuple[int, int]) -> np.ndarray:
+    """One camera as BGR uint8 at `size` = (width, height), tube and gas pixels tinted; NO SIGNAL when silent.
+
+    Shared by snapshots and the live view (`--display`, `--record`), so both show the same picture.
+    """
+    width, height = size
     if frame is None:
-        panel = np.full((INPUT_HEIGHT, INPUT_WIDTH, 3), 48, np.uint8)
-        cv2.putText(panel, "NO SIGNAL", (INPUT_WIDTH // 2 - 110, INPUT_HEIGHT // 2), cv2.FONT_HERSHEY_SIMPLEX, 1.2,
+        panel = np.full((height, width, 3), 48, np.uint8)
+        scale = 1.2 * max(width / INPUT_WIDTH, 0.5)
+        cv2.putText(panel, "NO SIGNAL", (width // 2 - int(92 * scale), height // 2), cv2.FONT_HERSHEY_SIMPLEX, scale,
                     (200, 200, 200), 2, cv2.LINE_AA)
-    else:
-        gray = cv2.resize(to_gray_u8(frame), (INPUT_WIDTH, INPUT_HEIGHT), interpolation=cv2.INTER_AREA)
-        panel = cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR)
-        if seg is not None:
-            mask = cv2.resize(np.asarray(seg, np.uint8), (INPUT_WIDTH, INPUT_HEIGHT), interpolation=cv2.INTER_NEAREST)
-            for class_id, colour in ((TUBE_CLASS_ID, TUBE_BGR), (GAS_CLASS_ID, GAS_BGR)):
-                hit = mask == class_id
-                tint = np.array(colour, np.float32)
-                panel[hit] = ((1 - OVERLAY_ALPHA) * panel[hit] + OVERLAY_ALPHA * tint).astype(np.uint8)
+        return panel
+    gray = cv2.resize(to_gray_u8(frame), (width, height), interpolation=cv2.INTER_AREA)
+    panel = cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR)
+    if seg is not None:
+        labels = cv2.resize(np.asarray(seg, np.uint8), (width, height), interpolation=cv2.INTER_NEAREST)
+        tinted = cv2.addWeighted(panel, 1.0 - OVERLAY_ALPHA, _PALETTE[labels], OVERLAY_ALPHA, 0.0)
+        np.copyto(panel, tinted, where=(labels > 0)[..., None])
+    return panel
+
+
+def _panel(frame: np.ndarray | None, seg: np.ndarray | None, title: str) -> np.ndarray:
+    panel = overlay_panel(frame, seg, (INPUT_WIDTH, INPUT_HEIGHT))
     cv2.putText(panel, title, (10, 28), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (255, 255, 255), 2, cv2.LINE_AA)
     return panel
 

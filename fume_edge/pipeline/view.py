@@ -15,35 +15,21 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fume_edge.alerts.snapshot import GAS_BGR, OVERLAY_ALPHA, TUBE_BGR, TUBE_CLASS_ID, to_gray_u8
+from fume_edge.alerts.snapshot import overlay_panel
 from fume_edge.errors import FumeEdgeError
-from fume_edge.labels import GAS_CLASS_ID, PH_CLASS_NAMES
+from fume_edge.labels import PH_CLASS_NAMES
 from fume_edge.runtime.base import Prediction
 
 WINDOW = "fume-edge"
 BANNER_H = 28
-_PALETTE = np.zeros((256, 3), np.uint8)
-_PALETTE[TUBE_CLASS_ID], _PALETTE[GAS_CLASS_ID] = TUBE_BGR, GAS_BGR
 
 
 def compose_view(images: tuple[np.ndarray | None, ...], prediction: Prediction, size: tuple[int, int],
                  names: tuple[str, ...]) -> np.ndarray:
     """The BGR uint8 view of one inference: a banner over the cameras side by side (NO SIGNAL for a silent one)."""
-    width, height = size
     panels = []
     for image, seg, name in zip(images, (prediction.co2_seg, prediction.ch4_seg), names):
-        panel: np.ndarray
-        if image is None:
-            panel = np.full((height, width, 3), 48, np.uint8)
-            cv2.putText(panel, "NO SIGNAL", (width // 2 - 60, height // 2), cv2.FONT_HERSHEY_SIMPLEX, 0.7,
-                        (200, 200, 200), 2, cv2.LINE_AA)
-        else:
-            gray = cv2.resize(to_gray_u8(image), (width, height), interpolation=cv2.INTER_AREA)
-            panel = cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR)
-            if seg is not None:
-                labels = seg.astype(np.uint8)
-                tinted = cv2.addWeighted(panel, 1.0 - OVERLAY_ALPHA, _PALETTE[labels], OVERLAY_ALPHA, 0.0)
-                np.copyto(panel, tinted, where=(labels > 0)[..., None])
+        panel = overlay_panel(image, seg, size)
         cv2.putText(panel, name.upper(), (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 2, cv2.LINE_AA)
         panels.append(panel)
     body = np.hstack(panels)
