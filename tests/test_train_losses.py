@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict
+from dataclasses import replace
 
 import pytest
 import torch
@@ -15,7 +15,7 @@ from fume_edge.train.losses import MultiTaskLoss, dice_loss, focal_loss, seg_los
 
 def research_loss(**changes: float) -> MultiTaskLoss:
     """The packaged research configuration's loss, with `changes` applied."""
-    return MultiTaskLoss(**{**asdict(load_train_config().loss), **changes})
+    return MultiTaskLoss(replace(load_train_config().loss, **changes))
 
 
 def test_focal_loss_hand_computed() -> None:

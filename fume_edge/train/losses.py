@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from fume_edge.labels import CH4_SEG_LOGITS, CO2_SEG_LOGITS, PH_LOGITS
+from fume_edge.train.config import LossSettings
 
 _EPS = 1e-6
 
@@ -84,16 +85,10 @@ class MultiTaskLoss:
     """The FUME objective: w_cls · focal(pH) + w_seg · mean over present gases of (focal + dice)(mask).
 
     Heads a model lacks (baselines) are skipped, so every registered model trains with the same loss object.
-    Fields mirror the `loss` section of `configs/train.yaml`, where their research values live.
+    `settings` is the `loss` section of `configs/train.yaml`, where the research values live.
     """
 
-    ph_gamma: float
-    ph_alpha: tuple[float, ...] | None
-    seg_gamma: float
-    seg_alpha: tuple[float, ...] | None
-    dice_weight: float
-    cls_weight: float
-    seg_weight: float
+    settings: LossSettings
 
     def __call__(
         self, outputs: Mapping[str, torch.Tensor], batch: Mapping[str, torch.Tensor]
@@ -102,22 +97,21 @@ class MultiTaskLoss:
 
         `batch` holds `ph_class` (B,), `co2_mask`/`ch4_mask` (B,H,W) and `modality_mask` (B,2).
         """
+        s = self.settings
         parts: dict[str, torch.Tensor] = {}
         if PH_LOGITS in outputs:
-            parts["ph"] = self.cls_weight * focal_loss(
-                outputs[PH_LOGITS], batch["ph_class"], self.ph_gamma, self.ph_alpha
-            )
+            parts["ph"] = s.cls_weight * focal_loss(outputs[PH_LOGITS], batch["ph_class"], s.ph_gamma, s.ph_alpha)
         seg_terms, gases_present = [], []
         for column, (key, mask_key) in enumerate(((CO2_SEG_LOGITS, "co2_mask"), (CH4_SEG_LOGITS, "ch4_mask"))):
             if key not in outputs:
                 continue
             present = batch["modality_mask"][:, column]
-            term = seg_loss(outputs[key], batch[mask_key], self.seg_gamma, self.seg_alpha, present, self.dice_weight)
+            term = seg_loss(outputs[key], batch[mask_key], s.seg_gamma, s.seg_alpha, present, s.dice_weight)
             parts[key.removesuffix("_logits")] = term  # exactly 0 when no sample has this gas
             seg_terms.append(term)
             gases_present.append((present > 0).any().float())
         total = parts["ph"] if "ph" in parts else torch.zeros((), device=batch["ph_class"].device)
         if seg_terms:
             mean_seg = torch.stack(seg_terms).sum() / torch.stack(gases_present).sum().clamp(min=1.0)
-            total = total + self.seg_weight * mean_seg
+            total = total + s.seg_weight * mean_seg
         return total, {name: float(value.detach()) for name, value in parts.items()}

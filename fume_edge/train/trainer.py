@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -103,7 +102,7 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, config.epochs, optim.min_lr)
         self.amp = config.amp and ctx.device.type == "cuda"
         self.scaler = torch.amp.GradScaler(ctx.device.type, enabled=self.amp)
-        self.loss_fn = MultiTaskLoss(**asdict(config.loss))
+        self.loss_fn = MultiTaskLoss(config.loss)
         self.progress = state.Progress()
         if resume is not None:
             saved = state.resume_of(_load_weights(self.model, resume, config.model), resume)
