@@ -1,6 +1,6 @@
 """Camera frames → model inputs inside the loop, written into buffers allocated once.
 
-The arithmetic is `runtime.pre.frame_to_input`'s exactly (same gray conversion, interpolation choice, range and
+The arithmetic is `runtime.pre`'s own (`to_gray`, `normalize`: same gray conversion, interpolation choice, range and
 clipping, so the live loop feeds the model what training and calibration fed it); only the destination differs:
 each camera owns one resize buffer and one (1,1,H,W) float32 input, reused every frame. That is safe because
 every backend reads its inputs before `infer` returns, and snapshots get the camera's own frame, never these.
@@ -13,11 +13,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from fume_edge.runtime.pre import InvalidFrame, modality_mask, to_gray
-
-_FULL_RANGE = {np.dtype(np.uint8): (0.0, 255.0), np.dtype(np.uint16): (0.0, 65535.0),
-               np.dtype(np.float32): (0.0, 1.0)}
-
+from fume_edge.runtime.pre import modality_mask, normalize, to_gray
 
 class InputBuffer:
     """One camera's preprocessing: `fill(image)` returns the model input for it (the same array every call)."""
@@ -29,17 +25,7 @@ class InputBuffer:
         self.input = np.zeros((1, 1, height, width), np.float32)
         self._plane = self.input[0, 0]
         self._resized: dict[np.dtype, np.ndarray] = {}
-        self._table = self._normalise(np.arange(256, dtype=np.uint8))  # 8-bit value -> model input
-
-    def _normalise(self, gray: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        value_range = self.value_range or _FULL_RANGE.get(gray.dtype)
-        if value_range is None:
-            raise InvalidFrame(f"unsupported frame dtype {gray.dtype}")
-        low, high = value_range
-        out = np.empty(gray.shape, np.float32) if out is None else out
-        np.subtract(gray, np.float32(low), out=out, casting="unsafe")
-        np.multiply(out, np.float32(1.0 / (high - low)), out=out)
-        return np.clip(out, 0.0, 1.0, out=out)
+        self._table = normalize(np.arange(256, dtype=np.uint8), value_range)  # 8-bit value -> model input
 
     def fill(self, image: np.ndarray) -> np.ndarray:
         gray = to_gray(image)
@@ -53,7 +39,7 @@ class InputBuffer:
         if gray.dtype == np.uint8:
             cv2.LUT(gray, self._table, dst=self._plane)
         else:
-            self._normalise(gray, self._plane)
+            normalize(gray, self.value_range, out=self._plane)
         return self.input
 
 

@@ -10,7 +10,8 @@ class InvalidFrame(ValueError):
     """A frame that cannot be a camera image (empty, wrong rank/channels/dtype); the pipeline skips and counts it."""
 
 
-_FULL_RANGE = {np.dtype(np.uint8): (0.0, 255.0), np.dtype(np.uint16): (0.0, 65535.0)}
+# The value range a frame type spans when no range is configured (16-bit thermal usually sets one).
+FULL_RANGE = {np.dtype(np.uint8): (0.0, 255.0), np.dtype(np.uint16): (0.0, 65535.0), np.dtype(np.float32): (0.0, 1.0)}
 
 
 def to_gray(frame: np.ndarray) -> np.ndarray:
@@ -28,17 +29,20 @@ def to_gray(frame: np.ndarray) -> np.ndarray:
     raise InvalidFrame(f"unsupported frame shape {frame.shape}")
 
 
-def normalize(gray: np.ndarray, value_range: tuple[float, float] | None = None) -> np.ndarray:
-    """Scale to float32 [0,1]: uint8/uint16 by their full range unless a (low, high) range is given (16-bit thermal)."""
+def normalize(
+    gray: np.ndarray, value_range: tuple[float, float] | None = None, out: np.ndarray | None = None
+) -> np.ndarray:
+    """Scale to float32 [0,1]: by the frame type's full range unless a (low, high) range is given (16-bit thermal).
+
+    `out` (float32, gray's shape) lets the capture loop reuse one buffer per camera.
+    """
+    value_range = value_range or FULL_RANGE.get(gray.dtype)
     if value_range is None:
-        if gray.dtype in _FULL_RANGE:
-            value_range = _FULL_RANGE[gray.dtype]
-        elif np.issubdtype(gray.dtype, np.floating):
-            value_range = (0.0, 1.0)
-        else:
-            raise InvalidFrame(f"unsupported frame dtype {gray.dtype}")
+        raise InvalidFrame(f"unsupported frame dtype {gray.dtype}")
     low, high = value_range
-    out = (gray.astype(np.float32) - np.float32(low)) * np.float32(1.0 / (high - low))
+    out = np.empty(gray.shape, np.float32) if out is None else out
+    np.subtract(gray, np.float32(low), out=out, casting="unsafe")
+    np.multiply(out, np.float32(1.0 / (high - low)), out=out)
     return np.clip(out, 0.0, 1.0, out=out)
 
 
