@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from fume_edge.console import console
 from fume_edge.deploy.check_pairs import csv_check_pairs, synthetic_check_pairs
 from fume_edge.deploy.onnx_export import ExportResult, export_onnx
 from fume_edge.deploy.parity import ParityReport, check_parity
@@ -32,11 +33,13 @@ def export_and_check(
 ) -> ExportJob:
     staging = output.with_name(output.stem + ".checking.onnx")
     try:
-        result = export_onnx(checkpoint, staging, size=size, with_logits=with_logits, fp16=fp16, simplify=simplify)
+        with console.status("exporting (trace, onnxsim, checker)…"):
+            result = export_onnx(checkpoint, staging, size=size, with_logits=with_logits, fp16=fp16, simplify=simplify)
         width, height = size or _graph_size(staging)
-        pairs = (csv_check_pairs(check_data, check_count, (width, height)) if check_data
-                 else synthetic_check_pairs(check_count, (width, height), seed))
-        parity = check_parity(checkpoint, staging, pairs)
+        with console.status(f"checking parity with PyTorch on {check_count} pairs…"):
+            pairs = (csv_check_pairs(check_data, check_count, (width, height)) if check_data
+                     else synthetic_check_pairs(check_count, (width, height), seed))
+            parity = check_parity(checkpoint, staging, pairs)
         if parity.passed:
             staging.replace(output)
             result.path = output
