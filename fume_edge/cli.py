@@ -62,7 +62,7 @@ def import_cmd(
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="fume-edge checkpoint to write [default: PATH with .fume.pt]."),
 ) -> None:
     """Import a FUME research checkpoint into a fume-edge checkpoint (weights-only loading, strict keys)."""
-    from fume_edge.deploy.checkpoint import save_checkpoint
+    from fume_edge.model.checkpoint import save_checkpoint
     from fume_edge.deploy.reports import print_import_summary
     from fume_edge.deploy.upstream_import import import_research_checkpoint
 

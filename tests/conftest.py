@@ -36,7 +36,7 @@ def upstream_dir() -> Path:
 @pytest.fixture(scope="session")
 def imported_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The research fixture imported once into a fume-edge checkpoint."""
-    from fume_edge.deploy.checkpoint import save_checkpoint
+    from fume_edge.model.checkpoint import save_checkpoint
     from fume_edge.deploy.upstream_import import import_research_checkpoint
 
     result = import_research_checkpoint(UPSTREAM / "upstream_fume_fastscnn_shared.pth")

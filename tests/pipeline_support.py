@@ -28,7 +28,7 @@ def make_small_onnx(folder: Path) -> Path:
     onnx_path = folder / "fume_small.onnx"
     if onnx_path.is_file():
         return onnx_path
-    from fume_edge.deploy.checkpoint import save_checkpoint
+    from fume_edge.model.checkpoint import save_checkpoint
     from fume_edge.deploy.onnx_export import export_onnx
     from fume_edge.deploy.upstream_import import import_research_checkpoint
 

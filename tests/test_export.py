@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from fume_edge.deploy.check_pairs import synthetic_check_pairs
-from fume_edge.deploy.checkpoint import Checkpoint, save_checkpoint
+from fume_edge.model.checkpoint import Checkpoint, save_checkpoint
 from fume_edge.deploy.export_job import export_and_check
 from fume_edge.deploy.onnx_export import OPSET, export_onnx
 from fume_edge.errors import FumeEdgeError

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from fume_edge.deploy.checkpoint import load_checkpoint, save_checkpoint
+from fume_edge.model.checkpoint import load_checkpoint, save_checkpoint
 from fume_edge.deploy.upstream_import import import_research_checkpoint
 from fume_edge.errors import FumeEdgeError
 from fume_edge.model.registry import create_model

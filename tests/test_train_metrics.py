@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from fume_edge.train.metrics import MetricAccumulator, classification_metrics, confusion, segmentation_metrics
+from fume_edge.metrics import MetricAccumulator, classification_metrics, confusion, segmentation_metrics
 
 LABELS = [0, 1, 2]
 

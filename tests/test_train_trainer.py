@@ -12,7 +12,7 @@ import pytest
 import torch
 from rich.console import Console
 
-from fume_edge.deploy.checkpoint import load_checkpoint
+from fume_edge.model.checkpoint import load_checkpoint
 from fume_edge.train.config import load_train_config
 from fume_edge.train.evaluate import evaluate_file
 from fume_edge.train.state import Progress

@@ -1,7 +1,7 @@
 """Does the INT8 model decide what the FP32 model decides? Measured on labelled inputs, judged against fixed limits.
 
 Both graphs run in ONNX Runtime on the CPU over the same inputs. Against the truth, each model gets the split
-metrics of `train.metrics` (gas IoU, mIoU, balanced accuracy, sklearn-exact); against each other, the share of
+metrics of `fume_edge.metrics` (gas IoU, mIoU, balanced accuracy, sklearn-exact); against each other, the share of
 inputs whose pH class is the same. The limits (issue 5): gas IoU may drop at most 1 point and the pH class must
 agree on at least 98 % of inputs; `Int8Report.failures` says which limit a model breaks.
 """
@@ -19,7 +19,7 @@ from rich.table import Table
 
 from fume_edge.data.calibration import LabelledInput
 from fume_edge.runtime.onnx_backend import session_options
-from fume_edge.train.metrics import MetricAccumulator
+from fume_edge.metrics import MetricAccumulator
 
 MAX_GAS_IOU_DROP_POINTS = 1.0
 MIN_PH_AGREEMENT = 0.98

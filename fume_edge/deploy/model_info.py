@@ -52,7 +52,7 @@ def _frame_inputs(width: int, height: int) -> list[TensorSpec]:
 
 
 def _checkpoint_info(path: Path) -> ModelInfo:
-    from fume_edge.deploy.checkpoint import load_checkpoint
+    from fume_edge.model.checkpoint import load_checkpoint
     from fume_edge.model.registry import count_parameters
 
     ckpt = load_checkpoint(path)

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from fume_edge import __version__
-from fume_edge.deploy.checkpoint import Checkpoint, load_checkpoint
+from fume_edge.model.checkpoint import Checkpoint, load_checkpoint
 from fume_edge.deploy.model_info import profile_forward
 from fume_edge.errors import FumeEdgeError
 from fume_edge.hashing import sha256_file

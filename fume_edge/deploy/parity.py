@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fume_edge.deploy.checkpoint import load_checkpoint
+from fume_edge.model.checkpoint import load_checkpoint
 from fume_edge.deploy.onnx_export import DeploymentWrapper
 from fume_edge.runtime.onnx_backend import open_session
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from fume_edge.deploy.checkpoint import (
+from fume_edge.model.checkpoint import (
     Checkpoint,
     describe_key_mismatch,
     is_fume_edge_checkpoint,

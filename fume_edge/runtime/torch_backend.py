@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fume_edge.deploy.checkpoint import load_checkpoint
+from fume_edge.model.checkpoint import load_checkpoint
 from fume_edge.errors import FumeEdgeError
 from fume_edge.labels import CH4_SEG_LOGITS, CO2_SEG_LOGITS, PH_LOGITS
 from fume_edge.runtime.base import Prediction, prediction_from_outputs

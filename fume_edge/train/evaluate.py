@@ -23,7 +23,7 @@ from fume_edge.data.dataset import PairedFrameDataset
 from fume_edge.errors import FumeEdgeError
 from fume_edge.labels import GASES
 from fume_edge.runtime.base import Prediction, load_backend
-from fume_edge.train.metrics import MetricAccumulator
+from fume_edge.metrics import MetricAccumulator
 from fume_edge.train.tracking import metrics_table
 
 

@@ -16,7 +16,7 @@ from torch import nn
 
 from fume_edge.labels import CH4_SEG_LOGITS, CO2_SEG_LOGITS, GASES, PH_LOGITS
 from fume_edge.train.losses import MultiTaskLoss
-from fume_edge.train.metrics import MetricAccumulator
+from fume_edge.metrics import MetricAccumulator
 
 Batch = Mapping[str, torch.Tensor]
 SEG_KEYS = {"co2": CO2_SEG_LOGITS, "ch4": CH4_SEG_LOGITS}

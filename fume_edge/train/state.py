@@ -3,7 +3,7 @@
 A resumed CPU run reproduces the unbroken run's losses bit for bit: the model, optimiser, scheduler and AMP scaler
 states, the epoch, the best monitored value, the early-stop counter and every RNG stream (Python, NumPy, torch CPU
 and CUDA) are saved at the end of each epoch and put back before the next one starts. All of it is tensors and
-plain containers, so `deploy.checkpoint` loads it with `weights_only=True` like any other checkpoint.
+plain containers, so `model.checkpoint` loads it with `weights_only=True` like any other checkpoint.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from fume_edge.deploy.checkpoint import Checkpoint
+from fume_edge.model.checkpoint import Checkpoint
 from fume_edge.errors import FumeEdgeError
 from fume_edge.train.config import TrainConfig
 

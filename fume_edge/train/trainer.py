@@ -18,7 +18,7 @@ from rich.console import Console
 from torch import nn
 
 from fume_edge.config import from_mapping
-from fume_edge.deploy.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from fume_edge.model.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from fume_edge.errors import FumeEdgeError
 from fume_edge.labels import PH_LOGITS
 from fume_edge.model.registry import count_parameters, create_model
