@@ -60,13 +60,15 @@ def _root(
 def import_cmd(
     path: Path = typer.Argument(..., help="FUME research checkpoint (.pth/.pt): model_state_dict, state_dict or bare."),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="fume-edge checkpoint to write [default: PATH with .fume.pt]."),
+    uint16_range: Optional[str] = typer.Option(None, "--uint16-range", help="LOW,HIGH raw 16-bit counts the research "
+                                               "model's thermal frames were scaled from \\[default: 0,65535]."),
 ) -> None:
     """Import a FUME research checkpoint into a fume-edge checkpoint (weights-only loading, strict keys)."""
     from fume_edge.model.checkpoint import save_checkpoint
     from fume_edge.deploy.reports import print_import_summary
     from fume_edge.deploy.upstream_import import import_research_checkpoint
 
-    result = import_research_checkpoint(path)
+    result = import_research_checkpoint(path, uint16_range=_parse_range("--uint16-range", uint16_range))
     out = output or path.with_name(path.stem + ".fume.pt")
     save_checkpoint(result.checkpoint, out)
     print_import_summary(result, out)
@@ -82,6 +84,16 @@ def info(
     from fume_edge.assets import default_model_path
 
     print_model_info(model_info(model or default_model_path()))
+
+
+def _parse_range(flag: str, text: Optional[str]) -> Optional[tuple[float, float]]:
+    if text is None:
+        return None
+    try:
+        low, high = (float(v) for v in text.split(","))
+    except ValueError:
+        raise FumeEdgeError(f"{flag} {text!r}: expected LOW,HIGH, e.g. 20000,40000") from None
+    return low, high
 
 
 def _parse_size(text: Optional[str]) -> Optional[tuple[int, int]]:
@@ -263,7 +275,6 @@ def quantize(
     sensitivity_ops: Optional[list[str]] = typer.Option(None, "--sensitivity-op", help="Sensitivity search: only rank these op types (repeatable) [default: all]."),
     modalities: str = typer.Option("all", "--modalities", help="Calibrate on both-present pairs only (both) or also one camera off (all)."),
     val: Optional[Path] = typer.Option(None, "--val", help="Paired CSV for the accuracy report [default: held-back calibration pairs]."),
-    data_config: Optional[Path] = typer.Option(None, "--data-config", help="Data YAML (16-bit range) for --val."),
     force: bool = typer.Option(False, "--force", help="Write the model even if it breaks the accuracy limits."),
 ) -> None:
     """Quantize an FP32 ONNX to QDQ INT8 and check its accuracy against FP32 (exit 1 past the limits)."""
@@ -273,4 +284,4 @@ def quantize(
     options = QuantizeOptions(target=target, method=method, exclude=tuple(exclude or ()), sensitivity=sensitivity,
                               max_float=max_float, sensitivity_ops=tuple(sensitivity_ops or ()),
                               modalities=modalities, force=force)
-    quantize_command(model, calib, output, options, val, data_config)
+    quantize_command(model, calib, output, options, val)

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from calibration_support import SIZE, make_calibration, make_paired_dataset
@@ -16,11 +17,11 @@ from calibration_support import SIZE, make_calibration, make_paired_dataset
 from fume_edge.data.calibration import (
     MANIFEST, TENSORS, CalibrationRequest, allocate, build_calibration_set, load_calibration, select_stratified,
 )
-from fume_edge.data.images import load_frame, load_mask
+from fume_edge.data.images import load_mask
 from fume_edge.data.records import read_samples
 from fume_edge.errors import FumeEdgeError
 from fume_edge.hashing import sha256_file
-from fume_edge.runtime.pre import frame_to_input
+from fume_edge.runtime.pre import Preprocessing
 
 
 @pytest.fixture(scope="module")
@@ -70,14 +71,15 @@ def test_manifest_records_pairs_hashes_counts_and_command(dataset: Path, calib: 
     assert manifest["tensors"]["sha256"] == sha256_file(calib / TENSORS)
 
 
-def test_cached_tensors_are_the_runtime_preprocessing_of_the_listed_frames(dataset: Path, calib: Path) -> None:
-    cset = load_calibration(calib, SIZE)
+def test_cached_tensors_are_the_listed_frames_scaled_to_unit_range(dataset: Path, calib: Path) -> None:
+    cset = load_calibration(calib, Preprocessing(SIZE))
     assert cset.arrays["co2"].shape == (30, 1, SIZE[1], SIZE[0]) and cset.arrays["co2"].dtype == np.float32
     for index in (0, 17):
         frame = cset.manifest["frames"][index]
         for gas in ("co2", "ch4"):
-            expected = frame_to_input(load_frame(dataset / frame[f"{gas}_image"], (0.0, 65535.0)), SIZE)
-            np.testing.assert_array_equal(cset.arrays[gas][index : index + 1], expected)
+            raw = cv2.imread(str(dataset / frame[f"{gas}_image"]), cv2.IMREAD_UNCHANGED)  # 8-bit, at SIZE already
+            assert raw.dtype == np.uint8 and raw.shape == SIZE[::-1]
+            np.testing.assert_allclose(cset.arrays[gas][index, 0], raw / 255.0, atol=1e-6)
             np.testing.assert_array_equal(cset.arrays[f"{gas}_mask"][index], load_mask(dataset / frame[f"{gas}_mask"], SIZE))
 
 
@@ -95,9 +97,9 @@ def test_same_seed_same_set(dataset: Path, calib: Path, tmp_path: Path) -> None:
     assert json.loads((again / MANIFEST).read_text())["frames"] == json.loads((calib / MANIFEST).read_text())["frames"]
 
 
-def _one_line_error(folder: Path, size: tuple[int, int] | None = None) -> str:
+def _one_line_error(folder: Path, preprocessing: Preprocessing | None = None) -> str:
     with pytest.raises(FumeEdgeError) as info:
-        load_calibration(folder, size)
+        load_calibration(folder, preprocessing)
     assert "\n" not in str(info.value)
     return str(info.value)
 
@@ -109,7 +111,10 @@ def test_loader_names_each_problem(calib: Path, tmp_path: Path) -> None:
     (tmp_path / "stray").mkdir()
     (tmp_path / "stray" / "notes.txt").write_text("x")
     assert "no manifest.json" in _one_line_error(tmp_path / "stray")
-    assert "made for 128x96 input, the model takes 640x480" in _one_line_error(calib, (640, 480))
+    assert "made with input_size [128, 96] (model: [640, 480]); calibrate with the model's preprocessing" in \
+        _one_line_error(calib, Preprocessing((640, 480)))
+    assert "uint16_range [0.0, 65535.0] (model: [1000.0, 9000.0])" in \
+        _one_line_error(calib, Preprocessing(SIZE, uint16_range=(1000.0, 9000.0)))
 
     copy = shutil.copytree(calib, tmp_path / "copy")
     (copy / TENSORS).unlink()

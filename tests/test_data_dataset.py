@@ -19,6 +19,7 @@ from fume_edge.data.images import load_frame, load_mask
 from fume_edge.data.records import Frame, Sample, sample_table
 from fume_edge.data.transforms import Geometry, PairedAugment
 from fume_edge.errors import FumeEdgeError
+from fume_edge.runtime.pre import Preprocessing
 from fume_edge.labels import GAS_CLASS_ID
 
 CONFIG = load_data_config()
@@ -70,7 +71,7 @@ def test_resizes_frames_and_masks_to_the_requested_size(tmp_path: Path) -> None:
 
 def test_geometric_augmentation_keeps_frame_and_mask_aligned(tmp_path: Path) -> None:
     image, mask_path = square_scene(tmp_path, "sq")
-    frame, mask = load_frame(image, (0, 65535)), load_mask(mask_path)
+    frame, mask = load_frame(image, Preprocessing((W, H))), load_mask(mask_path)
     geometric_only = dataclasses.replace(CONFIG.augment, hflip_p=0.5, shift_scale_rotate_p=1.0,
                                          brightness_contrast_p=0, gamma_p=0, noise_p=0, blur_p=0)
     augment = PairedAugment(geometric_only)
@@ -132,8 +133,8 @@ def test_modality_dropout_rate_and_never_both(tmp_path: Path) -> None:
 def test_sixteen_bit_frames_use_the_configured_range(tmp_path: Path) -> None:
     raw = np.array([[7000, 7500, 8000, 9000]], np.uint16)
     path = write_png(tmp_path / "thermal.png", raw)
-    assert np.allclose(load_frame(path, (7000, 8000)), [[0.0, 0.5, 1.0, 1.0]])
-    assert np.allclose(load_frame(path, (0, 65535)), raw / 65535, atol=1e-6)
+    assert np.allclose(load_frame(path, Preprocessing((4, 1), uint16_range=(7000, 8000))), [[0.0, 0.5, 1.0, 1.0]])
+    assert np.allclose(load_frame(path, Preprocessing((4, 1))), raw / 65535, atol=1e-6)
 
 
 def test_bad_masks_and_images_are_clear_errors(tmp_path: Path) -> None:
@@ -142,7 +143,7 @@ def test_bad_masks_and_images_are_clear_errors(tmp_path: Path) -> None:
         load_mask(bad)
     (tmp_path / "broken.png").write_bytes(b"not a png")
     with pytest.raises(FumeEdgeError, match="cannot read the image"):
-        load_frame(tmp_path / "broken.png", (0, 65535))
+        load_frame(tmp_path / "broken.png", Preprocessing())
 
 
 def test_class_balanced_sampler_draws_classes_equally() -> None:

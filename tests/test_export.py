@@ -18,6 +18,7 @@ from fume_edge.deploy.onnx_export import OPSET, export_onnx
 from fume_edge.errors import FumeEdgeError
 from fume_edge.model.registry import create_model, list_models
 from fume_edge.runtime.base import load_backend
+from fume_edge.runtime.pre import Preprocessing
 
 SMALL = (128, 96)
 
@@ -30,7 +31,7 @@ def _random_checkpoint(tmp_path: Path, name: str, seed: int = 0) -> Path:
             if tensor.dtype.is_floating_point:
                 tensor.copy_(torch.rand(tensor.shape, generator=gen) + 0.5 if "running_var" in key
                              else torch.randn(tensor.shape, generator=gen) * 0.2)
-    ckpt = Checkpoint(architecture=name, arch_kwargs={}, state_dict=model.state_dict(), input_size=SMALL)
+    ckpt = Checkpoint(architecture=name, arch_kwargs={}, state_dict=model.state_dict(), preprocessing=Preprocessing(SMALL))
     return save_checkpoint(ckpt, tmp_path / f"{name}.pt")
 
 
@@ -85,12 +86,12 @@ def test_parity_failure_writes_nothing(tmp_path: Path) -> None:
     good = _random_checkpoint(tmp_path, "fume_fastscnn", seed=0)
     other = _random_checkpoint(tmp_path / "other", "fume_fastscnn", seed=1)
     onnx_path = export_onnx(other, tmp_path / "other.onnx").path
-    report = check_parity(good, onnx_path, synthetic_check_pairs(2, SMALL))
+    report = check_parity(good, onnx_path, synthetic_check_pairs(2, Preprocessing(SMALL)))
     assert not report.passed and any("ph_logits" in f or "differ" in f for f in report.failures)
 
 
 def test_unknown_architecture_is_one_clear_error(tmp_path: Path) -> None:
-    ckpt = Checkpoint(architecture="resnet50", arch_kwargs={}, state_dict={}, input_size=SMALL)
+    ckpt = Checkpoint(architecture="resnet50", arch_kwargs={}, state_dict={}, preprocessing=Preprocessing(SMALL))
     path = save_checkpoint(ckpt, tmp_path / "resnet.pt")
     with pytest.raises(FumeEdgeError, match="unknown model 'resnet50'"):
         export_onnx(path, tmp_path / "x.onnx")
@@ -104,7 +105,7 @@ def test_onnx_without_expected_inputs_and_corrupt_onnx(tmp_path: Path) -> None:
                               [helper.make_tensor_value_info("out", onnx.TensorProto.FLOAT, [1, 3])])
     foreign = tmp_path / "foreign.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), foreign)
-    with pytest.raises(FumeEdgeError, match="inputs co2, ch4, modality_mask are missing"):
+    with pytest.raises(FumeEdgeError, match=r"input 'co2' is missing \(has image\)"):
         load_backend(foreign)
     corrupt = tmp_path / "corrupt.onnx"
     corrupt.write_bytes(b"not a protobuf at all" * 10)

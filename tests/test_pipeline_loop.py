@@ -89,7 +89,7 @@ class LoopRig:
         self.times: list[float] = []
         self.degraded: list[float] = []
         self.pipeline = Pipeline(self.streams, self.hub, self.backend, self.service,
-                                 ModelInputs(CAMS, self.backend.input_size, {}), tolerance_s=0.025,
+                                 ModelInputs(CAMS, dict.fromkeys(CAMS, self.backend.contract.preprocessing)), tolerance_s=0.025,
                                  silent_after_s=0.4, tick_s=0.05, stats_interval_s=60.0, on_result=self._seen)
 
     def _seen(self, pair: Pair, prediction: Prediction) -> None:

@@ -13,11 +13,11 @@ from pipeline_support import FRAME_SIZE, ScriptedCamera, noise_frames, run_confi
 from fume_edge.errors import FumeEdgeError
 from fume_edge.pipeline.capture import ENDED, CameraStream, FrameHub, frame_problem
 from fume_edge.pipeline.config import CameraConfig
-from fume_edge.pipeline.prepare import InputBuffer
+from fume_edge.pipeline.prepare import ModelInputs
 from fume_edge.pipeline.sources import as_raw16, open_reader
 from fume_edge.pipeline.sync import Frame
 from fume_edge.pipeline.synthetic_source import scenario_ph
-from fume_edge.runtime.pre import frame_to_input
+from fume_edge.runtime.pre import InvalidFrame, Preprocessing
 
 W, H = FRAME_SIZE
 
@@ -153,20 +153,16 @@ def test_lossless_hub_merges_cameras_in_time_order_and_waits_for_both() -> None:
     assert hub.next_in_order(0.1) is ENDED
 
 
-def test_input_buffer_matches_frame_to_input_and_reuses_memory() -> None:
+def test_model_inputs_reuse_one_buffer_per_camera_and_zero_a_silent_one() -> None:
     rng = np.random.default_rng(0)
-    buffer = InputBuffer((64, 48), None)
+    pre = Preprocessing((64, 48), uint16_range=(20000.0, 40000.0))
+    inputs = ModelInputs(("co2", "ch4"), {"co2": pre, "ch4": pre})
     for image in (rng.integers(0, 256, (96, 128), dtype=np.uint8), rng.integers(0, 256, (48, 64, 3), dtype=np.uint8),
-                  rng.integers(0, 256, (30, 40), dtype=np.uint8), rng.random((48, 64), dtype=np.float32)):
-        out = buffer.fill(image)
-        assert out is buffer.input
-        np.testing.assert_array_equal(out, frame_to_input(image, (64, 48)))
-    thermal = InputBuffer((64, 48), (20000.0, 40000.0))
-    counts = rng.integers(15000, 45000, (48, 64), dtype=np.uint16)
-    np.testing.assert_array_equal(thermal.fill(counts), frame_to_input(counts, (64, 48), (20000.0, 40000.0)))
-    narrow = InputBuffer((64, 48), (30.0, 200.0))  # an 8-bit camera with a configured range: clipped both ends
-    image = rng.integers(0, 256, (48, 64), dtype=np.uint8)
-    np.testing.assert_array_equal(narrow.fill(image), frame_to_input(image, (64, 48), (30.0, 200.0)))
+                  rng.integers(15000, 45000, (30, 40), dtype=np.uint16), rng.random((48, 64), dtype=np.float32)):
+        co2, ch4, mask = inputs.prepare((image, None))
+        assert co2 is inputs.buffers["co2"] and not ch4.any()
+        np.testing.assert_array_equal(co2, pre.to_input(image))
+        np.testing.assert_array_equal(mask, [[1.0, 0.0]])
 
 
 def test_raw16_bytes_are_reinterpreted_at_the_configured_size() -> None:
@@ -174,8 +170,15 @@ def test_raw16_bytes_are_reinterpreted_at_the_configured_size() -> None:
                           time_offset_s=0.0, timestamps=None)
     values = np.arange(8, dtype="<u2").reshape(2, 4) * 1000
     raw = values.view(np.uint8).reshape(2, 8)  # what some drivers hand over
-    np.testing.assert_array_equal(as_raw16(raw, camera), values)
-    assert as_raw16(values, camera) is values
+    np.testing.assert_array_equal(as_raw16(raw, camera, "--co2 /dev/video0"), values)
+    assert as_raw16(values, camera, "--co2 /dev/video0") is values
+    with pytest.raises(InvalidFrame, match=r"--co2 /dev/video0: a raw16 frame of uint8 \(2, 6\) does not fit 4x2"):
+        as_raw16(raw[:, :6], camera, "--co2 /dev/video0")  # bytes of another size are refused, never scaled by 1/255
+
+
+def test_raw16_without_the_sensor_size_is_refused_in_the_config(tmp_path: Path) -> None:
+    with pytest.raises(FumeEdgeError, match=r"sources.co2.raw16: needs width and height"):
+        run_config(tmp_path, {"sources": {"co2": {"raw16": True, "fourcc": "Y16", "width": None}}})
 
 
 def test_synthetic_source_follows_the_scenario_and_skips_its_outage(tmp_path: Path) -> None:

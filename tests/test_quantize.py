@@ -179,8 +179,9 @@ def test_feeds_cover_the_modality_cases() -> None:
 def test_bad_inputs_are_one_line(fp32: Path, calib: Path, tmp_path: Path) -> None:
     other = shutil.copytree(calib, tmp_path / "other", ignore=shutil.ignore_patterns("*.npz"))
     manifest = json.loads((other / MANIFEST).read_text())
-    (other / MANIFEST).write_text(json.dumps(manifest | {"input_size": [64, 64]}))
-    with pytest.raises(FumeEdgeError, match="made for 64x64 input, the model takes 128x96"):
+    smaller = manifest["preprocessing"] | {"input_size": [64, 64]}
+    (other / MANIFEST).write_text(json.dumps(manifest | {"input_size": [64, 64], "preprocessing": smaller}))
+    with pytest.raises(FumeEdgeError, match=r"made with input_size \[64, 64\] \(model: \[128, 96\]\)"):
         quantize_onnx(fp32, other, tmp_path / "a.onnx")
     model = onnx.load(str(fp32))
     model.graph.input[2].name = "mask"

@@ -8,7 +8,8 @@ Transitional class (2.6 %) to a handful of frames and its activations outside th
 
 A calibration folder holds `manifest.json` (committed: which frames, the seed, every image's sha256, the input
 size, the counts, the command that made it) and `tensors.npz` (git-ignored, rebuilt by that command): `co2`, `ch4`
-float32 (N,1,H,W) made by `runtime.pre.frame_to_input` (the device's own preprocessing) from `data.images`' frames, plus the labels
+float32 (N,1,H,W) made by the model's preprocessing (`runtime.pre.Preprocessing`, the device's own, recorded in the
+manifest) from `data.images`' frames, plus the labels
 (`ph_class`, `co2_mask`, `ch4_mask`) so a held-back part can check INT8 accuracy without the dataset.
 `load_calibration` validates a folder and names what is wrong in one line. numpy/OpenCV only: no torch here.
 """
@@ -32,7 +33,7 @@ from fume_edge.data.records import Sample, read_samples
 from fume_edge.errors import FumeEdgeError
 from fume_edge.hashing import sha256_file
 from fume_edge.labels import GAS_CLASS_ID, PH_CLASS_NAMES
-from fume_edge.runtime.pre import frame_to_input, modality_mask
+from fume_edge.runtime.pre import Preprocessing, modality_mask
 
 FORMAT = "fume-edge-calibration"
 FORMAT_VERSION = 1
@@ -56,15 +57,16 @@ class LabelledInput:
     ch4_mask: np.ndarray | None
 
 
-def labelled_input(sample: Sample, size: tuple[int, int], uint16_range: tuple[float, float]) -> LabelledInput:
+def labelled_input(sample: Sample, preprocessing: Preprocessing) -> LabelledInput:
     """A paired-CSV sample as model input (absent modality: zeros, mask 0) with its labels at the input size."""
+    size = preprocessing.input_size
     arrays: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
     for gas in ("co2", "ch4"):
         frame = sample.frame(gas)
         if frame is None:
             arrays[gas] = (np.zeros((1, 1, size[1], size[0]), np.float32), None)
             continue
-        arrays[gas] = (frame_to_input(load_frame(frame.image, uint16_range), size), load_mask(frame.mask, size))
+        arrays[gas] = (load_frame(frame.image, preprocessing)[None, None], load_mask(frame.mask, size))
     return LabelledInput(
         co2=arrays["co2"][0], ch4=arrays["ch4"][0],
         modality_mask=modality_mask(sample.co2 is not None, sample.ch4 is not None),
@@ -72,10 +74,10 @@ def labelled_input(sample: Sample, size: tuple[int, int], uint16_range: tuple[fl
     )
 
 
-def csv_inputs(path: str | Path, size: tuple[int, int], uint16_range: tuple[float, float]) -> tuple[int, Iterator[LabelledInput]]:
+def csv_inputs(path: str | Path, preprocessing: Preprocessing) -> tuple[int, Iterator[LabelledInput]]:
     """Every sample of a paired CSV (each with its own modality mask), loaded lazily: (count, iterator)."""
     samples = read_samples(path)
-    return len(samples), (labelled_input(s, size, uint16_range) for s in samples)
+    return len(samples), (labelled_input(s, preprocessing) for s in samples)
 
 
 def allocate(sizes: Sequence[int], count: int) -> list[int]:
@@ -147,6 +149,10 @@ class CalibrationRequest:
     uint16_range: tuple[float, float] = (0.0, 65535.0)
 
     @property
+    def preprocessing(self) -> Preprocessing:
+        return Preprocessing(input_size=self.size, uint16_range=self.uint16_range)
+
+    @property
     def command(self) -> str:
         return (f"fume-edge calibrate --data {self.data} -o {self.output} --count {self.count} --seed {self.seed} "
                 f"--size {self.size[0]}x{self.size[1]}")
@@ -186,7 +192,7 @@ def build_calibration_set(request: CalibrationRequest, overwrite: bool = False,
     }
     cache = progress("caching tensors") if progress else None
     for row, index in enumerate(chosen):
-        item = labelled_input(pairs[index], request.size, request.uint16_range)
+        item = labelled_input(pairs[index], request.preprocessing)
         arrays["co2"][row], arrays["ch4"][row] = item.co2[0], item.ch4[0]
         arrays["co2_mask"][row], arrays["ch4_mask"][row] = item.co2_mask, item.ch4_mask
         _tick(cache, row + 1, len(chosen))
@@ -198,7 +204,7 @@ def build_calibration_set(request: CalibrationRequest, overwrite: bool = False,
             "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "command": request.command, "source_csv": str(request.data), "source_csv_sha256": sha256_file(request.data),
             "seed": request.seed, "requested_count": request.count, "count": len(chosen),
-            "input_size": [width, height], "uint16_range": list(request.uint16_range),
+            "input_size": [width, height], "preprocessing": request.preprocessing.to_dict(),
             "counts": _counts([keys[i] for i in chosen]), "available": _counts(keys),
             "tensors": {"file": TENSORS, "sha256": sha256_file(staging / TENSORS)},
             "frames": frames,
@@ -221,8 +227,12 @@ class CalibrationSet:
 
     @property
     def input_size(self) -> tuple[int, int]:
-        width, height = self.manifest["input_size"]
-        return int(width), int(height)
+        return self.preprocessing.input_size
+
+    @property
+    def preprocessing(self) -> Preprocessing:
+        """How the cached tensors were made (older manifests: input size and 16-bit range only)."""
+        return manifest_preprocessing(self.manifest, str(self.folder / MANIFEST))
 
     def __len__(self) -> int:
         return int(self.arrays["co2"].shape[0])
@@ -275,16 +285,28 @@ def _read_manifest(folder: Path) -> tuple[dict[str, Any], str]:
     return manifest, sha256_file(path)
 
 
-def load_calibration(folder: str | Path, input_size: tuple[int, int] | None = None) -> CalibrationSet:
-    """Load and check a calibration folder; `input_size` (width, height) is the model's, when known."""
+def manifest_preprocessing(manifest: dict[str, Any], source: str) -> Preprocessing:
+    if "preprocessing" in manifest:
+        return Preprocessing.from_dict(manifest["preprocessing"], source)
+    width, height = (int(v) for v in manifest["input_size"])
+    low, high = manifest.get("uint16_range", (0.0, 65535.0))
+    return Preprocessing((width, height), uint16_range=(float(low), float(high)))
+
+
+def load_calibration(folder: str | Path, preprocessing: Preprocessing | None = None) -> CalibrationSet:
+    """Load and check a calibration folder; `preprocessing` is the model's, when known: the set must match it."""
     folder = Path(folder)
     manifest, manifest_sha = _read_manifest(folder)
-    width, height = (int(v) for v in manifest["input_size"])
-    if input_size is not None and tuple(input_size) != (width, height):
+    made = manifest_preprocessing(manifest, str(folder / MANIFEST))
+    width, height = made.input_size
+    if preprocessing is not None and made != preprocessing:
+        differs = ", ".join(f"{k} {v} (model: {preprocessing.to_dict()[k]})" for k, v in made.to_dict().items()
+                            if v != preprocessing.to_dict()[k])
+        want_w, want_h = preprocessing.input_size
         raise FumeEdgeError(
-            f"{folder}: made for {width}x{height} input, the model takes {input_size[0]}x{input_size[1]}; make a set "
-            f"for it with `fume-edge calibrate --data {manifest.get('source_csv', 'paired_train.csv')} -o {folder}-"
-            f"{input_size[0]}x{input_size[1]} --size {input_size[0]}x{input_size[1]}`")
+            f"{folder}: made with {differs}; calibrate with the model's preprocessing: `fume-edge calibrate --data "
+            f"{manifest.get('source_csv', 'paired_train.csv')} -o {folder}-{want_w}x{want_h} --size {want_w}x{want_h}` "
+            "(16-bit range: data.yaml images.uint16_range)")
     tensors = folder / manifest["tensors"].get("file", TENSORS)
     if not tensors.is_file():
         raise FumeEdgeError(f"{tensors}: missing (tensors are git-ignored, only the manifest is committed); "

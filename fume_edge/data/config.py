@@ -13,6 +13,7 @@ from pathlib import Path
 from fume_edge.config import load_config
 from fume_edge.errors import FumeEdgeError
 from fume_edge.labels import GASES, PH_CLASS_NAMES
+from fume_edge.runtime.pre import Preprocessing
 
 HEALTHY, TRANSITIONAL, ACIDOTIC = (PH_CLASS_NAMES.index(n) for n in ("Healthy", "Transitional", "Acidotic"))
 
@@ -74,6 +75,10 @@ class ImageConfig:
     def validate(self, where: str) -> None:
         lo, hi = self.uint16_range
         _require(0 <= lo < hi <= 65535, f"{where}.uint16_range", "expected [low, high] with 0 <= low < high <= 65535")
+
+    def preprocessing(self, size: tuple[int, int]) -> Preprocessing:
+        """The preprocessing contract these data settings make at a model input size (recorded in checkpoints)."""
+        return Preprocessing(input_size=(int(size[0]), int(size[1])), uint16_range=self.uint16_range)
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from torch.utils.data import Dataset, WeightedRandomSampler
 
 from fume_edge.data.config import DataConfig, load_data_config
 from fume_edge.data.images import load_frame, load_mask
+from fume_edge.runtime.pre import Preprocessing
 from fume_edge.data.records import Sample, read_samples
 from fume_edge.data.transforms import PairedAugment
 from fume_edge.errors import FumeEdgeError
@@ -37,6 +38,7 @@ class PairedFrameDataset(Dataset):
 
     `size` = (width, height) every frame and mask is resized to (the model's input size by default);
     `modality_dropout` overrides the configured probability (training only; evaluation never drops).
+    `preprocessing` (a model's own, when scoring a model file) replaces the one `config` and `size` make.
     """
 
     def __init__(
@@ -47,14 +49,15 @@ class PairedFrameDataset(Dataset):
         config: DataConfig | None = None,
         size: tuple[int, int] = (INPUT_WIDTH, INPUT_HEIGHT),
         modality_dropout: float | None = None,
+        preprocessing: Preprocessing | None = None,
     ):
         config = config or load_data_config()
         self.samples: list[Sample] = read_samples(csv_path)
         if not self.samples:
             raise FumeEdgeError(f"{csv_path}: no samples; run `fume-edge pair` on an annotation CSV with frames")
         self.train = train
-        self.size = tuple(size)
-        self.uint16_range = config.images.uint16_range
+        self.preprocessing = preprocessing or config.images.preprocessing(size)
+        self.size = self.preprocessing.input_size
         self.augment = PairedAugment(config.augment) if train else None
         p = config.dataset.modality_dropout if modality_dropout is None else modality_dropout
         if not 0.0 <= p <= 1.0:
@@ -74,7 +77,7 @@ class PairedFrameDataset(Dataset):
         for gas in GASES:
             frame = sample.frame(gas)
             if frame is not None:
-                frames[gas] = load_frame(frame.image, self.uint16_range, self.size)
+                frames[gas] = load_frame(frame.image, self.preprocessing)
                 masks[gas] = load_mask(frame.mask, self.size)
         return frames, masks
 

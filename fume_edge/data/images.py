@@ -1,8 +1,9 @@
 """Loading OGI frames and masks from disk, without torch (calibration and tools use it too).
 
-Frames become float32 in [0, 1]: 8-bit images are divided by 255; 16-bit thermal frames are mapped from a raw
-count range (configs/data.yaml `images.uint16_range`) and clipped, since raw counts rarely span 0..65535. Colour
-images (a viewer's export) are converted to grayscale. Masks must be single-channel class ids.
+Frames become model input through `runtime.pre.Preprocessing.to_input`, the function the device calls on camera
+frames: training, eval, calibration and parity checks see exactly what a device sees, at any size. The 16-bit
+range comes from configs/data.yaml `images.uint16_range` and is recorded in the checkpoint. Colour images (a
+viewer's export) are converted to grayscale. Masks must be single-channel class ids.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import numpy as np
 
 from fume_edge.errors import FumeEdgeError
 from fume_edge.labels import SEG_CLASS_NAMES
-from fume_edge.runtime.pre import InvalidFrame, normalize, to_gray
+from fume_edge.runtime.pre import InvalidFrame, Preprocessing
 
 
 def _read(path: Path) -> np.ndarray:
@@ -24,23 +25,16 @@ def _read(path: Path) -> np.ndarray:
     return image
 
 
-def load_frame(path: str | Path, uint16_range: tuple[float, float], size: tuple[int, int] | None = None) -> np.ndarray:
-    """A grayscale frame as float32 (H, W) in [0, 1], resized to `size` = (width, height) when given.
-
-    The same conversion the runtime applies to camera frames (`runtime.pre`), so training sees what a device sees.
-    """
+def load_frame(path: str | Path, preprocessing: Preprocessing) -> np.ndarray:
+    """A frame as the model's float32 (H, W) input in [0, 1], at `preprocessing.input_size`."""
     path = Path(path)
     image = _read(path)
     if image.dtype not in (np.uint8, np.uint16):
         raise FumeEdgeError(f"{path}: unsupported pixel type {image.dtype}; save frames as 8- or 16-bit")
     try:
-        gray = to_gray(image)
+        return preprocessing.to_input(image)[0, 0]
     except InvalidFrame as exc:
         raise FumeEdgeError(f"{path}: {exc}; save frames as grayscale or BGR images") from None
-    frame = normalize(gray, uint16_range if gray.dtype == np.uint16 else None)
-    if size is not None and frame.shape[::-1] != tuple(size):
-        frame = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
-    return frame
 
 
 def load_mask(path: str | Path, size: tuple[int, int] | None = None) -> np.ndarray:

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from fume_edge.errors import FumeEdgeError
+from fume_edge.runtime.pre import Preprocessing
 
 MODALITY_CASES = ((1.0, 1.0), (1.0, 0.0), (0.0, 1.0))
 CHECK_PH_LEVELS = (5.4, 5.9, 6.3)  # one per pH class
@@ -24,36 +25,34 @@ def _pair(co2: np.ndarray, ch4: np.ndarray, case: tuple[float, float]) -> Pair:
     return co2_in, ch4_in, np.array([case], dtype=np.float32)
 
 
-def synthetic_check_pairs(count: int, size: tuple[int, int], seed: int = 0) -> list[Pair]:
+def synthetic_check_pairs(count: int, preprocessing: Preprocessing, seed: int = 0) -> list[Pair]:
     from fume_edge.data.synthetic import SyntheticScene
 
-    width, height = size
+    width, height = preprocessing.input_size
     pairs = []
     for i in range(count):
         scene = SyntheticScene(seed=seed + i, width=width, height=height)
         rendered = scene.render_pair(ph=CHECK_PH_LEVELS[i % len(CHECK_PH_LEVELS)], t=0.37 * i)
-        pairs.append(_pair(rendered.co2 / np.float32(255.0), rendered.ch4 / np.float32(255.0),
+        pairs.append(_pair(preprocessing.to_input(rendered.co2)[0, 0], preprocessing.to_input(rendered.ch4)[0, 0],
                            MODALITY_CASES[i % len(MODALITY_CASES)]))
     return pairs
 
 
-def csv_check_pairs(paired_csv: str | Path, count: int, size: tuple[int, int]) -> list[Pair]:
+def csv_check_pairs(paired_csv: str | Path, count: int, preprocessing: Preprocessing) -> list[Pair]:
     """`count` samples spread evenly over a paired CSV; single-gas samples keep their own modality mask."""
-    from fume_edge.data.config import load_data_config
     from fume_edge.data.images import load_frame
     from fume_edge.data.records import read_samples
 
     samples = read_samples(paired_csv)
     if not samples:
         raise FumeEdgeError(f"{paired_csv}: no samples; pass a paired CSV written by `fume-edge pair`")
-    uint16_range = load_data_config().images.uint16_range
     picks = np.linspace(0, len(samples) - 1, num=min(count, len(samples))).round().astype(int)
-    blank = np.zeros(size[::-1], dtype=np.float32)
+    blank = np.zeros(preprocessing.input_size[::-1], dtype=np.float32)
     pairs = []
     for i, index in enumerate(picks):
         sample = samples[index]
         frames = [sample.frame(gas) for gas in ("co2", "ch4")]
-        co2, ch4 = (blank if f is None else load_frame(f.image, uint16_range, size) for f in frames)
+        co2, ch4 = (blank if f is None else load_frame(f.image, preprocessing) for f in frames)
         case = sample.modality_mask if None in frames else MODALITY_CASES[i % len(MODALITY_CASES)]
         pairs.append(_pair(co2, ch4, case))
     return pairs

@@ -12,6 +12,8 @@ from fume_edge.console import console
 from fume_edge.deploy.check_pairs import csv_check_pairs, synthetic_check_pairs
 from fume_edge.deploy.onnx_export import ExportResult, export_onnx
 from fume_edge.deploy.parity import ParityReport, check_parity
+from fume_edge.runtime.contract import ModelContract
+from fume_edge.runtime.pre import Preprocessing
 
 
 @dataclass
@@ -35,10 +37,10 @@ def export_and_check(
     try:
         with console.status("exporting (trace, onnxsim, checker)…"):
             result = export_onnx(checkpoint, staging, size=size, with_logits=with_logits, fp16=fp16, simplify=simplify)
-        width, height = size or _graph_size(staging)
+        preprocessing = _graph_preprocessing(staging)
         with console.status(f"checking parity with PyTorch on {check_count} pairs…"):
-            pairs = (csv_check_pairs(check_data, check_count, (width, height)) if check_data
-                     else synthetic_check_pairs(check_count, (width, height), seed))
+            pairs = (csv_check_pairs(check_data, check_count, preprocessing) if check_data
+                     else synthetic_check_pairs(check_count, preprocessing, seed))
             parity = check_parity(checkpoint, staging, pairs)
         if parity.passed:
             staging.replace(output)
@@ -48,8 +50,9 @@ def export_and_check(
         staging.unlink(missing_ok=True)
 
 
-def _graph_size(path: Path) -> tuple[int, int]:
+def _graph_preprocessing(path: Path) -> Preprocessing:
+    """The preprocessing the export declares: the parity pairs are made the way the device will make them."""
     import onnx
 
-    dims = onnx.load(str(path), load_external_data=False).graph.input[0].type.tensor_type.shape.dim
-    return int(dims[-1].dim_value), int(dims[-2].dim_value)
+    model = onnx.load(str(path), load_external_data=False)
+    return ModelContract.from_metadata({p.key: p.value for p in model.metadata_props}, str(path)).preprocessing

@@ -11,34 +11,29 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 from rich.table import Table
 
 from fume_edge.data.calibration import LabelledInput
-from fume_edge.runtime.onnx_backend import session_options
+from fume_edge.runtime.onnx_backend import ModelSource, open_session, run_session
 from fume_edge.metrics import MetricAccumulator
 
 MAX_GAS_IOU_DROP_POINTS = 1.0
 MIN_PH_AGREEMENT = 0.98
 
 Progress = Callable[[int, int], None]
-ModelSource = str | Path | bytes  # a file, or a serialized model not yet written
 
 
 def cpu_session(model: ModelSource) -> ort.InferenceSession:
     """A CPU session on a file or on serialized bytes (the INT8 model is judged before it is written)."""
-    source = model if isinstance(model, bytes) else str(model)
-    return ort.InferenceSession(source, sess_options=session_options(), providers=["CPUExecutionProvider"])
+    return open_session(model, device="cpu")
 
 
 def run(session: ort.InferenceSession, item: LabelledInput) -> dict[str, np.ndarray]:
     """All graph outputs of one input, by name."""
-    names = [o.name for o in session.get_outputs()]
-    feeds = {"co2": item.co2, "ch4": item.ch4, "modality_mask": item.modality_mask}
-    return dict(zip(names, session.run(names, feeds)))
+    return run_session(session, item.co2, item.ch4, item.modality_mask)
 
 
 def _points(fp32: float, int8: float) -> float:

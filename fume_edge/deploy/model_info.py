@@ -7,13 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from fume_edge.errors import FumeEdgeError
-
-
-@dataclass
-class TensorSpec:
-    name: str
-    shape: tuple[int | str, ...]
-    dtype: str
+from fume_edge.runtime.contract import TensorSpec
 
 
 @dataclass
@@ -41,14 +35,14 @@ def profile_forward(model: Any, input_size: tuple[int, int]) -> tuple[float, lis
     counter = FlopCounterMode(display=False)
     with counter, torch.inference_mode():
         out = model(frame, frame, torch.ones(1, 2))
-    specs = [TensorSpec(name, tuple(t.shape), str(t.dtype).replace("torch.", "")) for name, t in out.items()]
+    specs = [TensorSpec(name, str(t.dtype).replace("torch.", ""), tuple(t.shape)) for name, t in out.items()]
     return counter.get_total_flops() / 1e9, specs
 
 
 def _frame_inputs(width: int, height: int) -> list[TensorSpec]:
     frame = (1, 1, height, width)
-    return [TensorSpec("co2", frame, "float32"), TensorSpec("ch4", frame, "float32"),
-            TensorSpec("modality_mask", (1, 2), "float32")]
+    return [TensorSpec("co2", "float32", frame), TensorSpec("ch4", "float32", frame),
+            TensorSpec("modality_mask", "float32", (1, 2))]
 
 
 def _checkpoint_info(path: Path) -> ModelInfo:
@@ -77,15 +71,12 @@ def _onnx_info(path: Path) -> ModelInfo:
     """From the graph's I/O and the metadata fume-edge writes at export (no onnx package needed on a device)."""
     import json
 
-    from fume_edge.runtime.onnx_backend import open_session
+    from fume_edge.runtime.onnx_backend import open_session, tensor_specs
 
     session = open_session(path, device="cpu")
     meta = dict(session.get_modelmeta().custom_metadata_map)
 
-    def specs(items: Any) -> list[TensorSpec]:
-        return [TensorSpec(i.name, tuple(i.shape), i.type.replace("tensor(", "").rstrip(")")) for i in items]
-
-    inputs = specs(session.get_inputs())
+    inputs = tensor_specs(session.get_inputs())
     height, width = inputs[0].shape[-2:] if inputs else (0, 0)
     arch = meta.get("fume_edge.architecture", "unknown (not exported by fume-edge)")
     kwargs = json.loads(meta.get("fume_edge.arch_kwargs", "{}"))
@@ -97,7 +88,7 @@ def _onnx_info(path: Path) -> ModelInfo:
         gflops=float(meta["fume_edge.gflops"]) if "fume_edge.gflops" in meta else None,
         input_size=(int(width), int(height)),
         inputs=inputs,
-        outputs=specs(session.get_outputs()),
+        outputs=tensor_specs(session.get_outputs()),
         class_names=json.loads(meta.get("fume_edge.class_names", "[]")),
         seg_class_names=json.loads(meta.get("fume_edge.seg_class_names", "[]")),
         details={k.removeprefix("fume_edge."): v for k, v in meta.items()
@@ -115,4 +106,7 @@ def model_info(path: str | Path) -> ModelInfo:
         return _checkpoint_info(path)
     if suffix == ".onnx":
         return _onnx_info(path)
-    raise FumeEdgeError(f"{path}: unknown model type {suffix!r}; expected .pt, .onnx or .engine")
+    if suffix in (".engine", ".plan"):
+        raise FumeEdgeError(f"{path}: `info` reads .pt and .onnx files; a TensorRT engine is described by the "
+                            f"sidecar beside it ({path.name}.json) and by `info` on the .onnx it was built from")
+    raise FumeEdgeError(f"{path}: unknown model type {suffix!r}; `info` reads .pt and .onnx files")

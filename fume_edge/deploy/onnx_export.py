@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import json
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import onnx
@@ -25,10 +25,10 @@ from fume_edge.errors import FumeEdgeError
 from fume_edge.hashing import sha256_file
 from fume_edge.labels import CH4_SEG_LOGITS, CO2_SEG_LOGITS, PH_LOGITS
 from fume_edge.model.registry import count_parameters
+from fume_edge.runtime.contract import INPUT_NAMES
 
 # Opset 17: the newest TensorRT 8.6 parses fully (LayerNormalization-era), also read by TensorRT 10/11 and ORT.
 OPSET = 17
-INPUT_NAMES = ("co2", "ch4", "modality_mask")
 
 
 class DeploymentWrapper(nn.Module):
@@ -106,11 +106,9 @@ def metadata_props(
 ) -> dict[str, str]:
     """Everything a runtime (or `info`) needs to interpret the graph without the checkpoint (DESIGN §4)."""
     gflops, _ = profile_forward(model, size)
+    contract = replace(ckpt.contract(str(checkpoint_path), model), preprocessing=replace(ckpt.preprocessing, input_size=size))
     return {
-        "fume_edge.class_names": json.dumps(list(ckpt.class_names)),
-        "fume_edge.seg_class_names": json.dumps(list(ckpt.seg_class_names)),
-        "fume_edge.input_size": json.dumps(list(size)),
-        "fume_edge.normalization": json.dumps({"offset": ckpt.normalization.offset, "scale": ckpt.normalization.scale}),
+        **contract.to_metadata(),
         "fume_edge.architecture": ckpt.architecture,
         "fume_edge.arch_kwargs": json.dumps(ckpt.arch_kwargs),
         "fume_edge.source_checkpoint_sha256": sha256_file(checkpoint_path),

@@ -15,7 +15,7 @@ import torch
 
 from fume_edge.model.checkpoint import load_checkpoint
 from fume_edge.deploy.onnx_export import DeploymentWrapper
-from fume_edge.runtime.onnx_backend import open_session
+from fume_edge.runtime.onnx_backend import open_session, run_session
 
 LOGIT_TOLERANCE = 1e-4
 FP16_LABEL_AGREEMENT = 0.999
@@ -104,12 +104,10 @@ def check_parity(checkpoint_path: str | Path, onnx_path: str | Path, pairs: list
     ckpt = load_checkpoint(checkpoint_path)
     reference_model = DeploymentWrapper(ckpt.build_model(), with_logits=True).eval()
     session = open_session(onnx_path, device="cpu")
-    names = [o.name for o in session.get_outputs()]
     fp16 = session.get_modelmeta().custom_metadata_map.get("fume_edge.precision") == "fp16"
     rows = []
     for index, pair in enumerate(pairs):
         with torch.no_grad():
             reference = reference_model(*(torch.from_numpy(a) for a in pair))
-        values = session.run(names, dict(zip(("co2", "ch4", "modality_mask"), pair)))
-        rows.append(compare_pair(index, pair, reference, dict(zip(names, values))))
+        rows.append(compare_pair(index, pair, reference, run_session(session, *pair)))
     return ParityReport(rows=rows, fp16=fp16, failures=_failures(rows, fp16))

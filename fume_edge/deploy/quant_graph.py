@@ -14,7 +14,8 @@ from pathlib import Path
 import onnx
 
 from fume_edge.errors import FumeEdgeError
-from fume_edge.runtime.onnx_backend import REQUIRED_INPUTS
+from fume_edge.runtime.contract import INPUT_NAMES, ModelContract
+from fume_edge.runtime.pre import Preprocessing
 
 
 def load_fp32(path: Path) -> onnx.ModelProto:
@@ -27,18 +28,23 @@ def load_fp32(path: Path) -> onnx.ModelProto:
         raise FumeEdgeError(f"{path}: not a readable ONNX file ({type(exc).__name__}); re-export it with `fume-edge export`") from None
 
 
-def model_input_size(model: onnx.ModelProto, path: Path) -> tuple[int, int]:
-    """(width, height) of a fume-edge graph's static `co2` input; anything else is one clear error."""
+def model_preprocessing(model: onnx.ModelProto, path: Path) -> Preprocessing:
+    """The preprocessing a fume-edge FP32 graph declares (its calibration and validation inputs must be made so)."""
     inputs = {i.name: i for i in model.graph.input}
-    missing = [n for n in REQUIRED_INPUTS if n not in inputs]
+    missing = [n for n in INPUT_NAMES if n not in inputs]
     if missing:
         raise FumeEdgeError(f"{path}: not a fume-edge model, inputs {', '.join(missing)} are missing; export one with `fume-edge export`")
     dims = [d.dim_value for d in inputs["co2"].type.tensor_type.shape.dim]
     if len(dims) != 4 or min(dims) <= 0:
         raise FumeEdgeError(f"{path}: input co2 has no static shape; export a static shape with `fume-edge export --size`")
-    if any(p.key == "fume_edge.precision" and p.value != "fp32" for p in model.metadata_props):
+    meta = {p.key: p.value for p in model.metadata_props}
+    if meta.get("fume_edge.precision", "fp32") != "fp32":
         raise FumeEdgeError(f"{path}: not an FP32 export; quantize the FP32 model from `fume-edge export`")
-    return dims[3], dims[2]
+    preprocessing = ModelContract.from_metadata(meta, str(path)).preprocessing
+    if preprocessing.input_size != (dims[3], dims[2]):
+        raise FumeEdgeError(f"{path}: metadata says input size {preprocessing.input_size}, the graph takes "
+                            f"{dims[3]}x{dims[2]}; re-export it with `fume-edge export`")
+    return preprocessing
 
 
 def resolve_exclusions(model: onnx.ModelProto, patterns: Sequence[str]) -> list[str]:

@@ -35,7 +35,7 @@ from fume_edge import __version__
 from fume_edge.data.calibration import CalibrationSet, LabelledInput, csv_inputs, load_calibration
 from fume_edge.deploy.int8_report import Int8Report, compare_int8
 from fume_edge.deploy.quant_graph import (
-    load_fp32, model_input_size, pooling_matmuls, resolve_exclusions, set_metadata, strip_unused_opsets, write_atomically,
+    load_fp32, model_preprocessing, pooling_matmuls, resolve_exclusions, set_metadata, strip_unused_opsets, write_atomically,
 )
 from fume_edge.deploy.sensitivity import SensitivityResult, expose_logits, quantized_nodes, sensitivity_search
 from fume_edge.deploy.trt_rules import check_tensorrt_compatible
@@ -230,27 +230,26 @@ def _quantize_with_search(quantizer: Quantizer, cset: CalibrationSet, calib_idx:
 
 def quantize_onnx(
     fp32_path: str | Path, calibration: str | Path, output: str | Path, options: QuantizeOptions = QuantizeOptions(),
-    val_csv: str | Path | None = None, uint16_range: tuple[float, float] = (0.0, 65535.0),
-    progress: StageProgress | None = None,
+    val_csv: str | Path | None = None, progress: StageProgress | None = None,
 ) -> QuantizeResult:
     """Quantize `fp32_path` with the calibration folder, judge it, and write `output` if it passes (or `force`).
 
-    The report runs on every sample of the paired CSV `val_csv` (each with its own modality mask; 16-bit frames
-    mapped by `uint16_range`); without it, on the held-back calibration pairs in all three modality cases.
+    The report runs on every sample of the paired CSV `val_csv` (each with its own modality mask, made by the
+    model's own preprocessing); without it, on the held-back calibration pairs in all three modality cases.
     `progress(stage)` returns the callback (done, total) for each long stage.
     """
     options.validate()
     fp32_path, output = Path(fp32_path), Path(output)
     source = load_fp32(fp32_path)
-    size = model_input_size(source, fp32_path)
-    cset = load_calibration(calibration, size)
+    preprocessing = model_preprocessing(source, fp32_path)
+    cset = load_calibration(calibration, preprocessing)
     calib_idx, held_idx = cset.split(HOLDOUT)
     held = [cset.item(i, case) for i in held_idx for case in CASES]
     if val_csv is None:
         count, items = len(held), iter(held)
         description = f"{len(held_idx)} held-back calibration pairs × {len(CASES)} modality cases"
     else:
-        count, items = csv_inputs(val_csv, size, uint16_range)  # read and checked before the long work
+        count, items = csv_inputs(val_csv, preprocessing)  # read and checked before the long work
         description = str(val_csv)
     stage = progress or _no_progress
     with Quantizer(fp32_path, options) as quantizer:

@@ -98,12 +98,10 @@ def _sensitivity_tables(result: QuantizeResult, top: int = 10) -> list[Table]:
     return [ranking, steps]
 
 
-def quantize_command(model: Path, calib: Path, output: Path, options: QuantizeOptions, val: Path | None,
-                     config_path: Path | None) -> None:
+def quantize_command(model: Path, calib: Path, output: Path, options: QuantizeOptions, val: Path | None) -> None:
     options.validate()
-    uint16_range = load_data_config(config_path).images.uint16_range
     with stage_bars() as stage, contextlib.redirect_stdout(_Discard(sys.stdout)):
-        result = quantize_onnx(model, calib, output, options, val_csv=val, uint16_range=uint16_range, progress=stage)
+        result = quantize_onnx(model, calib, output, options, val_csv=val, progress=stage)
     for table in _sensitivity_tables(result):
         console.print(table)
     console.print(f"accuracy report data: {result.report.source}", soft_wrap=True)

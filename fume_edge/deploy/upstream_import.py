@@ -21,6 +21,7 @@ from fume_edge.model.checkpoint import (
 )
 from fume_edge.errors import FumeEdgeError
 from fume_edge.hashing import sha256_file
+from fume_edge.runtime.pre import Preprocessing
 from fume_edge.labels import INPUT_HEIGHT, INPUT_WIDTH, PH_CLASS_NAMES, SEG_CLASS_NAMES
 from fume_edge.model.registry import count_parameters, create_model
 
@@ -80,8 +81,12 @@ def _input_size(config: dict[str, Any]) -> tuple[int, int]:
     return INPUT_WIDTH, INPUT_HEIGHT
 
 
-def import_research_checkpoint(path: str | Path) -> ImportResult:
-    """Read a research checkpoint, infer its architecture, load it strictly, and wrap it as a fume-edge Checkpoint."""
+def import_research_checkpoint(path: str | Path, uint16_range: tuple[float, float] | None = None) -> ImportResult:
+    """Read a research checkpoint, infer its architecture, load it strictly, and wrap it as a fume-edge Checkpoint.
+
+    The research code scales 8-bit frames by 1/255; `uint16_range` is the raw 16-bit count range its training data
+    used, when it was thermal (default: the full 0..65535). Both are recorded as the checkpoint's preprocessing.
+    """
     path = Path(path)
     obj = load_weights_file(path)
     if is_fume_edge_checkpoint(obj):
@@ -108,7 +113,7 @@ def import_research_checkpoint(path: str | Path) -> ImportResult:
         state_dict={k: v.detach().clone() for k, v in model.state_dict().items()},
         class_names=_names(config, "class_names", PH_CLASS_NAMES, arch_kwargs["num_classes"]),
         seg_class_names=_names(config, "seg_class_names", SEG_CLASS_NAMES, arch_kwargs["num_seg_classes"]),
-        input_size=_input_size(config),
+        preprocessing=Preprocessing(_input_size(config), uint16_range=uint16_range or (0.0, 65535.0)),
         provenance={
             "source": "fume-research",
             "source_file": path.name,

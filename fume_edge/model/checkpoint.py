@@ -11,7 +11,7 @@ import datetime as dt
 import importlib
 import pickle
 import zipfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +20,10 @@ from torch import nn
 
 from fume_edge import __version__
 from fume_edge.errors import FumeEdgeError
-from fume_edge.labels import INPUT_HEIGHT, INPUT_WIDTH, PH_CLASS_NAMES, SEG_CLASS_NAMES
+from fume_edge.labels import PH_CLASS_NAMES, SEG_CLASS_NAMES
 from fume_edge.model.registry import create_model
+from fume_edge.runtime.contract import ModelContract
+from fume_edge.runtime.pre import Preprocessing
 
 FORMAT = "fume-edge-checkpoint"
 FORMAT_VERSION = 1
@@ -37,12 +39,13 @@ _SAFE_NUMPY_GLOBALS = {
 }
 
 
-@dataclass
-class Normalization:
-    """How raw frames become model input: (raw - offset) / scale, clipped to [0, 1]."""
+# Each head's module name and the deployed output it becomes (DESIGN §4).
+_HEAD_MODULES = (("cls_head", "ph_logits"), ("co2_seg_head", "co2_seg"), ("ch4_seg_head", "ch4_seg"))
 
-    offset: float = 0.0
-    scale: float = 255.0
+
+def model_heads(model: nn.Module) -> tuple[str, ...]:
+    """The deployed outputs a model has (a baseline lacks some heads)."""
+    return tuple(output for module, output in _HEAD_MODULES if hasattr(model, module))
 
 
 @dataclass
@@ -54,8 +57,7 @@ class Checkpoint:
     state_dict: dict[str, torch.Tensor]
     class_names: list[str] = field(default_factory=lambda: list(PH_CLASS_NAMES))
     seg_class_names: list[str] = field(default_factory=lambda: list(SEG_CLASS_NAMES))
-    input_size: tuple[int, int] = (INPUT_WIDTH, INPUT_HEIGHT)  # (width, height)
-    normalization: Normalization = field(default_factory=Normalization)
+    preprocessing: Preprocessing = field(default_factory=Preprocessing)  # input size, scaling, resize method
     provenance: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)  # e.g. the trainer's resume state
 
@@ -67,6 +69,16 @@ class Checkpoint:
             raise FumeEdgeError(describe_key_mismatch(self.architecture, result.missing_keys, result.unexpected_keys))
         return model.eval()
 
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """(width, height) the model was trained for and is exported at by default."""
+        return self.preprocessing.input_size
+
+    def contract(self, source: str, model: nn.Module | None = None) -> ModelContract:
+        """The model contract this checkpoint's model (built here unless given) meets; its export declares it."""
+        heads = model_heads(model if model is not None else create_model(self.architecture, **self.arch_kwargs))
+        return ModelContract(self.preprocessing, tuple(self.class_names), tuple(self.seg_class_names), heads, source)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "format": FORMAT,
@@ -77,7 +89,7 @@ class Checkpoint:
             "class_names": list(self.class_names),
             "seg_class_names": list(self.seg_class_names),
             "input_size": list(self.input_size),
-            "normalization": asdict(self.normalization),
+            "preprocessing": self.preprocessing.to_dict(),
             "provenance": dict(self.provenance),
             "extra": dict(self.extra),
         }
@@ -173,14 +185,17 @@ def checkpoint_from_dict(obj: dict[str, Any], source: str | Path) -> Checkpoint:
         raise FumeEdgeError(f"{source}: checkpoint format version {version} is not supported (expected {FORMAT_VERSION})")
     try:
         width, height = (int(v) for v in obj["input_size"])
+        if "preprocessing" in obj:
+            preprocessing = Preprocessing.from_dict(obj["preprocessing"], str(source))
+        else:  # saved before the contract was recorded: 8-bit scale from `normalization`, full 16-bit range
+            preprocessing = Preprocessing((width, height), uint8_scale=float(obj["normalization"]["scale"]))
         return Checkpoint(
             architecture=str(obj["architecture"]),
             arch_kwargs=dict(obj["arch_kwargs"]),
             state_dict=dict(obj["state_dict"]),
             class_names=list(obj["class_names"]),
             seg_class_names=list(obj["seg_class_names"]),
-            input_size=(width, height),
-            normalization=Normalization(**obj["normalization"]),
+            preprocessing=preprocessing,
             provenance=dict(obj.get("provenance", {})),
             extra=dict(obj.get("extra", {})),
         )

@@ -50,6 +50,8 @@ class CameraConfig:
                  f"a FourCC has at most 4 characters, got {self.fourcc!r}")
         _require(self.value_range is None or self.value_range[0] < self.value_range[1], f"{where}.value_range",
                  f"expected [low, high] with low < high, got {self.value_range}")
+        _require(not self.raw16 or bool(self.width and self.height), f"{where}.raw16",
+                 "needs width and height (the sensor's size): raw 16-bit frames arrive as bytes only they can shape")
 
 
 @dataclass

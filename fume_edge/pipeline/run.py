@@ -27,7 +27,7 @@ from fume_edge.labels import GASES
 from fume_edge.pipeline.capture import CameraStream, FrameHub
 from fume_edge.pipeline.config import RunConfig, load_run_config
 from fume_edge.pipeline.loop import Pipeline, ResultHook
-from fume_edge.pipeline.prepare import ModelInputs
+from fume_edge.pipeline.prepare import ModelInputs, camera_preprocessing
 from fume_edge.pipeline.shutdown import StopSignals
 from fume_edge.pipeline.sources import FrameReader, open_reader
 from fume_edge.pipeline.status import StatusView
@@ -156,7 +156,8 @@ def run(options: RunOptions, console: Console, on_result: ResultHook | None = No
         hub = FrameHub(GASES, config.sources.ring_size, lossless=config.sources.pacing == "fast")
         streams = {gas: _stream(gas, spec, readers[gas], hub, config)
                    for gas, spec in (("co2", options.co2), ("ch4", options.ch4))}
-        inputs = ModelInputs(GASES, backend.input_size, {g: config.sources.camera(g).value_range for g in GASES})
+        inputs = ModelInputs(GASES, {g: camera_preprocessing(backend.contract.preprocessing,
+                                                             config.sources.camera(g).value_range, g) for g in GASES})
         device_id = options.device_id or socket.gethostname()
         service = AlertService(config.alerts, config.sinks, device_id=device_id, model_sha=sha256_file(model_path),
                                run_config={"options": {k: str(v) for k, v in vars(options).items()}, **merged})

@@ -28,6 +28,7 @@ import numpy as np
 
 from fume_edge.errors import FumeEdgeError
 from fume_edge.pipeline.config import CameraConfig, RunConfig
+from fume_edge.runtime.pre import InvalidFrame
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".pgm", ".ppm")
 URL_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://")
@@ -120,7 +121,7 @@ class OpenCvSource:
             if not ok:
                 raise SourceLost(f"{self.name}: no frame")
             now = time.monotonic()
-            return (as_raw16(image, self.camera) if self.camera.raw16 else image), now
+            return (as_raw16(image, self.camera, self.name) if self.camera.raw16 else image), now
         if not ok:
             if not self.loop or self._position == 0:
                 return None
@@ -144,14 +145,17 @@ class OpenCvSource:
         self.cap.release()
 
 
-def as_raw16(image: np.ndarray, camera: CameraConfig) -> np.ndarray:
-    """A 16-bit camera frame as uint16 (H, W). Some V4L2 drivers hand Y16 over as raw bytes (uint8, twice as wide
-    or flat); those are reinterpreted, little-endian, at the configured size."""
-    if image.dtype == np.uint16 or image.dtype != np.uint8 or not camera.width or not camera.height:
+def as_raw16(image: np.ndarray, camera: CameraConfig, name: str) -> np.ndarray:
+    """A 16-bit camera frame as uint16 (height, width). Some V4L2 drivers hand Y16 over as raw bytes (uint8, twice
+    as wide or flat); those are reinterpreted, little-endian, at the configured size. Anything else is refused:
+    dividing raw bytes by 255 would feed the model noise that looks like a picture."""
+    height, width = camera.height, camera.width
+    if image.dtype == np.uint16 and image.shape[:2] == (height, width):
         return image
-    if image.size == 2 * camera.width * camera.height:
-        return np.ascontiguousarray(image).view("<u2").reshape(camera.height, camera.width)
-    return image
+    if image.dtype == np.uint8 and image.size == 2 * (width or 0) * (height or 0):
+        return np.ascontiguousarray(image).view("<u2").reshape(height, width)
+    raise InvalidFrame(f"{name}: a raw16 frame of {image.dtype} {image.shape} does not fit {width}x{height} 16-bit "
+                       "pixels; set this camera's width and height to the sensor's size (`v4l2-ctl --all`)")
 
 
 def _read_timestamps(path: str, name: str) -> list[float]:

@@ -1,7 +1,8 @@
 """The contract every inference backend meets: `Backend.infer(co2, ch4, modality_mask) -> Prediction`.
 
 Backends (torch, ONNX Runtime, TensorRT) take model-ready float32 inputs (1,1,H,W) in [0,1] and a (1,2) modality
-mask, and return the same `Prediction` for the same input; `pre.py` makes those inputs from camera frames.
+mask, and return the same `Prediction` for the same input, in fume-edge's class order whatever the model's own;
+`pre.py` makes those inputs from camera frames by the preprocessing the model's contract carries.
 """
 
 from __future__ import annotations
@@ -9,12 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Callable, Protocol, runtime_checkable
 
 import numpy as np
 
 from fume_edge.errors import FumeEdgeError
 from fume_edge.labels import GAS_CLASS_ID, PH_CLASS_NAMES
+from fume_edge.runtime.contract import ModelContract, check_finite
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,11 @@ class Prediction:
     @property
     def ph_class_name(self) -> str | None:
         return None if self.ph_class is None else PH_CLASS_NAMES[self.ph_class]
+
+    @property
+    def finite(self) -> bool:
+        """False when the pH logits hold NaN/inf: such a result is dropped and counted, never fed to the policy."""
+        return self.ph_logits is None or bool(np.all(np.isfinite(self.ph_logits)))
 
     @cached_property  # read by the policy, the status panel and snapshots: count the pixels once
     def co2_gas_area(self) -> float | None:
@@ -56,12 +63,26 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)
 
 
-def prediction_from_outputs(outputs: dict[str, np.ndarray]) -> Prediction:
-    """Build a Prediction from batch-1 graph outputs named as in DESIGN §4 (`ph_logits`, `co2_seg`, `ch4_seg`)."""
+def _canonical_seg(seg: np.ndarray, contract: ModelContract | None) -> np.ndarray:
+    """Seg ids in fume-edge's class order; a model with the same order (the usual case) costs nothing."""
+    if contract is None or contract.seg_order == tuple(range(len(contract.seg_order))):
+        return seg
+    table = np.zeros(256, np.int32)
+    table[list(contract.seg_order)] = np.arange(len(contract.seg_order), dtype=np.int32)
+    return table[seg]
+
+
+def prediction_from_outputs(outputs: dict[str, np.ndarray], contract: ModelContract | None = None) -> Prediction:
+    """A Prediction from batch-1 graph outputs named as in DESIGN §4 (`ph_logits`, `co2_seg`, `ch4_seg`).
+
+    With the model's `contract`, logits and seg ids are put into fume-edge's class order (`labels.py`).
+    """
     logits = outputs.get("ph_logits")
     ph_logits = None if logits is None else np.asarray(logits, dtype=np.float32).reshape(-1)
-    segs = {k: (None if outputs.get(k) is None
-                else np.asarray(outputs[k]).reshape(outputs[k].shape[-2:]).astype(np.int32, copy=False))
+    if ph_logits is not None and contract is not None and contract.ph_order != tuple(range(len(ph_logits))):
+        ph_logits = ph_logits[list(contract.ph_order)]
+    segs = {k: (None if outputs.get(k) is None else _canonical_seg(
+                np.asarray(outputs[k]).reshape(outputs[k].shape[-2:]).astype(np.int32, copy=False), contract))
             for k in ("co2_seg", "ch4_seg")}
     extras = {k: np.asarray(v) for k, v in outputs.items() if k not in ("ph_logits", "co2_seg", "ch4_seg")}
     return Prediction(
@@ -78,7 +99,10 @@ class Backend(Protocol):
     """A loaded model that runs one fused inference. Backends own resources, so they are context managers."""
 
     name: str
-    input_size: tuple[int, int]  # (width, height) the model was built for
+    contract: ModelContract  # preprocessing, class names and heads, read from the model file and checked at load
+
+    @property
+    def input_size(self) -> tuple[int, int]: ...  # (width, height) the model was built for
 
     def infer(self, co2: np.ndarray, ch4: np.ndarray, modality_mask: np.ndarray) -> Prediction: ...
 
@@ -89,26 +113,61 @@ class Backend(Protocol):
     def __exit__(self, *exc: object) -> None: ...
 
 
-def load_backend(path: str | Path, device: str = "auto", **options: object) -> Backend:
-    """Pick the backend by file suffix: `.pt` torch, `.onnx` ONNX Runtime (`.engine`/`.plan`: TensorRT, to come).
+def _torch_loader(path: Path, device: str, **options: Any) -> Backend:
+    from fume_edge.runtime.torch_backend import TorchBackend
 
-    Imports stay local so a device without torch (or TensorRT) can still load the others.
-    """
+    return TorchBackend(path, device=device, **options)
+
+
+def _onnx_loader(path: Path, device: str, **options: Any) -> Backend:
+    from fume_edge.runtime.onnx_backend import OnnxBackend
+
+    return OnnxBackend(path, device=device, **options)
+
+
+def _engine_loader(path: Path, device: str, **options: Any) -> Backend:
+    raise FumeEdgeError(
+        f"{path}: this fume-edge version does not run TensorRT engines yet; run the .onnx export with "
+        "`--device tensorrt` instead (ONNX Runtime's TensorRT provider, engine cached in engines/)")
+
+
+# Backends by model file suffix (Polygraphy-style loaders: imports stay inside, so a device without torch or
+# TensorRT can still load the others).
+LOADERS: dict[str, Callable[..., Backend]] = {
+    ".pt": _torch_loader, ".onnx": _onnx_loader, ".engine": _engine_loader, ".plan": _engine_loader,
+}
+
+
+def verify_backend(backend: Backend, source: str) -> None:
+    """One inference on a plain mid-gray pair: the outputs the contract promises are there, finite and full size."""
+    width, height = backend.input_size
+    frame = np.full((1, 1, height, width), 0.5, np.float32)
+    prediction = backend.infer(frame, frame, np.ones((1, 2), np.float32))
+    contract = backend.contract
+    if "ph_logits" in contract.heads:
+        if prediction.ph_logits is None or prediction.ph_logits.shape != (len(PH_CLASS_NAMES),):
+            got = None if prediction.ph_logits is None else prediction.ph_logits.shape
+            raise FumeEdgeError(f"{source}: pH head gives {got}, expected {len(PH_CLASS_NAMES)} logits; re-export the model")
+        check_finite("ph_logits", prediction.ph_logits, source)
+    for gas in ("co2", "ch4"):
+        seg = getattr(prediction, f"{gas}_seg")
+        if f"{gas}_seg" in contract.heads and (seg is None or seg.shape != (height, width)):
+            raise FumeEdgeError(f"{source}: {gas}_seg gives {None if seg is None else seg.shape}, expected "
+                                f"({height}, {width}); re-export the model")
+
+
+def load_backend(path: str | Path, device: str = "auto", **options: object) -> Backend:
+    """The backend for a model file, picked by suffix from `LOADERS`, its contract checked before first use."""
     path = Path(path)
     if not path.exists():
         raise FumeEdgeError(f"{path}: model file not found; pass a .pt, .onnx or .engine file")
-    suffix = path.suffix.lower()
-    if suffix == ".pt":
-        from fume_edge.runtime.torch_backend import TorchBackend
-
-        return TorchBackend(path, device=device, **options)  # type: ignore[arg-type]
-    if suffix == ".onnx":
-        from fume_edge.runtime.onnx_backend import OnnxBackend
-
-        return OnnxBackend(path, device=device, **options)  # type: ignore[arg-type]
-    if suffix in (".engine", ".plan"):
-        raise FumeEdgeError(
-            f"{path}: this fume-edge version does not run TensorRT engines yet; run the .onnx export instead "
-            "(ONNX Runtime's TensorRT provider uses TensorRT where it is installed)"
-        )
-    raise FumeEdgeError(f"{path}: unknown model type {suffix!r}; expected .pt, .onnx, .engine or .plan")
+    loader = LOADERS.get(path.suffix.lower())
+    if loader is None:
+        raise FumeEdgeError(f"{path}: unknown model type {path.suffix!r}; expected one of {', '.join(LOADERS)}")
+    backend = loader(path, device, **options)
+    try:
+        verify_backend(backend, str(path))
+    except BaseException:
+        backend.close()
+        raise
+    return backend

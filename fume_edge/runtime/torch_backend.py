@@ -14,11 +14,17 @@ from fume_edge.runtime.base import Prediction, prediction_from_outputs
 
 
 def resolve_device(device: str) -> torch.device:
-    if device == "auto":
+    """auto, cpu, cuda[:N] (gpu is cuda); anything else is one line saying what a checkpoint can run on."""
+    kind, _, index = device.partition(":")
+    if kind == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise FumeEdgeError(f"device {device!r} requested but CUDA is not available; use --device cpu")
-    return torch.device(device)
+    if kind not in ("cpu", "cuda", "gpu") or (index and not index.isdigit()):
+        hint = (" (TensorRT runs exported models: `fume-edge export` it, then run the .onnx with --device tensorrt)"
+                if kind == "tensorrt" else "")
+        raise FumeEdgeError(f"--device {device}: a .pt checkpoint runs in PyTorch on auto, cpu or cuda[:N]{hint}")
+    if kind in ("cuda", "gpu") and not torch.cuda.is_available():
+        raise FumeEdgeError(f"--device {device}: CUDA is not available to PyTorch here; use --device cpu")
+    return torch.device("cpu" if kind == "cpu" else f"cuda{':' + index if index else ''}")
 
 
 class TorchBackend:
@@ -32,7 +38,11 @@ class TorchBackend:
         if threads:
             torch.set_num_threads(threads)
         self.model = self.checkpoint.build_model().to(self.device)
-        self.input_size = self.checkpoint.input_size
+        self.contract = self.checkpoint.contract(str(path), self.model)
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        return self.contract.input_size
 
     @torch.inference_mode()
     def infer(self, co2: np.ndarray, ch4: np.ndarray, modality_mask: np.ndarray) -> Prediction:
@@ -44,7 +54,7 @@ class TorchBackend:
         for key, name in ((CO2_SEG_LOGITS, "co2_seg"), (CH4_SEG_LOGITS, "ch4_seg")):
             if key in out:
                 outputs[name] = out[key].argmax(dim=1).to(torch.int32).cpu().numpy()
-        return prediction_from_outputs(outputs)
+        return prediction_from_outputs(outputs, self.contract)
 
     def close(self) -> None:
         self.model = None  # type: ignore[assignment]

@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from fume_edge.config import load_config
+from fume_edge.data.config import load_data_config
 from fume_edge.errors import FumeEdgeError
+from fume_edge.runtime.pre import Preprocessing
 
 Monitor = Literal["balanced_accuracy", "macro_f1", "gas_iou", "joint"]
 
@@ -33,6 +35,10 @@ class DataSettings:
     samples_per_epoch: int | None  # None: as many draws as the training split has samples
     max_val_samples: int | None  # None: the whole validation split
     num_workers: int
+
+    def preprocessing(self) -> Preprocessing:
+        """What training feeds the model (image size, 16-bit range of the data settings); checkpoints record it."""
+        return load_data_config(self.settings).images.preprocessing(self.image_size)
 
     def validate(self, where: str) -> None:
         if self.modality_dropout is not None and not 0.0 <= self.modality_dropout < 1.0:

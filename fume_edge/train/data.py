@@ -35,8 +35,8 @@ def _split(config: TrainConfig, key: str, train: bool) -> PairedFrameDataset:
     if not path.is_file():
         raise FumeEdgeError(f"{path}: split not found; pass --data DIR holding it (from `fume-edge pair`) "
                             f"or set data.{key}")
-    return PairedFrameDataset(path, train=train, config=load_data_config(settings.settings), size=settings.image_size,
-                              modality_dropout=settings.modality_dropout)
+    return PairedFrameDataset(path, train=train, config=load_data_config(settings.settings),
+                              modality_dropout=settings.modality_dropout, preprocessing=settings.preprocessing())
 
 
 def load_splits(config: TrainConfig) -> Splits:

@@ -3,6 +3,9 @@
 Inference goes through `runtime.base.load_backend`, the same path deployment uses, so a checkpoint, its ONNX
 export and a TensorRT engine are scored on the same split by the same code, one pair at a time at the model's own
 input size: the numbers say what each precision really delivers.
+
+Frames are made by the model's own preprocessing (its contract), and every pair is also scored with one camera
+masked out (CO2 only, CH4 only), so the report says what the device delivers in degraded mode, not only with both.
 """
 
 from __future__ import annotations
@@ -10,14 +13,16 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+from rich.table import Table
 
 from fume_edge.console import console
+from fume_edge.data.calibration import MODALITY_CASES
 from fume_edge.data.config import load_data_config
 from fume_edge.data.dataset import PairedFrameDataset
 from fume_edge.errors import FumeEdgeError
@@ -37,12 +42,31 @@ class EvalReport:
     seconds: float
     metrics: dict[str, float]
     confusion_matrix: list[list[int]] | None
+    by_modality: dict[str, dict[str, float]] = field(default_factory=dict)  # MODALITY_CASES name -> metrics
+    modality_samples: dict[str, int] = field(default_factory=dict)
 
     def to_json(self) -> str:
         """JSON with NaN (an undefined metric, e.g. a class absent from the split) written as null."""
         body: dict[str, Any] = dict(vars(self))
-        body["metrics"] = {k: None if math.isnan(v) else v for k, v in self.metrics.items()}
+        body["metrics"] = _nulls(self.metrics)
+        body["by_modality"] = {case: _nulls(m) for case, m in self.by_modality.items()}
         return json.dumps(body, indent=2)
+
+
+def _nulls(metrics: dict[str, float]) -> dict[str, float | None]:
+    return {k: None if math.isnan(v) else v for k, v in metrics.items()}
+
+
+def modality_inputs(item: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The sample in every modality case it can be scored in: a pair in all three, a single gas in its own."""
+    present = tuple(float(v) > 0 for v in item["modality_mask"])
+    cases = MODALITY_CASES if all(present) else {n: c for n, c in MODALITY_CASES.items() if c == present}
+    out = {}
+    for name, (use_co2, use_ch4) in cases.items():
+        keep = np.array([use_co2, use_ch4], np.float32)
+        out[name] = {**item, "co2": item["co2"] * keep[0], "ch4": item["ch4"] * keep[1],
+                     "modality_mask": item["modality_mask"] * keep}
+    return out
 
 
 def score_prediction(accumulator: MetricAccumulator, prediction: Prediction, item: dict[str, Any]) -> None:
@@ -69,16 +93,22 @@ def evaluate_file(
         raise FumeEdgeError(f"{data}: paired CSV not found; pass a split written by `fume-edge pair`")
     started = time.perf_counter()
     accumulator = MetricAccumulator()
+    by_case = {case: MetricAccumulator() for case in MODALITY_CASES}
+    case_samples = dict.fromkeys(MODALITY_CASES, 0)
     with load_backend(model, device=device) as backend:
-        size = tuple(backend.input_size)
-        dataset = PairedFrameDataset(data, train=False, config=load_data_config(data_settings), size=size)
+        size = backend.input_size
+        dataset = PairedFrameDataset(data, train=False, config=load_data_config(data_settings),
+                                     preprocessing=backend.contract.preprocessing)
         count = len(dataset) if limit is None else min(limit, len(dataset))
         task = progress.add_task("evaluating", total=count) if progress is not None else None
         for index in range(count):
-            item = dataset[index]
-            prediction = backend.infer(item["co2"][None].numpy(), item["ch4"][None].numpy(),
-                                       item["modality_mask"][None].numpy())
-            score_prediction(accumulator, prediction, item)
+            item = {k: v.numpy() for k, v in dataset[index].items()}
+            for case, case_item in modality_inputs(item).items():
+                prediction = backend.infer(case_item["co2"][None], case_item["ch4"][None], case_item["modality_mask"][None])
+                score_prediction(by_case[case], prediction, case_item)
+                case_samples[case] += 1
+                if np.array_equal(case_item["modality_mask"], item["modality_mask"]):  # the sample as recorded
+                    score_prediction(accumulator, prediction, item)
             if progress is not None and task is not None:
                 progress.advance(task)
         backend_name = backend.name
@@ -86,7 +116,29 @@ def evaluate_file(
         model=str(model), backend=backend_name, data=str(data), samples=count, input_size=(size[0], size[1]),
         seconds=round(time.perf_counter() - started, 3), metrics=accumulator.compute(),
         confusion_matrix=None if accumulator.ph is None else accumulator.ph.tolist(),
+        by_modality={case: acc.compute() for case, acc in by_case.items() if case_samples[case]},
+        modality_samples=case_samples,
     )
+
+
+# Rows of the per-modality table: what a reader compares across cases.
+MODALITY_ROWS = ("balanced_accuracy", "macro_f1", "accuracy", "gas_iou", "co2_iou_gas", "ch4_iou_gas")
+
+
+def modality_table(report: EvalReport) -> Table:
+    """Headline metrics per modality case beside the overall ones (samples as recorded)."""
+    table = Table(title="by modality (each pair also scored with one camera masked out)")
+    table.add_column("metric", no_wrap=True)
+    columns = [("as recorded", report.metrics, report.samples)] + [
+        (case, report.by_modality[case], report.modality_samples[case]) for case in report.by_modality]
+    for name, _, n in columns:
+        table.add_column(f"{name}\nn={n}", justify="right")
+    for row in MODALITY_ROWS:
+        values = [m.get(row, math.nan) for _, m, _ in columns]
+        if all(math.isnan(v) for v in values):
+            continue
+        table.add_row(row, *("n/a" if math.isnan(v) else f"{v:.4f}" for v in values))
+    return table
 
 
 def eval_command(model: Path, data: Path, json_path: Path | None, device: str, data_settings: Path | None,
@@ -102,6 +154,7 @@ def eval_command(model: Path, data: Path, json_path: Path | None, device: str, d
         return report
     console.print(metrics_table(report.metrics, f"{Path(model).name} on {data.name} ({report.samples} samples, "
                                                 f"{report.backend}, {report.input_size[0]}x{report.input_size[1]})"))
+    console.print(modality_table(report))
     if json_path is not None:
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(report.to_json() + "\n", encoding="utf-8")

@@ -100,7 +100,7 @@ def make_checkpoint(
         architecture=config.model,
         arch_kwargs=dict(config.model_kwargs),
         state_dict=cpu_state_dict(unwrap(model)),
-        input_size=config.data.image_size,
+        preprocessing=config.data.preprocessing(),
         provenance={"trained_by": "fume-edge train", "seed": config.seed, "config": config.to_dict(),
                     "metrics": {k: v for k, v in metrics.items() if not math.isnan(v)}},
         extra={"resume": resume} if resume is not None else {},

@@ -1,0 +1,143 @@
+"""The model contract (DESIGN §4), checked whenever a model file is loaded.
+
+A graph with a missing output, five pH logits, float masks or class names the alert policy cannot map would
+otherwise run "successfully" and never alert. Every backend describes its model's I/O as `TensorSpec`s and its
+metadata as a `ModelContract`; `check_io` compares them with what fume-edge needs and names the first thing that
+does not fit. The contract also maps the model's own class order onto fume-edge's names (`labels.py`), so the alert
+policy finds Acidotic and the gas class by name, never by a hard-coded index of someone else's model.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from fume_edge.errors import FumeEdgeError
+from fume_edge.labels import PH_CLASS_NAMES, SEG_CLASS_NAMES
+from fume_edge.runtime.pre import Preprocessing
+
+INPUT_NAMES = ("co2", "ch4", "modality_mask")
+HEAD_OUTPUTS = ("ph_logits", "co2_seg", "ch4_seg")
+META = "fume_edge."  # prefix of fume-edge's ONNX metadata_props keys
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One graph input or output as the runtime reports it: numpy dtype name and shape (str for a dynamic dim)."""
+
+    name: str
+    dtype: str
+    shape: tuple[int | str, ...]
+
+    def describe(self) -> str:
+        return f"{self.dtype}[{','.join(str(d) for d in self.shape)}]"
+
+
+def _order(model_names: Sequence[str], ours: Sequence[str], what: str, source: str) -> tuple[int, ...]:
+    """Index into the model's classes of each of our class names (case-insensitive)."""
+    lookup = {name.strip().lower(): i for i, name in enumerate(model_names)}
+    missing = [name for name in ours if name.lower() not in lookup]
+    if missing or len(model_names) != len(ours):
+        raise FumeEdgeError(
+            f"{source}: {what} {list(model_names)} cannot be mapped onto {list(ours)} (the alert policy needs each "
+            f"of them{', missing ' + ', '.join(missing) if missing else ''}); export from a checkpoint with those "
+            "class names (`fume-edge import` / `train` record them)")
+    return tuple(lookup[name.lower()] for name in ours)
+
+
+@dataclass(frozen=True)
+class ModelContract:
+    """What a model file says about itself: preprocessing, class names and the heads it has."""
+
+    preprocessing: Preprocessing
+    class_names: tuple[str, ...] = PH_CLASS_NAMES
+    seg_class_names: tuple[str, ...] = SEG_CLASS_NAMES
+    heads: tuple[str, ...] = HEAD_OUTPUTS  # the outputs of HEAD_OUTPUTS this model has (a baseline lacks some)
+    source: str = "model"
+
+    def __post_init__(self) -> None:
+        self.ph_order  # noqa: B018 - unmappable names fail at load, not at the first alert
+        self.seg_order  # noqa: B018
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        return self.preprocessing.input_size
+
+    @property
+    def ph_order(self) -> tuple[int, ...]:
+        """Model logit index of each of `labels.PH_CLASS_NAMES`."""
+        return _order(self.class_names, PH_CLASS_NAMES, "pH class names", self.source)
+
+    @property
+    def seg_order(self) -> tuple[int, ...]:
+        """Model seg class id of each of `labels.SEG_CLASS_NAMES`."""
+        return _order(self.seg_class_names, SEG_CLASS_NAMES, "seg class names", self.source)
+
+    def expected_inputs(self) -> list[TensorSpec]:
+        width, height = self.input_size
+        frame = (1, 1, height, width)
+        return [TensorSpec("co2", "float32", frame), TensorSpec("ch4", "float32", frame),
+                TensorSpec("modality_mask", "float32", (1, 2))]
+
+    def expected_outputs(self) -> list[TensorSpec]:
+        width, height = self.input_size
+        specs = {"ph_logits": TensorSpec("ph_logits", "float32", (1, len(self.class_names))),
+                 "co2_seg": TensorSpec("co2_seg", "int32", (1, height, width)),
+                 "ch4_seg": TensorSpec("ch4_seg", "int32", (1, height, width))}
+        return [specs[name] for name in self.heads]
+
+    def check_io(self, inputs: Sequence[TensorSpec], outputs: Sequence[TensorSpec]) -> None:
+        """Raise one error naming the first input or output that does not fit DESIGN §4 (extra outputs are fine)."""
+        for kind, have, wanted in (("input", inputs, self.expected_inputs()),
+                                   ("output", outputs, self.expected_outputs())):
+            by_name = {spec.name: spec for spec in have}
+            for spec in wanted:
+                got = by_name.get(spec.name)
+                if got is None:
+                    raise FumeEdgeError(
+                        f"{self.source}: {kind} {spec.name!r} is missing (has {', '.join(by_name) or 'none'}); "
+                        f"a fume-edge model has {kind}s {', '.join(s.name for s in wanted)} — re-export it with "
+                        "`fume-edge export`")
+                if got.dtype != spec.dtype or tuple(got.shape) != spec.shape:
+                    raise FumeEdgeError(
+                        f"{self.source}: {kind} {spec.name!r} is {got.describe()}, expected {spec.describe()}; "
+                        "re-export it with `fume-edge export` (static shape, argmax inside the graph)")
+
+    @classmethod
+    def from_metadata(cls, meta: Mapping[str, str], source: str) -> "ModelContract":
+        """Read fume-edge's ONNX metadata_props (also copied into engine sidecars); older files lack some keys."""
+        try:
+            class_names = tuple(json.loads(meta.get(META + "class_names", "null")) or PH_CLASS_NAMES)
+            seg_names = tuple(json.loads(meta.get(META + "seg_class_names", "null")) or SEG_CLASS_NAMES)
+            heads = tuple(json.loads(meta.get(META + "heads", "null")) or HEAD_OUTPUTS)
+            if META + "preprocessing" in meta:
+                preprocessing = Preprocessing.from_dict(json.loads(meta[META + "preprocessing"]), source)
+            else:  # written before the contract was recorded: 8-bit /255, full 16-bit range, area resize
+                size = json.loads(meta.get(META + "input_size", "null"))
+                preprocessing = Preprocessing() if size is None else Preprocessing(input_size=(int(size[0]), int(size[1])))
+        except (json.JSONDecodeError, TypeError, ValueError, IndexError) as exc:
+            raise FumeEdgeError(f"{source}: malformed fume-edge metadata ({exc}); re-export with `fume-edge export`") from None
+        unknown = [h for h in heads if h not in HEAD_OUTPUTS]
+        if unknown or not heads:
+            raise FumeEdgeError(f"{source}: metadata {META}heads {list(heads)} is not a subset of {list(HEAD_OUTPUTS)}; "
+                                "re-export with `fume-edge export`")
+        return cls(preprocessing, class_names, seg_names, heads, source)
+
+    def to_metadata(self) -> dict[str, str]:
+        return {
+            META + "class_names": json.dumps(list(self.class_names)),
+            META + "seg_class_names": json.dumps(list(self.seg_class_names)),
+            META + "heads": json.dumps(list(self.heads)),
+            META + "input_size": json.dumps(list(self.input_size)),
+            META + "preprocessing": self.preprocessing.to_json(),
+        }
+
+
+def check_finite(name: str, values: np.ndarray, source: str) -> None:
+    """A model whose output is NaN/inf on a plain input is broken; say so at load instead of never alerting."""
+    if not np.all(np.isfinite(values)):
+        raise FumeEdgeError(f"{source}: output {name!r} is not finite on a plain test input (NaN or inf); the model "
+                            "file is broken — re-export it from a good checkpoint")
