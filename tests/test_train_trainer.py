@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from rich.console import Console
 
 from fume_edge.model.checkpoint import load_checkpoint
 from fume_edge.train.config import load_train_config
-from fume_edge.train.evaluate import evaluate_file
+from fume_edge.data.records import read_samples
+from fume_edge.train.evaluate import evaluate_file, modality_inputs
 from fume_edge.train.state import Progress
 from fume_edge.train.trainer import command_config, train
 
@@ -90,6 +93,26 @@ def test_eval_scores_best_checkpoint_like_validation(unbroken: Path, paired: Pat
         assert report.metrics[key] == pytest.approx(float(row[f"val_{key}"]), abs=1e-4), key
     body = json.loads(report.to_json())
     assert body["samples"] == report.samples and set(body["metrics"]) == set(report.metrics)
+    # every pair is also scored with one camera masked out; a single-gas sample only in its own case
+    samples = read_samples(paired / "paired_val.csv")
+    pairs = sum(s.co2 is not None and s.ch4 is not None for s in samples)
+    co2_singles = sum(s.ch4 is None for s in samples)
+    assert pairs and co2_singles, "the split has pairs and CO2-only samples"
+    assert report.modality_samples == {"both": pairs, "co2 only": pairs + co2_singles,
+                                       "ch4 only": pairs + sum(s.co2 is None for s in samples)}
+    assert math.isnan(report.by_modality["co2 only"].get("ch4_iou_gas", math.nan))
+    assert set(body["by_modality"]) == set(report.by_modality)
+
+
+def test_modality_inputs_mask_out_each_camera_of_a_pair_and_keep_a_single_gas_as_recorded() -> None:
+    frame = np.ones((1, 4, 4), np.float32)
+    pair = {"co2": frame, "ch4": 2 * frame, "modality_mask": np.ones(2, np.float32), "ph_class": 0}
+    cases = modality_inputs(pair)
+    assert list(cases) == ["both", "co2 only", "ch4 only"]
+    assert not cases["co2 only"]["ch4"].any() and cases["co2 only"]["co2"].all()
+    assert cases["ch4 only"]["modality_mask"].tolist() == [0.0, 1.0] and not cases["ch4 only"]["co2"].any()
+    single = {**pair, "ch4": 0 * frame, "modality_mask": np.array([1.0, 0.0], np.float32)}
+    assert list(modality_inputs(single)) == ["co2 only"]
 
 
 @pytest.mark.parametrize("model", ["seg_only", "cls_only", "gas_aware", "early_fusion", "single_stream"])
