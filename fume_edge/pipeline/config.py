@@ -165,7 +165,8 @@ def load_run_config(path: str | Path | None = None, overrides: dict[str, Any] | 
     """Packaged run.yaml, then the user's file at `path`, then `overrides` (from command-line options).
 
     With `synthetic` (or both cameras `synthetic` in the merged sources) the demo alert timings of
-    `sources.synthetic.alerts` go under the user's file, so a demo shows alerts start and end within seconds and a user's `alerts:` keys still win.
+    `sources.synthetic.alerts` go under the user's file, so a demo shows alerts start and end within seconds and a
+    user's `alerts:` keys still win.
     Returns the typed config and the merged mapping (recorded with the run).
     """
     data = packaged_defaults("run")
