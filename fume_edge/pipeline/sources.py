@@ -81,7 +81,9 @@ class OpenCvSource:
                  default_fps: float = 30.0) -> None:
         self.name, self.kind, self.camera, self.loop = name, kind, camera, loop
         self.live = kind in ("camera", "stream", "gstreamer")
-        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+        opencv_log = getattr(cv2.utils, "logging", None)  # absent from some system builds (Debian's, JetPack's)
+        if opencv_log is not None:
+            opencv_log.setLogLevel(opencv_log.LOG_LEVEL_ERROR)
         if kind == "camera":
             api = cv2.CAP_V4L2 if sys.platform.startswith("linux") else cv2.CAP_ANY
             params = []
