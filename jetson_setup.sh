@@ -322,5 +322,5 @@ if [ "$dry_run" = 1 ]; then
 elif [ "$changes" = 0 ]; then
   say "jetson_setup: nothing to do, everything was already in place."
 else
-  say "jetson_setup: done ($changes changes). Next: journalctl -u fume-edge -f; alerts: $venv/bin/fume-edge alerts $state/alerts.db"
+  say "jetson_setup: done ($changes changes). Next: journalctl -u fume-edge -f; alerts: sudo -u $user $venv/bin/fume-edge alerts --db $state/alerts.db"
 fi

@@ -165,7 +165,7 @@ def test_the_unit_passes_systemd_analyze_verify(installed: Path) -> None:
                               capture_output=True, text=True, timeout=60)
     exposure = re.search(r"Overall exposure level for fume-edge.service: ([0-9.]+)", security.stdout)
     assert exposure is not None, security.stdout + security.stderr
-    assert float(exposure.group(1)) <= 2.5, security.stdout  # 1.9 with a CSI camera; an unhardened unit is 9.6
+    assert float(exposure.group(1)) <= 2.5, security.stdout  # 1.9 with a CSI camera; without hardening 9.2
 
 
 def test_the_venv_requirements_are_pyprojects_without_pip_opencv() -> None:

@@ -12,14 +12,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from mqtt_broker import MOSQUITTO, MOSQUITTO_PASSWD, Broker, Subscriber
 from pipeline_support import synthetic_videos
-
-import pytest
 
 from fume_edge.assets import default_model_path
 from fume_edge.data.config import Outage
 from fume_edge.hashing import sha256_file
+from fume_edge.pipeline.config import load_run_config
 
 FUME_EDGE = [sys.executable, "-c", "import sys; from fume_edge.cli import main; sys.argv[0] = 'fume-edge'; main()"]
 
@@ -103,3 +103,16 @@ def test_mqtt_login_from_the_credentials_file(tmp_path: Path) -> None:
         assert "s3cr" not in stored  # the secret stays in its file
     finally:
         broker.stop()
+
+
+def test_the_readme_run_yaml_reference_is_a_valid_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("### run.yaml reference", 1)[1]
+    block = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "mqtt").write_text("edge:s3cret\n")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
+    config_path = tmp_path / "run.yaml"
+    config_path.write_text(block)
+    config, _ = load_run_config(config_path)
+    assert config.sources.spec("ch4") == "/dev/fume-ch4" and config.sources.ch4.raw16
+    assert config.sinks.mqtt.login() == ("edge", "s3cret")
