@@ -243,6 +243,10 @@ private_tmp=yes
 case "${sources[*]}" in *csi://*) private_tmp=no ;; esac
 # quote VALUE: a YAML scalar (a JSON string; null when empty).
 quote() { python3 -c 'import json, sys; print(json.dumps(sys.argv[1] or None))' "$1"; }
+mqtt_login=""  # user:password given in --mqtt goes to the root-only credentials file, never into run.yaml
+case "$mqtt_url" in
+  *://*@*) mqtt_login="${mqtt_url#*://}"; mqtt_login="${mqtt_login%%@*}"; mqtt_url="${mqtt_url%%://*}://${mqtt_url#*@}" ;;
+esac
 if [ -f "$(on /etc/fume-edge/run.yaml)" ]; then
   say "  kept: /etc/fume-edge/run.yaml (yours; delete it to have it written again)"
 else
@@ -250,7 +254,9 @@ else
     "CH4=$(quote "${sources[1]}")" "MQTT=$(quote "$mqtt_url")")"
   put_file /etc/fume-edge/run.yaml 644 <<< "$config" || true
 fi
-if [ -f "$(on /etc/fume-edge/mqtt.credentials)" ]; then
+if [ -n "$mqtt_login" ]; then
+  put_file /etc/fume-edge/mqtt.credentials 600 <<< "$mqtt_login" || true
+elif [ -f "$(on /etc/fume-edge/mqtt.credentials)" ]; then
   say "  kept: /etc/fume-edge/mqtt.credentials (root-only; user:password of the broker, empty: no login)"
 else
   put_file /etc/fume-edge/mqtt.credentials 600 < /dev/null || true

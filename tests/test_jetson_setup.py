@@ -105,7 +105,7 @@ def installed(tmp_path: Path) -> Path:
     """A JetPack 6.2 filesystem after one real run of the script under --root."""
     root = jetson_root(tmp_path / "root", "6.2")
     result = setup(root, "--co2-camera", "serial:CO2-0042", "--ch4-camera", "csi://0", "--mqtt",
-                   "mqtts://broker.farm:8883/farm", "--device-id", "barn-7")
+                   "mqtts://edge:s3cr%40t@broker.farm:8883/farm", "--device-id", "barn-7")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "not run (--root): useradd" in result.stdout
     return root
@@ -123,7 +123,8 @@ def test_install_writes_the_files_and_a_second_run_changes_nothing(installed: Pa
     unit = (installed / "etc/systemd/system/fume-edge.service").read_text()
     assert "PrivateTmp=no" in unit  # nvargus-daemon's socket is in /tmp
     before = files(installed)
-    again = setup(installed, "--co2-camera", "serial:CO2-0042", "--ch4-camera", "csi://0")
+    again = setup(installed, "--co2-camera", "serial:CO2-0042", "--ch4-camera", "csi://0", "--mqtt",
+                  "mqtts://edge:s3cr%40t@broker.farm:8883/farm")
     assert again.returncode == 0, again.stderr
     assert "wrote:" not in again.stdout and "nothing to do, everything was already in place" in again.stdout
     assert files(installed) == before
@@ -143,7 +144,8 @@ def test_the_written_run_yaml_is_a_valid_config_for_the_service(installed: Path,
     assert config.device_id == "barn-7" and config.pipeline.quiet
     assert config.model.path == "/var/lib/fume-edge/engines/fume_default.engine"
     assert config.sinks.sqlite.path == "/var/lib/fume-edge/alerts.db"
-    assert config.sinks.mqtt.url == "mqtts://broker.farm:8883/farm" and config.sinks.mqtt.login() is None
+    assert config.sinks.mqtt.url == "mqtts://broker.farm:8883/farm"  # the login went to the credentials file
+    assert config.sinks.mqtt.login() == ("edge", "s3cr@t") and "s3cr" not in path.read_text()
     assert yaml.safe_load(path.read_text())["sinks"]["mqtt"]["credentials"] == "${CREDENTIALS_DIRECTORY}/mqtt"
 
 
