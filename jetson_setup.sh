@@ -217,9 +217,14 @@ elif [ -z "$co2_camera$ch4_camera" ]; then
 fi
 rules="$(render 99-fume-edge-cameras.rules.in)"
 sources=()
+matches=()
 for gas in co2 ch4; do
   id="$co2_camera"; [ "$gas" = co2 ] || id="$ch4_camera"
   match="$(udev_match "$gas" "$id")"
+  matches+=("$match")
+  if [ "$gas" = ch4 ] && [ -n "$match" ] && [ "$match" = "${matches[0]}" ]; then
+    die "both cameras match $match (identical serials); give each its USB port: path:ID_PATH (udevadm info --query=property --name=/dev/videoN)"
+  fi
   if [ -n "$match" ]; then
     rules+=$'\n'"SUBSYSTEM==\"video4linux\", $match, ATTR{index}==\"0\", SYMLINK+=\"fume-$gas\", GROUP=\"video\", MODE=\"0660\""
     say "  $gas: $id -> /dev/fume-$gas ($match)"

@@ -100,6 +100,12 @@ def test_a_camera_that_is_not_an_id_is_one_error(tmp_path: Path) -> None:
     assert result.returncode == 1 and "--co2-camera usb-left: expected /dev/videoN, serial:SERIAL" in result.stderr
 
 
+def test_two_cameras_with_one_serial_are_refused(tmp_path: Path) -> None:
+    result = setup(jetson_root(tmp_path, "6.2"), "--dry-run", "--co2-camera", "serial:0001", "--ch4-camera",
+                   "serial:0001")
+    assert result.returncode == 1 and "identical serials" in result.stderr and "path:ID_PATH" in result.stderr
+
+
 @pytest.fixture
 def installed(tmp_path: Path) -> Path:
     """A JetPack 6.2 filesystem after one real run of the script under --root."""
