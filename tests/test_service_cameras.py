@@ -74,7 +74,7 @@ READ_16_BIT = """
 import json, sys
 from fume_edge.pipeline.config import load_run_config
 from fume_edge.pipeline.sources import open_reader
-config, _ = load_run_config(None, {"sources": {"co2": {"raw16": True}}})
+config, _ = load_run_config(None, {"sources": {"co2": {"raw16": True, "width": 64, "height": 48}}})
 reader = open_reader(sys.argv[1], "co2", config)
 frames = [reader.read() for _ in range(3)]
 reader.close()
