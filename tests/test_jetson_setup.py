@@ -184,3 +184,12 @@ def test_the_venv_requirements_are_pyprojects_without_pip_opencv() -> None:
     listed = {re.split(r"[<>=]", item.strip('"'))[0] for item in line[len("requirements=("):-1].split()}
     listed = {item for item in listed if not item.startswith("$")} | {"numpy"}  # numpy: the JetPack pin
     assert listed == wanted - {"opencv-python-headless"}
+
+
+def test_no_service_leaves_the_unit_disabled(tmp_path: Path) -> None:
+    root = jetson_root(tmp_path, "6.2")
+    result = setup(root, "--no-service")
+    assert result.returncode == 0, result.stderr
+    assert "--no-service: not enabled" in result.stdout and "systemctl enable" not in result.stdout
+    assert (root / "etc/systemd/system/fume-edge.service").is_file()
+    assert not (root / "etc/systemd/system/multi-user.target.wants").exists()
