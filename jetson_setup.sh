@@ -1,31 +1,337 @@
 #!/usr/bin/env bash
-# Set up fume-edge on an NVIDIA Jetson (JetPack 6.x: TensorRT 10.3, CUDA 12.6, Python 3.10).
+# Install fume-edge on an NVIDIA Jetson as a running service: from a flashed Jetson to alerts on the broker.
 #
-# What this does, and why:
-#  - a venv with --system-site-packages, so JetPack's TensorRT (apt: python3-libnvinfer) and its GStreamer-enabled
-#    OpenCV stay visible; pip's tensorrt and opencv wheels would shadow them, so they are never installed here;
-#  - fume-edge with the mqtt extra; torch is not needed on the device (the runtime uses ONNX Runtime / TensorRT).
-# JetPack 5.1 (Python 3.8) is below fume-edge's Python floor (3.10): upgrade to JetPack 6.
+#   sudo ./jetson_setup.sh [--dry-run] [--force] [--model M.onnx] [--co2-camera ID --ch4-camera ID]
+#                          [--mqtt URL] [--device-id ID] [--calib DIR] [--pycuda] [--no-service] [--root DIR]
+#
+# Steps (each checks first and only acts when something is missing or different, so a second run changes nothing
+# and says so): detect JetPack from /etc/nv_tegra_release (facts in fume_edge/service/jetpack.tsv); apt packages;
+# the service user; a venv with --system-site-packages (JetPack's TensorRT and GStreamer OpenCV stay visible; numpy
+# pinned to what that OpenCV was built with; cuda-python of the device's CUDA major) and its checks; udev names
+# /dev/fume-co2 and /dev/fume-ch4; /etc/fume-edge/run.yaml; the systemd unit; the device's own TensorRT engine
+# (INT8, else FP16) checked with `fume-edge bench --check`; the service enabled and started.
+#
+# Camera IDs: /dev/videoN (its serial, else its USB port, becomes the udev match), serial:SERIAL, path:ID_PATH,
+# or a source fume-edge opens directly (csi://N, rtsp://..., gst:PIPELINE), which needs no udev rule.
+# --root DIR installs into the filesystem under DIR (an image being prepared, or tests): files are written there,
+# commands that would change the running system are listed, not run. --dry-run writes and runs nothing.
 set -euo pipefail
 
-die() { echo "jetson_setup: $*" >&2; exit 1; }
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root=/
+dry_run=0
+force=0
+model=""
+co2_camera=""
+ch4_camera=""
+mqtt_url=""
+device_id=""
+calib=""
+pycuda=0
+service=1
+user=fume-edge
+venv=/opt/fume-edge/venv
+state=/var/lib/fume-edge
+changes=0
 
-[ -f /etc/nv_tegra_release ] || die "not a Jetson (no /etc/nv_tegra_release); on a desktop use: pip install -e '.[cpu]'"
-python3 -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else 1)' \
-  || die "Python $(python3 -V 2>&1 | cut -d' ' -f2) is older than 3.10 (JetPack 5.x); fume-edge needs JetPack 6"
-python3 -c 'import tensorrt' 2>/dev/null \
-  || die "TensorRT's Python module is missing: sudo apt install python3-libnvinfer python3-libnvinfer-dev"
-python3 -c 'import cv2; assert "GStreamer:                   YES" in cv2.getBuildInformation()' 2>/dev/null \
-  || echo "jetson_setup: warning: system OpenCV without GStreamer; CSI cameras will not open"
+usage() { sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+say() { printf '%s\n' "$*"; }
+step() { printf '\n==> %s\n' "$*"; }
+die() { printf 'jetson_setup: %s\n' "$*" >&2; exit 1; }
 
-here="$(cd "$(dirname "$0")" && pwd)"
-venv="${FUME_VENV:-$here/.venv}"
-python3 -m venv --system-site-packages "$venv"
-"$venv/bin/pip" install -q --upgrade pip
-# --no-deps for opencv: keep JetPack's OpenCV; install the rest of the runtime normally.
-"$venv/bin/pip" install -q numpy typer rich pyyaml paho-mqtt
-"$venv/bin/pip" install -q --no-deps -e "$here"
-"$venv/bin/python" -c 'import onnxruntime' 2>/dev/null \
-  || echo "jetson_setup: note: onnxruntime-gpu for Jetson comes from NVIDIA's Jetson wheels (not PyPI); install it to run .onnx models"
-"$venv/bin/fume-edge" --version
-echo "jetson_setup: done. Activate with: source $venv/bin/activate"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --dry-run) dry_run=1 ;;
+    --force) force=1 ;;
+    --model) model="${2:?--model needs a file}"; shift ;;
+    --co2-camera) co2_camera="${2:?--co2-camera needs an ID}"; shift ;;
+    --ch4-camera) ch4_camera="${2:?--ch4-camera needs an ID}"; shift ;;
+    --mqtt) mqtt_url="${2:?--mqtt needs a URL}"; shift ;;
+    --device-id) device_id="${2:?--device-id needs an ID}"; shift ;;
+    --calib) calib="${2:?--calib needs a folder}"; shift ;;
+    --pycuda) pycuda=1 ;;
+    --no-service) service=0 ;;
+    --root) root="$(cd "${2:?--root needs a folder}" && pwd)"; shift ;;
+    -h|--help) usage; exit 0 ;;
+    *) die "unknown option $1 (see --help)" ;;
+  esac
+  shift
+done
+[ "$root" = / ] || root="${root%/}/"
+live=0  # 1: commands change this machine
+if [ "$dry_run" = 0 ] && [ "$root" = / ]; then live=1; fi
+
+# on PATH: the file at target path PATH under --root
+on() { printf '%s%s' "$root" "${1#/}"; }
+
+# run CMD...: a command that changes the system; listed in a dry run or under --root.
+run() {
+  if [ "$dry_run" = 1 ]; then say "  would run: $*"
+  elif [ "$root" != / ]; then say "  not run (--root): $*"
+  else say "  run: $*"; "$@" || return; changes=$((changes + 1))
+  fi
+}
+
+# put_file PATH MODE < CONTENT: write the file when its content or mode differs. Returns 1 when unchanged.
+put_file() {
+  local dest content
+  dest="$(on "$1")"
+  content="$(cat)"
+  if [ -f "$dest" ] && [ "$(cat "$dest")" = "$content" ] && [ "$(stat -c %a "$dest")" = "$2" ]; then
+    say "  unchanged: $1"; return 1
+  fi
+  if [ "$dry_run" = 1 ]; then say "  would write: $1 (mode $2)"; return 0; fi
+  mkdir -p "$(dirname "$dest")"
+  printf '%s\n' "$content" > "$dest.tmp"
+  chmod "$2" "$dest.tmp"
+  mv "$dest.tmp" "$dest"
+  say "  wrote: $1"
+  changes=$((changes + 1))
+}
+
+# render TEMPLATE KEY=VALUE...: a template from fume_edge/service with @KEY@ replaced.
+render() {
+  local text pair
+  text="$(cat "$here/fume_edge/service/$1")"; shift
+  for pair in "$@"; do text="${text//@${pair%%=*}@/${pair#*=}}"; done
+  printf '%s\n' "$text"
+}
+
+# ---------------------------------------------------------------------------------------------------------------
+step "1/9 Jetson and JetPack"
+facts="$(python3 "$here/fume_edge/service/jetson.py" facts --root "$root")"
+L4T="" JETPACK="" TENSORRT="" CUDA="" PYTHON="" NUMPY="" CUDA_PYTHON="" SUPPORT=""
+eval "$facts"
+if [ -z "$L4T" ]; then
+  [ "$force" = 1 ] || die "not a Jetson ($(on /etc/nv_tegra_release) is missing). On a desktop: pip install -e '.[cpu]'; --force installs anyway"
+  say "  not a Jetson; --force: continuing with the JetPack 6.2 values"
+  eval "$(python3 "$here/fume_edge/service/jetson.py" facts --assume 36.4.3)"
+elif [ -z "$JETPACK" ]; then
+  known="$(grep -v '^#' "$here/fume_edge/service/jetpack.tsv" | cut -f2 | tail -n +2 | sort -u | tr '\n' ' ')"
+  die "L4T $L4T is a JetPack this script does not know (known: $known). Add its row to fume_edge/service/jetpack.tsv from NVIDIA's release notes"
+fi
+if [ "$SUPPORT" = refuse ]; then
+  die "JetPack $JETPACK (L4T $L4T) ships Python $PYTHON, below fume-edge's floor (3.10), with TensorRT $TENSORRT and CUDA $CUDA.
+  Upgrade path: Orin modules: flash JetPack 6.2 (SDK Manager, or the Orin Nano SD card image); JetPack 5 to 6 needs a
+  reflash, there is no apt upgrade. Xavier modules stop at JetPack 5 and cannot run fume-edge. Then rerun this script."
+fi
+say "  L4T $L4T: JetPack $JETPACK, TensorRT $TENSORRT, CUDA $CUDA, Python $PYTHON"
+python3 "$here/fume_edge/service/jetson.py" conditions --root "$root" | sed 's/^/  /'
+if [ "$live" = 1 ]; then
+  [ "$(id -u)" = 0 ] || die "run it as root: sudo $0 (with the same options)"
+  found="$(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
+  [ "$found" = "$PYTHON" ] || say "  warning: python3 is $found, JetPack $JETPACK ships $PYTHON"
+fi
+
+# ---------------------------------------------------------------------------------------------------------------
+step "2/9 apt packages"
+packages=(python3-venv python3-pip python3-libnvinfer nvidia-opencv v4l-utils)
+[ "$pycuda" = 0 ] || packages+=(python3-dev nvidia-cuda-dev)  # pycuda builds with nvcc and the CUDA headers
+missing=()
+for package in "${packages[@]}"; do
+  if dpkg-query --admindir="$(on /var/lib/dpkg)" -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed"; then
+    say "  installed: $package"
+  else
+    missing+=("$package")
+  fi
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  run apt-get update
+  run env DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}"
+fi
+
+# ---------------------------------------------------------------------------------------------------------------
+step "3/9 service user $user (groups: video)"
+if grep -q "^$user:" "$(on /etc/passwd)" 2>/dev/null; then
+  say "  exists: $user"
+else
+  run useradd --system --user-group --home-dir "$state" --no-create-home --shell /usr/sbin/nologin --groups video "$user"
+fi
+if grep -q "^$user:" "$(on /etc/passwd)" 2>/dev/null && ! grep -Eq "^video:[^:]*:[^:]*:(.*,)?$user(,|$)" "$(on /etc/group)"; then
+  run usermod --append --groups video "$user"
+fi
+
+# ---------------------------------------------------------------------------------------------------------------
+step "4/9 venv $venv (--system-site-packages: JetPack's TensorRT and OpenCV)"
+# pyproject's runtime dependencies and the mqtt extra, without opencv-python-headless: pip's OpenCV has no
+# GStreamer and would shadow JetPack's. numpy stays below 2 for JetPack's OpenCV; onnxruntime runs .onnx models.
+requirements=("$NUMPY" onnxruntime "typer>=0.12" "rich>=13" "pyyaml>=6" "paho-mqtt>=2.0" "$CUDA_PYTHON")
+pip=("$venv/bin/pip")
+if [ "$pycuda" = 1 ]; then requirements+=(pycuda); pip=(env "PATH=/usr/local/cuda/bin:$PATH" "$venv/bin/pip"); fi
+source_id="$(cd "$here" && find fume_edge pyproject.toml -type f ! -name '*.pyc' -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-16)"
+wanted="fume-edge $source_id; ${requirements[*]}"
+stamp="$venv/.fume-edge-install"
+if [ -x "$(on "$venv/bin/python")" ]; then
+  say "  exists: $venv"
+else
+  run python3 -m venv --system-site-packages "$venv"
+fi
+if [ -f "$(on "$stamp")" ] && [ "$(cat "$(on "$stamp")")" = "$wanted" ]; then
+  say "  up to date: fume-edge $source_id with ${requirements[*]}"
+else
+  run "${pip[@]}" install --upgrade "${requirements[@]}"
+  run "$venv/bin/pip" install --no-deps --force-reinstall "$here"
+  if [ "$live" = 1 ]; then printf '%s\n' "$wanted" > "$stamp"; fi
+fi
+checks=(
+  "import tensorrt; print('TensorRT', tensorrt.__version__, '(JetPack: $TENSORRT)')"
+  "import cv2; print('OpenCV', cv2.__version__, 'GStreamer', 'yes' if cv2.videoio_registry.hasBackend(cv2.CAP_GSTREAMER) else 'NO: CSI cameras and hardware RTSP decoding will not open (README: Troubleshooting)')"
+  "import numpy; print('numpy', numpy.__version__); assert numpy.__version__ < '2', 'numpy 2 shadows JetPack numpy 1.x (README: Troubleshooting)'"
+)
+for check in "${checks[@]}"; do
+  if [ "$live" = 1 ]; then
+    "$venv/bin/python" -c "$check" 2>&1 | sed 's/^/  /' || say "  warning: check failed: $check"
+  else
+    say "  would check: $venv/bin/python -c \"${check%%;*}\""
+  fi
+done
+
+# ---------------------------------------------------------------------------------------------------------------
+step "5/9 camera names /dev/fume-co2 and /dev/fume-ch4"
+# udev_match GAS ID: prints the udev match keys for a camera ID, or nothing for sources opened directly.
+udev_match() {
+  local id="$2" props serial path
+  case "$id" in
+    serial:*) printf 'ENV{ID_SERIAL_SHORT}=="%s"' "${id#serial:}" ;;
+    path:*) printf 'ENV{ID_PATH}=="%s"' "${id#path:}" ;;
+    /dev/video*)
+      [ "$root" = / ] || die "--$1-camera $id: a device node needs the running system; under --root give serial:SERIAL or path:ID_PATH"
+      props="$(udevadm info --query=property --name="$id")" || die "--$1-camera $id: no such camera (v4l2-ctl --list-devices)"
+      serial="$(printf '%s\n' "$props" | sed -n 's/^ID_SERIAL_SHORT=//p')"
+      path="$(printf '%s\n' "$props" | sed -n 's/^ID_PATH=//p')"
+      if [ -n "$serial" ]; then printf 'ENV{ID_SERIAL_SHORT}=="%s"' "$serial"
+      elif [ -n "$path" ]; then printf 'ENV{ID_PATH}=="%s"' "$path"
+      else die "--$1-camera $id: udev knows neither its serial nor its port; give path:ID_PATH"
+      fi ;;
+    ""|csi://*|rtsp://*|rtsps://*|http://*|https://*|gst:*) ;;
+    *) die "--$1-camera $id: expected /dev/videoN, serial:SERIAL, path:ID_PATH, csi://N, rtsp://... or gst:PIPELINE" ;;
+  esac
+}
+if [ -z "$co2_camera$ch4_camera" ] && [ "$live" = 1 ] && [ -t 0 ]; then
+  say "  cameras this Jetson sees (v4l2-ctl --list-devices):"
+  v4l2-ctl --list-devices 2>&1 | sed 's/^/    /' || true
+  read -r -p "  CO2 camera (/dev/videoN, serial:..., csi://N; empty: skip): " co2_camera
+  read -r -p "  CH4 camera (same kinds; empty: skip): " ch4_camera
+elif [ -z "$co2_camera$ch4_camera" ]; then
+  say "  no --co2-camera/--ch4-camera: cameras as they are (list them: v4l2-ctl --list-devices)"
+fi
+rules="$(render 99-fume-edge-cameras.rules.in)"
+sources=()
+matches=()
+for gas in co2 ch4; do
+  id="$co2_camera"; [ "$gas" = co2 ] || id="$ch4_camera"
+  match="$(udev_match "$gas" "$id")"
+  matches+=("$match")
+  if [ "$gas" = ch4 ] && [ -n "$match" ] && [ "$match" = "${matches[0]}" ]; then
+    die "both cameras match $match (identical serials); give each its USB port: path:ID_PATH (udevadm info --query=property --name=/dev/videoN)"
+  fi
+  if [ -n "$match" ]; then
+    rules+=$'\n'"SUBSYSTEM==\"video4linux\", $match, ATTR{index}==\"0\", SYMLINK+=\"fume-$gas\", GROUP=\"video\", MODE=\"0660\""
+    say "  $gas: $id -> /dev/fume-$gas ($match)"
+    sources+=("/dev/fume-$gas")
+  elif [ -n "$id" ]; then
+    say "  $gas: $id (opened directly, no udev rule)"
+    sources+=("$id")
+  else
+    sources+=("/dev/fume-$gas")
+  fi
+done
+if [ -n "$co2_camera$ch4_camera" ] && put_file /etc/udev/rules.d/99-fume-edge-cameras.rules 644 <<< "$rules"; then
+  run udevadm control --reload
+  run udevadm trigger --subsystem-match=video4linux --action=change
+fi
+
+# ---------------------------------------------------------------------------------------------------------------
+step "6/9 configuration /etc/fume-edge"
+engine="$state/engines/$(basename "${model:-fume_default.onnx}" .onnx).engine"
+private_tmp=yes
+case "${sources[*]}" in *csi://*) private_tmp=no ;; esac
+# quote VALUE: a YAML scalar (a JSON string; null when empty).
+quote() { python3 -c 'import json, sys; print(json.dumps(sys.argv[1] or None))' "$1"; }
+mqtt_login=""  # user:password given in --mqtt goes to the root-only credentials file, never into run.yaml
+case "$mqtt_url" in
+  *://*@*) mqtt_login="${mqtt_url#*://}"; mqtt_login="${mqtt_login%%@*}"; mqtt_url="${mqtt_url%%://*}://${mqtt_url#*@}" ;;
+esac
+if [ -f "$(on /etc/fume-edge/run.yaml)" ]; then
+  say "  kept: /etc/fume-edge/run.yaml (yours; delete it to have it written again)"
+else
+  config="$(render run.yaml.in "DEVICE_ID=$(quote "$device_id")" "MODEL=$engine" "CO2=$(quote "${sources[0]}")" \
+    "CH4=$(quote "${sources[1]}")" "MQTT=$(quote "$mqtt_url")")"
+  put_file /etc/fume-edge/run.yaml 644 <<< "$config" || true
+fi
+if [ -n "$mqtt_login" ]; then
+  put_file /etc/fume-edge/mqtt.credentials 600 <<< "$mqtt_login" || true
+elif [ -f "$(on /etc/fume-edge/mqtt.credentials)" ]; then
+  say "  kept: /etc/fume-edge/mqtt.credentials (root-only; user:password of the broker, empty: no login)"
+else
+  put_file /etc/fume-edge/mqtt.credentials 600 < /dev/null || true
+fi
+
+# ---------------------------------------------------------------------------------------------------------------
+step "7/9 systemd unit fume-edge.service"
+unit="$(render fume-edge.service.in "VENV=$venv" "USER=$user" "PRIVATE_TMP=$private_tmp" "SOURCE=$here")"
+if put_file /etc/systemd/system/fume-edge.service 644 <<< "$unit"; then
+  run systemctl daemon-reload
+fi
+
+# ---------------------------------------------------------------------------------------------------------------
+step "8/9 TensorRT engine $engine (built on this device: engines are specific to the TensorRT version and GPU)"
+model_file="${model:-$here/fume_edge/assets/fume_default.onnx}"
+[ -f "$model_file" ] || die "--model $model_file: no such file"
+model_sha="$(sha256sum "$model_file" | cut -d' ' -f1)"
+engine_stamp="$engine.source-sha256"
+calib_args=()
+[ -z "$calib" ] || calib_args=(--calib "$calib")
+if [ -f "$(on "$engine")" ] && [ -f "$(on "$engine_stamp")" ] && [ "$(cat "$(on "$engine_stamp")")" = "$model_sha" ]; then
+  say "  up to date: $engine (from $model_file)"
+elif [ "$live" = 1 ]; then
+  mkdir -p "$state/engines"
+  if ! run "$venv/bin/fume-edge" build-engine "$model_file" --int8 "${calib_args[@]}" -o "$engine"; then
+    say "  INT8 refused (accuracy report above, or no calibration data): building FP16"
+    run "$venv/bin/fume-edge" build-engine "$model_file" --fp16 -o "$engine"
+  fi
+  printf '%s\n' "$model_sha" > "$engine_stamp"
+  chown -R "$user:$user" "$state"
+  run "$venv/bin/fume-edge" bench "$engine" --check \
+    || say "  warning: below the target FPS; check the power mode (sudo nvpmodel -m 0 && sudo jetson_clocks)"
+else
+  run "$venv/bin/fume-edge" build-engine "$model_file" --int8 "${calib_args[@]}" -o "$engine"
+  say "  (if INT8 is refused: $venv/bin/fume-edge build-engine $model_file --fp16 -o $engine)"
+  run "$venv/bin/fume-edge" bench "$engine" --check
+fi
+
+# ---------------------------------------------------------------------------------------------------------------
+step "9/9 service"
+wants=/etc/systemd/system/multi-user.target.wants/fume-edge.service
+if [ "$service" = 0 ]; then
+  say "  --no-service: not enabled. Try it by hand: sudo -u $user $venv/bin/fume-edge run --config /etc/fume-edge/run.yaml"
+elif [ ! -L "$(on "$wants")" ]; then
+  if [ "$live" = 1 ] || [ "$dry_run" = 1 ]; then
+    run systemctl enable --now fume-edge.service
+  else  # under --root: what `systemctl enable` does, without a running systemd
+    mkdir -p "$(dirname "$(on "$wants")")"
+    ln -s /etc/systemd/system/fume-edge.service "$(on "$wants")"
+    say "  enabled: $wants"
+    changes=$((changes + 1))
+  fi
+else
+  say "  enabled: fume-edge.service"
+  if [ "$changes" -gt 0 ]; then run systemctl restart fume-edge.service; fi
+fi
+if [ "$service" = 1 ] && [ "$live" = 1 ]; then
+  sleep 5
+  if systemctl is-active --quiet fume-edge.service; then
+    say "  running: fume-edge.service ($(systemctl show -P StatusText fume-edge.service))"
+  else
+    say "  NOT running: journalctl -u fume-edge -n 50 --no-pager (README: Troubleshooting)"
+  fi
+fi
+
+echo
+if [ "$dry_run" = 1 ]; then
+  say "jetson_setup: dry run, nothing changed."
+elif [ "$changes" = 0 ]; then
+  say "jetson_setup: nothing to do, everything was already in place."
+else
+  say "jetson_setup: done ($changes changes). Next: journalctl -u fume-edge -f; alerts: sudo -u $user $venv/bin/fume-edge alerts --db $state/alerts.db"
+fi

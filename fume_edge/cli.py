@@ -212,10 +212,10 @@ def eval_cmd(
 
 @app.command()
 def run(
-    co2: str = typer.Option(..., "--co2", help="CO2 camera: /dev/videoN or an index, a video file, an image folder, an rtsp:// or http:// URL, or `synthetic`."),
-    ch4: str = typer.Option(..., "--ch4", help="CH4 camera (same kinds as --co2)."),
-    model: Optional[Path] = typer.Option(None, "--model", help="Model file (.onnx, .engine, .pt) \\[default: the bundled model]."),
-    config: Optional[Path] = typer.Option(None, "--config", help="Run YAML overriding fume_edge/configs/run.yaml."),
+    co2: Optional[str] = typer.Option(None, "--co2", help="CO2 camera: /dev/videoN or an index, csi://N, gst:PIPELINE, a video file, an image folder, an rtsp:// or http:// URL, or `synthetic` \\[default: run.yaml sources.co2.source]."),
+    ch4: Optional[str] = typer.Option(None, "--ch4", help="CH4 camera (same kinds as --co2) \\[default: run.yaml sources.ch4.source]."),
+    model: Optional[Path] = typer.Option(None, "--model", help="Model file (.onnx, .engine, .pt) \\[default: run.yaml model.path, the bundled model]."),
+    config: Optional[Path] = typer.Option(None, "--config", help="Run YAML overriding fume_edge/configs/run.yaml; it can hold every option below."),
     alerts_db: Optional[Path] = typer.Option(None, "--alerts", help="SQLite alert database \\[default: run.yaml sinks.sqlite.path, alerts.db]."),
     jsonl: Optional[Path] = typer.Option(None, "--jsonl", help="Also append every alert event to this JSONL file."),
     mqtt: Optional[str] = typer.Option(None, "--mqtt", help="Also publish to mqtt://\\[user:pass@]host\\[:port]/prefix (mqtts:// for TLS)."),
@@ -230,7 +230,7 @@ def run(
     duration: Optional[float] = typer.Option(None, "--duration", min=0.0, help="Stop after S seconds."),
     device_id: Optional[str] = typer.Option(None, "--device-id", help="This device's id in alerts and MQTT topics \\[default: host name]."),
     quiet: bool = typer.Option(False, "--quiet", help="No live panel (for services): only alert lines and the summary."),
-    device: str = typer.Option("auto", "--device", help="Inference device: auto, cpu, cuda, tensorrt (as the backend understands it)."),
+    device: Optional[str] = typer.Option(None, "--device", help="Inference device: auto, cpu, cuda, tensorrt (as the backend understands it) \\[default: run.yaml model.device, auto]."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for inference \\[default: the backend's]."),
     pacing: Optional[str] = typer.Option(None, "--pacing", help="Recorded sources: realtime or fast \\[default: run.yaml sources.pacing]."),
     loop: Optional[bool] = typer.Option(None, "--loop/--no-loop", help="Recorded sources start again at their end \\[default: run.yaml sources.loop]."),

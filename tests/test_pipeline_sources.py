@@ -166,7 +166,7 @@ def test_model_inputs_reuse_one_buffer_per_camera_and_zero_a_silent_one() -> Non
 
 
 def test_raw16_bytes_are_reinterpreted_at_the_configured_size() -> None:
-    camera = CameraConfig(width=4, height=2, fps=None, fourcc="Y16", raw16=True, value_range=None,
+    camera = CameraConfig(source=None, width=4, height=2, fps=None, fourcc="Y16", raw16=True, value_range=None,
                           time_offset_s=0.0, timestamps=None)
     values = np.arange(8, dtype="<u2").reshape(2, 4) * 1000
     raw = values.view(np.uint8).reshape(2, 8)  # what some drivers hand over

@@ -13,6 +13,7 @@ connection dies and on a clean stop. paho reconnects with exponential backoff (`
 from __future__ import annotations
 
 import logging
+import os
 import ssl
 import threading
 import time
@@ -75,6 +76,7 @@ class MqttConfig:
     cert: str | None  # client certificate for brokers that require one (with `key`)
     key: str | None
     insecure: bool  # skip broker certificate and host name checks (test brokers only)
+    credentials: str | None  # file holding `user:password` (${VAR}s expanded); overrides the url's user info
     keepalive_s: int
     reconnect_min_s: int
     reconnect_max_s: int
@@ -83,6 +85,7 @@ class MqttConfig:
 
     def validate(self, where: str) -> None:
         if self.url is not None:
+            self.login(f"{where}.credentials")
             target = parse_mqtt_url(self.url, f"{where}.url")
             if not target.tls and (self.ca or self.cert or self.key or self.insecure):
                 raise FumeEdgeError(f"{where}: ca/cert/key/insecure need an mqtts:// url, got {self.url!r}")
@@ -92,6 +95,23 @@ class MqttConfig:
             raise FumeEdgeError(f"{where}: need 0 < reconnect_min_s <= reconnect_max_s")
         if self.keepalive_s <= 0 or self.max_inflight <= 0 or self.drain_timeout_s < 0:
             raise FumeEdgeError(f"{where}: need keepalive_s > 0, max_inflight > 0 and drain_timeout_s >= 0")
+
+
+    def login(self, where: str = "sinks.mqtt.credentials") -> tuple[str, str | None] | None:
+        """(user, password) from the credentials file; None without one or when it is empty. The file stays the
+        only place the secret is kept: it is read when needed, never copied into the config or the database."""
+        if self.credentials is None:
+            return None
+        path = os.path.expandvars(self.credentials)
+        try:
+            line = open(path, encoding="utf-8").readline().strip()
+        except OSError as exc:
+            raise FumeEdgeError(f"{where}: cannot read {path} ({exc.strerror}); it holds user:password "
+                                "(under systemd: LoadCredential=mqtt:FILE in the unit)") from None
+        if not line:
+            return None
+        user, sep, password = line.partition(":")
+        return unquote(user), unquote(password) if sep else None
 
 
 def _paho() -> Any:
@@ -137,8 +157,9 @@ class MqttPublisher:
         mqtt = _paho()
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"fume-edge-{self.device_id}",
                              clean_session=True, protocol=mqtt.MQTTv311)
-        if self.target.username is not None:
-            client.username_pw_set(self.target.username, self.target.password)
+        login = self.config.login() or (self.target.username, self.target.password)
+        if login[0] is not None:
+            client.username_pw_set(*login)
         if self.target.tls:
             try:
                 client.tls_set(ca_certs=self.config.ca, certfile=self.config.cert, keyfile=self.config.key,

@@ -33,6 +33,7 @@ def _dig(data: Any, *keys: str) -> dict[str, Any]:
 class CameraConfig:
     """`sources.co2` / `sources.ch4`: settings of one camera, whatever its source kind."""
 
+    source: str | None  # what --co2/--ch4 name: /dev/fume-co2, csi://0, rtsp://..., a file, `synthetic`
     width: int | None
     height: int | None
     fps: float | None
@@ -88,6 +89,14 @@ class SourcesConfig:
     def camera(self, gas: str) -> CameraConfig:
         return self.co2 if gas == "co2" else self.ch4
 
+    def spec(self, gas: str) -> str:
+        """The source of camera `gas`, or one error saying where to give it."""
+        source = self.camera(gas).source
+        if not source:
+            raise FumeEdgeError(f"--{gas}: no {gas.upper()} camera given; pass --{gas} SRC or set "
+                                f"sources.{gas}.source in run.yaml")
+        return source
+
 
 @dataclass
 class SyncConfig:
@@ -112,16 +121,38 @@ class PipelineConfig:
     tick_s: float
     stats_interval_s: float
     refresh_hz: float
+    quiet: bool
+    display: bool
+    record: str | None
+    max_frames: int | None
+    duration_s: float | None
 
     def validate(self, where: str) -> None:
         _require(self.tick_s > 0 and self.stats_interval_s > 0 and self.refresh_hz > 0, where,
                  "tick_s, stats_interval_s and refresh_hz must be > 0")
+        _require(self.max_frames is None or self.max_frames >= 1, f"{where}.max_frames", "must be >= 1 or null")
+        _require(self.duration_s is None or self.duration_s >= 0, f"{where}.duration_s", "must be >= 0 or null")
+
+
+@dataclass
+class ModelConfig:
+    """`model:` in run.yaml: which model runs and where (`--model`, `--device`, `--threads`)."""
+
+    path: str | None  # None: the bundled model
+    device: str
+    threads: int | None
+
+    def validate(self, where: str) -> None:
+        _require(self.threads is None or self.threads >= 1, f"{where}.threads", "must be >= 1 or null")
 
 
 @dataclass
 class RunConfig:
-    """Everything `fume-edge run` reads from run.yaml."""
+    """Everything `fume-edge run` reads from run.yaml: every command-line option has its key here, so a service
+    is configured by one file."""
 
+    device_id: str | None  # None: the host name
+    model: ModelConfig
     alerts: AlertPolicyConfig
     sinks: SinksConfig
     sources: SourcesConfig
@@ -133,14 +164,16 @@ def load_run_config(path: str | Path | None = None, overrides: dict[str, Any] | 
                     synthetic: bool = False) -> tuple[RunConfig, dict[str, Any]]:
     """Packaged run.yaml, then the user's file at `path`, then `overrides` (from command-line options).
 
-    With `synthetic` (both cameras synthetic) the demo alert timings of `sources.synthetic.alerts` go under the
-    user's file, so a demo shows alerts start and end within seconds and a user's `alerts:` keys still win.
+    With `synthetic` (or both cameras `synthetic` in the merged sources) the demo alert timings of
+    `sources.synthetic.alerts` go under the user's file, so a demo shows alerts start and end within seconds and a
+    user's `alerts:` keys still win.
     Returns the typed config and the merged mapping (recorded with the run).
     """
     data = packaged_defaults("run")
     where = "run.yaml"
     user = read_yaml(path) if path is not None else {}
-    if synthetic:
+    given = merge(merge(data, user), overrides or {})
+    if synthetic or all(_dig(given, "sources", gas).get("source") == "synthetic" for gas in ("co2", "ch4")):
         data = merge(data, {"alerts": merge(_dig(data, "sources", "synthetic", "alerts"),
                                             _dig(user, "sources", "synthetic", "alerts"))})
     if path is not None:

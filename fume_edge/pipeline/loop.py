@@ -60,6 +60,7 @@ class Pipeline:
         self.tolerance_s, self.silent_after_s = tolerance_s, silent_after_s
         self.tick_s, self.stats_interval_s = tick_s, stats_interval_s
         self.on_result, self.on_events = on_result, on_events
+        self.on_tick: Callable[[], None] | None = None  # called every loop pass (the systemd watchdog)
         self.counters = LoopCounters()
         self.sync = Synchronizer(self.cameras, tolerance_s, silent_after_s, start_t=time.monotonic())
         self.latest: Prediction | None = None
@@ -79,6 +80,8 @@ class Pipeline:
         reason = "completed"
         try:
             while True:
+                if self.on_tick is not None:
+                    self.on_tick()
                 if should_stop():
                     reason = "interrupted"
                     break

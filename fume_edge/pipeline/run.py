@@ -25,7 +25,7 @@ from fume_edge.errors import FumeEdgeError
 from fume_edge.hashing import sha256_file
 from fume_edge.labels import GASES
 from fume_edge.pipeline.capture import CameraStream, FrameHub
-from fume_edge.pipeline.config import RunConfig, load_run_config
+from fume_edge.pipeline.config import PipelineConfig, RunConfig, load_run_config
 from fume_edge.pipeline.loop import Pipeline, ResultHook
 from fume_edge.pipeline.prepare import ModelInputs, camera_preprocessing
 from fume_edge.pipeline.shutdown import StopSignals
@@ -34,14 +34,15 @@ from fume_edge.pipeline.status import StatusView
 from fume_edge.pipeline.sync import Pair
 from fume_edge.pipeline.view import DisplayWindow, Recorder, compose_view
 from fume_edge.runtime.base import Backend, Prediction, load_backend
+from fume_edge.service.sd_notify import SystemdNotifier
 
 
 @dataclass
 class RunOptions:
-    """The command line of `fume-edge run` (None: the run.yaml value)."""
+    """The command line of `fume-edge run` (None or False: the run.yaml value)."""
 
-    co2: str
-    ch4: str
+    co2: str | None = None
+    ch4: str | None = None
     model: Path | None = None
     config: Path | None = None
     alerts: Path | None = None
@@ -58,7 +59,7 @@ class RunOptions:
     duration: float | None = None
     device_id: str | None = None
     quiet: bool = False
-    device: str = "auto"
+    device: str | None = None
     threads: int | None = None
     pacing: str | None = None
     loop: bool | None = None
@@ -70,31 +71,36 @@ class RunResult:
     stats: dict[str, Any]
 
 
+def _given(**values: Any) -> dict[str, Any]:
+    """The keys whose option was given (not None), paths as strings."""
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in values.items() if v is not None}
+
+
 def config_overrides(options: RunOptions) -> dict[str, Any]:
     """The run.yaml keys the command-line options set."""
-    sinks: dict[str, Any] = {}
-    if options.alerts is not None:
-        sinks["sqlite"] = {"path": str(options.alerts)}
-    if options.jsonl is not None:
-        sinks["jsonl"] = {"path": str(options.jsonl)}
-    if options.snapshots is not None:
-        sinks["snapshots"] = {"dir": str(options.snapshots)}
-    given = {"url": options.mqtt, "ca": options.mqtt_ca, "cert": options.mqtt_cert, "key": options.mqtt_key}
-    mqtt: dict[str, Any] = {k: str(v) for k, v in given.items() if v is not None}
-    if options.mqtt_insecure:
-        mqtt["insecure"] = True
-    if mqtt:
-        sinks["mqtt"] = mqtt
     if options.pacing not in (None, "realtime", "fast"):
         raise FumeEdgeError(f"--pacing {options.pacing}: expected realtime or fast")
-    sources = {k: v for k, v in (("pacing", options.pacing), ("loop", options.loop)) if v is not None}
-    return {key: value for key, value in (("sinks", sinks), ("sources", sources)) if value}
+    sinks = {name: section for name, section in (
+        ("sqlite", _given(path=options.alerts)), ("jsonl", _given(path=options.jsonl)),
+        ("snapshots", _given(dir=options.snapshots)),
+        ("mqtt", _given(url=options.mqtt, ca=options.mqtt_ca, cert=options.mqtt_cert, key=options.mqtt_key,
+                        insecure=options.mqtt_insecure or None))) if section}
+    sources: dict[str, Any] = _given(pacing=options.pacing, loop=options.loop)
+    sources.update({gas: {"source": spec} for gas, spec in (("co2", options.co2), ("ch4", options.ch4)) if spec})
+    sections = {
+        "device_id": options.device_id,
+        "model": _given(path=options.model, device=options.device, threads=options.threads),
+        "sinks": sinks, "sources": sources,
+        "pipeline": _given(quiet=options.quiet or None, display=options.display or None, record=options.record,
+                           max_frames=options.max_frames, duration_s=options.duration),
+    }
+    return {key: value for key, value in sections.items() if value}
 
 
-def _open_readers(options: RunOptions, config: RunConfig, stack: ExitStack) -> dict[str, FrameReader]:
+def _open_readers(config: RunConfig, stack: ExitStack) -> dict[str, FrameReader]:
     readers = {}
-    for gas, spec in (("co2", options.co2), ("ch4", options.ch4)):
-        readers[gas] = open_reader(spec, gas, config)
+    for gas in GASES:
+        readers[gas] = open_reader(config.sources.spec(gas), gas, config)
         stack.callback(readers[gas].close)
     if config.sources.pacing == "fast":
         live = [r.name for r in readers.values() if r.live]
@@ -112,11 +118,11 @@ def _stream(gas: str, spec: str, reader: FrameReader, hub: FrameHub, config: Run
                         reconnect_s=(config.sources.reconnect_min_s, config.sources.reconnect_max_s))
 
 
-def _view_hook(options: RunOptions, backend: Backend, fps: float, stack: ExitStack) -> tuple[ResultHook | None,
-                                                                                           list[bool]]:
+def _view_hook(config: PipelineConfig, backend: Backend, fps: float, stack: ExitStack) -> tuple[ResultHook | None,
+                                                                                             list[bool]]:
     """The per-result hook that feeds --display and --record, and a flag the window sets when it is closed."""
-    window = DisplayWindow() if options.display else None
-    recorder = Recorder(options.record, fps, backend.input_size) if options.record else None
+    window = DisplayWindow() if config.display else None
+    recorder = Recorder(Path(config.record), fps, backend.input_size) if config.record else None
     closed = [False]
     if window is None and recorder is None:
         return None, closed
@@ -135,30 +141,31 @@ def _view_hook(options: RunOptions, backend: Backend, fps: float, stack: ExitSta
     return show, closed
 
 
-def _stopping(console: Console, signal_name: str) -> None:
+def _stopping(console: Console, notifier: SystemdNotifier, signal_name: str) -> None:
+    notifier.stopping(f"{signal_name}: stopping")
     console.print(f"{signal_name}: stopping (again to force)", style="yellow")
 
 
 def run(options: RunOptions, console: Console, on_result: ResultHook | None = None) -> RunResult:
     """Run the capture loop as the options say; `on_result` also sees every (pair, prediction) (tests, tools)."""
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
-    synthetic = options.co2 == "synthetic" and options.ch4 == "synthetic"
-    config, merged = load_run_config(options.config, config_overrides(options), synthetic=synthetic)
+    config, merged = load_run_config(options.config, config_overrides(options))
     with ExitStack() as stack:
+        notifier = stack.enter_context(SystemdNotifier())
         # First, so that a signal while the model loads still stops the run cleanly (it stops before starting).
-        signals = stack.enter_context(StopSignals(on_first=lambda name: _stopping(console, name)))
-        readers = _open_readers(options, config, stack)
-        model_path = options.model or default_model_path()
-        backend = stack.enter_context(load_backend(model_path, device=options.device, threads=options.threads))
+        signals = stack.enter_context(StopSignals(on_first=functools.partial(_stopping, console, notifier)))
+        readers = _open_readers(config, stack)
+        model_path = Path(config.model.path) if config.model.path else default_model_path()
+        backend = stack.enter_context(load_backend(model_path, device=config.model.device,
+                                                   threads=config.model.threads))
         tolerance = config.sync.tolerance(tuple(r.fps for r in readers.values()))
-        view_hook, closed = _view_hook(options, backend, min(r.fps or config.sync.default_fps
-                                                             for r in readers.values()), stack)
+        view_hook, closed = _view_hook(config.pipeline, backend, min(r.fps or config.sync.default_fps
+                                                                     for r in readers.values()), stack)
         hub = FrameHub(GASES, config.sources.ring_size, lossless=config.sources.pacing == "fast")
-        streams = {gas: _stream(gas, spec, readers[gas], hub, config)
-                   for gas, spec in (("co2", options.co2), ("ch4", options.ch4))}
+        streams = {gas: _stream(gas, config.sources.spec(gas), readers[gas], hub, config) for gas in GASES}
         inputs = ModelInputs(GASES, {g: camera_preprocessing(backend.contract.preprocessing,
                                                              config.sources.camera(g).value_range, g) for g in GASES})
-        device_id = options.device_id or socket.gethostname()
+        device_id = config.device_id or socket.gethostname()
         service = AlertService(config.alerts, config.sinks, device_id=device_id, model_sha=sha256_file(model_path),
                                run_config={"options": {k: str(v) for k, v in vars(options).items()}, **merged})
 
@@ -171,19 +178,31 @@ def run(options: RunOptions, console: Console, on_result: ResultHook | None = No
                             silent_after_s=config.sync.silent_after_s, tick_s=config.pipeline.tick_s,
                             stats_interval_s=config.pipeline.stats_interval_s,
                             on_result=on_each if view_hook or on_result else None)
+        pipeline.on_tick = functools.partial(notifier.tick, functools.partial(_service_status, pipeline))
         title = (f"fume-edge run · {device_id} · {model_path.name} ({backend.name}) · "
-                 f"CO2 {options.co2} · CH4 {options.ch4} · pairing ±{1000 * tolerance:.0f} ms")
-        view = StatusView(pipeline, title, console, quiet=options.quiet, refresh_hz=config.pipeline.refresh_hz)
+                 f"CO2 {config.sources.spec('co2')} · CH4 {config.sources.spec('ch4')} · "
+                 f"pairing ±{1000 * tolerance:.0f} ms")
+        view = StatusView(pipeline, title, console, quiet=config.pipeline.quiet, refresh_hz=config.pipeline.refresh_hz)
         pipeline.on_events = view.events
         service.start()
+        notifier.ready(f"running {model_path.name} ({backend.name})")
         reason = "error"
         try:
             with view:
-                reason = pipeline.run(lambda: signals.is_set() or closed[0], options.max_frames, options.duration)
+                reason = pipeline.run(lambda: signals.is_set() or closed[0], config.pipeline.max_frames,
+                                      config.pipeline.duration_s)
             if closed[0] and reason == "interrupted" and not signals.is_set():
                 reason = "stopped"
         finally:
+            notifier.stopping(f"stopping: {reason}")
             view.events(service.close(pipeline.stats(), reason, mono=pipeline.sync.now))
         stats = pipeline.stats()
         view.summary(stats, reason)
         return RunResult(reason, stats)
+
+
+def _service_status(pipeline: Pipeline) -> str:
+    """The one-line status systemd shows (`systemctl status fume-edge`)."""
+    c = pipeline.counters
+    silent = f", silent: {', '.join(sorted(pipeline.sync.silent))}" if pipeline.sync.silent else ""
+    return f"{c.inferences} inferences, {c.degraded} degraded{silent}"

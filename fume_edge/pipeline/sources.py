@@ -4,6 +4,7 @@ A reader only reads; the capture thread (`capture.py`) owns pacing, validation, 
 - a camera: `/dev/videoN` or an index (V4L2 through OpenCV: width, height, fps, FourCC; `raw16` keeps 16-bit
   thermal formats such as Y16 at 16 bits instead of OpenCV's 8-bit RGB conversion);
 - a stream URL (`rtsp://`, `http(s)://`, ...) through OpenCV's FFmpeg backend;
+- `csi://N`, `gst:PIPELINE`, and RTSP on a Jetson: through OpenCV's GStreamer backend (`gst_sources.py`);
 - a video file (media time from the file's frame rate, or per frame from a `timestamps` CSV), optionally looped;
 - a folder of images (sorted by name, read at their full bit depth);
 - `synthetic`: the synthetic OGI generator rendering live (`synthetic_source.py`).
@@ -28,6 +29,7 @@ import numpy as np
 
 from fume_edge.errors import FumeEdgeError
 from fume_edge.pipeline.config import CameraConfig, RunConfig
+from fume_edge.pipeline.gst_sources import gstreamer_target
 from fume_edge.runtime.pre import InvalidFrame
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".pgm", ".ppm")
@@ -78,11 +80,15 @@ class OpenCvSource:
     def __init__(self, name: str, target: int | str, kind: str, camera: CameraConfig, loop: bool = False,
                  default_fps: float = 30.0) -> None:
         self.name, self.kind, self.camera, self.loop = name, kind, camera, loop
-        self.live = kind in ("camera", "stream")
-        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+        self.live = kind in ("camera", "stream", "gstreamer")
+        opencv_log = getattr(cv2.utils, "logging", None)  # absent from some system builds (Debian's, JetPack's)
+        if opencv_log is not None:
+            opencv_log.setLogLevel(opencv_log.LOG_LEVEL_ERROR)
         if kind == "camera":
             api = cv2.CAP_V4L2 if sys.platform.startswith("linux") else cv2.CAP_ANY
             params = []
+        elif kind == "gstreamer":
+            api, params = cv2.CAP_GSTREAMER, []
         else:
             api = cv2.CAP_FFMPEG
             params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, OPEN_TIMEOUT_MS, cv2.CAP_PROP_READ_TIMEOUT_MSEC, READ_TIMEOUT_MS]
@@ -91,6 +97,7 @@ class OpenCvSource:
         if not self.cap.isOpened():
             hint = {"camera": "check the device and that no other program holds it (v4l2-ctl --list-devices)",
                     "stream": "check the URL, the network and the camera's credentials",
+                    "gstreamer": "try the pipeline with gst-launch-1.0 (fakesink at the end); CSI needs nvargus-daemon",
                     "file": "check that OpenCV can decode it (ffprobe FILE)"}[kind]
             raise FumeEdgeError(f"{name}: cannot open this {kind}; {hint}")
         if kind == "camera":
@@ -215,6 +222,9 @@ def open_reader(spec: str, gas: str, config: RunConfig) -> FrameReader:
             raise FumeEdgeError(f"{name}: no such camera device {device}; list cameras with `v4l2-ctl "
                                 "--list-devices` or `ls /dev/video*`")
         return OpenCvSource(name, int(spec) if spec.isdigit() else spec, "camera", camera)
+    pipeline = gstreamer_target(spec, name, camera)
+    if pipeline is not None:
+        return OpenCvSource(name, pipeline, "gstreamer", camera)
     if spec.lower().startswith(URL_SCHEMES):
         return OpenCvSource(name, spec, "stream", camera)
     path = Path(spec)

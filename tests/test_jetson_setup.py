@@ -1,0 +1,195 @@
+"""`jetson_setup.sh` against fake Jetson filesystems (`--root`): what it refuses, what it would do, what it writes,
+and that a second run changes nothing. The unit it writes is checked by the real `systemd-analyze`."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from fume_edge.errors import FumeEdgeError
+from fume_edge.pipeline.config import load_run_config
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPT = REPO / "jetson_setup.sh"
+RELEASES = {  # the first line of /etc/nv_tegra_release of each JetPack
+    "5.1": "# R35 (release), REVISION: 4.1, GCID: 33958178, BOARD: t186ref, EABI: aarch64, DATE: Tue Aug  1 19:57:35 UTC 2023",
+    "6.0": "# R36 (release), REVISION: 3.0, GCID: 36191598, BOARD: generic, EABI: aarch64, DATE: Mon May  6 17:34:21 UTC 2024",
+    "6.2": "# R36 (release), REVISION: 4.3, GCID: 38968081, BOARD: generic, EABI: aarch64, DATE: Wed Jan  8 01:49:37 UTC 2025",
+    "7.2": "# R39 (release), REVISION: 0.0, GCID: 1, BOARD: generic, EABI: aarch64, DATE: Mon Jan  1 00:00:00 UTC 2026",
+}
+EXPECTED = {"6.0": "TensorRT 8.6.2, CUDA 12.2, Python 3.10", "6.2": "TensorRT 10.3, CUDA 12.6, Python 3.10",
+            "7.2": "TensorRT 10.16, CUDA 13.x, Python 3.12"}
+
+
+def jetson_root(folder: Path, jetpack: str) -> Path:
+    (folder / "etc").mkdir(parents=True)
+    (folder / "etc/nv_tegra_release").write_text(RELEASES[jetpack] + "\n")
+    return folder
+
+
+def setup(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["bash", str(SCRIPT), "--root", str(root), *args], capture_output=True, text=True,
+                          timeout=120, stdin=subprocess.DEVNULL)
+
+
+def files(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_shellcheck_has_no_warnings() -> None:
+    if shutil.which("shellcheck") is None:
+        pytest.skip("shellcheck is not installed (apt-get install shellcheck; .ci/run does)")
+    result = subprocess.run(["shellcheck", "--severity=style", str(SCRIPT)], capture_output=True, text=True)
+    assert result.returncode == 0 and not result.stdout, result.stdout
+
+
+def test_jetpack_5_is_refused_with_the_upgrade_path(tmp_path: Path) -> None:
+    result = setup(jetson_root(tmp_path, "5.1"), "--dry-run")
+    assert result.returncode == 1
+    assert "JetPack 5.1.x (L4T 35.4.1) ships Python 3.8, below fume-edge's floor (3.10)" in result.stderr
+    assert "flash JetPack 6.2" in result.stderr and "no apt upgrade" in result.stderr
+    assert "2/9" not in result.stdout  # nothing after the detection
+
+
+@pytest.mark.parametrize("jetpack", ["6.0", "6.2", "7.2"])
+def test_dry_run_prints_the_versions_and_every_step_and_changes_nothing(tmp_path: Path, jetpack: str) -> None:
+    root = jetson_root(tmp_path, jetpack)
+    before = files(root)
+    result = setup(root, "--dry-run", "--co2-camera", "serial:CO2-0042", "--ch4-camera", "path:platform-3610000.usb-0:2:1.0")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert f"JetPack {jetpack}, {EXPECTED[jetpack]}" in out
+    assert [int(n) for n in re.findall(r"^==> (\d)/9", out, re.M)] == list(range(1, 10))
+    cuda_major = EXPECTED[jetpack].split("CUDA ")[1][:2]
+    for action in ("apt-get install -y python3-venv python3-pip python3-libnvinfer nvidia-opencv v4l-utils",
+                   "useradd --system", "python3 -m venv --system-site-packages /opt/fume-edge/venv",
+                   f"numpy<2 onnxruntime", f"cuda-python>={cuda_major},<{int(cuda_major) + 1}",
+                   "udevadm trigger", "systemctl daemon-reload", "--int8 -o /var/lib/fume-edge/engines/fume_default.engine",
+                   "bench /var/lib/fume-edge/engines/fume_default.engine --check", "systemctl enable --now fume-edge"):
+        assert action in out, action
+    for path in ("/etc/udev/rules.d/99-fume-edge-cameras.rules", "/etc/fume-edge/run.yaml",
+                 "/etc/fume-edge/mqtt.credentials", "/etc/systemd/system/fume-edge.service"):
+        assert f"would write: {path}" in out
+    assert out.rstrip().endswith("dry run, nothing changed.")
+    assert files(root) == before
+
+
+def test_elsewhere_it_refuses_unless_forced(tmp_path: Path) -> None:
+    refused = setup(tmp_path, "--dry-run")
+    assert refused.returncode == 1 and "not a Jetson" in refused.stderr and "--force" in refused.stderr
+    forced = setup(tmp_path, "--dry-run", "--force")
+    assert forced.returncode == 0 and "JetPack 6.2 values" in forced.stdout
+
+
+def test_an_unknown_jetpack_names_the_table_to_extend(tmp_path: Path) -> None:
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc/nv_tegra_release").write_text("# R38 (release), REVISION: 2.0, GCID: 1\n")
+    result = setup(tmp_path, "--dry-run")
+    assert result.returncode == 1 and "L4T 38.2.0" in result.stderr and "jetpack.tsv" in result.stderr
+
+
+def test_a_camera_that_is_not_an_id_is_one_error(tmp_path: Path) -> None:
+    result = setup(jetson_root(tmp_path, "6.2"), "--dry-run", "--co2-camera", "usb-left")
+    assert result.returncode == 1 and "--co2-camera usb-left: expected /dev/videoN, serial:SERIAL" in result.stderr
+
+
+def test_two_cameras_with_one_serial_are_refused(tmp_path: Path) -> None:
+    result = setup(jetson_root(tmp_path, "6.2"), "--dry-run", "--co2-camera", "serial:0001", "--ch4-camera",
+                   "serial:0001")
+    assert result.returncode == 1 and "identical serials" in result.stderr and "path:ID_PATH" in result.stderr
+
+
+@pytest.fixture
+def installed(tmp_path: Path) -> Path:
+    """A JetPack 6.2 filesystem after one real run of the script under --root."""
+    root = jetson_root(tmp_path / "root", "6.2")
+    result = setup(root, "--co2-camera", "serial:CO2-0042", "--ch4-camera", "csi://0", "--mqtt",
+                   "mqtts://edge:s3cr%40t@broker.farm:8883/farm", "--device-id", "barn-7")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "not run (--root): useradd" in result.stdout
+    return root
+
+
+def test_install_writes_the_files_and_a_second_run_changes_nothing(installed: Path) -> None:
+    rules = (installed / "etc/udev/rules.d/99-fume-edge-cameras.rules").read_text()
+    assert ('SUBSYSTEM=="video4linux", ENV{ID_SERIAL_SHORT}=="CO2-0042", ATTR{index}=="0", SYMLINK+="fume-co2", '
+            'GROUP="video", MODE="0660"') in rules
+    assert 'SYMLINK+="fume-ch4"' not in rules  # the CSI camera is opened directly
+    credentials = installed / "etc/fume-edge/mqtt.credentials"
+    assert oct(credentials.stat().st_mode & 0o777) == "0o600"
+    wants = installed / "etc/systemd/system/multi-user.target.wants/fume-edge.service"
+    assert os.readlink(wants) == "/etc/systemd/system/fume-edge.service"
+    unit = (installed / "etc/systemd/system/fume-edge.service").read_text()
+    assert "PrivateTmp=no" in unit  # nvargus-daemon's socket is in /tmp
+    before = files(installed)
+    again = setup(installed, "--co2-camera", "serial:CO2-0042", "--ch4-camera", "csi://0", "--mqtt",
+                  "mqtts://edge:s3cr%40t@broker.farm:8883/farm")
+    assert again.returncode == 0, again.stderr
+    assert "wrote:" not in again.stdout and "nothing to do, everything was already in place" in again.stdout
+    assert files(installed) == before
+
+
+def test_the_written_run_yaml_is_a_valid_config_for_the_service(installed: Path, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    path = installed / "etc/fume-edge/run.yaml"
+    with pytest.raises(FumeEdgeError, match=r"sinks\.mqtt\.credentials: cannot read \$\{CREDENTIALS_DIRECTORY\}/mqtt"):
+        load_run_config(path)  # outside the service, where systemd passes no credentials
+    credentials = tmp_path / "credentials"  # what LoadCredential=mqtt:/etc/fume-edge/mqtt.credentials makes
+    credentials.mkdir()
+    shutil.copy(installed / "etc/fume-edge/mqtt.credentials", credentials / "mqtt")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(credentials))
+    config, _ = load_run_config(path)
+    assert (config.sources.spec("co2"), config.sources.spec("ch4")) == ("/dev/fume-co2", "csi://0")
+    assert config.device_id == "barn-7" and config.pipeline.quiet
+    assert config.model.path == "/var/lib/fume-edge/engines/fume_default.engine"
+    assert config.sinks.sqlite.path == "/var/lib/fume-edge/alerts.db"
+    assert config.sinks.mqtt.url == "mqtts://broker.farm:8883/farm"  # the login went to the credentials file
+    assert config.sinks.mqtt.login() == ("edge", "s3cr@t") and "s3cr" not in path.read_text()
+    assert yaml.safe_load(path.read_text())["sinks"]["mqtt"]["credentials"] == "${CREDENTIALS_DIRECTORY}/mqtt"
+
+
+def test_the_unit_passes_systemd_analyze_verify(installed: Path) -> None:
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.skip("systemd-analyze is not installed (apt-get install systemd; .ci/run does)")
+    units = installed / "usr/lib/systemd/system"
+    units.mkdir(parents=True)
+    for unit in Path("/lib/systemd/system").glob("*.target"):  # what the unit's dependencies name
+        shutil.copy(unit, units)
+    executable = installed / "opt/fume-edge/venv/bin/fume-edge"  # what `pip install` puts there on the device
+    executable.parent.mkdir(parents=True)
+    shutil.copy(sys.executable, executable)
+    result = subprocess.run([analyze, "verify", f"--root={installed}", "fume-edge.service"], capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0 and not result.stdout + result.stderr, result.stdout + result.stderr
+    security = subprocess.run([analyze, "security", "--offline=yes", f"--root={installed}", "fume-edge.service"],
+                              capture_output=True, text=True, timeout=60)
+    exposure = re.search(r"Overall exposure level for fume-edge.service: ([0-9.]+)", security.stdout)
+    assert exposure is not None, security.stdout + security.stderr
+    assert float(exposure.group(1)) <= 2.5, security.stdout  # 1.9 with a CSI camera; without hardening 9.2
+
+
+def test_the_venv_requirements_are_pyprojects_without_pip_opencv() -> None:
+    tomllib = pytest.importorskip("tomllib")
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    wanted = {re.split(r"[<>=]", d)[0] for d in project["dependencies"] + project["optional-dependencies"]["mqtt"]}
+    line = next(l for l in SCRIPT.read_text().splitlines() if l.startswith("requirements=("))
+    listed = {re.split(r"[<>=]", item.strip('"'))[0] for item in line[len("requirements=("):-1].split()}
+    listed = {item for item in listed if not item.startswith("$")} | {"numpy"}  # numpy: the JetPack pin
+    assert listed == wanted - {"opencv-python-headless"}
+
+
+def test_no_service_leaves_the_unit_disabled(tmp_path: Path) -> None:
+    root = jetson_root(tmp_path, "6.2")
+    result = setup(root, "--no-service")
+    assert result.returncode == 0, result.stderr
+    assert "--no-service: not enabled" in result.stdout and "systemctl enable" not in result.stdout
+    assert (root / "etc/systemd/system/fume-edge.service").is_file()
+    assert not (root / "etc/systemd/system/multi-user.target.wants").exists()
