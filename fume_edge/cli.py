@@ -173,11 +173,23 @@ def alerts(
     alert_type: Optional[str] = typer.Option(None, "--type", help="Only this alert type, e.g. acidosis_risk, camera_degraded."),
     as_json: bool = typer.Option(False, "--json", help="One JSON event per line (the JSONL/MQTT schema) instead of a table."),
     limit: Optional[int] = typer.Option(None, "--limit", help="Only the newest N events."),
+    subject: Optional[str] = typer.Option(None, "--subject", help="Only events raised while this animal or sample id was set."),
 ) -> None:
     """List or export alert events (read-only; safe while `run` is writing)."""
     from fume_edge.alerts.report import show_alerts
 
-    show_alerts(db, since=since, alert_type=alert_type, as_json=as_json, limit=limit)
+    show_alerts(db, since=since, alert_type=alert_type, as_json=as_json, limit=limit, subject=subject)
+
+
+@app.command()
+def tag(
+    subject: str = typer.Argument(..., help="Animal or sample id for the results from now on; '' clears it."),
+    db: Path = typer.Option(Path("alerts.db"), "--db", help="Alert database of the running `fume-edge run`."),
+) -> None:
+    """Set the current subject (animal or sample id): a running `run` tags every alert and trend row with it."""
+    from fume_edge.alerts.subject import tag_command
+
+    tag_command(db, subject)
 
 
 @app.command()
