@@ -4,7 +4,7 @@
 # What this does, and why:
 #  - a venv with --system-site-packages, so JetPack's TensorRT (apt: python3-libnvinfer) and its GStreamer-enabled
 #    OpenCV stay visible; pip's tensorrt and opencv wheels would shadow them, so they are never installed here;
-#  - fume-edge with the mqtt extra; torch is not needed on the device (the runtime uses ONNX Runtime / TensorRT).
+#  - fume-edge with the mqtt and web extras; torch is not needed on the device (the runtime uses ONNX Runtime / TensorRT).
 # JetPack 5.1 (Python 3.8) is below fume-edge's Python floor (3.10): upgrade to JetPack 6.
 set -euo pipefail
 
@@ -23,7 +23,7 @@ venv="${FUME_VENV:-$here/.venv}"
 python3 -m venv --system-site-packages "$venv"
 "$venv/bin/pip" install -q --upgrade pip
 # --no-deps for opencv: keep JetPack's OpenCV; install the rest of the runtime normally.
-"$venv/bin/pip" install -q numpy typer rich pyyaml paho-mqtt
+"$venv/bin/pip" install -q numpy typer rich pyyaml paho-mqtt starlette uvicorn prometheus-client
 "$venv/bin/pip" install -q --no-deps -e "$here"
 "$venv/bin/python" -c 'import onnxruntime' 2>/dev/null \
   || echo "jetson_setup: note: onnxruntime-gpu for Jetson comes from NVIDIA's Jetson wheels (not PyPI); install it to run .onnx models"

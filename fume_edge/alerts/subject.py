@@ -67,10 +67,11 @@ def current_subject(store: AlertStore) -> str | None:
 
 
 class SubjectWatcher:
-    """Calls `on_change(subject)` with the current subject at start and after every change logged in `store`."""
+    """Calls `on_change(subject)` with the current subject at start and after every change logged in the alert
+    database at `db` (read through its own read-only connection, closed on exit)."""
 
-    def __init__(self, store: AlertStore, on_change: Callable[[str | None], None], poll_s: float = 1.0) -> None:
-        self.store, self.on_change, self.poll_s = store, on_change, poll_s
+    def __init__(self, db: str | Path, on_change: Callable[[str | None], None], poll_s: float = 1.0) -> None:
+        self.store, self.on_change, self.poll_s = AlertStore(db, readonly=True), on_change, poll_s
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="fume-edge-subject", daemon=True)
         self._last_id: int | None = None
@@ -97,7 +98,9 @@ class SubjectWatcher:
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
-        self._thread.join()
+        if self._thread.is_alive():
+            self._thread.join()
+        self.store.close()
 
 
 def tag_command(db: Path, text: str) -> None:

@@ -19,7 +19,9 @@ from typing import Any
 
 from rich.console import Console
 
+from fume_edge import __version__
 from fume_edge.alerts.service import AlertService
+from fume_edge.alerts.subject import SubjectWatcher
 from fume_edge.assets import default_model_path
 from fume_edge.errors import FumeEdgeError
 from fume_edge.hashing import sha256_file
@@ -62,6 +64,7 @@ class RunOptions:
     threads: int | None = None
     pacing: str | None = None
     loop: bool | None = None
+    http: str | None = None
 
 
 @dataclass
@@ -88,7 +91,8 @@ def config_overrides(options: RunOptions) -> dict[str, Any]:
     if options.pacing not in (None, "realtime", "fast"):
         raise FumeEdgeError(f"--pacing {options.pacing}: expected realtime or fast")
     sources = {k: v for k, v in (("pacing", options.pacing), ("loop", options.loop)) if v is not None}
-    return {key: value for key, value in (("sinks", sinks), ("sources", sources)) if value}
+    http = {} if options.http is None else {"listen": options.http}
+    return {key: value for key, value in (("sinks", sinks), ("sources", sources), ("http", http)) if value}
 
 
 def _open_readers(options: RunOptions, config: RunConfig, stack: ExitStack) -> dict[str, FrameReader]:
@@ -135,6 +139,22 @@ def _view_hook(options: RunOptions, backend: Backend, fps: float, stack: ExitSta
     return show, closed
 
 
+def _web_run(config: RunConfig, backend: Backend) -> Any:
+    """The web side (`--http`), checked before anything starts; None without it."""
+    if config.http.listen is None:
+        return None
+    from fume_edge.web.attach import WebRun  # needs the `web` extra
+
+    return WebRun(config.http, GASES, backend.input_size)
+
+
+def _subject(service: AlertService, console: Console, subject: str | None) -> None:
+    """A change of the current subject (from the page, MQTT or `fume-edge tag`): tag what follows, say so."""
+    if subject is not None or service.policy.subject is not None:
+        console.print(f"subject: {subject or '(none)'}", style="cyan", highlight=False)
+    service.policy.subject = subject
+
+
 def _stopping(console: Console, signal_name: str) -> None:
     console.print(f"{signal_name}: stopping (again to force)", style="yellow")
 
@@ -159,18 +179,26 @@ def run(options: RunOptions, console: Console, on_result: ResultHook | None = No
         inputs = ModelInputs(GASES, {g: camera_preprocessing(backend.contract.preprocessing,
                                                              config.sources.camera(g).value_range, g) for g in GASES})
         device_id = options.device_id or socket.gethostname()
-        service = AlertService(config.alerts, config.sinks, device_id=device_id, model_sha=sha256_file(model_path),
+        web = _web_run(config, backend)
+        model_sha = sha256_file(model_path)
+        service = AlertService(config.alerts, config.sinks, device_id=device_id, model_sha=model_sha,
                                run_config={"options": {k: str(v) for k, v in vars(options).items()}, **merged})
+        hooks = [hook for hook in (view_hook, on_result, web and web.feed.on_result) if hook is not None]
 
         def on_each(pair: Pair, prediction: Prediction) -> None:
-            for hook in (view_hook, on_result):
-                if hook is not None:
-                    hook(pair, prediction)
+            for hook in hooks:
+                hook(pair, prediction)
 
         pipeline = Pipeline(streams, hub, backend, service, inputs, tolerance_s=tolerance,
                             silent_after_s=config.sync.silent_after_s, tick_s=config.pipeline.tick_s,
-                            stats_interval_s=config.pipeline.stats_interval_s,
-                            on_result=on_each if view_hook or on_result else None)
+                            stats_interval_s=config.pipeline.stats_interval_s, on_result=on_each if hooks else None)
+        stack.enter_context(SubjectWatcher(config.sinks.sqlite.path, functools.partial(_subject, service, console)))
+        if web is not None:
+            info = {"device_id": device_id, "model": model_path.name, "model_sha256": model_sha,
+                    "backend": backend.name, "version": __version__}
+            server = web.serve(pipeline, service, db=config.sinks.sqlite.path, info=info, stack=stack,
+                               snapshot_dir=config.sinks.snapshots.dir)
+            console.print(f"web page: {server.url}  (API /api/status, metrics /metrics)", highlight=False)
         title = (f"fume-edge run · {device_id} · {model_path.name} ({backend.name}) · "
                  f"CO2 {options.co2} · CH4 {options.ch4} · pairing ±{1000 * tolerance:.0f} ms")
         view = StatusView(pipeline, title, console, quiet=options.quiet, refresh_hz=config.pipeline.refresh_hz)
