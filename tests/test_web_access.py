@@ -14,22 +14,10 @@ import pytest
 
 from fume_edge.web.access import AccessPolicy
 from mqtt_broker import free_port
-from pipeline_support import FRAME_SIZE, small_onnx  # noqa: F401 (fixture)
-from web_support import FUME_EDGE, WebRun
+from pipeline_support import small_onnx  # noqa: F401 (fixture)
+from web_support import FUME_EDGE, LOOPING_OUTAGE, WebRun
 
 TOKEN = "s3cret-barn-token"
-# Small synthetic frames; the CH4 camera drops out 2 s into every 6 s loop, so `camera_degraded` starts (with a
-# snapshot) and ends again and again while the tests run.
-LOOPING_OUTAGE = f"""
-sources:
-  co2: {{width: {FRAME_SIZE[0]}, height: {FRAME_SIZE[1]}}}
-  ch4: {{width: {FRAME_SIZE[0]}, height: {FRAME_SIZE[1]}}}
-  synthetic:
-    fps: 10.0
-    segments: [{{ph: 6.4, seconds: 6.0}}]
-    outage: {{gas: ch4, start_s: 2.0, seconds: 2.0}}
-sync: {{silent_after_s: 0.5}}
-"""
 READS = ("/api/status", "/api/alerts", "/api/trend?hours=1", "/metrics", "/api/frame/co2.jpg")
 
 

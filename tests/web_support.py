@@ -13,9 +13,23 @@ from typing import Any, Callable
 import httpx
 
 from mqtt_broker import free_port
+from pipeline_support import FRAME_SIZE
 
 FUME_EDGE = [sys.executable, "-c", "import sys; from fume_edge.cli import main; sys.argv[0] = 'fume-edge'; main()"]
 ARTIFACTS = Path(os.environ.get("FUME_EDGE_TEST_ARTIFACTS", Path(__file__).resolve().parent.parent / "test-artifacts"))
+
+# Small synthetic frames; the CH4 camera drops out 2 s into every 6 s loop, so `camera_degraded` starts (with a
+# snapshot) and ends again and again while a test runs.
+LOOPING_OUTAGE = f"""
+sources:
+  co2: {{width: {FRAME_SIZE[0]}, height: {FRAME_SIZE[1]}}}
+  ch4: {{width: {FRAME_SIZE[0]}, height: {FRAME_SIZE[1]}}}
+  synthetic:
+    fps: 10.0
+    segments: [{{ph: 6.4, seconds: 6.0}}]
+    outage: {{gas: ch4, start_s: 2.0, seconds: 2.0}}
+sync: {{silent_after_s: 0.5}}
+"""
 
 
 class WebRun:

@@ -39,7 +39,8 @@ class WebRun:
         self.feed.on_each = StageHistograms(self.registry, lambda: pipeline.counters).update
         policy = service.policy
         self.registry.register(PipelineCollector(pipeline.stats, self.feed.fps,
-                                                 lambda: [alert.type for alert in policy.open_alerts], info))
+                                                 lambda: [alert.type for alert in policy.open_alerts],
+                                                 lambda: self.feed.encoded, info))
         store = stack.enter_context(AlertStore(db))
         sources = WebSources(pipeline, self.feed, store, None if snapshot_dir is None else Path(snapshot_dir).resolve(),
                              info, self.config.stale_after_s)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any, Callable, Iterator
 
-from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client import CollectorRegistry, Histogram, disable_created_metrics
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, StateSetMetricFamily
 from prometheus_client.registry import Collector
 
@@ -30,6 +30,8 @@ class StageHistograms:
     """`fume_edge_stage_seconds{stage}`, fed from the loop's running sums after each result."""
 
     def __init__(self, registry: CollectorRegistry, counters: Callable[[], LoopCounters]) -> None:
+        # `_created` series would show up as extra gauge families in the text format; scrapers know the start.
+        disable_created_metrics()
         self.histogram = Histogram(f"{PREFIX}_stage_seconds", "Time per inference in each pipeline stage",
                                    ["stage"], registry=registry, buckets=BUCKETS)
         self._children = {stage: self.histogram.labels(stage) for stage in (*dict(_STAGES), "capture_to_result")}
@@ -50,8 +52,9 @@ class PipelineCollector(Collector):
     """Everything else, from `stats()` (Pipeline.stats), `open_alerts()` and `info` at scrape time."""
 
     def __init__(self, stats: Callable[[], dict[str, Any]], fps: Callable[[], float],
-                 open_alerts: Callable[[], list[str]], info: dict[str, str]) -> None:
+                 open_alerts: Callable[[], list[str]], encoded: Callable[[], int], info: dict[str, str]) -> None:
         self._stats, self._fps, self._open_alerts, self._info = stats, fps, open_alerts, info
+        self._encoded = encoded
 
     def collect(self) -> Iterator[Any]:
         stats = self._stats()
@@ -78,6 +81,8 @@ class PipelineCollector(Collector):
                                   value=sinks["written"])
         yield CounterMetricFamily(f"{PREFIX}_alert_events_dropped", "Alert events lost to a full sink queue",
                                   value=sinks["dropped"])
+        yield CounterMetricFamily(f"{PREFIX}_web_frames_encoded", "Camera JPEGs encoded for page viewers",
+                                  value=self._encoded())
         yield InfoMetricFamily(f"{PREFIX}_model", "The model and backend this run uses", value=self._info)
 
     @staticmethod
