@@ -102,8 +102,8 @@ def test_page_shows_cameras_ph_and_an_alert_that_starts_while_it_is_open(tmp_pat
         tint = {cam: _wait(f"the {cam} image", lambda cam=cam: browser.execute_script(COUNT_TINT, f"frame-{cam}"), 60)
                 for cam in ("co2", "ch4")}
         for cam, counts in tint.items():
-            assert (counts["width"], counts["height"]) == (640, 480), cam
-            assert counts["gas"] + counts["tube"] > 0.005 * 640 * 480, (cam, counts)  # the mask overlay is drawn
+            assert (counts["width"], counts["height"]) == (320, 240), cam  # run.yaml http.frame_width
+            assert counts["gas"] + counts["tube"] > 0.005 * 320 * 240, (cam, counts)  # the mask overlay is drawn
         assert run.get("/api/status").json()["open_alerts"] == [], "the alert must start after the page loaded"
         assert by_id("open-alerts").text == "none"
 

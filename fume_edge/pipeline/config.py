@@ -127,11 +127,14 @@ class HttpConfig:
     token_env: str
     public_read: bool
     frame_fps: float
+    frame_width: int | None
     jpeg_quality: int
     stale_after_s: float
 
     def validate(self, where: str) -> None:
         _require(self.frame_fps > 0, f"{where}.frame_fps", f"must be > 0, got {self.frame_fps}")
+        _require(self.frame_width is None or self.frame_width >= 16, f"{where}.frame_width",
+                 f"must be >= 16 pixels or null, got {self.frame_width}")
         _require(1 <= self.jpeg_quality <= 100, f"{where}.jpeg_quality", f"must be 1..100, got {self.jpeg_quality}")
         _require(self.stale_after_s > 0, f"{where}.stale_after_s", f"must be > 0, got {self.stale_after_s}")
 

@@ -30,7 +30,9 @@ class WebRun:
         self.host, self.port = parse_listen(config.listen)
         self.access = AccessPolicy.for_listen(self.host, load_token(config.token_file, config.token_env),
                                               config.public_read)
-        self.feed = LiveFeed(cameras, size, frame_fps=config.frame_fps, jpeg_quality=config.jpeg_quality)
+        width = config.frame_width or size[0]
+        self.feed = LiveFeed(cameras, (width, round(width * size[1] / size[0])), frame_fps=config.frame_fps,
+                             jpeg_quality=config.jpeg_quality)
         self.registry = CollectorRegistry()
 
     def serve(self, pipeline: Pipeline, service: AlertService, *, db: str, snapshot_dir: str | None,

@@ -43,6 +43,7 @@ class LiveFeed:
 
     def __init__(self, cameras: tuple[str, ...], size: tuple[int, int], *, frame_fps: float, jpeg_quality: int,
                  on_each: Callable[[], None] | None = None) -> None:
+        """`size`: (width, height) of the camera images served."""
         self.cameras, self.size = cameras, size
         self.frame_interval_s, self.jpeg_quality = 1.0 / frame_fps, jpeg_quality
         self.on_each = on_each  # e.g. the stage histograms' update, run in the loop thread
