@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import logging
 import socket
+import time
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -151,7 +152,7 @@ def _web_run(config: RunConfig, backend: Backend) -> Any:
 def _subject(service: AlertService, console: Console, subject: str | None) -> None:
     """A change of the current subject (from the page, MQTT or `fume-edge tag`): tag what follows, say so."""
     if subject is not None or service.policy.subject is not None:
-        console.print(f"subject: {subject or '(none)'}", style="cyan", highlight=False)
+        console.print(f"{time.strftime('%H:%M:%S')} subject: {subject or '(none)'}", style="cyan", highlight=False)
     service.policy.subject = subject
 
 

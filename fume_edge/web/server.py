@@ -21,6 +21,7 @@ from typing import Any, Callable
 import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
@@ -119,7 +120,7 @@ def build_app(src: WebSources, access: AccessPolicy, registry: CollectorRegistry
             subject = check_subject(body.get("subject") if isinstance(body, dict) else None)
         except (ValueError, FumeEdgeError) as exc:
             return _bad(str(exc))
-        change = set_subject(src.store, subject, "web")
+        change = await run_in_threadpool(set_subject, src.store, subject, "web")  # a committed write: off the loop
         src.pipeline.alerts.policy.subject = subject  # now; the run's watcher confirms it from the log
         return JSONResponse({"subject": subject, "time": change.epoch})
 
