@@ -4,9 +4,9 @@
 
 One `fume-edge run --co2 synthetic --ch4 synthetic --pacing fast --http 127.0.0.1:PORT` (every pair inferred as
 fast as the model allows, so inference takes all the CPU it can get) is split into alternating windows: in
-"watched" windows a viewer in a separate process does what the page does on a phone (/api/status and /healthz
-every second, both camera JPEGs every 0.5 s, /api/alerts and /api/trend every 5 s) plus a Prometheus scrape of
-/metrics every 5 s; in "unwatched" windows nothing but the two /api/status reads that count the window's
+"watched" windows a viewer in a separate process does what the page does on a phone (/api/status every second,
+both camera JPEGs every 0.5 s, /api/alerts and /api/trend every 5 s) plus a Prometheus scrape of /metrics every
+5 s; in "unwatched" windows nothing but the two /api/status reads that count the window's
 inferences. Windows pair up (watched first or second in turn) so that load from other processes, which drifts
 slowly, hits both alike; the headline is the median of the per-pair FPS ratios. CPU seconds per inference of the
 `run` process in each kind of window tell what serving costs the device whatever else the machine does. (A real
@@ -20,7 +20,6 @@ import argparse
 import json
 import multiprocessing
 import os
-import re
 import socket
 import statistics
 import subprocess
@@ -37,7 +36,7 @@ from pipeline_fps import ROOT, machine, machine_slug  # noqa: E402
 TARGET = 0.95
 WARMUP_S = 5.0
 # (path, interval s): what the page asks for, and a Prometheus scrape.
-PAGE_REQUESTS = (("/api/status", 1.0), ("/healthz", 1.0), ("/api/frame/co2.jpg", 0.5), ("/api/frame/ch4.jpg", 0.5),
+PAGE_REQUESTS = (("/api/status", 1.0), ("/api/frame/co2.jpg", 0.5), ("/api/frame/ch4.jpg", 0.5),
                  ("/api/alerts?page=0&per_page=15", 5.0), ("/api/trend?hours=6", 5.0), ("/metrics", 5.0))
 
 

@@ -10,7 +10,8 @@ worker threads, so a slow client or a slow query holds a worker, never the infer
 from __future__ import annotations
 
 import json
-import logging
+import math
+import os
 import socket
 import threading
 import time
@@ -33,9 +34,9 @@ from fume_edge.errors import FumeEdgeError
 from fume_edge.web.access import AccessPolicy
 from fume_edge.web.status import WebSources, alerts_page, health, status, trend
 
-log = logging.getLogger(__name__)
 STATIC = Path(str(resources.files("fume_edge.web") / "static"))
 Handler = Callable[[Request], Response]
+WEB_NICENESS = 10
 
 
 def _unauthorized(why: str) -> Response:
@@ -83,6 +84,8 @@ def build_app(src: WebSources, access: AccessPolicy, registry: CollectorRegistry
             hours = float(request.query_params.get("hours", 6))
         except ValueError:
             return _bad("hours: a number")
+        if not math.isfinite(hours):
+            return _bad("hours: a finite number")
         return JSONResponse(trend(src, min(max(hours, 0.02), 24 * 365), request.query_params.get("subject") or None))
 
     def frame(request: Request) -> Response:
@@ -155,8 +158,17 @@ class WebServer:
         self.host, self.port = host, self.socket.getsockname()[1]
         # No access log: request lines could carry a token, and a barn device's journal has better uses.
         self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off"))
-        self._thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.socket]},
-                                        name="fume-edge-web", daemon=True)
+        self._thread = threading.Thread(target=self._serve, name="fume-edge-web", daemon=True)
+
+    def _serve(self) -> None:
+        # Lower this thread's CPU priority (Linux: per thread, inherited by the worker threads it starts), so
+        # on a busy CPU the scheduler serves inference first and the page waits.
+        if hasattr(os, "setpriority"):
+            try:
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WEB_NICENESS)
+            except OSError:
+                pass
+        self.server.run(sockets=[self.socket])
 
     @property
     def url(self) -> str:

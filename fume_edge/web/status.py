@@ -81,6 +81,7 @@ def status(src: WebSources) -> dict[str, Any]:
                "class": None if smoothed is None else max(smoothed, key=lambda name: smoothed[name]),
                "frame": None if frame_probs is None else {n: float(p) for n, p in zip(PH_CLASS_NAMES, frame_probs)}},
         "gas_areas": areas, "open_alerts": src.open_alerts(), "sinks": stats["sinks"],
+        "frame_interval_s": feed.frame_interval_s, "health": health(src, stats)[1],
     }
 
 
@@ -102,11 +103,11 @@ def trend(src: WebSources, hours: float, subject: str | None) -> dict[str, Any]:
             "rows": [{**row.to_dict(), "time": iso_utc(row.minute)} for row in rows]}
 
 
-def health(src: WebSources) -> tuple[bool, dict[str, Any]]:
+def health(src: WebSources, stats: dict[str, Any] | None = None) -> tuple[bool, dict[str, Any]]:
     """Healthy while results flow (one within `stale_after_s`) and no sink write failed within it."""
     now = time.monotonic()
     latest = src.feed.latest
-    errors = src.stats()["sinks"]["errors"]
+    errors = (stats or src.stats())["sinks"]["errors"]
     with src._lock:
         if errors != src._errors[0]:
             src._errors = (errors, now)

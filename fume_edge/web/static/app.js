@@ -1,10 +1,9 @@
 // fume-edge device page: polls the JSON API, refreshes the camera images while the page is visible.
 "use strict";
 const COLORS = { Healthy: "#46a758", Transitional: "#f5a524", Acidotic: "#e5484d", co2: "#4ea1ff", ch4: "#c084fc" };
-const FRAME_MS = 500;        // the server encodes at most http.frame_fps images per second anyway
 const STATUS_MS = 1000;
 const $ = (id) => document.getElementById(id);
-const state = { page: 0, written: null, types: false };
+const state = { page: 0, written: null, frameMs: 500 };
 
 // The token: from #token=... once (the fragment never reaches the server or its logs), then this tab's storage.
 (function takeToken() {
@@ -64,13 +63,13 @@ function showStatus(s) {
   text($("subject"), s.subject || "(none)");
   text($("subject-since"), s.subject_since ? "since " + s.subject_since.slice(0, 19).replace("T", " ") + " UTC" : "");
   if (state.written !== k.written) { state.written = k.written; loadHistory(); }
+  state.frameMs = 1000 * s.frame_interval_s;  // the server's http.frame_fps: faster asks would get the same image
+  text($("health"), s.health.status); $("health").className = "pill " + (s.health.status === "ok" ? "ok" : "bad");
 }
 
 async function pollStatus() {
   try {
     showStatus(await api("/api/status"));
-    const h = await fetch("/healthz").then((r) => r.json());
-    text($("health"), h.status); $("health").className = "pill " + (h.status === "ok" ? "ok" : "bad");
   } catch (e) {
     text($("health"), e.message === "401" ? "token needed" : "offline"); $("health").className = "pill bad";
   }
@@ -80,7 +79,7 @@ async function pollStatus() {
 // Camera images: the next one is asked for only after the last arrived, and only while the page is visible.
 function refreshFrame(cam) {
   const img = $("frame-" + cam);
-  const next = () => setTimeout(() => refreshFrame(cam), FRAME_MS);
+  const next = () => setTimeout(() => refreshFrame(cam), state.frameMs);
   if (document.visibilityState !== "visible") { next(); return; }
   const loader = new Image();
   loader.onload = () => { img.src = loader.src; next(); };
