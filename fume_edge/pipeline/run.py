@@ -16,7 +16,7 @@ import time
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
@@ -37,6 +37,9 @@ from fume_edge.pipeline.status import StatusView
 from fume_edge.pipeline.sync import Pair
 from fume_edge.pipeline.view import DisplayWindow, Recorder, compose_view
 from fume_edge.runtime.base import Backend, Prediction, load_backend
+
+if TYPE_CHECKING:
+    from fume_edge.web.attach import WebRun
 
 
 @dataclass
@@ -140,7 +143,7 @@ def _view_hook(options: RunOptions, backend: Backend, fps: float, stack: ExitSta
     return show, closed
 
 
-def _web_run(config: RunConfig, backend: Backend) -> Any:
+def _web_run(config: RunConfig, backend: Backend) -> WebRun | None:
     """The web side (`--http`), checked before anything starts; None without it."""
     if config.http.listen is None:
         return None

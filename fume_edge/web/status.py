@@ -55,6 +55,13 @@ class WebSources:
             return None
         return f"/snapshots/{Path(path).name}"
 
+    def last_sink_error(self, errors: int, now: float) -> float | None:
+        """When the sink error count last grew, given its value `errors` seen at `now` (None: no error yet)."""
+        with self._lock:
+            if errors != self._errors[0]:
+                self._errors = (errors, now)
+            return self._errors[1] if self._errors[0] else None
+
     def event_dict(self, event: AlertEvent) -> dict[str, Any]:
         return {**event.to_dict(), "snapshot_url": self.snapshot_url(event.snapshot)}
 
@@ -108,10 +115,7 @@ def health(src: WebSources, stats: dict[str, Any] | None = None) -> tuple[bool, 
     now = time.monotonic()
     latest = src.feed.latest
     errors = (stats or src.stats())["sinks"]["errors"]
-    with src._lock:
-        if errors != src._errors[0]:
-            src._errors = (errors, now)
-        last_error = src._errors[1] if src._errors[0] else None
+    last_error = src.last_sink_error(errors, now)
     age = None if latest is None else now - latest.at
     problems = []
     if age is None or age > src.stale_after_s:
