@@ -24,7 +24,8 @@ err_console = Console(stderr=True)
 
 # Optional dependencies and the extra that brings each (the device install has none of them).
 _EXTRA_FOR_MODULE = {"torch": "train", "matplotlib": "train", "onnx": "export", "onnxsim": "export",
-                     "paho": "mqtt", "tensorrt": "trt", "cuda": "trt"}
+                     "paho": "mqtt", "tensorrt": "trt", "cuda": "trt", "starlette": "web", "uvicorn": "web",
+                     "prometheus_client": "web"}
 
 
 def main() -> None:
@@ -173,11 +174,23 @@ def alerts(
     alert_type: Optional[str] = typer.Option(None, "--type", help="Only this alert type, e.g. acidosis_risk, camera_degraded."),
     as_json: bool = typer.Option(False, "--json", help="One JSON event per line (the JSONL/MQTT schema) instead of a table."),
     limit: Optional[int] = typer.Option(None, "--limit", help="Only the newest N events."),
+    subject: Optional[str] = typer.Option(None, "--subject", help="Only events raised while this animal or sample id was set."),
 ) -> None:
     """List or export alert events (read-only; safe while `run` is writing)."""
     from fume_edge.alerts.report import show_alerts
 
-    show_alerts(db, since=since, alert_type=alert_type, as_json=as_json, limit=limit)
+    show_alerts(db, since=since, alert_type=alert_type, as_json=as_json, limit=limit, subject=subject)
+
+
+@app.command()
+def tag(
+    subject: str = typer.Argument(..., help="Animal or sample id for the results from now on; '' clears it."),
+    db: Path = typer.Option(Path("alerts.db"), "--db", help="Alert database of the running `fume-edge run`."),
+) -> None:
+    """Set the current subject (animal or sample id): a running `run` tags every alert and trend row with it."""
+    from fume_edge.alerts.subject import tag_command
+
+    tag_command(db, subject)
 
 
 @app.command()
@@ -234,6 +247,7 @@ def run(
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for inference \\[default: the backend's]."),
     pacing: Optional[str] = typer.Option(None, "--pacing", help="Recorded sources: realtime or fast \\[default: run.yaml sources.pacing]."),
     loop: Optional[bool] = typer.Option(None, "--loop/--no-loop", help="Recorded sources start again at their end \\[default: run.yaml sources.loop]."),
+    http: Optional[str] = typer.Option(None, "--http", help="Serve the web page, JSON API and /metrics on HOST:PORT, e.g. 127.0.0.1:8080 \\[default: run.yaml http.listen, off]."),
 ) -> None:
     """Run the capture loop: two gas cameras, paired frames, fused inference, alerts that are never lost."""
     from fume_edge.console import console
@@ -243,7 +257,7 @@ def run(
         co2=co2, ch4=ch4, model=model, config=config, alerts=alerts_db, jsonl=jsonl, mqtt=mqtt, mqtt_ca=mqtt_ca,
         mqtt_cert=mqtt_cert, mqtt_key=mqtt_key, mqtt_insecure=mqtt_insecure, snapshots=snapshots, display=display,
         record=record, max_frames=max_frames, duration=duration, device_id=device_id, quiet=quiet, device=device,
-        threads=threads, pacing=pacing, loop=loop), console)
+        threads=threads, pacing=pacing, loop=loop, http=http), console)
 
 
 @app.command()

@@ -80,6 +80,7 @@ class AlertEvent:
     frames_triggering: int = 0  # of those, frames whose value met the alert's on condition
     snapshot: str | None = None  # PNG path, when a snapshot was taken for this event
     model_sha: str | None = None  # sha256 of the model that produced the predictions
+    subject: str | None = None  # the animal or sample id set when the event happened (None: none set)
     schema_version: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:

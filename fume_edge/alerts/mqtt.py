@@ -6,7 +6,8 @@ sees them, so a broker outage, a network cut or a restart of fume-edge only dela
 
 Topics: `<prefix>/<device>/alerts/<type>` (one event's JSON, not retained) and the availability topic
 `<prefix>/<device>/status`: "online" (retained) on every connect, "offline" (retained) as the last will when the
-connection dies and on a clean stop. paho reconnects with exponential backoff (`reconnect_min_s` doubling up to
+connection dies and on a clean stop. A message on `<prefix>/<device>/cmd/subject` sets the current subject (animal or sample id; empty
+clears it), logged in the alert store like every other change. paho reconnects with exponential backoff (`reconnect_min_s` doubling up to
 `reconnect_max_s`). paho is an optional dependency (`pip install fume-edge[mqtt]`); it is imported on first use.
 """
 
@@ -23,6 +24,7 @@ from urllib.parse import unquote, urlsplit
 
 from fume_edge.alerts.event import AlertEvent
 from fume_edge.alerts.store import AlertStore
+from fume_edge.alerts.subject import check_subject, set_subject
 from fume_edge.errors import FumeEdgeError
 
 log = logging.getLogger(__name__)
@@ -134,6 +136,7 @@ class MqttPublisher:
         self.store = store
         self.device_id = device_id
         self.status_topic = f"{self.target.prefix}/{device_id}/status"
+        self.subject_topic = f"{self.target.prefix}/{device_id}/cmd/subject"
         self.sent = 0  # events acknowledged by the broker in this run
         self.unsent = store.unsent_count()  # refreshed by the publisher thread
         self._poll_s = poll_s
@@ -143,6 +146,7 @@ class MqttPublisher:
         self._wake = True
         self._inflight: dict[int, int] = {}  # paho message id -> outbox event seq
         self._acked: set[int] = set()  # message ids whose PUBACK arrived
+        self._subjects: list[str] = []  # subject commands received, not yet logged
         self._client = self._make_client()
         self._thread = threading.Thread(target=self._run, name="fume-edge-mqtt", daemon=True)
 
@@ -172,6 +176,7 @@ class MqttPublisher:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
+        client.on_message = self._on_message
         return client
 
     # paho callbacks run on paho's network thread: they only touch memory, never the database.
@@ -180,6 +185,7 @@ class MqttPublisher:
             log.error("MQTT broker %s:%s refused the connection: %s", self.target.host, self.target.port, reason_code)
             return
         client.publish(self.status_topic, "online", qos=QOS, retain=True)
+        client.subscribe(self.subject_topic, qos=QOS)
         with self._cond:
             self._connected = self._wake = True
             self._cond.notify_all()
@@ -194,6 +200,12 @@ class MqttPublisher:
             self._acked.add(mid)
             self._cond.notify_all()
 
+    def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
+        with self._cond:
+            self._subjects.append(message.payload.decode("utf-8", "replace"))
+            self._wake = True
+            self._cond.notify_all()
+
     def start(self) -> None:
         self._client.connect_async(self.target.host, self.target.port, self.config.keepalive_s)
         self._client.loop_start()  # connects, and reconnects with backoff, on paho's own thread
@@ -206,7 +218,7 @@ class MqttPublisher:
             self._cond.notify_all()
 
     def _ready(self) -> bool:
-        return self._stopping or bool(self._acked) or (
+        return self._stopping or bool(self._acked) or bool(self._subjects) or (
             self._connected and self._wake and len(self._inflight) < self.config.max_inflight)
 
     def _run(self) -> None:
@@ -223,11 +235,20 @@ class MqttPublisher:
                 room = self.config.max_inflight - len(self._inflight) if self._connected else 0
                 exclude = frozenset(self._inflight.values())
                 self._wake = False
+                subjects, self._subjects = self._subjects, []
             try:
+                self._log_subjects(subjects)
                 self._publish_step(done, room, exclude)
             except Exception:  # a disk error must not kill the thread; the rows stay unsent and are retried
                 log.exception("MQTT outbox step failed; retrying")
                 time.sleep(self._poll_s)
+
+    def _log_subjects(self, texts: list[str]) -> None:
+        for text in texts:
+            try:
+                set_subject(self.store, check_subject(text, self.subject_topic), "mqtt")
+            except FumeEdgeError as exc:
+                log.warning("MQTT subject command ignored: %s", exc)
 
     def _publish_step(self, done: list[int], room: int, exclude: frozenset[int]) -> None:
         if done:

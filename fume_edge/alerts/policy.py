@@ -143,6 +143,7 @@ class AlertPolicy:
         self.config = config
         self.device_id = device_id
         self.model_sha = model_sha
+        self.subject: str | None = None  # the current animal or sample id, carried by every event (set any time)
         self.cameras = dict(cameras) if cameras is not None else {gas: gas for gas in GASES}
         self._smoother = make_smoother(config.smoothing, config.smoothing_s)
         self._risks = [
@@ -243,4 +244,5 @@ class AlertPolicy:
             end_time=now if state == END else None, end_mono=mono if state == END else None, reason=reason,
             probs=self.smoothed_probs, gas_areas=dict(self._areas), frames=alert.frames,
             frames_triggering=alert.frames_triggering, model_sha=self.model_sha,
+            subject=self.subject,
         )

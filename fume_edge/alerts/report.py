@@ -36,7 +36,7 @@ def parse_since(text: str, now: float) -> float:
 
 def _table(events: list[AlertEvent], db: Path) -> Table:
     table = Table(title=f"{len(events)} alert event{'' if len(events) == 1 else 's'} in {db}", title_justify="left")
-    for name in ("time (UTC)", "type", "state", "alert", "cameras", "pH (smoothed)", "gas area", "frames",
+    for name in ("time (UTC)", "type", "state", "alert", "subject", "cameras", "pH (smoothed)", "gas area", "frames",
                  "snapshot"):
         table.add_column(name, no_wrap=name in ("time (UTC)", "type", "alert"),
                          overflow="fold" if name == "snapshot" else "ellipsis")
@@ -45,12 +45,12 @@ def _table(events: list[AlertEvent], db: Path) -> Table:
         gas = " ".join(f"{gas} {'-' if a is None else f'{a * 100:.1f}%'}" for gas, a in e.gas_areas.items()) or "-"
         state = e.state + (f" ({e.reason})" if e.reason else "")
         table.add_row(e.time[:19].replace("T", " "), e.type, f"[{_STATE_STYLE[e.state]}]{state}[/]", e.id[:8],
-                      ", ".join(e.camera_ids), probs, gas, str(e.frames), Path(e.snapshot).name if e.snapshot else "-")
+                      e.subject or "-", ", ".join(e.camera_ids), probs, gas, str(e.frames), Path(e.snapshot).name if e.snapshot else "-")
     return table
 
 
 def show_alerts(db: Path, *, since: str | None = None, alert_type: str | None = None, as_json: bool = False,
-                limit: int | None = None) -> None:
+                limit: int | None = None, subject: str | None = None) -> None:
     """Print the events of `db` (oldest first; `limit` keeps the newest) as a table, or as JSON lines."""
     if alert_type is not None and alert_type not in ALERT_TYPES:
         raise FumeEdgeError(f"--type {alert_type!r}: not an alert type; use one of {', '.join(ALERT_TYPES)}")
@@ -58,7 +58,7 @@ def show_alerts(db: Path, *, since: str | None = None, alert_type: str | None = 
         raise FumeEdgeError(f"--limit {limit}: must be a positive number of events")
     start = None if since is None else parse_since(since, time.time())
     with AlertStore(db, readonly=True) as store:
-        events = store.events(since=start, alert_type=alert_type, limit=limit)
+        events = store.events(since=start, alert_type=alert_type, limit=limit, subject=subject)
     if as_json:
         for event in events:
             print(event.to_json())

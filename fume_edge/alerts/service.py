@@ -16,6 +16,7 @@ import numpy as np
 from fume_edge.alerts.event import AlertEvent
 from fume_edge.alerts.policy import AlertPolicy, AlertPolicyConfig
 from fume_edge.alerts.snapshot import SnapshotFrames
+from fume_edge.alerts.summary import MinuteSummary
 from fume_edge.alerts.worker import SinksConfig, SinkStats, SinkWorker
 from fume_edge.runtime.base import Prediction
 
@@ -29,6 +30,7 @@ class AlertService:
                  run_config: Mapping[str, Any] | None = None) -> None:
         self.policy = AlertPolicy(policy, device_id=device_id, cameras=cameras, model_sha=model_sha)
         self.sinks = SinkWorker(sinks, device_id=device_id, model_sha=model_sha, run_config=run_config)
+        self.summary = MinuteSummary(device_id)
         self._closed = False
 
     def start(self) -> None:
@@ -38,6 +40,11 @@ class AlertService:
                       ch4_frame: np.ndarray | None = None) -> list[AlertEvent]:
         """One inference result and the frames it ran on (for snapshots; not copied, so do not modify them)."""
         events = self.policy.on_prediction(mono, wall, prediction)
+        areas = {"co2": None if co2_frame is None else prediction.co2_gas_area,
+                 "ch4": None if ch4_frame is None else prediction.ch4_gas_area}
+        minute = self.summary.add(wall, self.policy.subject, self.policy.smoothed_probs, areas)
+        if minute is not None:
+            self.sinks.submit_summary(minute)
         if events:
             self.sinks.submit(events, SnapshotFrames(co2_frame, ch4_frame, prediction))
         return events
@@ -67,6 +74,9 @@ class AlertService:
         self._closed = True
         events = self.policy.close(time.monotonic() if mono is None else mono, time.time() if wall is None else wall)
         self.sinks.submit(events)
+        last_minute = self.summary.flush()
+        if last_minute is not None:
+            self.sinks.submit_summary(last_minute)
         self.sinks.stop(stats, reason)
         return events
 

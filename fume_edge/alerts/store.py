@@ -10,6 +10,9 @@ Tables (schema versioned by `PRAGMA user_version`, upgraded by `MIGRATIONS` in o
 - `events`: one row per alert event; indexed columns plus the event's JSON (`payload`, see `AlertEvent.to_json`).
 - `outbox`: one row per event to publish; `sent_at` is NULL until the broker's ack.
 - `runs`: one row per `fume-edge run`: device, model, config, end reason and the pipeline's counters as JSON.
+- `subjects`: every change of the current subject (animal or sample id; NULL: none), with its time and source;
+  `events.subject` is the subject when the event happened (`alerts/subject.py`).
+- `summary`: per-minute means of the smoothed pH probabilities and gas areas (`alerts/summary.py`).
 
 One connection is shared by the sink worker and the publisher thread, serialised by a lock.
 """
@@ -23,7 +26,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterator, Mapping, Sequence
 
 from fume_edge.alerts.event import END, AlertEvent
 from fume_edge.errors import FumeEdgeError
@@ -58,6 +61,27 @@ MIGRATIONS: tuple[str, ...] = (
         config TEXT,
         stats TEXT
     );
+    """,
+    """
+    ALTER TABLE events ADD COLUMN subject TEXT;
+    CREATE INDEX events_subject ON events(subject);
+    CREATE TABLE subjects (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        epoch REAL NOT NULL,
+        subject TEXT,
+        source TEXT NOT NULL
+    );
+    CREATE TABLE summary (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        minute REAL NOT NULL,
+        device_id TEXT NOT NULL,
+        subject TEXT,
+        frames INTEGER NOT NULL,
+        degraded INTEGER NOT NULL,
+        probs TEXT,
+        gas_areas TEXT NOT NULL
+    );
+    CREATE INDEX summary_minute ON summary(minute);
     """,
 )
 
@@ -142,8 +166,10 @@ class AlertStore:
             if found is not None:
                 return int(found[0])
             seq = db.execute(
-                "INSERT INTO events (event_id, alert_id, type, state, epoch, run_id, payload) VALUES (?,?,?,?,?,?,?)",
-                (event.event_id, event.id, event.type, event.state, event.epoch, run_id, event.to_json()),
+                "INSERT INTO events (event_id, alert_id, type, state, epoch, run_id, payload, subject) "
+                "VALUES (?,?,?,?,?,?,?,?)",
+                (event.event_id, event.id, event.type, event.state, event.epoch, run_id, event.to_json(),
+                 event.subject),
             ).lastrowid
             if publish:
                 db.execute("INSERT INTO outbox (event_seq, queued_at) VALUES (?, ?)", (seq, time.time()))
@@ -179,18 +205,19 @@ class AlertStore:
         return {row[0] for row in rows}
 
     def events(self, *, since: float | None = None, alert_type: str | None = None,
-               limit: int | None = None) -> list[AlertEvent]:
-        """Events in time order, optionally from epoch `since` on and of one type; `limit` keeps the newest."""
+               limit: int | None = None, subject: str | None = None, until: float | None = None,
+               offset: int = 0) -> list[AlertEvent]:
+        """Events in time order, optionally from epoch `since` on (before `until`), of one type and of one
+        subject; `limit` keeps the newest, after skipping the `offset` newest (pages of history)."""
         where, args = ["1"], list[Any]()
-        if since is not None:
-            where.append("epoch >= ?")
-            args.append(since)
-        if alert_type is not None:
-            where.append("type = ?")
-            args.append(alert_type)
+        for clause, value in (("epoch >= ?", since), ("epoch < ?", until), ("type = ?", alert_type),
+                              ("subject = ?", subject)):
+            if value is not None:
+                where.append(clause)
+                args.append(value)
         query = f"SELECT seq, payload FROM events WHERE {' AND '.join(where)} ORDER BY seq DESC"
-        if limit is not None:
-            query += f" LIMIT {int(limit)}"
+        if limit is not None or offset:
+            query += f" LIMIT {-1 if limit is None else int(limit)} OFFSET {int(offset)}"
         with self._lock:
             rows = self._db.execute(query, args).fetchall()
         return [AlertEvent.from_row(row) for row in reversed(rows)]
@@ -202,6 +229,16 @@ class AlertStore:
                 "SELECT seq, payload FROM events WHERE seq IN (SELECT MAX(seq) FROM events GROUP BY alert_id) "
                 "AND alert_id NOT IN (SELECT alert_id FROM events WHERE state = ?) ORDER BY seq", (END,)).fetchall()
         return [AlertEvent.from_row(row) for row in rows]
+
+    def query(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        """Rows of one read query (for tables other alert modules own: `subjects`, `summary`)."""
+        with self._lock:
+            return self._db.execute(sql, args).fetchall()
+
+    def execute(self, sql: str, args: Sequence[Any] = ()) -> int:
+        """One write statement in its own committed transaction; returns the rows it changed."""
+        with self._transaction() as db:
+            return int(db.execute(sql, args).rowcount)
 
     def begin_run(self, device_id: str, model_sha: str | None, config: Mapping[str, Any] | None = None) -> int:
         with self._transaction() as db:

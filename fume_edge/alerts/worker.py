@@ -26,6 +26,7 @@ from fume_edge.alerts.jsonl import JsonlConfig, JsonlWriter
 from fume_edge.alerts.mqtt import MqttConfig, MqttPublisher
 from fume_edge.alerts.snapshot import SnapshotConfig, SnapshotDir, SnapshotFrames, encode_png, render_snapshot
 from fume_edge.alerts.store import AlertStore, StoreConfig
+from fume_edge.alerts.summary import SummaryRow, prune_summary, record_summary
 from fume_edge.errors import FumeEdgeError
 
 log = logging.getLogger(__name__)
@@ -135,6 +136,13 @@ class SinkWorker:
         except queue.Full:
             pass  # counters are refreshed again later; alert events have the queue's room
 
+    def submit_summary(self, row: SummaryRow) -> None:
+        """Queue one per-minute summary row for the alert store (never blocks; a full queue drops it)."""
+        try:
+            self._queue.put_nowait(row)
+        except queue.Full:
+            log.warning("alert sink queue full: dropped the summary of minute %s", iso_utc(row.minute))
+
     def stats(self) -> SinkStats:
         with self._lock:
             counts = dict(self._counts)
@@ -176,6 +184,8 @@ class SinkWorker:
                 return
             if isinstance(item, _Item):
                 self._write(item.event, item.frames)
+            elif isinstance(item, SummaryRow):
+                self._attempt("summary", record_summary, self.store, item)
             elif isinstance(item, _Stats):
                 self._attempt("run statistics", self.store.update_run, self.run_id, item.stats, item.end_reason)
             if time.monotonic() >= next_retention:
@@ -206,6 +216,7 @@ class SinkWorker:
         _, deleted = self._attempt("retention", self.store.enforce_retention, self.config.sqlite)
         if deleted:
             log.info("alert store retention removed %d old events", deleted)
+        self._attempt("summary retention", prune_summary, self.store, self.config.sqlite, time.time())
         snapshots = self.snapshots
         if snapshots is not None:
             self._attempt("snapshot retention", lambda: snapshots.prune(self.store.unsent_snapshots()))

@@ -147,6 +147,27 @@ class ModelConfig:
 
 
 @dataclass
+class HttpConfig:
+    """`http:`: the device's web page, JSON API and /metrics (`fume_edge/web`)."""
+
+    listen: str | None
+    token_file: str | None
+    token_env: str
+    public_read: bool
+    frame_fps: float
+    frame_width: int | None
+    jpeg_quality: int
+    stale_after_s: float
+
+    def validate(self, where: str) -> None:
+        _require(self.frame_fps > 0, f"{where}.frame_fps", f"must be > 0, got {self.frame_fps}")
+        _require(self.frame_width is None or self.frame_width >= 16, f"{where}.frame_width",
+                 f"must be >= 16 pixels or null, got {self.frame_width}")
+        _require(1 <= self.jpeg_quality <= 100, f"{where}.jpeg_quality", f"must be 1..100, got {self.jpeg_quality}")
+        _require(self.stale_after_s > 0, f"{where}.stale_after_s", f"must be > 0, got {self.stale_after_s}")
+
+
+@dataclass
 class RunConfig:
     """Everything `fume-edge run` reads from run.yaml: every command-line option has its key here, so a service
     is configured by one file."""
@@ -158,6 +179,7 @@ class RunConfig:
     sources: SourcesConfig
     sync: SyncConfig
     pipeline: PipelineConfig
+    http: HttpConfig
 
 
 def load_run_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None,

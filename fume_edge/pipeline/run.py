@@ -12,14 +12,17 @@ from __future__ import annotations
 import functools
 import logging
 import socket
+import time
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
+from fume_edge import __version__
 from fume_edge.alerts.service import AlertService
+from fume_edge.alerts.subject import SubjectWatcher
 from fume_edge.assets import default_model_path
 from fume_edge.errors import FumeEdgeError
 from fume_edge.hashing import sha256_file
@@ -35,6 +38,9 @@ from fume_edge.pipeline.sync import Pair
 from fume_edge.pipeline.view import DisplayWindow, Recorder, compose_view
 from fume_edge.runtime.base import Backend, Prediction, load_backend
 from fume_edge.service.sd_notify import SystemdNotifier
+
+if TYPE_CHECKING:
+    from fume_edge.web.attach import WebRun
 
 
 @dataclass
@@ -63,6 +69,7 @@ class RunOptions:
     threads: int | None = None
     pacing: str | None = None
     loop: bool | None = None
+    http: str | None = None
 
 
 @dataclass
@@ -90,7 +97,7 @@ def config_overrides(options: RunOptions) -> dict[str, Any]:
     sections = {
         "device_id": options.device_id,
         "model": _given(path=options.model, device=options.device, threads=options.threads),
-        "sinks": sinks, "sources": sources,
+        "sinks": sinks, "sources": sources, "http": _given(listen=options.http),
         "pipeline": _given(quiet=options.quiet or None, display=options.display or None, record=options.record,
                            max_frames=options.max_frames, duration_s=options.duration),
     }
@@ -141,6 +148,22 @@ def _view_hook(config: PipelineConfig, backend: Backend, fps: float, stack: Exit
     return show, closed
 
 
+def _web_run(config: RunConfig, backend: Backend) -> WebRun | None:
+    """The web side (`--http`), checked before anything starts; None without it."""
+    if config.http.listen is None:
+        return None
+    from fume_edge.web.attach import WebRun  # needs the `web` extra
+
+    return WebRun(config.http, GASES, backend.input_size)
+
+
+def _subject(service: AlertService, console: Console, subject: str | None) -> None:
+    """A change of the current subject (from the page, MQTT or `fume-edge tag`): tag what follows, say so."""
+    if subject is not None or service.policy.subject is not None:
+        console.print(f"{time.strftime('%H:%M:%S')} subject: {subject or '(none)'}", style="cyan", highlight=False)
+    service.policy.subject = subject
+
+
 def _stopping(console: Console, notifier: SystemdNotifier, signal_name: str) -> None:
     notifier.stopping(f"{signal_name}: stopping")
     console.print(f"{signal_name}: stopping (again to force)", style="yellow")
@@ -166,19 +189,27 @@ def run(options: RunOptions, console: Console, on_result: ResultHook | None = No
         inputs = ModelInputs(GASES, {g: camera_preprocessing(backend.contract.preprocessing,
                                                              config.sources.camera(g).value_range, g) for g in GASES})
         device_id = config.device_id or socket.gethostname()
-        service = AlertService(config.alerts, config.sinks, device_id=device_id, model_sha=sha256_file(model_path),
+        web = _web_run(config, backend)
+        model_sha = sha256_file(model_path)
+        service = AlertService(config.alerts, config.sinks, device_id=device_id, model_sha=model_sha,
                                run_config={"options": {k: str(v) for k, v in vars(options).items()}, **merged})
+        hooks = [hook for hook in (view_hook, on_result, web and web.feed.on_result) if hook is not None]
 
         def on_each(pair: Pair, prediction: Prediction) -> None:
-            for hook in (view_hook, on_result):
-                if hook is not None:
-                    hook(pair, prediction)
+            for hook in hooks:
+                hook(pair, prediction)
 
         pipeline = Pipeline(streams, hub, backend, service, inputs, tolerance_s=tolerance,
                             silent_after_s=config.sync.silent_after_s, tick_s=config.pipeline.tick_s,
-                            stats_interval_s=config.pipeline.stats_interval_s,
-                            on_result=on_each if view_hook or on_result else None)
+                            stats_interval_s=config.pipeline.stats_interval_s, on_result=on_each if hooks else None)
         pipeline.on_tick = functools.partial(notifier.tick, functools.partial(_service_status, pipeline))
+        stack.enter_context(SubjectWatcher(config.sinks.sqlite.path, functools.partial(_subject, service, console)))
+        if web is not None:
+            info = {"device_id": device_id, "model": model_path.name, "model_sha256": model_sha,
+                    "backend": backend.name, "version": __version__}
+            server = web.serve(pipeline, service, db=config.sinks.sqlite.path, info=info, stack=stack,
+                               snapshot_dir=config.sinks.snapshots.dir)
+            console.print(f"web page: {server.url}  (API /api/status, metrics /metrics)", highlight=False)
         title = (f"fume-edge run · {device_id} · {model_path.name} ({backend.name}) · "
                  f"CO2 {config.sources.spec('co2')} · CH4 {config.sources.spec('ch4')} · "
                  f"pairing ±{1000 * tolerance:.0f} ms")

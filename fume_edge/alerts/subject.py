@@ -1,0 +1,114 @@
+"""The current subject (animal or sample id): set from the web page, MQTT or `fume-edge tag`, logged in SQLite.
+
+Every way of setting it writes one row to the `subjects` table of the alert database (time, id or NULL for none,
+where it came from), so the table is the log of changes and the latest row is the current subject. A running
+`fume-edge run` follows that row with `SubjectWatcher` (a cheap indexed read once a second, on its own thread),
+so `fume-edge tag` from another shell needs no connection to the running process.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from fume_edge.alerts.event import iso_utc
+from fume_edge.alerts.store import AlertStore
+from fume_edge.console import console
+from fume_edge.errors import FumeEdgeError
+
+log = logging.getLogger(__name__)
+
+SOURCES = ("web", "mqtt", "cli")
+_SUBJECT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._:/#-]{0,63}$")
+
+
+@dataclass(frozen=True)
+class SubjectChange:
+    epoch: float
+    subject: str | None
+    source: str
+
+
+def check_subject(text: str | None, where: str = "subject") -> str | None:
+    """A valid id (1-64 letters, digits, space . _ : / # -, starting with a letter or digit); empty means none."""
+    if text is None or not text.strip():
+        return None
+    subject = text.strip()
+    if not _SUBJECT.match(subject):
+        raise FumeEdgeError(f"{where} {subject[:80]!r}: use 1-64 letters, digits, spaces or . _ : / # - "
+                            "(starting with a letter or digit), or an empty id to clear it")
+    return subject
+
+
+def set_subject(store: AlertStore, subject: str | None, source: str, now: float | None = None) -> SubjectChange:
+    """Log a change of the current subject (None: no subject). `subject` must have passed `check_subject`."""
+    if source not in SOURCES:
+        raise ValueError(f"subject source {source!r} is not one of {SOURCES}")
+    change = SubjectChange(time.time() if now is None else now, subject, source)
+    store.execute("INSERT INTO subjects (epoch, subject, source) VALUES (?,?,?)",
+                  (change.epoch, change.subject, change.source))
+    return change
+
+
+def subject_history(store: AlertStore, limit: int = 20) -> list[SubjectChange]:
+    """The newest changes first."""
+    rows = store.query("SELECT epoch, subject, source FROM subjects ORDER BY id DESC LIMIT ?", (limit,))
+    return [SubjectChange(row["epoch"], row["subject"], row["source"]) for row in rows]
+
+
+def current_subject(store: AlertStore) -> str | None:
+    latest = subject_history(store, 1)
+    return latest[0].subject if latest else None
+
+
+class SubjectWatcher:
+    """Calls `on_change(subject)` with the current subject at start and after every change logged in the alert
+    database at `db` (read through its own read-only connection, closed on exit)."""
+
+    def __init__(self, db: str | Path, on_change: Callable[[str | None], None], poll_s: float = 1.0) -> None:
+        self.store, self.on_change, self.poll_s = AlertStore(db, readonly=True), on_change, poll_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="fume-edge-subject", daemon=True)
+        self._last_id: int | None = None
+
+    def check(self) -> None:
+        """Read the latest change once (also what the thread does every `poll_s`)."""
+        rows = self.store.query("SELECT id, subject FROM subjects ORDER BY id DESC LIMIT 1")
+        latest_id, subject = (rows[0]["id"], rows[0]["subject"]) if rows else (0, None)
+        if latest_id != self._last_id:
+            self._last_id = latest_id
+            self.on_change(subject)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.poll_s):
+            try:
+                self.check()
+            except Exception as exc:  # a locked or busy database: the next poll tries again
+                log.warning("subject: cannot read the current subject (%s); retrying", exc)
+
+    def __enter__(self) -> "SubjectWatcher":
+        self.check()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+        self.store.close()
+
+
+def tag_command(db: Path, text: str) -> None:
+    """`fume-edge tag ID`: log the change in `db`; a running `fume-edge run` picks it up within a second."""
+    subject = check_subject(text, "tag")
+    if not db.is_file():
+        raise FumeEdgeError(f"{db}: no alert database here; pass --db with the file `fume-edge run` writes")
+    with AlertStore(db) as store:
+        change = set_subject(store, subject, "cli")
+    console.print(f"subject {'cleared' if subject is None else repr(subject)} at {iso_utc(change.epoch)}; "
+                  f"see its alerts with: fume-edge alerts --db {db} --subject {subject or 'ID'}", highlight=False)

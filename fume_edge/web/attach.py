@@ -1,0 +1,49 @@
+"""Wiring the web side into `fume-edge run`: checked before anything starts, served once the pipeline exists.
+
+`WebRun(...)` checks the listen address and the token (one clear error each) and makes the `LiveFeed` whose
+`on_result` goes into the loop's result hook; `serve(...)` then binds the port, registers the metrics and starts
+the server thread on the run's ExitStack, so it stops with the run.
+"""
+
+from __future__ import annotations
+
+from contextlib import ExitStack
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry
+
+from fume_edge.alerts.service import AlertService
+from fume_edge.alerts.store import AlertStore
+from fume_edge.pipeline.config import HttpConfig
+from fume_edge.pipeline.loop import Pipeline
+from fume_edge.web.access import AccessPolicy, load_token, parse_listen
+from fume_edge.web.feed import LiveFeed
+from fume_edge.web.metrics import PipelineCollector, StageHistograms
+from fume_edge.web.server import WebServer, build_app
+from fume_edge.web.status import WebSources
+
+
+class WebRun:
+    def __init__(self, config: HttpConfig, cameras: tuple[str, ...], size: tuple[int, int]) -> None:
+        assert config.listen is not None
+        self.config = config
+        self.host, self.port = parse_listen(config.listen)
+        self.access = AccessPolicy.for_listen(self.host, load_token(config.token_file, config.token_env),
+                                              config.public_read)
+        width = config.frame_width or size[0]
+        self.feed = LiveFeed(cameras, (width, round(width * size[1] / size[0])), frame_fps=config.frame_fps,
+                             jpeg_quality=config.jpeg_quality)
+        self.registry = CollectorRegistry()
+
+    def serve(self, pipeline: Pipeline, service: AlertService, *, db: str, snapshot_dir: str | None,
+              info: dict[str, str], stack: ExitStack) -> WebServer:
+        """Start serving (until `stack` closes) what `pipeline` and the alert database at `db` hold."""
+        self.feed.on_each = StageHistograms(self.registry, lambda: pipeline.counters).update
+        policy = service.policy
+        self.registry.register(PipelineCollector(pipeline.stats, self.feed.fps,
+                                                 lambda: [alert.type for alert in policy.open_alerts],
+                                                 lambda: self.feed.encoded, info))
+        store = stack.enter_context(AlertStore(db))
+        sources = WebSources(pipeline, self.feed, store, None if snapshot_dir is None else Path(snapshot_dir).resolve(),
+                             info, self.config.stale_after_s)
+        return stack.enter_context(WebServer(build_app(sources, self.access, self.registry), self.host, self.port))

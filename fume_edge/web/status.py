@@ -1,0 +1,126 @@
+"""What the JSON API answers: the live status, pages of alert history, the trend, and health.
+
+Live values come from the pipeline (counters, camera states, smoothed probabilities and open alerts of the alert
+policy) and the `LiveFeed`; history and trend from the alert database through the server's own read connection
+(WAL: readers never block the sink thread's writes).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fume_edge.alerts.event import AlertEvent, iso_utc
+from fume_edge.alerts.store import AlertStore
+from fume_edge.alerts.subject import subject_history
+from fume_edge.alerts.summary import summary_rows
+from fume_edge.labels import PH_CLASS_NAMES
+from fume_edge.pipeline.loop import Pipeline
+from fume_edge.web.feed import LiveFeed
+
+MAX_PAGE = 200
+
+
+@dataclass
+class WebSources:
+    """Everything the server reads; the store is its own connection to the run's alert database."""
+
+    pipeline: Pipeline
+    feed: LiveFeed
+    store: AlertStore
+    snapshot_dir: Path | None
+    info: dict[str, str]  # device_id, model, model_sha256, backend, version
+    stale_after_s: float
+    _errors: tuple[int, float] = field(default=(0, 0.0))  # sink error count and when it last grew
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def stats(self) -> dict[str, Any]:
+        for _ in range(3):  # the loop thread may resize a set while it is read; a retry sees a settled one
+            try:
+                return self.pipeline.stats()
+            except RuntimeError:
+                continue
+        return self.pipeline.stats()
+
+    def open_alerts(self) -> list[dict[str, Any]]:
+        alerts = self.pipeline.alerts.policy.open_alerts  # one tuple built from the dict: may race a change
+        return [{"type": a.type, "id": a.id, "cameras": list(a.camera_ids), "since": a.start_time} for a in alerts]
+
+    def snapshot_url(self, path: str | None) -> str | None:
+        """The URL of a snapshot file, only when it lies directly in the snapshot folder."""
+        if path is None or self.snapshot_dir is None or Path(path).parent != self.snapshot_dir:
+            return None
+        return f"/snapshots/{Path(path).name}"
+
+    def last_sink_error(self, errors: int, now: float) -> float | None:
+        """When the sink error count last grew, given its value `errors` seen at `now` (None: no error yet)."""
+        with self._lock:
+            if errors != self._errors[0]:
+                self._errors = (errors, now)
+            return self._errors[1] if self._errors[0] else None
+
+    def event_dict(self, event: AlertEvent) -> dict[str, Any]:
+        return {**event.to_dict(), "snapshot_url": self.snapshot_url(event.snapshot)}
+
+
+def status(src: WebSources) -> dict[str, Any]:
+    stats, feed = src.stats(), src.feed
+    latest = feed.latest
+    policy = src.pipeline.alerts.policy
+    smoothed = policy.smoothed_probs
+    frame_probs = None if latest is None or latest.prediction.ph_probs is None else latest.prediction.ph_probs
+    areas = None if latest is None else {
+        gas: (None if image is None else area)
+        for gas, image, area in zip(src.pipeline.cameras, latest.images,
+                                    (latest.prediction.co2_gas_area, latest.prediction.ch4_gas_area))}
+    changes = subject_history(src.store, 1)
+    return {
+        **src.info, "time": iso_utc(time.time()), "elapsed_s": stats["elapsed_s"], "mode": stats["mode"],
+        "subject": policy.subject, "subject_since": iso_utc(changes[0].epoch) if changes else None,
+        "fps": feed.fps(), "inferences": stats["inferences"], "result_seq": None if latest is None else latest.seq,
+        "stage_ms": {k: stats[f"{k}_ms"] for k in ("prepare", "infer", "alerts")}, "latency_ms": stats["latency_ms"],
+        "cameras": {cam: {k: v for k, v in values.items() if k != "last_garbage"}
+                    for cam, values in stats["cameras"].items()},
+        "ph": {"classes": list(PH_CLASS_NAMES), "smoothed": smoothed,
+               "class": None if smoothed is None else max(smoothed, key=lambda name: smoothed[name]),
+               "frame": None if frame_probs is None else {n: float(p) for n, p in zip(PH_CLASS_NAMES, frame_probs)}},
+        "gas_areas": areas, "open_alerts": src.open_alerts(), "sinks": stats["sinks"],
+        "frame_interval_s": feed.frame_interval_s, "health": health(src, stats)[1],
+    }
+
+
+def alerts_page(src: WebSources, *, alert_type: str | None, since: float | None, until: float | None,
+                subject: str | None, page: int, per_page: int) -> dict[str, Any]:
+    """One page of history, newest first (page 0 is the newest), plus the open alerts."""
+    per_page = max(1, min(per_page, MAX_PAGE))
+    events = src.store.events(alert_type=alert_type, since=since, until=until, subject=subject,
+                              limit=per_page + 1, offset=page * per_page)
+    newest_first = list(reversed(events))
+    return {"page": page, "per_page": per_page, "has_more": len(newest_first) > per_page,
+            "events": [src.event_dict(e) for e in newest_first[:per_page]], "open": src.open_alerts()}
+
+
+def trend(src: WebSources, hours: float, subject: str | None) -> dict[str, Any]:
+    since = time.time() - hours * 3600
+    rows = summary_rows(src.store, since - since % 60, subject=subject)
+    return {"since": iso_utc(since), "classes": list(PH_CLASS_NAMES), "cameras": list(src.pipeline.cameras),
+            "rows": [{**row.to_dict(), "time": iso_utc(row.minute)} for row in rows]}
+
+
+def health(src: WebSources, stats: dict[str, Any] | None = None) -> tuple[bool, dict[str, Any]]:
+    """Healthy while results flow (one within `stale_after_s`) and no sink write failed within it."""
+    now = time.monotonic()
+    latest = src.feed.latest
+    errors = (stats or src.stats())["sinks"]["errors"]
+    last_error = src.last_sink_error(errors, now)
+    age = None if latest is None else now - latest.at
+    problems = []
+    if age is None or age > src.stale_after_s:
+        problems.append("no inference results" + ("" if age is None else f" for {age:.0f} s"))
+    if last_error is not None and now - last_error <= src.stale_after_s:
+        problems.append("an alert sink failed to write")
+    return not problems, {"status": "ok" if not problems else "unhealthy", "problems": problems,
+                          "last_result_age_s": age, "sink_errors": errors}

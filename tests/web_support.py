@@ -1,0 +1,98 @@
+"""Helpers for the web tests: `fume-edge run --http` as a real subprocess on synthetic cameras, and HTTP calls."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import httpx
+
+from mqtt_broker import free_port
+from pipeline_support import FRAME_SIZE
+
+FUME_EDGE = [sys.executable, "-c", "import sys; from fume_edge.cli import main; sys.argv[0] = 'fume-edge'; main()"]
+ARTIFACTS = Path(os.environ.get("FUME_EDGE_TEST_ARTIFACTS", Path(__file__).resolve().parent.parent / "test-artifacts"))
+
+# Small synthetic frames; the CH4 camera drops out 2 s into every 6 s loop, so `camera_degraded` starts (with a
+# snapshot) and ends again and again while a test runs.
+LOOPING_OUTAGE = f"""
+sources:
+  co2: {{width: {FRAME_SIZE[0]}, height: {FRAME_SIZE[1]}}}
+  ch4: {{width: {FRAME_SIZE[0]}, height: {FRAME_SIZE[1]}}}
+  synthetic:
+    fps: 10.0
+    segments: [{{ph: 6.4, seconds: 6.0}}]
+    outage: {{gas: ch4, start_s: 2.0, seconds: 2.0}}
+sync: {{silent_after_s: 0.5}}
+"""
+
+
+class WebRun:
+    """One `fume-edge run --co2 synthetic --ch4 synthetic --http HOST:PORT ...`; output goes to `log`."""
+
+    def __init__(self, folder: Path, *args: str, host: str = "127.0.0.1", token: str | None = None,
+                 yaml: str | None = None) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.folder, self.port, self.token = folder, free_port(), token
+        self.db, self.snapshots, self.log = folder / "alerts.db", folder / "snapshots", folder / "run.log"
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "FUME_EDGE_TOKEN")}
+        if token is not None:
+            env["FUME_EDGE_TOKEN"] = token
+        command = [*FUME_EDGE, "run", "--co2", "synthetic", "--ch4", "synthetic", "--http", f"{host}:{self.port}",
+                   "--alerts", str(self.db), "--snapshots", str(self.snapshots), "--quiet", *args]
+        if yaml is not None:
+            (folder / "run.yaml").write_text(yaml, encoding="utf-8")
+            command += ["--config", str(folder / "run.yaml")]
+        self._out = open(self.log, "w", encoding="utf-8")
+        self.proc = subprocess.Popen(command, stdout=self._out, stderr=subprocess.STDOUT, text=True, env=env)
+
+    def wait_ready(self, timeout: float = 120.0) -> "WebRun":
+        """Until /healthz answers 200 (results are flowing)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, self.output()
+            try:
+                if httpx.get(self.url + "/healthz", timeout=2).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        raise AssertionError(f"no healthy web server after {timeout} s:\n{self.output()}")
+
+    def headers(self) -> dict[str, str]:
+        return {} if self.token is None else {"Authorization": f"Bearer {self.token}"}
+
+    def get(self, path: str, *, auth: bool = True, **kwargs: Any) -> httpx.Response:
+        return httpx.get(self.url + path, headers=self.headers() if auth else {}, timeout=10, **kwargs)
+
+    def wait_for(self, condition: Callable[[dict[str, Any]], bool], timeout: float = 60.0) -> dict[str, Any]:
+        """Poll /api/status until `condition(status)`; returns that status."""
+        deadline, status = time.monotonic() + timeout, None
+        while time.monotonic() < deadline:
+            status = self.get("/api/status").json()
+            if condition(status):
+                return status
+            time.sleep(0.3)
+        raise AssertionError(f"condition not met within {timeout} s; last status {status}")
+
+    def output(self) -> str:
+        self._out.flush()
+        return self.log.read_text(encoding="utf-8")
+
+    def stop(self, timeout: float = 60.0) -> str:
+        """SIGINT (a clean stop: open alerts ended, summary printed); returns everything it printed."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._out.close()
+        return self.log.read_text(encoding="utf-8")
