@@ -176,10 +176,11 @@ def test_the_unit_passes_systemd_analyze_verify(installed: Path) -> None:
     assert float(exposure.group(1)) <= 2.5, security.stdout  # 1.9 with a CSI camera; without hardening 9.2
 
 
-def test_the_venv_requirements_are_pyprojects_without_pip_opencv() -> None:
+def test_the_venv_requirements_are_pyprojects_device_extras_without_pip_opencv() -> None:
     tomllib = pytest.importorskip("tomllib")
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    wanted = {re.split(r"[<>=]", d)[0] for d in project["dependencies"] + project["optional-dependencies"]["mqtt"]}
+    wanted = {re.split(r"[<>=]", d)[0] for d in project["dependencies"] + project["optional-dependencies"]["mqtt"]
+              + project["optional-dependencies"]["web"]}
     line = next(l for l in SCRIPT.read_text().splitlines() if l.startswith("requirements=("))
     listed = {re.split(r"[<>=]", item.strip('"'))[0] for item in line[len("requirements=("):-1].split()}
     listed = {item for item in listed if not item.startswith("$")} | {"numpy"}  # numpy: the JetPack pin
