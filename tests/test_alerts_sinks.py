@@ -165,14 +165,19 @@ def test_worker_ends_alerts_a_crashed_run_left_open(tmp_path: Path) -> None:
 def test_back_pressure_drops_and_counts_instead_of_blocking(tmp_path: Path) -> None:
     config = sinks_config(tmp_path, {"queue_size": 2, "snapshots": {"dir": str(tmp_path / "s"), "max_pending": 1}})
     worker = SinkWorker(config, device_id="barn-1")
-    began = time.monotonic()
-    worker.submit([make_event(wall=T0 + i) for i in range(3)], frames())  # thread not started: nothing drains
-    assert time.monotonic() - began < 0.5
+    events = [make_event(wall=T0 + i) for i in range(3)]
+    worker.submit(events, frames())  # thread not started: nothing drains (a blocking submit would hang here)
     stats = worker.stats()
     assert (stats.queued, stats.dropped, stats.snapshots_skipped) == (2, 1, 2)
     worker.start()
     worker.stop()
-    assert (worker.stats().written, worker.stats().snapshots) == (2, 1)
+    assert (worker.stats().written, worker.stats().snapshots, worker.stats().lost) == (4, 1, 1)
+    with AlertStore(config.sqlite.path, readonly=True) as store:
+        stored = store.events()
+    # the two queued events, then the overflow as an alert of its own with the number it lost
+    assert [e.event_id for e in stored[:2]] == [e.event_id for e in events[:2]]
+    assert [(e.type, e.state) for e in stored[2:]] == [("sink_degraded", "start"), ("sink_degraded", "end")]
+    assert stored[3].detail == {"queue_size": 2, "dropped": 1} and stored[2].id == stored[3].id
 
 
 def test_a_broken_sink_does_not_stop_the_others(tmp_path: Path) -> None:
