@@ -19,7 +19,7 @@ from fume_edge.errors import FumeEdgeError
 
 MASK = "***"
 PASSWORD_ENV = "FUME_EDGE_MQTT_PASSWORD"
-_SECRET_KEY = re.compile(r"pass(word|wd)?|secret|token|credential", re.IGNORECASE)
+_SECRET_KEY = re.compile(r"^(.*[_-])?(pass|password|passwd|secret|token|credentials?)$", re.IGNORECASE)
 _USERINFO = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<userinfo>[^/?#@\s]*)@")
 
 

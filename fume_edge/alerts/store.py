@@ -110,20 +110,20 @@ class AlertStore:
                 self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             self._db.row_factory = sqlite3.Row
             self._db.execute("PRAGMA busy_timeout = 5000")
-            if not readonly:
-                self._db.execute("PRAGMA journal_mode = WAL")
-                self._db.execute("PRAGMA synchronous = FULL")
             self._migrate(readonly)
         except (sqlite3.DatabaseError, OSError) as exc:
-            raise FumeEdgeError(f"{self.path}: cannot open as an alert database ({exc}); "
-                                "pass a writable path to a fume-edge alert database") from None
+            raise FumeEdgeError(f"{self.path}: cannot open as an alert database ({exc}); free space on its disk "
+                                "or pass a writable path to a fume-edge alert database") from None
 
     def _migrate(self, readonly: bool) -> None:
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
         if version > len(MIGRATIONS):
             raise FumeEdgeError(f"{self.path}: alert database schema v{version} is newer than this fume-edge "
                                 f"understands (v{len(MIGRATIONS)}); upgrade fume-edge")
-        self._refuse_foreign(version)
+        self._refuse_foreign(version)  # before anything (even the journal mode) changes the file
+        if not readonly:
+            self._db.execute("PRAGMA journal_mode = WAL")
+            self._db.execute("PRAGMA synchronous = FULL")
         if version < len(MIGRATIONS) and readonly:
             raise FumeEdgeError(f"{self.path}: alert database schema v{version} is older than v{len(MIGRATIONS)}; "
                                 "open it once with `fume-edge run` to upgrade it")
