@@ -17,7 +17,7 @@ from pipeline_support import (
 )
 from rich.console import Console
 
-from fume_edge.alerts.event import CAMERA_DEGRADED, CAMERA_OFFLINE, END, START
+from fume_edge.alerts.event import CAMERA_DEGRADED, CAMERA_OFFLINE, CAMERAS_UNPAIRED, END, START
 from fume_edge.alerts.service import AlertService
 from fume_edge.alerts.store import AlertStore
 from fume_edge.data.config import Outage
@@ -77,12 +77,13 @@ def _start_stop_events(db: Path) -> list[tuple[str, str, str | None, tuple[str, 
 class LoopRig:
     """A pipeline over two scripted live cameras, the small ONNX model and a real alert service."""
 
-    def __init__(self, tmp_path: Path, model: Path, cameras: dict[str, tuple[ScriptedCamera, object]]) -> None:
+    def __init__(self, tmp_path: Path, model: Path, cameras: dict[str, tuple[ScriptedCamera, object]],
+                 offsets: dict[str, float] | None = None) -> None:
         self.config = run_config(tmp_path, {"sync": {"silent_after_s": 0.4}})
         self.db = tmp_path / "alerts.db"
         self.hub = FrameHub(CAMS, capacity=4, lossless=False)
         self.streams = {gas: CameraStream(gas, reader, reopen=reopen, hub=self.hub, paced=False,  # type: ignore
-                                          time_offset_s=0.0, reconnect_s=(0.2, 0.2))
+                                          time_offset_s=(offsets or {}).get(gas, 0.0), reconnect_s=(0.2, 0.2))
                         for gas, (reader, reopen) in cameras.items()}
         self.backend = load_backend(model, device="cpu")
         self.service = AlertService(self.config.alerts, self.config.sinks, device_id="test")
@@ -197,3 +198,38 @@ def test_live_loop_under_overload_infers_the_newest_pair_and_counts_every_skip(t
     assert stats["stale"] > 0 or sum(c["overwritten"] for c in stats["cameras"].values()) > 0  # type: ignore
     assert stats["pairs"] + stats["singles"] == stats["inferences"] + stats["stale"]  # type: ignore[operator]
     assert stats["latency_ms"] < 250  # type: ignore[operator]
+
+
+def test_nan_frames_are_garbage_and_alerting_stays_on(tmp_path: Path, small_onnx: Path) -> None:
+    """Float frames with one NaN or inf pixel now and then: each is skipped and counted, the policy never holds
+    NaN, and a later camera alert is still stored (a NaN in the smoothing used to make every event unencodable)."""
+    def with_bad_pixels() -> Iterator[np.ndarray]:
+        for k, image in enumerate(noise_frames(seed=1)):
+            frame = image.astype(np.float32) / 255.0
+            if k % 4 == 1:
+                frame[7, 9] = np.nan if k % 8 == 1 else np.inf
+            yield frame
+
+    rig = LoopRig(tmp_path, small_onnx, {
+        "co2": (ScriptedCamera("co2", with_bad_pixels(), fps=20.0), None),
+        "ch4": (ScriptedCamera("ch4", noise_frames(seed=2), fps=20.0, die_after=20), None)})  # then gone for good
+    stats = rig.run(2.5)
+    co2 = stats["cameras"]["co2"]  # type: ignore[index]
+    assert co2["garbage"] >= 5 and co2["last_garbage"] == "non-finite values (NaN or inf)"
+    smoothed = rig.service.policy.smoothed_probs
+    assert smoothed is not None and all(np.isfinite(list(smoothed.values())))
+    assert (CAMERA_DEGRADED, START, None, ("ch4",)) in _start_stop_events(rig.db)
+
+
+def test_cameras_that_never_pair_raise_cameras_unpaired_with_the_measured_offset(tmp_path: Path,
+                                                                                small_onnx: Path) -> None:
+    """Both cameras deliver, but the CH4 clock runs 0.3 s ahead (far beyond the 25 ms tolerance): nothing pairs, which
+    is an alert of its own carrying the offset, not only a counter."""
+    rig = LoopRig(tmp_path, small_onnx, {gas: (ScriptedCamera(gas, noise_frames(seed=k), fps=20.0), None)
+                                         for k, gas in enumerate(CAMS)}, offsets={"ch4": 0.3})
+    stats = rig.run(1.5)
+    assert stats["pairs"] == 0 and stats["unpaired_offset_s"] is not None
+    with AlertStore(rig.db, readonly=True) as store:
+        started = [e for e in store.events() if e.type == CAMERAS_UNPAIRED and e.state == START]
+    assert len(started) == 1 and started[0].detail is not None
+    assert started[0].detail["offset_s"] == pytest.approx(0.3, abs=0.06)

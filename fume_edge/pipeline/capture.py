@@ -30,7 +30,7 @@ ENDED = object()  # FrameHub.next_in_order: every camera has ended and every fra
 
 def frame_problem(image: object, expected_shape: tuple[int, ...] | None) -> str | None:
     """Why `image` cannot be a frame of this camera (None when it can): empty, not an image, an unsupported dtype
-    or channel count, or a size other than the camera's (`expected_shape`, from its first good frame)."""
+    or channel count, a size other than the camera's (`expected_shape`, from its first good frame), or NaN/inf."""
     if not isinstance(image, np.ndarray) or image.size == 0:
         return "empty frame"
     if image.dtype not in FRAME_DTYPES:
@@ -39,6 +39,8 @@ def frame_problem(image: object, expected_shape: tuple[int, ...] | None) -> str 
         return f"shape {image.shape} (expected HxW, HxWx1, HxWx3 or HxWx4)"
     if expected_shape is not None and image.shape != expected_shape:
         return f"shape {image.shape} (this camera delivers {expected_shape})"
+    if image.dtype.kind == "f" and not np.isfinite(image).all():
+        return "non-finite values (NaN or inf)"  # one such pixel would turn every output of the model into NaN
     return None
 
 
