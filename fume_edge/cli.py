@@ -239,11 +239,13 @@ def run(
     from fume_edge.console import console
     from fume_edge.pipeline.run import RunOptions, run as run_pipeline
 
-    run_pipeline(RunOptions(
+    result = run_pipeline(RunOptions(
         co2=co2, ch4=ch4, model=model, config=config, alerts=alerts_db, jsonl=jsonl, mqtt=mqtt, mqtt_ca=mqtt_ca,
         mqtt_cert=mqtt_cert, mqtt_key=mqtt_key, mqtt_insecure=mqtt_insecure, snapshots=snapshots, display=display,
         record=record, max_frames=max_frames, duration=duration, device_id=device_id, quiet=quiet, device=device,
         threads=threads, pacing=pacing, loop=loop), console)
+    if result.lost:
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -139,6 +139,40 @@ def test_second_signal_forces_exit_and_the_next_run_closes_the_open_alert(tmp_pa
     states = _db(tmp_path / "alerts.db").execute(
         "SELECT state, json_extract(payload, '$.reason') FROM events ORDER BY seq").fetchall()
     assert states == [("start", None), ("end", "interrupted")]
+    runs = _db(tmp_path / "alerts.db").execute("SELECT end_reason FROM runs ORDER BY id").fetchall()
+    assert runs == [("killed",), ("completed",)]  # the forced exit left no end: the next run recorded why
+
+
+@pytest.mark.parametrize("co2, ch4, extra, message", [
+    ("{dir}/frames", "{dir}/./frames/", [], "--ch4 {dir}/./frames/: the same source as --co2"),
+    ("synthetic", "synthetic", ["--jsonl", "{dir}/alerts.db"], "--jsonl {dir}/alerts.db: the same file as the alert"),
+])
+def test_one_source_for_both_gases_or_one_file_for_two_sinks_is_one_error_line(
+        tmp_path: Path, small_onnx: Path, co2: str, ch4: str, extra: list[str], message: str) -> None:
+    (tmp_path / "frames").mkdir()
+    args = [a.format(dir=tmp_path) for a in ("--co2", co2, "--ch4", ch4, *extra)]
+    result = fume_edge("run", *args, "--model", str(small_onnx), "--alerts", str(tmp_path / "alerts.db"))
+    assert error_line(result).startswith("error: " + message.format(dir=tmp_path))
+    assert not (tmp_path / "alerts.db").exists()
+
+
+CTRL_C_WHILE_IMPORTING = """
+import sys
+class CtrlC:  # the user presses Ctrl-C while the CLI's modules are still loading
+    def find_spec(self, name, path=None, target=None):
+        if name == "typer":
+            raise KeyboardInterrupt
+sys.meta_path.insert(0, CtrlC())
+sys.argv[0] = "fume-edge"
+from fume_edge.entry import main
+main()
+"""
+
+
+def test_ctrl_c_while_the_cli_imports_is_one_line_not_a_traceback() -> None:
+    result = subprocess.run([sys.executable, "-c", CTRL_C_WHILE_IMPORTING, "run", "--help"], capture_output=True,
+                            text=True, timeout=60)
+    assert (result.returncode, result.stderr.strip()) == (130, "interrupted")
 
 
 def test_every_alert_reaches_an_mqtt_subscriber_and_torch_is_never_imported(tmp_path: Path, small_onnx: Path,

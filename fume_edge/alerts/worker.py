@@ -348,6 +348,10 @@ class SinkWorker:
                     self._wake.clear()  # stop() set it: go round once more with the deadline in force
                 delay = min(delay * 2, self.config.retry_max_s)
                 continue
+            except Exception as exc:  # not the disk (a bug, an unencodable event): retrying cannot help
+                log.error("alert sink: %s failed (%s); not retried", what, exc)
+                self._count("errors")
+                return False, None
             self._recovered(what)
             return True, result
 

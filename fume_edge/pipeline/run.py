@@ -29,7 +29,7 @@ from fume_edge.pipeline.config import RunConfig, load_run_config
 from fume_edge.pipeline.loop import Pipeline, ResultHook
 from fume_edge.pipeline.prepare import ModelInputs, camera_preprocessing
 from fume_edge.pipeline.shutdown import StopSignals
-from fume_edge.pipeline.sources import FrameReader, open_reader
+from fume_edge.pipeline.sources import FrameReader, check_distinct_sources, open_reader
 from fume_edge.pipeline.status import StatusView
 from fume_edge.pipeline.sync import Pair
 from fume_edge.pipeline.view import DisplayWindow, Recorder, compose_view
@@ -69,6 +69,11 @@ class RunResult:
     reason: str  # completed | interrupted | stopped (display closed)
     stats: dict[str, Any]
 
+    @property
+    def lost(self) -> int:
+        """Alert events that never reached the database (queue overflow, or a disk still failing at exit)."""
+        return int(self.stats["sinks"]["dropped"] + self.stats["sinks"]["unstored"])
+
 
 def config_overrides(options: RunOptions) -> dict[str, Any]:
     """The run.yaml keys the command-line options set."""
@@ -89,6 +94,14 @@ def config_overrides(options: RunOptions) -> dict[str, Any]:
         raise FumeEdgeError(f"--pacing {options.pacing}: expected realtime or fast")
     sources = {k: v for k, v in (("pacing", options.pacing), ("loop", options.loop)) if v is not None}
     return {key: value for key, value in (("sinks", sinks), ("sources", sources)) if value}
+
+
+def _check_outputs(config: RunConfig) -> None:
+    """The JSONL file and the database in one file would corrupt each other."""
+    jsonl, sqlite = config.sinks.jsonl.path, config.sinks.sqlite.path
+    if jsonl is not None and Path(jsonl).resolve() == Path(sqlite).resolve():
+        raise FumeEdgeError(f"--jsonl {jsonl}: the same file as the alert database (--alerts {sqlite}); give the "
+                            "JSONL file its own name, e.g. alerts.jsonl")
 
 
 def _open_readers(options: RunOptions, config: RunConfig, stack: ExitStack) -> dict[str, FrameReader]:
@@ -144,6 +157,8 @@ def run(options: RunOptions, console: Console, on_result: ResultHook | None = No
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
     synthetic = options.co2 == "synthetic" and options.ch4 == "synthetic"
     config, merged = load_run_config(options.config, config_overrides(options), synthetic=synthetic)
+    check_distinct_sources(options.co2, options.ch4)
+    _check_outputs(config)
     with ExitStack() as stack:
         # First, so that a signal while the model loads still stops the run cleanly (it stops before starting).
         signals = stack.enter_context(StopSignals(on_first=lambda name: _stopping(console, name)))

@@ -201,6 +201,22 @@ class ImageFolder:
         pass
 
 
+def source_identity(spec: str) -> str:
+    """What a source spec names, for telling two specs apart: the device, the resolved file or folder, the URL."""
+    if spec.isdigit():
+        return os.path.realpath(f"/dev/video{spec}")
+    if spec.lower().startswith(URL_SCHEMES) or spec == "synthetic":
+        return spec
+    return os.path.realpath(spec)
+
+
+def check_distinct_sources(co2: str, ch4: str) -> None:
+    """Both gases from one camera, file or folder is a mistake that would pair every frame with itself."""
+    if co2 != "synthetic" and source_identity(co2) == source_identity(ch4):
+        raise FumeEdgeError(f"--ch4 {ch4}: the same source as --co2 {co2} ({source_identity(co2)}); each gas needs "
+                            "its own camera, file or folder")
+
+
 def open_reader(spec: str, gas: str, config: RunConfig) -> FrameReader:
     """Open what `--{gas} SPEC` names; anything that is not there is one clear error."""
     name = f"--{gas} {spec}"
