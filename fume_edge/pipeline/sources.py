@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import io
 import os
 import sys
 import time
@@ -26,6 +27,7 @@ from typing import Iterator, Protocol
 import cv2
 import numpy as np
 
+from fume_edge.config import read_utf8
 from fume_edge.errors import FumeEdgeError
 from fume_edge.pipeline.config import CameraConfig, RunConfig
 from fume_edge.runtime.pre import InvalidFrame
@@ -162,7 +164,7 @@ def _read_timestamps(path: str, name: str) -> list[float]:
     """Media time of each video frame from a CSV with `video_frame` and `timestamp_s` columns (as written by
     `fume-edge synth --videos`; rows with an empty `video_frame` were never recorded)."""
     try:
-        with open(path, newline="", encoding="utf-8") as handle:
+        with io.StringIO(read_utf8(path), newline="") as handle:
             rows = [row for row in csv.DictReader(handle) if row.get("video_frame")]
         by_frame = sorted((int(row["video_frame"]), float(row["timestamp_s"])) for row in rows)
     except FileNotFoundError:
