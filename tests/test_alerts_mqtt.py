@@ -101,12 +101,15 @@ def test_the_outbox_of_a_run_without_broker_is_sent_by_the_next_run(tmp_path: Pa
     if MOSQUITTO is None:
         pytest.skip("mosquitto is not installed (apt-get install mosquitto; .ci/run does)")
     later = Broker(tmp_path / "broker")  # not started yet: nothing listens on its port
-    config = mqtt_sinks(tmp_path, f"mqtt://127.0.0.1:{later.port}/fe", drain_timeout_s=30.0)
+    config = mqtt_sinks(tmp_path, f"mqtt://127.0.0.1:{later.port}/fe", drain_timeout_s=120.0)
     events = [make_event("end", wall=T0 + i) for i in range(5)]  # closed alerts: the next run adds no ends
-    with SinkWorker(config, device_id=DEVICE) as worker:
-        worker.submit(events)
+    worker = SinkWorker(config, device_id=DEVICE)
+    worker.start()
+    worker.submit(events)
     began = time.monotonic()
-    assert worker.stats().mqtt_unsent == 5 and time.monotonic() - began < 5  # no drain wait while disconnected
+    worker.stop()
+    # no drain wait while disconnected: far below the 120 s drain timeout (the bound is the behaviour, not speed)
+    assert worker.stats().mqtt_unsent == 5 and time.monotonic() - began < 60
 
     later.start()
     try:
@@ -210,3 +213,44 @@ def test_unreadable_tls_files_are_one_clear_error(tmp_path: Path) -> None:
     config = mqtt_sinks(tmp_path, "mqtts://127.0.0.1:8883/fe", ca=str(tmp_path / "missing-ca.pem"))
     with pytest.raises(FumeEdgeError, match="cannot load ca/cert/key"):
         SinkWorker(config, device_id=DEVICE)
+
+
+def test_a_publish_the_broker_refuses_stays_unsent_and_the_rest_are_marked_sent(tmp_path: Path) -> None:
+    """MQTT v5: the broker's ACL denies one topic; its PUBACK says so, and only that row stays in the outbox (under
+    3.1.1 the broker acknowledges the dropped publish and it would be marked sent)."""
+    if MOSQUITTO is None:
+        pytest.skip("mosquitto is not installed (apt-get install mosquitto; .ci/run does)")
+    acl = tmp_path / "acl"
+    acl.write_text(f"topic readwrite fe/{DEVICE}/status\ntopic readwrite fe/{DEVICE}/alerts/camera_degraded\n")
+    strict = Broker(tmp_path / "broker", f"allow_anonymous true\nacl_file {acl}\n")
+    strict.start()
+    try:
+        denied, allowed = make_event(alert_type="acidosis_risk"), make_event(alert_type="camera_degraded")
+        with SinkWorker(mqtt_sinks(tmp_path, f"mqtt://127.0.0.1:{strict.port}/fe"), device_id=DEVICE) as worker:
+            assert worker.mqtt is not None and until(lambda: worker.mqtt.connected)
+            worker.submit([denied, allowed])
+            assert until(lambda: worker.mqtt.refused >= 1 and worker.mqtt.sent == 1)
+        with AlertStore(tmp_path / "alerts.db", readonly=True) as store:
+            assert [event.event_id for _, event in store.unsent(10)] == [denied.event_id]
+    finally:
+        strict.stop()
+
+
+def test_an_unreachable_broker_is_logged_once_down_and_once_back(tmp_path: Path,
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
+    if MOSQUITTO is None:
+        pytest.skip("mosquitto is not installed (apt-get install mosquitto; .ci/run does)")
+    later = Broker(tmp_path / "broker")  # nothing listens yet
+    config = mqtt_sinks(tmp_path, f"mqtt://127.0.0.1:{later.port}/fe")
+    with caplog.at_level("WARNING", logger="fume_edge.alerts.mqtt"):
+        with SinkWorker(config, device_id=DEVICE) as worker:
+            assert until(lambda: "unreachable" in caplog.text)
+            time.sleep(3.5)  # several reconnect attempts (1 s apart) while it stays down
+            later.start()
+            try:
+                assert worker.mqtt is not None and until(lambda: worker.mqtt.connected, timeout=15)
+            finally:
+                later.stop()
+    messages = [r.getMessage() for r in caplog.records if r.name == "fume_edge.alerts.mqtt"]
+    assert sum("unreachable" in m for m in messages) == 2  # down once; down again when the test stops it
+    assert sum("reachable again" in m for m in messages) == 1
