@@ -68,6 +68,7 @@ class Pipeline:
         self.latest: Prediction | None = None
         self.started = time.monotonic()
         self._frames: dict[str, np.ndarray | None] = dict.fromkeys(self.cameras)  # newest inferred frame per camera
+        self._lowest_offset = min(0.0, *(stream.time_offset_s for stream in streams.values()))
 
     def run(self, should_stop: Callable[[], bool], max_frames: int | None = None,
             duration_s: float | None = None) -> str:
@@ -107,11 +108,12 @@ class Pipeline:
         if self.live:
             if self.hub.all_ended:
                 return None
-            now = time.monotonic()  # before taking frames: every frame stamped earlier is in the rings by then
             items: list[Pair | Health | Unpaired] = []
             for camera, frame in self.hub.drain(self.tick_s):
                 items += self.sync.push(camera, frame)
-            return items + self.sync.advance(now)
+            # The hub stamps live frames under the lock it drained under, so every frame stamped before
+            # `drained_at` was taken; a camera with a negative time offset stamps that much earlier.
+            return items + self.sync.advance(self.hub.drained_at + self._lowest_offset)
         item = self.hub.next_in_order(self.tick_s)
         if item is ENDED:
             return None

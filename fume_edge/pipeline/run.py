@@ -19,6 +19,7 @@ from typing import Any
 
 from rich.console import Console
 
+from fume_edge.alerts.secrets import redact_text
 from fume_edge.alerts.service import AlertService
 from fume_edge.assets import default_model_path
 from fume_edge.errors import FumeEdgeError
@@ -29,7 +30,7 @@ from fume_edge.pipeline.config import RunConfig, load_run_config
 from fume_edge.pipeline.loop import Pipeline, ResultHook
 from fume_edge.pipeline.prepare import ModelInputs, camera_preprocessing
 from fume_edge.pipeline.shutdown import StopSignals
-from fume_edge.pipeline.sources import FrameReader, check_distinct_sources, open_reader
+from fume_edge.pipeline.sources import FrameReader, SourceNotReady, check_distinct_sources, open_reader
 from fume_edge.pipeline.status import StatusView
 from fume_edge.pipeline.sync import Pair
 from fume_edge.pipeline.view import DisplayWindow, Recorder, compose_view
@@ -104,25 +105,41 @@ def _check_outputs(config: RunConfig) -> None:
                             "JSONL file its own name, e.g. alerts.jsonl")
 
 
-def _open_readers(options: RunOptions, config: RunConfig, stack: ExitStack) -> dict[str, FrameReader]:
-    readers = {}
+def _open_readers(options: RunOptions, config: RunConfig, stack: ExitStack,
+                  console: Console) -> dict[str, FrameReader | None]:
+    """Open both sources; a live one that is not there yet is None (its capture thread keeps trying)."""
+    readers: dict[str, FrameReader | None] = {}
     for gas, spec in (("co2", options.co2), ("ch4", options.ch4)):
-        readers[gas] = open_reader(spec, gas, config)
-        stack.callback(readers[gas].close)
+        try:
+            reader = readers[gas] = open_reader(spec, gas, config)
+        except SourceNotReady as exc:
+            if config.sources.pacing == "fast":
+                raise
+            console.print(f"{exc}; not there yet: retrying every {config.sources.reconnect_min_s:g}-"
+                          f"{config.sources.reconnect_max_s:g} s while the run starts", style="yellow")
+            readers[gas] = None
+            continue
+        stack.callback(reader.close)
     if config.sources.pacing == "fast":
-        live = [r.name for r in readers.values() if r.live]
+        live = [r.name for r in readers.values() if r is not None and r.live]
         if live:
             raise FumeEdgeError(f"{live[0]}: a live source cannot be played fast; use sources.pacing realtime "
                                 "(--pacing realtime) or recorded sources on both cameras")
     return readers
 
 
-def _stream(gas: str, spec: str, reader: FrameReader, hub: FrameHub, config: RunConfig) -> CameraStream:
+def _stream(gas: str, spec: str, reader: FrameReader | None, hub: FrameHub, config: RunConfig) -> CameraStream:
     """The capture thread of one camera; recorded sources are paced in real time unless the hub is lossless."""
     return CameraStream(gas, reader, reopen=functools.partial(open_reader, spec, gas, config), hub=hub,
-                        paced=not hub.lossless and not reader.live,
+                        paced=not hub.lossless and reader is not None and not reader.live,
                         time_offset_s=config.sources.camera(gas).time_offset_s,
-                        reconnect_s=(config.sources.reconnect_min_s, config.sources.reconnect_max_s))
+                        reconnect_s=(config.sources.reconnect_min_s, config.sources.reconnect_max_s),
+                        name=f"--{gas} {redact_text(spec)}")
+
+
+def _fps(reader: FrameReader | None, gas: str, config: RunConfig) -> float | None:
+    """A source's frame rate: what it reports, else the configured one (a source not open yet)."""
+    return reader.fps if reader is not None else config.sources.camera(gas).fps
 
 
 def _view_hook(options: RunOptions, backend: Backend, fps: float, stack: ExitStack) -> tuple[ResultHook | None,
@@ -162,12 +179,13 @@ def run(options: RunOptions, console: Console, on_result: ResultHook | None = No
     with ExitStack() as stack:
         # First, so that a signal while the model loads still stops the run cleanly (it stops before starting).
         signals = stack.enter_context(StopSignals(on_first=lambda name: _stopping(console, name)))
-        readers = _open_readers(options, config, stack)
+        readers = _open_readers(options, config, stack, console)
         model_path = options.model or default_model_path()
         backend = stack.enter_context(load_backend(model_path, device=options.device, threads=options.threads))
-        tolerance = config.sync.tolerance(tuple(r.fps for r in readers.values()))
-        view_hook, closed = _view_hook(options, backend, min(r.fps or config.sync.default_fps
-                                                             for r in readers.values()), stack)
+        fps = {gas: _fps(reader, gas, config) for gas, reader in readers.items()}
+        tolerance = config.sync.tolerance(tuple(fps.values()))
+        view_hook, closed = _view_hook(options, backend, min(f or config.sync.default_fps for f in fps.values()),
+                                       stack)
         hub = FrameHub(GASES, config.sources.ring_size, lossless=config.sources.pacing == "fast")
         streams = {gas: _stream(gas, spec, readers[gas], hub, config)
                    for gas, spec in (("co2", options.co2), ("ch4", options.ch4))}
@@ -187,7 +205,7 @@ def run(options: RunOptions, console: Console, on_result: ResultHook | None = No
                             stats_interval_s=config.pipeline.stats_interval_s,
                             on_result=on_each if view_hook or on_result else None)
         title = (f"fume-edge run · {device_id} · {model_path.name} ({backend.name}) · "
-                 f"CO2 {options.co2} · CH4 {options.ch4} · pairing ±{1000 * tolerance:.0f} ms")
+                 f"CO2 {redact_text(options.co2)} · CH4 {redact_text(options.ch4)} · pairing ±{1000 * tolerance:.0f} ms")
         view = StatusView(pipeline, title, console, quiet=options.quiet, refresh_hz=config.pipeline.refresh_hz)
         pipeline.on_events = view.events
         service.start()

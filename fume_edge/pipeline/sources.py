@@ -27,6 +27,7 @@ from typing import Iterator, Protocol
 import cv2
 import numpy as np
 
+from fume_edge.alerts.secrets import redact_text
 from fume_edge.config import read_utf8
 from fume_edge.errors import FumeEdgeError
 from fume_edge.pipeline.config import CameraConfig, RunConfig
@@ -40,6 +41,11 @@ READ_TIMEOUT_MS = 5000  # a stream that stops sending is treated as dead after t
 
 class SourceLost(Exception):
     """A live source stopped delivering (unplugged camera, dropped stream): the capture thread reconnects."""
+
+
+class SourceNotReady(FumeEdgeError):
+    """A live source that exists but does not open yet (a camera still booting, a stream not up): `run` starts
+    without it and its capture thread keeps trying, with the reconnect backoff."""
 
 
 class FrameReader(Protocol):
@@ -94,7 +100,7 @@ class OpenCvSource:
             hint = {"camera": "check the device and that no other program holds it (v4l2-ctl --list-devices)",
                     "stream": "check the URL, the network and the camera's credentials",
                     "file": "check that OpenCV can decode it (ffprobe FILE)"}[kind]
-            raise FumeEdgeError(f"{name}: cannot open this {kind}; {hint}")
+            raise (SourceNotReady if self.live else FumeEdgeError)(f"{name}: cannot open this {kind}; {hint}")
         if kind == "camera":
             self._configure(camera)
         reported = self.cap.get(cv2.CAP_PROP_FPS)
@@ -215,13 +221,13 @@ def source_identity(spec: str) -> str:
 def check_distinct_sources(co2: str, ch4: str) -> None:
     """Both gases from one camera, file or folder is a mistake that would pair every frame with itself."""
     if co2 != "synthetic" and source_identity(co2) == source_identity(ch4):
-        raise FumeEdgeError(f"--ch4 {ch4}: the same source as --co2 {co2} ({source_identity(co2)}); each gas needs "
-                            "its own camera, file or folder")
+        raise FumeEdgeError(f"--ch4 {redact_text(ch4)}: the same source as --co2 {redact_text(co2)} "
+                            f"({redact_text(source_identity(co2))}); each gas needs its own camera, file or folder")
 
 
 def open_reader(spec: str, gas: str, config: RunConfig) -> FrameReader:
     """Open what `--{gas} SPEC` names; anything that is not there is one clear error."""
-    name = f"--{gas} {spec}"
+    name = f"--{gas} {redact_text(spec)}"  # messages and logs never show a stream's password
     camera, sources = config.sources.camera(gas), config.sources
     if spec == "synthetic":
         from fume_edge.pipeline.synthetic_source import SyntheticSource

@@ -125,6 +125,7 @@ class Synchronizer:
         silent = frozenset(cam for cam in self.cameras if self.now - self._last[cam] > self.silent_after_s)
         if silent != self.silent:
             self.silent = silent
+            self._paired_t = self.now  # a camera that just came back gets the full time to pair
             out.append(Health(self.now, silent))
             self._decide(out)
         first, second = self.cameras
