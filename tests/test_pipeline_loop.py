@@ -178,7 +178,9 @@ sync: {silent_after_s: 0.42}
     assert len((tmp_path / "alerts.jsonl").read_text().splitlines()) == len(events)
     assert len(list((tmp_path / "snapshots").glob("*camera_degraded_start*.png"))) == 1
     recorded = cv2.VideoCapture(str(tmp_path / "view.avi"))
-    assert int(recorded.get(cv2.CAP_PROP_FRAME_COUNT)) == result.stats["inferences"]
+    views = result.stats["views"]  # drawn in their own thread: behind, they are dropped and counted
+    assert int(recorded.get(cv2.CAP_PROP_FRAME_COUNT)) == views["shown"] > 0
+    assert views["shown"] + views["dropped"] == result.stats["inferences"]
     shown = terminal.getvalue()  # the live panel, the event lines and the summary
     for text in ("pairing ±25 ms", "inference", "capture-to-result", "camera_degraded", "recovered",
                  "fume-edge run: completed"):
@@ -233,3 +235,21 @@ def test_cameras_that_never_pair_raise_cameras_unpaired_with_the_measured_offset
         started = [e for e in store.events() if e.type == CAMERAS_UNPAIRED and e.state == START]
     assert len(started) == 1 and started[0].detail is not None
     assert started[0].detail["offset_s"] == pytest.approx(0.3, abs=0.06)
+
+
+def test_the_view_worker_drops_views_it_cannot_keep_up_with_and_records_the_rest(tmp_path: Path) -> None:
+    """`--record` in its own thread: a burst far faster than encoding is dropped and counted, never queued up
+    behind inference; what was kept is exactly what the video holds."""
+    from alerts_support import prediction
+
+    from fume_edge.pipeline.view import Recorder, ViewWorker
+
+    size = (128, 96)
+    worker = ViewWorker(None, Recorder(tmp_path / "view.avi", 10.0, size), size, CAMS)
+    frames = noise_frames((96, 128))
+    for _ in range(200):
+        image = next(frames)
+        worker.submit((image, image), prediction(shape=(96, 128)))
+    worker.close()
+    assert worker.dropped > 0 and worker.shown + worker.dropped == 200
+    assert int(cv2.VideoCapture(str(tmp_path / "view.avi")).get(cv2.CAP_PROP_FRAME_COUNT)) == worker.shown

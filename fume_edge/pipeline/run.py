@@ -33,7 +33,7 @@ from fume_edge.pipeline.shutdown import StopSignals
 from fume_edge.pipeline.sources import FrameReader, SourceNotReady, check_distinct_sources, open_reader
 from fume_edge.pipeline.status import StatusView
 from fume_edge.pipeline.sync import Pair
-from fume_edge.pipeline.view import DisplayWindow, Recorder, compose_view
+from fume_edge.pipeline.view import DisplayWindow, Recorder, ViewWorker
 from fume_edge.runtime.base import Backend, Prediction, load_backend
 
 
@@ -142,27 +142,19 @@ def _fps(reader: FrameReader | None, gas: str, config: RunConfig) -> float | Non
     return reader.fps if reader is not None else config.sources.camera(gas).fps
 
 
-def _view_hook(options: RunOptions, backend: Backend, fps: float, stack: ExitStack) -> tuple[ResultHook | None,
-                                                                                           list[bool]]:
-    """The per-result hook that feeds --display and --record, and a flag the window sets when it is closed."""
-    window = DisplayWindow() if options.display else None
-    recorder = Recorder(options.record, fps, backend.input_size) if options.record else None
-    closed = [False]
-    if window is None and recorder is None:
-        return None, closed
-    for sink in (window, recorder):
-        if sink is not None:
-            stack.callback(sink.close)
-
-    def show(pair: Pair, prediction: Prediction) -> None:
-        view = compose_view(tuple(None if f is None else f.image for f in pair.frames), prediction,
-                            backend.input_size, GASES)
-        if recorder is not None:
-            recorder.write(view)
-        if window is not None and not closed[0] and not window.show(view):
-            closed[0] = True
-
-    return show, closed
+def _view_worker(options: RunOptions, backend: Backend, fps: float, stack: ExitStack) -> ViewWorker | None:
+    """The thread that draws --display and writes --record (None when neither is asked for)."""
+    if not options.display and options.record is None:
+        return None
+    with ExitStack() as opening:  # a recorder that cannot open closes the window again
+        window = DisplayWindow() if options.display else None
+        if window is not None:
+            opening.callback(window.close)
+        recorder = Recorder(options.record, fps, backend.input_size) if options.record else None
+        opening.pop_all()  # the worker closes both from here on
+    worker = ViewWorker(window, recorder, backend.input_size, GASES)
+    stack.callback(worker.close)
+    return worker
 
 
 def _stopping(console: Console, signal_name: str) -> None:
@@ -184,8 +176,7 @@ def run(options: RunOptions, console: Console, on_result: ResultHook | None = No
         backend = stack.enter_context(load_backend(model_path, device=options.device, threads=options.threads))
         fps = {gas: _fps(reader, gas, config) for gas, reader in readers.items()}
         tolerance = config.sync.tolerance(tuple(fps.values()))
-        view_hook, closed = _view_hook(options, backend, min(f or config.sync.default_fps for f in fps.values()),
-                                       stack)
+        views = _view_worker(options, backend, min(f or config.sync.default_fps for f in fps.values()), stack)
         hub = FrameHub(GASES, config.sources.ring_size, lossless=config.sources.pacing == "fast")
         streams = {gas: _stream(gas, spec, readers[gas], hub, config)
                    for gas, spec in (("co2", options.co2), ("ch4", options.ch4))}
@@ -196,14 +187,18 @@ def run(options: RunOptions, console: Console, on_result: ResultHook | None = No
                                run_config={"options": {k: str(v) for k, v in vars(options).items()}, **merged})
 
         def on_each(pair: Pair, prediction: Prediction) -> None:
-            for hook in (view_hook, on_result):
-                if hook is not None:
-                    hook(pair, prediction)
+            if views is not None:
+                views.submit(tuple(None if f is None else f.image for f in pair.frames), prediction)
+            if on_result is not None:
+                on_result(pair, prediction)
+
+        def window_closed() -> bool:
+            return views is not None and views.closed
 
         pipeline = Pipeline(streams, hub, backend, service, inputs, tolerance_s=tolerance,
                             silent_after_s=config.sync.silent_after_s, tick_s=config.pipeline.tick_s,
                             stats_interval_s=config.pipeline.stats_interval_s,
-                            on_result=on_each if view_hook or on_result else None)
+                            on_result=on_each if views or on_result else None)
         title = (f"fume-edge run · {device_id} · {model_path.name} ({backend.name}) · "
                  f"CO2 {redact_text(options.co2)} · CH4 {redact_text(options.ch4)} · pairing ±{1000 * tolerance:.0f} ms")
         view = StatusView(pipeline, title, console, quiet=options.quiet, refresh_hz=config.pipeline.refresh_hz)
@@ -212,11 +207,15 @@ def run(options: RunOptions, console: Console, on_result: ResultHook | None = No
         reason = "error"
         try:
             with view:
-                reason = pipeline.run(lambda: signals.is_set() or closed[0], options.max_frames, options.duration)
-            if closed[0] and reason == "interrupted" and not signals.is_set():
+                reason = pipeline.run(lambda: signals.is_set() or window_closed(), options.max_frames,
+                                      options.duration)
+            if window_closed() and reason == "interrupted" and not signals.is_set():
                 reason = "stopped"
         finally:
             view.events(service.close(pipeline.stats(), reason, mono=pipeline.sync.now))
         stats = pipeline.stats()
+        if views is not None:
+            views.close()
+            stats["views"] = {"shown": views.shown, "dropped": views.dropped}
         view.summary(stats, reason)
         return RunResult(reason, stats)

@@ -144,6 +144,9 @@ class StatusView:
             f"sink errors {sinks['errors']}" + ("" if sinks["mqtt_connected"] is None else
                                                 f", MQTT sent {sinks['mqtt_sent']} (unsent, kept for the next run: "
                                                 f"{sinks['mqtt_unsent']})"), soft_wrap=True)
+        if "views" in stats:
+            self.console.print(f"--display/--record: {stats['views']['shown']} views drawn, "
+                               f"{stats['views']['dropped']} dropped (drawing never holds up inference)")
         lost = sinks["dropped"] + sinks["unstored"]
         if lost:
             self.console.print(f"{lost} alert events were not stored (see the log for why); exit code 1",
