@@ -8,11 +8,12 @@ import sqlite3
 import subprocess
 import time
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import numpy as np
 import pytest
 from alerts_support import make_event, prediction, sinks_config
+from disk_support import fill, mount_tmpfs, small_disk, unmount  # noqa: F401 (fixture)
 
 from fume_edge.alerts.event import AlertEvent
 from fume_edge.alerts.secrets import PASSWORD_ENV, redact
@@ -33,36 +34,6 @@ def until(condition: Callable[[], bool], timeout: float = 30.0) -> bool:
     return condition()
 
 
-def mount_tmpfs(folder: Path, size: str) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
-                          capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip() or done.returncode}); CI runs as root")
-
-
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A real 3 MiB filesystem that the test can fill and free."""
-    disk = tmp_path / "disk"
-    mount_tmpfs(disk, "3m")
-    yield disk
-    subprocess.run(["umount", "-l", str(disk)], check=False)
-
-
-def fill(disk: Path) -> Path:
-    """Write a file until the disk refuses more (ENOSPC); returns it (delete it to free the space)."""
-    filler = disk / "filler"
-    chunk = b"\0" * 4096
-    with open(filler, "wb", buffering=0) as handle:
-        try:
-            while True:
-                handle.write(chunk)
-        except OSError:
-            pass
-    return filler
-
-
 def read_jsonl(path: Path) -> list[AlertEvent]:
     return [AlertEvent.from_json(line) for line in path.read_text().splitlines()]
 
@@ -72,8 +43,10 @@ def smooth_frames() -> SnapshotFrames:
     return SnapshotFrames(ramp, ramp, prediction(shape=(480, 640)))
 
 
-def test_a_disk_that_fills_and_frees_loses_no_alert_and_keeps_every_sink_in_order(small_disk: Path) -> None:
-    config = sinks_config(small_disk, {"jsonl": {"path": str(small_disk / "alerts.jsonl")},
+def test_a_disk_that_fills_and_frees_loses_no_alert_and_keeps_every_sink_in_order(small_disk: Path,
+                                                                                   tmp_path: Path) -> None:
+    jsonl = tmp_path / "alerts.jsonl"  # on a disk with room: it must still get nothing SQLite does not have
+    config = sinks_config(small_disk, {"jsonl": {"path": str(jsonl)},
                                        "snapshots": {"dir": str(small_disk / "snaps")},
                                        "retry_min_s": 0.05, "retry_max_s": 0.2})
     alerts = [make_event("start", wall=T0 + 10 * i) for i in range(12)]
@@ -92,6 +65,7 @@ def test_a_disk_that_fills_and_frees_loses_no_alert_and_keeps_every_sink_in_orde
     assert until(lambda: worker.stats().failing == "SQLite" and worker.stats().errors >= 3)
     held = worker.stats()
     assert held.written < len(timeline) and held.queued > 0 and held.dropped == 0
+    assert len(read_jsonl(jsonl)) == held.written  # JSONL only ever follows committed rows
     assert not list(small_disk.rglob("*.tmp"))  # a failed snapshot write removed its temporary file at once
 
     filler.unlink()  # space returns
@@ -103,7 +77,7 @@ def test_a_disk_that_fills_and_frees_loses_no_alert_and_keeps_every_sink_in_orde
     with AlertStore(config.sqlite.path, readonly=True) as store:
         stored = store.events()
     assert [e.event_id for e in stored] == [e.event_id for e in timeline]  # every alert, in order
-    assert read_jsonl(small_disk / "alerts.jsonl") == stored  # JSONL agrees with SQLite line for line
+    assert read_jsonl(jsonl) == stored  # JSONL agrees with SQLite line for line
     snapshots = [Path(e.snapshot) for e in stored if e.snapshot]
     assert all(path.is_file() for path in snapshots)  # no event points at a PNG that was never written
     assert sorted(p.name for p in (small_disk / "snaps").iterdir()) == sorted(p.name for p in snapshots)
@@ -111,7 +85,7 @@ def test_a_disk_that_fills_and_frees_loses_no_alert_and_keeps_every_sink_in_orde
 
     with SinkWorker(config, device_id="barn-1"):  # the next run finds nothing open: no second END anywhere
         pass
-    assert len(read_jsonl(small_disk / "alerts.jsonl")) == len(timeline)
+    assert len(read_jsonl(jsonl)) == len(timeline)
 
 
 def test_a_run_that_cannot_store_its_events_by_shutdown_counts_them_as_lost(small_disk: Path) -> None:
@@ -144,7 +118,7 @@ def test_a_read_only_archive_opens_in_immutable_mode(tmp_path: Path) -> None:
         with AlertStore(media / "alerts.db", readonly=True) as store:
             assert len(store.events()) == 1
     finally:
-        subprocess.run(["umount", "-l", str(media)], check=False)
+        unmount(media)
 
 
 def test_a_database_of_another_program_is_refused_and_left_untouched(tmp_path: Path) -> None:
