@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import itertools
-import time
 from pathlib import Path
 from typing import Iterator
 
@@ -20,7 +19,6 @@ from rich.console import Console
 from fume_edge.alerts.event import CAMERA_DEGRADED, CAMERA_OFFLINE, CAMERAS_UNPAIRED, END, START
 from fume_edge.alerts.service import AlertService
 from fume_edge.alerts.store import AlertStore
-from fume_edge.data.config import Outage
 from fume_edge.errors import FumeEdgeError
 from fume_edge.pipeline.capture import CameraStream, FrameHub
 from fume_edge.pipeline.loop import Pipeline

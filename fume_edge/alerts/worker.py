@@ -23,7 +23,6 @@ import sqlite3
 import threading
 import time
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from fume_edge.alerts.event import END, INTERRUPTED, SINK_DEGRADED, START, AlertEvent, iso_utc, new_id
