@@ -180,7 +180,7 @@ def make_tls(folder: Path) -> tuple[Path, Path, Path]:
     return folder / "ca.crt", folder / "server.crt", folder / "server.key"
 
 
-def test_mqtts_with_credentials(tmp_path: Path) -> None:
+def test_mqtts_with_credentials(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     if MOSQUITTO is None or MOSQUITTO_PASSWD is None or shutil.which("openssl") is None:
         pytest.skip("needs mosquitto, mosquitto_passwd and openssl (apt-get install mosquitto openssl)")
     certs = tmp_path / "certs"
@@ -197,6 +197,13 @@ def test_mqtts_with_credentials(tmp_path: Path) -> None:
         with SinkWorker(mqtt_sinks(tmp_path, url, ca=str(ca)), device_id=DEVICE) as worker:
             worker.submit([event])
             assert subscriber.wait_for(lambda s: event.event_id in s.event_ids)
+        monkeypatch.setenv("FUME_EDGE_MQTT_PASSWORD", "s3cr@t")  # the same password, kept out of the URL
+        from_env = make_event()
+        url_without = f"mqtts://edge@127.0.0.1:{secure.port}/fe"
+        with SinkWorker(mqtt_sinks(tmp_path / "env", url_without, ca=str(ca)), device_id=DEVICE) as worker:
+            worker.submit([from_env])
+            assert subscriber.wait_for(lambda s: from_env.event_id in s.event_ids)
+        monkeypatch.delenv("FUME_EDGE_MQTT_PASSWORD")
         subscriber.close()
 
         refused = mqtt_sinks(tmp_path / "refused", f"mqtts://edge:wrong@127.0.0.1:{secure.port}/fe", ca=str(ca))

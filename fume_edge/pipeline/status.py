@@ -65,6 +65,10 @@ class StatusView:
             cameras = f" cameras={','.join(event.camera_ids)}" if event.type.startswith("camera") else ""
             reason = f" ({event.reason})" if event.reason else ""
             probs = "" if event.probs is None else " " + " ".join(f"{k}={v:.2f}" for k, v in event.probs.items())
+            if event.degraded and not event.type.startswith("camera"):
+                probs += f" (degraded: {','.join(event.cameras_in_use) or 'no camera'} only)"
+            if event.detail:
+                probs += " " + " ".join(f"{k}={v}" for k, v in event.detail.items())
             self.console.print(Text.assemble(
                 (f"{stamp} ", "dim"), (f"{event.state.upper():5} {event.type}{reason}", EVENT_STYLE.get(event.state, "")),
                 f"{cameras}{probs} id={event.id}"), soft_wrap=True)
