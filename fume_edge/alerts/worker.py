@@ -218,6 +218,8 @@ class SinkWorker:
             if time.monotonic() >= next_retention:
                 self._retention()
                 next_retention = time.monotonic() + self.config.retention_interval_s
+        while not self._follow_jsonl() and time.monotonic() < self._deadline:
+            time.sleep(self.config.retry_min_s)  # JSONL still failing at shutdown: keep trying until the deadline
         stats, reason = self._final or (None, "completed")
         with self._lock:
             latest, self._latest_stats = self._latest_stats, None
@@ -242,13 +244,23 @@ class SinkWorker:
         """Write the snapshot and commit the event as one step under the store's lock (retried until it
         succeeds, or shutdown's deadline passes). False: not stored."""
         snapshots = self.snapshots
+        tries = 0
 
         def step() -> None:
+            nonlocal tries
+            tries += 1
             stored, written, path = event, None, None
             with self.store.lock:
                 if png is not None and snapshots is not None:
                     path = snapshots.path_for(event)
-                    written, _ = self._attempt("snapshot write", snapshots.write, path, png)
+                    try:
+                        snapshots.write(path, png)
+                        written = True
+                    except OSError as exc:
+                        written = False
+                        if tries == 1:  # once per event, not once per retry of a full disk
+                            log.error("alert sink: snapshot %s not written (%s); the event says it has none",
+                                      path.name, exc)
                     stored = replace(event, snapshot=str(path) if written else None)
                 try:
                     self.store.record(stored, publish=self.mqtt is not None, run_id=self.run_id)
@@ -258,6 +270,7 @@ class SinkWorker:
                     raise
             if written is not None:
                 self._count("snapshots" if written else "snapshots_failed")
+                self._count("errors", not written)
 
         stored, _ = self._retry("SQLite", step)
         return stored
@@ -299,6 +312,8 @@ class SinkWorker:
             self._write(_Item(event, None))
 
     def _store_stats(self) -> None:
+        if self._failing is not None:
+            return  # the disk is failing: counters wait (the newest are kept) until it works again
         with self._lock:
             latest, self._latest_stats = self._latest_stats, None
         if latest is not None:
