@@ -261,3 +261,26 @@ def test_an_unreachable_broker_is_logged_once_down_and_once_back(tmp_path: Path,
     messages = [r.getMessage() for r in caplog.records if r.name == "fume_edge.alerts.mqtt"]
     assert sum("unreachable" in m for m in messages) == 2  # down once; down again when the test stops it
     assert sum("reachable again" in m for m in messages) == 1
+
+
+def test_a_broker_that_refuses_v5_is_spoken_to_in_3_1_1(broker: Broker, tmp_path: Path) -> None:
+    """A 3.1.1-only broker answers a v5 CONNECT with "unsupported protocol version" (CONNACK 132, its return code
+    1). That answer is replayed into the publisher on a real connection: it reconnects with 3.1.1 and delivers."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.reasoncodes import ReasonCode
+
+    subscriber = Subscriber(broker.port, [ALERTS])
+    worker = SinkWorker(mqtt_sinks(tmp_path, f"mqtt://127.0.0.1:{broker.port}/fe"), device_id=DEVICE)
+    worker.start()
+    publisher = worker.mqtt
+    assert publisher is not None and until(lambda: publisher.connected)
+    refused = ReasonCode(PacketTypes.CONNACK, identifier=132)
+    publisher._on_connect(publisher._client, None, None, refused, None)
+    assert until(lambda: publisher._protocol == mqtt.MQTTv311 and publisher.connected)
+    event = make_event()
+    worker.submit([event])
+    assert subscriber.wait_for(lambda s: event.event_id in s.event_ids)
+    assert until(lambda: worker.store.unsent_count() == 0)
+    worker.stop()
+    subscriber.close()

@@ -231,6 +231,7 @@ class MqttPublisher:
         """The broker does not speak v5: start over with 3.1.1 (PUBACKs then carry no reason code)."""
         log.warning("MQTT broker %s:%s does not support MQTT v5; using 3.1.1, whose PUBACKs cannot report an "
                     "ACL refusal", self.target.host, self.target.port)
+        self._client.disconnect()
         self._client.loop_stop()
         self._protocol = _paho().MQTTv311
         self._client = self._make_client()
