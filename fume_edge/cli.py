@@ -218,7 +218,7 @@ def run(
     config: Optional[Path] = typer.Option(None, "--config", help="Run YAML overriding fume_edge/configs/run.yaml."),
     alerts_db: Optional[Path] = typer.Option(None, "--alerts", help="SQLite alert database \\[default: run.yaml sinks.sqlite.path, alerts.db]."),
     jsonl: Optional[Path] = typer.Option(None, "--jsonl", help="Also append every alert event to this JSONL file."),
-    mqtt: Optional[str] = typer.Option(None, "--mqtt", help="Also publish to mqtt://\\[user:pass@]host\\[:port]/prefix (mqtts:// for TLS)."),
+    mqtt: Optional[str] = typer.Option(None, "--mqtt", help="Also publish to mqtt://\\[user@]host\\[:port]/prefix (mqtts:// for TLS); the password from FUME_EDGE_MQTT_PASSWORD or sinks.mqtt.password_file."),
     mqtt_ca: Optional[Path] = typer.Option(None, "--mqtt-ca", help="mqtts: CA bundle of the broker's certificate \\[default: system CAs]."),
     mqtt_cert: Optional[Path] = typer.Option(None, "--mqtt-cert", help="mqtts: client certificate (with --mqtt-key)."),
     mqtt_key: Optional[Path] = typer.Option(None, "--mqtt-key", help="mqtts: client private key."),
