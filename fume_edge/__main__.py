@@ -1,5 +1,5 @@
 """`python -m fume_edge` runs the CLI."""
 
-from fume_edge.cli import main
+from fume_edge.entry import main
 
 main()

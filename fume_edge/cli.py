@@ -231,7 +231,7 @@ def run(
     config: Optional[Path] = typer.Option(None, "--config", help="Run YAML overriding fume_edge/configs/run.yaml; it can hold every option below."),
     alerts_db: Optional[Path] = typer.Option(None, "--alerts", help="SQLite alert database \\[default: run.yaml sinks.sqlite.path, alerts.db]."),
     jsonl: Optional[Path] = typer.Option(None, "--jsonl", help="Also append every alert event to this JSONL file."),
-    mqtt: Optional[str] = typer.Option(None, "--mqtt", help="Also publish to mqtt://\\[user:pass@]host\\[:port]/prefix (mqtts:// for TLS)."),
+    mqtt: Optional[str] = typer.Option(None, "--mqtt", help="Also publish to mqtt://\\[user@]host\\[:port]/prefix (mqtts:// for TLS); the password from FUME_EDGE_MQTT_PASSWORD or sinks.mqtt.password_file."),
     mqtt_ca: Optional[Path] = typer.Option(None, "--mqtt-ca", help="mqtts: CA bundle of the broker's certificate \\[default: system CAs]."),
     mqtt_cert: Optional[Path] = typer.Option(None, "--mqtt-cert", help="mqtts: client certificate (with --mqtt-key)."),
     mqtt_key: Optional[Path] = typer.Option(None, "--mqtt-key", help="mqtts: client private key."),
@@ -253,11 +253,13 @@ def run(
     from fume_edge.console import console
     from fume_edge.pipeline.run import RunOptions, run as run_pipeline
 
-    run_pipeline(RunOptions(
+    result = run_pipeline(RunOptions(
         co2=co2, ch4=ch4, model=model, config=config, alerts=alerts_db, jsonl=jsonl, mqtt=mqtt, mqtt_ca=mqtt_ca,
         mqtt_cert=mqtt_cert, mqtt_key=mqtt_key, mqtt_insecure=mqtt_insecure, snapshots=snapshots, display=display,
         record=record, max_frames=max_frames, duration=duration, device_id=device_id, quiet=quiet, device=device,
         threads=threads, pacing=pacing, loop=loop, http=http), console)
+    if result.lost:
+        raise typer.Exit(1)
 
 
 @app.command()

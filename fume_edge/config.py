@@ -21,13 +21,26 @@ from fume_edge.errors import FumeEdgeError
 T = TypeVar("T")
 
 
+def read_utf8(path: str | Path, encoding: str = "utf-8") -> str:
+    """A text file's contents; bytes that are not UTF-8 are one error naming the file and the byte offset."""
+    raw = Path(path).read_bytes()
+    try:
+        return raw.decode(encoding)
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise FumeEdgeError(f"{path}: not UTF-8 text (byte offset {exc.start}, line {line}: "
+                            f"{raw[exc.start:exc.end]!r}); save the file as UTF-8") from None
+
+
 def read_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML mapping from a file; a missing file or malformed YAML is one clear error."""
+    """Read a YAML mapping from a file; a missing file, bytes that are not UTF-8 or malformed YAML is one clear
+    error."""
     path = Path(path)
     if not path.is_file():
         raise FumeEdgeError(f"{path}: config file not found; pass an existing YAML file")
+    text = read_utf8(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""

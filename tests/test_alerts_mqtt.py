@@ -101,12 +101,15 @@ def test_the_outbox_of_a_run_without_broker_is_sent_by_the_next_run(tmp_path: Pa
     if MOSQUITTO is None:
         pytest.skip("mosquitto is not installed (apt-get install mosquitto; .ci/run does)")
     later = Broker(tmp_path / "broker")  # not started yet: nothing listens on its port
-    config = mqtt_sinks(tmp_path, f"mqtt://127.0.0.1:{later.port}/fe", drain_timeout_s=30.0)
+    config = mqtt_sinks(tmp_path, f"mqtt://127.0.0.1:{later.port}/fe", drain_timeout_s=120.0)
     events = [make_event("end", wall=T0 + i) for i in range(5)]  # closed alerts: the next run adds no ends
-    with SinkWorker(config, device_id=DEVICE) as worker:
-        worker.submit(events)
+    worker = SinkWorker(config, device_id=DEVICE)
+    worker.start()
+    worker.submit(events)
     began = time.monotonic()
-    assert worker.stats().mqtt_unsent == 5 and time.monotonic() - began < 5  # no drain wait while disconnected
+    worker.stop()
+    # no drain wait while disconnected: far below the 120 s drain timeout (the bound is the behaviour, not speed)
+    assert worker.stats().mqtt_unsent == 5 and time.monotonic() - began < 60
 
     later.start()
     try:
@@ -177,7 +180,7 @@ def make_tls(folder: Path) -> tuple[Path, Path, Path]:
     return folder / "ca.crt", folder / "server.crt", folder / "server.key"
 
 
-def test_mqtts_with_credentials(tmp_path: Path) -> None:
+def test_mqtts_with_credentials(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     if MOSQUITTO is None or MOSQUITTO_PASSWD is None or shutil.which("openssl") is None:
         pytest.skip("needs mosquitto, mosquitto_passwd and openssl (apt-get install mosquitto openssl)")
     certs = tmp_path / "certs"
@@ -194,6 +197,13 @@ def test_mqtts_with_credentials(tmp_path: Path) -> None:
         with SinkWorker(mqtt_sinks(tmp_path, url, ca=str(ca)), device_id=DEVICE) as worker:
             worker.submit([event])
             assert subscriber.wait_for(lambda s: event.event_id in s.event_ids)
+        monkeypatch.setenv("FUME_EDGE_MQTT_PASSWORD", "s3cr@t")  # the same password, kept out of the URL
+        from_env = make_event()
+        url_without = f"mqtts://edge@127.0.0.1:{secure.port}/fe"
+        with SinkWorker(mqtt_sinks(tmp_path / "env", url_without, ca=str(ca)), device_id=DEVICE) as worker:
+            worker.submit([from_env])
+            assert subscriber.wait_for(lambda s: from_env.event_id in s.event_ids)
+        monkeypatch.delenv("FUME_EDGE_MQTT_PASSWORD")
         subscriber.close()
 
         refused = mqtt_sinks(tmp_path / "refused", f"mqtts://edge:wrong@127.0.0.1:{secure.port}/fe", ca=str(ca))
@@ -210,3 +220,67 @@ def test_unreadable_tls_files_are_one_clear_error(tmp_path: Path) -> None:
     config = mqtt_sinks(tmp_path, "mqtts://127.0.0.1:8883/fe", ca=str(tmp_path / "missing-ca.pem"))
     with pytest.raises(FumeEdgeError, match="cannot load ca/cert/key"):
         SinkWorker(config, device_id=DEVICE)
+
+
+def test_a_publish_the_broker_refuses_stays_unsent_and_the_rest_are_marked_sent(tmp_path: Path) -> None:
+    """MQTT v5: the broker's ACL denies one topic; its PUBACK says so, and only that row stays in the outbox (under
+    3.1.1 the broker acknowledges the dropped publish and it would be marked sent)."""
+    if MOSQUITTO is None:
+        pytest.skip("mosquitto is not installed (apt-get install mosquitto; .ci/run does)")
+    acl = tmp_path / "acl"
+    acl.write_text(f"topic readwrite fe/{DEVICE}/status\ntopic readwrite fe/{DEVICE}/alerts/camera_degraded\n")
+    strict = Broker(tmp_path / "broker", f"allow_anonymous true\nacl_file {acl}\n")
+    strict.start()
+    try:
+        denied, allowed = make_event(alert_type="acidosis_risk"), make_event(alert_type="camera_degraded")
+        with SinkWorker(mqtt_sinks(tmp_path, f"mqtt://127.0.0.1:{strict.port}/fe"), device_id=DEVICE) as worker:
+            assert worker.mqtt is not None and until(lambda: worker.mqtt.connected)
+            worker.submit([denied, allowed])
+            assert until(lambda: worker.mqtt.refused >= 1 and worker.mqtt.sent == 1)
+        with AlertStore(tmp_path / "alerts.db", readonly=True) as store:
+            assert [event.event_id for _, event in store.unsent(10)] == [denied.event_id]
+    finally:
+        strict.stop()
+
+
+def test_an_unreachable_broker_is_logged_once_down_and_once_back(tmp_path: Path,
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
+    if MOSQUITTO is None:
+        pytest.skip("mosquitto is not installed (apt-get install mosquitto; .ci/run does)")
+    later = Broker(tmp_path / "broker")  # nothing listens yet
+    config = mqtt_sinks(tmp_path, f"mqtt://127.0.0.1:{later.port}/fe")
+    with caplog.at_level("WARNING", logger="fume_edge.alerts.mqtt"):
+        with SinkWorker(config, device_id=DEVICE) as worker:
+            assert until(lambda: "unreachable" in caplog.text)
+            time.sleep(3.5)  # several reconnect attempts (1 s apart) while it stays down
+            later.start()
+            try:
+                assert worker.mqtt is not None and until(lambda: worker.mqtt.connected, timeout=15)
+            finally:
+                later.stop()
+    messages = [r.getMessage() for r in caplog.records if r.name == "fume_edge.alerts.mqtt"]
+    assert sum("unreachable" in m for m in messages) == 2  # down once; down again when the test stops it
+    assert sum("reachable again" in m for m in messages) == 1
+
+
+def test_a_broker_that_refuses_v5_is_spoken_to_in_3_1_1(broker: Broker, tmp_path: Path) -> None:
+    """A 3.1.1-only broker answers a v5 CONNECT with "unsupported protocol version" (CONNACK 132, its return code
+    1). That answer is replayed into the publisher on a real connection: it reconnects with 3.1.1 and delivers."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.reasoncodes import ReasonCode
+
+    subscriber = Subscriber(broker.port, [ALERTS])
+    worker = SinkWorker(mqtt_sinks(tmp_path, f"mqtt://127.0.0.1:{broker.port}/fe"), device_id=DEVICE)
+    worker.start()
+    publisher = worker.mqtt
+    assert publisher is not None and until(lambda: publisher.connected)
+    refused = ReasonCode(PacketTypes.CONNACK, identifier=132)
+    publisher._on_connect(publisher._client, None, None, refused, None)
+    assert until(lambda: publisher._protocol == mqtt.MQTTv311 and publisher.connected)
+    event = make_event()
+    worker.submit([event])
+    assert subscriber.wait_for(lambda s: event.event_id in s.event_ids)
+    assert until(lambda: worker.store.unsent_count() == 0)
+    worker.stop()
+    subscriber.close()

@@ -28,8 +28,8 @@ TRANSITIONAL = (0.2, 0.7, 0.1)
 
 
 def fast_policy(**overrides: object) -> AlertPolicy:
-    """Short durations so timelines stay small: start after 2 s, end after 3 s, update every 5 s."""
-    rule = {"start_after_s": 2.0, "end_after_s": 3.0}
+    """Short durations so timelines stay small: start after 2 s (4 s on one gas), end after 3 s, update every 5 s."""
+    rule = {"start_after_s": 2.0, "end_after_s": 3.0, "single_gas_start_after_s": 4.0}
     base = {"smoothing_s": 1.0, "acidosis_risk": rule, "transitional_risk": rule, "update_interval_s": 5.0,
             "gas_absent": {"after_s": 4.0, "clear_s": 2.0}}
     base.update(overrides)
@@ -176,6 +176,40 @@ def test_close_ends_every_open_alert_as_interrupted() -> None:
     assert {(e.type, e.state, e.reason) for e in ends} == {(CAMERA_DEGRADED, "end", "interrupted"),
                                                            (ACIDOSIS_RISK, "end", "interrupted")}
     assert policy.open_alerts == () and policy.close(8.0, WALL0 + 8) == []
+
+
+def test_a_risk_on_one_gas_needs_the_longer_duration_and_says_it_is_degraded() -> None:
+    policy = fast_policy()
+    policy.on_camera_health(0.0, WALL0, {"ch4"})
+    events = feed(policy, 0, 6, ACIDOTIC)
+    start = next(e for e in events if e.type == ACIDOSIS_RISK)
+    assert 4.0 <= start.mono < 4.5  # not at 2 s, as with both gases
+    assert (start.degraded, start.cameras_in_use, start.camera_ids) == (True, ("co2",), ("co2", "ch4"))
+    both = fast_policy()
+    start = next(e for e in feed(both, 0, 6, ACIDOTIC) if e.type == ACIDOSIS_RISK)
+    assert 2.0 <= start.mono < 2.5 and (start.degraded, start.cameras_in_use) == (False, ("co2", "ch4"))
+
+
+def test_one_gas_cannot_start_a_risk_alert_when_the_config_says_so() -> None:
+    rule = {"start_after_s": 2.0, "end_after_s": 3.0, "single_gas_start_after_s": None}
+    policy = fast_policy(acidosis_risk=rule, transitional_risk=rule)
+    policy.on_camera_health(0.0, WALL0, {"ch4"})
+    assert not [e for e in feed(policy, 0, 20, ACIDOTIC) if e.type == ACIDOSIS_RISK]
+    policy.on_camera_health(20.0, WALL0 + 20, set())  # both back: the usual 2 s
+    start = next(e for e in feed(policy, 20, 23, ACIDOTIC) if e.type == ACIDOSIS_RISK)
+    assert 22.0 <= start.mono < 22.5 and not start.degraded
+
+
+def test_a_non_finite_prediction_never_reaches_the_smoothing() -> None:
+    policy = fast_policy()
+    feed(policy, 0, 3, ACIDOTIC)
+    before = policy.smoothed_probs
+    for k, bad in enumerate(((math.nan, 0.1, 0.9), (0.0, math.inf, 0.0))):
+        policy.on_prediction(3 + k / 10, WALL0 + 3, prediction(bad))  # type: ignore[arg-type]
+    assert policy.smoothed_probs == before  # unchanged, and finite
+    events = feed(policy, 3.2, 12, HEALTHY)
+    assert (ACIDOSIS_RISK, "end") in [(e.type, e.state) for e in events]  # alerting still works
+    assert all(e.to_json() for e in events)  # and every event still encodes (allow_nan=False)
 
 
 @pytest.mark.parametrize("overrides, field", [

@@ -11,7 +11,6 @@ import onnx
 import pytest
 import torch
 
-from fume_edge.deploy.check_pairs import synthetic_check_pairs
 from fume_edge.model.checkpoint import Checkpoint, save_checkpoint
 from fume_edge.deploy.export_job import export_and_check
 from fume_edge.deploy.onnx_export import OPSET, export_onnx
@@ -79,15 +78,19 @@ def test_fp16_export_keeps_float32_io_and_labels(tmp_path: Path) -> None:
     assert any(init.data_type == onnx.TensorProto.FLOAT16 for init in graph.initializer)
 
 
-def test_parity_failure_writes_nothing(tmp_path: Path) -> None:
-    """A graph that does not match PyTorch never reaches the output path."""
-    from fume_edge.deploy.parity import check_parity
+def test_parity_failure_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A graph that does not match PyTorch never reaches the output path: the exporter is made to trace other
+    weights than the checkpoint it is given, so `export_and_check`'s parity check sees a real mismatch."""
+    import fume_edge.deploy.export_job as export_job
 
     good = _random_checkpoint(tmp_path, "fume_fastscnn", seed=0)
     other = _random_checkpoint(tmp_path / "other", "fume_fastscnn", seed=1)
-    onnx_path = export_onnx(other, tmp_path / "other.onnx").path
-    report = check_parity(good, onnx_path, synthetic_check_pairs(2, Preprocessing(SMALL)))
-    assert not report.passed and any("ph_logits" in f or "differ" in f for f in report.failures)
+    monkeypatch.setattr(export_job, "export_onnx", lambda checkpoint, path, **kw: export_onnx(other, path, **kw))
+    output = tmp_path / "out" / "model.onnx"
+    output.parent.mkdir()
+    job = export_and_check(good, output, size=SMALL, simplify=False, check_count=2)
+    assert not job.parity.passed and job.parity.failures
+    assert not list(output.parent.iterdir())  # neither the model nor its staging file
 
 
 def test_unknown_architecture_is_one_clear_error(tmp_path: Path) -> None:

@@ -80,7 +80,9 @@ def test_torch_onnx_export_succeeds_at_640x480(name: str) -> None:
 
     graph = onnx.load_from_string(buffer.getvalue()).graph
     ops = {node.op_type for node in graph.node}
-    assert "If" not in ops and "AdaptiveAvgPool" not in str(ops)
+    # export-safe: no data-dependent branch, and no op the exporter could not map (an ATen fallback, another domain)
+    assert not {"If", "Loop", "ATen"} & ops and {node.domain for node in graph.node} <= {"", "ai.onnx"}
+    assert "MatMul" in ops and "ReduceMean" in ops  # pyramid pooling: averaging matrices, and a mean for bin 1
     assert [i.name for i in graph.input][:3] == ["co2", "ch4", "modality_mask"]
 
 

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from disk_support import fill, small_disk  # noqa: F401 (fixture)
 from mqtt_broker import Broker, Subscriber, broker  # noqa: F401 (fixture)
 from pipeline_support import FRAME_SIZE, small_onnx, write_run_yaml  # noqa: F401 (fixture)
 
@@ -107,6 +108,39 @@ def test_sigterm_mid_run_ends_cleanly_with_every_alert_in_the_database(tmp_path:
     assert "fume-edge run: interrupted" in out and "SIGTERM: stopping" in out
 
 
+def test_a_run_that_could_not_store_its_alerts_says_so_and_exits_1(small_disk: Path, small_onnx: Path) -> None:
+    """The disk fills while `camera_degraded` is open: its end (at SIGTERM) cannot be stored before the shutdown
+    deadline, so the run says how many were lost and exits 1 (a service manager sees a failure, not success)."""
+    config = write_run_yaml(small_disk / "run.yaml", OUTAGE_YAML + "sinks: {stop_timeout_s: 0.5, retry_min_s: 0.05, retry_max_s: 0.1}\n")
+    db = small_disk / "alerts.db"
+    proc = subprocess.Popen([*FUME_EDGE, "run", "--co2", "synthetic", "--ch4", "synthetic", "--model", str(small_onnx),
+                             "--config", str(config), "--alerts", str(db), "--quiet"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _wait_for_line(proc, "START camera_degraded")
+    _wait_for_committed_events(db, 1)
+    fill(small_disk)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1, out + err
+    assert "Traceback" not in err and "alert events were not stored" in out and "not stored 1" in out
+    assert _db(db).execute("SELECT type, state FROM events").fetchall() == [("camera_degraded", "start")]
+
+
+def test_a_stream_not_up_yet_is_retried_while_the_run_goes_on(tmp_path: Path, small_onnx: Path) -> None:
+    """A camera stream that is not up at start (nothing listens on its port yet) does not end the run: it is said
+    once, retried with the reconnect backoff, and the other camera runs in degraded mode meanwhile."""
+    from mqtt_broker import free_port
+
+    url = f"rtsp://admin:hunter2@127.0.0.1:{free_port()}/stream1"
+    result = fume_edge("run", "--co2", url, "--ch4", "synthetic", "--model", str(small_onnx), "--alerts",
+                       str(tmp_path / "a.db"), "--duration", "3", "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert "not there yet: retrying every 0.5-30 s" in " ".join(result.stdout.split())
+    assert "hunter2" not in result.stdout + result.stderr  # the stream's password is never shown
+    events = _db(tmp_path / "a.db").execute("SELECT type, state FROM events ORDER BY seq").fetchall()
+    assert events[0] == ("camera_degraded", "start")
+
+
 def _wait_for_committed_events(path: Path, count: int, timeout_s: float = 15.0) -> None:
     """The console prints an event when it is emitted; the sink thread commits it a moment later."""
     deadline = time.monotonic() + timeout_s
@@ -139,6 +173,40 @@ def test_second_signal_forces_exit_and_the_next_run_closes_the_open_alert(tmp_pa
     states = _db(tmp_path / "alerts.db").execute(
         "SELECT state, json_extract(payload, '$.reason') FROM events ORDER BY seq").fetchall()
     assert states == [("start", None), ("end", "interrupted")]
+    runs = _db(tmp_path / "alerts.db").execute("SELECT end_reason FROM runs ORDER BY id").fetchall()
+    assert runs == [("killed",), ("completed",)]  # the forced exit left no end: the next run recorded why
+
+
+@pytest.mark.parametrize("co2, ch4, extra, message", [
+    ("{dir}/frames", "{dir}/./frames/", [], "--ch4 {dir}/./frames/: the same source as --co2"),
+    ("synthetic", "synthetic", ["--jsonl", "{dir}/alerts.db"], "--jsonl {dir}/alerts.db: the same file as the alert"),
+])
+def test_one_source_for_both_gases_or_one_file_for_two_sinks_is_one_error_line(
+        tmp_path: Path, small_onnx: Path, co2: str, ch4: str, extra: list[str], message: str) -> None:
+    (tmp_path / "frames").mkdir()
+    args = [a.format(dir=tmp_path) for a in ("--co2", co2, "--ch4", ch4, *extra)]
+    result = fume_edge("run", *args, "--model", str(small_onnx), "--alerts", str(tmp_path / "alerts.db"))
+    assert error_line(result).startswith("error: " + message.format(dir=tmp_path))
+    assert not (tmp_path / "alerts.db").exists()
+
+
+CTRL_C_WHILE_IMPORTING = """
+import sys
+class CtrlC:  # the user presses Ctrl-C while the CLI's modules are still loading
+    def find_spec(self, name, path=None, target=None):
+        if name == "typer":
+            raise KeyboardInterrupt
+sys.meta_path.insert(0, CtrlC())
+sys.argv[0] = "fume-edge"
+from fume_edge.entry import main
+main()
+"""
+
+
+def test_ctrl_c_while_the_cli_imports_is_one_line_not_a_traceback() -> None:
+    result = subprocess.run([sys.executable, "-c", CTRL_C_WHILE_IMPORTING, "run", "--help"], capture_output=True,
+                            text=True, timeout=60)
+    assert (result.returncode, result.stderr.strip()) == (130, "interrupted")
 
 
 def test_every_alert_reaches_an_mqtt_subscriber_and_torch_is_never_imported(tmp_path: Path, small_onnx: Path,

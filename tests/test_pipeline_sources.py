@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
@@ -90,6 +91,8 @@ def test_folder_keeps_16_bit_frames_and_garbage_is_counted_not_fatal(tmp_path: P
     (np.zeros((H, W, 2), np.uint8), "shape"),
     (np.zeros((2, H, W, 3), np.uint8), "shape"),
     (np.zeros((H + 1, W), np.uint8), f"this camera delivers {(H, W)}"),
+    (np.where(np.eye(H, W) > 0, np.nan, 0.5).astype(np.float32), "non-finite"),
+    (np.full((H, W), np.inf, np.float32), "non-finite"),
 ])
 def test_frame_problem_names_what_is_wrong(image: object, problem: str) -> None:
     assert problem in (frame_problem(image, (H, W)) or "")
@@ -207,3 +210,93 @@ def test_a_recording_that_fails_mid_way_ends_its_camera_instead_of_hanging(tmp_p
         got = [hub.next_in_order(5.0) for _ in range(4)]
     assert [f.t for _, f in got[:3]] == [0.0, 0.1, 0.2] and got[3] is ENDED  # type: ignore[misc]
     assert stream.state == "ended"
+
+
+def _stream(reader: object, reopen: object, hub: FrameHub, camera: str = "co2", **kw: object) -> CameraStream:
+    return CameraStream(camera, reader, reopen=reopen, hub=hub, paced=False, time_offset_s=0.0,  # type: ignore
+                        reconnect_s=(0.05, 0.1), **kw)  # type: ignore[arg-type]
+
+
+def _wait(condition: object, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:  # type: ignore[operator]
+        time.sleep(0.01)
+    return bool(condition())  # type: ignore[operator]
+
+
+def test_a_live_source_not_there_at_start_is_opened_when_it_appears() -> None:
+    """A camera still booting: the stream starts without a reader and opens it with the reconnect backoff."""
+    tries = []
+
+    def reopen() -> ScriptedCamera:
+        tries.append(time.monotonic())
+        if len(tries) < 3:
+            raise FumeEdgeError("cannot open this stream")
+        return ScriptedCamera("cam", noise_frames(), fps=100.0)
+
+    hub = FrameHub(("co2",), capacity=4, lossless=False)
+    with _stream(None, reopen, hub, name="--co2 rtsp://cam") as stream:
+        stream.start(time.monotonic())
+        assert _wait(lambda: stream.frames >= 5)
+        assert (stream.state, stream.reconnects, len(tries)) == ("live", 0, 3)
+
+
+def test_a_reopen_that_fails_in_an_unexpected_way_is_retried_not_fatal() -> None:
+    tries = []
+
+    def reopen() -> ScriptedCamera:
+        tries.append(1)
+        if len(tries) < 3:
+            raise RuntimeError("VIDIOC_STREAMON: Input/output error")  # not one of the usual error types
+        return ScriptedCamera("cam", noise_frames(), fps=100.0)
+
+    hub = FrameHub(("co2",), capacity=4, lossless=False)
+    dying = ScriptedCamera("cam", noise_frames(), fps=100.0, die_after=3)
+    with _stream(dying, reopen, hub) as stream:
+        stream.start(time.monotonic())
+        assert _wait(lambda: stream.reconnects == 1 and stream.frames >= 8)
+        assert stream.state == "live" and len(tries) == 3
+
+
+def test_stopping_one_camera_leaves_the_shared_hub_to_the_other() -> None:
+    hub = FrameHub(("co2", "ch4"), capacity=4, lossless=False)
+    co2 = _stream(ScriptedCamera("a", noise_frames(), fps=100.0), None, hub, "co2")
+    co2.start(time.monotonic())
+    co2.stop()
+    assert co2.state == "stopped"
+    assert hub.put("ch4", Frame(np.zeros(1), 1.0, 0)) and not hub.put("co2", Frame(np.zeros(1), 1.0, 0))
+
+
+class StuckCamera:
+    """A live reader whose read never returns (a driver call hanging), and which records being closed."""
+
+    live, fps, name = True, 30.0, "stuck"
+
+    def __init__(self) -> None:
+        self.closed = False
+        self._never = threading.Event()
+
+    def read(self) -> None:
+        self._never.wait()
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_stop_gives_up_on_a_hung_read_and_does_not_pull_the_reader_away() -> None:
+    reader = StuckCamera()
+    stream = _stream(reader, None, FrameHub(("co2",), capacity=4, lossless=False), stop_timeout_s=0.2)
+    stream.start(time.monotonic())
+    stream.stop()  # returns (a join without a timeout would hang here for ever)
+    assert stream.state == "stopped" and not reader.closed
+
+
+def test_a_live_frame_that_misses_a_drain_is_stamped_after_it() -> None:
+    """Live frames are stamped under the hub's lock: one put after a drain can never be older than that drain,
+    so it cannot land behind the pairing watermark the loop sets from `drained_at`."""
+    hub = FrameHub(("co2",), capacity=4, lossless=False)
+    assert hub.put("co2", Frame(np.zeros(1), 0.0, 0), stamp=True)
+    first = hub.drain(0.0)
+    late = Frame(np.zeros(1), -0.5, 1)  # a camera configured 0.5 s early: t holds its offset until stamped
+    hub.put("co2", late, stamp=True)
+    assert first[0][1].t <= hub.drained_at <= late.t + 0.5

@@ -14,6 +14,7 @@ import numpy as np
 import onnx
 import pytest
 from calibration_support import SIZE, make_calibration, make_paired_dataset
+from disk_support import fill, mount_tmpfs, unmount
 from onnx import TensorProto, numpy_helper
 
 from fume_edge.data.calibration import MANIFEST, load_calibration
@@ -158,8 +159,28 @@ def test_outside_the_limits_nothing_is_written_unless_forced(fp32: Path, calib: 
     assert not result.written and not result.report.passed and not list(tmp_path.iterdir())
 
 
-def test_forced_output_is_written_atomically(trt_int8: Path) -> None:
-    assert [p.name for p in trt_int8.parent.iterdir()] == [trt_int8.name]  # no temporary file left beside it
+def test_forced_output_is_written_atomically(trt_int8: Path, tmp_path: Path) -> None:
+    """On a disk too full for the new model, the previous file stays whole and no partial file is left; once there
+    is room the new model replaces it."""
+    from fume_edge.deploy.quant_graph import write_atomically
+
+    assert [p.name for p in trt_int8.parent.iterdir()] == [trt_int8.name]
+    model = onnx.load(str(trt_int8))
+    disk = tmp_path / "disk"
+    mount_tmpfs(disk, "8m")
+    try:
+        target = disk / trt_int8.name
+        target.write_bytes(b"the previous model")
+        filler = fill(disk, leave=trt_int8.stat().st_size // 2)  # half the room the new model needs
+        with pytest.raises(OSError):
+            write_atomically(model, target)
+        assert target.read_bytes() == b"the previous model"
+        assert sorted(p.name for p in disk.iterdir()) == sorted([target.name, filler.name])
+        filler.unlink()
+        write_atomically(model, target)
+        assert target.read_bytes() == trt_int8.read_bytes() and sorted(disk.iterdir()) == [target]
+    finally:
+        unmount(disk)
 
 
 def test_feeds_cover_the_modality_cases() -> None:

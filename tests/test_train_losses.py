@@ -67,14 +67,19 @@ def _outputs(b: int = 2, h: int = 6, w: int = 8) -> dict[str, torch.Tensor]:
 
 
 def test_multitask_is_weighted_sum_of_parts() -> None:
-    batch, out = _batch(), _outputs()
-    loss = research_loss(cls_weight=0.5, seg_weight=2.0)
-    total, parts = loss(out, batch)
-    ph = 0.5 * focal_loss(out[PH_LOGITS], batch["ph_class"], 2.0, (1.0, 8.0, 1.2))
-    co2 = seg_loss(out[CO2_SEG_LOGITS], batch["co2_mask"])
-    ch4 = seg_loss(out[CH4_SEG_LOGITS], batch["ch4_mask"])
-    assert total.item() == pytest.approx((ph + 2.0 * (co2 + ch4) / 2).item(), rel=1e-6)
-    assert parts == pytest.approx({"ph": ph.item(), "co2_seg": co2.item(), "ch4_seg": ch4.item()}, rel=1e-6)
+    # All logits 0: p = 1/3 for every class. pH target Transitional (alpha 8, gamma 2): 8 (2/3)^2 ln 3.
+    # Masks [0, 2] over two pixels: focal (2/3)^2 ln 3 per pixel; dice: classes 0 and 2 (2/3 + 1)/(2/3 + 1 + 1)
+    # = 5/8, class 1 (0 + 1)/(2/3 + 0 + 1) = 3/5, so 1 - (5/8 + 3/5 + 5/8)/3 = 23/60.
+    mask = torch.tensor([[[0, 2]]])
+    batch = {"ph_class": torch.tensor([1]), "co2_mask": mask, "ch4_mask": mask.clone(),
+             "modality_mask": torch.ones(1, 2)}
+    out = {PH_LOGITS: torch.zeros(1, 3), CO2_SEG_LOGITS: torch.zeros(1, 3, 1, 2),
+           CH4_SEG_LOGITS: torch.zeros(1, 3, 1, 2)}
+    total, parts = research_loss(cls_weight=0.5, seg_weight=2.0)(out, batch)
+    ph = 0.5 * 8.0 * (2 / 3) ** 2 * math.log(3.0)
+    seg = (2 / 3) ** 2 * math.log(3.0) + 23 / 60
+    assert parts == pytest.approx({"ph": ph, "co2_seg": seg, "ch4_seg": seg}, rel=1e-6)
+    assert total.item() == pytest.approx(ph + 2.0 * (seg + seg) / 2, rel=1e-6)
 
 
 def test_dropped_modality_mask_does_not_count() -> None:

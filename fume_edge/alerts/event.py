@@ -26,7 +26,10 @@ TRANSITIONAL_RISK = "transitional_risk"
 GAS_ABSENT = "gas_absent"
 CAMERA_DEGRADED = "camera_degraded"
 CAMERA_OFFLINE = "camera_offline"
-ALERT_TYPES: tuple[str, ...] = (ACIDOSIS_RISK, TRANSITIONAL_RISK, GAS_ABSENT, CAMERA_DEGRADED, CAMERA_OFFLINE)
+CAMERAS_UNPAIRED = "cameras_unpaired"  # both cameras deliver but no frames pair (clocks apart, wrong FPS)
+SINK_DEGRADED = "sink_degraded"  # the alert sink queue overflowed: events were lost (`detail.dropped`)
+ALERT_TYPES: tuple[str, ...] = (ACIDOSIS_RISK, TRANSITIONAL_RISK, GAS_ABSENT, CAMERA_DEGRADED, CAMERA_OFFLINE,
+                                CAMERAS_UNPAIRED, SINK_DEGRADED)
 
 # Lifecycle states.
 START, UPDATE, END = "start", "update", "end"
@@ -81,6 +84,9 @@ class AlertEvent:
     snapshot: str | None = None  # PNG path, when a snapshot was taken for this event
     model_sha: str | None = None  # sha256 of the model that produced the predictions
     subject: str | None = None  # the animal or sample id set when the event happened (None: none set)
+    degraded: bool = False  # raised while a camera was out: the model saw one gas only
+    cameras_in_use: tuple[str, ...] = ()  # the cameras delivering frames when this event was raised
+    detail: dict[str, float | int | str] | None = None  # measured values of health alerts (offset_s, dropped)
     schema_version: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:
@@ -97,6 +103,7 @@ class AlertEvent:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["camera_ids"] = list(self.camera_ids)
+        data["cameras_in_use"] = list(self.cameras_in_use)
         return data
 
     def to_json(self) -> str:
@@ -107,6 +114,7 @@ class AlertEvent:
     def from_dict(cls, data: Mapping[str, Any]) -> "AlertEvent":
         values = dict(data)
         values["camera_ids"] = tuple(values.get("camera_ids", ()))
+        values["cameras_in_use"] = tuple(values.get("cameras_in_use", ()))
         return cls(**values)
 
     @classmethod

@@ -1,7 +1,8 @@
 """The JSONL sink: one `AlertEvent.to_json()` line per event, appended, flushed and fsynced before the next.
 
 A line is either whole on disk or (after a power cut mid-write) a torn last line, which the next run terminates
-with a newline so it never spoils the following event; earlier lines are never touched. The file rotates by size (`events.jsonl` -> `events.jsonl.1` ... `.N`, oldest dropped), so a
+with a newline so it never spoils the following event; earlier lines are never touched. A write that fails (a
+full disk) is cut back to the last whole line before the error is raised, so the caller can simply try again. The file rotates by size (`events.jsonl` -> `events.jsonl.1` ... `.N`, oldest dropped), so a
 device that runs for months keeps at most `(backups + 1) * max_bytes` of it.
 """
 
@@ -10,7 +11,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
 from fume_edge.alerts.event import AlertEvent
 from fume_edge.errors import FumeEdgeError
@@ -37,9 +37,9 @@ class JsonlWriter:
             raise ValueError("JsonlWriter needs a path")
         self.config = config
         self.path = Path(config.path)
-        self._file = self._open()
+        self._fd = self._open()
 
-    def _open(self) -> IO[str]:
+    def _open(self) -> int:
         """Open for appending; a torn last line (power cut mid-write) is terminated so the next event starts on a
         line of its own instead of being glued to the fragment."""
         try:
@@ -49,24 +49,37 @@ class JsonlWriter:
                 with open(self.path, "rb") as tail:
                     tail.seek(-1, os.SEEK_END)
                     torn = tail.read(1) != b"\n"
-            handle = open(self.path, "a", encoding="utf-8")
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             if torn:
-                handle.write("\n")
-            return handle
+                os.write(fd, b"\n")
+            return fd
         except OSError as exc:
             raise FumeEdgeError(f"{self.path}: cannot open the JSONL alert file ({exc.strerror}); "
                                 "pass a writable --jsonl path") from None
 
     def write(self, event: AlertEvent) -> None:
-        line = event.to_json() + "\n"
-        if self._file.tell() > 0 and self._file.tell() + len(line.encode("utf-8")) > self.config.max_bytes:
+        line = (event.to_json() + "\n").encode("utf-8")
+        if self._fd < 0:  # a rotation failed to reopen the file
+            self._fd = self._open()
+        size = os.fstat(self._fd).st_size
+        if size > 0 and size + len(line) > self.config.max_bytes:
             self._rotate()
-        self._file.write(line)
-        self._file.flush()
-        os.fsync(self._file.fileno())
+            size = 0
+        try:
+            view = memoryview(line)
+            while view:
+                view = view[os.write(self._fd, view):]
+            os.fsync(self._fd)
+        except OSError:
+            try:
+                os.ftruncate(self._fd, size)  # never leave a partial line behind
+            except OSError:
+                pass
+            raise
 
     def _rotate(self) -> None:
-        self._file.close()
+        os.close(self._fd)
+        self._fd = -1
         if self.config.backups == 0:
             self.path.unlink()
         else:
@@ -75,10 +88,12 @@ class JsonlWriter:
                 if older.exists():
                     os.replace(older, self.path.with_name(f"{self.path.name}.{index + 1}"))
             os.replace(self.path, self.path.with_name(f"{self.path.name}.1"))
-        self._file = self._open()
+        self._fd = self._open()
 
     def close(self) -> None:
-        self._file.close()
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
 
     def __enter__(self) -> "JsonlWriter":
         return self

@@ -1,5 +1,11 @@
 """The MQTT sink: publishes the SQLite outbox at QoS 1 and marks rows sent only after the broker's PUBACK.
 
+MQTT v5 is used where the broker speaks it (a 3.1.1-only broker is retried with 3.1.1): under v5 a PUBACK carries
+a reason code, and a row is marked sent only when it says success; a refusal (an ACL denies the topic, a quota)
+keeps the row unsent, is counted and logged once, and the row is tried again after `reconnect_max_s`. Under 3.1.1
+a broker acknowledges even a publish its ACL dropped, so v5 is what makes "sent" mean delivered. The broker going
+down and coming back is logged once each (also under `--quiet`), never once per reconnect attempt.
+
 The outbox, not this process's memory, is what must reach the broker: events are committed before this module
 sees them, so a broker outage, a network cut or a restart of fume-edge only delays them. Delivery is at least once
 (a PUBACK lost in a disconnect means a resend), so subscribers de-duplicate by `event_id`.
@@ -23,6 +29,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from fume_edge.alerts.event import AlertEvent
+from fume_edge.alerts.secrets import mqtt_password
 from fume_edge.alerts.store import AlertStore
 from fume_edge.alerts.subject import check_subject, set_subject
 from fume_edge.errors import FumeEdgeError
@@ -31,6 +38,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_PREFIX = "fume-edge"
 QOS = 1  # at least once: the only level whose PUBACK tells us a row may be marked sent
+UNSUPPORTED_PROTOCOL = 132  # CONNACK reason code (3.1.1's return code 1 maps to it)
 
 
 @dataclass(frozen=True)
@@ -44,8 +52,8 @@ class MqttTarget:
 
 
 def parse_mqtt_url(url: str, where: str = "--mqtt") -> MqttTarget:
-    """`mqtt://[user:pass@]host[:port]/prefix` or `mqtts://...` (TLS, default port 8883). Escape special characters
-    in the user or password with %XX. An empty path means the prefix `fume-edge`."""
+    """`mqtt://[user[:pass]@]host[:port]/prefix` or `mqtts://...` (TLS, default port 8883). Escape special
+    characters in the user or password with %XX. An empty path means the prefix `fume-edge`."""
     hint = "expected mqtt://[user:pass@]host[:port]/prefix or mqtts://..."
     parts = urlsplit(url)
     if parts.scheme not in ("mqtt", "mqtts"):
@@ -74,6 +82,7 @@ class MqttConfig:
     """`sinks.mqtt` in run.yaml; `url: null` disables MQTT."""
 
     url: str | None
+    password_file: str | None  # the password on its first line, mode 0600 (or FUME_EDGE_MQTT_PASSWORD)
     ca: str | None  # CA bundle that signed the broker's certificate (mqtts); None: the system's CAs
     cert: str | None  # client certificate for brokers that require one (with `key`)
     key: str | None
@@ -91,6 +100,9 @@ class MqttConfig:
             target = parse_mqtt_url(self.url, f"{where}.url")
             if not target.tls and (self.ca or self.cert or self.key or self.insecure):
                 raise FumeEdgeError(f"{where}: ca/cert/key/insecure need an mqtts:// url, got {self.url!r}")
+            password = mqtt_password(target.password, self.password_file, where)
+            if password is not None and target.username is None:
+                raise FumeEdgeError(f"{where}.url: a password needs a user name; write mqtt://USER@host/prefix")
         if (self.cert is None) != (self.key is None):
             raise FumeEdgeError(f"{where}: cert and key go together; set both or neither")
         if not 0 < self.reconnect_min_s <= self.reconnect_max_s:
@@ -137,7 +149,9 @@ class MqttPublisher:
         self.device_id = device_id
         self.status_topic = f"{self.target.prefix}/{device_id}/status"
         self.subject_topic = f"{self.target.prefix}/{device_id}/cmd/subject"
+        self.password = mqtt_password(self.target.password, config.password_file, "sinks.mqtt")
         self.sent = 0  # events acknowledged by the broker in this run
+        self.refused = 0  # PUBACKs whose reason code was a failure (the rows stay unsent)
         self.unsent = store.unsent_count()  # refreshed by the publisher thread
         self._poll_s = poll_s
         self._cond = threading.Condition()
@@ -145,7 +159,13 @@ class MqttPublisher:
         self._stopping = False
         self._wake = True
         self._inflight: dict[int, int] = {}  # paho message id -> outbox event seq
-        self._acked: set[int] = set()  # message ids whose PUBACK arrived
+        self._acked: set[int] = set()  # message ids whose PUBACK arrived with success
+        self._refused: dict[int, str] = {}  # message ids whose PUBACK refused them -> the reason
+        self._held: dict[int, float] = {}  # refused outbox seq -> monotonic time of its next try
+        self._down_logged = False  # "broker unreachable" was logged and "reachable again" was not yet
+        self._refusal_logged: set[str] = set()
+        self._protocol = _paho().MQTTv5
+        self._downgrade = False
         self._subjects: list[str] = []  # subject commands received, not yet logged
         self._client = self._make_client()
         self._thread = threading.Thread(target=self._run, name="fume-edge-mqtt", daemon=True)
@@ -159,11 +179,12 @@ class MqttPublisher:
 
     def _make_client(self) -> Any:
         mqtt = _paho()
+        v5 = self._protocol == mqtt.MQTTv5
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"fume-edge-{self.device_id}",
-                             clean_session=True, protocol=mqtt.MQTTv311)
-        login = self.config.login() or (self.target.username, self.target.password)
-        if login[0] is not None:
-            client.username_pw_set(*login)
+                             clean_session=None if v5 else True, protocol=self._protocol)
+        user, password = self.config.login() or (self.target.username, self.password)
+        if user is not None:
+            client.username_pw_set(user, password)
         if self.target.tls:
             try:
                 client.tls_set(ca_certs=self.config.ca, certfile=self.config.cert, keyfile=self.config.key,
@@ -174,30 +195,54 @@ class MqttPublisher:
         client.will_set(self.status_topic, "offline", qos=QOS, retain=True)
         client.reconnect_delay_set(self.config.reconnect_min_s, self.config.reconnect_max_s)
         client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
         client.on_message = self._on_message
         return client
 
+    def _broker_down(self, why: str) -> None:
+        if not self._down_logged:
+            self._down_logged = True
+            log.warning("MQTT broker %s:%s unreachable (%s); events wait in the outbox, retrying with backoff",
+                        self.target.host, self.target.port, why)
+
     # paho callbacks run on paho's network thread: they only touch memory, never the database.
     def _on_connect(self, client: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
         if reason_code.is_failure:
-            log.error("MQTT broker %s:%s refused the connection: %s", self.target.host, self.target.port, reason_code)
+            if reason_code == UNSUPPORTED_PROTOCOL and self._protocol == _paho().MQTTv5:
+                with self._cond:  # a 3.1.1 broker: the publisher thread reconnects with 3.1.1
+                    self._downgrade = True
+                    self._cond.notify_all()
+                return
+            self._broker_down(f"it refused the connection: {reason_code}")
             return
+        if self._down_logged:
+            log.warning("MQTT broker %s:%s reachable again", self.target.host, self.target.port)
+            self._down_logged = False
         client.publish(self.status_topic, "online", qos=QOS, retain=True)
         client.subscribe(self.subject_topic, qos=QOS)
         with self._cond:
             self._connected = self._wake = True
             self._cond.notify_all()
 
+    def _on_connect_fail(self, client: Any, userdata: Any) -> None:
+        self._broker_down("no connection: unknown host, nothing listening, or TLS to a plain port")
+
     def _on_disconnect(self, client: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
         with self._cond:
+            was = self._connected
             self._connected = False
             self._cond.notify_all()
+        if was and not self._stopping:
+            self._broker_down(f"connection lost: {reason_code}")
 
     def _on_publish(self, client: Any, userdata: Any, mid: int, reason_code: Any, properties: Any) -> None:
         with self._cond:
-            self._acked.add(mid)
+            if reason_code.is_failure:
+                self._refused[mid] = str(reason_code)
+            else:
+                self._acked.add(mid)
             self._cond.notify_all()
 
     def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
@@ -207,9 +252,23 @@ class MqttPublisher:
             self._cond.notify_all()
 
     def start(self) -> None:
-        self._client.connect_async(self.target.host, self.target.port, self.config.keepalive_s)
-        self._client.loop_start()  # connects, and reconnects with backoff, on paho's own thread
+        self._connect()
         self._thread.start()
+
+    def _connect(self) -> None:
+        clean = {"clean_start": True} if self._protocol == _paho().MQTTv5 else {}
+        self._client.connect_async(self.target.host, self.target.port, self.config.keepalive_s, **clean)
+        self._client.loop_start()  # connects, and reconnects with backoff, on paho's own thread
+
+    def _use_v311(self) -> None:
+        """The broker does not speak v5: start over with 3.1.1 (PUBACKs then carry no reason code)."""
+        log.warning("MQTT broker %s:%s does not support MQTT v5; using 3.1.1, whose PUBACKs cannot report an "
+                    "ACL refusal", self.target.host, self.target.port)
+        self._client.disconnect()
+        self._client.loop_stop()
+        self._protocol = _paho().MQTTv311
+        self._client = self._make_client()
+        self._connect()
 
     def notify(self) -> None:
         """New events were committed to the outbox."""
@@ -218,7 +277,7 @@ class MqttPublisher:
             self._cond.notify_all()
 
     def _ready(self) -> bool:
-        return self._stopping or bool(self._acked) or bool(self._subjects) or (
+        return self._stopping or self._downgrade or bool(self._acked or self._refused or self._subjects) or (
             self._connected and self._wake and len(self._inflight) < self.config.max_inflight)
 
     def _run(self) -> None:
@@ -227,15 +286,21 @@ class MqttPublisher:
                 self._cond.wait_for(self._ready, timeout=self._poll_s)
                 if self._stopping:
                     return
+                downgrade, self._downgrade = self._downgrade, False
                 # Resolve acks under the lock and only here: every id we publish is recorded before this runs
                 # again, so an ack that raced ahead of its record is still matched; the rest (status messages)
                 # are dropped.
                 done = [self._inflight.pop(mid) for mid in self._acked if mid in self._inflight]
                 self._acked.clear()
+                self._hold_refused()
                 room = self.config.max_inflight - len(self._inflight) if self._connected else 0
-                exclude = frozenset(self._inflight.values())
+                exclude = frozenset(self._inflight.values()) | frozenset(self._held)
                 self._wake = False
-                subjects, self._subjects = self._subjects, []
+                if not downgrade:  # a downgrade starts over; the commands wait for the new connection
+                    subjects, self._subjects = self._subjects, []
+            if downgrade:
+                self._use_v311()
+                continue
             try:
                 self._log_subjects(subjects)
                 self._publish_step(done, room, exclude)
@@ -249,6 +314,21 @@ class MqttPublisher:
                 set_subject(self.store, check_subject(text, self.subject_topic), "mqtt")
             except FumeEdgeError as exc:
                 log.warning("MQTT subject command ignored: %s", exc)
+
+    def _hold_refused(self) -> None:
+        """Refused publishes stay unsent and wait `reconnect_max_s` before another try (called under the lock)."""
+        now = time.monotonic()
+        for mid, reason in self._refused.items():
+            seq = self._inflight.pop(mid, None)
+            if seq is None:
+                continue
+            self.refused += 1
+            self._held[seq] = now + self.config.reconnect_max_s
+            if reason not in self._refusal_logged:
+                self._refusal_logged.add(reason)
+                log.error("MQTT broker refused an alert publish (%s); it stays in the outbox and is retried", reason)
+        self._refused.clear()
+        self._held = {seq: due for seq, due in self._held.items() if due > now}  # due ones: the poll retries
 
     def _publish_step(self, done: list[int], room: int, exclude: frozenset[int]) -> None:
         if done:

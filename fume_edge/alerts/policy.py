@@ -8,19 +8,25 @@ ever waiting on a disk or a broker.
 Rules:
 - pH risk (`acidosis_risk`, `transitional_risk`): the class probability, smoothed over time (EMA or window), starts
   an alert once it has stayed at or above `start_at` for `start_after_s` and ends it once it has stayed below
-  `end_below` for `end_after_s`.
+  `end_below` for `end_after_s`. While a camera is out the model reads one gas only: a risk alert then needs
+  `single_gas_start_after_s` (longer; null: it cannot start until both cameras are back).
+- a prediction with non-finite pH probabilities (NaN/inf) never reaches the smoothing: one bad value would
+  otherwise poison the state for good. Every event says whether it was raised while a camera was out (`degraded`)
+  and which cameras were delivering (`cameras_in_use`).
 - `gas_absent`: no live camera sees gas (area fraction below `min_area`) for `after_s`; ends once gas is seen again
   for `clear_s`. With `gate_ph`, frames without gas do not feed the pH smoothing: the classifier reads the plume,
   and with no plume its output says nothing about the rumen.
 - camera health: at most one health alert is open and it always describes the current state: one camera silent
   -> `camera_degraded` (naming it), all silent -> `camera_offline`. A change of state ends the open one
   (`superseded`, or `recovered` when all cameras are back) and starts the alert for the new state.
+- `cameras_unpaired`: both cameras deliver but no frames pair (clocks apart, misreported FPS); carries the
+  measured offset (`detail.offset_s`) and ends (`recovered`) once frames pair again.
 - every open alert emits an `update` every `update_interval_s` of frame time; `close()` ends all of them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Iterable, Literal, Mapping, NamedTuple
 
 import numpy as np
@@ -29,6 +35,7 @@ from fume_edge.alerts.event import (
     ACIDOSIS_RISK,
     CAMERA_DEGRADED,
     CAMERA_OFFLINE,
+    CAMERAS_UNPAIRED,
     CLEARED,
     END,
     GAS_ABSENT,
@@ -48,6 +55,11 @@ from fume_edge.labels import GASES, PH_CLASS_NAMES
 from fume_edge.runtime.base import Prediction
 
 
+def finite_ph(prediction: Prediction) -> bool:
+    """Whether the prediction's pH probabilities (if any) are all finite: what the policy may smooth."""
+    return prediction.ph_probs is None or bool(np.isfinite(prediction.ph_probs).all())
+
+
 def _require(ok: bool, where: str, message: str) -> None:
     if not ok:
         raise FumeEdgeError(f"{where}: {message}")
@@ -62,12 +74,15 @@ class RiskRuleConfig:
     end_below: float
     start_after_s: float
     end_after_s: float
+    single_gas_start_after_s: float | None = None  # while a camera is out; None: no start until both are back
 
     def validate(self, where: str) -> None:
         _require(0.0 <= self.end_below < self.start_at <= 1.0, where,
                  f"need 0 <= end_below < start_at <= 1, got end_below={self.end_below} start_at={self.start_at}")
         _require(self.start_after_s >= 0 and self.end_after_s >= 0, where,
                  "start_after_s and end_after_s must be >= 0 seconds")
+        _require(self.single_gas_start_after_s is None or self.single_gas_start_after_s >= self.start_after_s,
+                 where + ".single_gas_start_after_s", "must be null or >= start_after_s (one gas is weaker evidence)")
 
 
 @dataclass
@@ -179,13 +194,15 @@ class AlertPolicy:
             triggering[GAS_ABSENT] = not gas_present
             transitions.append((GAS_ABSENT, self._gas.update(mono, not gas_present, gas_present)))
         gated = self.config.gas_absent.gate_ph and gas_present is False
-        if prediction.ph_probs is not None and not gated:
+        if prediction.ph_probs is not None and finite_ph(prediction) and not gated:
             self._probs = self._smoother.update(mono, prediction.ph_probs)
             for risk in self._risks:
                 value = float(self._probs[risk.class_index])
                 rising, falling = value >= risk.rule.start_at, value < risk.rule.end_below
                 triggering[risk.type] = rising
-                transitions.append((risk.type, risk.debounce.update(mono, rising, falling)))
+                min_on = risk.rule.single_gas_start_after_s if self._silent else risk.rule.start_after_s
+                transitions.append((risk.type, risk.debounce.update(
+                    mono, rising and min_on is not None, falling, min_on_s=min_on)))
 
         for alert in self._open.values():
             alert.frames += 1
@@ -224,6 +241,15 @@ class AlertPolicy:
             events.append(self._event(self._start(kind, cams, mono, wall), START, mono, wall))
         return events
 
+    def on_unpaired(self, mono: float, wall: float, offset_s: float | None) -> list[AlertEvent]:
+        """Both cameras deliver but nothing pairs, `offset_s` apart (None: they pair again)."""
+        if offset_s is None:
+            return [self._end(CAMERAS_UNPAIRED, mono, wall, RECOVERED)] if CAMERAS_UNPAIRED in self._open else []
+        if CAMERAS_UNPAIRED in self._open:
+            return []
+        alert = self._start(CAMERAS_UNPAIRED, tuple(self.cameras.values()), mono, wall)
+        return [replace(self._event(alert, START, mono, wall), detail={"offset_s": round(offset_s, 4)})]
+
     def close(self, mono: float, wall: float, reason: str = INTERRUPTED) -> list[AlertEvent]:
         """End every open alert (at shutdown: `interrupted`)."""
         return [self._end(alert_type, mono, wall, reason) for alert_type in list(self._open)]
@@ -243,6 +269,6 @@ class AlertPolicy:
             camera_ids=alert.cameras, time=now, mono=mono, start_time=alert.start_time, start_mono=alert.start_mono,
             end_time=now if state == END else None, end_mono=mono if state == END else None, reason=reason,
             probs=self.smoothed_probs, gas_areas=dict(self._areas), frames=alert.frames,
-            frames_triggering=alert.frames_triggering, model_sha=self.model_sha,
-            subject=self.subject,
+            frames_triggering=alert.frames_triggering, model_sha=self.model_sha, degraded=bool(self._silent), subject=self.subject,
+            cameras_in_use=tuple(cam for gas, cam in self.cameras.items() if gas not in self._silent),
         )

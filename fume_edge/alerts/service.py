@@ -58,6 +58,13 @@ class AlertService:
             self.sinks.submit(events, SnapshotFrames(co2_frame, ch4_frame, None))
         return events
 
+    def on_unpaired(self, mono: float, wall: float, offset_s: float | None) -> list[AlertEvent]:
+        """Both cameras deliver but nothing pairs (`offset_s` apart), or they pair again (None)."""
+        events = self.policy.on_unpaired(mono, wall, offset_s)
+        if events:
+            self.sinks.submit(events)
+        return events
+
     def record_stats(self, stats: Mapping[str, Any]) -> None:
         """The pipeline's counters (frames, pairs, drops...), kept in the run's row of the alert store."""
         self.sinks.record_stats(stats)

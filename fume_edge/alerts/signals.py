@@ -73,15 +73,17 @@ class Debounce:
         self.active = False
         self._since: float | None = None  # when the condition that would flip the state began to hold
 
-    def update(self, t: float, on_condition: bool, off_condition: bool) -> bool | None:
-        """Feed one sample; returns True when the state turned on, False when it turned off, None otherwise."""
+    def update(self, t: float, on_condition: bool, off_condition: bool, min_on_s: float | None = None) -> bool | None:
+        """Feed one sample; returns True when the state turned on, False when it turned off, None otherwise.
+        `min_on_s` replaces the on-duration for this sample (weaker evidence may need to hold longer)."""
         flipping = off_condition if self.active else on_condition
         if not flipping:
             self._since = None
             return None
         if self._since is None:
             self._since = t
-        if t - self._since < (self.min_off_s if self.active else self.min_on_s):
+        needed = self.min_off_s if self.active else (self.min_on_s if min_on_s is None else min_on_s)
+        if t - self._since < needed:
             return None
         self.active = not self.active
         self._since = None

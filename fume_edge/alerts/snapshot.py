@@ -158,13 +158,18 @@ class SnapshotDir:
         return self.dir / f"{stamp}Z_{event.type}_{event.state}_{event.event_id[:8]}.png"
 
     def write(self, path: Path, data: bytes) -> None:
-        """Write atomically: readers see the whole PNG or no file, even after a crash."""
+        """Write atomically: readers see the whole PNG or no file, even after a crash. A failed write (a full
+        disk) removes its temporary file at once, so it cannot keep the disk full."""
         tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        try:
+            with open(tmp, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
         dir_fd = os.open(self.dir, os.O_RDONLY)
         try:
             os.fsync(dir_fd)

@@ -14,12 +14,16 @@ Tables (schema versioned by `PRAGMA user_version`, upgraded by `MIGRATIONS` in o
   `events.subject` is the subject when the event happened (`alerts/subject.py`).
 - `summary`: per-minute means of the smoothed pH probabilities and gas areas (`alerts/summary.py`).
 
-One connection is shared by the sink worker and the publisher thread, serialised by a lock.
+One connection is shared by the sink worker and the publisher thread, serialised by a lock. A database that is
+not fume-edge's is refused by name, never "upgraded"; a read-only archive (a cleanly closed database on read-only
+media, where WAL's `-shm` cannot be made) is opened in SQLite's immutable mode. Nothing secret is stored: the
+run's config goes through `secrets.redact`.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -29,6 +33,7 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
 from fume_edge.alerts.event import END, AlertEvent
+from fume_edge.alerts.secrets import redact
 from fume_edge.errors import FumeEdgeError
 
 MIGRATIONS: tuple[str, ...] = (
@@ -85,6 +90,10 @@ MIGRATIONS: tuple[str, ...] = (
     """,
 )
 
+APPLICATION_ID = 0x46554D45  # "FUME": `PRAGMA application_id` of every database fume-edge creates
+TABLES = frozenset({"events", "outbox", "runs"})
+KILLED = "killed"  # end_reason of a run found without one by the next run (SIGKILL, power loss)
+
 # An event may be deleted by retention only when nothing still has to publish it.
 _DELETABLE = "NOT EXISTS (SELECT 1 FROM outbox o WHERE o.event_seq = events.seq AND o.sent_at IS NULL)"
 
@@ -115,37 +124,59 @@ class AlertStore:
             raise FumeEdgeError(f"{self.path}: no alert database here; pass --db with the file `fume-edge run` wrote")
         try:
             if readonly:
-                self._db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True,
+                # A folder we cannot write (read-only media) has no writer either, and WAL's -shm cannot be
+                # created there: immutable mode reads the file as it is.
+                immutable = "&immutable=1" if not os.access(self.path.resolve().parent, os.W_OK) else ""
+                self._db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro{immutable}", uri=True,
                                            isolation_level=None, check_same_thread=False)
             else:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             self._db.row_factory = sqlite3.Row
             self._db.execute("PRAGMA busy_timeout = 5000")
-            if not readonly:
-                self._db.execute("PRAGMA journal_mode = WAL")
-                self._db.execute("PRAGMA synchronous = FULL")
             self._migrate(readonly)
         except (sqlite3.DatabaseError, OSError) as exc:
-            raise FumeEdgeError(f"{self.path}: cannot open as an alert database ({exc}); "
-                                "pass a writable path to a fume-edge alert database") from None
+            raise FumeEdgeError(f"{self.path}: cannot open as an alert database ({exc}); free space on its disk "
+                                "or pass a writable path to a fume-edge alert database") from None
 
     def _migrate(self, readonly: bool) -> None:
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
         if version > len(MIGRATIONS):
             raise FumeEdgeError(f"{self.path}: alert database schema v{version} is newer than this fume-edge "
                                 f"understands (v{len(MIGRATIONS)}); upgrade fume-edge")
+        self._refuse_foreign(version)  # before anything (even the journal mode) changes the file
+        if not readonly:
+            self._db.execute("PRAGMA journal_mode = WAL")
+            self._db.execute("PRAGMA synchronous = FULL")
         if version < len(MIGRATIONS) and readonly:
             raise FumeEdgeError(f"{self.path}: alert database schema v{version} is older than v{len(MIGRATIONS)}; "
                                 "open it once with `fume-edge run` to upgrade it")
         for number in range(version + 1, len(MIGRATIONS) + 1):
             # executescript commits first; the BEGIN..COMMIT makes each migration and its version bump atomic.
             self._db.executescript(f"BEGIN IMMEDIATE; {MIGRATIONS[number - 1]} PRAGMA user_version = {number}; COMMIT;")
+        if version == 0 and not readonly:
+            self._db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+
+    def _refuse_foreign(self, version: int) -> None:
+        """A database another program made (its own tables, or another application id) is not ours to change."""
+        app_id = self._db.execute("PRAGMA application_id").fetchone()[0]
+        tables = {row[0] for row in self._db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")}
+        foreign = app_id not in (0, APPLICATION_ID) or (version == 0 and tables) or (version > 0 and TABLES - tables)
+        if foreign:
+            shown = ", ".join(sorted(tables)[:5]) or "none"
+            raise FumeEdgeError(f"{self.path}: not a fume-edge alert database (tables: {shown}); it belongs to "
+                                "another program and is left untouched; pass --alerts/--db with another file")
 
     @property
     def schema_version(self) -> int:
         with self._lock:
             return int(self._db.execute("PRAGMA user_version").fetchone()[0])
+
+    @property
+    def lock(self) -> threading.RLock:
+        """Held around a group of calls that other threads must not see half done (the publisher waits on it)."""
+        return self._lock
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -153,10 +184,12 @@ class AlertStore:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
+                self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                # A failed COMMIT (disk full) may leave the transaction open: end it, so the next try starts clean.
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
                 raise
-            self._db.execute("COMMIT")
 
     def record(self, event: AlertEvent, *, publish: bool, run_id: int | None = None) -> int:
         """Commit one event (and its outbox row when `publish`); returns its sequence number. Idempotent by
@@ -174,6 +207,22 @@ class AlertStore:
             if publish:
                 db.execute("INSERT INTO outbox (event_seq, queued_at) VALUES (?, ?)", (seq, time.time()))
             return int(seq)  # type: ignore[arg-type]
+
+    def replace_payload(self, seq: int, event: AlertEvent) -> None:
+        """Rewrite a committed event whose side effect failed (its snapshot was never written)."""
+        with self._transaction() as db:
+            db.execute("UPDATE events SET payload = ? WHERE seq = ?", (event.to_json(), seq))
+
+    def last_seq(self) -> int:
+        with self._lock:
+            return int(self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0])
+
+    def events_after(self, seq: int, limit: int = 100) -> list[tuple[int, AlertEvent]]:
+        """Committed events after sequence number `seq`, oldest first (what a follower sink has not written yet)."""
+        with self._lock:
+            rows = self._db.execute("SELECT seq, payload FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
+                                    (seq, limit)).fetchall()
+        return [(int(row["seq"]), AlertEvent.from_row(row)) for row in rows]
 
     def unsent(self, limit: int, exclude: frozenset[int] = frozenset()) -> list[tuple[int, AlertEvent]]:
         """The oldest outbox events not yet acknowledged, skipping sequence numbers in `exclude` (in flight)."""
@@ -241,9 +290,12 @@ class AlertStore:
             return int(db.execute(sql, args).rowcount)
 
     def begin_run(self, device_id: str, model_sha: str | None, config: Mapping[str, Any] | None = None) -> int:
+        """Record a new run (its config redacted); earlier runs that never recorded an end were killed."""
+        stored = json.dumps(redact(json.loads(json.dumps(config, default=str))))
         with self._transaction() as db:
+            db.execute("UPDATE runs SET end_reason = ? WHERE end_reason IS NULL", (KILLED,))
             cursor = db.execute("INSERT INTO runs (started_at, device_id, model_sha, config) VALUES (?,?,?,?)",
-                                (time.time(), device_id, model_sha, json.dumps(config, default=str)))
+                                (time.time(), device_id, model_sha, stored))
             return int(cursor.lastrowid)  # type: ignore[arg-type]
 
     def update_run(self, run_id: int, stats: Mapping[str, Any] | None, end_reason: str | None = None) -> None:

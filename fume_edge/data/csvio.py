@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import io
 import math
 import os
 import shutil
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from fume_edge.config import read_utf8
 from fume_edge.errors import FumeEdgeError
 
 
@@ -80,7 +82,7 @@ def read_rows(path: str | Path, required: Sequence[str]) -> list[Row]:
     path = Path(path)
     if not path.is_file():
         raise FumeEdgeError(f"{path}: CSV file not found; pass an existing file")
-    with path.open(newline="", encoding="utf-8-sig") as handle:
+    with io.StringIO(read_utf8(path, "utf-8-sig"), newline="") as handle:
         reader = csv.DictReader(handle)
         header = [name.strip() for name in reader.fieldnames or []]
         missing = [name for name in required if name not in header]

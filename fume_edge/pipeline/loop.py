@@ -11,7 +11,8 @@ Two modes, chosen by the sources:
   stay current however slow the model is;
 - lossless (every source recorded and played as fast as possible): frames are taken in time order across cameras
   and every pair is inferred; capture waits for the loop instead of dropping. This is also what the benchmark runs.
-Every drop is counted: ring overwrites, frames without a partner, stale pairs, garbage frames, sink queue drops.
+Every drop is counted: ring overwrites, frames without a partner, stale pairs, garbage frames (NaN/inf included),
+predictions with non-finite pH (never fed to the alert policy), sink queue drops.
 """
 
 from __future__ import annotations
@@ -23,10 +24,11 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from fume_edge.alerts.event import AlertEvent
+from fume_edge.alerts.policy import finite_ph
 from fume_edge.alerts.service import AlertService
 from fume_edge.pipeline.capture import ENDED, CameraStream, FrameHub
 from fume_edge.pipeline.prepare import ModelInputs
-from fume_edge.pipeline.sync import Health, Pair, Synchronizer
+from fume_edge.pipeline.sync import Health, Pair, Synchronizer, Unpaired
 from fume_edge.runtime.base import Backend, Prediction
 
 ResultHook = Callable[[Pair, Prediction], None]
@@ -40,6 +42,7 @@ class LoopCounters:
     inferences: int = 0
     degraded: int = 0  # inferences on one camera
     stale: int = 0  # ready pairs skipped for a newer one (live mode)
+    nonfinite: int = 0  # predictions with NaN/inf pH dropped before the alert policy
     prepare_s: float = 0.0  # summed stage times, for means over any interval
     infer_s: float = 0.0
     alerts_s: float = 0.0
@@ -66,6 +69,7 @@ class Pipeline:
         self.latest: Prediction | None = None
         self.started = time.monotonic()
         self._frames: dict[str, np.ndarray | None] = dict.fromkeys(self.cameras)  # newest inferred frame per camera
+        self._lowest_offset = min(0.0, *(stream.time_offset_s for stream in streams.values()))
 
     def run(self, should_stop: Callable[[], bool], max_frames: int | None = None,
             duration_s: float | None = None) -> str:
@@ -102,16 +106,17 @@ class Pipeline:
             self._handle(self._leftovers(), max_frames)
         return reason
 
-    def _next_items(self) -> list[Pair | Health] | None:
+    def _next_items(self) -> list[Pair | Health | Unpaired] | None:
         """What the synchronizer decided after the next frames; None once every source has ended."""
         if self.live:
             if self.hub.all_ended:
                 return None
-            now = time.monotonic()  # before taking frames: every frame stamped earlier is in the rings by then
-            items: list[Pair | Health] = []
+            items: list[Pair | Health | Unpaired] = []
             for camera, frame in self.hub.drain(self.tick_s):
                 items += self.sync.push(camera, frame)
-            return items + self.sync.advance(now)
+            # The hub stamps live frames under the lock it drained under, so every frame stamped before
+            # `drained_at` was taken; a camera with a negative time offset stamps that much earlier.
+            return items + self.sync.advance(self.hub.drained_at + self._lowest_offset)
         item = self.hub.next_in_order(self.tick_s)
         if item is ENDED:
             return None
@@ -121,18 +126,20 @@ class Pipeline:
         # Frames come in time order across cameras: every earlier frame is in, so the clock moves first.
         return self.sync.advance(frame.t) + self.sync.push(camera, frame)
 
-    def _leftovers(self) -> list[Pair | Health]:
+    def _leftovers(self) -> list[Pair | Health | Unpaired]:
         """Frames captured before the stop, decided as if no more frames will come."""
-        items: list[Pair | Health] = []
+        items: list[Pair | Health | Unpaired] = []
         for camera, frame in self.hub.drain(0.0):
             items += self.sync.push(camera, frame)
         return items + self.sync.finish()
 
-    def _handle(self, items: list[Pair | Health], max_frames: int | None) -> None:
+    def _handle(self, items: list[Pair | Health | Unpaired], max_frames: int | None) -> None:
         newest = max((i for i, item in enumerate(items) if isinstance(item, Pair)), default=-1)
         for i, item in enumerate(items):
             if isinstance(item, Health):
                 self._health(item)
+            elif isinstance(item, Unpaired):
+                self._emitted(self.alerts.on_unpaired(item.t, self._wall(item.t), item.offset_s))
             elif self.live and i != newest:
                 self.counters.stale += 1
             elif max_frames is None or self.counters.inferences < max_frames:
@@ -140,7 +147,9 @@ class Pipeline:
 
     def _health(self, change: Health) -> None:
         frames = tuple(None if cam in change.silent else self._frames[cam] for cam in self.cameras)
-        events = self.alerts.on_camera_health(change.t, self._wall(change.t), change.silent, *frames)
+        self._emitted(self.alerts.on_camera_health(change.t, self._wall(change.t), change.silent, *frames))
+
+    def _emitted(self, events: Sequence[AlertEvent]) -> None:
         if events and self.on_events is not None:
             self.on_events(events)
 
@@ -152,9 +161,12 @@ class Pipeline:
         t1 = time.perf_counter()
         prediction = self.backend.infer(first, second, mask)
         t2 = time.perf_counter()
+        c.inferences += 1
+        if not finite_ph(prediction):  # one NaN must never reach the policy: dropped, counted, shown
+            c.nonfinite += 1
+            return
         events = self.alerts.on_prediction(pair.t, self._wall(pair.t), prediction, *images)
         t3 = time.perf_counter()
-        c.inferences += 1
         c.degraded += images[0] is None or images[1] is None
         c.prepare_s += t1 - t0
         c.infer_s += t2 - t1
@@ -166,8 +178,7 @@ class Pipeline:
             if image is not None:
                 self._frames[camera] = image
         self.latest = prediction
-        if events and self.on_events is not None:
-            self.on_events(events)
+        self._emitted(events)
         if self.on_result is not None:
             self.on_result(pair, prediction)
 
@@ -188,7 +199,8 @@ class Pipeline:
         return {
             "elapsed_s": time.monotonic() - self.started, "mode": "live" if self.live else "lossless",
             "cameras": cameras, "pairs": sync.pairs, "singles": sync.singles, "stale": c.stale,
-            "inferences": c.inferences, "degraded": c.degraded, "silent": sorted(sync.silent),
+            "inferences": c.inferences, "degraded": c.degraded, "nonfinite": c.nonfinite,
+            "silent": sorted(sync.silent), "unpaired_offset_s": sync.unpaired,
             "prepare_ms": 1000 * c.prepare_s / n, "infer_ms": 1000 * c.infer_s / n, "alerts_ms": 1000 * c.alerts_s / n,
             "latency_ms": 1000 * c.latency_s / c.latency_n if c.latency_n else None,
             "sinks": asdict(self.alerts.stats()),

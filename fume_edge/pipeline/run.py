@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 
 from fume_edge import __version__
+from fume_edge.alerts.secrets import redact_text
 from fume_edge.alerts.service import AlertService
 from fume_edge.alerts.subject import SubjectWatcher
 from fume_edge.assets import default_model_path
@@ -32,10 +33,10 @@ from fume_edge.pipeline.config import PipelineConfig, RunConfig, load_run_config
 from fume_edge.pipeline.loop import Pipeline, ResultHook
 from fume_edge.pipeline.prepare import ModelInputs, camera_preprocessing
 from fume_edge.pipeline.shutdown import StopSignals
-from fume_edge.pipeline.sources import FrameReader, open_reader
+from fume_edge.pipeline.sources import FrameReader, SourceNotReady, check_distinct_sources, open_reader
 from fume_edge.pipeline.status import StatusView
 from fume_edge.pipeline.sync import Pair
-from fume_edge.pipeline.view import DisplayWindow, Recorder, compose_view
+from fume_edge.pipeline.view import DisplayWindow, Recorder, ViewWorker
 from fume_edge.runtime.base import Backend, Prediction, load_backend
 from fume_edge.service.sd_notify import SystemdNotifier
 
@@ -77,6 +78,11 @@ class RunResult:
     reason: str  # completed | interrupted | stopped (display closed)
     stats: dict[str, Any]
 
+    @property
+    def lost(self) -> int:
+        """Alert events that never reached the database (queue overflow, or a disk still failing at exit)."""
+        return int(self.stats["sinks"]["dropped"] + self.stats["sinks"]["unstored"])
+
 
 def _given(**values: Any) -> dict[str, Any]:
     """The keys whose option was given (not None), paths as strings."""
@@ -104,48 +110,63 @@ def config_overrides(options: RunOptions) -> dict[str, Any]:
     return {key: value for key, value in sections.items() if value}
 
 
-def _open_readers(config: RunConfig, stack: ExitStack) -> dict[str, FrameReader]:
-    readers = {}
+def _check_outputs(config: RunConfig) -> None:
+    """The JSONL file and the database in one file would corrupt each other."""
+    jsonl, sqlite = config.sinks.jsonl.path, config.sinks.sqlite.path
+    if jsonl is not None and Path(jsonl).resolve() == Path(sqlite).resolve():
+        raise FumeEdgeError(f"--jsonl {jsonl}: the same file as the alert database (--alerts {sqlite}); give the "
+                            "JSONL file its own name, e.g. alerts.jsonl")
+
+
+def _open_readers(config: RunConfig, stack: ExitStack, console: Console) -> dict[str, FrameReader | None]:
+    """Open both sources; a live one that is not there yet is None (its capture thread keeps trying)."""
+    readers: dict[str, FrameReader | None] = {}
     for gas in GASES:
-        readers[gas] = open_reader(config.sources.spec(gas), gas, config)
-        stack.callback(readers[gas].close)
+        try:
+            reader = readers[gas] = open_reader(config.sources.spec(gas), gas, config)
+        except SourceNotReady as exc:
+            if config.sources.pacing == "fast":
+                raise
+            console.print(f"{exc}; not there yet: retrying every {config.sources.reconnect_min_s:g}-"
+                          f"{config.sources.reconnect_max_s:g} s while the run starts", style="yellow")
+            readers[gas] = None
+            continue
+        stack.callback(reader.close)
     if config.sources.pacing == "fast":
-        live = [r.name for r in readers.values() if r.live]
+        live = [r.name for r in readers.values() if r is not None and r.live]
         if live:
             raise FumeEdgeError(f"{live[0]}: a live source cannot be played fast; use sources.pacing realtime "
                                 "(--pacing realtime) or recorded sources on both cameras")
     return readers
 
 
-def _stream(gas: str, spec: str, reader: FrameReader, hub: FrameHub, config: RunConfig) -> CameraStream:
+def _stream(gas: str, spec: str, reader: FrameReader | None, hub: FrameHub, config: RunConfig) -> CameraStream:
     """The capture thread of one camera; recorded sources are paced in real time unless the hub is lossless."""
     return CameraStream(gas, reader, reopen=functools.partial(open_reader, spec, gas, config), hub=hub,
-                        paced=not hub.lossless and not reader.live,
+                        paced=not hub.lossless and reader is not None and not reader.live,
                         time_offset_s=config.sources.camera(gas).time_offset_s,
-                        reconnect_s=(config.sources.reconnect_min_s, config.sources.reconnect_max_s))
+                        reconnect_s=(config.sources.reconnect_min_s, config.sources.reconnect_max_s),
+                        name=f"--{gas} {redact_text(spec)}")
 
 
-def _view_hook(config: PipelineConfig, backend: Backend, fps: float, stack: ExitStack) -> tuple[ResultHook | None,
-                                                                                             list[bool]]:
-    """The per-result hook that feeds --display and --record, and a flag the window sets when it is closed."""
-    window = DisplayWindow() if config.display else None
-    recorder = Recorder(Path(config.record), fps, backend.input_size) if config.record else None
-    closed = [False]
-    if window is None and recorder is None:
-        return None, closed
-    for sink in (window, recorder):
-        if sink is not None:
-            stack.callback(sink.close)
+def _fps(reader: FrameReader | None, gas: str, config: RunConfig) -> float | None:
+    """A source's frame rate: what it reports, else the configured one (a source not open yet)."""
+    return reader.fps if reader is not None else config.sources.camera(gas).fps
 
-    def show(pair: Pair, prediction: Prediction) -> None:
-        view = compose_view(tuple(None if f is None else f.image for f in pair.frames), prediction,
-                            backend.input_size, GASES)
-        if recorder is not None:
-            recorder.write(view)
-        if window is not None and not closed[0] and not window.show(view):
-            closed[0] = True
 
-    return show, closed
+def _view_worker(config: PipelineConfig, backend: Backend, fps: float, stack: ExitStack) -> ViewWorker | None:
+    """The thread that draws --display and writes --record (None when neither is asked for)."""
+    if not config.display and config.record is None:
+        return None
+    with ExitStack() as opening:  # a recorder that cannot open closes the window again
+        window = DisplayWindow() if config.display else None
+        if window is not None:
+            opening.callback(window.close)
+        recorder = Recorder(Path(config.record), fps, backend.input_size) if config.record else None
+        opening.pop_all()  # the worker closes both from here on
+    worker = ViewWorker(window, recorder, backend.input_size, GASES)
+    stack.callback(worker.close)
+    return worker
 
 
 def _web_run(config: RunConfig, backend: Backend) -> WebRun | None:
@@ -173,17 +194,19 @@ def run(options: RunOptions, console: Console, on_result: ResultHook | None = No
     """Run the capture loop as the options say; `on_result` also sees every (pair, prediction) (tests, tools)."""
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
     config, merged = load_run_config(options.config, config_overrides(options))
+    check_distinct_sources(config.sources.spec("co2"), config.sources.spec("ch4"))
+    _check_outputs(config)
     with ExitStack() as stack:
         notifier = stack.enter_context(SystemdNotifier())
         # First, so that a signal while the model loads still stops the run cleanly (it stops before starting).
         signals = stack.enter_context(StopSignals(on_first=functools.partial(_stopping, console, notifier)))
-        readers = _open_readers(config, stack)
+        readers = _open_readers(config, stack, console)
         model_path = Path(config.model.path) if config.model.path else default_model_path()
         backend = stack.enter_context(load_backend(model_path, device=config.model.device,
                                                    threads=config.model.threads))
-        tolerance = config.sync.tolerance(tuple(r.fps for r in readers.values()))
-        view_hook, closed = _view_hook(config.pipeline, backend, min(r.fps or config.sync.default_fps
-                                                                     for r in readers.values()), stack)
+        fps = {gas: _fps(reader, gas, config) for gas, reader in readers.items()}
+        tolerance = config.sync.tolerance(tuple(fps.values()))
+        views = _view_worker(config.pipeline, backend, min(f or config.sync.default_fps for f in fps.values()), stack)
         hub = FrameHub(GASES, config.sources.ring_size, lossless=config.sources.pacing == "fast")
         streams = {gas: _stream(gas, config.sources.spec(gas), readers[gas], hub, config) for gas in GASES}
         inputs = ModelInputs(GASES, {g: camera_preprocessing(backend.contract.preprocessing,
@@ -193,15 +216,21 @@ def run(options: RunOptions, console: Console, on_result: ResultHook | None = No
         model_sha = sha256_file(model_path)
         service = AlertService(config.alerts, config.sinks, device_id=device_id, model_sha=model_sha,
                                run_config={"options": {k: str(v) for k, v in vars(options).items()}, **merged})
-        hooks = [hook for hook in (view_hook, on_result, web and web.feed.on_result) if hook is not None]
+        hooks = [hook for hook in (on_result, web and web.feed.on_result) if hook is not None]
 
         def on_each(pair: Pair, prediction: Prediction) -> None:
+            if views is not None:
+                views.submit(tuple(None if f is None else f.image for f in pair.frames), prediction)
             for hook in hooks:
                 hook(pair, prediction)
 
+        def window_closed() -> bool:
+            return views is not None and views.closed
+
         pipeline = Pipeline(streams, hub, backend, service, inputs, tolerance_s=tolerance,
                             silent_after_s=config.sync.silent_after_s, tick_s=config.pipeline.tick_s,
-                            stats_interval_s=config.pipeline.stats_interval_s, on_result=on_each if hooks else None)
+                            stats_interval_s=config.pipeline.stats_interval_s,
+                            on_result=on_each if views or hooks else None)
         pipeline.on_tick = functools.partial(notifier.tick, functools.partial(_service_status, pipeline))
         stack.enter_context(SubjectWatcher(config.sinks.sqlite.path, functools.partial(_subject, service, console)))
         if web is not None:
@@ -211,7 +240,7 @@ def run(options: RunOptions, console: Console, on_result: ResultHook | None = No
                                snapshot_dir=config.sinks.snapshots.dir)
             console.print(f"web page: {server.url}  (API /api/status, metrics /metrics)", highlight=False)
         title = (f"fume-edge run · {device_id} · {model_path.name} ({backend.name}) · "
-                 f"CO2 {config.sources.spec('co2')} · CH4 {config.sources.spec('ch4')} · "
+                 f"CO2 {redact_text(config.sources.spec('co2'))} · CH4 {redact_text(config.sources.spec('ch4'))} · "
                  f"pairing ±{1000 * tolerance:.0f} ms")
         view = StatusView(pipeline, title, console, quiet=config.pipeline.quiet, refresh_hz=config.pipeline.refresh_hz)
         pipeline.on_events = view.events
@@ -220,14 +249,17 @@ def run(options: RunOptions, console: Console, on_result: ResultHook | None = No
         reason = "error"
         try:
             with view:
-                reason = pipeline.run(lambda: signals.is_set() or closed[0], config.pipeline.max_frames,
+                reason = pipeline.run(lambda: signals.is_set() or window_closed(), config.pipeline.max_frames,
                                       config.pipeline.duration_s)
-            if closed[0] and reason == "interrupted" and not signals.is_set():
+            if window_closed() and reason == "interrupted" and not signals.is_set():
                 reason = "stopped"
         finally:
             notifier.stopping(f"stopping: {reason}")
             view.events(service.close(pipeline.stats(), reason, mono=pipeline.sync.now))
         stats = pipeline.stats()
+        if views is not None:
+            views.close()
+            stats["views"] = {"shown": views.shown, "dropped": views.dropped}
         view.summary(stats, reason)
         return RunResult(reason, stats)
 

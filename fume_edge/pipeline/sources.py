@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import io
 import os
 import sys
 import time
@@ -27,6 +28,8 @@ from typing import Iterator, Protocol
 import cv2
 import numpy as np
 
+from fume_edge.alerts.secrets import redact_text
+from fume_edge.config import read_utf8
 from fume_edge.errors import FumeEdgeError
 from fume_edge.pipeline.config import CameraConfig, RunConfig
 from fume_edge.pipeline.gst_sources import gstreamer_target
@@ -40,6 +43,11 @@ READ_TIMEOUT_MS = 5000  # a stream that stops sending is treated as dead after t
 
 class SourceLost(Exception):
     """A live source stopped delivering (unplugged camera, dropped stream): the capture thread reconnects."""
+
+
+class SourceNotReady(FumeEdgeError):
+    """A live source that exists but does not open yet (a camera still booting, a stream not up): `run` starts
+    without it and its capture thread keeps trying, with the reconnect backoff."""
 
 
 class FrameReader(Protocol):
@@ -99,7 +107,7 @@ class OpenCvSource:
                     "stream": "check the URL, the network and the camera's credentials",
                     "gstreamer": "try the pipeline with gst-launch-1.0 (fakesink at the end); CSI needs nvargus-daemon",
                     "file": "check that OpenCV can decode it (ffprobe FILE)"}[kind]
-            raise FumeEdgeError(f"{name}: cannot open this {kind}; {hint}")
+            raise (SourceNotReady if self.live else FumeEdgeError)(f"{name}: cannot open this {kind}; {hint}")
         if kind == "camera":
             self._configure(camera)
         reported = self.cap.get(cv2.CAP_PROP_FPS)
@@ -169,7 +177,7 @@ def _read_timestamps(path: str, name: str) -> list[float]:
     """Media time of each video frame from a CSV with `video_frame` and `timestamp_s` columns (as written by
     `fume-edge synth --videos`; rows with an empty `video_frame` were never recorded)."""
     try:
-        with open(path, newline="", encoding="utf-8") as handle:
+        with io.StringIO(read_utf8(path), newline="") as handle:
             rows = [row for row in csv.DictReader(handle) if row.get("video_frame")]
         by_frame = sorted((int(row["video_frame"]), float(row["timestamp_s"])) for row in rows)
     except FileNotFoundError:
@@ -208,9 +216,25 @@ class ImageFolder:
         pass
 
 
+def source_identity(spec: str) -> str:
+    """What a source spec names, for telling two specs apart: the device, the resolved file or folder, the URL."""
+    if spec.isdigit():
+        return os.path.realpath(f"/dev/video{spec}")
+    if spec.lower().startswith(URL_SCHEMES) or spec == "synthetic":
+        return spec
+    return os.path.realpath(spec)
+
+
+def check_distinct_sources(co2: str, ch4: str) -> None:
+    """Both gases from one camera, file or folder is a mistake that would pair every frame with itself."""
+    if co2 != "synthetic" and source_identity(co2) == source_identity(ch4):
+        raise FumeEdgeError(f"--ch4 {redact_text(ch4)}: the same source as --co2 {redact_text(co2)} "
+                            f"({redact_text(source_identity(co2))}); each gas needs its own camera, file or folder")
+
+
 def open_reader(spec: str, gas: str, config: RunConfig) -> FrameReader:
     """Open what `--{gas} SPEC` names; anything that is not there is one clear error."""
-    name = f"--{gas} {spec}"
+    name = f"--{gas} {redact_text(spec)}"  # messages and logs never show a stream's password
     camera, sources = config.sources.camera(gas), config.sources
     if spec == "synthetic":
         from fume_edge.pipeline.synthetic_source import SyntheticSource

@@ -65,6 +65,10 @@ class StatusView:
             cameras = f" cameras={','.join(event.camera_ids)}" if event.type.startswith("camera") else ""
             reason = f" ({event.reason})" if event.reason else ""
             probs = "" if event.probs is None else " " + " ".join(f"{k}={v:.2f}" for k, v in event.probs.items())
+            if event.degraded and not event.type.startswith("camera"):
+                probs += f" (degraded: {','.join(event.cameras_in_use) or 'no camera'} only)"
+            if event.detail:
+                probs += " " + " ".join(f"{k}={v}" for k, v in event.detail.items())
             self.console.print(Text.assemble(
                 (f"{stamp} ", "dim"), (f"{event.state.upper():5} {event.type}{reason}", EVENT_STYLE.get(event.state, "")),
                 f"{cameras}{probs} id={event.id}"), soft_wrap=True)
@@ -103,7 +107,7 @@ class StatusView:
         lines = [
             Text.assemble(("pipeline  ", "bold"), f"pairs {self._rates.get('pair_fps', 0.0):.1f}/s   inference "
                           f"{self._rates.get('infer_fps', 0.0):.1f} FPS   {stats['inferences']} done   "
-                          f"degraded {stats['degraded']}   stale {stats['stale']}"),
+                          f"degraded {stats['degraded']}   stale {stats['stale']}   non-finite {stats['nonfinite']}"),
             Text.assemble(("stage ms  ", "bold"), f"prepare {_ms(stats['prepare_ms'])}   infer "
                           f"{_ms(stats['infer_ms'])}   alerts {_ms(stats['alerts_ms'])}   capture-to-result "
                           f"{_ms(stats['latency_ms'])}"),
@@ -114,9 +118,11 @@ class StatusView:
                 [(f"{kind} ({', '.join(cams_)}) since {since[11:19]}  ", "bold red")
                  for kind, _, cams_, since in self._open] or [("none active  ", "green")]),
                 f"| written {sinks['written']}  queued {sinks['queued']}  dropped {sinks['dropped']}  "
-                f"errors {sinks['errors']}" + ("" if sinks["mqtt_connected"] is None else
+                f"errors {sinks['errors']}",
+                ("" if sinks["failing"] is None else f"  {sinks['failing']} FAILING, retrying", "bold red"),
+                "" if sinks["mqtt_connected"] is None else
                 f"  mqtt {'up' if sinks['mqtt_connected'] else 'DOWN'} sent {sinks['mqtt_sent']} unsent "
-                f"{sinks['mqtt_unsent']}")),
+                f"{sinks['mqtt_unsent']}"),
         ]
         return Panel(Group(cams, Text(""), *lines), title=self.title, subtitle=f"{stats['mode']} mode · "
                      f"{stats['elapsed_s']:.0f} s · Ctrl-C stops", title_align="left")
@@ -135,9 +141,17 @@ class StatusView:
         self.console.print(
             f"{stats['inferences']} inferences in {elapsed:.1f} s ({stats['inferences'] / elapsed:.1f} FPS), "
             f"{stats['pairs']} pairs, {stats['singles']} single-camera (degraded), {stats['stale']} stale pairs "
-            f"skipped; mean ms: prepare {_ms(stats['prepare_ms'])}, infer {_ms(stats['infer_ms'])}, alerts "
+            f"skipped, {stats['nonfinite']} non-finite predictions dropped; mean ms: prepare {_ms(stats['prepare_ms'])}, infer {_ms(stats['infer_ms'])}, alerts "
             f"{_ms(stats['alerts_ms'])}, capture-to-result {_ms(stats['latency_ms'])}", soft_wrap=True)
         self.console.print(
-            f"alert events written {sinks['written']}, dropped {sinks['dropped']}, sink errors {sinks['errors']}"
-            + ("" if sinks["mqtt_connected"] is None else f", MQTT sent {sinks['mqtt_sent']} "
-               f"(unsent, kept for the next run: {sinks['mqtt_unsent']})"), soft_wrap=True)
+            f"alert events written {sinks['written']}, dropped {sinks['dropped']}, not stored {sinks['unstored']}, "
+            f"sink errors {sinks['errors']}" + ("" if sinks["mqtt_connected"] is None else
+                                                f", MQTT sent {sinks['mqtt_sent']} (unsent, kept for the next run: "
+                                                f"{sinks['mqtt_unsent']})"), soft_wrap=True)
+        if "views" in stats:
+            self.console.print(f"--display/--record: {stats['views']['shown']} views drawn, "
+                               f"{stats['views']['dropped']} dropped (drawing never holds up inference)")
+        lost = sinks["dropped"] + sinks["unstored"]
+        if lost:
+            self.console.print(f"{lost} alert events were not stored (see the log for why); exit code 1",
+                               style="bold red")

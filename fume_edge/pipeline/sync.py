@@ -15,7 +15,9 @@ both cameras deliver.
 
 Health: a camera is silent when its newest frame is older than `silent_after_s` on the pipeline clock (the newest
 time seen). While one camera is silent the other's frames go on alone (degraded mode, modality mask 0 for the
-silent gas); when it delivers again it is healthy again at once.
+silent gas); when it delivers again it is healthy again at once. Both cameras delivering while no pair has formed
+for longer than `silent_after_s` (clocks apart, a misreported frame rate) is `Unpaired`, with the measured offset
+between the cameras' newest frames; the first pair (or a camera going silent) ends it.
 """
 
 from __future__ import annotations
@@ -45,6 +47,15 @@ class Pair:
 
 
 @dataclass(slots=True)
+class Unpaired:
+    """Both cameras deliver but nothing pairs (`offset_s`: second camera's newest frame minus the first's), or
+    that condition ended (`offset_s` None)."""
+
+    t: float
+    offset_s: float | None
+
+
+@dataclass(slots=True)
 class Health:
     """The set of silent cameras changed at time `t`."""
 
@@ -65,6 +76,8 @@ class Synchronizer:
         self.silent_after_s = silent_after_s
         self.now = start_t
         self.silent: frozenset[str] = frozenset()
+        self.unpaired: float | None = None  # the measured offset while both cameras deliver and nothing pairs
+        self._paired_t = start_t  # when the last pair formed
         self.pairs = 0  # pairs of two frames emitted
         self.singles = 0  # one-camera items emitted in degraded mode
         self.unmatched = dict.fromkeys(self.cameras, 0)  # frames that found no partner while both cameras delivered
@@ -76,7 +89,7 @@ class Synchronizer:
         self._decided = dict.fromkeys(self.cameras, float("-inf"))  # newest frame time taken out of `_pending`
         self._other = {self.cameras[0]: self.cameras[1], self.cameras[1]: self.cameras[0]}
 
-    def push(self, camera: str, frame: Frame) -> list[Pair | Health]:
+    def push(self, camera: str, frame: Frame) -> list[Pair | Health | Unpaired]:
         """One frame of `camera`. Frames of one camera must come in time order; an older one is counted, dropped."""
         if frame.t < self._newest[camera]:
             self.out_of_order[camera] += 1
@@ -88,14 +101,14 @@ class Synchronizer:
         self.now = max(self.now, frame.t)
         return self._step()
 
-    def advance(self, now: float) -> list[Pair | Health]:
+    def advance(self, now: float) -> list[Pair | Health | Unpaired]:
         """The clock reached `now` and every frame stamped before it has been pushed."""
         self.now = max(self.now, now)
         for camera in self.cameras:
             self._watermark[camera] = max(self._watermark[camera], self.now)
         return self._step()
 
-    def finish(self) -> list[Pair | Health]:
+    def finish(self) -> list[Pair | Health | Unpaired]:
         """No more frames will come: decide every pending frame."""
         for camera in self.cameras:
             self._watermark[camera] = float("inf")
@@ -106,17 +119,25 @@ class Synchronizer:
         """Frames held until their partner can be decided."""
         return sum(len(q) for q in self._pending.values())
 
-    def _step(self) -> list[Pair | Health]:
-        out: list[Pair | Health] = []
+    def _step(self) -> list[Pair | Health | Unpaired]:
+        out: list[Pair | Health | Unpaired] = []
         self._decide(out)
         silent = frozenset(cam for cam in self.cameras if self.now - self._last[cam] > self.silent_after_s)
         if silent != self.silent:
             self.silent = silent
+            self._paired_t = self.now  # a camera that just came back gets the full time to pair
             out.append(Health(self.now, silent))
             self._decide(out)
+        first, second = self.cameras
+        stuck = (not self.silent and self.now - self._paired_t > self.silent_after_s
+                 and min(self._newest.values()) > self._paired_t)
+        offset = self._newest[second] - self._newest[first] if stuck else None
+        if (offset is None) != (self.unpaired is None):
+            self.unpaired = offset
+            out.append(Unpaired(self.now, offset))
         return out
 
-    def _decide(self, out: list[Pair | Health]) -> None:
+    def _decide(self, out: list[Pair | Health | Unpaired]) -> None:
         """Emit every pending frame whose fate no future frame can change, earliest first. Frames are decided in
         time order, so for the earliest pending frame x every earlier frame of the other camera is decided and the
         newest of those (`_decided`) is the only one of them that can be x's nearest."""
@@ -157,11 +178,12 @@ class Synchronizer:
         self._decided[camera] = self._pending[camera].popleft().t
         self.unmatched[camera] += 1
 
-    def _emit(self, out: list[Pair | Health], camera: str, partner: Frame | None) -> None:
+    def _emit(self, out: list[Pair | Health | Unpaired], camera: str, partner: Frame | None) -> None:
         frame = self._pending[camera].popleft()
         self._decided[camera] = frame.t
         if partner is not None:
             self._decided[self._other[camera]] = partner.t
+            self._paired_t = max(self._paired_t, frame.t, partner.t)
         by_camera = {camera: frame, self._other[camera]: partner}
         out.append(Pair(tuple(by_camera[c] for c in self.cameras), frame.t if partner is None else max(frame.t, partner.t)))
         if partner is None:

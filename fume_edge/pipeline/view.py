@@ -3,13 +3,18 @@
 Both show the same composed view: each camera's frame at the model's resolution, tube and gas pixels tinted in
 the colours of the alert snapshots, and a banner with the frame's pH probabilities. A machine without a GUI
 (opencv-python-headless, or no display server) makes `--display` one clear error at start, never a crash.
+Drawing and encoding run in `ViewWorker`'s own thread behind a small queue: when it falls behind, views are
+dropped and counted, and inference never waits for them.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import queue
 import re
 import sys
+import threading
 from pathlib import Path
 
 import cv2
@@ -19,6 +24,8 @@ from fume_edge.alerts.snapshot import overlay_panel
 from fume_edge.errors import FumeEdgeError
 from fume_edge.labels import PH_CLASS_NAMES
 from fume_edge.runtime.base import Prediction
+
+log = logging.getLogger(__name__)
 
 WINDOW = "fume-edge"
 BANNER_H = 28
@@ -89,3 +96,50 @@ class Recorder:
 
     def close(self) -> None:
         self._writer.release()
+
+
+class ViewWorker:
+    """Composes, records and shows views from its own thread; `submit` never blocks (a full queue drops the view
+    and counts it). `closed` turns true when the user closes the window."""
+
+    def __init__(self, window: DisplayWindow | None, recorder: Recorder | None, size: tuple[int, int],
+                 names: tuple[str, ...], queue_size: int = 2) -> None:
+        self.window, self.recorder, self.size, self.names = window, recorder, size, names
+        self.shown = 0  # views drawn and written
+        self.dropped = 0  # views skipped because the worker was behind
+        self.closed = False
+        self._queue: queue.Queue[tuple[tuple[np.ndarray | None, ...], Prediction] | None] = queue.Queue(queue_size)
+        self._thread = threading.Thread(target=self._run, name="fume-edge-view", daemon=True)
+        self._thread.start()
+
+    def submit(self, images: tuple[np.ndarray | None, ...], prediction: Prediction) -> None:
+        """Hand over one inference (the arrays are read later, not copied: do not modify them)."""
+        try:
+            self._queue.put_nowait((images, prediction))
+        except queue.Full:
+            self.dropped += 1
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            try:
+                view = compose_view(*item, self.size, self.names)
+                if self.recorder is not None:
+                    self.recorder.write(view)
+                if self.window is not None and not self.closed and not self.window.show(view):
+                    self.closed = True
+                self.shown += 1
+            except Exception as exc:  # a broken display or codec must not end the run
+                log.error("--display/--record: %s; views are no longer drawn", exc)
+                return
+
+    def close(self) -> None:
+        """Draw what is queued, then close the window and the video file. Safe to call twice."""
+        if not self._thread.is_alive() and self.window is None and self.recorder is None:
+            return
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+        for sink in (self.window, self.recorder):
+            if sink is not None:
+                sink.close()
+        self.window = self.recorder = None
