@@ -18,7 +18,6 @@ from typing import Callable
 
 from fume_edge.alerts.event import iso_utc
 from fume_edge.alerts.store import AlertStore
-from fume_edge.console import console
 from fume_edge.errors import FumeEdgeError
 
 log = logging.getLogger(__name__)
@@ -105,6 +104,8 @@ class SubjectWatcher:
 
 def tag_command(db: Path, text: str) -> None:
     """`fume-edge tag ID`: log the change in `db`; a running `fume-edge run` picks it up within a second."""
+    from fume_edge.console import console  # the command's output; the alert path itself needs no rich
+
     subject = check_subject(text, "tag")
     if not db.is_file():
         raise FumeEdgeError(f"{db}: no alert database here; pass --db with the file `fume-edge run` writes")
