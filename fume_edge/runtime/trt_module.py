@@ -36,10 +36,13 @@ def install_hint() -> str:
 
 
 def _import(name: str) -> ModuleType | None:
+    """The module, or None; a folder of type stubs (`tensorrt-stubs` installs `tensorrt/*.pyi`) imports as an empty
+    namespace package, which is not TensorRT."""
     try:
-        return importlib.import_module(name)
+        module = importlib.import_module(name)
     except ImportError:
         return None
+    return module if hasattr(module, "__version__") else None
 
 
 def tensorrt_missing_reason(lean_ok: bool = False) -> str | None:
