@@ -25,7 +25,7 @@ from fume_edge.deploy.trt_settings import BuildPlan, EngineBuildOptions, build_p
 from fume_edge.errors import FumeEdgeError
 from fume_edge.runtime.cuda_mem import CudaStream, DeviceInfo, device_info
 from fume_edge.runtime.engine_sidecar import Sidecar, TensorInfo, write_sidecar
-from fume_edge.runtime.trt_module import LogSink, make_logger, tensorrt_missing_reason
+from fume_edge.runtime.trt_module import LogSink, make_logger, numpy_dtype_name, shape_of, tensorrt_missing_reason
 
 if TYPE_CHECKING:
     import tensorrt as trt
@@ -70,13 +70,9 @@ def _parse(network: "trt.INetworkDefinition", logger: "trt.ILogger", onnx_path: 
 
 
 def _network_io(network: "trt.INetworkDefinition") -> tuple[TensorInfo, ...]:
-    import numpy as np
-    import tensorrt as trt
-
     tensors = [(network.get_input(i), "input") for i in range(network.num_inputs)]
     tensors += [(network.get_output(i), "output") for i in range(network.num_outputs)]
-    return tuple(TensorInfo(t.name, np.dtype(trt.nptype(t.dtype)).name, tuple(int(d) for d in t.shape), mode)
-                 for t, mode in tensors)
+    return tuple(TensorInfo(t.name, numpy_dtype_name(t.dtype), shape_of(t.shape), mode) for t, mode in tensors)
 
 
 def _configure(builder: "trt.Builder", plan: BuildPlan, cache_file: Path) -> "trt.IBuilderConfig":

@@ -54,8 +54,8 @@ class EntropyCalibrator(trt.IInt8EntropyCalibrator2):
         self.stream.synchronize()
         return [self.device[name] for name in names]
 
-    # TensorRT documents None as "no cache, calibrate"; the stub's return type (Buffer) leaves None out.
-    def read_calibration_cache(self) -> bytes | None:  # type: ignore[override]
+    # None: no cache yet, TensorRT calibrates (its documented contract).
+    def read_calibration_cache(self) -> bytes | None:
         return self.cache.read_bytes() if self.cache.is_file() else None
 
     def write_calibration_cache(self, cache: Buffer) -> None:

@@ -91,7 +91,7 @@ class CudaStream:
         pointer = int(self._call("cudaMallocHost", self.cudart.cudaMallocHost(nbytes)))
         self._host.append(pointer)
         raw = (ctypes.c_byte * nbytes).from_address(pointer)
-        return np.frombuffer(raw, dtype=dtype, count=int(np.prod(shape))).reshape(shape)
+        return np.ctypeslib.as_array(raw).view(dtype)[:int(np.prod(shape))].reshape(shape)
 
     def device_buffer(self, nbytes: int) -> int:
         pointer = int(self._call("cudaMalloc", self.cudart.cudaMalloc(max(nbytes, 1))))

@@ -19,7 +19,9 @@ from fume_edge.errors import FumeEdgeError
 from fume_edge.runtime.base import Prediction, prediction_from_outputs
 from fume_edge.runtime.cuda_mem import CudaStream, device_info
 from fume_edge.runtime.engine_sidecar import RunningOn, Sidecar, TensorInfo, compare_sidecar, read_sidecar
-from fume_edge.runtime.trt_module import LEAN_MODULE, LogSink, import_runtime_module, make_logger, module_version
+from fume_edge.runtime.trt_module import (
+    LEAN_MODULE, LogSink, import_runtime_module, make_logger, module_version, numpy_dtype_name, shape_of,
+)
 
 if TYPE_CHECKING:
     import tensorrt as trt
@@ -41,8 +43,8 @@ def engine_io(engine: "trt.ICudaEngine", module: Any) -> tuple[TensorInfo, ...]:
     for i in range(engine.num_io_tensors):
         name = engine.get_tensor_name(i)
         mode = "input" if engine.get_tensor_mode(name) == module.TensorIOMode.INPUT else "output"
-        dtype = np.dtype(module.nptype(engine.get_tensor_dtype(name))).name
-        specs.append(TensorInfo(name, dtype, tuple(int(d) for d in engine.get_tensor_shape(name)), mode))
+        specs.append(TensorInfo(name, numpy_dtype_name(engine.get_tensor_dtype(name)),
+                                shape_of(engine.get_tensor_shape(name)), mode))
     return tuple(specs)
 
 

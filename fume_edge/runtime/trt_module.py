@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 from types import ModuleType
+from typing import Protocol
 
 from rich.console import Console
 from rich.markup import escape
@@ -93,3 +94,27 @@ def make_logger(module: ModuleType, sink: LogSink) -> object:
             sink.emit(getattr(severity, "name", str(severity)), msg)
 
     return RoutedLogger()
+
+
+# TensorRT DataType member names → numpy dtype names (the engine's I/O as the sidecar records it).
+NUMPY_DTYPES = {"FLOAT": "float32", "HALF": "float16", "BF16": "bfloat16", "INT8": "int8", "UINT8": "uint8",
+                "INT32": "int32", "INT64": "int64", "BOOL": "bool"}
+
+
+def numpy_dtype_name(datatype: object) -> str:
+    name = str(getattr(datatype, "name", datatype))
+    if name not in NUMPY_DTYPES:
+        raise FumeEdgeError(f"TensorRT tensor type {name} has no numpy counterpart fume-edge uses")
+    return NUMPY_DTYPES[name]
+
+
+class IndexedDims(Protocol):
+    """TensorRT's `Dims`: indexable and sized, but not declared iterable."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, index: int) -> int: ...
+
+
+def shape_of(dims: IndexedDims) -> tuple[int, ...]:
+    return tuple(int(dims[i]) for i in range(len(dims)))
