@@ -8,6 +8,7 @@ import typer
 from rich.table import Table
 
 from fume_edge.console import console
+from fume_edge.deploy.engine_onnx import is_qdq
 from fume_edge.deploy.quant_graph import load_fp32
 from fume_edge.deploy.trt_rules import VERSIONS, RuleReport, check_onnx, version_key
 
@@ -37,4 +38,5 @@ def check_command(model: Path, versions: list[str] | None) -> None:
             failed = True
     if failed:
         raise typer.Exit(code=1)
-    console.print(f"next: fume-edge build-engine {model} --fp16   (on the device)")
+    precision = "--int8" if is_qdq(graph) else "--fp16"
+    console.print(f"next: fume-edge build-engine {model} {precision}   (on the device)")

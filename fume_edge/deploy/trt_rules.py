@@ -157,7 +157,7 @@ def _zero_point_findings(node: onnx.NodeProto, graph: _Graph) -> Iterator[Findin
         yield Finding("zero-point", f"{_where(node)}: zero point {node.input[2]!r} is not a constant", fix)
     elif tensor.data_type != TensorProto.INT8:
         kind = TensorProto.DataType.Name(tensor.data_type).lower()
-        yield Finding("zero-point", f"{_where(node)}: zero point {node.input[2]!r} is {kind}, TensorRT needs int8", fix)
+        yield Finding("zero-point", f"{_where(node)}: zero point is {kind}, TensorRT needs int8", fix)
     elif np.any(numpy_helper.to_array(tensor) != 0):
         yield Finding("zero-point", f"{_where(node)}: zero point {node.input[2]!r} is nonzero; TensorRT takes "
                       "symmetric quantization only", fix)
