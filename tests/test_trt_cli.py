@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from trt_support import fake_engine
+
 from fume_edge.assets import default_model_path
 from fume_edge.deploy.tensorrt_build import tensorrt_available
 
@@ -55,3 +57,13 @@ def test_help_shows_defaults(tmp_path: Path) -> None:
     for default in ("[default: engines/MODEL.engine]", "[default: 2.0]", "[default: 3]", "[default: qdq]",
                     "[default: GPU only]"):
         assert default in done.stdout, default
+
+
+def test_info_describes_an_engine_from_its_sidecar_without_tensorrt(tmp_path: Path) -> None:
+    engine = fake_engine(tmp_path, "10.3.0")
+    done = _cli("info", str(engine), cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    for text in ("fume.engine (engine)", "TensorRT", "10.3.0", "Orin (compute capability 8.7)", "int32 [1×480×640]",
+                 "Healthy, Transitional, Acidotic"):
+        assert text in done.stdout, text
+    assert "precision" in done.stdout and "fp16" in done.stdout

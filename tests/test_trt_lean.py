@@ -13,15 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from fume_edge.assets import default_model_path
-from fume_edge.deploy.engine_meta import make_sidecar
-from fume_edge.deploy.trt_settings import EngineBuildOptions, build_plan
+from trt_support import fake_engine
+
 from fume_edge.errors import FumeEdgeError
-from fume_edge.runtime.cuda_mem import DeviceInfo, device_info
-from fume_edge.runtime.engine_sidecar import write_sidecar
+from fume_edge.runtime.cuda_mem import device_info
 from fume_edge.runtime.trt_backend import TensorRTBackend
 from fume_edge.runtime.trt_module import LEAN_MODULE, import_runtime_module
-from test_trt_sidecar import IO
 
 REQUIRED = os.environ.get("FUME_EDGE_REQUIRE_TRT_LEAN") == "1"
 
@@ -42,18 +39,6 @@ def lean_runtime() -> None:
     _require("cuda.bindings.runtime")
 
 
-def _engine(tmp_path: Path, built_with: str, version_compatible: bool) -> Path:
-    """Garbage plan bytes with a sidecar: if TensorRT ever deserialised it, the error would be a different one."""
-    engine = tmp_path / "fume.engine"
-    engine.write_bytes(os.urandom(4096))
-    options = EngineBuildOptions(version_compatible=version_compatible)
-    onnx_path = default_model_path()
-    sidecar = make_sidecar(onnx_path, onnx_path, built_with, DeviceInfo(0, "Orin", "8.7", "12.6"), IO,
-                           build_plan(built_with, options), options)
-    write_sidecar(engine, sidecar)
-    return engine
-
-
 def test_the_lean_runtime_is_what_loads_engines_here() -> None:
     module = import_runtime_module()
     assert module.__name__ == LEAN_MODULE and module.__version__.startswith("11.")
@@ -67,7 +52,7 @@ def test_the_lean_runtime_is_what_loads_engines_here() -> None:
 )
 def test_mismatched_sidecar_is_refused_before_deserialising(tmp_path: Path, built_with: str,
                                                             version_compatible: bool, message: str) -> None:
-    engine = _engine(tmp_path, built_with, version_compatible)
+    engine = fake_engine(tmp_path, built_with, version_compatible)
     with pytest.raises(FumeEdgeError, match="rebuild it here: fume-edge build-engine") as error:
         TensorRTBackend(engine)
     assert message in str(error.value)
@@ -79,7 +64,7 @@ def test_no_gpu_is_one_line_from_cuda_python() -> None:
 
 
 def test_run_with_an_engine_and_no_gpu_is_one_line_without_traceback(tmp_path: Path) -> None:
-    engine = _engine(tmp_path, "11.4.0", version_compatible=True)  # passes the sidecar check, then needs a GPU
+    engine = fake_engine(tmp_path, "11.4.0", version_compatible=True)  # passes the sidecar check, then needs a GPU
     done = subprocess.run([sys.executable, "-m", "fume_edge", "run", "--co2", "synthetic", "--ch4", "synthetic",
                            "--model", str(engine), "--max-frames", "1", "--quiet", "--alerts", str(tmp_path / "a.db")],
                           cwd=tmp_path, capture_output=True, text=True, timeout=300)

@@ -7,30 +7,20 @@ from pathlib import Path
 
 import pytest
 
+from trt_support import bundled_sidecar
+
 from fume_edge.assets import default_model_path
-from fume_edge.deploy.engine_meta import l4t_release, make_sidecar, onnx_metadata
-from fume_edge.deploy.trt_settings import EngineBuildOptions, build_plan
+from fume_edge.deploy.engine_meta import l4t_release, onnx_metadata
+from fume_edge.deploy.trt_settings import EngineBuildOptions
 from fume_edge.errors import FumeEdgeError
 from fume_edge.hashing import sha256_file
-from fume_edge.runtime.cuda_mem import DeviceInfo
 from fume_edge.runtime.engine_sidecar import (
-    RunningOn, TensorInfo, compare_sidecar, read_sidecar, sidecar_path, version_compatible_runs, write_sidecar,
+    RunningOn, compare_sidecar, read_sidecar, sidecar_path, version_compatible_runs, write_sidecar,
 )
-
-IO = (TensorInfo("co2", "float32", (1, 1, 480, 640), "input"), TensorInfo("ch4", "float32", (1, 1, 480, 640), "input"),
-      TensorInfo("modality_mask", "float32", (1, 2), "input"), TensorInfo("ph_logits", "float32", (1, 3), "output"),
-      TensorInfo("co2_seg", "int32", (1, 480, 640), "output"), TensorInfo("ch4_seg", "int32", (1, 480, 640), "output"))
-ORIN = DeviceInfo(0, "Orin", "8.7", "12.6")
-
-
-def _sidecar(version: str = "10.3.0", options: EngineBuildOptions = EngineBuildOptions()):
-    onnx_path = default_model_path()
-    return make_sidecar(onnx_path, onnx_path, version, ORIN, IO, build_plan(version, options), options)
-
 
 def test_round_trip_keeps_everything_and_the_onnx_metadata_verbatim(tmp_path: Path) -> None:
     engine = tmp_path / "fume.engine"
-    sidecar = _sidecar()
+    sidecar = bundled_sidecar()
     assert write_sidecar(engine, sidecar) == sidecar_path(engine) == tmp_path / "fume.engine.json"
     assert read_sidecar(engine) == sidecar
     raw = json.loads(sidecar_path(engine).read_text())
@@ -42,7 +32,7 @@ def test_round_trip_keeps_everything_and_the_onnx_metadata_verbatim(tmp_path: Pa
 
 
 def test_same_version_and_device_pass() -> None:
-    compare_sidecar(_sidecar("10.3.0"), RunningOn("10.3.0.30", "8.7"), "e.engine", sha256_file(default_model_path()))
+    compare_sidecar(bundled_sidecar("10.3.0"), RunningOn("10.3.0.30", "8.7"), "e.engine", sha256_file(default_model_path()))
 
 
 @pytest.mark.parametrize(
@@ -56,7 +46,7 @@ def test_same_version_and_device_pass() -> None:
 )
 def test_mismatch_is_one_line_with_the_rebuild_command(built: str, here: RunningOn, message: str) -> None:
     with pytest.raises(FumeEdgeError) as error:
-        compare_sidecar(_sidecar(built), here, "engines/fume.engine")
+        compare_sidecar(bundled_sidecar(built), here, "engines/fume.engine")
     text = str(error.value)
     assert "\n" not in text and message in text
     assert text.endswith(f"rebuild it here: fume-edge build-engine {default_model_path()} --fp16 -o engines/fume.engine")
@@ -64,7 +54,7 @@ def test_mismatch_is_one_line_with_the_rebuild_command(built: str, here: Running
 
 def test_changed_onnx_is_refused() -> None:
     with pytest.raises(FumeEdgeError, match="changed since the build"):
-        compare_sidecar(_sidecar(), RunningOn("10.3.0", "8.7"), "e.engine", onnx_sha256="0" * 64)
+        compare_sidecar(bundled_sidecar(), RunningOn("10.3.0", "8.7"), "e.engine", onnx_sha256="0" * 64)
 
 
 def test_version_compatible_engines_follow_the_documented_majors() -> None:
@@ -72,10 +62,10 @@ def test_version_compatible_engines_follow_the_documented_majors() -> None:
     assert version_compatible_runs("8.6.2", "10.3.0")
     assert not version_compatible_runs("8.6.2", "11.4.0")  # 8 → 11 is not a supported step
     assert not version_compatible_runs("10.16.1", "10.3.0")  # never an older runtime
-    sidecar = _sidecar("10.3.0", EngineBuildOptions(version_compatible=True))
+    sidecar = bundled_sidecar("10.3.0", EngineBuildOptions(version_compatible=True))
     compare_sidecar(sidecar, RunningOn("11.4.0", None, lean_runtime=True), "e.engine")
     with pytest.raises(FumeEdgeError, match="--version-compatible -o e.engine$"):
-        compare_sidecar(_sidecar("8.6.2", EngineBuildOptions(version_compatible=True)),
+        compare_sidecar(bundled_sidecar("8.6.2", EngineBuildOptions(version_compatible=True)),
                         RunningOn("11.4.0", None, lean_runtime=True), "e.engine")
 
 
