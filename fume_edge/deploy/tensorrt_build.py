@@ -52,7 +52,8 @@ def timing_cache_path(folder: Path, tensorrt_version: str, device: DeviceInfo) -
     return folder / f"timing_trt{tensorrt_version}_{gpu}_sm{device.compute_capability.replace('.', '')}.cache"
 
 
-def _parse(network: "trt.INetworkDefinition", logger: "trt.ILogger", onnx_path: Path) -> None:
+def _parse(network: "trt.INetworkDefinition", logger: "trt.ILogger", onnx_path: Path, graph: onnx.GraphProto) -> None:
+    """Parse into `network`; a refusal is one line naming the node and its operator."""
     import tensorrt as trt
 
     parser = trt.OnnxParser(network, logger)
@@ -61,9 +62,12 @@ def _parse(network: "trt.INetworkDefinition", logger: "trt.ILogger", onnx_path: 
     problems = []
     for i in range(parser.num_errors):
         error = parser.get_error(i)
-        # node_name()/node_operator() exist from TensorRT 8.6's parser on; older ones only give the node index.
-        where = f"node {error.node_name()!r} ({error.node_operator()})" if hasattr(error, "node_name") else \
-            f"node #{error.node()}"
+        if hasattr(error, "node_name"):  # TensorRT >= 10.0 names the node itself
+            where = f"node {error.node_name()!r} ({error.node_operator()})"
+        else:  # 8.6 gives the node's index in the graph
+            index = error.node()
+            node = graph.node[index] if 0 <= index < len(graph.node) else None
+            where = f"node {node.name!r} ({node.op_type})" if node is not None else "the graph"
         problems.append(f"{where}: {error.desc()}")
     raise FumeEdgeError(f"{onnx_path}: TensorRT's ONNX parser refused it: {problems[0] if problems else 'no reason given'}"
                         + (f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""))
@@ -121,13 +125,14 @@ def build_engine(onnx_path: str | Path, output: str | Path, options: EngineBuild
     plan = build_plan(trt.__version__, options)
     device = device_info(0)
     built_from = prepare_onnx(onnx_path, plan.onnx_form, output, calib, data)
-    check_onnx(onnx.load(str(built_from), load_external_data=False), trt.__version__).raise_on_errors(built_from)
+    model = onnx.load(str(built_from), load_external_data=False)
+    check_onnx(model, trt.__version__).raise_on_errors(built_from)
     sink = LogSink(console, verbose)
     logger = cast("trt.ILogger", make_logger(trt, sink))
     builder = trt.Builder(logger)
     flags = sum(1 << int(getattr(trt.NetworkDefinitionCreationFlag, f)) for f in plan.network_flags)
     network = builder.create_network(flags)
-    _parse(network, logger, built_from)
+    _parse(network, logger, built_from, model.graph)
     cache_file = timing_cache_path(output.parent, trt.__version__, device)
     config = _configure(builder, plan, cache_file)
     stream = None
