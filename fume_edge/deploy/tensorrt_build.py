@@ -23,7 +23,7 @@ from fume_edge.deploy.engine_onnx import calibration_folder, prepare_onnx
 from fume_edge.deploy.trt_rules import check_onnx
 from fume_edge.deploy.trt_settings import BuildPlan, EngineBuildOptions, build_plan
 from fume_edge.errors import FumeEdgeError
-from fume_edge.runtime.cuda_mem import CudaStream, DeviceInfo, device_info
+from fume_edge.runtime.cuda_mem import DeviceInfo, device_info, open_stream
 from fume_edge.runtime.engine_sidecar import Sidecar, TensorInfo, write_sidecar
 from fume_edge.runtime.trt_module import LogSink, make_logger, numpy_dtype_name, shape_of, tensorrt_missing_reason
 
@@ -140,7 +140,7 @@ def build_engine(onnx_path: str | Path, output: str | Path, options: EngineBuild
         from fume_edge.data.calibration import load_calibration
         from fume_edge.deploy.trt_calibrator import EntropyCalibrator
 
-        stream = CudaStream(device.index)
+        stream = open_stream(device.index)
         config.int8_calibrator = EntropyCalibrator(load_calibration(calibration_folder(onnx_path, calib, data)), stream)
     started = time.perf_counter()
     with build_progress() as bars:

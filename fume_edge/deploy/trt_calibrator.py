@@ -22,6 +22,8 @@ from fume_edge.runtime.cuda_mem import CudaStream
 if TYPE_CHECKING:
     from typing_extensions import Buffer
 
+    from fume_edge.runtime.cuda_pycuda import PycudaStream
+
 
 def cache_path(cset: CalibrationSet, tensorrt_version: str) -> Path:
     return cset.folder / f"trt{tensorrt_version}_entropy.cache"
@@ -30,7 +32,7 @@ def cache_path(cset: CalibrationSet, tensorrt_version: str) -> Path:
 class EntropyCalibrator(trt.IInt8EntropyCalibrator2):
     """Hands TensorRT one calibration pair per `get_batch`, in device memory it owns."""
 
-    def __init__(self, cset: CalibrationSet, stream: CudaStream, modalities: str = "all") -> None:
+    def __init__(self, cset: CalibrationSet, stream: CudaStream | PycudaStream, modalities: str = "all") -> None:
         trt.IInt8EntropyCalibrator2.__init__(self)
         calib_indices, _ = cset.split(HOLDOUT)  # the held-back pairs judge accuracy, never calibrate
         self.feeds = CalibrationFeeds(cset, calib_indices, modalities)

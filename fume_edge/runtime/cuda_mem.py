@@ -1,7 +1,8 @@
 """CUDA memory for the TensorRT backend: one stream, pinned host buffers, device buffers, async copies, graphs.
 
 Through cuda-python (`cuda.bindings.runtime`, or `cuda.cudart` in cuda-python < 12.6), which installs as a wheel
-on JetPack 6 (CUDA 12) and 7 (CUDA 13) alike; pycuda would need nvcc and the CUDA headers to build. Every CUDA call returns an error code first; a failure becomes one FumeEdgeError.
+on JetPack 6 (CUDA 12) and 7 (CUDA 13) alike; where a device has pycuda instead, `open_stream` uses it
+(cuda_pycuda.py: the same interface). Every CUDA call returns an error code first; a failure becomes one FumeEdgeError.
 `cudaErrorInsufficientDriver` / `cudaErrorNoDevice` from `cudaGetDeviceCount` is the clean "no GPU here" signal.
 """
 
@@ -9,13 +10,17 @@ from __future__ import annotations
 
 import ctypes
 import importlib
+import importlib.util
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from fume_edge.errors import FumeEdgeError
+
+if TYPE_CHECKING:
+    from fume_edge.runtime.cuda_pycuda import PycudaStream
 
 NO_GPU_HINT = ("run on a machine with an NVIDIA GPU and its driver (on a Jetson: JetPack), or use the .onnx model "
                "with ONNX Runtime on the CPU")
@@ -29,12 +34,23 @@ class DeviceInfo:
     cuda_runtime: str  # "12.6"
 
 
-def _cudart() -> ModuleType:
+def _find_cudart() -> ModuleType | None:
     for name in ("cuda.bindings.runtime", "cuda.cudart"):
         try:
             return importlib.import_module(name)
         except ImportError:
             continue
+    return None
+
+
+def _has_pycuda() -> bool:
+    return importlib.util.find_spec("pycuda") is not None
+
+
+def _cudart() -> ModuleType:
+    cudart = _find_cudart()
+    if cudart is not None:
+        return cudart
     raise FumeEdgeError("cuda-python is not installed (TensorRT needs it for device memory here); install it with: "
                         "pip install 'cuda-python>=12,<13' on JetPack 6 (CUDA 12), 'cuda-python>=13' on JetPack 7")
 
@@ -51,6 +67,10 @@ def _call(cudart: ModuleType, what: str, result: Any) -> Any:
 
 def device_info(index: int = 0) -> DeviceInfo:
     """The GPU this process will use, or one line saying there is none and what to do."""
+    if _find_cudart() is None and _has_pycuda():
+        from fume_edge.runtime.cuda_pycuda import pycuda_device
+
+        return DeviceInfo(index, *pycuda_device(index))
     cudart = _cudart()
     err, count = cudart.cudaGetDeviceCount()
     if int(err) != 0 or count == 0:
@@ -138,3 +158,12 @@ class CudaStream:
         if self.stream is not None:
             self.cudart.cudaStreamDestroy(self.stream)
             self.stream = None
+
+
+def open_stream(device: int = 0) -> "CudaStream | PycudaStream":
+    """A stream with its buffers through cuda-python, or pycuda where that is what the device has."""
+    if _find_cudart() is None and _has_pycuda():
+        from fume_edge.runtime.cuda_pycuda import PycudaStream
+
+        return PycudaStream(device)
+    return CudaStream(device)

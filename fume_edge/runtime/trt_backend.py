@@ -17,7 +17,7 @@ import numpy as np
 
 from fume_edge.errors import FumeEdgeError
 from fume_edge.runtime.base import Prediction, prediction_from_outputs
-from fume_edge.runtime.cuda_mem import CudaStream, device_info
+from fume_edge.runtime.cuda_mem import CudaStream, device_info, open_stream
 from fume_edge.runtime.engine_sidecar import RunningOn, Sidecar, TensorInfo, compare_sidecar, read_sidecar
 from fume_edge.runtime.trt_module import (
     LEAN_MODULE, LogSink, import_runtime_module, make_logger, module_version, numpy_dtype_name, shape_of,
@@ -25,6 +25,8 @@ from fume_edge.runtime.trt_module import (
 
 if TYPE_CHECKING:
     import tensorrt as trt
+
+    from fume_edge.runtime.cuda_pycuda import PycudaStream
 
 INPUT_ORDER = ("co2", "ch4", "modality_mask")
 
@@ -66,7 +68,7 @@ class TensorRTBackend:
         self.path = Path(path)
         if not self.path.is_file():
             raise FumeEdgeError(f"{self.path}: engine file not found; build one with `fume-edge build-engine`")
-        self._stream: CudaStream | None = None
+        self._stream: CudaStream | PycudaStream | None = None
         module = import_runtime_module()
         version, lean = module_version(module), module.__name__ == LEAN_MODULE
         self.sidecar = self._checked_sidecar(version, lean, force)
@@ -114,7 +116,7 @@ class TensorRTBackend:
         self.input_size = (int(co2.shape[-1]), int(co2.shape[-2]))
 
     def _allocate(self, device: int) -> None:
-        self._stream = stream = CudaStream(device)
+        self._stream = stream = open_stream(device)
         self.context: trt.IExecutionContext = self.engine.create_execution_context()
         self._host: dict[str, np.ndarray] = {}
         self._device: dict[str, int] = {}
