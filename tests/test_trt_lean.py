@@ -18,7 +18,7 @@ from trt_support import fake_engine
 from fume_edge.errors import FumeEdgeError
 from fume_edge.runtime.cuda_mem import device_info
 from fume_edge.runtime.trt_backend import TensorRTBackend
-from fume_edge.runtime.trt_module import LEAN_MODULE, import_runtime_module
+from fume_edge.runtime.trt_module import LEAN_MODULE, LogSink, import_runtime_module, make_logger, numpy_dtype_name
 
 REQUIRED = os.environ.get("FUME_EDGE_REQUIRE_TRT_LEAN") == "1"
 
@@ -71,3 +71,27 @@ def test_run_with_an_engine_and_no_gpu_is_one_line_without_traceback(tmp_path: P
     assert done.returncode == 2, done.stdout + done.stderr
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "no CUDA GPU visible" in lines[0] and "Traceback" not in done.stderr, done.stderr
+
+
+def test_the_runtime_api_the_backend_uses_exists_in_the_lean_module() -> None:
+    """TensorRT 11's runtime classes, checked for every name trt_backend.py calls (mypy checks them against 10.13)."""
+    module = import_runtime_module()
+    used = {module.ICudaEngine: ("num_io_tensors", "get_tensor_name", "get_tensor_mode", "get_tensor_shape",
+                                 "get_tensor_dtype", "create_execution_context"),
+            module.IExecutionContext: ("set_tensor_address", "execute_async_v3"),
+            module.Runtime: ("deserialize_cuda_engine", "engine_host_code_allowed"),
+            module.TensorIOMode: ("INPUT", "OUTPUT")}
+    missing = [f"{cls.__name__}.{name}" for cls, names in used.items() for name in names if not hasattr(cls, name)]
+    assert missing == []
+    assert {numpy_dtype_name(getattr(module.DataType, n)) for n in ("FLOAT", "HALF", "INT32", "INT8", "BOOL")} == \
+        {"float32", "float16", "int32", "int8", "bool"}
+
+
+def test_tensorrt_log_reaches_the_sink_through_the_lean_logger_class() -> None:
+    module = import_runtime_module()
+    sink = LogSink()
+    logger = make_logger(module, sink)
+    assert isinstance(logger, module.ILogger)
+    logger.log(module.ILogger.Severity.ERROR, "engine plan is corrupt")
+    logger.log(module.ILogger.Severity.INFO, "loaded")
+    assert sink.errors == ["engine plan is corrupt"]

@@ -10,6 +10,7 @@ logits), one synchronize. With `cuda_graph=True` that sequence is captured once 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -114,6 +115,16 @@ class TensorRTBackend:
                                 "`fume-edge export` ONNX")
         co2 = next(t for t in self.io if t.name == "co2")
         self.input_size = (int(co2.shape[-1]), int(co2.shape[-2]))
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        """The ONNX metadata_props the engine was built from (carried by the sidecar)."""
+        return self.sidecar.metadata if self.sidecar is not None else {}
+
+    @property
+    def class_names(self) -> list[str] | None:
+        raw = self.metadata.get("fume_edge.class_names")
+        return None if raw is None else list(json.loads(raw))
 
     def _allocate(self, device: int) -> None:
         self._stream = stream = open_stream(device)
