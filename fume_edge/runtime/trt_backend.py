@@ -76,6 +76,18 @@ class TensorRTBackend:
         gpu = device_info(_device_index(device))  # "no GPU" is one line, before TensorRT touches CUDA
         if self.sidecar is not None:
             compare_sidecar(self.sidecar, RunningOn(version, gpu.compute_capability, lean), self.path)
+        self._graph = False
+        self._stream = open_stream(gpu.index)  # selects the GPU before TensorRT touches it
+        try:
+            self._load(module, version, verbose)
+            if cuda_graph:
+                self._capture()
+        except BaseException:
+            self.close()
+            raise
+
+    def _load(self, module: Any, version: str, verbose: bool) -> None:
+        """Deserialise the plan, check its I/O against the sidecar and the contract, bind the buffers."""
         self._sink = LogSink(verbose=verbose)
         self._logger = make_logger(module, self._sink)
         self._runtime: trt.Runtime = module.Runtime(self._logger)
@@ -92,10 +104,7 @@ class TensorRTBackend:
             raise FumeEdgeError(f"{self.path}: its sidecar describes another engine's inputs/outputs; rebuild it "
                                 "with `fume-edge build-engine`")
         self._check_contract()
-        self._allocate(gpu.index)
-        self._graph = False
-        if cuda_graph:
-            self._capture()
+        self._bind_buffers()
 
     def _checked_sidecar(self, version: str, lean: bool, force: bool) -> Sidecar | None:
         try:
@@ -126,9 +135,14 @@ class TensorRTBackend:
         raw = self.metadata.get("fume_edge.class_names")
         return None if raw is None else list(json.loads(raw))
 
-    def _allocate(self, device: int) -> None:
-        self._stream = stream = open_stream(device)
-        self.context: trt.IExecutionContext = self.engine.create_execution_context()
+    def _bind_buffers(self) -> None:
+        """Pinned host and device memory for every I/O tensor, made once; their addresses bound to the context."""
+        stream = self._stream
+        assert stream is not None
+        context = self.engine.create_execution_context()
+        if context is None:
+            raise FumeEdgeError(f"{self.path}: TensorRT could not create an execution context (GPU memory full?)")
+        self.context: trt.IExecutionContext = context
         self._host: dict[str, np.ndarray] = {}
         self._device: dict[str, int] = {}
         for tensor in self.io:
