@@ -8,6 +8,7 @@ version and GPU, parser errors naming the node, DLA with GPU fallback refused wh
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import time
@@ -20,6 +21,7 @@ import onnx
 from fume_edge.console import console
 from fume_edge.deploy.engine_meta import make_sidecar
 from fume_edge.deploy.engine_onnx import calibration_folder, prepare_onnx
+from fume_edge.deploy.quant_graph import load_fp32, model_input_size
 from fume_edge.deploy.trt_rules import check_onnx
 from fume_edge.deploy.trt_settings import BuildPlan, EngineBuildOptions, build_plan
 from fume_edge.errors import FumeEdgeError
@@ -111,6 +113,28 @@ def _write_plan(output: Path, plan_bytes: memoryview) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def _checked_graph(path: Path, version: str) -> onnx.ModelProto:
+    """The ONNX graph, refused (one line, naming the node) where TensorRT `version` would not parse it."""
+    model = load_fp32(path)
+    check_onnx(model, version).raise_on_errors(path)
+    return model
+
+
+def _build(builder: "trt.Builder", network: "trt.INetworkDefinition", config: "trt.IBuilderConfig",
+           what: str) -> tuple[float, "trt.IHostMemory | None"]:
+    """Build with a progress display; (seconds, serialized plan or None)."""
+    from fume_edge.deploy.trt_progress import attach_progress, build_progress
+
+    started = time.perf_counter()
+    with build_progress() as bars:
+        monitor = attach_progress(config, bars)  # kept referenced while TensorRT calls it
+        overall = bars.add_task(f"building with {what}", total=None)
+        serialized = builder.build_serialized_network(network, config)
+        bars.update(overall, total=1, completed=1)
+    del monitor
+    return time.perf_counter() - started, serialized
+
+
 def build_engine(onnx_path: str | Path, output: str | Path, options: EngineBuildOptions = EngineBuildOptions(),
                  calib: Path | None = None, data: Path | None = None, verbose: bool = False) -> BuildResult:
     """Build `output` (+ `output.json`) from `onnx_path` on this machine's GPU, checking the graph first."""
@@ -120,13 +144,12 @@ def build_engine(onnx_path: str | Path, output: str | Path, options: EngineBuild
         raise FumeEdgeError(missing)
     import tensorrt as trt
 
-    from fume_edge.deploy.trt_progress import attach_progress, build_progress
-
     plan = build_plan(trt.__version__, options)
     device = device_info(0)
+    model = _checked_graph(onnx_path, trt.__version__)  # before any quantization or conversion work
     built_from = prepare_onnx(onnx_path, plan.onnx_form, output, calib, data)
-    model = onnx.load(str(built_from), load_external_data=False)
-    check_onnx(model, trt.__version__).raise_on_errors(built_from)
+    if built_from != onnx_path:
+        model = _checked_graph(built_from, trt.__version__)
     sink = LogSink(console, verbose)
     logger = cast("trt.ILogger", make_logger(trt, sink))
     builder = trt.Builder(logger)
@@ -135,23 +158,16 @@ def build_engine(onnx_path: str | Path, output: str | Path, options: EngineBuild
     _parse(network, logger, built_from, model.graph)
     cache_file = timing_cache_path(output.parent, trt.__version__, device)
     config = _configure(builder, plan, cache_file)
-    stream = None
-    if plan.entropy_calibrator:
-        from fume_edge.data.calibration import load_calibration
-        from fume_edge.deploy.trt_calibrator import EntropyCalibrator
+    with contextlib.ExitStack() as resources:
+        if plan.entropy_calibrator:
+            from fume_edge.data.calibration import load_calibration
+            from fume_edge.deploy.trt_calibrator import EntropyCalibrator
 
-        stream = open_stream(device.index)
-        config.int8_calibrator = EntropyCalibrator(load_calibration(calibration_folder(onnx_path, calib, data)), stream)
-    started = time.perf_counter()
-    with build_progress() as bars:
-        monitor = attach_progress(config, bars)
-        overall = bars.add_task(f"building with TensorRT {trt.__version__} ({plan.sidecar_precision})", total=None)
-        serialized = builder.build_serialized_network(network, config)
-        bars.update(overall, total=1, completed=1)
-    del monitor
-    seconds = time.perf_counter() - started
-    if stream is not None:
-        stream.close()
+            stream = open_stream(device.index)
+            resources.callback(stream.close)
+            cset = load_calibration(calibration_folder(onnx_path, calib, data), model_input_size(model, built_from))
+            config.int8_calibrator = EntropyCalibrator(cset, stream)
+        seconds, serialized = _build(builder, network, config, f"TensorRT {trt.__version__} ({plan.sidecar_precision})")
     if serialized is None:
         raise FumeEdgeError(f"{built_from}: TensorRT could not build an engine "
                             f"({sink.errors[-1][:200] if sink.errors else 'see the TensorRT messages above'})")
