@@ -322,7 +322,7 @@ def build_engine_cmd(
     calib: Optional[Path] = typer.Option(None, "--calib", help="--int8: calibration folder from `fume-edge calibrate`."),
     data: Optional[Path] = typer.Option(None, "--data", help="--int8: paired training CSV to make the calibration set from."),
     calibrator: str = typer.Option("qdq", "--calibrator", help="--int8: qdq (explicit quantization) or entropy (TensorRT 8.6/10.x calibrator)."),
-    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Engine to write \\[default: engines/MODEL.engine]."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Engine to write \\[default: engines/MODEL.PRECISION.engine]."),
     workspace_gb: float = typer.Option(2.0, "--workspace-gb", help="Builder workspace in GiB."),
     opt_level: int = typer.Option(3, "--opt-level", min=0, max=5, help="Builder optimisation level 0-5."),
     dla_core: Optional[int] = typer.Option(None, "--dla-core", help="Run on this DLA core, GPU fallback \\[default: GPU only]."),
@@ -337,4 +337,4 @@ def build_engine_cmd(
         raise FumeEdgeError("build-engine: pass exactly one of --fp16 or --int8")
     options = EngineBuildOptions(precision="int8" if int8 else "fp16", calibrator=calibrator, workspace_gb=workspace_gb,
                                  opt_level=opt_level, dla_core=dla_core, version_compatible=version_compatible)
-    build_command(model, output or Path("engines") / (model.stem + ".engine"), options, calib, data, verbose)
+    build_command(model, output or Path("engines") / f"{model.stem}.{options.label}.engine", options, calib, data, verbose)

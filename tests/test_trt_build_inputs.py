@@ -25,7 +25,7 @@ def test_float_form_is_the_source_itself(tmp_path: Path) -> None:
 
 def test_fp16_form_for_tensorrt_11_keeps_float32_io_and_the_masks(tmp_path: Path) -> None:
     path = prepare_onnx(default_model_path(), "fp16", tmp_path / "fume.engine", None, None)
-    assert path == tmp_path / "fume.fp16.onnx"
+    assert path == tmp_path / "fume_default.fp16.onnx"
     model = onnx.load(str(path))
     assert is_fp16(model) and not is_qdq(model) and check_onnx(model, "11").findings == ()
     io_types = {v.name: v.type.tensor_type.elem_type for v in [*model.graph.input, *model.graph.output]}

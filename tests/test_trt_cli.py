@@ -54,7 +54,7 @@ def test_build_engine_missing_model_is_one_line(tmp_path: Path) -> None:
 def test_help_shows_defaults(tmp_path: Path) -> None:
     done = _cli("build-engine", "--help", cwd=tmp_path)
     assert done.returncode == 0
-    for default in ("[default: engines/MODEL.engine]", "[default: 2.0]", "[default: 3]", "[default: qdq]",
+    for default in ("[default: engines/MODEL.PRECISION.engine]", "[default: 2.0]", "[default: 3]", "[default: qdq]",
                     "[default: GPU only]"):
         assert default in done.stdout, default
 

@@ -61,3 +61,9 @@ def test_dla_adds_gpu_fallback_on_8_6_and_10() -> None:
 def test_refusals_are_one_clear_line(version: str, options: EngineBuildOptions, message: str) -> None:
     with pytest.raises(FumeEdgeError, match=message.replace("(", r"\(").replace(")", r"\)")):
         build_plan(version, options)
+
+
+def test_labels_name_engine_files() -> None:
+    labels = [EngineBuildOptions(precision=p, calibrator=c).label
+              for p, c in (("fp16", "qdq"), ("int8", "qdq"), ("int8", "entropy"), ("fp32", "qdq"))]
+    assert labels == ["fp16", "int8", "int8-entropy", "fp32"]

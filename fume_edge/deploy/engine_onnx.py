@@ -2,9 +2,9 @@
 
 - `float`: the FP32 export as is (TensorRT 8.6/10.x FP16 comes from the builder flag).
 - `fp16`: strongly typed TensorRT ≥ 11 has no FP16 flag: the graph itself computes in half precision, float32 I/O,
-  made here from the float export with ONNX Runtime's converter (written beside the engine, `NAME.fp16.onnx`).
+  made here from the float export with ONNX Runtime's converter (written beside the engine, `SOURCE.fp16.onnx`).
 - `qdq`: INT8 explicit quantization. A QDQ model builds directly; a float one is calibrated and quantized first
-  (`fume-edge quantize --target tensorrt`, its accuracy report and limits included) into `NAME.int8.onnx`.
+  (`fume-edge quantize --target tensorrt`, its accuracy report and limits included) into `SOURCE.int8.onnx`.
 """
 
 from __future__ import annotations
@@ -38,16 +38,16 @@ def fp16_model(model: onnx.ModelProto) -> onnx.ModelProto:
 
 
 def prepare_onnx(source: Path, form: str, engine: Path, calib: Path | None, data: Path | None) -> Path:
-    """The ONNX file to parse for `form`, made beside `engine` when it has to be made."""
+    """The ONNX file to parse for `form`, made beside `engine` (SOURCE.int8.onnx, SOURCE.fp16.onnx) when needed."""
     model = load_fp32(source)
     if form == "qdq":
         if is_qdq(model):
             return source
-        return quantized_onnx(source, engine.with_suffix(".int8.onnx"), calib, data)
+        return quantized_onnx(source, engine.parent / f"{source.stem}.int8.onnx", calib, data)
     if is_qdq(model):
         raise FumeEdgeError(f"{source}: is an INT8 (QDQ) model; build it with --int8, or pass the float export")
     if form == "fp16" and not is_fp16(model):
-        output = engine.with_suffix(".fp16.onnx")
+        output = engine.parent / f"{source.stem}.fp16.onnx"
         write_atomically(fp16_model(model), output)
         return output
     return source

@@ -29,6 +29,11 @@ class EngineBuildOptions:
     dla_core: int | None = None  # build for this DLA core, layers it cannot run fall back to the GPU
     version_compatible: bool = False  # runs on later TensorRT (and the lean runtime)
 
+    @property
+    def label(self) -> str:
+        """fp32, fp16, int8 or int8-entropy: what engine file names and sidecars call this build."""
+        return f"int8-{self.calibrator}".replace("-qdq", "") if self.precision == "int8" else self.precision
+
     def validate(self) -> None:
         if self.precision not in PRECISIONS:
             raise FumeEdgeError(f"precision {self.precision!r}: choose one of {', '.join(PRECISIONS)}")
