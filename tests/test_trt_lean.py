@@ -53,7 +53,8 @@ def test_the_lean_runtime_is_what_loads_engines_here() -> None:
 def test_mismatched_sidecar_is_refused_before_deserialising(tmp_path: Path, built_with: str,
                                                             version_compatible: bool, message: str) -> None:
     engine = fake_engine(tmp_path, built_with, version_compatible)
-    with pytest.raises(FumeEdgeError, match="rebuild it here: fume-edge build-engine") as error:
+    with pytest.raises(FumeEdgeError, match="rebuild it where the full TensorRT is installed: fume-edge build-engine "
+                       ".* --version-compatible -o ") as error:
         TensorRTBackend(engine)
     assert message in str(error.value)
 

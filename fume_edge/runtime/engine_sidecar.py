@@ -71,7 +71,8 @@ def read_sidecar(engine: str | Path) -> Sidecar:
     path = sidecar_path(engine)
     if not path.is_file():
         raise FumeEdgeError(f"{path}: engine sidecar missing, so the engine cannot be checked before loading; "
-                            f"rebuild with `fume-edge build-engine`, or pass --force to try the engine anyway")
+                            "rebuild it with `fume-edge build-engine` (which writes the sidecar), or load it with "
+                            "force=True to try it anyway")
     try:
         raw = json.loads(path.read_text())
         raw["io"] = tuple(TensorInfo(t["name"], t["dtype"], tuple(t["shape"]), t["mode"]) for t in raw["io"])
@@ -109,10 +110,10 @@ def version_compatible_runs(built: str, runtime: str) -> bool:
     return r >= b and (r[0] == b[0] or (b[0], r[0]) in CROSS_MAJOR_COMPATIBLE)
 
 
-def rebuild_command(sidecar: Sidecar, engine: str | Path) -> str:
+def rebuild_command(sidecar: Sidecar, engine: str | Path, version_compatible: bool = False) -> str:
     flag = {"fp16": " --fp16", "int8-qdq": " --int8", "int8-entropy": " --int8 --calibrator entropy"}.get(
         sidecar.precision, "")
-    compat = " --version-compatible" if sidecar.version_compatible else ""
+    compat = " --version-compatible" if sidecar.version_compatible or version_compatible else ""
     return f"fume-edge build-engine {sidecar.onnx_path}{flag}{compat} -o {engine}"
 
 
@@ -133,4 +134,6 @@ def compare_sidecar(sidecar: Sidecar, here: RunningOn, engine: str | Path, onnx_
     if onnx_sha256 is not None and onnx_sha256 != sidecar.onnx_sha256:
         problems.append(f"{sidecar.onnx_path} changed since the build (sha256 differs)")
     if problems:
-        raise FumeEdgeError(f"{engine}: {'; '.join(problems)}; rebuild it here: {rebuild_command(sidecar, engine)}")
+        where = "where the full TensorRT is installed" if here.lean_runtime else "here"
+        command = rebuild_command(sidecar, engine, version_compatible=here.lean_runtime)
+        raise FumeEdgeError(f"{engine}: {'; '.join(problems)}; rebuild it {where}: {command}")
