@@ -18,7 +18,7 @@ taken from onnx-tensorrt's `docs/operators.md` of that release (the file's heade
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -235,6 +235,3 @@ def check_tensorrt_compatible(model: onnx.ModelProto, version: str = DEFAULT_VER
     """The findings of `check_onnx` as lines (an empty list: it parses)."""
     return [str(f) for f in check_onnx(model, version).findings]
 
-
-def check_versions(model: onnx.ModelProto, versions: Iterable[str] = VERSIONS) -> list[RuleReport]:
-    return [check_onnx(model, v) for v in versions]
