@@ -32,7 +32,8 @@ def _one_error_line(done: subprocess.CompletedProcess[str]) -> str:
 def test_build_engine_without_tensorrt_says_how_to_get_it(tmp_path: Path) -> None:
     line = _one_error_line(_cli("build-engine", str(default_model_path()), "--fp16", cwd=tmp_path))
     assert "TensorRT's Python module (tensorrt) is not installed here" in line
-    assert "pip install --extra-index-url https://pypi.nvidia.com tensorrt" in line or "apt install python3-libnvinfer" in line
+    assert "sudo apt install python3-libnvinfer" in line and "never pip install tensorrt there" in line
+    assert "pip install --extra-index-url https://pypi.nvidia.com tensorrt" in line
     assert not (tmp_path / "engines").exists()
 
 

@@ -27,13 +27,15 @@ def is_jetson() -> bool:
     return TEGRA_RELEASE.is_file()
 
 
+JETSON_HINT = ("on a Jetson: sudo apt install python3-libnvinfer and a venv made with --system-site-packages "
+               "(never pip install tensorrt there)")
+DESKTOP_HINT = "on a desktop GPU: pip install --extra-index-url https://pypi.nvidia.com tensorrt"
+
+
 def install_hint() -> str:
-    """How to get TensorRT's Python module on this kind of machine."""
-    if is_jetson():
-        return ("install JetPack's: sudo apt install python3-libnvinfer, and make the venv with "
-                "--system-site-packages (never pip install tensorrt on a Jetson)")
-    return ("install NVIDIA's wheel: pip install --extra-index-url https://pypi.nvidia.com tensorrt "
-            "(or run where TensorRT is installed, e.g. the Jetson itself)")
+    """How to get TensorRT's Python module: the Jetson way on a Jetson, both ways elsewhere (engines are built on
+    the device that runs them, so a desktop user may be about to move to one)."""
+    return JETSON_HINT if is_jetson() else f"{JETSON_HINT}; {DESKTOP_HINT}"
 
 
 def _import(name: str) -> ModuleType | None:
