@@ -55,7 +55,7 @@ def prepare_onnx(source: Path, form: str, engine: Path, calib: Path | None, data
 
 def calibration_folder(source: Path, calib: Path | None, data: Path | None) -> Path:
     """The --calib folder, or one made from the paired CSV --data (reused when it is already there)."""
-    from fume_edge.deploy.quant_graph import model_input_size
+    from fume_edge.deploy.quant_graph import model_preprocessing
     from fume_edge.deploy.quantize_command import calibrate_command
 
     if calib is not None:
@@ -65,7 +65,8 @@ def calibration_folder(source: Path, calib: Path | None, data: Path | None) -> P
                             "`fume-edge calibrate`) or --data paired_train.csv")
     folder = Path("calibration") / data.parent.name
     if not (folder / "manifest.json").is_file():
-        calibrate_command(data, folder, 300, 0, model_input_size(load_fp32(source), source), None, overwrite=False)
+        size = model_preprocessing(load_fp32(source), source).input_size
+        calibrate_command(data, folder, 300, 0, size, None, overwrite=False)
     return folder
 
 
@@ -74,6 +75,5 @@ def quantized_onnx(source: Path, output: Path, calib: Path | None, data: Path | 
     from fume_edge.deploy.quantize import QuantizeOptions
     from fume_edge.deploy.quantize_command import quantize_command
 
-    quantize_command(source, calibration_folder(source, calib, data), output, QuantizeOptions(target="tensorrt"),
-                     None, None)
+    quantize_command(source, calibration_folder(source, calib, data), output, QuantizeOptions(target="tensorrt"), None)
     return output

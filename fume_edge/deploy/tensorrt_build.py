@@ -21,7 +21,7 @@ import onnx
 from fume_edge.console import console
 from fume_edge.deploy.engine_meta import make_sidecar
 from fume_edge.deploy.engine_onnx import calibration_folder, prepare_onnx
-from fume_edge.deploy.quant_graph import load_fp32, model_input_size
+from fume_edge.deploy.quant_graph import load_fp32, model_preprocessing
 from fume_edge.deploy.trt_rules import check_onnx
 from fume_edge.deploy.trt_settings import BuildPlan, EngineBuildOptions, build_plan
 from fume_edge.errors import FumeEdgeError
@@ -165,7 +165,7 @@ def build_engine(onnx_path: str | Path, output: str | Path, options: EngineBuild
 
             stream = open_stream(device.index)
             resources.callback(stream.close)
-            cset = load_calibration(calibration_folder(onnx_path, calib, data), model_input_size(model, built_from))
+            cset = load_calibration(calibration_folder(onnx_path, calib, data), model_preprocessing(model, built_from))
             config.int8_calibrator = EntropyCalibrator(cset, stream)
         seconds, serialized = _build(builder, network, config, f"TensorRT {trt.__version__} ({plan.sidecar_precision})")
     if serialized is None:

@@ -10,7 +10,6 @@ logits), one synchronize. With `cuda_graph=True` that sequence is captured once 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +17,7 @@ import numpy as np
 
 from fume_edge.errors import FumeEdgeError
 from fume_edge.runtime.base import Prediction, prediction_from_outputs
+from fume_edge.runtime.contract import INPUT_NAMES, ModelContract, TensorSpec
 from fume_edge.runtime.cuda_mem import CudaStream, device_info, open_stream
 from fume_edge.runtime.engine_sidecar import RunningOn, Sidecar, TensorInfo, compare_sidecar, read_sidecar
 from fume_edge.runtime.trt_module import (
@@ -28,9 +28,6 @@ if TYPE_CHECKING:
     import tensorrt as trt
 
     from fume_edge.runtime.cuda_pycuda import PycudaStream
-
-INPUT_ORDER = ("co2", "ch4", "modality_mask")
-
 
 def _device_index(device: str) -> int:
     """`auto`, `cuda`, `tensorrt` → GPU 0; `cuda:N` → N."""
@@ -117,13 +114,15 @@ class TensorRTBackend:
         return sidecar
 
     def _check_contract(self) -> None:
-        names = {t.name for t in self.io if t.mode == "input"}
-        missing = [n for n in INPUT_ORDER if n not in names]
-        if missing:
-            raise FumeEdgeError(f"{self.path}: engine lacks input(s) {', '.join(missing)}; build it from a "
-                                "`fume-edge export` ONNX")
-        co2 = next(t for t in self.io if t.name == "co2")
-        self.input_size = (int(co2.shape[-1]), int(co2.shape[-2]))
+        """The model contract from the ONNX metadata the sidecar carries, checked against the engine's real I/O."""
+        self.contract = ModelContract.from_metadata(self.metadata, str(self.path))
+        specs = {mode: [TensorSpec(t.name, t.dtype, t.shape) for t in self.io if t.mode == mode]
+                 for mode in ("input", "output")}
+        self.contract.check_io(specs["input"], specs["output"])
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        return self.contract.input_size
 
     @property
     def metadata(self) -> dict[str, str]:
@@ -131,9 +130,8 @@ class TensorRTBackend:
         return self.sidecar.metadata if self.sidecar is not None else {}
 
     @property
-    def class_names(self) -> list[str] | None:
-        raw = self.metadata.get("fume_edge.class_names")
-        return None if raw is None else list(json.loads(raw))
+    def class_names(self) -> list[str]:
+        return list(self.contract.class_names)
 
     def _bind_buffers(self) -> None:
         """Pinned host and device memory for every I/O tensor, made once; their addresses bound to the context."""
@@ -174,7 +172,7 @@ class TensorRTBackend:
 
     def infer(self, co2: np.ndarray, ch4: np.ndarray, modality_mask: np.ndarray) -> Prediction:
         assert self._stream is not None, "backend is closed"
-        for name, value in zip(INPUT_ORDER, (co2, ch4, modality_mask)):
+        for name, value in zip(INPUT_NAMES, (co2, ch4, modality_mask)):
             host = self._host[name]
             if value.size != host.size:
                 raise FumeEdgeError(f"{self.path}: input {name} has shape {value.shape}, the engine takes {host.shape}")
@@ -184,7 +182,8 @@ class TensorRTBackend:
         else:
             self._enqueue()
         self._stream.synchronize()
-        return prediction_from_outputs({t.name: self._host[t.name].copy() for t in self.io if t.mode == "output"})
+        outputs = {t.name: self._host[t.name].copy() for t in self.io if t.mode == "output"}
+        return prediction_from_outputs(outputs, self.contract)
 
     def close(self) -> None:
         if self._stream is not None:
