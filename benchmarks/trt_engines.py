@@ -5,7 +5,7 @@
 Builds FP16 and INT8 (QDQ; and, on TensorRT 8.6/10.x, the entropy calibrator) engines of
 fume_edge/assets/fume_default.onnx into a scratch folder, times each build, then measures per-call latency of
 `TensorRTBackend.infer` (uploads, engine, int32 mask downloads, one sync) with the plain path and CUDA-graph replay,
-taking turns in blocks (benchmarks/model_fps.measure), and the agreement with ONNX Runtime FP32 on the calibration
+taking turns in blocks, and the agreement with ONNX Runtime FP32 on the calibration
 pairs. The JSON in benchmarks/results/ records the GPU, TensorRT/CUDA versions, JetPack power mode when on a Jetson.
 An INT8 engine slower than the FP16 one is flagged: it means Q/DQ placement stops TensorRT's fusions.
 """
@@ -16,23 +16,40 @@ import argparse
 import json
 import platform
 import subprocess
-import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
+from fume_edge.assets import default_model_path
+from fume_edge.data.calibration import load_calibration
+from fume_edge.deploy.tensorrt_build import EngineBuildOptions, build_engine
+from fume_edge.runtime.onnx_backend import OnnxBackend
+from fume_edge.runtime.trt_backend import TensorRTBackend
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from model_fps import measure  # noqa: E402
 
-from fume_edge.assets import default_model_path  # noqa: E402
-from fume_edge.data.calibration import load_calibration  # noqa: E402
-from fume_edge.deploy.tensorrt_build import EngineBuildOptions, build_engine  # noqa: E402
-from fume_edge.runtime.onnx_backend import OnnxBackend  # noqa: E402
-from fume_edge.runtime.trt_backend import TensorRTBackend  # noqa: E402
+def measure(calls: dict[str, Callable[[], object]], warmup: int, rounds: int, block: int) -> dict[str, dict[str, float]]:
+    """Per-call latency, the configurations taking turns in blocks so drifts in clocks or load hit all alike."""
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    for _ in range(rounds):
+        for name, call in calls.items():
+            for _ in range(warmup):
+                call()
+            for _ in range(block):
+                start = time.perf_counter()
+                call()
+                times[name].append(time.perf_counter() - start)
+    stats = {}
+    for name, values in times.items():
+        ms = np.array(values) * 1000.0
+        median = float(np.median(ms))
+        stats[name] = {"median_ms": round(median, 3), "p90_ms": round(float(np.percentile(ms, 90)), 3),
+                       "fps_median": round(1000.0 / median, 1), "samples": len(values)}
+    return stats
 
 
 def power_mode() -> str | None:
