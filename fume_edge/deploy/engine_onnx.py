@@ -32,7 +32,7 @@ def fp16_model(model: onnx.ModelProto) -> onnx.ModelProto:
     """Half-precision compute with float32 inputs and outputs (the I/O contract stays DESIGN §4's)."""
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
-    converted = convert_float_to_float16(model, keep_io_types=True)
+    converted: onnx.ModelProto = convert_float_to_float16(model, keep_io_types=True)
     set_metadata(converted, {"fume_edge.precision": "fp16"})
     return converted
 

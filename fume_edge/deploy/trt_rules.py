@@ -62,7 +62,7 @@ def version_key(version: str) -> str:
 @lru_cache(maxsize=None)
 def operator_table(version: str) -> OperatorTable:
     key = version_key(version)
-    text = resources.files("fume_edge.deploy").joinpath("trt_ops", f"trt{key}.txt").read_text()
+    text = (resources.files("fume_edge.deploy") / "trt_ops" / f"trt{key}.txt").read_text()  # one part per step: 3.10
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     opset = next(line for line in lines if line.startswith("opset:")).split()[1:]
     return OperatorTable(key, int(opset[0]), int(opset[1]),
@@ -98,7 +98,7 @@ class RuleReport:
 def _opset(model: onnx.ModelProto) -> int | None:
     for entry in model.opset_import:
         if entry.domain in ("", "ai.onnx"):
-            return entry.version
+            return int(entry.version)
     return None
 
 
