@@ -102,6 +102,6 @@ def test_tensorrt_log_reaches_the_sink_through_the_lean_logger_class() -> None:
 def test_load_backend_sends_plans_to_the_tensorrt_backend(tmp_path: Path, suffix: str) -> None:
     from fume_edge.runtime.base import load_backend
 
-    engine = fake_engine(tmp_path, "11.4.0").rename(tmp_path / f"fume{suffix}")
-    with pytest.raises(FumeEdgeError, match=f"fume{suffix}.json: engine sidecar missing"):
+    engine = fake_engine(tmp_path, "11.4.0").rename(tmp_path / f"moved{suffix}")  # its sidecar stays behind
+    with pytest.raises(FumeEdgeError, match=f"moved{suffix}.json: engine sidecar missing"):
         load_backend(engine, device="cuda", threads=2)
