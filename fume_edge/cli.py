@@ -301,3 +301,40 @@ def quantize(
                               max_float=max_float, sensitivity_ops=tuple(sensitivity_ops or ()),
                               modalities=modalities, force=force)
     quantize_command(model, calib, output, options, val)
+
+
+@app.command()
+def check(
+    model: Path = typer.Argument(..., help="ONNX model to check (FP32, FP16 or QDQ INT8)."),
+    trt: Optional[list[str]] = typer.Option(None, "--trt", help="TensorRT version: 8.6, 10 or 11; repeatable \\[default: all three]."),
+) -> None:
+    """Check an ONNX graph against TensorRT's parser rules on the CPU; every finding names its node (exit 1 on any)."""
+    from fume_edge.deploy.check_command import check_command
+
+    check_command(model, trt)
+
+
+@app.command("build-engine")
+def build_engine_cmd(
+    model: Path = typer.Argument(..., help="ONNX from `fume-edge export` (float) or `quantize` (QDQ INT8)."),
+    fp16: bool = typer.Option(False, "--fp16", help="Half precision (TensorRT ≥ 11: from an FP16 ONNX made on the fly)."),
+    int8: bool = typer.Option(False, "--int8", help="INT8 (a float ONNX is calibrated and quantized first)."),
+    calib: Optional[Path] = typer.Option(None, "--calib", help="--int8: calibration folder from `fume-edge calibrate`."),
+    data: Optional[Path] = typer.Option(None, "--data", help="--int8: paired training CSV to make the calibration set from."),
+    calibrator: str = typer.Option("qdq", "--calibrator", help="--int8: qdq (explicit quantization) or entropy (TensorRT 8.6/10.x calibrator)."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Engine to write \\[default: engines/MODEL.PRECISION.engine]."),
+    workspace_gb: float = typer.Option(2.0, "--workspace-gb", help="Builder workspace in GiB."),
+    opt_level: int = typer.Option(3, "--opt-level", min=0, max=5, help="Builder optimisation level 0-5."),
+    dla_core: Optional[int] = typer.Option(None, "--dla-core", help="Run on this DLA core, GPU fallback \\[default: GPU only]."),
+    version_compatible: bool = typer.Option(False, "--version-compatible", help="Engine also runs on later TensorRT and the lean runtime."),
+    verbose: bool = typer.Option(False, "--verbose", help="Show TensorRT's info messages too."),
+) -> None:
+    """Build a TensorRT engine (+ NAME.engine.json sidecar) from an ONNX model, on the device that will run it."""
+    from fume_edge.deploy.build_command import build_command
+    from fume_edge.deploy.trt_settings import EngineBuildOptions
+
+    if fp16 == int8:
+        raise FumeEdgeError("build-engine: pass exactly one of --fp16 or --int8")
+    options = EngineBuildOptions(precision="int8" if int8 else "fp16", calibrator=calibrator, workspace_gb=workspace_gb,
+                                 opt_level=opt_level, dla_core=dla_core, version_compatible=version_compatible)
+    build_command(model, output or Path("engines") / f"{model.stem}.{options.label}.engine", options, calib, data, verbose)

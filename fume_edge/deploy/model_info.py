@@ -67,34 +67,55 @@ def _checkpoint_info(path: Path) -> ModelInfo:
     )
 
 
-def _onnx_info(path: Path) -> ModelInfo:
-    """From the graph's I/O and the metadata fume-edge writes at export (no onnx package needed on a device)."""
+def _metadata_info(path: Path, kind: str, meta: dict[str, str], inputs: list[TensorSpec], outputs: list[TensorSpec],
+                   extra: dict[str, Any]) -> ModelInfo:
+    """From the graph's I/O and the metadata fume-edge writes at export (ONNX metadata_props, copied into sidecars)."""
     import json
 
-    from fume_edge.runtime.onnx_backend import open_session, tensor_specs
-
-    session = open_session(path, device="cpu")
-    meta = dict(session.get_modelmeta().custom_metadata_map)
-
-    inputs = tensor_specs(session.get_inputs())
     height, width = inputs[0].shape[-2:] if inputs else (0, 0)
     arch = meta.get("fume_edge.architecture", "unknown (not exported by fume-edge)")
     kwargs = json.loads(meta.get("fume_edge.arch_kwargs", "{}"))
     return ModelInfo(
         path=path,
-        kind="onnx",
+        kind=kind,
         architecture=f"{arch}({', '.join(f'{k}={v}' for k, v in kwargs.items())})" if kwargs else arch,
         parameters=int(meta["fume_edge.parameters"]) if "fume_edge.parameters" in meta else None,
         gflops=float(meta["fume_edge.gflops"]) if "fume_edge.gflops" in meta else None,
         input_size=(int(width), int(height)),
         inputs=inputs,
-        outputs=tensor_specs(session.get_outputs()),
+        outputs=outputs,
         class_names=json.loads(meta.get("fume_edge.class_names", "[]")),
         seg_class_names=json.loads(meta.get("fume_edge.seg_class_names", "[]")),
         details={k.removeprefix("fume_edge."): v for k, v in meta.items()
                  if k.startswith("fume_edge.") and k not in {"fume_edge.class_names", "fume_edge.seg_class_names", "fume_edge.parameters",
-                              "fume_edge.gflops", "fume_edge.architecture", "fume_edge.arch_kwargs"}},
+                              "fume_edge.gflops", "fume_edge.architecture", "fume_edge.arch_kwargs"}} | extra,
     )
+
+
+def _onnx_info(path: Path) -> ModelInfo:
+    """No onnx package needed on a device: ONNX Runtime reads the graph's I/O and metadata."""
+    from fume_edge.runtime.onnx_backend import open_session, tensor_specs
+
+    session = open_session(path, device="cpu")
+    return _metadata_info(path, "onnx", dict(session.get_modelmeta().custom_metadata_map),
+                          tensor_specs(session.get_inputs()), tensor_specs(session.get_outputs()), {})
+
+
+def _engine_info(path: Path) -> ModelInfo:
+    """From the engine's sidecar alone: no TensorRT or GPU needed to say what an engine is and was built for."""
+    from fume_edge.runtime.engine_sidecar import read_sidecar
+
+    sidecar = read_sidecar(path)
+
+    def specs(mode: str) -> list[TensorSpec]:
+        return [TensorSpec(t.name, t.dtype, t.shape) for t in sidecar.io_specs(mode)]
+
+    built = {"precision": sidecar.precision, "TensorRT": sidecar.tensorrt_version,
+             "GPU": f"{sidecar.gpu_name} (compute capability {sidecar.compute_capability})",
+             "CUDA": sidecar.cuda_version, "JetPack": sidecar.jetpack or "—", "built": sidecar.built_at,
+             "built from": f"{sidecar.onnx_path} (sha256 {sidecar.onnx_sha256[:16]}…)",
+             "version compatible": "yes" if sidecar.version_compatible else "no"}
+    return _metadata_info(path, "engine", sidecar.metadata, specs("input"), specs("output"), built)
 
 
 def model_info(path: str | Path) -> ModelInfo:
@@ -107,6 +128,5 @@ def model_info(path: str | Path) -> ModelInfo:
     if suffix == ".onnx":
         return _onnx_info(path)
     if suffix in (".engine", ".plan"):
-        raise FumeEdgeError(f"{path}: `info` reads .pt and .onnx files; a TensorRT engine is described by the "
-                            f"sidecar beside it ({path.name}.json) and by `info` on the .onnx it was built from")
-    raise FumeEdgeError(f"{path}: unknown model type {suffix!r}; `info` reads .pt and .onnx files")
+        return _engine_info(path)
+    raise FumeEdgeError(f"{path}: unknown model type {suffix!r}; `info` reads .pt, .onnx and .engine files")

@@ -1,45 +1,38 @@
-"""Will TensorRT's ONNX parser take this graph? Checked on the CPU, because no builder installs here (DESIGN §8).
+"""Will TensorRT's ONNX parser take this graph, and build it as intended? Checked on the CPU (DESIGN §8).
 
-The rules are those of onnx-tensorrt's `docs/operators.md` for TensorRT 8.5 GA, the oldest TensorRT that parses
-opset 17 (the opset we export); 8.6 and 10.x parse a superset. Beyond the operator list:
+The operator list and opset range of each TensorRT version are package data (`trt_ops/trt<VERSION>.txt`), each
+taken from onnx-tensorrt's `docs/operators.md` of that release (the file's header cites it). Beyond those:
 
 - every graph input and output has a static shape, and none is int64 or double (the engine's I/O bindings);
 - QuantizeLinear / DequantizeLinear carry an explicit int8 zero point that is all zeros (TensorRT's explicit
-  quantization is symmetric int8; an omitted zero point means uint8 in ONNX, which it refuses too);
+  quantization is symmetric int8; an omitted zero point means uint8 in ONNX, which it refuses too); a per-channel
+  scale quantizes weights along their output-channel axis (Conv: 0, ConvTranspose: 1, MatMul/Gemm: the last axis),
+  activations per tensor only;
 - Conv/ConvTranspose weights are constants (an initializer, or the DequantizeLinear of one in a QDQ graph);
 - inputs the parser needs at build time (Slice axes, Squeeze/Unsqueeze axes, TopK K, CumSum axis) are constants;
 - Resize uses a mode and coordinate transformation TensorRT implements.
 
-`check_tensorrt_compatible(model)` returns a list of problems (empty when the graph is fine), so tests and
-`fume-edge quantize` can say everything wrong at once.
+`check_onnx(model, version)` returns a `RuleReport` of findings, each naming its node (and tensor); `fume-edge check`,
+`export`, `quantize` and `build-engine` stop on errors.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
 
 import numpy as np
 import onnx
 from onnx import TensorProto, numpy_helper
 
-MAX_OPSET = 17
+from fume_edge.errors import FumeEdgeError
 
-# Operators onnx-tensorrt 8.5 GA marks "Y" (docs/operators.md), restricted to the standard opset-17 domain.
-SUPPORTED_OPS: frozenset[str] = frozenset("""
-Abs Acos Acosh Add And ArgMax ArgMin Asin Asinh Atan Atanh AveragePool BatchNormalization Cast Ceil Celu Clip
-Concat Constant ConstantOfShape Conv ConvTranspose Cos Cosh CumSum DepthToSpace DequantizeLinear Div Dropout
-Einsum Elu Equal Erf Exp Expand EyeLike Flatten Floor Gather GatherElements GatherND Gemm GlobalAveragePool
-GlobalLpPool GlobalMaxPool Greater GreaterOrEqual GridSample GRU HardSigmoid HardSwish Identity If
-InstanceNormalization IsNaN LeakyRelu Less LessOrEqual Log LogSoftmax Loop LRN LSTM LpNormalization LpPool MatMul
-Max MaxPool Mean MeanVarianceNormalization Min Mod Mul Neg NonMaxSuppression NonZero Not OneHot Or Pad Pow PRelu
-QuantizeLinear RandomNormal RandomNormalLike RandomUniform RandomUniformLike Range Reciprocal ReduceL1 ReduceL2
-ReduceLogSum ReduceLogSumExp ReduceMax ReduceMean ReduceMin ReduceProd ReduceSum ReduceSumSquare Relu Reshape
-Resize ReverseSequence RNN RoiAlign Round Scan ScatterElements ScatterND Selu Shape Shrink Sigmoid Sign Sin Sinh
-Size Slice Softmax Softplus Softsign SpaceToDepth Split Sqrt Squeeze Sub Sum Tan Tanh ThresholdedRelu Tile TopK
-Transpose Trilu Unsqueeze Where Xor
-""".split())
+VERSIONS = ("8.6", "10", "11")
+DEFAULT_VERSION = "8.6"  # the oldest supported (JetPack 6.0): what parses there parses everywhere
 
-# (op type, input index) that the parser needs as a build-time constant.
 CONSTANT_INPUTS: dict[str, tuple[int, ...]] = {
     "Slice": (3,), "Squeeze": (1,), "Unsqueeze": (1,), "TopK": (1,), "CumSum": (1,), "Conv": (1,), "ConvTranspose": (1,),
 }
@@ -48,26 +41,82 @@ RESIZE_COORDINATE_MODES = frozenset({"half_pixel", "pytorch_half_pixel", "tf_hal
 IO_REFUSED_TYPES = {TensorProto.INT64: "int64", TensorProto.DOUBLE: "double", TensorProto.UINT64: "uint64"}
 
 
+@dataclass(frozen=True)
+class OperatorTable:
+    version: str
+    opset_min: int
+    opset_max: int
+    operators: frozenset[str]
+    source: str  # the header lines citing onnx-tensorrt's docs/operators.md
+
+
+def version_key(version: str) -> str:
+    """'8.6.2.3' → '8.6', '10.3.0' → '10', '11.4' → '11' (the tables in trt_ops/)."""
+    parts = version.split(".")
+    key = ".".join(parts[:2]) if parts[0] == "8" else parts[0]
+    if key not in VERSIONS:
+        raise FumeEdgeError(f"--trt {version}: fume-edge knows TensorRT {', '.join(VERSIONS)}")
+    return key
+
+
+@lru_cache(maxsize=None)
+def operator_table(version: str) -> OperatorTable:
+    key = version_key(version)
+    text = (resources.files("fume_edge.deploy") / "trt_ops" / f"trt{key}.txt").read_text()  # one part per step: 3.10
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    opset = next(line for line in lines if line.startswith("opset:")).split()[1:]
+    return OperatorTable(key, int(opset[0]), int(opset[1]),
+                         frozenset(line for line in lines if not line.startswith(("#", "opset:"))),
+                         "\n".join(line for line in lines if line.startswith("#")))
+
+
+@dataclass(frozen=True)
+class Finding:
+    rule: str  # opset, io, domain, operator, zero-point, qdq-axis, constant-input, resize
+    message: str  # names the node (and tensor) it is about
+    fix: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.message}; {self.fix}" if self.fix else self.message
+
+
+@dataclass(frozen=True)
+class RuleReport:
+    version: str
+    findings: tuple[Finding, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.findings
+
+    def raise_on_errors(self, path: Path) -> None:
+        if self.findings:
+            more = f" (+{len(self.findings) - 1} more; `fume-edge check {path}` lists them)" if len(self.findings) > 1 else ""
+            raise FumeEdgeError(f"{path}: TensorRT {self.version} would refuse it: {self.findings[0]}{more}")
+
+
 def _opset(model: onnx.ModelProto) -> int | None:
     for entry in model.opset_import:
         if entry.domain in ("", "ai.onnx"):
-            return entry.version
+            return int(entry.version)
     return None
 
 
-def _io_problems(model: onnx.ModelProto) -> Iterable[str]:
+def _io_findings(model: onnx.ModelProto) -> Iterator[Finding]:
     for kind, values in (("input", model.graph.input), ("output", model.graph.output)):
         for value in values:
             tensor_type = value.type.tensor_type
             dims = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in tensor_type.shape.dim]
             if not tensor_type.HasField("shape") or any(not isinstance(d, int) or d <= 0 for d in dims):
-                yield f"{kind} {value.name!r} has a dynamic shape {dims}; export a static shape (--size)"
+                yield Finding("io", f"{kind} {value.name!r} has a dynamic shape {dims}",
+                              "export a static shape (fume-edge export --size WxH)")
             if tensor_type.elem_type in IO_REFUSED_TYPES:
-                yield f"{kind} {value.name!r} is {IO_REFUSED_TYPES[tensor_type.elem_type]}; TensorRT I/O must be float32/float16/int32/int8/bool"
+                yield Finding("io", f"{kind} {value.name!r} is {IO_REFUSED_TYPES[tensor_type.elem_type]}",
+                              "TensorRT I/O must be float32/float16/int32/int8/bool: cast it in the graph")
 
 
-class _Constants:
-    """The graph's build-time constants: initializers and Constant-node outputs, by tensor name."""
+class _Graph:
+    """Build-time constants (initializers, Constant outputs, DequantizeLinear of either) and tensor consumers."""
 
     def __init__(self, graph: onnx.GraphProto) -> None:
         self.values: dict[str, TensorProto] = {t.name: t for t in graph.initializer}
@@ -78,64 +127,111 @@ class _Constants:
                         self.values[node.output[0]] = attr.t
         self.dequantized = {node.output[0] for node in graph.node
                             if node.op_type == "DequantizeLinear" and node.input[0] in self.values}
+        self.consumers: dict[str, list[onnx.NodeProto]] = {}
+        for node in graph.node:
+            for name in node.input:
+                self.consumers.setdefault(name, []).append(node)
 
     def is_constant(self, name: str) -> bool:
         return name in self.values or name in self.dequantized
 
 
-def _zero_point_problem(node: onnx.NodeProto, constants: _Constants) -> str | None:
-    where = f"{node.op_type} {node.name or node.output[0]!r}"
-    if len(node.input) < 3 or not node.input[2]:
-        return f"{where} has no zero point (ONNX then means uint8); quantize with int8 and explicit zero points"
-    tensor = constants.values.get(node.input[2])
-    if tensor is None:
-        return f"{where}: zero point {node.input[2]!r} is not a constant"
-    if tensor.data_type != TensorProto.INT8:
-        return f"{where}: zero point is {TensorProto.DataType.Name(tensor.data_type).lower()}, TensorRT needs int8"
-    if np.any(numpy_helper.to_array(tensor) != 0):
-        return f"{where}: nonzero zero point; TensorRT takes symmetric quantization only (--target tensorrt)"
-    return None
+def _where(node: onnx.NodeProto) -> str:
+    return f"{node.op_type} {node.name or node.output[0]!r}"
 
 
-def _attribute(node: onnx.NodeProto, name: str, default: str) -> str:
+def _attribute(node: onnx.NodeProto, name: str, default: str | int) -> str | int:
     for attr in node.attribute:
         if attr.name == name:
-            return attr.s.decode()
+            return attr.s.decode() if attr.type == onnx.AttributeProto.STRING else int(attr.i)
     return default
 
 
-def _node_problems(model: onnx.ModelProto) -> Iterable[str]:
-    constants = _Constants(model.graph)
-    unsupported: dict[str, int] = {}
+def _zero_point_findings(node: onnx.NodeProto, graph: _Graph) -> Iterator[Finding]:
+    fix = "quantize with fume-edge quantize --target tensorrt (symmetric int8)"
+    if len(node.input) < 3 or not node.input[2]:
+        yield Finding("zero-point", f"{_where(node)} has no zero point (ONNX then means uint8)", fix)
+        return
+    tensor = graph.values.get(node.input[2])
+    if tensor is None:
+        yield Finding("zero-point", f"{_where(node)}: zero point {node.input[2]!r} is not a constant", fix)
+    elif tensor.data_type != TensorProto.INT8:
+        kind = TensorProto.DataType.Name(tensor.data_type).lower()
+        yield Finding("zero-point", f"{_where(node)}: zero point is {kind}, TensorRT needs int8", fix)
+    elif np.any(numpy_helper.to_array(tensor) != 0):
+        yield Finding("zero-point", f"{_where(node)}: zero point {node.input[2]!r} is nonzero; TensorRT takes "
+                      "symmetric quantization only", fix)
+
+
+def _accepted_axes(consumer: onnx.NodeProto, rank: int) -> set[int]:
+    """The output-channel axis of a weight for `consumer` (TensorRT quantizes weights per output channel)."""
+    if consumer.op_type == "Conv":
+        return {0}
+    if consumer.op_type == "ConvTranspose":
+        return {1}
+    if consumer.op_type == "Gemm" and _attribute(consumer, "transB", 0):
+        return {0}
+    return {rank - 1, -1}
+
+
+def _axis_findings(node: onnx.NodeProto, graph: _Graph) -> Iterator[Finding]:
+    scale = graph.values.get(node.input[1])
+    if scale is None or len(scale.dims) == 0 or int(np.prod(scale.dims)) == 1:
+        return  # per-tensor
+    axis = int(_attribute(node, "axis", 1))
+    source = graph.values.get(node.input[0])
+    if source is None:
+        yield Finding("qdq-axis", f"{_where(node)}: activation {node.input[0]!r} is quantized per channel (axis {axis})",
+                      "TensorRT quantizes activations per tensor: quantize with per-tensor activation scales")
+        return
+    for consumer in graph.consumers.get(node.output[0], []):
+        accepted = _accepted_axes(consumer, len(source.dims))
+        if axis not in accepted:
+            yield Finding("qdq-axis", f"{_where(node)}: weight {node.input[0]!r} of {_where(consumer)} is quantized "
+                          f"along axis {axis}", f"TensorRT takes its output-channel axis {min(accepted)}")
+
+
+def _node_findings(model: onnx.ModelProto, table: OperatorTable) -> Iterator[Finding]:
+    graph = _Graph(model.graph)
     for node in model.graph.node:
-        where = f"{node.op_type} {node.name or node.output[0]!r}"
+        where = _where(node)
         if node.domain not in ("", "ai.onnx"):
-            yield f"{where} is in domain {node.domain!r}; TensorRT parses the standard ONNX domain only"
+            yield Finding("domain", f"{where} is in domain {node.domain!r}",
+                          "TensorRT parses the standard ONNX domain only: export without custom ops")
             continue
-        if node.op_type not in SUPPORTED_OPS:
-            unsupported[node.op_type] = unsupported.get(node.op_type, 0) + 1
+        if node.op_type not in table.operators:
+            yield Finding("operator", f"{where}: operator {node.op_type} is not in TensorRT {table.version}'s ONNX "
+                          "parser support list", "replace it in the model (or build for a TensorRT that has it)")
             continue
         if node.op_type in ("QuantizeLinear", "DequantizeLinear"):
-            problem = _zero_point_problem(node, constants)
-            if problem:
-                yield problem
+            yield from _zero_point_findings(node, graph)
+            yield from _axis_findings(node, graph)
         for index in CONSTANT_INPUTS.get(node.op_type, ()):
-            if index < len(node.input) and node.input[index] and not constants.is_constant(node.input[index]):
-                yield f"{where}: input {index} ({node.input[index]!r}) must be a constant for TensorRT"
+            if index < len(node.input) and node.input[index] and not graph.is_constant(node.input[index]):
+                yield Finding("constant-input", f"{where}: input {index} ({node.input[index]!r}) is computed at run time",
+                              "TensorRT needs it as a constant: fold it (onnxsim) or make it an initializer")
         if node.op_type == "Resize":
-            mode, coords = _attribute(node, "mode", "nearest"), _attribute(node, "coordinate_transformation_mode", "half_pixel")
+            mode = _attribute(node, "mode", "nearest")
+            coords = _attribute(node, "coordinate_transformation_mode", "half_pixel")
             if mode not in RESIZE_MODES or coords not in RESIZE_COORDINATE_MODES:
-                yield f"{where}: Resize mode {mode!r} with {coords!r} coordinates is not supported by TensorRT"
-    for op_type, count in sorted(unsupported.items()):
-        yield f"operator {op_type} ({count} node(s)) is not in TensorRT's ONNX parser support list (opset {MAX_OPSET})"
+                yield Finding("resize", f"{where}: Resize mode {mode!r} with {coords!r} coordinates",
+                              "TensorRT resizes nearest/linear only: use bilinear upsampling")
 
 
-def check_tensorrt_compatible(model: onnx.ModelProto) -> list[str]:
-    """Every reason TensorRT ≥ 8.5 would refuse to parse `model` (an empty list: it parses)."""
-    problems = []
+def check_onnx(model: onnx.ModelProto, version: str = DEFAULT_VERSION) -> RuleReport:
+    """Every reason TensorRT `version` would refuse to parse `model` (no findings: it parses)."""
+    table = operator_table(version)
+    findings: list[Finding] = []
     opset = _opset(model)
-    if opset is None or opset > MAX_OPSET:
-        problems.append(f"opset {opset} is above {MAX_OPSET}, the newest TensorRT 8.5/8.6 parse; export with opset {MAX_OPSET}")
-    problems += _io_problems(model)
-    problems += _node_problems(model)
-    return problems
+    if opset is None or not table.opset_min <= opset <= table.opset_max:
+        findings.append(Finding("opset", f"model opset {opset} is outside {table.opset_min}..{table.opset_max}, "
+                                f"what TensorRT {table.version} parses", f"export with opset {min(17, table.opset_max)}"))
+    findings += _io_findings(model)
+    findings += _node_findings(model, table)
+    return RuleReport(table.version, tuple(findings))
+
+
+def check_tensorrt_compatible(model: onnx.ModelProto, version: str = DEFAULT_VERSION) -> list[str]:
+    """The findings of `check_onnx` as lines (an empty list: it parses)."""
+    return [str(f) for f in check_onnx(model, version).findings]
+

@@ -126,9 +126,10 @@ def _onnx_loader(path: Path, device: str, **options: Any) -> Backend:
 
 
 def _engine_loader(path: Path, device: str, **options: Any) -> Backend:
-    raise FumeEdgeError(
-        f"{path}: this fume-edge version does not run TensorRT engines yet; run the .onnx export with "
-        "`--device tensorrt` instead (ONNX Runtime's TensorRT provider, engine cached in engines/)")
+    from fume_edge.runtime.trt_backend import TensorRTBackend
+
+    options.pop("threads", None)  # CPU threads mean nothing to a GPU engine
+    return TensorRTBackend(path, device=device, **options)
 
 
 # Backends by model file suffix (Polygraphy-style loaders: imports stay inside, so a device without torch or

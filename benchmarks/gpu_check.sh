@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# On a machine with an NVIDIA GPU and TensorRT (a Jetson, or a desktop with NVIDIA's wheel): the `gpu` tests, then
+# the TensorRT benchmark (FP16/INT8 build times, batch-1 FPS, parity with ONNX Runtime) into benchmarks/results/.
+#   bash benchmarks/gpu_check.sh            (from the repository root, in the venv that sees TensorRT)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY="${PYTHON:-python3}"
+"$PY" -c "import tensorrt, sys; print('TensorRT', tensorrt.__version__)" || {
+  echo "TensorRT's Python module is missing: on a Jetson, sudo apt install python3-libnvinfer and a venv made with" \
+       "--system-site-packages; on a desktop, pip install --extra-index-url https://pypi.nvidia.com tensorrt" >&2
+  exit 2
+}
+command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version --format=csv,noheader || true
+"$PY" -m pytest -q -m gpu tests/test_trt_gpu.py -rs
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+"$PY" -m fume_edge synth "$work/syn" --pairs 96 --seed 31 >/dev/null
+"$PY" -m fume_edge pair "$work/syn/annotations.csv" -o "$work/paired" >/dev/null
+"$PY" -m fume_edge calibrate --data "$work/paired/paired_train.csv" -o "$work/calib" --count 64 >/dev/null
+"$PY" benchmarks/trt_engines.py --calib "$work/calib"

@@ -1,0 +1,64 @@
+"""TensorRT's own entropy calibrator (IInt8EntropyCalibrator2) fed from the cached calibration tensors.
+
+The classic INT8 route JetPack 6 users know (TensorRT 8.6/10.x; deprecated in 10, removed in 11), kept so the two
+INT8 routes can be compared on the device: it feeds exactly the pairs and modality cases the QDQ route calibrates
+on (`quantize.CalibrationFeeds`), one pair per batch, through one set of device buffers. TensorRT's calibration
+cache is written beside the calibration set, keyed by TensorRT version, so a rebuild skips the calibration pass.
+This module imports tensorrt, so only the build imports it, and only for --calibrator entropy.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import tensorrt as trt
+
+from fume_edge.data.calibration import CalibrationSet
+from fume_edge.deploy.quantize import HOLDOUT, CalibrationFeeds
+from fume_edge.runtime.cuda_mem import CudaStream
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer
+
+    from fume_edge.runtime.cuda_pycuda import PycudaStream
+
+
+def cache_path(cset: CalibrationSet, tensorrt_version: str) -> Path:
+    return cset.folder / f"trt{tensorrt_version}_entropy.cache"
+
+
+class EntropyCalibrator(trt.IInt8EntropyCalibrator2):
+    """Hands TensorRT one calibration pair per `get_batch`, in device memory it owns."""
+
+    def __init__(self, cset: CalibrationSet, stream: CudaStream | PycudaStream, modalities: str = "all") -> None:
+        trt.IInt8EntropyCalibrator2.__init__(self)
+        calib_indices, _ = cset.split(HOLDOUT)  # the held-back pairs judge accuracy, never calibrate
+        self.feeds = CalibrationFeeds(cset, calib_indices, modalities)
+        self.stream = stream
+        self.cache = cache_path(cset, trt.__version__)
+        first = cset.item(0)
+        self.host = {name: stream.pinned(value.shape, np.dtype(np.float32)) for name, value in
+                     (("co2", first.co2), ("ch4", first.ch4), ("modality_mask", first.modality_mask))}
+        self.device = {name: stream.device_buffer(host.nbytes) for name, host in self.host.items()}
+
+    def get_batch_size(self) -> int:
+        return 1
+
+    def get_batch(self, names: list[str]) -> list[int]:
+        feed = self.feeds.get_next()
+        if feed is None:
+            return []  # no more batches
+        for name in names:
+            np.copyto(self.host[name], feed[name])
+            self.stream.to_device(self.device[name], self.host[name])
+        self.stream.synchronize()
+        return [self.device[name] for name in names]
+
+    # None: no cache yet, TensorRT calibrates (its documented contract).
+    def read_calibration_cache(self) -> bytes | None:
+        return self.cache.read_bytes() if self.cache.is_file() else None
+
+    def write_calibration_cache(self, cache: Buffer) -> None:
+        self.cache.write_bytes(bytes(cache))

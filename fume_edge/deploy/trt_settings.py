@@ -1,0 +1,109 @@
+"""What a TensorRT build does, per TensorRT version: one pure function, unit-tested for every version on the CPU.
+
+- 8.6 (JetPack 6.0): explicit-batch network flag; precision by builder flags (FP16; INT8+FP16 for a QDQ model or
+  the entropy calibrator); `builder_optimization_level` and `VERSION_COMPATIBLE` exist from 8.6 on.
+- 10.x (JetPack 6.1/6.2: 10.3; JetPack 7.2: 10.16; desktops): networks are explicit-batch by default (the flag is
+  deprecated), precision flags as in 8.6; calibrators are deprecated (still run).
+- 11.x (desktops): strongly typed only, no precision flags, no calibrators: FP16 comes from an FP16 ONNX (float32
+  I/O), INT8 from the QDQ ONNX. TensorRT 11 does not support DLA.
+The names returned are TensorRT enum member names; tensorrt_build.py applies them with getattr on the real module.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fume_edge.errors import FumeEdgeError
+
+PRECISIONS = ("fp32", "fp16", "int8")
+CALIBRATORS = ("qdq", "entropy")
+MIN_VERSION = (8, 6)
+
+
+@dataclass(frozen=True)
+class EngineBuildOptions:
+    precision: str = "fp16"  # fp32, fp16 or int8
+    calibrator: str = "qdq"  # int8: "qdq" (explicit quantization, every version) or "entropy" (8.6/10.x)
+    workspace_gb: float = 2.0  # builder scratch memory; Orin Nano shares 8 GB with the CPU
+    opt_level: int = 3  # builder_optimization_level 0-5 (TensorRT's default is 3)
+    dla_core: int | None = None  # build for this DLA core, layers it cannot run fall back to the GPU
+    version_compatible: bool = False  # runs on later TensorRT (and the lean runtime)
+
+    @property
+    def label(self) -> str:
+        """fp32, fp16, int8 or int8-entropy: what engine file names and sidecars call this build."""
+        return f"int8-{self.calibrator}".replace("-qdq", "") if self.precision == "int8" else self.precision
+
+    def validate(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise FumeEdgeError(f"precision {self.precision!r}: choose one of {', '.join(PRECISIONS)}")
+        if self.calibrator not in CALIBRATORS:
+            raise FumeEdgeError(f"--calibrator {self.calibrator!r}: choose qdq or entropy")
+        if self.calibrator == "entropy" and self.precision != "int8":
+            raise FumeEdgeError("--calibrator entropy: only with --int8")
+        if not 0 <= self.opt_level <= 5:
+            raise FumeEdgeError(f"--opt-level {self.opt_level}: TensorRT takes 0 to 5")
+        if self.workspace_gb <= 0:
+            raise FumeEdgeError(f"--workspace-gb {self.workspace_gb}: must be positive")
+        if self.dla_core is not None and self.dla_core < 0:
+            raise FumeEdgeError(f"--dla-core {self.dla_core}: DLA cores are numbered from 0")
+
+
+@dataclass(frozen=True)
+class BuildPlan:
+    """Everything version-specific about one build."""
+
+    network_flags: tuple[str, ...]  # NetworkDefinitionCreationFlag members
+    builder_flags: tuple[str, ...]  # BuilderFlag members
+    onnx_form: str  # which ONNX the parser reads: "float", "fp16" (11.x FP16) or "qdq" (INT8)
+    entropy_calibrator: bool
+    workspace_bytes: int
+    optimization_level: int
+    dla_core: int | None
+    sidecar_precision: str  # fp32, fp16, int8-qdq, int8-entropy
+
+
+def parse_version(text: str) -> tuple[int, int]:
+    parts = text.split(".")
+    try:
+        return int(parts[0]), int(parts[1]) if len(parts) > 1 else 0
+    except ValueError:
+        raise FumeEdgeError(f"TensorRT version {text!r}: expected MAJOR.MINOR, e.g. 10.3") from None
+
+
+def build_plan(version: str, options: EngineBuildOptions) -> BuildPlan:
+    """The network flags, builder flags and config settings for TensorRT `version` and `options`."""
+    options.validate()
+    major_minor = parse_version(version)
+    if major_minor < MIN_VERSION:
+        raise FumeEdgeError(f"TensorRT {version}: fume-edge needs TensorRT 8.6 or newer (JetPack 6); "
+                            "upgrade JetPack (JetPack 5 ships 8.5 and Python 3.8)")
+    major = major_minor[0]
+    strongly_typed = major >= 11
+    if options.calibrator == "entropy" and strongly_typed:
+        raise FumeEdgeError(f"--calibrator entropy: TensorRT {version} has no calibrators (removed in 11); "
+                            "use the default QDQ route (--calibrator qdq)")
+    if options.dla_core is not None:
+        if strongly_typed:
+            raise FumeEdgeError(f"--dla-core: TensorRT {version} does not support DLA; build without --dla-core")
+        if options.precision == "fp32":
+            raise FumeEdgeError("--dla-core: DLA runs FP16 or INT8 only; add --fp16 or --int8")
+
+    network_flags: tuple[str, ...] = ("EXPLICIT_BATCH",) if major < 10 else ()
+    builder: list[str] = []
+    if not strongly_typed:
+        builder += {"fp32": [], "fp16": ["FP16"], "int8": ["INT8", "FP16"]}[options.precision]
+    if options.dla_core is not None:
+        builder.append("GPU_FALLBACK")
+    if options.version_compatible:
+        builder.append("VERSION_COMPATIBLE")
+    onnx_form = {"fp32": "float", "fp16": "fp16" if strongly_typed else "float", "int8": "qdq"}[options.precision]
+    entropy = options.precision == "int8" and options.calibrator == "entropy"
+    if entropy:
+        onnx_form = "float"  # the calibrator measures ranges itself; no Q/DQ in the graph
+    precision = {"int8": f"int8-{options.calibrator}"}.get(options.precision, options.precision)
+    return BuildPlan(
+        network_flags=network_flags, builder_flags=tuple(builder), onnx_form=onnx_form, entropy_calibrator=entropy,
+        workspace_bytes=int(options.workspace_gb * (1 << 30)), optimization_level=options.opt_level,
+        dla_core=options.dla_core, sidecar_precision=precision,
+    )

@@ -1,0 +1,197 @@
+"""TensorRT backend: runs a `.engine` plan built by `fume-edge build-engine` (DESIGN §4).
+
+Before any byte of the plan is deserialised, its sidecar is read and compared (TensorRT version, GPU compute
+capability): a foreign engine is one line with the rebuild command, never a crash inside TensorRT. It takes the full
+`tensorrt` module or the lean runtime (`tensorrt_lean_bindings`, for --version-compatible engines). Inference uses
+the name-based API (TensorRT ≥ 8.5): pinned host buffers, device buffers and one stream made once at load; per frame
+three async uploads, `execute_async_v3`, async downloads of the int32 masks and three pH logits (never full-resolution
+logits), one synchronize. With `cuda_graph=True` that sequence is captured once and replayed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from fume_edge.errors import FumeEdgeError
+from fume_edge.runtime.base import Prediction, prediction_from_outputs
+from fume_edge.runtime.contract import INPUT_NAMES, ModelContract, TensorSpec
+from fume_edge.runtime.cuda_mem import CudaStream, device_info, open_stream
+from fume_edge.runtime.engine_sidecar import RunningOn, Sidecar, TensorInfo, compare_sidecar, read_sidecar
+from fume_edge.runtime.trt_module import (
+    LEAN_MODULE, LogSink, import_runtime_module, make_logger, module_version, numpy_dtype_name, shape_of,
+)
+
+if TYPE_CHECKING:
+    import tensorrt as trt
+
+    from fume_edge.runtime.cuda_pycuda import PycudaStream
+
+def _device_index(device: str) -> int:
+    """`auto`, `cuda`, `tensorrt` → GPU 0; `cuda:N` → N."""
+    head, _, index = device.partition(":")
+    if head not in ("auto", "cuda", "tensorrt", "gpu"):
+        raise FumeEdgeError(f"device {device!r}: a TensorRT engine runs on a GPU; use auto, cuda or cuda:N")
+    return int(index) if index.isdigit() else 0
+
+
+def engine_io(engine: "trt.ICudaEngine", module: Any) -> tuple[TensorInfo, ...]:
+    """The engine's I/O tensors by name, as the sidecar records them."""
+    specs = []
+    for i in range(engine.num_io_tensors):
+        name = engine.get_tensor_name(i)
+        mode = "input" if engine.get_tensor_mode(name) == module.TensorIOMode.INPUT else "output"
+        specs.append(TensorInfo(name, numpy_dtype_name(engine.get_tensor_dtype(name)),
+                                shape_of(engine.get_tensor_shape(name)), mode))
+    return tuple(specs)
+
+
+def _read_plan(path: Path) -> bytes:
+    data = path.read_bytes()
+    if len(data) < 64:
+        raise FumeEdgeError(f"{path}: {len(data)} bytes is not a TensorRT engine (truncated?); rebuild it with "
+                            "`fume-edge build-engine`")
+    return data
+
+
+class TensorRTBackend:
+    """A deserialised engine with its execution context, stream and buffers; a context manager."""
+
+    name = "tensorrt"
+
+    def __init__(self, path: str | Path, device: str = "auto", force: bool = False, cuda_graph: bool = False,
+                 verbose: bool = False) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise FumeEdgeError(f"{self.path}: engine file not found; build one with `fume-edge build-engine`")
+        self._stream: CudaStream | PycudaStream | None = None
+        module = import_runtime_module()
+        version, lean = module_version(module), module.__name__ == LEAN_MODULE
+        self.sidecar = self._checked_sidecar(version, lean, force)
+        gpu = device_info(_device_index(device))  # "no GPU" is one line, before TensorRT touches CUDA
+        if self.sidecar is not None:
+            compare_sidecar(self.sidecar, RunningOn(version, gpu.compute_capability, lean), self.path)
+        self._graph = False
+        self._stream = open_stream(gpu.index)  # selects the GPU before TensorRT touches it
+        try:
+            self._load(module, version, verbose)
+            if cuda_graph:
+                self._capture()
+        except BaseException:
+            self.close()
+            raise
+
+    def _load(self, module: Any, version: str, verbose: bool) -> None:
+        """Deserialise the plan, check its I/O against the sidecar and the contract, bind the buffers."""
+        self._sink = LogSink(verbose=verbose)
+        self._logger = make_logger(module, self._sink)
+        self._runtime: trt.Runtime = module.Runtime(self._logger)
+        if self.sidecar is not None and self.sidecar.version_compatible:
+            self._runtime.engine_host_code_allowed = True  # the plan carries its own lean runtime
+        engine = self._runtime.deserialize_cuda_engine(_read_plan(self.path))
+        if engine is None:
+            detail = self._sink.errors[-1] if self._sink.errors else "no reason given"
+            raise FumeEdgeError(f"{self.path}: TensorRT {version} cannot load this engine ({detail[:200]}); "
+                                "it is corrupt or from another TensorRT/GPU: rebuild it with `fume-edge build-engine`")
+        self.engine: trt.ICudaEngine = engine
+        self.io = engine_io(engine, module)
+        if self.sidecar is not None and set(self.sidecar.io) != set(self.io):
+            raise FumeEdgeError(f"{self.path}: its sidecar describes another engine's inputs/outputs; rebuild it "
+                                "with `fume-edge build-engine`")
+        self._check_contract()
+        self._bind_buffers()
+
+    def _checked_sidecar(self, version: str, lean: bool, force: bool) -> Sidecar | None:
+        try:
+            sidecar = read_sidecar(self.path)
+        except FumeEdgeError:
+            if force:
+                return None
+            raise
+        compare_sidecar(sidecar, RunningOn(version, None, lean), self.path)
+        return sidecar
+
+    def _check_contract(self) -> None:
+        """The model contract from the ONNX metadata the sidecar carries, checked against the engine's real I/O."""
+        self.contract = ModelContract.from_metadata(self.metadata, str(self.path))
+        specs = {mode: [TensorSpec(t.name, t.dtype, t.shape) for t in self.io if t.mode == mode]
+                 for mode in ("input", "output")}
+        self.contract.check_io(specs["input"], specs["output"])
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        return self.contract.input_size
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        """The ONNX metadata_props the engine was built from (carried by the sidecar)."""
+        return self.sidecar.metadata if self.sidecar is not None else {}
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.contract.class_names)
+
+    def _bind_buffers(self) -> None:
+        """Pinned host and device memory for every I/O tensor, made once; their addresses bound to the context."""
+        stream = self._stream
+        assert stream is not None
+        context = self.engine.create_execution_context()
+        if context is None:
+            raise FumeEdgeError(f"{self.path}: TensorRT could not create an execution context (GPU memory full?)")
+        self.context: trt.IExecutionContext = context
+        self._host: dict[str, np.ndarray] = {}
+        self._device: dict[str, int] = {}
+        for tensor in self.io:
+            host = stream.pinned(tensor.shape, np.dtype(tensor.dtype))
+            self._host[tensor.name] = host
+            self._device[tensor.name] = stream.device_buffer(host.nbytes)
+            if not self.context.set_tensor_address(tensor.name, self._device[tensor.name]):
+                raise FumeEdgeError(f"{self.path}: TensorRT refused the buffer for {tensor.name!r}")
+
+    def _enqueue(self) -> None:
+        """Uploads, the engine, downloads: all async on the one stream."""
+        assert self._stream is not None
+        for tensor in self.io:
+            if tensor.mode == "input":
+                self._stream.to_device(self._device[tensor.name], self._host[tensor.name])
+        if not self.context.execute_async_v3(self._stream.handle):
+            raise FumeEdgeError(f"{self.path}: TensorRT could not enqueue the engine "
+                                f"({self._sink.errors[-1] if self._sink.errors else 'no reason given'})")
+        for tensor in self.io:
+            if tensor.mode == "output":
+                self._stream.to_host(self._host[tensor.name], self._device[tensor.name])
+
+    def _capture(self) -> None:
+        assert self._stream is not None
+        self._enqueue()  # TensorRT does its lazy set-up on the first enqueue, which a graph must not contain
+        self._stream.synchronize()
+        self._stream.capture(self._enqueue)
+        self._graph = True
+
+    def infer(self, co2: np.ndarray, ch4: np.ndarray, modality_mask: np.ndarray) -> Prediction:
+        assert self._stream is not None, "backend is closed"
+        for name, value in zip(INPUT_NAMES, (co2, ch4, modality_mask)):
+            host = self._host[name]
+            if value.size != host.size:
+                raise FumeEdgeError(f"{self.path}: input {name} has shape {value.shape}, the engine takes {host.shape}")
+            np.copyto(host, value.reshape(host.shape), casting="same_kind")
+        if self._graph:
+            self._stream.replay()
+        else:
+            self._enqueue()
+        self._stream.synchronize()
+        outputs = {t.name: self._host[t.name].copy() for t in self.io if t.mode == "output"}
+        return prediction_from_outputs(outputs, self.contract)
+
+    def close(self) -> None:
+        if self._stream is not None:
+            self._stream.close()
+            self._stream = None
+
+    def __enter__(self) -> "TensorRTBackend":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

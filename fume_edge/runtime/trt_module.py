@@ -1,0 +1,122 @@
+"""Finding TensorRT on this machine, imported only when a TensorRT path is asked for (DESIGN §7, §8).
+
+The full `tensorrt` module builds and runs engines; the lean runtime (`tensorrt_lean_bindings`, pip
+`tensorrt-lean-cu12-bindings`) only runs engines built with `--version-compatible`. How to get either differs by
+machine: JetPack ships TensorRT as an apt package (a venv needs --system-site-packages to see it; pip's wheels are not
+built for Tegra), desktops install NVIDIA's wheels.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from types import ModuleType
+from typing import Protocol
+
+from rich.console import Console
+from rich.markup import escape
+
+from fume_edge.errors import FumeEdgeError
+
+FULL_MODULE = "tensorrt"
+LEAN_MODULE = "tensorrt_lean_bindings"
+TEGRA_RELEASE = Path("/etc/nv_tegra_release")
+
+
+def is_jetson() -> bool:
+    return TEGRA_RELEASE.is_file()
+
+
+JETSON_HINT = ("on a Jetson: sudo apt install python3-libnvinfer and a venv made with --system-site-packages "
+               "(never pip install tensorrt there)")
+DESKTOP_HINT = "on a desktop GPU: pip install --extra-index-url https://pypi.nvidia.com tensorrt"
+
+
+def install_hint() -> str:
+    """How to get TensorRT's Python module: the Jetson way on a Jetson, both ways elsewhere (engines are built on
+    the device that runs them, so a desktop user may be about to move to one)."""
+    return JETSON_HINT if is_jetson() else f"{JETSON_HINT}; {DESKTOP_HINT}"
+
+
+def _import(name: str) -> ModuleType | None:
+    """The module, or None; a folder of type stubs (`tensorrt-stubs` installs `tensorrt/*.pyi`) imports as an empty
+    namespace package, which is not TensorRT."""
+    try:
+        module = importlib.import_module(name)
+    except ImportError:
+        return None
+    return module if hasattr(module, "__version__") else None
+
+
+def tensorrt_missing_reason(lean_ok: bool = False) -> str | None:
+    """None when TensorRT imports here; otherwise one line: what is missing and how to get it."""
+    if _import(FULL_MODULE) is not None or (lean_ok and _import(LEAN_MODULE) is not None):
+        return None
+    what = "TensorRT's Python module (tensorrt)" + (" or its lean runtime" if lean_ok else "")
+    return f"{what} is not installed here; {install_hint()}"
+
+
+def import_runtime_module() -> ModuleType:
+    """`tensorrt`, else the lean runtime `tensorrt_lean_bindings`: both expose the same Runtime/engine API."""
+    for name in (FULL_MODULE, LEAN_MODULE):
+        module = _import(name)
+        if module is not None:
+            return module
+    raise FumeEdgeError(tensorrt_missing_reason(lean_ok=True) or "TensorRT is not installed here")
+
+
+def module_version(module: ModuleType) -> str:
+    return str(getattr(module, "__version__", "unknown"))
+
+
+class LogSink:
+    """Where TensorRT's log goes: warnings and errors to the console, errors kept for the one-line message."""
+
+    def __init__(self, console: Console | None = None, verbose: bool = False) -> None:
+        self.console = console
+        self.verbose = verbose
+        self.errors: list[str] = []
+
+    def emit(self, severity_name: str, message: str) -> None:
+        if severity_name in ("ERROR", "INTERNAL_ERROR"):
+            self.errors.append(message)
+        styles = {"INTERNAL_ERROR": "bold red", "ERROR": "red", "WARNING": "yellow"}
+        if self.console is not None and (severity_name in styles or self.verbose):
+            self.console.print(f"[{styles.get(severity_name, 'dim')}]TensorRT:[/] {escape(message)}", highlight=False)
+
+
+def make_logger(module: ModuleType, sink: LogSink) -> object:
+    """A `module.ILogger` (full TensorRT or the lean runtime: the same class shape) that writes to `sink`."""
+
+    class RoutedLogger(module.ILogger):  # type: ignore[name-defined,misc]  # base chosen at run time
+        def __init__(self) -> None:
+            module.ILogger.__init__(self)
+
+        def log(self, severity: object, msg: str) -> None:
+            sink.emit(getattr(severity, "name", str(severity)), msg)
+
+    return RoutedLogger()
+
+
+# TensorRT DataType member names → numpy dtype names (the engine's I/O as the sidecar records it).
+NUMPY_DTYPES = {"FLOAT": "float32", "HALF": "float16", "BF16": "bfloat16", "INT8": "int8", "UINT8": "uint8",
+                "INT32": "int32", "INT64": "int64", "BOOL": "bool"}
+
+
+def numpy_dtype_name(datatype: object) -> str:
+    name = str(getattr(datatype, "name", datatype))
+    if name not in NUMPY_DTYPES:
+        raise FumeEdgeError(f"TensorRT tensor type {name} has no numpy counterpart fume-edge uses")
+    return NUMPY_DTYPES[name]
+
+
+class IndexedDims(Protocol):
+    """TensorRT's `Dims`: indexable and sized, but not declared iterable."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, index: int) -> int: ...
+
+
+def shape_of(dims: IndexedDims) -> tuple[int, ...]:
+    return tuple(int(dims[i]) for i in range(len(dims)))

@@ -1,0 +1,121 @@
+"""TensorRT on a real GPU (`pytest -m gpu`; benchmarks/gpu_check.sh runs these on a lent or user's GPU).
+
+FP16 and INT8 engines of the bundled model against ONNX Runtime on the same synthetic pairs (pH class equal, mask
+label agreement ≥ 99.5 % FP16 / ≥ 99 % INT8), the CUDA-graph path equal to the plain one, a foreign or corrupt
+engine refused, the plan loadable by trtexec. They skip where there is no GPU or no TensorRT, saying which.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fume_edge.assets import default_model_path
+from fume_edge.data.calibration import load_calibration
+from fume_edge.deploy.tensorrt_build import BuildResult, EngineBuildOptions, build_engine, tensorrt_available
+from fume_edge.errors import FumeEdgeError
+from fume_edge.runtime.engine_sidecar import sidecar_path
+from fume_edge.runtime.onnx_backend import OnnxBackend
+from fume_edge.runtime.trt_backend import TensorRTBackend
+
+pytestmark = pytest.mark.gpu
+AGREEMENT = {"fp16": 0.995, "int8-qdq": 0.99}
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    missing = tensorrt_available()
+    if missing:
+        pytest.skip(missing)
+    try:
+        from fume_edge.runtime.cuda_mem import device_info
+
+        device_info()
+    except FumeEdgeError as exc:
+        pytest.skip(str(exc))
+    folder = tmp_path_factory.mktemp("trt_gpu")
+    for args in (("synth", "syn", "--pairs", "48", "--seed", "21", "--workers", "2"),
+                 ("pair", "syn/annotations.csv", "-o", "paired"),
+                 ("calibrate", "--data", "paired/paired_train.csv", "-o", "calib", "--count", "32")):
+        done = subprocess.run([sys.executable, "-m", "fume_edge", *args], cwd=folder, capture_output=True, text=True)
+        assert done.returncode == 0, done.stdout + done.stderr
+    return folder
+
+
+@pytest.fixture(scope="module")
+def engines(work: Path) -> dict[str, BuildResult]:
+    return {"fp16": build_engine(default_model_path(), work / "fp16.engine", EngineBuildOptions(precision="fp16")),
+            "int8-qdq": build_engine(default_model_path(), work / "int8.engine", EngineBuildOptions(precision="int8"),
+                                     calib=work / "calib")}
+
+
+@pytest.mark.parametrize("precision", ["fp16", "int8-qdq"])
+def test_engine_agrees_with_onnx_runtime(work: Path, engines: dict[str, BuildResult], precision: str) -> None:
+    result = engines[precision]
+    assert result.info.precision == precision and sidecar_path(result.engine).is_file()
+    assert not result.engine.read_bytes().startswith(b"{")  # a plain plan, nothing glued in front
+    cset = load_calibration(work / "calib")
+    agree, total = 0, 0
+    with TensorRTBackend(result.engine) as trt_model, OnnxBackend(default_model_path(), device="cpu") as reference:
+        for index in range(len(cset)):
+            item = cset.item(index)
+            got = trt_model.infer(item.co2, item.ch4, item.modality_mask)
+            want = reference.infer(item.co2, item.ch4, item.modality_mask)
+            assert got.ph_class == want.ph_class, index
+            for a, b in ((got.co2_seg, want.co2_seg), (got.ch4_seg, want.ch4_seg)):
+                assert a is not None and b is not None and a.dtype == np.int32
+                agree += int(np.count_nonzero(a == b))
+                total += a.size
+    assert agree / total >= AGREEMENT[precision]
+
+
+def test_cuda_graph_replay_equals_the_plain_path(work: Path, engines: dict[str, BuildResult]) -> None:
+    item = load_calibration(work / "calib").item(0)
+    with TensorRTBackend(engines["fp16"].engine) as plain, \
+            TensorRTBackend(engines["fp16"].engine, cuda_graph=True) as graph:
+        for _ in range(3):
+            a = plain.infer(item.co2, item.ch4, item.modality_mask)
+            b = graph.infer(item.co2, item.ch4, item.modality_mask)
+            assert np.array_equal(a.co2_seg, b.co2_seg) and np.array_equal(a.ch4_seg, b.ch4_seg)
+            assert a.ph_logits is not None and b.ph_logits is not None
+            np.testing.assert_allclose(a.ph_logits, b.ph_logits, rtol=1e-5, atol=1e-5)
+
+
+def test_foreign_and_corrupt_engines_are_refused(work: Path, engines: dict[str, BuildResult]) -> None:
+    foreign = work / "foreign.engine"
+    shutil.copy(engines["fp16"].engine, foreign)
+    meta = json.loads(sidecar_path(engines["fp16"].engine).read_text())
+    sidecar_path(foreign).write_text(json.dumps(meta | {"compute_capability": "1.0"}))
+    with pytest.raises(FumeEdgeError, match="compute capability 1.0.*rebuild it here"):
+        TensorRTBackend(foreign)
+    corrupt = work / "corrupt.engine"
+    data = engines["fp16"].engine.read_bytes()
+    corrupt.write_bytes(data[: len(data) // 3])
+    shutil.copy(sidecar_path(engines["fp16"].engine), sidecar_path(corrupt))
+    with pytest.raises(FumeEdgeError, match="cannot load this engine"):
+        TensorRTBackend(corrupt)
+
+
+def test_entropy_calibrator_builds_where_tensorrt_has_it(work: Path) -> None:
+    import tensorrt as trt
+
+    if int(trt.__version__.split(".")[0]) >= 11:
+        pytest.skip(f"TensorRT {trt.__version__} has no calibrators (removed in 11)")
+    result = build_engine(default_model_path(), work / "entropy.engine",
+                          EngineBuildOptions(precision="int8", calibrator="entropy"), calib=work / "calib")
+    assert result.info.precision == "int8-entropy" and result.engine.stat().st_size > 0
+
+
+def test_trtexec_loads_the_plan(engines: dict[str, BuildResult]) -> None:
+    trtexec = shutil.which("trtexec") or next((p for p in ("/usr/src/tensorrt/bin/trtexec",) if Path(p).is_file()), None)
+    if trtexec is None:
+        pytest.skip("trtexec is not on the PATH (JetPack: /usr/src/tensorrt/bin)")
+    done = subprocess.run([trtexec, f"--loadEngine={engines['fp16'].engine}", "--iterations=5", "--warmUp=0",
+                           "--duration=0"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and "PASSED" in done.stdout, done.stdout[-2000:]

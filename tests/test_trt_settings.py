@@ -1,0 +1,69 @@
+"""The per-version build settings (deploy/trt_settings.py): one table of what each TensorRT version gets."""
+
+from __future__ import annotations
+
+import pytest
+
+from fume_edge.deploy.trt_settings import EngineBuildOptions, build_plan
+from fume_edge.errors import FumeEdgeError
+
+# (version, precision, calibrator) -> (network flags, builder flags, ONNX form, sidecar precision)
+EXPECTED = {
+    ("8.6.2", "fp32", "qdq"): (("EXPLICIT_BATCH",), (), "float", "fp32"),
+    ("8.6.2", "fp16", "qdq"): (("EXPLICIT_BATCH",), ("FP16",), "float", "fp16"),
+    ("8.6.2", "int8", "qdq"): (("EXPLICIT_BATCH",), ("INT8", "FP16"), "qdq", "int8-qdq"),
+    ("8.6.2", "int8", "entropy"): (("EXPLICIT_BATCH",), ("INT8", "FP16"), "float", "int8-entropy"),
+    ("10.3.0", "fp16", "qdq"): ((), ("FP16",), "float", "fp16"),
+    ("10.3.0", "int8", "qdq"): ((), ("INT8", "FP16"), "qdq", "int8-qdq"),
+    ("10.3.0", "int8", "entropy"): ((), ("INT8", "FP16"), "float", "int8-entropy"),
+    ("10.16.1", "fp32", "qdq"): ((), (), "float", "fp32"),
+    ("11.4.0", "fp32", "qdq"): ((), (), "float", "fp32"),
+    ("11.4.0", "fp16", "qdq"): ((), (), "fp16", "fp16"),
+    ("11.4.0", "int8", "qdq"): ((), (), "qdq", "int8-qdq"),
+}
+
+
+@pytest.mark.parametrize(("version", "precision", "calibrator"), list(EXPECTED), ids=lambda v: str(v))
+def test_flags_and_onnx_form_per_version(version: str, precision: str, calibrator: str) -> None:
+    plan = build_plan(version, EngineBuildOptions(precision=precision, calibrator=calibrator))
+    assert (plan.network_flags, plan.builder_flags, plan.onnx_form, plan.sidecar_precision) == \
+        EXPECTED[(version, precision, calibrator)]
+    assert plan.entropy_calibrator == (calibrator == "entropy")
+
+
+@pytest.mark.parametrize("version", ["8.6.2", "10.3.0", "11.4.0"])
+def test_config_values_and_version_compatible(version: str) -> None:
+    plan = build_plan(version, EngineBuildOptions(workspace_gb=0.5, opt_level=5, version_compatible=True))
+    assert plan.workspace_bytes == 1 << 29 and plan.optimization_level == 5
+    assert plan.builder_flags[-1] == "VERSION_COMPATIBLE"
+
+
+def test_dla_adds_gpu_fallback_on_8_6_and_10() -> None:
+    for version in ("8.6.2", "10.3.0"):
+        plan = build_plan(version, EngineBuildOptions(precision="fp16", dla_core=1))
+        assert plan.dla_core == 1 and "GPU_FALLBACK" in plan.builder_flags
+
+
+@pytest.mark.parametrize(
+    ("version", "options", "message"),
+    [
+        ("11.4.0", EngineBuildOptions(precision="int8", calibrator="entropy"), "has no calibrators"),
+        ("11.4.0", EngineBuildOptions(precision="fp16", dla_core=0), "does not support DLA"),
+        ("10.3.0", EngineBuildOptions(precision="fp32", dla_core=0), "DLA runs FP16 or INT8 only"),
+        ("8.5.2", EngineBuildOptions(), "needs TensorRT 8.6 or newer"),
+        ("10.3.0", EngineBuildOptions(precision="fp16", calibrator="entropy"), "only with --int8"),
+        ("10.3.0", EngineBuildOptions(opt_level=6), "--opt-level 6"),
+        ("10.3.0", EngineBuildOptions(precision="bf16"), "precision 'bf16'"),
+        ("ten", EngineBuildOptions(), "expected MAJOR.MINOR"),
+    ],
+    ids=["entropy-on-11", "dla-on-11", "dla-fp32", "too-old", "entropy-fp16", "opt-level", "precision", "version"],
+)
+def test_refusals_are_one_clear_line(version: str, options: EngineBuildOptions, message: str) -> None:
+    with pytest.raises(FumeEdgeError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        build_plan(version, options)
+
+
+def test_labels_name_engine_files() -> None:
+    labels = [EngineBuildOptions(precision=p, calibrator=c).label
+              for p, c in (("fp16", "qdq"), ("int8", "qdq"), ("int8", "entropy"), ("fp32", "qdq"))]
+    assert labels == ["fp16", "int8", "int8-entropy", "fp32"]
