@@ -24,7 +24,7 @@ err_console = Console(stderr=True)
 
 # Optional dependencies and the extra that brings each (the device install has none of them).
 _EXTRA_FOR_MODULE = {"torch": "train", "matplotlib": "train", "onnx": "export", "onnxsim": "export",
-                     "paho": "mqtt", "tensorrt": "trt", "cuda": "trt", "starlette": "web", "uvicorn": "web",
+                     "paho": "mqtt", "cuda": "trt", "starlette": "web", "uvicorn": "web",
                      "prometheus_client": "web"}
 
 

@@ -11,6 +11,15 @@ UPSTREAM = FIXTURES / "upstream_fume"
 
 
 def _cuda_available() -> bool:
+    """A CUDA device visible to the driver (cuda-python), else to torch: the CPU torch pin must not hide a GPU."""
+    try:
+        from cuda.bindings import runtime
+
+        error, count = runtime.cudaGetDeviceCount()
+        if error == runtime.cudaError_t.cudaSuccess:
+            return count > 0
+    except ImportError:
+        pass
     try:
         import torch
 
@@ -24,7 +33,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return
     skip = pytest.mark.skip(reason="needs a CUDA GPU (run with `pytest -m gpu` on one)")
     for item in items:
-        if "gpu" in item.keywords:
+        if item.get_closest_marker("gpu") is not None:
             item.add_marker(skip)
 
 
