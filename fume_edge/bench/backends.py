@@ -1,0 +1,189 @@
+"""The backends `fume-edge bench` knows, each made into a `Runner` for one model, or a reason it cannot run here.
+
+- `torch`: eager PyTorch, float32: the checkpoint when a `.pt` is given, else the architecture the ONNX metadata
+  names, freshly initialised (eager speed does not depend on the weights' values; the row says so);
+- `onnxruntime`: the FP32 ONNX in ONNX Runtime (`--device` picks the provider);
+- `onnxruntime-int8`: the same ONNX quantized for the CPU target (`bench/int8.py`), on the CPU provider;
+- `tensorrt-fp16`, `tensorrt-int8`: an engine built from the ONNX (`tensorrt_runner`).
+Nothing here imports torch, TensorRT or CUDA until its row is asked for.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from fume_edge.bench.machine import gpu_info, jetson_info
+from fume_edge.bench.model import Runner
+from fume_edge.labels import GASES
+from fume_edge.pipeline.prepare import ModelInputs
+from fume_edge.runtime.base import prediction_from_outputs
+
+BACKENDS = ("torch", "onnxruntime", "onnxruntime-int8", "tensorrt-fp16", "tensorrt-int8")
+DEFAULT_BACKENDS = BACKENDS
+TENSORRT_HOW = ("on a Jetson: `sudo apt install python3-libnvinfer` (JetPack) and a venv made with "
+                "--system-site-packages; on a desktop GPU: `pip install --extra-index-url https://pypi.nvidia.com "
+                "tensorrt`")
+
+
+@dataclass
+class Models:
+    """The model files `bench` was given: a checkpoint and/or an ONNX export (at least one)."""
+
+    checkpoint: Path | None
+    onnx: Path | None
+    int8_calibration: Path | None = None
+
+
+@dataclass
+class Unavailable:
+    """A row that is not measured, and why (shown in the table and the JSON)."""
+
+    name: str
+    reason: str  # short, for the table's verdict
+    fix: str | None = None  # the command or step that makes the row measurable
+
+
+def frame_inputs(size: tuple[int, int]) -> tuple[ModelInputs, tuple[np.ndarray, np.ndarray]]:
+    """The loop's preprocessing for a model size and one synthetic 8-bit camera pair to feed it."""
+    from fume_edge.bench.pipeline import render_frames
+
+    frames = render_frames(size, count=1)
+    return ModelInputs(GASES, size, {}), (frames["co2"][0], frames["ch4"][0])
+
+
+def _onnx_runner(name: str, precision: str, path: Path, device: str, threads: int | None, note: str) -> Runner:
+    from fume_edge.runtime.onnx_backend import OnnxBackend
+
+    backend = OnnxBackend(path, device=device, threads=threads)
+    inputs, pair = frame_inputs(backend.input_size)
+    names = backend.output_names
+
+    def model(feeds: tuple[np.ndarray, np.ndarray, np.ndarray]) -> list[np.ndarray]:
+        return backend.session.run(names, dict(zip(("co2", "ch4", "modality_mask"), feeds)))
+
+    def post(values: list[np.ndarray]) -> object:
+        prediction = prediction_from_outputs(dict(zip(names, values)))
+        _ = prediction.co2_gas_area, prediction.ch4_gas_area  # what the policy reads, counted once
+        return prediction
+
+    return Runner(name, precision, backend.providers[0], note, lambda: inputs.prepare(pair), model, post,  # type: ignore[arg-type]
+                  backend.close)
+
+
+def _architecture_from_onnx(path: Path) -> tuple[str, dict[str, object], tuple[int, int]]:
+    import onnx
+
+    meta = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+    missing = [k for k in ("fume_edge.architecture", "fume_edge.input_size") if k not in meta]
+    if missing:
+        from fume_edge.errors import FumeEdgeError
+
+        raise FumeEdgeError(f"{path}: no {missing[0]} metadata, so the torch row cannot rebuild the model; "
+                            "pass the checkpoint (.pt) too")
+    size = tuple(json.loads(meta["fume_edge.input_size"]))
+    return meta["fume_edge.architecture"], json.loads(meta.get("fume_edge.arch_kwargs", "{}")), size  # type: ignore[return-value]
+
+
+def _torch_runner(models: Models, device: str, threads: int | None) -> Runner:
+    import torch
+
+    from fume_edge.labels import CH4_SEG_LOGITS, CO2_SEG_LOGITS, PH_LOGITS
+    from fume_edge.runtime.torch_backend import resolve_device
+
+    if threads:
+        torch.set_num_threads(threads)
+    if models.checkpoint is not None:
+        from fume_edge.deploy.checkpoint import load_checkpoint
+
+        ckpt = load_checkpoint(models.checkpoint)
+        module, size, note = ckpt.build_model(), ckpt.input_size, f"checkpoint {models.checkpoint.name}"
+    else:
+        from fume_edge.model.registry import create_model
+
+        assert models.onnx is not None
+        arch, kwargs, size = _architecture_from_onnx(models.onnx)
+        module = create_model(arch, **kwargs)
+        note = f"{arch} rebuilt from the ONNX metadata, fresh weights (speed does not depend on them)"
+    target = resolve_device("cpu" if device == "auto" and not torch.cuda.is_available() else device)
+    module = module.eval().to(target)
+    inputs, pair = frame_inputs(size)
+
+    @torch.inference_mode()
+    def model(feeds: tuple[np.ndarray, np.ndarray, np.ndarray]) -> dict[str, torch.Tensor]:
+        out = module(*(torch.from_numpy(a).to(target) for a in feeds))
+        if target.type == "cuda":
+            torch.cuda.synchronize()
+        return out
+
+    @torch.inference_mode()
+    def post(out: dict[str, torch.Tensor]) -> object:
+        outputs = {"ph_logits": out[PH_LOGITS].float().cpu().numpy()}
+        for key, name in ((CO2_SEG_LOGITS, "co2_seg"), (CH4_SEG_LOGITS, "ch4_seg")):
+            outputs[name] = out[key].argmax(dim=1).to(torch.int32).cpu().numpy()
+        prediction = prediction_from_outputs(outputs)
+        _ = prediction.co2_gas_area, prediction.ch4_gas_area
+        return prediction
+
+    return Runner("torch", "fp32", str(target), note + "; argmax in post", lambda: inputs.prepare(pair),
+                  model, post)  # type: ignore[arg-type]
+
+
+def tensorrt_unavailable() -> tuple[str, str | None] | None:
+    """(why TensorRT rows cannot run here, how to fix it), or None when a GPU and TensorRT are both present."""
+    has_gpu = gpu_info() is not None or jetson_info() is not None
+    has_trt = any(importlib.util.find_spec(m) is not None for m in ("tensorrt", "tensorrt_lean"))
+    if not has_gpu and not has_trt:
+        return "no GPU; TensorRT not installed", f"TensorRT needs an NVIDIA GPU; then {TENSORRT_HOW}"
+    if not has_gpu:
+        return "no GPU", "run it on a machine with an NVIDIA GPU or a Jetson"
+    if not has_trt:
+        return "TensorRT not installed", TENSORRT_HOW
+    return None
+
+
+def tensorrt_runner(onnx_path: Path, precision: str, int8_onnx: Path | None) -> Runner | Unavailable:
+    """A TensorRT engine built from the ONNX (FP16) or from its QDQ INT8 form, reused by sidecar.
+
+    The engine builder and backend live in `fume_edge.deploy.tensorrt_build` and the `.engine` loader; where this
+    build of fume-edge lacks them, the row says so.
+    """
+    name = f"tensorrt-{precision}"
+    if importlib.util.find_spec("fume_edge.deploy.tensorrt_build") is None:
+        return Unavailable(name, "this fume-edge build has no TensorRT engine builder",
+                           "install a fume-edge release with fume_edge.deploy.tensorrt_build")
+    return Unavailable(name, "TensorRT rows are not wired to the engine builder in this build")
+
+
+def make_runner(name: str, models: Models, device: str, threads: int | None) -> Runner | Unavailable:
+    """The runner for one backend name, or why it cannot run; user errors (bad files) raise FumeEdgeError."""
+    if name == "torch":
+        if importlib.util.find_spec("torch") is None:
+            return Unavailable(name, "torch not installed", "pip install 'fume-edge[train]'")
+        return _torch_runner(models, device, threads)
+    if models.onnx is None:
+        return Unavailable(name, "no ONNX model given", "fume-edge export CHECKPOINT")
+    if name == "onnxruntime":
+        return _onnx_runner(name, "fp32", models.onnx, device, threads, models.onnx.name)
+    if name == "onnxruntime-int8":
+        from fume_edge.bench.int8 import cpu_int8_model, is_quantized
+        from fume_edge.runtime.onnx_backend import OnnxBackend
+
+        if not is_quantized(models.onnx) and importlib.util.find_spec("onnx") is None:
+            return Unavailable(name, "quantizing needs onnx", "pip install 'fume-edge[export]'")
+        with OnnxBackend(models.onnx, device="cpu") as probe:
+            size = probe.input_size
+        path, how = cpu_int8_model(models.onnx, size, models.int8_calibration)
+        return _onnx_runner(name, "int8", path, "cpu", threads, how)
+    if name.startswith("tensorrt-"):
+        missing = tensorrt_unavailable()
+        if missing is not None:
+            return Unavailable(name, *missing)
+        return tensorrt_runner(models.onnx, name.split("-", 1)[1], None)
+    from fume_edge.errors import FumeEdgeError
+
+    raise FumeEdgeError(f"--backends {name!r}: unknown backend; choose from {', '.join(BACKENDS)}")
