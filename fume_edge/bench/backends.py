@@ -56,7 +56,7 @@ def frame_inputs(size: tuple[int, int]) -> tuple[ModelInputs, tuple[np.ndarray, 
     return ModelInputs(GASES, size, {}), (frames["co2"][0], frames["ch4"][0])
 
 
-def _onnx_runner(name: str, precision: str, path: Path, device: str, threads: int | None, note: str) -> Runner:
+def onnx_runner(name: str, precision: str, path: Path, device: str, threads: int | None, note: str) -> Runner:
     from fume_edge.runtime.onnx_backend import OnnxBackend
 
     backend = OnnxBackend(path, device=device, threads=threads)
@@ -168,7 +168,7 @@ def make_runner(name: str, models: Models, device: str, threads: int | None) -> 
     if models.onnx is None:
         return Unavailable(name, "no ONNX model given", "fume-edge export CHECKPOINT")
     if name == "onnxruntime":
-        return _onnx_runner(name, "fp32", models.onnx, device, threads, models.onnx.name)
+        return onnx_runner(name, "fp32", models.onnx, device, threads, models.onnx.name)
     if name == "onnxruntime-int8":
         from fume_edge.bench.int8 import cpu_int8_model, is_quantized
         from fume_edge.runtime.onnx_backend import OnnxBackend
@@ -178,7 +178,7 @@ def make_runner(name: str, models: Models, device: str, threads: int | None) -> 
         with OnnxBackend(models.onnx, device="cpu") as probe:
             size = probe.input_size
         path, how = cpu_int8_model(models.onnx, size, models.int8_calibration)
-        return _onnx_runner(name, "int8", path, "cpu", threads, how)
+        return onnx_runner(name, "int8", path, "cpu", threads, how)
     if name.startswith("tensorrt-"):
         missing = tensorrt_unavailable()
         if missing is not None:
