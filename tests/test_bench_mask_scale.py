@@ -8,12 +8,13 @@ import numpy as np
 import onnx
 import pytest
 
-from fume_edge.bench.mask_scale import full_size, gas_iou, rescale_masks
+from fume_edge.bench.mask_scale import gas_iou, rescale_masks
 from fume_edge.deploy.export_job import export_and_check
 from fume_edge.deploy.onnx_export import export_onnx
 from fume_edge.errors import FumeEdgeError
 from fume_edge.runtime.base import load_backend
 from fume_edge.runtime.pre import modality_mask
+from fume_edge.train.metrics import labels_at
 
 SIZE = (128, 96)
 
@@ -40,7 +41,7 @@ def test_mask_scale_export_matches_the_rewrite_and_torch(imported_checkpoint: Pa
             np.testing.assert_array_equal(a.co2_seg, b.co2_seg)
             np.testing.assert_array_equal(a.ch4_seg, b.ch4_seg)
             np.testing.assert_allclose(a.ph_logits, c.ph_logits, atol=1e-5)  # the pH head is untouched
-            assert full_size(a.co2_seg, c.co2_seg.shape).shape == c.co2_seg.shape
+            assert labels_at(a.co2_seg, c.co2_seg.shape).shape == c.co2_seg.shape
 
 
 def test_mask_scale_must_be_a_power_of_two(imported_checkpoint: Path, tmp_path: Path) -> None:
@@ -53,4 +54,6 @@ def test_gas_iou_by_hand() -> None:
     b = np.array([[2, 0, 0], [2, 0, 0]])
     assert gas_iou(a, b) == pytest.approx(1 / 3)
     assert gas_iou(np.zeros((2, 2)), np.zeros((2, 2))) == 1.0
-    np.testing.assert_array_equal(full_size(np.array([[1, 2]], np.int32), (2, 4)), [[1, 1, 2, 2], [1, 1, 2, 2]])
+    np.testing.assert_array_equal(labels_at(np.array([[1, 2]], np.int32), (2, 4)), [[1, 1, 2, 2], [1, 1, 2, 2]])
+    with pytest.raises(ValueError, match="whole factor"):
+        labels_at(np.zeros((3, 3)), (4, 4))

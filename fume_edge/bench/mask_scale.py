@@ -13,12 +13,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from fume_edge.bench.backends import onnx_runner
 from fume_edge.bench.model import latency_stats, measure
 from fume_edge.labels import GAS_CLASS_ID, GASES
+from fume_edge.train.metrics import labels_at
 
 
 def rescale_masks(model: Any, scale: int) -> Any:
@@ -44,16 +44,13 @@ def rescale_masks(model: Any, scale: int) -> Any:
         node.input[3] = name
         dims = output.type.tensor_type.shape.dim
         dims[-2].dim_value, dims[-1].dim_value = int(full[2] // scale), int(full[3] // scale)
+    used = {name for node in graph.node for name in node.input}
+    kept = [i for i in graph.initializer if i.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
     del graph.value_info[:]
     model.metadata_props.append(onnx.StringStringEntryProto(key="fume_edge.mask_scale", value=str(scale)))
     return onnx.shape_inference.infer_shapes(model)
-
-
-def full_size(labels: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Labels scaled to (H, W) by nearest neighbour (what drawing a mask does)."""
-    if labels.shape == shape:
-        return labels
-    return cv2.resize(labels.astype(np.uint8), (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST)
 
 
 def gas_iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -88,7 +85,7 @@ def score(path: Path, pairs: list[tuple[Any, ...]], reference: list[dict[str, np
             masks = {"co2": co2_mask, "ch4": ch4_mask}
             out = {}
             for gas, seg in (("co2", prediction.co2_seg), ("ch4", prediction.ch4_seg)):
-                out[gas] = full_size(seg, masks[gas].shape)
+                out[gas] = labels_at(seg, masks[gas].shape)
                 truth_iou.append(gas_iou(out[gas], masks[gas]))
                 if reference is not None:
                     ref = reference[index][gas]
@@ -104,9 +101,12 @@ def score(path: Path, pairs: list[tuple[Any, ...]], reference: list[dict[str, np
 
 
 def mask_scale_study(onnx_path: Path, scales: tuple[int, ...] = (1, 2, 4), iterations: int = 60, warmup: int = 5,
-                     threads: int | None = None, pairs: int = 24) -> dict[str, Any]:
-    """FPS (model-only, ORT CPU, scales in alternating blocks) and accuracy of each mask scale against N = 1."""
+                     threads: int | None = None, pairs: int = 24, int8: bool = True) -> dict[str, Any]:
+    """FPS (model-only, ORT CPU, every variant in alternating blocks) and accuracy of each mask scale against N = 1;
+    with `int8`, each scale's CPU INT8 quantization (`bench/int8.py`) is timed in the same run."""
     import onnx
+
+    from fume_edge.bench.int8 import cpu_int8_model
 
     source = onnx.load(str(onnx_path))
     size = tuple(int(d.dim_value) for d in source.graph.input[0].type.tensor_type.shape.dim[-1:-3:-1])
@@ -116,7 +116,10 @@ def mask_scale_study(onnx_path: Path, scales: tuple[int, ...] = (1, 2, 4), itera
             paths[scale] = onnx_path if scale == 1 else Path(tmp) / f"scale{scale}.onnx"
             if scale != 1:
                 onnx.save(rescale_masks(source, scale), paths[scale])
-        runners = [onnx_runner(f"mask-scale {s}", "fp32", paths[s], "cpu", threads, "") for s in scales]
+        runners = [onnx_runner(f"fp32 mask-scale {s}", "fp32", paths[s], "cpu", threads, "") for s in scales]
+        if int8:
+            runners += [onnx_runner(f"int8 mask-scale {s}", "int8", cpu_int8_model(paths[s], size)[0], "cpu",  # type: ignore[arg-type]
+                                    threads, "") for s in scales]
         try:
             samples = measure(runners, iterations, warmup)
         finally:
@@ -125,11 +128,13 @@ def mask_scale_study(onnx_path: Path, scales: tuple[int, ...] = (1, 2, 4), itera
         data = held_out_pairs(size, pairs)  # type: ignore[arg-type]
         base, reference = score(paths[1], data, None)
         rows = []
-        for scale, runner in zip(scales, runners):
+        for scale in scales:
             accuracy = base if scale == 1 else score(paths[scale], data, reference)[0]
-            rows.append({"mask_scale": scale, "model": latency_stats(samples[runner.name].model_ms),
-                         "post": latency_stats(samples[runner.name].post_ms), **accuracy})
-    fps1 = rows[0]["model"]["fps"]
+            row = {"mask_scale": scale, **accuracy}
+            for precision in ("fp32", "int8") if int8 else ("fp32",):
+                row[precision] = latency_stats(samples[f"{precision} mask-scale {scale}"].model_ms)
+            rows.append(row)
     for row in rows:
-        row["fps_gain_vs_scale1"] = round(row["model"]["fps"] / fps1, 3)
+        for precision in ("fp32", "int8") if int8 else ("fp32",):
+            row[precision]["fps_vs_fp32_scale1"] = round(row[precision]["fps"] / rows[0]["fp32"]["fps"], 3)
     return {"model": str(onnx_path), "input_size": list(size), "test_pairs": pairs, "rows": rows}
