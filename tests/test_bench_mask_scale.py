@@ -14,7 +14,7 @@ from fume_edge.deploy.onnx_export import export_onnx
 from fume_edge.errors import FumeEdgeError
 from fume_edge.runtime.base import load_backend
 from fume_edge.runtime.pre import modality_mask
-from fume_edge.train.metrics import labels_at
+from fume_edge.metrics import labels_at
 
 SIZE = (128, 96)
 

@@ -98,7 +98,7 @@ def _torch_runner(models: Models, device: str, threads: int | None) -> Runner:
     if threads:
         torch.set_num_threads(threads)
     if models.checkpoint is not None:
-        from fume_edge.deploy.checkpoint import load_checkpoint
+        from fume_edge.model.checkpoint import load_checkpoint
 
         ckpt = load_checkpoint(models.checkpoint)
         module, size, note = ckpt.build_model(), ckpt.input_size, f"checkpoint {models.checkpoint.name}"

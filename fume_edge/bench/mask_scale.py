@@ -18,7 +18,7 @@ import numpy as np
 from fume_edge.bench.backends import onnx_runner
 from fume_edge.bench.model import latency_stats, measure
 from fume_edge.labels import GAS_CLASS_ID, GASES
-from fume_edge.train.metrics import labels_at
+from fume_edge.metrics import labels_at
 
 
 def rescale_masks(model: Any, scale: int) -> Any:
