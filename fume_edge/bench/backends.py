@@ -72,7 +72,7 @@ def onnx_runner(name: str, precision: str, path: Path, device: str, threads: int
         return prediction
 
     return Runner(name, precision, backend.providers[0], note, lambda: inputs.prepare(pair), model, post,  # type: ignore[arg-type]
-                  backend.close)
+                  backend.close, model_file=path)
 
 
 def _architecture_from_onnx(path: Path) -> tuple[str, dict[str, object], tuple[int, int]]:
@@ -130,7 +130,7 @@ def _torch_runner(models: Models, device: str, threads: int | None) -> Runner:
         return prediction
 
     return Runner("torch", "fp32", str(target), note + "; argmax in post", lambda: inputs.prepare(pair),
-                  model, post)  # type: ignore[arg-type]
+                  model, post, model_file=models.checkpoint)  # type: ignore[arg-type]
 
 
 def tensorrt_unavailable() -> tuple[str, str | None] | None:
@@ -146,17 +146,38 @@ def tensorrt_unavailable() -> tuple[str, str | None] | None:
     return None
 
 
-def tensorrt_runner(onnx_path: Path, precision: str, int8_onnx: Path | None) -> Runner | Unavailable:
-    """A TensorRT engine built from the ONNX (FP16) or from its QDQ INT8 form, reused by sidecar.
+def tensorrt_runner(models: Models, precision: str, device: str) -> Runner | Unavailable:
+    """A TensorRT engine built from the ONNX at `precision` (INT8: explicit QDQ from the calibration set), kept in
+    the cache and reused while its sidecar matches this TensorRT and GPU; timed through the `.engine` backend.
 
-    The engine builder and backend live in `fume_edge.deploy.tensorrt_build` and the `.engine` loader; where this
-    build of fume-edge lacks them, the row says so.
+    The builder is `fume_edge.deploy.tensorrt_build`; where this build of fume-edge lacks it, the row says so.
     """
     name = f"tensorrt-{precision}"
     if importlib.util.find_spec("fume_edge.deploy.tensorrt_build") is None:
         return Unavailable(name, "this fume-edge build has no TensorRT engine builder",
-                           "install a fume-edge release with fume_edge.deploy.tensorrt_build")
-    return Unavailable(name, "TensorRT rows are not wired to the engine builder in this build")
+                           "install a fume-edge release with `fume-edge build-engine`")
+    from fume_edge.bench.int8 import bench_calibration, cache_dir
+    from fume_edge.deploy.tensorrt_build import EngineBuildOptions, build_engine, tensorrt_available
+    from fume_edge.errors import FumeEdgeError
+    from fume_edge.hashing import sha256_file
+    from fume_edge.runtime.base import load_backend
+
+    missing = tensorrt_available()
+    if missing:
+        return Unavailable(name, "TensorRT builder not importable", missing)
+    assert models.onnx is not None
+    engine = cache_dir() / "bench" / f"{sha256_file(models.onnx)[:16]}-{precision}.engine"
+    try:
+        backend = load_backend(engine, device=device)  # reused while its sidecar matches
+    except FumeEdgeError:
+        size = _architecture_from_onnx(models.onnx)[2]
+        calib = bench_calibration(size, models.int8_calibration) if precision == "int8" else None
+        build_engine(models.onnx, engine, EngineBuildOptions(precision=precision), calib=calib)
+        backend = load_backend(engine, device=device)
+    inputs, pair = frame_inputs(backend.input_size)
+    return Runner(name, precision, f"TensorRT {engine.name}", "infer: copies in, execute, copies out, masks",
+                  lambda: inputs.prepare(pair), lambda feeds: backend.infer(*feeds), lambda prediction: prediction,
+                  backend.close, model_file=engine)
 
 
 def make_runner(name: str, models: Models, device: str, threads: int | None) -> Runner | Unavailable:
@@ -183,7 +204,7 @@ def make_runner(name: str, models: Models, device: str, threads: int | None) -> 
         missing = tensorrt_unavailable()
         if missing is not None:
             return Unavailable(name, *missing)
-        return tensorrt_runner(models.onnx, name.split("-", 1)[1], None)
+        return tensorrt_runner(models, name.split("-", 1)[1], device)
     from fume_edge.errors import FumeEdgeError
 
     raise FumeEdgeError(f"--backends {name!r}: unknown backend; choose from {', '.join(BACKENDS)}")

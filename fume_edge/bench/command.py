@@ -91,24 +91,19 @@ def _measure(runners: list[Runner], options: BenchOptions, console: Console) -> 
 def _pipeline_rows(options: BenchOptions, models: Models, rows: list[dict[str, Any]],
                    console: Console) -> list[dict[str, Any]]:
     """End to end for every measured row that has a model file the loop can load."""
-    from fume_edge.bench.int8 import cpu_int8_model
     from fume_edge.bench.pipeline import render_frames, run_pipeline
 
-    files = {"onnxruntime": models.onnx, "torch": models.checkpoint}
     results = []
     frames: dict[str, Any] = {}
     for row in rows:
-        name = row["backend"]
-        path = files.get(name)
-        device = options.device
-        if name == "onnxruntime-int8" and models.onnx is not None:
-            path, device = cpu_int8_model(models.onnx, tuple(row["input_size"]), models.int8_calibration)[0], "cpu"
+        name, path = row["backend"], row.get("model_file")
         if row["status"] != "measured" or path is None:
             continue
+        device = "cpu" if name == "onnxruntime-int8" else options.device
         if not frames:
             frames = render_frames(tuple(row["input_size"]))
         with console.status(f"end to end: {name}, {options.iterations} pairs through the capture loop"):
-            run = run_pipeline(path, frames, options.iterations, options.warmup, device=device,
+            run = run_pipeline(Path(path), frames, options.iterations, options.warmup, device=device,
                                threads=options.threads)
         model_fps, model_cpu = row["model"]["fps"], row["model_cpu_ms_per_call"]
         results.append({
@@ -126,6 +121,7 @@ def bench_command(options: BenchOptions, console: Console) -> int:
     if options.iterations < 1 or options.warmup < 0:
         raise FumeEdgeError("--iterations must be at least 1 and --warmup at least 0")
     models = resolve_models(options.models, console)
+    models.int8_calibration = options.calibration
     runners, missing = _prepare(options, models, console)
     started, busy, own = time.perf_counter(), busy_cpu_seconds(), time.process_time()
     try:
@@ -140,7 +136,8 @@ def bench_command(options: BenchOptions, console: Console) -> int:
     size = runners[0].pre()[0].shape[-1:-3:-1] if runners else None
     rows: list[dict[str, Any]] = [
         {"backend": r.name, "status": "measured", "precision": r.precision, "device": r.device, "note": r.note,
-         "input_size": list(size) if size else None, **summarize(samples[r.name])} for r in runners]
+         "input_size": list(size) if size else None, "model_file": str(r.model_file) if r.model_file else None,
+         **summarize(samples[r.name])} for r in runners]
     rows += [{"backend": m.name, "status": "not measured", "reason": m.reason, "fix": m.fix} for m in missing]
     rows.sort(key=lambda r: options.backends.index(r["backend"]))
     info = machine_info()

@@ -9,6 +9,7 @@ QDQ nodes is used as it is.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -49,6 +50,20 @@ def synthetic_calibration(folder: Path, size: tuple[int, int], pairs: int = SYNT
     return folder / "calib"
 
 
+def bench_calibration(size: tuple[int, int], calibration: Path | None = None) -> Path:
+    """The given calibration folder, else a synthetic one at `size` (width, height), made once into the cache."""
+    if calibration is not None:
+        return calibration
+    folder = cache_dir() / "bench" / f"calib-synthetic{SYNTHETIC_PAIRS}-{size[0]}x{size[1]}"
+    if not (folder / "manifest.json").is_file():
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix="calib-", dir=folder.parent) as tmp:
+            made = synthetic_calibration(Path(tmp), size)
+            shutil.rmtree(folder, ignore_errors=True)
+            made.replace(folder)
+    return folder
+
+
 def cpu_int8_model(fp32: Path, size: tuple[int, int], calibration: Path | None = None) -> tuple[Path, str]:
     """(INT8 model path, how it was made): the given file if it is QDQ already, else the cached CPU quantization."""
     from fume_edge.deploy.quantize import QuantizeOptions, quantize_onnx
@@ -62,7 +77,5 @@ def cpu_int8_model(fp32: Path, size: tuple[int, int], calibration: Path | None =
     source = f"`fume-edge quantize --target cpu` on {calibration or 'synthetic calibration pairs'}"
     if cached.is_file():
         return cached, f"{source} (cached {cached})"
-    with tempfile.TemporaryDirectory(prefix="fume-edge-bench-int8-") as tmp:
-        folder = calibration or synthetic_calibration(Path(tmp), size)
-        quantize_onnx(fp32, folder, cached, options)
+    quantize_onnx(fp32, bench_calibration(size, calibration), cached, options)
     return cached, source

@@ -13,6 +13,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,6 +33,7 @@ class Runner:
     model: Callable[[tuple[np.ndarray, np.ndarray, np.ndarray]], Any]
     post: Callable[[Any], Prediction]
     close: Callable[[], None] = lambda: None
+    model_file: Path | None = None  # what the end-to-end loop loads for this row (None: it cannot)
     extra_timings: Callable[[], dict[str, float]] | None = None  # e.g. GPU compute and copies on TensorRT
 
 
