@@ -12,10 +12,10 @@ import json
 from pathlib import Path
 
 from fume_edge.assets import default_model_path
+from fume_edge.bench.backends import onnx_preprocessing
 from fume_edge.bench.int8 import cpu_int8_model
 from fume_edge.bench.machine import machine_info
 from fume_edge.bench.profile import compare_profiles, profile_ops
-from fume_edge.runtime.onnx_backend import OnnxBackend
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -29,9 +29,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS / "ort_profile.json")
     args = parser.parse_args()
     fp32_path = args.model or default_model_path()
-    with OnnxBackend(fp32_path, device="cpu") as backend:
-        size = backend.input_size
-    int8_path = args.int8 or cpu_int8_model(fp32_path, size)[0]
+    int8_path = args.int8 or cpu_int8_model(fp32_path, onnx_preprocessing(fp32_path))[0]
     fp32 = profile_ops(fp32_path, args.runs, threads=args.threads)
     int8 = profile_ops(int8_path, args.runs, threads=args.threads)
     rows = compare_profiles(fp32, int8, top=16)

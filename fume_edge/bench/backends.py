@@ -22,6 +22,7 @@ from fume_edge.bench.model import Runner
 from fume_edge.labels import GASES
 from fume_edge.pipeline.prepare import ModelInputs
 from fume_edge.runtime.base import prediction_from_outputs
+from fume_edge.runtime.pre import Preprocessing
 
 BACKENDS = ("torch", "onnxruntime", "onnxruntime-int8", "tensorrt-fp16", "tensorrt-int8")
 DEFAULT_BACKENDS = BACKENDS
@@ -48,26 +49,33 @@ class Unavailable:
     fix: str | None = None  # the command or step that makes the row measurable
 
 
-def frame_inputs(size: tuple[int, int]) -> tuple[ModelInputs, tuple[np.ndarray, np.ndarray]]:
-    """The loop's preprocessing for a model size and one synthetic 8-bit camera pair to feed it."""
+def frame_inputs(preprocessing: Preprocessing) -> tuple[ModelInputs, tuple[np.ndarray, np.ndarray]]:
+    """The loop's preprocessing for a model and one synthetic 8-bit camera pair to feed it."""
     from fume_edge.bench.pipeline import render_frames
 
-    frames = render_frames(size, count=1)
-    return ModelInputs(GASES, size, {}), (frames["co2"][0], frames["ch4"][0])
+    frames = render_frames(preprocessing.input_size, count=1)
+    return ModelInputs(GASES, dict.fromkeys(GASES, preprocessing)), (frames["co2"][0], frames["ch4"][0])
+
+
+def onnx_preprocessing(path: Path) -> Preprocessing:
+    """The preprocessing an ONNX export's contract carries."""
+    from fume_edge.runtime.onnx_backend import OnnxBackend
+
+    with OnnxBackend(path, device="cpu") as backend:
+        return backend.contract.preprocessing
 
 
 def onnx_runner(name: str, precision: str, path: Path, device: str, threads: int | None, note: str) -> Runner:
-    from fume_edge.runtime.onnx_backend import OnnxBackend
+    from fume_edge.runtime.onnx_backend import OnnxBackend, run_session
 
     backend = OnnxBackend(path, device=device, threads=threads)
-    inputs, pair = frame_inputs(backend.input_size)
-    names = backend.output_names
+    inputs, pair = frame_inputs(backend.contract.preprocessing)
 
-    def model(feeds: tuple[np.ndarray, np.ndarray, np.ndarray]) -> list[np.ndarray]:
-        return backend.session.run(names, dict(zip(("co2", "ch4", "modality_mask"), feeds)))
+    def model(feeds: tuple[np.ndarray, np.ndarray, np.ndarray]) -> dict[str, np.ndarray]:
+        return run_session(backend.session, *feeds)
 
-    def post(values: list[np.ndarray]) -> object:
-        prediction = prediction_from_outputs(dict(zip(names, values)))
+    def post(outputs: dict[str, np.ndarray]) -> object:
+        prediction = prediction_from_outputs(outputs, backend.contract)
         _ = prediction.co2_gas_area, prediction.ch4_gas_area  # what the policy reads, counted once
         return prediction
 
@@ -75,18 +83,16 @@ def onnx_runner(name: str, precision: str, path: Path, device: str, threads: int
                   backend.close, model_file=path)
 
 
-def _architecture_from_onnx(path: Path) -> tuple[str, dict[str, object], tuple[int, int]]:
+def _architecture_from_onnx(path: Path) -> tuple[str, dict[str, object]]:
     import onnx
 
     meta = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
-    missing = [k for k in ("fume_edge.architecture", "fume_edge.input_size") if k not in meta]
-    if missing:
+    if "fume_edge.architecture" not in meta:
         from fume_edge.errors import FumeEdgeError
 
-        raise FumeEdgeError(f"{path}: no {missing[0]} metadata, so the torch row cannot rebuild the model; "
+        raise FumeEdgeError(f"{path}: no fume_edge.architecture metadata, so the torch row cannot rebuild the model; "
                             "pass the checkpoint (.pt) too")
-    size = tuple(json.loads(meta["fume_edge.input_size"]))
-    return meta["fume_edge.architecture"], json.loads(meta.get("fume_edge.arch_kwargs", "{}")), size  # type: ignore[return-value]
+    return meta["fume_edge.architecture"], json.loads(meta.get("fume_edge.arch_kwargs", "{}"))
 
 
 def _torch_runner(models: Models, device: str, threads: int | None) -> Runner:
@@ -101,17 +107,21 @@ def _torch_runner(models: Models, device: str, threads: int | None) -> Runner:
         from fume_edge.model.checkpoint import load_checkpoint
 
         ckpt = load_checkpoint(models.checkpoint)
-        module, size, note = ckpt.build_model(), ckpt.input_size, f"checkpoint {models.checkpoint.name}"
+        module, note = ckpt.build_model(), f"checkpoint {models.checkpoint.name}"
+        contract = ckpt.contract(str(models.checkpoint), module)
     else:
         from fume_edge.model.registry import create_model
+        from fume_edge.runtime.onnx_backend import OnnxBackend
 
         assert models.onnx is not None
-        arch, kwargs, size = _architecture_from_onnx(models.onnx)
+        arch, kwargs = _architecture_from_onnx(models.onnx)
         module = create_model(arch, **kwargs)
+        with OnnxBackend(models.onnx, device="cpu") as exported:
+            contract = exported.contract
         note = f"{arch} rebuilt from the ONNX metadata, fresh weights (speed does not depend on them)"
     target = resolve_device("cpu" if device == "auto" and not torch.cuda.is_available() else device)
     module = module.eval().to(target)
-    inputs, pair = frame_inputs(size)
+    inputs, pair = frame_inputs(contract.preprocessing)
 
     @torch.inference_mode()
     def model(feeds: tuple[np.ndarray, np.ndarray, np.ndarray]) -> dict[str, torch.Tensor]:
@@ -125,7 +135,7 @@ def _torch_runner(models: Models, device: str, threads: int | None) -> Runner:
         outputs = {"ph_logits": out[PH_LOGITS].float().cpu().numpy()}
         for key, name in ((CO2_SEG_LOGITS, "co2_seg"), (CH4_SEG_LOGITS, "ch4_seg")):
             outputs[name] = out[key].argmax(dim=1).to(torch.int32).cpu().numpy()
-        prediction = prediction_from_outputs(outputs)
+        prediction = prediction_from_outputs(outputs, contract)
         _ = prediction.co2_gas_area, prediction.ch4_gas_area
         return prediction
 
@@ -170,11 +180,10 @@ def tensorrt_runner(models: Models, precision: str, device: str) -> Runner | Una
     try:
         backend = load_backend(engine, device=device)  # reused while its sidecar matches
     except FumeEdgeError:
-        size = _architecture_from_onnx(models.onnx)[2]
-        calib = bench_calibration(size, models.int8_calibration) if precision == "int8" else None
+        calib = bench_calibration(onnx_preprocessing(models.onnx), models.int8_calibration) if precision == "int8" else None
         build_engine(models.onnx, engine, EngineBuildOptions(precision=precision), calib=calib)
         backend = load_backend(engine, device=device)
-    inputs, pair = frame_inputs(backend.input_size)
+    inputs, pair = frame_inputs(backend.contract.preprocessing)
     return Runner(name, precision, f"TensorRT {engine.name}", "infer: copies in, execute, copies out, masks",
                   lambda: inputs.prepare(pair), lambda feeds: backend.infer(*feeds), lambda prediction: prediction,
                   backend.close, model_file=engine)
@@ -192,13 +201,10 @@ def make_runner(name: str, models: Models, device: str, threads: int | None) -> 
         return onnx_runner(name, "fp32", models.onnx, device, threads, models.onnx.name)
     if name == "onnxruntime-int8":
         from fume_edge.bench.int8 import cpu_int8_model, is_quantized
-        from fume_edge.runtime.onnx_backend import OnnxBackend
 
         if not is_quantized(models.onnx) and importlib.util.find_spec("onnx") is None:
             return Unavailable(name, "quantizing needs onnx", "pip install 'fume-edge[export]'")
-        with OnnxBackend(models.onnx, device="cpu") as probe:
-            size = probe.input_size
-        path, how = cpu_int8_model(models.onnx, size, models.int8_calibration)
+        path, how = cpu_int8_model(models.onnx, onnx_preprocessing(models.onnx), models.int8_calibration)
         return onnx_runner(name, "int8", path, "cpu", threads, how)
     if name.startswith("tensorrt-"):
         missing = tensorrt_unavailable()

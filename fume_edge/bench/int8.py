@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 
 from fume_edge.hashing import sha256_file
+from fume_edge.runtime.pre import Preprocessing
 
 SYNTHETIC_PAIRS = 24  # enough feeds for every range; speed is what the row measures
 
@@ -35,8 +36,8 @@ def is_quantized(path: Path) -> bool:
     return any(node.op_type == "QuantizeLinear" for node in model.graph.node)
 
 
-def synthetic_calibration(folder: Path, size: tuple[int, int], pairs: int = SYNTHETIC_PAIRS) -> Path:
-    """Render a small paired synthetic dataset and make a calibration set of it at `size` (width, height)."""
+def synthetic_calibration(folder: Path, preprocessing: Preprocessing, pairs: int = SYNTHETIC_PAIRS) -> Path:
+    """Render a small paired synthetic dataset and make a calibration set of it for a model's preprocessing."""
     from fume_edge.data.calibration import CalibrationRequest, build_calibration_set
     from fume_edge.data.config import load_data_config
     from fume_edge.data.pairing import run_pairing
@@ -46,25 +47,27 @@ def synthetic_calibration(folder: Path, size: tuple[int, int], pairs: int = SYNT
     plans = plan_sessions(config.synthetic, config.ph_classes, pairs, seed=0)
     annotations = write_synthetic_dataset(folder / "synth", plans, config.synthetic, seed=0)
     run_pairing(annotations, folder / "synth", config.pairing, config.ph_classes)
-    build_calibration_set(CalibrationRequest(folder / "synth" / "paired_train.csv", folder / "calib", pairs, 0, size))
+    build_calibration_set(CalibrationRequest(folder / "synth" / "paired_train.csv", folder / "calib", pairs, 0,
+                                             preprocessing.input_size, preprocessing.uint16_range))
     return folder / "calib"
 
 
-def bench_calibration(size: tuple[int, int], calibration: Path | None = None) -> Path:
-    """The given calibration folder, else a synthetic one at `size` (width, height), made once into the cache."""
+def bench_calibration(preprocessing: Preprocessing, calibration: Path | None = None) -> Path:
+    """The given calibration folder, else a synthetic one for the model's preprocessing, made once into the cache."""
     if calibration is not None:
         return calibration
-    folder = cache_dir() / "bench" / f"calib-synthetic{SYNTHETIC_PAIRS}-{size[0]}x{size[1]}"
+    (width, height), (low, high) = preprocessing.input_size, preprocessing.uint16_range
+    folder = cache_dir() / "bench" / f"calib-synthetic{SYNTHETIC_PAIRS}-{width}x{height}-{low:g}-{high:g}"
     if not (folder / "manifest.json").is_file():
         folder.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix="calib-", dir=folder.parent) as tmp:
-            made = synthetic_calibration(Path(tmp), size)
+            made = synthetic_calibration(Path(tmp), preprocessing)
             shutil.rmtree(folder, ignore_errors=True)
             made.replace(folder)
     return folder
 
 
-def cpu_int8_model(fp32: Path, size: tuple[int, int], calibration: Path | None = None) -> tuple[Path, str]:
+def cpu_int8_model(fp32: Path, preprocessing: Preprocessing, calibration: Path | None = None) -> tuple[Path, str]:
     """(INT8 model path, how it was made): the given file if it is QDQ already, else the cached CPU quantization."""
     from fume_edge.deploy.quantize import QuantizeOptions, quantize_onnx
 
@@ -77,5 +80,5 @@ def cpu_int8_model(fp32: Path, size: tuple[int, int], calibration: Path | None =
     source = f"`fume-edge quantize --target cpu` on {calibration or 'synthetic calibration pairs'}"
     if cached.is_file():
         return cached, f"{source} (cached {cached})"
-    quantize_onnx(fp32, bench_calibration(size, calibration), cached, options)
+    quantize_onnx(fp32, bench_calibration(preprocessing, calibration), cached, options)
     return cached, source

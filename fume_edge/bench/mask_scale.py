@@ -79,7 +79,7 @@ def score(path: Path, pairs: list[tuple[Any, ...]], reference: list[dict[str, np
     labels: list[dict[str, np.ndarray]] = []
     truth_iou, ref_iou, area_err = [], [], []
     with OnnxBackend(path, device="cpu") as backend:
-        inputs = ModelInputs(GASES, backend.input_size, {})
+        inputs = ModelInputs(GASES, dict.fromkeys(GASES, backend.contract.preprocessing))
         for index, (co2, ch4, co2_mask, ch4_mask) in enumerate(pairs):
             prediction = backend.infer(*inputs.prepare((co2, ch4)))
             masks = {"co2": co2_mask, "ch4": ch4_mask}
@@ -106,6 +106,7 @@ def mask_scale_study(onnx_path: Path, scales: tuple[int, ...] = (1, 2, 4), itera
     with `int8`, each scale's CPU INT8 quantization (`bench/int8.py`) is timed in the same run."""
     import onnx
 
+    from fume_edge.bench.backends import onnx_preprocessing
     from fume_edge.bench.int8 import cpu_int8_model
 
     source = onnx.load(str(onnx_path))
@@ -118,8 +119,8 @@ def mask_scale_study(onnx_path: Path, scales: tuple[int, ...] = (1, 2, 4), itera
                 onnx.save(rescale_masks(source, scale), paths[scale])
         runners = [onnx_runner(f"fp32 mask-scale {s}", "fp32", paths[s], "cpu", threads, "") for s in scales]
         if int8:
-            runners += [onnx_runner(f"int8 mask-scale {s}", "int8", cpu_int8_model(paths[s], size)[0], "cpu",  # type: ignore[arg-type]
-                                    threads, "") for s in scales]
+            runners += [onnx_runner(f"int8 mask-scale {s}", "int8", cpu_int8_model(paths[s], onnx_preprocessing(paths[s]))[0],
+                                    "cpu", threads, "") for s in scales]
         try:
             samples = measure(runners, iterations, warmup)
         finally:

@@ -96,7 +96,7 @@ def run_pipeline(model: Path, frames: dict[str, list[np.ndarray]], count: int, w
                                             hub=hub, paced=False, time_offset_s=0.0,
                                             reconnect_s=(config.sources.reconnect_min_s,
                                                          config.sources.reconnect_max_s))
-            inputs = ModelInputs(GASES, backend.input_size, {})
+            inputs = ModelInputs(GASES, dict.fromkeys(GASES, backend.contract.preprocessing))
             service = AlertService(config.alerts, config.sinks, device_id="bench", model_sha=None,
                                    run_config={"benchmark": "pipeline", **merged})
             pipeline = Pipeline(streams, hub, backend, service, inputs, tolerance_s=config.sync.tolerance((FPS, FPS)),
