@@ -124,6 +124,7 @@ def _pipeline_rows(options: BenchOptions, runners: list[Runner], rows: list[dict
             "model_only_fps_before_after": adjacent, "ratio_to_model_only": round(run.fps / model_fps, 3),
             "cpu_ms_per_frame": round(run.cpu_ms_per_frame, 3), "model_cpu_ms_per_call": round(model_cpu, 3),
             "pipeline_cpu_ms_per_frame": round(run.cpu_ms_per_frame - model_cpu, 3),
+            "pipeline_own_ms_per_frame": round(run.own_ms_per_frame, 3),
             "stage_ms": run.stage_ms, "pairs": run.pairs, "singles": run.singles,
         })
     return results
