@@ -17,8 +17,14 @@ import numpy as np
 
 from fume_edge.bench.backends import onnx_runner
 from fume_edge.bench.model import latency_stats, measure
+from fume_edge.bench.profile import profile_ops
 from fume_edge.labels import GAS_CLASS_ID, GASES
 from fume_edge.metrics import labels_at
+
+
+# ORT op types of the seg output path (the heads' final upsample, its layout reorder, ArgMax, the int32 Cast); the
+# pyramid-pooling Resizes at 1/32 are in "Resize" too but cost little.
+OUTPUT_PATH_OPS = ("Resize", "Upsample", "ReorderOutput", "ArgMax", "Cast")
 
 
 def rescale_masks(model: Any, scale: int) -> Any:
@@ -103,7 +109,8 @@ def score(path: Path, pairs: list[tuple[Any, ...]], reference: list[dict[str, np
 def mask_scale_study(onnx_path: Path, scales: tuple[int, ...] = (1, 2, 4), iterations: int = 60, warmup: int = 5,
                      threads: int | None = None, pairs: int = 24, int8: bool = True) -> dict[str, Any]:
     """FPS (model-only, ORT CPU, every variant in alternating blocks) and accuracy of each mask scale against N = 1;
-    with `int8`, each scale's CPU INT8 quantization (`bench/int8.py`) is timed in the same run."""
+    with `int8`, each scale's CPU INT8 quantization (`bench/int8.py`) is timed in the same run. ORT's profiler
+    adds each variant's kernel time and the part of it in the output path, which machine load disturbs less."""
     import onnx
 
     from fume_edge.bench.backends import onnx_preprocessing
@@ -126,6 +133,8 @@ def mask_scale_study(onnx_path: Path, scales: tuple[int, ...] = (1, 2, 4), itera
         finally:
             for runner in runners:
                 runner.close()
+        kernels = {runner.name: profile_ops(runner.model_file, runs=10, threads=threads)  # type: ignore[arg-type]
+                   for runner in runners}
         data = held_out_pairs(size, pairs)  # type: ignore[arg-type]
         base, reference = score(paths[1], data, None)
         rows = []
@@ -133,7 +142,12 @@ def mask_scale_study(onnx_path: Path, scales: tuple[int, ...] = (1, 2, 4), itera
             accuracy = base if scale == 1 else score(paths[scale], data, reference)[0]
             row = {"mask_scale": scale, **accuracy}
             for precision in ("fp32", "int8") if int8 else ("fp32",):
-                row[precision] = latency_stats(samples[f"{precision} mask-scale {scale}"].model_ms)
+                name = f"{precision} mask-scale {scale}"
+                ops = kernels[name]["ops"]
+                row[precision] = {**latency_stats(samples[name].model_ms),
+                                  "kernel_ms": round(kernels[name]["kernel_us_per_run"] / 1000, 2),
+                                  "output_path_kernel_ms": round(sum(ops.get(op, {}).get("us_per_run", 0.0)
+                                                                     for op in OUTPUT_PATH_OPS) / 1000, 2)}
             rows.append(row)
     for row in rows:
         for precision in ("fp32", "int8") if int8 else ("fp32",):
