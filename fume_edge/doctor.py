@@ -102,10 +102,9 @@ def _gpu(gpu: dict[str, str] | None, jetson: dict[str, str | None] | None) -> Fi
 def _jetson(jetson: dict[str, str | None] | None) -> Finding | None:
     if jetson is None:
         return None
-    mode = jetson.get("power_mode") or "unknown (nvpmodel not found)"
-    ok = jetson["l4t"] is not None and not str(jetson["l4t"]).startswith("35")
-    fix = None if ok else "JetPack 5 has Python 3.8: upgrade to JetPack 6.x (L4T 36.4, TensorRT 10.3)"
-    return Finding("Jetson", f"L4T {jetson['l4t']} (JetPack {jetson.get('jetpack_hint')}), power mode {mode}", ok, fix)
+    ok = not str(jetson["l4t"]).startswith("35")
+    fix = None if ok else "JetPack 5 has Python 3.8: reflash the Orin with JetPack 6.2 (L4T 36.4, TensorRT 10.3)"
+    return Finding("Jetson", f"{jetson.get('model') or 'Jetson'}: {jetson['conditions']}", ok, fix)
 
 
 def _cameras() -> Finding:

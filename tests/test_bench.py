@@ -89,3 +89,17 @@ def test_latency_stats_by_hand() -> None:
     stats = latency_stats([10.0, 20.0, 30.0, 40.0])
     assert stats["mean_ms"] == 25.0 and stats["p50_ms"] == 25.0 and stats["max_ms"] == 40.0
     assert stats["fps"] == 40.0
+
+
+def test_an_engine_alone_is_judged_by_its_rows(tmp_path: Path) -> None:
+    """What `jetson_setup.sh` runs (`bench ENGINE --check`): here, without a GPU, every row says why, and --check fails."""
+    engine = tmp_path / "fume.engine"
+    engine.write_bytes(b"plan")
+    out = tmp_path / "b.json"
+    done = run_cli("bench", str(engine), "--check", "--json", str(out), env_cache=tmp_path)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    rows = {r["backend"]: r for r in json.loads(out.read_text())["rows"]}
+    assert {r["status"] for r in rows.values()} == {"not measured"}
+    assert "no GPU" in rows["tensorrt-fp16"]["reason"]
+    assert rows["onnxruntime"]["reason"] == "no ONNX model given"
+    assert rows["torch"]["reason"] == "no checkpoint or ONNX model given"

@@ -21,7 +21,7 @@ from fume_edge.bench.machine import gpu_info, jetson_info
 from fume_edge.bench.model import Runner
 from fume_edge.labels import GASES
 from fume_edge.pipeline.prepare import ModelInputs
-from fume_edge.runtime.base import prediction_from_outputs
+from fume_edge.runtime.base import Backend, prediction_from_outputs
 from fume_edge.runtime.pre import Preprocessing
 
 BACKENDS = ("torch", "onnxruntime", "onnxruntime-int8", "tensorrt-fp16", "tensorrt-int8")
@@ -33,11 +33,12 @@ TENSORRT_HOW = ("on a Jetson: `sudo apt install python3-libnvinfer` (JetPack) an
 
 @dataclass
 class Models:
-    """The model files `bench` was given: a checkpoint and/or an ONNX export (at least one)."""
+    """The model files `bench` was given: a checkpoint, an ONNX export and/or a TensorRT engine (at least one)."""
 
     checkpoint: Path | None
     onnx: Path | None
     int8_calibration: Path | None = None
+    engine: Path | None = None  # a TensorRT engine (with its sidecar) to measure as it is
 
 
 @dataclass
@@ -183,20 +184,48 @@ def tensorrt_runner(models: Models, precision: str, device: str) -> Runner | Una
         calib = bench_calibration(onnx_preprocessing(models.onnx), models.int8_calibration) if precision == "int8" else None
         build_engine(models.onnx, engine, EngineBuildOptions(precision=precision), calib=calib)
         backend = load_backend(engine, device=device)
+    return engine_runner(name, precision, backend, engine)
+
+
+def engine_runner(name: str, precision: str, backend: Backend, engine: Path) -> Runner:
+    """A loaded TensorRT engine as a row: its `infer` (copies in, execute, copies out, masks) is the model call."""
     inputs, pair = frame_inputs(backend.contract.preprocessing)
     return Runner(name, precision, f"TensorRT {engine.name}", "infer: copies in, execute, copies out, masks",
                   lambda: inputs.prepare(pair), lambda feeds: backend.infer(*feeds), lambda prediction: prediction,
                   backend.close, model_file=engine)
 
 
+def given_engine_runner(name: str, engine: Path, device: str) -> Runner | Unavailable:
+    """The engine file the user passed, in the row of the precision its sidecar records (`NAME.engine.json`)."""
+    from fume_edge.runtime.base import load_backend
+
+    sidecar = engine.with_name(engine.name + ".json")
+    built = json.loads(sidecar.read_text()).get("precision") if sidecar.is_file() else None
+    wanted = name.split("-", 1)[1]
+    if built is not None and built != wanted:
+        return Unavailable(name, f"the given engine is {built}", f"build one with `fume-edge build-engine --{wanted}`")
+    return engine_runner(name, wanted, load_backend(engine, device=device), engine)
+
+
 def make_runner(name: str, models: Models, device: str, threads: int | None) -> Runner | Unavailable:
     """The runner for one backend name, or why it cannot run; user errors (bad files) raise FumeEdgeError."""
+    if name.startswith("tensorrt-"):
+        missing = tensorrt_unavailable()
+        if missing is not None:
+            return Unavailable(name, *missing)
+        if models.engine is not None:
+            return given_engine_runner(name, models.engine, device)
+        if models.onnx is None:
+            return Unavailable(name, "no ONNX model given", "fume-edge export CHECKPOINT")
+        return tensorrt_runner(models, name.split("-", 1)[1], device)
     if name == "torch":
         if importlib.util.find_spec("torch") is None:
             return Unavailable(name, "torch not installed", "pip install 'fume-edge[train]'")
+        if models.onnx is None and models.checkpoint is None:
+            return Unavailable(name, "no checkpoint or ONNX model given", "pass the model's .pt or .onnx too")
         return _torch_runner(models, device, threads)
     if models.onnx is None:
-        return Unavailable(name, "no ONNX model given", "fume-edge export CHECKPOINT")
+        return Unavailable(name, "no ONNX model given", "pass the engine's .onnx too, or `fume-edge export CHECKPOINT`")
     if name == "onnxruntime":
         return onnx_runner(name, "fp32", models.onnx, device, threads, models.onnx.name)
     if name == "onnxruntime-int8":
@@ -206,11 +235,6 @@ def make_runner(name: str, models: Models, device: str, threads: int | None) -> 
             return Unavailable(name, "quantizing needs onnx", "pip install 'fume-edge[export]'")
         path, how = cpu_int8_model(models.onnx, onnx_preprocessing(models.onnx), models.int8_calibration)
         return onnx_runner(name, "int8", path, "cpu", threads, how)
-    if name.startswith("tensorrt-"):
-        missing = tensorrt_unavailable()
-        if missing is not None:
-            return Unavailable(name, *missing)
-        return tensorrt_runner(models, name.split("-", 1)[1], device)
     from fume_edge.errors import FumeEdgeError
 
     raise FumeEdgeError(f"--backends {name!r}: unknown backend; choose from {', '.join(BACKENDS)}")

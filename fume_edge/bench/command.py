@@ -37,22 +37,26 @@ class BenchOptions:
 
 
 def resolve_models(paths: list[Path], console: Console) -> Models:
-    """Sort the given files into checkpoint and ONNX; none: the bundled model; a lone .pt is exported (cached)."""
+    """Sort the given files into checkpoint, ONNX and engine; none: the bundled model; a .pt without an .onnx is
+    exported (cached)."""
     if not paths:
         from fume_edge.assets import default_model_path
 
         paths = [default_model_path()]
-    checkpoint = onnx = None
+    checkpoint = onnx = engine = None
     for path in paths:
         if not path.is_file():
-            raise FumeEdgeError(f"{path}: model file not found; pass a .pt checkpoint and/or an .onnx export")
+            raise FumeEdgeError(f"{path}: model file not found; pass a .pt checkpoint, an .onnx export and/or an .engine")
         suffix = path.suffix.lower()
         if suffix == ".pt":
             checkpoint = path
         elif suffix == ".onnx":
             onnx = path
+        elif suffix in (".engine", ".plan"):
+            engine = path
         else:
-            raise FumeEdgeError(f"{path}: bench takes a .pt checkpoint and/or an .onnx export, not {suffix!r}")
+            raise FumeEdgeError(f"{path}: bench takes a .pt checkpoint, an .onnx export and/or a TensorRT .engine, "
+                                f"not {suffix!r}")
     if onnx is None and checkpoint is not None:
         from fume_edge.bench.int8 import cache_dir
         from fume_edge.deploy.onnx_export import export_onnx
@@ -61,7 +65,7 @@ def resolve_models(paths: list[Path], console: Console) -> Models:
         if not onnx.is_file():
             with console.status(f"exporting {checkpoint.name} to ONNX for the ONNX Runtime rows"):
                 export_onnx(checkpoint, onnx)
-    return Models(checkpoint, onnx)
+    return Models(checkpoint, onnx, engine=engine)
 
 
 def parse_backends(text: str) -> tuple[str, ...]:
@@ -141,7 +145,7 @@ def _result(options: BenchOptions, models: Models, runners: list[Runner], missin
     rows += [{"backend": m.name, "status": "not measured", "reason": m.reason, "fix": m.fix} for m in missing]
     rows.sort(key=lambda r: options.backends.index(r["backend"]))
     info = machine_info()
-    model_file = models.onnx or models.checkpoint
+    model_file = models.onnx or models.checkpoint or models.engine
     assert model_file is not None
     return rows, {
         "benchmark": "fume-edge bench", "command": " ".join(["fume-edge", *sys.argv[1:]]),

@@ -82,28 +82,20 @@ def gpu_info() -> dict[str, Any] | None:
 
 
 def jetson_info() -> dict[str, Any] | None:
-    """L4T release (/etc/nv_tegra_release), board model and power mode (`nvpmodel -q`); None off a Jetson."""
-    release = Path("/etc/nv_tegra_release")
-    if not release.exists():
+    """L4T and JetPack release, board model, power mode and whether the clocks are locked; None off a Jetson.
+
+    The Jetson facts are `service.jetson`'s (the ones `jetson_setup.sh` prints), so a figure records the same.
+    """
+    from dataclasses import asdict
+
+    from fume_edge.service.jetson import bench_conditions
+
+    conditions = bench_conditions()
+    if conditions is None:
         return None
-    text = release.read_text(errors="replace")
-    match = re.search(r"R(\d+)\s*\(release\),\s*REVISION:\s*([\d.]+)", text)
-    l4t = f"{match.group(1)}.{match.group(2)}" if match else text.splitlines()[0].strip()
     model_path = Path("/proc/device-tree/model")
     model = model_path.read_text(errors="replace").strip("\x00\n ") if model_path.exists() else None
-    power = command_output("nvpmodel", "-q")
-    mode = None
-    if power:
-        found = re.search(r"NV Power Mode:\s*(.+)", power)
-        mode = found.group(1).strip() if found else power.splitlines()[0]
-    return {"l4t": l4t, "model": model, "power_mode": mode,
-            "jetpack_hint": jetpack_for_l4t(l4t)}
-
-
-def jetpack_for_l4t(l4t: str) -> str | None:
-    """The JetPack release an L4T version belongs to (DESIGN §9)."""
-    major = l4t.split(".")[0]
-    return {"35": "5.1.x", "36": "6.x", "38": "7.x", "39": "7.2"}.get(major)
+    return {**asdict(conditions), "model": model, "conditions": conditions.summary()}
 
 
 def machine_info() -> dict[str, Any]:
