@@ -200,9 +200,9 @@ def given_engine_runner(name: str, engine: Path, device: str) -> Runner | Unavai
     from fume_edge.runtime.base import load_backend
 
     sidecar = engine.with_name(engine.name + ".json")
-    built = json.loads(sidecar.read_text()).get("precision") if sidecar.is_file() else None
+    built = json.loads(sidecar.read_text()).get("precision") if sidecar.is_file() else None  # e.g. fp16, int8-qdq
     wanted = name.split("-", 1)[1]
-    if built is not None and built != wanted:
+    if built is not None and built.split("-")[0] != wanted:
         return Unavailable(name, f"the given engine is {built}", f"build one with `fume-edge build-engine --{wanted}`")
     return engine_runner(name, wanted, load_backend(engine, device=device), engine)
 
