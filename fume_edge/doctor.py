@@ -143,14 +143,14 @@ def _mqtt(url: str | None) -> Finding | None:
                    None if paho else "pip install 'fume-edge[mqtt]'")
 
 
-def _model(model: Path | None) -> tuple[Finding, bool]:
-    """Whether `run`'s model loads here (on the CPU when nothing better is available)."""
+def _model(model: Path | None, device: str) -> tuple[Finding, bool]:
+    """Whether `run`'s model (run.yaml model.path, else the bundled one) loads here on its configured device."""
     try:
         from fume_edge.assets import default_model_path
         from fume_edge.runtime.base import load_backend
 
         path = model or default_model_path()
-        with load_backend(path) as backend:
+        with load_backend(path, device=device) as backend:
             name = getattr(backend, "providers", [backend.name])[0]
         return Finding("Model for run", f"{path.name} loads ({name.replace('ExecutionProvider', '')}, "
                                         f"{backend.input_size[0]}x{backend.input_size[1]})", True), True
@@ -185,7 +185,8 @@ def diagnose(config: Path | None = None, model: Path | None = None) -> tuple[lis
         _library("torch", "torch", "train"), _cameras(),
     ]
     machine += [f for f in (_jetson(jetson), _mqtt(run_config.sinks.mqtt.url)) if f is not None]
-    model_finding, runnable = _model(model)
+    configured = Path(run_config.model.path) if run_config.model.path else None
+    model_finding, runnable = _model(model or configured, run_config.model.device)
     onnx_ok, torch_ok = package_version("onnx") is not None, package_version("torch") is not None
     commands = [
         model_finding,

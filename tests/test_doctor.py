@@ -53,3 +53,11 @@ def test_doctor_checks_the_configured_broker(tmp_path: Path) -> None:
         config.write_text(f"sinks:\n  mqtt:\n    url: mqtt://127.0.0.1:{server.getsockname()[1]}/farm\n")
         machine, _, _ = diagnose(config)
     assert next(f for f in machine if f.what == "MQTT broker").ok
+
+
+def test_doctor_checks_the_configured_model(tmp_path: Path) -> None:
+    config = tmp_path / "run.yaml"
+    config.write_text(f"model:\n  path: {tmp_path / 'missing.engine'}\n")
+    _, commands, runnable = diagnose(config)
+    assert not runnable
+    assert "missing.engine" in (commands[0].fix or "")
