@@ -122,6 +122,12 @@ def machine_label(info: dict[str, Any]) -> str:
     return f"{info['cpu']['model']}, {info['cpu']['usable_cores']} cores"
 
 
+def machine_slug(info: dict[str, Any], threads: int | None = None) -> str:
+    """A file-name part naming the machine (and a thread count), e.g. `amd-epyc-2-cores-threads1`."""
+    slug = "-".join(re.sub(r"[^a-z0-9]+", " ", machine_label(info).lower()).split())
+    return slug + (f"-threads{threads}" if threads else "")
+
+
 def busy_cpu_seconds() -> float | None:
     """CPU seconds every process on the machine spent busy since boot (/proc/stat), to tell our load from others'."""
     path = Path("/proc/stat")
