@@ -147,7 +147,7 @@ def _torch_runner(models: Models, device: str, threads: int | None) -> Runner:
 def tensorrt_unavailable() -> tuple[str, str | None] | None:
     """(why TensorRT rows cannot run here, how to fix it), or None when a GPU and TensorRT are both present."""
     has_gpu = gpu_info() is not None or jetson_info() is not None
-    has_trt = any(importlib.util.find_spec(m) is not None for m in ("tensorrt", "tensorrt_lean"))
+    has_trt = any(importlib.util.find_spec(m) is not None for m in ("tensorrt", "tensorrt_lean", "tensorrt_lean_bindings"))
     if not has_gpu and not has_trt:
         return "no GPU; TensorRT not installed", f"TensorRT needs an NVIDIA GPU; then {TENSORRT_HOW}"
     if not has_gpu:
