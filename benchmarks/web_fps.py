@@ -30,10 +30,10 @@ from pathlib import Path
 
 import httpx
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from pipeline_fps import ROOT, machine, machine_slug  # noqa: E402
+from fume_edge.bench.machine import machine_info, machine_slug
+from fume_edge.web.server import WEB_NICENESS
 
-from fume_edge.web.server import WEB_NICENESS  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 TARGET = 0.95
 WARMUP_S = 5.0
@@ -140,7 +140,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, help="inference threads [default: the backend's]")
     parser.add_argument("--out", type=Path, help="JSON result [default: benchmarks/results/web_<machine>.json]")
     args = parser.parse_args()
-    info = machine()
+    info = machine_info()
     with tempfile.TemporaryDirectory() as tmp:
         windows = measure(args, Path(tmp))
     pairs = [(windows[i], windows[i + 1]) for i in range(0, len(windows) - 1, 2)]

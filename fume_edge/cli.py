@@ -117,13 +117,15 @@ def export(
     simplify: bool = typer.Option(True, "--simplify/--no-simplify", help="Simplify with onnxsim."),
     check_data: Optional[Path] = typer.Option(None, "--check-data", help="Paired CSV for the parity check [default: synthetic pairs]."),
     check_pairs: int = typer.Option(6, "--check-pairs", min=1, help="How many pairs the parity check runs."),
+    mask_scale: int = typer.Option(1, "--mask-scale", help="Seg masks at 1/N of the input size (1, 2, 4, 8): faster output path; 1 is exact."),
 ) -> None:
     """Export a checkpoint to ONNX (static shape, argmax in the graph) and check it against PyTorch."""
     from fume_edge.deploy.export_job import export_and_check
     from fume_edge.deploy.reports import print_export
 
     job = export_and_check(checkpoint, output, size=_parse_size(size), with_logits=logits, fp16=fp16,
-                           simplify=simplify, check_data=check_data, check_count=check_pairs)
+                           simplify=simplify, check_data=check_data, check_count=check_pairs,
+                           mask_scale=mask_scale)
     print_export(job)
     if not job.parity.passed:
         raise typer.Exit(code=1)
@@ -338,3 +340,48 @@ def build_engine_cmd(
     options = EngineBuildOptions(precision="int8" if int8 else "fp16", calibrator=calibrator, workspace_gb=workspace_gb,
                                  opt_level=opt_level, dla_core=dla_core, version_compatible=version_compatible)
     build_command(model, output or Path("engines") / f"{model.stem}.{options.label}.engine", options, calib, data, verbose)
+
+
+@app.command()
+def bench(
+    models: Optional[list[Path]] = typer.Argument(None, help="Model files: an .onnx export and/or its .pt checkpoint \\[default: the bundled model]."),
+    backends: str = typer.Option(",".join(("torch", "onnxruntime", "onnxruntime-int8", "tensorrt-fp16", "tensorrt-int8")), "--backends", help="Comma-separated backends to measure."),
+    iterations: int = typer.Option(100, "--iterations", min=1, help="Timed calls per backend."),
+    warmup: int = typer.Option(10, "--warmup", min=0, help="Untimed calls per backend first."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for torch and ONNX Runtime \\[default: each library's]."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda (as the backends understand it)."),
+    pipeline: bool = typer.Option(False, "--pipeline", help="Also run the capture loop end to end (pairing, prepare, infer, alerts, SQLite) on frames in memory."),
+    target_fps: float = typer.Option(100.0, "--target-fps", help="The FPS each row is judged against."),
+    check: bool = typer.Option(False, "--check", help="Exit 1 when no measured row meets --target-fps."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write every sample, the machine and the model's sha256 here."),
+    calib: Optional[Path] = typer.Option(None, "--calib", help="Calibration folder for the onnxruntime-int8 row \\[default: synthetic pairs; speed does not depend on it]."),
+    estimate: Optional[str] = typer.Option(None, "--estimate", help="Instead of measuring: a roofline bound and an expected FPS on a Jetson (orin-nano-8gb, orin-nano-super, orin-nx-16gb, agx-orin-64gb, xavier-nx, all, or a device YAML)."),
+) -> None:
+    """Measure every backend side by side against the FPS target (or, with --estimate, predict a Jetson's)."""
+    from fume_edge.console import console
+
+    if estimate is not None:
+        from fume_edge.bench.estimate_command import estimate_command
+
+        estimate_command(models or [], estimate, target_fps, json_out, console)
+        return
+    from fume_edge.bench.command import BenchOptions, bench_command, parse_backends
+
+    code = bench_command(BenchOptions(models=list(models or []), backends=parse_backends(backends),
+                                      iterations=iterations, warmup=warmup, threads=threads, device=device,
+                                      pipeline=pipeline, target_fps=target_fps, check=check, json_out=json_out,
+                                      calibration=calib), console)
+    if code:
+        raise typer.Exit(code=code)
+
+
+@app.command()
+def doctor(
+    config: Optional[Path] = typer.Option(None, "--config", help="Run YAML whose model and MQTT broker to check \\[default: fume_edge/configs/run.yaml]."),
+    model: Optional[Path] = typer.Option(None, "--model", help="Model `run` will use \\[default: the bundled model]."),
+) -> None:
+    """What this machine has for each command, what is missing and the one command that fixes it."""
+    from fume_edge.console import console
+    from fume_edge.doctor import doctor_command
+
+    raise typer.Exit(code=doctor_command(console, config=config, model=model))

@@ -26,6 +26,18 @@ def confusion(true: np.ndarray, pred: np.ndarray, num_classes: int) -> np.ndarra
     )
 
 
+def labels_at(labels: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Class-id masks (…,h,w) scaled up by nearest neighbour to (…,H,W), H and W whole multiples of h and w: the
+    masks of a `--mask-scale N` export compared at (or drawn at) full size. Same-size masks come back as they are."""
+    height, width = shape[-2:]
+    h, w = labels.shape[-2:]
+    if (h, w) == (height, width):
+        return labels
+    if height % h or width % w:
+        raise ValueError(f"masks {h}x{w} do not scale to {height}x{width} by a whole factor")
+    return labels.repeat(height // h, axis=-2).repeat(width // w, axis=-1)
+
+
 def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     """num/den elementwise with NaN where den is 0."""
     num = num.astype(np.float64)
@@ -124,7 +136,7 @@ class MetricAccumulator:
 
     def update_seg(self, gas: str, true: np.ndarray, pred: np.ndarray) -> None:
         """Add masks (…,H,W) of one gas; pass only the samples where that modality is present."""
-        cm = confusion(true, pred, self.num_seg_classes)
+        cm = confusion(true, labels_at(np.asarray(pred), np.shape(true)), self.num_seg_classes)
         self.seg[gas] = self.seg[gas] + cm if gas in self.seg else cm
 
     def as_array(self) -> np.ndarray:

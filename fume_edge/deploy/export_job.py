@@ -32,11 +32,13 @@ def export_and_check(
     check_data: Path | None = None,
     check_count: int = 6,
     seed: int = 0,
+    mask_scale: int = 1,
 ) -> ExportJob:
     staging = output.with_name(output.stem + ".checking.onnx")
     try:
         with console.status("exporting (trace, onnxsim, checker)…"):
-            result = export_onnx(checkpoint, staging, size=size, with_logits=with_logits, fp16=fp16, simplify=simplify)
+            result = export_onnx(checkpoint, staging, size=size, with_logits=with_logits, fp16=fp16, simplify=simplify,
+                                 mask_scale=mask_scale)
         preprocessing = _graph_preprocessing(staging)
         with console.status(f"checking parity with PyTorch on {check_count} pairs…"):
             pairs = (csv_check_pairs(check_data, check_count, preprocessing) if check_data

@@ -4,10 +4,14 @@ The graph is what TensorRT 8.5+ and ONNX Runtime both take: inputs `co2`, `ch4` 
 `modality_mask` (1,2); outputs `ph_logits` (1,C) float32 and `co2_seg`/`ch4_seg` (1,H,W) int32 class ids, so a
 device never copies full-resolution logits back. `--logits` adds the raw seg logits for parity checks; `--fp16`
 computes in half precision inside the graph with float32 I/O (the form strongly typed TensorRT ≥ 11 builds need).
+`--mask-scale N` (N > 1) upsamples the seg heads' logits only to 1/N of the input size and takes the argmax there:
+the full-resolution Resize and ArgMax are most of the output path's time and memory traffic; masks are then
+(H/N, W/N), and whatever draws them full size (snapshots, the live view) scales labels by nearest neighbour.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import warnings
@@ -24,6 +28,7 @@ from fume_edge.deploy.model_info import profile_forward
 from fume_edge.errors import FumeEdgeError
 from fume_edge.hashing import sha256_file
 from fume_edge.labels import CH4_SEG_LOGITS, CO2_SEG_LOGITS, PH_LOGITS
+from fume_edge.model.fastscnn import SegHead
 from fume_edge.model.registry import count_parameters
 from fume_edge.runtime.contract import INPUT_NAMES
 
@@ -31,14 +36,36 @@ from fume_edge.runtime.contract import INPUT_NAMES
 OPSET = 17
 
 
-class DeploymentWrapper(nn.Module):
-    """The deployed form of any registered model: named outputs, int32 argmax masks, optional half compute."""
+MASK_SCALES = (1, 2, 4, 8)
 
-    def __init__(self, model: nn.Module, with_logits: bool = False, fp16: bool = False) -> None:
+
+def _scaled_head_size(scale: int, module: nn.Module, args: tuple) -> tuple:
+    """Forward pre-hook of a SegHead: its output size (the input size) divided by the mask scale."""
+    low, high, (height, width) = args
+    return low, high, (height // scale, width // scale)
+
+
+class DeploymentWrapper(nn.Module):
+    """The deployed form of any registered model: named outputs, int32 argmax masks, optional half compute.
+
+    `mask_scale` N > 1 makes the model's seg heads output 1/N of the input size (hooks on its `SegHead`s, so the
+    weights and the rest of the graph are untouched); 1 is the exact full-size output.
+    """
+
+    def __init__(self, model: nn.Module, with_logits: bool = False, fp16: bool = False, mask_scale: int = 1) -> None:
         super().__init__()
         self.model = model.half() if fp16 else model
         self.with_logits = with_logits
         self.fp16 = fp16
+        if mask_scale not in MASK_SCALES:
+            raise FumeEdgeError(f"--mask-scale {mask_scale}: choose one of {', '.join(map(str, MASK_SCALES))}")
+        if mask_scale > 1:
+            heads = [m for m in model.modules() if isinstance(m, SegHead)]
+            if not heads:
+                raise FumeEdgeError(f"--mask-scale {mask_scale}: {type(model).__name__} has no Fast-SCNN seg head "
+                                    "to scale; export it with --mask-scale 1")
+            for head in heads:
+                head.register_forward_pre_hook(functools.partial(_scaled_head_size, mask_scale))
 
     def forward(self, co2: torch.Tensor, ch4: torch.Tensor, modality_mask: torch.Tensor) -> dict[str, torch.Tensor]:
         if self.fp16:
@@ -127,6 +154,7 @@ def export_onnx(
     with_logits: bool = False,
     fp16: bool = False,
     simplify: bool = True,
+    mask_scale: int = 1,
 ) -> ExportResult:
     """Export a fume-edge checkpoint to a checked, simplified, labelled static-shape ONNX file (written atomically)."""
     checkpoint_path, output = Path(checkpoint_path), Path(output)
@@ -136,7 +164,9 @@ def export_onnx(
         raise FumeEdgeError(f"--size {size[0]}x{size[1]}: width and height must be multiples of 32")
     torch_model = ckpt.build_model()
     props = metadata_props(ckpt, torch_model, checkpoint_path, size, fp16)
-    wrapper = DeploymentWrapper(torch_model, with_logits=with_logits, fp16=fp16).eval()
+    wrapper = DeploymentWrapper(torch_model, with_logits=with_logits, fp16=fp16, mask_scale=mask_scale).eval()
+    if mask_scale > 1:
+        props["fume_edge.mask_scale"] = str(mask_scale)
     model = _trace_to_onnx(wrapper, size)
     nodes_before = len(model.graph.node)
     if simplify:

@@ -102,8 +102,9 @@ def _failures(rows: list[ParityRow], fp16: bool) -> list[str]:
 def check_parity(checkpoint_path: str | Path, onnx_path: str | Path, pairs: list[Pair]) -> ParityReport:
     """Run every pair through the checkpoint (float32, reference) and the ONNX file (CPU) and compare."""
     ckpt = load_checkpoint(checkpoint_path)
-    reference_model = DeploymentWrapper(ckpt.build_model(), with_logits=True).eval()
     session = open_session(onnx_path, device="cpu")
+    mask_scale = int(session.get_modelmeta().custom_metadata_map.get("fume_edge.mask_scale", "1"))
+    reference_model = DeploymentWrapper(ckpt.build_model(), with_logits=True, mask_scale=mask_scale).eval()
     fp16 = session.get_modelmeta().custom_metadata_map.get("fume_edge.precision") == "fp16"
     rows = []
     for index, pair in enumerate(pairs):

@@ -152,9 +152,9 @@ def verify_backend(backend: Backend, source: str) -> None:
         check_finite("ph_logits", prediction.ph_logits, source)
     for gas in ("co2", "ch4"):
         seg = getattr(prediction, f"{gas}_seg")
-        if f"{gas}_seg" in contract.heads and (seg is None or seg.shape != (height, width)):
+        if f"{gas}_seg" in contract.heads and (seg is None or seg.shape != contract.seg_shape):
             raise FumeEdgeError(f"{source}: {gas}_seg gives {None if seg is None else seg.shape}, expected "
-                                f"({height}, {width}); re-export the model")
+                                f"{contract.seg_shape}; re-export the model")
 
 
 def load_backend(path: str | Path, device: str = "auto", **options: object) -> Backend:

@@ -57,6 +57,7 @@ class ModelContract:
     seg_class_names: tuple[str, ...] = SEG_CLASS_NAMES
     heads: tuple[str, ...] = HEAD_OUTPUTS  # the outputs of HEAD_OUTPUTS this model has (a baseline lacks some)
     source: str = "model"
+    mask_scale: int = 1  # seg masks at 1/mask_scale of the input size (`export --mask-scale`)
 
     def __post_init__(self) -> None:
         self.ph_order  # noqa: B018 - unmappable names fail at load, not at the first alert
@@ -82,8 +83,14 @@ class ModelContract:
         return [TensorSpec("co2", "float32", frame), TensorSpec("ch4", "float32", frame),
                 TensorSpec("modality_mask", "float32", (1, 2))]
 
-    def expected_outputs(self) -> list[TensorSpec]:
+    @property
+    def seg_shape(self) -> tuple[int, int]:
+        """(height, width) of the seg masks: the input size, or 1/mask_scale of it."""
         width, height = self.input_size
+        return height // self.mask_scale, width // self.mask_scale
+
+    def expected_outputs(self) -> list[TensorSpec]:
+        height, width = self.seg_shape
         specs = {"ph_logits": TensorSpec("ph_logits", "float32", (1, len(self.class_names))),
                  "co2_seg": TensorSpec("co2_seg", "int32", (1, height, width)),
                  "ch4_seg": TensorSpec("ch4_seg", "int32", (1, height, width))}
@@ -124,7 +131,11 @@ class ModelContract:
         if unknown or not heads:
             raise FumeEdgeError(f"{source}: metadata {META}heads {list(heads)} is not a subset of {list(HEAD_OUTPUTS)}; "
                                 "re-export with `fume-edge export`")
-        return cls(preprocessing, class_names, seg_names, heads, source)
+        try:
+            mask_scale = int(meta.get(META + "mask_scale", "1"))
+        except ValueError:
+            raise FumeEdgeError(f"{source}: malformed {META}mask_scale; re-export with `fume-edge export`") from None
+        return cls(preprocessing, class_names, seg_names, heads, source, mask_scale)
 
     def to_metadata(self) -> dict[str, str]:
         return {
@@ -133,7 +144,7 @@ class ModelContract:
             META + "heads": json.dumps(list(self.heads)),
             META + "input_size": json.dumps(list(self.input_size)),
             META + "preprocessing": self.preprocessing.to_json(),
-        }
+        } | ({META + "mask_scale": str(self.mask_scale)} if self.mask_scale > 1 else {})
 
 
 def check_finite(name: str, values: np.ndarray, source: str) -> None:

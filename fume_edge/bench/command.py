@@ -1,0 +1,194 @@
+"""`fume-edge bench`: resolve the model files, prepare every backend, measure them in turns, report and save."""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from fume_edge.bench.backends import BACKENDS, Models, Unavailable, make_runner
+from fume_edge.bench.machine import busy_cpu_seconds, machine_info, machine_label
+from fume_edge.bench.model import Runner, latency_stats, measure, summarize
+from fume_edge.bench.report import print_report, ratios, write_json
+from fume_edge.errors import FumeEdgeError
+from fume_edge.hashing import sha256_file
+
+
+@dataclass
+class BenchOptions:
+    models: list[Path]
+    backends: tuple[str, ...] = BACKENDS
+    iterations: int = 100
+    warmup: int = 10
+    threads: int | None = None
+    device: str = "auto"
+    pipeline: bool = False
+    target_fps: float = 100.0
+    check: bool = False
+    json_out: Path | None = None
+    calibration: Path | None = None
+
+
+def resolve_models(paths: list[Path], console: Console) -> Models:
+    """Sort the given files into checkpoint, ONNX and engine; none: the bundled model; a .pt without an .onnx is
+    exported (cached)."""
+    if not paths:
+        from fume_edge.assets import default_model_path
+
+        paths = [default_model_path()]
+    checkpoint = onnx = engine = None
+    for path in paths:
+        if not path.is_file():
+            raise FumeEdgeError(f"{path}: model file not found; pass a .pt checkpoint, an .onnx export and/or an .engine")
+        suffix = path.suffix.lower()
+        if suffix == ".pt":
+            checkpoint = path
+        elif suffix == ".onnx":
+            onnx = path
+        elif suffix in (".engine", ".plan"):
+            engine = path
+        else:
+            raise FumeEdgeError(f"{path}: bench takes a .pt checkpoint, an .onnx export and/or a TensorRT .engine, "
+                                f"not {suffix!r}")
+    if onnx is None and checkpoint is not None:
+        from fume_edge.bench.int8 import cache_dir
+        from fume_edge.deploy.onnx_export import export_onnx
+
+        onnx = cache_dir() / "bench" / f"{sha256_file(checkpoint)[:16]}.onnx"
+        if not onnx.is_file():
+            with console.status(f"exporting {checkpoint.name} to ONNX for the ONNX Runtime rows"):
+                export_onnx(checkpoint, onnx)
+    return Models(checkpoint, onnx, engine=engine)
+
+
+def parse_backends(text: str) -> tuple[str, ...]:
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    unknown = [n for n in names if n not in BACKENDS]
+    if unknown or not names:
+        raise FumeEdgeError(f"--backends {text!r}: choose from {', '.join(BACKENDS)} (comma-separated)")
+    return names
+
+
+def _prepare(options: BenchOptions, models: Models, console: Console) -> tuple[list[Runner], list[Unavailable]]:
+    runners: list[Runner] = []
+    missing: list[Unavailable] = []
+    for name in options.backends:
+        with console.status(f"preparing {name} (INT8 quantizing takes a minute the first time)"
+                            if name == "onnxruntime-int8" else f"preparing {name}"):
+            made = make_runner(name, models, options.device, options.threads)
+        (missing if isinstance(made, Unavailable) else runners).append(made)  # type: ignore[arg-type]
+    return runners, missing
+
+
+def _measure(runners: list[Runner], options: BenchOptions, console: Console) -> dict[str, Any]:
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task("model-only, backends in turns", total=options.iterations * len(runners))
+        return measure(runners, options.iterations, options.warmup, tick=lambda _: progress.advance(task))
+
+
+def _pipeline_rows(options: BenchOptions, runners: list[Runner], rows: list[dict[str, Any]],
+                   console: Console) -> list[dict[str, Any]]:
+    """End to end for every measured row whose model file the loop can load.
+
+    Each end-to-end run is bracketed by a model-only block of the same backend just before and just after it, and
+    the ratio and the pipeline's CPU time are taken against those, so a change in machine load between the
+    model-only table and this run does not show up as pipeline cost.
+    """
+    from fume_edge.bench.pipeline import render_frames, run_pipeline
+
+    results = []
+    frames: dict[str, Any] = {}
+    by_name = {r.name: r for r in runners}
+    for row in rows:
+        name, path = row["backend"], row.get("model_file")
+        if row["status"] != "measured" or path is None:
+            continue
+        device = "cpu" if name == "onnxruntime-int8" else options.device
+        if not frames:
+            frames = render_frames(tuple(row["input_size"]))
+        with console.status(f"end to end: {name}, {options.iterations} pairs through the capture loop, "
+                            "between two model-only blocks"):
+            before = measure([by_name[name]], options.iterations, min(options.warmup, 2))[name]
+            run = run_pipeline(Path(path), frames, options.iterations, options.warmup, device=device,
+                               threads=options.threads)
+            after = measure([by_name[name]], options.iterations, min(options.warmup, 2))[name]
+        adjacent = [latency_stats(s.model_ms)["fps"] for s in (before, after)]
+        model_fps = sum(adjacent) / 2
+        model_cpu = float(np.median(before.model_cpu_ms + after.model_cpu_ms))
+        results.append({
+            "backend": name, "device": row["device"], "fps": round(run.fps, 2), "frames": run.frames,
+            "model_only_fps_before_after": adjacent, "ratio_to_model_only": round(run.fps / model_fps, 3),
+            "cpu_ms_per_frame": round(run.cpu_ms_per_frame, 3), "model_cpu_ms_per_call": round(model_cpu, 3),
+            "pipeline_cpu_ms_per_frame": round(run.cpu_ms_per_frame - model_cpu, 3),
+            "pipeline_own_ms_per_frame": round(run.own_ms_per_frame, 3),
+            "stage_ms": run.stage_ms, "pairs": run.pairs, "singles": run.singles,
+        })
+    return results
+
+
+def _result(options: BenchOptions, models: Models, runners: list[Runner], missing: list[Unavailable],
+            samples: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The rows (measured and not) and the JSON-ready result around them, with the machine and the model."""
+    size = runners[0].pre()[0].shape[-1:-3:-1] if runners else None
+    rows: list[dict[str, Any]] = [
+        {"backend": r.name, "status": "measured", "precision": r.precision, "device": r.device, "note": r.note,
+         "input_size": list(size) if size else None, "model_file": str(r.model_file) if r.model_file else None,
+         **summarize(samples[r.name])} for r in runners]
+    rows += [{"backend": m.name, "status": "not measured", "reason": m.reason, "fix": m.fix} for m in missing]
+    rows.sort(key=lambda r: options.backends.index(r["backend"]))
+    info = machine_info()
+    model_file = models.onnx or models.checkpoint or models.engine
+    assert model_file is not None
+    return rows, {
+        "benchmark": "fume-edge bench", "command": " ".join(["fume-edge", *sys.argv[1:]]),
+        "machine": info, "machine_label": machine_label(info), "other_processes_cores_busy": None,
+        "model": {"name": model_file.name, "path": str(model_file), "sha256": sha256_file(model_file),
+                  "checkpoint": str(models.checkpoint) if models.checkpoint else None,
+                  "input_size": "x".join(map(str, size)) if size else None},
+        "settings": {"iterations": options.iterations, "warmup": options.warmup, "threads": options.threads,
+                     "device": options.device, "target_fps": options.target_fps, "batch": 1},
+        "rows": rows, "ratios": ratios(rows),
+    }
+
+
+def bench_command(options: BenchOptions, console: Console) -> int:
+    """Run the benchmark; returns the exit code (1 with --check when no measured row meets the target)."""
+    if options.iterations < 1 or options.warmup < 0:
+        raise FumeEdgeError("--iterations must be at least 1 and --warmup at least 0")
+    models = resolve_models(options.models, console)
+    models.int8_calibration = options.calibration
+    runners, missing = _prepare(options, models, console)
+    started, busy, own = time.perf_counter(), busy_cpu_seconds(), time.process_time()
+    try:
+        samples = _measure(runners, options, console) if runners else {}
+        rows, result = _result(options, models, runners, missing, samples)
+        if options.pipeline:
+            result["pipeline"] = _pipeline_rows(options, runners, rows, console)
+    finally:
+        for runner in runners:
+            runner.close()
+    wall = time.perf_counter() - started
+    if busy is not None:
+        used = (busy_cpu_seconds() or 0.0) - busy - (time.process_time() - own)
+        result["other_processes_cores_busy"] = round(max(0.0, used) / wall, 2)
+    print_report(result, console)
+    if options.json_out is not None:
+        write_json(result, options.json_out)
+        console.print(f"wrote {options.json_out}", highlight=False)
+    measured = [r["model"]["fps"] for r in rows if r["status"] == "measured"]
+    measured += [r["fps"] for r in result.get("pipeline", [])]
+    if not any(r["status"] == "measured" for r in rows if r["backend"].startswith("tensorrt")):
+        console.print("next: on a GPU or Jetson with TensorRT, `fume-edge bench --backends tensorrt-fp16,tensorrt-int8`;"
+                      " before buying one, `fume-edge bench --estimate orin-nano-8gb`", style="dim", highlight=False)
+    if options.check and not any(fps >= options.target_fps for fps in measured):
+        console.print(f"--check: no measured backend reaches {options.target_fps:g} FPS", style="red")
+        return 1
+    return 0
