@@ -60,7 +60,7 @@ def _root(
 @app.command("import")
 def import_cmd(
     path: Path = typer.Argument(..., help="FUME research checkpoint (.pth/.pt): model_state_dict, state_dict or bare."),
-    output: Optional[Path] = typer.Option(None, "-o", "--output", help="fume-edge checkpoint to write [default: PATH with .fume.pt]."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="fume-edge checkpoint to write \\[default: PATH with .fume.pt]."),
     uint16_range: Optional[str] = typer.Option(None, "--uint16-range", help="LOW,HIGH raw 16-bit counts the research "
                                                "model's thermal frames were scaled from \\[default: 0,65535]."),
 ) -> None:
@@ -77,7 +77,7 @@ def import_cmd(
 
 @app.command()
 def info(
-    model: Optional[Path] = typer.Argument(None, help="Model file (.pt, .onnx, .engine) [default: the bundled model]."),
+    model: Optional[Path] = typer.Argument(None, help="Model file (.pt, .onnx, .engine) \\[default: the bundled model]."),
 ) -> None:
     """Describe a model: parameters, GFLOPs, inputs/outputs, classes and provenance."""
     from fume_edge.deploy.model_info import model_info
@@ -111,11 +111,11 @@ def _parse_size(text: Optional[str]) -> Optional[tuple[int, int]]:
 def export(
     checkpoint: Path = typer.Argument(..., help="fume-edge checkpoint (.pt) from `train` or `import`."),
     output: Path = typer.Option(Path("engines/fume.onnx"), "-o", "--output", help="ONNX file to write."),
-    size: Optional[str] = typer.Option(None, help="Static input size WIDTHxHEIGHT [default: the checkpoint's]."),
+    size: Optional[str] = typer.Option(None, help="Static input size WIDTHxHEIGHT \\[default: the checkpoint's]."),
     logits: bool = typer.Option(False, "--logits", help="Also output raw seg logits (for parity checks)."),
     fp16: bool = typer.Option(False, "--fp16", help="Half-precision compute, float32 I/O (strongly typed TensorRT ≥ 11)."),
     simplify: bool = typer.Option(True, "--simplify/--no-simplify", help="Simplify with onnxsim."),
-    check_data: Optional[Path] = typer.Option(None, "--check-data", help="Paired CSV for the parity check [default: synthetic pairs]."),
+    check_data: Optional[Path] = typer.Option(None, "--check-data", help="Paired CSV for the parity check \\[default: synthetic pairs]."),
     check_pairs: int = typer.Option(6, "--check-pairs", min=1, help="How many pairs the parity check runs."),
 ) -> None:
     """Export a checkpoint to ONNX (static shape, argmax in the graph) and check it against PyTorch."""
@@ -133,8 +133,8 @@ def export(
 def pair(
     annotations: Path = typer.Argument(..., help="Annotation CSV: image, mask, gas, ph, animal_id, session_id, timestamp."),
     out_dir: Path = typer.Option(..., "-o", "--out", help="Folder for paired_{train,val,test}.csv."),
-    tolerance: Optional[float] = typer.Option(None, "--tolerance", help="Max CO2-CH4 time difference in seconds [default: data.yaml pairing.tolerance_s]."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Split seed [default: data.yaml pairing.seed]."),
+    tolerance: Optional[float] = typer.Option(None, "--tolerance", help="Max CO2-CH4 time difference in seconds \\[default: data.yaml pairing.tolerance_s]."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Split seed \\[default: data.yaml pairing.seed]."),
     config: Optional[Path] = typer.Option(None, "--config", help="Data YAML overriding fume_edge/configs/data.yaml."),
 ) -> None:
     """Pair CO2 and CH4 frames (same animal and session, nearest in time) and split train/val/test by animal."""
@@ -149,7 +149,7 @@ def synth(
     pairs: int = typer.Option(1000, "--pairs", help="CO2/CH4 pairs to render (extra single CO2 frames follow data.yaml co2_share)."),
     seed: int = typer.Option(0, "--seed", help="Random seed; the same seed gives the same files."),
     videos: bool = typer.Option(False, "--videos", help="Write paired CO2/CH4 videos with per-frame ground truth instead of a frame dataset."),
-    workers: Optional[int] = typer.Option(None, "--workers", help="Processes rendering frames [default: all cores]."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Processes rendering frames \\[default: all cores]."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a non-empty output folder (only once the new one is complete)."),
     fps: Optional[float] = typer.Option(None, "--fps", help="Videos: frames per second."),
     clock_offset: Optional[float] = typer.Option(None, "--clock-offset", help="Videos: CH4 camera clock minus CO2 camera clock, seconds."),
@@ -196,8 +196,8 @@ def tag(
 @app.command()
 def train(
     config: Optional[Path] = typer.Option(None, "--config", help="Training YAML overriding fume_edge/configs/train.yaml."),
-    data: Optional[Path] = typer.Option(None, "--data", help="Folder with paired_{train,val}.csv (default: data.root of the config)."),
-    model: Optional[str] = typer.Option(None, "--model", help="Registered model name (default: the config's model)."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Folder with paired_{train,val}.csv \\[default: data.root of the config]."),
+    model: Optional[str] = typer.Option(None, "--model", help="Registered model name \\[default: the config's model]."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="RUN/last.pt: continue that run in its folder (its own config unless --config)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Live progress bars."),
 ) -> None:
@@ -288,9 +288,9 @@ def quantize(
     exclude: Optional[list[str]] = typer.Option(None, "--exclude", help="Keep in float: a node name, op type or name pattern ('/model/fusion/*'); repeatable."),
     sensitivity: bool = typer.Option(False, "--sensitivity", help="Measure each node's quantization error and keep the worst in float until the limits hold."),
     max_float: int = typer.Option(16, "--max-float", min=1, help="Sensitivity search: most nodes it may keep in float."),
-    sensitivity_ops: Optional[list[str]] = typer.Option(None, "--sensitivity-op", help="Sensitivity search: only rank these op types (repeatable) [default: all]."),
+    sensitivity_ops: Optional[list[str]] = typer.Option(None, "--sensitivity-op", help="Sensitivity search: only rank these op types (repeatable) \\[default: all]."),
     modalities: str = typer.Option("all", "--modalities", help="Calibrate on both-present pairs only (both) or also one camera off (all)."),
-    val: Optional[Path] = typer.Option(None, "--val", help="Paired CSV for the accuracy report [default: held-back calibration pairs]."),
+    val: Optional[Path] = typer.Option(None, "--val", help="Paired CSV for the accuracy report \\[default: held-back calibration pairs]."),
     force: bool = typer.Option(False, "--force", help="Write the model even if it breaks the accuracy limits."),
 ) -> None:
     """Quantize an FP32 ONNX to QDQ INT8 and check its accuracy against FP32 (exit 1 past the limits)."""
