@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from rich.table import Table
 
-from fume_edge.console import console
+from fume_edge.console import console, print_next
 from fume_edge.deploy.model_info import ModelInfo
 
 if TYPE_CHECKING:  # both import torch; `info` on a device renders without it
@@ -78,8 +78,15 @@ def print_export(job: "ExportJob") -> None:
         )
     console.print(table)
     console.print("[dim]ties: differing pixels whose top two PyTorch logits are within 1e-4 (either label is right)[/]")
+    if job.size_note:
+        console.print(f"[yellow]note:[/] {job.size_note}", soft_wrap=True)
     if parity.passed:
-        console.print(f"[green]parity ok[/]: wrote {result.path}")
+        console.print(f"[green]parity ok[/]: wrote {result.path} ({job.size[0]}×{job.size[1]})")
+        size = f"{job.size[0]}x{job.size[1]}"
+        print_next(f"fume-edge calibrate --data DATA/paired_train.csv -o calibration/NAME --size {size}",
+                   f"fume-edge quantize {result.path} --calib calibration/NAME --target cpu   (or --target tensorrt "
+                   "for a Jetson)",
+                   f"fume-edge run --co2 SRC --ch4 SRC --model {result.path}")
     else:
         for failure in parity.failures:
             console.print(f"[red]parity failed[/]: {failure}")
