@@ -199,13 +199,18 @@ def train(
     data: Optional[Path] = typer.Option(None, "--data", help="Folder with paired_{train,val}.csv \\[default: data.root of the config]."),
     model: Optional[str] = typer.Option(None, "--model", help="Registered model name \\[default: the config's model]."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="RUN/last.pt: continue that run in its folder (its own config unless --config)."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", min=1, help="Epochs to train \\[default: the config's epochs, 100]."),
+    size: Optional[str] = typer.Option(None, "--size", help="Training input WIDTHxHEIGHT \\[default: the config's data.image_size, 640x480]."),
+    batch: Optional[int] = typer.Option(None, "--batch", min=1, help="Batch size \\[default: the config's batch_size, 8]."),
+    name: Optional[str] = typer.Option(None, "--name", help="Run folder name under runs/ \\[default: MODEL-TIMESTAMP]."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Live progress bars."),
 ) -> None:
     """Train a model; under `torchrun --nproc_per_node N --no-python fume-edge train ...` with DDP."""
     from fume_edge.console import console
     from fume_edge.train.trainer import command_config, train as run_training
 
-    run_training(command_config(config, resume, data, model), resume=resume, console=console, show_progress=progress)
+    resolved = command_config(config, resume, data, model, epochs=epochs, size=_parse_size(size), batch=batch, name=name)
+    run_training(resolved, resume=resume, console=console, show_progress=progress)
 
 
 @app.command("eval")
