@@ -151,7 +151,8 @@ def synth(
     videos: bool = typer.Option(False, "--videos", help="Write paired CO2/CH4 videos with per-frame ground truth instead of a frame dataset."),
     workers: Optional[int] = typer.Option(None, "--workers", help="Processes rendering frames \\[default: all cores]."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a non-empty output folder (only once the new one is complete)."),
-    fps: Optional[float] = typer.Option(None, "--fps", help="Videos: frames per second."),
+    seconds: Optional[float] = typer.Option(None, "--seconds", min=0.1, help="Videos: length in seconds, the pH segments scaled to fit \\[default: data.yaml synthetic.video.segments, 24 s]."),
+    fps: Optional[float] = typer.Option(None, "--fps", help="Videos: frames per second \\[default: data.yaml synthetic.video.fps, 10]."),
     clock_offset: Optional[float] = typer.Option(None, "--clock-offset", help="Videos: CH4 camera clock minus CO2 camera clock, seconds."),
     jitter: Optional[float] = typer.Option(None, "--jitter", help="Videos: timestamp jitter (uniform ±), seconds."),
     drop_rate: Optional[float] = typer.Option(None, "--drop-rate", help="Videos: chance that a camera drops a frame."),
@@ -163,7 +164,7 @@ def synth(
 
     synth_command(
         out_dir, pairs=pairs, seed=seed, videos=videos, workers=workers, overwrite=overwrite, config_path=config,
-        fps=fps, clock_offset_s=clock_offset, jitter_s=jitter, drop_rate=drop_rate, outage=outage,
+        fps=fps, clock_offset_s=clock_offset, jitter_s=jitter, drop_rate=drop_rate, outage=outage, seconds=seconds,
     )
 
 
@@ -287,7 +288,7 @@ def calibrate(
 def quantize(
     model: Path = typer.Argument(..., help="FP32 ONNX from `fume-edge export`."),
     calib: Path = typer.Option(..., "--calib", help="Calibration folder from `fume-edge calibrate`."),
-    output: Path = typer.Option(Path("engines/fume.int8.onnx"), "-o", "--output", help="QDQ INT8 ONNX to write."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="QDQ INT8 ONNX to write \\[default: MODEL.TARGET.int8.onnx beside MODEL]."),
     target: str = typer.Option("tensorrt", "--target", help="tensorrt (symmetric int8, zero points 0) or cpu (uint8 activations, fast in ONNX Runtime)."),
     method: str = typer.Option("minmax", "--method", help="Calibration method: minmax, entropy or percentile."),
     exclude: Optional[list[str]] = typer.Option(None, "--exclude", help="Keep in float: a node name, op type or name pattern ('/model/fusion/*'); repeatable."),
@@ -297,6 +298,7 @@ def quantize(
     modalities: str = typer.Option("all", "--modalities", help="Calibrate on both-present pairs only (both) or also one camera off (all)."),
     val: Optional[Path] = typer.Option(None, "--val", help="Paired CSV for the accuracy report \\[default: held-back calibration pairs]."),
     force: bool = typer.Option(False, "--force", help="Write the model even if it breaks the accuracy limits."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file."),
 ) -> None:
     """Quantize an FP32 ONNX to QDQ INT8 and check its accuracy against FP32 (exit 1 past the limits)."""
     from fume_edge.deploy.quantize import QuantizeOptions
@@ -305,7 +307,7 @@ def quantize(
     options = QuantizeOptions(target=target, method=method, exclude=tuple(exclude or ()), sensitivity=sensitivity,
                               max_float=max_float, sensitivity_ops=tuple(sensitivity_ops or ()),
                               modalities=modalities, force=force)
-    quantize_command(model, calib, output, options, val)
+    quantize_command(model, calib, output, options, val, overwrite)
 
 
 @app.command()

@@ -8,7 +8,7 @@ from rich.markup import escape
 console = Console(highlight=False)
 
 
-def print_next(*commands: str) -> None:
+def print_next(*commands: str, out: Console = console) -> None:
     """The obvious next command(s) of a workflow step, unwrapped so they can be copied whole."""
     for command in commands:
-        console.print(f"[bold]next:[/] {escape(command)}", soft_wrap=True)
+        out.print(f"[bold]next:[/] {escape(command)}", soft_wrap=True)
