@@ -41,7 +41,8 @@ def main() -> None:
             raise
         extra = _EXTRA_FOR_MODULE[package]
         err_console.print(f"[bold red]error:[/] this command needs {package}, which this install lacks; "
-                          f"install it with: pip install 'fume-edge\\[{extra}]'", highlight=False, soft_wrap=True)
+                          f"install it with: pip install 'fume-edge\\[{extra}]' (from a clone of the repository: "
+                          f"pip install -e '.\\[{extra}]')", highlight=False, soft_wrap=True)
         sys.exit(2)
 
 

@@ -34,7 +34,7 @@ def print_model_info(info: ModelInfo) -> None:
     for spec in info.outputs:
         table.add_row(f"output {spec.name}", f"{spec.dtype} [{_shape(spec.shape)}]")
     table.add_row("pH classes", ", ".join(info.class_names))
-    table.add_row("seg classes", ", ".join(info.seg_class_names))
+    table.add_row("seg classes", ", ".join(info.seg_class_names), end_section=bool(info.details))
     for key, value in info.details.items():
         table.add_row(key, str(value))
     console.print(table)
