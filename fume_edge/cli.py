@@ -64,13 +64,17 @@ def import_cmd(
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="fume-edge checkpoint to write \\[default: PATH with .fume.pt]."),
     uint16_range: Optional[str] = typer.Option(None, "--uint16-range", help="LOW,HIGH raw 16-bit counts the research "
                                                "model's thermal frames were scaled from \\[default: 0,65535]."),
+    input_size: Optional[str] = typer.Option(None, "--input-size", help="WIDTHxHEIGHT the research model was trained at \\[default: its config's data.image_size, else 640x480]."),
+    class_names: Optional[str] = typer.Option(None, "--class-names", help="pH class names in head order, comma-separated \\[default: its config's, else Healthy,Transitional,Acidotic]."),
 ) -> None:
     """Import a FUME research checkpoint into a fume-edge checkpoint (weights-only loading, strict keys)."""
     from fume_edge.model.checkpoint import save_checkpoint
     from fume_edge.deploy.reports import print_import_summary
-    from fume_edge.deploy.upstream_import import import_research_checkpoint
+    from fume_edge.deploy.upstream_import import ImportOptions, import_research_checkpoint
 
-    result = import_research_checkpoint(path, uint16_range=_parse_range("--uint16-range", uint16_range))
+    names = [n.strip() for n in class_names.split(",")] if class_names else None
+    options = ImportOptions(_parse_size(input_size, "--input-size"), names, _parse_range("--uint16-range", uint16_range))
+    result = import_research_checkpoint(path, options)
     out = output or path.with_name(path.stem + ".fume.pt")
     save_checkpoint(result.checkpoint, out)
     print_import_summary(result, out)
@@ -98,13 +102,13 @@ def _parse_range(flag: str, text: Optional[str]) -> Optional[tuple[float, float]
     return low, high
 
 
-def _parse_size(text: Optional[str]) -> Optional[tuple[int, int]]:
+def _parse_size(text: Optional[str], flag: str = "--size") -> Optional[tuple[int, int]]:
     if text is None:
         return None
     try:
         width, height = (int(v) for v in text.lower().split("x"))
     except ValueError:
-        raise FumeEdgeError(f"--size {text!r}: expected WIDTHxHEIGHT, e.g. 640x480") from None
+        raise FumeEdgeError(f"{flag} {text!r}: expected WIDTHxHEIGHT, e.g. 640x480") from None
     return width, height
 
 

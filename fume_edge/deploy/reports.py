@@ -56,6 +56,10 @@ def print_import_summary(result: "ImportResult", output: Path) -> None:
     table.add_row("source sha256", ckpt.provenance["source_sha256"][:16] + "…")
     table.add_row("written", str(output))
     console.print(table)
+    for field, flag in result.assumed.items():
+        console.print(f"[yellow]assumed:[/] {field} not in the research checkpoint; the fume-edge default is "
+                      f"recorded (state it with {flag})", soft_wrap=True)
+    print_next(f"fume-edge info {output}", f"fume-edge export {output} -o engines/{output.name.split('.')[0]}.onnx")
 
 
 def _fmt(value: float | None, spec: str) -> str:
