@@ -26,7 +26,8 @@ class ModelInfo:
 
 
 # Shown in their own rows of `info`, so not repeated among the details.
-_SHOWN_METADATA = {"class_names", "seg_class_names", "parameters", "gflops", "architecture", "arch_kwargs", "input_size"}
+_SHOWN_METADATA = {"class_names", "seg_class_names", "parameters", "gflops", "architecture", "arch_kwargs", "input_size",
+                   "preprocessing.input_size"}
 # A checkpoint's training record is long; `info` shows what identifies the run and how good it was.
 _TRAINING_KEYS = ("model", "data.image_size", "epochs", "batch_size", "run_name")
 _HEADLINE_METRICS = ("balanced_accuracy", "macro_f1", "accuracy", "gas_iou", "joint")
@@ -44,16 +45,17 @@ def _flatten(value: Any, prefix: str) -> dict[str, Any]:
 
 def _text(value: Any) -> str:
     if isinstance(value, float):
-        return f"{value:.4g}"
+        return str(int(value)) if value.is_integer() and abs(value) < 1e15 else f"{value:.4g}"
     if isinstance(value, (list, tuple)):
         return ", ".join(_text(v) for v in value)
     return str(value)
 
 
 def tidy_details(details: dict[str, Any]) -> dict[str, str]:
-    """Flat, sorted, empty values left out, each value one readable string."""
+    """Flat, sorted, empty values and what has its own row left out, each value one readable string."""
     flat = _flatten(details, "")
-    return {key: _text(flat[key]) for key in sorted(flat) if flat[key] not in (None, "", [], {})}
+    return {key: _text(flat[key]) for key in sorted(flat)
+            if flat[key] not in (None, "", [], {}) and key not in _SHOWN_METADATA}
 
 
 def _checkpoint_details(provenance: dict[str, Any]) -> dict[str, Any]:
@@ -124,7 +126,7 @@ def _checkpoint_info(path: Path) -> ModelInfo:
         outputs=outputs,
         class_names=ckpt.class_names,
         seg_class_names=ckpt.seg_class_names,
-        details=tidy_details(_checkpoint_details(ckpt.provenance)),
+        details=tidy_details(_checkpoint_details(ckpt.provenance) | {"preprocessing": ckpt.preprocessing.to_dict()}),
     )
 
 
