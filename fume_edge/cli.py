@@ -116,7 +116,7 @@ def _parse_size(text: Optional[str], flag: str = "--size") -> Optional[tuple[int
 def export(
     checkpoint: Path = typer.Argument(..., help="fume-edge checkpoint (.pt) from `train` or `import`."),
     output: Path = typer.Option(Path("engines/fume.onnx"), "-o", "--output", help="ONNX file to write."),
-    size: Optional[str] = typer.Option(None, help="Static input size WIDTHxHEIGHT \\[default: the checkpoint's]."),
+    size: Optional[str] = typer.Option(None, help="Input size WIDTHxHEIGHT of the graph, multiples of 32 \\[default: 640x480, the deployment size, whatever the training size]."),
     logits: bool = typer.Option(False, "--logits", help="Also output raw seg logits (for parity checks)."),
     fp16: bool = typer.Option(False, "--fp16", help="Half-precision compute, float32 I/O (strongly typed TensorRT ≥ 11)."),
     simplify: bool = typer.Option(True, "--simplify/--no-simplify", help="Simplify with onnxsim."),
