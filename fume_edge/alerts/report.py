@@ -20,7 +20,7 @@ from fume_edge.errors import FumeEdgeError
 
 _AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
-WIDE_FROM = 120  # terminal columns from which every column fits; narrower terminals get the short table
+WIDE_FROM = 140  # terminal columns from which every column fits; narrower terminals get the short table
 _STATE_STYLE = {"start": "bold red", "update": "yellow", "end": "green"}
 
 
