@@ -126,5 +126,7 @@ def quantize_command(model: Path, calib: Path, output: Path | None, options: Qua
         raise typer.Exit(code=1)
     note = " [yellow](written with --force, outside the limits)[/]" if not result.report.passed else ""
     console.print(f"wrote {result.output}{note}")
-    device = " --device tensorrt   (on the Jetson)" if options.target == "tensorrt" else ""
-    print_next(f"fume-edge run --co2 SRC --ch4 SRC --model {result.output}{device}")
+    if options.target == "tensorrt":
+        print_next(f"fume-edge build-engine {result.output} --int8   (on the Jetson that will run it)")
+    else:
+        print_next(f"fume-edge run --co2 SRC --ch4 SRC --model {result.output}")
