@@ -41,7 +41,8 @@ def main() -> None:
             raise
         extra = _EXTRA_FOR_MODULE[package]
         err_console.print(f"[bold red]error:[/] this command needs {package}, which this install lacks; "
-                          f"install it with: pip install 'fume-edge\\[{extra}]'", highlight=False, soft_wrap=True)
+                          f"install it with: pip install 'fume-edge\\[{extra}]' (from a clone of the repository: "
+                          f"pip install -e '.\\[{extra}]')", highlight=False, soft_wrap=True)
         sys.exit(2)
 
 
@@ -60,16 +61,20 @@ def _root(
 @app.command("import")
 def import_cmd(
     path: Path = typer.Argument(..., help="FUME research checkpoint (.pth/.pt): model_state_dict, state_dict or bare."),
-    output: Optional[Path] = typer.Option(None, "-o", "--output", help="fume-edge checkpoint to write [default: PATH with .fume.pt]."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="fume-edge checkpoint to write \\[default: PATH with .fume.pt]."),
     uint16_range: Optional[str] = typer.Option(None, "--uint16-range", help="LOW,HIGH raw 16-bit counts the research "
                                                "model's thermal frames were scaled from \\[default: 0,65535]."),
+    input_size: Optional[str] = typer.Option(None, "--input-size", help="WIDTHxHEIGHT the research model was trained at \\[default: its config's data.image_size, else 640x480]."),
+    class_names: Optional[str] = typer.Option(None, "--class-names", help="pH class names in head order, comma-separated \\[default: its config's, else Healthy,Transitional,Acidotic]."),
 ) -> None:
     """Import a FUME research checkpoint into a fume-edge checkpoint (weights-only loading, strict keys)."""
     from fume_edge.model.checkpoint import save_checkpoint
     from fume_edge.deploy.reports import print_import_summary
-    from fume_edge.deploy.upstream_import import import_research_checkpoint
+    from fume_edge.deploy.upstream_import import ImportOptions, import_research_checkpoint
 
-    result = import_research_checkpoint(path, uint16_range=_parse_range("--uint16-range", uint16_range))
+    names = [n.strip() for n in class_names.split(",")] if class_names else None
+    options = ImportOptions(_parse_size(input_size, "--input-size"), names, _parse_range("--uint16-range", uint16_range))
+    result = import_research_checkpoint(path, options)
     out = output or path.with_name(path.stem + ".fume.pt")
     save_checkpoint(result.checkpoint, out)
     print_import_summary(result, out)
@@ -77,7 +82,7 @@ def import_cmd(
 
 @app.command()
 def info(
-    model: Optional[Path] = typer.Argument(None, help="Model file (.pt, .onnx, .engine) [default: the bundled model]."),
+    model: Optional[Path] = typer.Argument(None, help="Model file (.pt, .onnx, .engine) \\[default: the bundled model]."),
 ) -> None:
     """Describe a model: parameters, GFLOPs, inputs/outputs, classes and provenance."""
     from fume_edge.deploy.model_info import model_info
@@ -97,13 +102,13 @@ def _parse_range(flag: str, text: Optional[str]) -> Optional[tuple[float, float]
     return low, high
 
 
-def _parse_size(text: Optional[str]) -> Optional[tuple[int, int]]:
+def _parse_size(text: Optional[str], flag: str = "--size") -> Optional[tuple[int, int]]:
     if text is None:
         return None
     try:
         width, height = (int(v) for v in text.lower().split("x"))
     except ValueError:
-        raise FumeEdgeError(f"--size {text!r}: expected WIDTHxHEIGHT, e.g. 640x480") from None
+        raise FumeEdgeError(f"{flag} {text!r}: expected WIDTHxHEIGHT, e.g. 640x480") from None
     return width, height
 
 
@@ -111,11 +116,11 @@ def _parse_size(text: Optional[str]) -> Optional[tuple[int, int]]:
 def export(
     checkpoint: Path = typer.Argument(..., help="fume-edge checkpoint (.pt) from `train` or `import`."),
     output: Path = typer.Option(Path("engines/fume.onnx"), "-o", "--output", help="ONNX file to write."),
-    size: Optional[str] = typer.Option(None, help="Static input size WIDTHxHEIGHT [default: the checkpoint's]."),
+    size: Optional[str] = typer.Option(None, help="Input size WIDTHxHEIGHT of the graph, multiples of 32 \\[default: 640x480, the deployment size, whatever the training size]."),
     logits: bool = typer.Option(False, "--logits", help="Also output raw seg logits (for parity checks)."),
     fp16: bool = typer.Option(False, "--fp16", help="Half-precision compute, float32 I/O (strongly typed TensorRT ≥ 11)."),
     simplify: bool = typer.Option(True, "--simplify/--no-simplify", help="Simplify with onnxsim."),
-    check_data: Optional[Path] = typer.Option(None, "--check-data", help="Paired CSV for the parity check [default: synthetic pairs]."),
+    check_data: Optional[Path] = typer.Option(None, "--check-data", help="Paired CSV for the parity check \\[default: synthetic pairs]."),
     check_pairs: int = typer.Option(6, "--check-pairs", min=1, help="How many pairs the parity check runs."),
     mask_scale: int = typer.Option(1, "--mask-scale", help="Seg masks at 1/N of the input size (1, 2, 4, 8): faster output path; 1 is exact."),
 ) -> None:
@@ -135,8 +140,8 @@ def export(
 def pair(
     annotations: Path = typer.Argument(..., help="Annotation CSV: image, mask, gas, ph, animal_id, session_id, timestamp."),
     out_dir: Path = typer.Option(..., "-o", "--out", help="Folder for paired_{train,val,test}.csv."),
-    tolerance: Optional[float] = typer.Option(None, "--tolerance", help="Max CO2-CH4 time difference in seconds [default: data.yaml pairing.tolerance_s]."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Split seed [default: data.yaml pairing.seed]."),
+    tolerance: Optional[float] = typer.Option(None, "--tolerance", help="Max CO2-CH4 time difference in seconds \\[default: data.yaml pairing.tolerance_s]."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Split seed \\[default: data.yaml pairing.seed]."),
     config: Optional[Path] = typer.Option(None, "--config", help="Data YAML overriding fume_edge/configs/data.yaml."),
 ) -> None:
     """Pair CO2 and CH4 frames (same animal and session, nearest in time) and split train/val/test by animal."""
@@ -151,9 +156,10 @@ def synth(
     pairs: int = typer.Option(1000, "--pairs", help="CO2/CH4 pairs to render (extra single CO2 frames follow data.yaml co2_share)."),
     seed: int = typer.Option(0, "--seed", help="Random seed; the same seed gives the same files."),
     videos: bool = typer.Option(False, "--videos", help="Write paired CO2/CH4 videos with per-frame ground truth instead of a frame dataset."),
-    workers: Optional[int] = typer.Option(None, "--workers", help="Processes rendering frames [default: all cores]."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Processes rendering frames \\[default: all cores]."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a non-empty output folder (only once the new one is complete)."),
-    fps: Optional[float] = typer.Option(None, "--fps", help="Videos: frames per second."),
+    seconds: Optional[float] = typer.Option(None, "--seconds", min=0.1, help="Videos: length in seconds, the pH segments scaled to fit \\[default: data.yaml synthetic.video.segments, 24 s]."),
+    fps: Optional[float] = typer.Option(None, "--fps", help="Videos: frames per second \\[default: data.yaml synthetic.video.fps, 10]."),
     clock_offset: Optional[float] = typer.Option(None, "--clock-offset", help="Videos: CH4 camera clock minus CO2 camera clock, seconds."),
     jitter: Optional[float] = typer.Option(None, "--jitter", help="Videos: timestamp jitter (uniform ±), seconds."),
     drop_rate: Optional[float] = typer.Option(None, "--drop-rate", help="Videos: chance that a camera drops a frame."),
@@ -165,7 +171,7 @@ def synth(
 
     synth_command(
         out_dir, pairs=pairs, seed=seed, videos=videos, workers=workers, overwrite=overwrite, config_path=config,
-        fps=fps, clock_offset_s=clock_offset, jitter_s=jitter, drop_rate=drop_rate, outage=outage,
+        fps=fps, clock_offset_s=clock_offset, jitter_s=jitter, drop_rate=drop_rate, outage=outage, seconds=seconds,
     )
 
 
@@ -177,11 +183,12 @@ def alerts(
     as_json: bool = typer.Option(False, "--json", help="One JSON event per line (the JSONL/MQTT schema) instead of a table."),
     limit: Optional[int] = typer.Option(None, "--limit", help="Only the newest N events."),
     subject: Optional[str] = typer.Option(None, "--subject", help="Only events raised while this animal or sample id was set."),
+    wide: bool = typer.Option(False, "--wide", help="All columns (gas areas, frames, snapshot) for a wide terminal."),
 ) -> None:
     """List or export alert events (read-only; safe while `run` is writing)."""
     from fume_edge.alerts.report import show_alerts
 
-    show_alerts(db, since=since, alert_type=alert_type, as_json=as_json, limit=limit, subject=subject)
+    show_alerts(db, since=since, alert_type=alert_type, as_json=as_json, limit=limit, subject=subject, wide=wide)
 
 
 @app.command()
@@ -198,16 +205,21 @@ def tag(
 @app.command()
 def train(
     config: Optional[Path] = typer.Option(None, "--config", help="Training YAML overriding fume_edge/configs/train.yaml."),
-    data: Optional[Path] = typer.Option(None, "--data", help="Folder with paired_{train,val}.csv (default: data.root of the config)."),
-    model: Optional[str] = typer.Option(None, "--model", help="Registered model name (default: the config's model)."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Folder with paired_{train,val}.csv \\[default: data.root of the config]."),
+    model: Optional[str] = typer.Option(None, "--model", help="Registered model name \\[default: the config's model]."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="RUN/last.pt: continue that run in its folder (its own config unless --config)."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", min=1, help="Epochs to train \\[default: the config's epochs, 100]."),
+    size: Optional[str] = typer.Option(None, "--size", help="Training input WIDTHxHEIGHT \\[default: the config's data.image_size, 640x480]."),
+    batch: Optional[int] = typer.Option(None, "--batch", min=1, help="Batch size \\[default: the config's batch_size, 8]."),
+    name: Optional[str] = typer.Option(None, "--name", help="Run folder name under runs/ \\[default: MODEL-TIMESTAMP]."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Live progress bars."),
 ) -> None:
     """Train a model; under `torchrun --nproc_per_node N --no-python fume-edge train ...` with DDP."""
     from fume_edge.console import console
     from fume_edge.train.trainer import command_config, train as run_training
 
-    run_training(command_config(config, resume, data, model), resume=resume, console=console, show_progress=progress)
+    resolved = command_config(config, resume, data, model, epochs=epochs, size=_parse_size(size), batch=batch, name=name)
+    run_training(resolved, resume=resume, console=console, show_progress=progress)
 
 
 @app.command("eval")
@@ -284,16 +296,17 @@ def calibrate(
 def quantize(
     model: Path = typer.Argument(..., help="FP32 ONNX from `fume-edge export`."),
     calib: Path = typer.Option(..., "--calib", help="Calibration folder from `fume-edge calibrate`."),
-    output: Path = typer.Option(Path("engines/fume.int8.onnx"), "-o", "--output", help="QDQ INT8 ONNX to write."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="QDQ INT8 ONNX to write \\[default: MODEL.TARGET.int8.onnx beside MODEL]."),
     target: str = typer.Option("tensorrt", "--target", help="tensorrt (symmetric int8, zero points 0) or cpu (uint8 activations, fast in ONNX Runtime)."),
     method: str = typer.Option("minmax", "--method", help="Calibration method: minmax, entropy or percentile."),
     exclude: Optional[list[str]] = typer.Option(None, "--exclude", help="Keep in float: a node name, op type or name pattern ('/model/fusion/*'); repeatable."),
     sensitivity: bool = typer.Option(False, "--sensitivity", help="Measure each node's quantization error and keep the worst in float until the limits hold."),
     max_float: int = typer.Option(16, "--max-float", min=1, help="Sensitivity search: most nodes it may keep in float."),
-    sensitivity_ops: Optional[list[str]] = typer.Option(None, "--sensitivity-op", help="Sensitivity search: only rank these op types (repeatable) [default: all]."),
+    sensitivity_ops: Optional[list[str]] = typer.Option(None, "--sensitivity-op", help="Sensitivity search: only rank these op types (repeatable) \\[default: all]."),
     modalities: str = typer.Option("all", "--modalities", help="Calibrate on both-present pairs only (both) or also one camera off (all)."),
-    val: Optional[Path] = typer.Option(None, "--val", help="Paired CSV for the accuracy report [default: held-back calibration pairs]."),
+    val: Optional[Path] = typer.Option(None, "--val", help="Paired CSV for the accuracy report \\[default: held-back calibration pairs]."),
     force: bool = typer.Option(False, "--force", help="Write the model even if it breaks the accuracy limits."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file."),
 ) -> None:
     """Quantize an FP32 ONNX to QDQ INT8 and check its accuracy against FP32 (exit 1 past the limits)."""
     from fume_edge.deploy.quantize import QuantizeOptions
@@ -302,7 +315,7 @@ def quantize(
     options = QuantizeOptions(target=target, method=method, exclude=tuple(exclude or ()), sensitivity=sensitivity,
                               max_float=max_float, sensitivity_ops=tuple(sensitivity_ops or ()),
                               modalities=modalities, force=force)
-    quantize_command(model, calib, output, options, val)
+    quantize_command(model, calib, output, options, val, overwrite)
 
 
 @app.command()

@@ -26,6 +26,7 @@ def test_missing_extra_is_one_line_naming_it(tmp_path) -> None:
     assert done.returncode == 2
     assert "Traceback" not in done.stderr and done.stderr.strip().count("\n") == 0
     assert "pip install 'fume-edge[export]'" in done.stderr
+    assert "pip install -e '.[export]'" in done.stderr  # the form that works in a clone
 
 
 def test_version() -> None:

@@ -36,7 +36,7 @@ def _random_checkpoint(tmp_path: Path, name: str, seed: int = 0) -> Path:
 
 @pytest.mark.parametrize("name", list_models())
 def test_every_model_exports_with_parity(tmp_path: Path, name: str) -> None:
-    job = export_and_check(_random_checkpoint(tmp_path, name), tmp_path / f"{name}.onnx", check_count=3)
+    job = export_and_check(_random_checkpoint(tmp_path, name), tmp_path / f"{name}.onnx", size=SMALL, check_count=3)
     assert job.parity.passed, job.parity.failures
     graph = onnx.load(str(tmp_path / f"{name}.onnx"))
     assert graph.opset_import[0].version == OPSET
@@ -69,7 +69,7 @@ def test_onnx_backend_prediction_equals_torch_backend(imported_checkpoint: Path,
 
 def test_fp16_export_keeps_float32_io_and_labels(tmp_path: Path) -> None:
     ckpt = _random_checkpoint(tmp_path, "fume_fastscnn")
-    job = export_and_check(ckpt, tmp_path / "fp16.onnx", fp16=True, check_count=3)
+    job = export_and_check(ckpt, tmp_path / "fp16.onnx", size=SMALL, fp16=True, check_count=3)
     assert job.parity.passed, job.parity.failures
     assert all(row.label_agreement >= 0.999 for row in job.parity.rows)
     graph = onnx.load(str(tmp_path / "fp16.onnx")).graph

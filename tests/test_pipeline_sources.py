@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -48,7 +49,8 @@ def test_unreadable_video_and_empty_folder_are_one_clear_line(tmp_path: Path) ->
 def test_video_file_gives_media_time_from_fps_or_timestamps_and_loops(tmp_path: Path) -> None:
     paths = synthetic_videos(tmp_path / "v", fps=10.0, seconds=0.5, clock_offset_s=0.2, jitter_s=0.004,
                              drop_rate=0.0)
-    by_fps = open_reader(str(paths["ch4"]), "ch4", run_config(tmp_path, {"sources": {"loop": True}}))
+    alone = Path(shutil.copy(paths["ch4"], tmp_path / "alone.avi"))  # no alone.csv beside it: times from its fps
+    by_fps = open_reader(str(alone), "ch4", run_config(tmp_path, {"sources": {"loop": True}}))
     times = [by_fps.read()[1] for _ in range(12)]  # type: ignore[index]
     assert by_fps.fps == pytest.approx(10.0) and not by_fps.live
     assert times == pytest.approx([k / 10 for k in range(12)])  # 5 frames, looped: time goes on

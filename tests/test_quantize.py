@@ -232,3 +232,24 @@ def test_quantize_command_cpu_target(fp32: Path, calib: Path, dataset: Path, tmp
     assert activations and all(zp.dtype == np.uint8 for zp in activations)
     assert all(constants[dq.input[0]].dtype == np.int8 for dq, _ in _weight_dequantizers(model))
     assert any("zero point is uint8" in p for p in check_tensorrt_compatible(model))
+
+
+def test_outputs_are_named_by_target_and_never_overwritten_silently(fp32: Path, calib: Path, tmp_path: Path) -> None:
+    from fume_edge.deploy.quantize_command import int8_path, quantize_command
+
+    assert int8_path(Path("engines/fume.onnx"), "cpu") == Path("engines/fume.cpu.int8.onnx")
+    assert int8_path(Path("engines/fume.onnx"), "tensorrt") == Path("engines/fume.tensorrt.int8.onnx")
+    taken = tmp_path / "taken.onnx"
+    taken.write_bytes(b"keep me")
+    with pytest.raises(FumeEdgeError, match="taken.onnx: already exists; pass --overwrite"):
+        quantize_command(fp32, calib, taken, QuantizeOptions(target="cpu"), None)
+    assert taken.read_bytes() == b"keep me"
+
+
+def test_run_warns_when_a_tensorrt_int8_model_runs_on_the_cpu(trt_int8: Path, fp32: Path) -> None:
+    from fume_edge.pipeline.advice import backend_warnings
+
+    with OnnxBackend(trt_int8, device="cpu") as backend:
+        assert any("--target cpu" in w for w in backend_warnings(backend, trt_int8))
+    with OnnxBackend(fp32, device="cpu") as backend:
+        assert backend_warnings(backend, fp32) == []

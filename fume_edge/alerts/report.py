@@ -10,6 +10,7 @@ import re
 import time
 from pathlib import Path
 
+from rich import box
 from rich.table import Table
 
 from fume_edge.alerts.event import ALERT_TYPES, AlertEvent, parse_iso
@@ -19,6 +20,7 @@ from fume_edge.errors import FumeEdgeError
 
 _AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+WIDE_FROM = 140  # terminal columns from which every column fits; narrower terminals get the short table
 _STATE_STYLE = {"start": "bold red", "update": "yellow", "end": "green"}
 
 
@@ -34,7 +36,22 @@ def parse_since(text: str, now: float) -> float:
                             "(30m, 2h, 7d)") from None
 
 
-def _table(events: list[AlertEvent], db: Path) -> Table:
+def _narrow_table(events: list[AlertEvent], db: Path) -> Table:
+    """What fits 80 columns: when, what, which alert, and the most likely pH class (`--wide` shows the rest)."""
+    table = Table(title=f"{len(events)} alert event{'' if len(events) == 1 else 's'} in {db}", title_justify="left",
+                  box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0), show_edge=False, caption="--wide: every column; --json: every field",
+                  caption_justify="left")
+    for name in ("time (UTC)", "type", "state", "alert", "cameras", "pH"):
+        table.add_column(name, no_wrap=name != "state")
+    for e in events:
+        top = max((e.probs or {}).items(), key=lambda item: item[1], default=None)
+        state = e.state + (f" ({e.reason})" if e.reason else "")
+        table.add_row(e.time[5:19].replace("T", " "), e.type, f"[{_STATE_STYLE[e.state]}]{state}[/]", e.id[:8],
+                      ",".join(e.camera_ids), "-" if top is None else f"{top[0][0]} {top[1]:.2f}")
+    return table
+
+
+def _wide_table(events: list[AlertEvent], db: Path) -> Table:
     table = Table(title=f"{len(events)} alert event{'' if len(events) == 1 else 's'} in {db}", title_justify="left")
     for name in ("time (UTC)", "type", "state", "alert", "subject", "cameras", "pH (smoothed)", "gas area", "frames",
                  "snapshot"):
@@ -50,7 +67,7 @@ def _table(events: list[AlertEvent], db: Path) -> Table:
 
 
 def show_alerts(db: Path, *, since: str | None = None, alert_type: str | None = None, as_json: bool = False,
-                limit: int | None = None, subject: str | None = None) -> None:
+                limit: int | None = None, subject: str | None = None, wide: bool = False) -> None:
     """Print the events of `db` (oldest first; `limit` keeps the newest) as a table, or as JSON lines."""
     if alert_type is not None and alert_type not in ALERT_TYPES:
         raise FumeEdgeError(f"--type {alert_type!r}: not an alert type; use one of {', '.join(ALERT_TYPES)}")
@@ -63,4 +80,4 @@ def show_alerts(db: Path, *, since: str | None = None, alert_type: str | None = 
         for event in events:
             print(event.to_json())
     else:
-        console.print(_table(events, db))
+        console.print((_wide_table if wide or console.width >= WIDE_FROM else _narrow_table)(events, db))

@@ -14,12 +14,12 @@ from pathlib import Path
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from fume_edge.console import console
+from fume_edge.console import console, print_next
 from fume_edge.data.config import DataConfig, Outage, VideoConfig, load_data_config
 from fume_edge.data.pairing import KINDS, PairingReport, run_pairing
 from fume_edge.data.split import SPLITS
 from fume_edge.data.synth_dataset import plan_sessions, write_synthetic_dataset
-from fume_edge.data.synth_video import video_frame_count, write_paired_videos
+from fume_edge.data.synth_video import stretch_to, video_frame_count, write_paired_videos
 from fume_edge.errors import FumeEdgeError
 from fume_edge.labels import PH_CLASS_NAMES
 
@@ -62,6 +62,7 @@ def pair_command(
     for warning in report.warnings:
         console.print(f"[yellow]warning:[/] {warning}")
     console.print(f"wrote {', '.join(str(p) for p in report.files.values())}")
+    print_next(f"fume-edge train --data {out_dir} --name NAME")
 
 
 def parse_outage(text: str) -> Outage:
@@ -100,6 +101,7 @@ def synth_command(
     jitter_s: float | None = None,
     drop_rate: float | None = None,
     outage: str | None = None,
+    seconds: float | None = None,
 ) -> None:
     config: DataConfig = load_data_config(config_path)
     synthetic = config.synthetic
@@ -107,6 +109,7 @@ def synth_command(
     if videos:
         video = _video_overrides(synthetic.video, fps=fps, clock_offset_s=clock_offset_s, jitter_s=jitter_s,
                                  drop_rate=drop_rate, outage=outage)
+        video = stretch_to(video, seconds) if seconds is not None else video
         synthetic = dataclasses.replace(synthetic, video=video)
         with _progress() as progress:
             task = progress.add_task("rendering videos", total=2 * video_frame_count(video))
@@ -114,6 +117,7 @@ def synth_command(
                                         on_frames=lambda n: progress.advance(task, n))
         console.print(f"wrote {', '.join(str(p) for p in paths.values())} and their per-frame CSVs "
                       f"in {time.perf_counter() - started:.1f} s")
+        print_next(f"fume-edge run --co2 {paths['co2']} --ch4 {paths['ch4']} --pacing fast --model MODEL.onnx")
         return
     plans = plan_sessions(synthetic, config.ph_classes, pairs, seed)
     total = sum(plan.frames for plan in plans)
@@ -124,5 +128,6 @@ def synth_command(
                                            on_frames=lambda n: progress.advance(task, n))
     console.print(
         f"wrote {total} frames ({pairs} pairs) of {len({p.animal_id for p in plans})} animals in {len(plans)} "
-        f"sessions to {out_dir} in {time.perf_counter() - started:.1f} s; next: fume-edge pair {csv_path} -o DIR"
+        f"sessions to {out_dir} in {time.perf_counter() - started:.1f} s"
     )
+    print_next(f"fume-edge pair {csv_path} -o {out_dir.parent if out_dir.parent != Path('.') else 'DIR'}")

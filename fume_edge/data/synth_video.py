@@ -15,6 +15,7 @@ and `outage` (1: lost to the outage).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
@@ -36,6 +37,19 @@ FOURCC = "MJPG"
 def video_frame_count(video: VideoConfig) -> int:
     """Captures scheduled per camera."""
     return int(round(sum(s.seconds for s in video.segments) * video.fps))
+
+
+def stretch_to(video: VideoConfig, seconds: float) -> VideoConfig:
+    """The same pH story lasting `seconds`: every segment scaled by one factor (`synth --videos --seconds N`).
+
+    The run's alert timings are minutes of sustained probability on a barn; a video long enough to show them
+    keeps each segment's share of the story.
+    """
+    if seconds <= 0:
+        raise FumeEdgeError(f"--seconds {seconds:g}: expected a positive number of seconds")
+    factor = seconds / sum(s.seconds for s in video.segments)
+    return dataclasses.replace(video, segments=tuple(dataclasses.replace(s, seconds=s.seconds * factor)
+                                                     for s in video.segments))
 
 
 def ph_at(video: VideoConfig, t: float) -> float:

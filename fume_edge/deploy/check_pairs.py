@@ -39,20 +39,22 @@ def synthetic_check_pairs(count: int, preprocessing: Preprocessing, seed: int = 
 
 
 def csv_check_pairs(paired_csv: str | Path, count: int, preprocessing: Preprocessing) -> list[Pair]:
-    """`count` samples spread evenly over a paired CSV; single-gas samples keep their own modality mask."""
+    """`count` checks from paired rows spread evenly over a paired CSV, each masked into the next modality case.
+
+    Single-gas rows are skipped: masking a real pair gives all three cases, so the check never depends on how
+    many pairs a split happens to hold or where they sit in the file.
+    """
     from fume_edge.data.images import load_frame
     from fume_edge.data.records import read_samples
 
-    samples = read_samples(paired_csv)
+    samples = [s for s in read_samples(paired_csv) if s.co2 is not None and s.ch4 is not None]
     if not samples:
-        raise FumeEdgeError(f"{paired_csv}: no samples; pass a paired CSV written by `fume-edge pair`")
-    picks = np.linspace(0, len(samples) - 1, num=min(count, len(samples))).round().astype(int)
-    blank = np.zeros(preprocessing.input_size[::-1], dtype=np.float32)
+        raise FumeEdgeError(f"{paired_csv}: no row holds both gases, so the parity check cannot cover both-gas, "
+                            "CO2-only and CH4-only inputs; pass a paired CSV with pairs (`fume-edge pair`)")
+    picks = np.linspace(0, len(samples) - 1, num=count).round().astype(int)
     pairs = []
     for i, index in enumerate(picks):
         sample = samples[index]
-        frames = [sample.frame(gas) for gas in ("co2", "ch4")]
-        co2, ch4 = (blank if f is None else load_frame(f.image, preprocessing) for f in frames)
-        case = sample.modality_mask if None in frames else MODALITY_CASES[i % len(MODALITY_CASES)]
-        pairs.append(_pair(co2, ch4, case))
+        co2, ch4 = (load_frame(sample.frame(gas).image, preprocessing) for gas in ("co2", "ch4"))
+        pairs.append(_pair(co2, ch4, MODALITY_CASES[i % len(MODALITY_CASES)]))
     return pairs

@@ -25,6 +25,69 @@ class ModelInfo:
     details: dict[str, Any] = field(default_factory=dict)
 
 
+# Shown in their own rows of `info`, so not repeated among the details.
+_SHOWN_METADATA = {"class_names", "seg_class_names", "parameters", "gflops", "architecture", "arch_kwargs", "input_size",
+                   "preprocessing.input_size"}
+# A checkpoint's training record is long; `info` shows what identifies the run and how good it was.
+_TRAINING_KEYS = ("model", "data.image_size", "epochs", "batch_size", "run_name")
+_HEADLINE_METRICS = ("balanced_accuracy", "macro_f1", "accuracy", "gas_iou", "joint")
+
+
+def _flatten(value: Any, prefix: str) -> dict[str, Any]:
+    """Nested mappings as dotted keys (`quant.report.balanced_accuracy.int8`)."""
+    if isinstance(value, dict):
+        flat: dict[str, Any] = {}
+        for key, inner in value.items():
+            flat.update(_flatten(inner, f"{prefix}.{key}" if prefix else str(key)))
+        return flat
+    return {prefix: value}
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() and abs(value) < 1e15 else f"{value:.4g}"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_text(v) for v in value)
+    return str(value)
+
+
+def tidy_details(details: dict[str, Any]) -> dict[str, str]:
+    """Flat, sorted, empty values and what has its own row left out, each value one readable string."""
+    flat = _flatten(details, "")
+    return {key: _text(flat[key]) for key in sorted(flat)
+            if flat[key] not in (None, "", [], {}) and key not in _SHOWN_METADATA}
+
+
+def _checkpoint_details(provenance: dict[str, Any]) -> dict[str, Any]:
+    details = {k: v for k, v in provenance.items() if k not in ("config", "metrics")}
+    config = _flatten(provenance.get("config") or {}, "")
+    details["training"] = {key: config[key] for key in _TRAINING_KEYS if key in config}
+    metrics = provenance.get("metrics") or {}
+    headline = {k.removeprefix("val_"): v for k, v in metrics.items() if k.removeprefix("val_") in _HEADLINE_METRICS}
+    details["metrics"] = headline or {k: v for k, v in metrics.items() if k != "epoch"}  # imported: best_metric
+    return details
+
+
+def _onnx_details(meta: dict[str, str]) -> dict[str, Any]:
+    """fume-edge's metadata without the `fume_edge.` prefix or what has its own row; JSON values parsed."""
+    import json
+
+    details: dict[str, Any] = {}
+    for key, raw in meta.items():
+        name = key.removeprefix("fume_edge.")
+        if not key.startswith("fume_edge.") or name in _SHOWN_METADATA:
+            continue
+        try:
+            value = json.loads(raw) if raw[:1] in "[{" else raw
+        except ValueError:
+            value = raw
+        if name == "quant.excluded_nodes" and isinstance(value, list):
+            value = f"{len(value)}: " + ", ".join(str(node).rsplit("/", 2)[-2] + "/" + str(node).rsplit("/", 1)[-1]
+                                                  if "/" in str(node) else str(node) for node in value)
+        details[name] = value
+    return details
+
+
 def profile_forward(model: Any, input_size: tuple[int, int]) -> tuple[float, list[TensorSpec]]:
     """One forward pass at (width, height): GFLOPs (multiply and add counted apart) and the outputs it returns."""
     import torch
@@ -63,7 +126,7 @@ def _checkpoint_info(path: Path) -> ModelInfo:
         outputs=outputs,
         class_names=ckpt.class_names,
         seg_class_names=ckpt.seg_class_names,
-        details={k: v for k, v in ckpt.provenance.items() if v not in (None, {}, "")},
+        details=tidy_details(_checkpoint_details(ckpt.provenance) | {"preprocessing": ckpt.preprocessing.to_dict()}),
     )
 
 
@@ -86,9 +149,7 @@ def _metadata_info(path: Path, kind: str, meta: dict[str, str], inputs: list[Ten
         outputs=outputs,
         class_names=json.loads(meta.get("fume_edge.class_names", "[]")),
         seg_class_names=json.loads(meta.get("fume_edge.seg_class_names", "[]")),
-        details={k.removeprefix("fume_edge."): v for k, v in meta.items()
-                 if k.startswith("fume_edge.") and k not in {"fume_edge.class_names", "fume_edge.seg_class_names", "fume_edge.parameters",
-                              "fume_edge.gflops", "fume_edge.architecture", "fume_edge.arch_kwargs"}} | extra,
+        details=tidy_details(_onnx_details(meta) | extra),
     )
 
 

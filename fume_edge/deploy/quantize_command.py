@@ -17,7 +17,8 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from fume_edge.console import console
+from fume_edge.console import console, print_next
+from fume_edge.errors import FumeEdgeError
 from fume_edge.data.calibration import CalibrationRequest, build_calibration_set
 from fume_edge.data.config import load_data_config
 from fume_edge.deploy.int8_report import report_table
@@ -75,6 +76,7 @@ def calibrate_command(data: Path, output: Path, count: int, seed: int, size: tup
     if manifest["count"] < count:
         console.print(f"[yellow]warning:[/] only {manifest['count']} pairs available, fewer than --count {count}")
     console.print(f"wrote {output / 'manifest.json'} (commit it) and {output / manifest['tensors']['file']} (git-ignored)")
+    print_next(f"fume-edge quantize MODEL.onnx --calib {output} --target cpu   (or --target tensorrt for a Jetson)")
 
 
 def _sensitivity_tables(result: QuantizeResult, top: int = 10) -> list[Table]:
@@ -98,8 +100,18 @@ def _sensitivity_tables(result: QuantizeResult, top: int = 10) -> list[Table]:
     return [ranking, steps]
 
 
-def quantize_command(model: Path, calib: Path, output: Path, options: QuantizeOptions, val: Path | None) -> None:
+def int8_path(model: Path, target: str) -> Path:
+    """The default output: beside the FP32 model, named by target (`fume.onnx` → `fume.cpu.int8.onnx`), so the
+    TensorRT and CPU models of one export never overwrite each other."""
+    return model.with_name(f"{model.stem}.{target}.int8.onnx")
+
+
+def quantize_command(model: Path, calib: Path, output: Path | None, options: QuantizeOptions, val: Path | None,
+                     overwrite: bool = False) -> None:
     options.validate()
+    output = output or int8_path(model, options.target)
+    if output.exists() and not overwrite:
+        raise FumeEdgeError(f"{output}: already exists; pass --overwrite to replace it, or -o another file")
     with stage_bars() as stage, contextlib.redirect_stdout(_Discard(sys.stdout)):
         result = quantize_onnx(model, calib, output, options, val_csv=val, progress=stage)
     for table in _sensitivity_tables(result):
@@ -114,3 +126,7 @@ def quantize_command(model: Path, calib: Path, output: Path, options: QuantizeOp
         raise typer.Exit(code=1)
     note = " [yellow](written with --force, outside the limits)[/]" if not result.report.passed else ""
     console.print(f"wrote {result.output}{note}")
+    if options.target == "tensorrt":
+        print_next(f"fume-edge build-engine {result.output} --int8   (on the Jetson that will run it)")
+    else:
+        print_next(f"fume-edge run --co2 SRC --ch4 SRC --model {result.output}")

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from rich.table import Table
 
-from fume_edge.console import console
+from fume_edge.console import console, print_next
 from fume_edge.deploy.model_info import ModelInfo
 
 if TYPE_CHECKING:  # both import torch; `info` on a device renders without it
@@ -34,7 +34,7 @@ def print_model_info(info: ModelInfo) -> None:
     for spec in info.outputs:
         table.add_row(f"output {spec.name}", f"{spec.dtype} [{_shape(spec.shape)}]")
     table.add_row("pH classes", ", ".join(info.class_names))
-    table.add_row("seg classes", ", ".join(info.seg_class_names))
+    table.add_row("seg classes", ", ".join(info.seg_class_names), end_section=bool(info.details))
     for key, value in info.details.items():
         table.add_row(key, str(value))
     console.print(table)
@@ -56,6 +56,10 @@ def print_import_summary(result: "ImportResult", output: Path) -> None:
     table.add_row("source sha256", ckpt.provenance["source_sha256"][:16] + "…")
     table.add_row("written", str(output))
     console.print(table)
+    for field, flag in result.assumed.items():
+        console.print(f"[yellow]assumed:[/] {field} not in the research checkpoint; the fume-edge default is "
+                      f"recorded (state it with {flag})", soft_wrap=True)
+    print_next(f"fume-edge info {output}", f"fume-edge export {output} -o engines/{output.name.split('.')[0]}.onnx")
 
 
 def _fmt(value: float | None, spec: str) -> str:
@@ -78,8 +82,15 @@ def print_export(job: "ExportJob") -> None:
         )
     console.print(table)
     console.print("[dim]ties: differing pixels whose top two PyTorch logits are within 1e-4 (either label is right)[/]")
+    if job.size_note:
+        console.print(f"[yellow]note:[/] {job.size_note}", soft_wrap=True)
     if parity.passed:
-        console.print(f"[green]parity ok[/]: wrote {result.path}")
+        console.print(f"[green]parity ok[/]: wrote {result.path} ({job.size[0]}×{job.size[1]})")
+        size = f"{job.size[0]}x{job.size[1]}"
+        print_next(f"fume-edge calibrate --data DATA/paired_train.csv -o calibration/NAME --size {size}",
+                   f"fume-edge quantize {result.path} --calib calibration/NAME --target cpu   (or --target tensorrt "
+                   "for a Jetson)",
+                   f"fume-edge run --co2 SRC --ch4 SRC --model {result.path}")
     else:
         for failure in parity.failures:
             console.print(f"[red]parity failed[/]: {failure}")

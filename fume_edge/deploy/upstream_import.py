@@ -31,11 +31,22 @@ _SEG_OUT = "co2_seg_head.classifier.3.weight"
 
 
 @dataclass
+class ImportOptions:
+    """What the research checkpoint may not hold, as the user states it (None: the checkpoint's config, else the
+    fume-edge default, which is then reported as assumed)."""
+
+    input_size: tuple[int, int] | None = None
+    class_names: list[str] | None = None
+    uint16_range: tuple[float, float] | None = None  # raw 16-bit counts of thermal training frames
+
+
+@dataclass
 class ImportResult:
     checkpoint: Checkpoint
     parameters: int
     source_epoch: int | None
     source_metric: float | None
+    assumed: dict[str, str]  # field -> the flag that states it, for each value fume-edge had to assume
 
 
 def _extract_state_dict(obj: Any, path: Path) -> dict[str, torch.Tensor]:
@@ -67,27 +78,32 @@ def _class_count(state: dict[str, torch.Tensor], key: str, path: Path) -> int:
     return int(state[key].shape[0])
 
 
-def _names(config: dict[str, Any], key: str, default: tuple[str, ...], count: int) -> list[str]:
+def _config_names(config: dict[str, Any], key: str, count: int) -> list[str] | None:
     names = config.get("data", {}).get(key) if isinstance(config.get("data"), dict) else None
     if isinstance(names, (list, tuple)) and len(names) == count:
         return [str(n) for n in names]
+    return None
+
+
+def _default_names(default: tuple[str, ...], count: int) -> list[str]:
     return list(default) if len(default) == count else [f"class_{i}" for i in range(count)]
 
 
-def _input_size(config: dict[str, Any]) -> tuple[int, int]:
+def _config_size(config: dict[str, Any]) -> tuple[int, int] | None:
     size = config.get("data", {}).get("image_size") if isinstance(config.get("data"), dict) else None
     if isinstance(size, (list, tuple)) and len(size) == 2:
         return int(size[0]), int(size[1])
-    return INPUT_WIDTH, INPUT_HEIGHT
+    return None
 
 
-def import_research_checkpoint(path: str | Path, uint16_range: tuple[float, float] | None = None) -> ImportResult:
+def import_research_checkpoint(path: str | Path, options: ImportOptions | None = None) -> ImportResult:
     """Read a research checkpoint, infer its architecture, load it strictly, and wrap it as a fume-edge Checkpoint.
 
-    The research code scales 8-bit frames by 1/255; `uint16_range` is the raw 16-bit count range its training data
-    used, when it was thermal (default: the full 0..65535). Both are recorded as the checkpoint's preprocessing.
+    The research code scales 8-bit frames by 1/255; `options.uint16_range` is the raw 16-bit count range its
+    training data used, when it was thermal (default: the full 0..65535). Both are recorded as the checkpoint's
+    preprocessing, with the input size.
     """
-    path = Path(path)
+    path, options = Path(path), options or ImportOptions()
     obj = load_weights_file(path)
     if is_fume_edge_checkpoint(obj):
         raise FumeEdgeError(f"{path}: already a fume-edge checkpoint; use it directly")
@@ -107,14 +123,27 @@ def import_research_checkpoint(path: str | Path, uint16_range: tuple[float, floa
     config = meta.get("config") if isinstance(meta.get("config"), dict) else {}
     epoch = meta.get("epoch")
     metric = meta.get("best_metric")
+    if options.class_names is not None and len(options.class_names) != arch_kwargs["num_classes"]:
+        raise FumeEdgeError(f"--class-names: {len(options.class_names)} names given, the checkpoint's pH head has "
+                            f"{arch_kwargs['num_classes']} classes")
+    assumed: dict[str, str] = {}
+    input_size = options.input_size or _config_size(config)
+    if input_size is None:
+        input_size, assumed["input size"] = (INPUT_WIDTH, INPUT_HEIGHT), "--input-size WIDTHxHEIGHT"
+    class_names = options.class_names or _config_names(config, "class_names", arch_kwargs["num_classes"])
+    if class_names is None:
+        class_names, assumed["pH class names"] = (_default_names(PH_CLASS_NAMES, arch_kwargs["num_classes"]),
+                                                  "--class-names A,B,C")
+    seg_names = _config_names(config, "seg_class_names", arch_kwargs["num_seg_classes"])
     checkpoint = Checkpoint(
         architecture=ARCHITECTURE,
         arch_kwargs=arch_kwargs,
         state_dict={k: v.detach().clone() for k, v in model.state_dict().items()},
-        class_names=_names(config, "class_names", PH_CLASS_NAMES, arch_kwargs["num_classes"]),
-        seg_class_names=_names(config, "seg_class_names", SEG_CLASS_NAMES, arch_kwargs["num_seg_classes"]),
-        preprocessing=Preprocessing(_input_size(config), uint16_range=uint16_range or (0.0, 65535.0)),
+        class_names=class_names,
+        seg_class_names=seg_names or _default_names(SEG_CLASS_NAMES, arch_kwargs["num_seg_classes"]),
+        preprocessing=Preprocessing(input_size, uint16_range=options.uint16_range or (0.0, 65535.0)),
         provenance={
+            "assumed": sorted(assumed),
             "source": "fume-research",
             "source_file": path.name,
             "source_sha256": sha256_file(path),
@@ -127,6 +156,7 @@ def import_research_checkpoint(path: str | Path, uint16_range: tuple[float, floa
         parameters=count_parameters(model),
         source_epoch=checkpoint.provenance["epoch"],
         source_metric=float(metric) if metric is not None else None,
+        assumed=assumed,
     )
 
 

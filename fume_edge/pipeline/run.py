@@ -24,6 +24,7 @@ from fume_edge import __version__
 from fume_edge.alerts.secrets import redact_text
 from fume_edge.alerts.service import AlertService
 from fume_edge.alerts.subject import SubjectWatcher
+from fume_edge.pipeline.advice import alert_destinations, backend_warnings
 from fume_edge.assets import default_model_path
 from fume_edge.errors import FumeEdgeError
 from fume_edge.hashing import sha256_file
@@ -204,6 +205,8 @@ def run(options: RunOptions, console: Console, on_result: ResultHook | None = No
         model_path = Path(config.model.path) if config.model.path else default_model_path()
         backend = stack.enter_context(load_backend(model_path, device=config.model.device,
                                                    threads=config.model.threads))
+        for warning in backend_warnings(backend, model_path):
+            console.print(f"[yellow]warning:[/] {warning}", soft_wrap=True)
         fps = {gas: _fps(reader, gas, config) for gas, reader in readers.items()}
         tolerance = config.sync.tolerance(tuple(fps.values()))
         views = _view_worker(config.pipeline, backend, min(f or config.sync.default_fps for f in fps.values()), stack)
@@ -261,6 +264,7 @@ def run(options: RunOptions, console: Console, on_result: ResultHook | None = No
             views.close()
             stats["views"] = {"shown": views.shown, "dropped": views.dropped}
         view.summary(stats, reason)
+        console.print(f"alerts went to: {'; '.join(alert_destinations(config.sinks))}", soft_wrap=True)
         return RunResult(reason, stats)
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import io
 import os
 import sys
@@ -230,6 +231,13 @@ def check_distinct_sources(co2: str, ch4: str) -> None:
     if co2 != "synthetic" and source_identity(co2) == source_identity(ch4):
         raise FumeEdgeError(f"--ch4 {redact_text(ch4)}: the same source as --co2 {redact_text(co2)} "
                             f"({redact_text(source_identity(co2))}); each gas needs its own camera, file or folder")
+def _with_sidecar_timestamps(camera: CameraConfig, video: Path) -> CameraConfig:
+    """A video's frame times from `<video>.csv` beside it (as `synth --videos` writes), unless the config names a
+    timestamps file: recorded gaps, jitter and clock offsets then reach pairing and the alerts."""
+    sidecar = video.with_suffix(".csv")
+    if camera.timestamps or not sidecar.is_file():
+        return camera
+    return dataclasses.replace(camera, timestamps=str(sidecar))
 
 
 def open_reader(spec: str, gas: str, config: RunConfig) -> FrameReader:
@@ -255,6 +263,7 @@ def open_reader(spec: str, gas: str, config: RunConfig) -> FrameReader:
     if path.is_dir():
         return ImageFolder(name, path, camera.fps or config.sync.default_fps, sources.loop)
     if path.is_file():
-        return OpenCvSource(name, str(path), "file", camera, loop=sources.loop, default_fps=config.sync.default_fps)
+        return OpenCvSource(name, str(path), "file", _with_sidecar_timestamps(camera, path), loop=sources.loop,
+                            default_fps=config.sync.default_fps)
     raise FumeEdgeError(f"{name}: no such file, folder or camera; pass /dev/videoN or a camera index, a video "
                         "file, an image folder, an rtsp:// or http:// URL, or `synthetic`")

@@ -124,6 +124,9 @@ def _examples(outputs: Mapping[str, torch.Tensor], batch: Batch, limit: int) -> 
             sample[f"{gas}_true"] = batch[f"{gas}_mask"][i].cpu().numpy()
             if SEG_KEYS[gas] in outputs:
                 sample[f"{gas}_pred"] = outputs[SEG_KEYS[gas]][i].argmax(0).cpu().numpy()
+        sample["ph_true"] = batch["ph_class"][i].cpu().numpy()
+        if PH_LOGITS in outputs:
+            sample["ph_pred"] = outputs[PH_LOGITS][i].argmax().cpu().numpy()
         found.append(sample)
     return found
 

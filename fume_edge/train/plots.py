@@ -12,9 +12,10 @@ from typing import Mapping, Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
-from fume_edge.labels import PH_CLASS_NAMES
+from fume_edge.labels import PH_CLASS_NAMES, SEG_CLASS_NAMES
 
 # RGBA overlay colours per segmentation class: background transparent, tube blue, gas orange.
 _SEG_COLOURS = np.array([[0, 0, 0, 0], [0.15, 0.45, 1.0, 0.45], [1.0, 0.55, 0.0, 0.6]], dtype=np.float32)
@@ -77,12 +78,14 @@ def plot_overlays(samples: Sequence[Mapping[str, np.ndarray]], path: str | Path)
     """One row per sample: for each gas, the frame with the true mask and with the predicted mask.
 
     Each sample maps `co2`/`ch4` (H,W frames), `co2_true`/`co2_pred`/`ch4_true`/`ch4_pred` (H,W class ids) and
-    `co2_present`/`ch4_present` (0-d bool: the sample has that frame); a gas whose prediction is missing (a model
-    without that head) is left out of the columns, and a frame the sample lacks is drawn as "no frame".
+    `co2_present`/`ch4_present` (0-d bool: the sample has that frame), `ph_true` and, from a model with a pH head,
+    `ph_pred` (0-d class ids); a gas whose prediction is missing (a model without that head) is left out of the
+    columns, and a frame the sample lacks is drawn as "no frame". Each row is labelled with its true and predicted
+    pH class, and a key names the mask colours.
     """
     gases = [g for g in ("co2", "ch4") if samples and f"{g}_pred" in samples[0]]
     columns = [(g, kind) for g in gases for kind in ("true", "pred")]
-    fig = Figure(figsize=(3.2 * max(len(columns), 1), 2.5 * max(len(samples), 1)))
+    fig = Figure(figsize=(3.2 * max(len(columns), 1), 2.5 * max(len(samples), 1) + 0.4))
     axes = np.atleast_2d(fig.subplots(max(len(samples), 1), max(len(columns), 1), squeeze=False))
     for row, sample in enumerate(samples):
         for col, (gas, kind) in enumerate(columns):
@@ -91,7 +94,20 @@ def plot_overlays(samples: Sequence[Mapping[str, np.ndarray]], path: str | Path)
                 ax.imshow(overlay(sample[gas], sample[f"{gas}_{kind}"]))
             else:
                 ax.text(0.5, 0.5, "no frame", ha="center", va="center", transform=ax.transAxes)
-            ax.set_axis_off()
+            ax.set_xticks([])
+            ax.set_yticks([])
             if row == 0:
                 ax.set_title(f"{gas.upper()} {kind}")
+        if columns:
+            axes[row, 0].set_ylabel(ph_label(sample), fontsize=8)
+    fig.legend(handles=[Patch(color=_SEG_COLOURS[i, :3], label=name) for i, name in enumerate(SEG_CLASS_NAMES) if i],
+               loc="lower center", ncol=len(SEG_CLASS_NAMES), frameon=False, title="mask colours")
     return _save(fig, path)
+
+
+def ph_label(sample: Mapping[str, np.ndarray]) -> str:
+    """"pH true Acidotic / pred Healthy" for a row of overlays (true only for a model without a pH head)."""
+    label = f"pH true {PH_CLASS_NAMES[int(sample['ph_true'])]}"
+    if "ph_pred" in sample:
+        label += f"\npred {PH_CLASS_NAMES[int(sample['ph_pred'])]}"
+    return label

@@ -18,6 +18,7 @@ from rich.console import Console
 from torch import nn
 
 from fume_edge.config import from_mapping
+from fume_edge.console import print_next
 from fume_edge.model.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from fume_edge.errors import FumeEdgeError
 from fume_edge.labels import PH_LOGITS
@@ -170,8 +171,8 @@ class Trainer:
         result = evaluate(state.unwrap(self.model), train_data.val_loader(self.splits.val, self.config, self.ctx),
                           self.loss_fn, self.ctx.device, self.amp, keep)
         val_losses, metrics = _gathered(self.ctx, result)
-        row = {"epoch": float(epoch), "lr": lr, "seconds": time.perf_counter() - started,
-               "train_samples": float(train_losses.count), "val_samples": float(result.meter.count)}
+        row = {"epoch": epoch, "lr": lr, "seconds": time.perf_counter() - started,
+               "train_samples": int(train_losses.count), "val_samples": int(result.meter.count)}
         row.update({f"train_{k}": v for k, v in train_losses.means().items()})
         row.update({f"val_{k}": v for k, v in val_losses.items()})
         row.update({f"val_{k}": v for k, v in metrics.items()})
@@ -212,6 +213,7 @@ class Trainer:
             reason = f"early stop: {config.patience} epochs without a better {config.monitor}" if stopped else "done"
             self.console.print(f"{reason}: best {config.monitor} {self.progress.best:.4f} at epoch "
                                f"{self.progress.best_epoch}; {self.run_dir / 'best.pt'}")
+            print_next(*next_commands(config, self.run_dir), out=self.console)
         return self.run_dir
 
 
@@ -224,14 +226,26 @@ def resumed_config(path: Path) -> TrainConfig:
     return from_mapping(TrainConfig, saved, f"{path}:config")
 
 
-def command_config(config_path: Path | None, resume: Path | None, data: Path | None, model: str | None) -> TrainConfig:
+def command_config(config_path: Path | None, resume: Path | None, data: Path | None = None, model: str | None = None,
+                   *, epochs: int | None = None, size: tuple[int, int] | None = None, batch: int | None = None,
+                   name: str | None = None) -> TrainConfig:
     """The configuration `fume-edge train` runs: the YAML (or, resuming without one, the run's own), then flags."""
     config = resumed_config(resume) if resume is not None and config_path is None else load_train_config(config_path)
-    if data is not None:
-        config.data.root = str(data)
-    if model is not None:
-        config.model = model
+    flags = {"root": (config.data, data and str(data)), "model": (config, model), "epochs": (config, epochs),
+             "image_size": (config.data, size), "batch_size": (config, batch), "run_name": (config, name)}
+    for key, (target, value) in flags.items():
+        if value is not None:
+            setattr(target, key, value)
+    config.validate("command line")
+    config.data.validate("data")
     return config
+
+
+def next_commands(config: TrainConfig, run_dir: Path) -> tuple[str, ...]:
+    """What a researcher runs after training: score the best checkpoint on the test split, then export it."""
+    best = run_dir / "best.pt"
+    test_csv = Path(config.data.root or "DATA") / "paired_test.csv"
+    return (f"fume-edge eval {best} --data {test_csv}", f"fume-edge export {best} -o engines/{run_dir.name}.onnx")
 
 
 def train(config: TrainConfig, resume: Path | None = None, console: Console | None = None,

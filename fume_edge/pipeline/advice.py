@@ -1,0 +1,33 @@
+"""What `fume-edge run` tells the user around the loop: a model that will run slowly here, and where alerts went."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fume_edge.alerts.mqtt import parse_mqtt_url
+from fume_edge.alerts.worker import SinksConfig
+
+
+def backend_warnings(backend: Any, model: Path) -> list[str]:
+    """A TensorRT-target INT8 model (symmetric int8 QDQ) on ONNX Runtime's CPU provider runs slower than the FP32
+    graph it came from: say so, with the model that suits a CPU."""
+    metadata = getattr(backend, "metadata", None) or {}
+    providers = getattr(backend, "providers", None) or []
+    if metadata.get("fume_edge.quant.target") == "tensorrt" and providers[:1] == ["CPUExecutionProvider"]:
+        return [f"{model}: an INT8 model quantized for TensorRT runs on ONNX Runtime's CPU provider here, slower "
+                "than FP32; on a CPU use `fume-edge quantize FP32.onnx --calib DIR --target cpu` or the FP32 export"]
+    return []
+
+
+def alert_destinations(sinks: SinksConfig) -> list[str]:
+    """Where this run's alert events were written, each with how to read them back (no MQTT credentials)."""
+    places = [f"SQLite {sinks.sqlite.path} (list them: fume-edge alerts --db {sinks.sqlite.path})"]
+    if sinks.jsonl.path:
+        places.append(f"JSONL {sinks.jsonl.path}")
+    if sinks.mqtt.url:
+        target = parse_mqtt_url(sinks.mqtt.url)
+        places.append(f"MQTT {'mqtts' if target.tls else 'mqtt'}://{target.host}:{target.port}/{target.prefix}")
+    if sinks.snapshots.dir:
+        places.append(f"snapshots {sinks.snapshots.dir}")
+    return places
