@@ -65,11 +65,8 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 def _canonical_seg(seg: np.ndarray, contract: ModelContract | None) -> np.ndarray:
     """Seg ids in fume-edge's class order; a model with the same order (the usual case) costs nothing."""
-    if contract is None or contract.seg_order == tuple(range(len(contract.seg_order))):
-        return seg
-    table = np.zeros(256, np.int32)
-    table[list(contract.seg_order)] = np.arange(len(contract.seg_order), dtype=np.int32)
-    return table[seg]
+    lut = None if contract is None else contract.seg_lut
+    return seg if lut is None else lut[seg]
 
 
 def prediction_from_outputs(outputs: dict[str, np.ndarray], contract: ModelContract | None = None) -> Prediction:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -67,15 +68,24 @@ class ModelContract:
     def input_size(self) -> tuple[int, int]:
         return self.preprocessing.input_size
 
-    @property
+    @cached_property  # read for every prediction: mapped once
     def ph_order(self) -> tuple[int, ...]:
         """Model logit index of each of `labels.PH_CLASS_NAMES`."""
         return _order(self.class_names, PH_CLASS_NAMES, "pH class names", self.source)
 
-    @property
+    @cached_property
     def seg_order(self) -> tuple[int, ...]:
         """Model seg class id of each of `labels.SEG_CLASS_NAMES`."""
         return _order(self.seg_class_names, SEG_CLASS_NAMES, "seg class names", self.source)
+
+    @cached_property
+    def seg_lut(self) -> np.ndarray | None:
+        """Model seg id -> fume-edge seg id, or None when the model already uses fume-edge's order."""
+        if self.seg_order == tuple(range(len(self.seg_order))):
+            return None
+        table = np.zeros(256, np.int32)
+        table[list(self.seg_order)] = np.arange(len(self.seg_order), dtype=np.int32)
+        return table
 
     def expected_inputs(self) -> list[TensorSpec]:
         width, height = self.input_size
