@@ -55,11 +55,6 @@ from fume_edge.labels import GASES, PH_CLASS_NAMES
 from fume_edge.runtime.base import Prediction
 
 
-def finite_ph(prediction: Prediction) -> bool:
-    """Whether the prediction's pH probabilities (if any) are all finite: what the policy may smooth."""
-    return prediction.ph_probs is None or bool(np.isfinite(prediction.ph_probs).all())
-
-
 def _require(ok: bool, where: str, message: str) -> None:
     if not ok:
         raise FumeEdgeError(f"{where}: {message}")
@@ -194,7 +189,7 @@ class AlertPolicy:
             triggering[GAS_ABSENT] = not gas_present
             transitions.append((GAS_ABSENT, self._gas.update(mono, not gas_present, gas_present)))
         gated = self.config.gas_absent.gate_ph and gas_present is False
-        if prediction.ph_probs is not None and finite_ph(prediction) and not gated:
+        if prediction.ph_probs is not None and prediction.finite and not gated:
             self._probs = self._smoother.update(mono, prediction.ph_probs)
             for risk in self._risks:
                 value = float(self._probs[risk.class_index])

@@ -24,7 +24,6 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from fume_edge.alerts.event import AlertEvent
-from fume_edge.alerts.policy import finite_ph
 from fume_edge.alerts.service import AlertService
 from fume_edge.pipeline.capture import ENDED, CameraStream, FrameHub
 from fume_edge.pipeline.prepare import ModelInputs
@@ -162,7 +161,7 @@ class Pipeline:
         prediction = self.backend.infer(first, second, mask)
         t2 = time.perf_counter()
         c.inferences += 1
-        if not finite_ph(prediction):  # one NaN must never reach the policy: dropped, counted, shown
+        if not prediction.finite:  # one NaN must never reach the policy: dropped, counted, shown
             c.nonfinite += 1
             return
         events = self.alerts.on_prediction(pair.t, self._wall(pair.t), prediction, *images)

@@ -39,8 +39,8 @@ class Prediction:
 
     @property
     def finite(self) -> bool:
-        """False when the pH logits hold NaN/inf: such a result is dropped and counted, never fed to the policy."""
-        return self.ph_logits is None or bool(np.all(np.isfinite(self.ph_logits)))
+        """False when the pH probabilities hold NaN/inf: such a result is dropped and counted, never fed to the policy."""
+        return self.ph_probs is None or bool(np.isfinite(self.ph_probs).all())
 
     @cached_property  # read by the policy, the status panel and snapshots: count the pixels once
     def co2_gas_area(self) -> float | None:
