@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import json
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import cv2
@@ -120,9 +120,6 @@ class Preprocessing:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
-
-    def with_uint16_range(self, value_range: tuple[float, float]) -> "Preprocessing":
-        return replace(self, uint16_range=(float(value_range[0]), float(value_range[1])))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str) -> "Preprocessing":
