@@ -47,7 +47,7 @@ RESIZE_MODES = frozenset({"nearest", "linear"})
 RESIZE_COORDINATE_MODES = frozenset({"half_pixel", "pytorch_half_pixel", "tf_half_pixel_for_nn", "asymmetric", "align_corners"})
 # ONNX types TensorRT binds as engine inputs/outputs, per version (its DataType list: UINT8 I/O from 8.5, INT64 and
 # BF16 from 10.0; FP8/INT4/FP4 are internal types, not I/O here).
-_IO_8_6 = {TensorProto.FLOAT: "float32", TensorProto.FLOAT16: "float16", TensorProto.INT8: "int8",
+_IO_8_6: dict[int, str] = {TensorProto.FLOAT: "float32", TensorProto.FLOAT16: "float16", TensorProto.INT8: "int8",
            TensorProto.INT32: "int32", TensorProto.BOOL: "bool", TensorProto.UINT8: "uint8"}
 _IO_10 = _IO_8_6 | {TensorProto.INT64: "int64", TensorProto.BFLOAT16: "bfloat16"}
 IO_TYPES: dict[str, dict[int, str]] = {"8.6": _IO_8_6, "10": _IO_10, "11": _IO_10}

@@ -103,7 +103,7 @@ CROSS_MAJOR_COMPATIBLE = frozenset({(8, 10), (10, 11)})
 
 
 def _version(text: str) -> tuple[int, ...]:
-    return tuple(int(p) for p in text.split(".")[:3] if p.isdigit())
+    return tuple(int(p) for p in text.split(".") if p.isdigit())
 
 
 def version_compatible_runs(built: str, runtime: str) -> bool:
@@ -145,7 +145,7 @@ def sidecar_problems(sidecar: Sidecar, here: RunningOn, onnx_sha256: str | None 
         problems.append(f"built for a GPU of compute capability {sidecar.compute_capability} ({sidecar.gpu_name}), "
                         f"this GPU is {here.compute_capability}")
     if here.sm_count is not None and sidecar.sm_count is not None and here.sm_count != sidecar.sm_count:
-        problems.append(f"built on a {sidecar.gpu_name} with {sidecar.sm_count} SMs, this GPU has {here.sm_count} "
+        problems.append(f"built on {sidecar.gpu_name} with {sidecar.sm_count} SMs, this GPU has {here.sm_count} "
                         "(another Orin model)")
     if (here.l4t or sidecar.jetpack) and here.l4t != sidecar.jetpack:
         problems.append(f"built on {sidecar.jetpack or 'a machine without L4T'}, this is {here.l4t or 'not a Jetson'}")
@@ -168,3 +168,17 @@ def compare_sidecar(sidecar: Sidecar, here: RunningOn, engine: str | Path, onnx_
         raise FumeEdgeError(message)
     logging.getLogger("fume_edge.tensorrt").warning("loading anyway (forced): %s", message)
     return message
+
+
+def rebuild_reason(engine: str | Path, here: RunningOn, onnx_sha256: str | None = None) -> str | None:
+    """Why `engine` must be (re)built before this machine runs it: no engine, a missing or unreadable sidecar, or
+    a sidecar that does not match. None: load it, and let any other load error surface as itself (`bench` must not
+    start a minutes-long build over a wrong --device or a contract mismatch)."""
+    if not Path(engine).is_file():
+        return "no engine yet"
+    try:
+        sidecar = read_sidecar(engine)
+    except FumeEdgeError as exc:
+        return str(exc)
+    problems = sidecar_problems(sidecar, here, onnx_sha256)
+    return "; ".join(problems) if problems else None

@@ -44,6 +44,13 @@ def _device_index(device: str) -> int:
     return int(index) if index.isdigit() else 0
 
 
+def running_here(device: str = "auto") -> RunningOn:
+    """This machine as a sidecar is compared with it: TensorRT module and version, GPU, L4T release."""
+    module = import_runtime_module()
+    gpu = device_info(_device_index(device))
+    return RunningOn(module_version(module), gpu.compute_capability, is_lean(module), gpu.sm_count, l4t_release())
+
+
 def engine_io(engine: "trt.ICudaEngine", module: Any) -> tuple[TensorInfo, ...]:
     """The engine's I/O tensors by name, as the sidecar records them."""
     specs = []
@@ -80,12 +87,11 @@ class TensorRTBackend:
         module = import_runtime_module()
         version, lean = module_version(module), is_lean(module)
         self.sidecar = self._checked_sidecar(version, lean, force)
-        gpu = device_info(_device_index(device))  # "no GPU" is one line, before TensorRT touches CUDA
+        here = running_here(device)  # "no GPU" is one line, before TensorRT touches CUDA
         if self.sidecar is not None:
-            here = RunningOn(version, gpu.compute_capability, lean, gpu.sm_count, l4t_release())
             compare_sidecar(self.sidecar, here, self.path, force=force)
         self._graph = False
-        self._stream = open_stream(gpu.index)  # selects the GPU before TensorRT touches it
+        self._stream = open_stream(_device_index(device))  # selects the GPU before TensorRT touches it
         try:
             self._load(module, version, verbose)
             if cuda_graph:
