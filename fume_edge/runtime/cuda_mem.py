@@ -57,8 +57,9 @@ def _cudart() -> ModuleType:
     cudart = _find_cudart()
     if cudart is not None:
         return cudart
-    raise FumeEdgeError("cuda-python is not installed (TensorRT needs it for device memory here); install it with: "
-                        "pip install 'cuda-python>=12,<13' on JetPack 6 (CUDA 12), 'cuda-python>=13' on JetPack 7")
+    raise FumeEdgeError("cuda-python is not installed (TensorRT needs it for device memory here); install the one of "
+                        "the driver's CUDA major: pip install 'fume-edge[trt-cu12]' on JetPack 6 (CUDA 12), "
+                        "'fume-edge[trt-cu13]' on JetPack 7 (CUDA 13)")
 
 
 def _call(cudart: ModuleType, what: str, result: Any) -> Any:
