@@ -42,7 +42,8 @@ def test_same_version_and_device_pass() -> None:
         ("10.3.0", RunningOn("8.6.2", "8.7"), "built with TensorRT 10.3.0, this is 8.6.2"),
         ("10.3.0.30", RunningOn("10.3.0.26", "8.7"), "built with TensorRT 10.3.0.30, this is 10.3.0.26 (an engine "
                                                      "runs on its exact TensorRT version only)"),
-        ("10.3.0", RunningOn("10.3.0", "8.7", sm_count=16), "built on Orin with 8 SMs, this GPU has 16 (another Orin model)"),
+        ("10.3.0", RunningOn("10.3.0", "8.7", sm_count=16),
+         "built on Orin with 8 SMs, this GPU has 16 (another Orin model)"),
         ("10.3.0", RunningOn("10.3.0", "8.7", sm_count=8, l4t="L4T R36.4.3"),
          "built on a machine without L4T, this is L4T R36.4.3"),
         ("10.3.0", RunningOn("10.3.0", "8.6"), "compute capability 8.7 (Orin), this GPU is 8.6"),

@@ -38,7 +38,8 @@ from fume_edge import __version__
 from fume_edge.data.calibration import CalibrationSet, LabelledInput, csv_inputs, load_calibration
 from fume_edge.deploy.int8_report import Int8Report, compare_int8
 from fume_edge.deploy.quant_graph import (
-    load_fp32, model_preprocessing, non_residual_adds, pooling_matmuls, resolve_exclusions, set_metadata, strip_unused_opsets, write_atomically,
+    load_fp32, model_preprocessing, non_residual_adds, pooling_matmuls, resolve_exclusions, set_metadata,
+    strip_unused_opsets, write_atomically,
 )
 from fume_edge.deploy.sensitivity import SensitivityResult, expose_logits, quantized_nodes, sensitivity_search
 from fume_edge.deploy.trt_rules import check_tensorrt_compatible
@@ -95,9 +96,12 @@ class TargetSettings:
 TENSORRT_OP_TYPES = ("Conv", "ConvTranspose", "Gemm", "MatMul", "Add")
 
 TARGET_SETTINGS = {
+    # Outputs stay float (TensorRT fuses Conv+ReLU+Q at the next layer's input); a dedicated Q/DQ pair per consumer
+    # keeps a tensor's float readers (Softmax, Resize, ...) float.
     "tensorrt": TargetSettings(QuantType.QInt8, QuantType.QInt8,
                                {"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False,
-                                "OpTypesToExcludeOutputQuantization": list(TENSORRT_OP_TYPES), "DedicatedQDQPair": True},
+                                "OpTypesToExcludeOutputQuantization": list(TENSORRT_OP_TYPES),
+                                "DedicatedQDQPair": True},
                                "int8 symmetric activations, int8 symmetric per-channel weights, float biases",
                                TENSORRT_OP_TYPES),
     "cpu": TargetSettings(QuantType.QUInt8, QuantType.QInt8, {"WeightSymmetric": True},

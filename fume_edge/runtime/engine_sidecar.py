@@ -131,7 +131,8 @@ def _version_problem(sidecar: Sidecar, here: RunningOn) -> str | None:
         return (f"built with TensorRT {built}; the lean runtime {running} runs version-compatible plans of its own "
                 f"version only: install the TensorRT {built} lean runtime or the dispatch runtime (tensorrt_dispatch)")
     if sidecar.version_compatible and not version_compatible_runs(built, running):
-        return f"built with TensorRT {built}, which this TensorRT {running} cannot run even as a version-compatible engine"
+        return (f"built with TensorRT {built}, which this TensorRT {running} cannot run even as a version-compatible "
+                "engine")
     if not sidecar.version_compatible and _version(built) != _version(running):
         return f"built with TensorRT {built}, this is {running} (an engine runs on its exact TensorRT version only)"
     return None
