@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # On a machine with an NVIDIA GPU and TensorRT (a Jetson, or a desktop with NVIDIA's wheel): the `gpu` tests, then
-# the TensorRT benchmark (FP16/INT8 build times, batch-1 FPS, parity with ONNX Runtime) into benchmarks/results/.
+# the TensorRT benchmark (FP16/INT8 build times, batch-1 FPS, parity with ONNX Runtime) into benchmarks/results/,
+# then the FP16-vs-INT8 comparison (the INT8 engine from the restricted Q/DQ placement must not be slower) and process
+# CPU per frame: ONNX Runtime camera-paced with intra-op spinning on and off, TensorRT (blocking-sync wait).
 #   bash benchmarks/gpu_check.sh            (from the repository root, in the venv that sees TensorRT)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,3 +20,7 @@ trap 'rm -rf "$work"' EXIT
 "$PY" -m fume_edge pair "$work/syn/annotations.csv" -o "$work/paired" >/dev/null
 "$PY" -m fume_edge calibrate --data "$work/paired/paired_train.csv" -o "$work/calib" --count 64 >/dev/null
 "$PY" benchmarks/trt_engines.py --calib "$work/calib"
+# FP16 vs INT8 (Q/DQ on Conv/ConvTranspose/Gemm/MatMul and residual Adds only) and CPU per frame for every backend:
+# bench prints the model-only table (CPU ms per call per row) and the ONNX Runtime spinning on/off line.
+"$PY" -m fume_edge bench --backends onnxruntime,tensorrt-fp16,tensorrt-int8 --calib "$work/calib" --iterations 200 \
+  --json "benchmarks/results/gpu_check_bench_$(date -u +%Y%m%dT%H%M%SZ).json"

@@ -67,7 +67,10 @@ def _library(label: str, name: str, extra: str) -> Finding:
 
 
 def _tensorrt(gpu: bool) -> Finding:
-    full, lean = _has("tensorrt"), _has("tensorrt_lean") or _has("tensorrt_lean_bindings")
+    from fume_edge.runtime.trt_module import FULL_MODULE, installed_runtime_modules
+
+    found = installed_runtime_modules()
+    full, lean = FULL_MODULE in found, any(name != FULL_MODULE for name in found)
     if full or lean:
         kind = "full (builder)" if full else "lean runtime only (runs version-compatible engines, cannot build)"
         return Finding("TensorRT", f"{package_version('tensorrt') or ''} {kind}".strip(), True)
@@ -75,20 +78,22 @@ def _tensorrt(gpu: bool) -> Finding:
 
 
 def _cuda(gpu: dict[str, str] | None) -> Finding:
+    """The driver's CUDA version against cuda-python's CUDA major (cuda-python 13 on a CUDA 12 driver fails with
+    error 35, like no GPU at all), without importing cuda-python."""
+    from fume_edge.runtime.cuda_compat import bindings_major, cuda_python_advice, driver_cuda_version, version_text
+
     runtime = package_version("cuda-python") or package_version("cuda-bindings")
-    libcudart = next(iter(glob.glob("/usr/local/cuda*/lib64/libcudart.so*")), None)
-    parts = []
-    if gpu:
-        parts.append(f"driver {gpu.get('driver')}")
+    driver, bindings = driver_cuda_version(), bindings_major()
+    parts = [f"driver {gpu.get('driver')}"] if gpu else []
+    parts += [f"driver supports CUDA {version_text(driver)}"] if driver else ["no NVIDIA driver (libcuda not found)"]
     if runtime:
-        parts.append(f"cuda-python {runtime}")
-    if libcudart:
-        parts.append(Path(libcudart).name)
-    if not gpu:
-        return Finding("CUDA", ", ".join(parts) or "no NVIDIA driver (nvidia-smi not found)", False,
-                       "needs an NVIDIA GPU and its driver (Jetson: part of JetPack)")
-    ok = bool(runtime or libcudart)
-    return Finding("CUDA", ", ".join(parts), ok, None if ok else "pip install cuda-python (match the driver's CUDA major)")
+        parts.append(f"cuda-python {runtime} (built for CUDA {bindings})")
+    if not driver:
+        return Finding("CUDA", ", ".join(parts), False,
+                       "TensorRT needs an NVIDIA GPU and its driver (Jetson: part of JetPack); the ONNX Runtime CPU "
+                       "path needs neither")
+    advice = cuda_python_advice(driver, bindings)
+    return Finding("CUDA", ", ".join(parts), advice is None, advice)
 
 
 def _gpu(gpu: dict[str, str] | None, jetson: dict[str, str | None] | None) -> Finding:

@@ -53,6 +53,10 @@ def test_bench_all_cpu_rows_pipeline_and_json(tmp_path: Path) -> None:
     assert machine["cpu"]["usable_cores"] >= 1 and machine["versions"]["onnxruntime"]
     assert machine["gpu"] is None and "python" in machine
     assert list((tmp_path / "cache" / "bench").glob("*.int8.onnx"))  # the INT8 model is cached for the next run
+    on, off = result["onnxruntime_paced_cpu"]  # process CPU per frame, camera-paced, spinning on and off
+    assert (on["spinning"], off["spinning"]) == (True, False)
+    assert min(on["cpu_ms_per_frame"], off["cpu_ms_per_frame"]) > 0
+    assert "with intra-op spinning" in done.stdout
 
 
 def test_check_fails_when_no_row_meets_the_target(tmp_path: Path) -> None:

@@ -119,3 +119,74 @@ def test_trtexec_loads_the_plan(engines: dict[str, BuildResult]) -> None:
     done = subprocess.run([trtexec, f"--loadEngine={engines['fp16'].engine}", "--iterations=5", "--warmUp=0",
                            "--duration=0"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0 and "PASSED" in done.stdout, done.stdout[-2000:]
+
+
+def test_entropy_cache_is_written_per_network_and_reused(work: Path) -> None:
+    import tensorrt as trt
+
+    if int(trt.__version__.split(".")[0]) >= 11:
+        pytest.skip(f"TensorRT {trt.__version__} has no calibrators (removed in 11)")
+    from fume_edge.deploy.trt_settings import calibration_cache_name
+    from fume_edge.hashing import sha256_file
+
+    cset = load_calibration(work / "calib")
+    expected = work / "calib" / calibration_cache_name(trt.__version__, sha256_file(default_model_path()),
+                                                       cset.manifest_sha256)
+    if not expected.is_file():
+        build_engine(default_model_path(), work / "entropy2.engine",
+                     EngineBuildOptions(precision="int8", calibrator="entropy"), calib=work / "calib")
+    assert expected.is_file() and expected.stat().st_size > 0
+
+
+def test_stream_is_non_blocking_and_a_failed_capture_falls_back(work: Path) -> None:
+    """A call CUDA forbids during capture (cudaMalloc) ends it cleanly: the error is cleared and the stream works."""
+    from fume_edge.runtime.cuda_mem import CaptureFailed, CudaStream
+
+    stream = CudaStream(0)
+    try:
+        flags = stream._call("cudaStreamGetFlags", stream.cudart.cudaStreamGetFlags(stream.stream))
+        assert int(flags) == int(stream.cudart.cudaStreamNonBlocking)
+        with pytest.raises(CaptureFailed):
+            stream.capture(lambda: stream.device_buffer(1 << 20))
+        host = stream.pinned((4,), np.dtype(np.float32))
+        host[:] = 7
+        device = stream.device_buffer(host.nbytes)
+        stream.to_device(device, host)
+        host[:] = 0
+        stream.to_host(host, device)
+        stream.synchronize()
+        assert host.tolist() == [7, 7, 7, 7]
+    finally:
+        stream.close()
+
+
+def test_close_gives_the_gpu_memory_back(engines: dict[str, BuildResult]) -> None:
+    """Context, engine and runtime released on close: opening and closing an engine five times leaks nothing."""
+    from cuda.bindings import runtime as cudart
+
+    def free() -> int:
+        return int(cudart.cudaMemGetInfo()[1])
+
+    TensorRTBackend(engines["fp16"].engine).close()  # CUDA's own lazy set-up, once
+    before = free()
+    for _ in range(5):
+        backend = TensorRTBackend(engines["fp16"].engine)
+        assert backend.engine is not None
+        backend.close()
+        assert backend.engine is None and backend.context is None
+    assert before - free() < 64 << 20  # less than 64 MB drift after five engines
+
+
+def test_dla_engine_loads_on_its_core(work: Path) -> None:
+    import tensorrt as trt
+
+    if trt.Builder(trt.Logger()).num_DLA_cores == 0:
+        pytest.skip("this GPU has no DLA (only AGX Orin and Orin NX do)")
+    calibrator = "entropy" if trt.__version__.startswith("8.") else "qdq"
+    result = build_engine(default_model_path(), work / "dla.engine",
+                          EngineBuildOptions(precision="int8", calibrator=calibrator, dla_core=0), calib=work / "calib")
+    assert result.info.build_flags["dla_core"] == 0
+    item = load_calibration(work / "calib").item(0)
+    with TensorRTBackend(result.engine) as backend:
+        assert backend._runtime is not None and backend._runtime.DLA_core == 0
+        assert backend.infer(item.co2, item.ch4, item.modality_mask).ph_class is not None

@@ -16,7 +16,7 @@ from onnx import TensorProto, helper, numpy_helper
 from fume_edge.assets import default_model_path
 from fume_edge.deploy.engine_onnx import fp16_model, is_qdq
 from fume_edge.deploy.onnx_export import export_onnx
-from fume_edge.deploy.trt_rules import VERSIONS, check_onnx, check_tensorrt_compatible, operator_table
+from fume_edge.deploy.trt_rules import IO_TYPES, VERSIONS, check_onnx, check_tensorrt_compatible, operator_table
 from fume_edge.errors import FumeEdgeError
 
 SIZE = (128, 96)
@@ -64,6 +64,16 @@ def test_int8_places_qdq_as_tensorrt_fuses_it(bundled_graphs: dict[str, Path]) -
         if node.op_type == "Conv":
             dq = producer[node.input[1]]
             assert dq.input[0] in weights and helper.get_attribute_value(dq.attribute[0]) == 0, node.name
+
+
+def test_int8_leaves_non_weighted_ops_float_for_tensorrt_to_fuse(bundled_graphs: dict[str, Path]) -> None:
+    """NVIDIA's Q/DQ placement: only weighted layers and residual Adds read dequantized tensors; Softmax, Sigmoid,
+    Resize, ReduceMean, Mul, ArgMax (which ORT's default quantizes too) read float ones."""
+    model = onnx.load(str(bundled_graphs["int8"]))
+    dequantized = {node.output[0] for node in model.graph.node if node.op_type == "DequantizeLinear"}
+    readers = {node.op_type for node in model.graph.node if set(node.input) & dequantized}
+    assert {"Conv", "Gemm", "MatMul", "Add"} <= readers, readers
+    assert not readers & {"Softmax", "Sigmoid", "Resize", "ReduceMean", "Mul", "ArgMax", "Relu", "Clip"}, readers
 
 
 def test_export_at_a_small_size_passes(imported_checkpoint: Path, tmp_path: Path) -> None:
@@ -144,6 +154,19 @@ VIOLATIONS = {
                                      [_value("y", ("batch", 4))]), "io", "input 'x' has a dynamic shape ['batch', 4]"),
     "int64-output": (lambda: _model([helper.make_node("ArgMax", ["x"], ["y"], name="am", axis=1)], [_value("x")],
                                     [_value("y", (1, 1), TensorProto.INT64)]), "io", "output 'y' is int64"),
+    "runtime-pad-pads": (lambda: _model([helper.make_node("Pad", ["x", "pads"], ["y"], name="pad")],
+                                        [_value("x"), _value("pads", (4,), TensorProto.INT64)], [_value("y", (1, 6))]),
+                         "constant-input", "Pad 'pad': input 1 ('pads') is computed at run time"),
+    "antialias-resize": (lambda: _model([helper.make_node("Resize", ["x", "", "scales"], ["y"], name="up",
+                                                          mode="linear", antialias=1)],
+                                        [_value("x", (1, 1, 4, 4))], [_value("y", (1, 1, 2, 2))],
+                                        [_const("scales", np.array([1, 1, .5, .5], np.float32))], opset=17),
+                         "resize", "Resize 'up': Resize with antialias"),
+    "aspect-ratio-resize": (lambda: _model([helper.make_node("Resize", ["x", "", "", "sizes"], ["y"], name="up",
+                                                             keep_aspect_ratio_policy="not_larger")],
+                                           [_value("x", (1, 1, 4, 4))], [_value("y", (1, 1, 8, 8))],
+                                           [_const("sizes", np.array([1, 1, 8, 8], np.int64))]),
+                            "resize", "Resize 'up': Resize keep_aspect_ratio_policy 'not_larger'"),
     "double-input": (lambda: _model([helper.make_node("Cast", ["x"], ["y"], to=TensorProto.FLOAT)],
                                     [_value("x", (1, 4), TensorProto.DOUBLE)], [_value("y")]), "io", "input 'x' is double"),
     "nonzero-zero-point": (lambda: _qdq(_const("zp", np.array(3, np.int8))), "zero-point",
@@ -182,6 +205,35 @@ def test_versions_differ_where_their_lists_do() -> None:
     assert check_onnx(hardmax, "8.6").findings and not check_onnx(hardmax, "10").findings
     opset18 = VIOLATIONS["opset"][0]()
     assert check_onnx(opset18, "8.6").findings and not check_onnx(opset18, "11").findings
+
+
+def test_io_types_follow_each_versions_datatype_list() -> None:
+    """INT64 (and BF16) are engine I/O types from TensorRT 10 on; double never is."""
+    int64 = VIOLATIONS["int64-output"][0]()
+    assert [f.rule for f in check_onnx(int64, "8.6").findings] == ["io"]
+    assert check_onnx(int64, "10").findings == () and check_onnx(int64, "11").findings == ()
+    double = VIOLATIONS["double-input"][0]()
+    assert all(any(f.rule == "io" for f in check_onnx(double, v).findings) for v in VERSIONS)
+
+
+def test_io_types_of_tensorrt_11_exist_in_the_real_lean_runtime() -> None:
+    """The 11.x table names only types the TensorRT 11 API's DataType has (checked against the lean runtime)."""
+    lean = pytest.importorskip("tensorrt_lean_bindings")
+    names = {"float32": "FLOAT", "float16": "HALF", "bfloat16": "BF16", "int8": "INT8", "int32": "INT32",
+             "int64": "INT64", "bool": "BOOL", "uint8": "UINT8"}
+    assert {names[t] for t in IO_TYPES["11"].values()} <= set(lean.DataType.__members__)
+
+
+def test_reduce_axes_must_be_constant_from_opset_18() -> None:
+    def reduce(opset: int) -> onnx.ModelProto:
+        inputs = [_value("x", (1, 4)), _value("axes", (1,), TensorProto.INT64)]
+        node = helper.make_node("ReduceMean", ["x", "axes"] if opset >= 18 else ["x"], ["y"], name="mean",
+                                **({} if opset >= 18 else {"axes": [1]}))
+        return _model([node], inputs if opset >= 18 else inputs[:1], [_value("y", (1, 1))], opset=opset)
+
+    assert not [f for f in check_onnx(reduce(17), "10").findings if f.rule == "constant-input"]
+    findings = [f for f in check_onnx(reduce(18), "10").findings if f.rule == "constant-input"]
+    assert findings and findings[0].message.startswith("ReduceMean 'mean': input 1 ('axes') is computed at run time")
 
 
 def test_check_command_exits_1_with_a_table_naming_the_node(tmp_path: Path) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fume_edge.deploy.trt_settings import EngineBuildOptions, build_plan
+from fume_edge.deploy.trt_settings import EngineBuildOptions, build_plan, calibration_cache_name
 from fume_edge.errors import FumeEdgeError
 
 # (version, precision, calibrator) -> (network flags, builder flags, ONNX form, sidecar precision)
@@ -38,17 +38,24 @@ def test_config_values_and_version_compatible(version: str) -> None:
     assert plan.builder_flags[-1] == "VERSION_COMPATIBLE"
 
 
-def test_dla_adds_gpu_fallback_on_8_6_and_10() -> None:
-    for version in ("8.6.2", "10.3.0"):
+def test_dla_adds_gpu_fallback_on_8_6_10_and_11() -> None:
+    """11.x included: NVIDIA's 11.x notes list DLA on AGX Orin; a device without DLA is refused at build time."""
+    for version in ("8.6.2", "10.3.0", "11.4.0"):
         plan = build_plan(version, EngineBuildOptions(precision="fp16", dla_core=1))
         assert plan.dla_core == 1 and "GPU_FALLBACK" in plan.builder_flags
+
+
+def test_dla_int8_on_8_6_takes_the_entropy_calibrator_and_explicit_qdq_from_10_on() -> None:
+    entropy = build_plan("8.6.2", EngineBuildOptions(precision="int8", calibrator="entropy", dla_core=0))
+    assert entropy.entropy_calibrator and entropy.dla_core == 0
+    assert build_plan("10.3.0", EngineBuildOptions(precision="int8", dla_core=0)).onnx_form == "qdq"
 
 
 @pytest.mark.parametrize(
     ("version", "options", "message"),
     [
         ("11.4.0", EngineBuildOptions(precision="int8", calibrator="entropy"), "has no calibrators"),
-        ("11.4.0", EngineBuildOptions(precision="fp16", dla_core=0), "does not support DLA"),
+        ("8.6.2", EngineBuildOptions(precision="int8", dla_core=0), "add --calibrator entropy"),
         ("10.3.0", EngineBuildOptions(precision="fp32", dla_core=0), "DLA runs FP16 or INT8 only"),
         ("8.5.2", EngineBuildOptions(), "needs TensorRT 8.6 or newer"),
         ("10.3.0", EngineBuildOptions(precision="fp16", calibrator="entropy"), "only with --int8"),
@@ -56,7 +63,7 @@ def test_dla_adds_gpu_fallback_on_8_6_and_10() -> None:
         ("10.3.0", EngineBuildOptions(precision="bf16"), "precision 'bf16'"),
         ("ten", EngineBuildOptions(), "expected MAJOR.MINOR"),
     ],
-    ids=["entropy-on-11", "dla-on-11", "dla-fp32", "too-old", "entropy-fp16", "opt-level", "precision", "version"],
+    ids=["entropy-on-11", "dla-qdq-on-8.6", "dla-fp32", "too-old", "entropy-fp16", "opt-level", "precision", "version"],
 )
 def test_refusals_are_one_clear_line(version: str, options: EngineBuildOptions, message: str) -> None:
     with pytest.raises(FumeEdgeError, match=message.replace("(", r"\(").replace(")", r"\)")):
@@ -67,3 +74,13 @@ def test_labels_name_engine_files() -> None:
     labels = [EngineBuildOptions(precision=p, calibrator=c).label
               for p, c in (("fp16", "qdq"), ("int8", "qdq"), ("int8", "entropy"), ("fp32", "qdq"))]
     assert labels == ["fp16", "int8", "int8-entropy", "fp32"]
+
+
+def test_entropy_cache_is_keyed_by_network_data_and_version() -> None:
+    """A cache from another ONNX, other calibration data or another TensorRT must never be reused."""
+    base = calibration_cache_name("10.3.0.30", "a" * 64, "b" * 64)
+    others = {calibration_cache_name("10.3.0.30", "c" * 64, "b" * 64),
+              calibration_cache_name("10.3.0.30", "a" * 64, "d" * 64),
+              calibration_cache_name("10.3.0.26", "a" * 64, "b" * 64)}
+    assert base not in others and len(others) == 3
+    assert base == calibration_cache_name("10.3.0.30", "a" * 64, "b" * 64)

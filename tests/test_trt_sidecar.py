@@ -32,17 +32,24 @@ def test_round_trip_keeps_everything_and_the_onnx_metadata_verbatim(tmp_path: Pa
 
 
 def test_same_version_and_device_pass() -> None:
-    compare_sidecar(bundled_sidecar("10.3.0"), RunningOn("10.3.0.30", "8.7"), "e.engine", sha256_file(default_model_path()))
+    compare_sidecar(bundled_sidecar("10.3.0.30"), RunningOn("10.3.0.30", "8.7", sm_count=8), "e.engine",
+                    sha256_file(default_model_path()))
 
 
 @pytest.mark.parametrize(
     ("built", "here", "message"),
     [
         ("10.3.0", RunningOn("8.6.2", "8.7"), "built with TensorRT 10.3.0, this is 8.6.2"),
+        ("10.3.0.30", RunningOn("10.3.0.26", "8.7"), "built with TensorRT 10.3.0.30, this is 10.3.0.26 (an engine "
+                                                     "runs on its exact TensorRT version only)"),
+        ("10.3.0", RunningOn("10.3.0", "8.7", sm_count=16),
+         "built on Orin with 8 SMs, this GPU has 16 (another Orin model)"),
+        ("10.3.0", RunningOn("10.3.0", "8.7", sm_count=8, l4t="L4T R36.4.3"),
+         "built on a machine without L4T, this is L4T R36.4.3"),
         ("10.3.0", RunningOn("10.3.0", "8.6"), "compute capability 8.7 (Orin), this GPU is 8.6"),
         ("10.3.0", RunningOn("11.4.0", None, lean_runtime=True), "only the lean runtime"),
     ],
-    ids=["version", "compute-capability", "lean-needs-version-compatible"],
+    ids=["version", "full-version", "sm-count", "l4t", "compute-capability", "lean-needs-version-compatible"],
 )
 def test_mismatch_is_one_line_with_the_rebuild_command(built: str, here: RunningOn, message: str) -> None:
     with pytest.raises(FumeEdgeError) as error:
@@ -66,7 +73,9 @@ def test_version_compatible_engines_follow_the_documented_majors() -> None:
     assert not version_compatible_runs("8.6.2", "11.4.0")  # 8 → 11 is not a supported step
     assert not version_compatible_runs("10.16.1", "10.3.0")  # never an older runtime
     sidecar = bundled_sidecar("10.3.0", EngineBuildOptions(version_compatible=True))
-    compare_sidecar(sidecar, RunningOn("11.4.0", None, lean_runtime=True), "e.engine")
+    compare_sidecar(sidecar, RunningOn("11.4.0", None), "e.engine")  # the full TensorRT 11 runs a 10.x plan
+    with pytest.raises(FumeEdgeError, match=r"lean runtime 11.4.0 runs version-compatible plans of its own version"):
+        compare_sidecar(sidecar, RunningOn("11.4.0", None, lean_runtime=True), "e.engine")
     with pytest.raises(FumeEdgeError, match="--version-compatible -o e.engine$"):
         compare_sidecar(bundled_sidecar("8.6.2", EngineBuildOptions(version_compatible=True)),
                         RunningOn("11.4.0", None, lean_runtime=True), "e.engine")
@@ -86,3 +95,18 @@ def test_l4t_release_is_read_from_nv_tegra_release(tmp_path: Path) -> None:
     release.write_text("# R36 (release), REVISION: 4.3, GCID: 38968081, BOARD: generic, EABI: aarch64\n")
     assert l4t_release(release) == "L4T R36.4.3"
     assert l4t_release(tmp_path / "absent") is None
+
+
+def test_force_logs_the_mismatch_with_the_rebuild_command_instead_of_refusing(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("WARNING", logger="fume_edge.tensorrt"):
+        message = compare_sidecar(bundled_sidecar("10.3.0"), RunningOn("10.3.0", "8.7", sm_count=16), "e.engine",
+                                  force=True)
+    assert message is not None and "this GPU has 16" in message
+    assert caplog.records and caplog.records[0].getMessage() == f"loading anyway (forced): {message}"
+
+
+def test_rebuild_command_keeps_the_dla_core() -> None:
+    sidecar = bundled_sidecar("10.3.0", EngineBuildOptions(precision="int8", dla_core=1))
+    assert sidecar.sm_count == 8
+    with pytest.raises(FumeEdgeError, match=r"build-engine \S+ --int8 --dla-core 1 -o e.engine$"):
+        compare_sidecar(sidecar, RunningOn("10.3.1", "8.7"), "e.engine")

@@ -146,8 +146,14 @@ def _torch_runner(models: Models, device: str, threads: int | None) -> Runner:
 
 def tensorrt_unavailable() -> tuple[str, str | None] | None:
     """(why TensorRT rows cannot run here, how to fix it), or None when a GPU and TensorRT are both present."""
+    from fume_edge.runtime.cuda_compat import bindings_major, cuda_python_advice, driver_cuda_version
+    from fume_edge.runtime.trt_module import installed_runtime_modules
+
     has_gpu = gpu_info() is not None or jetson_info() is not None
-    has_trt = any(importlib.util.find_spec(m) is not None for m in ("tensorrt", "tensorrt_lean", "tensorrt_lean_bindings"))
+    has_trt = bool(installed_runtime_modules())
+    advice = cuda_python_advice(driver_cuda_version(), bindings_major()) if has_gpu else None
+    if advice:
+        return "cuda-python does not match the driver", advice
     if not has_gpu and not has_trt:
         return "no GPU; TensorRT not installed", f"TensorRT needs an NVIDIA GPU; then {TENSORRT_HOW}"
     if not has_gpu:
@@ -169,22 +175,21 @@ def tensorrt_runner(models: Models, precision: str, device: str) -> Runner | Una
                            "install a fume-edge release with `fume-edge build-engine`")
     from fume_edge.bench.int8 import bench_calibration, cache_dir
     from fume_edge.deploy.tensorrt_build import EngineBuildOptions, build_engine, tensorrt_available
-    from fume_edge.errors import FumeEdgeError
     from fume_edge.hashing import sha256_file
     from fume_edge.runtime.base import load_backend
+    from fume_edge.runtime.engine_sidecar import rebuild_reason
+    from fume_edge.runtime.trt_backend import running_here
 
     missing = tensorrt_available()
     if missing:
         return Unavailable(name, "TensorRT builder not importable", missing)
     assert models.onnx is not None
-    engine = cache_dir() / "bench" / f"{sha256_file(models.onnx)[:16]}-{precision}.engine"
-    try:
-        backend = load_backend(engine, device=device)  # reused while its sidecar matches
-    except FumeEdgeError:
+    onnx_sha = sha256_file(models.onnx)
+    engine = cache_dir() / "bench" / f"{onnx_sha[:16]}-{precision}.engine"
+    if rebuild_reason(engine, running_here(), onnx_sha) is not None:  # reused while its sidecar matches
         calib = bench_calibration(onnx_preprocessing(models.onnx), models.int8_calibration) if precision == "int8" else None
         build_engine(models.onnx, engine, EngineBuildOptions(precision=precision), calib=calib)
-        backend = load_backend(engine, device=device)
-    return engine_runner(name, precision, backend, engine)
+    return engine_runner(name, precision, load_backend(engine, device=device), engine)
 
 
 def engine_runner(name: str, precision: str, backend: Backend, engine: Path) -> Runner:

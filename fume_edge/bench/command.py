@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -180,6 +180,13 @@ def bench_command(options: BenchOptions, console: Console) -> int:
         used = (busy_cpu_seconds() or 0.0) - busy - (time.process_time() - own)
         result["other_processes_cores_busy"] = round(max(0.0, used) / wall, 2)
     print_report(result, console)
+    if models.onnx is not None and any(r.name == "onnxruntime" for r in runners):
+        from fume_edge.bench.paced import comparison_line, spinning_comparison
+
+        with console.status("ONNX Runtime CPU per frame, camera-paced, intra-op spinning on and off"):
+            paced = spinning_comparison(models.onnx, min(options.iterations, 30), options.device, options.threads)
+        result["onnxruntime_paced_cpu"] = [asdict(p) for p in paced]
+        console.print(comparison_line(*paced), highlight=False)
     if options.json_out is not None:
         write_json(result, options.json_out)
         console.print(f"wrote {options.json_out}", highlight=False)

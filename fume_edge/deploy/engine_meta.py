@@ -1,13 +1,12 @@
 """The sidecar a build writes beside its engine (DESIGN §4), through runtime.engine_sidecar (what the backend reads).
 
-The builder knows what the loader must check: TensorRT and CUDA versions, the GPU and its compute capability,
-JetPack's L4T release, precision, the ONNX file's sha256 and metadata_props (verbatim: the model contract), the I/O
-tensors, the build flags, fume-edge's version and the build time.
+The builder knows what the loader must check: TensorRT and CUDA versions, the GPU, its compute capability and SM
+count, JetPack's L4T release, precision, the ONNX file's sha256 and metadata_props (verbatim: the model contract),
+the I/O tensors, the build flags, fume-edge's version and the build time.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,15 +18,9 @@ from fume_edge.deploy.trt_settings import BuildPlan, EngineBuildOptions
 from fume_edge.hashing import sha256_file
 from fume_edge.runtime.cuda_mem import DeviceInfo
 from fume_edge.runtime.engine_sidecar import Sidecar, TensorInfo
-from fume_edge.runtime.trt_module import TEGRA_RELEASE
+from fume_edge.runtime.trt_module import l4t_release
 
-
-def l4t_release(path: Path = TEGRA_RELEASE) -> str | None:
-    """`L4T R36.4.0` from /etc/nv_tegra_release ("# R36 (release), REVISION: 4.0, ..."), None off a Jetson."""
-    if not path.is_file():
-        return None
-    match = re.search(r"R(\d+) \(release\), REVISION: ([\d.]+)", path.read_text(errors="replace"))
-    return f"L4T R{match.group(1)}.{match.group(2)}" if match else "L4T (unknown release)"
+__all__ = ["l4t_release", "make_sidecar", "onnx_metadata"]
 
 
 def onnx_metadata(path: Path) -> dict[str, str]:
@@ -48,5 +41,6 @@ def make_sidecar(onnx_source: Path, built_from: Path, tensorrt_version: str, dev
                      "built_from": str(built_from), "built_from_sha256": sha256_file(built_from),
                      **asdict(options)},
         metadata=onnx_metadata(built_from), version_compatible=options.version_compatible, jetpack=l4t_release(),
+        sm_count=device.sm_count,
         fume_edge_version=__version__, built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
     )

@@ -66,9 +66,21 @@ def pooling_matmuls(model: onnx.ModelProto) -> list[str]:
     They stay float: their weights are exact bin averages (1/n), their compute is negligible (15×20 maps), and ORT
     would quantize a constant *left* operand per-channel along the reduction axis, which no int8 GEMM can factor out.
     """
-    constants = {t.name for t in model.graph.initializer}
-    constants |= {o for n in model.graph.node if n.op_type == "Constant" for o in n.output}
+    constants = constant_names(model)
     return [n.name for n in model.graph.node if n.op_type == "MatMul" and any(i in constants for i in n.input)]
+
+
+def constant_names(model: onnx.ModelProto) -> set[str]:
+    """Initializers and Constant outputs: the tensors known at build time."""
+    return {t.name for t in model.graph.initializer} | {o for n in model.graph.node if n.op_type == "Constant"
+                                                        for o in n.output}
+
+
+def non_residual_adds(model: onnx.ModelProto) -> list[str]:
+    """Adds with a constant operand (a bias): NVIDIA's Q/DQ placement quantizes residual Adds (two activations)
+    only; TensorRT fuses the others into the layer before them."""
+    constants = constant_names(model)
+    return [n.name for n in model.graph.node if n.op_type == "Add" and any(i in constants for i in n.input)]
 
 
 def strip_unused_opsets(model: onnx.ModelProto) -> None:

@@ -3,7 +3,10 @@
 Targets (DESIGN §4):
 - `tensorrt`: int8 activations and weights, symmetric (every zero point 0: TensorRT's explicit quantization refuses
   anything else), per-channel weights, float biases (TensorRT quantizes biases itself and its parser takes int8
-  DequantizeLinear only). The result is checked against `trt_rules` before it is written.
+  DequantizeLinear only). Q/DQ go where NVIDIA's placement guidance puts them: the inputs of weighted layers (Conv,
+  ConvTranspose, Gemm, MatMul) and of residual Adds; Softmax, Sigmoid, Resize, ReduceMean, Mul, ... stay float, for
+  TensorRT to fuse (Q/DQ around them only make it insert reformatting layers). The result is checked against
+  `trt_rules` before it is written.
 - `cpu`: uint8 activations (asymmetric, so ReLU outputs use the whole range) and int8 symmetric per-channel weights:
   the form ONNX Runtime's VNNI/AVX2 kernels run fast; symmetric int8 activations ran slower than FP32 there.
 
@@ -35,7 +38,8 @@ from fume_edge import __version__
 from fume_edge.data.calibration import CalibrationSet, LabelledInput, csv_inputs, load_calibration
 from fume_edge.deploy.int8_report import Int8Report, compare_int8
 from fume_edge.deploy.quant_graph import (
-    load_fp32, model_preprocessing, pooling_matmuls, resolve_exclusions, set_metadata, strip_unused_opsets, write_atomically,
+    load_fp32, model_preprocessing, non_residual_adds, pooling_matmuls, resolve_exclusions, set_metadata,
+    strip_unused_opsets, write_atomically,
 )
 from fume_edge.deploy.sensitivity import SensitivityResult, expose_logits, quantized_nodes, sensitivity_search
 from fume_edge.deploy.trt_rules import check_tensorrt_compatible
@@ -84,12 +88,22 @@ class TargetSettings:
     weight_type: QuantType
     extra_options: dict[str, object]
     description: str
+    op_types: tuple[str, ...] | None = None  # the op types whose inputs get Q/DQ (None: every one ORT quantizes)
 
+
+# NVIDIA's Q/DQ placement (TensorRT developer guide, "Q/DQ Layer-Placement Recommendations"): weighted layers and
+# residual Adds (`quant_graph.non_residual_adds` leaves bias Adds out).
+TENSORRT_OP_TYPES = ("Conv", "ConvTranspose", "Gemm", "MatMul", "Add")
 
 TARGET_SETTINGS = {
+    # Outputs stay float (TensorRT fuses Conv+ReLU+Q at the next layer's input); a dedicated Q/DQ pair per consumer
+    # keeps a tensor's float readers (Softmax, Resize, ...) float.
     "tensorrt": TargetSettings(QuantType.QInt8, QuantType.QInt8,
-                               {"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False},
-                               "int8 symmetric activations, int8 symmetric per-channel weights, float biases"),
+                               {"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False,
+                                "OpTypesToExcludeOutputQuantization": list(TENSORRT_OP_TYPES),
+                                "DedicatedQDQPair": True},
+                               "int8 symmetric activations, int8 symmetric per-channel weights, float biases",
+                               TENSORRT_OP_TYPES),
     "cpu": TargetSettings(QuantType.QUInt8, QuantType.QInt8, {"WeightSymmetric": True},
                           "uint8 asymmetric activations, int8 symmetric per-channel weights"),
 }
@@ -153,6 +167,7 @@ class Quantizer:
         quant_pre_process(str(fp32_path), str(self.pre), skip_symbolic_shape=True)
         self.pre_model = onnx.load(str(self.pre))
         self.probe_model = expose_logits(self.pre_model)
+        self.placement_exclusions = non_residual_adds(self.pre_model) if options.settings.op_types else []
         onnx.save(self.probe_model, str(self.probe))
 
     def calibrate(self, feeds: CalibrationFeeds) -> onnx.ModelProto:
@@ -171,7 +186,9 @@ class Quantizer:
         quantize_static(
             str(source), str(out), feeds, quant_format=QuantFormat.QDQ, per_channel=True,
             activation_type=settings.activation_type, weight_type=settings.weight_type,
-            nodes_to_quantize=list(nodes) if nodes is not None else None, nodes_to_exclude=list(exclude),
+            nodes_to_quantize=list(nodes) if nodes is not None else None,
+            nodes_to_exclude=[*exclude, *self.placement_exclusions],
+            op_types_to_quantize=list(settings.op_types) if settings.op_types else None,
             calibrate_method=METHODS[self.options.method], extra_options=extra or settings.extra_options,
             calibration_cache_path=str(self.ranges),
         )

@@ -60,8 +60,12 @@ class SensitivityResult:
     steps: list[SearchStep] = field(default_factory=list)
 
 
+_INPUT_QUANTIZED_OPS = frozenset({"Conv", "ConvTranspose", "Gemm", "MatMul", "Add"})
+
+
 def quantized_nodes(qdq: onnx.ModelProto) -> list[tuple[str, str]]:
-    """(name, op type) of the nodes running quantized: they read a DequantizeLinear and feed a QuantizeLinear.
+    """(name, op type) of the nodes running quantized: they read a DequantizeLinear and feed a QuantizeLinear, or
+    (the TensorRT target, which quantizes inputs only) are a weighted layer or an Add reading one.
 
     A float node may still read a DequantizeLinear (its producer's output is quantized), so reading one alone
     does not make a node quantized.
@@ -70,7 +74,7 @@ def quantized_nodes(qdq: onnx.ModelProto) -> list[tuple[str, str]]:
     quantized = {n.input[0] for n in qdq.graph.node if n.op_type == "QuantizeLinear"}
     return [(n.name, n.op_type) for n in qdq.graph.node
             if n.op_type not in _QDQ_OPS and n.name and any(i in dequantized for i in n.input)
-            and any(o in quantized for o in n.output)]
+            and (n.op_type in _INPUT_QUANTIZED_OPS or any(o in quantized for o in n.output))]
 
 
 def expose_logits(model: onnx.ModelProto) -> onnx.ModelProto:

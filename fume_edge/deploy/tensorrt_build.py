@@ -25,6 +25,7 @@ from fume_edge.deploy.quant_graph import load_fp32, model_preprocessing
 from fume_edge.deploy.trt_rules import check_onnx
 from fume_edge.deploy.trt_settings import BuildPlan, EngineBuildOptions, build_plan
 from fume_edge.errors import FumeEdgeError
+from fume_edge.hashing import sha256_file
 from fume_edge.runtime.cuda_mem import DeviceInfo, device_info, open_stream
 from fume_edge.runtime.engine_sidecar import Sidecar, TensorInfo, write_sidecar
 from fume_edge.runtime.trt_module import LogSink, make_logger, numpy_dtype_name, shape_of, tensorrt_missing_reason
@@ -91,8 +92,9 @@ def _configure(builder: "trt.Builder", plan: BuildPlan, cache_file: Path) -> "tr
         config.set_flag(getattr(trt.BuilderFlag, flag))
     if plan.dla_core is not None:
         if builder.num_DLA_cores == 0:
-            raise FumeEdgeError("--dla-core: this device has no DLA (Orin Nano has none; AGX Orin and Orin NX have 2); "
-                                "build without --dla-core")
+            raise FumeEdgeError(f"--dla-core: TensorRT {trt.__version__} sees no DLA on this device (Orin Nano has "
+                                "none; AGX Orin and Orin NX have 2; TensorRT 11.x runs DLA on AGX Orin only, from "
+                                "JetPack 7.2.2); build without --dla-core")
         if plan.dla_core >= builder.num_DLA_cores:
             raise FumeEdgeError(f"--dla-core {plan.dla_core}: this device has DLA cores 0..{builder.num_DLA_cores - 1}")
         config.default_device_type = trt.DeviceType.DLA
@@ -166,7 +168,7 @@ def build_engine(onnx_path: str | Path, output: str | Path, options: EngineBuild
             stream = open_stream(device.index)
             resources.callback(stream.close)
             cset = load_calibration(calibration_folder(onnx_path, calib, data), model_preprocessing(model, built_from))
-            config.int8_calibrator = EntropyCalibrator(cset, stream)
+            config.int8_calibrator = EntropyCalibrator(cset, stream, sha256_file(built_from))
         seconds, serialized = _build(builder, network, config, f"TensorRT {trt.__version__} ({plan.sidecar_precision})")
     if serialized is None:
         raise FumeEdgeError(f"{built_from}: TensorRT could not build an engine "

@@ -3,13 +3,14 @@
 The classic INT8 route JetPack 6 users know (TensorRT 8.6/10.x; deprecated in 10, removed in 11), kept so the two
 INT8 routes can be compared on the device: it feeds exactly the pairs and modality cases the QDQ route calibrates
 on (`quantize.CalibrationFeeds`), one pair per batch, through one set of device buffers. TensorRT's calibration
-cache is written beside the calibration set, keyed by TensorRT version, so a rebuild skips the calibration pass.
+cache is written beside the calibration set, keyed by the sha256 of the ONNX being built, the calibration manifest's
+sha256 and the TensorRT version: TensorRT leaves recalibration to the application, and a cache from another network
+or other data would silently give wrong scales; a rebuild of the same three skips the calibration pass.
 This module imports tensorrt, so only the build imports it, and only for --calibrator entropy.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -17,6 +18,7 @@ import tensorrt as trt
 
 from fume_edge.data.calibration import CalibrationSet
 from fume_edge.deploy.quantize import HOLDOUT, CalibrationFeeds
+from fume_edge.deploy.trt_settings import calibration_cache_name
 from fume_edge.runtime.cuda_mem import CudaStream
 
 if TYPE_CHECKING:
@@ -25,19 +27,16 @@ if TYPE_CHECKING:
     from fume_edge.runtime.cuda_pycuda import PycudaStream
 
 
-def cache_path(cset: CalibrationSet, tensorrt_version: str) -> Path:
-    return cset.folder / f"trt{tensorrt_version}_entropy.cache"
-
-
 class EntropyCalibrator(trt.IInt8EntropyCalibrator2):
     """Hands TensorRT one calibration pair per `get_batch`, in device memory it owns."""
 
-    def __init__(self, cset: CalibrationSet, stream: CudaStream | PycudaStream, modalities: str = "all") -> None:
+    def __init__(self, cset: CalibrationSet, stream: CudaStream | PycudaStream, onnx_sha256: str,
+                 modalities: str = "all") -> None:
         trt.IInt8EntropyCalibrator2.__init__(self)
         calib_indices, _ = cset.split(HOLDOUT)  # the held-back pairs judge accuracy, never calibrate
         self.feeds = CalibrationFeeds(cset, calib_indices, modalities)
         self.stream = stream
-        self.cache = cache_path(cset, trt.__version__)
+        self.cache = cset.folder / calibration_cache_name(trt.__version__, onnx_sha256, cset.manifest_sha256)
         first = cset.item(0)
         self.host = {name: stream.pinned(value.shape, np.dtype(np.float32)) for name, value in
                      (("co2", first.co2), ("ch4", first.ch4), ("modality_mask", first.modality_mask))}

@@ -3,14 +3,17 @@
 The operator list and opset range of each TensorRT version are package data (`trt_ops/trt<VERSION>.txt`), each
 taken from onnx-tensorrt's `docs/operators.md` of that release (the file's header cites it). Beyond those:
 
-- every graph input and output has a static shape, and none is int64 or double (the engine's I/O bindings);
+- every graph input and output has a static shape and a type TensorRT binds as I/O in that version (`IO_TYPES`,
+  from each version's `DataType` list: INT64 and BF16 from 10.0 on; never double);
 - QuantizeLinear / DequantizeLinear carry an explicit int8 zero point that is all zeros (TensorRT's explicit
   quantization is symmetric int8; an omitted zero point means uint8 in ONNX, which it refuses too); a per-channel
   scale quantizes weights along their output-channel axis (Conv: 0, ConvTranspose: 1, MatMul/Gemm: the last axis),
   activations per tensor only;
 - Conv/ConvTranspose weights are constants (an initializer, or the DequantizeLinear of one in a QDQ graph);
-- inputs the parser needs at build time (Slice axes, Squeeze/Unsqueeze axes, TopK K, CumSum axis) are constants;
-- Resize uses a mode and coordinate transformation TensorRT implements.
+- inputs the parser needs at build time (Slice axes, Squeeze/Unsqueeze axes, TopK K, CumSum axis, Pad pads/axes,
+  Reduce* axes from opset 18, ReduceSum's from 13) are constants;
+- Resize uses a mode and coordinate transformation TensorRT implements, no antialias, and the "stretch" aspect
+  ratio policy (onnx-tensorrt's docs/operators.md lists the others as unsupported).
 
 `check_onnx(model, version)` returns a `RuleReport` of findings, each naming its node (and tensor); `fume-edge check`,
 `export`, `quantize` and `build-engine` stop on errors.
@@ -35,10 +38,19 @@ DEFAULT_VERSION = "8.6"  # the oldest supported (JetPack 6.0): what parses there
 
 CONSTANT_INPUTS: dict[str, tuple[int, ...]] = {
     "Slice": (3,), "Squeeze": (1,), "Unsqueeze": (1,), "TopK": (1,), "CumSum": (1,), "Conv": (1,), "ConvTranspose": (1,),
+    "Pad": (1, 3), "ReduceSum": (1,),
 }
+# Reduce* take `axes` as an input (instead of an attribute) from opset 18; TensorRT needs it as an initializer.
+REDUCE_OPS = frozenset({"ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2", "ReduceLogSum",
+                        "ReduceLogSumExp", "ReduceSumSquare"})
 RESIZE_MODES = frozenset({"nearest", "linear"})
 RESIZE_COORDINATE_MODES = frozenset({"half_pixel", "pytorch_half_pixel", "tf_half_pixel_for_nn", "asymmetric", "align_corners"})
-IO_REFUSED_TYPES = {TensorProto.INT64: "int64", TensorProto.DOUBLE: "double", TensorProto.UINT64: "uint64"}
+# ONNX types TensorRT binds as engine inputs/outputs, per version (its DataType list: UINT8 I/O from 8.5, INT64 and
+# BF16 from 10.0; FP8/INT4/FP4 are internal types, not I/O here).
+_IO_8_6: dict[int, str] = {TensorProto.FLOAT: "float32", TensorProto.FLOAT16: "float16", TensorProto.INT8: "int8",
+           TensorProto.INT32: "int32", TensorProto.BOOL: "bool", TensorProto.UINT8: "uint8"}
+_IO_10 = _IO_8_6 | {TensorProto.INT64: "int64", TensorProto.BFLOAT16: "bfloat16"}
+IO_TYPES: dict[str, dict[int, str]] = {"8.6": _IO_8_6, "10": _IO_10, "11": _IO_10}
 
 
 @dataclass(frozen=True)
@@ -102,7 +114,8 @@ def _opset(model: onnx.ModelProto) -> int | None:
     return None
 
 
-def _io_findings(model: onnx.ModelProto) -> Iterator[Finding]:
+def _io_findings(model: onnx.ModelProto, version: str) -> Iterator[Finding]:
+    allowed = IO_TYPES[version]
     for kind, values in (("input", model.graph.input), ("output", model.graph.output)):
         for value in values:
             tensor_type = value.type.tensor_type
@@ -110,9 +123,10 @@ def _io_findings(model: onnx.ModelProto) -> Iterator[Finding]:
             if not tensor_type.HasField("shape") or any(not isinstance(d, int) or d <= 0 for d in dims):
                 yield Finding("io", f"{kind} {value.name!r} has a dynamic shape {dims}",
                               "export a static shape (fume-edge export --size WxH)")
-            if tensor_type.elem_type in IO_REFUSED_TYPES:
-                yield Finding("io", f"{kind} {value.name!r} is {IO_REFUSED_TYPES[tensor_type.elem_type]}",
-                              "TensorRT I/O must be float32/float16/int32/int8/bool: cast it in the graph")
+            if tensor_type.elem_type not in allowed:
+                kind_name = TensorProto.DataType.Name(tensor_type.elem_type).lower()
+                yield Finding("io", f"{kind} {value.name!r} is {kind_name}",
+                              f"TensorRT {version} I/O must be {'/'.join(allowed.values())}: cast it in the graph")
 
 
 class _Graph:
@@ -191,8 +205,30 @@ def _axis_findings(node: onnx.NodeProto, graph: _Graph) -> Iterator[Finding]:
                           f"along axis {axis}", f"TensorRT takes its output-channel axis {min(accepted)}")
 
 
+def _constant_inputs(op_type: str, opset: int) -> tuple[int, ...]:
+    if op_type in REDUCE_OPS:
+        return (1,) if opset >= 18 else ()
+    return CONSTANT_INPUTS.get(op_type, ())
+
+
+def _resize_findings(node: onnx.NodeProto) -> Iterator[Finding]:
+    where = _where(node)
+    mode = _attribute(node, "mode", "nearest")
+    coords = _attribute(node, "coordinate_transformation_mode", "half_pixel")
+    if mode not in RESIZE_MODES or coords not in RESIZE_COORDINATE_MODES:
+        yield Finding("resize", f"{where}: Resize mode {mode!r} with {coords!r} coordinates",
+                      "TensorRT resizes nearest/linear only: use bilinear upsampling")
+    if _attribute(node, "antialias", 0):
+        yield Finding("resize", f"{where}: Resize with antialias", "TensorRT's parser has no antialiasing: drop it")
+    policy = _attribute(node, "keep_aspect_ratio_policy", "stretch")
+    if policy != "stretch":
+        yield Finding("resize", f"{where}: Resize keep_aspect_ratio_policy {policy!r}",
+                      "TensorRT takes 'stretch' only: resize to explicit sizes or scales")
+
+
 def _node_findings(model: onnx.ModelProto, table: OperatorTable) -> Iterator[Finding]:
     graph = _Graph(model.graph)
+    opset = _opset(model) or 0
     for node in model.graph.node:
         where = _where(node)
         if node.domain not in ("", "ai.onnx"):
@@ -206,16 +242,12 @@ def _node_findings(model: onnx.ModelProto, table: OperatorTable) -> Iterator[Fin
         if node.op_type in ("QuantizeLinear", "DequantizeLinear"):
             yield from _zero_point_findings(node, graph)
             yield from _axis_findings(node, graph)
-        for index in CONSTANT_INPUTS.get(node.op_type, ()):
+        for index in _constant_inputs(node.op_type, opset):
             if index < len(node.input) and node.input[index] and not graph.is_constant(node.input[index]):
                 yield Finding("constant-input", f"{where}: input {index} ({node.input[index]!r}) is computed at run time",
                               "TensorRT needs it as a constant: fold it (onnxsim) or make it an initializer")
         if node.op_type == "Resize":
-            mode = _attribute(node, "mode", "nearest")
-            coords = _attribute(node, "coordinate_transformation_mode", "half_pixel")
-            if mode not in RESIZE_MODES or coords not in RESIZE_COORDINATE_MODES:
-                yield Finding("resize", f"{where}: Resize mode {mode!r} with {coords!r} coordinates",
-                              "TensorRT resizes nearest/linear only: use bilinear upsampling")
+            yield from _resize_findings(node)
 
 
 def check_onnx(model: onnx.ModelProto, version: str = DEFAULT_VERSION) -> RuleReport:
@@ -226,7 +258,7 @@ def check_onnx(model: onnx.ModelProto, version: str = DEFAULT_VERSION) -> RuleRe
     if opset is None or not table.opset_min <= opset <= table.opset_max:
         findings.append(Finding("opset", f"model opset {opset} is outside {table.opset_min}..{table.opset_max}, "
                                 f"what TensorRT {table.version} parses", f"export with opset {min(17, table.opset_max)}"))
-    findings += _io_findings(model)
+    findings += _io_findings(model, table.version)
     findings += _node_findings(model, table)
     return RuleReport(table.version, tuple(findings))
 

@@ -5,7 +5,9 @@
 - 10.x (JetPack 6.1/6.2: 10.3; JetPack 7.2: 10.16; desktops): networks are explicit-batch by default (the flag is
   deprecated), precision flags as in 8.6; calibrators are deprecated (still run).
 - 11.x (desktops): strongly typed only, no precision flags, no calibrators: FP16 comes from an FP16 ONNX (float32
-  I/O), INT8 from the QDQ ONNX. TensorRT 11 does not support DLA.
+  I/O), INT8 from the QDQ ONNX. DLA: NVIDIA's 11.x notes list it for AGX Orin (JetPack 7.2.2 on); the build finds
+  out whether this device has DLA cores (tensorrt_build.py) and says so in one line where it has none.
+- DLA on 8.6 does not run explicit quantization (Q/DQ layers): an INT8 DLA engine there needs the entropy calibrator.
 The names returned are TensorRT enum member names; tensorrt_build.py applies them with getattr on the real module.
 """
 
@@ -84,8 +86,10 @@ def build_plan(version: str, options: EngineBuildOptions) -> BuildPlan:
         raise FumeEdgeError(f"--calibrator entropy: TensorRT {version} has no calibrators (removed in 11); "
                             "use the default QDQ route (--calibrator qdq)")
     if options.dla_core is not None:
-        if strongly_typed:
-            raise FumeEdgeError(f"--dla-core: TensorRT {version} does not support DLA; build without --dla-core")
+        if major_minor[0] == 8 and options.precision == "int8" and options.calibrator == "qdq":
+            raise FumeEdgeError(f"--dla-core with --int8: TensorRT {version}'s DLA does not run explicit quantization "
+                                "(Q/DQ); add --calibrator entropy (implicit INT8 calibration), or build without "
+                                "--dla-core")
         if options.precision == "fp32":
             raise FumeEdgeError("--dla-core: DLA runs FP16 or INT8 only; add --fp16 or --int8")
 
@@ -107,3 +111,9 @@ def build_plan(version: str, options: EngineBuildOptions) -> BuildPlan:
         workspace_bytes=int(options.workspace_gb * (1 << 30)), optimization_level=options.opt_level,
         dla_core=options.dla_core, sidecar_precision=precision,
     )
+
+
+def calibration_cache_name(tensorrt_version: str, onnx_sha256: str, manifest_sha256: str) -> str:
+    """The entropy calibrator's cache file in the calibration folder: one per TensorRT version, network (the sha256
+    of the ONNX built) and data (the calibration manifest's sha256), as TensorRT leaves recalibration to us."""
+    return f"trt{tensorrt_version}_entropy_{onnx_sha256[:16]}_{manifest_sha256[:16]}.cache"

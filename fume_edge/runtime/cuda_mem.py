@@ -3,7 +3,11 @@
 Through cuda-python (`cuda.bindings.runtime`, or `cuda.cudart` in cuda-python < 12.6), which installs as a wheel
 on JetPack 6 (CUDA 12) and 7 (CUDA 13) alike; where a device has pycuda instead, `open_stream` uses it
 (cuda_pycuda.py: the same interface). Every CUDA call returns an error code first; a failure becomes one FumeEdgeError.
-`cudaErrorInsufficientDriver` / `cudaErrorNoDevice` from `cudaGetDeviceCount` is the clean "no GPU here" signal.
+`cudaErrorInsufficientDriver` / `cudaErrorNoDevice` from `cudaGetDeviceCount` is the clean "no GPU here" signal,
+unless the driver is there and only older than cuda-python's CUDA major (cuda_compat.py says which to install).
+The stream is non-blocking (no implicit sync with the legacy default stream), and waiting for a frame blocks on an
+event made with `cudaEventBlockingSync`, so the CPU sleeps instead of spinning a core that capture, the web page and
+MQTT need.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from fume_edge.errors import FumeEdgeError
+from fume_edge.runtime.cuda_compat import bindings_major, cuda_python_advice
 
 if TYPE_CHECKING:
     from fume_edge.runtime.cuda_pycuda import PycudaStream
@@ -32,6 +37,7 @@ class DeviceInfo:
     name: str
     compute_capability: str  # "8.7"
     cuda_runtime: str  # "12.6"
+    sm_count: int | None = None  # streaming multiprocessors: Orin Nano 8 GB has 8, AGX Orin 64 GB 16
 
 
 def _find_cudart() -> ModuleType | None:
@@ -51,8 +57,9 @@ def _cudart() -> ModuleType:
     cudart = _find_cudart()
     if cudart is not None:
         return cudart
-    raise FumeEdgeError("cuda-python is not installed (TensorRT needs it for device memory here); install it with: "
-                        "pip install 'cuda-python>=12,<13' on JetPack 6 (CUDA 12), 'cuda-python>=13' on JetPack 7")
+    raise FumeEdgeError("cuda-python is not installed (TensorRT needs it for device memory here); install the one of "
+                        "the driver's CUDA major: pip install 'fume-edge[trt-cu12]' on JetPack 6 (CUDA 12), "
+                        "'fume-edge[trt-cu13]' on JetPack 7 (CUDA 13)")
 
 
 def _call(cudart: ModuleType, what: str, result: Any) -> Any:
@@ -76,13 +83,44 @@ def device_info(index: int = 0) -> DeviceInfo:
     if int(err) != 0 or count == 0:
         reason = cudart.cudaGetErrorString(err)[1] if int(err) != 0 else b"no CUDA device"
         reason = reason.decode() if isinstance(reason, bytes) else str(reason)
-        raise FumeEdgeError(f"no CUDA GPU visible ({reason}, CUDA error {int(err)}); {NO_GPU_HINT}")
+        raise FumeEdgeError(no_gpu_message(cudart, reason, int(err)))
     if index >= count:
         raise FumeEdgeError(f"CUDA device {index}: only {count} GPU(s) visible; pick a device below {count}")
     props = _call(cudart, "cudaGetDeviceProperties", cudart.cudaGetDeviceProperties(index))
     version = int(_call(cudart, "cudaRuntimeGetVersion", cudart.cudaRuntimeGetVersion()))
     name = props.name.decode(errors="replace").rstrip("\x00") if isinstance(props.name, bytes) else str(props.name)
-    return DeviceInfo(index, name, f"{props.major}.{props.minor}", f"{version // 1000}.{version % 1000 // 10}")
+    return DeviceInfo(index, name, f"{props.major}.{props.minor}", f"{version // 1000}.{version % 1000 // 10}",
+                      int(props.multiProcessorCount))
+
+
+INSUFFICIENT_DRIVER = 35  # cudaErrorInsufficientDriver
+
+
+def no_gpu_message(cudart: ModuleType, reason: str, error: int) -> str:
+    """Why CUDA sees no GPU, in one line: no driver at all, or a driver older than cuda-python's CUDA major (error 35
+    for both), or another CUDA error; with what to do."""
+    if error == INSUFFICIENT_DRIVER:
+        status, driver = cudart.cudaDriverGetVersion()
+        advice = cuda_python_advice(int(driver or 0) if int(status) == 0 else 0, bindings_major())
+        if advice:
+            return f"CUDA error 35 ({reason}): {advice}"
+        if not driver:
+            return f"no CUDA GPU visible (no NVIDIA driver found, CUDA error 35); {NO_GPU_HINT}"
+    return f"no CUDA GPU visible ({reason}, CUDA error {error}); {NO_GPU_HINT}"
+
+
+def stream_handle(stream: Any) -> int:
+    """The raw `cudaStream_t` address TensorRT's `execute_async_v3` takes: `get_cuda_native_handle` (cuda-python
+    ≥ 12.9 and 13, where `int()` on binding objects is on its way out), else `int()` (older 12.x)."""
+    try:
+        from cuda.bindings.utils import get_cuda_native_handle
+    except ImportError:
+        return int(stream)
+    return int(get_cuda_native_handle(stream))
+
+
+class CaptureFailed(Exception):
+    """The enqueue failed while a CUDA graph was being captured; the capture was ended and the error cleared."""
 
 
 class CudaStream:
@@ -92,7 +130,10 @@ class CudaStream:
         self.cudart = _cudart()
         self.device = device_info(device)
         self._call("cudaSetDevice", self.cudart.cudaSetDevice(device))
-        self.stream = self._call("cudaStreamCreate", self.cudart.cudaStreamCreate())
+        self.stream = self._call("cudaStreamCreateWithFlags",
+                                 self.cudart.cudaStreamCreateWithFlags(self.cudart.cudaStreamNonBlocking))
+        flags = self.cudart.cudaEventBlockingSync | self.cudart.cudaEventDisableTiming
+        self.done = self._call("cudaEventCreateWithFlags", self.cudart.cudaEventCreateWithFlags(flags))
         self._host: list[int] = []
         self._device: list[int] = []
         self._graph_exec: Any = None
@@ -103,7 +144,7 @@ class CudaStream:
 
     @property
     def handle(self) -> int:
-        return int(self.stream)
+        return stream_handle(self.stream)
 
     def pinned(self, shape: tuple[int, ...], dtype: np.dtype[Any]) -> np.ndarray:
         """A page-locked host array (async copies need it); freed with the stream."""
@@ -129,16 +170,25 @@ class CudaStream:
                                                                    self.stream))
 
     def synchronize(self) -> None:
-        self._call("cudaStreamSynchronize", self.cudart.cudaStreamSynchronize(self.stream))
+        """Wait for the stream's work, sleeping on a blocking-sync event (cudaStreamSynchronize would spin)."""
+        self._call("cudaEventRecord", self.cudart.cudaEventRecord(self.done, self.stream))
+        self._call("cudaEventSynchronize", self.cudart.cudaEventSynchronize(self.done))
 
     def capture(self, enqueue: Any) -> None:
-        """Record what `enqueue()` puts on the stream as a CUDA graph, replayed by `replay()`."""
+        """Record what `enqueue()` puts on the stream as a CUDA graph, replayed by `replay()`. When the enqueue fails
+        during capture (some layers cannot be captured), the capture is ended, its partial graph destroyed and the
+        sticky error cleared, then `CaptureFailed` says why: the caller runs without a graph, as trtexec does."""
         mode = self.cudart.cudaStreamCaptureMode.cudaStreamCaptureModeThreadLocal
         self._call("cudaStreamBeginCapture", self.cudart.cudaStreamBeginCapture(self.stream, mode))
         try:
             enqueue()
-        finally:
-            self._graph = self._call("cudaStreamEndCapture", self.cudart.cudaStreamEndCapture(self.stream))
+        except Exception as exc:
+            err, graph = self.cudart.cudaStreamEndCapture(self.stream)
+            if int(err) == 0 and graph is not None:
+                self.cudart.cudaGraphDestroy(graph)
+            self.cudart.cudaGetLastError()  # clears the capture's error so plain enqueues work again
+            raise CaptureFailed(str(exc)) from None
+        self._graph = self._call("cudaStreamEndCapture", self.cudart.cudaStreamEndCapture(self.stream))
         self._graph_exec = self._call("cudaGraphInstantiate", self.cudart.cudaGraphInstantiate(self._graph, 0))
 
     def replay(self) -> None:
@@ -156,6 +206,7 @@ class CudaStream:
             self.cudart.cudaFreeHost(pointer)
         self._device, self._host = [], []
         if self.stream is not None:
+            self.cudart.cudaEventDestroy(self.done)
             self.cudart.cudaStreamDestroy(self.stream)
             self.stream = None
 

@@ -14,6 +14,8 @@ import numpy as np
 
 from fume_edge.errors import FumeEdgeError
 
+NON_BLOCKING = 1  # CU_STREAM_NON_BLOCKING: no implicit synchronisation with the legacy default stream
+
 
 def _driver() -> Any:
     import pycuda.driver as driver
@@ -46,7 +48,9 @@ class PycudaStream:
         self.driver = _driver()
         self.context = self.driver.Device(device).retain_primary_context()
         self.context.push()
-        self.stream = self.driver.Stream()
+        self.stream = self.driver.Stream(flags=NON_BLOCKING)
+        flags = self.driver.event_flags
+        self.done = self.driver.Event(flags.BLOCKING_SYNC | flags.DISABLE_TIMING)
         self._device: list[Any] = []
 
     @property
@@ -68,7 +72,9 @@ class PycudaStream:
         self.driver.memcpy_dtoh_async(host, pointer, self.stream)
 
     def synchronize(self) -> None:
-        self.stream.synchronize()
+        """Sleep on a blocking-sync event until the stream's work is done (a stream sync would spin a core)."""
+        self.done.record(self.stream)
+        self.done.synchronize()
 
     def capture(self, enqueue: Callable[[], None]) -> None:
         raise FumeEdgeError("CUDA-graph replay needs cuda-python (pip install cuda-python); run without it")

@@ -1,7 +1,9 @@
 """ONNX Runtime backend: runs an exported fume-edge graph (`.onnx`) on TensorRT EP, CUDA EP or the CPU.
 
 `open_session` and `run_session` are the one way fume-edge calls ONNX Runtime: the backend, the export parity
-check and the INT8 accuracy report all go through them.
+check and the INT8 accuracy report all go through them. Intra-op threads do not spin between calls unless asked
+(`spinning=True`): in a camera-paced loop the spinning burns CPU that capture, the web page and MQTT need, at the
+same latency (`fume-edge bench` shows CPU per frame both ways).
 """
 
 from __future__ import annotations
@@ -52,8 +54,12 @@ def provider_options(provider: str, quantized: bool) -> dict[str, Any]:
             "trt_timing_cache_path": str(cache), "trt_fp16_enable": True, "trt_int8_enable": quantized}
 
 
-def session_options(threads: int | None = None) -> ort.SessionOptions:
+SPINNING_KEY = "session.intra_op.allow_spinning"
+
+
+def session_options(threads: int | None = None, spinning: bool = False) -> ort.SessionOptions:
     options = ort.SessionOptions()
+    options.add_session_config_entry(SPINNING_KEY, "1" if spinning else "0")
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     if threads:
         options.intra_op_num_threads = threads
@@ -67,14 +73,14 @@ def _first_line(exc: BaseException) -> str:
 
 
 def open_session(model: ModelSource, device: str = "auto", threads: int | None = None,
-                 quantized: bool = False) -> ort.InferenceSession:
+                 quantized: bool = False, spinning: bool = False) -> ort.InferenceSession:
     """An ORT session for a model file (or serialized bytes); a missing, corrupt or foreign file is one clear error."""
     if not isinstance(model, bytes) and not Path(model).is_file():
         raise FumeEdgeError(f"{model}: ONNX file not found")
     providers = choose_providers(device)
     try:
         return ort.InferenceSession(model if isinstance(model, bytes) else str(model),
-                                    sess_options=session_options(threads), providers=providers,
+                                    sess_options=session_options(threads, spinning), providers=providers,
                                     provider_options=[provider_options(p, quantized) for p in providers])
     except Exception as exc:  # ORT raises its own exception types (InvalidProtobuf, Fail, ...)
         where = "the model" if isinstance(model, bytes) else str(model)
@@ -118,9 +124,11 @@ class OnnxBackend:
 
     name = "onnxruntime"
 
-    def __init__(self, path: str | Path, device: str = "auto", threads: int | None = None) -> None:
+    def __init__(self, path: str | Path, device: str = "auto", threads: int | None = None,
+                 spinning: bool = False) -> None:
         self.path = Path(path)
-        self.session = open_session(self.path, device, threads, quantized=_needs_int8_engine(self.path, device))
+        self.session = open_session(self.path, device, threads, quantized=_needs_int8_engine(self.path, device),
+                                    spinning=spinning)
         self.contract = session_contract(self.session, str(self.path))
         self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
         self.providers = self.session.get_providers()

@@ -1,15 +1,19 @@
 """TensorRT backend: runs a `.engine` plan built by `fume-edge build-engine` (DESIGN §4).
 
-Before any byte of the plan is deserialised, its sidecar is read and compared (TensorRT version, GPU compute
-capability): a foreign engine is one line with the rebuild command, never a crash inside TensorRT. It takes the full
-`tensorrt` module or the lean runtime (`tensorrt_lean_bindings`, for --version-compatible engines). Inference uses
-the name-based API (TensorRT ≥ 8.5): pinned host buffers, device buffers and one stream made once at load; per frame
-three async uploads, `execute_async_v3`, async downloads of the int32 masks and three pH logits (never full-resolution
-logits), one synchronize. With `cuda_graph=True` that sequence is captured once and replayed.
+Before any byte of the plan is deserialised, its sidecar is read and compared (full TensorRT version, GPU compute
+capability and SM count, L4T release): a foreign engine is one line with the rebuild command (with `force`, a logged
+warning), never a crash inside TensorRT. It takes the full `tensorrt` module or a lean runtime (`trt_module.
+LEAN_MODULES`, for --version-compatible engines). A DLA engine gets its DLA core from the sidecar before it is
+deserialised. Inference uses the name-based API (TensorRT ≥ 8.5): pinned host buffers, device buffers and one
+non-blocking stream made once at load; per frame three async uploads, `execute_async_v3`, async downloads of the
+int32 masks and three pH logits (never full-resolution logits), one blocking-sync wait. With `cuda_graph=True` that
+sequence is captured once and replayed; where capture fails, a warning and plain enqueues (as trtexec does).
+`close()` releases the context, the engine and the runtime, in that order, before the stream and its memory.
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,10 +22,10 @@ import numpy as np
 from fume_edge.errors import FumeEdgeError
 from fume_edge.runtime.base import Prediction, prediction_from_outputs
 from fume_edge.runtime.contract import INPUT_NAMES, ModelContract, TensorSpec
-from fume_edge.runtime.cuda_mem import CudaStream, device_info, open_stream
+from fume_edge.runtime.cuda_mem import CaptureFailed, CudaStream, device_info, open_stream
 from fume_edge.runtime.engine_sidecar import RunningOn, Sidecar, TensorInfo, compare_sidecar, read_sidecar
 from fume_edge.runtime.trt_module import (
-    LEAN_MODULE, LogSink, import_runtime_module, make_logger, module_version, numpy_dtype_name, shape_of,
+    LogSink, import_runtime_module, is_lean, l4t_release, make_logger, module_version, numpy_dtype_name, shape_of,
 )
 
 if TYPE_CHECKING:
@@ -29,12 +33,22 @@ if TYPE_CHECKING:
 
     from fume_edge.runtime.cuda_pycuda import PycudaStream
 
+LOG = logging.getLogger("fume_edge.tensorrt")
+
+
 def _device_index(device: str) -> int:
     """`auto`, `cuda`, `tensorrt` → GPU 0; `cuda:N` → N."""
     head, _, index = device.partition(":")
     if head not in ("auto", "cuda", "tensorrt", "gpu"):
         raise FumeEdgeError(f"device {device!r}: a TensorRT engine runs on a GPU; use auto, cuda or cuda:N")
     return int(index) if index.isdigit() else 0
+
+
+def running_here(device: str = "auto") -> RunningOn:
+    """This machine as a sidecar is compared with it: TensorRT module and version, GPU, L4T release."""
+    module = import_runtime_module()
+    gpu = device_info(_device_index(device))
+    return RunningOn(module_version(module), gpu.compute_capability, is_lean(module), gpu.sm_count, l4t_release())
 
 
 def engine_io(engine: "trt.ICudaEngine", module: Any) -> tuple[TensorInfo, ...]:
@@ -67,14 +81,17 @@ class TensorRTBackend:
         if not self.path.is_file():
             raise FumeEdgeError(f"{self.path}: engine file not found; build one with `fume-edge build-engine`")
         self._stream: CudaStream | PycudaStream | None = None
+        self._runtime: trt.Runtime | None = None
+        self.engine: trt.ICudaEngine | None = None
+        self.context: trt.IExecutionContext | None = None
         module = import_runtime_module()
-        version, lean = module_version(module), module.__name__ == LEAN_MODULE
+        version, lean = module_version(module), is_lean(module)
         self.sidecar = self._checked_sidecar(version, lean, force)
-        gpu = device_info(_device_index(device))  # "no GPU" is one line, before TensorRT touches CUDA
+        here = running_here(device)  # "no GPU" is one line, before TensorRT touches CUDA
         if self.sidecar is not None:
-            compare_sidecar(self.sidecar, RunningOn(version, gpu.compute_capability, lean), self.path)
+            compare_sidecar(self.sidecar, here, self.path, force=force)
         self._graph = False
-        self._stream = open_stream(gpu.index)  # selects the GPU before TensorRT touches it
+        self._stream = open_stream(_device_index(device))  # selects the GPU before TensorRT touches it
         try:
             self._load(module, version, verbose)
             if cuda_graph:
@@ -87,15 +104,19 @@ class TensorRTBackend:
         """Deserialise the plan, check its I/O against the sidecar and the contract, bind the buffers."""
         self._sink = LogSink(verbose=verbose)
         self._logger = make_logger(module, self._sink)
-        self._runtime: trt.Runtime = module.Runtime(self._logger)
+        runtime: trt.Runtime = module.Runtime(self._logger)
+        self._runtime = runtime
         if self.sidecar is not None and self.sidecar.version_compatible:
-            self._runtime.engine_host_code_allowed = True  # the plan carries its own lean runtime
-        engine = self._runtime.deserialize_cuda_engine(_read_plan(self.path))
+            runtime.engine_host_code_allowed = True  # the plan carries its own lean runtime
+        dla_core = self.sidecar.build_flags.get("dla_core") if self.sidecar is not None else None
+        if dla_core is not None:
+            runtime.DLA_core = int(dla_core)  # must be set before deserialising a DLA engine
+        engine = runtime.deserialize_cuda_engine(_read_plan(self.path))
         if engine is None:
             detail = self._sink.errors[-1] if self._sink.errors else "no reason given"
             raise FumeEdgeError(f"{self.path}: TensorRT {version} cannot load this engine ({detail[:200]}); "
                                 "it is corrupt or from another TensorRT/GPU: rebuild it with `fume-edge build-engine`")
-        self.engine: trt.ICudaEngine = engine
+        self.engine = engine
         self.io = engine_io(engine, module)
         if self.sidecar is not None and set(self.sidecar.io) != set(self.io):
             raise FumeEdgeError(f"{self.path}: its sidecar describes another engine's inputs/outputs; rebuild it "
@@ -110,7 +131,7 @@ class TensorRTBackend:
             if force:
                 return None
             raise
-        compare_sidecar(sidecar, RunningOn(version, None, lean), self.path)
+        compare_sidecar(sidecar, RunningOn(version, None, lean), self.path, force=force)
         return sidecar
 
     def _check_contract(self) -> None:
@@ -136,23 +157,23 @@ class TensorRTBackend:
     def _bind_buffers(self) -> None:
         """Pinned host and device memory for every I/O tensor, made once; their addresses bound to the context."""
         stream = self._stream
-        assert stream is not None
+        assert stream is not None and self.engine is not None
         context = self.engine.create_execution_context()
         if context is None:
             raise FumeEdgeError(f"{self.path}: TensorRT could not create an execution context (GPU memory full?)")
-        self.context: trt.IExecutionContext = context
+        self.context = context
         self._host: dict[str, np.ndarray] = {}
         self._device: dict[str, int] = {}
         for tensor in self.io:
             host = stream.pinned(tensor.shape, np.dtype(tensor.dtype))
             self._host[tensor.name] = host
             self._device[tensor.name] = stream.device_buffer(host.nbytes)
-            if not self.context.set_tensor_address(tensor.name, self._device[tensor.name]):
+            if not context.set_tensor_address(tensor.name, self._device[tensor.name]):
                 raise FumeEdgeError(f"{self.path}: TensorRT refused the buffer for {tensor.name!r}")
 
     def _enqueue(self) -> None:
         """Uploads, the engine, downloads: all async on the one stream."""
-        assert self._stream is not None
+        assert self._stream is not None and self.context is not None
         for tensor in self.io:
             if tensor.mode == "input":
                 self._stream.to_device(self._device[tensor.name], self._host[tensor.name])
@@ -167,7 +188,11 @@ class TensorRTBackend:
         assert self._stream is not None
         self._enqueue()  # TensorRT does its lazy set-up on the first enqueue, which a graph must not contain
         self._stream.synchronize()
-        self._stream.capture(self._enqueue)
+        try:
+            self._stream.capture(self._enqueue)
+        except CaptureFailed as exc:
+            LOG.warning("%s: CUDA graph capture failed (%s); running without a graph", self.path, exc)
+            return
         self._graph = True
 
     def infer(self, co2: np.ndarray, ch4: np.ndarray, modality_mask: np.ndarray) -> Prediction:
@@ -186,6 +211,11 @@ class TensorRTBackend:
         return prediction_from_outputs(outputs, self.contract)
 
     def close(self) -> None:
+        """Context, engine, runtime, then the stream and its memory (idempotent): TensorRT objects hold GPU memory
+        until released, which an 8 GB Orin running several engines in turn (bench) runs out of otherwise."""
+        self.context = None
+        self.engine = None
+        self._runtime = None
         if self._stream is not None:
             self._stream.close()
             self._stream = None

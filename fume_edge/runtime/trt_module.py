@@ -1,7 +1,9 @@
 """Finding TensorRT on this machine, imported only when a TensorRT path is asked for (DESIGN §7, §8).
 
-The full `tensorrt` module builds and runs engines; the lean runtime (`tensorrt_lean_bindings`, pip
-`tensorrt-lean-cu12-bindings`) only runs engines built with `--version-compatible`. How to get either differs by
+The full `tensorrt` module builds and runs engines; the lean runtime only runs engines built with
+`--version-compatible`. It is `tensorrt_lean` from the Debian/tar/JetPack packages (and pip's front-end package) and
+`tensorrt_lean_bindings` from the standalone pip wheel (`tensorrt-lean-cu12-bindings`): `LEAN_MODULES` lists both,
+and every place that looks for TensorRT (backend, doctor, bench) uses `RUNTIME_MODULES`. How to get either differs by
 machine: JetPack ships TensorRT as an apt package (a venv needs --system-site-packages to see it; pip's wheels are not
 built for Tegra), desktops install NVIDIA's wheels.
 """
@@ -9,6 +11,9 @@ built for Tegra), desktops install NVIDIA's wheels.
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import logging
+import re
 from pathlib import Path
 from types import ModuleType
 from typing import Protocol
@@ -19,12 +24,21 @@ from rich.markup import escape
 from fume_edge.errors import FumeEdgeError
 
 FULL_MODULE = "tensorrt"
-LEAN_MODULE = "tensorrt_lean_bindings"
+LEAN_MODULES = ("tensorrt_lean", "tensorrt_lean_bindings")
+RUNTIME_MODULES = (FULL_MODULE, *LEAN_MODULES)  # the order the backend tries them
 TEGRA_RELEASE = Path("/etc/nv_tegra_release")
 
 
 def is_jetson() -> bool:
     return TEGRA_RELEASE.is_file()
+
+
+def l4t_release(path: Path = TEGRA_RELEASE) -> str | None:
+    """`L4T R36.4.0` from /etc/nv_tegra_release ("# R36 (release), REVISION: 4.0, ..."), None off a Jetson."""
+    if not path.is_file():
+        return None
+    match = re.search(r"R(\d+) \(release\), REVISION: ([\d.]+)", path.read_text(errors="replace"))
+    return f"L4T R{match.group(1)}.{match.group(2)}" if match else "L4T (unknown release)"
 
 
 JETSON_HINT = ("on a Jetson: sudo apt install python3-libnvinfer and a venv made with --system-site-packages "
@@ -48,17 +62,35 @@ def _import(name: str) -> ModuleType | None:
     return module if hasattr(module, "__version__") else None
 
 
+def installed_runtime_modules() -> tuple[str, ...]:
+    """The TensorRT modules found here, without importing them (doctor and bench must not load CUDA)."""
+    found = []
+    for name in RUNTIME_MODULES:
+        try:
+            if importlib.util.find_spec(name) is not None:
+                found.append(name)
+        except (ImportError, ValueError):
+            continue
+    return tuple(found)
+
+
+def is_lean(module: ModuleType) -> bool:
+    """Whether `module` is a lean runtime (it runs version-compatible engines only)."""
+    return module.__name__.partition(".")[0] in LEAN_MODULES
+
+
 def tensorrt_missing_reason(lean_ok: bool = False) -> str | None:
     """None when TensorRT imports here; otherwise one line: what is missing and how to get it."""
-    if _import(FULL_MODULE) is not None or (lean_ok and _import(LEAN_MODULE) is not None):
+    names = RUNTIME_MODULES if lean_ok else (FULL_MODULE,)
+    if any(_import(name) is not None for name in names):
         return None
     what = "TensorRT's Python module (tensorrt)" + (" or its lean runtime" if lean_ok else "")
     return f"{what} is not installed here; {install_hint()}"
 
 
 def import_runtime_module() -> ModuleType:
-    """`tensorrt`, else the lean runtime `tensorrt_lean_bindings`: both expose the same Runtime/engine API."""
-    for name in (FULL_MODULE, LEAN_MODULE):
+    """`tensorrt`, else a lean runtime (`LEAN_MODULES`): all expose the same Runtime/engine API."""
+    for name in RUNTIME_MODULES:
         module = _import(name)
         if module is not None:
             return module
@@ -69,8 +101,14 @@ def module_version(module: ModuleType) -> str:
     return str(getattr(module, "__version__", "unknown"))
 
 
+LOG = logging.getLogger("fume_edge.tensorrt")
+LOG_LEVELS = {"INTERNAL_ERROR": logging.CRITICAL, "ERROR": logging.ERROR, "WARNING": logging.WARNING,
+              "INFO": logging.INFO, "VERBOSE": logging.DEBUG}
+
+
 class LogSink:
-    """Where TensorRT's log goes: warnings and errors to the console, errors kept for the one-line message."""
+    """Where TensorRT's log goes: the build's console when it has one, else the `fume_edge.tensorrt` log (a running
+    engine's warnings must reach the service's log); errors are also kept for the one-line message."""
 
     def __init__(self, console: Console | None = None, verbose: bool = False) -> None:
         self.console = console
@@ -81,7 +119,11 @@ class LogSink:
         if severity_name in ("ERROR", "INTERNAL_ERROR"):
             self.errors.append(message)
         styles = {"INTERNAL_ERROR": "bold red", "ERROR": "red", "WARNING": "yellow"}
-        if self.console is not None and (severity_name in styles or self.verbose):
+        if self.console is None:
+            level = LOG_LEVELS.get(severity_name, logging.DEBUG)
+            if level >= logging.WARNING or self.verbose:
+                LOG.log(level, "TensorRT: %s", message)
+        elif severity_name in styles or self.verbose:
             self.console.print(f"[{styles.get(severity_name, 'dim')}]TensorRT:[/] {escape(message)}", highlight=False)
 
 
