@@ -9,12 +9,12 @@ import shutil
 import sqlite3
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 from alerts_support import make_event, sinks_config
-from disk_support import mount_tmpfs, unmount
+from disk_support import fill, mount_tmpfs, small_disk, unmount  # noqa: F401 (fixture)
 
 from fume_edge.alerts.event import AlertEvent
 from fume_edge.alerts.store import AlertStore, StoreConfig
@@ -95,7 +95,7 @@ def test_a_database_deleted_mid_run_is_recreated_with_the_events_since(tmp_path:
     worker.submit(before)
     assert until(lambda: worker.stats().written == 3)
     path.unlink()  # `rm alerts.db` while the run writes it
-    with caplog.at_level(logging.ERROR, "fume_edge.alerts.worker"):
+    with caplog.at_level(logging.ERROR, "fume_edge.alerts.store"):
         worker.submit(after)
         assert until(lambda: worker.stats().written == 7)
         assert worker.stats().errors == 1  # /healthz reports the sink error
@@ -104,7 +104,7 @@ def test_a_database_deleted_mid_run_is_recreated_with_the_events_since(tmp_path:
         assert until(lambda: worker.stats().written == 8)
     worker.stop()
     logged = [r.getMessage() for r in caplog.records if "was deleted" in r.getMessage()]
-    assert len(logged) == 1 and "a new one was started at" in logged[0]  # once, not once per event
+    assert len(logged) == 1 and f"go on in a new database at {path}" in logged[0]  # once, not once per event
     with AlertStore(path, readonly=True) as store:
         assert len(store.events()) == 5
         assert store.runs(1)[0]["end_reason"] == "completed" and current_subject(store) == "cow-7"
@@ -126,7 +126,7 @@ def test_a_database_replaced_mid_run_is_never_written_into(tmp_path: Path, caplo
     assert until(lambda: worker.stats().written == 3)
     backup.replace(path)  # a restored backup moved over the database the run writes
     replacing = path.read_bytes()
-    with caplog.at_level(logging.ERROR, "fume_edge.alerts.worker"):
+    with caplog.at_level(logging.ERROR, "fume_edge.alerts.store"):
         worker.submit(events[3:])
         assert until(lambda: worker.stats().written == 6)
         assert stored_ids(path) == [theirs.event_id]  # while running: none of the run's -wal applied onto it
@@ -159,10 +159,9 @@ def test_a_damaged_database_is_moved_aside_at_start_and_a_new_one_started(tmp_pa
             store.record(make_event(wall=T0 + i), publish=False)
     _flip_a_btree_page(path)
     damaged = path.read_bytes()
-    with caplog.at_level(logging.ERROR, "fume_edge.alerts.store"):
-        with SinkWorker(config, device_id="barn-1") as worker:
-            worker.submit([fresh := make_event(wall=T0 + 100)])
-            assert until(lambda: worker.stats().written == 1)
+    with caplog.at_level(logging.ERROR, "fume_edge.alerts.store"), SinkWorker(config, device_id="barn-1") as worker:
+        worker.submit([fresh := make_event(wall=T0 + 100)])
+        assert until(lambda: worker.stats().written == 1)
     (aside,) = tmp_path.glob("alerts.db.corrupt-*")
     assert aside.read_bytes() == damaged  # kept as it was, for whoever wants to salvage it
     assert [r.getMessage() for r in caplog.records if "damaged" in r.getMessage()] == [
@@ -202,3 +201,22 @@ def test_retention_bounds_a_subject_flood_and_keeps_every_event_and_the_current_
         tight = StoreConfig(str(path), max_events=200_000, max_bytes=4096, max_age_days=365, max_runs=10)
         store.enforce_retention(tight, now)  # a limit nothing fits: only what must stay, stays
         assert len(store.events()) == 4 and store.unsent_count() == 4 and current_subject(store) == "cow-5999"
+
+
+def test_a_database_deleted_on_a_full_disk_is_recreated_once_space_returns(small_disk: Path) -> None:
+    config = sinks_config(small_disk, {"retry_min_s": 0.05, "retry_max_s": 0.2})
+    path = Path(config.sqlite.path)
+    events = [make_event(wall=T0 + i) for i in range(4)]
+    worker = SinkWorker(config, device_id="barn-1")
+    worker.start()
+    worker.submit(events[:1])
+    assert until(lambda: worker.stats().written == 1)
+    filler = fill(small_disk)
+    path.unlink()  # still open, so no space comes back: the new database cannot be made yet
+    worker.submit(events[1:])
+    assert until(lambda: worker.stats().errors >= 3)  # the move is retried with every write
+    filler.unlink()
+    assert until(lambda: worker.stats().written == 4)
+    worker.stop()
+    assert worker.stats().lost == 0
+    assert stored_ids(path) == ids(events[1:])

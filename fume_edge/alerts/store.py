@@ -206,6 +206,7 @@ class AlertStore:
         self._open()
         self._identity = file_id(self.path)
         self._checked_seq = 0  # events up to this sequence number are known to be in the file at `path`
+        self._carry: dict[str, list[sqlite3.Row]] | None = None  # rows on their way to a new file (`check_file`)
         if owner:
             _OWNED[_key(self.path)] = self._identity
             self._checked_seq = self.last_seq()
@@ -437,9 +438,9 @@ class AlertStore:
     def enforce_retention(self, config: StoreConfig, now: float | None = None) -> int:
         """Keep every growing table within the limits: rows older than `max_age_days` go, events and subject
         changes beyond `max_events` and runs beyond `max_runs` go (oldest first), then, while the pages in use
-        exceed `max_bytes`, the oldest subject changes and then the oldest rows of the largest table. Never deleted: an event still waiting to be
-        sent, the latest subject change (the current subject) and the newest run (this one). Returns how many
-        events were deleted."""
+        exceed `max_bytes`, the oldest subject changes and then the oldest rows of the largest table. Never
+        deleted: an event still waiting to be sent, the latest subject change (the current subject) and the
+        newest run (this one). Returns how many events were deleted."""
         now = time.time() if now is None else now
         deleted = 0
         with self._transaction() as db:
@@ -477,7 +478,9 @@ class AlertStore:
     def _use(self) -> Iterator[sqlite3.Connection]:
         """The connection, under the lock; a non-owner first follows the file at `path` if it changed."""
         with self._lock:
-            if not self.owner:
+            if self._carry is not None:
+                self._settle()
+            elif not self.owner:
                 self._follow_path()
             yield self._db
 
@@ -501,27 +504,30 @@ class AlertStore:
         """The owner's check, after each commit and at each retention tick: is the file at `path` still the one
         being written? When it was deleted, a new database is started at `path`; when another file took its place,
         that file is left untouched and a new database is started beside it. Either way the events not yet known
-        to be in the file at `path` and those still waiting to be sent move along. Returns what happened, or None
-        when all is well."""
+        to be in the file at `path`, and those still waiting to be sent, move along. Logs and returns what
+        happened (once per incident), or None when all is well."""
         with self._lock:
             now = file_id(self.path)
-            if now == self._identity:
-                self._checked_seq = self.last_seq()
+            if now == self._identity or self._carry is not None:
+                self._checked_seq = self.last_seq()  # (a move still pending completes here first)
                 return None
             old = self.path
             target = old if now is None else old.with_name(f"{old.stem}-{_stamp()}{old.suffix}")
-            moved = self._move_to(target)
             what = "was deleted" if now is None else "was replaced by another file (left untouched)"
-            return (f"{old}: the alert database {what} while running; a new one was started at {target} with the "
-                    f"{moved} events the old file held that were not yet known to be on disk there or not yet "
-                    "sent; earlier events are only in the JSONL file, if one is written")
+            message = (f"{old}: the alert database {what} while running; the events not yet stored there or not "
+                       f"yet sent go on in a new database at {target}, earlier ones are only in the JSONL file "
+                       "if one is written")
+            log.error("%s", message)
+            self._leave(target)
+            self._settle()
+            return message
 
-    def _move_to(self, target: Path) -> int:
-        """Carry this run's row, the current subject, and the events after the last good check or still unsent
-        into a new database at `target`, with sequence numbers kept, so JSONL and MQTT follow on unchanged.
-        The old connection's -wal is checkpointed into the old file first, so nothing of it reaches `target`."""
+    def _leave(self, target: Path) -> None:
+        """Take this run's row, the current subject, and the events after the last good check or still unsent
+        out of the old file, merge its -wal into it (so nothing of it is ever read onto a file at the same path)
+        and close it; `_settle` then writes them into the new database at `target`."""
         db = self._db
-        carried = {
+        self._carry = {
             "events": db.execute("SELECT * FROM events WHERE seq > ? OR seq IN "
                                  "(SELECT event_seq FROM outbox WHERE sent_at IS NULL) ORDER BY seq",
                                  (self._checked_seq,)).fetchall(),
@@ -530,26 +536,43 @@ class AlertStore:
             "runs": db.execute("SELECT * FROM runs WHERE end_reason IS NULL OR id IN "
                                "(SELECT run_id FROM events WHERE seq > ?)", (self._checked_seq,)).fetchall(),
             "subjects": db.execute("SELECT * FROM subjects ORDER BY id DESC LIMIT 1").fetchall(),
+            "sqlite_sequence": db.execute("SELECT name, seq FROM sqlite_sequence").fetchall(),
         }
-        sequences = db.execute("SELECT name, seq FROM sqlite_sequence").fetchall()
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         db.close()
         _OWNED.pop(_key(self.path), None)
         self.path = target
+
+    def _settle(self) -> None:
+        """Create the new database and store what `_leave` carried, keeping sequence numbers, so JSONL and MQTT
+        follow on unchanged. A failure (a full disk) raises and is tried again by the next use of the store."""
+        carry = self._carry
+        assert carry is not None
+        self._db.close()  # the old file's, or a failed try's
         self._open()
-        with self._transaction() as fresh:
-            for table, rows in carried.items():
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for table, rows in carry.items():
+                if table == "sqlite_sequence":  # numbering goes on where the old file left off
+                    for name, seq in rows:
+                        db.execute("INSERT INTO sqlite_sequence (name, seq) SELECT ?, 0 WHERE NOT EXISTS "
+                                   "(SELECT 1 FROM sqlite_sequence WHERE name = ?)", (name, name))
+                        db.execute("UPDATE sqlite_sequence SET seq = MAX(seq, ?) WHERE name = ?", (seq, name))
+                    continue
                 for row in rows:
                     names = ",".join(row.keys())
-                    fresh.execute(f"INSERT INTO {table} ({names}) VALUES ({','.join('?' * len(row))})", tuple(row))
-            for name, seq in sequences:  # numbering goes on where the old file left off
-                fresh.execute("INSERT INTO sqlite_sequence (name, seq) SELECT ?, 0 WHERE NOT EXISTS "
-                              "(SELECT 1 FROM sqlite_sequence WHERE name = ?)", (name, name))
-                fresh.execute("UPDATE sqlite_sequence SET seq = MAX(seq, ?) WHERE name = ?", (seq, name))
-        self._identity = file_id(target)
-        _OWNED[_key(target)] = self._identity
-        self._checked_seq = self.last_seq()
-        return len(carried["events"])
+                    db.execute(f"INSERT OR IGNORE INTO {table} ({names}) VALUES ({','.join('?' * len(row))})",
+                               tuple(row))
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        self._carry = None
+        self._checked_seq = int(db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0])
+        self._identity = file_id(self.path)
+        _OWNED[_key(self.path)] = self._identity
 
     def close(self) -> None:
         """A writer merges its -wal into the file before closing (`wal_checkpoint(TRUNCATE)`), so the database

@@ -335,11 +335,9 @@ class SinkWorker:
 
     def _check_database(self) -> None:
         """After each commit and retention tick: a database deleted or replaced under the run is an error (the
-        health turns unhealthy) logged once, and the store moves to a new file with the events at risk."""
+        health turns unhealthy), logged once by the store, which moves to a new file with the events at risk."""
         _, problem = self._attempt("alert database check", self.store.check_file)
-        if problem:
-            self._count("errors")
-            log.error("alert sink: %s", problem)
+        self._count("errors", bool(problem))  # the store logged it
 
     def _retention(self) -> None:
         self._check_database()
