@@ -4,7 +4,7 @@ An event is committed (WAL, `synchronous=FULL`) before it is written or publishe
 outbox row when a publisher (MQTT) will send it, in one transaction: a crash leaves either both or neither. The
 publisher reads unsent outbox rows and marks them sent only after the broker acknowledged them, so an outage or a
 restart loses nothing. Retention keeps a device that runs for months within its limits (event count, bytes, age;
-oldest first) and never deletes an event that is still waiting to be sent.
+oldest first, over every table that grows) and never deletes an event that is still waiting to be sent.
 
 Tables (schema versioned by `PRAGMA user_version`, upgraded by `MIGRATIONS` in order):
 - `events`: one row per alert event; indexed columns plus the event's JSON (`payload`, see `AlertEvent.to_json`).
@@ -16,8 +16,11 @@ Tables (schema versioned by `PRAGMA user_version`, upgraded by `MIGRATIONS` in o
 
 One connection is shared by the sink worker and the publisher thread, serialised by a lock. A database that is
 not fume-edge's is refused by name, never "upgraded"; a read-only archive (a cleanly closed database on read-only
-media, where WAL's `-shm` cannot be made) is opened in SQLite's immutable mode. Nothing secret is stored: the
-run's config goes through `secrets.redact`.
+media, where WAL's `-shm` cannot be made) is opened in SQLite's immutable mode, which cannot see a `-wal`, so a
+non-empty one there is an error that says so. A writer merges its `-wal` into the file when it closes, so the file
+alone holds every event. The run's own connection (`owner`) sets a damaged file aside at start and survives the
+file being deleted or replaced under it (`check_file`). Nothing secret is stored: the run's config goes through
+`secrets.redact`.
 """
 
 from __future__ import annotations
@@ -527,7 +530,7 @@ class AlertStore:
         out of the old file, merge its -wal into it (so nothing of it is ever read onto a file at the same path)
         and close it; `_settle` then writes them into the new database at `target`."""
         db = self._db
-        self._carry = {
+        carry = {
             "events": db.execute("SELECT * FROM events WHERE seq > ? OR seq IN "
                                  "(SELECT event_seq FROM outbox WHERE sent_at IS NULL) ORDER BY seq",
                                  (self._checked_seq,)).fetchall(),
@@ -538,10 +541,13 @@ class AlertStore:
             "subjects": db.execute("SELECT * FROM subjects ORDER BY id DESC LIMIT 1").fetchall(),
             "sqlite_sequence": db.execute("SELECT name, seq FROM sqlite_sequence").fetchall(),
         }
-        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        try:
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.Error as exc:  # closing (the last connection to it) tries again
+            log.warning("%s: the old file's -wal was not merged (%s)", self.path, exc)
         db.close()
         _OWNED.pop(_key(self.path), None)
-        self.path = target
+        self.path, self._carry = target, carry
 
     def _settle(self) -> None:
         """Create the new database and store what `_leave` carried, keeping sequence numbers, so JSONL and MQTT
