@@ -18,7 +18,7 @@ from disk_support import fill, mount_tmpfs, small_disk, unmount  # noqa: F401 (f
 
 from fume_edge.alerts.event import AlertEvent
 from fume_edge.alerts.store import AlertStore, StoreConfig
-from fume_edge.alerts.subject import current_subject, set_subject
+from fume_edge.alerts.subject import SubjectWatcher, current_subject, set_subject, subject_history, tag_command
 from fume_edge.alerts.worker import SinkWorker
 from fume_edge.errors import FumeEdgeError
 
@@ -90,8 +90,10 @@ def test_a_database_deleted_mid_run_is_recreated_with_the_events_since(tmp_path:
     before, after = [make_event(wall=T0 + i) for i in range(3)], [make_event(wall=T0 + 10 + i) for i in range(4)]
     worker = SinkWorker(config, device_id="barn-1")
     worker.start()
-    with AlertStore(path) as store:
-        set_subject(store, "cow-7", "cli")
+    tag_command(path, "cow-7")
+    seen: list[str | None] = []
+    watcher = SubjectWatcher(path, seen.append, poll_s=0.02)  # as `run` follows `fume-edge tag`
+    watcher.__enter__()
     worker.submit(before)
     assert until(lambda: worker.stats().written == 3)
     path.unlink()  # `rm alerts.db` while the run writes it
@@ -100,14 +102,18 @@ def test_a_database_deleted_mid_run_is_recreated_with_the_events_since(tmp_path:
         assert until(lambda: worker.stats().written == 7)
         assert worker.stats().errors == 1  # /healthz reports the sink error
         assert until(lambda: stored_ids(path) == ids(after))  # a new file at the path, the new events in it
+        tag_command(path, "cow-9")  # reaches the new file, and the running watcher follows it there
+        assert until(lambda: seen[-1:] == ["cow-9"])
         worker.submit([make_event(wall=T0 + 20)])
         assert until(lambda: worker.stats().written == 8)
+    watcher.__exit__(None, None, None)
     worker.stop()
     logged = [r.getMessage() for r in caplog.records if "was deleted" in r.getMessage()]
     assert len(logged) == 1 and f"go on in a new database at {path}" in logged[0]  # once, not once per event
     with AlertStore(path, readonly=True) as store:
         assert len(store.events()) == 5
-        assert store.runs(1)[0]["end_reason"] == "completed" and current_subject(store) == "cow-7"
+        assert store.runs(1)[0]["end_reason"] == "completed" and current_subject(store) == "cow-9"
+        assert [change.subject for change in subject_history(store)] == ["cow-9", "cow-7"]  # carried over
     lines = [AlertEvent.from_json(line) for line in jsonl.read_text().splitlines()]
     assert ids(lines) == ids(before + after) + [lines[-1].event_id]  # JSONL follows on without gaps or repeats
 
