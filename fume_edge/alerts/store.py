@@ -104,9 +104,10 @@ _DELETABLE = "NOT EXISTS (SELECT 1 FROM outbox o WHERE o.event_seq = events.seq 
 
 log = logging.getLogger(__name__)
 
-# The file identity (st_dev, st_ino) each owner in this process writes, by resolved path: other connections wait
-# for the owner to move on before following a new file at that path. While SQLite holds a file open its inode
-# cannot be reused, so a different identity at the path means the file was deleted or replaced.
+# The file identity (st_dev, st_ino) each owner in this process writes, by resolved path (None: a new file being
+# made there): other connections wait for the owner to move on before following a new file at that path. While
+# SQLite holds a file open its inode cannot be reused, so a different identity at the path means the file was
+# deleted or replaced.
 _OWNED: dict[str, tuple[int, int] | None] = {}
 
 
@@ -547,6 +548,7 @@ class AlertStore:
             log.warning("%s: the old file's -wal was not merged (%s)", self.path, exc)
         db.close()
         _OWNED.pop(_key(self.path), None)
+        _OWNED[_key(target)] = None  # being made: other connections wait until `_settle` has filled it
         self.path, self._carry = target, carry
 
     def _settle(self) -> None:
@@ -584,7 +586,11 @@ class AlertStore:
         """A writer merges its -wal into the file before closing (`wal_checkpoint(TRUNCATE)`), so the database
         file alone holds every event: a copy of it, or the file on read-only media, misses nothing."""
         with self._lock:
-            if not self.readonly:
+            if self._carry is not None:  # the new file could not be made before shutdown's deadline
+                log.error("%s: %d events of the deleted or replaced alert database could not be stored in a new "
+                          "one; they are only in the JSONL file, if one is written", self.path,
+                          len(self._carry["events"]))
+            elif not self.readonly:
                 try:
                     busy = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
                     if busy:
@@ -592,7 +598,7 @@ class AlertStore:
                                     self.path)
                 except sqlite3.Error as exc:
                     log.warning("%s: the -wal was not merged at close (%s); the next open merges it", self.path, exc)
-            if self.owner and _OWNED.get(_key(self.path)) == self._identity:
+            if self.owner and _OWNED.get(_key(self.path), False) in (self._identity, None):
                 del _OWNED[_key(self.path)]
             self._db.close()
 
