@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from rich import box
+from rich.markup import escape
 from rich.table import Table
 
 from fume_edge.alerts.event import ALERT_TYPES, AlertEvent, parse_iso
@@ -36,9 +37,13 @@ def parse_since(text: str, now: float) -> float:
                             "(30m, 2h, 7d)") from None
 
 
+def _title(events: list[AlertEvent], db: Path) -> str:
+    return f"{len(events)} alert event{'' if len(events) == 1 else 's'} in {escape(str(db))}"  # a path is no markup
+
+
 def _narrow_table(events: list[AlertEvent], db: Path) -> Table:
     """What fits 80 columns: when, what, which alert, and the most likely pH class (`--wide` shows the rest)."""
-    table = Table(title=f"{len(events)} alert event{'' if len(events) == 1 else 's'} in {db}", title_justify="left",
+    table = Table(title=_title(events, db), title_justify="left",
                   box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0), show_edge=False, caption="--wide: every column; --json: every field",
                   caption_justify="left")
     for name in ("time (UTC)", "type", "state", "alert", "cameras", "pH"):
@@ -52,7 +57,7 @@ def _narrow_table(events: list[AlertEvent], db: Path) -> Table:
 
 
 def _wide_table(events: list[AlertEvent], db: Path) -> Table:
-    table = Table(title=f"{len(events)} alert event{'' if len(events) == 1 else 's'} in {db}", title_justify="left")
+    table = Table(title=_title(events, db), title_justify="left")
     for name in ("time (UTC)", "type", "state", "alert", "subject", "cameras", "pH (smoothed)", "gas area", "frames",
                  "snapshot"):
         table.add_column(name, no_wrap=name in ("time (UTC)", "type", "alert"),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+import shlex
 import threading
 import time
 from dataclasses import dataclass
@@ -111,5 +112,6 @@ def tag_command(db: Path, text: str) -> None:
         raise FumeEdgeError(f"{db}: no alert database here; pass --db with the file `fume-edge run` writes")
     with AlertStore(db) as store:
         change = set_subject(store, subject, "cli")
+    hint = shlex.join(["fume-edge", "alerts", "--db", str(db), "--subject", subject or "ID"])  # pastes as is
     console.print(f"subject {'cleared' if subject is None else repr(subject)} at {iso_utc(change.epoch)}; "
-                  f"see its alerts with: fume-edge alerts --db {db} --subject {subject or 'ID'}", highlight=False)
+                  f"see its alerts with: {hint}", highlight=False, markup=False)

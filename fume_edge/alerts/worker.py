@@ -98,7 +98,7 @@ class SinkWorker:
         self.device_id = device_id
         self.model_sha = model_sha
         self.run_config = run_config
-        self.store = AlertStore(config.sqlite.path)
+        self.store = AlertStore(config.sqlite.path, owner=True)
         self.jsonl = JsonlWriter(config.jsonl) if config.jsonl.path else None
         self.snapshots = SnapshotDir(config.snapshots) if config.snapshots.dir else None
         self.mqtt = MqttPublisher(config.mqtt, self.store, device_id) if config.mqtt.url else None
@@ -243,6 +243,7 @@ class SinkWorker:
                 self._pending_frames -= 1
         if self._commit(event, png):
             self._count("written")
+            self._check_database()
             if self.mqtt is not None:
                 self.mqtt.notify()
         else:
@@ -332,7 +333,14 @@ class SinkWorker:
                 with self._lock:  # keep them for the next try unless newer ones arrived
                     self._latest_stats = self._latest_stats or latest
 
+    def _check_database(self) -> None:
+        """After each commit and retention tick: a database deleted or replaced under the run is an error (the
+        health turns unhealthy), logged once by the store, which moves to a new file with the events at risk."""
+        _, problem = self._attempt("alert database check", self.store.check_file)
+        self._count("errors", bool(problem))  # the store logged it
+
     def _retention(self) -> None:
+        self._check_database()
         _, deleted = self._attempt("retention", self.store.enforce_retention, self.config.sqlite)
         if deleted:
             log.info("alert store retention removed %d old events", deleted)

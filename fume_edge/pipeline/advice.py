@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,8 @@ def backend_warnings(backend: Any, model: Path) -> list[str]:
 
 def alert_destinations(sinks: SinksConfig) -> list[str]:
     """Where this run's alert events were written, each with how to read them back (no MQTT credentials)."""
-    places = [f"SQLite {sinks.sqlite.path} (list them: fume-edge alerts --db {sinks.sqlite.path})"]
+    listing = shlex.join(["fume-edge", "alerts", "--db", sinks.sqlite.path])  # pastes into a shell as is
+    places = [f"SQLite {sinks.sqlite.path} (list them: {listing})"]
     if sinks.jsonl.path:
         places.append(f"JSONL {sinks.jsonl.path}")
     if sinks.mqtt.url:

@@ -226,11 +226,28 @@ def source_identity(spec: str) -> str:
     return os.path.realpath(spec)
 
 
+def _file_identity(spec: str) -> tuple[int, int] | None:
+    """(st_dev, st_ino) of the device, file or folder a spec names (a hard link shares it); None for the rest."""
+    if spec.lower().startswith(URL_SCHEMES) or spec == "synthetic":
+        return None
+    try:
+        found = os.stat(source_identity(spec))
+    except (OSError, ValueError):
+        return None
+    return found.st_dev, found.st_ino
+
+
 def check_distinct_sources(co2: str, ch4: str) -> None:
-    """Both gases from one camera, file or folder is a mistake that would pair every frame with itself."""
-    if co2 != "synthetic" and source_identity(co2) == source_identity(ch4):
+    """Both gases from one camera, file or folder (by any path, symlink or hard link) is a mistake that would
+    pair every frame with itself."""
+    if co2 == "synthetic":
+        return
+    inode = _file_identity(co2)
+    if source_identity(co2) == source_identity(ch4) or (inode is not None and inode == _file_identity(ch4)):
         raise FumeEdgeError(f"--ch4 {redact_text(ch4)}: the same source as --co2 {redact_text(co2)} "
                             f"({redact_text(source_identity(co2))}); each gas needs its own camera, file or folder")
+
+
 def _with_sidecar_timestamps(camera: CameraConfig, video: Path) -> CameraConfig:
     """A video's frame times from `<video>.csv` beside it (as `synth --videos` writes), unless the config names a
     timestamps file: recorded gaps, jitter and clock offsets then reach pairing and the alerts."""
