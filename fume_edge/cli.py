@@ -8,9 +8,11 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from fume_edge import __version__
 from fume_edge.errors import FumeEdgeError
+from fume_edge.extras import feature_for_module
 
 app = typer.Typer(
     name="fume-edge",
@@ -22,28 +24,23 @@ app = typer.Typer(
 err_console = Console(stderr=True)
 
 
-# Optional dependencies and the extra that brings each (the device install has none of them).
-_EXTRA_FOR_MODULE = {"torch": "train", "matplotlib": "train", "onnx": "export", "onnxsim": "export",
-                     "paho": "mqtt", "cuda": "trt", "starlette": "web", "uvicorn": "web",
-                     "prometheus_client": "web"}
-
-
 def main() -> None:
     """Console entry point: a user error becomes one red line and exit code 2, never a traceback."""
     try:
         app()
     except FumeEdgeError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-        sys.exit(2)
+        _fail(str(exc))
     except ModuleNotFoundError as exc:
-        package = (exc.name or "").split(".")[0]
-        if package not in _EXTRA_FOR_MODULE:
+        feature = feature_for_module(exc.name or "")
+        if feature is None:
             raise
-        extra = _EXTRA_FOR_MODULE[package]
-        err_console.print(f"[bold red]error:[/] this command needs {package}, which this install lacks; "
-                          f"install it with: pip install 'fume-edge\\[{extra}]' (from a clone of the repository: "
-                          f"pip install -e '.\\[{extra}]')", highlight=False, soft_wrap=True)
-        sys.exit(2)
+        _fail(f"this command needs {(exc.name or '').split('.')[0]}, which this install lacks; install it with: "
+              f"{feature.hint}")
+
+
+def _fail(message: str) -> None:
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    sys.exit(2)
 
 
 @app.callback(invoke_without_command=True)
