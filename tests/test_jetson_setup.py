@@ -259,7 +259,8 @@ def test_root_without_the_engine_does_not_enable_the_service(tmp_path: Path) -> 
     result = setup(root)
     assert result.returncode == 0, result.stderr
     assert not (root / "etc/systemd/system/multi-user.target.wants").exists()
-    assert "not enabled: its engine /var/lib/fume-edge/engines/fume_default.engine is built on the device" in result.stdout
+    engine = "/var/lib/fume-edge/engines/fume_default.engine"
+    assert f"not enabled: its engine {engine} is built on the device" in result.stdout
     assert "journalctl" not in result.stdout
     assert "Next, on the device: sudo ./jetson_setup.sh" in result.stdout.splitlines()[-1]
 

@@ -15,7 +15,7 @@ from rich.table import Table
 
 from fume_edge.alerts.event import ALERT_TYPES, AlertEvent, parse_iso
 from fume_edge.alerts.store import AlertStore
-from fume_edge.console import console
+from fume_edge.console import COMPACT_BELOW, console
 from fume_edge.errors import FumeEdgeError
 
 _AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -51,18 +51,29 @@ def _narrow_table(events: list[AlertEvent], db: Path) -> Table:
     return table
 
 
-def _wide_table(events: list[AlertEvent], db: Path) -> Table:
-    table = Table(title=f"{len(events)} alert event{'' if len(events) == 1 else 's'} in {db}", title_justify="left")
-    for name in ("time (UTC)", "type", "state", "alert", "subject", "cameras", "pH (smoothed)", "gas area", "frames",
-                 "snapshot"):
-        table.add_column(name, no_wrap=name in ("time (UTC)", "type", "alert"),
-                         overflow="fold" if name == "snapshot" else "ellipsis")
+def _wide_table(events: list[AlertEvent], db: Path, width: int) -> Table:
+    """Every column; below COMPACT_BELOW terminal columns the details share one column, a line each."""
+    table = Table(title=f"{len(events)} alert event{'' if len(events) == 1 else 's'} in {db}", title_justify="left",
+                  box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0), show_edge=False)
+    compact = width < COMPACT_BELOW
+    names = ("time (UTC)", "type", "state", "alert", "details") if compact else (
+        "time (UTC)", "type", "state", "alert", "subject", "cameras", "pH", "gas area", "frames", "snapshot")
+    for name in names:  # state, subject and the free text wrap; the rest keep their width
+        table.add_column(name, no_wrap=name not in ("state", "subject", "details", "snapshot"), overflow="fold",
+                         max_width=13 if name == "state" else None)
     for e in events:
-        probs = " ".join(f"{name[0]} {p:.2f}" for name, p in (e.probs or {}).items()) or "-"
+        probs = " ".join(f"{name[0]}{p:.2f}".replace("0.", ".", 1) for name, p in (e.probs or {}).items()) or "-"
         gas = " ".join(f"{gas} {'-' if a is None else f'{a * 100:.1f}%'}" for gas, a in e.gas_areas.items()) or "-"
         state = e.state + (f" ({e.reason})" if e.reason else "")
-        table.add_row(e.time[:19].replace("T", " "), e.type, f"[{_STATE_STYLE[e.state]}]{state}[/]", e.id[:8],
-                      e.subject or "-", ", ".join(e.camera_ids), probs, gas, str(e.frames), Path(e.snapshot).name if e.snapshot else "-")
+        snapshot = Path(e.snapshot).name if e.snapshot else "-"
+        when = e.time[5:19] if width < WIDE_FROM else e.time[:19]
+        cells = [when.replace("T", " "), e.type, f"[{_STATE_STYLE[e.state]}]{state}[/]", e.id[:8]]
+        if compact:
+            cells.append(f"subject {e.subject or '-'}\n{','.join(e.camera_ids)}, {e.frames} frames\npH {probs}\n"
+                         f"gas {gas}\nsnapshot {snapshot}")
+        else:
+            cells += [e.subject or "-", ",".join(e.camera_ids), probs, gas, str(e.frames), snapshot]
+        table.add_row(*cells)
     return table
 
 
@@ -80,4 +91,5 @@ def show_alerts(db: Path, *, since: str | None = None, alert_type: str | None = 
         for event in events:
             print(event.to_json())
     else:
-        console.print((_wide_table if wide or console.width >= WIDE_FROM else _narrow_table)(events, db))
+        wide = wide or console.width >= WIDE_FROM
+        console.print(_wide_table(events, db, console.width) if wide else _narrow_table(events, db))
