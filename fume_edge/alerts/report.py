@@ -7,12 +7,14 @@ writer). `--json` prints the events exactly as the JSONL and MQTT sinks carry th
 from __future__ import annotations
 
 import re
+import sys
 import time
 from pathlib import Path
 
 from rich import box
 from rich.table import Table
 
+from fume_edge.alerts.csv_export import write_csv
 from fume_edge.alerts.event import ALERT_TYPES, AlertEvent, parse_iso
 from fume_edge.alerts.store import AlertStore
 from fume_edge.console import COMPACT_BELOW, console
@@ -78,8 +80,10 @@ def _wide_table(events: list[AlertEvent], db: Path, width: int) -> Table:
 
 
 def show_alerts(db: Path, *, since: str | None = None, alert_type: str | None = None, as_json: bool = False,
-                limit: int | None = None, subject: str | None = None, wide: bool = False) -> None:
-    """Print the events of `db` (oldest first; `limit` keeps the newest) as a table, or as JSON lines."""
+                limit: int | None = None, subject: str | None = None, wide: bool = False, as_csv: bool = False) -> None:
+    """Print the events of `db` (oldest first; `limit` keeps the newest) as a table, JSON lines or CSV."""
+    if as_json and as_csv:
+        raise FumeEdgeError("--json and --csv: pass one of them")
     if alert_type is not None and alert_type not in ALERT_TYPES:
         raise FumeEdgeError(f"--type {alert_type!r}: not an alert type; use one of {', '.join(ALERT_TYPES)}")
     if limit is not None and limit <= 0:
@@ -90,6 +94,8 @@ def show_alerts(db: Path, *, since: str | None = None, alert_type: str | None = 
     if as_json:
         for event in events:
             print(event.to_json())
+    elif as_csv:
+        write_csv(events, sys.stdout)
     else:
         wide = wide or console.width >= WIDE_FROM
         console.print(_wide_table(events, db, console.width) if wide else _narrow_table(events, db))
