@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from fume_edge.extras import FEATURES
+
 README = Path(__file__).resolve().parents[1] / "README.md"
 PATHLIKE = re.compile(r"[\w.-]+/[\w./-]*")  # an argument with a folder in it names a file or folder
 
@@ -103,3 +105,11 @@ def test_readme_workflow_runs_end_to_end_and_the_video_run_raises_alerts(tmp_pat
     assert any(e["state"] == "start" for e in events), log[-1][1].stdout
     degraded = [e for e in events if e["type"] == "camera_degraded"]
     assert [e["state"] for e in degraded] == ["start", "end"] and degraded[1]["reason"] == "recovered"
+
+
+def test_the_quick_start_says_how_to_run_the_commands_and_what_the_page_needs() -> None:
+    quick_start = README.read_text(encoding="utf-8").split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    text = " ".join(quick_start.split())
+    assert "source .venv/bin/activate" in text and ".venv/bin/fume-edge" in text
+    web = next(feature for feature in FEATURES if feature.extra == "web")
+    assert "--http" in web.command and "pip install -e '.[web]'" in text
