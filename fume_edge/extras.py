@@ -31,7 +31,7 @@ FEATURES: tuple[Feature, ...] = (
     Feature("train", "train", ("torch", "matplotlib")),
     Feature("export, calibrate, quantize", "export", ("torch", "onnx", "onnxsim")),
     Feature("run --mqtt", "mqtt", ("paho",)),
-    Feature("run --http (web page, /metrics)", "web", ("starlette", "uvicorn", "prometheus_client")),
+    Feature("run --http (web page)", "web", ("starlette", "uvicorn", "prometheus_client")),
 )
 
 

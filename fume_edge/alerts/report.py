@@ -71,7 +71,8 @@ def _wide_table(events: list[AlertEvent], db: Path, width: int) -> Table:
         when = e.time[5:19] if width < WIDE_FROM else e.time[:19]
         cells = [when.replace("T", " "), e.type, f"[{_STATE_STYLE[e.state]}]{state}[/]", e.id[:8]]
         if compact:
-            cells.append(f"subject {e.subject or '-'}\n{','.join(e.camera_ids)}, {e.frames} frames\npH {probs}\n"
+            frames = f"{e.frames} frame{'' if e.frames == 1 else 's'}"
+            cells.append(f"subject {e.subject or '-'}\n{','.join(e.camera_ids)}, {frames}\npH {probs}\n"
                          f"gas {gas}\nsnapshot {snapshot}")
         else:
             cells += [e.subject or "-", ",".join(e.camera_ids), probs, gas, str(e.frames), snapshot]
