@@ -10,13 +10,14 @@ import importlib.metadata as metadata
 import os
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
 from packaging.requirements import Requirement
 
 from fume_edge.extras import FEATURES, feature_for_module
+
+tomllib = pytest.importorskip("tomllib")  # Python 3.11+; pyproject.toml is the truth about the extras
 
 ROOT = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
