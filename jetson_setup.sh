@@ -14,7 +14,9 @@
 # Camera IDs: /dev/videoN (its serial, else its USB port, becomes the udev match), serial:SERIAL, path:ID_PATH,
 # or a source fume-edge opens directly (csi://N, rtsp://..., gst:PIPELINE), which needs no udev rule.
 # --root DIR installs into the filesystem under DIR (an image being prepared, or tests): files are written there,
-# commands that would change the running system are listed, not run. --dry-run writes and runs nothing.
+# commands that would change the running system are listed, not run; the service is enabled only once its engine
+# is there (built on the device: run the script there). --dry-run writes and runs nothing.
+# --force installs on a machine that is not a Jetson (no /etc/nv_tegra_release), assuming JetPack 6.2's versions.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -34,10 +36,20 @@ venv=/opt/fume-edge/venv
 state=/var/lib/fume-edge
 changes=0
 
-usage() { sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 say() { printf '%s\n' "$*"; }
 step() { printf '\n==> %s\n' "$*"; }
 die() { printf 'jetson_setup: %s\n' "$*" >&2; exit 1; }
+# shell_join ARG...: the command as one line a shell reads back as the same words (quoted only where needed).
+shell_join() {
+  local arg line=""
+  for arg in "$@"; do
+    if [[ "$arg" =~ ^[A-Za-z0-9_@%+=:,./-]+$ ]]; then line+=" $arg"
+    else line+=" '${arg//\'/\'\\\'\'}'"
+    fi
+  done
+  printf '%s' "${line# }"
+}
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -51,7 +63,9 @@ while [ $# -gt 0 ]; do
     --calib) calib="${2:?--calib needs a folder}"; shift ;;
     --pycuda) pycuda=1 ;;
     --no-service) service=0 ;;
-    --root) root="$(cd "${2:?--root needs a folder}" && pwd)"; shift ;;
+    --root)
+      [ -d "${2:?--root needs a folder}" ] || die "--root $2: no such folder (create it first: mkdir -p $(shell_join "$2"))"
+      root="$(cd "$2" && pwd)"; shift ;;
     -h|--help) usage; exit 0 ;;
     *) die "unknown option $1 (see --help)" ;;
   esac
@@ -66,9 +80,9 @@ on() { printf '%s%s' "$root" "${1#/}"; }
 
 # run CMD...: a command that changes the system; listed in a dry run or under --root.
 run() {
-  if [ "$dry_run" = 1 ]; then say "  would run: $*"
-  elif [ "$root" != / ]; then say "  not run (--root): $*"
-  else say "  run: $*"; "$@" || return; changes=$((changes + 1))
+  if [ "$dry_run" = 1 ]; then say "  would run: $(shell_join "$@")"
+  elif [ "$root" != / ]; then say "  not run (--root): $(shell_join "$@")"
+  else say "  run: $(shell_join "$@")"; "$@" || return; changes=$((changes + 1))
   fi
 }
 
@@ -106,6 +120,7 @@ if [ -z "$L4T" ]; then
   [ "$force" = 1 ] || die "not a Jetson ($(on /etc/nv_tegra_release) is missing). On a desktop: pip install -e '.[cpu]'; --force installs anyway"
   say "  not a Jetson; --force: continuing with the JetPack 6.2 values"
   eval "$(python3 "$here/fume_edge/service/jetson.py" facts --assume 36.4.3)"
+  say "  L4T $L4T (assumed): JetPack $JETPACK, TensorRT $TENSORRT, CUDA $CUDA, Python $PYTHON"
 elif [ -z "$JETPACK" ]; then
   known="$(grep -v '^#' "$here/fume_edge/service/jetpack.tsv" | cut -f2 | tail -n +2 | sort -u | tr '\n' ' ')"
   die "L4T $L4T is a JetPack this script does not know (known: $known). Add its row to fume_edge/service/jetpack.tsv from NVIDIA's release notes"
@@ -115,8 +130,10 @@ if [ "$SUPPORT" = refuse ]; then
   Upgrade path: Orin modules: flash JetPack 6.2 (SDK Manager, or the Orin Nano SD card image); JetPack 5 to 6 needs a
   reflash, there is no apt upgrade. Xavier modules stop at JetPack 5 and cannot run fume-edge. Then rerun this script."
 fi
-say "  L4T $L4T: JetPack $JETPACK, TensorRT $TENSORRT, CUDA $CUDA, Python $PYTHON"
-python3 "$here/fume_edge/service/jetson.py" conditions --root "$root" | sed 's/^/  /'
+if [ "$force" = 0 ] || [ -f "$(on /etc/nv_tegra_release)" ]; then
+  say "  L4T $L4T: JetPack $JETPACK, TensorRT $TENSORRT, CUDA $CUDA, Python $PYTHON"
+  python3 "$here/fume_edge/service/jetson.py" conditions --root "$root" | sed 's/^/  /'
+fi
 if [ "$live" = 1 ]; then
   [ "$(id -u)" = 0 ] || die "run it as root: sudo $0 (with the same options)"
   found="$(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
@@ -182,7 +199,7 @@ for check in "${checks[@]}"; do
   if [ "$live" = 1 ]; then
     "$venv/bin/python" -c "$check" 2>&1 | sed 's/^/  /' || say "  warning: check failed: $check"
   else
-    say "  would check: $venv/bin/python -c \"${check%%;*}\""
+    say "  would check: $(shell_join "$venv/bin/python" -c "${check%%;*}")"
   fi
 done
 
@@ -196,7 +213,9 @@ udev_match() {
     path:*) printf 'ENV{ID_PATH}=="%s"' "${id#path:}" ;;
     /dev/video*)
       [ "$root" = / ] || die "--$1-camera $id: a device node needs the running system; under --root give serial:SERIAL or path:ID_PATH"
-      props="$(udevadm info --query=property --name="$id")" || die "--$1-camera $id: no such camera (v4l2-ctl --list-devices)"
+      if [ ! -e "$id" ] || ! props="$(udevadm info --query=property --name="$id" 2>/dev/null)"; then
+        die "--$1-camera $id: no such camera (v4l2-ctl --list-devices)"
+      fi
       serial="$(printf '%s\n' "$props" | sed -n 's/^ID_SERIAL_SHORT=//p')"
       path="$(printf '%s\n' "$props" | sed -n 's/^ID_PATH=//p')"
       if [ -n "$serial" ]; then printf 'ENV{ID_SERIAL_SHORT}=="%s"' "$serial"
@@ -269,7 +288,8 @@ fi
 
 # ---------------------------------------------------------------------------------------------------------------
 step "7/9 systemd unit fume-edge.service"
-unit="$(render fume-edge.service.in "VENV=$venv" "USER=$user" "PRIVATE_TMP=$private_tmp" "SOURCE=$here")"
+put_file /usr/share/doc/fume-edge/README.md 644 < "$here/README.md" || true  # the unit's Documentation=
+unit="$(render fume-edge.service.in "VENV=$venv" "USER=$user" "PRIVATE_TMP=$private_tmp")"
 if put_file /etc/systemd/system/fume-edge.service 644 <<< "$unit"; then
   run systemctl daemon-reload
 fi
@@ -296,7 +316,7 @@ elif [ "$live" = 1 ]; then
     || say "  warning: below the target FPS; check the power mode (sudo nvpmodel -m 0 && sudo jetson_clocks)"
 else
   run "$venv/bin/fume-edge" build-engine "$model_file" --int8 "${calib_args[@]}" -o "$engine"
-  say "  (if INT8 is refused: $venv/bin/fume-edge build-engine $model_file --fp16 -o $engine)"
+  say "  (if INT8 is refused: $(shell_join "$venv/bin/fume-edge" build-engine "$model_file" --fp16 -o "$engine"))"
   run "$venv/bin/fume-edge" bench "$engine" --check
 fi
 
@@ -304,7 +324,9 @@ fi
 step "9/9 service"
 wants=/etc/systemd/system/multi-user.target.wants/fume-edge.service
 if [ "$service" = 0 ]; then
-  say "  --no-service: not enabled. Try it by hand: sudo -u $user $venv/bin/fume-edge run --config /etc/fume-edge/run.yaml"
+  say "  --no-service: not enabled. Try it by hand: $(shell_join sudo -u "$user" "$venv/bin/fume-edge" run --config /etc/fume-edge/run.yaml)"
+elif [ "$live" = 0 ] && [ "$dry_run" = 0 ] && [ ! -f "$(on "$engine")" ]; then
+  say "  not enabled: its engine $engine is built on the device; there, run this script again to build it and start the service"
 elif [ ! -L "$(on "$wants")" ]; then
   if [ "$live" = 1 ] || [ "$dry_run" = 1 ]; then
     run systemctl enable --now fume-edge.service
@@ -332,6 +354,8 @@ if [ "$dry_run" = 1 ]; then
   say "jetson_setup: dry run, nothing changed."
 elif [ "$changes" = 0 ]; then
   say "jetson_setup: nothing to do, everything was already in place."
+elif [ "$live" = 0 ]; then
+  say "jetson_setup: done ($changes changes under $root). Next, on the device: sudo ./jetson_setup.sh (same options) builds the engine and starts the service."
 else
-  say "jetson_setup: done ($changes changes). Next: journalctl -u fume-edge -f; alerts: sudo -u $user $venv/bin/fume-edge alerts --db $state/alerts.db"
+  say "jetson_setup: done ($changes changes). Next: journalctl -u fume-edge -f; alerts: $(shell_join sudo -u "$user" "$venv/bin/fume-edge" alerts --db "$state/alerts.db")"
 fi

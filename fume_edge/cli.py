@@ -8,9 +8,11 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from fume_edge import __version__
 from fume_edge.errors import FumeEdgeError
+from fume_edge.extras import feature_for_module
 
 app = typer.Typer(
     name="fume-edge",
@@ -22,28 +24,23 @@ app = typer.Typer(
 err_console = Console(stderr=True)
 
 
-# Optional dependencies and the extra that brings each (the device install has none of them).
-_EXTRA_FOR_MODULE = {"torch": "train", "matplotlib": "train", "onnx": "export", "onnxsim": "export",
-                     "paho": "mqtt", "cuda": "trt", "starlette": "web", "uvicorn": "web",
-                     "prometheus_client": "web"}
-
-
 def main() -> None:
     """Console entry point: a user error becomes one red line and exit code 2, never a traceback."""
     try:
         app()
     except FumeEdgeError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-        sys.exit(2)
+        _fail(str(exc))
     except ModuleNotFoundError as exc:
-        package = (exc.name or "").split(".")[0]
-        if package not in _EXTRA_FOR_MODULE:
+        feature = feature_for_module(exc.name or "")
+        if feature is None:
             raise
-        extra = _EXTRA_FOR_MODULE[package]
-        err_console.print(f"[bold red]error:[/] this command needs {package}, which this install lacks; "
-                          f"install it with: pip install 'fume-edge\\[{extra}]' (from a clone of the repository: "
-                          f"pip install -e '.\\[{extra}]')", highlight=False, soft_wrap=True)
-        sys.exit(2)
+        _fail(f"this command needs {(exc.name or '').split('.')[0]}, which this install lacks; install it with: "
+              f"{feature.hint}")
+
+
+def _fail(message: str) -> None:
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    sys.exit(2)
 
 
 @app.callback(invoke_without_command=True)
@@ -184,11 +181,13 @@ def alerts(
     limit: Optional[int] = typer.Option(None, "--limit", help="Only the newest N events."),
     subject: Optional[str] = typer.Option(None, "--subject", help="Only events raised while this animal or sample id was set."),
     wide: bool = typer.Option(False, "--wide", help="All columns (gas areas, frames, snapshot) for a wide terminal."),
+    as_csv: bool = typer.Option(False, "--csv", help="CSV for a spreadsheet (a column per value) instead of a table: `--csv > alerts.csv`."),
 ) -> None:
     """List or export alert events (read-only; safe while `run` is writing)."""
     from fume_edge.alerts.report import show_alerts
 
-    show_alerts(db, since=since, alert_type=alert_type, as_json=as_json, limit=limit, subject=subject, wide=wide)
+    show_alerts(db, since=since, alert_type=alert_type, as_json=as_json, limit=limit, subject=subject, wide=wide,
+                as_csv=as_csv)
 
 
 @app.command()

@@ -17,11 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from fume_edge.bench.backends import TENSORRT_HOW
 from fume_edge.bench.machine import command_output, cpu_info, gpu_info, jetson_info, package_version
 from fume_edge.errors import FumeEdgeError
+from fume_edge.extras import FEATURES, Feature, feature_for_module, install_hint
 
 MIN_PYTHON = (3, 10)
 
@@ -63,7 +65,7 @@ def _onnxruntime() -> Finding:
 def _library(label: str, name: str, extra: str) -> Finding:
     version = package_version(name)
     return Finding(label, version or "missing", version is not None,
-                   None if version else f"pip install 'fume-edge[{extra}]'")
+                   None if version else install_hint(extra))
 
 
 def _tensorrt(gpu: bool) -> Finding:
@@ -145,7 +147,7 @@ def _mqtt(url: str | None) -> Finding | None:
                        "start the broker (`sudo systemctl start mosquitto`) or fix sinks.mqtt.url")
     paho = package_version("paho-mqtt")
     return Finding("MQTT broker", f"{target.host}:{target.port} reachable", paho is not None,
-                   None if paho else "pip install 'fume-edge[mqtt]'")
+                   None if paho else install_hint("mqtt"))
 
 
 def _model(model: Path | None, device: str) -> tuple[Finding, bool]:
@@ -162,7 +164,14 @@ def _model(model: Path | None, device: str) -> tuple[Finding, bool]:
     except FumeEdgeError as exc:
         return Finding("Model for run", "does not load", False, str(exc)), False
     except ModuleNotFoundError as exc:
-        return Finding("Model for run", f"needs {exc.name}", False, "pip install 'fume-edge[train]'"), False
+        feature = feature_for_module(exc.name or "")
+        return Finding("Model for run", f"needs {exc.name}", False, feature.hint if feature else None), False
+
+
+def _feature(feature: Feature) -> Finding:
+    missing = feature.missing()
+    return Finding(feature.command, f"{', '.join(missing)} missing" if missing else "ready", not missing,
+                   feature.hint if missing else None)
 
 
 def _display() -> Finding:
@@ -192,16 +201,10 @@ def diagnose(config: Path | None = None, model: Path | None = None) -> tuple[lis
     machine += [f for f in (_jetson(jetson), _mqtt(run_config.sinks.mqtt.url)) if f is not None]
     configured = Path(run_config.model.path) if run_config.model.path else None
     model_finding, runnable = _model(model or configured, run_config.model.device)
-    onnx_ok, torch_ok = package_version("onnx") is not None, package_version("torch") is not None
     commands = [
         model_finding,
         _display(),
-        Finding("run --mqtt", package_version("paho-mqtt") or "paho-mqtt missing", package_version("paho-mqtt") is not None,
-                None if package_version("paho-mqtt") else "pip install 'fume-edge[mqtt]'"),
-        Finding("train", "ready" if torch_ok and package_version("matplotlib") else "torch/matplotlib missing",
-                torch_ok and package_version("matplotlib") is not None, None if torch_ok else "pip install 'fume-edge[train]'"),
-        Finding("export, calibrate, quantize", "ready" if torch_ok and onnx_ok else "torch/onnx missing",
-                torch_ok and onnx_ok, None if torch_ok and onnx_ok else "pip install 'fume-edge[export]'"),
+        *(_feature(feature) for feature in FEATURES),
         Finding("bench tensorrt-* rows", "ready" if machine[4].ok and machine[2].ok else "unavailable",
                 machine[4].ok and machine[2].ok, machine[4].fix or machine[2].fix),
     ]
@@ -215,7 +218,7 @@ def _table(title: str, findings: list[Finding]) -> Table:
     table.add_column()
     for f in findings:
         mark = "[green]ok[/]" if f.ok else "[yellow]missing[/]"
-        table.add_row(f.what, mark, f.found + (f"\n[dim]fix: {f.fix}[/]" if f.fix else ""))
+        table.add_row(escape(f.what), mark, escape(f.found) + (f"\n[dim]fix: {escape(f.fix)}[/]" if f.fix else ""))
     return table
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import subprocess
 import sys
 import time
@@ -76,3 +78,20 @@ def test_since_accepts_ages_and_iso_times() -> None:
     assert parse_since("2026-05-28T22:26:40+02:00", now) == now
     with pytest.raises(FumeEdgeError):
         parse_since("5 parsecs", now)
+
+
+def test_csv_export_reads_back_with_the_same_filters(db: tuple[Path, list[AlertEvent]]) -> None:
+    path, events = db
+    every = cli("alerts", "--db", str(path), "--csv")
+    assert every.returncode == 0, every.stderr
+    rows = list(csv.DictReader(io.StringIO(every.stdout)))
+    assert [(r["alert_id"], r["event_id"], r["type"], r["state"], r["time"]) for r in rows] == [
+        (e.id, e.event_id, e.type, e.state, e.time) for e in events]
+    first = rows[0]
+    assert float(first["p_Acidotic"]) == events[0].probs["Acidotic"] and float(first["gas_area_co2"]) == 0.05
+    assert first["gas_area_ch4"] == "" and first["snapshot"] == "/var/snaps/a.png" and first["camera_ids"] == "co2 ch4"
+    assert rows[2]["reason"] == "cleared" and int(rows[2]["frames"]) == events[2].frames
+    typed = cli("alerts", "--db", str(path), "--csv", "--type", "camera_degraded", "--since", "1h", "--limit", "1")
+    assert [r["event_id"] for r in csv.DictReader(io.StringIO(typed.stdout))] == [events[2].event_id]
+    both = cli("alerts", "--db", str(path), "--csv", "--json")
+    assert both.returncode == 2 and "pass one of them" in both.stderr

@@ -107,3 +107,17 @@ def test_an_engine_alone_is_judged_by_its_rows(tmp_path: Path) -> None:
     assert "no GPU" in rows["tensorrt-fp16"]["reason"]
     assert rows["onnxruntime"]["reason"] == "no ONNX model given"
     assert rows["torch"]["reason"] == "no checkpoint or ONNX model given"
+
+
+def test_piped_output_shows_each_step_as_it_finishes(tmp_path: Path) -> None:
+    done = run_cli("bench", "--backends", "onnxruntime,tensorrt-fp16", "--pipeline", "--iterations", "10",
+                   "--warmup", "0", env_cache=tmp_path)  # stdout is a pipe here, as under `| tee` or a service
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.splitlines()
+    table = next(i for i, line in enumerate(lines) if "fume-edge bench ·" in line)
+    progress = lines[:table]
+    assert "onnxruntime: ready" in progress
+    assert any(line.startswith("tensorrt-fp16: not measured (") for line in progress)
+    assert "measuring onnxruntime in turns, 10 calls each" in progress and "  5/10 timed calls" in progress
+    assert any(line.startswith("onnxruntime: model p50 ") for line in progress)
+    assert any(line.startswith("onnxruntime end to end: ") and line.endswith(" FPS") for line in progress)

@@ -87,6 +87,7 @@ def test_estimate_cli_on_the_bundled_model(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=300, env={**__import__("os").environ, "COLUMNS": "160"})
     assert done.returncode == 0, done.stderr
     assert "UPPER BOUND" in done.stdout and "not a measurement" in done.stdout
+    assert "DESIGN" not in done.stdout and "docs.ultralytics.com/guides/nvidia-jetson" in done.stdout
     result = json.loads(out.read_text())
     assert len(result["rows"]) == 10 and 3.5 < result["gflops"] < 5.0
     for row in result["rows"]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import hashlib
 import subprocess
 import sys
 from pathlib import Path
@@ -39,6 +40,22 @@ def setup(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
                           timeout=120, stdin=subprocess.DEVNULL)
 
 
+def setup_here(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """The script on this machine's own filesystem (not a Jetson: --force), as a dry run."""
+    return subprocess.run(["bash", str(SCRIPT), "--dry-run", "--force", *args], capture_output=True, text=True,
+                          timeout=120, stdin=subprocess.DEVNULL, cwd=cwd)
+
+
+def with_built_engine(root: Path) -> Path:
+    """A root where the device already built the default model's engine (what a run on the device leaves)."""
+    engines = root / "var/lib/fume-edge/engines"
+    engines.mkdir(parents=True)
+    (engines / "fume_default.engine").write_bytes(b"plan")
+    model = REPO / "fume_edge/assets/fume_default.onnx"
+    (engines / "fume_default.engine.source-sha256").write_text(hashlib.sha256(model.read_bytes()).hexdigest() + "\n")
+    return root
+
+
 def files(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
@@ -70,7 +87,7 @@ def test_dry_run_prints_the_versions_and_every_step_and_changes_nothing(tmp_path
     cuda_major = EXPECTED[jetpack].split("CUDA ")[1][:2]
     for action in ("apt-get install -y python3-venv python3-pip python3-libnvinfer nvidia-opencv v4l-utils",
                    "useradd --system", "python3 -m venv --system-site-packages /opt/fume-edge/venv",
-                   f"numpy<2 onnxruntime", f"cuda-python>={cuda_major},<{int(cuda_major) + 1}",
+                   "'numpy<2' onnxruntime", f"cuda-python>={cuda_major},<{int(cuda_major) + 1}",
                    "udevadm trigger", "systemctl daemon-reload", "--int8 -o /var/lib/fume-edge/engines/fume_default.engine",
                    "bench /var/lib/fume-edge/engines/fume_default.engine --check", "systemctl enable --now fume-edge"):
         assert action in out, action
@@ -109,7 +126,7 @@ def test_two_cameras_with_one_serial_are_refused(tmp_path: Path) -> None:
 @pytest.fixture
 def installed(tmp_path: Path) -> Path:
     """A JetPack 6.2 filesystem after one real run of the script under --root."""
-    root = jetson_root(tmp_path / "root", "6.2")
+    root = with_built_engine(jetson_root(tmp_path / "root", "6.2"))
     result = setup(root, "--co2-camera", "serial:CO2-0042", "--ch4-camera", "csi://0", "--mqtt",
                    "mqtts://edge:s3cr%40t@broker.farm:8883/farm", "--device-id", "barn-7")
     assert result.returncode == 0, result.stdout + result.stderr
@@ -194,3 +211,62 @@ def test_no_service_leaves_the_unit_disabled(tmp_path: Path) -> None:
     assert "--no-service: not enabled" in result.stdout and "systemctl enable" not in result.stdout
     assert (root / "etc/systemd/system/fume-edge.service").is_file()
     assert not (root / "etc/systemd/system/multi-user.target.wants").exists()
+
+
+def test_a_root_that_does_not_exist_is_one_line(tmp_path: Path) -> None:
+    result = setup(tmp_path / "missing", "--dry-run")
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [f"jetson_setup: --root {tmp_path / 'missing'}: no such folder (create it "
+                                          f"first: mkdir -p {tmp_path / 'missing'})"]
+
+
+def test_a_camera_node_that_is_not_there_is_one_line(tmp_path: Path) -> None:
+    result = setup_here("--co2-camera", "/dev/video-fume-edge-test", cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == ["jetson_setup: --co2-camera /dev/video-fume-edge-test: no such camera "
+                                          "(v4l2-ctl --list-devices)"]
+
+
+def test_not_a_jetson_is_said_once_and_force_is_in_the_help(tmp_path: Path) -> None:
+    forced = setup(tmp_path, "--dry-run", "--force")
+    assert forced.returncode == 0 and forced.stdout.count("not a Jetson") == 1, forced.stdout
+    usage = subprocess.run(["bash", str(SCRIPT), "--help"], capture_output=True, text=True, check=True).stdout
+    assert re.search(r"^--force .*not a Jetson", usage, re.M), usage
+
+
+def test_printed_commands_read_back_in_a_shell_as_the_same_words(tmp_path: Path) -> None:
+    model = tmp_path / "my model's copy.onnx"
+    shutil.copy(REPO / "fume_edge/assets/fume_default.onnx", model)
+    result = setup(jetson_root(tmp_path / "root", "6.2"), "--dry-run", "--model", str(model))
+    assert result.returncode == 0, result.stderr
+    printed = [line.split(": ", 1)[1] for line in result.stdout.splitlines()
+               if line.startswith(("  would run: ", "  would check: "))]
+    words = []
+    for command in printed:  # what pasting it into a shell passes to the program
+        pasted = subprocess.run(["bash", "-c", f"set -- {command}; printf '%s\\0' \"$@\""], capture_output=True,
+                                text=True, cwd=tmp_path)
+        assert pasted.returncode == 0 and not pasted.stderr, f"{command}: {pasted.stderr}"
+        words.append(pasted.stdout.split("\0")[:-1])
+    assert not (tmp_path / "2").exists()  # an unquoted numpy<2 would read a file named 2
+    pip = next(w for w in words if "--upgrade" in w)
+    assert "numpy<2" in pip and "cuda-python>=12,<13" in pip
+    build = next(w for w in words if "build-engine" in w)
+    assert build[2] == str(model) and build[-1] == "/var/lib/fume-edge/engines/my model's copy.engine"
+
+
+def test_root_without_the_engine_does_not_enable_the_service(tmp_path: Path) -> None:
+    root = jetson_root(tmp_path, "6.2")
+    result = setup(root)
+    assert result.returncode == 0, result.stderr
+    assert not (root / "etc/systemd/system/multi-user.target.wants").exists()
+    engine = "/var/lib/fume-edge/engines/fume_default.engine"
+    assert f"not enabled: its engine {engine} is built on the device" in result.stdout
+    assert "journalctl" not in result.stdout
+    assert "Next, on the device: sudo ./jetson_setup.sh" in result.stdout.splitlines()[-1]
+
+
+def test_the_units_documentation_is_installed_not_in_the_clone(installed: Path) -> None:
+    unit = (installed / "etc/systemd/system/fume-edge.service").read_text()
+    assert "Documentation=file:///usr/share/doc/fume-edge/README.md" in unit
+    assert str(REPO) not in unit
+    assert (installed / "usr/share/doc/fume-edge/README.md").read_text() == (REPO / "README.md").read_text()

@@ -6,7 +6,11 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
+import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +23,7 @@ from fume_edge.train.config import load_train_config
 from fume_edge.data.records import read_samples
 from fume_edge.train.evaluate import evaluate_file, modality_inputs
 from fume_edge.train.state import Progress
+from fume_edge.train.tracking import epoch_summary
 from fume_edge.train.trainer import command_config, train
 
 from train_support import fast_config, make_paired_dataset
@@ -131,3 +136,30 @@ def test_progress_counts_epochs_without_a_new_best() -> None:
         seen.append((progress.observe(value), progress.bad_epochs))
     assert seen == [(True, 0), (False, 1), (False, 2), (False, 3), (True, 0)]  # ties and NaN never improve
     assert (progress.best, progress.best_epoch) == (0.6, 5)
+
+
+def test_eval_command_prints_percent_writes_plots_and_its_next_step(unbroken: Path, paired: Path,
+                                                                     tmp_path: Path) -> None:
+    out = tmp_path / "eval" / "best.json"
+    done = subprocess.run([sys.executable, "-m", "fume_edge", "eval", str(unbroken / "best.pt"), "--data",
+                           str(paired / "paired_val.csv"), "--data-config", str(paired.parent / "data.yaml"),
+                           "--json", str(out)], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "COLUMNS": "120"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    body = json.loads(out.read_text())
+    accuracy = body["metrics"]["balanced_accuracy"]
+    row = next(line for line in done.stdout.splitlines() if line.strip("│ ").startswith("balanced_accuracy "))
+    assert f"{100 * accuracy:.2f}%" in row  # percent points, as the quantize report and train print them
+    assert not re.search(r"\b0\.\d{4}\b", done.stdout)  # no four-decimal fractions left
+    for name in ("best.confusion.png", "best.modalities.png"):
+        assert (out.parent / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+    assert f"next: fume-edge export {unbroken / 'best.pt'} -o engines/unbroken.onnx" in " ".join(done.stdout.split())
+
+
+def test_an_epoch_line_fits_80_columns() -> None:
+    row = {"epoch": 100.0, "train_loss": 12.345678, "val_loss": 10.5, "val_balanced_accuracy": 0.8333,
+           "val_gas_iou": 0.9123, "val_joint": 0.8728}
+    console = Console(width=80, record=True, file=open(os.devnull, "w"))  # noqa: SIM115
+    console.print(epoch_summary(row, best=True))
+    lines = console.export_text().splitlines()
+    assert lines == ["epoch 100: loss 12.35 (val 10.50), bal.acc 83.3%, IoU 91.2%, joint 87.3%, best"]

@@ -7,6 +7,7 @@ writer). `--json` prints the events exactly as the JSONL and MQTT sinks carry th
 from __future__ import annotations
 
 import re
+import sys
 import time
 from pathlib import Path
 
@@ -14,9 +15,10 @@ from rich import box
 from rich.markup import escape
 from rich.table import Table
 
+from fume_edge.alerts.csv_export import write_csv
 from fume_edge.alerts.event import ALERT_TYPES, AlertEvent, parse_iso
 from fume_edge.alerts.store import AlertStore
-from fume_edge.console import console
+from fume_edge.console import COMPACT_BELOW, console
 from fume_edge.errors import FumeEdgeError
 
 _AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -56,24 +58,38 @@ def _narrow_table(events: list[AlertEvent], db: Path) -> Table:
     return table
 
 
-def _wide_table(events: list[AlertEvent], db: Path) -> Table:
-    table = Table(title=_title(events, db), title_justify="left")
-    for name in ("time (UTC)", "type", "state", "alert", "subject", "cameras", "pH (smoothed)", "gas area", "frames",
-                 "snapshot"):
-        table.add_column(name, no_wrap=name in ("time (UTC)", "type", "alert"),
-                         overflow="fold" if name == "snapshot" else "ellipsis")
+def _wide_table(events: list[AlertEvent], db: Path, width: int) -> Table:
+    """Every column; below COMPACT_BELOW terminal columns the details share one column, a line each."""
+    table = Table(title=_title(events, db), title_justify="left",
+                  box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0), show_edge=False)
+    compact = width < COMPACT_BELOW
+    names = ("time (UTC)", "type", "state", "alert", "details") if compact else (
+        "time (UTC)", "type", "state", "alert", "subject", "cameras", "pH", "gas area", "frames", "snapshot")
+    for name in names:  # state, subject and the free text wrap; the rest keep their width
+        table.add_column(name, no_wrap=name not in ("state", "subject", "details", "snapshot"), overflow="fold",
+                         max_width=13 if name == "state" else None)
     for e in events:
-        probs = " ".join(f"{name[0]} {p:.2f}" for name, p in (e.probs or {}).items()) or "-"
+        probs = " ".join(f"{name[0]}{p:.2f}".replace("0.", ".", 1) for name, p in (e.probs or {}).items()) or "-"
         gas = " ".join(f"{gas} {'-' if a is None else f'{a * 100:.1f}%'}" for gas, a in e.gas_areas.items()) or "-"
         state = e.state + (f" ({e.reason})" if e.reason else "")
-        table.add_row(e.time[:19].replace("T", " "), e.type, f"[{_STATE_STYLE[e.state]}]{state}[/]", e.id[:8],
-                      e.subject or "-", ", ".join(e.camera_ids), probs, gas, str(e.frames), Path(e.snapshot).name if e.snapshot else "-")
+        snapshot = Path(e.snapshot).name if e.snapshot else "-"
+        when = e.time[5:19] if width < WIDE_FROM else e.time[:19]
+        cells = [when.replace("T", " "), e.type, f"[{_STATE_STYLE[e.state]}]{state}[/]", e.id[:8]]
+        if compact:
+            frames = f"{e.frames} frame{'' if e.frames == 1 else 's'}"
+            cells.append(f"subject {e.subject or '-'}\n{','.join(e.camera_ids)}, {frames}\npH {probs}\n"
+                         f"gas {gas}\nsnapshot {snapshot}")
+        else:
+            cells += [e.subject or "-", ",".join(e.camera_ids), probs, gas, str(e.frames), snapshot]
+        table.add_row(*cells)
     return table
 
 
 def show_alerts(db: Path, *, since: str | None = None, alert_type: str | None = None, as_json: bool = False,
-                limit: int | None = None, subject: str | None = None, wide: bool = False) -> None:
-    """Print the events of `db` (oldest first; `limit` keeps the newest) as a table, or as JSON lines."""
+                limit: int | None = None, subject: str | None = None, wide: bool = False, as_csv: bool = False) -> None:
+    """Print the events of `db` (oldest first; `limit` keeps the newest) as a table, JSON lines or CSV."""
+    if as_json and as_csv:
+        raise FumeEdgeError("--json and --csv: pass one of them")
     if alert_type is not None and alert_type not in ALERT_TYPES:
         raise FumeEdgeError(f"--type {alert_type!r}: not an alert type; use one of {', '.join(ALERT_TYPES)}")
     if limit is not None and limit <= 0:
@@ -84,5 +100,8 @@ def show_alerts(db: Path, *, since: str | None = None, alert_type: str | None = 
     if as_json:
         for event in events:
             print(event.to_json())
+    elif as_csv:
+        write_csv(events, sys.stdout)
     else:
-        console.print((_wide_table if wide or console.width >= WIDE_FROM else _narrow_table)(events, db))
+        wide = wide or console.width >= WIDE_FROM
+        console.print(_wide_table(events, db, console.width) if wide else _narrow_table(events, db))

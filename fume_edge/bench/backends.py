@@ -19,6 +19,7 @@ import numpy as np
 
 from fume_edge.bench.machine import gpu_info, jetson_info
 from fume_edge.bench.model import Runner
+from fume_edge.extras import install_hint
 from fume_edge.labels import GASES
 from fume_edge.pipeline.prepare import ModelInputs
 from fume_edge.runtime.base import Backend, prediction_from_outputs
@@ -225,7 +226,7 @@ def make_runner(name: str, models: Models, device: str, threads: int | None) -> 
         return tensorrt_runner(models, name.split("-", 1)[1], device)
     if name == "torch":
         if importlib.util.find_spec("torch") is None:
-            return Unavailable(name, "torch not installed", "pip install 'fume-edge[train]'")
+            return Unavailable(name, "torch not installed", install_hint("train"))
         if models.onnx is None and models.checkpoint is None:
             return Unavailable(name, "no checkpoint or ONNX model given", "pass the model's .pt or .onnx too")
         return _torch_runner(models, device, threads)
@@ -237,7 +238,7 @@ def make_runner(name: str, models: Models, device: str, threads: int | None) -> 
         from fume_edge.bench.int8 import cpu_int8_model, is_quantized
 
         if not is_quantized(models.onnx) and importlib.util.find_spec("onnx") is None:
-            return Unavailable(name, "quantizing needs onnx", "pip install 'fume-edge[export]'")
+            return Unavailable(name, "quantizing needs onnx", install_hint("export"))
         path, how = cpu_int8_model(models.onnx, onnx_preprocessing(models.onnx), models.int8_calibration)
         return onnx_runner(name, "int8", path, "cpu", threads, how)
     from fume_edge.errors import FumeEdgeError

@@ -76,6 +76,12 @@ def parse_backends(text: str) -> tuple[str, ...]:
     return names
 
 
+def _piped(console: Console, text: str) -> None:
+    """A progress line where the spinner and bars cannot show (output to a pipe or file): a line per finished step."""
+    if not console.is_terminal:
+        console.print(text, highlight=False, soft_wrap=True)
+
+
 def _prepare(options: BenchOptions, models: Models, console: Console) -> tuple[list[Runner], list[Unavailable]]:
     runners: list[Runner] = []
     missing: list[Unavailable] = []
@@ -83,6 +89,7 @@ def _prepare(options: BenchOptions, models: Models, console: Console) -> tuple[l
         with console.status(f"preparing {name} (INT8 quantizing takes a minute the first time)"
                             if name == "onnxruntime-int8" else f"preparing {name}"):
             made = make_runner(name, models, options.device, options.threads)
+        _piped(console, f"{name}: not measured ({made.reason})" if isinstance(made, Unavailable) else f"{name}: ready")
         (missing if isinstance(made, Unavailable) else runners).append(made)  # type: ignore[arg-type]
     return runners, missing
 
@@ -90,8 +97,21 @@ def _prepare(options: BenchOptions, models: Models, console: Console) -> tuple[l
 def _measure(runners: list[Runner], options: BenchOptions, console: Console) -> dict[str, Any]:
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=True) as progress:
-        task = progress.add_task("model-only, backends in turns", total=options.iterations * len(runners))
-        return measure(runners, options.iterations, options.warmup, tick=lambda _: progress.advance(task))
+        total = options.iterations * len(runners)
+        task = progress.add_task("model-only, backends in turns", total=total)
+        _piped(console, f"measuring {', '.join(r.name for r in runners)} in turns, {options.iterations} calls each")
+        done = [0]
+
+        def tick(_: str) -> None:
+            progress.advance(task)
+            done[0] += 1
+            if done[0] % max(1, total // 10) == 0 and done[0] < total:
+                _piped(console, f"  {done[0]}/{total} timed calls")
+
+        samples = measure(runners, options.iterations, options.warmup, tick=tick)
+    for runner in runners:
+        _piped(console, f"{runner.name}: model p50 {latency_stats(samples[runner.name].model_ms)['p50_ms']:.2f} ms")
+    return samples
 
 
 def _pipeline_rows(options: BenchOptions, runners: list[Runner], rows: list[dict[str, Any]],
@@ -121,6 +141,7 @@ def _pipeline_rows(options: BenchOptions, runners: list[Runner], rows: list[dict
                                threads=options.threads)
             after = measure([by_name[name]], options.iterations, min(options.warmup, 2))[name]
         adjacent = [latency_stats(s.model_ms)["fps"] for s in (before, after)]
+        _piped(console, f"{name} end to end: {run.fps:.1f} FPS")
         model_fps = sum(adjacent) / 2
         model_cpu = float(np.median(before.model_cpu_ms + after.model_cpu_ms))
         results.append({

@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 
 from fume_edge.bench.estimate import estimate, load_devices
 from fume_edge.bench.report import write_json
+from fume_edge.console import COMPACT_BELOW, report_table
 from fume_edge.errors import FumeEdgeError
 
 
@@ -27,10 +27,14 @@ def _onnx_model(models: list[Path]) -> Path:
 
 
 def print_estimate(result: dict[str, Any], target_fps: float, console: Console) -> None:
-    table = Table(title=f"Roofline UPPER BOUND (not a measurement) · {Path(result['model']).name} · "
-                        f"{result['gflops']:.2f} GFLOPs · batch 1", title_justify="left")
-    for column in ("device", "precision", "bound FPS", "memory-bound", "expected FPS", f"vs {target_fps:g} FPS"):
-        table.add_column(column, justify="left" if column in ("device", "precision") else "right")
+    table = report_table(f"Roofline UPPER BOUND (not a measurement) · {Path(result['model']).name} · "
+                         f"{result['gflops']:.2f} GFLOPs · batch 1", console.width)
+    compact = console.width < COMPACT_BELOW
+    names = ("prec", "bound", "mem-bound", "expected") if compact else ("precision", "bound FPS", "memory-bound",
+                                                                        "expected FPS")
+    for column in ("device", *names, f"vs {target_fps:g} FPS"):
+        table.add_column(column, justify="left" if column in ("device", names[0]) else "right",
+                         no_wrap=column == "device" or column.startswith("vs "))
     for row in result["rows"]:
         low, high = row["expected_fps"]
         verdict = ("[green]expected to meet" if low >= target_fps else "[yellow]may meet" if high >= target_fps

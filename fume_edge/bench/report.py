@@ -7,19 +7,21 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 
+from fume_edge.console import COMPACT_BELOW, report_table
+
+# Row names below COMPACT_BELOW columns: short, and FP32 and INT8 still told apart.
+SHORT_NAMES = {"onnxruntime": "ORT fp32", "onnxruntime-int8": "ORT int8", "tensorrt-fp16": "TRT fp16",
+               "tensorrt-int8": "TRT int8"}
 # (faster, baseline) pairs whose ratio is printed when both rows were measured in the run.
 RATIO_PAIRS = (("onnxruntime", "torch"), ("onnxruntime-int8", "onnxruntime"), ("tensorrt-fp16", "onnxruntime"),
                ("tensorrt-int8", "tensorrt-fp16"))
 
 
-def verdict(fps: float | None, target: float, reason: str | None = None) -> str:
-    if fps is None:
-        return f"not measured: {reason}"
+def verdict(fps: float, target: float, compact: bool = False) -> str:
     if fps >= target:
-        return f"meets {target:g} FPS"
-    return f"below {target:g} FPS ({100 * fps / target:.0f} %)"
+        return "meets" if compact else f"meets {target:g} FPS"
+    return f"below ({100 * fps / target:.0f} %)" if compact else f"below {target:g} FPS ({100 * fps / target:.0f} %)"
 
 
 def short_device(device: str) -> str:
@@ -33,33 +35,43 @@ def ratios(rows: list[dict[str, Any]]) -> dict[str, float]:
     return {f"{a} vs {b}": round(p50[b] / p50[a], 3) for a, b in RATIO_PAIRS if a in p50 and b in p50}
 
 
+def row_name(backend: str, compact: bool) -> str:
+    """The backend's name in a table: the full name, or below COMPACT_BELOW columns a short one (ORT int8)."""
+    return SHORT_NAMES.get(backend, backend) if compact else backend
+
+
 def print_report(result: dict[str, Any], console: Console) -> None:
     target = result["settings"]["target_fps"]
-    table = Table(title=f"fume-edge bench · {result['model']['name']} · {result['model']['input_size']} · "
-                        f"batch 1 · {result['machine_label']}", title_justify="left")
-    for column in ("backend", "device"):
-        table.add_column(column)
-    for column in ("pre ms", "model p50", "p90", "p99", "post ms", "FPS"):
-        table.add_column(column, justify="right")
-    table.add_column("verdict")
+    compact = console.width < COMPACT_BELOW
+    table = report_table(f"fume-edge bench · {result['model']['name']} · {result['model']['input_size']} · "
+                         f"batch 1 · {result['machine_label']}", console.width)
+    table.add_column("backend", no_wrap=True)
+    table.add_column("dev" if compact else "device", no_wrap=True)
+    timings = ("pre", "p50", "p99", "post") if compact else ("pre ms", "model p50", "p90", "p99", "post ms")
+    for column in (*timings, "FPS"):
+        table.add_column(column, justify="right", no_wrap=True)
+    table.add_column("verdict", no_wrap=compact)
+    blank = [""] * (len(timings) + 1)
     for row in result["rows"]:
         if row["status"] != "measured":
-            table.add_row(row["backend"], "", *[""] * 6, f"[yellow]{verdict(None, target, row['reason'])}")
+            table.add_row(row_name(row["backend"], compact), "", *blank, "[yellow]not measured")
             continue
         m = row["model"]
         colour = "green" if m["fps"] >= target else "red"
-        table.add_row(row["backend"], short_device(row["device"]), f"{row['pre']['p50_ms']:.2f}", f"{m['p50_ms']:.2f}",
-                      f"{m['p90_ms']:.2f}", f"{m['p99_ms']:.2f}", f"{row['post']['p50_ms']:.2f}",
-                      f"{m['fps']:.1f}", f"[{colour}]{verdict(m['fps'], target)}")
+        model_ms = (m["p50_ms"], m["p99_ms"]) if compact else (m["p50_ms"], m["p90_ms"], m["p99_ms"])
+        times = (row["pre"]["p50_ms"], *model_ms, row["post"]["p50_ms"])
+        table.add_row(row_name(row["backend"], compact), short_device(row["device"]), *(f"{t:.2f}" for t in times),
+                      f"{m['fps']:.1f}", f"[{colour}]{verdict(m['fps'], target, compact=compact)}")
     for run in result.get("pipeline", []):
         colour = "green" if run["fps"] >= target else "red"
-        table.add_row(f"{run['backend']} end to end", short_device(run["device"]), "", "", "", "", "", f"{run['fps']:.1f}",
-                      f"[{colour}]{verdict(run['fps'], target)}")
+        name = f"{row_name(run['backend'], compact)} {'loop' if compact else 'end to end'}"
+        table.add_row(name, short_device(run["device"]), *blank[:-1], f"{run['fps']:.1f}",
+                      f"[{colour}]{verdict(run['fps'], target, compact=compact)}")
     console.print(table)
     for row in result["rows"]:
-        text = row.get("note") if row["status"] == "measured" else row.get("fix")
+        text = row.get("note") if row["status"] == "measured" else f"{row['reason']}; fix: {row.get('fix')}"
         if text:
-            console.print(f"  {row['backend']}: {text}", style="dim", highlight=False)
+            console.print(f"  {row_name(row['backend'], compact)}: {text}", style="dim", highlight=False)
     for name, value in result["ratios"].items():
         console.print(f"{name}: {value:.2f}x (model-only p50, same run)", highlight=False)
     for run in result.get("pipeline", []):

@@ -142,7 +142,7 @@ def _delta(points_lost: float) -> str:
 def report_table(report: Int8Report) -> Table:
     """FP32 vs INT8, metric by metric, with the limits' verdicts."""
     table = Table(title=f"INT8 vs FP32 on {report.samples} input(s)")
-    for column, justify in (("metric", "left"), ("FP32", "right"), ("INT8", "right"), ("Δ points", "right")):
+    for column, justify in (("metric", "left"), ("FP32 %", "right"), ("INT8 %", "right"), ("Δ points", "right")):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     rows = [("gas IoU (mean)", "gas_iou"), ("CO2 gas IoU", "co2_iou_gas"), ("CH4 gas IoU", "ch4_iou_gas"),
             ("CO2 mIoU", "co2_miou"), ("CH4 mIoU", "ch4_miou"), ("pH balanced accuracy", "balanced_accuracy"),

@@ -1,4 +1,5 @@
-"""Checkpoint → deployable ONNX (DESIGN §4): static shape, argmax inside the graph, simplified, checked, labelled.
+"""Checkpoint → deployable ONNX (the model contract, runtime/contract.py): static shape, argmax inside the graph,
+simplified, checked, labelled.
 
 The graph is what TensorRT 8.5+ and ONNX Runtime both take: inputs `co2`, `ch4` (1,1,H,W) float32 and
 `modality_mask` (1,2); outputs `ph_logits` (1,C) float32 and `co2_seg`/`ch4_seg` (1,H,W) int32 class ids, so a
@@ -131,7 +132,7 @@ def _simplify(model: onnx.ModelProto) -> tuple[onnx.ModelProto, bool, str | None
 def metadata_props(
     ckpt: Checkpoint, model: nn.Module, checkpoint_path: Path, size: tuple[int, int], fp16: bool
 ) -> dict[str, str]:
-    """Everything a runtime (or `info`) needs to interpret the graph without the checkpoint (DESIGN §4)."""
+    """Everything a runtime (or `info`) needs to interpret the graph without the checkpoint (runtime/contract.py)."""
     gflops, _ = profile_forward(model, size)
     contract = replace(ckpt.contract(str(checkpoint_path), model), preprocessing=replace(ckpt.preprocessing, input_size=size))
     return {

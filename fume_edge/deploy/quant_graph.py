@@ -61,7 +61,7 @@ def resolve_exclusions(model: onnx.ModelProto, patterns: Sequence[str]) -> list[
 
 
 def pooling_matmuls(model: onnx.ModelProto) -> list[str]:
-    """MatMuls with a constant operand: the export-safe adaptive pooling (R_h · x · R_wᵀ, DESIGN §3).
+    """MatMuls with a constant operand: the export-safe adaptive pooling (R_h · x · R_wᵀ, model/pooling.py).
 
     They stay float: their weights are exact bin averages (1/n), their compute is negligible (15×20 maps), and ORT
     would quantize a constant *left* operand per-channel along the reduction axis, which no int8 GEMM can factor out.

@@ -1,6 +1,6 @@
 """FP32 ONNX → QDQ INT8 ONNX with onnxruntime.quantization, for TensorRT or for ONNX Runtime on the CPU.
 
-Targets (DESIGN §4):
+Targets:
 - `tensorrt`: int8 activations and weights, symmetric (every zero point 0: TensorRT's explicit quantization refuses
   anything else), per-channel weights, float biases (TensorRT quantizes biases itself and its parser takes int8
   DequantizeLinear only). Q/DQ go where NVIDIA's placement guidance puts them: the inputs of weighted layers (Conv,

@@ -1,4 +1,4 @@
-"""Will TensorRT's ONNX parser take this graph, and build it as intended? Checked on the CPU (DESIGN §8).
+"""Will TensorRT's ONNX parser take this graph, and build it as intended? Checked on the CPU (`fume-edge check`).
 
 The operator list and opset range of each TensorRT version are package data (`trt_ops/trt<VERSION>.txt`), each
 taken from onnx-tensorrt's `docs/operators.md` of that release (the file's header cites it). Beyond those:

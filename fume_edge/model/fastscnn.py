@@ -1,6 +1,7 @@
 """Fast-SCNN building blocks, encoder and segmentation head, named as in the FUME research state dict.
 
-Module and attribute names are part of the checkpoint format (DESIGN §3): renaming one breaks `import`.
+Module and attribute names are part of the checkpoint format (the research checkpoints `fume-edge import` reads):
+renaming one breaks `import`.
 """
 
 from __future__ import annotations

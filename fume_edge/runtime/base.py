@@ -70,7 +70,7 @@ def _canonical_seg(seg: np.ndarray, contract: ModelContract | None) -> np.ndarra
 
 
 def prediction_from_outputs(outputs: dict[str, np.ndarray], contract: ModelContract | None = None) -> Prediction:
-    """A Prediction from batch-1 graph outputs named as in DESIGN §4 (`ph_logits`, `co2_seg`, `ch4_seg`).
+    """A Prediction from batch-1 graph outputs named as in the model contract (runtime/contract.py) (`ph_logits`, `co2_seg`, `ch4_seg`).
 
     With the model's `contract`, logits and seg ids are put into fume-edge's class order (`labels.py`).
     """

@@ -1,4 +1,4 @@
-"""The model contract (DESIGN §4), checked whenever a model file is loaded.
+"""The model contract (README.md, "Export contract"), checked whenever a model file is loaded.
 
 A graph with a missing output, five pH logits, float masks or class names the alert policy cannot map would
 otherwise run "successfully" and never alert. Every backend describes its model's I/O as `TensorSpec`s and its
@@ -107,7 +107,7 @@ class ModelContract:
         return [specs[name] for name in self.heads]
 
     def check_io(self, inputs: Sequence[TensorSpec], outputs: Sequence[TensorSpec]) -> None:
-        """Raise one error naming the first input or output that does not fit DESIGN §4 (extra outputs are fine)."""
+        """Raise one error naming the first input or output that does not fit the contract (extra outputs are fine)."""
         for kind, have, wanted in (("input", inputs, self.expected_inputs()),
                                    ("output", outputs, self.expected_outputs())):
             by_name = {spec.name: spec for spec in have}

@@ -21,7 +21,7 @@ import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 from rich.table import Table
 
-from fume_edge.console import console
+from fume_edge.console import console, print_next
 from fume_edge.data.calibration import MODALITY_CASES
 from fume_edge.data.config import load_data_config
 from fume_edge.data.dataset import PairedFrameDataset
@@ -29,7 +29,7 @@ from fume_edge.errors import FumeEdgeError
 from fume_edge.labels import GASES
 from fume_edge.runtime.base import Prediction, load_backend
 from fume_edge.metrics import MetricAccumulator
-from fume_edge.train.tracking import metrics_table
+from fume_edge.train.tracking import metric_text, metrics_table
 
 
 @dataclass
@@ -137,7 +137,7 @@ def modality_table(report: EvalReport) -> Table:
         values = [m.get(row, math.nan) for _, m, _ in columns]
         if all(math.isnan(v) for v in values):
             continue
-        table.add_row(row, *("n/a" if math.isnan(v) else f"{v:.4f}" for v in values))
+        table.add_row(row, *(metric_text(row, v) for v in values))
     return table
 
 
@@ -158,5 +158,27 @@ def eval_command(model: Path, data: Path, json_path: Path | None, device: str, d
     if json_path is not None:
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(report.to_json() + "\n", encoding="utf-8")
-        console.print(f"wrote {json_path}")
+        console.print(f"wrote {json_path}; plots: {', '.join(str(p) for p in write_plots(report, json_path))}")
+    print_next(next_command(model, data))
     return report
+
+
+def write_plots(report: EvalReport, json_path: Path) -> list[Path]:
+    """The pH confusion matrix and the per-modality bars beside the JSON: NAME.confusion.png, NAME.modalities.png."""
+    from fume_edge.train import plots
+
+    stem = json_path.with_suffix("")
+    written = []
+    if report.confusion_matrix is not None:
+        written.append(plots.plot_confusion(np.array(report.confusion_matrix), f"{stem}.confusion.png"))
+    cases = {"as recorded": report.metrics, **report.by_modality}
+    written.append(plots.plot_modalities(cases, MODALITY_ROWS, f"{stem}.modalities.png"))
+    return written
+
+
+def next_command(model: Path, data: Path) -> str:
+    """After scoring: a checkpoint is exported next; an ONNX or engine runs (on the split's own frames)."""
+    if model.suffix.lower() in (".pt", ".pth"):  # a run's best.pt is named after its run folder
+        name = model.parent.name if model.name in ("best.pt", "last.pt") else model.stem
+        return f"fume-edge export {model} -o engines/{name}.onnx"
+    return f"fume-edge run --model {model} --co2 synthetic --ch4 synthetic"

@@ -111,3 +111,19 @@ def ph_label(sample: Mapping[str, np.ndarray]) -> str:
     if "ph_pred" in sample:
         label += f"\npred {PH_CLASS_NAMES[int(sample['ph_pred'])]}"
     return label
+
+
+def plot_modalities(by_case: Mapping[str, Mapping[str, float]], metrics: Sequence[str], path: str | Path) -> Path:
+    """Grouped bars, percent points: each headline metric per modality case (both cameras, one masked out)."""
+    cases = list(by_case)
+    shown = [m for m in metrics if any(not math.isnan(by_case[c].get(m, math.nan)) for c in cases)]
+    fig = Figure(figsize=(max(6.0, 1.2 * len(shown) + 2), 4))
+    ax = fig.subplots()
+    width = 0.8 / max(1, len(cases))
+    for i, case in enumerate(cases):
+        values = [100 * by_case[case].get(m, math.nan) for m in shown]
+        ax.bar(np.arange(len(shown)) + (i - (len(cases) - 1) / 2) * width, np.nan_to_num(values), width, label=case)
+    ax.set(xticks=range(len(shown)), xticklabels=shown, ylabel="%", ylim=(0, 100), title="metrics by modality")
+    ax.tick_params(axis="x", labelrotation=20)
+    ax.legend(loc="lower right")
+    return _save(fig, path)

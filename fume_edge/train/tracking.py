@@ -105,13 +105,29 @@ def progress_bars(console: Console, enabled: bool) -> Progress:
     )
 
 
-def epoch_summary(row: dict[str, float], monitor: str, best: bool) -> str:
-    """One console line per epoch: losses and the headline metrics."""
-    labels = {"train_loss": "train loss", "val_loss": "val loss", "val_balanced_accuracy": "bal. acc",
-              "val_gas_iou": "gas IoU", "val_joint": "joint"}
-    parts = [f"{label} {row[k]:.4f}" for k, label in labels.items() if k in row and not math.isnan(row[k])]
-    flag = f"  [green]new best {monitor}[/]" if best else ""
-    return f"epoch {int(row['epoch'])}: " + "  ".join(parts) + flag
+def epoch_summary(row: dict[str, float], best: bool) -> str:
+    """One console line per epoch, short enough for 80 columns: losses and the headline metrics in percent."""
+    parts = []
+    if "train_loss" in row:
+        val = row.get("val_loss", math.nan)
+        parts.append(f"loss {row['train_loss']:.2f}" + ("" if math.isnan(val) else f" (val {val:.2f})"))
+    for key, label in (("val_balanced_accuracy", "bal.acc"), ("val_gas_iou", "IoU"), ("val_joint", "joint")):
+        if key in row and not math.isnan(row[key]):
+            parts.append(f"{label} {percent(row[key], 1)}")
+    flag = ", [green]best[/]" if best else ""  # the monitored metric is named in the epochs bar and the summary
+    return f"epoch {int(row['epoch'])}: " + ", ".join(parts) + flag
+
+
+def percent(value: float, decimals: int = 2) -> str:
+    """A fraction as percent points (IoU, accuracy, F1, agreement), the one unit every report uses."""
+    return "n/a" if math.isnan(value) else f"{100 * value:.{decimals}f}%"
+
+
+def metric_text(key: str, value: float) -> str:
+    """Percent for the fraction metrics; Cohen's kappa (-1 to 1) as it is."""
+    if key.endswith("kappa"):
+        return "n/a" if math.isnan(value) else f"{value:.3f}"
+    return percent(value)
 
 
 def metrics_table(metrics: dict[str, float], title: str) -> Table:
@@ -121,5 +137,5 @@ def metrics_table(metrics: dict[str, float], title: str) -> Table:
     table.add_column("value", justify="right")
     first = [k for k in HEADLINE if k in metrics]
     for key, value in [(k, metrics[k]) for k in first] + [(k, v) for k, v in metrics.items() if k not in first]:
-        table.add_row(key, "n/a" if math.isnan(value) else f"{value:.4f}")
+        table.add_row(key, metric_text(key, value))
     return table

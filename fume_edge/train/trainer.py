@@ -28,7 +28,7 @@ from fume_edge.train import distributed, plots, state
 from fume_edge.train.config import TrainConfig, load_train_config
 from fume_edge.train.loop import Evaluation, evaluate, train_epoch
 from fume_edge.train.losses import MultiTaskLoss
-from fume_edge.train.tracking import RunLog, epoch_summary, progress_bars
+from fume_edge.train.tracking import RunLog, epoch_summary, percent, progress_bars
 
 
 def _heads(model: nn.Module) -> set[str]:
@@ -204,14 +204,14 @@ class Trainer:
                     self.log.log(row)
                     self._save(row, improved)
                     self._plot(result, improved, final=stopped or self.progress.epoch == config.epochs)
-                    bars.console.print(epoch_summary(row, config.monitor, improved))
+                    bars.console.print(epoch_summary(row, improved))
                 bars.update(epoch_task, completed=self.progress.epoch,
-                            info=f"best {config.monitor} {self.progress.best:.4f} @ {self.progress.best_epoch}")
+                            info=f"best {config.monitor} {percent(self.progress.best)} @ {self.progress.best_epoch}")
                 distributed.barrier(ctx)
         if ctx.is_main and self.log is not None:
             self.log.close()
             reason = f"early stop: {config.patience} epochs without a better {config.monitor}" if stopped else "done"
-            self.console.print(f"{reason}: best {config.monitor} {self.progress.best:.4f} at epoch "
+            self.console.print(f"{reason}: best {config.monitor} {percent(self.progress.best)} at epoch "
                                f"{self.progress.best_epoch}; {self.run_dir / 'best.pt'}")
             print_next(*next_commands(config, self.run_dir), out=self.console)
         return self.run_dir
