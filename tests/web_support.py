@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -80,6 +81,12 @@ class WebRun:
                 return status
             time.sleep(0.3)
         raise AssertionError(f"condition not met within {timeout} s; last status {status}")
+
+    def page_url(self) -> str:
+        """The page's address the run printed (with `#token=...` when it generated the token)."""
+        found = re.search(r"web page: (\S+)", self.output())
+        assert found, self.output()
+        return found.group(1)
 
     def output(self) -> str:
         self._out.flush()
