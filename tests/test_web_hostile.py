@@ -144,7 +144,7 @@ def test_token_guessing_is_held_back_per_client_and_logged_once(run: WebRun) -> 
     assert answers.count(401) <= 10 + elapsed / 6 + 1, (elapsed, answers)  # then one more per 6 s
     right = httpx.post(run.url + "/api/subject", json={"subject": "x"}, headers={"Authorization": f"Bearer {_token(run)}"})
     assert right.status_code == 429  # a blocked client cannot try the right one either (it could be a guess)
-    lines = [line for line in run.output().splitlines() if "missing or wrong access token" in line]
+    lines = [line for line in run.output().splitlines() if "refused for a wrong access token" in line]
     assert len(lines) == 1, lines
 
 

@@ -90,11 +90,14 @@ def stored_token(state_dir: Path) -> tuple[str, Path]:
 class AccessPolicy:
     token: str
     open_reads: bool
-    token_file: Path | None = None  # where a generated token is kept (None: the token was configured)
+    generated: bool = False  # made by fume-edge (printed with the page address), not configured
+    token_file: Path | None = None  # where a generated token is kept
 
     @classmethod
-    def for_listen(cls, host: str, configured: str | None, public_read: bool, state_dir: Path) -> AccessPolicy:
-        """The configured token (long enough beyond loopback), else the stored generated one."""
+    def for_listen(cls, host: str, configured: str | None, public_read: bool,
+                   state_dir: Path | None) -> AccessPolicy:
+        """The configured token (long enough beyond loopback), else the generated one: kept in `state_dir`, or
+        for this process only when it is None (a server that may not write, e.g. on a read-only archive)."""
         loopback = is_loopback(host)
         if configured is not None:
             if not loopback and len(configured) < MIN_TOKEN_CHARS:
@@ -102,8 +105,10 @@ class AccessPolicy:
                                     f"beyond this machine needs at least {MIN_TOKEN_CHARS} (e.g. from "
                                     "`python -c 'import secrets; print(secrets.token_urlsafe(24))'`)")
             return cls(configured, loopback or public_read)
+        if state_dir is None:
+            return cls(secrets.token_urlsafe(24), loopback or public_read, generated=True)
         token, path = stored_token(state_dir)
-        return cls(token, loopback or public_read, path)
+        return cls(token, loopback or public_read, generated=True, token_file=path)
 
     def _matches(self, given: str | None) -> bool:
         return given is not None and hmac.compare_digest(given.encode(), self.token.encode())
@@ -116,10 +121,14 @@ class AccessPolicy:
     def may_read(self, headers: Mapping[str, str], cookies: Mapping[str, str]) -> bool:
         return self.open_reads or self._matches(self._bearer(headers)) or self._matches(cookies.get(COOKIE))
 
+    def presented(self, headers: Mapping[str, str], cookies: Mapping[str, str]) -> bool:
+        """Whether the request carried a token at all (a wrong one is a guess; none is a page without it yet)."""
+        return self._bearer(headers) is not None or COOKIE in cookies
+
     def may_write(self, headers: Mapping[str, str]) -> bool:
         return self._matches(self._bearer(headers))
 
     def page_url(self, base: str) -> str:
         """The address to open: with the token in the fragment when it was generated (the user has no other
         copy at hand), bare when the user configured it."""
-        return f"{base}/#token={self.token}" if self.token_file is not None else f"{base}/"
+        return f"{base}/#token={self.token}" if self.generated else f"{base}/"

@@ -33,8 +33,12 @@ def page_width(frame_width: int | None, model_width: int) -> int:
 
 def access_note(access: AccessPolicy) -> dict[str, str | bool]:
     """What the page says when it has no token: where this device's token is."""
-    where = (f"the address fume-edge printed at start (…/#token=…), or the token in {access.token_file}"
-             if access.token_file is not None else "the access token this device was configured with")
+    if access.token_file is not None:
+        where = f"the address fume-edge printed at start (…/#token=…), or the token in {access.token_file}"
+    elif access.generated:
+        where = "the address fume-edge printed at start (…/#token=…)"
+    else:
+        where = "the access token this device was configured with"
     return {"open_reads": access.open_reads, "token_from": where}
 
 

@@ -6,8 +6,8 @@ server is known by are served: localhost, this machine's host names and `http.ho
 TrustedHostMiddleware. A Host that is an IP address literal cannot be rebound and is always served (a phone
 opening http://192.168.1.20:8080 must work).
 
-Guessing: each client (IP address) has a bucket of `burst` failed attempts refilled at `per_minute`; an empty
-bucket answers 429 without looking at the token. Refusals are logged at most once a minute, as counts.
+Guessing: each client (IP address) has a bucket of `burst` wrong tokens refilled at `per_minute`; an empty bucket
+answers 429 without looking at the token. Refusals are logged at most once a minute, as counts.
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ class AuthFailures:
             return True
 
     def failed(self, client: str) -> None:
-        """One request from `client` with a missing or wrong token."""
+        """One request from `client` with a wrong token."""
         now = time.monotonic()
         with self._lock:
             if len(self._buckets) >= self.MAX_CLIENTS:
@@ -99,7 +99,7 @@ class AuthFailures:
         self._clients.add(client)
         if self._logged_at is not None and now - self._logged_at < self.log_every_s:
             return
-        LOG.warning("web: %d requests refused for a missing or wrong access token and %d more held back for "
+        LOG.warning("web: %d requests refused for a wrong access token and %d more held back for "
                     "repeated failures (from %s) since the last such line", self._refused, self._limited,
                     ", ".join(sorted(self._clients)[:5]) + (" ..." if len(self._clients) > 5 else ""))
         self._refused, self._limited, self._clients, self._logged_at = 0, 0, set(), now

@@ -77,13 +77,14 @@ def build_app(src: WebSources, access: AccessPolicy, registry: CollectorRegistry
         return request.client.host if request.client else "unknown"
 
     def refused(request: Request, allowed: bool, why: str) -> Response | None:
-        """None when the request may go on; else 429 (too many failures from this client) or 401."""
+        """None when the request may go on; else 429 (too many wrong tokens from this client, whatever this one
+        carries: a right guess must look like a wrong one) or 401 (a wrong token counts as a guess)."""
         if failures.blocked(client(request)):
-            return _error(429, "too many requests without the right access token; wait a minute",
-                          {"Retry-After": "60"})
+            return _error(429, "too many requests with a wrong access token; wait a minute", {"Retry-After": "60"})
         if allowed:
             return None
-        failures.failed(client(request))
+        if access.presented(request.headers, request.cookies):
+            failures.failed(client(request))
         return _error(401, why, {"WWW-Authenticate": "Bearer"})
 
     def read(handler: Handler) -> Handler:

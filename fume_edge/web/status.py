@@ -18,7 +18,7 @@ from fume_edge.alerts.event import AlertEvent, iso_utc
 from fume_edge.alerts.store import AlertStore
 from fume_edge.alerts.subject import current_subject, subject_history
 from fume_edge.alerts.summary import summary_rows
-from fume_edge.labels import PH_CLASS_NAMES
+from fume_edge.labels import GASES, PH_CLASS_NAMES
 from fume_edge.pipeline.loop import Pipeline
 from fume_edge.web.feed import LiveFeed
 
@@ -145,7 +145,7 @@ def trend(src: WebSources, hours: float | None, subject: str | None) -> dict[str
     rows = summary_rows(src.store, since - since % 60, subject=subject)
     if hours is None:
         since = min(rows[0].minute, end - FIT_MIN_S) if rows else end - FIT_MIN_S
-    cameras = list(src.pipeline.cameras) if src.pipeline is not None else sorted({g for r in rows for g in r.gas_areas})
+    cameras = list(src.pipeline.cameras) if src.pipeline is not None else list(GASES)
     return {"since": iso_utc(since), "until": iso_utc(end), "classes": list(PH_CLASS_NAMES), "cameras": cameras,
             "rows": [{**row.to_dict(), "time": iso_utc(row.minute)} for row in rows]}
 
