@@ -146,7 +146,7 @@ def test_page_shows_cameras_ph_and_an_alert_that_starts_while_it_is_open(tmp_pat
         # The trend fits the stored hour (not a 6 h window), with a labelled time axis.
         labels = [e.text for e in browser.find_elements(By.CSS_SELECTOR, "#trend .x-axis text")]
         assert "time (UTC)" in labels and len(labels) >= 3, labels
-        assert len(browser.find_elements(By.CSS_SELECTOR, "#trend polyline")) == 5  # 3 pH classes + 2 gases
+        assert len(browser.find_elements(By.CSS_SELECTOR, "#trend path.series")) == 5  # 3 pH classes + 2 gases
         assert 60 <= len(browser.find_elements(By.CSS_SELECTOR, "#trend circle.point")) // 5 <= 62
 
         _wait("acidosis_risk on the page", lambda: "acidosis_risk" in by_id("open-alerts").text, 150)
@@ -154,6 +154,16 @@ def test_page_shows_cameras_ph_and_an_alert_that_starts_while_it_is_open(tmp_pat
         _wait("the alert in the history table", lambda: "acidosis_risk" in by_id("history").text, 30)
         assert by_id("ph-class").text == "Acidotic"
         _wait("fresh camera images", lambda: browser.execute_script(COUNT_TINT, "frame-ch4"), 10)
+
+        # An open acidosis_risk beside a Healthy reading gets the reason next to it (the page's own renderer,
+        # given such a status; the live one here reads Acidotic).
+        note = browser.execute_script("""
+            showPh({ph: {class: "Healthy", classes: ["Healthy", "Transitional", "Acidotic"],
+                         smoothed: {Healthy: 0.7, Transitional: 0.2, Acidotic: 0.1}}, gas_areas: null,
+                    open_alerts: [{type: "acidosis_risk", cameras: ["co2", "ch4"], since: "2026-01-01T00:00:00Z"}]});
+            const note = document.getElementById("ph-note");
+            return note.hidden ? null : note.textContent;""")
+        assert note and "smoothed over minutes" in note and "Healthy is the reading now" in note, note
 
         phone = _wait("the history on a phone", lambda: browser.execute_script(HISTORY_ON_A_PHONE), 30)
         assert phone["probs_height"] < 2.5 * phone["line"], phone  # the pH column on one line, not per character

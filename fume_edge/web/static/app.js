@@ -179,6 +179,7 @@ function svgEl(tag, attrs, content) {
   if (content !== undefined) e.textContent = content;
   return e;
 }
+const GAP_MS = 150000;  // rows further apart than this are not joined by a line
 const TICK_MINUTES = [1, 2, 5, 10, 15, 30, 60, 120, 180, 360, 720, 1440, 2880, 10080];
 function timeTicks(t0, t1, maxTicks) {
   const span = (t1 - t0) / 60000;
@@ -217,12 +218,21 @@ function drawTrend(data) {
     return;
   }
   const maxArea = Math.max(0.01, ...rows.flatMap((r) => Object.values(r.gas_areas).filter((a) => a !== null)));
+  // One path per series, broken where minutes are missing (the device was off), dots while there are few.
   const series = (values, color, dashed) => {
-    const pts = rows.map((r, i) => (values[i] === null || values[i] === undefined ? null : [x(Date.parse(r.time) + 30000), y(values[i])])).filter(Boolean);
-    if (!pts.length) return;
-    svg.append(svgEl("polyline", { points: pts.map((p) => p.map((v) => v.toFixed(1)).join(",")).join(" "), fill: "none",
-      stroke: color, "stroke-width": 2, ...(dashed ? { "stroke-dasharray": "5 3" } : {}) }));
-    if (pts.length <= 90) pts.forEach(([px, py]) => svg.append(svgEl("circle", { class: "point", cx: px, cy: py, r: 2.5, fill: color })));
+    let d = "", last = null;
+    const dots = [];
+    rows.forEach((r, i) => {
+      if (values[i] === null || values[i] === undefined) { last = null; return; }
+      const t = Date.parse(r.time) + 30000, px = x(t).toFixed(1), py = y(values[i]).toFixed(1);
+      d += (last === null || t - last > GAP_MS ? "M" : "L") + px + "," + py + " ";
+      last = t;
+      dots.push([px, py]);
+    });
+    if (!d) return;
+    svg.append(svgEl("path", { class: "series", d, fill: "none", stroke: color, "stroke-width": 2,
+      ...(dashed ? { "stroke-dasharray": "5 3" } : {}) }));
+    if (dots.length <= 90) dots.forEach(([cx, cy]) => svg.append(svgEl("circle", { class: "point", cx, cy, r: 2.5, fill: color })));
   };
   data.classes.forEach((name) => series(rows.map((r) => (r.probs ? r.probs[name] : null)), COLORS[name], false));
   data.cameras.forEach((gas) => series(rows.map((r) => (r.gas_areas[gas] === null || r.gas_areas[gas] === undefined ? null : r.gas_areas[gas] / maxArea)), COLORS[gas], true));
