@@ -9,8 +9,8 @@ import sqlite3
 import stat
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import httpx
 import pytest
@@ -142,7 +142,8 @@ def test_token_guessing_is_held_back_per_client_and_logged_once(run: WebRun) -> 
     elapsed = time.monotonic() - started
     assert set(answers) == {401, 429} and answers.index(429) <= 10, answers  # 10 tries, fewer after earlier ones
     assert answers.count(401) <= 10 + elapsed / 6 + 1, (elapsed, answers)  # then one more per 6 s
-    right = httpx.post(run.url + "/api/subject", json={"subject": "x"}, headers={"Authorization": f"Bearer {_token(run)}"})
+    right = httpx.post(run.url + "/api/subject", json={"subject": "x"},
+                       headers={"Authorization": f"Bearer {_token(run)}"})
     assert right.status_code == 429  # a blocked client cannot try the right one either (it could be a guess)
     lines = [line for line in run.output().splitlines() if "refused for a wrong access token" in line]
     assert len(lines) == 1, lines

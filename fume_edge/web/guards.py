@@ -29,9 +29,10 @@ LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]")
 
 
 def known_names(extra: Iterable[str]) -> list[str]:
-    """localhost, this machine's names (short, `.local`, fully qualified) and the configured `extra` ones."""
+    """localhost, this machine's name (and its mDNS `.local` form) and the configured `extra` ones. No DNS lookup:
+    a barn device offline must start at once; a fully qualified name goes in `http.hostnames`."""
     short = socket.gethostname().lower()
-    names = [*LOOPBACK_NAMES, short, f"{short}.local", socket.getfqdn().lower(), *(n.lower() for n in extra)]
+    names = [*LOOPBACK_NAMES, short, f"{short}.local", *(n.lower() for n in extra)]
     return list(dict.fromkeys(n for n in names if n))
 
 
