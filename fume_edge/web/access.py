@@ -101,7 +101,7 @@ class AccessPolicy:
         loopback = is_loopback(host)
         if configured is not None:
             if not loopback and len(configured) < MIN_TOKEN_CHARS:
-                raise FumeEdgeError(f"--http {host}: the access token has {len(configured)} characters; serving "
+                raise FumeEdgeError(f"{host}: the access token has {len(configured)} characters; serving "
                                     f"beyond this machine needs at least {MIN_TOKEN_CHARS} (e.g. from "
                                     "`python -c 'import secrets; print(secrets.token_urlsafe(24))'`)")
             return cls(configured, loopback or public_read)
