@@ -182,3 +182,21 @@ def test_weak_settings_are_one_error_line_at_start(tmp_path: Path, small_onnx: P
     assert expected in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert not (tmp_path / "web-token").exists()
+
+
+def test_guessing_is_counted_between_the_once_a_minute_lines(caplog: pytest.LogCaptureFixture) -> None:
+    from fume_edge.web.guards import AuthFailures
+
+    failures = AuthFailures(burst=5, per_minute=0.0, log_every_s=0.3)
+    with caplog.at_level("WARNING", logger="fume_edge.web"):
+        for _ in range(30):
+            if not failures.blocked("10.0.0.9"):
+                failures.failed("10.0.0.9")
+        assert len(caplog.records) == 1 and "1 requests refused" in caplog.text  # the first, at once
+        deadline = time.monotonic() + 10
+        while len(caplog.records) == 1 and time.monotonic() < deadline:
+            failures.blocked("10.0.0.9")
+            time.sleep(0.05)
+    assert len(caplog.records) == 2
+    assert "4 requests refused" in caplog.records[1].getMessage()  # the other 4 of the 5 tries
+    assert "from 10.0.0.9" in caplog.records[1].getMessage()
