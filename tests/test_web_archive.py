@@ -11,36 +11,8 @@ from pathlib import Path
 
 import httpx
 
-from alerts_support import make_event
-from fume_edge.alerts.store import AlertStore
-from fume_edge.alerts.subject import set_subject
-from fume_edge.alerts.summary import SummaryRow, record_summary
 from mqtt_broker import free_port
-from web_support import FUME_EDGE
-
-DEVICE_SNAPSHOTS = Path("/var/lib/fume-edge/snapshots")  # where the device wrote them; not on this machine
-
-
-def _copied_database(folder: Path) -> tuple[Path, float]:
-    """A database as a device leaves it, its snapshots folder copied beside it; returns it and its newest minute."""
-    db, snapshots = folder / "alerts.db", folder / "snapshots"
-    snapshots.mkdir(parents=True)
-    three_days_ago = time.time() - 3 * 86400
-    newest = three_days_ago - three_days_ago % 60
-    with AlertStore(db) as store:
-        store.begin_run("barn-7", "f00d", {})
-        set_subject(store, "cow-11", "cli", now=newest - 3600)
-        for i in range(30):
-            record_summary(store, SummaryRow(minute=newest - (29 - i) * 60, device_id="barn-7", subject="cow-11",
-                                             frames=600, degraded=0,
-                                             probs={"Healthy": 0.9, "Transitional": 0.05, "Acidotic": 0.05},
-                                             gas_areas={"co2": 0.2, "ch4": 0.01}))
-        for i in range(3):
-            name = f"2026-01-0{i + 1}T00-00-00Z_acidosis_risk_start_0000000{i}.png"
-            (snapshots / name).write_bytes(b"\x89PNG\r\n\x1a\n" + bytes([i]) * 64)
-            store.record(make_event(wall=newest - 600 + i * 60, subject="cow-11", device_id="barn-7",
-                                    snapshot=str(DEVICE_SNAPSHOTS / name)), publish=False)
-    return db, newest
+from web_support import FUME_EDGE, copied_database, serve_until_healthy
 
 
 def _digest(folder: Path) -> dict[str, str]:
@@ -48,21 +20,12 @@ def _digest(folder: Path) -> dict[str, str]:
 
 
 def test_serve_shows_a_stored_database_read_only(tmp_path: Path) -> None:
-    db, newest = _copied_database(tmp_path / "copy")
+    db, _ = copied_database(tmp_path / "copy")
     before = _digest(tmp_path / "copy")
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    proc = subprocess.Popen([*FUME_EDGE, "serve", str(db), "--listen", f"127.0.0.1:{port}"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = serve_until_healthy(db, port)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read() if proc.stdout else ""
-            try:
-                if httpx.get(url + "/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.3)
         status = httpx.get(url + "/api/status").json()
         assert status["live"] is False and status["device_id"] == "barn-7" and status["subject"] == "cow-11"
         assert "<html" in httpx.get(url + "/").text

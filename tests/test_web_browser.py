@@ -8,6 +8,7 @@ the folder.
 from __future__ import annotations
 
 import shutil
+import signal
 import time
 from pathlib import Path
 from typing import Iterator
@@ -17,7 +18,8 @@ import pytest
 from fume_edge.alerts.store import AlertStore
 from fume_edge.alerts.summary import SummaryRow, record_summary
 from fume_edge.labels import PH_CLASS_NAMES
-from web_support import ARTIFACTS, WebRun
+from mqtt_broker import free_port
+from web_support import ARTIFACTS, WebRun, copied_database, serve_until_healthy
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -178,3 +180,31 @@ def test_page_shows_cameras_ph_and_an_alert_that_starts_while_it_is_open(tmp_pat
         assert browser.save_screenshot(str(ARTIFACTS / "web_page.png"))
     finally:
         run.stop()
+
+
+def test_the_page_on_a_stored_database_shows_history_and_trend_without_live_panels(tmp_path: Path,
+                                                                                   browser) -> None:  # type: ignore[no-untyped-def]
+    from selenium.webdriver.common.by import By
+
+    db, _ = copied_database(tmp_path / "copy")
+    port = free_port()
+    proc = serve_until_healthy(db, port)
+    try:
+        _viewport(browser, 412)
+        browser.get(f"http://127.0.0.1:{port}/")
+        by_id = lambda name: browser.find_element(By.ID, name)  # noqa: E731
+        _wait("the archive banner", lambda: "No live run here" in by_id("archive-box").text, 30)
+        assert "barn-7" in by_id("archive-box").text and by_id("subject").text == "cow-11"
+        assert not by_id("cams").is_displayed() and not by_id("perf").is_displayed()
+        _wait("three history rows", lambda: len(browser.find_elements(By.CSS_SELECTOR, "#history tbody tr")) == 3, 30)
+        _wait("snapshots shown", lambda: browser.execute_script(
+            "return [...document.querySelectorAll('#history img')].every(i => i.complete && i.naturalWidth > 0)"
+            " || null;") is not None, 30)
+        _wait("the trend", lambda: len(browser.find_elements(By.CSS_SELECTOR, "#trend path.series")) == 5, 30)
+        sizes = browser.execute_script("const d = document.documentElement; return [d.scrollWidth, d.clientWidth];")
+        assert sizes[0] <= sizes[1], sizes
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        assert browser.save_screenshot(str(ARTIFACTS / "web_archive_412.png"))
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=30)
