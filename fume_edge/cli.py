@@ -397,3 +397,8 @@ def doctor(
     from fume_edge.doctor import doctor_command
 
     raise typer.Exit(code=doctor_command(console, config=config, model=model))
+
+
+from fume_edge.web.serve_command import serve_command  # noqa: E402 (imports typer only)
+
+app.command("serve")(serve_command)

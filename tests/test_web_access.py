@@ -129,13 +129,17 @@ def test_snapshots_are_served_and_nothing_outside_their_folder(lan_run: WebRun) 
         assert b"SQLite format" not in body and b"root:" not in body and b"sinks:" not in body, path
 
 
-def test_beyond_loopback_without_a_token_is_one_error_line(tmp_path: Path, small_onnx: Path) -> None:  # noqa: F811
-    run = WebRun(tmp_path, "--model", str(small_onnx), "--duration", "5", host="0.0.0.0")
-    run.proc.wait(timeout=60)
-    output = run.stop()
-    assert run.proc.returncode == 2, output
-    assert "Traceback" not in output and len(output.strip().splitlines()) == 1
-    assert "token" in output
+def test_beyond_loopback_without_a_configured_token_a_generated_one_guards_reads(tmp_path: Path,
+                                                                              small_onnx: Path) -> None:  # noqa: F811
+    run = WebRun(tmp_path, "--model", str(small_onnx), "--duration", "120", host="0.0.0.0",
+                 yaml=LOOPING_OUTAGE).wait_ready()
+    try:
+        token = (tmp_path / "web-token").read_text().strip()
+        assert run.page_url().endswith(f":{run.port}/#token={token}")
+        assert run.get("/api/status").status_code == 401
+        assert httpx.get(run.url + "/api/status", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    finally:
+        run.stop()
 
 
 def test_a_taken_port_is_one_error_line(tmp_path: Path, small_onnx: Path) -> None:  # noqa: F811
@@ -152,12 +156,13 @@ def test_a_taken_port_is_one_error_line(tmp_path: Path, small_onnx: Path) -> Non
     assert result.returncode == 2 and "cannot listen" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_access_rules() -> None:
-    loopback = AccessPolicy.for_listen("127.0.0.1", None, public_read=False)
+def test_access_rules(tmp_path: Path) -> None:
+    loopback = AccessPolicy.for_listen("127.0.0.1", None, public_read=False, state_dir=tmp_path)
     assert loopback.may_read({}, {}) and not loopback.may_write({})
-    public = AccessPolicy.for_listen("0.0.0.0", TOKEN, public_read=True)
+    assert loopback.may_write({"authorization": f"Bearer {(tmp_path / 'web-token').read_text().strip()}"})
+    public = AccessPolicy.for_listen("0.0.0.0", TOKEN, public_read=True, state_dir=tmp_path)
     assert public.may_read({}, {}) and not public.may_write({})
     assert public.may_write({"authorization": f"Bearer {TOKEN}"})
-    private = AccessPolicy.for_listen("192.168.1.20", TOKEN, public_read=False)
+    private = AccessPolicy.for_listen("192.168.1.20", TOKEN, public_read=False, state_dir=tmp_path)
     assert not private.may_read({}, {}) and private.may_read({}, {"fume_edge_token": TOKEN})
     assert not private.may_write({"authorization": f"Bearer {TOKEN}x"})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -10,8 +11,14 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+import cv2
 import httpx
+import numpy as np
 
+from alerts_support import make_event
+from fume_edge.alerts.store import AlertStore
+from fume_edge.alerts.subject import set_subject
+from fume_edge.alerts.summary import SummaryRow, record_summary
 from mqtt_broker import free_port
 from pipeline_support import FRAME_SIZE
 
@@ -81,6 +88,12 @@ class WebRun:
             time.sleep(0.3)
         raise AssertionError(f"condition not met within {timeout} s; last status {status}")
 
+    def page_url(self) -> str:
+        """The page's address the run printed (with `#token=...` when it generated the token)."""
+        found = re.search(r"web page: (\S+)", self.output())
+        assert found, self.output()
+        return found.group(1)
+
     def output(self) -> str:
         self._out.flush()
         return self.log.read_text(encoding="utf-8")
@@ -96,3 +109,44 @@ class WebRun:
                 self.proc.wait()
         self._out.close()
         return self.log.read_text(encoding="utf-8")
+
+
+DEVICE_SNAPSHOTS = Path("/var/lib/fume-edge/snapshots")  # where the device wrote them; not on this machine
+
+
+def copied_database(folder: Path) -> tuple[Path, float]:
+    """A database as a device leaves it, its snapshots folder copied beside it; returns it and its newest minute."""
+    db, snapshots = folder / "alerts.db", folder / "snapshots"
+    snapshots.mkdir(parents=True)
+    three_days_ago = time.time() - 3 * 86400
+    newest = three_days_ago - three_days_ago % 60
+    with AlertStore(db) as store:
+        store.begin_run("barn-7", "f00d", {})
+        set_subject(store, "cow-11", "cli", now=newest - 3600)
+        for i in range(30):
+            record_summary(store, SummaryRow(minute=newest - (29 - i) * 60, device_id="barn-7", subject="cow-11",
+                                             frames=600, degraded=0,
+                                             probs={"Healthy": 0.9, "Transitional": 0.05, "Acidotic": 0.05},
+                                             gas_areas={"co2": 0.2, "ch4": 0.01}))
+        for i in range(3):
+            name = f"2026-01-0{i + 1}T00-00-00Z_acidosis_risk_start_0000000{i}.png"
+            (snapshots / name).write_bytes(cv2.imencode(".png", np.full((48, 64, 3), 60 * i, np.uint8))[1].tobytes())
+            store.record(make_event(wall=newest - 600 + i * 60, subject="cow-11", device_id="barn-7",
+                                    snapshot=str(DEVICE_SNAPSHOTS / name)), publish=False)
+    return db, newest
+
+
+def serve_until_healthy(db: Path, port: int, timeout: float = 60.0) -> subprocess.Popen[str]:
+    """`fume-edge serve DB --listen 127.0.0.1:PORT` started, once /healthz answers 200 (output on its stdout)."""
+    proc = subprocess.Popen([*FUME_EDGE, "serve", str(db), "--listen", f"127.0.0.1:{port}"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError(f"fume-edge serve did not come up:\n{proc.communicate()[0]}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            time.sleep(0.3)

@@ -6,6 +6,7 @@ values live (with the reasons beside them), and a user's `--config` file overrid
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -154,15 +155,18 @@ class HttpConfig:
     token_file: str | None
     token_env: str
     public_read: bool
+    hostnames: tuple[str, ...]  # names the page is opened by besides localhost and this machine's (DNS rebinding)
     frame_fps: float
     frame_width: int | None
     jpeg_quality: int
     stale_after_s: float
 
     def validate(self, where: str) -> None:
+        _require(all(re.fullmatch(r"(\*\.)?[A-Za-z0-9.-]+", name) for name in self.hostnames), f"{where}.hostnames",
+                 f"host names only (e.g. barn-1.example.org or *.example.org), got {list(self.hostnames)}")
         _require(self.frame_fps > 0, f"{where}.frame_fps", f"must be > 0, got {self.frame_fps}")
-        _require(self.frame_width is None or self.frame_width >= 16, f"{where}.frame_width",
-                 f"must be >= 16 pixels or null, got {self.frame_width}")
+        _require(self.frame_width is None or 16 <= self.frame_width <= 4096, f"{where}.frame_width",
+                 f"must be 16..4096 pixels or null, got {self.frame_width}")
         _require(1 <= self.jpeg_quality <= 100, f"{where}.jpeg_quality", f"must be 1..100, got {self.jpeg_quality}")
         _require(self.stale_after_s > 0, f"{where}.stale_after_s", f"must be > 0, got {self.stale_after_s}")
 

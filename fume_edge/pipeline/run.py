@@ -176,7 +176,7 @@ def _web_run(config: RunConfig, backend: Backend) -> WebRun | None:
         return None
     from fume_edge.web.attach import WebRun  # needs the `web` extra
 
-    return WebRun(config.http, GASES, backend.input_size)
+    return WebRun(config.http, GASES, backend.input_size, Path(config.sinks.sqlite.path).parent)
 
 
 def _subject(service: AlertService, console: Console, subject: str | None) -> None:
@@ -241,7 +241,8 @@ def run(options: RunOptions, console: Console, on_result: ResultHook | None = No
                     "backend": backend.name, "version": __version__}
             server = web.serve(pipeline, service, db=config.sinks.sqlite.path, info=info, stack=stack,
                                snapshot_dir=config.sinks.snapshots.dir)
-            console.print(f"web page: {server.url}  (API /api/status, metrics /metrics)", highlight=False)
+            console.print(f"web page: {web.page_url(server)}  (API /api/status, metrics /metrics)", highlight=False,
+                          soft_wrap=True)
         title = (f"fume-edge run · {device_id} · {model_path.name} ({backend.name}) · "
                  f"CO2 {redact_text(config.sources.spec('co2'))} · CH4 {redact_text(config.sources.spec('ch4'))} · "
                  f"pairing ±{1000 * tolerance:.0f} ms")

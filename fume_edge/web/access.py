@@ -1,11 +1,18 @@
-"""Who may read and who may write: the access rules of the web server.
+"""Who may read and who may write: the access rules of the web server, and where its token comes from.
 
-- Bound to a loopback address without a token: reads are open (only this machine can connect), writes refused.
-- Bound to any other address: a token is required at start (from `http.token_file`, else the environment
-  variable `http.token_env`); reads need it unless `http.public_read`; writes always need it.
-A request carries the token as `Authorization: Bearer TOKEN`; reads also accept the `fume_edge_token` cookie the
-page sets (images cannot send headers). Writes take the header only, so another site cannot make a browser write
-with its cookie. The token is compared in constant time and never logged or stored.
+There is always a token. It is the configured one (`http.token_file`, else the environment variable named by
+`http.token_env`), else one generated at the first start and kept in `web-token` beside the alert database (mode
+0600, reused by every later start), printed with the page's address as `http://HOST:PORT/#token=...`: the page
+reads the token from the fragment (which never reaches a server or its logs), keeps it and removes it from the
+address bar.
+
+- Writes (setting the subject) always need the token, sent as `Authorization: Bearer TOKEN`; never a cookie, so
+  another site cannot make a browser write with it.
+- Reads are open on a loopback bind (only this machine connects; `guards.HostGuard` stops DNS rebinding) and with
+  `http.public_read`; otherwise they need the header or the `fume_edge_token` cookie the page sets (images
+  cannot send headers).
+- Beyond loopback a configured token needs `MIN_TOKEN_CHARS` characters; generated ones have 32.
+The token is compared in constant time and never logged.
 """
 
 from __future__ import annotations
@@ -13,13 +20,16 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import os
+import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 from fume_edge.errors import FumeEdgeError
 
 COOKIE = "fume_edge_token"
+TOKEN_FILE_NAME = "web-token"
+MIN_TOKEN_CHARS = 16
 
 
 def is_loopback(host: str) -> bool:
@@ -40,7 +50,7 @@ def parse_listen(text: str) -> tuple[str, int]:
 
 
 def load_token(token_file: str | None, token_env: str) -> str | None:
-    """The token from the file (first line) or the environment; None when neither is set."""
+    """The configured token: from the file (first line) or the environment; None when neither is set."""
     if token_file is not None:
         try:
             token = Path(token_file).read_text().strip()
@@ -53,23 +63,55 @@ def load_token(token_file: str | None, token_env: str) -> str | None:
     return token or None
 
 
+def stored_token(state_dir: Path) -> tuple[str, Path]:
+    """The generated token in `state_dir/web-token`, made (mode 0600) at the first start and reused after."""
+    path = state_dir / TOKEN_FILE_NAME
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            token = path.read_text().strip()
+            os.chmod(path, 0o600)
+            if len(token) >= MIN_TOKEN_CHARS:
+                return token, path
+            raise FumeEdgeError(f"{path}: not a token fume-edge made (too short); delete the file and start again "
+                                "to make a new one") from None
+        token = secrets.token_urlsafe(24)
+        with os.fdopen(fd, "w") as out:
+            out.write(token + "\n")
+        return token, path
+    except OSError as exc:
+        raise FumeEdgeError(f"{path}: cannot keep the web access token there ({exc.strerror}); set "
+                            "http.token_file or $FUME_EDGE_TOKEN instead") from None
+
+
 @dataclass(frozen=True)
 class AccessPolicy:
-    token: str | None
-    public_read: bool
+    token: str
+    open_reads: bool
+    generated: bool = False  # made by fume-edge (printed with the page address), not configured
+    token_file: Path | None = None  # where a generated token is kept
 
     @classmethod
-    def for_listen(cls, host: str, token: str | None, public_read: bool) -> "AccessPolicy":
-        """Refuses to serve beyond this machine without a token."""
-        if token is None and not is_loopback(host):
-            raise FumeEdgeError(f"--http {host}: serving beyond this machine needs an access token; put one in "
-                                "the file named by http.token_file or in $FUME_EDGE_TOKEN (http.token_env), or "
-                                "listen on 127.0.0.1")
-        return cls(token, public_read)
+    def for_listen(cls, host: str, configured: str | None, public_read: bool,
+                   state_dir: Path | None) -> AccessPolicy:
+        """The configured token (long enough beyond loopback), else the generated one: kept in `state_dir`, or
+        for this process only when it is None (a server that may not write, e.g. on a read-only archive)."""
+        loopback = is_loopback(host)
+        if configured is not None:
+            if not loopback and len(configured) < MIN_TOKEN_CHARS:
+                raise FumeEdgeError(f"{host}: the access token has {len(configured)} characters; serving "
+                                    f"beyond this machine needs at least {MIN_TOKEN_CHARS} (e.g. from "
+                                    "`python -c 'import secrets; print(secrets.token_urlsafe(24))'`)")
+            return cls(configured, loopback or public_read)
+        if state_dir is None:
+            return cls(secrets.token_urlsafe(24), loopback or public_read, generated=True)
+        token, path = stored_token(state_dir)
+        return cls(token, loopback or public_read, generated=True, token_file=path)
 
     def _matches(self, given: str | None) -> bool:
-        return self.token is not None and given is not None and hmac.compare_digest(given.encode(),
-                                                                                   self.token.encode())
+        return given is not None and hmac.compare_digest(given.encode(), self.token.encode())
 
     @staticmethod
     def _bearer(headers: Mapping[str, str]) -> str | None:
@@ -77,9 +119,16 @@ class AccessPolicy:
         return value.strip() if scheme.lower() == "bearer" else None
 
     def may_read(self, headers: Mapping[str, str], cookies: Mapping[str, str]) -> bool:
-        if self.token is None or self.public_read:
-            return True
-        return self._matches(self._bearer(headers)) or self._matches(cookies.get(COOKIE))
+        return self.open_reads or self._matches(self._bearer(headers)) or self._matches(cookies.get(COOKIE))
+
+    def presented(self, headers: Mapping[str, str], cookies: Mapping[str, str]) -> bool:
+        """Whether the request carried a token at all (a wrong one is a guess; none is a page without it yet)."""
+        return self._bearer(headers) is not None or COOKIE in cookies
 
     def may_write(self, headers: Mapping[str, str]) -> bool:
         return self._matches(self._bearer(headers))
+
+    def page_url(self, base: str) -> str:
+        """The address to open: with the token in the fragment when it was generated (the user has no other
+        copy at hand), bare when the user configured it."""
+        return f"{base}/#token={self.token}" if self.generated else f"{base}/"

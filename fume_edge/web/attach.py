@@ -1,8 +1,9 @@
 """Wiring the web side into `fume-edge run`: checked before anything starts, served once the pipeline exists.
 
-`WebRun(...)` checks the listen address and the token (one clear error each) and makes the `LiveFeed` whose
-`on_result` goes into the loop's result hook; `serve(...)` then binds the port, registers the metrics and starts
-the server thread on the run's ExitStack, so it stops with the run.
+`WebRun(...)` checks the listen address and the token (configured, else generated and kept in `state_dir`), one
+clear error each, and makes the `LiveFeed` whose `on_result` goes into the loop's result hook;
+`serve(...)` then binds the port, registers the metrics and starts the server thread on the run's ExitStack, so
+it stops with the run.
 """
 
 from __future__ import annotations
@@ -18,19 +19,37 @@ from fume_edge.pipeline.config import HttpConfig
 from fume_edge.pipeline.loop import Pipeline
 from fume_edge.web.access import AccessPolicy, load_token, parse_listen
 from fume_edge.web.feed import LiveFeed
+from fume_edge.web.guards import known_names
 from fume_edge.web.metrics import PipelineCollector, StageHistograms
 from fume_edge.web.server import WebServer, build_app
 from fume_edge.web.status import WebSources
 
 
+def page_width(frame_width: int | None, model_width: int) -> int:
+    """The camera images' width: `http.frame_width`, at most the model input's. The images show what the model
+    saw, so a wider one would show nothing more and only cost encoding time (16000 px: 15 s per image)."""
+    return min(frame_width or model_width, model_width)
+
+
+def access_note(access: AccessPolicy) -> dict[str, str | bool]:
+    """What the page says when it has no token: where this device's token is."""
+    if access.token_file is not None:
+        where = f"the address fume-edge printed at start (…/#token=…), or the token in {access.token_file}"
+    elif access.generated:
+        where = "the address fume-edge printed at start (…/#token=…)"
+    else:
+        where = "the access token this device was configured with"
+    return {"open_reads": access.open_reads, "token_from": where}
+
+
 class WebRun:
-    def __init__(self, config: HttpConfig, cameras: tuple[str, ...], size: tuple[int, int]) -> None:
+    def __init__(self, config: HttpConfig, cameras: tuple[str, ...], size: tuple[int, int], state_dir: Path) -> None:
         assert config.listen is not None
         self.config = config
         self.host, self.port = parse_listen(config.listen)
+        width = page_width(config.frame_width, size[0])
         self.access = AccessPolicy.for_listen(self.host, load_token(config.token_file, config.token_env),
-                                              config.public_read)
-        width = config.frame_width or size[0]
+                                              config.public_read, state_dir)
         self.feed = LiveFeed(cameras, (width, round(width * size[1] / size[0])), frame_fps=config.frame_fps,
                              jpeg_quality=config.jpeg_quality)
         self.registry = CollectorRegistry()
@@ -45,5 +64,10 @@ class WebRun:
                                                  lambda: self.feed.encoded, info))
         store = stack.enter_context(AlertStore(db))
         sources = WebSources(pipeline, self.feed, store, None if snapshot_dir is None else Path(snapshot_dir).resolve(),
-                             info, self.config.stale_after_s)
-        return stack.enter_context(WebServer(build_app(sources, self.access, self.registry), self.host, self.port))
+                             info, self.config.stale_after_s, access_note(self.access))
+        app = build_app(sources, self.access, self.registry, known_names(self.config.hostnames))
+        return stack.enter_context(WebServer(app, self.host, self.port))
+
+    def page_url(self, server: WebServer) -> str:
+        """The page's address to print (with the token when it was generated)."""
+        return self.access.page_url(server.url)

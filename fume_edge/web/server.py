@@ -3,62 +3,102 @@
 Routes: `/` (the page) and `/static/*` (its bundled assets: no CDN, a barn often has no internet), the read-only
 JSON API `/api/status`, `/api/alerts`, `/api/trend`, camera images `/api/frame/{co2,ch4}.jpg`, alert snapshots
 `/snapshots/NAME` (only files directly in the snapshot folder), `/metrics` (Prometheus), `/healthz`, and the one
-write, `POST /api/subject`. Access rules are in `access.py`; database reads and JPEG encoding run in Starlette's
-worker threads, so a slow client or a slow query holds a worker, never the inference loop.
+write, `POST /api/subject`. Serving a stored database (no pipeline), the live-only routes (images, metrics, the
+write) answer 404 "no live run". Access rules are in `access.py`, the Host check and the brake on guessing in
+`guards.py`, what each request may carry in `schemas.py`: every refusal is a 4xx with `{"error": ...}`. Database
+reads and JPEG encoding run in Starlette's worker threads, so a slow client or a slow query holds a worker, never
+the inference loop.
 """
 
 from __future__ import annotations
 
-import json
-import math
+import contextlib
 import os
+import re
 import socket
 import threading
 import time
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
-from typing import Any, Callable
 
 import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from fume_edge.alerts.event import ALERT_TYPES, parse_iso
 from fume_edge.alerts.subject import check_subject, set_subject
 from fume_edge.errors import FumeEdgeError
 from fume_edge.web.access import AccessPolicy
+from fume_edge.web.guards import AuthFailures, HostGuard
+from fume_edge.web.schemas import (MAX_BODY_BYTES, AlertsQuery, BadRequest, SubjectBody, TrendQuery, parse,
+                                   parse_json_body)
 from fume_edge.web.status import WebSources, alerts_page, health, status, trend
 
 STATIC = Path(str(resources.files("fume_edge.web") / "static"))
 Handler = Callable[[Request], Response]
 WEB_NICENESS = 10
+SNAPSHOT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:+-]{0,200}\.png")
+NO_LIVE_RUN = "no live run: this server shows a stored alert database"
 
 
-def _unauthorized(why: str) -> Response:
-    return JSONResponse({"error": why}, status_code=401, headers={"WWW-Authenticate": "Bearer"})
+def _error(status_code: int, why: str, headers: dict[str, str] | None = None) -> Response:
+    return JSONResponse({"error": why}, status_code=status_code, headers=headers)
 
 
-def _bad(why: str) -> Response:
-    return JSONResponse({"error": why}, status_code=400)
+async def _body(request: Request) -> bytes:
+    """The request body, refused (413) beyond MAX_BODY_BYTES before it is all read."""
+    length = request.headers.get("content-length", "0")
+    if not length.isdigit() or int(length) > MAX_BODY_BYTES:
+        raise HTTPException(413, f"the body may have at most {MAX_BODY_BYTES} bytes")
+    chunks, size = [], 0
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:
+                raise HTTPException(413, f"the body may have at most {MAX_BODY_BYTES} bytes")
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise HTTPException(400, "the client went away mid-body") from None
+    return b"".join(chunks)
 
 
-def _time_param(request: Request, name: str) -> float | None:
-    text = request.query_params.get(name)
-    return None if not text else parse_iso(text)
+def build_app(src: WebSources, access: AccessPolicy, registry: CollectorRegistry | None,
+              allowed_hosts: list[str]) -> Starlette:
+    failures = AuthFailures()
 
+    def client(request: Request) -> str:
+        return request.client.host if request.client else "unknown"
 
-def build_app(src: WebSources, access: AccessPolicy, registry: CollectorRegistry) -> Starlette:
+    def refused(request: Request, allowed: bool, why: str) -> Response | None:
+        """None when the request may go on; else 429 (too many wrong tokens from this client, whatever this one
+        carries: a right guess must look like a wrong one) or 401 (a wrong token counts as a guess)."""
+        if failures.blocked(client(request)):
+            return _error(429, "too many requests with a wrong access token; wait a minute", {"Retry-After": "60"})
+        if allowed:
+            return None
+        if access.presented(request.headers, request.cookies):
+            failures.failed(client(request))
+        return _error(401, why, {"WWW-Authenticate": "Bearer"})
+
     def read(handler: Handler) -> Handler:
         def guarded(request: Request) -> Response:
-            if not access.may_read(request.headers, request.cookies):
-                return _unauthorized("this device needs its access token to show this")
-            return handler(request)
+            if access.open_reads:
+                return handler(request)
+            return refused(request, access.may_read(request.headers, request.cookies),
+                           "this device needs its access token to show this") or handler(request)
         return guarded
+
+    def live(handler: Handler) -> Handler:
+        def only_live(request: Request) -> Response:
+            return handler(request) if src.live else _error(404, NO_LIVE_RUN)
+        return only_live
 
     def page(request: Request) -> Response:
         return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
@@ -67,31 +107,19 @@ def build_app(src: WebSources, access: AccessPolicy, registry: CollectorRegistry
         return JSONResponse(status(src))
 
     def api_alerts(request: Request) -> Response:
-        q = request.query_params
-        alert_type = q.get("type") or None
-        if alert_type is not None and alert_type not in ALERT_TYPES:
-            return _bad(f"type {alert_type!r}: use one of {', '.join(ALERT_TYPES)}")
-        try:
-            since, until = _time_param(request, "since"), _time_param(request, "until")
-            page_no, per_page = int(q.get("page", 0)), int(q.get("per_page", 20))
-        except ValueError:
-            return _bad("since/until: ISO-8601 times; page/per_page: whole numbers")
-        return JSONResponse(alerts_page(src, alert_type=alert_type, since=since, until=until,
-                                        subject=q.get("subject") or None, page=max(page_no, 0), per_page=per_page))
+        q = parse(AlertsQuery, dict(request.query_params))
+        return JSONResponse(alerts_page(src, alert_type=q.type, since=q.since, until=q.until,
+                                        subject=q.subject or None, page=q.page, per_page=q.per_page))
 
     def api_trend(request: Request) -> Response:
-        try:
-            hours = float(request.query_params.get("hours", 6))
-        except ValueError:
-            return _bad("hours: a number")
-        if not math.isfinite(hours):
-            return _bad("hours: a finite number")
-        return JSONResponse(trend(src, min(max(hours, 0.02), 24 * 365), request.query_params.get("subject") or None))
+        q = parse(TrendQuery, dict(request.query_params))
+        return JSONResponse(trend(src, q.hours, q.subject or None))
 
     def frame(request: Request) -> Response:
+        assert src.feed is not None
         camera = request.path_params["camera"]
         if camera not in src.feed.cameras:
-            return JSONResponse({"error": f"no camera {camera!r}"}, status_code=404)
+            return _error(404, f"no camera {camera[:40]!r}")
         data = src.feed.jpeg(camera)
         if data is None:
             return Response(status_code=204)
@@ -100,15 +128,16 @@ def build_app(src: WebSources, access: AccessPolicy, registry: CollectorRegistry
     def snapshot(request: Request) -> Response:
         name = request.path_params["name"]
         folder = src.snapshot_dir
-        # One plain file name inside the folder: no separators, no `..`, no absolute paths, no links out.
-        if folder is None or "/" in name or "\\" in name or name in ("", ".", "..") or not name.endswith(".png"):
-            return JSONResponse({"error": "not a snapshot"}, status_code=404)
+        # One plain file name inside the folder: no separators, no `..`, no NUL, no absolute paths, no links out.
+        if folder is None or not SNAPSHOT_NAME.fullmatch(name):
+            return _error(404, "not a snapshot")
         path = (folder / name).resolve()
         if path.parent != folder or not path.is_file():
-            return JSONResponse({"error": "not a snapshot"}, status_code=404)
+            return _error(404, "not a snapshot")
         return FileResponse(path, media_type="image/png")
 
     def metrics(request: Request) -> Response:
+        assert registry is not None
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     def healthz(request: Request) -> Response:
@@ -116,16 +145,29 @@ def build_app(src: WebSources, access: AccessPolicy, registry: CollectorRegistry
         return JSONResponse(body, status_code=200 if ok else 503)
 
     async def set_subject_route(request: Request) -> Response:
-        if not access.may_write(request.headers):
-            return _unauthorized("setting the subject needs the access token (Authorization: Bearer TOKEN)")
+        if not src.live:
+            return _error(404, NO_LIVE_RUN)
+        denied = refused(request, access.may_write(request.headers),
+                         "setting the subject needs this device's access token (Authorization: Bearer TOKEN); "
+                         "open the page with the address fume-edge printed at start")
+        if denied is not None:
+            return denied
+        body = parse_json_body(await _body(request), SubjectBody)
         try:
-            body: Any = json.loads(await request.body() or b"{}")
-            subject = check_subject(body.get("subject") if isinstance(body, dict) else None)
-        except (ValueError, FumeEdgeError) as exc:
-            return _bad(str(exc))
+            subject = check_subject(body.subject)
+        except FumeEdgeError as exc:
+            raise BadRequest(str(exc)) from None
         change = await run_in_threadpool(set_subject, src.store, subject, "web")  # a committed write: off the loop
+        assert src.pipeline is not None
         src.pipeline.alerts.policy.subject = subject  # now; the run's watcher confirms it from the log
         return JSONResponse({"subject": subject, "time": change.epoch})
+
+    async def bad_request(request: Request, exc: Exception) -> Response:
+        return _error(400, str(exc))
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        return _error(exc.status_code, exc.detail, exc.headers)
 
     return Starlette(routes=[
         Route("/", page),
@@ -133,12 +175,13 @@ def build_app(src: WebSources, access: AccessPolicy, registry: CollectorRegistry
         Route("/api/status", read(api_status)),
         Route("/api/alerts", read(api_alerts)),
         Route("/api/trend", read(api_trend)),
-        Route("/api/frame/{camera}.jpg", read(frame)),
+        Route("/api/frame/{camera}.jpg", read(live(frame))),
         Route("/snapshots/{name:path}", read(snapshot)),
-        Route("/metrics", read(metrics)),
+        Route("/metrics", read(live(metrics))),
         Route("/healthz", healthz),
         Route("/api/subject", set_subject_route, methods=["POST"]),
-    ])
+    ], middleware=[Middleware(HostGuard, allowed_hosts=allowed_hosts)],
+        exception_handlers={BadRequest: bad_request, HTTPException: http_error})
 
 
 class WebServer:
@@ -164,10 +207,8 @@ class WebServer:
         # Lower this thread's CPU priority (Linux: per thread, inherited by the worker threads it starts), so
         # on a busy CPU the scheduler serves inference first and the page waits.
         if hasattr(os, "setpriority"):
-            try:
+            with contextlib.suppress(OSError):
                 os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WEB_NICENESS)
-            except OSError:
-                pass
         self.server.run(sockets=[self.socket])
 
     @property
@@ -175,7 +216,7 @@ class WebServer:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}"
 
-    def __enter__(self) -> "WebServer":
+    def __enter__(self) -> WebServer:
         self._thread.start()
         deadline = time.monotonic() + 10.0
         while not self.server.started and self._thread.is_alive() and time.monotonic() < deadline:
