@@ -1,4 +1,4 @@
-"""The sidecar a build writes beside its engine (DESIGN §4), through runtime.engine_sidecar (what the backend reads).
+"""The sidecar a build writes beside its engine, through runtime.engine_sidecar (what the backend reads).
 
 The builder knows what the loader must check: TensorRT and CUDA versions, the GPU, its compute capability and SM
 count, JetPack's L4T release, precision, the ONNX file's sha256 and metadata_props (verbatim: the model contract),

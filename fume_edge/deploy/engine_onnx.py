@@ -29,7 +29,7 @@ def is_fp16(model: onnx.ModelProto) -> bool:
 
 
 def fp16_model(model: onnx.ModelProto) -> onnx.ModelProto:
-    """Half-precision compute with float32 inputs and outputs (the I/O contract stays DESIGN §4's)."""
+    """Half-precision compute with float32 inputs and outputs (the I/O contract stays float32)."""
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
     converted: onnx.ModelProto = convert_float_to_float16(model, keep_io_types=True)

@@ -1,4 +1,4 @@
-"""`fume-edge build-engine`: ONNX → TensorRT engine (a plain plan trtexec loads) + its sidecar (DESIGN §4).
+"""`fume-edge build-engine`: ONNX → TensorRT engine (a plain plan trtexec loads) + its sidecar.
 
 Public API (also used by the benchmarks): `tensorrt_available()`, `EngineBuildOptions`, `build_engine(...)` →
 `BuildResult`. The version-specific choices come from `trt_settings.build_plan`; this module applies them to the real

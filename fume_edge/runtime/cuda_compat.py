@@ -1,4 +1,4 @@
-"""Which cuda-python goes with this machine's CUDA driver, told apart from "no GPU" (DESIGN §9).
+"""Which cuda-python goes with this machine's CUDA driver, told apart from "no GPU".
 
 cuda-python N.x is statically linked against the CUDA N runtime: on an older driver (cuda-python 13 on JetPack 6's
 CUDA 12 driver) every call returns error 35, `cudaErrorInsufficientDriver`, exactly what a machine without any

@@ -1,4 +1,4 @@
-"""The engine sidecar `NAME.engine.json` (DESIGN §4): what an engine was built from, with and for.
+"""The engine sidecar `NAME.engine.json`: what an engine was built from, with and for.
 
 An engine runs only on the exact TensorRT version it was built with (unless version-compatible) and on that GPU, and
 only means what its ONNX meant, so the sidecar is read and compared before the plan is deserialised: the full

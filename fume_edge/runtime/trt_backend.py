@@ -1,4 +1,4 @@
-"""TensorRT backend: runs a `.engine` plan built by `fume-edge build-engine` (DESIGN §4).
+"""TensorRT backend: runs a `.engine` plan built by `fume-edge build-engine`.
 
 Before any byte of the plan is deserialised, its sidecar is read and compared (full TensorRT version, GPU compute
 capability and SM count, L4T release): a foreign engine is one line with the rebuild command (with `force`, a logged

@@ -1,4 +1,4 @@
-"""Finding TensorRT on this machine, imported only when a TensorRT path is asked for (DESIGN §7, §8).
+"""Finding TensorRT on this machine, imported only when a TensorRT path is asked for.
 
 The full `tensorrt` module builds and runs engines; the lean runtime only runs engines built with
 `--version-compatible`. It is `tensorrt_lean` from the Debian/tar/JetPack packages (and pip's front-end package) and
