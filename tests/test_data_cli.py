@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -24,11 +25,19 @@ def small_yaml(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+def _next_command(stdout: str) -> list[str]:
+    """The printed `next:` command split as a shell would split it when pasted."""
+    line = next(line for line in stdout.splitlines() if line.startswith("next: "))
+    return shlex.split(line.removeprefix("next: "))
+
+
 def test_synth_then_pair(tmp_path: Path, small_yaml: Path) -> None:
-    synth = cli("synth", tmp_path / "ds", "--pairs", "60", "--workers", "1", "--config", small_yaml)
+    data = tmp_path / "my data (1)"  # a folder name a shell would split or choke on unquoted
+    synth = cli("synth", data / "ds", "--pairs", "60", "--workers", "1", "--config", small_yaml)
     assert synth.returncode == 0, synth.stderr
-    assert "60 pairs" in synth.stdout and (tmp_path / "ds" / "annotations.csv").is_file()
-    paired = cli("pair", tmp_path / "ds" / "annotations.csv", "-o", tmp_path / "pairs")
+    assert "60 pairs" in synth.stdout and (data / "ds" / "annotations.csv").is_file()
+    assert _next_command(synth.stdout)[:5] == ["fume-edge", "pair", str(data / "ds" / "annotations.csv"), "-o", str(data)]
+    paired = cli("pair", data / "ds" / "annotations.csv", "-o", tmp_path / "pairs")
     assert paired.returncode == 0, paired.stderr
     assert "Transitional" in paired.stdout and "paired_train.csv" in paired.stdout
     samples = [s for split in ("train", "val", "test") for s in read_samples(tmp_path / f"pairs/paired_{split}.csv")]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shlex
 import time
 from pathlib import Path
 
@@ -62,7 +63,7 @@ def pair_command(
     for warning in report.warnings:
         console.print(f"[yellow]warning:[/] {warning}")
     console.print(f"wrote {', '.join(str(p) for p in report.files.values())}")
-    print_next(f"fume-edge train --data {out_dir} --name NAME")
+    print_next(f"fume-edge train --data {shlex.quote(str(out_dir))} --name NAME")
 
 
 def parse_outage(text: str) -> Outage:
@@ -117,7 +118,8 @@ def synth_command(
                                         on_frames=lambda n: progress.advance(task, n))
         console.print(f"wrote {', '.join(str(p) for p in paths.values())} and their per-frame CSVs "
                       f"in {time.perf_counter() - started:.1f} s")
-        print_next(f"fume-edge run --co2 {paths['co2']} --ch4 {paths['ch4']} --pacing fast --model MODEL.onnx")
+        co2, ch4 = (shlex.quote(str(paths[gas])) for gas in ("co2", "ch4"))
+        print_next(f"fume-edge run --co2 {co2} --ch4 {ch4} --pacing fast --model MODEL.onnx")
         return
     plans = plan_sessions(synthetic, config.ph_classes, pairs, seed)
     total = sum(plan.frames for plan in plans)
@@ -130,4 +132,5 @@ def synth_command(
         f"wrote {total} frames ({pairs} pairs) of {len({p.animal_id for p in plans})} animals in {len(plans)} "
         f"sessions to {out_dir} in {time.perf_counter() - started:.1f} s"
     )
-    print_next(f"fume-edge pair {csv_path} -o {out_dir.parent if out_dir.parent != Path('.') else 'DIR'}")
+    parent = shlex.quote(str(out_dir.parent)) if out_dir.parent != Path(".") else "DIR"
+    print_next(f"fume-edge pair {shlex.quote(str(csv_path))} -o {parent}")

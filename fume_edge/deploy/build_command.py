@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 from fume_edge.console import console
@@ -23,5 +24,5 @@ def build_command(model: Path, output: Path, options: EngineBuildOptions, calib:
     console.print(f"wrote {result.engine} ({result.engine.stat().st_size / 1e6:.1f} MB, {info.precision}, TensorRT "
                   f"{info.tensorrt_version}, {info.gpu_name} sm{info.compute_capability}) in {result.seconds:.0f} s "
                   f"and its sidecar {result.sidecar}")
-    console.print(f"next: fume-edge run --co2 CAM --ch4 CAM --model {result.engine}   "
+    console.print(f"next: fume-edge run --co2 CAM --ch4 CAM --model {shlex.quote(str(result.engine))}   "
                   f"(or: trtexec --loadEngine={result.engine})")

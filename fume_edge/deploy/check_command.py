@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import typer
@@ -39,4 +40,4 @@ def check_command(model: Path, versions: list[str] | None) -> None:
     if failed:
         raise typer.Exit(code=1)
     precision = "--int8" if is_qdq(graph) else "--fp16"
-    console.print(f"next: fume-edge build-engine {model} {precision}   (on the device)")
+    console.print(f"next: fume-edge build-engine {shlex.quote(str(model))} {precision}   (on the device)")

@@ -9,20 +9,29 @@ from __future__ import annotations
 import contextlib
 import io
 import math
+import shlex
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from fume_edge.console import console, print_next
-from fume_edge.errors import FumeEdgeError
 from fume_edge.data.calibration import CalibrationRequest, build_calibration_set
 from fume_edge.data.config import load_data_config
 from fume_edge.deploy.int8_report import report_table
 from fume_edge.deploy.quantize import QuantizeOptions, QuantizeResult, quantize_onnx
+from fume_edge.errors import FumeEdgeError
 
 Callback = Callable[[int, int], None]
 
@@ -76,7 +85,8 @@ def calibrate_command(data: Path, output: Path, count: int, seed: int, size: tup
     if manifest["count"] < count:
         console.print(f"[yellow]warning:[/] only {manifest['count']} pairs available, fewer than --count {count}")
     console.print(f"wrote {output / 'manifest.json'} (commit it) and {output / manifest['tensors']['file']} (git-ignored)")
-    print_next(f"fume-edge quantize MODEL.onnx --calib {output} --target cpu   (or --target tensorrt for a Jetson)")
+    print_next(f"fume-edge quantize MODEL.onnx --calib {shlex.quote(str(output))} --target cpu   "
+               "(or --target tensorrt for a Jetson)")
 
 
 def _sensitivity_tables(result: QuantizeResult, top: int = 10) -> list[Table]:
@@ -126,7 +136,8 @@ def quantize_command(model: Path, calib: Path, output: Path | None, options: Qua
         raise typer.Exit(code=1)
     note = " [yellow](written with --force, outside the limits)[/]" if not result.report.passed else ""
     console.print(f"wrote {result.output}{note}")
+    written = shlex.quote(str(result.output))
     if options.target == "tensorrt":
-        print_next(f"fume-edge build-engine {result.output} --int8   (on the Jetson that will run it)")
+        print_next(f"fume-edge build-engine {written} --int8   (on the Jetson that will run it)")
     else:
-        print_next(f"fume-edge run --co2 SRC --ch4 SRC --model {result.output}")
+        print_next(f"fume-edge run --co2 SRC --ch4 SRC --model {written}")

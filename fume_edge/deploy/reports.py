@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -59,7 +60,8 @@ def print_import_summary(result: "ImportResult", output: Path) -> None:
     for field, flag in result.assumed.items():
         console.print(f"[yellow]assumed:[/] {field} not in the research checkpoint; the fume-edge default is "
                       f"recorded (state it with {flag})", soft_wrap=True)
-    print_next(f"fume-edge info {output}", f"fume-edge export {output} -o engines/{output.name.split('.')[0]}.onnx")
+    onnx = shlex.quote(f"engines/{output.name.split('.')[0]}.onnx")
+    print_next(f"fume-edge info {shlex.quote(str(output))}", f"fume-edge export {shlex.quote(str(output))} -o {onnx}")
 
 
 def _fmt(value: float | None, spec: str) -> str:
