@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 
 from fume_edge import __version__
+from fume_edge.bundle.command import app as bundle_app
 from fume_edge.errors import FumeEdgeError
 
 app = typer.Typer(
@@ -19,13 +20,14 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
+app.add_typer(bundle_app, name="bundle")
 err_console = Console(stderr=True)
 
 
 # Optional dependencies and the extra that brings each (the device install has none of them).
 _EXTRA_FOR_MODULE = {"torch": "train", "matplotlib": "train", "onnx": "export", "onnxsim": "export",
                      "paho": "mqtt", "cuda": "trt", "starlette": "web", "uvicorn": "web",
-                     "prometheus_client": "web"}
+                     "prometheus_client": "web", "cryptography": "bundle"}
 
 
 def main() -> None:
@@ -398,3 +400,4 @@ def doctor(
     from fume_edge.doctor import doctor_command
 
     raise typer.Exit(code=doctor_command(console, config=config, model=model))
+

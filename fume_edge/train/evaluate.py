@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from collections.abc import Callable
 
 import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
@@ -27,7 +28,7 @@ from fume_edge.data.config import load_data_config
 from fume_edge.data.dataset import PairedFrameDataset
 from fume_edge.errors import FumeEdgeError
 from fume_edge.labels import GASES
-from fume_edge.runtime.base import Prediction, load_backend
+from fume_edge.runtime.base import Backend, Prediction, load_backend
 from fume_edge.metrics import MetricAccumulator
 from fume_edge.train.tracking import metrics_table
 
@@ -91,29 +92,44 @@ def evaluate_file(
     data = Path(data)
     if not data.is_file():
         raise FumeEdgeError(f"{data}: paired CSV not found; pass a split written by `fume-edge pair`")
+    with load_backend(model, device=device) as backend:
+        return evaluate_backend(backend, str(model), data, data_settings, limit, progress)
+
+
+def evaluate_backend(
+    backend: Backend,
+    model: str,
+    data: Path,
+    data_settings: str | Path | None = None,
+    limit: int | None = None,
+    progress: Progress | None = None,
+    on_prediction: Callable[[Prediction], None] | None = None,
+) -> EvalReport:
+    """Metrics of a loaded backend on the paired CSV `data`; `on_prediction` sees every result (the update gate
+    counts non-finite outputs with it)."""
     started = time.perf_counter()
     accumulator = MetricAccumulator()
     by_case = {case: MetricAccumulator() for case in MODALITY_CASES}
     case_samples = dict.fromkeys(MODALITY_CASES, 0)
-    with load_backend(model, device=device) as backend:
-        size = backend.input_size
-        dataset = PairedFrameDataset(data, train=False, config=load_data_config(data_settings),
-                                     preprocessing=backend.contract.preprocessing)
-        count = len(dataset) if limit is None else min(limit, len(dataset))
-        task = progress.add_task("evaluating", total=count) if progress is not None else None
-        for index in range(count):
-            item = {k: v.numpy() for k, v in dataset[index].items()}
-            for case, case_item in modality_inputs(item).items():
-                prediction = backend.infer(case_item["co2"][None], case_item["ch4"][None], case_item["modality_mask"][None])
-                score_prediction(by_case[case], prediction, case_item)
-                case_samples[case] += 1
-                if np.array_equal(case_item["modality_mask"], item["modality_mask"]):  # the sample as recorded
-                    score_prediction(accumulator, prediction, item)
-            if progress is not None and task is not None:
-                progress.advance(task)
-        backend_name = backend.name
+    size = backend.input_size
+    dataset = PairedFrameDataset(data, train=False, config=load_data_config(data_settings),
+                                 preprocessing=backend.contract.preprocessing)
+    count = len(dataset) if limit is None else min(limit, len(dataset))
+    task = progress.add_task("evaluating", total=count) if progress is not None else None
+    for index in range(count):
+        item = {k: v.numpy() for k, v in dataset[index].items()}
+        for case, case_item in modality_inputs(item).items():
+            prediction = backend.infer(case_item["co2"][None], case_item["ch4"][None], case_item["modality_mask"][None])
+            if on_prediction is not None:
+                on_prediction(prediction)
+            score_prediction(by_case[case], prediction, case_item)
+            case_samples[case] += 1
+            if np.array_equal(case_item["modality_mask"], item["modality_mask"]):  # the sample as recorded
+                score_prediction(accumulator, prediction, item)
+        if progress is not None and task is not None:
+            progress.advance(task)
     return EvalReport(
-        model=str(model), backend=backend_name, data=str(data), samples=count, input_size=(size[0], size[1]),
+        model=model, backend=backend.name, data=str(data), samples=count, input_size=(size[0], size[1]),
         seconds=round(time.perf_counter() - started, 3), metrics=accumulator.compute(),
         confusion_matrix=None if accumulator.ph is None else accumulator.ph.tolist(),
         by_modality={case: acc.compute() for case, acc in by_case.items() if case_samples[case]},
