@@ -117,6 +117,6 @@ def install_plain(store: ModelStore, version: str, model: Path, sha: str) -> Non
     staging = store.new_staging()
     (staging / "model").mkdir()
     (staging / "model" / "fume.onnx").write_bytes(model.read_bytes())
+    installed_at = f"2026-01-01T00:00:0{len(store.versions())}"
     store.commit(staging, InstalledModel(version=version, model="model/fume.onnx", model_sha256=sha,
-                                         backend="onnxruntime", installed_at=f"2026-01-01T00:00:0{len(store.versions())}",
-                                         gate={}))
+                                         backend="onnxruntime", installed_at=installed_at, gate={}))

@@ -169,3 +169,97 @@ def test_sigkill_during_install_then_restart_runs_a_complete_model(world: dict[s
         install_bundle(bundle, InstallOptions(models=models, trusted_keys=world["trusted"], gate=GATE))
         assert store.current() == "v2"
     assert not [p for p in models.iterdir() if p.name.startswith(".staging-")]
+
+
+@pytest.fixture()
+def two_versions(tmp_path: Path) -> tuple[ModelStore, dict[str, str]]:
+    """A store with v1 (the default model, current) and v2 (same outputs, another sha) installed."""
+    store = ModelStore(tmp_path / "live-models")
+    v2 = variant_onnx(tmp_path / "v2.onnx", "2")
+    shas = {"v1": sha256_file(DEFAULT_ONNX), "v2": sha256_file(v2)}
+    install_plain(store, "v1", DEFAULT_ONNX, shas["v1"])
+    install_plain(store, "v2", v2, shas["v2"])
+    store.switch("v1")
+    return store, shas
+
+
+def test_hot_swap_during_a_synthetic_run_keeps_inferring_and_events_carry_each_model_sha(
+        tmp_path: Path, two_versions: tuple[ModelStore, dict[str, str]]) -> None:
+    from pipeline_support import ScriptedCamera, noise_frames, run_config
+
+    from fume_edge.alerts.event import CAMERA_DEGRADED
+    from fume_edge.alerts.service import AlertService
+    from fume_edge.alerts.store import AlertStore
+    from fume_edge.pipeline.capture import CameraStream, FrameHub
+    from fume_edge.pipeline.loop import Pipeline
+    from fume_edge.pipeline.prepare import ModelInputs
+
+    store, shas = two_versions
+    cams = ("co2", "ch4")
+    config = run_config(tmp_path)
+    hub = FrameHub(cams, capacity=4, lossless=False)
+    streams = {gas: CameraStream(gas, ScriptedCamera(gas, noise_frames(seed=i), fps=10.0), reopen=None,  # type: ignore
+                                 hub=hub, paced=False, time_offset_s=0.0, reconnect_s=(0.2, 0.2))
+               for i, gas in enumerate(cams)}
+    holder = SwappableBackend(load_backend(store.model_file("v1"), device="cpu", threads=1), shas["v1"], "v1")
+    service = AlertService(config.alerts, config.sinks, device_id="test", model_sha=holder.model_sha)
+    seen: list[str | None] = []
+    state = {"degraded": False, "recovered": False}
+
+    def on_result(pair: object, prediction: object) -> None:
+        seen.append(holder.version)
+        if len(seen) == 2:  # an alert opens under v1 ...
+            service.on_camera_health(time.monotonic(), time.time(), {"ch4"})
+            state["degraded"] = True
+            store.switch("v2")  # ... `bundle install` switches models/current ...
+        if holder.version == "v2" and not state["recovered"]:  # ... and it ends under v2, carried over the swap
+            service.on_camera_health(time.monotonic(), time.time(), set())
+            state["recovered"] = True
+
+    inputs = ModelInputs(cams, dict.fromkeys(cams, holder.contract.preprocessing))
+    pipeline = Pipeline(streams, hub, holder, service, inputs,
+                        tolerance_s=0.025, silent_after_s=5.0, tick_s=0.05, stats_interval_s=60.0, on_result=on_result)
+    updates = ModelUpdates(holder, store, HealthSettings(window_s=60.0, min_fps=0.1, poll_s=0.05),
+                           device="cpu", threads=1)
+    service.start()
+    with updates:
+        try:
+            pipeline.run(lambda: seen.count("v2") >= 3, duration_s=120.0)
+        finally:
+            service.close(pipeline.stats(), "completed")
+            holder.close()
+    assert seen[:2] == ["v1", "v1"] and seen[-3:] == ["v2"] * 3
+    assert seen == sorted(seen)  # one swap, no flapping
+    assert pipeline.stats()["inferences"] == len(seen)  # the count went on across the swap
+    with AlertStore(config.sinks.sqlite.path, readonly=True) as alerts:
+        degraded = [e for e in alerts.events() if e.type == CAMERA_DEGRADED]
+    assert [(e.state, e.model_sha) for e in degraded] == [("start", shas["v1"]), ("end", shas["v2"])]
+    assert degraded[0].id == degraded[1].id and degraded[1].reason == "recovered"
+    assert [e["event"] for e in store.events()][-1] == "model_swapped"
+
+
+def test_model_that_turns_non_finite_after_the_swap_is_rolled_back(
+        tmp_path: Path, two_versions: tuple[ModelStore, dict[str, str]]) -> None:
+    store, shas = two_versions
+    nan_model = nan_on_bright_onnx(tmp_path / "nan.onnx")
+    install_plain(store, "v3-nan", nan_model, sha256_file(nan_model))
+    holder = SwappableBackend(load_backend(store.model_file("v1"), device="cpu", threads=1), shas["v1"], "v1")
+    width, height = holder.input_size
+    dark, bright = (np.full((1, 1, height, width), v, np.float32) for v in (0.3, 1.0))
+    mask = np.ones((1, 2), np.float32)
+    results: list[tuple[str | None, bool]] = []
+    with ModelUpdates(holder, store, HealthSettings(window_s=60.0, min_fps=0.1, poll_s=0.05), device="cpu",
+                      threads=1):
+        store.switch("v3-nan")
+        wait_for(lambda: holder.version == "v3-nan")
+        assert holder.infer(dark, dark, mask).finite  # fine on ordinary frames: the gate could not have seen it
+        while holder.version == "v3-nan":  # the loop keeps feeding frames; a bright one turns it NaN
+            results.append((holder.version, holder.infer(bright, bright, mask).finite))
+            assert len(results) < 200, "no rollback"
+        assert holder.infer(bright, bright, mask).finite  # v1 again, without a restart
+    holder.close()
+    assert ("v3-nan", False) in results and holder.version == "v1" and holder.model_sha() == shas["v1"]
+    assert store.current() == "v1"
+    event = store.events()[-1]
+    assert event["event"] == "model_rolled_back" and event["version"] == "v3-nan" and event["to"] == "v1"
+    assert "non-finite" in event["reason"]

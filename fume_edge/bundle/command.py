@@ -25,31 +25,44 @@ MaxMb = Annotated[float, typer.Option("--max-mb", help="Refuse bundles bigger th
 
 @app.command()
 def keygen(
-    key: Annotated[Path, typer.Argument(help="Private key to write (PEM, mode 0600); the public key goes beside it as KEY.pub.")],
+    key: Annotated[Path, typer.Argument(
+        help="Private key to write (PEM, mode 0600); the public key goes beside it as KEY.pub.")],
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing key files.")] = False,
 ) -> None:
     """Make an Ed25519 signing key pair."""
     from fume_edge.bundle.keys import generate_keypair, key_id, load_private_key
 
     private, public = generate_keypair(key, overwrite)
-    console.print(f"wrote {private} (keep it secret) and {public} (key id {key_id(load_private_key(private).public_key())})")
+    signer = key_id(load_private_key(private).public_key())
+    console.print(f"wrote {private} (keep it secret) and {public} (key id {signer})")
     console.print(f"next: copy {public} into /etc/fume-edge/trusted_keys/ on each device")
 
 
 @app.command()
 def make(
     model: Annotated[Path, typer.Argument(help="FP32 ONNX from `fume-edge export`.")],
-    val: Annotated[Path, typer.Option("--val", help="Paired validation CSV (from `fume-edge pair`) to take the bundled samples from.")],
+    val: Annotated[Path, typer.Option(
+        "--val", help="Paired validation CSV (from `fume-edge pair`) to take the bundled samples from.")],
     key: Annotated[Path, typer.Option("--key", help="Private signing key from `fume-edge bundle keygen`.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Bundle file to write, e.g. fume-2026-12.fume.")],
-    int8: Annotated[Path | None, typer.Option("--int8", help="TensorRT-target QDQ INT8 ONNX from `fume-edge quantize` \\[default: none; devices build FP16].")] = None,
-    card: Annotated[Path | None, typer.Option("--card", help="Model card \\[default: MODEL_CARD.md beside the model].")] = None,
-    thresholds: Annotated[Path | None, typer.Option("--thresholds", help="Alert thresholds YAML the model was validated with \\[default: none].")] = None,
-    metrics: Annotated[Path | None, typer.Option("--metrics", help="Eval JSON (`fume-edge eval --json`) to record instead of measuring \\[default: measure now].")] = None,
-    data_config: Annotated[Path | None, typer.Option("--data-config", help="Data YAML (16-bit range) the frames are read with \\[default: fume_edge/configs/data.yaml].")] = None,
-    version: Annotated[str | None, typer.Option("--version", help="Version name \\[default: MODEL-YYYYMMDD-HHMMSS (UTC)].")] = None,
+    int8: Annotated[Path | None, typer.Option(
+        "--int8", help="TensorRT-target QDQ INT8 ONNX from `fume-edge quantize` \\[default: none; devices "
+                       "build FP16].")] = None,
+    card: Annotated[Path | None, typer.Option(
+        "--card", help="Model card \\[default: MODEL_CARD.md beside the model].")] = None,
+    thresholds: Annotated[Path | None, typer.Option(
+        "--thresholds", help="Alert thresholds YAML the model was validated with \\[default: none].")] = None,
+    metrics: Annotated[Path | None, typer.Option(
+        "--metrics", help="Eval JSON (`fume-edge eval --json`) to record instead of measuring \\[default: "
+                          "measure now].")] = None,
+    data_config: Annotated[Path | None, typer.Option(
+        "--data-config", help="Data YAML (16-bit range) the frames are read with \\[default: "
+                              "fume_edge/configs/data.yaml].")] = None,
+    version: Annotated[str | None, typer.Option(
+        "--version", help="Version name \\[default: MODEL-YYYYMMDD-HHMMSS (UTC)].")] = None,
     val_count: Annotated[int, typer.Option("--val-count", min=1, help="Validation samples to bundle.")] = 16,
-    val_max_mb: Annotated[float, typer.Option("--val-max-mb", help="Size cap of the bundled validation frames in MB.")] = 32.0,
+    val_max_mb: Annotated[float, typer.Option(
+        "--val-max-mb", help="Size cap of the bundled validation frames in MB.")] = 32.0,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing bundle file.")] = False,
 ) -> None:
     """Write one signed bundle: model(s), card, a small validation set and the FP32 metrics measured on it."""
@@ -85,10 +98,14 @@ def install(
     trusted_keys: TrustedKeys = None,
     max_mb: MaxMb = DEFAULT_MAX_MB,
     keep: Annotated[int, typer.Option("--keep", min=2, help="Installed versions to keep.")] = 3,
-    iou_margin: Annotated[float, typer.Option("--iou-margin", help="Gate: how far below the recorded gas IoU the model may score.")] = 0.01,
-    ba_margin: Annotated[float, typer.Option("--ba-margin", help="Gate: how far below the recorded balanced accuracy it may score.")] = 0.01,
-    min_fps: Annotated[float, typer.Option("--min-fps", help="Gate: the least FPS of a model call on this device.")] = 5.0,
-    device: Annotated[str, typer.Option("--device", help="auto (TensorRT engine where TensorRT is, else ONNX Runtime), cpu, cuda.")] = "auto",
+    iou_margin: Annotated[float, typer.Option(
+        "--iou-margin", help="Gate: how far below the recorded gas IoU the model may score.")] = 0.01,
+    ba_margin: Annotated[float, typer.Option(
+        "--ba-margin", help="Gate: how far below the recorded balanced accuracy it may score.")] = 0.01,
+    min_fps: Annotated[float, typer.Option(
+        "--min-fps", help="Gate: the least FPS of a model call on this device.")] = 5.0,
+    device: Annotated[str, typer.Option(
+        "--device", help="auto (TensorRT engine where TensorRT is, else ONNX Runtime), cpu, cuda.")] = "auto",
 ) -> None:
     """Verify, unpack, build for this device, gate on the bundled set, then switch models/current atomically."""
     from fume_edge.bundle.gate import GateSettings
