@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,7 @@ from train_support import make_paired_dataset
 
 from fume_edge.bundle.gate import GateSettings
 from fume_edge.bundle.install import InstallOptions, install_bundle
-from fume_edge.bundle.live import HealthSettings, ModelUpdates
+from fume_edge.bundle.live import HealthSettings, ModelUpdates, follow_current
 from fume_edge.bundle.store import ModelStore
 from fume_edge.errors import FumeEdgeError
 from fume_edge.hashing import sha256_file
@@ -201,7 +202,10 @@ def test_hot_swap_during_a_synthetic_run_keeps_inferring_and_events_carry_each_m
     streams = {gas: CameraStream(gas, ScriptedCamera(gas, noise_frames(seed=i), fps=10.0), reopen=None,  # type: ignore
                                  hub=hub, paced=False, time_offset_s=0.0, reconnect_s=(0.2, 0.2))
                for i, gas in enumerate(cams)}
-    holder = SwappableBackend(load_backend(store.model_file("v1"), device="cpu", threads=1), shas["v1"], "v1")
+    backend = load_backend(store.current_model(), device="cpu", threads=1)  # type: ignore[arg-type]
+    stack = ExitStack()  # as `fume-edge run` holds it
+    holder = stack.enter_context(follow_current(backend, store, HealthSettings(window_s=60.0, min_fps=0.1, poll_s=0.05),
+                                                device="cpu", threads=1))
     service = AlertService(config.alerts, config.sinks, device_id="test", model_sha=holder.model_sha)
     seen: list[str | None] = []
     state = {"degraded": False, "recovered": False}
@@ -219,15 +223,13 @@ def test_hot_swap_during_a_synthetic_run_keeps_inferring_and_events_carry_each_m
     inputs = ModelInputs(cams, dict.fromkeys(cams, holder.contract.preprocessing))
     pipeline = Pipeline(streams, hub, holder, service, inputs,
                         tolerance_s=0.025, silent_after_s=5.0, tick_s=0.05, stats_interval_s=60.0, on_result=on_result)
-    updates = ModelUpdates(holder, store, HealthSettings(window_s=60.0, min_fps=0.1, poll_s=0.05),
-                           device="cpu", threads=1)
     service.start()
-    with updates:
-        try:
-            pipeline.run(lambda: seen.count("v2") >= 3, duration_s=120.0)
-        finally:
-            service.close(pipeline.stats(), "completed")
-            holder.close()
+    try:
+        pipeline.run(lambda: seen.count("v2") >= 3, duration_s=120.0)
+    finally:
+        service.close(pipeline.stats(), "completed")
+        stack.close()
+        holder.close()
     assert seen[:2] == ["v1", "v1"] and seen[-3:] == ["v2"] * 3
     assert seen == sorted(seen)  # one swap, no flapping
     assert pipeline.stats()["inferences"] == len(seen)  # the count went on across the swap

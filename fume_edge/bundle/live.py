@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -125,3 +126,17 @@ class ModelUpdates:
             self.store.switch(watch.fallback_version)
         self.store.event("model_rolled_back", version=watch.version, to=watch.fallback_version, reason=reason,
                          calls=health.calls, non_finite=health.non_finite, errors=health.errors, fps=health.fps)
+
+
+@contextmanager
+def follow_current(backend: Backend, store: ModelStore, settings: HealthSettings = HealthSettings(),
+                   **load_options: Any) -> Iterator[SwappableBackend]:
+    """The run's backend, loaded from `store.current_model()`, wrapped for swaps while the watcher runs: what
+    `fume-edge run` hands the loop (as its backend) and the alert service (`holder.model_sha`)."""
+    version = store.current()
+    installed = None if version is None else store.installed(version)
+    if installed is None:
+        raise FumeEdgeError(f"{store.root}: no installed current model to follow; `fume-edge bundle install` one")
+    holder = SwappableBackend(backend, installed.model_sha256, version)
+    with ModelUpdates(holder, store, settings, **load_options):
+        yield holder

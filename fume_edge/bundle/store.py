@@ -87,6 +87,11 @@ class ModelStore:
             raise FumeEdgeError(f"{self.root / version}: not an installed model version")
         return self.root / version / model.model
 
+    def current_model(self) -> Path | None:
+        """The file a run loads: the current version's deployable model (None: nothing installed here)."""
+        current = self.current()
+        return None if current is None or self.installed(current) is None else self.model_file(current)
+
     def versions(self) -> list[InstalledModel]:
         """Complete versions, oldest install first."""
         found = [m for p in self.root.iterdir() if p.is_dir() and not p.is_symlink()
