@@ -265,3 +265,20 @@ def test_model_that_turns_non_finite_after_the_swap_is_rolled_back(
     event = store.events()[-1]
     assert event["event"] == "model_rolled_back" and event["version"] == "v3-nan" and event["to"] == "v1"
     assert "non-finite" in event["reason"]
+
+
+@pytest.mark.gpu
+def test_install_builds_and_gates_a_tensorrt_engine_where_tensorrt_is(world: dict[str, Path], tmp_path: Path) -> None:
+    from fume_edge.deploy.tensorrt_build import tensorrt_available
+
+    missing = tensorrt_available()
+    if missing:
+        pytest.skip(missing)
+    result = install_bundle(world["good"], InstallOptions(models=tmp_path / "models", trusted_keys=world["trusted"],
+                                                          gate=GateSettings(min_fps=0.1, device="auto")))
+    assert result.model.backend == "tensorrt-fp16" and result.model.model.endswith(".engine")
+    assert result.model.gate["non_finite"] == 0
+    assert result.model.gate["gas_iou"] >= result.model.gate["recorded_gas_iou"] - 0.01
+    store = ModelStore(tmp_path / "models")
+    with load_backend(store.current_model(), device="cuda") as backend:  # type: ignore[arg-type]
+        assert backend.name == "tensorrt"

@@ -25,6 +25,7 @@ DEPLOY_NAME = "deploy.json"
 EVENTS_NAME = "events.jsonl"
 CURRENT, PREVIOUS = "current", "previous"
 _STAGING_PREFIX = ".staging-"
+_WARNINGS = {"model_refused", "model_rejected", "model_swap_failed", "model_rolled_back"}  # logged as warnings
 log = logging.getLogger("fume_edge.bundle")
 
 
@@ -154,7 +155,8 @@ class ModelStore:
     def event(self, name: str, **fields: Any) -> dict[str, Any]:
         """One model-update step: a log line and a line in models/events.jsonl (synced: it survives a power cut)."""
         record = {"time": iso_utc(time.time()), "event": name, **fields}
-        log.warning("%s %s", name, json.dumps(fields, sort_keys=True, default=str))
+        log.log(logging.WARNING if name in _WARNINGS else logging.INFO, "%s %s", name,
+                json.dumps(fields, sort_keys=True, default=str))
         self.ensure()
         with open(self.root / EVENTS_NAME, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(record, default=str) + "\n")
