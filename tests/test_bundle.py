@@ -3,6 +3,7 @@ rejected by the gate, SIGKILL mid-install), the hot swap in a running loop and t
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -21,12 +22,12 @@ from train_support import make_paired_dataset
 
 from fume_edge.bundle.gate import GateSettings
 from fume_edge.bundle.install import InstallOptions, install_bundle
-from fume_edge.bundle.live import HealthSettings, ModelUpdates, follow_current
+from fume_edge.bundle.live import HealthSettings, ModelUpdates, failure, follow_current
 from fume_edge.bundle.store import ModelStore
 from fume_edge.errors import FumeEdgeError
 from fume_edge.hashing import sha256_file
 from fume_edge.runtime.base import load_backend
-from fume_edge.runtime.holder import SwappableBackend
+from fume_edge.runtime.holder import ModelHealth, SwappableBackend
 
 GATE = GateSettings(min_fps=0.1, device="cpu")  # speed is benchmarked, not asserted
 
@@ -282,3 +283,50 @@ def test_install_builds_and_gates_a_tensorrt_engine_where_tensorrt_is(world: dic
     store = ModelStore(tmp_path / "models")
     with load_backend(store.current_model(), device="cuda") as backend:  # type: ignore[arg-type]
         assert backend.name == "tensorrt"
+
+
+@pytest.mark.parametrize("health, reason", [
+    (ModelHealth("v2", calls=40, non_finite=0, errors=0, median_ms=50.0), None),
+    (ModelHealth("v2", calls=40, non_finite=1, errors=0, median_ms=50.0), "non-finite"),
+    (ModelHealth("v2", calls=40, non_finite=0, errors=2, median_ms=50.0), "inference error"),
+    (ModelHealth("v2", calls=40, non_finite=0, errors=0, median_ms=500.0), "2.0 FPS < 5"),
+    (ModelHealth("v2", calls=3, non_finite=0, errors=0, median_ms=500.0), None),  # too few calls to judge speed
+])
+def test_health_watch_names_why_a_model_must_go(health: ModelHealth, reason: str | None) -> None:
+    found = failure(health, HealthSettings(min_fps=5.0, min_calls=10))
+    assert (found is None) if reason is None else (found is not None and reason in found)
+
+
+def test_store_keeps_the_last_versions_and_never_the_current_or_previous(tmp_path: Path) -> None:
+    store = ModelStore(tmp_path / "models")
+    for version in ("v1", "v2", "v3", "v4"):
+        install_plain(store, version, DEFAULT_ONNX, "sha-" + version)
+    store.switch("v1")
+    store.switch("v4")  # previous: v1, the oldest
+    assert store.prune(3) == ["v2"]
+    assert [m.version for m in store.versions()] == ["v1", "v3", "v4"]
+
+
+def test_cli_keygen_list_rollback_status(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from fume_edge.cli import app
+
+    runner = CliRunner()
+    key = tmp_path / "keys" / "signer.key"
+    assert runner.invoke(app, ["bundle", "keygen", str(key)]).exit_code == 0
+    assert key.stat().st_mode & 0o777 == 0o600 and key.with_suffix(".pub").is_file()
+    again = runner.invoke(app, ["bundle", "keygen", str(key)])
+    assert again.exit_code != 0 and "exists" in str(again.exception)
+    store = ModelStore(tmp_path / "models")
+    install_plain(store, "v1", DEFAULT_ONNX, "sha-1")
+    install_plain(store, "v2", DEFAULT_ONNX, "sha-2")
+    store.switch("v1")
+    store.switch("v2")
+    models = ["--models-dir", str(store.root)]
+    result = runner.invoke(app, ["bundle", "rollback", *models])
+    assert result.exit_code == 0 and store.current() == "v1" and store.previous() == "v2"
+    listing = runner.invoke(app, ["bundle", "list", *models], env={"COLUMNS": "200"}).output
+    assert "* v1" in listing and "  v2" in listing
+    status = json.loads(runner.invoke(app, ["bundle", "status", *models]).output)
+    assert status["current"]["version"] == "v1" and status["last_event"]["event"] == "model_rolled_back"
