@@ -330,3 +330,10 @@ def test_cli_keygen_list_rollback_status(tmp_path: Path) -> None:
     assert "* v1" in listing and "  v2" in listing
     status = json.loads(runner.invoke(app, ["bundle", "status", *models]).output)
     assert status["current"]["version"] == "v1" and status["last_event"]["event"] == "model_rolled_back"
+
+
+def test_a_second_install_while_one_runs_is_refused(world: dict[str, Path], models: Path) -> None:
+    store = ModelStore(models)
+    with store.install_lock(), pytest.raises(FumeEdgeError, match="another model install is running"):
+        install_bundle(world["good"], InstallOptions(models=models, trusted_keys=world["trusted"], gate=GATE))
+    assert store.current() == "v1"

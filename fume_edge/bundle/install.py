@@ -77,6 +77,12 @@ def install_bundle(bundle: Path, options: InstallOptions = InstallOptions(),
     """Install `bundle` and make it current, or raise FumeEdgeError (one line) with nothing changed."""
     started = time.perf_counter()
     store = ModelStore(models_dir(options.models))
+    with store.install_lock():
+        return _install_locked(bundle, store, options, progress, started)
+
+
+def _install_locked(bundle: Path, store: ModelStore, options: InstallOptions, progress: Progress,
+                    started: float) -> InstallResult:
     staging = store.new_staging()
     try:
         progress(f"verifying {bundle}")

@@ -7,11 +7,14 @@ old. A kill at any moment leaves `current` naming a complete folder, old or new.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import logging
 import os
 import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -101,8 +104,19 @@ class ModelStore:
         return sorted(found, key=lambda m: m.installed_at)
 
     # -- writing ---------------------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def install_lock(self) -> Iterator[None]:
+        """One install at a time (CLI, page, MQTT): the second is refused rather than sharing the staging area."""
+        self.ensure()
+        with open(self.root / ".install.lock", "w") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise FumeEdgeError(f"{self.root}: another model install is running; wait for it to finish") from None
+            yield  # the lock goes with the file handle, also when the process is killed
+
     def new_staging(self) -> Path:
-        """A fresh staging folder; leftovers of a killed install are removed first."""
+        """A fresh staging folder; leftovers of a killed install are removed first (call under install_lock)."""
         self.ensure()
         for stale in self.root.glob(f"{_STAGING_PREFIX}*"):
             shutil.rmtree(stale, ignore_errors=True)
