@@ -136,6 +136,7 @@ def test_worse_model_with_copied_metrics_is_rejected_by_the_gate(world: dict[str
 
 _INSTALL = """
 import sys
+sys.modules["torch"] = None  # a device install has no torch: the gate must not need it
 from pathlib import Path
 from fume_edge.bundle.gate import GateSettings
 from fume_edge.bundle.install import InstallOptions, install_bundle

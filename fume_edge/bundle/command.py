@@ -55,9 +55,6 @@ def make(
     metrics: Annotated[Path | None, typer.Option(
         "--metrics", help="Eval JSON (`fume-edge eval --json`) to record instead of measuring \\[default: "
                           "measure now].")] = None,
-    data_config: Annotated[Path | None, typer.Option(
-        "--data-config", help="Data YAML (16-bit range) the frames are read with \\[default: "
-                              "fume_edge/configs/data.yaml].")] = None,
     version: Annotated[str | None, typer.Option(
         "--version", help="Version name \\[default: MODEL-YYYYMMDD-HHMMSS (UTC)].")] = None,
     val_count: Annotated[int, typer.Option("--val-count", min=1, help="Validation samples to bundle.")] = 16,
@@ -69,7 +66,7 @@ def make(
     from fume_edge.bundle.make import MakeOptions, make_bundle
 
     manifest = make_bundle(MakeOptions(model=model, val=val, key=key, output=output, int8=int8, card=card,
-                                       thresholds=thresholds, metrics=metrics, data_config=data_config, version=version,
+                                       thresholds=thresholds, metrics=metrics, version=version,
                                        val_count=val_count, val_max_mb=val_max_mb, overwrite=overwrite))
     shown = {k: manifest.metrics.get(k) for k in ("gas_iou", "balanced_accuracy")}
     console.print(f"wrote {output}: version {manifest.version}, {len(manifest.members)} members, metrics {shown}")

@@ -5,6 +5,7 @@ enough (median model call, bench-style, against a target FPS)."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,8 +13,10 @@ from typing import Any
 import numpy as np
 
 from fume_edge.bench.model import latency_stats
+from fume_edge.data.calibration import csv_inputs
 from fume_edge.errors import FumeEdgeError
-from fume_edge.runtime.base import Prediction, load_backend
+from fume_edge.runtime.base import Backend, Prediction, load_backend
+from fume_edge.train.evaluate import EvalReport, evaluate_items, labelled_item
 
 # The metrics the gate holds a model to, and what each is called in a message.
 GATED = {"gas_iou": "gas IoU", "balanced_accuracy": "balanced accuracy"}
@@ -54,11 +57,16 @@ def _fps(backend: Any, calls: int) -> float:
     return float(latency_stats(times)["fps"])
 
 
-def run_gate(model_file: Path, val_csv: Path, recorded: dict[str, float | None], settings: GateSettings,
-             data_settings: Path | None = None) -> GateResult:
-    """Score `model_file` on `val_csv`; the result lists every figure and every failed condition."""
-    from fume_edge.train.evaluate import evaluate_backend  # torch (the dataset reader) only when gating
+def score(backend: Backend, val_csv: Path, on_prediction: Callable[[Prediction], None] | None = None) -> EvalReport:
+    """`fume-edge eval`'s metrics of a loaded model on a paired CSV, read without torch (so a device can gate);
+    `bundle make` records these for the FP32 ONNX, the gate measures them for the model as built on the device."""
+    samples, inputs = csv_inputs(val_csv, backend.contract.preprocessing)
+    return evaluate_items(backend, backend.name, val_csv, samples, map(labelled_item, inputs),
+                          on_prediction=on_prediction)
 
+
+def run_gate(model_file: Path, val_csv: Path, recorded: dict[str, float | None], settings: GateSettings) -> GateResult:
+    """Score `model_file` on `val_csv`; the result lists every figure and every failed condition."""
     result = GateResult()
     non_finite = 0
 
@@ -68,7 +76,7 @@ def run_gate(model_file: Path, val_csv: Path, recorded: dict[str, float | None],
 
     try:
         with load_backend(model_file, device=settings.device) as backend:
-            report = evaluate_backend(backend, str(model_file), val_csv, data_settings, on_prediction=count)
+            report = score(backend, val_csv, count)
             fps = _fps(backend, settings.fps_calls)
     except FumeEdgeError as exc:
         result.failures.append(f"the model does not load or run: {exc}")

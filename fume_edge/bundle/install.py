@@ -19,7 +19,7 @@ from fume_edge.bundle.archive import read_bundle
 from fume_edge.bundle.gate import GateResult, GateSettings, run_gate
 from fume_edge.bundle.keys import load_trusted_keys, trusted_keys_dir
 from fume_edge.bundle.manifest import (
-    DEFAULT_MAX_MB, INT8_MODEL_NAME, MODEL_NAME, VAL_CSV_NAME, VAL_DATA_CONFIG_NAME, Manifest,
+    DEFAULT_MAX_MB, INT8_MODEL_NAME, MODEL_NAME, VAL_CSV_NAME, Manifest,
 )
 from fume_edge.bundle.store import InstalledModel, ModelStore, models_dir
 from fume_edge.errors import FumeEdgeError
@@ -99,9 +99,7 @@ def _install_locked(bundle: Path, store: ModelStore, options: InstallOptions, pr
         deployable, backend = build_deployable(staging, manifest, options.gate.device, progress)
         store.event("model_built", version=manifest.version, backend=backend)
         progress(f"gating {manifest.version} on its validation set")
-        data_config = staging / VAL_DATA_CONFIG_NAME
-        gate = run_gate(deployable, staging / VAL_CSV_NAME, manifest.metrics, options.gate,
-                        data_config if data_config.is_file() else None)
+        gate = run_gate(deployable, staging / VAL_CSV_NAME, manifest.metrics, options.gate)
         if not gate.passed:
             store.event("model_rejected", version=manifest.version, model_sha=manifest.model_sha256,
                         failures=gate.failures, figures=gate.figures)

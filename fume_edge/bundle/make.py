@@ -22,12 +22,13 @@ from fume_edge.alerts.event import iso_utc
 from fume_edge.bundle.keys import key_id, load_private_key
 from fume_edge.bundle.manifest import (
     CARD_NAME, INT8_MODEL_NAME, MANIFEST_NAME, MODEL_NAME, SIGNATURE_NAME, THRESHOLDS_NAME, VAL_CSV_NAME,
-    VAL_DATA_CONFIG_NAME, VERSION_PATTERN, Manifest, Member,
+    VERSION_PATTERN, Manifest, Member,
 )
 from fume_edge.data.csvio import write_tables
 from fume_edge.data.records import Frame, Sample, read_samples, sample_table
 from fume_edge.errors import FumeEdgeError
 from fume_edge.hashing import sha256_file
+from fume_edge.runtime.base import load_backend
 from fume_edge.runtime.onnx_backend import open_session
 
 
@@ -41,7 +42,6 @@ class MakeOptions:
     card: Path | None = None
     thresholds: Path | None = None
     metrics: Path | None = None  # an eval JSON to record instead of measuring (the gate checks it either way)
-    data_config: Path | None = None
     version: str | None = None
     val_count: int = 16
     val_max_mb: float = 32.0
@@ -103,7 +103,7 @@ def copy_validation_set(val: Path, folder: Path, count: int, max_mb: float) -> i
 
 
 def _metrics(options: MakeOptions, folder: Path) -> dict[str, float | None]:
-    """The FP32 metrics on the bundled set: from `--metrics` (an eval JSON) or measured now with `fume-edge eval`."""
+    """The FP32 metrics on the bundled set: from `--metrics` (an eval JSON) or measured now, as the gate will."""
     if options.metrics is not None:
         try:
             raw = json.loads(options.metrics.read_text(encoding="utf-8"))["metrics"]
@@ -111,10 +111,10 @@ def _metrics(options: MakeOptions, folder: Path) -> dict[str, float | None]:
             raise FumeEdgeError(f"{options.metrics}: not an eval JSON with `metrics` ({exc}); write one with "
                                 "`fume-edge eval MODEL --data VAL --json FILE`") from None
     else:
-        from fume_edge.train.evaluate import evaluate_file  # torch: only where metrics are measured
+        from fume_edge.bundle.gate import score
 
-        raw = evaluate_file(folder / MODEL_NAME, folder / VAL_CSV_NAME, device="cpu",
-                            data_settings=folder / VAL_DATA_CONFIG_NAME if options.data_config else None).metrics
+        with load_backend(folder / MODEL_NAME, device="cpu") as backend:
+            raw = score(backend, folder / VAL_CSV_NAME).metrics
     return {k: None if v is None or not math.isfinite(float(v)) else float(v) for k, v in raw.items()}
 
 
@@ -147,8 +147,7 @@ def make_bundle(options: MakeOptions) -> Manifest:
     """Write the signed bundle `options.output`; returns its manifest."""
     if options.output.exists() and not options.overwrite:
         raise FumeEdgeError(f"{options.output}: exists; choose another -o or pass --overwrite")
-    for label, path in (("model", options.model), ("--int8", options.int8), ("--thresholds", options.thresholds),
-                        ("--data-config", options.data_config)):
+    for label, path in (("model", options.model), ("--int8", options.int8), ("--thresholds", options.thresholds)):
         if path is not None and not path.is_file():
             raise FumeEdgeError(f"{path}: {label} file not found")
     key = load_private_key(options.key)
@@ -169,8 +168,6 @@ def make_bundle(options: MakeOptions) -> Manifest:
         if options.thresholds is not None:
             shutil.copyfile(options.thresholds, folder / THRESHOLDS_NAME)
         copy_validation_set(options.val, folder, options.val_count, options.val_max_mb)
-        if options.data_config is not None:
-            shutil.copyfile(options.data_config, folder / VAL_DATA_CONFIG_NAME)
         metrics = _metrics(options, folder)
         names = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
         members = {name: Member(sha256_file(folder / name), (folder / name).stat().st_size) for name in names}

@@ -20,7 +20,6 @@ INT8_MODEL_NAME = "model/fume.int8.onnx"
 CARD_NAME = "MODEL_CARD.md"
 THRESHOLDS_NAME = "thresholds.yaml"
 VAL_CSV_NAME = "val/paired_val.csv"
-VAL_DATA_CONFIG_NAME = "val/data.yaml"  # the data settings (16-bit range) the frames are read with
 VERSION_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
