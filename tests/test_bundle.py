@@ -338,3 +338,18 @@ def test_a_second_install_while_one_runs_is_refused(world: dict[str, Path], mode
     with store.install_lock(), pytest.raises(FumeEdgeError, match="another model install is running"):
         install_bundle(world["good"], InstallOptions(models=models, trusted_keys=world["trusted"], gate=GATE))
     assert store.current() == "v1"
+
+
+def test_a_model_the_run_cannot_load_is_refused_and_current_points_back(
+        tmp_path: Path, two_versions: tuple[ModelStore, dict[str, str]]) -> None:
+    store, shas = two_versions
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"not an onnx model")
+    install_plain(store, "v3-broken", broken, sha256_file(broken))
+    holder = SwappableBackend(load_backend(store.model_file("v1"), device="cpu", threads=1), shas["v1"], "v1")
+    with ModelUpdates(holder, store, HealthSettings(poll_s=0.05), device="cpu", threads=1):
+        store.switch("v3-broken")
+        wait_for(lambda: store.current() == "v1")
+    holder.close()
+    assert holder.version == "v1"
+    assert [e["event"] for e in store.events()][-2:] == ["model_swap_failed", "model_rolled_back"]

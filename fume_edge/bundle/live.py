@@ -88,16 +88,14 @@ class ModelUpdates:
                 raise FumeEdgeError(f"{self.store.root / version}: not a complete installed version")
             backend = self._load(self.store.root / version / installed.model)
         except FumeEdgeError as exc:
-            self._refused.add(version)
-            self.store.event("model_swap_failed", version=version, reason=str(exc))
+            self._refuse(version, str(exc))
             return
         try:
             old_sha, old_version = self.holder.model_sha(), self.holder.version
             old = self.holder.swap(backend, installed.model_sha256, version)
         except FumeEdgeError as exc:
             backend.close()
-            self._refused.add(version)
-            self.store.event("model_swap_failed", version=version, reason=str(exc))
+            self._refuse(version, str(exc))
             return
         if self._watch is not None:  # a newer model replaces one still under watch: keep the older fallback
             old.close()
@@ -106,6 +104,15 @@ class ModelUpdates:
         else:
             self._watch = _Watch(version, time.monotonic(), old, old_sha, old_version)
         self.store.event("model_swapped", version=version, model_sha=installed.model_sha256, previous=old_version)
+
+    def _refuse(self, version: str, reason: str) -> None:
+        """A model the run cannot use: keep the running one, and point `current` back at it so a restart runs it."""
+        self._refused.add(version)
+        self.store.event("model_swap_failed", version=version, reason=reason)
+        running = self.holder.version
+        if running is not None and self.store.installed(running) is not None:
+            self.store.switch(running)
+            self.store.event("model_rolled_back", version=version, to=running, reason=reason)
 
     def _judge(self, watch: _Watch) -> None:
         health = self.holder.health()
