@@ -134,30 +134,33 @@ def test_worse_model_with_copied_metrics_is_rejected_by_the_gate(world: dict[str
     assert event["figures"]["gas_iou"] < event["figures"]["recorded_gas_iou"] - 0.01
 
 
-_INSTALL = """
+_CLI = """
 import sys
 sys.modules["torch"] = None  # a device install has no torch: the gate must not need it
-from pathlib import Path
-from fume_edge.bundle.gate import GateSettings
-from fume_edge.bundle.install import InstallOptions, install_bundle
-install_bundle(Path(sys.argv[1]), InstallOptions(models=Path(sys.argv[2]), trusted_keys=Path(sys.argv[3]),
-               gate=GateSettings(min_fps=0.1, device="cpu")))
+from fume_edge.entry import main
+main()
 """
 
 
-@pytest.mark.parametrize("kill_after", ["staging", "model_gated"])
+def _cli_install(bundle: Path, models: Path, trusted: Path) -> list[str]:
+    """`fume-edge bundle install` as a device runs it (a separate process, torch unavailable)."""
+    return [sys.executable, "-c", _CLI, "bundle", "install", str(bundle), "--models-dir", str(models),
+            "--trusted-keys", str(trusted), "--min-fps", "0.1", "--device", "cpu"]
+
+
+@pytest.mark.parametrize("kill_after", ["staging", "model_gated", "model_switched"])
 def test_sigkill_during_install_then_restart_runs_a_complete_model(world: dict[str, Path], models: Path,
                                                                    tmp_path: Path, kill_after: str) -> None:
     bundle = make(tmp_path, variant_onnx(tmp_path / "v2.onnx", "2"), world["val"], world["key"], "v2",
                   metrics=metrics_json(world["good"], tmp_path / "m.json"))
     store = ModelStore(models)
-    process = subprocess.Popen([sys.executable, "-c", _INSTALL, str(bundle), str(models), str(world["trusted"])],
-                               env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "COLUMNS": "200"}
+    process = subprocess.Popen(_cli_install(bundle, models, world["trusted"]), env=env)
     try:
         if kill_after == "staging":  # mid-unpack or mid-gate
             wait_for(lambda: any(p.name.startswith(".staging-") and any(p.rglob("*")) for p in models.iterdir()))
-        else:  # right before the commit and the switch
-            wait_for(lambda: any(e["event"] == "model_gated" for e in store.events()), timeout_s=240)
+        else:  # right before the commit and the switch, or right after the switch (pruning)
+            wait_for(lambda: any(e["event"] == kill_after for e in store.events()), timeout_s=240)
     finally:
         process.send_signal(signal.SIGKILL)
         process.wait()
@@ -169,8 +172,10 @@ def test_sigkill_during_install_then_restart_runs_a_complete_model(world: dict[s
         assert backend.infer(frame, frame, np.ones((1, 2), np.float32)).finite
     # the next install cleans up whatever the killed one left and completes
     if current == "v1" and store.installed("v2") is None:
-        install_bundle(bundle, InstallOptions(models=models, trusted_keys=world["trusted"], gate=GATE))
-        assert store.current() == "v2"
+        done = subprocess.run(_cli_install(bundle, models, world["trusted"]), env=env, capture_output=True, text=True,
+                              timeout=300)
+        assert done.returncode == 0, done.stderr
+        assert "installed v2 (onnxruntime)" in done.stdout and store.current() == "v2" and store.previous() == "v1"
     assert not [p for p in models.iterdir() if p.name.startswith(".staging-")]
 
 
