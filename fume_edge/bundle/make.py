@@ -19,6 +19,7 @@ import numpy as np
 import yaml
 
 from fume_edge.alerts.event import iso_utc
+from fume_edge.bundle.gate import score
 from fume_edge.bundle.keys import key_id, load_private_key
 from fume_edge.bundle.manifest import (
     CARD_NAME, INT8_MODEL_NAME, MANIFEST_NAME, MODEL_NAME, SIGNATURE_NAME, THRESHOLDS_NAME, VAL_CSV_NAME,
@@ -111,8 +112,6 @@ def _metrics(options: MakeOptions, folder: Path) -> dict[str, float | None]:
             raise FumeEdgeError(f"{options.metrics}: not an eval JSON with `metrics` ({exc}); write one with "
                                 "`fume-edge eval MODEL --data VAL --json FILE`") from None
     else:
-        from fume_edge.bundle.gate import score
-
         with load_backend(folder / MODEL_NAME, device="cpu") as backend:
             raw = score(backend, folder / VAL_CSV_NAME).metrics
     return {k: None if v is None or not math.isfinite(float(v)) else float(v) for k, v in raw.items()}
