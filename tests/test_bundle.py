@@ -22,7 +22,7 @@ from train_support import make_paired_dataset
 
 from fume_edge.bundle.gate import GateSettings
 from fume_edge.bundle.install import InstallOptions, install_bundle
-from fume_edge.bundle.live import HealthSettings, ModelUpdates, failure, follow_current
+from fume_edge.bundle.live import HealthSettings, ModelUpdates, failure, follow_current, model_to_run
 from fume_edge.bundle.store import ModelStore
 from fume_edge.errors import FumeEdgeError
 from fume_edge.hashing import sha256_file
@@ -245,6 +245,8 @@ def test_hot_swap_during_a_synthetic_run_keeps_inferring_and_events_carry_each_m
     assert [(e.state, e.model_sha) for e in degraded] == [("start", shas["v1"]), ("end", shas["v2"])]
     assert degraded[0].id == degraded[1].id and degraded[1].reason == "recovered"
     assert [e["event"] for e in store.events()][-1] == "model_swapped"
+    # the run stopped cleanly inside v2's health window: its next start is not counted as a crash
+    assert model_to_run(store, HealthSettings(max_restarts=0)) == store.model_file("v2")
 
 
 def test_model_that_turns_non_finite_after_the_swap_is_rolled_back(
@@ -358,3 +360,37 @@ def test_a_model_the_run_cannot_load_is_refused_and_current_points_back(
     holder.close()
     assert holder.version == "v1"
     assert [e["event"] for e in store.events()][-2:] == ["model_swap_failed", "model_rolled_back"]
+
+
+_RUN = """
+import sys, time
+from pathlib import Path
+from fume_edge.bundle.live import HealthSettings, follow_current, model_to_run
+from fume_edge.bundle.store import ModelStore
+from fume_edge.runtime.base import load_backend
+store = ModelStore(Path(sys.argv[1]))
+backend = load_backend(model_to_run(store), device="cpu", threads=1)
+with follow_current(backend, store, HealthSettings(poll_s=0.05), device="cpu", threads=1):
+    print("ready", flush=True)
+    time.sleep(600)
+"""
+
+
+def test_a_run_that_keeps_dying_after_the_swap_goes_back_to_the_model_before(
+        tmp_path: Path, two_versions: tuple[ModelStore, dict[str, str]]) -> None:
+    store, _ = two_versions
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    run = subprocess.Popen([sys.executable, "-c", _RUN, str(store.root)], env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert run.stdout is not None and run.stdout.readline().strip() == "ready"
+        store.switch("v2")
+        wait_for(lambda: any(e["event"] == "model_swapped" for e in store.events()))
+    finally:
+        run.send_signal(signal.SIGKILL)  # the new model's run dies inside its health window
+        run.wait()
+    settings = HealthSettings(max_restarts=1)
+    assert model_to_run(store, settings) == store.model_file("v2")  # first restart: v2 gets another chance
+    assert model_to_run(store, settings) == store.model_file("v1")  # it died again: back to v1
+    assert store.current() == "v1"
+    event = store.events()[-1]
+    assert event["event"] == "model_rolled_back" and event["to"] == "v1" and "2 unclean restarts" in event["reason"]

@@ -1,15 +1,19 @@
 """Model updates in a running `fume-edge run`: a watcher thread follows `models/current`, loads the new model
 off the loop thread, swaps it into the loop's `SwappableBackend` between two calls, then watches it for
 `window_s`: an inference error, a non-finite output or a model call slower than `min_fps` rolls back to the
-model that ran before (kept loaded until the window ends, so the rollback is a swap, not a load)."""
+model that ran before (kept loaded until the window ends, so the rollback is a swap, not a load). A process that
+dies inside the window (a crash, a kill) is counted by `model_to_run` when the run starts again: past
+`max_restarts`, `current` goes back to the model before."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from fume_edge.bundle.store import ModelStore
@@ -24,6 +28,45 @@ class HealthSettings:
     min_fps: float = 5.0  # median model call, as the gate measures it
     min_calls: int = 10  # calls before the FPS is judged
     poll_s: float = 1.0  # how often models/current and the health are looked at
+    max_restarts: int = 2  # unclean restarts of the run inside the window before the model is rolled back
+
+
+WATCH_NAME = "watch.json"  # the model under watch, in the models folder: survives the process
+
+
+def _write_watch(store: ModelStore, record: dict[str, Any] | None) -> None:
+    path = store.root / WATCH_NAME
+    if record is None:
+        path.unlink(missing_ok=True)
+        return
+    temp = path.with_name(f".{WATCH_NAME}.tmp")
+    temp.write_text(json.dumps(record), encoding="utf-8")
+    temp.replace(path)
+
+
+def _read_watch(store: ModelStore) -> dict[str, Any] | None:
+    try:
+        return json.loads((store.root / WATCH_NAME).read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def model_to_run(store: ModelStore, settings: HealthSettings = HealthSettings()) -> Path | None:
+    """The model file a starting run loads: models/current (None: nothing installed), unless the run keeps dying
+    with it inside its health window; then current goes back to the model before it first."""
+    current, watch = store.current(), _read_watch(store)
+    if current is not None and watch is not None and watch["version"] == current \
+            and time.time() - watch["since"] < settings.window_s:
+        restarts = watch["restarts"] + (1 if watch["running"] else 0)
+        fallback = watch["fallback"]
+        if restarts > settings.max_restarts and fallback is not None and store.installed(fallback) is not None:
+            store.switch(fallback)
+            _write_watch(store, None)
+            store.event("model_rolled_back", version=current, to=fallback,
+                        reason=f"{restarts} unclean restarts within the health window")
+        else:
+            _write_watch(store, {**watch, "restarts": restarts, "running": True})
+    return store.current_model()
 
 
 @dataclass
@@ -68,6 +111,9 @@ class ModelUpdates:
         self._thread.join()
         if self._watch is not None:
             self._watch.fallback.close()
+            watch = _read_watch(self.store)
+            if watch is not None:  # a clean stop is not a crash
+                _write_watch(self.store, {**watch, "running": False})
 
     def _run(self) -> None:
         while not self._stop.wait(self.settings.poll_s):
@@ -103,6 +149,8 @@ class ModelUpdates:
             self._watch = _Watch(version, time.monotonic(), watch.fallback, watch.fallback_sha, watch.fallback_version)
         else:
             self._watch = _Watch(version, time.monotonic(), old, old_sha, old_version)
+        _write_watch(self.store, {"version": version, "fallback": self._watch.fallback_version, "since": time.time(),
+                                  "restarts": 0, "running": True})
         self.store.event("model_swapped", version=version, model_sha=installed.model_sha256, previous=old_version)
 
     def _refuse(self, version: str, reason: str) -> None:
@@ -122,12 +170,14 @@ class ModelUpdates:
         elif time.monotonic() - watch.since >= self.settings.window_s:
             watch.fallback.close()
             self._watch = None
+            _write_watch(self.store, None)
             self.store.event("model_healthy", version=watch.version, calls=health.calls, fps=health.fps)
 
     def _roll_back(self, watch: _Watch, reason: str, health: ModelHealth) -> None:
         failed = self.holder.swap(watch.fallback, watch.fallback_sha, watch.fallback_version)
         failed.close()
         self._watch = None
+        _write_watch(self.store, None)
         self._refused.add(watch.version)
         if watch.fallback_version is not None and self.store.installed(watch.fallback_version) is not None:
             self.store.switch(watch.fallback_version)
