@@ -235,9 +235,10 @@ def test_hot_swap_during_a_synthetic_run_keeps_inferring_and_events_carry_each_m
         pipeline.run(lambda: seen.count("v2") >= 3, duration_s=120.0)
     finally:
         service.close(pipeline.stats(), "completed")
-        stack.close()
-        holder.close()
+        stack.close()  # stops the watcher, closes the model swapped in
+        backend.close()
     assert seen[:2] == ["v1", "v1"] and seen[-3:] == ["v2"] * 3
+    assert holder.backend is not backend and holder.backend.session is None  # type: ignore[attr-defined]  # closed
     assert seen == sorted(seen)  # one swap, no flapping
     assert pipeline.stats()["inferences"] == len(seen)  # the count went on across the swap
     with AlertStore(config.sinks.sqlite.path, readonly=True) as alerts:

@@ -188,12 +188,16 @@ class ModelUpdates:
 @contextmanager
 def follow_current(backend: Backend, store: ModelStore, settings: HealthSettings = HealthSettings(),
                    **load_options: Any) -> Iterator[SwappableBackend]:
-    """The run's backend, loaded from `store.current_model()`, wrapped for swaps while the watcher runs: what
+    """The run's backend, loaded from `model_to_run(store)`, wrapped for swaps while the watcher runs: what
     `fume-edge run` hands the loop (as its backend) and the alert service (`holder.model_sha`)."""
     version = store.current()
     installed = None if version is None else store.installed(version)
     if installed is None:
         raise FumeEdgeError(f"{store.root}: no installed current model to follow; `fume-edge bundle install` one")
     holder = SwappableBackend(backend, installed.model_sha256, version)
-    with ModelUpdates(holder, store, settings, **load_options):
-        yield holder
+    try:
+        with ModelUpdates(holder, store, settings, **load_options):
+            yield holder
+    finally:
+        if holder.backend is not backend:  # a model swapped in here is closed here; the caller closes its own
+            holder.close()

@@ -59,6 +59,11 @@ class SwappableBackend:
         return self._active.backend.input_size
 
     @property
+    def backend(self) -> Backend:
+        """The model in use now."""
+        return self._active.backend
+
+    @property
     def version(self) -> str | None:
         return self._active.version
 
