@@ -13,7 +13,7 @@ PY="${PYTHON:-python3}"
   exit 2
 }
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version --format=csv,noheader || true
-"$PY" -m pytest -q -m gpu tests/test_trt_gpu.py -rs
+"$PY" -m pytest -q -m gpu tests/test_trt_gpu.py tests/test_bundle.py -rs
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 "$PY" -m fume_edge synth "$work/syn" --pairs 96 --seed 31 >/dev/null

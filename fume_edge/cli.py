@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from fume_edge import __version__
+from fume_edge.bundle.command import app as bundle_app
 from fume_edge.errors import FumeEdgeError
 from fume_edge.extras import feature_for_module
 
@@ -21,6 +22,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
+app.add_typer(bundle_app, name="bundle")
 err_console = Console(stderr=True)
 
 

@@ -32,6 +32,7 @@ FEATURES: tuple[Feature, ...] = (
     Feature("export, calibrate, quantize", "export", ("torch", "onnx", "onnxsim")),
     Feature("run --mqtt", "mqtt", ("paho",)),
     Feature("run --http (web page)", "web", ("starlette", "uvicorn", "prometheus_client")),
+    Feature("bundle (signed model updates)", "bundle", ("cryptography",)),
 )
 
 

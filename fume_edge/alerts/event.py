@@ -14,7 +14,7 @@ import sqlite3
 import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from fume_edge.errors import FumeEdgeError
 
@@ -54,6 +54,14 @@ def parse_iso(text: str) -> float:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
     return moment.timestamp()
+
+
+# The sha of the model behind the predictions: fixed, or asked at each event (a model swapped in a running loop).
+ModelSha = str | Callable[[], str | None] | None
+
+
+def model_sha_now(model_sha: ModelSha) -> str | None:
+    return model_sha() if callable(model_sha) else model_sha
 
 
 def new_id() -> str:

@@ -33,6 +33,8 @@ import numpy as np
 
 from fume_edge.alerts.event import (
     ACIDOSIS_RISK,
+    ModelSha,
+    model_sha_now,
     CAMERA_DEGRADED,
     CAMERA_OFFLINE,
     CAMERAS_UNPAIRED,
@@ -149,7 +151,7 @@ class AlertPolicy:
     """
 
     def __init__(self, config: AlertPolicyConfig, *, device_id: str, cameras: Mapping[str, str] | None = None,
-                 model_sha: str | None = None) -> None:
+                 model_sha: ModelSha = None) -> None:
         self.config = config
         self.device_id = device_id
         self.model_sha = model_sha
@@ -264,6 +266,6 @@ class AlertPolicy:
             camera_ids=alert.cameras, time=now, mono=mono, start_time=alert.start_time, start_mono=alert.start_mono,
             end_time=now if state == END else None, end_mono=mono if state == END else None, reason=reason,
             probs=self.smoothed_probs, gas_areas=dict(self._areas), frames=alert.frames,
-            frames_triggering=alert.frames_triggering, model_sha=self.model_sha, degraded=bool(self._silent), subject=self.subject,
+            frames_triggering=alert.frames_triggering, model_sha=model_sha_now(self.model_sha), degraded=bool(self._silent), subject=self.subject,
             cameras_in_use=tuple(cam for gas, cam in self.cameras.items() if gas not in self._silent),
         )

@@ -13,7 +13,7 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
-from fume_edge.alerts.event import AlertEvent
+from fume_edge.alerts.event import AlertEvent, ModelSha
 from fume_edge.alerts.policy import AlertPolicy, AlertPolicyConfig
 from fume_edge.alerts.snapshot import SnapshotFrames
 from fume_edge.alerts.summary import MinuteSummary
@@ -26,7 +26,7 @@ class AlertService:
     a context manager, which closes with run reason "completed" or "error"."""
 
     def __init__(self, policy: AlertPolicyConfig, sinks: SinksConfig, *, device_id: str,
-                 cameras: Mapping[str, str] | None = None, model_sha: str | None = None,
+                 cameras: Mapping[str, str] | None = None, model_sha: ModelSha = None,
                  run_config: Mapping[str, Any] | None = None) -> None:
         self.policy = AlertPolicy(policy, device_id=device_id, cameras=cameras, model_sha=model_sha)
         self.sinks = SinkWorker(sinks, device_id=device_id, model_sha=model_sha, run_config=run_config)

@@ -25,7 +25,9 @@ import time
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Mapping, Sequence
 
-from fume_edge.alerts.event import END, INTERRUPTED, SINK_DEGRADED, START, AlertEvent, iso_utc, new_id
+from fume_edge.alerts.event import (
+    END, INTERRUPTED, SINK_DEGRADED, START, AlertEvent, ModelSha, iso_utc, model_sha_now, new_id,
+)
 from fume_edge.alerts.jsonl import JsonlConfig, JsonlWriter
 from fume_edge.alerts.mqtt import MqttConfig, MqttPublisher
 from fume_edge.alerts.snapshot import SnapshotConfig, SnapshotDir, SnapshotFrames, encode_png, render_snapshot
@@ -92,7 +94,7 @@ class SinkWorker:
     """Opens every configured sink (a bad path or URL fails here, in the caller's thread, as one line), then writes
     submitted events from its own thread between `start()` and `stop()`. Also a context manager."""
 
-    def __init__(self, config: SinksConfig, *, device_id: str, model_sha: str | None = None,
+    def __init__(self, config: SinksConfig, *, device_id: str, model_sha: ModelSha = None,
                  run_config: Mapping[str, Any] | None = None) -> None:
         self.config = config
         self.device_id = device_id
@@ -122,7 +124,7 @@ class SinkWorker:
         """Record the run, end alerts a crashed run left open (`interrupted`), apply retention, start the threads.
         A database that cannot be written (a full disk) is one clear error here."""
         try:
-            self.run_id = self.store.begin_run(self.device_id, self.model_sha, self.run_config)
+            self.run_id = self.store.begin_run(self.device_id, model_sha_now(self.model_sha), self.run_config)
             self._jsonl_seq = self.store.last_seq()
             for last in self.store.open_alerts():
                 now = iso_utc(time.time())  # the old run's monotonic clock is gone: keep its last frame time
@@ -313,7 +315,7 @@ class SinkWorker:
         wall, mono = overflow
         first = AlertEvent(id=new_id(), event_id=new_id(), type=SINK_DEGRADED, state=START,
                            device_id=self.device_id, camera_ids=(), time=iso_utc(wall), mono=mono,
-                           start_time=iso_utc(wall), start_mono=mono, model_sha=self.model_sha,
+                           start_time=iso_utc(wall), start_mono=mono, model_sha=model_sha_now(self.model_sha),
                            detail={"queue_size": self.config.queue_size})
         now, now_mono = iso_utc(time.time()), time.monotonic()
         last = replace(first, event_id=new_id(), state=END, reason="recovered", time=now, mono=now_mono,

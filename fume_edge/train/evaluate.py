@@ -15,6 +15,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
@@ -22,12 +23,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemaining
 from rich.table import Table
 
 from fume_edge.console import console, print_next
-from fume_edge.data.calibration import MODALITY_CASES
+from fume_edge.data.calibration import MODALITY_CASES, LabelledInput
 from fume_edge.data.config import load_data_config
-from fume_edge.data.dataset import PairedFrameDataset
 from fume_edge.errors import FumeEdgeError
 from fume_edge.labels import GASES
-from fume_edge.runtime.base import Prediction, load_backend
+from fume_edge.runtime.base import Backend, Prediction, load_backend
 from fume_edge.metrics import MetricAccumulator
 from fume_edge.train.tracking import metric_text, metrics_table
 
@@ -91,29 +91,55 @@ def evaluate_file(
     data = Path(data)
     if not data.is_file():
         raise FumeEdgeError(f"{data}: paired CSV not found; pass a split written by `fume-edge pair`")
+    with load_backend(model, device=device) as backend:
+        from fume_edge.data.dataset import PairedFrameDataset  # torch: the training reader, as validation scores
+
+        dataset = PairedFrameDataset(data, train=False, config=load_data_config(data_settings),
+                                     preprocessing=backend.contract.preprocessing)
+        count = len(dataset) if limit is None else min(limit, len(dataset))
+        items = ({k: v.numpy() for k, v in dataset[index].items()} for index in range(count))
+        return evaluate_items(backend, str(model), data, count, items, progress)
+
+
+def labelled_item(sample: LabelledInput) -> dict[str, Any]:
+    """A calibration reader's sample (numpy/OpenCV only, no torch) as an evaluation item."""
+    height, width = sample.co2.shape[-2:]
+    empty = np.zeros((height, width), np.uint8)
+    return {"co2": sample.co2[0], "ch4": sample.ch4[0], "modality_mask": sample.modality_mask[0],
+            "ph_class": sample.ph_class, "co2_mask": empty if sample.co2_mask is None else sample.co2_mask,
+            "ch4_mask": empty if sample.ch4_mask is None else sample.ch4_mask}
+
+
+def evaluate_items(
+    backend: Backend,
+    model: str,
+    data: Path,
+    count: int,
+    items: Iterable[dict[str, Any]],
+    progress: Progress | None = None,
+    on_prediction: Callable[[Prediction], None] | None = None,
+) -> EvalReport:
+    """Metrics of a loaded backend on `count` items of the split `data` (co2/ch4 (1,H,W), masks, modality_mask,
+    ph_class); `on_prediction` sees every result (the model-update gate counts non-finite outputs with it)."""
     started = time.perf_counter()
     accumulator = MetricAccumulator()
     by_case = {case: MetricAccumulator() for case in MODALITY_CASES}
     case_samples = dict.fromkeys(MODALITY_CASES, 0)
-    with load_backend(model, device=device) as backend:
-        size = backend.input_size
-        dataset = PairedFrameDataset(data, train=False, config=load_data_config(data_settings),
-                                     preprocessing=backend.contract.preprocessing)
-        count = len(dataset) if limit is None else min(limit, len(dataset))
-        task = progress.add_task("evaluating", total=count) if progress is not None else None
-        for index in range(count):
-            item = {k: v.numpy() for k, v in dataset[index].items()}
-            for case, case_item in modality_inputs(item).items():
-                prediction = backend.infer(case_item["co2"][None], case_item["ch4"][None], case_item["modality_mask"][None])
-                score_prediction(by_case[case], prediction, case_item)
-                case_samples[case] += 1
-                if np.array_equal(case_item["modality_mask"], item["modality_mask"]):  # the sample as recorded
-                    score_prediction(accumulator, prediction, item)
-            if progress is not None and task is not None:
-                progress.advance(task)
-        backend_name = backend.name
+    size = backend.input_size
+    task = progress.add_task("evaluating", total=count) if progress is not None else None
+    for item in items:
+        for case, case_item in modality_inputs(item).items():
+            prediction = backend.infer(case_item["co2"][None], case_item["ch4"][None], case_item["modality_mask"][None])
+            if on_prediction is not None:
+                on_prediction(prediction)
+            score_prediction(by_case[case], prediction, case_item)
+            case_samples[case] += 1
+            if np.array_equal(case_item["modality_mask"], item["modality_mask"]):  # the sample as recorded
+                score_prediction(accumulator, prediction, item)
+        if progress is not None and task is not None:
+            progress.advance(task)
     return EvalReport(
-        model=str(model), backend=backend_name, data=str(data), samples=count, input_size=(size[0], size[1]),
+        model=model, backend=backend.name, data=str(data), samples=count, input_size=(size[0], size[1]),
         seconds=round(time.perf_counter() - started, 3), metrics=accumulator.compute(),
         confusion_matrix=None if accumulator.ph is None else accumulator.ph.tolist(),
         by_modality={case: acc.compute() for case, acc in by_case.items() if case_samples[case]},

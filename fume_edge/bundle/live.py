@@ -1,0 +1,203 @@
+"""Model updates in a running `fume-edge run`: a watcher thread follows `models/current`, loads the new model
+off the loop thread, swaps it into the loop's `SwappableBackend` between two calls, then watches it for
+`window_s`: an inference error, a non-finite output or a model call slower than `min_fps` rolls back to the
+model that ran before (kept loaded until the window ends, so the rollback is a swap, not a load). A process that
+dies inside the window (a crash, a kill) is counted by `model_to_run` when the run starts again: past
+`max_restarts`, `current` goes back to the model before."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fume_edge.bundle.store import ModelStore
+from fume_edge.errors import FumeEdgeError
+from fume_edge.runtime.base import Backend, load_backend
+from fume_edge.runtime.holder import ModelHealth, SwappableBackend
+
+
+@dataclass(frozen=True)
+class HealthSettings:
+    window_s: float = 900.0  # how long a new model is watched after the swap
+    min_fps: float = 5.0  # median model call, as the gate measures it
+    min_calls: int = 10  # calls before the FPS is judged
+    poll_s: float = 1.0  # how often models/current and the health are looked at
+    max_restarts: int = 2  # unclean restarts of the run inside the window before the model is rolled back
+
+
+WATCH_NAME = "watch.json"  # the model under watch, in the models folder: survives the process
+
+
+def _write_watch(store: ModelStore, record: dict[str, Any] | None) -> None:
+    path = store.root / WATCH_NAME
+    if record is None:
+        path.unlink(missing_ok=True)
+        return
+    temp = path.with_name(f".{WATCH_NAME}.tmp")
+    temp.write_text(json.dumps(record), encoding="utf-8")
+    temp.replace(path)
+
+
+def _read_watch(store: ModelStore) -> dict[str, Any] | None:
+    try:
+        return json.loads((store.root / WATCH_NAME).read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def model_to_run(store: ModelStore, settings: HealthSettings = HealthSettings()) -> Path | None:
+    """The model file a starting run loads: models/current (None: nothing installed), unless the run keeps dying
+    with it inside its health window; then current goes back to the model before it first."""
+    current, watch = store.current(), _read_watch(store)
+    if current is not None and watch is not None and watch["version"] == current \
+            and time.time() - watch["since"] < settings.window_s:
+        restarts = watch["restarts"] + (1 if watch["running"] else 0)
+        fallback = watch["fallback"]
+        if restarts > settings.max_restarts and fallback is not None and store.installed(fallback) is not None:
+            store.switch(fallback)
+            _write_watch(store, None)
+            store.event("model_rolled_back", version=current, to=fallback,
+                        reason=f"{restarts} unclean restarts within the health window")
+        else:
+            _write_watch(store, {**watch, "restarts": restarts, "running": True})
+    return store.current_model()
+
+
+@dataclass
+class _Watch:
+    version: str
+    since: float
+    fallback: Backend
+    fallback_sha: str | None
+    fallback_version: str | None
+
+
+def failure(health: ModelHealth, settings: HealthSettings) -> str | None:
+    """Why the model in use must go, or None while it is healthy."""
+    if health.errors:
+        return f"{health.errors} inference error(s)"
+    if health.non_finite:
+        return f"{health.non_finite} non-finite output(s) in {health.calls} calls"
+    fps = health.fps
+    if health.calls >= settings.min_calls and fps is not None and fps < settings.min_fps:
+        return f"{fps:.1f} FPS < {settings.min_fps:g}"
+    return None
+
+
+class ModelUpdates:
+    """The watcher thread; a context manager around the run (stops the thread, closes a kept fallback)."""
+
+    def __init__(self, holder: SwappableBackend, store: ModelStore, settings: HealthSettings = HealthSettings(),
+                 loader: Callable[..., Backend] = load_backend, **load_options: Any) -> None:
+        self.holder, self.store, self.settings = holder, store, settings
+        self._load = lambda path: loader(path, **load_options)
+        self._stop = threading.Event()
+        self._watch: _Watch | None = None
+        self._refused: set[str] = set()  # versions rolled back with nothing installed to point current at
+        self._thread = threading.Thread(target=self._run, name="model-updates", daemon=True)
+
+    def __enter__(self) -> ModelUpdates:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        if self._watch is not None:
+            self._watch.fallback.close()
+            watch = _read_watch(self.store)
+            if watch is not None:  # a clean stop is not a crash
+                _write_watch(self.store, {**watch, "running": False})
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.settings.poll_s):
+            self.step()
+
+    def step(self) -> None:
+        """One look: swap to a new current, else judge the model under watch."""
+        target = self.store.current()
+        if target is not None and target != self.holder.version and target not in self._refused:
+            self._swap_to(target)
+        elif self._watch is not None:
+            self._judge(self._watch)
+
+    def _swap_to(self, version: str) -> None:
+        installed = self.store.installed(version)
+        try:
+            if installed is None:
+                raise FumeEdgeError(f"{self.store.root / version}: not a complete installed version")
+            backend = self._load(self.store.root / version / installed.model)
+        except FumeEdgeError as exc:
+            self._refuse(version, str(exc))
+            return
+        try:
+            old_sha, old_version = self.holder.model_sha(), self.holder.version
+            old = self.holder.swap(backend, installed.model_sha256, version)
+        except FumeEdgeError as exc:
+            backend.close()
+            self._refuse(version, str(exc))
+            return
+        if self._watch is not None:  # a newer model replaces one still under watch: keep the older fallback
+            old.close()
+            watch = self._watch
+            self._watch = _Watch(version, time.monotonic(), watch.fallback, watch.fallback_sha, watch.fallback_version)
+        else:
+            self._watch = _Watch(version, time.monotonic(), old, old_sha, old_version)
+        _write_watch(self.store, {"version": version, "fallback": self._watch.fallback_version, "since": time.time(),
+                                  "restarts": 0, "running": True})
+        self.store.event("model_swapped", version=version, model_sha=installed.model_sha256, previous=old_version)
+
+    def _refuse(self, version: str, reason: str) -> None:
+        """A model the run cannot use: keep the running one, and point `current` back at it so a restart runs it."""
+        self._refused.add(version)
+        self.store.event("model_swap_failed", version=version, reason=reason)
+        running = self.holder.version
+        if running is not None and self.store.installed(running) is not None:
+            self.store.switch(running)
+            self.store.event("model_rolled_back", version=version, to=running, reason=reason)
+
+    def _judge(self, watch: _Watch) -> None:
+        health = self.holder.health()
+        reason = failure(health, self.settings)
+        if reason is not None:
+            self._roll_back(watch, reason, health)
+        elif time.monotonic() - watch.since >= self.settings.window_s:
+            watch.fallback.close()
+            self._watch = None
+            _write_watch(self.store, None)
+            self.store.event("model_healthy", version=watch.version, calls=health.calls, fps=health.fps)
+
+    def _roll_back(self, watch: _Watch, reason: str, health: ModelHealth) -> None:
+        failed = self.holder.swap(watch.fallback, watch.fallback_sha, watch.fallback_version)
+        failed.close()
+        self._watch = None
+        _write_watch(self.store, None)
+        self._refused.add(watch.version)
+        if watch.fallback_version is not None and self.store.installed(watch.fallback_version) is not None:
+            self.store.switch(watch.fallback_version)
+        self.store.event("model_rolled_back", version=watch.version, to=watch.fallback_version, reason=reason,
+                         calls=health.calls, non_finite=health.non_finite, errors=health.errors, fps=health.fps)
+
+
+@contextmanager
+def follow_current(backend: Backend, store: ModelStore, settings: HealthSettings = HealthSettings(),
+                   **load_options: Any) -> Iterator[SwappableBackend]:
+    """The run's backend, loaded from `model_to_run(store)`, wrapped for swaps while the watcher runs: what
+    `fume-edge run` hands the loop (as its backend) and the alert service (`holder.model_sha`)."""
+    version = store.current()
+    installed = None if version is None else store.installed(version)
+    if installed is None:
+        raise FumeEdgeError(f"{store.root}: no installed current model to follow; `fume-edge bundle install` one")
+    holder = SwappableBackend(backend, installed.model_sha256, version)
+    try:
+        with ModelUpdates(holder, store, settings, **load_options):
+            yield holder
+    finally:
+        if holder.backend is not backend:  # a model swapped in here is closed here; the caller closes its own
+            holder.close()
