@@ -25,7 +25,12 @@ err_console = Console(stderr=True)
 # Optional dependencies and the extra that brings each (the device install has none of them).
 _EXTRA_FOR_MODULE = {"torch": "train", "matplotlib": "train", "onnx": "export", "onnxsim": "export",
                      "paho": "mqtt", "cuda": "trt", "starlette": "web", "uvicorn": "web",
-                     "prometheus_client": "web"}
+                     "prometheus_client": "web", "psycopg": "fleet"}
+
+
+from fume_edge.fleet.commands import app as fleet_app  # noqa: E402 (`collect`, `fleet`)
+
+app.add_typer(fleet_app)
 
 
 def main() -> None:
@@ -177,7 +182,9 @@ def synth(
 
 @app.command()
 def alerts(
-    db: Path = typer.Option(Path("alerts.db"), "--db", help="Alert database written by `fume-edge run`."),
+    db: str = typer.Option("alerts.db", "--db", help="Alert database written by `fume-edge run`, or the fleet archive postgresql://user@host/db of `fume-edge collect`."),
+    device: Optional[str] = typer.Option(None, "--device", help="Fleet archive: only this device."),
+    station: Optional[str] = typer.Option(None, "--station", help="Fleet archive: only this station."),
     since: Optional[str] = typer.Option(None, "--since", help="Only events from this time on: ISO-8601 (UTC unless it has an offset) or an age like 30m, 2h, 7d."),
     alert_type: Optional[str] = typer.Option(None, "--type", help="Only this alert type, e.g. acidosis_risk, camera_degraded."),
     as_json: bool = typer.Option(False, "--json", help="One JSON event per line (the JSONL/MQTT schema) instead of a table."),
@@ -186,9 +193,17 @@ def alerts(
     wide: bool = typer.Option(False, "--wide", help="All columns (gas areas, frames, snapshot) for a wide terminal."),
 ) -> None:
     """List or export alert events (read-only; safe while `run` is writing)."""
+    from fume_edge.fleet.commands import is_fleet_db, show_fleet_alerts
+
+    if is_fleet_db(db):
+        show_fleet_alerts(db, since=since, alert_type=alert_type, as_json=as_json, limit=limit, subject=subject,
+                          device=device, station=station, wide=wide)
+        return
+    if device is not None or station is not None:
+        raise FumeEdgeError("--device/--station filter the fleet archive: pass --db postgresql://user@host/db")
     from fume_edge.alerts.report import show_alerts
 
-    show_alerts(db, since=since, alert_type=alert_type, as_json=as_json, limit=limit, subject=subject, wide=wide)
+    show_alerts(Path(db), since=since, alert_type=alert_type, as_json=as_json, limit=limit, subject=subject, wide=wide)
 
 
 @app.command()

@@ -134,20 +134,24 @@ class MqttConfig:
         check_topic_id(self.discovery_prefix, f"{where}.discovery_prefix")
 
     def login(self, where: str = "sinks.mqtt.credentials") -> tuple[str, str | None] | None:
-        """(user, password) from the credentials file; None without one or when it is empty. The file stays the
-        only place the secret is kept: it is read when needed, never copied into the config or the database."""
-        if self.credentials is None:
-            return None
-        path = os.path.expandvars(self.credentials)
-        try:
-            line = open(path, encoding="utf-8").readline().strip()
-        except OSError as exc:
-            raise FumeEdgeError(f"{where}: cannot read {path} ({exc.strerror}); it holds user:password "
-                                "(under systemd: LoadCredential=mqtt:FILE in the unit)") from None
-        if not line:
-            return None
-        user, sep, password = line.partition(":")
-        return unquote(user), unquote(password) if sep else None
+        """(user, password) from the credentials file; None without one or when it is empty."""
+        return None if self.credentials is None else read_login(self.credentials, where)
+
+
+def read_login(credentials: str, where: str) -> tuple[str, str | None] | None:
+    """(user, password) from a file holding `user:password` (%XX-escaped, ${VARS} expanded); None when empty. The
+    file stays the only place the secret is kept: it is read when needed, never copied into a config or database."""
+    path = os.path.expandvars(credentials)
+    try:
+        with open(path, encoding="utf-8") as file:
+            line = file.readline().strip()
+    except OSError as exc:
+        raise FumeEdgeError(f"{where}: cannot read {path} ({exc.strerror}); it holds user:password "
+                            "(under systemd: LoadCredential=mqtt:FILE in the unit)") from None
+    if not line:
+        return None
+    user, sep, password = line.partition(":")
+    return unquote(user), unquote(password) if sep else None
 
 
 def _paho() -> Any:

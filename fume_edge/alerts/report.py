@@ -36,7 +36,7 @@ def parse_since(text: str, now: float) -> float:
                             "(30m, 2h, 7d)") from None
 
 
-def _narrow_table(events: list[AlertEvent], db: Path) -> Table:
+def _narrow_table(events: list[AlertEvent], db: Path | str) -> Table:
     """What fits 80 columns: when, what, which alert, and the most likely pH class (`--wide` shows the rest)."""
     table = Table(title=f"{len(events)} alert event{'' if len(events) == 1 else 's'} in {db}", title_justify="left",
                   box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0), show_edge=False, caption="--wide: every column; --json: every field",
@@ -51,7 +51,7 @@ def _narrow_table(events: list[AlertEvent], db: Path) -> Table:
     return table
 
 
-def _wide_table(events: list[AlertEvent], db: Path) -> Table:
+def _wide_table(events: list[AlertEvent], db: Path | str) -> Table:
     table = Table(title=f"{len(events)} alert event{'' if len(events) == 1 else 's'} in {db}", title_justify="left")
     for name in ("time (UTC)", "type", "state", "alert", "subject", "cameras", "pH (smoothed)", "gas area", "frames",
                  "snapshot"):
@@ -69,15 +69,24 @@ def _wide_table(events: list[AlertEvent], db: Path) -> Table:
 def show_alerts(db: Path, *, since: str | None = None, alert_type: str | None = None, as_json: bool = False,
                 limit: int | None = None, subject: str | None = None, wide: bool = False) -> None:
     """Print the events of `db` (oldest first; `limit` keeps the newest) as a table, or as JSON lines."""
+    check_filters(alert_type, limit)
+    start = None if since is None else parse_since(since, time.time())
+    with AlertStore(db, readonly=True) as store:
+        events = store.events(since=start, alert_type=alert_type, limit=limit, subject=subject)
+    print_events(events, db, as_json=as_json, wide=wide)
+
+
+def check_filters(alert_type: str | None, limit: int | None) -> None:
     if alert_type is not None and alert_type not in ALERT_TYPES:
         raise FumeEdgeError(f"--type {alert_type!r}: not an alert type; use one of {', '.join(ALERT_TYPES)}")
     if limit is not None and limit <= 0:
         raise FumeEdgeError(f"--limit {limit}: must be a positive number of events")
-    start = None if since is None else parse_since(since, time.time())
-    with AlertStore(db, readonly=True) as store:
-        events = store.events(since=start, alert_type=alert_type, limit=limit, subject=subject)
+
+
+def print_events(events: list[AlertEvent], source: Path | str, *, as_json: bool, wide: bool) -> None:
+    """A table (or JSON lines) of `events` read from `source` (a file, or the fleet archive)."""
     if as_json:
         for event in events:
             print(event.to_json())
     else:
-        console.print((_wide_table if wide or console.width >= WIDE_FROM else _narrow_table)(events, db))
+        console.print((_wide_table if wide or console.width >= WIDE_FROM else _narrow_table)(events, source))
