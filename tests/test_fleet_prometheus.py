@@ -63,9 +63,10 @@ def test_a_real_prometheus_scrapes_two_devices(tmp_path: Path, small_onnx: Path)
         [{"targets": [f"127.0.0.1:{run.port}"], "labels": {"device": run.folder.name}} for run in runs]))
     (config / "nodes.json").write_text("[]")
     port = free_port()
-    server = subprocess.Popen([PROMETHEUS, f"--config.file={config / 'prometheus.yml'}",  # type: ignore[list-item]
-                               f"--storage.tsdb.path={tmp_path / 'tsdb'}", f"--web.listen-address=127.0.0.1:{port}"],
-                              stdout=subprocess.DEVNULL, stderr=open(tmp_path / "prometheus.log", "w"))
+    with open(tmp_path / "prometheus.log", "w") as log:
+        server = subprocess.Popen([PROMETHEUS, f"--config.file={config / 'prometheus.yml'}",  # type: ignore[list-item]
+                                   f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+                                   f"--web.listen-address=127.0.0.1:{port}"], stdout=subprocess.DEVNULL, stderr=log)
     try:
         for run in runs:
             run.wait_ready()

@@ -70,3 +70,41 @@ def bridge_config(settings: BridgeSettings, queue: bool = True) -> str:
         f"topic {topics.base}/cmd/# in 1",
     ]
     return "\n".join(lines) + "\n"
+
+
+def local_url(central_url: str, port: int = LOCAL_PORT) -> str:
+    """The URL `fume-edge run` uses on a bridged device: the local broker, the central broker's topic prefix."""
+    return f"mqtt://127.0.0.1:{port}/{parse_mqtt_url(central_url, '--mqtt-bridge').prefix}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python3 -m fume_edge.fleet.bridge --central URL --device-id ID [--credentials FILE] [--ca FILE]`: the local
+    broker's config file (jetson_setup.sh --mqtt-bridge installs it); `--local-url`: the URL for run.yaml."""
+    import argparse
+    import sys
+
+    from fume_edge.alerts.mqtt import read_login
+
+    parser = argparse.ArgumentParser(prog="python3 -m fume_edge.fleet.bridge", description=main.__doc__)
+    parser.add_argument("--central", required=True, help="mqtt[s]://[user:pass@]host[:port]/prefix")
+    parser.add_argument("--device-id", help="this device's id (required for the config)")
+    parser.add_argument("--credentials", help="root-only file with user:password for the central broker")
+    parser.add_argument("--ca", help="CA bundle of the central broker's certificate (default: the system's)")
+    parser.add_argument("--local-url", action="store_true", help="print the local broker's URL and exit")
+    args = parser.parse_args(argv)
+    try:
+        if args.local_url:
+            print(local_url(args.central))
+            return 0
+        if args.device_id is None:
+            parser.error("--device-id is required")
+        login = None if args.credentials is None else read_login(args.credentials, "--credentials")
+        print(local_listener() + bridge_config(BridgeSettings(args.central, args.device_id, login, args.ca)), end="")
+    except FumeEdgeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
