@@ -18,6 +18,7 @@ import queue
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from fume_edge.alerts.mqtt import MqttTarget, parse_mqtt_url
@@ -221,10 +222,13 @@ class Collector:
                     " VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s) ON CONFLICT (event_id) DO NOTHING",
                     [(e.event_id, e.alert_id, e.device_id, e.station, e.type, e.state, e.subject, e.time, e.payload)
                      for e in events])
+                newest: dict[str, datetime] = {}  # one row per device and batch, not per event
+                for e in events:
+                    newest[e.device_id] = max(e.time, newest.get(e.device_id, e.time))
                 cur.executemany(
                     "INSERT INTO devices (device_id, last_seen) VALUES (%s, %s) ON CONFLICT (device_id) "
                     "DO UPDATE SET last_seen = greatest(devices.last_seen, excluded.last_seen)",
-                    [(e.device_id, e.time) for e in events])
+                    sorted(newest.items()))
             if states:
                 cur.executemany(
                     "INSERT INTO station_state (device_id, station, time, state) VALUES (%s,%s,%s,%s) "
