@@ -204,3 +204,27 @@ def test_a_killed_device_turns_offline_in_the_archive_and_online_again(central: 
         child.wait()
         collector.stop()
         local.stop()
+
+
+def test_fume_edge_collect_runs_as_a_command_and_stops_on_sigterm(central: Broker, dsn: str, tmp_path: Path) -> None:
+    credentials = tmp_path / "collector.credentials"
+    credentials.write_text("collector:unused\n")  # the test broker is anonymous; the file is still read
+    command = subprocess.Popen([sys.executable, "-m", "fume_edge", "collect", "--mqtt",
+                                f"mqtt://127.0.0.1:{central.port}/fe", "--db", dsn, "--credentials", str(credentials)],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert command.stdout is not None  # the first lines: "collecting ..." and the log's "connected"
+        assert any("collecting fe/#" in line for line in itertools.islice(iter(command.stdout.readline, ""), 3))
+        event = make_event()
+        client = publisher(central.port)
+        deadline = time.monotonic() + 30  # publish until the command's subscription takes it
+        while count(dsn) != 1 and time.monotonic() < deadline:
+            client.publish(f"fe/{DEVICE}/alerts/{event.type}", event.to_json(), qos=1).wait_for_publish(5)
+            time.sleep(0.5)
+        client.loop_stop()
+        assert rows(dsn, "SELECT event_id FROM events") == [(event.event_id,)]
+        command.send_signal(signal.SIGTERM)
+        output, _ = command.communicate(timeout=30)
+        assert command.returncode == 0 and "stopped:" in output and "Traceback" not in output, output
+    finally:
+        command.kill()
