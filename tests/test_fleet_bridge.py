@@ -24,7 +24,8 @@ def test_the_bridge_carries_the_device_topics_with_qos1_a_persistent_session_and
     for line in ("address broker.farm:8883", "cleansession false", "remote_username edge", "remote_password s3cr@t",
                  "bridge_cafile /etc/ssl/certs/ca-certificates.crt", "topic farm/barn-7/availability out 1",
                  "topic farm/barn-7/alerts/# out 1", "topic farm/barn-7/+/state out 1",
-                 "topic homeassistant/+/fume_edge_barn-7/+/config out 1", "topic farm/barn-7/cmd/# in 1"):
+                 "topic homeassistant/+/fume_edge_barn-7/+/config out 1", "topic farm/barn-7/cmd/# in 1",
+                 "notifications true", "notification_topic farm/barn-7/uplink"):
         assert line in lines, line
     plain = bridge_config(BridgeSettings("mqtt://10.0.0.2/farm", "barn-7", login=("edge", None)))
     assert "remote_password" not in plain and "bridge_cafile" not in plain and "remote_username edge" in plain

@@ -25,7 +25,8 @@ from fume_edge.alerts.worker import SinkWorker
 from fume_edge.fleet.bridge import BridgeSettings, bridge_config
 from fume_edge.fleet.collector import Collector, CollectorConfig
 from fume_edge.fleet.queries import fleet_devices, fleet_events
-from fume_edge.fleet.schema import SCHEMA_VERSION
+from fume_edge.errors import FumeEdgeError
+from fume_edge.fleet.schema import MIGRATIONS, SCHEMA_VERSION, migrate
 
 DEVICE = "barn-1"
 T0 = 1_780_000_000.0
@@ -199,6 +200,10 @@ def test_a_killed_device_turns_offline_in_the_archive_and_online_again(central: 
         assert time.monotonic() - killed < 2 * 1.5 + 2  # the keepalive window (1.5 x 2 s) plus delivery
         child = start_device()
         assert until(lambda: rows(dsn, availability) == [("online",)], timeout=30)
+        uplink = f"SELECT uplink FROM devices WHERE device_id = '{DEVICE}'"
+        assert rows(dsn, uplink) == [("up",)]
+        local._proc.kill()  # type: ignore[union-attr]  # the local broker dies: its bridge's last will says so
+        assert until(lambda: rows(dsn, uplink) == [("down",)], timeout=15)
     finally:
         child.kill()
         child.wait()
@@ -228,3 +233,16 @@ def test_fume_edge_collect_runs_as_a_command_and_stops_on_sigterm(central: Broke
         assert command.returncode == 0 and "stopped:" in output and "Traceback" not in output, output
     finally:
         command.kill()
+
+
+def test_the_schema_is_migrated_from_v1_and_a_newer_one_is_refused(dsn: str) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(MIGRATIONS[0])  # a database a v1 collector made
+        conn.execute("CREATE TABLE fleet_schema (version integer NOT NULL); INSERT INTO fleet_schema VALUES (1)")
+        conn.execute("INSERT INTO devices (device_id, availability) VALUES ('barn-1', 'online')")
+        assert migrate(conn) == 1 and migrate(conn) == SCHEMA_VERSION == 2
+        assert conn.execute("SELECT device_id, availability, uplink FROM devices").fetchall() == [
+            ("barn-1", "online", None)]
+        conn.execute("UPDATE fleet_schema SET version = 99")
+        with pytest.raises(FumeEdgeError, match="v99 is newer"):
+            migrate(conn)

@@ -41,6 +41,11 @@ class DeviceTopics:
         return f"{self.base}/availability"
 
     @property
+    def uplink(self) -> str:
+        """Where the device's local broker says whether its bridge to the central broker is up ("1"/"0")."""
+        return f"{self.base}/uplink"
+
+    @property
     def subject_command(self) -> str:
         return f"{self.base}/cmd/subject"
 

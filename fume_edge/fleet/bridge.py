@@ -50,7 +50,9 @@ def bridge_config(settings: BridgeSettings, queue: bool = True) -> str:
         "cleansession false",
         "bridge_protocol_version mqttv311",
         "try_private true",
-        "notifications false",
+        # "1" / "0" (retained; "0" also as the bridge's last will on the central broker): whether the uplink is up
+        "notifications true",
+        f"notification_topic {topics.uplink}",
         "restart_timeout 5 60",
         "keepalive_interval 30",
     ]

@@ -215,6 +215,7 @@ class Collector:
         events = [r for _, r in parsed if isinstance(r, records.EventRecord)]
         states = [r for _, r in parsed if isinstance(r, records.StateRecord)]
         live = [(m, r) for m, r in parsed if isinstance(r, records.AvailabilityRecord)]
+        uplinks = [r for _, r in parsed if isinstance(r, records.UplinkRecord)]
         with self._db.transaction(), self._db.cursor() as cur:
             if events:
                 cur.executemany(
@@ -246,6 +247,10 @@ class Collector:
                     "CASE WHEN %s THEN coalesce(devices.availability_at, now()) ELSE now() END, last_seen = "
                     "CASE WHEN %s OR excluded.availability = 'offline' THEN devices.last_seen ELSE now() END",
                     (record.device_id, record.availability, message.retain, message.retain))
+            for uplink in uplinks:
+                cur.execute("INSERT INTO devices (device_id, uplink, uplink_at) VALUES (%s, %s, now()) "
+                            "ON CONFLICT (device_id) DO UPDATE SET uplink = excluded.uplink, uplink_at = now()",
+                            (uplink.device_id, uplink.uplink))
         committed = time.monotonic()
         self.stats.committed += len(batch)
         self.stats.ignored += sum(record is None for _, record in parsed)

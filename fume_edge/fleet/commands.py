@@ -65,11 +65,13 @@ def fleet(
         devices = fleet_devices(conn)
     table = Table(title=f"{len(devices)} device{'' if len(devices) == 1 else 's'} in {_redacted(db)}",
                   title_justify="left")
-    for name in ("device", "availability", "last seen (UTC)", "model sha", "open alerts", "FPS", "stations"):
+    for name in ("device", "availability", "uplink", "last seen (UTC)", "model sha", "open alerts", "FPS",
+                 "stations"):
         table.add_column(name)
     for d in devices:
         style = "green" if d.availability == "online" else "red"
-        table.add_row(d.device_id, f"[{style}]{d.availability or '?'}[/]", d.last_seen.strftime("%Y-%m-%d %H:%M:%S"),
+        table.add_row(d.device_id, f"[{style}]{d.availability or '?'}[/]", d.uplink or "-",
+                      d.last_seen.strftime("%Y-%m-%d %H:%M:%S"),
                       (d.model_sha or "-")[:12], ", ".join(d.open_alerts) or "-",
                       "-" if d.fps is None else f"{d.fps:.1f}", ", ".join(d.stations) or "-")
     console.print(table)

@@ -45,12 +45,19 @@ class AvailabilityRecord:
     availability: str
 
 
-Record = EventRecord | StateRecord | AvailabilityRecord
+@dataclass(frozen=True)
+class UplinkRecord:
+    device_id: str
+    uplink: str  # "up" or "down"
+
+
+Record = EventRecord | StateRecord | AvailabilityRecord | UplinkRecord
+UPLINK = {"1": "up", "0": "down"}  # Mosquitto's bridge notifications
 
 
 def subscriptions(prefix: str) -> list[str]:
     """The topic filters of everything the archive keeps."""
-    return [f"{prefix}/+/alerts/+", f"{prefix}/+/availability", f"{prefix}/+/+/state"]
+    return [f"{prefix}/+/alerts/+", f"{prefix}/+/availability", f"{prefix}/+/uplink", f"{prefix}/+/+/state"]
 
 
 def _time(text: Any) -> datetime | None:
@@ -78,6 +85,9 @@ def parse(prefix: str, topic: str, payload: bytes) -> Record | None:
     if levels[1:] == ["availability"]:
         text = payload.decode("utf-8", "replace")
         return AvailabilityRecord(device, text) if text in AVAILABILITY else None
+    if levels[1:] == ["uplink"]:
+        text = payload.decode("utf-8", "replace")
+        return UplinkRecord(device, UPLINK[text]) if text in UPLINK else None
     if b"\\u0000" in payload:  # valid JSON that PostgreSQL's jsonb refuses
         return None
     try:

@@ -4,7 +4,8 @@
 an advisory lock (two collectors starting together do not race) and records the version in `fleet_schema`. Events
 are indexed by time (a B-tree for ranges and a device/time index for per-device queries): at fleet rates (alerts are
 minutes apart; fifty devices for a year is a few million rows) an index serves every query the CLI makes without
-the upkeep of partitions. State and availability keep one row per device/station: the present, not a history.
+the upkeep of partitions. State, availability and uplink keep one row per device/station: the present, not a
+history. v2 added `devices.uplink` (the bridge notifications of a device's local broker).
 """
 
 from __future__ import annotations
@@ -44,6 +45,10 @@ MIGRATIONS: tuple[str, ...] = (
         state      jsonb NOT NULL,
         PRIMARY KEY (device_id, station)
     );
+    """,
+    """
+    ALTER TABLE devices ADD COLUMN uplink text;            -- up / down: the bridge of the device's local broker
+    ALTER TABLE devices ADD COLUMN uplink_at timestamptz;
     """,
 )
 
