@@ -5,7 +5,8 @@ what arrives while it is down. paho's manual acknowledgement (`manual_ack=True`)
 PostgreSQL transaction holding the message has committed: a crash of the collector or of PostgreSQL before the
 commit leaves the message unacknowledged, the broker delivers it again, and the upsert by event id absorbs the
 duplicate. Messages are written in batches (whatever arrived while the last transaction ran, up to `batch_max`), so
-one commit pays for many. A message that is malformed is counted and acknowledged (it would never improve).
+one commit pays for many; events go in by COPY into a session-local staging table and one upsert from it (faster
+than a statement per row). A message that is malformed is counted and acknowledged (it would never improve).
 
 Acknowledgements belong to one connection: when the MQTT connection drops, messages received on it are still
 written but not acknowledged (their ids mean nothing on the next connection); the broker sends them again.
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 QOS = 1
 SESSION_EXPIRY_S = 7 * 86400  # how long the broker keeps the session (and queues for it) while we are away
 RECEIVE_MAXIMUM = 1000  # unacknowledged messages the broker may have in flight to us
+EVENT_COLUMNS = "event_id, alert_id, device_id, station, type, state, subject, time, payload"
 
 
 @dataclass(frozen=True)
@@ -167,6 +169,7 @@ class Collector:
         except psycopg.Error as exc:
             raise FumeEdgeError(f"--db: cannot connect to PostgreSQL ({str(exc).strip()})") from None
         migrate(self._db)
+        self._db.execute("CREATE TEMP TABLE incoming_events (LIKE events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
 
     def _write_loop(self) -> None:
         delay = 0.2
@@ -218,11 +221,13 @@ class Collector:
         uplinks = [r for _, r in parsed if isinstance(r, records.UplinkRecord)]
         with self._db.transaction(), self._db.cursor() as cur:
             if events:
-                cur.executemany(
-                    "INSERT INTO events (event_id, alert_id, device_id, station, type, state, subject, time, payload)"
-                    " VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s) ON CONFLICT (event_id) DO NOTHING",
-                    [(e.event_id, e.alert_id, e.device_id, e.station, e.type, e.state, e.subject, e.time, e.payload)
-                     for e in events])
+                # COPY into the session's staging table, then one upsert: a redelivered event id is skipped
+                with cur.copy(f"COPY incoming_events ({EVENT_COLUMNS}) FROM STDIN") as copy:
+                    for e in events:
+                        copy.write_row((e.event_id, e.alert_id, e.device_id, e.station, e.type, e.state, e.subject,
+                                        e.time, e.payload))
+                cur.execute(f"INSERT INTO events ({EVENT_COLUMNS}) SELECT {EVENT_COLUMNS} FROM incoming_events "
+                            "ON CONFLICT (event_id) DO NOTHING")
                 newest: dict[str, datetime] = {}  # one row per device and batch, not per event
                 for e in events:
                     newest[e.device_id] = max(e.time, newest.get(e.device_id, e.time))
