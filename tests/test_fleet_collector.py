@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import itertools
+import shutil
 import json
 import signal
 import subprocess
@@ -12,14 +13,16 @@ import textwrap
 import time
 from pathlib import Path
 
+import numpy as np
 import paho.mqtt.client as mqtt
 import psycopg
 import pytest
-from alerts_support import make_event, sinks_config
+from alerts_support import make_event, policy_config, prediction, sinks_config
 from fleet_support import until
 from mqtt_broker import MOSQUITTO, Broker
 from postgres_support import Postgres, postgres  # noqa: F401 (fixture)
 
+from fume_edge.alerts.service import AlertService
 from fume_edge.alerts.store import AlertStore
 from fume_edge.alerts.worker import SinkWorker
 from fume_edge.fleet.bridge import BridgeSettings, bridge_config
@@ -246,3 +249,41 @@ def test_the_schema_is_migrated_from_v1_and_a_newer_one_is_refused(dsn: str) -> 
         conn.execute("UPDATE fleet_schema SET version = 99")
         with pytest.raises(FumeEdgeError, match="v99 is newer"):
             migrate(conn)
+
+
+def test_a_bridged_device_works_under_the_documented_acl(tmp_path: Path, dsn: str) -> None:
+    """The central broker runs fume_edge/fleet/mosquitto-acl.conf; the device's local broker bridges in with the
+    device's login and the collector reads with its own: events, state, availability and uplink all arrive."""
+    passwd_tool = shutil.which("mosquitto_passwd")
+    if MOSQUITTO is None or passwd_tool is None:
+        pytest.skip("needs mosquitto and mosquitto_passwd (apt-get install mosquitto)")
+    passwd = tmp_path / "passwd"
+    for i, user in enumerate((DEVICE, "collector")):
+        subprocess.run([passwd_tool, "-b", *(["-c"] if i == 0 else []), str(passwd), user, f"pw-{user}"], check=True)
+    acl = Path(__file__).parents[1] / "fume_edge" / "fleet" / "mosquitto-acl.conf"
+    central = Broker(tmp_path / "central", f"allow_anonymous false\npassword_file {passwd}\nacl_file {acl}\n"
+                                           "use_username_as_clientid true\n")
+    central.start()
+    settings = BridgeSettings(f"mqtt://127.0.0.1:{central.port}/fume-edge", DEVICE, login=(DEVICE, f"pw-{DEVICE}"))
+    local = Broker(tmp_path / "local", "allow_anonymous true\n" + bridge_config(settings))
+    local.start()
+    collector = Collector(CollectorConfig(f"mqtt://127.0.0.1:{central.port}/fume-edge", dsn,
+                                          credentials=("collector", "pw-collector")))
+    collector.start()
+    config = sinks_config(tmp_path, {"mqtt": {"url": f"mqtt://127.0.0.1:{local.port}/fume-edge",
+                                              "state_interval_s": 1.0}})
+    service = AlertService(policy_config(), config, device_id=DEVICE)
+    service.start()
+    try:
+        event = make_event()
+        service.sinks.submit([event])
+        frame = np.zeros((48, 64), np.float32)
+        service.on_prediction(0.0, T0, prediction(), frame, frame)
+        assert until(lambda: count(dsn) == 1, timeout=30)
+        assert until(lambda: rows(dsn, "SELECT availability, uplink FROM devices") == [("online", "up")], timeout=30)
+        assert until(lambda: count(dsn, "SELECT count(*) FROM station_state") == 1, timeout=30)
+    finally:
+        service.close()
+        collector.stop()
+        local.stop()
+        central.stop()
