@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -287,3 +288,28 @@ def test_a_bridged_device_works_under_the_documented_acl(tmp_path: Path, dsn: st
         collector.stop()
         local.stop()
         central.stop()
+
+
+def test_a_collector_stopped_while_postgresql_is_down_leaves_its_messages_to_the_next(
+        central: Broker, postgres: Postgres, dsn: str) -> None:  # noqa: F811
+    config = CollectorConfig(f"mqtt://127.0.0.1:{central.port}/fe", dsn)
+    collector = Collector(config)
+    collector.start()
+    assert until(lambda: collector.connected)
+    postgres.stop()
+    try:
+        event = make_event()
+        client = publisher(central.port)
+        client.publish(f"fe/{DEVICE}/alerts/{event.type}", event.to_json(), qos=1).wait_for_publish(5)
+        client.loop_stop()
+        assert until(lambda: collector.stats.db_failures > 0)
+        stopping = threading.Thread(target=collector.stop)
+        stopping.start()
+        stopping.join(timeout=30)
+        assert not stopping.is_alive()  # no endless retry at shutdown
+    finally:
+        postgres.start()
+    again = Collector(config)
+    again.start()
+    assert until(lambda: rows(dsn, "SELECT event_id FROM events") == [(event.event_id,)], timeout=30)
+    again.stop()

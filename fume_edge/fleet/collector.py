@@ -154,7 +154,8 @@ class Collector:
         self._writer.start()
 
     def stop(self) -> None:
-        """Stop receiving, write (and acknowledge) what was received, disconnect."""
+        """Write (and acknowledge) what was received, or give up on the first failure (unacknowledged, it comes
+        again), then disconnect."""
         self._stopping.set()
         self._writer.join()
         self._client.disconnect()
@@ -194,6 +195,9 @@ class Collector:
                     if self._db is not None:
                         self._db.close()
                     self._db = None
+                    if self._stopping.is_set():  # unacknowledged: the broker sends it to the next collector
+                        log.warning("collector: stopping with %d messages not written", len(batch))
+                        return
                     time.sleep(delay)
                     delay = min(delay * 2, self.config.retry_max_s)
             if self._db_down_logged:
