@@ -2,7 +2,8 @@
 # Install fume-edge on an NVIDIA Jetson as a running service: from a flashed Jetson to alerts on the broker.
 #
 #   sudo ./jetson_setup.sh [--dry-run] [--force] [--model M.onnx] [--co2-camera ID --ch4-camera ID]
-#                          [--mqtt URL] [--device-id ID] [--calib DIR] [--pycuda] [--no-service] [--root DIR]
+#                          [--mqtt URL | --mqtt-bridge URL] [--device-id ID] [--calib DIR] [--pycuda] [--no-service]
+#                          [--root DIR]
 #
 # Steps (each checks first and only acts when something is missing or different, so a second run changes nothing
 # and says so): detect JetPack from /etc/nv_tegra_release (facts in fume_edge/service/jetpack.tsv); apt packages;
@@ -17,6 +18,8 @@
 # commands that would change the running system are listed, not run; the service is enabled only once its engine
 # is there (built on the device: run the script there). --dry-run writes and runs nothing.
 # --force installs on a machine that is not a Jetson (no /etc/nv_tegra_release), assuming JetPack 6.2's versions.
+# --mqtt-bridge URL: a local Mosquitto for fume-edge, bridged to the central broker URL (QoS 1, persistent
+# session; login from the URL or /etc/fume-edge/mqtt.credentials); its config is shown in a dry run.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -27,6 +30,7 @@ model=""
 co2_camera=""
 ch4_camera=""
 mqtt_url=""
+bridge_url=""
 device_id=""
 calib=""
 pycuda=0
@@ -36,7 +40,7 @@ venv=/opt/fume-edge/venv
 state=/var/lib/fume-edge
 changes=0
 
-usage() { sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 say() { printf '%s\n' "$*"; }
 step() { printf '\n==> %s\n' "$*"; }
 die() { printf 'jetson_setup: %s\n' "$*" >&2; exit 1; }
@@ -59,6 +63,7 @@ while [ $# -gt 0 ]; do
     --co2-camera) co2_camera="${2:?--co2-camera needs an ID}"; shift ;;
     --ch4-camera) ch4_camera="${2:?--ch4-camera needs an ID}"; shift ;;
     --mqtt) mqtt_url="${2:?--mqtt needs a URL}"; shift ;;
+    --mqtt-bridge) bridge_url="${2:?--mqtt-bridge needs a URL}"; mqtt_url="$bridge_url"; shift ;;
     --device-id) device_id="${2:?--device-id needs an ID}"; shift ;;
     --calib) calib="${2:?--calib needs a folder}"; shift ;;
     --pycuda) pycuda=1 ;;
@@ -144,6 +149,7 @@ fi
 step "2/9 apt packages"
 packages=(python3-venv python3-pip python3-libnvinfer nvidia-opencv v4l-utils)
 [ "$pycuda" = 0 ] || packages+=(python3-dev nvidia-cuda-dev)  # pycuda builds with nvcc and the CUDA headers
+[ -z "$bridge_url" ] || packages+=(mosquitto)
 missing=()
 for package in "${packages[@]}"; do
   if dpkg-query --admindir="$(on /var/lib/dpkg)" -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed"; then
@@ -271,6 +277,8 @@ mqtt_login=""  # user:password given in --mqtt goes to the root-only credentials
 case "$mqtt_url" in
   *://*@*) mqtt_login="${mqtt_url#*://}"; mqtt_login="${mqtt_login%%@*}"; mqtt_url="${mqtt_url%%://*}://${mqtt_url#*@}" ;;
 esac
+central_url="$mqtt_url"  # --mqtt-bridge: fume-edge publishes to the local broker, which bridges to this one
+[ -z "$bridge_url" ] || mqtt_url="$(PYTHONPATH="$here" python3 -m fume_edge.fleet.bridge --central "$central_url" --local-url)"
 if [ -f "$(on /etc/fume-edge/run.yaml)" ]; then
   say "  kept: /etc/fume-edge/run.yaml (yours; delete it to have it written again)"
 else
@@ -284,6 +292,14 @@ elif [ -f "$(on /etc/fume-edge/mqtt.credentials)" ]; then
   say "  kept: /etc/fume-edge/mqtt.credentials (root-only; user:password of the broker, empty: no login)"
 else
   put_file /etc/fume-edge/mqtt.credentials 600 < /dev/null || true
+fi
+if [ -n "$bridge_url" ]; then  # the broker password is in it: root-only, like the credentials file
+  login_file="$(on /etc/fume-edge/mqtt.credentials)"  # the login given now (a dry run wrote nothing), else the file's
+  bridge="$({ if [ -n "$mqtt_login" ]; then printf '%s\n' "$mqtt_login"; elif [ -f "$login_file" ]; then cat "$login_file"; fi; } \
+    | PYTHONPATH="$here" python3 -m fume_edge.fleet.bridge --central "$central_url" \
+      --device-id "${device_id:-$(hostname)}" --credentials /dev/stdin)" || die "--mqtt-bridge $central_url: see above"
+  if [ "$dry_run" = 1 ] || [ "$root" != / ]; then sed 's/^remote_password .*/remote_password (hidden)/; s/^/  | /' <<< "$bridge"; fi
+  if put_file /etc/mosquitto/conf.d/fume-edge-bridge.conf 600 <<< "$bridge"; then run systemctl restart mosquitto; fi
 fi
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from fume_edge import __version__
 from fume_edge.bundle.command import app as bundle_app
 from fume_edge.errors import FumeEdgeError
 from fume_edge.extras import feature_for_module
+from fume_edge.fleet.commands import app as fleet_app
 
 app = typer.Typer(
     name="fume-edge",
@@ -23,6 +24,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(bundle_app, name="bundle")
+app.add_typer(fleet_app)  # `collect`, `fleet`
 err_console = Console(stderr=True)
 
 
@@ -176,7 +178,9 @@ def synth(
 
 @app.command()
 def alerts(
-    db: Path = typer.Option(Path("alerts.db"), "--db", help="Alert database written by `fume-edge run`."),
+    db: str = typer.Option("alerts.db", "--db", help="Alert database written by `fume-edge run`, or the fleet archive postgresql://user@host/db of `fume-edge collect`."),
+    device: Optional[str] = typer.Option(None, "--device", help="Fleet archive: only this device."),
+    station: Optional[str] = typer.Option(None, "--station", help="Fleet archive: only this station."),
     since: Optional[str] = typer.Option(None, "--since", help="Only events from this time on: ISO-8601 (UTC unless it has an offset) or an age like 30m, 2h, 7d."),
     alert_type: Optional[str] = typer.Option(None, "--type", help="Only this alert type, e.g. acidosis_risk, camera_degraded."),
     as_json: bool = typer.Option(False, "--json", help="One JSON event per line (the JSONL/MQTT schema) instead of a table."),
@@ -186,10 +190,18 @@ def alerts(
     as_csv: bool = typer.Option(False, "--csv", help="CSV for a spreadsheet (a column per value) instead of a table: `--csv > alerts.csv`."),
 ) -> None:
     """List or export alert events (read-only; safe while `run` is writing)."""
+    from fume_edge.fleet.commands import is_fleet_db, show_fleet_alerts
+
+    if is_fleet_db(db):
+        show_fleet_alerts(db, since=since, alert_type=alert_type, as_json=as_json, limit=limit, subject=subject,
+                          device=device, station=station, wide=wide, as_csv=as_csv)
+        return
+    if device is not None or station is not None:
+        raise FumeEdgeError("--device/--station filter the fleet archive: pass --db postgresql://user@host/db")
     from fume_edge.alerts.report import show_alerts
 
-    show_alerts(db, since=since, alert_type=alert_type, as_json=as_json, limit=limit, subject=subject, wide=wide,
-                as_csv=as_csv)
+    show_alerts(Path(db), since=since, alert_type=alert_type, as_json=as_json, limit=limit, subject=subject,
+                wide=wide, as_csv=as_csv)
 
 
 @app.command()

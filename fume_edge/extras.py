@@ -33,6 +33,7 @@ FEATURES: tuple[Feature, ...] = (
     Feature("run --mqtt", "mqtt", ("paho",)),
     Feature("run --http (web page)", "web", ("starlette", "uvicorn", "prometheus_client")),
     Feature("bundle (signed model updates)", "bundle", ("cryptography",)),
+    Feature("collect, fleet (central side)", "fleet", ("psycopg",)),
 )
 
 

@@ -110,7 +110,7 @@ class Subscriber:
 
     def _on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
         with self._cond:
-            if message.topic.endswith("/status"):
+            if message.topic.endswith("/availability"):
                 self.statuses.append((message.payload.decode(), bool(message.retain)))
             else:
                 self.event_ids.append(json.loads(message.payload)["event_id"])

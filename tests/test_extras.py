@@ -29,6 +29,7 @@ COMMAND_FOR_EXTRA = {
     "mqtt": ["run", "--co2", "synthetic", "--ch4", "synthetic", "--mqtt", "mqtt://127.0.0.1/farm", "--max-frames", "1"],
     "web": ["run", "--co2", "synthetic", "--ch4", "synthetic", "--http", "127.0.0.1:0", "--max-frames", "1"],
     "bundle": ["bundle", "keygen", "signing.key"],
+    "fleet": ["fleet", "--db", "postgresql://fume@127.0.0.1:1/fleet"],
 }
 
 

@@ -10,11 +10,22 @@ The outbox, not this process's memory, is what must reach the broker: events are
 sees them, so a broker outage, a network cut or a restart of fume-edge only delays them. Delivery is at least once
 (a PUBACK lost in a disconnect means a resend), so subscribers de-duplicate by `event_id`.
 
-Topics: `<prefix>/<device>/alerts/<type>` (one event's JSON, not retained) and the availability topic
-`<prefix>/<device>/status`: "online" (retained) on every connect, "offline" (retained) as the last will when the
-connection dies and on a clean stop. A message on `<prefix>/<device>/cmd/subject` sets the current subject (animal or sample id; empty
-clears it), logged in the alert store like every other change. paho reconnects with exponential backoff (`reconnect_min_s` doubling up to
-`reconnect_max_s`). paho is an optional dependency (`pip install fume-edge[mqtt]`); it is imported on first use.
+Topics (fume_edge/alerts/topics.py): `<prefix>/<device>/alerts/<type>` (one event's JSON, not retained); the
+availability topic `<prefix>/<device>/availability`: "online" (retained) on every connect, "offline" (retained) as
+the last will when the connection dies and on a clean stop; `<prefix>/<device>/<station>/state` (retained, at most
+once per `state_interval_s`, fume_edge/alerts/device_state.py); Home Assistant discovery configs when
+`discovery: true` (fume_edge/alerts/discovery.py).
+
+A message on `<prefix>/<device>/cmd/subject` sets the current subject (animal or sample id; empty clears it),
+logged in the alert store like every other change. Retained command messages are never obeyed on (re)connect: under
+v5 the subscription asks the broker not to send them (retain handling 2) and a command published with the retain
+flag is applied once, live, then cleared from the broker (an empty retained message); under 3.1.1 a message with
+the retain flag is a stored one and is dropped. Commands pass a token bucket (`command_rate_per_s`,
+`command_burst`; fume_edge/alerts/commands.py), and one equal to the current subject is skipped.
+
+paho reconnects with exponential backoff (`reconnect_min_s` doubling up to `reconnect_max_s`); a connection the
+broker closes before accepting it (an ACL or a client id it refuses) is logged with the reason paho reports. paho
+is an optional dependency (`pip install fume-edge[mqtt]`); it is imported on first use.
 """
 
 from __future__ import annotations
@@ -28,10 +39,14 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from fume_edge.alerts.commands import CommandGate
+from fume_edge.alerts.device_state import StationState
+from fume_edge.alerts.discovery import DEFAULT_DISCOVERY_PREFIX, discovery_entities, discovery_wildcard, stale_config
 from fume_edge.alerts.event import AlertEvent
 from fume_edge.alerts.secrets import mqtt_password
 from fume_edge.alerts.store import AlertStore
-from fume_edge.alerts.subject import check_subject, set_subject
+from fume_edge.alerts.subject import check_subject, current_subject, set_subject
+from fume_edge.alerts.topics import DEFAULT_STATION, DeviceTopics, check_topic_id
 from fume_edge.errors import FumeEdgeError
 
 log = logging.getLogger(__name__)
@@ -93,6 +108,11 @@ class MqttConfig:
     reconnect_max_s: int
     max_inflight: int
     drain_timeout_s: float
+    state_interval_s: float = 30.0  # retained per-station state at most this often
+    discovery: bool = False  # Home Assistant MQTT discovery configs (retained)
+    discovery_prefix: str = DEFAULT_DISCOVERY_PREFIX
+    command_rate_per_s: float = 1.0  # commands admitted per second after the burst
+    command_burst: int = 5
 
     def validate(self, where: str) -> None:
         if self.url is not None:
@@ -109,23 +129,29 @@ class MqttConfig:
             raise FumeEdgeError(f"{where}: need 0 < reconnect_min_s <= reconnect_max_s")
         if self.keepalive_s <= 0 or self.max_inflight <= 0 or self.drain_timeout_s < 0:
             raise FumeEdgeError(f"{where}: need keepalive_s > 0, max_inflight > 0 and drain_timeout_s >= 0")
-
+        if self.state_interval_s <= 0 or self.command_rate_per_s <= 0 or self.command_burst < 1:
+            raise FumeEdgeError(f"{where}: need state_interval_s > 0, command_rate_per_s > 0 and command_burst >= 1")
+        check_topic_id(self.discovery_prefix, f"{where}.discovery_prefix")
 
     def login(self, where: str = "sinks.mqtt.credentials") -> tuple[str, str | None] | None:
-        """(user, password) from the credentials file; None without one or when it is empty. The file stays the
-        only place the secret is kept: it is read when needed, never copied into the config or the database."""
-        if self.credentials is None:
-            return None
-        path = os.path.expandvars(self.credentials)
-        try:
-            line = open(path, encoding="utf-8").readline().strip()
-        except OSError as exc:
-            raise FumeEdgeError(f"{where}: cannot read {path} ({exc.strerror}); it holds user:password "
-                                "(under systemd: LoadCredential=mqtt:FILE in the unit)") from None
-        if not line:
-            return None
-        user, sep, password = line.partition(":")
-        return unquote(user), unquote(password) if sep else None
+        """(user, password) from the credentials file; None without one or when it is empty."""
+        return None if self.credentials is None else read_login(self.credentials, where)
+
+
+def read_login(credentials: str, where: str) -> tuple[str, str | None] | None:
+    """(user, password) from a file holding `user:password` (%XX-escaped, ${VARS} expanded); None when empty. The
+    file stays the only place the secret is kept: it is read when needed, never copied into a config or database."""
+    path = os.path.expandvars(credentials)
+    try:
+        with open(path, encoding="utf-8") as file:
+            line = file.readline().strip()
+    except OSError as exc:
+        raise FumeEdgeError(f"{where}: cannot read {path} ({exc.strerror}); it holds user:password "
+                            "(under systemd: LoadCredential=mqtt:FILE in the unit)") from None
+    if not line:
+        return None
+    user, sep, password = line.partition(":")
+    return unquote(user), unquote(password) if sep else None
 
 
 def _paho() -> Any:
@@ -140,15 +166,23 @@ class MqttPublisher:
     """Drains the store's outbox to a broker from its own thread. `notify()` after committing new events;
     `stop()` drains for up to `drain_timeout_s`, publishes "offline" and disconnects."""
 
-    def __init__(self, config: MqttConfig, store: AlertStore, device_id: str, *, poll_s: float = 1.0) -> None:
+    def __init__(self, config: MqttConfig, store: AlertStore, device_id: str, *, model_sha: str | None = None,
+                 stations: tuple[str, ...] = (DEFAULT_STATION,), poll_s: float = 1.0) -> None:
         if config.url is None:
             raise ValueError("MqttPublisher needs a url")
         self.config = config
         self.target = parse_mqtt_url(config.url, "mqtt url")
         self.store = store
-        self.device_id = device_id
-        self.status_topic = f"{self.target.prefix}/{device_id}/status"
-        self.subject_topic = f"{self.target.prefix}/{device_id}/cmd/subject"
+        self.device_id = check_topic_id(device_id, "device id (--device-id)")
+        self.stations = tuple(check_topic_id(station, "station id") for station in stations)
+        self.topics = DeviceTopics(self.target.prefix, device_id)
+        self.status_topic = self.topics.availability
+        self.subject_topic = self.topics.subject_command
+        self.discovery = discovery_entities(self.topics, self.stations, model_sha, config.discovery_prefix) \
+            if config.discovery else []
+        self._discovery_topics = frozenset(entity.topic for entity in self.discovery)
+        self.commands = CommandGate(config.command_rate_per_s, config.command_burst)
+        self._states: dict[str, StationState] = {}  # the latest state of each station (published on connect too)
         self.password = mqtt_password(self.target.password, config.password_file, "sinks.mqtt")
         self.sent = 0  # events acknowledged by the broker in this run
         self.refused = 0  # PUBACKs whose reason code was a failure (the rows stay unsent)
@@ -171,7 +205,15 @@ class MqttPublisher:
         self._thread = threading.Thread(target=self._run, name="fume-edge-mqtt", daemon=True)
 
     def alert_topic(self, event: AlertEvent) -> str:
-        return f"{self.target.prefix}/{self.device_id}/alerts/{event.type}"
+        return self.topics.alert(event.type)
+
+    def publish_state(self, state: StationState) -> None:
+        """Send a station's state (retained; QoS 1 so it survives a bridge); the latest is sent again on connect."""
+        with self._cond:
+            self._states[state.station] = state
+            connected = self._connected
+        if connected:
+            self._client.publish(self.topics.state(state.station), state.to_json(), qos=QOS, retain=True)
 
     @property
     def connected(self) -> bool:
@@ -221,10 +263,23 @@ class MqttPublisher:
             log.warning("MQTT broker %s:%s reachable again", self.target.host, self.target.port)
             self._down_logged = False
         client.publish(self.status_topic, "online", qos=QOS, retain=True)
-        client.subscribe(self.subject_topic, qos=QOS)
+        if self._protocol == _paho().MQTTv5:  # never the stored (retained) command; see a live one's retain flag
+            from paho.mqtt.subscribeoptions import SubscribeOptions
+
+            client.subscribe(self.subject_topic, options=SubscribeOptions(
+                qos=QOS, retainAsPublished=True, retainHandling=SubscribeOptions.RETAIN_DO_NOT_SEND))
+        else:
+            client.subscribe(self.subject_topic, qos=QOS)
+        for entity in self.discovery:
+            client.publish(entity.topic, entity.payload, qos=QOS, retain=True)
+        if self.config.discovery:  # the retained configs of stations no longer configured get emptied
+            client.subscribe(discovery_wildcard(self.config.discovery_prefix, self.device_id), qos=QOS)
         with self._cond:
             self._connected = self._wake = True
+            states = list(self._states.values())
             self._cond.notify_all()
+        for state in states:
+            client.publish(self.topics.state(state.station), state.to_json(), qos=QOS, retain=True)
 
     def _on_connect_fail(self, client: Any, userdata: Any) -> None:
         self._broker_down("no connection: unknown host, nothing listening, or TLS to a plain port")
@@ -234,8 +289,12 @@ class MqttPublisher:
             was = self._connected
             self._connected = False
             self._cond.notify_all()
-        if was and not self._stopping:
+        if self._stopping:
+            return
+        if was:
             self._broker_down(f"connection lost: {reason_code}")
+        else:  # no CONNACK: the broker dropped us (a Will topic or client id it refuses, an ACL, a listener limit)
+            self._broker_down(f"it closed the connection before accepting it ({reason_code}); see the broker's log")
 
     def _on_publish(self, client: Any, userdata: Any, mid: int, reason_code: Any, properties: Any) -> None:
         with self._cond:
@@ -246,6 +305,18 @@ class MqttPublisher:
             self._cond.notify_all()
 
     def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
+        if message.topic != self.subject_topic:  # a discovery config of this device
+            if stale_config(message.topic, message.payload, self._discovery_topics):
+                client.publish(message.topic, b"", qos=QOS, retain=True)
+            return
+        if message.retain:
+            # 3.1.1: a stored message replayed on subscribe. v5 (stored ones are not sent): a live command published
+            # with the retain flag, applied once and cleared, unless it is empty (a clearing, maybe our own).
+            if self._protocol != _paho().MQTTv5 or not message.payload:
+                return
+            client.publish(message.topic, b"", qos=QOS, retain=True)
+        if not self.commands.admit():
+            return
         with self._cond:
             self._subjects.append(message.payload.decode("utf-8", "replace"))
             self._wake = True
@@ -311,9 +382,14 @@ class MqttPublisher:
     def _log_subjects(self, texts: list[str]) -> None:
         for text in texts:
             try:
-                set_subject(self.store, check_subject(text, self.subject_topic), "mqtt")
+                subject = check_subject(text, self.subject_topic)
             except FumeEdgeError as exc:
                 log.warning("MQTT subject command ignored: %s", exc)
+                continue
+            if subject == current_subject(self.store):
+                self.commands.skip_unchanged()
+            else:
+                set_subject(self.store, subject, "mqtt")
 
     def _hold_refused(self) -> None:
         """Refused publishes stay unsent and wait `reconnect_max_s` before another try (called under the lock)."""

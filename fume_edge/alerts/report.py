@@ -39,11 +39,11 @@ def parse_since(text: str, now: float) -> float:
                             "(30m, 2h, 7d)") from None
 
 
-def _title(events: list[AlertEvent], db: Path) -> str:
+def _title(events: list[AlertEvent], db: Path | str) -> str:
     return f"{len(events)} alert event{'' if len(events) == 1 else 's'} in {escape(str(db))}"  # a path is no markup
 
 
-def _narrow_table(events: list[AlertEvent], db: Path) -> Table:
+def _narrow_table(events: list[AlertEvent], db: Path | str) -> Table:
     """What fits 80 columns: when, what, which alert, and the most likely pH class (`--wide` shows the rest)."""
     table = Table(title=_title(events, db), title_justify="left",
                   box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0), show_edge=False, caption="--wide: every column; --json: every field",
@@ -58,7 +58,7 @@ def _narrow_table(events: list[AlertEvent], db: Path) -> Table:
     return table
 
 
-def _wide_table(events: list[AlertEvent], db: Path, width: int) -> Table:
+def _wide_table(events: list[AlertEvent], db: Path | str, width: int) -> Table:
     """Every column; below COMPACT_BELOW terminal columns the details share one column, a line each."""
     table = Table(title=_title(events, db), title_justify="left",
                   box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0), show_edge=False)
@@ -88,20 +88,31 @@ def _wide_table(events: list[AlertEvent], db: Path, width: int) -> Table:
 def show_alerts(db: Path, *, since: str | None = None, alert_type: str | None = None, as_json: bool = False,
                 limit: int | None = None, subject: str | None = None, wide: bool = False, as_csv: bool = False) -> None:
     """Print the events of `db` (oldest first; `limit` keeps the newest) as a table, JSON lines or CSV."""
+    check_filters(alert_type, limit, as_json=as_json, as_csv=as_csv)
+    start = None if since is None else parse_since(since, time.time())
+    with AlertStore(db, readonly=True) as store:
+        events = store.events(since=start, alert_type=alert_type, limit=limit, subject=subject)
+    print_events(events, db, as_json=as_json, wide=wide, as_csv=as_csv)
+
+
+def check_filters(alert_type: str | None, limit: int | None, *, as_json: bool = False, as_csv: bool = False) -> None:
     if as_json and as_csv:
         raise FumeEdgeError("--json and --csv: pass one of them")
     if alert_type is not None and alert_type not in ALERT_TYPES:
         raise FumeEdgeError(f"--type {alert_type!r}: not an alert type; use one of {', '.join(ALERT_TYPES)}")
     if limit is not None and limit <= 0:
         raise FumeEdgeError(f"--limit {limit}: must be a positive number of events")
-    start = None if since is None else parse_since(since, time.time())
-    with AlertStore(db, readonly=True) as store:
-        events = store.events(since=start, alert_type=alert_type, limit=limit, subject=subject)
+
+
+def print_events(events: list[AlertEvent], source: Path | str, *, as_json: bool, wide: bool,
+                 as_csv: bool = False) -> None:
+    """A table, JSON lines or CSV of `events` read from `source` (a file, or the fleet archive)."""
     if as_json:
         for event in events:
             print(event.to_json())
     elif as_csv:
         write_csv(events, sys.stdout)
+    elif wide or console.width >= WIDE_FROM:
+        console.print(_wide_table(events, source, console.width))
     else:
-        wide = wide or console.width >= WIDE_FROM
-        console.print(_wide_table(events, db, console.width) if wide else _narrow_table(events, db))
+        console.print(_narrow_table(events, source))

@@ -13,10 +13,12 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
+from fume_edge.alerts.device_state import StateTracker
 from fume_edge.alerts.event import AlertEvent, ModelSha
 from fume_edge.alerts.policy import AlertPolicy, AlertPolicyConfig
 from fume_edge.alerts.snapshot import SnapshotFrames
 from fume_edge.alerts.summary import MinuteSummary
+from fume_edge.alerts.topics import DEFAULT_STATION
 from fume_edge.alerts.worker import SinksConfig, SinkStats, SinkWorker
 from fume_edge.runtime.base import Prediction
 
@@ -27,10 +29,14 @@ class AlertService:
 
     def __init__(self, policy: AlertPolicyConfig, sinks: SinksConfig, *, device_id: str,
                  cameras: Mapping[str, str] | None = None, model_sha: ModelSha = None,
-                 run_config: Mapping[str, Any] | None = None) -> None:
+                 run_config: Mapping[str, Any] | None = None, station: str = DEFAULT_STATION) -> None:
         self.policy = AlertPolicy(policy, device_id=device_id, cameras=cameras, model_sha=model_sha)
         self.sinks = SinkWorker(sinks, device_id=device_id, model_sha=model_sha, run_config=run_config)
         self.summary = MinuteSummary(device_id)
+        # The retained MQTT state of this station (only with MQTT on)
+        self.state = (StateTracker(station, sinks.mqtt.state_interval_s, model_sha)
+                      if self.sinks.mqtt is not None else None)
+        self._silent: frozenset[str] = frozenset()
         self._closed = False
 
     def start(self) -> None:
@@ -47,13 +53,23 @@ class AlertService:
             self.sinks.submit_summary(minute)
         if events:
             self.sinks.submit(events, SnapshotFrames(co2_frame, ch4_frame, prediction))
+        self._publish_state(mono, wall, areas)
         return events
+
+    def _publish_state(self, mono: float, wall: float, areas: Mapping[str, float | None]) -> None:
+        if self.state is None or self.sinks.mqtt is None:
+            return
+        state = self.state.update(mono, wall, self.policy.smoothed_probs, areas, self._silent,
+                                  [alert.type for alert in self.policy.open_alerts], self.policy.subject)
+        if state is not None:
+            self.sinks.mqtt.publish_state(state)
 
     def on_camera_health(self, mono: float, wall: float, silent: Iterable[str], co2_frame: np.ndarray | None = None,
                          ch4_frame: np.ndarray | None = None) -> list[AlertEvent]:
         """The gases whose camera is silent now (empty set: all deliver); call on every change. Frames of the
         cameras still delivering, if at hand, go into the snapshot (a silent camera shows as NO SIGNAL)."""
-        events = self.policy.on_camera_health(mono, wall, silent)
+        self._silent = frozenset(silent)
+        events = self.policy.on_camera_health(mono, wall, self._silent)
         if events:
             self.sinks.submit(events, SnapshotFrames(co2_frame, ch4_frame, None))
         return events

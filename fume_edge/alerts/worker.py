@@ -103,7 +103,8 @@ class SinkWorker:
         self.store = AlertStore(config.sqlite.path, owner=True)
         self.jsonl = JsonlWriter(config.jsonl) if config.jsonl.path else None
         self.snapshots = SnapshotDir(config.snapshots) if config.snapshots.dir else None
-        self.mqtt = MqttPublisher(config.mqtt, self.store, device_id) if config.mqtt.url else None
+        self.mqtt = (MqttPublisher(config.mqtt, self.store, device_id, model_sha=model_sha_now(model_sha))
+                     if config.mqtt.url else None)
         self.run_id: int | None = None
         self._queue: queue.Queue[_Item | SummaryRow] = queue.Queue(maxsize=config.queue_size)
         self._thread = threading.Thread(target=self._run, name="fume-edge-sinks", daemon=True)

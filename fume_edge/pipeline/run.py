@@ -24,6 +24,7 @@ from fume_edge import __version__
 from fume_edge.alerts.secrets import redact_text
 from fume_edge.alerts.service import AlertService
 from fume_edge.alerts.subject import SubjectWatcher
+from fume_edge.alerts.topics import check_topic_id
 from fume_edge.pipeline.advice import alert_destinations, backend_warnings
 from fume_edge.assets import default_model_path
 from fume_edge.errors import FumeEdgeError
@@ -197,6 +198,7 @@ def run(options: RunOptions, console: Console, on_result: ResultHook | None = No
     config, merged = load_run_config(options.config, config_overrides(options))
     check_distinct_sources(config.sources.spec("co2"), config.sources.spec("ch4"))
     _check_outputs(config)
+    device_id = check_topic_id(config.device_id or socket.gethostname(), "--device-id (device_id)")
     with ExitStack() as stack:
         notifier = stack.enter_context(SystemdNotifier())
         # First, so that a signal while the model loads still stops the run cleanly (it stops before starting).
@@ -214,7 +216,6 @@ def run(options: RunOptions, console: Console, on_result: ResultHook | None = No
         streams = {gas: _stream(gas, config.sources.spec(gas), readers[gas], hub, config) for gas in GASES}
         inputs = ModelInputs(GASES, {g: camera_preprocessing(backend.contract.preprocessing,
                                                              config.sources.camera(g).value_range, g) for g in GASES})
-        device_id = config.device_id or socket.gethostname()
         web = _web_run(config, backend)
         model_sha = sha256_file(model_path)
         service = AlertService(config.alerts, config.sinks, device_id=device_id, model_sha=model_sha,

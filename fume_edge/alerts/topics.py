@@ -1,0 +1,56 @@
+"""MQTT topic names of one device, and the one pattern every id that becomes a topic level must match.
+
+A device id or station id is a single topic level: `/` would split it, `+` and `#` are wildcards (a Will topic
+with one makes the broker drop the connection), and Home Assistant's node ids take only letters, digits, `_` and
+`-`. One pattern, checked when a run starts, keeps all of them valid.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from fume_edge.errors import FumeEdgeError
+
+TOPIC_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+DEFAULT_STATION = "default"
+
+
+def check_topic_id(value: str, where: str) -> str:
+    """`value` if it is a safe single topic level (1-64 letters, digits, `.`, `_`, `-`, starting with a letter or
+    digit); otherwise one error naming the option."""
+    if not TOPIC_ID.match(value):
+        raise FumeEdgeError(f"{where}: {value[:80]!r} is not a valid id; use 1-64 letters, digits, '.', '_' or '-' "
+                            "(starting with a letter or digit): it becomes an MQTT topic level")
+    return value
+
+
+@dataclass(frozen=True)
+class DeviceTopics:
+    """`<prefix>/<device>/...`: availability, per-station state, alert events and commands."""
+
+    prefix: str
+    device_id: str
+
+    @property
+    def base(self) -> str:
+        return f"{self.prefix}/{self.device_id}"
+
+    @property
+    def availability(self) -> str:
+        return f"{self.base}/availability"
+
+    @property
+    def uplink(self) -> str:
+        """Where the device's local broker says whether its bridge to the central broker is up ("1"/"0")."""
+        return f"{self.base}/uplink"
+
+    @property
+    def subject_command(self) -> str:
+        return f"{self.base}/cmd/subject"
+
+    def state(self, station: str) -> str:
+        return f"{self.base}/{station}/state"
+
+    def alert(self, alert_type: str) -> str:
+        return f"{self.base}/alerts/{alert_type}"

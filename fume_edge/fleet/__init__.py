@@ -1,0 +1,1 @@
+"""The central side of a fume-edge fleet: the collector into PostgreSQL, fleet queries, Prometheus rules."""
