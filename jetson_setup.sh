@@ -178,7 +178,7 @@ fi
 step "4/9 venv $venv (--system-site-packages: JetPack's TensorRT and OpenCV)"
 # pyproject's runtime dependencies and the mqtt, web and trt extras, without opencv-python-headless: pip's OpenCV has no
 # GStreamer and would shadow JetPack's. numpy stays below 2 for JetPack's OpenCV; onnxruntime runs .onnx models.
-requirements=("$NUMPY" onnxruntime "typer>=0.12" "rich>=13" "pyyaml>=6" "paho-mqtt>=2.0" "starlette>=0.37" "uvicorn>=0.29" "prometheus-client>=0.20" "onnx>=1.15" "$CUDA_PYTHON")
+requirements=("$NUMPY" onnxruntime "typer>=0.12" "rich>=13" "pyyaml>=6" "paho-mqtt>=2.0" "starlette>=0.37" "uvicorn>=0.29" "prometheus-client>=0.20" "pydantic>=2.5" "onnx>=1.15" "$CUDA_PYTHON")
 pip=("$venv/bin/pip")
 if [ "$pycuda" = 1 ]; then requirements+=(pycuda); pip=(env "PATH=/usr/local/cuda/bin:$PATH" "$venv/bin/pip"); fi
 source_id="$(cd "$here" && find fume_edge pyproject.toml -type f ! -name '*.pyc' -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-16)"
