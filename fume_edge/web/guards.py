@@ -19,7 +19,6 @@ import threading
 import time
 from collections.abc import Iterable
 
-from starlette._utils import parse_host_header
 from starlette.datastructures import Headers
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -36,9 +35,17 @@ def known_names(extra: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(n for n in names if n))
 
 
+def _host_name(header: str | None) -> str:
+    """The name part of a Host header: `[::1]:8080` -> `::1`, `10.0.0.5:8080` -> `10.0.0.5`."""
+    host = (header or "").strip()
+    if host.startswith("["):
+        return host[1:].split("]", 1)[0]
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
 def _is_ip_literal(host: str) -> bool:
     try:
-        ipaddress.ip_address(host.strip("[]"))
+        ipaddress.ip_address(host)
     except ValueError:
         return False
     return True
@@ -53,8 +60,7 @@ class HostGuard:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            parsed = parse_host_header(Headers(scope=scope).get("host"))
-            if parsed is not None and _is_ip_literal(parsed.host):
+            if _is_ip_literal(_host_name(Headers(scope=scope).get("host"))):
                 await self.app(scope, receive, send)
                 return
         await self.trusted(scope, receive, send)
