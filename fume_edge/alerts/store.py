@@ -28,12 +28,12 @@ import sqlite3
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
 from fume_edge.alerts.event import END, AlertEvent
 from fume_edge.alerts.secrets import redact
+from fume_edge.config import Bytes, ConfigModel, Count, Days
 from fume_edge.errors import FumeEdgeError
 
 MIGRATIONS: tuple[str, ...] = (
@@ -98,20 +98,14 @@ KILLED = "killed"  # end_reason of a run found without one by the next run (SIGK
 _DELETABLE = "NOT EXISTS (SELECT 1 FROM outbox o WHERE o.event_seq = events.seq AND o.sent_at IS NULL)"
 
 
-@dataclass
-class StoreConfig:
+class StoreConfig(ConfigModel):
     """`sinks.sqlite` in run.yaml."""
 
     path: str
-    max_events: int
-    max_bytes: int
-    max_age_days: float
-    max_runs: int
-
-    def validate(self, where: str) -> None:
-        for name in ("max_events", "max_bytes", "max_age_days", "max_runs"):
-            if getattr(self, name) <= 0:
-                raise FumeEdgeError(f"{where}.{name}: must be > 0, got {getattr(self, name)}")
+    max_events: Count
+    max_bytes: Bytes
+    max_age_days: Days
+    max_runs: Count
 
 
 class AlertStore:
