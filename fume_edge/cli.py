@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 
 from fume_edge import __version__
+from fume_edge.config_cli import config_app
 from fume_edge.errors import FumeEdgeError
 
 app = typer.Typer(
@@ -20,6 +21,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 err_console = Console(stderr=True)
+app.add_typer(config_app, name="config")
 
 
 # Optional dependencies and the extra that brings each (the device install has none of them).

@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 import json
 import math
+import re
 import typing
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -153,9 +154,19 @@ def mapping_layer(data: dict[str, Any], label: str, kind: str = "file") -> Layer
     return Layer(data, origins)
 
 
+class YamlLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, plus YAML 1.2 floats: `1e-3` and `1e308` are numbers, not the strings YAML 1.1 makes of
+    them (an exponent without a sign), so `lr: 1e-3` means what its writer meant."""
+
+
+YamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."))
+
+
 def _yaml_node(text: str, label: str) -> yaml.Node | None:
     try:
-        return yaml.compose(text, Loader=yaml.SafeLoader)
+        return yaml.compose(text, Loader=YamlLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}" if mark else ""
@@ -181,7 +192,7 @@ def yaml_layer(text: str, label: str, kind: str) -> Layer:
     node = _yaml_node(text, label)
     if node is None:
         return Layer({}, {})
-    data = yaml.SafeLoader(text).get_single_data()
+    data = YamlLoader(text).get_single_data()
     if not isinstance(data, dict):
         raise FumeEdgeError(f"{label}: expected a mapping of keys to values at the top level")
     origins: dict[Key, Origin] = {}
@@ -199,7 +210,7 @@ def file_layer(path: str | Path) -> Layer:
 def defaults_layer(name: str) -> Layer:
     """The packaged defaults `fume_edge/configs/NAME.yaml`."""
     text = resources.files("fume_edge.configs").joinpath(f"{name}.yaml").read_text(encoding="utf-8")
-    return yaml_layer(text, f"{name}.yaml", "default")
+    return yaml_layer(text, f"fume_edge/configs/{name}.yaml", "default")
 
 
 def packaged_defaults(name: str) -> dict[str, Any]:
@@ -394,7 +405,7 @@ def resolve_config(model: type[M], file: str | Path | None = None, overrides: It
         layers.append(file_layer(file))
     layers.append(option_layer(overrides))
     merged = stack(layers)
-    fallback = str(file) if file is not None else f"{model.defaults_name or model.__name__}.yaml"
+    fallback = str(file) if file is not None else f"fume_edge/configs/{model.defaults_name or model.__name__}.yaml"
     return Resolved(validate(model, merged, fallback), merged.data, merged.origins)
 
 

@@ -37,6 +37,7 @@ from fume_edge.config import (
 from fume_edge.data.config import Outage, Segment
 from fume_edge.errors import FumeEdgeError
 
+Counts16 = Annotated[float, Field(ge=0, le=65535)]  # a 16-bit sensor value
 DEMO_ALERTS = ("sources", "synthetic", "alerts")
 
 
@@ -56,7 +57,7 @@ class CameraConfig(ConfigModel):
     fps: Fps | None
     fourcc: Annotated[str, Field(max_length=4)] | None
     raw16: bool
-    value_range: tuple[float, float] | None
+    value_range: tuple[Counts16, Counts16] | None
     time_offset_s: Annotated[float, Field(ge=-3600, le=3600)]
     timestamps: str | None
 
