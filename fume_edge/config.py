@@ -147,14 +147,14 @@ def mapping_layer(data: dict[str, Any], label: str, kind: str = "file") -> Layer
     def walk(value: Any, key: Key) -> None:
         items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
         for part, item in items:
-            origins[(*key, part)] = Origin(kind, label)
-            walk(item, (*key, part))
+            origins[key + (part,)] = Origin(kind, label)
+            walk(item, key + (part,))
 
     walk(data, ())
     return Layer(data, origins)
 
 
-class YamlLoader(yaml.SafeLoader):
+class YamlLoader(yaml.SafeLoader):  # type: ignore[misc]
     """PyYAML's safe loader, plus YAML 1.2 floats: `1e-3` and `1e308` are numbers, not the strings YAML 1.1 makes of
     them (an exponent without a sign), so `lr: 1e-3` means what its writer meant."""
 
@@ -246,13 +246,17 @@ def stack(layers: Iterable[Layer]) -> Layer:
     return Layer(data, origins)
 
 
+def _has(data: Any, part: str | int) -> bool:
+    """Whether `data[part]` names something: a key of a mapping or an index of a list."""
+    return (isinstance(data, dict) and part in data) or (
+        isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data))
+
+
 def _lookup(data: Any, key: Key) -> Any:
     for part in key:
-        if (isinstance(data, dict) and part in data) or (
-                isinstance(data, list) and isinstance(part, int) and part < len(data)):
-            data = data[part]
-        else:
+        if not _has(data, part):
             return None
+        data = data[part]
     return data
 
 
@@ -284,8 +288,7 @@ def _data_key(data: Any, loc: tuple[Any, ...]) -> Key:
     """pydantic's error location as a key into the data (union member tags dropped; a refused key kept)."""
     key: list[str | int] = []
     for index, part in enumerate(loc):
-        if (isinstance(data, dict) and part in data) or (
-                isinstance(data, list) and isinstance(part, int) and part < len(data)):
+        if _has(data, part):
             data = data[part]
         elif index == len(loc) - 1 and isinstance(data, dict):
             pass  # an unknown or missing key at this level

@@ -187,9 +187,9 @@ def roofline(costs: list[NodeCost], device: Device, precision: str) -> dict[str,
 
 def efficiency(precision: str) -> float:
     """Achieved FLOPs / dense peak of the reference measurement (`devices.yaml: reference`)."""
-    ref = reference()
-    device = known_devices()[ref["device"]]
-    achieved = ref["gflops"] * 1e9 / (ref[f"{precision}_ms"] / 1000)
+    ref = _table().reference
+    device = known_devices()[ref.device]
+    achieved = ref.gflops * 1e9 / ((ref.int8_ms if precision == "int8" else ref.fp16_ms) / 1000)
     return achieved / device.tensor_peak(precision)
 
 
