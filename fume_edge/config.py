@@ -58,11 +58,11 @@ C = TypeVar("C", bound=ConfigModel)
 
 def replace(config: C, **changes: Any) -> C:
     """A copy of `config` with `changes`, checked like a loaded one (`dataclasses.replace` for the models)."""
-    values = {name: getattr(config, name) for name in type(config).model_fields}
+    values = {**{name: getattr(config, name) for name in type(config).model_fields}, **changes}
     try:
-        return type(config).model_validate({**values, **changes})
+        return type(config).model_validate(values)
     except ValidationError as exc:
-        raise FumeEdgeError(f"{type(config).__name__}: {exc.errors()[0]['msg']}") from None
+        raise config_errors(type(config), exc, Layer(values, {}), "", type(config).__name__) from None
 
 
 class TopConfig(ConfigModel):

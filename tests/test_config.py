@@ -16,7 +16,7 @@ import yaml
 from typer.testing import CliRunner
 
 from fume_edge.cli import app
-from fume_edge.config import Override, load_config
+from fume_edge.config import Override, load_config, replace
 from fume_edge.config_cli import KINDS, SCHEMA_DIR, model, schema, schema_text
 from fume_edge.data.config import load_data_config
 from fume_edge.errors import FumeEdgeError
@@ -143,10 +143,13 @@ def test_a_model_check_points_at_its_field(tmp_path: Path) -> None:
         f"{path}:4: alerts.acidosis_risk.end_below: must be below start_at (0.3), got 0.5"]
 
 
-def test_configs_are_immutable_snapshots() -> None:
+def test_configs_are_immutable_snapshots_and_copies_are_checked() -> None:
     config, _ = load_run_config()
     with pytest.raises(Exception, match="frozen"):
         config.pipeline.tick_s = 1.0  # type: ignore[misc]
+    assert replace(config.pipeline, tick_s=0.5).tick_s == 0.5 and config.pipeline.tick_s == 0.1
+    assert _error(replace, config.pipeline, tick_s=float("inf")) == [
+        "PipelineConfig.tick_s: must be a finite number (got .inf)"]
 
 
 # --- fume-edge config schema | check | show ---------------------------------------------------------------------
