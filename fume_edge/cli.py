@@ -12,6 +12,7 @@ from rich.markup import escape
 
 from fume_edge import __version__
 from fume_edge.bundle.command import app as bundle_app
+from fume_edge.config_cli import config_app
 from fume_edge.errors import FumeEdgeError
 from fume_edge.extras import feature_for_module
 from fume_edge.fleet.commands import app as fleet_app
@@ -25,6 +26,7 @@ app = typer.Typer(
 )
 app.add_typer(bundle_app, name="bundle")
 app.add_typer(fleet_app)  # `collect`, `fleet`
+app.add_typer(config_app, name="config")
 err_console = Console(stderr=True)
 
 

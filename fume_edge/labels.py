@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 PH_CLASS_NAMES: tuple[str, ...] = ("Healthy", "Transitional", "Acidotic")
 SEG_CLASS_NAMES: tuple[str, ...] = ("Background", "Tube", "Gas")
 GAS_CLASS_ID = 2
-GASES: tuple[str, ...] = ("co2", "ch4")
+Gas = Literal["co2", "ch4"]
+GASES: tuple[str, ...] = get_args(Gas)
 INPUT_WIDTH = 640
 INPUT_HEIGHT = 480
 

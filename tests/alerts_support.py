@@ -10,7 +10,7 @@ import numpy as np
 from fume_edge.alerts.event import AlertEvent, iso_utc, new_id
 from fume_edge.alerts.policy import AlertPolicyConfig
 from fume_edge.alerts.worker import SinksConfig
-from fume_edge.config import from_mapping, merge, packaged_defaults
+from fume_edge.config import merge, packaged_defaults, section
 from fume_edge.labels import GAS_CLASS_ID
 from fume_edge.runtime.base import Prediction
 
@@ -19,13 +19,13 @@ TUBE_CLASS_ID = 1
 
 def policy_config(overrides: dict[str, Any] | None = None) -> AlertPolicyConfig:
     """The packaged `alerts:` defaults with `overrides` deep-merged."""
-    return from_mapping(AlertPolicyConfig, merge(packaged_defaults("run")["alerts"], overrides or {}), "run.alerts")
+    return section(AlertPolicyConfig, merge(packaged_defaults("run")["alerts"], overrides or {}), "run.alerts")
 
 
 def sinks_config(tmp_path: Path, overrides: dict[str, Any] | None = None) -> SinksConfig:
     """The packaged `sinks:` defaults with the database in `tmp_path` and `overrides` deep-merged."""
     data = merge(packaged_defaults("run")["sinks"], {"sqlite": {"path": str(tmp_path / "alerts.db")}})
-    return from_mapping(SinksConfig, merge(data, overrides or {}), "run.sinks")
+    return section(SinksConfig, merge(data, overrides or {}), "run.sinks")
 
 
 def seg_with_gas(fraction: float, shape: tuple[int, int] = (48, 64)) -> np.ndarray:

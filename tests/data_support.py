@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import csv
-import dataclasses
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from fume_edge.config import replace
 from fume_edge.data.config import DataConfig, SyntheticConfig, load_data_config
 from fume_edge.data.records import ANNOTATION_COLUMNS
 
@@ -41,5 +41,5 @@ def write_annotations(
 def small_config(width: int = 96, height: int = 72, **synthetic: object) -> DataConfig:
     """Packaged settings with a small synthetic frame size (and any other synthetic overrides)."""
     config = load_data_config()
-    small: SyntheticConfig = dataclasses.replace(config.synthetic, width=width, height=height, **synthetic)
-    return dataclasses.replace(config, synthetic=small)
+    small: SyntheticConfig = replace(config.synthetic, width=width, height=height, **synthetic)
+    return replace(config, synthetic=small)

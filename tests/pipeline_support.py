@@ -4,7 +4,6 @@ videos with their ground truth, and tiny frame readers for faults that real file
 from __future__ import annotations
 
 import csv
-import dataclasses
 import time
 from pathlib import Path
 from typing import Any, Iterator
@@ -12,7 +11,7 @@ from typing import Any, Iterator
 import numpy as np
 import pytest
 
-from fume_edge.config import merge
+from fume_edge.config import Override, merge, replace
 from fume_edge.data.config import Outage, Segment, load_data_config
 from fume_edge.data.synth_video import write_paired_videos
 from fume_edge.pipeline.config import RunConfig, load_run_config
@@ -47,8 +46,20 @@ def run_config(tmp_path: Path, overrides: dict[str, Any] | None = None, syntheti
     """The packaged run.yaml with the alert database in `tmp_path`, small synthetic frames, and `overrides`."""
     base = {"sinks": {"sqlite": {"path": str(tmp_path / "alerts.db")}},
             "sources": {gas: {"width": FRAME_SIZE[0], "height": FRAME_SIZE[1]} for gas in ("co2", "ch4")}}
-    config, _ = load_run_config(None, merge(base, overrides or {}), synthetic=synthetic)
+    config, _ = load_run_config(None, as_overrides(merge(base, overrides or {})), synthetic=synthetic)
     return config
+
+
+def as_overrides(data: dict[str, Any], prefix: str = "") -> list[Override]:
+    """A nested mapping of run.yaml keys as command-line style overrides (one per leaf key)."""
+    out: list[Override] = []
+    for key, value in data.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            out += as_overrides(value, dotted + ".")
+        else:
+            out.append(Override(dotted, value, f"test override {dotted}"))
+    return out
 
 
 def write_run_yaml(path: Path, text: str) -> Path:
@@ -60,9 +71,9 @@ def synthetic_videos(folder: Path, *, fps: float, seconds: float, clock_offset_s
                      drop_rate: float, outage: Outage | None = None, seed: int = 3) -> dict[str, Path]:
     """`fume-edge synth --videos` output (small frames): {gas}.avi and {gas}.csv per camera."""
     data = load_data_config()
-    video = dataclasses.replace(data.synthetic.video, fps=fps, segments=(Segment(ph=6.2, seconds=seconds),),
+    video = replace(data.synthetic.video, fps=fps, segments=(Segment(ph=6.2, seconds=seconds),),
                                 clock_offset_s=clock_offset_s, jitter_s=jitter_s, drop_rate=drop_rate, outage=outage)
-    synthetic = dataclasses.replace(data.synthetic, width=FRAME_SIZE[0], height=FRAME_SIZE[1], video=video)
+    synthetic = replace(data.synthetic, width=FRAME_SIZE[0], height=FRAME_SIZE[1], video=video)
     return write_paired_videos(folder, synthetic, data.ph_classes, seed=seed)
 
 

@@ -51,14 +51,14 @@ def test_jsonl_appends_whole_lines_and_rotates(tmp_path: Path) -> None:
     path = tmp_path / "out" / "alerts.jsonl"
     events = [make_event(wall=T0 + i) for i in range(10)]
     line_bytes = len(events[0].to_json()) + 1
-    with JsonlWriter(JsonlConfig(str(path), max_bytes=3 * line_bytes, backups=2)) as writer:
+    with JsonlWriter(JsonlConfig(path=str(path), max_bytes=3 * line_bytes, backups=2)) as writer:
         for event in events:
             writer.write(event)
     files = [path.with_name("alerts.jsonl.2"), path.with_name("alerts.jsonl.1"), path]
     assert not path.with_name("alerts.jsonl.3").exists()
     kept = [e for f in files for e in read_lines(f)]
     assert kept == events[3:]  # 3 + 3 + 1 lines: the oldest file rotated out
-    with JsonlWriter(JsonlConfig(str(path), max_bytes=1 << 20, backups=0)) as writer:
+    with JsonlWriter(JsonlConfig(path=str(path), max_bytes=1 << 20, backups=0)) as writer:
         writer.write(events[0])  # reopening appends
     assert read_lines(path)[-1] == events[0]
 
@@ -68,7 +68,7 @@ def test_jsonl_terminates_a_line_torn_by_a_crash(tmp_path: Path) -> None:
     first, second = make_event(), make_event()
     path.write_text(first.to_json() + "\n" + second.to_json()[:40])  # power cut mid-line
     third = make_event()
-    with JsonlWriter(JsonlConfig(str(path), max_bytes=1 << 20, backups=1)) as writer:
+    with JsonlWriter(JsonlConfig(path=str(path), max_bytes=1 << 20, backups=1)) as writer:
         writer.write(third)
     lines = path.read_text().splitlines()
     assert len(lines) == 3 and AlertEvent.from_json(lines[0]) == first and AlertEvent.from_json(lines[2]) == third
@@ -77,7 +77,7 @@ def test_jsonl_terminates_a_line_torn_by_a_crash(tmp_path: Path) -> None:
 def test_jsonl_bad_path_is_one_clear_error(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
     with pytest.raises(FumeEdgeError, match="cannot open the JSONL alert file"):
-        JsonlWriter(JsonlConfig(str(tmp_path / "file" / "a.jsonl"), max_bytes=100, backups=1))
+        JsonlWriter(JsonlConfig(path=str(tmp_path / "file" / "a.jsonl"), max_bytes=100, backups=1))
 
 
 def test_to_gray_u8_handles_every_frame_layout() -> None:

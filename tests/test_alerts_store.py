@@ -201,7 +201,7 @@ def test_a_damaged_payload_names_the_row(tmp_path: Path) -> None:
 
 
 def test_store_config_limits_are_validated(tmp_path: Path) -> None:
-    with pytest.raises(FumeEdgeError, match=r"run\.sinks\.sqlite\.max_events: must be > 0"):
+    with pytest.raises(FumeEdgeError, match=r"run\.sinks\.sqlite\.max_events: must be >= 1 \(got 0\)"):
         sinks_config(tmp_path, {"sqlite": {"max_events": 0}})
 
 

@@ -75,7 +75,7 @@ def test_device_yaml_and_errors(tmp_path: Path) -> None:
     (device,) = load_devices(str(custom))
     assert device.key == "board" and device.bandwidth_gbs == 50.0
     custom.write_text("int8_dense_tops: 10\n")
-    with pytest.raises(FumeEdgeError, match="missing fp16_dense_tflops"):
+    with pytest.raises(FumeEdgeError, match=r"board.yaml: fp16_dense_tflops: missing; give it a value\n.*board.yaml: bandwidth_gbs: missing"):
         load_devices(str(custom))
     with pytest.raises(FumeEdgeError, match="orin-nano-8gb"):
         load_devices("jetson-tx9")

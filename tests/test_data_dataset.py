@@ -3,7 +3,6 @@ mask checks, and the class-balanced sampler."""
 
 from __future__ import annotations
 
-import dataclasses
 from collections import Counter
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import pytest
 import torch
 from data_support import write_png
 
+from fume_edge.config import replace
 from fume_edge.data.config import load_data_config
 from fume_edge.data.csvio import write_tables
 from fume_edge.data.dataset import PairedFrameDataset, class_balanced_sampler
@@ -72,7 +72,7 @@ def test_resizes_frames_and_masks_to_the_requested_size(tmp_path: Path) -> None:
 def test_geometric_augmentation_keeps_frame_and_mask_aligned(tmp_path: Path) -> None:
     image, mask_path = square_scene(tmp_path, "sq")
     frame, mask = load_frame(image, Preprocessing((W, H))), load_mask(mask_path)
-    geometric_only = dataclasses.replace(CONFIG.augment, hflip_p=0.5, shift_scale_rotate_p=1.0,
+    geometric_only = replace(CONFIG.augment, hflip_p=0.5, shift_scale_rotate_p=1.0,
                                          brightness_contrast_p=0, gamma_p=0, noise_p=0, blur_p=0)
     augment = PairedAugment(geometric_only)
     moved = 0
@@ -97,7 +97,7 @@ def test_flip_mirrors_exactly() -> None:
 def test_photometric_augmentation_changes_frames_independently(tmp_path: Path) -> None:
     frame = np.full((H, W), 0.5, np.float32)
     mask = np.zeros((H, W), np.uint8)
-    photometric_only = dataclasses.replace(CONFIG.augment, hflip_p=0, shift_scale_rotate_p=0,
+    photometric_only = replace(CONFIG.augment, hflip_p=0, shift_scale_rotate_p=0,
                                            brightness_contrast_p=1.0, noise_p=1.0)
     frames, masks = PairedAugment(photometric_only)({"co2": frame, "ch4": frame}, {"co2": mask, "ch4": mask},
                                                     np.random.default_rng(0))

@@ -4,7 +4,6 @@ with pH, seeded determinism, the real on-disk format, all-or-nothing output, and
 from __future__ import annotations
 
 import csv
-import dataclasses
 import sys
 from collections import Counter
 from pathlib import Path
@@ -14,6 +13,7 @@ import numpy as np
 import pytest
 from data_support import small_config
 
+from fume_edge.config import replace
 from fume_edge.data import synth_dataset
 from fume_edge.data.config import Outage, Segment
 from fume_edge.data.pairing import pair_frames
@@ -147,11 +147,12 @@ def _read_video(path: Path) -> list[np.ndarray]:
 
 
 def test_paired_videos_carry_offset_jitter_drops_and_outage(tmp_path: Path) -> None:
-    video = dataclasses.replace(
+    video = replace(
         CONFIG.synthetic.video, fps=10.0, clock_offset_s=0.25, jitter_s=0.004, drop_rate=0.1,
-        outage=Outage("ch4", 1.0, 0.5), segments=(Segment(ph=6.3, seconds=1.5), Segment(ph=5.4, seconds=1.5)),
+        outage=Outage(gas="ch4", start_s=1.0, seconds=0.5),
+        segments=(Segment(ph=6.3, seconds=1.5), Segment(ph=5.4, seconds=1.5)),
     )
-    synthetic = dataclasses.replace(CONFIG.synthetic, video=video)
+    synthetic = replace(CONFIG.synthetic, video=video)
     paths = write_paired_videos(tmp_path / "vid", synthetic, CONFIG.ph_classes, seed=2)
     n = video_frame_count(video)
     assert n == 30

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from data_support import write_png
 
+from fume_edge.config import replace
 from fume_edge.data.calibration import labelled_input
 from fume_edge.data.config import load_data_config
 from fume_edge.data.dataset import PairedFrameDataset
@@ -58,7 +59,7 @@ def _paired_csv(folder: Path, co2: np.ndarray, ch4: np.ndarray) -> Path:
 def test_training_calibration_parity_and_device_paths_make_identical_inputs(
         dtype: str, frame_size: tuple[int, int], tmp_path: Path) -> None:
     data_config = load_data_config()
-    data_config = dataclasses.replace(data_config, images=dataclasses.replace(data_config.images, uint16_range=(20000.0, 40000.0)))
+    data_config = replace(data_config, images=replace(data_config.images, uint16_range=(20000.0, 40000.0)))
     co2, ch4 = _frames(dtype, frame_size)
     csv_path = _paired_csv(tmp_path, co2, ch4)
     recorded = data_config.images.preprocessing(MODEL_SIZE)  # what `train` writes into the checkpoint

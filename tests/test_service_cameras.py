@@ -8,12 +8,12 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from pipeline_support import run_config
 
+from fume_edge.config import replace
 from fume_edge.errors import FumeEdgeError
 from fume_edge.pipeline import gst_sources
 from fume_edge.pipeline.sources import open_reader
@@ -72,9 +72,11 @@ def test_an_opencv_without_gstreamer_is_one_clear_line(tmp_path: Path) -> None:
 
 READ_16_BIT = """
 import json, sys
+from fume_edge.config import given
 from fume_edge.pipeline.config import load_run_config
 from fume_edge.pipeline.sources import open_reader
-config, _ = load_run_config(None, {"sources": {"co2": {"raw16": True, "width": 64, "height": 48}}})
+config, _ = load_run_config(None, given(("sources.co2.raw16", True, "raw16"), ("sources.co2.width", 64, "width"),
+                                        ("sources.co2.height", 48, "height")))
 reader = open_reader(sys.argv[1], "co2", config)
 frames = [reader.read() for _ in range(3)]
 reader.close()
@@ -83,13 +85,30 @@ print(json.dumps({"live": reader.live, "dtypes": [f[0].dtype.name for f in frame
 """
 
 
+def _pydantic_only(folder: Path) -> Path:
+    """A folder holding just pydantic and its dependencies from this environment: what the device install adds to
+    the system Python's OpenCV (jetson_setup.sh's venv sees the system packages)."""
+    import annotated_types
+    import pydantic
+    import pydantic_core
+    import typing_extensions
+    import typing_inspection
+
+    folder.mkdir()
+    for module in (pydantic, pydantic_core, annotated_types, typing_inspection, typing_extensions):
+        source = Path(module.__file__ or "")
+        source = source.parent if source.name == "__init__.py" else source
+        (folder / source.name).symlink_to(source)
+    return folder
+
+
 def test_a_real_gstreamer_pipeline_delivers_16_bit_frames(tmp_path: Path) -> None:
     probe = "import cv2, yaml, sys; sys.exit(0 if cv2.videoio_registry.hasBackend(cv2.CAP_GSTREAMER) else 1)"
     if not SYSTEM_PYTHON.is_file() or subprocess.run([str(SYSTEM_PYTHON), "-c", probe]).returncode != 0:
         pytest.skip("no system OpenCV with GStreamer (apt-get install python3-opencv python3-yaml "
                     "gstreamer1.0-plugins-base; .ci/run does)")
     spec = "gst:videotestsrc pattern=ball ! video/x-raw,format=GRAY16_LE,width=64,height=48,framerate=30/1"
-    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONNOUSERSITE": "1"}
+    env = {**os.environ, "PYTHONPATH": f"{REPO}:{_pydantic_only(tmp_path / 'pydantic')}", "PYTHONNOUSERSITE": "1"}
     env.pop("VIRTUAL_ENV", None)
     result = subprocess.run([str(SYSTEM_PYTHON), "-c", READ_16_BIT, spec], capture_output=True, text=True,
                             timeout=60, env=env, cwd=tmp_path)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 
 import pytest
 import torch
 
+from fume_edge.config import replace
 from fume_edge.labels import CH4_SEG_LOGITS, CO2_SEG_LOGITS, PH_LOGITS
 from fume_edge.train.config import load_train_config
 from fume_edge.train.losses import MultiTaskLoss, dice_loss, focal_loss, seg_loss

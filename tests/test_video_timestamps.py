@@ -16,7 +16,7 @@ from fume_edge.pipeline.sources import open_reader
 
 def test_an_outage_in_the_video_is_a_gap_in_its_frame_times(tmp_path: Path) -> None:
     paths = synthetic_videos(tmp_path / "v", fps=10.0, seconds=3.0, clock_offset_s=0.5, jitter_s=0.0,
-                             drop_rate=0.0, outage=Outage("ch4", 1.0, 1.0))
+                             drop_rate=0.0, outage=Outage(gas="ch4", start_s=1.0, seconds=1.0))
     reader = open_reader(str(paths["ch4"]), "ch4", run_config(tmp_path))
     times = []
     while (got := reader.read()) is not None:

@@ -76,7 +76,7 @@ def test_summary_rows_follow_the_store_retention(tmp_path: Path) -> None:
             row = summary.add(now - 3600 + minute * 60, "cow-2", None, {"co2": 0.1})
             if row is not None:
                 record_summary(store, row)
-        config = StoreConfig(str(store.path), max_events=5, max_bytes=1 << 30, max_age_days=2, max_runs=10)
+        config = StoreConfig(path=str(store.path), max_events=5, max_bytes=1 << 30, max_age_days=2, max_runs=10)
         assert len(summary_rows(store, 0)) == 10  # one 10-days-old row, nine from the last hour
         assert prune_summary(store, config, now) == 5  # the old one by age, then the oldest beyond 5 rows
         rows = summary_rows(store, 0, subject="cow-2")

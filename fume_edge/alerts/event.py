@@ -14,7 +14,7 @@ import sqlite3
 import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Literal, Mapping
 
 from fume_edge.errors import FumeEdgeError
 
@@ -34,6 +34,7 @@ ALERT_TYPES: tuple[str, ...] = (ACIDOSIS_RISK, TRANSITIONAL_RISK, GAS_ABSENT, CA
 # Lifecycle states.
 START, UPDATE, END = "start", "update", "end"
 STATES: tuple[str, ...] = (START, UPDATE, END)
+AlertState = Literal["start", "update", "end"]  # STATES as a type, for configuration fields
 
 # Why an alert ended (`reason` of an `end` event).
 CLEARED = "cleared"  # the condition fell below its off threshold for the minimum duration

@@ -9,24 +9,22 @@ device that runs for months keeps at most `(backups + 1) * max_bytes` of it.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field
 
 from fume_edge.alerts.event import AlertEvent
+from fume_edge.config import Bytes, ConfigModel
 from fume_edge.errors import FumeEdgeError
 
 
-@dataclass
-class JsonlConfig:
+class JsonlConfig(ConfigModel):
     """`sinks.jsonl` in run.yaml; `path: null` disables the sink."""
 
     path: str | None
-    max_bytes: int
-    backups: int
-
-    def validate(self, where: str) -> None:
-        if self.max_bytes <= 0 or self.backups < 0:
-            raise FumeEdgeError(f"{where}: need max_bytes > 0 and backups >= 0")
+    max_bytes: Bytes
+    backups: Annotated[int, Field(ge=0, le=1000)]
 
 
 class JsonlWriter:

@@ -36,17 +36,20 @@ import ssl
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import unquote, urlsplit
+
+from pydantic import Field, model_validator
 
 from fume_edge.alerts.commands import CommandGate
 from fume_edge.alerts.device_state import StationState
-from fume_edge.alerts.discovery import DEFAULT_DISCOVERY_PREFIX, discovery_entities, discovery_wildcard, stale_config
+from fume_edge.alerts.discovery import discovery_entities, discovery_wildcard, stale_config
 from fume_edge.alerts.event import AlertEvent
 from fume_edge.alerts.secrets import mqtt_password
 from fume_edge.alerts.store import AlertStore
 from fume_edge.alerts.subject import check_subject, current_subject, set_subject
 from fume_edge.alerts.topics import DEFAULT_STATION, DeviceTopics, check_topic_id
+from fume_edge.config import ConfigModel, Count, PositiveSeconds, Seconds
 from fume_edge.errors import FumeEdgeError
 
 log = logging.getLogger(__name__)
@@ -92,8 +95,7 @@ def parse_mqtt_url(url: str, where: str = "--mqtt") -> MqttTarget:
     )
 
 
-@dataclass
-class MqttConfig:
+class MqttConfig(ConfigModel):
     """`sinks.mqtt` in run.yaml; `url: null` disables MQTT."""
 
     url: str | None
@@ -103,35 +105,40 @@ class MqttConfig:
     key: str | None
     insecure: bool  # skip broker certificate and host name checks (test brokers only)
     credentials: str | None  # file holding `user:password` (${VAR}s expanded); overrides the url's user info
-    keepalive_s: int
-    reconnect_min_s: int
-    reconnect_max_s: int
-    max_inflight: int
-    drain_timeout_s: float
-    state_interval_s: float = 30.0  # retained per-station state at most this often
-    discovery: bool = False  # Home Assistant MQTT discovery configs (retained)
-    discovery_prefix: str = DEFAULT_DISCOVERY_PREFIX
-    command_rate_per_s: float = 1.0  # commands admitted per second after the burst
-    command_burst: int = 5
+    keepalive_s: Annotated[int, Field(ge=1, le=65535)]  # MQTT's keep alive is a 16-bit number of seconds
+    reconnect_min_s: Annotated[int, Field(ge=1, le=86400)]
+    reconnect_max_s: Annotated[int, Field(ge=1, le=86400)]
+    max_inflight: Annotated[int, Field(ge=1, le=65535)]
+    drain_timeout_s: Seconds
+    state_interval_s: PositiveSeconds  # retained per-station state at most this often
+    discovery: bool  # Home Assistant MQTT discovery configs (retained)
+    discovery_prefix: str
+    command_rate_per_s: Annotated[float, Field(gt=0, le=1000)]  # commands admitted per second after the burst
+    command_burst: Count
 
-    def validate(self, where: str) -> None:
+    @model_validator(mode="after")
+    def _usable(self) -> MqttConfig:
+        """The checks a broker would only fail later, as configuration errors (`FumeEdgeError` becomes the line)."""
+        try:
+            self._check()
+        except FumeEdgeError as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
+    def _check(self) -> None:
         if self.url is not None:
-            self.login(f"{where}.credentials")
-            target = parse_mqtt_url(self.url, f"{where}.url")
+            self.login("credentials")
+            target = parse_mqtt_url(self.url, "url")
             if not target.tls and (self.ca or self.cert or self.key or self.insecure):
-                raise FumeEdgeError(f"{where}: ca/cert/key/insecure need an mqtts:// url, got {self.url!r}")
-            password = mqtt_password(target.password, self.password_file, where)
+                raise FumeEdgeError(f"url: ca/cert/key/insecure need an mqtts:// url, got {self.url!r}")
+            password = mqtt_password(target.password, self.password_file, "mqtt")
             if password is not None and target.username is None:
-                raise FumeEdgeError(f"{where}.url: a password needs a user name; write mqtt://USER@host/prefix")
+                raise FumeEdgeError("url: a password needs a user name; write mqtt://USER@host/prefix")
         if (self.cert is None) != (self.key is None):
-            raise FumeEdgeError(f"{where}: cert and key go together; set both or neither")
-        if not 0 < self.reconnect_min_s <= self.reconnect_max_s:
-            raise FumeEdgeError(f"{where}: need 0 < reconnect_min_s <= reconnect_max_s")
-        if self.keepalive_s <= 0 or self.max_inflight <= 0 or self.drain_timeout_s < 0:
-            raise FumeEdgeError(f"{where}: need keepalive_s > 0, max_inflight > 0 and drain_timeout_s >= 0")
-        if self.state_interval_s <= 0 or self.command_rate_per_s <= 0 or self.command_burst < 1:
-            raise FumeEdgeError(f"{where}: need state_interval_s > 0, command_rate_per_s > 0 and command_burst >= 1")
-        check_topic_id(self.discovery_prefix, f"{where}.discovery_prefix")
+            raise FumeEdgeError("key: cert and key go together; set both or neither")
+        if self.reconnect_min_s > self.reconnect_max_s:
+            raise FumeEdgeError("reconnect_min_s: must be <= reconnect_max_s")
+        check_topic_id(self.discovery_prefix, "discovery_prefix")
 
     def login(self, where: str = "sinks.mqtt.credentials") -> tuple[str, str | None] | None:
         """(user, password) from the credentials file; None without one or when it is empty."""

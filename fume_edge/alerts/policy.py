@@ -30,6 +30,7 @@ from dataclasses import dataclass, field, replace
 from typing import Iterable, Literal, Mapping, NamedTuple
 
 import numpy as np
+from pydantic import model_validator
 
 from fume_edge.alerts.event import (
     ACIDOSIS_RISK,
@@ -52,63 +53,46 @@ from fume_edge.alerts.event import (
     new_id,
 )
 from fume_edge.alerts.signals import Debounce, make_smoother
-from fume_edge.errors import FumeEdgeError
+from fume_edge.config import ConfigModel, Fraction, PositiveSeconds, Seconds
 from fume_edge.labels import GASES, PH_CLASS_NAMES
 from fume_edge.runtime.base import Prediction
 
 
-def _require(ok: bool, where: str, message: str) -> None:
-    if not ok:
-        raise FumeEdgeError(f"{where}: {message}")
-
-
-@dataclass
-class RiskRuleConfig:
+class RiskRuleConfig(ConfigModel):
     """Hysteresis thresholds on one smoothed class probability, with minimum durations (seconds of frame time).
     (Not `on`/`off`: YAML 1.1 reads those keys as booleans.)"""
 
-    start_at: float
-    end_below: float
-    start_after_s: float
-    end_after_s: float
-    single_gas_start_after_s: float | None = None  # while a camera is out; None: no start until both are back
+    start_at: Fraction
+    end_below: Fraction
+    start_after_s: Seconds
+    end_after_s: Seconds
+    single_gas_start_after_s: Seconds | None = None  # while a camera is out; None: no start until both are back
 
-    def validate(self, where: str) -> None:
-        _require(0.0 <= self.end_below < self.start_at <= 1.0, where,
-                 f"need 0 <= end_below < start_at <= 1, got end_below={self.end_below} start_at={self.start_at}")
-        _require(self.start_after_s >= 0 and self.end_after_s >= 0, where,
-                 "start_after_s and end_after_s must be >= 0 seconds")
-        _require(self.single_gas_start_after_s is None or self.single_gas_start_after_s >= self.start_after_s,
-                 where + ".single_gas_start_after_s", "must be null or >= start_after_s (one gas is weaker evidence)")
+    @model_validator(mode="after")
+    def _ordered(self) -> RiskRuleConfig:
+        if not self.end_below < self.start_at:
+            raise ValueError(f"end_below: must be below start_at ({self.start_at}), got {self.end_below}")
+        if self.single_gas_start_after_s is not None and self.single_gas_start_after_s < self.start_after_s:
+            raise ValueError("single_gas_start_after_s: must be null or >= start_after_s (one gas is weaker evidence)")
+        return self
 
 
-@dataclass
-class GasAbsentConfig:
-    min_area: float  # gas pixel fraction below which a camera sees no gas
-    after_s: float  # no gas for this long starts `gas_absent`
-    clear_s: float  # gas seen for this long ends it
+class GasAbsentConfig(ConfigModel):
+    min_area: Fraction  # gas pixel fraction below which a camera sees no gas
+    after_s: Seconds  # no gas for this long starts `gas_absent`
+    clear_s: Seconds  # gas seen for this long ends it
     gate_ph: bool  # frames without gas do not feed the pH smoothing
 
-    def validate(self, where: str) -> None:
-        _require(0.0 <= self.min_area <= 1.0, where, f"min_area must be a fraction in [0, 1], got {self.min_area}")
-        _require(self.after_s >= 0 and self.clear_s >= 0, where, "after_s and clear_s must be >= 0 seconds")
 
-
-@dataclass
-class AlertPolicyConfig:
+class AlertPolicyConfig(ConfigModel):
     """The `alerts:` section of run.yaml (defaults and their reasons are documented there)."""
 
     smoothing: Literal["ema", "window"]
-    smoothing_s: float  # EMA time constant, or window length, in seconds
+    smoothing_s: Seconds  # EMA time constant, or window length, in seconds
     acidosis_risk: RiskRuleConfig
     transitional_risk: RiskRuleConfig
     gas_absent: GasAbsentConfig
-    update_interval_s: float
-
-    def validate(self, where: str) -> None:
-        _require(self.smoothing_s >= 0, where + ".smoothing_s", f"must be >= 0 seconds, got {self.smoothing_s}")
-        _require(self.update_interval_s > 0, where + ".update_interval_s",
-                 f"must be > 0 seconds, got {self.update_interval_s}")
+    update_interval_s: PositiveSeconds
 
 
 class ActiveAlert(NamedTuple):

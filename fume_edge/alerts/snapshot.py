@@ -13,11 +13,14 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
 import cv2
 import numpy as np
+from pydantic import Field
 
-from fume_edge.alerts.event import STATES, AlertEvent
+from fume_edge.alerts.event import AlertEvent, AlertState
+from fume_edge.config import Bytes, ConfigModel, Count, Days
 from fume_edge.errors import FumeEdgeError
 from fume_edge.labels import GAS_CLASS_ID, INPUT_HEIGHT, INPUT_WIDTH, SEG_CLASS_NAMES
 from fume_edge.runtime.base import Prediction
@@ -30,23 +33,15 @@ BANNER_H = 84
 BANNER_BGR = {"risk": (40, 40, 200), "camera": (0, 120, 220), "gas": (0, 160, 160)}
 
 
-@dataclass
-class SnapshotConfig:
+class SnapshotConfig(ConfigModel):
     """`sinks.snapshots` in run.yaml; `dir: null` disables snapshots."""
 
     dir: str | None
-    states: list[str]
-    max_count: int
-    max_bytes: int
-    max_age_days: float
-    max_pending: int
-
-    def validate(self, where: str) -> None:
-        bad = sorted(set(self.states) - set(STATES))
-        if bad:
-            raise FumeEdgeError(f"{where}.states: {bad[0]!r} is not an alert state; use some of {', '.join(STATES)}")
-        if min(self.max_count, self.max_bytes, self.max_age_days) <= 0 or self.max_pending < 0:
-            raise FumeEdgeError(f"{where}: need max_count, max_bytes, max_age_days > 0 and max_pending >= 0")
+    states: list[AlertState]
+    max_count: Count
+    max_bytes: Bytes
+    max_age_days: Days
+    max_pending: Annotated[int, Field(ge=0, le=1000)]
 
 
 @dataclass(frozen=True)

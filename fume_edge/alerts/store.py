@@ -39,6 +39,7 @@ from typing import Any
 
 from fume_edge.alerts.event import END, AlertEvent
 from fume_edge.alerts.secrets import redact
+from fume_edge.config import Bytes, ConfigModel, Count, Days
 from fume_edge.errors import FumeEdgeError
 
 MIGRATIONS: tuple[str, ...] = (
@@ -178,20 +179,14 @@ _RUNS = _Table("runs", "id", "started_at", "id < (SELECT MAX(id) FROM runs)")  #
 _GROWING = (_EVENTS, _SUBJECTS, _RUNS, _Table("summary", "id", "minute", "1"))
 
 
-@dataclass
-class StoreConfig:
+class StoreConfig(ConfigModel):
     """`sinks.sqlite` in run.yaml."""
 
     path: str
-    max_events: int
-    max_bytes: int
-    max_age_days: float
-    max_runs: int
-
-    def validate(self, where: str) -> None:
-        for name in ("max_events", "max_bytes", "max_age_days", "max_runs"):
-            if getattr(self, name) <= 0:
-                raise FumeEdgeError(f"{where}.{name}: must be > 0, got {getattr(self, name)}")
+    max_events: Count
+    max_bytes: Bytes
+    max_age_days: Days
+    max_runs: Count
 
 
 class AlertStore:

@@ -23,7 +23,9 @@ import sqlite3
 import threading
 import time
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Mapping, Sequence
+from typing import Annotated, Any, Callable, Mapping, Sequence
+
+from pydantic import Field, model_validator
 
 from fume_edge.alerts.event import (
     END, INTERRUPTED, SINK_DEGRADED, START, AlertEvent, ModelSha, iso_utc, model_sha_now, new_id,
@@ -33,6 +35,7 @@ from fume_edge.alerts.mqtt import MqttConfig, MqttPublisher
 from fume_edge.alerts.snapshot import SnapshotConfig, SnapshotDir, SnapshotFrames, encode_png, render_snapshot
 from fume_edge.alerts.store import AlertStore, StoreConfig
 from fume_edge.alerts.summary import SummaryRow, prune_summary, record_summary
+from fume_edge.config import ConfigModel, PositiveSeconds, Seconds
 from fume_edge.errors import FumeEdgeError
 
 log = logging.getLogger(__name__)
@@ -40,25 +43,24 @@ log = logging.getLogger(__name__)
 STORAGE_ERRORS = (sqlite3.Error, OSError, FumeEdgeError)  # what a full, failing or vanished disk raises
 
 
-@dataclass
-class SinksConfig:
+class SinksConfig(ConfigModel):
     """The `sinks:` section of run.yaml (defaults and their reasons are documented there)."""
 
-    queue_size: int
-    retention_interval_s: float
-    retry_min_s: float
-    retry_max_s: float
-    stop_timeout_s: float
+    queue_size: Annotated[int, Field(ge=1, le=1_000_000)]
+    retention_interval_s: PositiveSeconds
+    retry_min_s: PositiveSeconds
+    retry_max_s: PositiveSeconds
+    stop_timeout_s: Seconds
     sqlite: StoreConfig
     jsonl: JsonlConfig
     mqtt: MqttConfig
     snapshots: SnapshotConfig
 
-    def validate(self, where: str) -> None:
-        if self.queue_size <= 0 or self.retention_interval_s <= 0:
-            raise FumeEdgeError(f"{where}: need queue_size > 0 and retention_interval_s > 0")
-        if not 0 < self.retry_min_s <= self.retry_max_s or self.stop_timeout_s < 0:
-            raise FumeEdgeError(f"{where}: need 0 < retry_min_s <= retry_max_s and stop_timeout_s >= 0")
+    @model_validator(mode="after")
+    def _ordered(self) -> SinksConfig:
+        if self.retry_min_s > self.retry_max_s:
+            raise ValueError("retry_min_s: must be <= retry_max_s")
+        return self
 
 
 @dataclass(frozen=True)

@@ -15,14 +15,16 @@ traffic included, runs at it. This model is memory-bound on every Jetson, so the
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
-import yaml
+from pydantic import Field
 
+from fume_edge.config import ConfigModel, TopConfig, load_config, validate, yaml_layer
 from fume_edge.errors import FumeEdgeError
 
 PRECISIONS = ("fp16", "int8")
@@ -32,7 +34,6 @@ POINTWISE = {"Relu", "Clip", "Sigmoid", "HardSigmoid", "HardSwish", "Add", "Sub"
              "QuantizeLinear", "DequantizeLinear"}
 SHAPE_OPS = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Shape", "Constant", "ConstantOfShape", "Concat",
              "Identity"}
-DEVICE_KEYS = ("name", "int8_dense_tops", "fp16_dense_tflops", "bandwidth_gbs", "source")
 
 
 @dataclass(frozen=True)
@@ -57,29 +58,58 @@ class NodeCost:
     bytes: dict[str, float]  # per precision
 
 
-def _table() -> dict[str, Any]:
-    return yaml.safe_load(resources.files("fume_edge.bench").joinpath("devices.yaml").read_text())
+Peak = Annotated[float, Field(gt=0, le=1e6)]  # TOPS, TFLOPS or GB/s
+Millis = Annotated[float, Field(gt=0, le=1e6)]
 
 
-def _device(key: str, entry: dict[str, Any], where: str) -> Device:
-    missing = [k for k in DEVICE_KEYS if k not in entry]
-    if missing:
-        raise FumeEdgeError(f"{where}: missing {', '.join(missing)}; a device needs {', '.join(DEVICE_KEYS)}")
-    try:
-        values = [float(entry[k]) for k in DEVICE_KEYS[1:4]]
-    except (TypeError, ValueError):
-        raise FumeEdgeError(f"{where}: int8_dense_tops, fp16_dense_tflops and bandwidth_gbs must be numbers") from None
-    if min(values) <= 0:
-        raise FumeEdgeError(f"{where}: peaks and bandwidth must be positive")
-    return Device(key, str(entry["name"]), *values, str(entry["source"]))
+class DeviceSpec(TopConfig):
+    """One Jetson module in `fume_edge/bench/devices.yaml`, or a user's device YAML (`--estimate board.yaml`, where
+    name and source may be left out)."""
+
+    defaults_name = None
+
+    name: str | None = None
+    int8_dense_tops: Peak
+    fp16_dense_tflops: Peak
+    bandwidth_gbs: Peak
+    source: str | None = None
+
+
+class Reference(ConfigModel):
+    """The published measurement the "expected" figure is scaled from."""
+
+    model: str
+    device: str
+    gflops: Peak
+    fp16_ms: Millis
+    int8_ms: Millis
+    source: str
+
+
+class DeviceTable(ConfigModel):
+    """`fume_edge/bench/devices.yaml`."""
+
+    devices: dict[str, DeviceSpec]
+    reference: Reference
+
+
+@functools.cache
+def _table() -> DeviceTable:
+    text = resources.files("fume_edge.bench").joinpath("devices.yaml").read_text(encoding="utf-8")
+    return validate(DeviceTable, yaml_layer(text, "fume_edge/bench/devices.yaml", "default"), "devices.yaml")
+
+
+def _device(key: str, spec: DeviceSpec, source: str) -> Device:
+    return Device(key, spec.name or key, spec.int8_dense_tops, spec.fp16_dense_tflops, spec.bandwidth_gbs,
+                  spec.source or source)
 
 
 def known_devices() -> dict[str, Device]:
-    return {k: _device(k, v, f"devices.yaml: {k}") for k, v in _table()["devices"].items()}
+    return {key: _device(key, spec, "devices.yaml") for key, spec in _table().devices.items()}
 
 
 def reference() -> dict[str, Any]:
-    return dict(_table()["reference"])
+    return _table().reference.model_dump()
 
 
 def load_devices(spec: str) -> list[Device]:
@@ -91,17 +121,9 @@ def load_devices(spec: str) -> list[Device]:
         return [devices[spec]]
     path = Path(spec)
     if path.suffix.lower() in (".yaml", ".yml"):
-        if not path.is_file():
-            raise FumeEdgeError(f"{path}: device file not found")
-        try:
-            entry = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as exc:
-            raise FumeEdgeError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
-        if not isinstance(entry, dict):
-            raise FumeEdgeError(f"{path}: expected a mapping with {', '.join(DEVICE_KEYS)}")
-        return [_device(path.stem, {"source": f"user file {path}", "name": path.stem, **entry}, str(path))]
+        return [_device(path.stem, load_config(DeviceSpec, path), f"user file {path}")]
     raise FumeEdgeError(f"--estimate {spec!r}: choose {', '.join(devices)}, all, or a device YAML "
-                        f"({', '.join(DEVICE_KEYS[:4])})")
+                        f"(int8_dense_tops, fp16_dense_tflops, bandwidth_gbs)")
 
 
 def _elements(shape: list[int] | None) -> int:
@@ -165,9 +187,9 @@ def roofline(costs: list[NodeCost], device: Device, precision: str) -> dict[str,
 
 def efficiency(precision: str) -> float:
     """Achieved FLOPs / dense peak of the reference measurement (`devices.yaml: reference`)."""
-    ref = reference()
-    device = known_devices()[ref["device"]]
-    achieved = ref["gflops"] * 1e9 / (ref[f"{precision}_ms"] / 1000)
+    ref = _table().reference
+    device = known_devices()[ref.device]
+    achieved = ref.gflops * 1e9 / ((ref.int8_ms if precision == "int8" else ref.fp16_ms) / 1000)
     return achieved / device.tensor_peak(precision)
 
 

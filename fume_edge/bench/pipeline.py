@@ -21,6 +21,7 @@ import numpy as np
 from fume_edge.alerts.service import AlertService
 from fume_edge.labels import GASES
 from fume_edge.pipeline.capture import CameraStream, FrameHub
+from fume_edge.config import Override
 from fume_edge.pipeline.config import load_run_config
 from fume_edge.pipeline.loop import Pipeline
 from fume_edge.pipeline.prepare import ModelInputs
@@ -99,8 +100,8 @@ def run_pipeline(model: Path, frames: dict[str, list[np.ndarray]], count: int, w
 
     total = warmup + count
     with tempfile.TemporaryDirectory(prefix="fume-edge-bench-pipeline-") as tmp:
-        config, merged = load_run_config(None, {"sinks": {"sqlite": {"path": str(Path(tmp) / "alerts.db")}}},
-                                         synthetic=True)
+        database = Override("sinks.sqlite.path", str(Path(tmp) / "alerts.db"), "the benchmark's database")
+        config, merged = load_run_config(None, [database], synthetic=True)
         with load_backend(model, device=device, threads=threads) as backend:
             hub = FrameHub(GASES, config.sources.ring_size, lossless=True)
             streams = {}

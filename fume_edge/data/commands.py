@@ -6,7 +6,6 @@ them directly; everything a person watches in a terminal lives here.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import shlex
 import time
@@ -16,7 +15,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from fume_edge.console import console, print_next
-from fume_edge.data.config import DataConfig, Outage, VideoConfig, load_data_config
+from fume_edge.config import given, replace
+from fume_edge.data.config import DataConfig, load_data_config
 from fume_edge.data.pairing import KINDS, PairingReport, run_pairing
 from fume_edge.data.split import SPLITS
 from fume_edge.data.synth_dataset import plan_sessions, write_synthetic_dataset
@@ -50,15 +50,9 @@ def pairing_table(report: PairingReport) -> Table:
 def pair_command(
     annotations: Path, out_dir: Path, config_path: Path | None, tolerance_s: float | None, seed: int | None
 ) -> None:
-    config = load_data_config(config_path)
-    pairing = config.pairing
-    if tolerance_s is not None:
-        if tolerance_s < 0:
-            raise FumeEdgeError(f"--tolerance must be >= 0 seconds, got {tolerance_s}")
-        pairing = dataclasses.replace(pairing, tolerance_s=tolerance_s)
-    if seed is not None:
-        pairing = dataclasses.replace(pairing, seed=seed)
-    report = run_pairing(annotations, out_dir, pairing, config.ph_classes)
+    config = load_data_config(config_path, given(("pairing.tolerance_s", tolerance_s, "--tolerance"),
+                                                 ("pairing.seed", seed, "--seed")))
+    report = run_pairing(annotations, out_dir, config.pairing, config.ph_classes)
     console.print(pairing_table(report))
     for warning in report.warnings:
         console.print(f"[yellow]warning:[/] {warning}")
@@ -66,26 +60,15 @@ def pair_command(
     print_next(f"fume-edge train --data {shlex.quote(str(out_dir))} --name NAME")
 
 
-def parse_outage(text: str) -> Outage:
-    """`GAS:START:SECONDS` (e.g. `ch4:10:3`) as an `Outage`."""
+def parse_outage(text: str) -> dict[str, object]:
+    """`GAS:START:SECONDS` (e.g. `ch4:10:3`) as the keys of `synthetic.video.outage` (checked with the rest)."""
     parts = text.split(":")
     try:
         if len(parts) != 3:
             raise ValueError
-        outage = Outage(parts[0].strip().lower(), float(parts[1]), float(parts[2]))
+        return {"gas": parts[0].strip().lower(), "start_s": float(parts[1]), "seconds": float(parts[2])}
     except ValueError:
         raise FumeEdgeError(f"--outage {text!r}: expected GAS:START:SECONDS, e.g. ch4:10:3") from None
-    outage.validate("--outage")
-    return outage
-
-
-def _video_overrides(video: VideoConfig, **overrides: object) -> VideoConfig:
-    given = {key: value for key, value in overrides.items() if value is not None}
-    if isinstance(given.get("outage"), str):
-        given["outage"] = parse_outage(given["outage"])  # type: ignore[arg-type]
-    video = dataclasses.replace(video, **given)  # type: ignore[arg-type]
-    video.validate("synth options")
-    return video
 
 
 def synth_command(
@@ -104,14 +87,17 @@ def synth_command(
     outage: str | None = None,
     seconds: float | None = None,
 ) -> None:
-    config: DataConfig = load_data_config(config_path)
+    video_options = given(("synthetic.video.fps", fps, "--fps"),
+                          ("synthetic.video.clock_offset_s", clock_offset_s, "--clock-offset"),
+                          ("synthetic.video.jitter_s", jitter_s, "--jitter"),
+                          ("synthetic.video.drop_rate", drop_rate, "--drop-rate"),
+                          ("synthetic.video.outage", outage and parse_outage(outage), "--outage"))
+    config: DataConfig = load_data_config(config_path, video_options if videos else ())
     synthetic = config.synthetic
     started = time.perf_counter()
     if videos:
-        video = _video_overrides(synthetic.video, fps=fps, clock_offset_s=clock_offset_s, jitter_s=jitter_s,
-                                 drop_rate=drop_rate, outage=outage)
-        video = stretch_to(video, seconds) if seconds is not None else video
-        synthetic = dataclasses.replace(synthetic, video=video)
+        video = stretch_to(synthetic.video, seconds) if seconds is not None else synthetic.video
+        synthetic = replace(synthetic, video=video)
         with _progress() as progress:
             task = progress.add_task("rendering videos", total=2 * video_frame_count(video))
             paths = write_paired_videos(out_dir, synthetic, config.ph_classes, seed, overwrite,

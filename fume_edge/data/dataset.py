@@ -60,8 +60,6 @@ class PairedFrameDataset(Dataset):
         self.size = self.preprocessing.input_size
         self.augment = PairedAugment(config.augment) if train else None
         p = config.dataset.modality_dropout if modality_dropout is None else modality_dropout
-        if not 0.0 <= p <= 1.0:
-            raise FumeEdgeError(f"modality_dropout must be in [0, 1], got {p}")
         self.modality_dropout = p if train else 0.0
 
     def __len__(self) -> int:

@@ -187,7 +187,7 @@ def write_synthetic_dataset(
                     results[jobs[job].index] = job.result()
                     on_frames(jobs[job].frames)
         frames = [frame for plan in plans for frame in results[plan.index]]
-        settings = {"seed": seed, "pairs": sum(p.pairs for p in plans), "synthetic": dataclasses.asdict(config)}
+        settings = {"seed": seed, "pairs": sum(p.pairs for p in plans), "synthetic": config.model_dump(mode="json")}
         (folder / "synthetic.yaml").write_text(yaml.safe_dump(json.loads(json.dumps(settings)), sort_keys=False))
         write_tables({folder / ANNOTATIONS_NAME: annotation_table(frames, folder)})
     return out_dir / ANNOTATIONS_NAME

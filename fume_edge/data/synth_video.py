@@ -15,13 +15,13 @@ and `outage` (1: lost to the outage).
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from fume_edge.config import replace
 from fume_edge.data.config import PhClasses, SyntheticConfig, VideoConfig
 from fume_edge.data.csvio import staged_directory, write_tables
 from fume_edge.data.synthetic import SyntheticScene
@@ -48,8 +48,7 @@ def stretch_to(video: VideoConfig, seconds: float) -> VideoConfig:
     if seconds <= 0:
         raise FumeEdgeError(f"--seconds {seconds:g}: expected a positive number of seconds")
     factor = seconds / sum(s.seconds for s in video.segments)
-    return dataclasses.replace(video, segments=tuple(dataclasses.replace(s, seconds=s.seconds * factor)
-                                                     for s in video.segments))
+    return replace(video, segments=tuple(replace(s, seconds=s.seconds * factor) for s in video.segments))
 
 
 def ph_at(video: VideoConfig, t: float) -> float:

@@ -1,26 +1,46 @@
 """The typed `run.yaml`: the alert policy and sinks (owned by `fume_edge.alerts`) plus the capture loop's sections.
 
-Like the other configs, the dataclasses carry no defaults: `fume_edge/configs/run.yaml` is the one place default
+Like the other configs, the models carry no defaults: `fume_edge/configs/run.yaml` is the one place default
 values live (with the reasons beside them), and a user's `--config` file overrides keys one by one.
 """
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, StringConstraints, model_validator
 
 from fume_edge.alerts.policy import AlertPolicyConfig
 from fume_edge.alerts.worker import SinksConfig
-from fume_edge.config import from_mapping, merge, packaged_defaults, read_yaml
+from fume_edge.config import (
+    MAX_FPS,
+    MAX_PIXELS,
+    Count,
+    Fps,
+    Override,
+    Pixels,
+    PositiveSeconds,
+    Resolved,
+    Seconds,
+    Seed,
+    TopConfig,
+    ConfigModel,
+    Layer,
+    defaults_layer,
+    file_layer,
+    option_layer,
+    resolve_config,
+    stack,
+)
 from fume_edge.data.config import Outage, Segment
 from fume_edge.errors import FumeEdgeError
 
-
-def _require(ok: bool, where: str, message: str) -> None:
-    if not ok:
-        raise FumeEdgeError(f"{where}: {message}")
+Counts16 = Annotated[float, Field(ge=0, le=65535)]  # a 16-bit sensor value
+# A name the page may be opened by: barn-1.example.org, or *.example.org for every name under it.
+HostName = Annotated[str, StringConstraints(pattern=r"^(\*\.)?[A-Za-z0-9.-]+$", max_length=253)]
+DEMO_ALERTS = ("sources", "synthetic", "alerts")
 
 
 def _dig(data: Any, *keys: str) -> dict[str, Any]:
@@ -30,62 +50,54 @@ def _dig(data: Any, *keys: str) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-@dataclass
-class CameraConfig:
+class CameraConfig(ConfigModel):
     """`sources.co2` / `sources.ch4`: settings of one camera, whatever its source kind."""
 
     source: str | None  # what --co2/--ch4 name: /dev/fume-co2, csi://0, rtsp://..., a file, `synthetic`
-    width: int | None
-    height: int | None
-    fps: float | None
-    fourcc: str | None
+    width: Pixels | None
+    height: Pixels | None
+    fps: Fps | None
+    fourcc: Annotated[str, Field(max_length=4)] | None
     raw16: bool
-    value_range: tuple[float, float] | None
-    time_offset_s: float
+    value_range: tuple[Counts16, Counts16] | None
+    time_offset_s: Annotated[float, Field(ge=-3600, le=3600)]
     timestamps: str | None
 
-    def validate(self, where: str) -> None:
-        for name in ("width", "height", "fps"):
-            value = getattr(self, name)
-            _require(value is None or value > 0, f"{where}.{name}", f"must be > 0 or null, got {value}")
-        _require(self.fourcc is None or len(self.fourcc) <= 4, f"{where}.fourcc",
-                 f"a FourCC has at most 4 characters, got {self.fourcc!r}")
-        _require(self.value_range is None or self.value_range[0] < self.value_range[1], f"{where}.value_range",
-                 f"expected [low, high] with low < high, got {self.value_range}")
-        _require(not self.raw16 or bool(self.width and self.height), f"{where}.raw16",
-                 "needs width and height (the sensor's size): raw 16-bit frames arrive as bytes only they can shape")
+    @model_validator(mode="after")
+    def _consistent(self) -> CameraConfig:
+        if self.value_range is not None and not self.value_range[0] < self.value_range[1]:
+            raise ValueError(f"value_range: expected [low, high] with low < high, got {list(self.value_range)}")
+        if self.raw16 and not (self.width and self.height):
+            raise ValueError("raw16: needs width and height (the sensor's size): raw 16-bit frames arrive as bytes "
+                             "only they can shape")
+        return self
 
 
-@dataclass
-class SyntheticSourceConfig:
+class SyntheticSourceConfig(ConfigModel):
     """`sources.synthetic`: the live synthetic cameras (`--co2 synthetic --ch4 synthetic`)."""
 
-    fps: float
-    seed: int
-    segments: tuple[Segment, ...]
+    fps: Fps
+    seed: Seed
+    segments: Annotated[tuple[Segment, ...], Field(min_length=1)]
     outage: Outage | None
-    alerts: dict[str, Any]
-
-    def validate(self, where: str) -> None:
-        _require(self.fps > 0, f"{where}.fps", "must be > 0")
-        _require(len(self.segments) > 0, f"{where}.segments", "list at least one {ph, seconds} segment")
+    alerts: dict[str, Any]  # partial `alerts:` keys, checked when they are applied (see `load_run_config`)
 
 
-@dataclass
-class SourcesConfig:
+class SourcesConfig(ConfigModel):
     pacing: Literal["realtime", "fast"]
     loop: bool
-    ring_size: int
-    reconnect_min_s: float
-    reconnect_max_s: float
+    ring_size: Annotated[int, Field(ge=1, le=1024)]
+    reconnect_min_s: PositiveSeconds
+    reconnect_max_s: PositiveSeconds
     co2: CameraConfig
     ch4: CameraConfig
     synthetic: SyntheticSourceConfig
 
-    def validate(self, where: str) -> None:
-        _require(self.ring_size >= 1, f"{where}.ring_size", "must be >= 1")
-        _require(0 < self.reconnect_min_s <= self.reconnect_max_s, where,
-                 "need 0 < reconnect_min_s <= reconnect_max_s")
+    @model_validator(mode="after")
+    def _ordered(self) -> SourcesConfig:
+        if self.reconnect_min_s > self.reconnect_max_s:
+            raise ValueError("reconnect_min_s: must be <= reconnect_max_s")
+        return self
 
     def camera(self, gas: str) -> CameraConfig:
         return self.co2 if gas == "co2" else self.ch4
@@ -99,16 +111,10 @@ class SourcesConfig:
         return source
 
 
-@dataclass
-class SyncConfig:
-    tolerance_s: float | None
-    default_fps: float
-    silent_after_s: float
-
-    def validate(self, where: str) -> None:
-        _require(self.tolerance_s is None or self.tolerance_s >= 0, f"{where}.tolerance_s", "must be >= 0 or null")
-        _require(self.default_fps > 0, f"{where}.default_fps", "must be > 0")
-        _require(self.silent_after_s > 0, f"{where}.silent_after_s", "must be > 0")
+class SyncConfig(ConfigModel):
+    tolerance_s: Seconds | None
+    default_fps: Fps
+    silent_after_s: PositiveSeconds
 
     def tolerance(self, fps: tuple[float | None, ...]) -> float:
         """The pairing tolerance: as configured, else half the frame period of the slower camera."""
@@ -117,64 +123,44 @@ class SyncConfig:
         return 0.5 / min(f or self.default_fps for f in fps)
 
 
-@dataclass
-class PipelineConfig:
-    tick_s: float
-    stats_interval_s: float
-    refresh_hz: float
+class PipelineConfig(ConfigModel):
+    tick_s: Annotated[float, Field(gt=0, le=60)]
+    stats_interval_s: PositiveSeconds
+    refresh_hz: Annotated[float, Field(gt=0, le=MAX_FPS)]
     quiet: bool
     display: bool
     record: str | None
-    max_frames: int | None
-    duration_s: float | None
-
-    def validate(self, where: str) -> None:
-        _require(self.tick_s > 0 and self.stats_interval_s > 0 and self.refresh_hz > 0, where,
-                 "tick_s, stats_interval_s and refresh_hz must be > 0")
-        _require(self.max_frames is None or self.max_frames >= 1, f"{where}.max_frames", "must be >= 1 or null")
-        _require(self.duration_s is None or self.duration_s >= 0, f"{where}.duration_s", "must be >= 0 or null")
+    max_frames: Count | None
+    duration_s: Seconds | None
 
 
-@dataclass
-class ModelConfig:
+class ModelConfig(ConfigModel):
     """`model:` in run.yaml: which model runs and where (`--model`, `--device`, `--threads`)."""
 
     path: str | None  # None: the bundled model
     device: str
-    threads: int | None
-
-    def validate(self, where: str) -> None:
-        _require(self.threads is None or self.threads >= 1, f"{where}.threads", "must be >= 1 or null")
+    threads: Annotated[int, Field(ge=1, le=1024)] | None
 
 
-@dataclass
-class HttpConfig:
+class HttpConfig(ConfigModel):
     """`http:`: the device's web page, JSON API and /metrics (`fume_edge/web`)."""
 
     listen: str | None
     token_file: str | None
     token_env: str
     public_read: bool
-    hostnames: tuple[str, ...]  # names the page is opened by besides localhost and this machine's (DNS rebinding)
-    frame_fps: float
-    frame_width: int | None
-    jpeg_quality: int
-    stale_after_s: float
-
-    def validate(self, where: str) -> None:
-        _require(all(re.fullmatch(r"(\*\.)?[A-Za-z0-9.-]+", name) for name in self.hostnames), f"{where}.hostnames",
-                 f"host names only (e.g. barn-1.example.org or *.example.org), got {list(self.hostnames)}")
-        _require(self.frame_fps > 0, f"{where}.frame_fps", f"must be > 0, got {self.frame_fps}")
-        _require(self.frame_width is None or 16 <= self.frame_width <= 4096, f"{where}.frame_width",
-                 f"must be 16..4096 pixels or null, got {self.frame_width}")
-        _require(1 <= self.jpeg_quality <= 100, f"{where}.jpeg_quality", f"must be 1..100, got {self.jpeg_quality}")
-        _require(self.stale_after_s > 0, f"{where}.stale_after_s", f"must be > 0, got {self.stale_after_s}")
+    hostnames: tuple[HostName, ...]  # names the page is opened by besides localhost and this machine's (DNS rebinding)
+    frame_fps: Fps
+    frame_width: Annotated[int, Field(ge=16, le=MAX_PIXELS)] | None
+    jpeg_quality: Annotated[int, Field(ge=1, le=100)]
+    stale_after_s: PositiveSeconds
 
 
-@dataclass
-class RunConfig:
+class RunConfig(TopConfig):
     """Everything `fume-edge run` reads from run.yaml: every command-line option has its key here, so a service
     is configured by one file."""
+
+    defaults_name = "run"
 
     device_id: str | None  # None: the host name
     model: ModelConfig
@@ -186,23 +172,24 @@ class RunConfig:
     http: HttpConfig
 
 
-def load_run_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None,
-                    synthetic: bool = False) -> tuple[RunConfig, dict[str, Any]]:
+def resolve_run_config(path: str | Path | None = None, overrides: Iterable[Override] = (),
+                       synthetic: bool = False) -> Resolved[RunConfig]:
     """Packaged run.yaml, then the user's file at `path`, then `overrides` (from command-line options).
 
     With `synthetic` (or both cameras `synthetic` in the merged sources) the demo alert timings of
     `sources.synthetic.alerts` go under the user's file, so a demo shows alerts start and end within seconds and a
     user's `alerts:` keys still win.
-    Returns the typed config and the merged mapping (recorded with the run).
     """
-    data = packaged_defaults("run")
-    where = "run.yaml"
-    user = read_yaml(path) if path is not None else {}
-    given = merge(merge(data, user), overrides or {})
-    if synthetic or all(_dig(given, "sources", gas).get("source") == "synthetic" for gas in ("co2", "ch4")):
-        data = merge(data, {"alerts": merge(_dig(data, "sources", "synthetic", "alerts"),
-                                            _dig(user, "sources", "synthetic", "alerts"))})
-    if path is not None:
-        data, where = merge(data, user), str(path)
-    data = merge(data, overrides or {})
-    return from_mapping(RunConfig, data, where), data
+    overrides = list(overrides)
+    defaults, user = defaults_layer("run"), file_layer(path) if path is not None else Layer({}, {})
+    given = stack([defaults, user, option_layer(overrides)]).data
+    demo = synthetic or all(_dig(given, "sources", gas).get("source") == "synthetic" for gas in ("co2", "ch4"))
+    under = [stack(layer.section(DEMO_ALERTS, ("alerts",)) for layer in (defaults, user))] if demo else []
+    return resolve_config(RunConfig, path, overrides, under=under)
+
+
+def load_run_config(path: str | Path | None = None, overrides: Iterable[Override] = (),
+                    synthetic: bool = False) -> tuple[RunConfig, dict[str, Any]]:
+    """The typed run configuration and the merged mapping it came from (recorded with the run)."""
+    resolved = resolve_run_config(path, overrides, synthetic)
+    return resolved.config, resolved.data

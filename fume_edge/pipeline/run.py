@@ -27,6 +27,7 @@ from fume_edge.alerts.subject import SubjectWatcher
 from fume_edge.alerts.topics import check_topic_id
 from fume_edge.pipeline.advice import alert_destinations, backend_warnings
 from fume_edge.assets import default_model_path
+from fume_edge.config import Override, given
 from fume_edge.errors import FumeEdgeError
 from fume_edge.hashing import sha256_file
 from fume_edge.labels import GASES
@@ -86,30 +87,35 @@ class RunResult:
         return int(self.stats["sinks"]["dropped"] + self.stats["sinks"]["unstored"])
 
 
-def _given(**values: Any) -> dict[str, Any]:
-    """The keys whose option was given (not None), paths as strings."""
-    return {k: (str(v) if isinstance(v, Path) else v) for k, v in values.items() if v is not None}
+def config_overrides(options: RunOptions) -> list[Override]:
+    """The run.yaml keys the command-line options set, each naming its option for errors."""
+    def text(value: Any) -> Any:
+        return str(value) if isinstance(value, Path) else value
 
-
-def config_overrides(options: RunOptions) -> dict[str, Any]:
-    """The run.yaml keys the command-line options set."""
-    if options.pacing not in (None, "realtime", "fast"):
-        raise FumeEdgeError(f"--pacing {options.pacing}: expected realtime or fast")
-    sinks = {name: section for name, section in (
-        ("sqlite", _given(path=options.alerts)), ("jsonl", _given(path=options.jsonl)),
-        ("snapshots", _given(dir=options.snapshots)),
-        ("mqtt", _given(url=options.mqtt, ca=options.mqtt_ca, cert=options.mqtt_cert, key=options.mqtt_key,
-                        insecure=options.mqtt_insecure or None))) if section}
-    sources: dict[str, Any] = _given(pacing=options.pacing, loop=options.loop)
-    sources.update({gas: {"source": spec} for gas, spec in (("co2", options.co2), ("ch4", options.ch4)) if spec})
-    sections = {
-        "device_id": options.device_id,
-        "model": _given(path=options.model, device=options.device, threads=options.threads),
-        "sinks": sinks, "sources": sources, "http": _given(listen=options.http),
-        "pipeline": _given(quiet=options.quiet or None, display=options.display or None, record=options.record,
-                           max_frames=options.max_frames, duration_s=options.duration),
-    }
-    return {key: value for key, value in sections.items() if value}
+    return given(
+        ("device_id", options.device_id, "--device-id"),
+        ("model.path", text(options.model), "--model"),
+        ("model.device", options.device, "--device"),
+        ("model.threads", options.threads, "--threads"),
+        ("sinks.sqlite.path", text(options.alerts), "--alerts"),
+        ("sinks.jsonl.path", text(options.jsonl), "--jsonl"),
+        ("sinks.snapshots.dir", text(options.snapshots), "--snapshots"),
+        ("sinks.mqtt.url", options.mqtt, "--mqtt"),
+        ("sinks.mqtt.ca", text(options.mqtt_ca), "--mqtt-ca"),
+        ("sinks.mqtt.cert", text(options.mqtt_cert), "--mqtt-cert"),
+        ("sinks.mqtt.key", text(options.mqtt_key), "--mqtt-key"),
+        ("sinks.mqtt.insecure", options.mqtt_insecure or None, "--mqtt-insecure"),
+        ("sources.pacing", options.pacing, "--pacing"),
+        ("sources.loop", options.loop, "--loop"),
+        ("sources.co2.source", options.co2 or None, "--co2"),
+        ("sources.ch4.source", options.ch4 or None, "--ch4"),
+        ("http.listen", options.http, "--http"),
+        ("pipeline.quiet", options.quiet or None, "--quiet"),
+        ("pipeline.display", options.display or None, "--display"),
+        ("pipeline.record", text(options.record), "--record"),
+        ("pipeline.max_frames", options.max_frames, "--max-frames"),
+        ("pipeline.duration_s", options.duration, "--duration"),
+    )
 
 
 def _check_outputs(config: RunConfig) -> None:

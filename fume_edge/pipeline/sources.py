@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import dataclasses
 import io
 import os
 import sys
@@ -30,7 +29,7 @@ import cv2
 import numpy as np
 
 from fume_edge.alerts.secrets import redact_text
-from fume_edge.config import read_utf8
+from fume_edge.config import read_utf8, replace
 from fume_edge.errors import FumeEdgeError
 from fume_edge.pipeline.config import CameraConfig, RunConfig
 from fume_edge.pipeline.gst_sources import gstreamer_target
@@ -254,7 +253,7 @@ def _with_sidecar_timestamps(camera: CameraConfig, video: Path) -> CameraConfig:
     sidecar = video.with_suffix(".csv")
     if camera.timestamps or not sidecar.is_file():
         return camera
-    return dataclasses.replace(camera, timestamps=str(sidecar))
+    return replace(camera, timestamps=str(sidecar))
 
 
 def open_reader(spec: str, gas: str, config: RunConfig) -> FrameReader:

@@ -17,7 +17,7 @@ import yaml
 from rich.console import Console
 from torch import nn
 
-from fume_edge.config import from_mapping
+from fume_edge.config import Layer, given, mapping_layer, replace, resolve_config
 from fume_edge.console import print_next
 from fume_edge.model.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from fume_edge.errors import FumeEdgeError
@@ -25,7 +25,7 @@ from fume_edge.labels import PH_LOGITS
 from fume_edge.model.registry import count_parameters, create_model
 from fume_edge.train import data as train_data
 from fume_edge.train import distributed, plots, state
-from fume_edge.train.config import TrainConfig, load_train_config
+from fume_edge.train.config import TrainConfig
 from fume_edge.train.loop import Evaluation, evaluate, train_epoch
 from fume_edge.train.losses import MultiTaskLoss
 from fume_edge.train.tracking import RunLog, epoch_summary, percent, progress_bars
@@ -92,7 +92,7 @@ class Trainer:
         if monitor != config.monitor:
             if ctx.is_main:
                 console.print(f"{config.model} has no head for monitor {config.monitor}; monitoring {monitor}")
-            config.monitor = monitor  # type: ignore[assignment]
+            self.config = config = replace(config, monitor=monitor)
         if PH_LOGITS in self.heads:
             train_data.require_every_class(self.splits.train, config)
         if config.init_from and resume is None:
@@ -217,28 +217,24 @@ class Trainer:
         return self.run_dir
 
 
-def resumed_config(path: Path) -> TrainConfig:
+def resumed_layer(path: Path) -> Layer:
     """The configuration a run was started with, read back from its checkpoint."""
     checkpoint = load_checkpoint(path)
     saved = checkpoint.provenance.get("config")
     if not isinstance(saved, dict):
         raise FumeEdgeError(f"{path}: no training configuration inside; resume from a run's last.pt")
-    return from_mapping(TrainConfig, saved, f"{path}:config")
+    return mapping_layer(saved, f"{path}:config")
 
 
 def command_config(config_path: Path | None, resume: Path | None, data: Path | None = None, model: str | None = None,
                    *, epochs: int | None = None, size: tuple[int, int] | None = None, batch: int | None = None,
                    name: str | None = None) -> TrainConfig:
     """The configuration `fume-edge train` runs: the YAML (or, resuming without one, the run's own), then flags."""
-    config = resumed_config(resume) if resume is not None and config_path is None else load_train_config(config_path)
-    flags = {"root": (config.data, data and str(data)), "model": (config, model), "epochs": (config, epochs),
-             "image_size": (config.data, size), "batch_size": (config, batch), "run_name": (config, name)}
-    for key, (target, value) in flags.items():
-        if value is not None:
-            setattr(target, key, value)
-    config.validate("command line")
-    config.data.validate("data")
-    return config
+    under = [resumed_layer(resume)] if resume is not None and config_path is None else []
+    options = given(("data.root", data and str(data), "--data"), ("model", model, "--model"),
+                    ("epochs", epochs, "--epochs"), ("data.image_size", size, "--size"),
+                    ("batch_size", batch, "--batch"), ("run_name", name, "--name"))
+    return resolve_config(TrainConfig, config_path, options, under=under).config
 
 
 def next_commands(config: TrainConfig, run_dir: Path) -> tuple[str, ...]:
