@@ -198,13 +198,13 @@ def test_retention_bounds_a_subject_flood_and_keeps_every_event_and_the_current_
         for i in range(6000):  # a command flood
             set_subject(store, f"cow-{i}", "mqtt", now=now - 6000 + i)
         assert store.used_bytes() > limit
-        config = StoreConfig(str(path), max_events=200_000, max_bytes=limit, max_age_days=365, max_runs=10)
+        config = StoreConfig(path=str(path), max_events=200_000, max_bytes=limit, max_age_days=365, max_runs=10)
         assert store.enforce_retention(config, now) == 0
         assert store.used_bytes() <= limit
         assert len(store.events()) == 9  # sent or not, no event gave way to subject rows
         left = store.query("SELECT COUNT(*), MIN(epoch) FROM subjects")[0]
         assert 0 < left[0] < 6000 and left[1] > now - 365 * 86400 and current_subject(store) == "cow-5999"
-        tight = StoreConfig(str(path), max_events=200_000, max_bytes=4096, max_age_days=365, max_runs=10)
+        tight = StoreConfig(path=str(path), max_events=200_000, max_bytes=4096, max_age_days=365, max_runs=10)
         store.enforce_retention(tight, now)  # a limit nothing fits: only what must stay, stays
         assert len(store.events()) == 4 and store.unsent_count() == 4 and current_subject(store) == "cow-5999"
 
