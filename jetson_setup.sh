@@ -305,6 +305,9 @@ fi
 # ---------------------------------------------------------------------------------------------------------------
 step "7/9 systemd unit fume-edge.service"
 put_file /usr/share/doc/fume-edge/README.md 644 < "$here/README.md" || true  # the unit's Documentation=
+for page in "$here"/docs/*.md; do  # the pages the README links to, so its links work where it is installed
+  put_file "/usr/share/doc/fume-edge/docs/${page##*/}" 644 < "$page" || true
+done
 unit="$(render fume-edge.service.in "VENV=$venv" "USER=$user" "PRIVATE_TMP=$private_tmp")"
 if put_file /etc/systemd/system/fume-edge.service 644 <<< "$unit"; then
   run systemctl daemon-reload
