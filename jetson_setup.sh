@@ -198,8 +198,8 @@ else
 fi
 checks=(
   "import tensorrt; print('TensorRT', tensorrt.__version__, '(JetPack: $TENSORRT)')"
-  "import cv2; print('OpenCV', cv2.__version__, 'GStreamer', 'yes' if cv2.videoio_registry.hasBackend(cv2.CAP_GSTREAMER) else 'NO: CSI cameras and hardware RTSP decoding will not open (README: Troubleshooting)')"
-  "import numpy; print('numpy', numpy.__version__); assert numpy.__version__ < '2', 'numpy 2 shadows JetPack numpy 1.x (README: Troubleshooting)'"
+  "import cv2; print('OpenCV', cv2.__version__, 'GStreamer', 'yes' if cv2.videoio_registry.hasBackend(cv2.CAP_GSTREAMER) else 'NO: CSI cameras and hardware RTSP decoding will not open (docs/troubleshooting.md)')"
+  "import numpy; print('numpy', numpy.__version__); assert numpy.__version__ < '2', 'numpy 2 shadows JetPack numpy 1.x (docs/troubleshooting.md)'"
 )
 for check in "${checks[@]}"; do
   if [ "$live" = 1 ]; then
@@ -305,6 +305,9 @@ fi
 # ---------------------------------------------------------------------------------------------------------------
 step "7/9 systemd unit fume-edge.service"
 put_file /usr/share/doc/fume-edge/README.md 644 < "$here/README.md" || true  # the unit's Documentation=
+for page in "$here"/docs/*.md; do  # the pages the README links to, so its links work where it is installed
+  put_file "/usr/share/doc/fume-edge/docs/${page##*/}" 644 < "$page" || true
+done
 unit="$(render fume-edge.service.in "VENV=$venv" "USER=$user" "PRIVATE_TMP=$private_tmp")"
 if put_file /etc/systemd/system/fume-edge.service 644 <<< "$unit"; then
   run systemctl daemon-reload
@@ -361,7 +364,7 @@ if [ "$service" = 1 ] && [ "$live" = 1 ]; then
   if systemctl is-active --quiet fume-edge.service; then
     say "  running: fume-edge.service ($(systemctl show -P StatusText fume-edge.service))"
   else
-    say "  NOT running: journalctl -u fume-edge -n 50 --no-pager (README: Troubleshooting)"
+    say "  NOT running: journalctl -u fume-edge -n 50 --no-pager (docs/troubleshooting.md)"
   fi
 fi
 

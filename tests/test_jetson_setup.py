@@ -270,3 +270,5 @@ def test_the_units_documentation_is_installed_not_in_the_clone(installed: Path) 
     assert "Documentation=file:///usr/share/doc/fume-edge/README.md" in unit
     assert str(REPO) not in unit
     assert (installed / "usr/share/doc/fume-edge/README.md").read_text() == (REPO / "README.md").read_text()
+    for page in (REPO / "docs").glob("*.md"):  # the README's links to docs/ work where it is installed
+        assert (installed / "usr/share/doc/fume-edge/docs" / page.name).read_text() == page.read_text()

@@ -2,8 +2,8 @@
 
 The commands are read from the first ```bash block under "## The workflow", so the test follows the README when
 it changes. Each step must succeed and find on disk every file its arguments name (what the steps before it made);
-the video run at the end must raise an alert that `alerts --json` lists. The "### TensorRT engines" block then runs
-on the workflow's files up to its first command that needs TensorRT, and the engine names it uses must be the ones
+the video run at the end must raise an alert that `alerts --json` lists. The first bash block of docs/tensorrt.md then
+runs on the workflow's files up to its first command that needs TensorRT, and the engine names it uses must be the ones
 `build-engine` writes.
 """
 
@@ -22,6 +22,7 @@ import pytest
 from fume_edge.extras import FEATURES
 
 README = Path(__file__).resolve().parents[1] / "README.md"
+TENSORRT_DOC = README.parent / "docs" / "tensorrt.md"
 PATHLIKE = re.compile(r"[\w.-]+/[\w./-]*")  # an argument with a folder in it names a file or folder
 
 
@@ -30,7 +31,7 @@ NEEDS_TENSORRT = ("build-engine", "run")  # the TensorRT block's steps from whic
 
 def block_commands(readme: str, heading: str) -> list[list[str]]:
     """The argv of every command in the first bash block under a heading, comments dropped, in order."""
-    section = readme.split(f"\n{heading}\n", 1)[1]
+    section = f"\n{readme}".split(f"\n{heading}\n", 1)[1]
     block = section.split("```bash", 1)[1].split("```", 1)[0]
     commands = [shlex.split(line, comments=True) for line in block.splitlines()]
     return [argv for argv in commands if argv]
@@ -40,9 +41,13 @@ def workflow_commands(readme: str) -> list[list[str]]:
     return block_commands(readme, "## The workflow")
 
 
-def tensorrt_commands_before_tensorrt(readme: str) -> list[list[str]]:
+def tensorrt_commands() -> list[list[str]]:
+    return block_commands(TENSORRT_DOC.read_text(encoding="utf-8"), "# TensorRT engines")
+
+
+def tensorrt_commands_before_tensorrt() -> list[list[str]]:
     """The TensorRT block's commands that run without TensorRT: those before its first build or engine run."""
-    commands = block_commands(readme, "### TensorRT engines")
+    commands = tensorrt_commands()
     first = next(i for i, argv in enumerate(commands) if argv[1] in NEEDS_TENSORRT)
     return commands[:first]
 
@@ -55,7 +60,7 @@ def test_the_tensorrt_block_runs_the_engines_it_builds() -> None:
     help_text = subprocess.run([sys.executable, "-m", "fume_edge", "build-engine", "--help"], capture_output=True,
                                text=True, env=os.environ | {"COLUMNS": "250"}, check=True).stdout
     assert "default: engines/MODEL.PRECISION.engine" in help_text
-    commands = block_commands(README.read_text(encoding="utf-8"), "### TensorRT engines")
+    commands = tensorrt_commands()
     built = set()
     for argv in commands:
         if argv[1] == "build-engine":
@@ -63,7 +68,7 @@ def test_the_tensorrt_block_runs_the_engines_it_builds() -> None:
             built.add(_option(argv, "-o", "--output") or f"engines/{Path(argv[2]).stem}.{precision}.engine")
     used = {arg for argv in commands if argv[1] != "build-engine" for arg in argv if arg.endswith(".engine")}
     assert used and used <= built, f"the block runs {used - built}, which no build-engine line writes ({built})"
-    assert [argv[1] for argv in tensorrt_commands_before_tensorrt(README.read_text(encoding="utf-8"))] == ["check"]
+    assert [argv[1] for argv in tensorrt_commands_before_tensorrt()] == ["check"]
 
 
 def _inputs(argv: list[str]) -> list[str]:
@@ -95,7 +100,7 @@ def test_readme_workflow_runs_end_to_end_and_the_video_run_raises_alerts(tmp_pat
                               capture_output=True, text=True, timeout=600)
         log.append((argv, done))
         assert done.returncode == 0, f"`{shlex.join(argv)}` failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-    for argv in tensorrt_commands_before_tensorrt(README.read_text(encoding="utf-8")):
+    for argv in tensorrt_commands_before_tensorrt():
         done = subprocess.run([sys.executable, "-m", "fume_edge", *argv[1:]], cwd=tmp_path, env=env,
                               capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, f"`{shlex.join(argv)}` failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"

@@ -105,10 +105,9 @@ def test_mqtt_login_from_the_credentials_file(tmp_path: Path) -> None:
         broker.stop()
 
 
-def test_the_readme_run_yaml_reference_is_a_valid_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    section = readme.split("### run.yaml reference", 1)[1]
-    block = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+def test_the_run_yaml_reference_is_a_valid_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    reference = (Path(__file__).resolve().parents[1] / "docs" / "run-yaml.md").read_text()
+    block = reference.split("```yaml\n", 1)[1].split("```", 1)[0]
     (tmp_path / "mqtt").write_text("edge:s3cret\n")
     monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
     config_path = tmp_path / "run.yaml"

@@ -1,4 +1,4 @@
-"""The two on-disk tables of the data pipeline (documented in README "Data format").
+"""The two on-disk tables of the data pipeline (documented in docs/data-format.md).
 
 - Annotation CSV, one row per frame: `image, mask, gas, ph, animal_id, session_id, timestamp`.
 - Paired CSV (`paired_{train,val,test}.csv`), one row per training sample: `animal_id, session_id, ph, ph_class,

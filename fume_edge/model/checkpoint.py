@@ -39,7 +39,7 @@ _SAFE_NUMPY_GLOBALS = {
 }
 
 
-# Each head's module name and the deployed output it becomes (README.md, "Export contract").
+# Each head's module name and the deployed output it becomes (docs/models.md, "Export contract").
 _HEAD_MODULES = (("cls_head", "ph_logits"), ("co2_seg_head", "co2_seg"), ("ch4_seg_head", "ch4_seg"))
 
 

@@ -34,7 +34,7 @@ def _require_gstreamer(name: str, what: str) -> None:
     if not has_gstreamer():
         raise FumeEdgeError(f"{name}: {what} needs OpenCV with GStreamer, and this OpenCV ({cv2.__version__}) has "
                             "none; on a Jetson use JetPack's OpenCV: pip uninstall opencv-python-headless "
-                            "opencv-python in a venv made with --system-site-packages (README: Troubleshooting)")
+                            "opencv-python in a venv made with --system-site-packages (docs/troubleshooting.md)")
 
 
 def csi_pipeline(sensor: int, camera: CameraConfig) -> str:

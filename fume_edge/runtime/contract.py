@@ -1,4 +1,4 @@
-"""The model contract (README.md, "Export contract"), checked whenever a model file is loaded.
+"""The model contract (docs/models.md, "Export contract"), checked whenever a model file is loaded.
 
 A graph with a missing output, five pH logits, float masks or class names the alert policy cannot map would
 otherwise run "successfully" and never alert. Every backend describes its model's I/O as `TensorSpec`s and its

@@ -122,7 +122,7 @@ class BenchConditions:
         """The commands for reproducible figures, when the conditions are not the documented ones."""
         if self.clocks_locked and self.power_mode and "mode 0" in self.power_mode:
             return None
-        return "for comparable figures: sudo nvpmodel -m 0 && sudo jetson_clocks (see README: Deploy on a Jetson)"
+        return "for comparable figures: sudo nvpmodel -m 0 && sudo jetson_clocks (docs/benchmarks.md)"
 
 
 def bench_conditions(root: Path = Path("/")) -> BenchConditions | None:
