@@ -123,6 +123,7 @@ def export(
     check_data: Optional[Path] = typer.Option(None, "--check-data", help="Paired CSV for the parity check \\[default: synthetic pairs]."),
     check_pairs: int = typer.Option(6, "--check-pairs", min=1, help="How many pairs the parity check runs."),
     mask_scale: int = typer.Option(1, "--mask-scale", help="Seg masks at 1/N of the input size (1, 2, 4, 8): faster output path; 1 is exact."),
+    batch: int = typer.Option(1, "--batch", min=1, help="Static batch: pairs per call, one per station (`run` with N stations)."),
 ) -> None:
     """Export a checkpoint to ONNX (static shape, argmax in the graph) and check it against PyTorch."""
     from fume_edge.deploy.export_job import export_and_check
@@ -130,7 +131,7 @@ def export(
 
     job = export_and_check(checkpoint, output, size=_parse_size(size), with_logits=logits, fp16=fp16,
                            simplify=simplify, check_data=check_data, check_count=check_pairs,
-                           mask_scale=mask_scale)
+                           mask_scale=mask_scale, batch=batch)
     print_export(job)
     if not job.parity.passed:
         raise typer.Exit(code=1)
