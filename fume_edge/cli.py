@@ -242,6 +242,7 @@ def eval_cmd(
 def run(
     co2: Optional[str] = typer.Option(None, "--co2", help="CO2 camera: /dev/videoN or an index, csi://N, gst:PIPELINE, a video file, an image folder, an rtsp:// or http:// URL, or `synthetic` \\[default: run.yaml sources.co2.source]."),
     ch4: Optional[str] = typer.Option(None, "--ch4", help="CH4 camera (same kinds as --co2) \\[default: run.yaml sources.ch4.source]."),
+    station_id: Optional[str] = typer.Option(None, "--station-id", help="The id of the --co2/--ch4 station in alerts and topics \\[default: run.yaml station_id, default]."),
     model: Optional[Path] = typer.Option(None, "--model", help="Model file (.onnx, .engine, .pt) \\[default: run.yaml model.path, the bundled model]."),
     config: Optional[Path] = typer.Option(None, "--config", help="Run YAML overriding fume_edge/configs/run.yaml; it can hold every option below."),
     alerts_db: Optional[Path] = typer.Option(None, "--alerts", help="SQLite alert database \\[default: run.yaml sinks.sqlite.path, alerts.db]."),
@@ -264,12 +265,12 @@ def run(
     loop: Optional[bool] = typer.Option(None, "--loop/--no-loop", help="Recorded sources start again at their end \\[default: run.yaml sources.loop]."),
     http: Optional[str] = typer.Option(None, "--http", help="Serve the web page, JSON API and /metrics on HOST:PORT, e.g. 127.0.0.1:8080 \\[default: run.yaml http.listen, off]."),
 ) -> None:
-    """Run the capture loop: two gas cameras, paired frames, fused inference, alerts that are never lost."""
+    """Run the capture loop: one or more stations of two gas cameras, paired frames, one batched inference per tick, alerts that are never lost."""
     from fume_edge.console import console
     from fume_edge.pipeline.run import RunOptions, run as run_pipeline
 
     result = run_pipeline(RunOptions(
-        co2=co2, ch4=ch4, model=model, config=config, alerts=alerts_db, jsonl=jsonl, mqtt=mqtt, mqtt_ca=mqtt_ca,
+        co2=co2, ch4=ch4, station_id=station_id, model=model, config=config, alerts=alerts_db, jsonl=jsonl, mqtt=mqtt, mqtt_ca=mqtt_ca,
         mqtt_cert=mqtt_cert, mqtt_key=mqtt_key, mqtt_insecure=mqtt_insecure, snapshots=snapshots, display=display,
         record=record, max_frames=max_frames, duration=duration, device_id=device_id, quiet=quiet, device=device,
         threads=threads, pacing=pacing, loop=loop, http=http), console)

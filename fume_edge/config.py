@@ -14,6 +14,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
+import pydantic
 import yaml
 
 from fume_edge.errors import FumeEdgeError
@@ -84,6 +85,13 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         if value not in args:
             raise FumeEdgeError(f"{where}: expected one of {', '.join(map(repr, args))}, got {value!r}")
         return value
+    if isinstance(tp, type) and issubclass(tp, pydantic.BaseModel):  # a section already typed as a pydantic model
+        try:
+            return tp.model_validate(value)
+        except pydantic.ValidationError as exc:
+            error = exc.errors()[0]
+            key = "".join(f".{part}" for part in error["loc"])
+            raise FumeEdgeError(f"{where}{key}: {error['msg']}") from None
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise FumeEdgeError(f"{where}: expected a mapping, got {value!r}")

@@ -6,7 +6,8 @@ values live (with the reasons beside them), and a user's `--config` file overrid
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -15,6 +16,7 @@ from fume_edge.alerts.worker import SinksConfig
 from fume_edge.config import from_mapping, merge, packaged_defaults, read_yaml
 from fume_edge.data.config import Outage, Segment
 from fume_edge.errors import FumeEdgeError
+from fume_edge.pipeline.stations_config import STATION_ID_PATTERN, StationConfig, check_unique
 
 
 def _require(ok: bool, where: str, message: str) -> None:
@@ -173,6 +175,8 @@ class RunConfig:
     is configured by one file."""
 
     device_id: str | None  # None: the host name
+    station_id: str  # the id of the one station `sources.co2/ch4` describe (without `stations:`)
+    stations: list[StationConfig]  # the camera pairs this device watches (empty: the one of `sources`)
     model: ModelConfig
     alerts: AlertPolicyConfig
     sinks: SinksConfig
@@ -180,6 +184,25 @@ class RunConfig:
     sync: SyncConfig
     pipeline: PipelineConfig
     http: HttpConfig
+
+    def validate(self, where: str) -> None:
+        _require(re.fullmatch(STATION_ID_PATTERN, self.station_id) is not None, f"{where}.station_id",
+                 f"{self.station_id!r}: letters, digits, _ and -, at most 32 (it names MQTT topics and files)")
+        check_unique(self.stations, f"{where}.stations")
+        for index, station in enumerate(self.stations):
+            self.policy_for(station, f"{where}.stations[{index}].alerts")
+
+    def run_stations(self) -> list[StationConfig]:
+        """The stations to run: `stations:`, else one named `station_id` from `sources.co2/ch4`."""
+        if self.stations:
+            return list(self.stations)
+        return [StationConfig(id=self.station_id, co2=self.sources.spec("co2"), ch4=self.sources.spec("ch4"))]
+
+    def policy_for(self, station: StationConfig, where: str = "alerts") -> AlertPolicyConfig:
+        """The device's alert policy with the station's own `alerts:` keys over it."""
+        if not station.alerts:
+            return self.alerts
+        return from_mapping(AlertPolicyConfig, merge(asdict(self.alerts), station.alerts), where)
 
 
 def load_run_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None,

@@ -124,7 +124,7 @@ def build_app(src: WebSources, access: AccessPolicy, registry: CollectorRegistry
         except (ValueError, FumeEdgeError) as exc:
             return _bad(str(exc))
         change = await run_in_threadpool(set_subject, src.store, subject, "web")  # a committed write: off the loop
-        src.pipeline.alerts.policy.subject = subject  # now; the run's watcher confirms it from the log
+        src.pipeline.alerts.set_subject(subject)  # now; the run's watcher confirms it from the log
         return JSONResponse({"subject": subject, "time": change.epoch})
 
     return Starlette(routes=[

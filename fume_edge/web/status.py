@@ -38,15 +38,11 @@ class WebSources:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def stats(self) -> dict[str, Any]:
-        for _ in range(3):  # the loop thread may resize a set while it is read; a retry sees a settled one
-            try:
-                return self.pipeline.stats()
-            except RuntimeError:
-                continue
-        return self.pipeline.stats()
+        return self.pipeline.snapshot.stats  # published by the loop thread, never changed after
 
     def open_alerts(self) -> list[dict[str, Any]]:
-        alerts = self.pipeline.alerts.policy.open_alerts  # one tuple built from the dict: may race a change
+        station = self.pipeline.snapshot.first
+        alerts = () if station is None else station.open_alerts
         return [{"type": a.type, "id": a.id, "cameras": list(a.camera_ids), "since": a.start_time} for a in alerts]
 
     def snapshot_url(self, path: str | None) -> str | None:
@@ -69,8 +65,8 @@ class WebSources:
 def status(src: WebSources) -> dict[str, Any]:
     stats, feed = src.stats(), src.feed
     latest = feed.latest
-    policy = src.pipeline.alerts.policy
-    smoothed = policy.smoothed_probs
+    station = src.pipeline.snapshot.first
+    smoothed = None if station is None else station.smoothed
     frame_probs = None if latest is None or latest.prediction.ph_probs is None else latest.prediction.ph_probs
     areas = None if latest is None else {
         gas: (None if image is None else area)
@@ -79,7 +75,8 @@ def status(src: WebSources) -> dict[str, Any]:
     changes = subject_history(src.store, 1)
     return {
         **src.info, "time": iso_utc(time.time()), "elapsed_s": stats["elapsed_s"], "mode": stats["mode"],
-        "subject": policy.subject, "subject_since": iso_utc(changes[0].epoch) if changes else None,
+        "subject": None if station is None else station.subject,
+        "subject_since": iso_utc(changes[0].epoch) if changes else None,
         "fps": feed.fps(), "inferences": stats["inferences"], "result_seq": None if latest is None else latest.seq,
         "stage_ms": {k: stats[f"{k}_ms"] for k in ("prepare", "infer", "alerts")}, "latency_ms": stats["latency_ms"],
         "cameras": {cam: {k: v for k, v in values.items() if k != "last_garbage"}
