@@ -366,6 +366,7 @@ def bench(
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for torch and ONNX Runtime \\[default: each library's]."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda (as the backends understand it)."),
     pipeline: bool = typer.Option(False, "--pipeline", help="Also run the capture loop end to end (pairing, prepare, infer, alerts, SQLite) on frames in memory."),
+    stations: int = typer.Option(1, "--stations", min=1, help="End to end with N stations sharing one batched call per tick (implies --pipeline; the ONNX row exports the checkpoint at batch N)."),
     target_fps: float = typer.Option(100.0, "--target-fps", help="The FPS each row is judged against."),
     check: bool = typer.Option(False, "--check", help="Exit 1 when no measured row meets --target-fps."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write every sample, the machine and the model's sha256 here."),
@@ -384,7 +385,7 @@ def bench(
 
     code = bench_command(BenchOptions(models=list(models or []), backends=parse_backends(backends),
                                       iterations=iterations, warmup=warmup, threads=threads, device=device,
-                                      pipeline=pipeline, target_fps=target_fps, check=check, json_out=json_out,
+                                      pipeline=pipeline, stations=stations, target_fps=target_fps, check=check, json_out=json_out,
                                       calibration=calib), console)
     if code:
         raise typer.Exit(code=code)

@@ -3,7 +3,9 @@ is shared fairly, and a SIGTERM ends every station's open alerts."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
 import json
 import os
 import signal
@@ -67,7 +69,7 @@ alerts:
   transitional_risk: {{start_after_s: 0.5, end_after_s: 0.5}}
 """)
     result = run(RunOptions(model=default_model_path(), config=config, device="cpu", alerts=tmp_path / "alerts.db",
-                            jsonl=tmp_path / "alerts.jsonl", quiet=True), Console(file=open(os.devnull, "w")))
+                            jsonl=tmp_path / "alerts.jsonl", quiet=True), Console(file=io.StringIO()))
     assert result.reason == "completed" and result.lost == 0
     with AlertStore(tmp_path / "alerts.db", readonly=True) as store:
         events = store.events()
@@ -190,7 +192,8 @@ sync: {{silent_after_s: 0.5}}
 """
 
 
-def test_sigterm_with_three_stations_ends_every_open_alert_as_interrupted(tmp_path: Path, small_onnx: Path) -> None:
+def test_sigterm_with_three_stations_ends_every_open_alert_as_interrupted(tmp_path: Path,
+                                                                          small_onnx: Path) -> None:  # noqa: F811
     config = write_run_yaml(tmp_path / "run.yaml", THREE_YAML)
     db = tmp_path / "alerts.db"
     proc = subprocess.Popen([*FUME_EDGE, "run", "--model", str(small_onnx), "--config", str(config), "--alerts",
@@ -201,12 +204,10 @@ def test_sigterm_with_three_stations_ends_every_open_alert_as_interrupted(tmp_pa
     while started != {"pen-1", "pen-2", "pen-3"} and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.2)
         if db.exists():
-            with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as read:
-                try:
-                    started = {row[0] for row in read.execute(
-                        "SELECT json_extract(payload, '$.station') FROM events WHERE state = 'start'")}
-                except sqlite3.OperationalError:  # schema not created yet
-                    pass
+            with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as read, \
+                    contextlib.suppress(sqlite3.OperationalError):  # schema not created yet
+                started = {row[0] for row in read.execute(
+                    "SELECT json_extract(payload, '$.station') FROM events WHERE state = 'start'")}
     assert started == {"pen-1", "pen-2", "pen-3"}, proc.stderr.read() if proc.poll() is not None else started
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=60)

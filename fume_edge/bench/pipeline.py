@@ -96,6 +96,7 @@ class PipelineResult:
     latency_ms: dict[str, float]  # capture-to-result (source read to result), p50 and p99 over all stations
     calls: int  # backend calls
     padded: int  # batch rows run without a pair
+    batch: int  # pairs per call
 
 
 class _Timing:
@@ -203,5 +204,5 @@ def _summarize(timing: _Timing, names: list[str], warmup: int, stats: dict[str, 
                           pairs=stats["pairs"], singles=stats["singles"], station_fps=per,
                           latency_ms={"p50": float(np.percentile(latencies, 50)),
                                       "p99": float(np.percentile(latencies, 99))},
-                          calls=stats["calls"], padded=stats["padded"])
+                          calls=stats["calls"], padded=stats["padded"], batch=stats["batch"])
 
