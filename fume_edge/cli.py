@@ -372,6 +372,7 @@ def bench(
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write every sample, the machine and the model's sha256 here."),
     calib: Optional[Path] = typer.Option(None, "--calib", help="Calibration folder for the onnxruntime-int8 row \\[default: synthetic pairs; speed does not depend on it]."),
     estimate: Optional[str] = typer.Option(None, "--estimate", help="Instead of measuring: a roofline bound and an expected FPS on a Jetson (orin-nano-8gb, orin-nano-super, orin-nx-16gb, agx-orin-64gb, xavier-nx, all, or a device YAML)."),
+    batch: int = typer.Option(1, "--batch", min=1, help="With --estimate: pairs per engine call (one per station); reports how many 30-FPS stations the device carries."),
 ) -> None:
     """Measure every backend side by side against the FPS target (or, with --estimate, predict a Jetson's)."""
     from fume_edge.console import console
@@ -379,7 +380,7 @@ def bench(
     if estimate is not None:
         from fume_edge.bench.estimate_command import estimate_command
 
-        estimate_command(models or [], estimate, target_fps, json_out, console)
+        estimate_command(models or [], estimate, target_fps, json_out, console, batch)
         return
     from fume_edge.bench.command import BenchOptions, bench_command, parse_backends
 
