@@ -185,11 +185,13 @@ def alerts(
     limit: Optional[int] = typer.Option(None, "--limit", help="Only the newest N events."),
     subject: Optional[str] = typer.Option(None, "--subject", help="Only events raised while this animal or sample id was set."),
     wide: bool = typer.Option(False, "--wide", help="All columns (gas areas, frames, snapshot) for a wide terminal."),
+    station: Optional[str] = typer.Option(None, "--station", help="Only events of this station (run.yaml `stations:` id; `default` for a one-station run)."),
 ) -> None:
     """List or export alert events (read-only; safe while `run` is writing)."""
     from fume_edge.alerts.report import show_alerts
 
-    show_alerts(db, since=since, alert_type=alert_type, as_json=as_json, limit=limit, subject=subject, wide=wide)
+    show_alerts(db, since=since, alert_type=alert_type, as_json=as_json, limit=limit, subject=subject, wide=wide,
+                station=station)
 
 
 @app.command()

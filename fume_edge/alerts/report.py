@@ -67,7 +67,8 @@ def _wide_table(events: list[AlertEvent], db: Path) -> Table:
 
 
 def show_alerts(db: Path, *, since: str | None = None, alert_type: str | None = None, as_json: bool = False,
-                limit: int | None = None, subject: str | None = None, wide: bool = False) -> None:
+                limit: int | None = None, subject: str | None = None, wide: bool = False,
+                station: str | None = None) -> None:
     """Print the events of `db` (oldest first; `limit` keeps the newest) as a table, or as JSON lines."""
     if alert_type is not None and alert_type not in ALERT_TYPES:
         raise FumeEdgeError(f"--type {alert_type!r}: not an alert type; use one of {', '.join(ALERT_TYPES)}")
@@ -75,7 +76,7 @@ def show_alerts(db: Path, *, since: str | None = None, alert_type: str | None = 
         raise FumeEdgeError(f"--limit {limit}: must be a positive number of events")
     start = None if since is None else parse_since(since, time.time())
     with AlertStore(db, readonly=True) as store:
-        events = store.events(since=start, alert_type=alert_type, limit=limit, subject=subject)
+        events = store.events(since=start, alert_type=alert_type, limit=limit, subject=subject, station=station)
     if as_json:
         for event in events:
             print(event.to_json())

@@ -82,10 +82,10 @@ class MinuteSummary:
 
 
 def record_summary(store: AlertStore, row: SummaryRow) -> None:
-    store.execute("INSERT INTO summary (minute, device_id, subject, frames, degraded, probs, gas_areas) "
-                  "VALUES (?,?,?,?,?,?,?)",
+    store.execute("INSERT INTO summary (minute, device_id, subject, frames, degraded, probs, gas_areas, station) "
+                  "VALUES (?,?,?,?,?,?,?,?)",
                   (row.minute, row.device_id, row.subject, row.frames, row.degraded,
-                   None if row.probs is None else json.dumps(row.probs), json.dumps(row.gas_areas)))
+                   None if row.probs is None else json.dumps(row.probs), json.dumps(row.gas_areas), row.station))
 
 
 def summary_rows(store: AlertStore, since: float, until: float | None = None,
@@ -101,7 +101,7 @@ def summary_rows(store: AlertStore, since: float, until: float | None = None,
     rows = store.query(f"SELECT * FROM summary WHERE {' AND '.join(where)} ORDER BY minute, id", args)
     return [SummaryRow(minute=r["minute"], device_id=r["device_id"], subject=r["subject"], frames=r["frames"],
                        degraded=r["degraded"], probs=None if r["probs"] is None else json.loads(r["probs"]),
-                       gas_areas=json.loads(r["gas_areas"])) for r in rows]
+                       gas_areas=json.loads(r["gas_areas"]), station=r["station"]) for r in rows]
 
 
 def prune_summary(store: AlertStore, config: StoreConfig, now: float) -> int:
