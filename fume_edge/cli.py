@@ -198,11 +198,12 @@ def alerts(
 def tag(
     subject: str = typer.Argument(..., help="Animal or sample id for the results from now on; '' clears it."),
     db: Path = typer.Option(Path("alerts.db"), "--db", help="Alert database of the running `fume-edge run`."),
+    station: Optional[str] = typer.Option(None, "--station", help="Only this station (run.yaml `stations:` id) \\[default: every station]."),
 ) -> None:
     """Set the current subject (animal or sample id): a running `run` tags every alert and trend row with it."""
     from fume_edge.alerts.subject import tag_command
 
-    tag_command(db, subject)
+    tag_command(db, subject, station)
 
 
 @app.command()

@@ -14,7 +14,7 @@ Tables (schema versioned by `PRAGMA user_version`, upgraded by `MIGRATIONS` in o
   `events.subject` is the subject when the event happened (`alerts/subject.py`).
 - `summary`: per-minute means of the smoothed pH probabilities and gas areas (`alerts/summary.py`).
 `events.station` and `summary.station` name the camera pair (run.yaml `stations:`); rows written before stations
-read `default`.
+read `default`; `subjects.station` is the station a subject was set for (NULL: every station).
 
 One connection is shared by the sink worker and the publisher thread, serialised by a lock. A database that is
 not fume-edge's is refused by name, never "upgraded"; a read-only archive (a cleanly closed database on read-only
@@ -94,6 +94,7 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE events ADD COLUMN station TEXT NOT NULL DEFAULT 'default';
     CREATE INDEX events_station ON events(station);
     ALTER TABLE summary ADD COLUMN station TEXT NOT NULL DEFAULT 'default';
+    ALTER TABLE subjects ADD COLUMN station TEXT;
     """,
 )
 

@@ -220,11 +220,19 @@ def _web_run(config: RunConfig, backend: Backend) -> WebRun | None:
     return WebRun(config.http, GASES, backend.input_size)
 
 
-def _subject(service: AlertService, console: Console, subject: str | None) -> None:
-    """A change of the current subject (from the page, MQTT or `fume-edge tag`): tag what follows, say so."""
-    if subject is not None or service.policy.subject is not None:
-        console.print(f"{time.strftime('%H:%M:%S')} subject: {subject or '(none)'}", style="cyan", highlight=False)
-    service.set_subject(subject)
+def _subject(service: AlertService, console: Console, subject: str | None, station: str | None) -> None:
+    """A change of a station's subject (None: every station's; from the page, MQTT or `fume-edge tag`): tag what
+    follows, say so. A station this run does not have is reported and ignored."""
+    if station is not None and station not in service.policies:
+        console.print(f"subject for station {station!r} ignored: this run has {', '.join(service.policies)}",
+                      style="yellow", highlight=False)
+        return
+    where = "" if station is None or len(service.policies) == 1 else f" ({station})"
+    current = [p.subject for name, p in service.policies.items() if station in (None, name)]
+    if subject is not None or any(current):
+        console.print(f"{time.strftime('%H:%M:%S')} subject{where}: {subject or '(none)'}", style="cyan",
+                      highlight=False)
+    service.set_subject(subject, station)
 
 
 def _stopping(console: Console, notifier: SystemdNotifier, signal_name: str) -> None:
