@@ -126,6 +126,7 @@ def export(
     check_data: Optional[Path] = typer.Option(None, "--check-data", help="Paired CSV for the parity check \\[default: synthetic pairs]."),
     check_pairs: int = typer.Option(6, "--check-pairs", min=1, help="How many pairs the parity check runs."),
     mask_scale: int = typer.Option(1, "--mask-scale", help="Seg masks at 1/N of the input size (1, 2, 4, 8): faster output path; 1 is exact."),
+    batch: int = typer.Option(1, "--batch", min=1, help="Static batch: pairs per call, one per station (`run` with N stations)."),
 ) -> None:
     """Export a checkpoint to ONNX (static shape, argmax in the graph) and check it against PyTorch."""
     from fume_edge.deploy.export_job import export_and_check
@@ -133,7 +134,7 @@ def export(
 
     job = export_and_check(checkpoint, output, size=_parse_size(size), with_logits=logits, fp16=fp16,
                            simplify=simplify, check_data=check_data, check_count=check_pairs,
-                           mask_scale=mask_scale)
+                           mask_scale=mask_scale, batch=batch)
     print_export(job)
     if not job.parity.passed:
         raise typer.Exit(code=1)
@@ -182,7 +183,7 @@ def synth(
 def alerts(
     db: str = typer.Option("alerts.db", "--db", help="Alert database written by `fume-edge run`, or the fleet archive postgresql://user@host/db of `fume-edge collect`."),
     device: Optional[str] = typer.Option(None, "--device", help="Fleet archive: only this device."),
-    station: Optional[str] = typer.Option(None, "--station", help="Fleet archive: only this station."),
+    station: Optional[str] = typer.Option(None, "--station", help="Only events of this station (run.yaml `stations:` id; `default` for a one-station run)."),
     since: Optional[str] = typer.Option(None, "--since", help="Only events from this time on: ISO-8601 (UTC unless it has an offset) or an age like 30m, 2h, 7d."),
     alert_type: Optional[str] = typer.Option(None, "--type", help="Only this alert type, e.g. acidosis_risk, camera_degraded."),
     as_json: bool = typer.Option(False, "--json", help="One JSON event per line (the JSONL/MQTT schema) instead of a table."),
@@ -198,23 +199,24 @@ def alerts(
         show_fleet_alerts(db, since=since, alert_type=alert_type, as_json=as_json, limit=limit, subject=subject,
                           device=device, station=station, wide=wide, as_csv=as_csv)
         return
-    if device is not None or station is not None:
-        raise FumeEdgeError("--device/--station filter the fleet archive: pass --db postgresql://user@host/db")
+    if device is not None:
+        raise FumeEdgeError("--device filters the fleet archive: pass --db postgresql://user@host/db")
     from fume_edge.alerts.report import show_alerts
 
     show_alerts(Path(db), since=since, alert_type=alert_type, as_json=as_json, limit=limit, subject=subject,
-                wide=wide, as_csv=as_csv)
+                wide=wide, as_csv=as_csv, station=station)
 
 
 @app.command()
 def tag(
     subject: str = typer.Argument(..., help="Animal or sample id for the results from now on; '' clears it."),
     db: Path = typer.Option(Path("alerts.db"), "--db", help="Alert database of the running `fume-edge run`."),
+    station: Optional[str] = typer.Option(None, "--station", help="Only this station (run.yaml `stations:` id) \\[default: every station]."),
 ) -> None:
     """Set the current subject (animal or sample id): a running `run` tags every alert and trend row with it."""
     from fume_edge.alerts.subject import tag_command
 
-    tag_command(db, subject)
+    tag_command(db, subject, station)
 
 
 @app.command()
@@ -256,6 +258,7 @@ def eval_cmd(
 def run(
     co2: Optional[str] = typer.Option(None, "--co2", help="CO2 camera: /dev/videoN or an index, csi://N, gst:PIPELINE, a video file, an image folder, an rtsp:// or http:// URL, or `synthetic` \\[default: run.yaml sources.co2.source]."),
     ch4: Optional[str] = typer.Option(None, "--ch4", help="CH4 camera (same kinds as --co2) \\[default: run.yaml sources.ch4.source]."),
+    station_id: Optional[str] = typer.Option(None, "--station-id", help="The id of the --co2/--ch4 station in alerts and topics \\[default: run.yaml station_id, default]."),
     model: Optional[Path] = typer.Option(None, "--model", help="Model file (.onnx, .engine, .pt) \\[default: run.yaml model.path, the bundled model]."),
     config: Optional[Path] = typer.Option(None, "--config", help="Run YAML overriding fume_edge/configs/run.yaml; it can hold every option below."),
     alerts_db: Optional[Path] = typer.Option(None, "--alerts", help="SQLite alert database \\[default: run.yaml sinks.sqlite.path, alerts.db]."),
@@ -278,12 +281,12 @@ def run(
     loop: Optional[bool] = typer.Option(None, "--loop/--no-loop", help="Recorded sources start again at their end \\[default: run.yaml sources.loop]."),
     http: Optional[str] = typer.Option(None, "--http", help="Serve the web page, JSON API and /metrics on HOST:PORT, e.g. 127.0.0.1:8080 \\[default: run.yaml http.listen, off]."),
 ) -> None:
-    """Run the capture loop: two gas cameras, paired frames, fused inference, alerts that are never lost."""
+    """Run the capture loop: one or more stations of two gas cameras, paired frames, one batched inference per tick, alerts that are never lost."""
     from fume_edge.console import console
     from fume_edge.pipeline.run import RunOptions, run as run_pipeline
 
     result = run_pipeline(RunOptions(
-        co2=co2, ch4=ch4, model=model, config=config, alerts=alerts_db, jsonl=jsonl, mqtt=mqtt, mqtt_ca=mqtt_ca,
+        co2=co2, ch4=ch4, station_id=station_id, model=model, config=config, alerts=alerts_db, jsonl=jsonl, mqtt=mqtt, mqtt_ca=mqtt_ca,
         mqtt_cert=mqtt_cert, mqtt_key=mqtt_key, mqtt_insecure=mqtt_insecure, snapshots=snapshots, display=display,
         record=record, max_frames=max_frames, duration=duration, device_id=device_id, quiet=quiet, device=device,
         threads=threads, pacing=pacing, loop=loop, http=http), console)
@@ -379,11 +382,13 @@ def bench(
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for torch and ONNX Runtime \\[default: each library's]."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda (as the backends understand it)."),
     pipeline: bool = typer.Option(False, "--pipeline", help="Also run the capture loop end to end (pairing, prepare, infer, alerts, SQLite) on frames in memory."),
+    stations: int = typer.Option(1, "--stations", min=1, help="End to end with N stations sharing one batched call per tick (implies --pipeline; the ONNX row exports the checkpoint at batch N)."),
     target_fps: float = typer.Option(100.0, "--target-fps", help="The FPS each row is judged against."),
     check: bool = typer.Option(False, "--check", help="Exit 1 when no measured row meets --target-fps."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write every sample, the machine and the model's sha256 here."),
     calib: Optional[Path] = typer.Option(None, "--calib", help="Calibration folder for the onnxruntime-int8 row \\[default: synthetic pairs; speed does not depend on it]."),
     estimate: Optional[str] = typer.Option(None, "--estimate", help="Instead of measuring: a roofline bound and an expected FPS on a Jetson (orin-nano-8gb, orin-nano-super, orin-nx-16gb, agx-orin-64gb, xavier-nx, all, or a device YAML)."),
+    batch: int = typer.Option(1, "--batch", min=1, help="With --estimate: pairs per engine call (one per station); reports how many 30-FPS stations the device carries."),
 ) -> None:
     """Measure every backend side by side against the FPS target (or, with --estimate, predict a Jetson's)."""
     from fume_edge.console import console
@@ -391,13 +396,13 @@ def bench(
     if estimate is not None:
         from fume_edge.bench.estimate_command import estimate_command
 
-        estimate_command(models or [], estimate, target_fps, json_out, console)
+        estimate_command(models or [], estimate, target_fps, json_out, console, batch)
         return
     from fume_edge.bench.command import BenchOptions, bench_command, parse_backends
 
     code = bench_command(BenchOptions(models=list(models or []), backends=parse_backends(backends),
                                       iterations=iterations, warmup=warmup, threads=threads, device=device,
-                                      pipeline=pipeline, target_fps=target_fps, check=check, json_out=json_out,
+                                      pipeline=pipeline, stations=stations, target_fps=target_fps, check=check, json_out=json_out,
                                       calibration=calib), console)
     if code:
         raise typer.Exit(code=code)

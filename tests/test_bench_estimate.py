@@ -50,6 +50,19 @@ def test_one_conv_by_hand(tmp_path: Path) -> None:
     assert roofline([conv], fast, "int8")["bound_ms"] == pytest.approx(1000 * 73728 / 2e12)
 
 
+def test_a_batch_reads_the_weights_once_and_counts_stations(tmp_path: Path) -> None:
+    """Batch 3: three pairs of activations and FLOPs, one read of the weights; FPS counts pairs."""
+    model = onnx.load(one_conv(tmp_path / "conv.onnx"))
+    conv, _ = graph_costs(model, batch=3)
+    assert conv.flops == 3 * 73728
+    assert conv.bytes["fp16"] == 2 * (3 * 256 + 576 + 3 * 1024)
+    one, three = (estimate(tmp_path / "conv.onnx", [known_devices()["orin-nano-8gb"]], batch) for batch in (1, 3))
+    assert three["batch"] == 3 and three["gflops"] == one["gflops"]  # per pair
+    for a, b in zip(one["rows"], three["rows"]):
+        assert b["bound_fps"] > a["bound_fps"]  # the weights are shared by the three pairs
+        assert b["stations_at_30fps"][1] == int(b["expected_fps"][1] // 30)
+
+
 def test_expected_range_uses_the_cited_reference(tmp_path: Path) -> None:
     ref_eff = 8.7e9 / 4.4e-3 / 16.7e12  # YOLOv8n on Orin Nano Super, FP16
     assert efficiency("fp16") == pytest.approx(ref_eff)

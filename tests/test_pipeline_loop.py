@@ -24,6 +24,7 @@ from fume_edge.pipeline.capture import CameraStream, FrameHub
 from fume_edge.pipeline.loop import Pipeline
 from fume_edge.pipeline.prepare import ModelInputs
 from fume_edge.pipeline.run import RunOptions, run
+from fume_edge.pipeline.station import Station
 from fume_edge.pipeline.sync import Pair
 from fume_edge.runtime.base import Prediction, load_backend
 
@@ -87,9 +88,11 @@ class LoopRig:
         self.service = AlertService(self.config.alerts, self.config.sinks, device_id="test")
         self.times: list[float] = []
         self.degraded: list[float] = []
-        self.pipeline = Pipeline(self.streams, self.hub, self.backend, self.service,
-                                 ModelInputs(CAMS, dict.fromkeys(CAMS, self.backend.contract.preprocessing)), tolerance_s=0.025,
-                                 silent_after_s=0.4, tick_s=0.05, stats_interval_s=60.0, on_result=self._seen)
+        self.station = Station("default", self.streams, self.hub,
+                               ModelInputs(CAMS, dict.fromkeys(CAMS, self.backend.contract.preprocessing)),
+                               tolerance_s=0.025, silent_after_s=0.4)
+        self.pipeline = Pipeline([self.station], self.backend, self.service, tick_s=0.05, stats_interval_s=60.0,
+                                 on_result=self._seen)
 
     def _seen(self, pair: Pair, prediction: Prediction) -> None:
         self.times.append(pair.t)
@@ -193,7 +196,7 @@ def test_live_loop_under_overload_infers_the_newest_pair_and_counts_every_skip(t
     current, and every pair the synchronizer made is either inferred or counted."""
     rig = LoopRig(tmp_path, small_onnx, {gas: (ScriptedCamera(gas, noise_frames(seed=k), fps=800.0), None)
                                          for k, gas in enumerate(CAMS)})
-    rig.pipeline.tolerance_s = 0.0006
+    rig.station.tolerance_s = 0.0006
     stats = rig.run(1.5)
     cameras = stats["cameras"]
     assert all(c["overwritten"] > 0 for c in cameras.values())  # type: ignore[attr-defined]  (the loop was behind)

@@ -19,6 +19,7 @@ from typing import Any, Callable, Literal, Mapping
 from fume_edge.errors import FumeEdgeError
 
 SCHEMA_VERSION = 1
+DEFAULT_STATION = "default"  # the station of a one-camera-pair device, and of events written before stations
 
 # Alert types. Risk types come from smoothed pH probabilities, the others from camera health and gas presence.
 ACIDOSIS_RISK = "acidosis_risk"
@@ -96,6 +97,7 @@ class AlertEvent:
     degraded: bool = False  # raised while a camera was out: the model saw one gas only
     cameras_in_use: tuple[str, ...] = ()  # the cameras delivering frames when this event was raised
     detail: dict[str, float | int | str] | None = None  # measured values of health alerts (offset_s, dropped)
+    station: str = DEFAULT_STATION  # the camera pair (run.yaml `stations:`) the alert is about
     schema_version: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:

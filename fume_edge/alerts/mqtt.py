@@ -44,11 +44,11 @@ from pydantic import Field, model_validator
 from fume_edge.alerts.commands import CommandGate
 from fume_edge.alerts.device_state import StationState
 from fume_edge.alerts.discovery import discovery_entities, discovery_wildcard, stale_config
-from fume_edge.alerts.event import AlertEvent
+from fume_edge.alerts.event import DEFAULT_STATION, AlertEvent
 from fume_edge.alerts.secrets import mqtt_password
 from fume_edge.alerts.store import AlertStore
 from fume_edge.alerts.subject import check_subject, current_subject, set_subject
-from fume_edge.alerts.topics import DEFAULT_STATION, DeviceTopics, check_topic_id
+from fume_edge.alerts.topics import DeviceTopics, check_topic_id
 from fume_edge.config import ConfigModel, Count, PositiveSeconds, Seconds
 from fume_edge.errors import FumeEdgeError
 

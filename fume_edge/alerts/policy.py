@@ -40,6 +40,7 @@ from fume_edge.alerts.event import (
     CAMERA_OFFLINE,
     CAMERAS_UNPAIRED,
     CLEARED,
+    DEFAULT_STATION,
     END,
     GAS_ABSENT,
     INTERRUPTED,
@@ -131,13 +132,14 @@ class AlertPolicy:
     """Feed it predictions and camera health in time order; it returns the alert events each input caused.
 
     `cameras` maps each gas (the modality names the pipeline uses: "co2", "ch4") to the camera id written into
-    events; by default the gas names themselves.
+    events; by default the gas names themselves. One policy per station: its events carry `station`.
     """
 
     def __init__(self, config: AlertPolicyConfig, *, device_id: str, cameras: Mapping[str, str] | None = None,
-                 model_sha: ModelSha = None) -> None:
+                 model_sha: ModelSha = None, station: str = DEFAULT_STATION) -> None:
         self.config = config
         self.device_id = device_id
+        self.station = station
         self.model_sha = model_sha
         self.subject: str | None = None  # the current animal or sample id, carried by every event (set any time)
         self.cameras = dict(cameras) if cameras is not None else {gas: gas for gas in GASES}
@@ -156,6 +158,11 @@ class AlertPolicy:
     def smoothed_probs(self) -> dict[str, float] | None:
         """The current smoothed pH probabilities by class name (None before the first usable prediction)."""
         return None if self._probs is None else {n: float(p) for n, p in zip(PH_CLASS_NAMES, self._probs)}
+
+    @property
+    def silent_cameras(self) -> frozenset[str]:
+        """The gases whose camera is silent now."""
+        return self._silent
 
     @property
     def open_alerts(self) -> tuple[ActiveAlert, ...]:
@@ -252,4 +259,5 @@ class AlertPolicy:
             probs=self.smoothed_probs, gas_areas=dict(self._areas), frames=alert.frames,
             frames_triggering=alert.frames_triggering, model_sha=model_sha_now(self.model_sha), degraded=bool(self._silent), subject=self.subject,
             cameras_in_use=tuple(cam for gas, cam in self.cameras.items() if gas not in self._silent),
+            station=self.station,
         )

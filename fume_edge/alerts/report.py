@@ -86,12 +86,13 @@ def _wide_table(events: list[AlertEvent], db: Path | str, width: int) -> Table:
 
 
 def show_alerts(db: Path, *, since: str | None = None, alert_type: str | None = None, as_json: bool = False,
-                limit: int | None = None, subject: str | None = None, wide: bool = False, as_csv: bool = False) -> None:
+                limit: int | None = None, subject: str | None = None, wide: bool = False, as_csv: bool = False,
+                station: str | None = None) -> None:
     """Print the events of `db` (oldest first; `limit` keeps the newest) as a table, JSON lines or CSV."""
     check_filters(alert_type, limit, as_json=as_json, as_csv=as_csv)
     start = None if since is None else parse_since(since, time.time())
     with AlertStore(db, readonly=True) as store:
-        events = store.events(since=start, alert_type=alert_type, limit=limit, subject=subject)
+        events = store.events(since=start, alert_type=alert_type, limit=limit, subject=subject, station=station)
     print_events(events, db, as_json=as_json, wide=wide, as_csv=as_csv)
 
 

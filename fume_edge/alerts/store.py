@@ -13,6 +13,8 @@ Tables (schema versioned by `PRAGMA user_version`, upgraded by `MIGRATIONS` in o
 - `subjects`: every change of the current subject (animal or sample id; NULL: none), with its time and source;
   `events.subject` is the subject when the event happened (`alerts/subject.py`).
 - `summary`: per-minute means of the smoothed pH probabilities and gas areas (`alerts/summary.py`).
+`events.station` and `summary.station` name the camera pair (run.yaml `stations:`); rows written before stations
+read `default`; `subjects.station` is the station a subject was set for (NULL: every station).
 
 One connection is shared by the sink worker and the publisher thread, serialised by a lock. A database that is
 not fume-edge's is refused by name, never "upgraded"; a read-only archive (a cleanly closed database on read-only
@@ -93,6 +95,12 @@ MIGRATIONS: tuple[str, ...] = (
         gas_areas TEXT NOT NULL
     );
     CREATE INDEX summary_minute ON summary(minute);
+    """,
+    """
+    ALTER TABLE events ADD COLUMN station TEXT NOT NULL DEFAULT 'default';
+    CREATE INDEX events_station ON events(station);
+    ALTER TABLE summary ADD COLUMN station TEXT NOT NULL DEFAULT 'default';
+    ALTER TABLE subjects ADD COLUMN station TEXT;
     """,
 )
 
@@ -314,10 +322,10 @@ class AlertStore:
             if found is not None:
                 return int(found[0])
             seq = db.execute(
-                "INSERT INTO events (event_id, alert_id, type, state, epoch, run_id, payload, subject) "
-                "VALUES (?,?,?,?,?,?,?,?)",
+                "INSERT INTO events (event_id, alert_id, type, state, epoch, run_id, payload, subject, station) "
+                "VALUES (?,?,?,?,?,?,?,?,?)",
                 (event.event_id, event.id, event.type, event.state, event.epoch, run_id, event.to_json(),
-                 event.subject),
+                 event.subject, event.station),
             ).lastrowid
             if publish:
                 db.execute("INSERT INTO outbox (event_seq, queued_at) VALUES (?, ?)", (seq, time.time()))
@@ -370,12 +378,12 @@ class AlertStore:
 
     def events(self, *, since: float | None = None, alert_type: str | None = None,
                limit: int | None = None, subject: str | None = None, until: float | None = None,
-               offset: int = 0) -> list[AlertEvent]:
-        """Events in time order, optionally from epoch `since` on (before `until`), of one type and of one
-        subject; `limit` keeps the newest, after skipping the `offset` newest (pages of history)."""
+               offset: int = 0, station: str | None = None) -> list[AlertEvent]:
+        """Events in time order, optionally from epoch `since` on (before `until`), of one type, of one subject
+        and of one station; `limit` keeps the newest, after skipping the `offset` newest (pages of history)."""
         where, args = ["1"], list[Any]()
         for clause, value in (("epoch >= ?", since), ("epoch < ?", until), ("type = ?", alert_type),
-                              ("subject = ?", subject)):
+                              ("subject = ?", subject), ("station = ?", station)):
             if value is not None:
                 where.append(clause)
                 args.append(value)

@@ -1,9 +1,10 @@
 """The current subject (animal or sample id): set from the web page, MQTT or `fume-edge tag`, logged in SQLite.
 
 Every way of setting it writes one row to the `subjects` table of the alert database (time, id or NULL for none,
-where it came from), so the table is the log of changes and the latest row is the current subject. A running
-`fume-edge run` follows that row with `SubjectWatcher` (a cheap indexed read once a second, on its own thread),
-so `fume-edge tag` from another shell needs no connection to the running process.
+where it came from, and the station it is for: NULL for every station), so the table is the log of changes and a
+station's current subject is its latest row or the latest row for every station, whichever is newer. A running
+`fume-edge run` follows the rows with `SubjectWatcher` (a cheap indexed read once a second, on its own thread),
+so `fume-edge tag [--station ID]` from another shell needs no connection to the running process.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ class SubjectChange:
     epoch: float
     subject: str | None
     source: str
+    station: str | None = None  # None: every station
 
 
 def check_subject(text: str | None, where: str = "subject") -> str | None:
@@ -45,20 +47,22 @@ def check_subject(text: str | None, where: str = "subject") -> str | None:
     return subject
 
 
-def set_subject(store: AlertStore, subject: str | None, source: str, now: float | None = None) -> SubjectChange:
-    """Log a change of the current subject (None: no subject). `subject` must have passed `check_subject`."""
+def set_subject(store: AlertStore, subject: str | None, source: str, now: float | None = None,
+                station: str | None = None) -> SubjectChange:
+    """Log a change of the current subject (None: no subject) of `station` (None: every station). `subject` must
+    have passed `check_subject`."""
     if source not in SOURCES:
         raise ValueError(f"subject source {source!r} is not one of {SOURCES}")
-    change = SubjectChange(time.time() if now is None else now, subject, source)
-    store.execute("INSERT INTO subjects (epoch, subject, source) VALUES (?,?,?)",
-                  (change.epoch, change.subject, change.source))
+    change = SubjectChange(time.time() if now is None else now, subject, source, station)
+    store.execute("INSERT INTO subjects (epoch, subject, source, station) VALUES (?,?,?,?)",
+                  (change.epoch, change.subject, change.source, change.station))
     return change
 
 
 def subject_history(store: AlertStore, limit: int = 20) -> list[SubjectChange]:
     """The newest changes first."""
-    rows = store.query("SELECT epoch, subject, source FROM subjects ORDER BY id DESC LIMIT ?", (limit,))
-    return [SubjectChange(row["epoch"], row["subject"], row["source"]) for row in rows]
+    rows = store.query("SELECT epoch, subject, source, station FROM subjects ORDER BY id DESC LIMIT ?", (limit,))
+    return [SubjectChange(row["epoch"], row["subject"], row["source"], row["station"]) for row in rows]
 
 
 def current_subject(store: AlertStore) -> str | None:
@@ -67,22 +71,31 @@ def current_subject(store: AlertStore) -> str | None:
 
 
 class SubjectWatcher:
-    """Calls `on_change(subject)` with the current subject at start and after every change logged in the alert
-    database at `db` (read through its own read-only connection, closed on exit)."""
+    """Calls `on_change(subject, station)` (station None: every station) for the current subjects at start and for
+    every change logged since in the alert database at `db` (read through its own read-only connection, closed on
+    exit)."""
 
-    def __init__(self, db: str | Path, on_change: Callable[[str | None], None], poll_s: float = 1.0) -> None:
+    def __init__(self, db: str | Path, on_change: Callable[[str | None, str | None], None],
+                 poll_s: float = 1.0) -> None:
         self.store, self.on_change, self.poll_s = AlertStore(db, readonly=True), on_change, poll_s
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="fume-edge-subject", daemon=True)
         self._last_id: int | None = None
 
     def check(self) -> None:
-        """Read the latest change once (also what the thread does every `poll_s`)."""
-        rows = self.store.query("SELECT id, subject FROM subjects ORDER BY id DESC LIMIT 1")
-        latest_id, subject = (rows[0]["id"], rows[0]["subject"]) if rows else (0, None)
-        if latest_id != self._last_id:
-            self._last_id = latest_id
-            self.on_change(subject)
+        """Read the changes since the last check (also what the thread does every `poll_s`); the first check starts
+        at the latest change for every station, since a change for every station overrides any before it."""
+        if self._last_id is None:
+            rows = self.store.query("SELECT id, subject, station FROM subjects WHERE id >= COALESCE((SELECT MAX(id) "
+                                    "FROM subjects WHERE station IS NULL), 0) ORDER BY id")
+            if not rows or rows[0]["station"] is not None:
+                self.on_change(None, None)  # nothing set for every station: untagged, until a station's own row
+        else:
+            rows = self.store.query("SELECT id, subject, station FROM subjects WHERE id > ? ORDER BY id",
+                                    (self._last_id,))
+        self._last_id = rows[-1]["id"] if rows else (self._last_id or 0)
+        for row in rows:
+            self.on_change(row["subject"], row["station"])
 
     def _run(self) -> None:
         while not self._stop.wait(self.poll_s):
@@ -103,15 +116,17 @@ class SubjectWatcher:
         self.store.close()
 
 
-def tag_command(db: Path, text: str) -> None:
-    """`fume-edge tag ID`: log the change in `db`; a running `fume-edge run` picks it up within a second."""
+def tag_command(db: Path, text: str, station: str | None = None) -> None:
+    """`fume-edge tag ID [--station S]`: log the change in `db`; a running `fume-edge run` picks it up within a
+    second."""
     from fume_edge.console import console  # the command's output; the alert path itself needs no rich
 
     subject = check_subject(text, "tag")
     if not db.is_file():
         raise FumeEdgeError(f"{db}: no alert database here; pass --db with the file `fume-edge run` writes")
     with AlertStore(db) as store:
-        change = set_subject(store, subject, "cli")
-    hint = shlex.join(["fume-edge", "alerts", "--db", str(db), "--subject", subject or "ID"])  # pastes as is
+        change = set_subject(store, subject, "cli", station=station)
+    hint = shlex.join(["fume-edge", "alerts", "--db", str(db), *(["--station", station] if station else []),
+                       "--subject", subject or "ID"])  # pastes as is
     console.print(f"subject {'cleared' if subject is None else repr(subject)} at {iso_utc(change.epoch)}; "
                   f"see its alerts with: {hint}", highlight=False, markup=False)

@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from fume_edge.alerts.event import DEFAULT_STATION
 from fume_edge.alerts.store import AlertStore, StoreConfig
 
 
@@ -28,17 +29,19 @@ class SummaryRow:
     degraded: int  # predictions made with one camera silent
     probs: dict[str, float] | None  # mean smoothed pH probabilities (None: no usable prediction)
     gas_areas: dict[str, float | None]  # mean gas pixel fraction per camera over its live frames
+    station: str = DEFAULT_STATION  # the camera pair it summarises
 
     def to_dict(self) -> dict[str, Any]:
-        return {"minute": self.minute, "device_id": self.device_id, "subject": self.subject, "frames": self.frames,
-                "degraded": self.degraded, "probs": self.probs, "gas_areas": self.gas_areas}
+        return {"minute": self.minute, "device_id": self.device_id, "station": self.station, "subject": self.subject,
+                "frames": self.frames, "degraded": self.degraded, "probs": self.probs, "gas_areas": self.gas_areas}
 
 
 @dataclass
 class MinuteSummary:
-    """Accumulates predictions; `add` returns the row it closed (minute or subject changed), else None."""
+    """Accumulates one station's predictions; `add` returns the row it closed (minute or subject changed), else None."""
 
     device_id: str
+    station: str = DEFAULT_STATION
     _key: tuple[float, str | None] | None = None
     _frames: int = 0
     _degraded: int = 0
@@ -72,17 +75,17 @@ class MinuteSummary:
             minute=self._key[0], device_id=self.device_id, subject=self._key[1], frames=self._frames,
             degraded=self._degraded,
             probs={name: s / self._probs_n for name, s in self._probs.items()} if self._probs_n else None,
-            gas_areas={gas: (s / n if n else None) for gas, (s, n) in self._areas.items()})
+            gas_areas={gas: (s / n if n else None) for gas, (s, n) in self._areas.items()}, station=self.station)
         self._key, self._frames, self._degraded, self._probs_n = None, 0, 0, 0
         self._probs, self._areas = {}, {}
         return row
 
 
 def record_summary(store: AlertStore, row: SummaryRow) -> None:
-    store.execute("INSERT INTO summary (minute, device_id, subject, frames, degraded, probs, gas_areas) "
-                  "VALUES (?,?,?,?,?,?,?)",
+    store.execute("INSERT INTO summary (minute, device_id, subject, frames, degraded, probs, gas_areas, station) "
+                  "VALUES (?,?,?,?,?,?,?,?)",
                   (row.minute, row.device_id, row.subject, row.frames, row.degraded,
-                   None if row.probs is None else json.dumps(row.probs), json.dumps(row.gas_areas)))
+                   None if row.probs is None else json.dumps(row.probs), json.dumps(row.gas_areas), row.station))
 
 
 def summary_rows(store: AlertStore, since: float, until: float | None = None,
@@ -98,7 +101,7 @@ def summary_rows(store: AlertStore, since: float, until: float | None = None,
     rows = store.query(f"SELECT * FROM summary WHERE {' AND '.join(where)} ORDER BY minute, id", args)
     return [SummaryRow(minute=r["minute"], device_id=r["device_id"], subject=r["subject"], frames=r["frames"],
                        degraded=r["degraded"], probs=None if r["probs"] is None else json.loads(r["probs"]),
-                       gas_areas=json.loads(r["gas_areas"])) for r in rows]
+                       gas_areas=json.loads(r["gas_areas"]), station=r["station"]) for r in rows]
 
 
 def prune_summary(store: AlertStore, config: StoreConfig, now: float) -> int:

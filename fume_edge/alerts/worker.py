@@ -28,7 +28,7 @@ from typing import Annotated, Any, Callable, Mapping, Sequence
 from pydantic import Field, model_validator
 
 from fume_edge.alerts.event import (
-    END, INTERRUPTED, SINK_DEGRADED, START, AlertEvent, ModelSha, iso_utc, model_sha_now, new_id,
+    DEFAULT_STATION, END, INTERRUPTED, SINK_DEGRADED, START, AlertEvent, ModelSha, iso_utc, model_sha_now, new_id,
 )
 from fume_edge.alerts.jsonl import JsonlConfig, JsonlWriter
 from fume_edge.alerts.mqtt import MqttConfig, MqttPublisher
@@ -97,7 +97,7 @@ class SinkWorker:
     submitted events from its own thread between `start()` and `stop()`. Also a context manager."""
 
     def __init__(self, config: SinksConfig, *, device_id: str, model_sha: ModelSha = None,
-                 run_config: Mapping[str, Any] | None = None) -> None:
+                 run_config: Mapping[str, Any] | None = None, stations: tuple[str, ...] = (DEFAULT_STATION,)) -> None:
         self.config = config
         self.device_id = device_id
         self.model_sha = model_sha
@@ -105,7 +105,8 @@ class SinkWorker:
         self.store = AlertStore(config.sqlite.path, owner=True)
         self.jsonl = JsonlWriter(config.jsonl) if config.jsonl.path else None
         self.snapshots = SnapshotDir(config.snapshots) if config.snapshots.dir else None
-        self.mqtt = (MqttPublisher(config.mqtt, self.store, device_id, model_sha=model_sha_now(model_sha))
+        self.mqtt = (MqttPublisher(config.mqtt, self.store, device_id, model_sha=model_sha_now(model_sha),
+                                   stations=stations)
                      if config.mqtt.url else None)
         self.run_id: int | None = None
         self._queue: queue.Queue[_Item | SummaryRow] = queue.Queue(maxsize=config.queue_size)

@@ -30,6 +30,7 @@ class BenchOptions:
     threads: int | None = None
     device: str = "auto"
     pipeline: bool = False
+    stations: int = 1  # end to end: this many stations of in-memory frames share the loop (implies pipeline)
     target_fps: float = 100.0
     check: bool = False
     json_out: Path | None = None
@@ -114,7 +115,7 @@ def _measure(runners: list[Runner], options: BenchOptions, console: Console) -> 
     return samples
 
 
-def _pipeline_rows(options: BenchOptions, runners: list[Runner], rows: list[dict[str, Any]],
+def _pipeline_rows(options: BenchOptions, models: Models, runners: list[Runner], rows: list[dict[str, Any]],
                    console: Console) -> list[dict[str, Any]]:
     """End to end for every measured row whose model file the loop can load.
 
@@ -134,11 +135,12 @@ def _pipeline_rows(options: BenchOptions, runners: list[Runner], rows: list[dict
         device = "cpu" if name == "onnxruntime-int8" else options.device
         if not frames:
             frames = render_frames(tuple(row["input_size"]))
-        with console.status(f"end to end: {name}, {options.iterations} pairs through the capture loop, "
-                            "between two model-only blocks"):
+        loop_model = batched_model(Path(path), name, options.stations, models, console)
+        with console.status(f"end to end: {name}, {options.stations} station(s) × {options.iterations} pairs through "
+                            "the capture loop, between two model-only blocks"):
             before = measure([by_name[name]], options.iterations, min(options.warmup, 2))[name]
-            run = run_pipeline(Path(path), frames, options.iterations, options.warmup, device=device,
-                               threads=options.threads)
+            run = run_pipeline(loop_model, frames, options.iterations, options.warmup, device=device,
+                               threads=options.threads, stations=options.stations)
             after = measure([by_name[name]], options.iterations, min(options.warmup, 2))[name]
         adjacent = [latency_stats(s.model_ms)["fps"] for s in (before, after)]
         _piped(console, f"{name} end to end: {run.fps:.1f} FPS")
@@ -151,8 +153,29 @@ def _pipeline_rows(options: BenchOptions, runners: list[Runner], rows: list[dict
             "pipeline_cpu_ms_per_frame": round(run.cpu_ms_per_frame - model_cpu, 3),
             "pipeline_own_ms_per_frame": round(run.own_ms_per_frame, 3),
             "stage_ms": run.stage_ms, "pairs": run.pairs, "singles": run.singles,
+            "stations": options.stations, "loop_model": loop_model.name, "batch": run.batch, "calls": run.calls,
+            "padded": run.padded, "station_fps": {k: round(v, 2) for k, v in run.station_fps.items()},
+            "fairness_min_over_max": round(min(run.station_fps.values()) / max(run.station_fps.values()), 3),
+            "latency_ms": {k: round(v, 2) for k, v in run.latency_ms.items()},
         })
     return results
+
+
+def batched_model(path: Path, backend: str, stations: int, models: Models, console: Console) -> Path:
+    """The model the loop runs for `stations` stations: the ONNX export at batch N (made from the checkpoint once,
+    cached) so one call serves every station; the measured file itself for one station, for torch (any batch) and
+    where no batch-N export can be made (a given .onnx without its checkpoint, INT8: the stations then take turns,
+    one pair per call)."""
+    if stations == 1 or backend not in ("onnxruntime",) or models.checkpoint is None:
+        return path
+    from fume_edge.bench.int8 import cache_dir
+    from fume_edge.deploy.onnx_export import export_onnx
+
+    cached = cache_dir() / "bench" / f"{sha256_file(models.checkpoint)[:16]}.b{stations}.onnx"
+    if not cached.is_file():
+        with console.status(f"exporting {models.checkpoint.name} at batch {stations} for the loop"):
+            export_onnx(models.checkpoint, cached, batch=stations)
+    return cached
 
 
 def _result(options: BenchOptions, models: Models, runners: list[Runner], missing: list[Unavailable],
@@ -191,8 +214,8 @@ def bench_command(options: BenchOptions, console: Console) -> int:
     try:
         samples = _measure(runners, options, console) if runners else {}
         rows, result = _result(options, models, runners, missing, samples)
-        if options.pipeline:
-            result["pipeline"] = _pipeline_rows(options, runners, rows, console)
+        if options.pipeline or options.stations > 1:
+            result["pipeline"] = _pipeline_rows(options, models, runners, rows, console)
     finally:
         for runner in runners:
             runner.close()

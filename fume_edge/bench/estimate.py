@@ -28,6 +28,7 @@ from fume_edge.config import ConfigModel, TopConfig, load_config, validate, yaml
 from fume_edge.errors import FumeEdgeError
 
 PRECISIONS = ("fp16", "int8")
+STATION_FPS = 30.0  # what one station's cameras deliver: the unit of `stations_at_30fps`
 TENSOR_OPS = {"Conv", "MatMul", "Gemm"}
 POINTWISE = {"Relu", "Clip", "Sigmoid", "HardSigmoid", "HardSwish", "Add", "Sub", "Mul", "Div", "Cast",
              "LeakyRelu", "Tanh", "Exp", "Sqrt", "Neg", "Abs", "BatchNormalization", "Min", "Max",
@@ -130,8 +131,9 @@ def _elements(shape: list[int] | None) -> int:
     return int(np.prod(shape)) if shape else 0
 
 
-def graph_costs(model: Any) -> list[NodeCost]:
-    """FLOPs and bytes of every node of a static-shape ONNX model (`onnx.ModelProto`)."""
+def graph_costs(model: Any, batch: int = 1) -> list[NodeCost]:
+    """FLOPs and bytes of every node of a static-shape ONNX model (`onnx.ModelProto`), run at `batch` times the
+    graph's own batch: activations and FLOPs scale with it, weights are read once per call."""
     import onnx
 
     inferred = onnx.shape_inference.infer_shapes(model)
@@ -148,7 +150,7 @@ def graph_costs(model: Any) -> list[NodeCost]:
         floaty = dtype in (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16)
         size = (1 if precision == "int8" else 2) if floaty else onnx.helper.tensor_dtype_to_np_dtype(dtype).itemsize \
             if dtype else 0
-        return float(_elements(shape) * size)
+        return float(_elements(shape) * size * (1 if name in weights else batch))
 
     costs = []
     for node in graph.node:
@@ -169,7 +171,7 @@ def graph_costs(model: Any) -> list[NodeCost]:
             moved = {p: 0.0 for p in PRECISIONS}
         else:
             moved = {p: sum(nbytes(t, p) for t in [*inputs, *node.output]) for p in PRECISIONS}
-        costs.append(NodeCost(node.name or node.op_type, node.op_type, flops, moved))
+        costs.append(NodeCost(node.name or node.op_type, node.op_type, flops * batch, moved))
     return costs
 
 
@@ -193,15 +195,16 @@ def efficiency(precision: str) -> float:
     return achieved / device.tensor_peak(precision)
 
 
-def estimate(model_path: Path, devices: list[Device]) -> dict[str, Any]:
-    """The bound and expected FPS of a model on each device at FP16 and INT8, with the graph's totals."""
+def estimate(model_path: Path, devices: list[Device], batch: int = 1) -> dict[str, Any]:
+    """The bound and expected FPS (pairs per second) of a model on each device at FP16 and INT8, one call taking
+    `batch` pairs (one per station), with the graph's totals and how many 30-FPS stations that carries."""
     import onnx
 
     try:
         model = onnx.load(str(model_path))
     except Exception as exc:  # protobuf DecodeError and onnx's own errors
         raise FumeEdgeError(f"{model_path}: not a readable ONNX file ({type(exc).__name__})") from None
-    costs = graph_costs(model)
+    costs = graph_costs(model, batch)
     flops = sum(c.flops for c in costs)
     rows = []
     for device in devices:
@@ -213,11 +216,13 @@ def estimate(model_path: Path, devices: list[Device]) -> dict[str, Any]:
             high_s = max(bound["bound_ms"] / 1000, flops / (device.tensor_peak(precision) * eff))
             low_s = bound["bound_ms"] / 1000 / eff
             rows.append({"device": device.key, "device_name": device.name, "precision": precision,
-                         "bound_fps": round(bound["bound_fps"], 1), "bound_ms": round(bound["bound_ms"], 3),
+                         "bound_fps": round(batch * bound["bound_fps"], 1), "bound_ms": round(bound["bound_ms"], 3),
                          "memory_bound_share": round(bound["memory_bound_share"], 3),
-                         "expected_fps": [round(1 / low_s, 1), round(1 / high_s, 1)], "efficiency": round(eff, 4),
+                         "expected_fps": [round(batch / low_s, 1), round(batch / high_s, 1)],
+                         "stations_at_30fps": [int(batch / low_s // STATION_FPS), int(batch / high_s // STATION_FPS)],
+                         "efficiency": round(eff, 4),
                          "peak": device.tensor_peak(precision) / 1e12, "bandwidth_gbs": device.bandwidth_gbs,
                          "source": device.source})
-    return {"model": str(model_path), "gflops": round(flops / 1e9, 3), "nodes": len(costs),
-            "mb_moved": {p: round(sum(c.bytes[p] for c in costs) / 1e6, 2) for p in PRECISIONS},
+    return {"model": str(model_path), "batch": batch, "gflops": round(flops / batch / 1e9, 3), "nodes": len(costs),
+            "mb_moved": {p: round(sum(c.bytes[p] for c in costs) / batch / 1e6, 2) for p in PRECISIONS},
             "reference": reference(), "rows": rows}

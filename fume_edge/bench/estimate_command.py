@@ -28,10 +28,11 @@ def _onnx_model(models: list[Path]) -> Path:
 
 def print_estimate(result: dict[str, Any], target_fps: float, console: Console) -> None:
     table = report_table(f"Roofline UPPER BOUND (not a measurement) · {Path(result['model']).name} · "
-                         f"{result['gflops']:.2f} GFLOPs · batch 1", console.width)
+                         f"{result['gflops']:.2f} GFLOPs a pair · batch {result['batch']} (FPS: pairs per second)",
+                         console.width)
     compact = console.width < COMPACT_BELOW
-    names = ("prec", "bound", "mem-bound", "expected") if compact else ("precision", "bound FPS", "memory-bound",
-                                                                        "expected FPS")
+    names = (("prec", "bound", "mem-bound", "expected", "30-FPS st.") if compact else
+             ("precision", "bound FPS", "memory-bound", "expected FPS", "30-FPS stations"))
     for column in ("device", *names, f"vs {target_fps:g} FPS"):
         table.add_column(column, justify="left" if column in ("device", names[0]) else "right",
                          no_wrap=column == "device" or column.startswith("vs "))
@@ -39,8 +40,9 @@ def print_estimate(result: dict[str, Any], target_fps: float, console: Console) 
         low, high = row["expected_fps"]
         verdict = ("[green]expected to meet" if low >= target_fps else "[yellow]may meet" if high >= target_fps
                    else "[yellow]bound meets, expected below" if row["bound_fps"] >= target_fps else "[red]cannot meet")
+        few, many = row["stations_at_30fps"]
         table.add_row(row["device"], row["precision"], f"≤ {row['bound_fps']:.0f}",
-                      f"{100 * row['memory_bound_share']:.0f} %", f"{low:.0f}–{high:.0f}", verdict)
+                      f"{100 * row['memory_bound_share']:.0f} %", f"{low:.0f}–{high:.0f}", f"{few}–{many}", verdict)
     console.print(table)
     ref = result["reference"]
     console.print(f"bound: every node at its roofline, max(FLOPs / dense peak, bytes / bandwidth), pointwise ops fused; "
@@ -55,9 +57,9 @@ def print_estimate(result: dict[str, Any], target_fps: float, console: Console) 
 
 
 def estimate_command(models: list[Path], spec: str, target_fps: float, json_out: Path | None,
-                     console: Console) -> None:
+                     console: Console, batch: int = 1) -> None:
     devices = load_devices(spec)
-    result = estimate(_onnx_model(models), devices)
+    result = estimate(_onnx_model(models), devices, batch)
     print_estimate(result, target_fps, console)
     if json_out is not None:
         write_json({"benchmark": "fume-edge bench --estimate", "kind": "upper bound, not a measurement", **result},

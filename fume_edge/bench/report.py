@@ -80,6 +80,12 @@ def print_report(result: dict[str, Any], console: Console) -> None:
                       f"sink threads' CPU, prepare {run['stage_ms']['prepare']:.2f} ms, alerts "
                       f"{run['stage_ms']['alerts']:.2f} ms); process CPU beyond the model "
                       f"{run['pipeline_cpu_ms_per_frame']:.2f} ms/frame", highlight=False)
+        if run.get("stations", 1) > 1:
+            per = ", ".join(f"{k} {v:.1f}" for k, v in run["station_fps"].items())
+            console.print(f"  {run['stations']} stations ({run['loop_model']}, batch {run['batch']}, {run['calls']} "
+                          f"calls, {run['padded']} padded rows): per station FPS {per}; fairness min/max "
+                          f"{run['fairness_min_over_max']:.2f}; capture-to-result p50 {run['latency_ms']['p50']:.1f} "
+                          f"ms, p99 {run['latency_ms']['p99']:.1f} ms", highlight=False)
     busy = result.get("other_processes_cores_busy")
     if busy is not None and busy > 0.1:
         console.print(f"warning: other processes kept {busy:.2f} cores busy while this ran; rerun on a quiet machine "

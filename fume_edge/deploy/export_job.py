@@ -62,15 +62,16 @@ def export_and_check(
     check_count: int = 6,
     seed: int = 0,
     mask_scale: int = 1,
+    batch: int = 1,
 ) -> ExportJob:
     """Export at `size` (None: the deployment size) and check parity; the file appears only when parity holds."""
     width, height = size = export_size(size)
     trained_size = load_checkpoint(checkpoint).input_size
     staging = output.with_name(output.stem + ".checking.onnx")
     try:
-        with console.status(f"exporting at {width}×{height} (trace, onnxsim, checker)…"):
+        with console.status(f"exporting at {width}×{height}, batch {batch} (trace, onnxsim, checker)…"):
             result = export_onnx(checkpoint, staging, size=size, with_logits=with_logits, fp16=fp16, simplify=simplify,
-                                 mask_scale=mask_scale)
+                                 mask_scale=mask_scale, batch=batch)
         preprocessing = _graph_preprocessing(staging)
         with console.status(f"checking parity with PyTorch on {check_count} pairs…"):
             pairs = (csv_check_pairs(check_data, check_count, preprocessing) if check_data

@@ -95,10 +95,10 @@ class ExportResult:
     output_names: list[str]
 
 
-def _trace_to_onnx(wrapper: DeploymentWrapper, size: tuple[int, int]) -> onnx.ModelProto:
+def _trace_to_onnx(wrapper: DeploymentWrapper, size: tuple[int, int], batch: int = 1) -> onnx.ModelProto:
     width, height = size
-    frame = torch.rand(1, 1, height, width)
-    example = (frame, frame.clone(), torch.ones(1, 2))
+    frame = torch.rand(batch, 1, height, width)
+    example = (frame, frame.clone(), torch.ones(batch, 2))
     with torch.no_grad():
         output_names = list(wrapper(*example).keys())
     buffer = io.BytesIO()
@@ -156,8 +156,10 @@ def export_onnx(
     fp16: bool = False,
     simplify: bool = True,
     mask_scale: int = 1,
+    batch: int = 1,
 ) -> ExportResult:
-    """Export a fume-edge checkpoint to a checked, simplified, labelled static-shape ONNX file (written atomically)."""
+    """Export a fume-edge checkpoint to a checked, simplified, labelled static-shape ONNX file (written atomically);
+    `batch` N > 1: every input and output has N rows, one call for N stations (recorded as `fume_edge.batch`)."""
     checkpoint_path, output = Path(checkpoint_path), Path(output)
     ckpt = load_checkpoint(checkpoint_path)
     size = size or ckpt.input_size
@@ -168,7 +170,11 @@ def export_onnx(
     wrapper = DeploymentWrapper(torch_model, with_logits=with_logits, fp16=fp16, mask_scale=mask_scale).eval()
     if mask_scale > 1:
         props["fume_edge.mask_scale"] = str(mask_scale)
-    model = _trace_to_onnx(wrapper, size)
+    if batch < 1:
+        raise FumeEdgeError(f"--batch {batch}: must be >= 1 (the number of stations one call serves)")
+    if batch > 1:
+        props["fume_edge.batch"] = str(batch)
+    model = _trace_to_onnx(wrapper, size, batch)
     nodes_before = len(model.graph.node)
     if simplify:
         model, simplified, reason = _simplify(model)

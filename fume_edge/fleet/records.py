@@ -13,7 +13,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 from fume_edge.alerts.event import ALERT_TYPES
-from fume_edge.alerts.topics import DEFAULT_STATION, TOPIC_ID
+from fume_edge.alerts.event import DEFAULT_STATION
+from fume_edge.alerts.topics import TOPIC_ID
 
 AVAILABILITY = ("online", "offline")
 

@@ -49,10 +49,14 @@ def frame_problem(image: object, expected_shape: tuple[int, ...] | None) -> str 
 
 
 class FrameHub:
-    """One bounded ring per camera under one condition variable, so the loop can wait for any camera."""
+    """One station's bounded rings, one per camera, under one condition variable. `doorbell`, shared by every
+    station's hub, is set whenever a frame arrives or a camera ends, so the loop can wait for any station without
+    holding any station's lock (a station whose cameras block never stalls another's)."""
 
-    def __init__(self, cameras: Sequence[str], capacity: int, lossless: bool) -> None:
+    def __init__(self, cameras: Sequence[str], capacity: int, lossless: bool,
+                 doorbell: threading.Event | None = None) -> None:
         self.capacity, self.lossless = capacity, lossless
+        self.doorbell = doorbell
         self.overwritten = dict.fromkeys(cameras, 0)  # frames a live ring dropped because the loop was behind
         self._rings: dict[str, deque[Frame]] = {cam: deque() for cam in cameras}
         self._ended: set[str] = set()
@@ -77,13 +81,17 @@ class FrameHub:
                 self.overwritten[camera] += 1
             ring.append(frame)
             self._cond.notify_all()
-            return True
+        if self.doorbell is not None:
+            self.doorbell.set()
+        return True
 
     def end(self, camera: str) -> None:
         """`camera` will deliver no more frames (end of a recording)."""
         with self._cond:
             self._ended.add(camera)
             self._cond.notify_all()
+        if self.doorbell is not None:
+            self.doorbell.set()
 
     def _refused(self, camera: str) -> bool:
         return self._closed or camera in self._released

@@ -31,11 +31,14 @@ from fume_edge.config import (
     defaults_layer,
     file_layer,
     option_layer,
+    merge,
     resolve_config,
+    section,
     stack,
 )
 from fume_edge.data.config import Outage, Segment
 from fume_edge.errors import FumeEdgeError
+from fume_edge.pipeline.stations_config import StationConfig, StationId, check_unique
 
 Counts16 = Annotated[float, Field(ge=0, le=65535)]  # a 16-bit sensor value
 # A name the page may be opened by: barn-1.example.org, or *.example.org for every name under it.
@@ -163,6 +166,8 @@ class RunConfig(TopConfig):
     defaults_name = "run"
 
     device_id: str | None  # None: the host name
+    station_id: StationId  # the id of the one station `sources.co2/ch4` describe (without `stations:`)
+    stations: list[StationConfig]  # the camera pairs this device watches (empty: the one of `sources`)
     model: ModelConfig
     alerts: AlertPolicyConfig
     sinks: SinksConfig
@@ -170,6 +175,31 @@ class RunConfig(TopConfig):
     sync: SyncConfig
     pipeline: PipelineConfig
     http: HttpConfig
+
+    @model_validator(mode="after")
+    def _stations_usable(self) -> RunConfig:
+        """Station ids once each, and every station's `alerts:` overrides valid as a policy."""
+        try:
+            check_unique(self.stations, "stations")
+            for station in self.stations:
+                self.policy_for(station)
+        except FumeEdgeError as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
+    def run_stations(self) -> list[StationConfig]:
+        """The stations to run: `stations:`, else one named `station_id` from `sources.co2/ch4`."""
+        if self.stations:
+            return list(self.stations)
+        return [StationConfig(id=self.station_id, co2=self.sources.spec("co2"), ch4=self.sources.spec("ch4"))]
+
+    def policy_for(self, station: StationConfig) -> AlertPolicyConfig:
+        """The device's alert policy with the station's own `alerts:` keys over it."""
+        if not station.alerts:
+            return self.alerts
+        index = next((i for i, s in enumerate(self.stations) if s.id == station.id), 0)
+        return section(AlertPolicyConfig, merge(self.alerts.model_dump(), station.alerts),
+                       f"stations[{index}].alerts")
 
 
 def resolve_run_config(path: str | Path | None = None, overrides: Iterable[Override] = (),

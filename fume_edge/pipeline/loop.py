@@ -1,34 +1,46 @@
-"""The inference loop: paired frames → preprocess → backend → alerts, overlapping with capture and sinks.
+"""The inference loop: every station's paired frames → one batched backend call per tick → each station's alerts.
 
-Stages and their threads: each camera captures in its own thread into a bounded ring (`capture.py`); this loop
-(the caller's thread) takes frames from the rings, pairs them (`sync.py`), prepares the inputs, runs the backend and
-feeds the alert policy; the alert service writes events from its own sink thread, so a slow disk or broker never
-stalls inference.
+The loop's unit is a station (one CO2 + one CH4 camera, `station.py`): each has its own capture threads and rings,
+pairing, degraded mode, alert policy and subject. This loop (the caller's thread) polls every station without
+waiting on any, handles each station's camera-health and pairing changes in time order, stacks the ready pairs of
+all stations into one batch, runs the backend once and hands each station its own result; the alert service writes
+events from its own sink thread, so a slow disk or broker never stalls inference.
+
+Fairness: when more pairs are ready than one call takes (the model's static batch, `export --batch N`), stations
+take turns (round-robin); a pair left out waits for the next tick. A short tick on a static-batch model runs
+padded (the padding is counted): on ONNX Runtime that is as fast as running a smaller batch (benchmarks/README.md).
+Isolation: a station's dead camera, garbage or NaN frames, clock offset or NaN output touch only its own state; a
+station whose source blocks has no frames, so it simply has no pair in the batch.
 
 Two modes, chosen by the sources:
 - live (a camera, a stream, or recorded sources paced in real time): the rings keep only the newest frames and,
-  when several pairs are ready at once, only the newest is inferred (the others are counted as `stale`): results
-  stay current however slow the model is;
-- lossless (every source recorded and played as fast as possible): frames are taken in time order across cameras
+  when several pairs of a station are ready at once, only the newest is inferred (the others are counted as
+  `stale`): results stay current however slow the model is;
+- lossless (every source recorded and played as fast as possible): each station's frames are taken in time order
   and every pair is inferred; capture waits for the loop instead of dropping. This is also what the benchmark runs.
 Every drop is counted: ring overwrites, frames without a partner, stale pairs, garbage frames (NaN/inf included),
 predictions with non-finite pH (never fed to the alert policy), sink queue drops.
+
+Other threads read only `snapshot` (`published.py`), a new immutable object the loop publishes as it goes.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Sequence
+from types import MappingProxyType
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
 from fume_edge.alerts.event import AlertEvent
 from fume_edge.alerts.service import AlertService
-from fume_edge.pipeline.capture import ENDED, CameraStream, FrameHub
-from fume_edge.pipeline.prepare import ModelInputs
-from fume_edge.pipeline.sync import Health, Pair, Synchronizer, Unpaired
-from fume_edge.runtime.base import Backend, Prediction
+from fume_edge.pipeline.published import PUBLISH_S, LoopSnapshot, StationSnapshot
+from fume_edge.pipeline.station import Station
+from fume_edge.pipeline.sync import Health, Pair
+from fume_edge.runtime.base import Backend, Prediction, batch_capacity, infer_rows
 
 ResultHook = Callable[[Pair, Prediction], None]
 EventsHook = Callable[[Sequence[AlertEvent]], None]
@@ -36,50 +48,62 @@ EventsHook = Callable[[Sequence[AlertEvent]], None]
 
 @dataclass
 class LoopCounters:
-    """What the loop itself did (the capture threads, the synchronizer and the sinks keep their own counts)."""
+    """What the loop did over all stations (each station keeps its own `StationCounters`)."""
 
     inferences: int = 0
-    degraded: int = 0  # inferences on one camera
-    stale: int = 0  # ready pairs skipped for a newer one (live mode)
-    nonfinite: int = 0  # predictions with NaN/inf pH dropped before the alert policy
+    calls: int = 0  # backend calls (one per tick with work)
+    padded: int = 0  # batch rows run without a pair (a short tick on a static-batch model)
     prepare_s: float = 0.0  # summed stage times, for means over any interval
     infer_s: float = 0.0
     alerts_s: float = 0.0
-    latency_s: float = 0.0  # summed capture-to-result time (live mode)
+    latency_s: float = 0.0  # summed capture-to-result time over all stations (live mode)
     latency_n: int = 0
 
 
 class Pipeline:
-    """Runs the loop over started-by-it camera streams until stopped, out of frames, or out of time/frames."""
+    """Runs the loop over its stations (it starts and stops their cameras) until stopped, out of frames, or out of
+    time/frames. `batch`: pairs per backend call (None: the model's static batch, or one per station)."""
 
-    def __init__(self, streams: dict[str, CameraStream], hub: FrameHub, backend: Backend, alerts: AlertService,
-                 inputs: ModelInputs, *, tolerance_s: float, silent_after_s: float, tick_s: float,
-                 stats_interval_s: float, on_result: ResultHook | None = None,
-                 on_events: EventsHook | None = None) -> None:
-        self.streams, self.hub, self.backend, self.alerts, self.inputs = streams, hub, backend, alerts, inputs
-        self.cameras = tuple(streams)
-        self.live = not hub.lossless
-        self.tolerance_s, self.silent_after_s = tolerance_s, silent_after_s
+    def __init__(self, stations: Sequence[Station], backend: Backend, alerts: AlertService, *, tick_s: float,
+                 stats_interval_s: float, doorbell: threading.Event | None = None, batch: int | None = None,
+                 on_result: ResultHook | None = None, on_events: EventsHook | None = None) -> None:
+        self.stations, self.backend, self.alerts = tuple(stations), backend, alerts
+        self.live = self.stations[0].live
         self.tick_s, self.stats_interval_s = tick_s, stats_interval_s
+        self.doorbell = doorbell or threading.Event()
         self.on_result, self.on_events = on_result, on_events
         self.on_tick: Callable[[], None] | None = None  # called every loop pass (the systemd watchdog)
         self.counters = LoopCounters()
-        self.sync = Synchronizer(self.cameras, tolerance_s, silent_after_s, start_t=time.monotonic())
-        self.latest: Prediction | None = None
+        self.model_batch = batch_capacity(backend)  # None: any batch
+        self.batch = batch or self.model_batch or len(self.stations)
+        rows = self.model_batch or self.batch
+        width, height = backend.input_size
+        self._co2 = np.zeros((rows, 1, height, width), np.float32)
+        self._ch4 = np.zeros_like(self._co2)
+        self._mask = np.zeros((rows, 2), np.float32)
+        self._turn = 0  # the station that goes first when the batch cannot take every ready pair
         self.started = time.monotonic()
-        self._frames: dict[str, np.ndarray | None] = dict.fromkeys(self.cameras)  # newest inferred frame per camera
-        self._lowest_offset = min(0.0, *(stream.time_offset_s for stream in streams.values()))
+        self._published = 0.0
+        self._publish()
+
+    @property
+    def cameras(self) -> tuple[str, ...]:
+        return self.stations[0].cameras
+
+    @property
+    def latest(self) -> Prediction | None:
+        """The first station's newest prediction (loop thread; others read `snapshot`)."""
+        return self.stations[0].latest
 
     def run(self, should_stop: Callable[[], bool], max_frames: int | None = None,
             duration_s: float | None = None) -> str:
         """Run until a stop condition; returns why: `interrupted` (should_stop), `completed` (frames or time
         limit reached, or every source ended). Frames captured before an interruption are still processed."""
         self.started = time.monotonic()
-        self.sync = Synchronizer(self.cameras, self.tolerance_s, self.silent_after_s, start_t=self.started)
         deadline = self.started + duration_s if duration_s is not None else float("inf")
         next_stats = self.started + self.stats_interval_s
-        for stream in self.streams.values():
-            stream.start(self.started)
+        for station in self.stations:
+            station.start(self.started)
         reason = "completed"
         try:
             while True:
@@ -90,117 +114,170 @@ class Pipeline:
                     break
                 if (max_frames is not None and self.counters.inferences >= max_frames) or time.monotonic() >= deadline:
                     break
-                items = self._next_items()
-                if items is None:
-                    self._handle(self.sync.finish(), max_frames)
+                if all(station.idle for station in self.stations):
                     break
-                self._handle(items, max_frames)
+                self.doorbell.clear()  # a frame arriving from here on rings again: no wake-up is lost
+                for station in self.stations:
+                    station.poll()
+                if not self._tick(max_frames):
+                    self.doorbell.wait(self.tick_s)
                 if time.monotonic() >= next_stats:
                     self.alerts.record_stats(self.stats())
                     next_stats = time.monotonic() + self.stats_interval_s
         finally:
-            for stream in self.streams.values():
-                stream.stop()
+            for station in self.stations:
+                station.stop()
         if reason == "interrupted":
-            self._handle(self._leftovers(), max_frames)
+            for station in self.stations:
+                station.leftovers()
+            while self._tick(max_frames):
+                pass
+        self._publish(force=True)
         return reason
 
-    def _next_items(self) -> list[Pair | Health | Unpaired] | None:
-        """What the synchronizer decided after the next frames; None once every source has ended."""
-        if self.live:
-            if self.hub.all_ended:
-                return None
-            items: list[Pair | Health | Unpaired] = []
-            for camera, frame in self.hub.drain(self.tick_s):
-                items += self.sync.push(camera, frame)
-            # The hub stamps live frames under the lock it drained under, so every frame stamped before
-            # `drained_at` was taken; a camera with a negative time offset stamps that much earlier.
-            return items + self.sync.advance(self.hub.drained_at + self._lowest_offset)
-        item = self.hub.next_in_order(self.tick_s)
-        if item is ENDED:
-            return None
-        if item is None:
-            return []
-        camera, frame = item  # type: ignore[misc]
-        # Frames come in time order across cameras: every earlier frame is in, so the clock moves first.
-        return self.sync.advance(frame.t) + self.sync.push(camera, frame)
+    def _tick(self, max_frames: int | None) -> bool:
+        """Handle every station's decided items up to its next pair, then infer up to `batch` pairs, stations taking
+        turns. False when there was nothing to infer."""
+        ready: list[tuple[Station, Pair]] = []
+        count = len(self.stations)
+        room = self.batch if max_frames is None else min(self.batch, max_frames - self.counters.inferences)
+        first = self._turn
+        for k in range(count):
+            index = (first + k) % count
+            station = self.stations[index]
+            pair = self._until_pair(station)
+            if pair is not None and len(ready) < room:
+                station.pop()
+                ready.append((station, pair))
+                self._turn = (index + 1) % count  # the next tick starts after the last station served
+        if not ready:
+            self._publish()
+            return False
+        self._infer(ready)
+        self._publish()
+        return True
 
-    def _leftovers(self) -> list[Pair | Health | Unpaired]:
-        """Frames captured before the stop, decided as if no more frames will come."""
-        items: list[Pair | Health | Unpaired] = []
-        for camera, frame in self.hub.drain(0.0):
-            items += self.sync.push(camera, frame)
-        return items + self.sync.finish()
-
-    def _handle(self, items: list[Pair | Health | Unpaired], max_frames: int | None) -> None:
-        newest = max((i for i, item in enumerate(items) if isinstance(item, Pair)), default=-1)
-        for i, item in enumerate(items):
+    def _until_pair(self, station: Station) -> Pair | None:
+        """Handle the station's health and pairing changes in time order; its next pair (left queued), if any."""
+        while (item := station.next_item()) is not None:
+            if isinstance(item, Pair):
+                return item
+            station.pop()
             if isinstance(item, Health):
-                self._health(item)
-            elif isinstance(item, Unpaired):
-                self._emitted(self.alerts.on_unpaired(item.t, self._wall(item.t), item.offset_s))
-            elif self.live and i != newest:
-                self.counters.stale += 1
-            elif max_frames is None or self.counters.inferences < max_frames:
-                self._infer(item)
-
-    def _health(self, change: Health) -> None:
-        frames = tuple(None if cam in change.silent else self._frames[cam] for cam in self.cameras)
-        self._emitted(self.alerts.on_camera_health(change.t, self._wall(change.t), change.silent, *frames))
+                frames = tuple(None if cam in item.silent else station.frames[cam] for cam in station.cameras)
+                self._emitted(self.alerts.on_camera_health(item.t, self._wall(item.t), item.silent, *frames,
+                                                           station=station.id))
+            else:
+                self._emitted(self.alerts.on_unpaired(item.t, self._wall(item.t), item.offset_s, station=station.id))
+        return None
 
     def _emitted(self, events: Sequence[AlertEvent]) -> None:
         if events and self.on_events is not None:
             self.on_events(events)
 
-    def _infer(self, pair: Pair) -> None:
-        images = tuple(None if frame is None else frame.image for frame in pair.frames)
-        c = self.counters
+    def _infer(self, ready: list[tuple[Station, Pair]]) -> None:
+        c, n = self.counters, len(ready)
         t0 = time.perf_counter()
-        first, second, mask = self.inputs.prepare(images)
+        batch_images = []
+        for row, (station, pair) in enumerate(ready):
+            images = tuple(None if frame is None else frame.image for frame in pair.frames)
+            station.inputs.prepare_into(images, self._co2[row:row + 1], self._ch4[row:row + 1],
+                                        self._mask[row:row + 1])
+            batch_images.append(images)
+        rows = self.model_batch or n  # a static batch runs whole (the rows past `n` are padding)
         t1 = time.perf_counter()
-        prediction = self.backend.infer(first, second, mask)
+        predictions = infer_rows(self.backend, self._co2[:rows], self._ch4[:rows], self._mask[:rows])
         t2 = time.perf_counter()
-        c.inferences += 1
-        if not prediction.finite:  # one NaN must never reach the policy: dropped, counted, shown
-            c.nonfinite += 1
-            return
-        events = self.alerts.on_prediction(pair.t, self._wall(pair.t), prediction, *images)
-        t3 = time.perf_counter()
-        c.degraded += images[0] is None or images[1] is None
+        c.calls += 1
+        c.padded += rows - n
+        c.inferences += n
         c.prepare_s += t1 - t0
         c.infer_s += t2 - t1
-        c.alerts_s += t3 - t2
+        for (station, pair), images, prediction in zip(ready, batch_images, predictions):
+            self._result(station, pair, images, prediction)
+
+    def _result(self, station: Station, pair: Pair, images: tuple[np.ndarray | None, ...],
+                prediction: Prediction) -> None:
+        s = station.counters
+        s.inferences += 1
+        if not prediction.finite:  # one NaN must never reach the policy: dropped, counted, shown
+            s.nonfinite += 1
+            return
+        t0 = time.perf_counter()
+        events = self.alerts.on_prediction(pair.t, self._wall(pair.t), prediction, *images, station=station.id)
+        self.counters.alerts_s += time.perf_counter() - t0  # the policy and the sink hand-off, not the hooks
+        s.degraded += images[0] is None or images[1] is None
         if self.live:
-            c.latency_s += time.monotonic() - pair.t
-            c.latency_n += 1
-        for camera, image in zip(self.cameras, images):
+            latency = time.monotonic() - pair.t
+            s.latency_s += latency
+            s.latency_n += 1
+            self.counters.latency_s += latency
+            self.counters.latency_n += 1
+        for camera, image in zip(station.cameras, images):
             if image is not None:
-                self._frames[camera] = image
-        self.latest = prediction
+                station.frames[camera] = image
+        station.latest = prediction
         self._emitted(events)
         if self.on_result is not None:
             self.on_result(pair, prediction)
+        if station.on_result is not None:
+            station.on_result(pair, prediction)
 
     @staticmethod
     def _wall(t: float) -> float:
         """Wall-clock time of frame time `t`: when it was captured (live), or now for frames played ahead of it."""
         return time.time() - max(0.0, time.monotonic() - t)
 
-    def stats(self) -> dict[str, Any]:
-        """Every counter, JSON-ready: for the live view, the run summary and the run's row in the alert store."""
-        c, sync = self.counters, self.sync
+    def _publish(self, force: bool = False) -> None:
+        """A new snapshot for the other threads, at most every PUBLISH_S (always when forced)."""
+        now = time.monotonic()
+        if not force and now - self._published < PUBLISH_S:
+            return
+        self._published = now
+        stations = {}
+        for station in self.stations:
+            policy = self.alerts.policies[station.id]
+            stations[station.id] = StationSnapshot(station.id, self.station_stats(station),
+                                                   station.latest, policy.smoothed_probs, policy.open_alerts,
+                                                   policy.subject)
+        self.snapshot = LoopSnapshot(self.stats(), MappingProxyType(stations))
+
+    def station_stats(self, station: Station) -> dict[str, Any]:
+        """One station's counters and cameras, JSON-ready."""
+        c, sync = station.counters, station.sync
         cameras = {cam: {"state": "silent" if cam in sync.silent and stream.state == "live" else stream.state,
                          "frames": stream.frames, "garbage": stream.garbage, "last_garbage": stream.last_problem,
-                         "reconnects": stream.reconnects, "overwritten": self.hub.overwritten[cam],
+                         "reconnects": stream.reconnects, "overwritten": station.hub.overwritten[cam],
                          "unmatched": sync.unmatched[cam], "out_of_order": sync.out_of_order[cam]}
-                   for cam, stream in self.streams.items()}
+                   for cam, stream in station.streams.items()}
+        return {"cameras": cameras, "pairs": sync.pairs, "singles": sync.singles, "stale": c.stale,
+                "inferences": c.inferences, "degraded": c.degraded, "nonfinite": c.nonfinite,
+                "silent": sorted(sync.silent), "unpaired_offset_s": sync.unpaired,
+                "latency_ms": 1000 * c.latency_s / c.latency_n if c.latency_n else None}
+
+    def stats(self) -> dict[str, Any]:
+        """Every counter, JSON-ready, device-wide (one station: its own keys, as before stations) and per station
+        (`stations`): for the run summary and the run's row in the alert store. Other threads read
+        `snapshot.stats`."""
+        c = self.counters
+        per = {station.id: self.station_stats(station) for station in self.stations}
+        one = len(per) == 1
+        total: dict[str, Any] = {key: sum(s[key] for s in per.values())
+                                 for key in ("pairs", "singles", "stale", "inferences", "degraded", "nonfinite")}
         n = max(c.inferences, 1)
         return {
-            "elapsed_s": time.monotonic() - self.started, "mode": "live" if self.live else "lossless",
-            "cameras": cameras, "pairs": sync.pairs, "singles": sync.singles, "stale": c.stale,
-            "inferences": c.inferences, "degraded": c.degraded, "nonfinite": c.nonfinite,
-            "silent": sorted(sync.silent), "unpaired_offset_s": sync.unpaired,
+            "elapsed_s": time.monotonic() - self.started, "mode": "live" if self.live else "lossless", **total,
+            "cameras": {_named(sid, cam, one): v for sid, s in per.items() for cam, v in s["cameras"].items()},
+            "silent": [_named(sid, cam, one) for sid, s in per.items() for cam in s["silent"]],
+            "unpaired_offset_s": next(iter(per.values()))["unpaired_offset_s"] if one else None,
             "prepare_ms": 1000 * c.prepare_s / n, "infer_ms": 1000 * c.infer_s / n, "alerts_ms": 1000 * c.alerts_s / n,
             "latency_ms": 1000 * c.latency_s / c.latency_n if c.latency_n else None,
-            "sinks": asdict(self.alerts.stats()),
+            "batch": self.batch, "calls": c.calls, "padded": c.padded,
+            "stations": per, "sinks": asdict(self.alerts.stats()),
         }
+
+
+def _named(station: str, camera: str, only_station: bool) -> str:
+    """A camera's key in device-wide stats: its gas on a one-station device (as before stations), else
+    `station/gas`."""
+    return camera if only_station else f"{station}/{camera}"

@@ -2,8 +2,9 @@
 
 The arithmetic is `runtime.pre.Preprocessing.to_input`, the function training, calibration and parity checks use,
 so the live loop feeds the model what it was validated on; only the destination differs: each camera owns one
-(1,1,H,W) float32 input, reused every frame. That is safe because every backend reads its inputs before `infer`
-returns, and snapshots get the camera's own frame, never these.
+(1,1,H,W) float32 input, reused every frame, or (`prepare_into`) a station writes its pair straight into its row of
+the loop's batch buffers. That is safe because every backend reads its inputs before `infer` returns, and
+snapshots get the camera's own frame, never these.
 """
 
 from __future__ import annotations
@@ -44,3 +45,13 @@ class ModelInputs:
                          else self.preprocessing[cam].to_input(image, out=self.buffers[cam])
                          for cam, image in zip(self.cameras, images))
         return first, second, self._masks[(images[0] is not None, images[1] is not None)]
+
+    def prepare_into(self, images: tuple[np.ndarray | None, ...], first: np.ndarray, second: np.ndarray,
+                     mask: np.ndarray) -> None:
+        """One pair into one row of batch buffers: (1,1,H,W) views of the two inputs and a (1,2) view of the mask."""
+        for cam, image, out in zip(self.cameras, images, (first, second)):
+            if image is None:
+                out.fill(0.0)
+            else:
+                self.preprocessing[cam].to_input(image, out=out)
+        mask[...] = self._masks[(images[0] is not None, images[1] is not None)]

@@ -1,5 +1,8 @@
 """`fume-edge run`: builds the capture loop from the options and run.yaml, runs it, shuts it down cleanly.
 
+The loop runs one or more stations (run.yaml `stations:`, or the one camera pair of `--co2/--ch4`); each gets its
+own sources, capture threads, rings, pairing and alert policy, and they share one model and one set of sinks.
+
 Order matters for a good first minute: everything a user can get wrong (config keys, sources, model, sink paths,
 `--display`) is checked before anything starts, each as one error line; then the signal handlers go in, the sinks
 start, the cameras start, and the loop runs in this (the main) thread. Whatever ends the run (frame or time limit,
@@ -12,6 +15,7 @@ from __future__ import annotations
 import functools
 import logging
 import socket
+import threading
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -36,7 +40,11 @@ from fume_edge.pipeline.config import PipelineConfig, RunConfig, load_run_config
 from fume_edge.pipeline.loop import Pipeline, ResultHook
 from fume_edge.pipeline.prepare import ModelInputs, camera_preprocessing
 from fume_edge.pipeline.shutdown import StopSignals
-from fume_edge.pipeline.sources import FrameReader, SourceNotReady, check_distinct_sources, open_reader
+from fume_edge.pipeline.sources import (
+    FrameReader, SourceNotReady, check_distinct_sources, open_reader, source_identity,
+)
+from fume_edge.pipeline.station import Station
+from fume_edge.pipeline.stations_config import StationConfig
 from fume_edge.pipeline.status import StatusView
 from fume_edge.pipeline.sync import Pair
 from fume_edge.pipeline.view import DisplayWindow, Recorder, ViewWorker
@@ -53,6 +61,7 @@ class RunOptions:
 
     co2: str | None = None
     ch4: str | None = None
+    station_id: str | None = None
     model: Path | None = None
     config: Path | None = None
     alerts: Path | None = None
@@ -94,6 +103,9 @@ def config_overrides(options: RunOptions) -> list[Override]:
 
     return given(
         ("device_id", options.device_id, "--device-id"),
+        ("station_id", options.station_id, "--station-id"),
+        # the one-station shorthand replaces a run.yaml `stations:` list
+        ("stations", [] if options.co2 or options.ch4 else None, "--co2/--ch4"),
         ("model.path", text(options.model), "--model"),
         ("model.device", options.device, "--device"),
         ("model.threads", options.threads, "--threads"),
@@ -126,12 +138,29 @@ def _check_outputs(config: RunConfig) -> None:
                             "JSONL file its own name, e.g. alerts.jsonl")
 
 
-def _open_readers(config: RunConfig, stack: ExitStack, console: Console) -> dict[str, FrameReader | None]:
-    """Open both sources; a live one that is not there yet is None (its capture thread keeps trying)."""
+def _check_sources(stations: list[StationConfig]) -> None:
+    """Each gas of each station needs its own camera, file or folder."""
+    for station in stations:
+        check_distinct_sources(station.co2, station.ch4)
+    specs = [(station.id, gas, getattr(station, gas)) for station in stations for gas in GASES]
+    seen: dict[str, str] = {}
+    for station_id, gas, spec in specs:
+        if spec == "synthetic":
+            continue
+        identity = source_identity(spec)
+        if identity in seen:
+            raise FumeEdgeError(f"run.yaml stations: {station_id} {gas} {redact_text(spec)} is also {seen[identity]}; "
+                                "each camera belongs to one station")
+        seen[identity] = f"{station_id} {gas}"
+
+
+def _open_readers(station: StationConfig, config: RunConfig, stack: ExitStack,
+                  console: Console) -> dict[str, FrameReader | None]:
+    """Open a station's two sources; a live one that is not there yet is None (its capture thread keeps trying)."""
     readers: dict[str, FrameReader | None] = {}
     for gas in GASES:
         try:
-            reader = readers[gas] = open_reader(config.sources.spec(gas), gas, config)
+            reader = readers[gas] = open_reader(getattr(station, gas), gas, config)
         except SourceNotReady as exc:
             if config.sources.pacing == "fast":
                 raise
@@ -155,6 +184,18 @@ def _stream(gas: str, spec: str, reader: FrameReader | None, hub: FrameHub, conf
                         time_offset_s=config.sources.camera(gas).time_offset_s,
                         reconnect_s=(config.sources.reconnect_min_s, config.sources.reconnect_max_s),
                         name=f"--{gas} {redact_text(spec)}")
+
+
+def _station(station: StationConfig, readers: dict[str, FrameReader | None], backend: Backend, config: RunConfig,
+             doorbell: threading.Event) -> Station:
+    """One station's capture threads, ring, pairing and model inputs."""
+    fps = {gas: _fps(reader, gas, config) for gas, reader in readers.items()}
+    hub = FrameHub(GASES, config.sources.ring_size, lossless=config.sources.pacing == "fast", doorbell=doorbell)
+    streams = {gas: _stream(gas, getattr(station, gas), readers[gas], hub, config) for gas in GASES}
+    inputs = ModelInputs(GASES, {g: camera_preprocessing(backend.contract.preprocessing,
+                                                         config.sources.camera(g).value_range, g) for g in GASES})
+    return Station(station.id, streams, hub, inputs, tolerance_s=config.sync.tolerance(tuple(fps.values())),
+                   silent_after_s=config.sync.silent_after_s)
 
 
 def _fps(reader: FrameReader | None, gas: str, config: RunConfig) -> float | None:
@@ -186,11 +227,19 @@ def _web_run(config: RunConfig, backend: Backend) -> WebRun | None:
     return WebRun(config.http, GASES, backend.input_size, Path(config.sinks.sqlite.path).parent)
 
 
-def _subject(service: AlertService, console: Console, subject: str | None) -> None:
-    """A change of the current subject (from the page, MQTT or `fume-edge tag`): tag what follows, say so."""
-    if subject is not None or service.policy.subject is not None:
-        console.print(f"{time.strftime('%H:%M:%S')} subject: {subject or '(none)'}", style="cyan", highlight=False)
-    service.policy.subject = subject
+def _subject(service: AlertService, console: Console, subject: str | None, station: str | None) -> None:
+    """A change of a station's subject (None: every station's; from the page, MQTT or `fume-edge tag`): tag what
+    follows, say so. A station this run does not have is reported and ignored."""
+    if station is not None and station not in service.policies:
+        console.print(f"subject for station {station!r} ignored: this run has {', '.join(service.policies)}",
+                      style="yellow", highlight=False)
+        return
+    where = "" if station is None or len(service.policies) == 1 else f" ({station})"
+    current = [p.subject for name, p in service.policies.items() if station in (None, name)]
+    if subject is not None or any(current):
+        console.print(f"{time.strftime('%H:%M:%S')} subject{where}: {subject or '(none)'}", style="cyan",
+                      highlight=False)
+    service.set_subject(subject, station)
 
 
 def _stopping(console: Console, notifier: SystemdNotifier, signal_name: str) -> None:
@@ -202,31 +251,31 @@ def run(options: RunOptions, console: Console, on_result: ResultHook | None = No
     """Run the capture loop as the options say; `on_result` also sees every (pair, prediction) (tests, tools)."""
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
     config, merged = load_run_config(options.config, config_overrides(options))
-    check_distinct_sources(config.sources.spec("co2"), config.sources.spec("ch4"))
+    station_configs = config.run_stations()
+    _check_sources(station_configs)
     _check_outputs(config)
     device_id = check_topic_id(config.device_id or socket.gethostname(), "--device-id (device_id)")
     with ExitStack() as stack:
         notifier = stack.enter_context(SystemdNotifier())
         # First, so that a signal while the model loads still stops the run cleanly (it stops before starting).
         signals = stack.enter_context(StopSignals(on_first=functools.partial(_stopping, console, notifier)))
-        readers = _open_readers(config, stack, console)
+        readers = {station.id: _open_readers(station, config, stack, console) for station in station_configs}
         model_path = Path(config.model.path) if config.model.path else default_model_path()
         backend = stack.enter_context(load_backend(model_path, device=config.model.device,
                                                    threads=config.model.threads))
         for warning in backend_warnings(backend, model_path):
             console.print(f"[yellow]warning:[/] {warning}", soft_wrap=True)
-        fps = {gas: _fps(reader, gas, config) for gas, reader in readers.items()}
-        tolerance = config.sync.tolerance(tuple(fps.values()))
+        doorbell = threading.Event()
+        stations = [_station(station, readers[station.id], backend, config, doorbell) for station in station_configs]
+        first = stations[0]  # --display, --record and the page's live frames show the first station
+        fps = {gas: _fps(reader, gas, config) for gas, reader in readers[first.id].items()}
         views = _view_worker(config.pipeline, backend, min(f or config.sync.default_fps for f in fps.values()), stack)
-        hub = FrameHub(GASES, config.sources.ring_size, lossless=config.sources.pacing == "fast")
-        streams = {gas: _stream(gas, config.sources.spec(gas), readers[gas], hub, config) for gas in GASES}
-        inputs = ModelInputs(GASES, {g: camera_preprocessing(backend.contract.preprocessing,
-                                                             config.sources.camera(g).value_range, g) for g in GASES})
         web = _web_run(config, backend)
         model_sha = sha256_file(model_path)
         service = AlertService(config.alerts, config.sinks, device_id=device_id, model_sha=model_sha,
-                               run_config={"options": {k: str(v) for k, v in vars(options).items()}, **merged})
-        hooks = [hook for hook in (on_result, web and web.feed.on_result) if hook is not None]
+                               run_config={"options": {k: str(v) for k, v in vars(options).items()}, **merged},
+                               stations={station.id: config.policy_for(station) for station in station_configs})
+        hooks = [hook for hook in (web and web.feed.on_result,) if hook is not None]
 
         def on_each(pair: Pair, prediction: Prediction) -> None:
             if views is not None:
@@ -237,10 +286,10 @@ def run(options: RunOptions, console: Console, on_result: ResultHook | None = No
         def window_closed() -> bool:
             return views is not None and views.closed
 
-        pipeline = Pipeline(streams, hub, backend, service, inputs, tolerance_s=tolerance,
-                            silent_after_s=config.sync.silent_after_s, tick_s=config.pipeline.tick_s,
-                            stats_interval_s=config.pipeline.stats_interval_s,
-                            on_result=on_each if views or hooks else None)
+        first.on_result = on_each if views or hooks else None
+        pipeline = Pipeline(stations, backend, service, tick_s=config.pipeline.tick_s,
+                            stats_interval_s=config.pipeline.stats_interval_s, doorbell=doorbell,
+                            on_result=on_result)
         pipeline.on_tick = functools.partial(notifier.tick, functools.partial(_service_status, pipeline))
         stack.enter_context(SubjectWatcher(config.sinks.sqlite.path, functools.partial(_subject, service, console)))
         if web is not None:
@@ -250,9 +299,10 @@ def run(options: RunOptions, console: Console, on_result: ResultHook | None = No
                                snapshot_dir=config.sinks.snapshots.dir)
             console.print(f"web page: {web.page_url(server)}  (API /api/status, metrics /metrics)", highlight=False,
                           soft_wrap=True)
-        title = (f"fume-edge run · {device_id} · {model_path.name} ({backend.name}) · "
-                 f"CO2 {redact_text(config.sources.spec('co2'))} · CH4 {redact_text(config.sources.spec('ch4'))} · "
-                 f"pairing ±{1000 * tolerance:.0f} ms")
+        title = f"fume-edge run · {device_id} · {model_path.name} ({backend.name}) · " + (
+            f"CO2 {redact_text(station_configs[0].co2)} · CH4 {redact_text(station_configs[0].ch4)} · "
+            f"pairing ±{1000 * first.tolerance_s:.0f} ms" if len(stations) == 1 else
+            f"{len(stations)} stations ({', '.join(s.id for s in stations)}) · batch {pipeline.batch}")
         view = StatusView(pipeline, title, console, quiet=config.pipeline.quiet, refresh_hz=config.pipeline.refresh_hz)
         pipeline.on_events = view.events
         service.start()
@@ -266,7 +316,7 @@ def run(options: RunOptions, console: Console, on_result: ResultHook | None = No
                 reason = "stopped"
         finally:
             notifier.stopping(f"stopping: {reason}")
-            view.events(service.close(pipeline.stats(), reason, mono=pipeline.sync.now))
+            view.events(service.close(pipeline.stats(), reason, mono=max(s.sync.now for s in stations)))
         stats = pipeline.stats()
         if views is not None:
             views.close()
@@ -277,7 +327,7 @@ def run(options: RunOptions, console: Console, on_result: ResultHook | None = No
 
 
 def _service_status(pipeline: Pipeline) -> str:
-    """The one-line status systemd shows (`systemctl status fume-edge`)."""
-    c = pipeline.counters
-    silent = f", silent: {', '.join(sorted(pipeline.sync.silent))}" if pipeline.sync.silent else ""
-    return f"{c.inferences} inferences, {c.degraded} degraded{silent}"
+    """The one-line status systemd shows (`systemctl status fume-edge`), from the published snapshot."""
+    stats = pipeline.snapshot.stats
+    silent = f", silent: {', '.join(stats['silent'])}" if stats.get("silent") else ""
+    return f"{stats.get('inferences', 0)} inferences, {stats.get('degraded', 0)} degraded{silent}"

@@ -84,7 +84,8 @@ class StatusView:
             self._last = (now, counts)
 
     def _render(self) -> Panel:
-        stats = self.pipeline.stats()
+        snapshot = self.pipeline.snapshot  # published by the loop: never its live objects
+        stats = snapshot.stats
         self._update_rates(stats)
         cams = Table(box=None, pad_edge=False, header_style="bold")
         for column in ("camera", "state", "fps", "frames", "garbage", "overwritten", "unmatched", "reconnects"):
@@ -94,13 +95,12 @@ class StatusView:
                          f"{self._rates.get(cam + '_fps', 0.0):.1f}", str(s["frames"]), str(s["garbage"]),
                          str(s["overwritten"]), str(s["unmatched"]), str(s["reconnects"]))
         sinks = stats["sinks"]
-        latest = self.pipeline.latest
-        policy = self.pipeline.alerts.policy
-        try:  # the loop thread may open or close an alert while this (rich's) thread reads them: keep the last
-            self._open = policy.open_alerts
-        except RuntimeError:
-            pass
-        smoothed = policy.smoothed_probs
+        first = snapshot.first
+        latest = None if first is None else first.latest
+        named = len(snapshot.stations) > 1  # several stations: each alert says whose
+        self._open = tuple((f"{station.id}: {a.type}" if named else a.type, a.id, a.camera_ids, a.start_time)
+                           for station in snapshot.stations.values() for a in station.open_alerts)
+        smoothed = None if first is None else first.smoothed
         areas = "-" if latest is None else "  ".join(
             f"{gas.upper()} {'-' if a is None else f'{100 * a:.1f}%'}"
             for gas, a in (("co2", latest.co2_gas_area), ("ch4", latest.ch4_gas_area)))

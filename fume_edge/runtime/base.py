@@ -1,8 +1,10 @@
-"""The contract every inference backend meets: `Backend.infer(co2, ch4, modality_mask) -> Prediction`.
+"""The contract every inference backend meets: `Backend.infer_batch(co2, ch4, modality_mask) -> [Prediction]`.
 
-Backends (torch, ONNX Runtime, TensorRT) take model-ready float32 inputs (1,1,H,W) in [0,1] and a (1,2) modality
-mask, and return the same `Prediction` for the same input, in fume-edge's class order whatever the model's own;
-`pre.py` makes those inputs from camera frames by the preprocessing the model's contract carries.
+Backends (torch, ONNX Runtime, TensorRT) take model-ready float32 inputs (N,1,H,W) in [0,1] and an (N,2) modality
+mask, one row per station's pair, and return one `Prediction` per row, the same for the same input whatever the
+batch, in fume-edge's class order whatever the model's own; `pre.py` makes those inputs from camera frames by the
+preprocessing the model's contract carries. A static-batch model (`export --batch N`, `max_batch` N) takes exactly
+N rows: the caller pads a short tick; `infer` runs one pair (padded by repetition).
 """
 
 from __future__ import annotations
@@ -69,6 +71,33 @@ def _canonical_seg(seg: np.ndarray, contract: ModelContract | None) -> np.ndarra
     return seg if lut is None else lut[seg]
 
 
+def predictions_from_batch(outputs: dict[str, np.ndarray], contract: ModelContract | None = None) -> list[Prediction]:
+    """One Prediction per row of batch-N graph outputs (rows are views: nothing is copied)."""
+    rows = len(next(iter(outputs.values())))
+    return [prediction_from_outputs({k: v[i:i + 1] for k, v in outputs.items()}, contract) for i in range(rows)]
+
+
+def padded(batch: int | None, *arrays: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Inputs of one pair repeated to a static batch (None, or already that size: unchanged)."""
+    if batch is None or len(arrays[0]) == batch:
+        return arrays
+    return tuple(np.repeat(a[:1], batch, axis=0) for a in arrays)
+
+
+def infer_rows(backend: Backend, co2: np.ndarray, ch4: np.ndarray, modality_mask: np.ndarray) -> list[Prediction]:
+    """One Prediction per row: one batched call, or one call per row for a backend without `infer_batch` (the
+    TensorRT backend until its engines are built for a batch)."""
+    batched = getattr(backend, "infer_batch", None)
+    if batched is not None:
+        return batched(co2, ch4, modality_mask)
+    return [backend.infer(co2[i:i + 1], ch4[i:i + 1], modality_mask[i:i + 1]) for i in range(len(co2))]
+
+
+def batch_capacity(backend: Backend) -> int | None:
+    """Pairs one call takes: the model's static batch, None for any (a backend without the notion: 1)."""
+    return getattr(backend, "max_batch", 1)
+
+
 def prediction_from_outputs(outputs: dict[str, np.ndarray], contract: ModelContract | None = None) -> Prediction:
     """A Prediction from batch-1 graph outputs named as in the model contract (runtime/contract.py) (`ph_logits`, `co2_seg`, `ch4_seg`).
 
@@ -101,7 +130,12 @@ class Backend(Protocol):
     @property
     def input_size(self) -> tuple[int, int]: ...  # (width, height) the model was built for
 
+    @property
+    def max_batch(self) -> int | None: ...  # the static batch a call takes (None: any size)
+
     def infer(self, co2: np.ndarray, ch4: np.ndarray, modality_mask: np.ndarray) -> Prediction: ...
+
+    def infer_batch(self, co2: np.ndarray, ch4: np.ndarray, modality_mask: np.ndarray) -> list[Prediction]: ...
 
     def close(self) -> None: ...
 

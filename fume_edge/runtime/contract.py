@@ -59,6 +59,7 @@ class ModelContract:
     heads: tuple[str, ...] = HEAD_OUTPUTS  # the outputs of HEAD_OUTPUTS this model has (a baseline lacks some)
     source: str = "model"
     mask_scale: int = 1  # seg masks at 1/mask_scale of the input size (`export --mask-scale`)
+    batch: int = 1  # pairs per call, static (`export --batch N`: one call for N stations)
 
     def __post_init__(self) -> None:
         self.ph_order  # noqa: B018 - unmappable names fail at load, not at the first alert
@@ -89,9 +90,9 @@ class ModelContract:
 
     def expected_inputs(self) -> list[TensorSpec]:
         width, height = self.input_size
-        frame = (1, 1, height, width)
+        frame = (self.batch, 1, height, width)
         return [TensorSpec("co2", "float32", frame), TensorSpec("ch4", "float32", frame),
-                TensorSpec("modality_mask", "float32", (1, 2))]
+                TensorSpec("modality_mask", "float32", (self.batch, 2))]
 
     @property
     def seg_shape(self) -> tuple[int, int]:
@@ -101,9 +102,10 @@ class ModelContract:
 
     def expected_outputs(self) -> list[TensorSpec]:
         height, width = self.seg_shape
-        specs = {"ph_logits": TensorSpec("ph_logits", "float32", (1, len(self.class_names))),
-                 "co2_seg": TensorSpec("co2_seg", "int32", (1, height, width)),
-                 "ch4_seg": TensorSpec("ch4_seg", "int32", (1, height, width))}
+        n = self.batch
+        specs = {"ph_logits": TensorSpec("ph_logits", "float32", (n, len(self.class_names))),
+                 "co2_seg": TensorSpec("co2_seg", "int32", (n, height, width)),
+                 "ch4_seg": TensorSpec("ch4_seg", "int32", (n, height, width))}
         return [specs[name] for name in self.heads]
 
     def check_io(self, inputs: Sequence[TensorSpec], outputs: Sequence[TensorSpec]) -> None:
@@ -142,10 +144,13 @@ class ModelContract:
             raise FumeEdgeError(f"{source}: metadata {META}heads {list(heads)} is not a subset of {list(HEAD_OUTPUTS)}; "
                                 "re-export with `fume-edge export`")
         try:
-            mask_scale = int(meta.get(META + "mask_scale", "1"))
+            mask_scale, batch = int(meta.get(META + "mask_scale", "1")), int(meta.get(META + "batch", "1"))
         except ValueError:
-            raise FumeEdgeError(f"{source}: malformed {META}mask_scale; re-export with `fume-edge export`") from None
-        return cls(preprocessing, class_names, seg_names, heads, source, mask_scale)
+            raise FumeEdgeError(f"{source}: malformed {META}mask_scale or {META}batch; re-export with "
+                                "`fume-edge export`") from None
+        if batch < 1:
+            raise FumeEdgeError(f"{source}: {META}batch {batch} must be >= 1; re-export with `fume-edge export`")
+        return cls(preprocessing, class_names, seg_names, heads, source, mask_scale, batch)
 
     def to_metadata(self) -> dict[str, str]:
         return {
@@ -154,7 +159,8 @@ class ModelContract:
             META + "heads": json.dumps(list(self.heads)),
             META + "input_size": json.dumps(list(self.input_size)),
             META + "preprocessing": self.preprocessing.to_json(),
-        } | ({META + "mask_scale": str(self.mask_scale)} if self.mask_scale > 1 else {})
+        } | ({META + "mask_scale": str(self.mask_scale)} if self.mask_scale > 1 else {}) | (
+            {META + "batch": str(self.batch)} if self.batch > 1 else {})
 
 
 def check_finite(name: str, values: np.ndarray, source: str) -> None:

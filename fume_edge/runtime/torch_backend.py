@@ -10,7 +10,7 @@ import torch
 from fume_edge.model.checkpoint import load_checkpoint
 from fume_edge.errors import FumeEdgeError
 from fume_edge.labels import CH4_SEG_LOGITS, CO2_SEG_LOGITS, PH_LOGITS
-from fume_edge.runtime.base import Prediction, prediction_from_outputs
+from fume_edge.runtime.base import Prediction, predictions_from_batch
 
 
 def resolve_device(device: str) -> torch.device:
@@ -44,8 +44,15 @@ class TorchBackend:
     def input_size(self) -> tuple[int, int]:
         return self.contract.input_size
 
-    @torch.inference_mode()
+    @property
+    def max_batch(self) -> None:
+        return None  # eager PyTorch takes any batch
+
     def infer(self, co2: np.ndarray, ch4: np.ndarray, modality_mask: np.ndarray) -> Prediction:
+        return self.infer_batch(co2, ch4, modality_mask)[0]
+
+    @torch.inference_mode()
+    def infer_batch(self, co2: np.ndarray, ch4: np.ndarray, modality_mask: np.ndarray) -> list[Prediction]:
         tensors = [torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)).to(self.device) for a in (co2, ch4, modality_mask)]
         out = self.model(*tensors)
         outputs: dict[str, np.ndarray] = {}
@@ -54,7 +61,7 @@ class TorchBackend:
         for key, name in ((CO2_SEG_LOGITS, "co2_seg"), (CH4_SEG_LOGITS, "ch4_seg")):
             if key in out:
                 outputs[name] = out[key].argmax(dim=1).to(torch.int32).cpu().numpy()
-        return prediction_from_outputs(outputs, self.contract)
+        return predictions_from_batch(outputs, self.contract)
 
     def close(self) -> None:
         self.model = None  # type: ignore[assignment]

@@ -58,9 +58,9 @@ class WebRun:
               info: dict[str, str], stack: ExitStack) -> WebServer:
         """Start serving (until `stack` closes) what `pipeline` and the alert database at `db` hold."""
         self.feed.on_each = StageHistograms(self.registry, lambda: pipeline.counters).update
-        policy = service.policy
-        self.registry.register(PipelineCollector(pipeline.stats, self.feed.fps,
-                                                 lambda: [alert.type for alert in policy.open_alerts],
+        self.registry.register(PipelineCollector(lambda: pipeline.snapshot.stats, self.feed.fps,
+                                                 lambda: [a.type for s in pipeline.snapshot.stations.values()
+                                                          for a in s.open_alerts],
                                                  lambda: self.feed.encoded, info))
         store = stack.enter_context(AlertStore(db))
         sources = WebSources(pipeline, self.feed, store, None if snapshot_dir is None else Path(snapshot_dir).resolve(),

@@ -159,7 +159,7 @@ def build_app(src: WebSources, access: AccessPolicy, registry: CollectorRegistry
             raise BadRequest(str(exc)) from None
         change = await run_in_threadpool(set_subject, src.store, subject, "web")  # a committed write: off the loop
         assert src.pipeline is not None
-        src.pipeline.alerts.policy.subject = subject  # now; the run's watcher confirms it from the log
+        src.pipeline.alerts.set_subject(subject)  # now; the run's watcher confirms it from the log
         return JSONResponse({"subject": subject, "time": change.epoch})
 
     async def bad_request(request: Request, exc: Exception) -> Response:

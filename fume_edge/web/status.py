@@ -47,17 +47,13 @@ class WebSources:
 
     def stats(self) -> dict[str, Any]:
         assert self.pipeline is not None
-        for _ in range(3):  # the loop thread may resize a set while it is read; a retry sees a settled one
-            try:
-                return self.pipeline.stats()
-            except RuntimeError:
-                continue
-        return self.pipeline.stats()
+        return self.pipeline.snapshot.stats  # published by the loop thread, never changed after
 
     def open_alerts(self) -> list[dict[str, Any]]:
         if self.pipeline is None:
             return []  # a stored database: what was open ended with its run
-        alerts = self.pipeline.alerts.policy.open_alerts  # one tuple built from the dict: may race a change
+        station = self.pipeline.snapshot.first
+        alerts = () if station is None else station.open_alerts
         return [{"type": a.type, "id": a.id, "cameras": list(a.camera_ids), "since": a.start_time} for a in alerts]
 
     def snapshot_url(self, path: str | None) -> str | None:
@@ -94,8 +90,8 @@ def status(src: WebSources) -> dict[str, Any]:
         return archive_status(src)
     stats, feed, pipeline = src.stats(), src.feed, src.pipeline
     latest = feed.latest
-    policy = pipeline.alerts.policy
-    smoothed = policy.smoothed_probs
+    station = pipeline.snapshot.first
+    smoothed = None if station is None else station.smoothed
     frame_probs = None if latest is None or latest.prediction.ph_probs is None else latest.prediction.ph_probs
     areas = None if latest is None else {
         gas: (None if image is None else area)
@@ -105,7 +101,8 @@ def status(src: WebSources) -> dict[str, Any]:
     return {
         **src.info, "live": True, "access": src.access,
         "time": iso_utc(time.time()), "elapsed_s": stats["elapsed_s"], "mode": stats["mode"],
-        "subject": policy.subject, "subject_since": iso_utc(changes[0].epoch) if changes else None,
+        "subject": None if station is None else station.subject,
+        "subject_since": iso_utc(changes[0].epoch) if changes else None,
         "fps": feed.fps(), "inferences": stats["inferences"], "result_seq": None if latest is None else latest.seq,
         "stage_ms": {k: stats[f"{k}_ms"] for k in ("prepare", "infer", "alerts")}, "latency_ms": stats["latency_ms"],
         "cameras": {cam: {k: v for k, v in values.items() if k != "last_garbage"}

@@ -1,0 +1,77 @@
+"""Batched inference (one call for several stations' pairs) equals inference pair by pair, on every backend here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from fume_edge.deploy.export_job import export_and_check
+from fume_edge.model.checkpoint import Checkpoint, save_checkpoint
+from fume_edge.model.registry import create_model
+from fume_edge.runtime.base import load_backend
+from fume_edge.runtime.pre import Preprocessing
+
+SMALL = (128, 96)
+BATCH = 3
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    model = create_model("fume_fastscnn")
+    gen = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for key, tensor in model.state_dict().items():
+            if tensor.dtype.is_floating_point:
+                tensor.copy_(torch.rand(tensor.shape, generator=gen) + 0.5 if "running_var" in key
+                             else torch.randn(tensor.shape, generator=gen) * 0.2)
+    ckpt = Checkpoint(architecture="fume_fastscnn", arch_kwargs={}, state_dict=model.state_dict(),
+                      preprocessing=Preprocessing(SMALL))
+    return save_checkpoint(ckpt, tmp_path_factory.mktemp("batch") / "fume.pt")
+
+
+def _rows(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Three different stations' inputs: both cameras, CO2 only, CH4 only."""
+    rng = np.random.default_rng(seed)
+    width, height = SMALL
+    co2 = rng.random((BATCH, 1, height, width), dtype=np.float32)
+    ch4 = rng.random((BATCH, 1, height, width), dtype=np.float32)
+    mask = np.array([[1, 1], [1, 0], [0, 1]], np.float32)
+    co2[2], ch4[1] = 0.0, 0.0
+    return co2, ch4, mask
+
+
+def _assert_rows_equal(batched: list, single: list) -> None:
+    assert len(batched) == len(single) == BATCH
+    for a, b in zip(batched, single):
+        np.testing.assert_allclose(a.ph_logits, b.ph_logits, atol=1e-5, rtol=0)
+        np.testing.assert_array_equal(a.co2_seg, b.co2_seg)
+        np.testing.assert_array_equal(a.ch4_seg, b.ch4_seg)
+
+
+def test_onnx_batch_export_records_the_batch_and_equals_pair_by_pair(checkpoint: Path, tmp_path: Path) -> None:
+    job = export_and_check(checkpoint, tmp_path / "b3.onnx", size=SMALL, check_count=2, batch=BATCH)
+    assert job.parity.passed, job.parity.failures
+    single_path = export_and_check(checkpoint, tmp_path / "b1.onnx", size=SMALL, check_count=1).export.path
+    graph = onnx.load(str(tmp_path / "b3.onnx"))
+    assert {p.key: p.value for p in graph.metadata_props}["fume_edge.batch"] == str(BATCH)
+    assert all(o.type.tensor_type.shape.dim[0].dim_value == BATCH for o in graph.graph.output)
+    co2, ch4, mask = _rows()
+    with load_backend(tmp_path / "b3.onnx", device="cpu") as batched, load_backend(single_path, device="cpu") as one:
+        assert batched.max_batch == BATCH and batched.contract.batch == BATCH and one.max_batch == 1
+        rows = batched.infer_batch(co2, ch4, mask)
+        _assert_rows_equal(rows, [one.infer(co2[i:i + 1], ch4[i:i + 1], mask[i:i + 1]) for i in range(BATCH)])
+        # one pair through a batch-N model (padded) is that pair's result
+        np.testing.assert_allclose(batched.infer(co2[1:2], ch4[1:2], mask[1:2]).ph_logits, rows[1].ph_logits,
+                                   atol=1e-5, rtol=0)
+
+
+def test_torch_batch_equals_pair_by_pair(checkpoint: Path) -> None:
+    co2, ch4, mask = _rows(1)
+    with load_backend(checkpoint, device="cpu") as backend:
+        assert backend.max_batch is None
+        _assert_rows_equal(backend.infer_batch(co2, ch4, mask),
+                           [backend.infer(co2[i:i + 1], ch4[i:i + 1], mask[i:i + 1]) for i in range(BATCH)])
