@@ -4,7 +4,6 @@ is shared fairly, and a SIGTERM ends every station's open alerts."""
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import io
 import json
 import os
@@ -27,6 +26,7 @@ from fume_edge.alerts.event import ACIDOSIS_RISK, CAMERA_DEGRADED, CAMERA_OFFLIN
 from fume_edge.alerts.service import AlertService
 from fume_edge.alerts.store import AlertStore
 from fume_edge.assets import default_model_path
+from fume_edge.config import replace
 from fume_edge.data.config import Outage, Segment, load_data_config
 from fume_edge.data.synth_video import write_paired_videos
 from fume_edge.errors import FumeEdgeError
@@ -45,9 +45,9 @@ FUME_EDGE = [sys.executable, "-c", "import sys; from fume_edge.cli import main; 
 
 def _videos(folder: Path, segments: list[tuple[float, float]], outage: Outage | None = None) -> dict[str, Path]:
     data = load_data_config()
-    video = dataclasses.replace(data.synthetic.video, fps=10.0, segments=tuple(Segment(ph, s) for ph, s in segments),
-                                clock_offset_s=0.0, jitter_s=0.0, drop_rate=0.0, outage=outage)
-    synthetic = dataclasses.replace(data.synthetic, width=FRAME_SIZE[0], height=FRAME_SIZE[1], video=video)
+    video = replace(data.synthetic.video, fps=10.0, segments=tuple(Segment(ph=ph, seconds=s) for ph, s in segments),
+                    clock_offset_s=0.0, jitter_s=0.0, drop_rate=0.0, outage=outage)
+    synthetic = replace(data.synthetic, width=FRAME_SIZE[0], height=FRAME_SIZE[1], video=video)
     return write_paired_videos(folder, synthetic, data.ph_classes, seed=5)
 
 
@@ -55,7 +55,7 @@ def test_three_stations_each_get_exactly_their_own_alerts(tmp_path: Path) -> Non
     """One drifts to Acidotic, one stays Healthy, one loses its CH4 camera; the bundled model reads them all."""
     acid = _videos(tmp_path / "acid", [(6.4, 0.8), (5.2, 2.2)])
     healthy = _videos(tmp_path / "ok", [(6.4, 3.0)])
-    dead = _videos(tmp_path / "dead", [(6.4, 3.0)], Outage("ch4", 1.0, 2.0))
+    dead = _videos(tmp_path / "dead", [(6.4, 3.0)], Outage(gas="ch4", start_s=1.0, seconds=2.0))
     config = write_run_yaml(tmp_path / "run.yaml", f"""
 stations:
   - {{id: pen-acid, co2: {acid['co2']}, ch4: {acid['ch4']}}}
@@ -158,12 +158,12 @@ def test_a_hung_station_stalls_nobody_and_the_batch_is_shared_fairly(tmp_path: P
 
 
 def test_station_ids_and_overrides_are_checked_with_the_key_named(tmp_path: Path) -> None:
-    cases = {"stations: [{id: pen/1, co2: a, ch4: b}]": "run.yaml.stations[0].id",
+    cases = {"stations: [{id: pen/1, co2: a, ch4: b}]": "run.yaml:1: stations[0].id: 'pen/1' is not a valid id",
              "stations: [{id: p, co2: a, ch4: b}, {id: p, co2: c, ch4: d}]":
-                 "run.yaml.stations[1].id: 'p' is used twice",
+                 "run.yaml:1: stations: station id 'p' is used twice (stations[1])",
              "stations: [{id: p, co2: a, ch4: b, alerts: {acidosis_risk: {start_at: 2}}}]":
-                 "run.yaml.stations[0].alerts.acidosis_risk: need 0 <= end_below < start_at <= 1",
-             "stations: [{id: p, co2: a, ch4: b, camera: c}]": "run.yaml.stations[0].camera"}
+                 "run.yaml:1: stations: [0].alerts.acidosis_risk.start_at: must be <= 1 (got 2)",
+             "stations: [{id: p, co2: a, ch4: b, camera: c}]": "run.yaml:1: stations[0].camera: unknown key"}
     for text, expected in cases.items():
         path = write_run_yaml(tmp_path / "run.yaml", text)
         with pytest.raises(FumeEdgeError) as error:

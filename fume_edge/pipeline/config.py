@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, StringConstraints, model_validator
+from pydantic import Field, StringConstraints, ValidationInfo, field_validator, model_validator
 
 from fume_edge.alerts.policy import AlertPolicyConfig
 from fume_edge.alerts.worker import SinksConfig
@@ -167,25 +167,28 @@ class RunConfig(TopConfig):
 
     device_id: str | None  # None: the host name
     station_id: StationId  # the id of the one station `sources.co2/ch4` describe (without `stations:`)
-    stations: list[StationConfig]  # the camera pairs this device watches (empty: the one of `sources`)
     model: ModelConfig
     alerts: AlertPolicyConfig
+    stations: list[StationConfig]  # the camera pairs this device watches (empty: the one of `sources`)
     sinks: SinksConfig
     sources: SourcesConfig
     sync: SyncConfig
     pipeline: PipelineConfig
     http: HttpConfig
 
-    @model_validator(mode="after")
-    def _stations_usable(self) -> RunConfig:
+    @field_validator("stations")
+    @classmethod
+    def _stations_usable(cls, stations: list[StationConfig], info: ValidationInfo) -> list[StationConfig]:
         """Station ids once each, and every station's `alerts:` overrides valid as a policy."""
         try:
-            check_unique(self.stations, "stations")
-            for station in self.stations:
-                self.policy_for(station)
+            check_unique(stations)
+            alerts = info.data.get("alerts")  # absent when `alerts:` itself failed: reported there
+            for index, station in enumerate(stations):
+                if alerts is not None and station.alerts:
+                    station_policy(alerts, station, f"[{index}].alerts")
         except FumeEdgeError as exc:
             raise ValueError(str(exc)) from None
-        return self
+        return stations
 
     def run_stations(self) -> list[StationConfig]:
         """The stations to run: `stations:`, else one named `station_id` from `sources.co2/ch4`."""
@@ -195,11 +198,14 @@ class RunConfig(TopConfig):
 
     def policy_for(self, station: StationConfig) -> AlertPolicyConfig:
         """The device's alert policy with the station's own `alerts:` keys over it."""
-        if not station.alerts:
-            return self.alerts
-        index = next((i for i, s in enumerate(self.stations) if s.id == station.id), 0)
-        return section(AlertPolicyConfig, merge(self.alerts.model_dump(), station.alerts),
-                       f"stations[{index}].alerts")
+        return station_policy(self.alerts, station, f"stations.{station.id}.alerts")
+
+
+def station_policy(device: AlertPolicyConfig, station: StationConfig, where: str) -> AlertPolicyConfig:
+    """`device`'s policy with `station`'s own `alerts:` keys over it, checked like the policy itself."""
+    if not station.alerts:
+        return device
+    return section(AlertPolicyConfig, merge(device.model_dump(), station.alerts), where)
 
 
 def resolve_run_config(path: str | Path | None = None, overrides: Iterable[Override] = (),

@@ -10,13 +10,21 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
-from fume_edge.alerts.topics import TOPIC_ID
+from fume_edge.alerts.topics import check_topic_id
 from fume_edge.config import ConfigModel
 from fume_edge.errors import FumeEdgeError
 
-StationId = Annotated[str, Field(pattern=TOPIC_ID.pattern)]  # one MQTT topic level, a file name part
+
+def _topic_safe(value: str) -> str:
+    try:
+        return check_topic_id(value, "id")
+    except FumeEdgeError as exc:
+        raise ValueError(str(exc).removeprefix("id: ")) from None
+
+
+StationId = Annotated[str, AfterValidator(_topic_safe)]  # one MQTT topic level, a file name part
 
 
 class StationConfig(ConfigModel):
@@ -28,10 +36,11 @@ class StationConfig(ConfigModel):
     alerts: dict[str, Any] = Field(default_factory=dict)  # keys of run.yaml `alerts:`, this station only
 
 
-def check_unique(stations: list[StationConfig], where: str) -> None:
+def check_unique(stations: list[StationConfig]) -> None:
     """Station ids name topics, rows and files: each once."""
     seen: set[str] = set()
     for index, station in enumerate(stations):
         if station.id in seen:
-            raise FumeEdgeError(f"{where}[{index}].id: {station.id!r} is used twice; give each station its own id")
+            raise FumeEdgeError(f"station id {station.id!r} is used twice (stations[{index}]); give each station "
+                                "its own id")
         seen.add(station.id)
