@@ -168,14 +168,14 @@ def tensorrt_runner(models: Models, precision: str, device: str) -> Runner | Una
     """A TensorRT engine built from the ONNX at `precision` (INT8: explicit QDQ from the calibration set), kept in
     the cache and reused while its sidecar matches this TensorRT and GPU; timed through the `.engine` backend.
 
-    The builder is `fume_edge.deploy.tensorrt_build`; where this build of fume-edge lacks it, the row says so.
+    The builder is `fume_edge.deploy.tensorrt.tensorrt_build`; where this build of fume-edge lacks it, the row says so.
     """
     name = f"tensorrt-{precision}"
-    if importlib.util.find_spec("fume_edge.deploy.tensorrt_build") is None:
+    if importlib.util.find_spec("fume_edge.deploy.tensorrt.tensorrt_build") is None:
         return Unavailable(name, "this fume-edge build has no TensorRT engine builder",
                            "install a fume-edge release with `fume-edge build-engine`")
     from fume_edge.bench.int8 import bench_calibration, cache_dir
-    from fume_edge.deploy.tensorrt_build import EngineBuildOptions, build_engine, tensorrt_available
+    from fume_edge.deploy.tensorrt.tensorrt_build import EngineBuildOptions, build_engine, tensorrt_available
     from fume_edge.hashing import sha256_file
     from fume_edge.runtime.base import load_backend
     from fume_edge.runtime.engine_sidecar import rebuild_reason

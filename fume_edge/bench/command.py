@@ -59,7 +59,7 @@ def resolve_models(paths: list[Path], console: Console) -> Models:
                                 f"not {suffix!r}")
     if onnx is None and checkpoint is not None:
         from fume_edge.bench.int8 import cache_dir
-        from fume_edge.deploy.onnx_export import export_onnx
+        from fume_edge.deploy.onnx.onnx_export import export_onnx
 
         onnx = cache_dir() / "bench" / f"{sha256_file(checkpoint)[:16]}.onnx"
         if not onnx.is_file():

@@ -6,8 +6,8 @@ import shlex
 from pathlib import Path
 
 from fume_edge.console import console
-from fume_edge.deploy.tensorrt_build import build_engine, tensorrt_available
-from fume_edge.deploy.trt_settings import EngineBuildOptions
+from fume_edge.deploy.tensorrt.tensorrt_build import build_engine, tensorrt_available
+from fume_edge.deploy.tensorrt.trt_settings import EngineBuildOptions
 from fume_edge.errors import FumeEdgeError
 
 

@@ -9,9 +9,9 @@ import typer
 from rich.table import Table
 
 from fume_edge.console import console
-from fume_edge.deploy.engine_onnx import is_qdq
-from fume_edge.deploy.quant_graph import load_fp32
-from fume_edge.deploy.trt_rules import VERSIONS, RuleReport, check_onnx, version_key
+from fume_edge.deploy.tensorrt.engine_onnx import is_qdq
+from fume_edge.deploy.onnx.quant_graph import load_fp32
+from fume_edge.deploy.onnx.trt_rules import VERSIONS, RuleReport, check_onnx, version_key
 
 
 def _findings_table(path: Path, report: RuleReport) -> Table:
