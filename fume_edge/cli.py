@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from fume_edge import __version__
-from fume_edge.bundle.command import app as bundle_app
+from fume_edge.bundle.commands import app as bundle_app
 from fume_edge.errors import FumeEdgeError
 from fume_edge.extras import feature_for_module
 from fume_edge.fleet.commands import app as fleet_app
@@ -126,7 +126,7 @@ def export(
     mask_scale: int = typer.Option(1, "--mask-scale", help="Seg masks at 1/N of the input size (1, 2, 4, 8): faster output path; 1 is exact."),
 ) -> None:
     """Export a checkpoint to ONNX (static shape, argmax in the graph) and check it against PyTorch."""
-    from fume_edge.deploy.onnx.export_job import export_and_check
+    from fume_edge.deploy.onnx.commands import export_and_check
     from fume_edge.deploy.reports import print_export
 
     job = export_and_check(checkpoint, output, size=_parse_size(size), with_logits=logits, fp16=fp16,
@@ -300,7 +300,7 @@ def calibrate(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing calibration folder."),
 ) -> None:
     """Make an INT8 calibration set: a manifest (committed) and cached input tensors (git-ignored)."""
-    from fume_edge.deploy.int8.quantize_command import calibrate_command
+    from fume_edge.deploy.int8.commands import calibrate_command
 
     calibrate_command(data, output, count, seed, _parse_size(size) or (640, 480), config, overwrite)
 
@@ -323,7 +323,7 @@ def quantize(
 ) -> None:
     """Quantize an FP32 ONNX to QDQ INT8 and check its accuracy against FP32 (exit 1 past the limits)."""
     from fume_edge.deploy.int8.quantize import QuantizeOptions
-    from fume_edge.deploy.int8.quantize_command import quantize_command
+    from fume_edge.deploy.int8.commands import quantize_command
 
     options = QuantizeOptions(target=target, method=method, exclude=tuple(exclude or ()), sensitivity=sensitivity,
                               max_float=max_float, sensitivity_ops=tuple(sensitivity_ops or ()),
@@ -337,7 +337,7 @@ def check(
     trt: Optional[list[str]] = typer.Option(None, "--trt", help="TensorRT version: 8.6, 10 or 11; repeatable \\[default: all three]."),
 ) -> None:
     """Check an ONNX graph against TensorRT's parser rules on the CPU; every finding names its node (exit 1 on any)."""
-    from fume_edge.deploy.tensorrt.check_command import check_command
+    from fume_edge.deploy.tensorrt.commands import check_command
 
     check_command(model, trt)
 
@@ -358,7 +358,7 @@ def build_engine_cmd(
     verbose: bool = typer.Option(False, "--verbose", help="Show TensorRT's info messages too."),
 ) -> None:
     """Build a TensorRT engine (+ NAME.engine.json sidecar) from an ONNX model, on the device that will run it."""
-    from fume_edge.deploy.tensorrt.build_command import build_command
+    from fume_edge.deploy.tensorrt.commands import build_command
     from fume_edge.deploy.tensorrt.trt_settings import EngineBuildOptions
 
     if fp16 == int8:
@@ -387,11 +387,11 @@ def bench(
     from fume_edge.console import console
 
     if estimate is not None:
-        from fume_edge.bench.estimate_command import estimate_command
+        from fume_edge.bench.commands import estimate_command
 
         estimate_command(models or [], estimate, target_fps, json_out, console)
         return
-    from fume_edge.bench.command import BenchOptions, bench_command, parse_backends
+    from fume_edge.bench.commands import BenchOptions, bench_command, parse_backends
 
     code = bench_command(BenchOptions(models=list(models or []), backends=parse_backends(backends),
                                       iterations=iterations, warmup=warmup, threads=threads, device=device,
@@ -413,6 +413,6 @@ def doctor(
     raise typer.Exit(code=doctor_command(console, config=config, model=model))
 
 
-from fume_edge.web.serve_command import serve_command  # noqa: E402 (imports typer only)
+from fume_edge.web.commands import serve_command  # noqa: E402 (imports typer only)
 
 app.command("serve")(serve_command)

@@ -235,7 +235,7 @@ def test_quantize_command_cpu_target(fp32: Path, calib: Path, dataset: Path, tmp
 
 
 def test_outputs_are_named_by_target_and_never_overwritten_silently(fp32: Path, calib: Path, tmp_path: Path) -> None:
-    from fume_edge.deploy.int8.quantize_command import int8_path, quantize_command
+    from fume_edge.deploy.int8.commands import int8_path, quantize_command
 
     assert int8_path(Path("engines/fume.onnx"), "cpu") == Path("engines/fume.cpu.int8.onnx")
     assert int8_path(Path("engines/fume.onnx"), "tensorrt") == Path("engines/fume.tensorrt.int8.onnx")

@@ -56,7 +56,7 @@ def prepare_onnx(source: Path, form: str, engine: Path, calib: Path | None, data
 def calibration_folder(source: Path, calib: Path | None, data: Path | None) -> Path:
     """The --calib folder, or one made from the paired CSV --data (reused when it is already there)."""
     from fume_edge.deploy.onnx.quant_graph import model_preprocessing
-    from fume_edge.deploy.int8.quantize_command import calibrate_command
+    from fume_edge.deploy.int8.commands import calibrate_command
 
     if calib is not None:
         return calib
@@ -73,7 +73,7 @@ def calibration_folder(source: Path, calib: Path | None, data: Path | None) -> P
 def quantized_onnx(source: Path, output: Path, calib: Path | None, data: Path | None) -> Path:
     """Calibrate and quantize for TensorRT (`fume-edge quantize --target tensorrt`, accuracy report and limits)."""
     from fume_edge.deploy.int8.quantize import QuantizeOptions
-    from fume_edge.deploy.int8.quantize_command import quantize_command
+    from fume_edge.deploy.int8.commands import quantize_command
 
     quantize_command(source, calibration_folder(source, calib, data), output, QuantizeOptions(target="tensorrt"), None)
     return output
