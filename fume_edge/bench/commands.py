@@ -14,7 +14,8 @@ import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from fume_edge.bench.backends import BACKENDS, Models, Unavailable, make_runner
+from fume_edge.bench.backend_names import BACKENDS, DEFAULT_BACKENDS
+from fume_edge.bench.backends import Models, Unavailable, make_runner
 from fume_edge.bench.estimate import estimate, load_devices
 from fume_edge.bench.machine import busy_cpu_seconds, machine_info, machine_label
 from fume_edge.bench.model import Runner, latency_stats, measure, summarize
@@ -27,7 +28,7 @@ from fume_edge.hashing import sha256_file
 @dataclass
 class BenchOptions:
     models: list[Path]
-    backends: tuple[str, ...] = BACKENDS
+    backends: tuple[str, ...] = DEFAULT_BACKENDS
     iterations: int = 100
     warmup: int = 10
     threads: int | None = None
