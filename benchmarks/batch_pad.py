@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fume_edge.deploy.onnx_export import export_onnx
+from fume_edge.deploy.onnx.onnx_export import export_onnx
 from fume_edge.runtime.onnx_backend import open_session, run_session
 
 

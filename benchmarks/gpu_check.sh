@@ -8,8 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-python3}"
 "$PY" -c "import tensorrt, sys; print('TensorRT', tensorrt.__version__)" || {
-  echo "TensorRT's Python module is missing: on a Jetson, sudo apt install python3-libnvinfer and a venv made with" \
-       "--system-site-packages; on a desktop, pip install --extra-index-url https://pypi.nvidia.com tensorrt" >&2
+  hint="$("$PY" -c 'from fume_edge.extras import tensorrt_install_hint as hint; print(hint())')"
+  echo "TensorRT's Python module is missing: $hint" >&2
   exit 2
 }
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version --format=csv,noheader || true

@@ -25,7 +25,7 @@ import numpy as np
 
 from fume_edge.assets import default_model_path
 from fume_edge.data.calibration import load_calibration
-from fume_edge.deploy.tensorrt_build import EngineBuildOptions, build_engine
+from fume_edge.deploy.tensorrt.tensorrt_build import EngineBuildOptions, build_engine
 from fume_edge.runtime.onnx_backend import OnnxBackend
 from fume_edge.runtime.trt_backend import TensorRTBackend
 

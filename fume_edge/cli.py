@@ -11,10 +11,12 @@ from rich.console import Console
 from rich.markup import escape
 
 from fume_edge import __version__
-from fume_edge.bundle.command import app as bundle_app
+from fume_edge.bench.backend_names import DEFAULT_BACKENDS
+from fume_edge.bundle.commands import app as bundle_app
 from fume_edge.config_cli import config_app
 from fume_edge.errors import FumeEdgeError
 from fume_edge.extras import feature_for_module
+from fume_edge.labels import INPUT_HEIGHT, INPUT_SIZE_TEXT, INPUT_WIDTH
 from fume_edge.fleet.commands import app as fleet_app
 
 app = typer.Typer(
@@ -67,7 +69,7 @@ def import_cmd(
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="fume-edge checkpoint to write \\[default: PATH with .fume.pt]."),
     uint16_range: Optional[str] = typer.Option(None, "--uint16-range", help="LOW,HIGH raw 16-bit counts the research "
                                                "model's thermal frames were scaled from \\[default: 0,65535]."),
-    input_size: Optional[str] = typer.Option(None, "--input-size", help="WIDTHxHEIGHT the research model was trained at \\[default: its config's data.image_size, else 640x480]."),
+    input_size: Optional[str] = typer.Option(None, "--input-size", help=f"WIDTHxHEIGHT the research model was trained at \\[default: its config's data.image_size, else {INPUT_SIZE_TEXT}]."),
     class_names: Optional[str] = typer.Option(None, "--class-names", help="pH class names in head order, comma-separated \\[default: its config's, else Healthy,Transitional,Acidotic]."),
 ) -> None:
     """Import a FUME research checkpoint into a fume-edge checkpoint (weights-only loading, strict keys)."""
@@ -111,7 +113,7 @@ def _parse_size(text: Optional[str], flag: str = "--size") -> Optional[tuple[int
     try:
         width, height = (int(v) for v in text.lower().split("x"))
     except ValueError:
-        raise FumeEdgeError(f"{flag} {text!r}: expected WIDTHxHEIGHT, e.g. 640x480") from None
+        raise FumeEdgeError(f"{flag} {text!r}: expected WIDTHxHEIGHT, e.g. {INPUT_SIZE_TEXT}") from None
     return width, height
 
 
@@ -119,7 +121,7 @@ def _parse_size(text: Optional[str], flag: str = "--size") -> Optional[tuple[int
 def export(
     checkpoint: Path = typer.Argument(..., help="fume-edge checkpoint (.pt) from `train` or `import`."),
     output: Path = typer.Option(Path("engines/fume.onnx"), "-o", "--output", help="ONNX file to write."),
-    size: Optional[str] = typer.Option(None, help="Input size WIDTHxHEIGHT of the graph, multiples of 32 \\[default: 640x480, the deployment size, whatever the training size]."),
+    size: Optional[str] = typer.Option(None, help=f"Input size WIDTHxHEIGHT of the graph, multiples of 32 \\[default: {INPUT_SIZE_TEXT}, the deployment size, whatever the training size]."),
     logits: bool = typer.Option(False, "--logits", help="Also output raw seg logits (for parity checks)."),
     fp16: bool = typer.Option(False, "--fp16", help="Half-precision compute, float32 I/O (strongly typed TensorRT ≥ 11)."),
     simplify: bool = typer.Option(True, "--simplify/--no-simplify", help="Simplify with onnxsim."),
@@ -129,7 +131,7 @@ def export(
     batch: int = typer.Option(1, "--batch", min=1, help="Static batch: pairs per call, one per station (`run` with N stations)."),
 ) -> None:
     """Export a checkpoint to ONNX (static shape, argmax in the graph) and check it against PyTorch."""
-    from fume_edge.deploy.export_job import export_and_check
+    from fume_edge.deploy.onnx.commands import export_and_check
     from fume_edge.deploy.reports import print_export
 
     job = export_and_check(checkpoint, output, size=_parse_size(size), with_logits=logits, fp16=fp16,
@@ -226,7 +228,7 @@ def train(
     model: Optional[str] = typer.Option(None, "--model", help="Registered model name \\[default: the config's model]."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="RUN/last.pt: continue that run in its folder (its own config unless --config)."),
     epochs: Optional[int] = typer.Option(None, "--epochs", min=1, help="Epochs to train \\[default: the config's epochs, 100]."),
-    size: Optional[str] = typer.Option(None, "--size", help="Training input WIDTHxHEIGHT \\[default: the config's data.image_size, 640x480]."),
+    size: Optional[str] = typer.Option(None, "--size", help=f"Training input WIDTHxHEIGHT \\[default: the config's data.image_size, {INPUT_SIZE_TEXT}]."),
     batch: Optional[int] = typer.Option(None, "--batch", min=1, help="Batch size \\[default: the config's batch_size, 8]."),
     name: Optional[str] = typer.Option(None, "--name", help="Run folder name under runs/ \\[default: MODEL-TIMESTAMP]."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Live progress bars."),
@@ -300,14 +302,14 @@ def calibrate(
     output: Path = typer.Option(..., "-o", "--output", help="Calibration folder to write, e.g. calibration/NAME."),
     count: int = typer.Option(300, "--count", min=1, help="Pairs to select, stratified by pH class × gas presence."),
     seed: int = typer.Option(0, "--seed", help="Selection seed; the same seed and CSV give the same set."),
-    size: str = typer.Option("640x480", "--size", help="Model input WIDTHxHEIGHT the tensors are made for."),
+    size: str = typer.Option(INPUT_SIZE_TEXT, "--size", help="Model input WIDTHxHEIGHT the tensors are made for."),
     config: Optional[Path] = typer.Option(None, "--config", help="Data YAML (16-bit range) overriding fume_edge/configs/data.yaml."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing calibration folder."),
 ) -> None:
     """Make an INT8 calibration set: a manifest (committed) and cached input tensors (git-ignored)."""
-    from fume_edge.deploy.quantize_command import calibrate_command
+    from fume_edge.deploy.int8.commands import calibrate_command
 
-    calibrate_command(data, output, count, seed, _parse_size(size) or (640, 480), config, overwrite)
+    calibrate_command(data, output, count, seed, _parse_size(size) or (INPUT_WIDTH, INPUT_HEIGHT), config, overwrite)
 
 
 @app.command()
@@ -327,8 +329,8 @@ def quantize(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file."),
 ) -> None:
     """Quantize an FP32 ONNX to QDQ INT8 and check its accuracy against FP32 (exit 1 past the limits)."""
-    from fume_edge.deploy.quantize import QuantizeOptions
-    from fume_edge.deploy.quantize_command import quantize_command
+    from fume_edge.deploy.int8.quantize import QuantizeOptions
+    from fume_edge.deploy.int8.commands import quantize_command
 
     options = QuantizeOptions(target=target, method=method, exclude=tuple(exclude or ()), sensitivity=sensitivity,
                               max_float=max_float, sensitivity_ops=tuple(sensitivity_ops or ()),
@@ -342,7 +344,7 @@ def check(
     trt: Optional[list[str]] = typer.Option(None, "--trt", help="TensorRT version: 8.6, 10 or 11; repeatable \\[default: all three]."),
 ) -> None:
     """Check an ONNX graph against TensorRT's parser rules on the CPU; every finding names its node (exit 1 on any)."""
-    from fume_edge.deploy.check_command import check_command
+    from fume_edge.deploy.tensorrt.commands import check_command
 
     check_command(model, trt)
 
@@ -363,8 +365,8 @@ def build_engine_cmd(
     verbose: bool = typer.Option(False, "--verbose", help="Show TensorRT's info messages too."),
 ) -> None:
     """Build a TensorRT engine (+ NAME.engine.json sidecar) from an ONNX model, on the device that will run it."""
-    from fume_edge.deploy.build_command import build_command
-    from fume_edge.deploy.trt_settings import EngineBuildOptions
+    from fume_edge.deploy.tensorrt.commands import build_command
+    from fume_edge.deploy.tensorrt.trt_settings import EngineBuildOptions
 
     if fp16 == int8:
         raise FumeEdgeError("build-engine: pass exactly one of --fp16 or --int8")
@@ -376,7 +378,7 @@ def build_engine_cmd(
 @app.command()
 def bench(
     models: Optional[list[Path]] = typer.Argument(None, help="Model files: an .onnx export and/or its .pt checkpoint \\[default: the bundled model]."),
-    backends: str = typer.Option(",".join(("torch", "onnxruntime", "onnxruntime-int8", "tensorrt-fp16", "tensorrt-int8")), "--backends", help="Comma-separated backends to measure."),
+    backends: str = typer.Option(",".join(DEFAULT_BACKENDS), "--backends", help="Comma-separated backends to measure."),
     iterations: int = typer.Option(100, "--iterations", min=1, help="Timed calls per backend."),
     warmup: int = typer.Option(10, "--warmup", min=0, help="Untimed calls per backend first."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for torch and ONNX Runtime \\[default: each library's]."),
@@ -394,11 +396,11 @@ def bench(
     from fume_edge.console import console
 
     if estimate is not None:
-        from fume_edge.bench.estimate_command import estimate_command
+        from fume_edge.bench.commands import estimate_command
 
         estimate_command(models or [], estimate, target_fps, json_out, console, batch)
         return
-    from fume_edge.bench.command import BenchOptions, bench_command, parse_backends
+    from fume_edge.bench.commands import BenchOptions, bench_command, parse_backends
 
     code = bench_command(BenchOptions(models=list(models or []), backends=parse_backends(backends),
                                       iterations=iterations, warmup=warmup, threads=threads, device=device,
@@ -420,6 +422,6 @@ def doctor(
     raise typer.Exit(code=doctor_command(console, config=config, model=model))
 
 
-from fume_edge.web.serve_command import serve_command  # noqa: E402 (imports typer only)
+from fume_edge.web.commands import serve_command  # noqa: E402 (imports typer only)
 
 app.command("serve")(serve_command)

@@ -9,7 +9,6 @@ exit code is 0 when `run` can load its configured model here.
 from __future__ import annotations
 
 import glob
-import importlib.util
 import platform
 import socket
 import sys
@@ -20,10 +19,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from fume_edge.bench.backends import TENSORRT_HOW
 from fume_edge.bench.machine import command_output, cpu_info, gpu_info, jetson_info, package_version
 from fume_edge.errors import FumeEdgeError
-from fume_edge.extras import FEATURES, Feature, feature_for_module, install_hint
+from fume_edge.extras import FEATURES, Feature, feature_for_module, install_hint, tensorrt_install_hint
 
 MIN_PYTHON = (3, 10)
 
@@ -36,13 +34,6 @@ class Finding:
     found: str
     ok: bool
     fix: str | None = None
-
-
-def _has(module: str) -> bool:
-    try:
-        return importlib.util.find_spec(module) is not None
-    except (ImportError, ValueError):
-        return False
 
 
 def _python() -> Finding:
@@ -68,7 +59,7 @@ def _library(label: str, name: str, extra: str) -> Finding:
                    None if version else install_hint(extra))
 
 
-def _tensorrt(gpu: bool) -> Finding:
+def _tensorrt(gpu: bool, jetson: bool) -> Finding:
     from fume_edge.runtime.trt_module import FULL_MODULE, installed_runtime_modules
 
     found = installed_runtime_modules()
@@ -76,7 +67,8 @@ def _tensorrt(gpu: bool) -> Finding:
     if full or lean:
         kind = "full (builder)" if full else "lean runtime only (runs version-compatible engines, cannot build)"
         return Finding("TensorRT", f"{package_version('tensorrt') or ''} {kind}".strip(), True)
-    return Finding("TensorRT", "not installed", False, TENSORRT_HOW if gpu else "needs an NVIDIA GPU or a Jetson")
+    fix = tensorrt_install_hint(jetson) if gpu else "needs an NVIDIA GPU or a Jetson"
+    return Finding("TensorRT", "not installed", False, fix)
 
 
 def _cuda(gpu: dict[str, str] | None) -> Finding:
@@ -191,11 +183,12 @@ def diagnose(config: Path | None = None, model: Path | None = None) -> tuple[lis
     gpu, jetson = gpu_info(), jetson_info()
     cpu = cpu_info()
     run_config, _ = load_run_config(config)
+    gpu_found, tensorrt = _gpu(gpu, jetson), _tensorrt(gpu is not None or jetson is not None, jetson is not None)
     machine = [
         _python(),
         Finding("CPU", f"{cpu['model']}, {cpu['usable_cores']} cores"
                        + (", VNNI (fast INT8 on the CPU)" if cpu["vnni"] else ""), True),
-        _gpu(gpu, jetson), _cuda(gpu), _tensorrt(gpu is not None or jetson is not None), _onnxruntime(),
+        gpu_found, _cuda(gpu), tensorrt, _onnxruntime(),
         _library("torch", "torch", "train"), _cameras(),
     ]
     machine += [f for f in (_jetson(jetson), _mqtt(run_config.sinks.mqtt.url)) if f is not None]
@@ -205,8 +198,8 @@ def diagnose(config: Path | None = None, model: Path | None = None) -> tuple[lis
         model_finding,
         _display(),
         *(_feature(feature) for feature in FEATURES),
-        Finding("bench tensorrt-* rows", "ready" if machine[4].ok and machine[2].ok else "unavailable",
-                machine[4].ok and machine[2].ok, machine[4].fix or machine[2].fix),
+        Finding("bench tensorrt-* rows", "ready" if tensorrt.ok and gpu_found.ok else "unavailable",
+                tensorrt.ok and gpu_found.ok, tensorrt.fix or gpu_found.fix),
     ]
     return machine, commands, runnable
 

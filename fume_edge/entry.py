@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 
-INTERRUPTED_EXIT_CODE = 130  # 128 + SIGINT, what shells report for a Ctrl-C
+from fume_edge.errors import INTERRUPTED_EXIT_CODE
 
 
 def main() -> None:

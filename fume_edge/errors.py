@@ -1,4 +1,7 @@
-"""One exception type for user-facing errors, so the CLI can print one clear line instead of a traceback."""
+"""One exception type for user-facing errors, so the CLI can print one clear line instead of a traceback; and the
+exit code of a run the user interrupted."""
+
+INTERRUPTED_EXIT_CODE = 130  # 128 + SIGINT, what shells report for a Ctrl-C
 
 
 class FumeEdgeError(Exception):

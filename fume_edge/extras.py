@@ -42,6 +42,18 @@ def install_hint(extra: str) -> str:
     return f"pip install 'fume-edge[{extra}]' (in a clone: pip install -e '.[{extra}]')"
 
 
+TENSORRT_JETSON_HINT = ("on a Jetson: `sudo apt install python3-libnvinfer` (JetPack) and a venv made with "
+                        "--system-site-packages (never pip install tensorrt there)")
+TENSORRT_DESKTOP_HINT = "on a desktop GPU: `pip install --extra-index-url https://pypi.nvidia.com tensorrt`"
+
+
+def tensorrt_install_hint(jetson: bool = False) -> str:
+    """How to get TensorRT's Python module, which no extra brings (JetPack's package on a Jetson, NVIDIA's wheel on
+    a desktop GPU): the Jetson way on a Jetson, both ways elsewhere (engines are built on the device that runs them,
+    so a desktop user may be about to move to one)."""
+    return TENSORRT_JETSON_HINT if jetson else f"{TENSORRT_JETSON_HINT}; {TENSORRT_DESKTOP_HINT}"
+
+
 def feature_for_module(module: str) -> Feature | None:
     """The first feature whose extra brings this module (a dotted name counts by its top-level package)."""
     top = module.split(".")[0]

@@ -11,6 +11,7 @@ Gas = Literal["co2", "ch4"]
 GASES: tuple[str, ...] = get_args(Gas)
 INPUT_WIDTH = 640
 INPUT_HEIGHT = 480
+INPUT_SIZE_TEXT = f"{INPUT_WIDTH}x{INPUT_HEIGHT}"  # as WIDTHxHEIGHT options write it
 
 # Keys of a model's forward() output. A model without a head (a baseline) omits that key.
 PH_LOGITS = "ph_logits"

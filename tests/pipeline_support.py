@@ -28,7 +28,7 @@ def make_small_onnx(folder: Path) -> Path:
     if onnx_path.is_file():
         return onnx_path
     from fume_edge.model.checkpoint import save_checkpoint
-    from fume_edge.deploy.onnx_export import export_onnx
+    from fume_edge.deploy.onnx.onnx_export import export_onnx
     from fume_edge.deploy.upstream_import import import_research_checkpoint
 
     folder.mkdir(parents=True, exist_ok=True)

@@ -9,8 +9,8 @@ import onnx
 import pytest
 
 from fume_edge.bench.mask_scale import gas_iou, rescale_masks
-from fume_edge.deploy.export_job import export_and_check
-from fume_edge.deploy.onnx_export import export_onnx
+from fume_edge.deploy.onnx.commands import export_and_check
+from fume_edge.deploy.onnx.onnx_export import export_onnx
 from fume_edge.errors import FumeEdgeError
 from fume_edge.runtime.base import load_backend
 from fume_edge.runtime.pre import modality_mask

@@ -279,7 +279,7 @@ def test_model_that_turns_non_finite_after_the_swap_is_rolled_back(
 
 @pytest.mark.gpu
 def test_install_builds_and_gates_a_tensorrt_engine_where_tensorrt_is(world: dict[str, Path], tmp_path: Path) -> None:
-    from fume_edge.deploy.tensorrt_build import tensorrt_available
+    from fume_edge.deploy.tensorrt.tensorrt_build import tensorrt_available
 
     missing = tensorrt_available()
     if missing:

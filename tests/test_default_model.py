@@ -16,7 +16,7 @@ import pytest
 from onnx import numpy_helper
 
 from fume_edge.assets import default_model_path
-from fume_edge.deploy.trt_rules import check_tensorrt_compatible
+from fume_edge.deploy.onnx.trt_rules import check_tensorrt_compatible
 from fume_edge.runtime.base import load_backend
 
 RECIPE_DATA = Path(__file__).parents[1] / "fume_edge" / "assets" / "recipe" / "data.yaml"

@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from fume_edge.model.checkpoint import Checkpoint, save_checkpoint
-from fume_edge.deploy.export_job import export_and_check
-from fume_edge.deploy.onnx_export import OPSET, export_onnx
+from fume_edge.deploy.onnx.commands import export_and_check
+from fume_edge.deploy.onnx.onnx_export import OPSET, export_onnx
 from fume_edge.errors import FumeEdgeError
 from fume_edge.model.registry import create_model, list_models
 from fume_edge.runtime.base import load_backend
@@ -81,11 +81,11 @@ def test_fp16_export_keeps_float32_io_and_labels(tmp_path: Path) -> None:
 def test_parity_failure_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A graph that does not match PyTorch never reaches the output path: the exporter is made to trace other
     weights than the checkpoint it is given, so `export_and_check`'s parity check sees a real mismatch."""
-    import fume_edge.deploy.export_job as export_job
+    import fume_edge.deploy.onnx.commands as export_commands
 
     good = _random_checkpoint(tmp_path, "fume_fastscnn", seed=0)
     other = _random_checkpoint(tmp_path / "other", "fume_fastscnn", seed=1)
-    monkeypatch.setattr(export_job, "export_onnx", lambda checkpoint, path, **kw: export_onnx(other, path, **kw))
+    monkeypatch.setattr(export_commands, "export_onnx", lambda checkpoint, path, **kw: export_onnx(other, path, **kw))
     output = tmp_path / "out" / "model.onnx"
     output.parent.mkdir()
     job = export_and_check(good, output, size=SMALL, simplify=False, check_count=2)

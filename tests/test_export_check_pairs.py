@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from calibration_support import SIZE, make_paired_dataset
 
-from fume_edge.deploy.check_pairs import MODALITY_CASES, csv_check_pairs
+from fume_edge.deploy.onnx.check_pairs import MODALITY_CASES, csv_check_pairs
 from fume_edge.errors import FumeEdgeError
 from fume_edge.runtime.pre import Preprocessing
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from fume_edge.deploy.export_job import DEPLOY_SIZE, export_size
+from fume_edge.deploy.onnx.commands import DEPLOY_SIZE, export_size
 from fume_edge.errors import FumeEdgeError
 from fume_edge.model.checkpoint import Checkpoint, save_checkpoint
 from fume_edge.model.registry import create_model

@@ -7,6 +7,7 @@ linked from this interpreter's site-packages, so an optional module is genuinely
 from __future__ import annotations
 
 import importlib.metadata as metadata
+import importlib.util
 import os
 import subprocess
 import sys
@@ -111,3 +112,27 @@ def test_doctor_names_every_extra_in_a_base_install(base_python: Path, tmp_path:
     for feature in FEATURES:
         assert feature.hint in fixes, done.stdout
     assert "pip install 'fume-edge' " not in done.stdout
+
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tensorrt") is not None, reason="TensorRT is installed here")
+def test_tensorrt_install_hint_is_written_once() -> None:
+    """TensorRT is no pip extra: the build-engine error, `doctor` and `bench` all give the one hint from extras.py."""
+    from fume_edge.bench.backends import tensorrt_unavailable
+    from fume_edge.bench.machine import gpu_info, jetson_info
+    from fume_edge.doctor import _tensorrt
+    from fume_edge.extras import tensorrt_install_hint
+    from fume_edge.runtime.trt_module import installed_runtime_modules, is_jetson, tensorrt_missing_reason
+
+    assert tensorrt_install_hint(jetson=True) in tensorrt_install_hint(jetson=False)
+    assert "python3-libnvinfer" in tensorrt_install_hint(jetson=True)
+    assert "pypi.nvidia.com" not in tensorrt_install_hint(jetson=True)
+    assert (tensorrt_missing_reason() or "").endswith(tensorrt_install_hint(is_jetson()))
+    if installed_runtime_modules():  # a lean runtime alone: doctor and bench find TensorRT and give no hint
+        return
+    assert _tensorrt(True, jetson=False).fix == tensorrt_install_hint(jetson=False)
+    assert _tensorrt(True, jetson=True).fix == tensorrt_install_hint(jetson=True)
+    on_jetson = jetson_info() is not None
+    if gpu_info() is None and not on_jetson:
+        found, fix = tensorrt_unavailable() or ("", None)
+        assert found == "no GPU; TensorRT not installed" and (fix or "").endswith(tensorrt_install_hint(on_jetson))

@@ -149,7 +149,7 @@ def test_a_command_flood_is_rate_limited_counted_and_logged_once(broker: Broker,
     flooder = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="flooder")
     flooder.connect("127.0.0.1", broker.port)
     flooder.loop_start()
-    with caplog.at_level("WARNING", logger="fume_edge.alerts.commands"), \
+    with caplog.at_level("WARNING", logger="fume_edge.alerts.command_gate"), \
             SinkWorker(sinks(tmp_path, broker.port, command_rate_per_s=1.0, command_burst=5),
                        device_id=DEVICE) as worker:
         publisher = worker.mqtt

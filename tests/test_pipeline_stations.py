@@ -103,7 +103,7 @@ class HungCamera:
 
 @pytest.fixture(scope="module")
 def batch3_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from fume_edge.deploy.onnx_export import export_onnx
+    from fume_edge.deploy.onnx.onnx_export import export_onnx
     from fume_edge.deploy.upstream_import import import_research_checkpoint
     from fume_edge.model.checkpoint import save_checkpoint
 

@@ -15,7 +15,7 @@ from fume_edge.data.calibration import labelled_input
 from fume_edge.data.config import load_data_config
 from fume_edge.data.dataset import PairedFrameDataset
 from fume_edge.data.records import read_samples
-from fume_edge.deploy.check_pairs import csv_check_pairs
+from fume_edge.deploy.onnx.check_pairs import csv_check_pairs
 from fume_edge.errors import FumeEdgeError
 from fume_edge.model.checkpoint import Checkpoint, checkpoint_from_dict
 from fume_edge.pipeline.prepare import ModelInputs, camera_preprocessing

@@ -19,12 +19,12 @@ from onnx import TensorProto, numpy_helper
 
 from fume_edge.data.calibration import MANIFEST, load_calibration
 from fume_edge.hashing import sha256_file
-from fume_edge.deploy import int8_report
-from fume_edge.deploy.int8_report import Int8Report
-from fume_edge.deploy.onnx_export import export_onnx
-from fume_edge.deploy.quantize import CalibrationFeeds, QuantizeOptions, calibration_stride, quantize_onnx
-from fume_edge.deploy.sensitivity import NodeSensitivity, keep_float, quantized_nodes
-from fume_edge.deploy.trt_rules import check_tensorrt_compatible
+from fume_edge.deploy.int8 import int8_report
+from fume_edge.deploy.int8.int8_report import Int8Report
+from fume_edge.deploy.onnx.onnx_export import export_onnx
+from fume_edge.deploy.int8.quantize import CalibrationFeeds, QuantizeOptions, calibration_stride, quantize_onnx
+from fume_edge.deploy.int8.sensitivity import NodeSensitivity, keep_float, quantized_nodes
+from fume_edge.deploy.onnx.trt_rules import check_tensorrt_compatible
 from fume_edge.errors import FumeEdgeError
 from fume_edge.runtime.onnx_backend import OnnxBackend
 
@@ -162,7 +162,7 @@ def test_outside_the_limits_nothing_is_written_unless_forced(fp32: Path, calib: 
 def test_forced_output_is_written_atomically(trt_int8: Path, tmp_path: Path) -> None:
     """On a disk too full for the new model, the previous file stays whole and no partial file is left; once there
     is room the new model replaces it."""
-    from fume_edge.deploy.quant_graph import write_atomically
+    from fume_edge.deploy.onnx.quant_graph import write_atomically
 
     assert [p.name for p in trt_int8.parent.iterdir()] == [trt_int8.name]
     model = onnx.load(str(trt_int8))
@@ -235,7 +235,7 @@ def test_quantize_command_cpu_target(fp32: Path, calib: Path, dataset: Path, tmp
 
 
 def test_outputs_are_named_by_target_and_never_overwritten_silently(fp32: Path, calib: Path, tmp_path: Path) -> None:
-    from fume_edge.deploy.quantize_command import int8_path, quantize_command
+    from fume_edge.deploy.int8.commands import int8_path, quantize_command
 
     assert int8_path(Path("engines/fume.onnx"), "cpu") == Path("engines/fume.cpu.int8.onnx")
     assert int8_path(Path("engines/fume.onnx"), "tensorrt") == Path("engines/fume.tensorrt.int8.onnx")

@@ -9,7 +9,7 @@ import onnx
 import pytest
 import torch
 
-from fume_edge.deploy.export_job import export_and_check
+from fume_edge.deploy.onnx.commands import export_and_check
 from fume_edge.model.checkpoint import Checkpoint, save_checkpoint
 from fume_edge.model.registry import create_model
 from fume_edge.runtime.base import load_backend

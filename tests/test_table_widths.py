@@ -13,7 +13,7 @@ from rich.console import Console
 from fume_edge.alerts.report import _narrow_table, _wide_table
 from fume_edge.assets import default_model_path
 from fume_edge.bench.estimate import estimate, load_devices
-from fume_edge.bench.estimate_command import print_estimate
+from fume_edge.bench.commands import print_estimate
 from fume_edge.bench.report import print_report
 
 WIDTHS = (80, 120)

@@ -12,9 +12,9 @@ import pytest
 from onnx import TensorProto
 
 from fume_edge.assets import default_model_path
-from fume_edge.deploy.engine_onnx import is_fp16, is_qdq, prepare_onnx
-from fume_edge.deploy.tensorrt_build import timing_cache_path
-from fume_edge.deploy.trt_rules import check_onnx
+from fume_edge.deploy.tensorrt.engine_onnx import is_fp16, is_qdq, prepare_onnx
+from fume_edge.deploy.tensorrt.tensorrt_build import timing_cache_path
+from fume_edge.deploy.onnx.trt_rules import check_onnx
 from fume_edge.errors import FumeEdgeError
 from fume_edge.runtime.cuda_mem import DeviceInfo
 

@@ -12,7 +12,7 @@ import pytest
 from trt_support import fake_engine
 
 from fume_edge.assets import default_model_path
-from fume_edge.deploy.tensorrt_build import tensorrt_available
+from fume_edge.deploy.tensorrt.tensorrt_build import tensorrt_available
 from fume_edge.runtime.trt_module import is_jetson
 
 

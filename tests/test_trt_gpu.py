@@ -18,7 +18,7 @@ import pytest
 
 from fume_edge.assets import default_model_path
 from fume_edge.data.calibration import load_calibration
-from fume_edge.deploy.tensorrt_build import BuildResult, EngineBuildOptions, build_engine, tensorrt_available
+from fume_edge.deploy.tensorrt.tensorrt_build import BuildResult, EngineBuildOptions, build_engine, tensorrt_available
 from fume_edge.errors import FumeEdgeError
 from fume_edge.runtime.engine_sidecar import sidecar_path
 from fume_edge.runtime.onnx_backend import OnnxBackend
@@ -126,7 +126,7 @@ def test_entropy_cache_is_written_per_network_and_reused(work: Path) -> None:
 
     if int(trt.__version__.split(".")[0]) >= 11:
         pytest.skip(f"TensorRT {trt.__version__} has no calibrators (removed in 11)")
-    from fume_edge.deploy.trt_settings import calibration_cache_name
+    from fume_edge.deploy.tensorrt.trt_settings import calibration_cache_name
     from fume_edge.hashing import sha256_file
 
     cset = load_calibration(work / "calib")

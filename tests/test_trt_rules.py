@@ -14,9 +14,9 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from fume_edge.assets import default_model_path
-from fume_edge.deploy.engine_onnx import fp16_model, is_qdq
-from fume_edge.deploy.onnx_export import export_onnx
-from fume_edge.deploy.trt_rules import IO_TYPES, VERSIONS, check_onnx, check_tensorrt_compatible, operator_table
+from fume_edge.deploy.tensorrt.engine_onnx import fp16_model, is_qdq
+from fume_edge.deploy.onnx.onnx_export import export_onnx
+from fume_edge.deploy.onnx.trt_rules import IO_TYPES, VERSIONS, check_onnx, check_tensorrt_compatible, operator_table
 from fume_edge.errors import FumeEdgeError
 
 SIZE = (128, 96)

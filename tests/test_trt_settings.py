@@ -1,10 +1,10 @@
-"""The per-version build settings (deploy/trt_settings.py): one table of what each TensorRT version gets."""
+"""The per-version build settings (deploy/tensorrt/trt_settings.py): one table of what each TensorRT version gets."""
 
 from __future__ import annotations
 
 import pytest
 
-from fume_edge.deploy.trt_settings import EngineBuildOptions, build_plan, calibration_cache_name
+from fume_edge.deploy.tensorrt.trt_settings import EngineBuildOptions, build_plan, calibration_cache_name
 from fume_edge.errors import FumeEdgeError
 
 # (version, precision, calibrator) -> (network flags, builder flags, ONNX form, sidecar precision)

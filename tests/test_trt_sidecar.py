@@ -10,8 +10,8 @@ import pytest
 from trt_support import bundled_sidecar
 
 from fume_edge.assets import default_model_path
-from fume_edge.deploy.engine_meta import l4t_release, onnx_metadata
-from fume_edge.deploy.trt_settings import EngineBuildOptions
+from fume_edge.deploy.tensorrt.engine_meta import l4t_release, onnx_metadata
+from fume_edge.deploy.tensorrt.trt_settings import EngineBuildOptions
 from fume_edge.errors import FumeEdgeError
 from fume_edge.hashing import sha256_file
 from fume_edge.runtime.engine_sidecar import (

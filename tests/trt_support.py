@@ -6,8 +6,8 @@ import os
 from pathlib import Path
 
 from fume_edge.assets import default_model_path
-from fume_edge.deploy.engine_meta import make_sidecar
-from fume_edge.deploy.trt_settings import EngineBuildOptions, build_plan
+from fume_edge.deploy.tensorrt.engine_meta import make_sidecar
+from fume_edge.deploy.tensorrt.trt_settings import EngineBuildOptions, build_plan
 from fume_edge.runtime.cuda_mem import DeviceInfo
 from fume_edge.runtime.engine_sidecar import Sidecar, TensorInfo, write_sidecar
 

@@ -42,7 +42,6 @@ CLEARED = "cleared"  # the condition fell below its off threshold for the minimu
 RECOVERED = "recovered"  # the cameras it named are delivering frames again
 SUPERSEDED = "superseded"  # camera health changed to another non-ok state, which opens its own alert
 INTERRUPTED = "interrupted"  # the run stopped (shutdown, or found open after a crash) while it was active
-END_REASONS: tuple[str, ...] = (CLEARED, RECOVERED, SUPERSEDED, INTERRUPTED)
 
 
 def iso_utc(epoch_s: float) -> str:
@@ -86,7 +85,7 @@ class AlertEvent:
     start_mono: float
     end_time: str | None = None
     end_mono: float | None = None
-    reason: str | None = None  # END_REASONS, on end events only
+    reason: str | None = None  # one of the end reasons above, on end events only
     probs: dict[str, float] | None = None  # smoothed pH probabilities by class name
     gas_areas: dict[str, float | None] = field(default_factory=dict)  # gas pixel fraction per camera (None: silent)
     frames: int = 0  # predictions seen while the alert was open

@@ -21,7 +21,7 @@ logged in the alert store like every other change. Retained command messages are
 v5 the subscription asks the broker not to send them (retain handling 2) and a command published with the retain
 flag is applied once, live, then cleared from the broker (an empty retained message); under 3.1.1 a message with
 the retain flag is a stored one and is dropped. Commands pass a token bucket (`command_rate_per_s`,
-`command_burst`; fume_edge/alerts/commands.py), and one equal to the current subject is skipped.
+`command_burst`; fume_edge/alerts/command_gate.py), and one equal to the current subject is skipped.
 
 paho reconnects with exponential backoff (`reconnect_min_s` doubling up to `reconnect_max_s`); a connection the
 broker closes before accepting it (an ACL or a client id it refuses) is logged with the reason paho reports. paho
@@ -41,7 +41,7 @@ from urllib.parse import unquote, urlsplit
 
 from pydantic import Field, model_validator
 
-from fume_edge.alerts.commands import CommandGate
+from fume_edge.alerts.command_gate import CommandGate
 from fume_edge.alerts.device_state import StationState
 from fume_edge.alerts.discovery import discovery_entities, discovery_wildcard, stale_config
 from fume_edge.alerts.event import DEFAULT_STATION, AlertEvent

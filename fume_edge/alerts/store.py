@@ -106,6 +106,8 @@ MIGRATIONS: tuple[str, ...] = (
 
 APPLICATION_ID = 0x46554D45  # "FUME": `PRAGMA application_id` of every database fume-edge creates
 TABLES = frozenset({"events", "outbox", "runs"})
+EVENTS_PAGE = 100  # events per `events_after` read; a follower that gets fewer has caught up
+SQLITE_HEADER_BYTES = 100  # the SQLite file header: magic string, then fields such as the application id
 KILLED = "killed"  # end_reason of a run found without one by the next run (SIGKILL, power loss)
 
 # An event may be deleted by retention only when nothing still has to publish it.
@@ -142,10 +144,10 @@ def damage(path: Path) -> str | None:
     SQLite file of ours, which the open then refuses by name without touching it)."""
     try:
         with open(path, "rb") as file:
-            header = file.read(100)
+            header = file.read(SQLITE_HEADER_BYTES)
     except FileNotFoundError:
         return None
-    if len(header) < 100 or not header.startswith(b"SQLite format 3\0"):
+    if len(header) < SQLITE_HEADER_BYTES or not header.startswith(b"SQLite format 3\0"):
         return None
     if int.from_bytes(header[68:72], "big") not in (0, APPLICATION_ID):
         return None
@@ -331,16 +333,11 @@ class AlertStore:
                 db.execute("INSERT INTO outbox (event_seq, queued_at) VALUES (?, ?)", (seq, time.time()))
             return int(seq)  # type: ignore[arg-type]
 
-    def replace_payload(self, seq: int, event: AlertEvent) -> None:
-        """Rewrite a committed event whose side effect failed (its snapshot was never written)."""
-        with self._transaction() as db:
-            db.execute("UPDATE events SET payload = ? WHERE seq = ?", (event.to_json(), seq))
-
     def last_seq(self) -> int:
         with self._use() as db:
             return int(db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0])
 
-    def events_after(self, seq: int, limit: int = 100) -> list[tuple[int, AlertEvent]]:
+    def events_after(self, seq: int, limit: int = EVENTS_PAGE) -> list[tuple[int, AlertEvent]]:
         """Committed events after sequence number `seq`, oldest first (what a follower sink has not written yet)."""
         with self._use() as db:
             rows = db.execute("SELECT seq, payload FROM events WHERE seq > ? ORDER BY seq LIMIT ?",

@@ -33,7 +33,7 @@ from fume_edge.alerts.event import (
 from fume_edge.alerts.jsonl import JsonlConfig, JsonlWriter
 from fume_edge.alerts.mqtt import MqttConfig, MqttPublisher
 from fume_edge.alerts.snapshot import SnapshotConfig, SnapshotDir, SnapshotFrames, encode_png, render_snapshot
-from fume_edge.alerts.store import AlertStore, StoreConfig
+from fume_edge.alerts.store import EVENTS_PAGE, AlertStore, StoreConfig
 from fume_edge.alerts.summary import SummaryRow, prune_summary, record_summary
 from fume_edge.config import ConfigModel, PositiveSeconds, Seconds
 from fume_edge.errors import FumeEdgeError
@@ -306,7 +306,7 @@ class SinkWorker:
                 self._failed("JSONL", exc)
                 return False
             self._recovered("JSONL")
-            if len(rows) < 100:
+            if len(rows) < EVENTS_PAGE:  # a short page: caught up
                 return True
 
     def _report_overflow(self) -> None:

@@ -17,19 +17,15 @@ from pathlib import Path
 
 import numpy as np
 
+from fume_edge.bench.backend_names import BACKENDS
 from fume_edge.bench.machine import gpu_info, jetson_info
 from fume_edge.bench.model import Runner
-from fume_edge.extras import install_hint
+from fume_edge.extras import install_hint, tensorrt_install_hint
 from fume_edge.labels import GASES
 from fume_edge.pipeline.prepare import ModelInputs
 from fume_edge.runtime.base import Backend, prediction_from_outputs
 from fume_edge.runtime.pre import Preprocessing
 
-BACKENDS = ("torch", "onnxruntime", "onnxruntime-int8", "tensorrt-fp16", "tensorrt-int8")
-DEFAULT_BACKENDS = BACKENDS
-TENSORRT_HOW = ("on a Jetson: `sudo apt install python3-libnvinfer` (JetPack) and a venv made with "
-                "--system-site-packages; on a desktop GPU: `pip install --extra-index-url https://pypi.nvidia.com "
-                "tensorrt`")
 
 
 @dataclass
@@ -150,17 +146,18 @@ def tensorrt_unavailable() -> tuple[str, str | None] | None:
     from fume_edge.runtime.cuda_compat import bindings_major, cuda_python_advice, driver_cuda_version
     from fume_edge.runtime.trt_module import installed_runtime_modules
 
-    has_gpu = gpu_info() is not None or jetson_info() is not None
+    jetson = jetson_info() is not None
+    has_gpu = gpu_info() is not None or jetson
     has_trt = bool(installed_runtime_modules())
     advice = cuda_python_advice(driver_cuda_version(), bindings_major()) if has_gpu else None
     if advice:
         return "cuda-python does not match the driver", advice
     if not has_gpu and not has_trt:
-        return "no GPU; TensorRT not installed", f"TensorRT needs an NVIDIA GPU; then {TENSORRT_HOW}"
+        return "no GPU; TensorRT not installed", f"TensorRT needs an NVIDIA GPU; then {tensorrt_install_hint(jetson)}"
     if not has_gpu:
         return "no GPU", "run it on a machine with an NVIDIA GPU or a Jetson"
     if not has_trt:
-        return "TensorRT not installed", TENSORRT_HOW
+        return "TensorRT not installed", tensorrt_install_hint(jetson)
     return None
 
 
@@ -168,14 +165,14 @@ def tensorrt_runner(models: Models, precision: str, device: str) -> Runner | Una
     """A TensorRT engine built from the ONNX at `precision` (INT8: explicit QDQ from the calibration set), kept in
     the cache and reused while its sidecar matches this TensorRT and GPU; timed through the `.engine` backend.
 
-    The builder is `fume_edge.deploy.tensorrt_build`; where this build of fume-edge lacks it, the row says so.
+    The builder is `fume_edge.deploy.tensorrt.tensorrt_build`; where this build of fume-edge lacks it, the row says so.
     """
     name = f"tensorrt-{precision}"
-    if importlib.util.find_spec("fume_edge.deploy.tensorrt_build") is None:
+    if importlib.util.find_spec("fume_edge.deploy.tensorrt.tensorrt_build") is None:
         return Unavailable(name, "this fume-edge build has no TensorRT engine builder",
                            "install a fume-edge release with `fume-edge build-engine`")
     from fume_edge.bench.int8 import bench_calibration, cache_dir
-    from fume_edge.deploy.tensorrt_build import EngineBuildOptions, build_engine, tensorrt_available
+    from fume_edge.deploy.tensorrt.tensorrt_build import EngineBuildOptions, build_engine, tensorrt_available
     from fume_edge.hashing import sha256_file
     from fume_edge.runtime.base import load_backend
     from fume_edge.runtime.engine_sidecar import rebuild_reason

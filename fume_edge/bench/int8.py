@@ -69,7 +69,7 @@ def bench_calibration(preprocessing: Preprocessing, calibration: Path | None = N
 
 def cpu_int8_model(fp32: Path, preprocessing: Preprocessing, calibration: Path | None = None) -> tuple[Path, str]:
     """(INT8 model path, how it was made): the given file if it is QDQ already, else the cached CPU quantization."""
-    from fume_edge.deploy.quantize import QuantizeOptions, quantize_onnx
+    from fume_edge.deploy.int8.quantize import QuantizeOptions, quantize_onnx
 
     if is_quantized(fp32):
         return fp32, "given QDQ model"

@@ -47,7 +47,7 @@ class InstallResult:
 def _wants_tensorrt(device: str) -> bool:
     if device not in ("auto", "cuda", "gpu", "tensorrt"):
         return False
-    from fume_edge.deploy.tensorrt_build import tensorrt_available
+    from fume_edge.deploy.tensorrt.tensorrt_build import tensorrt_available
 
     return tensorrt_available() is None
 
@@ -57,8 +57,8 @@ def build_deployable(staging: Path, manifest: Manifest, device: str, progress: P
     the TensorRT builder is here, else the FP32 ONNX for ONNX Runtime."""
     if not _wants_tensorrt(device):
         return staging / MODEL_NAME, "onnxruntime"
-    from fume_edge.deploy.tensorrt_build import build_engine
-    from fume_edge.deploy.trt_settings import EngineBuildOptions
+    from fume_edge.deploy.tensorrt.tensorrt_build import build_engine
+    from fume_edge.deploy.tensorrt.trt_settings import EngineBuildOptions
 
     precision = "int8" if manifest.has(INT8_MODEL_NAME) else "fp16"
     source = staging / (INT8_MODEL_NAME if precision == "int8" else MODEL_NAME)

@@ -32,7 +32,7 @@ from fume_edge.data.images import load_frame, load_mask
 from fume_edge.data.records import Sample, read_samples
 from fume_edge.errors import FumeEdgeError
 from fume_edge.hashing import sha256_file
-from fume_edge.labels import GAS_CLASS_ID, PH_CLASS_NAMES
+from fume_edge.labels import GAS_CLASS_ID, INPUT_HEIGHT, INPUT_WIDTH, PH_CLASS_NAMES
 from fume_edge.runtime.pre import Preprocessing, modality_mask
 
 FORMAT = "fume-edge-calibration"
@@ -145,7 +145,7 @@ class CalibrationRequest:
     output: Path
     count: int = DEFAULT_COUNT
     seed: int = 0
-    size: tuple[int, int] = (640, 480)
+    size: tuple[int, int] = (INPUT_WIDTH, INPUT_HEIGHT)
     uint16_range: tuple[float, float] = (0.0, 65535.0)
 
     @property

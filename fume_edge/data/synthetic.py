@@ -56,7 +56,7 @@ class PlumeStyle:
     sway_hz: float
     turbulence: float  # density modulation depth (per unit of the unit-variance turbulence field)
     warp: float  # boundary displacement, in plume half-widths
-    eddy_px: float  # turbulence eddy size at 480 rows
+    eddy_px: float  # turbulence eddy size at INPUT_HEIGHT rows
 
 
 # CO2 is heavier than air: a wide, low, slow plume. CH4 is lighter: narrow, tall, fast.
@@ -99,7 +99,7 @@ class _Camera:
     def __init__(self, rng: np.random.Generator, gas: str, width: int, height: int, tube: tuple[int, int, int, int]):
         self.gas, self.width, self.height = gas, width, height
         self.style = PLUME_STYLES[gas]
-        scale = height / 480.0
+        scale = height / INPUT_HEIGHT
         x0, y0, x1, y1 = tube
         self.mouth = ((x0 + x1) / 2.0, y0, (x1 - x0) / 2.0)  # centre x, y, half-width
 
@@ -200,7 +200,7 @@ class SyntheticScene:
         self.seed, self.width, self.height, self.activity = seed, width, height, activity
         self.response = response or load_data_config().synthetic.response
         rng = np.random.default_rng(seed)
-        scale = height / 480.0
+        scale = height / INPUT_HEIGHT
         tube_w = int(rng.uniform(50, 90) * scale)
         x0 = int(rng.uniform(0.35, 0.65) * width - tube_w / 2)
         y0 = int(rng.uniform(0.55, 0.7) * height)

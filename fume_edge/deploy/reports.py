@@ -12,7 +12,7 @@ from fume_edge.console import console, print_next
 from fume_edge.deploy.model_info import ModelInfo
 
 if TYPE_CHECKING:  # both import torch; `info` on a device renders without it
-    from fume_edge.deploy.export_job import ExportJob
+    from fume_edge.deploy.onnx.commands import ExportJob
     from fume_edge.deploy.upstream_import import ImportResult
 
 

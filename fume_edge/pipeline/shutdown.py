@@ -15,7 +15,7 @@ import threading
 from types import FrameType
 from typing import Any, Callable
 
-FORCED_EXIT_CODE = 130
+from fume_edge.errors import INTERRUPTED_EXIT_CODE
 
 
 class StopSignals:
@@ -39,7 +39,7 @@ class StopSignals:
             sys.stderr.flush()
             if os.isatty(1):
                 os.write(1, b"\x1b[?25h")  # the live panel hides the cursor; give it back
-            os._exit(FORCED_EXIT_CODE)
+            os._exit(INTERRUPTED_EXIT_CODE)
         self.received = name
         self._event.set()
         if self._on_first is not None:

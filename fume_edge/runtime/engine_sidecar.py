@@ -4,8 +4,8 @@ An engine runs only on the exact TensorRT version it was built with (unless vers
 only means what its ONNX meant, so the sidecar is read and compared before the plan is deserialised: the full
 TensorRT version, the compute capability, the SM count and the L4T release (every Orin reports compute capability
 8.7 and the name "Orin", so an AGX Orin engine would pass for an Orin Nano on those two alone). A mismatch is one
-line with the exact rebuild command, or a logged warning where the user forces the load. The
-builder (deploy/engine_meta.py) writes it through `write_sidecar`; the backend reads it through `read_sidecar`. It
+line with the exact rebuild command, or a logged warning where the user forces the load. The builder
+(deploy/tensorrt/engine_meta.py) writes it through `write_sidecar`; the backend reads it through `read_sidecar`. It
 also carries the ONNX model's metadata_props verbatim (`metadata`) and the I/O specs, so the contract check at load
 needs no ONNX file on the device.
 """

@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from fume_edge.errors import FumeEdgeError
+from fume_edge.extras import tensorrt_install_hint
 
 FULL_MODULE = "tensorrt"
 LEAN_MODULES = ("tensorrt_lean", "tensorrt_lean_bindings")
@@ -39,17 +40,6 @@ def l4t_release(path: Path = TEGRA_RELEASE) -> str | None:
         return None
     match = re.search(r"R(\d+) \(release\), REVISION: ([\d.]+)", path.read_text(errors="replace"))
     return f"L4T R{match.group(1)}.{match.group(2)}" if match else "L4T (unknown release)"
-
-
-JETSON_HINT = ("on a Jetson: sudo apt install python3-libnvinfer and a venv made with --system-site-packages "
-               "(never pip install tensorrt there)")
-DESKTOP_HINT = "on a desktop GPU: pip install --extra-index-url https://pypi.nvidia.com tensorrt"
-
-
-def install_hint() -> str:
-    """How to get TensorRT's Python module: the Jetson way on a Jetson, both ways elsewhere (engines are built on
-    the device that runs them, so a desktop user may be about to move to one)."""
-    return JETSON_HINT if is_jetson() else f"{JETSON_HINT}; {DESKTOP_HINT}"
 
 
 def _import(name: str) -> ModuleType | None:
@@ -85,7 +75,7 @@ def tensorrt_missing_reason(lean_ok: bool = False) -> str | None:
     if any(_import(name) is not None for name in names):
         return None
     what = "TensorRT's Python module (tensorrt)" + (" or its lean runtime" if lean_ok else "")
-    return f"{what} is not installed here; {install_hint()}"
+    return f"{what} is not installed here; {tensorrt_install_hint(is_jetson())}"
 
 
 def import_runtime_module() -> ModuleType:

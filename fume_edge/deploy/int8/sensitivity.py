@@ -20,7 +20,7 @@ import onnx
 from onnx import helper
 
 from fume_edge.data.calibration import LabelledInput
-from fume_edge.deploy.int8_report import Int8Report, cpu_session, run
+from fume_edge.deploy.int8.int8_report import Int8Report, cpu_session, run
 
 class Builder(Protocol):
     """Makes QDQ models from cached ranges (`quantize.Quantizer`)."""

@@ -14,7 +14,7 @@ from pathlib import Path
 import onnx
 
 from fume_edge import __version__
-from fume_edge.deploy.trt_settings import BuildPlan, EngineBuildOptions
+from fume_edge.deploy.tensorrt.trt_settings import BuildPlan, EngineBuildOptions
 from fume_edge.hashing import sha256_file
 from fume_edge.runtime.cuda_mem import DeviceInfo
 from fume_edge.runtime.engine_sidecar import Sidecar, TensorInfo

@@ -1,4 +1,4 @@
-"""The ONNX a TensorRT build parses, made from the one the user names (deploy/trt_settings.py says which form).
+"""The ONNX a TensorRT build parses, made from the one the user names (deploy/tensorrt/trt_settings.py says which form).
 
 - `float`: the FP32 export as is (TensorRT 8.6/10.x FP16 comes from the builder flag).
 - `fp16`: strongly typed TensorRT ≥ 11 has no FP16 flag: the graph itself computes in half precision, float32 I/O,
@@ -14,7 +14,7 @@ from pathlib import Path
 import onnx
 from onnx import TensorProto
 
-from fume_edge.deploy.quant_graph import load_fp32, set_metadata, write_atomically
+from fume_edge.deploy.onnx.quant_graph import load_fp32, set_metadata, write_atomically
 from fume_edge.errors import FumeEdgeError
 
 QDQ_OPS = frozenset({"QuantizeLinear", "DequantizeLinear"})
@@ -55,8 +55,8 @@ def prepare_onnx(source: Path, form: str, engine: Path, calib: Path | None, data
 
 def calibration_folder(source: Path, calib: Path | None, data: Path | None) -> Path:
     """The --calib folder, or one made from the paired CSV --data (reused when it is already there)."""
-    from fume_edge.deploy.quant_graph import model_preprocessing
-    from fume_edge.deploy.quantize_command import calibrate_command
+    from fume_edge.deploy.onnx.quant_graph import model_preprocessing
+    from fume_edge.deploy.int8.commands import calibrate_command
 
     if calib is not None:
         return calib
@@ -72,8 +72,8 @@ def calibration_folder(source: Path, calib: Path | None, data: Path | None) -> P
 
 def quantized_onnx(source: Path, output: Path, calib: Path | None, data: Path | None) -> Path:
     """Calibrate and quantize for TensorRT (`fume-edge quantize --target tensorrt`, accuracy report and limits)."""
-    from fume_edge.deploy.quantize import QuantizeOptions
-    from fume_edge.deploy.quantize_command import quantize_command
+    from fume_edge.deploy.int8.quantize import QuantizeOptions
+    from fume_edge.deploy.int8.commands import quantize_command
 
     quantize_command(source, calibration_folder(source, calib, data), output, QuantizeOptions(target="tensorrt"), None)
     return output

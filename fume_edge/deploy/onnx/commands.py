@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fume_edge.console import console
-from fume_edge.deploy.check_pairs import csv_check_pairs, synthetic_check_pairs
-from fume_edge.deploy.onnx_export import ExportResult, export_onnx
-from fume_edge.deploy.parity import ParityReport, check_parity
+from fume_edge.deploy.onnx.check_pairs import csv_check_pairs, synthetic_check_pairs
+from fume_edge.deploy.onnx.onnx_export import ExportResult, export_onnx
+from fume_edge.deploy.onnx.parity import ParityReport, check_parity
 from fume_edge.errors import FumeEdgeError
 from fume_edge.labels import INPUT_HEIGHT, INPUT_WIDTH
 from fume_edge.model.checkpoint import load_checkpoint

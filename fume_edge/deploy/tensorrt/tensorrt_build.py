@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING, cast
 import onnx
 
 from fume_edge.console import console
-from fume_edge.deploy.engine_meta import make_sidecar
-from fume_edge.deploy.engine_onnx import calibration_folder, prepare_onnx
-from fume_edge.deploy.quant_graph import load_fp32, model_preprocessing
-from fume_edge.deploy.trt_rules import check_onnx
-from fume_edge.deploy.trt_settings import BuildPlan, EngineBuildOptions, build_plan
+from fume_edge.deploy.tensorrt.engine_meta import make_sidecar
+from fume_edge.deploy.tensorrt.engine_onnx import calibration_folder, prepare_onnx
+from fume_edge.deploy.onnx.quant_graph import load_fp32, model_preprocessing
+from fume_edge.deploy.onnx.trt_rules import check_onnx
+from fume_edge.deploy.tensorrt.trt_settings import BuildPlan, EngineBuildOptions, build_plan
 from fume_edge.errors import FumeEdgeError
 from fume_edge.hashing import sha256_file
 from fume_edge.runtime.cuda_mem import DeviceInfo, device_info, open_stream
@@ -125,7 +125,7 @@ def _checked_graph(path: Path, version: str) -> onnx.ModelProto:
 def _build(builder: "trt.Builder", network: "trt.INetworkDefinition", config: "trt.IBuilderConfig",
            what: str) -> tuple[float, "trt.IHostMemory | None"]:
     """Build with a progress display; (seconds, serialized plan or None)."""
-    from fume_edge.deploy.trt_progress import attach_progress, build_progress
+    from fume_edge.deploy.tensorrt.trt_progress import attach_progress, build_progress
 
     started = time.perf_counter()
     with build_progress() as bars:
@@ -163,7 +163,7 @@ def build_engine(onnx_path: str | Path, output: str | Path, options: EngineBuild
     with contextlib.ExitStack() as resources:
         if plan.entropy_calibrator:
             from fume_edge.data.calibration import load_calibration
-            from fume_edge.deploy.trt_calibrator import EntropyCalibrator
+            from fume_edge.deploy.tensorrt.trt_calibrator import EntropyCalibrator
 
             stream = open_stream(device.index)
             resources.callback(stream.close)

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from fume_edge.model.checkpoint import load_checkpoint
-from fume_edge.deploy.onnx_export import DeploymentWrapper
+from fume_edge.deploy.onnx.onnx_export import DeploymentWrapper
 from fume_edge.runtime.base import padded
 from fume_edge.runtime.onnx_backend import open_session, run_session
 

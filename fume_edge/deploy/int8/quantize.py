@@ -36,13 +36,13 @@ from onnxruntime.quantization import (
 
 from fume_edge import __version__
 from fume_edge.data.calibration import CalibrationSet, LabelledInput, csv_inputs, load_calibration
-from fume_edge.deploy.int8_report import Int8Report, compare_int8
-from fume_edge.deploy.quant_graph import (
+from fume_edge.deploy.int8.int8_report import Int8Report, compare_int8
+from fume_edge.deploy.onnx.quant_graph import (
     load_fp32, model_preprocessing, non_residual_adds, pooling_matmuls, resolve_exclusions, set_metadata,
     strip_unused_opsets, write_atomically,
 )
-from fume_edge.deploy.sensitivity import SensitivityResult, expose_logits, quantized_nodes, sensitivity_search
-from fume_edge.deploy.trt_rules import check_tensorrt_compatible
+from fume_edge.deploy.int8.sensitivity import SensitivityResult, expose_logits, quantized_nodes, sensitivity_search
+from fume_edge.deploy.onnx.trt_rules import check_tensorrt_compatible
 from fume_edge.errors import FumeEdgeError
 from fume_edge.hashing import sha256_file
 

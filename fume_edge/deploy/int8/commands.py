@@ -1,6 +1,6 @@
 """The `calibrate` and `quantize` commands behind the CLI: progress bars, tables, exit status.
 
-The library functions (`data.calibration`, `deploy.quantize`) take progress callbacks and print nothing, so tests
+The library functions (`data.calibration`, `deploy.int8.quantize`) take progress callbacks and print nothing, so tests
 and the lead's bundled-model checks call them directly; what a person watches in a terminal lives here.
 """
 
@@ -29,8 +29,8 @@ from rich.table import Table
 from fume_edge.console import console, print_next
 from fume_edge.data.calibration import CalibrationRequest, build_calibration_set
 from fume_edge.data.config import load_data_config
-from fume_edge.deploy.int8_report import report_table
-from fume_edge.deploy.quantize import QuantizeOptions, QuantizeResult, quantize_onnx
+from fume_edge.deploy.int8.int8_report import report_table
+from fume_edge.deploy.int8.quantize import QuantizeOptions, QuantizeResult, quantize_onnx
 from fume_edge.errors import FumeEdgeError
 
 Callback = Callable[[int, int], None]

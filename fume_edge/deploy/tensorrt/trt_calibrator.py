@@ -17,8 +17,8 @@ import numpy as np
 import tensorrt as trt
 
 from fume_edge.data.calibration import CalibrationSet
-from fume_edge.deploy.quantize import HOLDOUT, CalibrationFeeds
-from fume_edge.deploy.trt_settings import calibration_cache_name
+from fume_edge.deploy.int8.quantize import HOLDOUT, CalibrationFeeds
+from fume_edge.deploy.tensorrt.trt_settings import calibration_cache_name
 from fume_edge.runtime.cuda_mem import CudaStream
 
 if TYPE_CHECKING:

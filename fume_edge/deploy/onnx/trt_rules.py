@@ -74,7 +74,8 @@ def version_key(version: str) -> str:
 @lru_cache(maxsize=None)
 def operator_table(version: str) -> OperatorTable:
     key = version_key(version)
-    text = (resources.files("fume_edge.deploy") / "trt_ops" / f"trt{key}.txt").read_text()  # one part per step: 3.10
+    # joined one part at a time: Python 3.10's Traversable.joinpath takes a single part
+    text = (resources.files("fume_edge.deploy.onnx") / "trt_ops" / f"trt{key}.txt").read_text()
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     opset = next(line for line in lines if line.startswith("opset:")).split()[1:]
     return OperatorTable(key, int(opset[0]), int(opset[1]),
