@@ -16,7 +16,7 @@ from disk_support import fill, small_disk  # noqa: F401 (fixture)
 from mqtt_broker import Broker, Subscriber, broker  # noqa: F401 (fixture)
 from pipeline_support import FRAME_SIZE, small_onnx, write_run_yaml  # noqa: F401 (fixture)
 
-from fume_edge.pipeline.shutdown import FORCED_EXIT_CODE
+from fume_edge.errors import INTERRUPTED_EXIT_CODE
 
 FUME_EDGE = [sys.executable, "-c", "import sys; from fume_edge.cli import main; sys.argv[0] = 'fume-edge'; main()"]
 
@@ -163,7 +163,7 @@ def test_second_signal_forces_exit_and_the_next_run_closes_the_open_alert(tmp_pa
     proc.send_signal(signal.SIGTERM)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=30)
-    assert proc.returncode == FORCED_EXIT_CODE and "exiting now" in err
+    assert proc.returncode == INTERRUPTED_EXIT_CODE and "exiting now" in err
     db = _db(tmp_path / "alerts.db")
     assert db.execute("SELECT type, state FROM events").fetchall() == [("camera_degraded", "start")]
     db.close()
