@@ -29,8 +29,14 @@ CAMERA_DEGRADED = "camera_degraded"
 CAMERA_OFFLINE = "camera_offline"
 CAMERAS_UNPAIRED = "cameras_unpaired"  # both cameras deliver but no frames pair (clocks apart, wrong FPS)
 SINK_DEGRADED = "sink_degraded"  # the alert sink queue overflowed: events were lost (`detail.dropped`)
+# Model updates (fume_edge/bundle/): one-off steps, stored as a start and an end at the same moment (`done`)
+MODEL_INSTALLED = "model_installed"  # a bundle passed the gate and became models/current
+MODEL_REJECTED = "model_rejected"  # a bundle was refused (signature, hashes, size) or failed the gate (`detail`)
+MODEL_SWITCHED = "model_switched"  # the running loop swapped to the new model
+MODEL_ROLLED_BACK = "model_rolled_back"  # back to the model before (`detail.reason`)
+MODEL_TYPES: tuple[str, ...] = (MODEL_INSTALLED, MODEL_REJECTED, MODEL_SWITCHED, MODEL_ROLLED_BACK)
 ALERT_TYPES: tuple[str, ...] = (ACIDOSIS_RISK, TRANSITIONAL_RISK, GAS_ABSENT, CAMERA_DEGRADED, CAMERA_OFFLINE,
-                                CAMERAS_UNPAIRED, SINK_DEGRADED)
+                                CAMERAS_UNPAIRED, SINK_DEGRADED, *MODEL_TYPES)
 
 # Lifecycle states.
 START, UPDATE, END = "start", "update", "end"
@@ -42,7 +48,8 @@ CLEARED = "cleared"  # the condition fell below its off threshold for the minimu
 RECOVERED = "recovered"  # the cameras it named are delivering frames again
 SUPERSEDED = "superseded"  # camera health changed to another non-ok state, which opens its own alert
 INTERRUPTED = "interrupted"  # the run stopped (shutdown, or found open after a crash) while it was active
-END_REASONS: tuple[str, ...] = (CLEARED, RECOVERED, SUPERSEDED, INTERRUPTED)
+DONE = "done"  # a one-off device step (a model update): its start and end are the same moment
+END_REASONS: tuple[str, ...] = (CLEARED, RECOVERED, SUPERSEDED, INTERRUPTED, DONE)
 
 
 def iso_utc(epoch_s: float) -> str:
