@@ -1,0 +1,119 @@
+"""Installs asked for from afar while a run is live (issue 20): MQTT `cmd/model` against a real Mosquitto, with the
+fleet's command hardening (retained commands ignored, https only), progress on `model/progress`, and the update
+steps reaching the alert sinks as `model_installed` / `model_switched` alerts."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import paho.mqtt.publish as publish
+import pytest
+from alerts_support import policy_config, sinks_config
+from bundle_support import DEFAULT_ONNX, keypair, make, variant_onnx
+from fleet_support import Recorder, until
+from mqtt_broker import Broker, broker  # noqa: F401 (fixture)
+from train_support import make_paired_dataset
+
+from fume_edge.alerts.service import AlertService
+from fume_edge.bundle.gate import GateSettings
+from fume_edge.bundle.install import InstallOptions, install_bundle
+from fume_edge.bundle.live import HealthSettings, ModelUpdates
+from fume_edge.bundle.remote import RemoteInstaller, check_source, serve_model_commands
+from fume_edge.bundle.store import ModelStore
+from fume_edge.errors import FumeEdgeError
+from fume_edge.runtime.base import load_backend
+from fume_edge.runtime.holder import SwappableBackend
+
+DEVICE = "barn-1"
+GATE = GateSettings(min_fps=0.1, device="cpu")  # speed is benchmarked, not asserted
+
+
+@pytest.fixture(scope="module")
+def bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """v1 installed into a template models folder; v2 and v3 bundles (other shas) ready to install."""
+    root = tmp_path_factory.mktemp("remote")
+    (root / "data").mkdir()
+    val = make_paired_dataset(root / "data", pairs=12) / "paired_val.csv"
+    key, trusted = keypair(root)
+    models = root / "models-template"
+    install_bundle(make(root, DEFAULT_ONNX, val, key, "v1"), InstallOptions(models=models, trusted_keys=trusted,
+                                                                            gate=GATE))
+    found = {"trusted": trusted, "models": models}
+    for tag in ("v2", "v3"):
+        found[tag] = make(root, variant_onnx(root / f"{tag}.onnx", tag), val, key, tag)
+    return found
+
+
+@pytest.fixture()
+def options(bundles: dict[str, Path], tmp_path: Path) -> InstallOptions:
+    models = Path(shutil.copytree(bundles["models"], tmp_path / "models", symlinks=True))
+    return InstallOptions(models=models, trusted_keys=bundles["trusted"], gate=GATE)
+
+
+@pytest.mark.parametrize("text", ["", "   ", "relative/bundle.fume", "http://example.org/b.fume",
+                                  "ftp://example.org/b.fume", "https:///nohost", "/tmp/a\x00b", "/x" * 600])
+def test_a_source_that_is_not_an_absolute_path_or_https_url_is_refused(text: str) -> None:
+    with pytest.raises(FumeEdgeError, match="model install"):
+        check_source(text)
+
+
+def test_a_second_request_while_one_installs_is_refused_and_the_first_completes(
+        bundles: dict[str, Path], options: InstallOptions) -> None:
+    lines: list[str] = []
+    installer = RemoteInstaller(options, (lines.append,))
+    installer.request(str(bundles["v2"]), "test")
+    with pytest.raises(FumeEdgeError, match="is running"):
+        installer.request(str(bundles["v3"]), "test")
+    installer.join(120)
+    state = installer.state()
+    assert not state["running"] and state["result"].startswith("installed v2")
+    assert ModelStore(options.models).current() == "v2"  # type: ignore[arg-type]
+    assert any("refused: an install of" in line for line in lines) and lines[-1] == state["result"]
+
+
+def test_a_missing_bundle_path_fails_with_one_line_and_nothing_changes(options: InstallOptions,
+                                                                         tmp_path: Path) -> None:
+    installer = RemoteInstaller(options)
+    installer.request(str(tmp_path / "absent.fume"), "test")
+    installer.join(60)
+    assert installer.state()["result"].startswith("failed: ") and "not found" in installer.state()["result"]
+    assert ModelStore(options.models).current() == "v1"  # type: ignore[arg-type]
+
+
+def test_mqtt_cmd_model_installs_reports_progress_and_the_run_switches_with_alert_events(
+        broker: Broker, bundles: dict[str, Path], options: InstallOptions, tmp_path: Path) -> None:  # noqa: F811
+    base = f"fe/{DEVICE}"
+    # a retained command from before the run (a stale or planted one) must never be obeyed
+    publish.single(f"{base}/cmd/model", str(bundles["v3"]), qos=1, retain=True, hostname="127.0.0.1",
+                   port=broker.port)
+    sinks = sinks_config(tmp_path, {"mqtt": {"url": f"mqtt://127.0.0.1:{broker.port}/fe", "reconnect_min_s": 1,
+                                             "reconnect_max_s": 1}})
+    store = ModelStore(options.models)  # type: ignore[arg-type]
+    holder = SwappableBackend(load_backend(store.current_model(), device="cpu", threads=1),  # type: ignore[arg-type]
+                              store.installed("v1").model_sha256, "v1")  # type: ignore[union-attr]
+    recorder = Recorder(broker.port, [f"{base}/model/progress", f"{base}/alerts/#"], "checker")
+    with AlertService(policy_config(), sinks, device_id=DEVICE, model_sha=holder.model_sha) as service, \
+            ModelUpdates(holder, store, HealthSettings(window_s=60.0, min_fps=0.1, poll_s=0.05),
+                         on_event=service.model_event, device="cpu", threads=1):
+        serve_model_commands(service, options)
+        mqtt = service.sinks.mqtt
+        assert mqtt is not None and until(lambda: mqtt.connected)
+        progress = f"{base}/model/progress"
+        publish.single(f"{base}/cmd/model", "http://127.0.0.1:1/v2.fume", qos=1, hostname="127.0.0.1",
+                       port=broker.port)
+        assert until(lambda: any(b"only https://" in p for p in recorder.payloads(progress)))
+        publish.single(f"{base}/cmd/model", str(bundles["v2"]), qos=1, hostname="127.0.0.1", port=broker.port)
+        assert until(lambda: any(p.startswith(b"installed v2") for p in recorder.payloads(progress)), timeout=120)
+        assert until(lambda: holder.version == "v2")  # the live run swapped to it
+        alerts = f"{base}/alerts/"
+        assert until(lambda: {f"{alerts}model_installed", f"{alerts}model_switched"} <= set(recorder.latest()))
+    holder.close()
+    recorder.close()
+    lines = [p.decode() for p in recorder.payloads(progress)]
+    assert any(line.startswith("verifying ") for line in lines) and any("gating v2" in line for line in lines)
+    assert "v3" not in {event.get("version") for event in store.events()}  # the retained command was ignored
+    installed = json.loads(recorder.latest()[f"{alerts}model_installed"])
+    assert installed["detail"]["version"] == "v2" and installed["detail"]["previous"] == "v1"
+    assert installed["model_sha"] == store.installed("v2").model_sha256  # type: ignore[union-attr]
