@@ -117,3 +117,82 @@ def test_mqtt_cmd_model_installs_reports_progress_and_the_run_switches_with_aler
     installed = json.loads(recorder.latest()[f"{alerts}model_installed"])
     assert installed["detail"]["version"] == "v2" and installed["detail"]["previous"] == "v1"
     assert installed["model_sha"] == store.installed("v2").model_sha256  # type: ignore[union-attr]
+
+
+TOKEN = "a-long-enough-test-token-0123456789"
+
+
+@pytest.fixture()
+def page(options: InstallOptions, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """A real uvicorn server with the page's routes on loopback and a model installer (as a live run serves it)."""
+    from fume_edge.alerts.store import AlertStore
+    from fume_edge.web.access import AccessPolicy
+    from fume_edge.web.server import WebServer, build_app
+    from fume_edge.web.status import WebSources
+
+    installer = RemoteInstaller(options)
+    with AlertStore(tmp_path / "alerts.db") as store:
+        sources = WebSources(None, None, store, None, {}, 30.0, installer=installer)
+        app = build_app(sources, AccessPolicy(TOKEN, open_reads=True), None, [])
+        with WebServer(app, "127.0.0.1", 0) as server:
+            yield server.url, installer
+
+
+def test_page_installs_a_bundle_with_the_token_and_shows_its_progress(bundles: dict[str, Path],
+                                                                       options: InstallOptions, page) -> None:  # type: ignore[no-untyped-def]
+    import httpx
+
+    url, installer = page
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    assert httpx.get(f"{url}/api/model").json()["running"] is False
+    response = httpx.post(f"{url}/api/model", json={"bundle": str(bundles["v2"])}, headers=auth)
+    assert response.status_code == 202 and response.json() == {"installing": str(bundles["v2"])}
+    again = httpx.post(f"{url}/api/model", json={"bundle": str(bundles["v3"])}, headers=auth)
+    assert again.status_code == 409 and "is running" in again.json()["error"]
+    assert until(lambda: httpx.get(f"{url}/api/model").json()["result"] is not None, timeout=120)
+    state = httpx.get(f"{url}/api/model").json()
+    assert state["result"].startswith("installed v2") and any("gating v2" in line for line in state["lines"])
+    assert ModelStore(options.models).current() == "v2"  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("body", "headers", "status", "says"), [
+    (b'{"bundle": "/x.fume"}', {}, 401, "access token"),
+    (b'{"bundle": "/x.fume"}', {"Authorization": "Bearer wrong-token"}, 401, "access token"),
+    (b"", None, 400, "empty"),
+    (b"not json", None, 400, "not JSON"),
+    (b'["/x.fume"]', None, 400, "not a JSON object"),
+    (b'{"bundle": 7}', None, 400, "bundle"),
+    (b'{"bundle": "/x.fume", "extra": 1}', None, 400, "extra"),
+    (b'{"bundle": "x.fume"}', None, 400, "not an absolute path"),
+    (b'{"bundle": "http://example.org/x.fume"}', None, 400, "only https://"),
+    (b'{"bundle": "/a\\u0000b"}', None, 400, "control characters"),
+    (b'{"bundle": "' + b"/x" * 600 + b'"}', None, 400, "bundle"),
+    (b'{"bundle": "' + b"x" * 5000 + b'"}', None, 413, "at most"),
+])
+def test_hostile_model_requests_are_4xx_and_install_nothing(page, options: InstallOptions, body: bytes,  # type: ignore[no-untyped-def]
+                                                            headers: dict[str, str] | None, status: int,
+                                                            says: str) -> None:
+    import httpx
+
+    url, installer = page
+    sent = {"Authorization": f"Bearer {TOKEN}"} if headers is None else headers
+    response = httpx.post(f"{url}/api/model", content=body, headers={**sent, "Content-Type": "application/json"})
+    assert response.status_code == status and says in response.json()["error"], response.text
+    assert installer.state()["source"] is None and ModelStore(options.models).current() == "v1"  # type: ignore
+
+
+def test_a_server_without_an_installer_answers_404(tmp_path: Path) -> None:
+    import httpx
+
+    from fume_edge.alerts.store import AlertStore
+    from fume_edge.web.access import AccessPolicy
+    from fume_edge.web.server import WebServer, build_app
+    from fume_edge.web.status import WebSources
+
+    with AlertStore(tmp_path / "alerts.db") as store:
+        app = build_app(WebSources(None, None, store, None, {}, 30.0), AccessPolicy(TOKEN, True), None, [])
+        with WebServer(app, "127.0.0.1", 0) as server:
+            response = httpx.post(f"{server.url}/api/model", json={"bundle": "/x.fume"},
+                                  headers={"Authorization": f"Bearer {TOKEN}"})
+            assert response.status_code == 404 and "installs no models" in response.json()["error"]
+            assert httpx.get(f"{server.url}/api/model").status_code == 404
