@@ -18,8 +18,9 @@ from train_support import make_paired_dataset
 
 from fume_edge.alerts.service import AlertService
 from fume_edge.bundle.gate import GateSettings
-from fume_edge.bundle.install import InstallOptions, install_bundle
+from fume_edge.bundle.install import InstallOptions, install_bundle, status
 from fume_edge.bundle.live import HealthSettings, ModelUpdates
+from fume_edge.bundle.make import MakeOptions, make_bundle
 from fume_edge.bundle.remote import RemoteInstaller, check_source, serve_model_commands
 from fume_edge.bundle.store import ModelStore
 from fume_edge.errors import FumeEdgeError
@@ -43,6 +44,13 @@ def bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     found = {"trusted": trusted, "models": models}
     for tag in ("v2", "v3"):
         found[tag] = make(root, variant_onnx(root / f"{tag}.onnx", tag), val, key, tag)
+    thresholds = root / "thresholds.yaml"
+    thresholds.write_text("acidosis_risk:\n  start_at: 0.35\n", encoding="utf-8")
+    found["thresholds"] = thresholds
+    found["v4"] = root / "v4.fume"
+    make_bundle(MakeOptions(model=variant_onnx(root / "v4.onnx", "4"), val=val, key=key, output=found["v4"],
+                            card=DEFAULT_ONNX.with_name("MODEL_CARD.md"), thresholds=thresholds, version="v4",
+                            val_count=2))
     return found
 
 
@@ -196,3 +204,25 @@ def test_a_server_without_an_installer_answers_404(tmp_path: Path) -> None:
                                   headers={"Authorization": f"Bearer {TOKEN}"})
             assert response.status_code == 404 and "installs no models" in response.json()["error"]
             assert httpx.get(f"{server.url}/api/model").status_code == 404
+
+
+def test_a_bundles_alert_thresholds_are_kept_and_shown_but_never_change_the_running_policy(
+        bundles: dict[str, Path], options: InstallOptions, tmp_path: Path) -> None:
+    """The thresholds are informational (docs/bundles.md): the operator's run.yaml decides what raises an alert."""
+    store = ModelStore(options.models)  # type: ignore[arg-type]
+    holder = SwappableBackend(load_backend(store.current_model(), device="cpu", threads=1),  # type: ignore[arg-type]
+                              "sha-v1", "v1")
+    policy = policy_config()
+    lines: list[str] = []
+    with AlertService(policy, sinks_config(tmp_path), device_id=DEVICE, model_sha=holder.model_sha) as service, \
+            ModelUpdates(holder, store, HealthSettings(poll_s=0.05), on_event=service.model_event, device="cpu"):
+        before = {name: p.config for name, p in service.policies.items()}
+        install_bundle(bundles["v4"], options, progress=lines.append)
+        assert until(lambda: holder.version == "v4")
+        assert {name: p.config for name, p in service.policies.items()} == before
+    holder.close()
+    assert policy.acidosis_risk.start_at != 0.35
+    shown = status(options.models)["thresholds"]
+    assert shown is not None and Path(str(shown)).read_text() == bundles["thresholds"].read_text()
+    assert any("they are not applied" in line for line in lines)
+    assert status(options.models)["current"]["version"] == "v4"  # type: ignore[index]
