@@ -226,3 +226,76 @@ def test_a_bundles_alert_thresholds_are_kept_and_shown_but_never_change_the_runn
     assert shown is not None and Path(str(shown)).read_text() == bundles["thresholds"].read_text()
     assert any("they are not applied" in line for line in lines)
     assert status(options.models)["current"]["version"] == "v4"  # type: ignore[index]
+
+
+@pytest.fixture()
+def https_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """A local HTTPS file server over `tmp_path/www` with a self-signed certificate this process trusts."""
+    import datetime
+    import http.server
+    import ipaddress
+    import ssl
+    import threading
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(hours=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert_file))  # what urllib's default context trusts
+    www = tmp_path / "www"
+    www.mkdir()
+    handler = lambda *args: http.server.SimpleHTTPRequestHandler(*args, directory=str(www))  # noqa: E731
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_file, key_file)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield www, f"https://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_an_https_url_is_downloaded_installed_and_the_download_removed(
+        bundles: dict[str, Path], options: InstallOptions, https_folder) -> None:  # type: ignore[no-untyped-def]
+    www, base = https_folder
+    shutil.copyfile(bundles["v2"], www / "v2.fume")
+    installer = RemoteInstaller(options)
+    installer.request(f"{base}/v2.fume", "test")
+    installer.join(120)
+    assert installer.state()["result"].startswith("installed v2"), installer.state()
+    assert any(line.startswith(f"downloading {base}/v2.fume") for line in installer.state()["lines"])
+    assert ModelStore(options.models).current() == "v2"  # type: ignore[arg-type]
+    assert not list(Path(options.models).glob(".download-*"))  # type: ignore[arg-type]
+
+
+def test_a_download_over_the_size_cap_or_missing_fails_with_one_line_and_nothing_changes(
+        bundles: dict[str, Path], options: InstallOptions, https_folder) -> None:  # type: ignore[no-untyped-def]
+    from dataclasses import replace
+
+    www, base = https_folder
+    shutil.copyfile(bundles["v2"], www / "v2.fume")
+    for url, says, cap_mb in ((f"{base}/v2.fume", "over the bundle size cap", 0.01),
+                              (f"{base}/absent.fume", "download failed", 512.0)):
+        installer = RemoteInstaller(replace(options, max_mb=cap_mb))
+        installer.request(url, "test")
+        installer.join(60)
+        result = installer.state()["result"]
+        assert result.startswith("failed: ") and says in result and "\n" not in result, result
+        assert ModelStore(options.models).current() == "v1"  # type: ignore[arg-type]
+        assert not list(Path(options.models).glob(".download-*"))  # type: ignore[arg-type]
