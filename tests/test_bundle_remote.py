@@ -299,3 +299,14 @@ def test_a_download_over_the_size_cap_or_missing_fails_with_one_line_and_nothing
         assert result.startswith("failed: ") and says in result and "\n" not in result, result
         assert ModelStore(options.models).current() == "v1"  # type: ignore[arg-type]
         assert not list(Path(options.models).glob(".download-*"))  # type: ignore[arg-type]
+
+
+def test_model_update_types_are_alert_types_but_no_home_assistant_problem_sensors() -> None:
+    from fume_edge.alerts.discovery import discovery_entities
+    from fume_edge.alerts.event import ALERT_TYPES, MODEL_TYPES
+    from fume_edge.alerts.topics import DeviceTopics
+
+    assert set(MODEL_TYPES) <= set(ALERT_TYPES)  # stored, published and collected like every alert
+    topics = [entity.topic for entity in discovery_entities(DeviceTopics("fe", DEVICE), ["default"], None)]
+    assert any("sink_degraded" in topic for topic in topics)
+    assert not any("model_" in topic for topic in topics)  # one-off events are never "on"
