@@ -22,7 +22,7 @@ from train_support import make_paired_dataset
 
 from fume_edge.bundle.gate import GateSettings
 from fume_edge.bundle.install import InstallOptions, install_bundle
-from fume_edge.bundle.live import HealthSettings, ModelUpdates, failure, follow_current, model_to_run
+from fume_edge.bundle.live import EventRelay, HealthSettings, ModelUpdates, failure, follow_current, model_to_run
 from fume_edge.bundle.store import ModelStore
 from fume_edge.errors import FumeEdgeError
 from fume_edge.hashing import sha256_file
@@ -419,11 +419,14 @@ def test_watcher_events_reach_the_alert_database_switch_then_rollback_with_the_r
     holder = SwappableBackend(load_backend(store.model_file("v1"), device="cpu", threads=1), shas["v1"], "v1")
     width, height = holder.input_size
     bright, mask = np.full((1, 1, height, width), 1.0, np.float32), np.ones((1, 2), np.float32)
-    with AlertService(config.alerts, config.sinks, device_id="test", model_sha=holder.model_sha) as service, \
-            ModelUpdates(holder, store, HealthSettings(window_s=60.0, min_fps=0.1, poll_s=0.05),
-                         on_event=service.model_event, device="cpu", threads=1):
+    relay = EventRelay()  # as `fume-edge run` wires it: the watcher starts before the alert service exists
+    with ModelUpdates(holder, store, HealthSettings(window_s=60.0, min_fps=0.1, poll_s=0.05), on_event=relay,
+                      device="cpu", threads=1), \
+            AlertService(config.alerts, config.sinks, device_id="test", model_sha=holder.model_sha) as service:
         store.switch("v3-nan")
         wait_for(lambda: holder.version == "v3-nan")
+        wait_for(lambda: bool(relay._waiting))  # the swap's record waits for the service ...
+        relay.connect(service.model_event)  # ... and reaches it once connected
         while holder.version == "v3-nan":
             holder.infer(bright, bright, mask)
         wait_for(lambda: len(_model_alerts(config.sinks.sqlite.path)) >= 4)

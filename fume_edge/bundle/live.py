@@ -7,12 +7,14 @@ dies inside the window (a crash, a kill) is counted by `model_to_run` when the r
 
 Every update step, this watcher's and those of a `bundle install` or `bundle rollback` from another process (the
 CLI, the page, MQTT), is a line in `models/events.jsonl`; the watcher follows that file from the run's start and
-hands each new record to `on_event` (the run passes `AlertService.model_event`), so the steps reach the alert
+hands each new record to `on_event` (the run passes `AlertService.model_event`, through an `EventRelay` when
+the service is made after the watcher), so the steps reach the alert
 database and MQTT while a run is live."""
 
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -75,6 +77,30 @@ def model_to_run(store: ModelStore, settings: HealthSettings = HealthSettings())
 
 
 EventSink = Callable[[dict[str, Any]], Any]
+log = logging.getLogger("fume_edge.bundle")
+
+
+class EventRelay:
+    """`on_event` for a run whose alert service is made after the watcher (the service asks the watcher's holder
+    for the model sha): records wait here until `connect(service.model_event)`, then pass straight through."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sink: EventSink | None = None
+        self._waiting: list[dict[str, Any]] = []
+
+    def connect(self, sink: EventSink) -> None:
+        with self._lock:
+            self._sink, waiting, self._waiting = sink, self._waiting, []
+            for record in waiting:
+                sink(record)
+
+    def __call__(self, record: dict[str, Any]) -> None:
+        with self._lock:
+            if self._sink is None:
+                self._waiting.append(record)
+                return
+            self._sink(record)
 
 
 class EventTail:
@@ -173,7 +199,10 @@ class ModelUpdates:
         if self._on_event is None:
             return
         for record in self._events.new():
-            self._on_event(record)
+            try:
+                self._on_event(record)
+            except Exception:  # a sink's failure must not stop the model watch; the JSONL log has the record
+                log.exception("model update event %s not handed to the alert sinks", record.get("event"))
 
     def _swap_to(self, version: str) -> None:
         installed = self.store.installed(version)
