@@ -8,8 +8,7 @@ dies inside the window (a crash, a kill) is counted by `model_to_run` when the r
 Every update step, this watcher's and those of a `bundle install` or `bundle rollback` from another process (the
 CLI, the page, MQTT), is a line in `models/events.jsonl`; the watcher follows that file from the run's start and
 hands each new record to `on_event` (the run passes `AlertService.model_event`, through an `EventRelay` when
-the service is made after the watcher), so the steps reach the alert
-database and MQTT while a run is live."""
+the service is made after the watcher), so the steps reach the alert database and MQTT while a run is live."""
 
 from __future__ import annotations
 
