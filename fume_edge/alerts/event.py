@@ -35,6 +35,7 @@ MODEL_REJECTED = "model_rejected"  # a bundle was refused (signature, hashes, si
 MODEL_SWITCHED = "model_switched"  # the running loop swapped to the new model
 MODEL_ROLLED_BACK = "model_rolled_back"  # back to the model before (`detail.reason`)
 MODEL_TYPES: tuple[str, ...] = (MODEL_INSTALLED, MODEL_REJECTED, MODEL_SWITCHED, MODEL_ROLLED_BACK)
+DONE = "done"  # the end reason of a one-off step: its start and end are the same moment
 ALERT_TYPES: tuple[str, ...] = (ACIDOSIS_RISK, TRANSITIONAL_RISK, GAS_ABSENT, CAMERA_DEGRADED, CAMERA_OFFLINE,
                                 CAMERAS_UNPAIRED, SINK_DEGRADED, *MODEL_TYPES)
 
@@ -48,8 +49,7 @@ CLEARED = "cleared"  # the condition fell below its off threshold for the minimu
 RECOVERED = "recovered"  # the cameras it named are delivering frames again
 SUPERSEDED = "superseded"  # camera health changed to another non-ok state, which opens its own alert
 INTERRUPTED = "interrupted"  # the run stopped (shutdown, or found open after a crash) while it was active
-DONE = "done"  # a one-off device step (a model update): its start and end are the same moment
-END_REASONS: tuple[str, ...] = (CLEARED, RECOVERED, SUPERSEDED, INTERRUPTED, DONE)
+END_REASONS: tuple[str, ...] = (CLEARED, RECOVERED, SUPERSEDED, INTERRUPTED)
 
 
 def iso_utc(epoch_s: float) -> str:
