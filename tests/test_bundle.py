@@ -22,7 +22,7 @@ from train_support import make_paired_dataset
 
 from fume_edge.bundle.gate import GateSettings
 from fume_edge.bundle.install import InstallOptions, install_bundle
-from fume_edge.bundle.live import HealthSettings, ModelUpdates, failure, follow_current, model_to_run
+from fume_edge.bundle.live import EventRelay, HealthSettings, ModelUpdates, failure, follow_current, model_to_run
 from fume_edge.bundle.store import ModelStore
 from fume_edge.errors import FumeEdgeError
 from fume_edge.hashing import sha256_file
@@ -395,3 +395,73 @@ def test_a_run_that_keeps_dying_after_the_swap_goes_back_to_the_model_before(
     assert store.current() == "v1"
     event = store.events()[-1]
     assert event["event"] == "model_rolled_back" and event["to"] == "v1" and "2 unclean restarts" in event["reason"]
+
+
+def _model_alerts(db: Path) -> list[tuple[str, str, dict[str, object]]]:
+    from fume_edge.alerts.store import AlertStore
+
+    if not Path(db).exists():
+        return []
+    with AlertStore(db, readonly=True) as alerts:
+        return [(e.type, e.state, e.detail or {}) for e in alerts.events() if e.type.startswith("model_")]
+
+
+def test_watcher_events_reach_the_alert_database_switch_then_rollback_with_the_reason(
+        tmp_path: Path, two_versions: tuple[ModelStore, dict[str, str]]) -> None:
+    from pipeline_support import run_config
+
+    from fume_edge.alerts.service import AlertService
+
+    store, shas = two_versions
+    nan_model = nan_on_bright_onnx(tmp_path / "nan.onnx")
+    install_plain(store, "v3-nan", nan_model, sha256_file(nan_model))
+    config = run_config(tmp_path)
+    holder = SwappableBackend(load_backend(store.model_file("v1"), device="cpu", threads=1), shas["v1"], "v1")
+    width, height = holder.input_size
+    bright, mask = np.full((1, 1, height, width), 1.0, np.float32), np.ones((1, 2), np.float32)
+    relay = EventRelay()  # as `fume-edge run` wires it: the watcher starts before the alert service exists
+    with ModelUpdates(holder, store, HealthSettings(window_s=60.0, min_fps=0.1, poll_s=0.05), on_event=relay,
+                      device="cpu", threads=1), \
+            AlertService(config.alerts, config.sinks, device_id="test", model_sha=holder.model_sha) as service:
+        store.switch("v3-nan")
+        wait_for(lambda: holder.version == "v3-nan")
+        wait_for(lambda: bool(relay._waiting))  # the swap's record waits for the service ...
+        relay.connect(service.model_event)  # ... and reaches it once connected
+        while holder.version == "v3-nan":
+            holder.infer(bright, bright, mask)
+        wait_for(lambda: len(_model_alerts(config.sinks.sqlite.path)) >= 4)
+    holder.close()
+    found = _model_alerts(config.sinks.sqlite.path)
+    assert [(kind, state) for kind, state, _ in found] == [
+        ("model_switched", "start"), ("model_switched", "end"), ("model_rolled_back", "start"),
+        ("model_rolled_back", "end")]
+    assert found[0][2]["version"] == "v3-nan" and found[0][2]["previous"] == "v1"
+    rolled = found[2][2]
+    assert rolled["version"] == "v3-nan" and rolled["to"] == "v1" and "non-finite" in str(rolled["reason"])
+
+
+def test_an_install_from_another_process_reaches_the_running_alert_service_with_the_gate_figures(
+        world: dict[str, Path], models: Path, tmp_path: Path) -> None:
+    from pipeline_support import run_config
+
+    from fume_edge.alerts.service import AlertService
+
+    bad = worse_onnx(tmp_path / "worse.onnx")
+    bundle = make(tmp_path, bad, world["val"], world["key"], "v2-worse",
+                  metrics=metrics_json(world["good"], tmp_path / "good_metrics.json"))
+    store = ModelStore(models)
+    before = len(store.events())
+    config = run_config(tmp_path)
+    holder = SwappableBackend(load_backend(store.current_model(), device="cpu", threads=1), "sha-v1",  # type: ignore
+                              store.current())
+    with AlertService(config.alerts, config.sinks, device_id="test") as service, \
+            ModelUpdates(holder, store, HealthSettings(poll_s=0.05), on_event=service.model_event, device="cpu"):
+        with pytest.raises(FumeEdgeError, match="rejected by the gate"):
+            install_bundle(bundle, InstallOptions(models=models, trusted_keys=world["trusted"], gate=GATE))
+        wait_for(lambda: len(_model_alerts(config.sinks.sqlite.path)) >= 2)
+    holder.close()
+    assert len(store.events()) > before  # the JSONL log keeps every step too
+    (kind, state, detail), _ = _model_alerts(config.sinks.sqlite.path)
+    assert (kind, state, detail["version"]) == ("model_rejected", "start", "v2-worse")
+    assert float(detail["figure.gas_iou"]) < float(detail["figure.recorded_gas_iou"]) - 0.01  # type: ignore[arg-type]
+    assert "gas IoU" in str(detail["failures"])

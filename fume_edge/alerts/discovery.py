@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from fume_edge import __version__
-from fume_edge.alerts.event import ALERT_TYPES
+from fume_edge.alerts.event import ALERT_TYPES, MODEL_TYPES
 from fume_edge.alerts.topics import DeviceTopics
 from fume_edge.labels import GASES
 
@@ -56,7 +56,7 @@ def _sensors(station: str) -> list[tuple[str, str, dict[str, object]]]:
                               f"if value_json.gas_areas.{gas} is not none else none }}}}"}))
     found.append(("sensor", "fps", {"name": f"{station} inference FPS", "unit_of_measurement": "fps",
                                     "state_class": "measurement", "value_template": "{{ value_json.fps }}"}))
-    for alert_type in ALERT_TYPES:
+    for alert_type in (t for t in ALERT_TYPES if t not in MODEL_TYPES):  # model updates are one-off events
         found.append(("binary_sensor", alert_type, {
             "name": f"{station} {alert_type.replace('_', ' ')}", "device_class": "problem",
             "value_template": f"{{{{ 'ON' if '{alert_type}' in value_json.open_alerts else 'OFF' }}}}"}))

@@ -29,8 +29,15 @@ CAMERA_DEGRADED = "camera_degraded"
 CAMERA_OFFLINE = "camera_offline"
 CAMERAS_UNPAIRED = "cameras_unpaired"  # both cameras deliver but no frames pair (clocks apart, wrong FPS)
 SINK_DEGRADED = "sink_degraded"  # the alert sink queue overflowed: events were lost (`detail.dropped`)
+# Model updates (fume_edge/bundle/): one-off steps, stored as a start and an end at the same moment (`done`)
+MODEL_INSTALLED = "model_installed"  # a bundle passed the gate and became models/current
+MODEL_REJECTED = "model_rejected"  # a bundle was refused (signature, hashes, size) or failed the gate (`detail`)
+MODEL_SWITCHED = "model_switched"  # the running loop swapped to the new model
+MODEL_ROLLED_BACK = "model_rolled_back"  # back to the model before (`detail.reason`)
+MODEL_TYPES: tuple[str, ...] = (MODEL_INSTALLED, MODEL_REJECTED, MODEL_SWITCHED, MODEL_ROLLED_BACK)
+DONE = "done"  # the end reason of a one-off step: its start and end are the same moment
 ALERT_TYPES: tuple[str, ...] = (ACIDOSIS_RISK, TRANSITIONAL_RISK, GAS_ABSENT, CAMERA_DEGRADED, CAMERA_OFFLINE,
-                                CAMERAS_UNPAIRED, SINK_DEGRADED)
+                                CAMERAS_UNPAIRED, SINK_DEGRADED, *MODEL_TYPES)
 
 # Lifecycle states.
 START, UPDATE, END = "start", "update", "end"

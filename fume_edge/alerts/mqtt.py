@@ -23,6 +23,11 @@ flag is applied once, live, then cleared from the broker (an empty retained mess
 the retain flag is a stored one and is dropped. Commands pass a token bucket (`command_rate_per_s`,
 `command_burst`; fume_edge/alerts/command_gate.py), and one equal to the current subject is skipped.
 
+`<prefix>/<device>/cmd/model` (same retained-message rule and rate limit) names a bundle to install: an absolute
+path on the device or an https URL. It is handed to `model_command` (set by the run: fume_edge/bundle/remote.py,
+which installs on its own worker thread, never on paho's) and the steps come back on `<prefix>/<device>/model/
+progress` (not retained). Without a `model_command` the message is logged and ignored.
+
 paho reconnects with exponential backoff (`reconnect_min_s` doubling up to `reconnect_max_s`); a connection the
 broker closes before accepting it (an ACL or a client id it refuses) is logged with the reason paho reports. paho
 is an optional dependency (`pip install fume-edge[mqtt]`); it is imported on first use.
@@ -35,6 +40,7 @@ import os
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import unquote, urlsplit
@@ -185,6 +191,8 @@ class MqttPublisher:
         self.topics = DeviceTopics(self.target.prefix, device_id)
         self.status_topic = self.topics.availability
         self.subject_topic = self.topics.subject_command
+        self.model_topic = self.topics.model_command
+        self.model_command: Callable[[str], None] | None = None  # starts an install (must not block paho's thread)
         self.discovery = discovery_entities(self.topics, self.stations, model_sha, config.discovery_prefix) \
             if config.discovery else []
         self._discovery_topics = frozenset(entity.topic for entity in self.discovery)
@@ -221,6 +229,11 @@ class MqttPublisher:
             connected = self._connected
         if connected:
             self._client.publish(self.topics.state(state.station), state.to_json(), qos=QOS, retain=True)
+
+    def publish_model_progress(self, line: str) -> None:
+        """One step of a model install (QoS 1, not retained); dropped while the broker is away (the log has it)."""
+        if self._connected:
+            self._client.publish(self.topics.model_progress, line, qos=QOS)
 
     @property
     def connected(self) -> bool:
@@ -273,10 +286,11 @@ class MqttPublisher:
         if self._protocol == _paho().MQTTv5:  # never the stored (retained) command; see a live one's retain flag
             from paho.mqtt.subscribeoptions import SubscribeOptions
 
-            client.subscribe(self.subject_topic, options=SubscribeOptions(
-                qos=QOS, retainAsPublished=True, retainHandling=SubscribeOptions.RETAIN_DO_NOT_SEND))
+            options = SubscribeOptions(qos=QOS, retainAsPublished=True,
+                                       retainHandling=SubscribeOptions.RETAIN_DO_NOT_SEND)
+            client.subscribe([(self.subject_topic, options), (self.model_topic, options)])
         else:
-            client.subscribe(self.subject_topic, qos=QOS)
+            client.subscribe([(self.subject_topic, QOS), (self.model_topic, QOS)])
         for entity in self.discovery:
             client.publish(entity.topic, entity.payload, qos=QOS, retain=True)
         if self.config.discovery:  # the retained configs of stations no longer configured get emptied
@@ -312,7 +326,7 @@ class MqttPublisher:
             self._cond.notify_all()
 
     def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
-        if message.topic != self.subject_topic:  # a discovery config of this device
+        if message.topic not in (self.subject_topic, self.model_topic):  # a discovery config of this device
             if stale_config(message.topic, message.payload, self._discovery_topics):
                 client.publish(message.topic, b"", qos=QOS, retain=True)
             return
@@ -324,10 +338,20 @@ class MqttPublisher:
             client.publish(message.topic, b"", qos=QOS, retain=True)
         if not self.commands.admit():
             return
+        if message.topic == self.model_topic:
+            self._model_command(message.payload.decode("utf-8", "replace"))
+            return
         with self._cond:
             self._subjects.append(message.payload.decode("utf-8", "replace"))
             self._wake = True
             self._cond.notify_all()
+
+    def _model_command(self, text: str) -> None:
+        handler = self.model_command
+        if handler is None:
+            log.warning("MQTT model command ignored: this run installs no models (no models folder)")
+            return
+        handler(text)  # checks the text and starts a worker thread; the install never runs here
 
     def start(self) -> None:
         self._connect()

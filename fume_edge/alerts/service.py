@@ -18,7 +18,8 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 
 from fume_edge.alerts.device_state import StateTracker
-from fume_edge.alerts.event import DEFAULT_STATION, AlertEvent, ModelSha
+from fume_edge.alerts.event import DEFAULT_STATION, AlertEvent, ModelSha, model_sha_now
+from fume_edge.alerts.model_events import model_alerts
 from fume_edge.alerts.policy import AlertPolicy, AlertPolicyConfig
 from fume_edge.alerts.snapshot import SnapshotFrames
 from fume_edge.alerts.summary import MinuteSummary
@@ -44,6 +45,7 @@ class AlertService:
         # Each station's retained MQTT state (only with MQTT on)
         self.states = ({station: StateTracker(station, sinks.mqtt.state_interval_s, model_sha) for station in configs}
                        if self.sinks.mqtt is not None else {})
+        self.device_id, self._model_sha = device_id, model_sha
         self._closed = False
 
     @property
@@ -99,6 +101,17 @@ class AlertService:
                     station: str = DEFAULT_STATION) -> list[AlertEvent]:
         """Both cameras of `station` deliver but nothing pairs (`offset_s` apart), or they pair again (None)."""
         events = self.policies[station].on_unpaired(mono, wall, offset_s)
+        if events:
+            self.sinks.submit(events)
+        return events
+
+    def model_event(self, record: Mapping[str, Any]) -> list[AlertEvent]:
+        """A model-update step (a `models/events.jsonl` record, fume_edge/bundle/store.py) as alert events for every
+        sink: `model_installed`, `model_rejected`, `model_switched`, `model_rolled_back`; other steps give none.
+        Safe from any thread (the model watcher's); ignored once the service is closed."""
+        if self._closed:
+            return []
+        events = model_alerts(record, self.device_id, model_sha_now(self._model_sha), time.monotonic())
         if events:
             self.sinks.submit(events)
         return events

@@ -48,6 +48,16 @@ class DeviceTopics:
     def subject_command(self) -> str:
         return f"{self.base}/cmd/subject"
 
+    @property
+    def model_command(self) -> str:
+        """A bundle to install: an absolute path on the device or an https URL (fume_edge/bundle/remote.py)."""
+        return f"{self.base}/cmd/model"
+
+    @property
+    def model_progress(self) -> str:
+        """The steps of an install asked for over MQTT or from the page (not retained)."""
+        return f"{self.base}/model/progress"
+
     def state(self, station: str) -> str:
         return f"{self.base}/{station}/state"
 

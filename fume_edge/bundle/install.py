@@ -19,7 +19,7 @@ from fume_edge.bundle.archive import read_bundle
 from fume_edge.bundle.gate import GateResult, GateSettings, run_gate
 from fume_edge.bundle.keys import load_trusted_keys, trusted_keys_dir
 from fume_edge.bundle.manifest import (
-    DEFAULT_MAX_MB, INT8_MODEL_NAME, MODEL_NAME, VAL_CSV_NAME, Manifest,
+    DEFAULT_MAX_MB, INT8_MODEL_NAME, MODEL_NAME, THRESHOLDS_NAME, VAL_CSV_NAME, Manifest,
 )
 from fume_edge.bundle.store import InstalledModel, ModelStore, models_dir
 from fume_edge.errors import FumeEdgeError
@@ -113,6 +113,10 @@ def _install_locked(bundle: Path, store: ModelStore, options: InstallOptions, pr
         shutil.rmtree(staging, ignore_errors=True)
     previous = store.switch(model.version)
     store.event("model_switched", version=model.version, model_sha=model.model_sha256, previous=previous)
+    thresholds = store.root / model.version / THRESHOLDS_NAME
+    if thresholds.is_file():
+        progress(f"{model.version} carries the alert thresholds it was validated with ({thresholds}); they are not "
+                 "applied: to use them, copy them into run.yaml's `alerts:` section and restart the run")
     removed = store.prune(options.keep)
     if removed:
         store.event("models_pruned", removed=removed)
@@ -136,6 +140,8 @@ def status(models: Path | None) -> dict[str, object]:
     current = store.current()
     installed = None if current is None else store.installed(current)
     events = store.events()
+    thresholds = None if current is None else store.root / current / THRESHOLDS_NAME
     return {"models_dir": str(store.root), "current": None if installed is None else asdict(installed),
+            "thresholds": str(thresholds) if thresholds is not None and thresholds.is_file() else None,
             "previous": store.previous(), "versions": [m.version for m in store.versions()],
             "last_event": events[-1] if events else None}

@@ -3,11 +3,17 @@ off the loop thread, swaps it into the loop's `SwappableBackend` between two cal
 `window_s`: an inference error, a non-finite output or a model call slower than `min_fps` rolls back to the
 model that ran before (kept loaded until the window ends, so the rollback is a swap, not a load). A process that
 dies inside the window (a crash, a kill) is counted by `model_to_run` when the run starts again: past
-`max_restarts`, `current` goes back to the model before."""
+`max_restarts`, `current` goes back to the model before.
+
+Every update step, this watcher's and those of a `bundle install` or `bundle rollback` from another process (the
+CLI, the page, MQTT), is a line in `models/events.jsonl`; the watcher follows that file from the run's start and
+hands each new record to `on_event` (the run passes `AlertService.model_event`, through an `EventRelay` when
+the service is made after the watcher), so the steps reach the alert database and MQTT while a run is live."""
 
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -16,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fume_edge.bundle.store import ModelStore
+from fume_edge.bundle.store import EVENTS_NAME, ModelStore
 from fume_edge.errors import FumeEdgeError
 from fume_edge.runtime.base import Backend, load_backend
 from fume_edge.runtime.holder import ModelHealth, SwappableBackend
@@ -69,6 +75,61 @@ def model_to_run(store: ModelStore, settings: HealthSettings = HealthSettings())
     return store.current_model()
 
 
+EventSink = Callable[[dict[str, Any]], Any]
+log = logging.getLogger("fume_edge.bundle")
+
+
+class EventRelay:
+    """`on_event` for a run whose alert service is made after the watcher (the service asks the watcher's holder
+    for the model sha): records wait here until `connect(service.model_event)`, then pass straight through."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sink: EventSink | None = None
+        self._waiting: list[dict[str, Any]] = []
+
+    def connect(self, sink: EventSink) -> None:
+        with self._lock:
+            self._sink, waiting, self._waiting = sink, self._waiting, []
+            for record in waiting:
+                sink(record)
+
+    def __call__(self, record: dict[str, Any]) -> None:
+        with self._lock:
+            if self._sink is None:
+                self._waiting.append(record)
+                return
+            self._sink(record)
+
+
+class EventTail:
+    """The records appended to `models/events.jsonl` since this object was made (whole lines only)."""
+
+    def __init__(self, store: ModelStore) -> None:
+        self.path = store.root / EVENTS_NAME
+        try:
+            self._offset = self.path.stat().st_size
+        except FileNotFoundError:
+            self._offset = 0
+
+    def new(self) -> list[dict[str, Any]]:
+        try:
+            with open(self.path, "rb") as handle:
+                handle.seek(self._offset)
+                chunk = handle.read()
+        except FileNotFoundError:
+            return []
+        complete = chunk[:chunk.rfind(b"\n") + 1]
+        self._offset += len(complete)
+        records = []
+        for line in complete.splitlines():
+            try:
+                records.append(json.loads(line))
+            except ValueError:
+                continue  # a line torn by a power cut (the log keeps it; the alert sinks skip it)
+        return records
+
+
 @dataclass
 class _Watch:
     version: str
@@ -94,8 +155,11 @@ class ModelUpdates:
     """The watcher thread; a context manager around the run (stops the thread, closes a kept fallback)."""
 
     def __init__(self, holder: SwappableBackend, store: ModelStore, settings: HealthSettings = HealthSettings(),
-                 loader: Callable[..., Backend] = load_backend, **load_options: Any) -> None:
+                 loader: Callable[..., Backend] = load_backend, on_event: EventSink | None = None,
+                 **load_options: Any) -> None:
         self.holder, self.store, self.settings = holder, store, settings
+        self._on_event = on_event
+        self._events = EventTail(store)
         self._load = lambda path: loader(path, **load_options)
         self._stop = threading.Event()
         self._watch: _Watch | None = None
@@ -109,6 +173,7 @@ class ModelUpdates:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
+        self._forward()
         if self._watch is not None:
             self._watch.fallback.close()
             watch = _read_watch(self.store)
@@ -126,6 +191,17 @@ class ModelUpdates:
             self._swap_to(target)
         elif self._watch is not None:
             self._judge(self._watch)
+        self._forward()
+
+    def _forward(self) -> None:
+        """Hand the update steps written since the last look (by anyone) to `on_event`."""
+        if self._on_event is None:
+            return
+        for record in self._events.new():
+            try:
+                self._on_event(record)
+            except Exception:  # a sink's failure must not stop the model watch; the JSONL log has the record
+                log.exception("model update event %s not handed to the alert sinks", record.get("event"))
 
     def _swap_to(self, version: str) -> None:
         installed = self.store.installed(version)
@@ -187,16 +263,17 @@ class ModelUpdates:
 
 @contextmanager
 def follow_current(backend: Backend, store: ModelStore, settings: HealthSettings = HealthSettings(),
-                   **load_options: Any) -> Iterator[SwappableBackend]:
+                   on_event: EventSink | None = None, **load_options: Any) -> Iterator[SwappableBackend]:
     """The run's backend, loaded from `model_to_run(store)`, wrapped for swaps while the watcher runs: what
-    `fume-edge run` hands the loop (as its backend) and the alert service (`holder.model_sha`)."""
+    `fume-edge run` hands the loop (as its backend) and the alert service (`holder.model_sha`). `on_event`
+    receives every update step written while it runs (`AlertService.model_event`)."""
     version = store.current()
     installed = None if version is None else store.installed(version)
     if installed is None:
         raise FumeEdgeError(f"{store.root}: no installed current model to follow; `fume-edge bundle install` one")
     holder = SwappableBackend(backend, installed.model_sha256, version)
     try:
-        with ModelUpdates(holder, store, settings, **load_options):
+        with ModelUpdates(holder, store, settings, on_event=on_event, **load_options):
             yield holder
     finally:
         if holder.backend is not backend:  # a model swapped in here is closed here; the caller closes its own

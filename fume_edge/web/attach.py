@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from contextlib import ExitStack
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry
 
@@ -23,6 +24,9 @@ from fume_edge.web.guards import known_names
 from fume_edge.web.metrics import PipelineCollector, StageHistograms
 from fume_edge.web.server import WebServer, build_app
 from fume_edge.web.status import WebSources
+
+if TYPE_CHECKING:
+    from fume_edge.bundle.remote import RemoteInstaller
 
 
 def page_width(frame_width: int | None, model_width: int) -> int:
@@ -55,8 +59,9 @@ class WebRun:
         self.registry = CollectorRegistry()
 
     def serve(self, pipeline: Pipeline, service: AlertService, *, db: str, snapshot_dir: str | None,
-              info: dict[str, str], stack: ExitStack) -> WebServer:
-        """Start serving (until `stack` closes) what `pipeline` and the alert database at `db` hold."""
+              info: dict[str, str], stack: ExitStack, installer: RemoteInstaller | None = None) -> WebServer:
+        """Start serving (until `stack` closes) what `pipeline` and the alert database at `db` hold; model installs
+        from the page go to `installer` (none: the page cannot install)."""
         self.feed.on_each = StageHistograms(self.registry, lambda: pipeline.counters).update
         self.registry.register(PipelineCollector(lambda: pipeline.snapshot.stats, self.feed.fps,
                                                  lambda: [a.type for s in pipeline.snapshot.stations.values()
@@ -64,7 +69,7 @@ class WebRun:
                                                  lambda: self.feed.encoded, info))
         store = stack.enter_context(AlertStore(db))
         sources = WebSources(pipeline, self.feed, store, None if snapshot_dir is None else Path(snapshot_dir).resolve(),
-                             info, self.config.stale_after_s, access_note(self.access))
+                             info, self.config.stale_after_s, access_note(self.access), installer=installer)
         app = build_app(sources, self.access, self.registry, known_names(self.config.hostnames))
         return stack.enter_context(WebServer(app, self.host, self.port))
 

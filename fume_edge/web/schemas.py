@@ -69,6 +69,13 @@ class SubjectBody(_Strict):
     subject: StrictStr | None = Field(..., max_length=256)
 
 
+class ModelBody(_Strict):
+    """`POST /api/model`: `{"bundle": "/var/lib/fume-edge/incoming/fume-2026-12.fume"}`, a bundle file already on
+    the device (copied there with scp, a USB stick) or an https URL it can fetch; never the bundle itself."""
+
+    bundle: StrictStr = Field(..., min_length=1, max_length=1024)
+
+
 def parse(model: type[Model], data: Any) -> Model:
     """`data` as `model`, or BadRequest naming the first offending field."""
     try:

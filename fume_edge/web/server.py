@@ -2,9 +2,10 @@
 
 Routes: `/` (the page) and `/static/*` (its bundled assets: no CDN, a barn often has no internet), the read-only
 JSON API `/api/status`, `/api/alerts`, `/api/trend`, camera images `/api/frame/{co2,ch4}.jpg`, alert snapshots
-`/snapshots/NAME` (only files directly in the snapshot folder), `/metrics` (Prometheus), `/healthz`, and the one
-write, `POST /api/subject`. Serving a stored database (no pipeline), the live-only routes (images, metrics, the
-write) answer 404 "no live run". Access rules are in `access.py`, the Host check and the brake on guessing in
+`/snapshots/NAME` (only files directly in the snapshot folder), `/metrics` (Prometheus), `/healthz`, and the
+writes, `POST /api/subject` and `POST /api/model` (install a bundle already on the device; `GET /api/model`
+shows the install's progress). Serving a stored database (no pipeline), the live-only routes (images, metrics,
+the writes) answer 404. Access rules are in `access.py`, the Host check and the brake on guessing in
 `guards.py`, what each request may carry in `schemas.py`: every refusal is a 4xx with `{"error": ...}`. Database
 reads and JPEG encoding run in Starlette's worker threads, so a slow client or a slow query holds a worker, never
 the inference loop.
@@ -37,8 +38,8 @@ from fume_edge.alerts.subject import check_subject, set_subject
 from fume_edge.errors import FumeEdgeError
 from fume_edge.web.access import AccessPolicy
 from fume_edge.web.guards import AuthFailures, HostGuard
-from fume_edge.web.schemas import (MAX_BODY_BYTES, AlertsQuery, BadRequest, SubjectBody, TrendQuery, parse,
-                                   parse_json_body)
+from fume_edge.web.schemas import (MAX_BODY_BYTES, AlertsQuery, BadRequest, ModelBody, SubjectBody, TrendQuery,
+                                   parse, parse_json_body)
 from fume_edge.web.status import WebSources, alerts_page, health, status, trend
 
 STATIC = Path(str(resources.files("fume_edge.web") / "static"))
@@ -46,6 +47,7 @@ Handler = Callable[[Request], Response]
 WEB_NICENESS = 10
 SNAPSHOT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:+-]{0,200}\.png")
 NO_LIVE_RUN = "no live run: this server shows a stored alert database"
+NO_MODEL_INSTALLS = "this server installs no models (a live `fume-edge run` with a models folder does)"
 
 
 def _error(status_code: int, why: str, headers: dict[str, str] | None = None) -> Response:
@@ -162,6 +164,28 @@ def build_app(src: WebSources, access: AccessPolicy, registry: CollectorRegistry
         src.pipeline.alerts.set_subject(subject)  # now; the run's watcher confirms it from the log
         return JSONResponse({"subject": subject, "time": change.epoch})
 
+    def model_state(request: Request) -> Response:
+        if src.installer is None:
+            return _error(404, NO_MODEL_INSTALLS)
+        return JSONResponse(src.installer.state())
+
+    async def install_model_route(request: Request) -> Response:
+        installer = src.installer
+        if installer is None:
+            return _error(404, NO_MODEL_INSTALLS)
+        denied = refused(request, access.may_write(request.headers),
+                         "installing a model needs this device's access token (Authorization: Bearer TOKEN)")
+        if denied is not None:
+            return denied
+        body = parse_json_body(await _body(request), ModelBody)
+        if installer.busy:
+            return _error(409, f"an install of {installer.state()['source']} is running; wait for it to finish")
+        try:
+            source = installer.request(body.bundle, "web")  # checks the text, starts the worker thread
+        except FumeEdgeError as exc:
+            raise BadRequest(str(exc)) from None
+        return JSONResponse({"installing": source}, status_code=202)
+
     async def bad_request(request: Request, exc: Exception) -> Response:
         return _error(400, str(exc))
 
@@ -180,6 +204,8 @@ def build_app(src: WebSources, access: AccessPolicy, registry: CollectorRegistry
         Route("/metrics", read(live(metrics))),
         Route("/healthz", healthz),
         Route("/api/subject", set_subject_route, methods=["POST"]),
+        Route("/api/model", read(model_state), methods=["GET"]),
+        Route("/api/model", install_model_route, methods=["POST"]),
     ], middleware=[Middleware(HostGuard, allowed_hosts=allowed_hosts)],
         exception_handlers={BadRequest: bad_request, HTTPException: http_error})
 

@@ -12,7 +12,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fume_edge.alerts.event import AlertEvent, iso_utc
 from fume_edge.alerts.store import AlertStore
@@ -21,6 +21,9 @@ from fume_edge.alerts.summary import summary_rows
 from fume_edge.labels import GASES, PH_CLASS_NAMES
 from fume_edge.pipeline.loop import Pipeline
 from fume_edge.web.feed import LiveFeed
+
+if TYPE_CHECKING:
+    from fume_edge.bundle.remote import RemoteInstaller
 
 FIT_LOOKBACK_H = 24 * 7  # a trend without `hours` fits the rows of this window
 FIT_MIN_S = 600.0  # ... and spans at least this much, so a few minutes of data do not fill the width
@@ -38,6 +41,7 @@ class WebSources:
     info: dict[str, str]  # device_id, model, model_sha256, backend, version
     stale_after_s: float
     access: dict[str, Any] = field(default_factory=dict)  # what the page needs to explain a missing token
+    installer: RemoteInstaller | None = None  # model installs from the page (a run with a models folder)
     _errors: tuple[int, float] = field(default=(0, 0.0))  # sink error count and when it last grew
     _lock: threading.Lock = field(default_factory=threading.Lock)
 

@@ -249,6 +249,28 @@ async function setSubject(value) {
   } catch (e) { text($("subject-msg"), e.message === "401" ? "Setting the subject: " + tokenHelp() : e.message); }
 }
 
+// Model installs (a live run with a models folder): the install's steps, polled while one runs.
+async function pollModel() {
+  let res;
+  try { res = await fetch("/api/model", { headers: token() ? { Authorization: "Bearer " + token() } : {} }); } catch (e) { res = null; }
+  if (res && res.status === 404) return;  // this server installs no models: the card stays hidden
+  if (res && res.ok) {
+    const s = await res.json();
+    $("model-card").hidden = false;
+    text($("model-progress"), [...s.lines, s.running ? "…" : ""].join("\n"));
+    setTimeout(pollModel, s.running ? 1000 : 10000);
+  } else setTimeout(pollModel, 10000);
+}
+async function installModel(bundle) {
+  if (!token()) { askForToken("Installing a model needs the access token."); return; }
+  try {
+    const res = await api("/api/model", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ bundle }) });
+    text($("model-progress"), "installing " + res.installing + " …");
+    setTimeout(pollModel, 500);
+  } catch (e) { text($("model-progress"), e.message === "401" ? "Installing a model: " + tokenHelp() : e.message); }
+}
+
+$("model-form").addEventListener("submit", (e) => { e.preventDefault(); installModel($("model-input").value.trim()); });
 $("subject-form").addEventListener("submit", (e) => { e.preventDefault(); setSubject($("subject-input").value); });
 $("subject-clear").addEventListener("click", () => setSubject(""));
 $("token-form").addEventListener("submit", (e) => {
@@ -261,7 +283,8 @@ $("newer").addEventListener("click", () => { state.page = Math.max(0, state.page
 $("older").addEventListener("click", () => { state.page += 1; loadHistory(); });
 $("trend-hours").addEventListener("change", () => loadTrend(false));
 window.addEventListener("resize", () => { if (state.trend) drawTrend(state.trend); });
-["acidosis_risk", "transitional_risk", "gas_absent", "camera_degraded", "camera_offline", "cameras_unpaired", "sink_degraded"]
+["acidosis_risk", "transitional_risk", "gas_absent", "camera_degraded", "camera_offline", "cameras_unpaired", "sink_degraded",
+  "model_installed", "model_rejected", "model_switched", "model_rolled_back"]
   .forEach((t) => $("f-type").append(el("option", { value: t }, t)));
 
-pollStatus(); loadTrend(); loadHistory();
+pollStatus(); loadTrend(); loadHistory(); pollModel();
