@@ -154,7 +154,7 @@ class HttpConfig(ConfigModel):
     public_read: bool
     hostnames: tuple[HostName, ...]  # names the page is opened by besides localhost and this machine's (DNS rebinding)
     frame_fps: Fps
-    frame_width: Annotated[int, Field(ge=16, le=MAX_PIXELS)] | None
+    frame_width: Annotated[int, Field(ge=16, le=4096)] | None  # wider is cut to the model input at start
     jpeg_quality: Annotated[int, Field(ge=1, le=100)]
     stale_after_s: PositiveSeconds
 
