@@ -51,6 +51,11 @@ class AlertService:
         """The first (on a one-station device, the only) station's policy."""
         return next(iter(self.policies.values()))
 
+    def reconfigure(self, policies: Mapping[str, AlertPolicyConfig]) -> None:
+        """New alert policies for the stations named (a run.yaml reload; loop thread, between two ticks)."""
+        for station, config in policies.items():
+            self.policies[station].reconfigure(config)
+
     def start(self) -> None:
         self.sinks.start()
 
