@@ -81,3 +81,22 @@ def test_sighup_applies_new_thresholds_refuses_a_bad_file_and_never_stops_infere
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
     assert proc.returncode == 0, log.read_text()
+
+
+def test_a_reload_plan_applies_alert_keys_and_names_the_keys_that_need_a_restart(tmp_path: Path) -> None:
+    from pipeline_support import run_config
+
+    from fume_edge.pipeline.reload import plan_reload
+
+    stations = [{"id": "pen-1", "co2": "synthetic", "ch4": "synthetic"},
+                {"id": "pen-2", "co2": "synthetic", "ch4": "synthetic", "alerts": {"smoothing_s": 5.0}}]
+    running = run_config(tmp_path, {"stations": stations})
+    new = run_config(tmp_path, {"stations": stations, "alerts": {"acidosis_risk": {"start_at": 0.6}},
+                                "sinks": {"mqtt": {"url": "mqtt://localhost/farm"}}, "model": {"threads": 2}})
+    plan = plan_reload(running, new)
+    assert plan.needs_restart == ("model.threads", "sinks.mqtt")
+    assert {s: p.acidosis_risk.start_at for s, p in plan.policies.items()} == {"pen-1": 0.6, "pen-2": 0.6}
+    assert plan.policies["pen-2"].smoothing_s == 5.0  # the station's own keys stay over the device's
+    added = run_config(tmp_path, {"stations": [*stations, {"id": "pen-3", "co2": "synthetic", "ch4": "synthetic"}]})
+    assert plan_reload(running, added).needs_restart == ("stations",)
+    assert set(plan_reload(running, added).policies) == {"pen-1", "pen-2"}

@@ -99,6 +99,9 @@ class Reloader:
         except FumeEdgeError as exc:
             log.error("reload refused, the running configuration stays:\n%s", exc)
             return
+        except Exception:  # a bug must not end reloading for the rest of the run
+            log.exception("reload failed, the running configuration stays")
+            return
         if reload.needs_restart:
             log.warning("needs a restart: %s", ", ".join(reload.needs_restart))
         self._ready.put(reload)
