@@ -201,6 +201,7 @@ def test_hot_swap_during_a_synthetic_run_keeps_inferring_and_events_carry_each_m
     from fume_edge.pipeline.capture import CameraStream, FrameHub
     from fume_edge.pipeline.loop import Pipeline
     from fume_edge.pipeline.prepare import ModelInputs
+    from fume_edge.pipeline.station import Station
 
     store, shas = two_versions
     cams = ("co2", "ch4")
@@ -228,8 +229,8 @@ def test_hot_swap_during_a_synthetic_run_keeps_inferring_and_events_carry_each_m
             state["recovered"] = True
 
     inputs = ModelInputs(cams, dict.fromkeys(cams, holder.contract.preprocessing))
-    pipeline = Pipeline(streams, hub, holder, service, inputs,
-                        tolerance_s=0.025, silent_after_s=5.0, tick_s=0.05, stats_interval_s=60.0, on_result=on_result)
+    station = Station("default", streams, hub, inputs, tolerance_s=0.025, silent_after_s=5.0)
+    pipeline = Pipeline([station], holder, service, tick_s=0.05, stats_interval_s=60.0, on_result=on_result)
     service.start()
     try:
         pipeline.run(lambda: seen.count("v2") >= 3, duration_s=120.0)

@@ -92,9 +92,11 @@ def test_a_reload_plan_applies_alert_keys_and_names_the_keys_that_need_a_restart
                 {"id": "pen-2", "co2": "synthetic", "ch4": "synthetic", "alerts": {"smoothing_s": 5.0}}]
     running = run_config(tmp_path, {"stations": stations})
     new = run_config(tmp_path, {"stations": stations, "alerts": {"acidosis_risk": {"start_at": 0.6}},
-                                "sinks": {"mqtt": {"url": "mqtt://localhost/farm"}}, "model": {"threads": 2}})
+                                "sinks": {"mqtt": {"url": "mqtt://localhost/farm", "state_interval_s": 2.0}},
+                                "model": {"threads": 2}, "pipeline": {"tick_s": 0.02}})
     plan = plan_reload(running, new)
-    assert plan.needs_restart == ("model.threads", "sinks.mqtt")
+    assert plan.needs_restart == ("model.threads", "sinks.mqtt.url")  # the tick and the state interval apply hot
+    assert plan.state_interval_s == 2.0 and plan.config.pipeline.tick_s == 0.02
     assert {s: p.acidosis_risk.start_at for s, p in plan.policies.items()} == {"pen-1": 0.6, "pen-2": 0.6}
     assert plan.policies["pen-2"].smoothing_s == 5.0  # the station's own keys stay over the device's
     added = run_config(tmp_path, {"stations": [*stations, {"id": "pen-3", "co2": "synthetic", "ch4": "synthetic"}]})

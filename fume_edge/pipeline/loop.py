@@ -44,7 +44,8 @@ from fume_edge.runtime.base import Backend, Prediction, batch_capacity, infer_ro
 
 ResultHook = Callable[[Pair, Prediction], None]
 EventsHook = Callable[[Sequence[AlertEvent]], None]
-TickHook = Callable[[LoopSnapshot], None]  # every loop pass, between ticks: the watchdog, a run.yaml reload
+# Every loop pass, between two ticks, on the loop thread: the watchdog, a run.yaml reload (it may set the timings).
+TickHook = Callable[["Pipeline"], None]
 
 
 @dataclass
@@ -109,7 +110,7 @@ class Pipeline:
         try:
             while True:
                 if self.on_tick is not None:
-                    self.on_tick(self.snapshot)
+                    self.on_tick(self)
                 if should_stop():
                     reason = "interrupted"
                     break

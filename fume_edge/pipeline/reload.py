@@ -2,9 +2,10 @@
 
 The signal handler only rings a bell. A thread of its own reads and validates the file (the command-line options
 still win over it) and hands the loop one immutable `Reload`; the loop applies it between two ticks. What applies
-hot: the alert policy of every station (thresholds, durations, smoothing; open alerts and their timers are kept).
-Everything else (model, sources, stations, sinks, MQTT, web, pipeline) is built once at start: a change there is
-logged as "needs a restart: <keys>" and the rest of the file still applies. A file that does not validate is
+hot: the alert policy of every station (thresholds, durations, smoothing; open alerts and their timers are kept),
+the loop's `pipeline.tick_s` and `pipeline.stats_interval_s`, and the MQTT state interval. Everything else (model,
+sources, stations added or removed, sinks, MQTT connection, web) is built once at start: a change there is logged
+as "needs a restart: <keys>" and the rest of the file still applies. A file that does not validate is
 refused with its file:line errors and the running configuration stays.
 """
 
@@ -24,39 +25,48 @@ from fume_edge.errors import FumeEdgeError
 from fume_edge.pipeline.config import RunConfig
 
 log = logging.getLogger("fume_edge.reload")
-HOT_KEYS = ("alerts",)  # top-level run.yaml sections applied without a restart (and `stations[*].alerts`)
+# run.yaml keys applied without a restart (`stations` only for each station's `alerts:`)
+HOT_KEYS = ("alerts", "pipeline.tick_s", "pipeline.stats_interval_s", "sinks.mqtt.state_interval_s")
 
 
 @dataclass(frozen=True)
 class Reload:
-    """A validated run.yaml, ready for the loop: each station's new policy and the keys that wait for a restart."""
+    """A validated run.yaml, ready for the loop: each running station's new policy, the loop's timings, the MQTT
+    state interval, and the keys that wait for a restart."""
 
     config: RunConfig
     policies: Mapping[str, AlertPolicyConfig]
     needs_restart: tuple[str, ...]
 
+    @property
+    def state_interval_s(self) -> float:
+        return self.config.sinks.mqtt.state_interval_s
 
-def _changed(old: Any, new: Any, key: str) -> list[str]:
-    """The dotted keys whose values differ, down to the second level (`sinks.mqtt`, `model.path`)."""
+
+def _changed(old: Any, new: Any, key: str = "") -> list[str]:
+    """The dotted leaf keys whose values differ (a list counts as one value)."""
     if old == new:
         return []
-    if isinstance(old, dict) and isinstance(new, dict) and key.count(".") < 1:
+    if isinstance(old, dict) and isinstance(new, dict):
         return [k for name in sorted(old.keys() | new.keys())
                 for k in _changed(old.get(name), new.get(name), f"{key}.{name}" if key else name)]
     return [key]
 
 
+def _hot(key: str) -> bool:
+    return any(key == hot or key.startswith(f"{hot}.") for hot in HOT_KEYS)
+
+
 def plan_reload(running: RunConfig, new: RunConfig) -> Reload:
     """What of `new` the running loop can take, and what needs a restart."""
-    old_dump, new_dump = running.model_dump(), new.model_dump()
-    restart = [k for name in sorted(old_dump.keys() | new_dump.keys()) if name not in (*HOT_KEYS, "stations")
-               for k in _changed(old_dump.get(name), new_dump.get(name), name)]
+    restart = [key for key in _changed(running.model_dump(exclude={"stations"}), new.model_dump(exclude={"stations"}))
+               if not _hot(key)]
     old_stations, new_stations = running.run_stations(), new.run_stations()
-    without_alerts = [[s.model_dump(exclude={"alerts"}) for s in stations] for stations in (old_stations,
-                                                                                            new_stations)]
-    if without_alerts[0] != without_alerts[1]:
-        restart.append("stations")
-    policies = {s.id: new.policy_for(s) for s in new_stations if s.id in {o.id for o in old_stations}}
+    if [s.model_dump(exclude={"alerts"}) for s in old_stations] != [s.model_dump(exclude={"alerts"})
+                                                                     for s in new_stations]:
+        restart.append("stations")  # cameras or stations added, removed or changed
+    running_ids = {station.id for station in old_stations}
+    policies = {s.id: new.policy_for(s) for s in new_stations if s.id in running_ids}
     return Reload(new, MappingProxyType(policies), tuple(restart))
 
 

@@ -357,7 +357,7 @@ def build_run(options: RunOptions, console: Console, stack: ExitStack,
     pipeline = Pipeline(stations, backend, service, tick_s=config.pipeline.tick_s,
                         stats_interval_s=config.pipeline.stats_interval_s, doorbell=doorbell, on_result=on_result,
                         on_events=view.events,
-                        on_tick=functools.partial(_between_ticks, notifier, reloader, service, console))
+                        on_tick=functools.partial(_between_ticks, notifier, reloader))
     stack.enter_context(SubjectWatcher(config.sinks.sqlite.path, functools.partial(_subject, service, console)))
     if web is not None:
         info = _LiveInfo({"device_id": device_id, "model": model.path.name, "backend": backend.name,
@@ -414,14 +414,16 @@ def _reread(options: RunOptions) -> RunConfig:
     return load_run_config(options.config, config_overrides(options))[0]
 
 
-def _between_ticks(notifier: SystemdNotifier, reloader: Reloader, service: AlertService, console: Console,
-                   snapshot: LoopSnapshot) -> None:
-    """Every loop pass: ping the systemd watchdog, apply a reloaded run.yaml if one is ready."""
-    notifier.tick(functools.partial(_service_status, snapshot))
+def _between_ticks(notifier: SystemdNotifier, reloader: Reloader, pipeline: Pipeline) -> None:
+    """Every loop pass (loop thread): ping the systemd watchdog, apply a reloaded run.yaml if one is ready."""
+    notifier.tick(functools.partial(_service_status, pipeline.snapshot))
     reload = reloader.take()
-    if reload is not None:
-        service.reconfigure(reload.policies)
-        log.info("run.yaml reloaded: alert policies of %s applied", ", ".join(reload.policies) or "no station")
+    if reload is None:
+        return
+    pipeline.alerts.reconfigure(reload.policies, reload.state_interval_s)
+    pipeline.tick_s = reload.config.pipeline.tick_s
+    pipeline.stats_interval_s = reload.config.pipeline.stats_interval_s
+    log.info("run.yaml reloaded: alert policies of %s applied", ", ".join(reload.policies) or "no station")
 
 
 def _service_status(snapshot: LoopSnapshot) -> str:
