@@ -10,13 +10,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 from bundle_support import DEFAULT_ONNX, keypair, make, variant_onnx
-from pipeline_support import FRAME_SIZE, eventually
+from pipeline_support import FRAME_SIZE, MODEL_SIZE, UPSTREAM, eventually
 from train_support import make_paired_dataset
 
 from fume_edge.bundle.gate import GateSettings
 from fume_edge.bundle.install import InstallOptions, install_bundle
 from fume_edge.hashing import sha256_file
+from fume_edge.runtime.base import batch_capacity, load_backend
+from fume_edge.runtime.holder import SwappableBackend
 
 FUME_EDGE = [sys.executable, "-c", "import sys; from fume_edge.cli import main; sys.argv[0] = 'fume-edge'; main()"]
 GATE = GateSettings(min_fps=0.1, device="cpu")  # speed is benchmarked, not asserted
@@ -28,6 +31,9 @@ sources:
   co2: {{source: synthetic, width: {FRAME_SIZE[0]}, height: {FRAME_SIZE[1]}}}
   ch4: {{source: synthetic, width: {FRAME_SIZE[0]}, height: {FRAME_SIZE[1]}}}
   synthetic: {{fps: 5.0, segments: [{{ph: 5.2, seconds: 600.0}}]}}
+stations:  # two: the loop hands the swappable model both stations' pairs
+  - {{id: pen-1, co2: synthetic, ch4: synthetic}}
+  - {{id: pen-2, co2: synthetic, ch4: synthetic}}
 alerts:
   acidosis_risk: {{start_at: 0.001, end_below: 0.0, start_after_s: 0, single_gas_start_after_s: null}}
   update_interval_s: 0.3
@@ -72,3 +78,24 @@ def test_run_follows_the_installed_bundle_and_swaps_to_the_next_install(tmp_path
     assert set(shas[:first_v2]) == {v1_sha} and set(shas[first_v2:]) == {v2_sha}  # one swap, no flapping
     events = [json.loads(line)["event"] for line in (models / "events.jsonl").read_text().splitlines()]
     assert "model_swapped" in events
+
+
+def test_the_swappable_backend_keeps_the_models_batch(tmp_path: Path) -> None:
+    """The loop batches every station's pair into one call: the holder must keep the model's static batch, not fall
+    back to one call per pair."""
+    from fume_edge.deploy.onnx_export import export_onnx
+    from fume_edge.deploy.upstream_import import import_research_checkpoint
+    from fume_edge.model.checkpoint import save_checkpoint
+
+    checkpoint = save_checkpoint(import_research_checkpoint(UPSTREAM).checkpoint, tmp_path / "fume.pt")
+    model = export_onnx(checkpoint, tmp_path / "fume_b2.onnx", size=MODEL_SIZE, batch=2).path
+    with load_backend(model, device="cpu", threads=1) as backend:
+        holder = SwappableBackend(backend, "sha-v1", "v1")
+        assert batch_capacity(holder) == batch_capacity(backend) == 2
+        width, height = holder.input_size
+        rng = np.random.default_rng(0)
+        co2, ch4 = (rng.random((2, 1, height, width), dtype=np.float32) for _ in range(2))
+        mask = np.ones((2, 2), np.float32)
+        held, direct = holder.infer_batch(co2, ch4, mask), backend.infer_batch(co2, ch4, mask)
+        assert [p.ph_probs.tolist() for p in held] == [p.ph_probs.tolist() for p in direct]
+        assert holder.health().calls == 1  # one model call for the whole batch

@@ -8,6 +8,10 @@ Order matters for a good first minute: everything a user can get wrong (config k
 start, the cameras start, and the loop runs in this (the main) thread. Whatever ends the run (frame or time limit,
 sources ended, SIGINT/SIGTERM, an error), the cameras are stopped, open alerts are ended as `interrupted`, every
 queued event is written and the run's counters are stored with it.
+
+`build_run` checks and builds every part (hooks go into constructors), `run_parts` runs them. Without a
+`model.path` the run follows the model store's `models/current` (`fume-edge bundle install` swaps a new model in
+between two ticks); SIGHUP re-reads run.yaml (`reload.py`).
 """
 
 from __future__ import annotations
@@ -20,12 +24,13 @@ import time
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
 from fume_edge import __version__
+from fume_edge.alerts.event import ModelSha, model_sha_now
 from fume_edge.alerts.secrets import redact_text
 from fume_edge.alerts.service import AlertService
 from fume_edge.alerts.subject import SubjectWatcher
@@ -276,7 +281,7 @@ class RunModel:
 
     path: Path
     backend: Backend
-    model_sha: Callable[[], str | None]
+    model_sha: ModelSha
 
 
 def _load_model(config: RunConfig, stack: ExitStack) -> RunModel:
@@ -291,8 +296,7 @@ def _load_model(config: RunConfig, stack: ExitStack) -> RunModel:
     options = {"device": config.model.device, "threads": config.model.threads}
     backend: Backend = stack.enter_context(load_backend(path, **options))
     if installed is None:
-        sha = sha256_file(path)
-        return RunModel(path, backend, lambda: sha)
+        return RunModel(path, backend, sha256_file(path))
     holder = stack.enter_context(follow_current(backend, store, settings, **options))
     return RunModel(path, holder, holder.model_sha)
 
@@ -300,12 +304,12 @@ def _load_model(config: RunConfig, stack: ExitStack) -> RunModel:
 class _LiveInfo(Mapping[str, str]):
     """The page's and /metrics' `info`, with the model sha read at each request (a bundle swap changes it)."""
 
-    def __init__(self, fixed: dict[str, str], model_sha: Callable[[], str | None]) -> None:
+    def __init__(self, fixed: dict[str, str], model_sha: ModelSha) -> None:
         self._fixed, self._model_sha = fixed, model_sha
 
     def __getitem__(self, key: str) -> str:
         if key == "model_sha256":
-            return self._model_sha() or ""
+            return model_sha_now(self._model_sha) or ""
         return self._fixed[key]
 
     def __iter__(self) -> Iterator[str]:
