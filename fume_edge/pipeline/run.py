@@ -293,11 +293,11 @@ def _load_model(config: RunConfig, stack: ExitStack) -> RunModel:
     store = ModelStore(models_dir(Path(config.model.models_dir) if config.model.models_dir else None))
     installed = None if config.model.path else model_to_run(store, settings)
     path = Path(config.model.path) if config.model.path else (installed or default_model_path())
-    options = {"device": config.model.device, "threads": config.model.threads}
-    backend: Backend = stack.enter_context(load_backend(path, **options))
+    device, threads = config.model.device, config.model.threads
+    backend: Backend = stack.enter_context(load_backend(path, device=device, threads=threads))
     if installed is None:
         return RunModel(path, backend, sha256_file(path))
-    holder = stack.enter_context(follow_current(backend, store, settings, **options))
+    holder = stack.enter_context(follow_current(backend, store, settings, device=device, threads=threads))
     return RunModel(path, holder, holder.model_sha)
 
 
