@@ -18,6 +18,7 @@ from fume_edge.errors import FumeEdgeError
 from fume_edge.extras import feature_for_module
 from fume_edge.labels import INPUT_HEIGHT, INPUT_SIZE_TEXT, INPUT_WIDTH
 from fume_edge.fleet.commands import app as fleet_app
+from fume_edge.logs import setup_logging
 
 app = typer.Typer(
     name="fume-edge",
@@ -34,6 +35,7 @@ err_console = Console(stderr=True)
 
 def main() -> None:
     """Console entry point: a user error becomes one red line and exit code 2, never a traceback."""
+    setup_logging()
     try:
         app()
     except FumeEdgeError as exc:

@@ -183,6 +183,8 @@ def test_the_unit_passes_systemd_analyze_verify(installed: Path) -> None:
     executable = installed / "opt/fume-edge/venv/bin/fume-edge"  # what `pip install` puts there on the device
     executable.parent.mkdir(parents=True)
     shutil.copy(sys.executable, executable)
+    (installed / "bin").mkdir()  # ExecReload's /bin/kill (procps, on every Ubuntu of JetPack)
+    shutil.copy("/bin/kill", installed / "bin/kill")
     result = subprocess.run([analyze, "verify", f"--root={installed}", "fume-edge.service"], capture_output=True,
                             text=True, timeout=60)
     assert result.returncode == 0 and not result.stdout + result.stderr, result.stdout + result.stderr

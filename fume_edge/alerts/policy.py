@@ -154,6 +154,17 @@ class AlertPolicy:
         self._probs: np.ndarray | None = None
         self._areas: dict[str, float | None] = {gas: None for gas in self.cameras}
 
+    def reconfigure(self, config: AlertPolicyConfig) -> None:
+        """New thresholds and durations from the next input on (a reload), keeping open alerts and debounce
+        timers; a changed smoothing kind or time constant restarts the smoothing."""
+        if (config.smoothing, config.smoothing_s) != (self.config.smoothing, self.config.smoothing_s):
+            self._smoother = make_smoother(config.smoothing, config.smoothing_s)
+        for risk, rule in zip(self._risks, (config.acidosis_risk, config.transitional_risk), strict=True):
+            risk.rule = rule
+            risk.debounce.min_on_s, risk.debounce.min_off_s = rule.start_after_s, rule.end_after_s
+        self._gas.min_on_s, self._gas.min_off_s = config.gas_absent.after_s, config.gas_absent.clear_s
+        self.config = config
+
     @property
     def smoothed_probs(self) -> dict[str, float] | None:
         """The current smoothed pH probabilities by class name (None before the first usable prediction)."""

@@ -53,6 +53,14 @@ class AlertService:
         """The first (on a one-station device, the only) station's policy."""
         return next(iter(self.policies.values()))
 
+    def reconfigure(self, policies: Mapping[str, AlertPolicyConfig], state_interval_s: float) -> None:
+        """New alert policies for the stations named, and the retained state's interval (a run.yaml reload; loop
+        thread, between two ticks)."""
+        for station, config in policies.items():
+            self.policies[station].reconfigure(config)
+        for tracker in self.states.values():
+            tracker.interval_s = state_interval_s
+
     def start(self) -> None:
         self.sinks.start()
 

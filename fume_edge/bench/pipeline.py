@@ -144,8 +144,7 @@ def _station(station_id: str, frames: dict[str, list[np.ndarray]], total: int, t
                                     reconnect_s=(config.sources.reconnect_min_s, config.sources.reconnect_max_s))
     inputs = ModelInputs(GASES, dict.fromkeys(GASES, backend.contract.preprocessing))
     station = Station(station_id, streams, hub, inputs, tolerance_s=config.sync.tolerance((FPS, FPS)),
-                      silent_after_s=config.sync.silent_after_s)
-    station.on_result = timing.hook(station_id)
+                      silent_after_s=config.sync.silent_after_s, on_result=timing.hook(station_id))
     return station
 
 

@@ -44,6 +44,8 @@ from fume_edge.runtime.base import Backend, Prediction, batch_capacity, infer_ro
 
 ResultHook = Callable[[Pair, Prediction], None]
 EventsHook = Callable[[Sequence[AlertEvent]], None]
+# Every loop pass, between two ticks, on the loop thread: the watchdog, a run.yaml reload (it may set the timings).
+TickHook = Callable[["Pipeline"], None]
 
 
 @dataclass
@@ -66,13 +68,13 @@ class Pipeline:
 
     def __init__(self, stations: Sequence[Station], backend: Backend, alerts: AlertService, *, tick_s: float,
                  stats_interval_s: float, doorbell: threading.Event | None = None, batch: int | None = None,
-                 on_result: ResultHook | None = None, on_events: EventsHook | None = None) -> None:
+                 on_result: ResultHook | None = None, on_events: EventsHook | None = None,
+                 on_tick: TickHook | None = None) -> None:
         self.stations, self.backend, self.alerts = tuple(stations), backend, alerts
         self.live = self.stations[0].live
         self.tick_s, self.stats_interval_s = tick_s, stats_interval_s
         self.doorbell = doorbell or threading.Event()
-        self.on_result, self.on_events = on_result, on_events
-        self.on_tick: Callable[[], None] | None = None  # called every loop pass (the systemd watchdog)
+        self.on_result, self.on_events, self.on_tick = on_result, on_events, on_tick
         self.counters = LoopCounters()
         self.model_batch = batch_capacity(backend)  # None: any batch
         self.batch = batch or self.model_batch or len(self.stations)
@@ -108,7 +110,7 @@ class Pipeline:
         try:
             while True:
                 if self.on_tick is not None:
-                    self.on_tick()
+                    self.on_tick(self)
                 if should_stop():
                     reason = "interrupted"
                     break

@@ -8,6 +8,10 @@ Order matters for a good first minute: everything a user can get wrong (config k
 start, the cameras start, and the loop runs in this (the main) thread. Whatever ends the run (frame or time limit,
 sources ended, SIGINT/SIGTERM, an error), the cameras are stopped, open alerts are ended as `interrupted`, every
 queued event is written and the run's counters are stored with it.
+
+`build_run` checks and builds every part (hooks go into constructors), `run_parts` runs them. Without a
+`model.path` the run follows the model store's `models/current` (`fume-edge bundle install` swaps a new model in
+between two ticks); SIGHUP re-reads run.yaml (`reload.py`).
 """
 
 from __future__ import annotations
@@ -20,11 +24,13 @@ import time
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
 from fume_edge import __version__
+from fume_edge.alerts.event import ModelSha, model_sha_now
 from fume_edge.alerts.secrets import redact_text
 from fume_edge.alerts.service import AlertService
 from fume_edge.alerts.subject import SubjectWatcher
@@ -38,6 +44,8 @@ from fume_edge.labels import GASES
 from fume_edge.pipeline.capture import CameraStream, FrameHub
 from fume_edge.pipeline.config import PipelineConfig, RunConfig, load_run_config
 from fume_edge.pipeline.loop import Pipeline, ResultHook
+from fume_edge.pipeline.published import LoopSnapshot
+from fume_edge.pipeline.reload import Reloader
 from fume_edge.pipeline.prepare import ModelInputs, camera_preprocessing
 from fume_edge.pipeline.shutdown import StopSignals
 from fume_edge.pipeline.sources import (
@@ -53,6 +61,8 @@ from fume_edge.service.sd_notify import SystemdNotifier
 
 if TYPE_CHECKING:
     from fume_edge.web.attach import WebRun
+
+log = logging.getLogger("fume_edge.run")
 
 
 @dataclass
@@ -187,7 +197,7 @@ def _stream(gas: str, spec: str, reader: FrameReader | None, hub: FrameHub, conf
 
 
 def _station(station: StationConfig, readers: dict[str, FrameReader | None], backend: Backend, config: RunConfig,
-             doorbell: threading.Event) -> Station:
+             doorbell: threading.Event, on_result: ResultHook | None) -> Station:
     """One station's capture threads, ring, pairing and model inputs."""
     fps = {gas: _fps(reader, gas, config) for gas, reader in readers.items()}
     hub = FrameHub(GASES, config.sources.ring_size, lossless=config.sources.pacing == "fast", doorbell=doorbell)
@@ -195,7 +205,7 @@ def _station(station: StationConfig, readers: dict[str, FrameReader | None], bac
     inputs = ModelInputs(GASES, {g: camera_preprocessing(backend.contract.preprocessing,
                                                          config.sources.camera(g).value_range, g) for g in GASES})
     return Station(station.id, streams, hub, inputs, tolerance_s=config.sync.tolerance(tuple(fps.values())),
-                   silent_after_s=config.sync.silent_after_s)
+                   silent_after_s=config.sync.silent_after_s, on_result=on_result)
 
 
 def _fps(reader: FrameReader | None, gas: str, config: RunConfig) -> float | None:
@@ -247,87 +257,181 @@ def _stopping(console: Console, notifier: SystemdNotifier, signal_name: str) -> 
     console.print(f"{signal_name}: stopping (again to force)", style="yellow")
 
 
-def run(options: RunOptions, console: Console, on_result: ResultHook | None = None) -> RunResult:
-    """Run the capture loop as the options say; `on_result` also sees every (pair, prediction) (tests, tools)."""
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
+@dataclass
+class RunParts:
+    """Everything `fume-edge run` built and checked, ready to run (the run's ExitStack closes it)."""
+
+    config: RunConfig
+    console: Console
+    notifier: SystemdNotifier
+    signals: StopSignals
+    stations: list[Station]
+    pipeline: Pipeline
+    service: AlertService
+    view: StatusView
+    views: ViewWorker | None
+    title: str
+    ready: str  # what systemd is told once the loop runs
+
+
+@dataclass(frozen=True)
+class RunModel:
+    """The model the run loads: run.yaml's `model.path`, else the model store's current bundle, else the bundled
+    model; `model_sha` is asked at each event (it changes when a bundle install swaps the model in)."""
+
+    path: Path
+    backend: Backend
+    model_sha: ModelSha
+
+
+def _load_model(config: RunConfig, stack: ExitStack) -> RunModel:
+    """Load the model; with no `model.path`, follow `models/current` so `fume-edge bundle install` swaps it in."""
+    from fume_edge.bundle.live import HealthSettings, follow_current, model_to_run
+    from fume_edge.bundle.store import ModelStore, models_dir
+
+    settings = HealthSettings(window_s=config.model.health_window_s)
+    store = ModelStore(models_dir(Path(config.model.models_dir) if config.model.models_dir else None))
+    installed = None if config.model.path else model_to_run(store, settings)
+    path = Path(config.model.path) if config.model.path else (installed or default_model_path())
+    device, threads = config.model.device, config.model.threads
+    backend: Backend = stack.enter_context(load_backend(path, device=device, threads=threads))
+    if installed is None:
+        return RunModel(path, backend, sha256_file(path))
+    holder = stack.enter_context(follow_current(backend, store, settings, device=device, threads=threads))
+    return RunModel(path, holder, holder.model_sha)
+
+
+class _LiveInfo(Mapping[str, str]):
+    """The page's and /metrics' `info`, with the model sha read at each request (a bundle swap changes it)."""
+
+    def __init__(self, fixed: dict[str, str], model_sha: ModelSha) -> None:
+        self._fixed, self._model_sha = fixed, model_sha
+
+    def __getitem__(self, key: str) -> str:
+        if key == "model_sha256":
+            return model_sha_now(self._model_sha) or ""
+        return self._fixed[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter((*self._fixed, "model_sha256"))
+
+    def __len__(self) -> int:
+        return len(self._fixed) + 1
+
+
+def build_run(options: RunOptions, console: Console, stack: ExitStack,
+              on_result: ResultHook | None = None) -> RunParts:
+    """Check and build every part of the run, each user error as one line before anything starts; the parts'
+    closing goes onto `stack`. `on_result` also sees every (pair, prediction) (tests, tools)."""
     config, merged = load_run_config(options.config, config_overrides(options))
     station_configs = config.run_stations()
     _check_sources(station_configs)
     _check_outputs(config)
     device_id = check_topic_id(config.device_id or socket.gethostname(), "--device-id (device_id)")
-    with ExitStack() as stack:
-        notifier = stack.enter_context(SystemdNotifier())
-        # First, so that a signal while the model loads still stops the run cleanly (it stops before starting).
-        signals = stack.enter_context(StopSignals(on_first=functools.partial(_stopping, console, notifier)))
-        readers = {station.id: _open_readers(station, config, stack, console) for station in station_configs}
-        model_path = Path(config.model.path) if config.model.path else default_model_path()
-        backend = stack.enter_context(load_backend(model_path, device=config.model.device,
-                                                   threads=config.model.threads))
-        for warning in backend_warnings(backend, model_path):
-            console.print(f"[yellow]warning:[/] {warning}", soft_wrap=True)
-        doorbell = threading.Event()
-        stations = [_station(station, readers[station.id], backend, config, doorbell) for station in station_configs]
-        first = stations[0]  # --display, --record and the page's live frames show the first station
-        fps = {gas: _fps(reader, gas, config) for gas, reader in readers[first.id].items()}
-        views = _view_worker(config.pipeline, backend, min(f or config.sync.default_fps for f in fps.values()), stack)
-        web = _web_run(config, backend)
-        model_sha = sha256_file(model_path)
-        service = AlertService(config.alerts, config.sinks, device_id=device_id, model_sha=model_sha,
-                               run_config={"options": {k: str(v) for k, v in vars(options).items()}, **merged},
-                               stations={station.id: config.policy_for(station) for station in station_configs})
-        hooks = [hook for hook in (web and web.feed.on_result,) if hook is not None]
+    notifier = stack.enter_context(SystemdNotifier())
+    # First, so that a signal while the model loads still stops the run cleanly (it stops before starting).
+    signals = stack.enter_context(StopSignals(on_first=functools.partial(_stopping, console, notifier)))
+    readers = {station.id: _open_readers(station, config, stack, console) for station in station_configs}
+    model = _load_model(config, stack)
+    backend = model.backend
+    for warning in backend_warnings(backend, model.path):
+        console.print(f"[yellow]warning:[/] {warning}", soft_wrap=True)
+    first_fps = {gas: _fps(reader, gas, config) for gas, reader in readers[station_configs[0].id].items()}
+    views = _view_worker(config.pipeline, backend, min(f or config.sync.default_fps for f in first_fps.values()),
+                         stack)
+    web = _web_run(config, backend)
+    hooks = [hook for hook in (web and web.feed.on_result,) if hook is not None]
 
-        def on_each(pair: Pair, prediction: Prediction) -> None:
-            if views is not None:
-                views.submit(tuple(None if f is None else f.image for f in pair.frames), prediction)
-            for hook in hooks:
-                hook(pair, prediction)
-
-        def window_closed() -> bool:
-            return views is not None and views.closed
-
-        first.on_result = on_each if views or hooks else None
-        pipeline = Pipeline(stations, backend, service, tick_s=config.pipeline.tick_s,
-                            stats_interval_s=config.pipeline.stats_interval_s, doorbell=doorbell,
-                            on_result=on_result)
-        pipeline.on_tick = functools.partial(notifier.tick, functools.partial(_service_status, pipeline))
-        stack.enter_context(SubjectWatcher(config.sinks.sqlite.path, functools.partial(_subject, service, console)))
-        if web is not None:
-            info = {"device_id": device_id, "model": model_path.name, "model_sha256": model_sha,
-                    "backend": backend.name, "version": __version__}
-            server = web.serve(pipeline, service, db=config.sinks.sqlite.path, info=info, stack=stack,
-                               snapshot_dir=config.sinks.snapshots.dir)
-            console.print(f"web page: {web.page_url(server)}  (API /api/status, metrics /metrics)", highlight=False,
-                          soft_wrap=True)
-        title = f"fume-edge run · {device_id} · {model_path.name} ({backend.name}) · " + (
-            f"CO2 {redact_text(station_configs[0].co2)} · CH4 {redact_text(station_configs[0].ch4)} · "
-            f"pairing ±{1000 * first.tolerance_s:.0f} ms" if len(stations) == 1 else
-            f"{len(stations)} stations ({', '.join(s.id for s in stations)}) · batch {pipeline.batch}")
-        view = StatusView(pipeline, title, console, quiet=config.pipeline.quiet, refresh_hz=config.pipeline.refresh_hz)
-        pipeline.on_events = view.events
-        service.start()
-        notifier.ready(f"running {model_path.name} ({backend.name})")
-        reason = "error"
-        try:
-            with view:
-                reason = pipeline.run(lambda: signals.is_set() or window_closed(), config.pipeline.max_frames,
-                                      config.pipeline.duration_s)
-            if window_closed() and reason == "interrupted" and not signals.is_set():
-                reason = "stopped"
-        finally:
-            notifier.stopping(f"stopping: {reason}")
-            view.events(service.close(pipeline.stats(), reason, mono=max(s.sync.now for s in stations)))
-        stats = pipeline.stats()
+    def on_each(pair: Pair, prediction: Prediction) -> None:
         if views is not None:
-            views.close()
-            stats["views"] = {"shown": views.shown, "dropped": views.dropped}
-        view.summary(stats, reason)
-        console.print(f"alerts went to: {'; '.join(alert_destinations(config.sinks))}", soft_wrap=True)
-        return RunResult(reason, stats)
+            views.submit(tuple(None if f is None else f.image for f in pair.frames), prediction)
+        for hook in hooks:
+            hook(pair, prediction)
+
+    doorbell = threading.Event()
+    # --display, --record and the page's live frames show the first station
+    stations = [_station(station, readers[station.id], backend, config, doorbell,
+                         on_each if index == 0 and (views or hooks) else None)
+                for index, station in enumerate(station_configs)]
+    service = AlertService(config.alerts, config.sinks, device_id=device_id, model_sha=model.model_sha,
+                           run_config={"options": {k: str(v) for k, v in vars(options).items()}, **merged},
+                           stations={station.id: config.policy_for(station) for station in station_configs})
+    reloader = stack.enter_context(Reloader(functools.partial(_reread, options), config))
+    view = StatusView(console, quiet=config.pipeline.quiet, refresh_hz=config.pipeline.refresh_hz)
+    pipeline = Pipeline(stations, backend, service, tick_s=config.pipeline.tick_s,
+                        stats_interval_s=config.pipeline.stats_interval_s, doorbell=doorbell, on_result=on_result,
+                        on_events=view.events,
+                        on_tick=functools.partial(_between_ticks, notifier, reloader))
+    stack.enter_context(SubjectWatcher(config.sinks.sqlite.path, functools.partial(_subject, service, console)))
+    if web is not None:
+        info = _LiveInfo({"device_id": device_id, "model": model.path.name, "backend": backend.name,
+                          "version": __version__}, model.model_sha)
+        server = web.serve(pipeline, service, db=config.sinks.sqlite.path, info=info, stack=stack,
+                           snapshot_dir=config.sinks.snapshots.dir)
+        console.print(f"web page: {web.page_url(server)}  (API /api/status, metrics /metrics)", highlight=False,
+                      soft_wrap=True)
+    first = stations[0]
+    title = f"fume-edge run · {device_id} · {model.path.name} ({backend.name}) · " + (
+        f"CO2 {redact_text(station_configs[0].co2)} · CH4 {redact_text(station_configs[0].ch4)} · "
+        f"pairing ±{1000 * first.tolerance_s:.0f} ms" if len(stations) == 1 else
+        f"{len(stations)} stations ({', '.join(s.id for s in stations)}) · batch {pipeline.batch}")
+    return RunParts(config, console, notifier, signals, stations, pipeline, service, view, views, title,
+                    f"running {model.path.name} ({backend.name})")
 
 
-def _service_status(pipeline: Pipeline) -> str:
+def run_parts(parts: RunParts) -> RunResult:
+    """Start the sinks, run the loop until it ends, then end open alerts, write every queued event, summarise."""
+    config, pipeline, service, view, views = parts.config, parts.pipeline, parts.service, parts.view, parts.views
+
+    def window_closed() -> bool:
+        return views is not None and views.closed
+
+    service.start()
+    parts.notifier.ready(parts.ready)
+    reason = "error"
+    try:
+        with view.watching(pipeline, parts.title):
+            reason = pipeline.run(lambda: parts.signals.is_set() or window_closed(), config.pipeline.max_frames,
+                                  config.pipeline.duration_s)
+        if window_closed() and reason == "interrupted" and not parts.signals.is_set():
+            reason = "stopped"
+    finally:
+        parts.notifier.stopping(f"stopping: {reason}")
+        view.events(service.close(pipeline.stats(), reason, mono=max(s.sync.now for s in parts.stations)))
+    stats = pipeline.stats()
+    if views is not None:
+        views.close()
+        stats["views"] = {"shown": views.shown, "dropped": views.dropped}
+    view.summary(stats, reason)
+    parts.console.print(f"alerts went to: {'; '.join(alert_destinations(config.sinks))}", soft_wrap=True)
+    return RunResult(reason, stats)
+
+
+def run(options: RunOptions, console: Console, on_result: ResultHook | None = None) -> RunResult:
+    """Run the capture loop as the options say; `on_result` also sees every (pair, prediction) (tests, tools)."""
+    with ExitStack() as stack:
+        return run_parts(build_run(options, console, stack, on_result))
+
+
+def _reread(options: RunOptions) -> RunConfig:
+    """run.yaml as a reload reads it: the same file and the same command-line options over it."""
+    return load_run_config(options.config, config_overrides(options))[0]
+
+
+def _between_ticks(notifier: SystemdNotifier, reloader: Reloader, pipeline: Pipeline) -> None:
+    """Every loop pass (loop thread): ping the systemd watchdog, apply a reloaded run.yaml if one is ready."""
+    notifier.tick(functools.partial(_service_status, pipeline.snapshot))
+    reload = reloader.take()
+    if reload is None:
+        return
+    pipeline.alerts.reconfigure(reload.policies, reload.state_interval_s)
+    pipeline.tick_s = reload.config.pipeline.tick_s
+    pipeline.stats_interval_s = reload.config.pipeline.stats_interval_s
+    log.info("run.yaml reloaded: alert policies of %s applied", ", ".join(reload.policies) or "no station")
+
+
+def _service_status(snapshot: LoopSnapshot) -> str:
     """The one-line status systemd shows (`systemctl status fume-edge`), from the published snapshot."""
-    stats = pipeline.snapshot.stats
+    stats = snapshot.stats
     silent = f", silent: {', '.join(stats['silent'])}" if stats.get("silent") else ""
     return f"{stats.get('inferences', 0)} inferences, {stats.get('degraded', 0)} degraded{silent}"

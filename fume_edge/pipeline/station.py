@@ -41,7 +41,8 @@ class Station:
     `pop` hand out its decided items in time order."""
 
     def __init__(self, station_id: str, streams: dict[str, CameraStream], hub: FrameHub, inputs: ModelInputs, *,
-                 tolerance_s: float, silent_after_s: float) -> None:
+                 tolerance_s: float, silent_after_s: float,
+                 on_result: Callable[[Pair, Prediction], None] | None = None) -> None:
         self.id, self.streams, self.hub, self.inputs = station_id, streams, hub, inputs
         self.cameras = tuple(streams)
         self.live = not hub.lossless
@@ -49,7 +50,7 @@ class Station:
         self.counters = StationCounters()
         self.sync = Synchronizer(self.cameras, tolerance_s, silent_after_s, start_t=time.monotonic())
         self.latest: Prediction | None = None
-        self.on_result: Callable[[Pair, Prediction], None] | None = None  # this station's results only (views)
+        self.on_result = on_result  # this station's results only (views, the page)
         self.frames: dict[str, np.ndarray | None] = dict.fromkeys(self.cameras)  # newest inferred frame per camera
         self.ended = False  # every source ended and every frame was decided
         self._items: deque[Item] = deque()  # decided, not yet handled, in time order

@@ -40,14 +40,24 @@ def _probs(probs: Sequence[float] | np.ndarray | None) -> str:
 class StatusView:
     """Context manager around a run: shows the panel while the loop runs (unless quiet)."""
 
-    def __init__(self, pipeline: Pipeline, title: str, console: Console, *, quiet: bool, refresh_hz: float) -> None:
-        self.pipeline, self.title, self.console = pipeline, title, console
+    def __init__(self, console: Console, *, quiet: bool, refresh_hz: float) -> None:
+        self.console = console
+        self.pipeline: Pipeline | None = None  # and its title: set by `watching`, before the panel starts
+        self.title = ""
         self._last: tuple[float, dict[str, Any]] | None = None
         self._rates: dict[str, float] = {}
         self._open: tuple[tuple[str, str, tuple[str, ...], str], ...] = ()
         self.live_panel = not quiet and console.is_terminal
-        self._live = Live(console=console, refresh_per_second=refresh_hz, get_renderable=self._render,
-                          transient=False) if self.live_panel else None
+        self.refresh_hz = refresh_hz
+        self._live: Live | None = None
+
+    def watching(self, pipeline: Pipeline, title: str) -> StatusView:
+        """Show `pipeline`'s published snapshots under `title` while the `with` block runs."""
+        self.pipeline, self.title = pipeline, title
+        if self.live_panel:
+            self._live = Live(console=self.console, refresh_per_second=self.refresh_hz, get_renderable=self._render,
+                              transient=False)
+        return self
 
     def __enter__(self) -> "StatusView":
         if self._live is not None:
@@ -84,6 +94,7 @@ class StatusView:
             self._last = (now, counts)
 
     def _render(self) -> Panel:
+        assert self.pipeline is not None  # `watching` sets it before the panel exists
         snapshot = self.pipeline.snapshot  # published by the loop: never its live objects
         stats = snapshot.stats
         self._update_rates(stats)

@@ -8,12 +8,13 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from fume_edge.errors import FumeEdgeError
-from fume_edge.runtime.base import Backend, Prediction
+from fume_edge.runtime.base import Backend, Prediction, batch_capacity, infer_rows
 from fume_edge.runtime.contract import ModelContract
 
 
@@ -71,19 +72,30 @@ class SwappableBackend:
         """The sha of the model in use now (AlertService takes this callable as its model_sha)."""
         return self._active.model_sha
 
+    @property
+    def max_batch(self) -> int | None:
+        return batch_capacity(self._active.backend)
+
     def infer(self, co2: np.ndarray, ch4: np.ndarray, modality_mask: np.ndarray) -> Prediction:
+        return self._counted(lambda backend: [backend.infer(co2, ch4, modality_mask)])[0]
+
+    def infer_batch(self, co2: np.ndarray, ch4: np.ndarray, modality_mask: np.ndarray) -> list[Prediction]:
+        """Every station's pair in one call (the loop's batch), counted as one call for the health watch."""
+        return self._counted(lambda backend: infer_rows(backend, co2, ch4, modality_mask))
+
+    def _counted(self, call: Callable[[Backend], list[Prediction]]) -> list[Prediction]:
         with self._lock:
             active = self._active
             start = time.perf_counter()
             try:
-                prediction = active.backend.infer(co2, ch4, modality_mask)
+                predictions = call(active.backend)
             except Exception:
                 active.errors += 1
                 raise
             active.times_ms.append(1000 * (time.perf_counter() - start))
             active.calls += 1
-            active.non_finite += not prediction.finite
-            return prediction
+            active.non_finite += sum(not p.finite for p in predictions)
+            return predictions
 
     def health(self) -> ModelHealth:
         with self._lock:
@@ -96,9 +108,10 @@ class SwappableBackend:
         """Use `backend` from the next call on; returns the one it replaces (still open: the caller closes it,
         or keeps it to swap back). A model that needs other inputs (size, preprocessing) needs a restart."""
         old = self._active.backend
-        if backend.input_size != old.input_size or backend.contract.preprocessing != old.contract.preprocessing:
-            raise FumeEdgeError(f"model {version}: input {backend.input_size} or preprocessing differs from the "
-                                f"running model's {old.input_size}; restart `fume-edge run` to use it")
+        if backend.input_size != old.input_size or backend.contract.preprocessing != old.contract.preprocessing \
+                or batch_capacity(backend) != batch_capacity(old):
+            raise FumeEdgeError(f"model {version}: input {backend.input_size}, preprocessing or static batch "
+                                f"differs from the running model's {old.input_size}; restart `fume-edge run` to use it")
         with self._lock:
             self._active = _Active(backend, model_sha, version)
         return old
