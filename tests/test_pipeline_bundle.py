@@ -78,12 +78,15 @@ def test_run_follows_the_installed_bundle_and_swaps_to_the_next_install(tmp_path
     assert set(shas[:first_v2]) == {v1_sha} and set(shas[first_v2:]) == {v2_sha}  # one swap, no flapping
     events = [json.loads(line)["event"] for line in (models / "events.jsonl").read_text().splitlines()]
     assert "model_swapped" in events
+    with sqlite3.connect(db) as conn:  # the steps taken while the run was live are alert events too
+        steps = {row[0] for row in conn.execute("SELECT type FROM events WHERE type LIKE 'model_%'")}
+    assert {"model_installed", "model_switched"} <= steps, steps
 
 
 def test_the_swappable_backend_keeps_the_models_batch(tmp_path: Path) -> None:
     """The loop batches every station's pair into one call: the holder must keep the model's static batch, not fall
     back to one call per pair."""
-    from fume_edge.deploy.onnx_export import export_onnx
+    from fume_edge.deploy.onnx.onnx_export import export_onnx
     from fume_edge.deploy.upstream_import import import_research_checkpoint
     from fume_edge.model.checkpoint import save_checkpoint
 

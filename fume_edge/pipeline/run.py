@@ -282,11 +282,13 @@ class RunModel:
     path: Path
     backend: Backend
     model_sha: ModelSha
+    store: ModelStore | None = None  # the model store followed (None: a fixed model file)
+    events: EventRelay | None = None  # its update steps, for the alert service once it exists
 
 
 def _load_model(config: RunConfig, stack: ExitStack) -> RunModel:
     """Load the model; with no `model.path`, follow `models/current` so `fume-edge bundle install` swaps it in."""
-    from fume_edge.bundle.live import HealthSettings, follow_current, model_to_run
+    from fume_edge.bundle.live import EventRelay, HealthSettings, follow_current, model_to_run
     from fume_edge.bundle.store import ModelStore, models_dir
 
     settings = HealthSettings(window_s=config.model.health_window_s)
@@ -297,8 +299,10 @@ def _load_model(config: RunConfig, stack: ExitStack) -> RunModel:
     backend: Backend = stack.enter_context(load_backend(path, device=device, threads=threads))
     if installed is None:
         return RunModel(path, backend, sha256_file(path))
-    holder = stack.enter_context(follow_current(backend, store, settings, device=device, threads=threads))
-    return RunModel(path, holder, holder.model_sha)
+    events = EventRelay()
+    holder = stack.enter_context(follow_current(backend, store, settings, on_event=events, device=device,
+                                                threads=threads))
+    return RunModel(path, holder, holder.model_sha, store, events)
 
 
 class _LiveInfo(Mapping[str, str]):
@@ -356,6 +360,13 @@ def build_run(options: RunOptions, console: Console, stack: ExitStack,
     service = AlertService(config.alerts, config.sinks, device_id=device_id, model_sha=model.model_sha,
                            run_config={"options": {k: str(v) for k, v in vars(options).items()}, **merged},
                            stations={station.id: config.policy_for(station) for station in station_configs})
+    installer = None
+    if model.store is not None and model.events is not None:  # following bundles: steps become alert events,
+        from fume_edge.bundle.install import InstallOptions    # and MQTT `cmd/model` / the page may install
+        from fume_edge.bundle.remote import serve_model_commands
+
+        model.events.connect(service.model_event)
+        installer = serve_model_commands(service, InstallOptions(models=model.store.root))
     reloader = stack.enter_context(Reloader(functools.partial(_reread, options), config))
     view = StatusView(console, quiet=config.pipeline.quiet, refresh_hz=config.pipeline.refresh_hz)
     pipeline = Pipeline(stations, backend, service, tick_s=config.pipeline.tick_s,
@@ -367,7 +378,7 @@ def build_run(options: RunOptions, console: Console, stack: ExitStack,
         info = _LiveInfo({"device_id": device_id, "model": model.path.name, "backend": backend.name,
                           "version": __version__}, model.model_sha)
         server = web.serve(pipeline, service, db=config.sinks.sqlite.path, info=info, stack=stack,
-                           snapshot_dir=config.sinks.snapshots.dir)
+                           snapshot_dir=config.sinks.snapshots.dir, installer=installer)
         console.print(f"web page: {web.page_url(server)}  (API /api/status, metrics /metrics)", highlight=False,
                       soft_wrap=True)
     first = stations[0]
