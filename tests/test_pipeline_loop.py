@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import itertools
 from pathlib import Path
-from typing import Iterator
+from collections.abc import Iterator
 
 import cv2
 import numpy as np

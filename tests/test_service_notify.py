@@ -32,7 +32,7 @@ def _receive(sock: socket.socket, until: str, timeout_s: float, seen: list[str])
     while time.monotonic() < deadline:
         try:
             message = sock.recv(4096).decode()
-        except socket.timeout:
+        except TimeoutError:
             continue
         seen.append(message)
         if until in message.splitlines():

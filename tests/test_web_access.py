@@ -7,7 +7,7 @@ import json
 import sqlite3
 import subprocess
 from pathlib import Path
-from typing import Iterator
+from collections.abc import Iterator
 
 import httpx
 import pytest

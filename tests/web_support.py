@@ -9,7 +9,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import cv2
 import httpx
@@ -59,7 +60,7 @@ class WebRun:
         self._out = open(self.log, "w", encoding="utf-8")
         self.proc = subprocess.Popen(command, stdout=self._out, stderr=subprocess.STDOUT, text=True, env=env)
 
-    def wait_ready(self, timeout: float = 120.0) -> "WebRun":
+    def wait_ready(self, timeout: float = 120.0) -> WebRun:
         """Until /healthz answers 200 (results are flowing)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -27,7 +27,8 @@ Rules:
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Iterable, Literal, Mapping, NamedTuple
+from typing import Literal, NamedTuple
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 from pydantic import model_validator

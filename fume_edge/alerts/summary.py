@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 from fume_edge.alerts.event import DEFAULT_STATION
 from fume_edge.alerts.store import AlertStore, StoreConfig

@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from fume_edge.alerts.event import DEFAULT_STATION
 from fume_edge.errors import FumeEdgeError
 
 TOPIC_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")

@@ -23,7 +23,8 @@ import sqlite3
 import threading
 import time
 from dataclasses import dataclass, replace
-from typing import Annotated, Any, Callable, Mapping, Sequence
+from typing import Annotated, Any
+from collections.abc import Callable, Mapping, Sequence
 
 from pydantic import Field, model_validator
 
@@ -205,7 +206,7 @@ class SinkWorker:
             self.jsonl.close()
         self.store.close()
 
-    def __enter__(self) -> "SinkWorker":
+    def __enter__(self) -> SinkWorker:
         self.start()
         return self
 

@@ -76,7 +76,7 @@ class QuantizeOptions:
             raise FumeEdgeError(f"--modalities {self.modalities!r}: choose all or both")
 
     @property
-    def settings(self) -> "TargetSettings":
+    def settings(self) -> TargetSettings:
         return TARGET_SETTINGS[self.target]
 
 
@@ -199,7 +199,7 @@ class Quantizer:
     def close(self) -> None:
         self._tmp.cleanup()
 
-    def __enter__(self) -> "Quantizer":
+    def __enter__(self) -> Quantizer:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 from pathlib import Path
 
@@ -71,7 +71,7 @@ def version_key(version: str) -> str:
     return key
 
 
-@lru_cache(maxsize=None)
+@cache
 def operator_table(version: str) -> OperatorTable:
     key = version_key(version)
     text = (resources.files("fume_edge.deploy") / "trt_ops" / f"trt{key}.txt").read_text()  # one part per step: 3.10

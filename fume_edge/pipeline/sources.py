@@ -23,7 +23,8 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Iterator, Protocol
+from typing import Protocol
+from collections.abc import Iterator
 
 import cv2
 import numpy as np

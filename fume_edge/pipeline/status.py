@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import time
 from datetime import datetime
-from typing import Any, Sequence
+from typing import Any
+from collections.abc import Sequence
 
 import numpy as np
 from rich.console import Console, Group
@@ -49,7 +50,7 @@ class StatusView:
         self._live = Live(console=console, refresh_per_second=refresh_hz, get_renderable=self._render,
                           transient=False) if self.live_panel else None
 
-    def __enter__(self) -> "StatusView":
+    def __enter__(self) -> StatusView:
         if self._live is not None:
             self._live.start()
         return self

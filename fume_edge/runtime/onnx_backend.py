@@ -154,7 +154,7 @@ class OnnxBackend:
     def close(self) -> None:
         self.session = None  # type: ignore[assignment]
 
-    def __enter__(self) -> "OnnxBackend":
+    def __enter__(self) -> OnnxBackend:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -51,7 +51,7 @@ def running_here(device: str = "auto") -> RunningOn:
     return RunningOn(module_version(module), gpu.compute_capability, is_lean(module), gpu.sm_count, l4t_release())
 
 
-def engine_io(engine: "trt.ICudaEngine", module: Any) -> tuple[TensorInfo, ...]:
+def engine_io(engine: trt.ICudaEngine, module: Any) -> tuple[TensorInfo, ...]:
     """The engine's I/O tensors by name, as the sidecar records them."""
     specs = []
     for i in range(engine.num_io_tensors):
@@ -220,7 +220,7 @@ class TensorRTBackend:
             self._stream.close()
             self._stream = None
 
-    def __enter__(self) -> "TensorRTBackend":
+    def __enter__(self) -> TensorRTBackend:
         return self
 
     def __exit__(self, *exc: object) -> None:
