@@ -92,7 +92,8 @@ def record_summary(store: AlertStore, row: SummaryRow) -> None:
 def summary_rows(store: AlertStore, since: float, until: float | None = None,
                  subject: str | None = None) -> list[SummaryRow]:
     """Rows with a minute in [since, until), oldest first, optionally of one subject."""
-    where, args = ["minute >= ?"], [since]
+    where: list[str] = ["minute >= ?"]
+    args: list[object] = [since]
     if until is not None:
         where.append("minute < ?")
         args.append(until)

@@ -244,8 +244,8 @@ class SinkWorker:
 
     def _write(self, item: _Item) -> None:
         event, png = item.event, None
-        if item.frames is not None and self.snapshots is not None:
-            _, png = self._attempt("snapshot render", lambda: encode_png(render_snapshot(item.frames, event)))
+        if (frames := item.frames) is not None and self.snapshots is not None:
+            _, png = self._attempt("snapshot render", lambda: encode_png(render_snapshot(frames, event)))
             with self._lock:
                 self._pending_frames -= 1
         if self._commit(event, png):

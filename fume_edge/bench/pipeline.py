@@ -129,7 +129,7 @@ class _StampingReader(MemoryReader):
     def read(self) -> tuple[np.ndarray, float] | None:
         index = self.index
         got = super().read()
-        self.stamps[(*self.key, index)] = time.perf_counter()
+        self.stamps[self.key + (index,)] = time.perf_counter()
         return got
 
 

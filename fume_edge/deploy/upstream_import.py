@@ -120,7 +120,7 @@ def import_research_checkpoint(path: str | Path, options: ImportOptions | None =
         raise FumeEdgeError(f"{path}: {describe_key_mismatch(ARCHITECTURE, result.missing_keys, result.unexpected_keys)}")
 
     meta = obj if isinstance(obj, dict) else {}
-    config = meta.get("config") if isinstance(meta.get("config"), dict) else {}
+    config = found if isinstance(found := meta.get("config"), dict) else {}
     epoch = meta.get("epoch")
     metric = meta.get("best_metric")
     if options.class_names is not None and len(options.class_names) != arch_kwargs["num_classes"]:

@@ -164,8 +164,8 @@ class Pipeline:
                 return item
             station.pop()
             if isinstance(item, Health):
-                frames = tuple(None if cam in item.silent else station.frames[cam] for cam in station.cameras)
-                self._emitted(self.alerts.on_camera_health(item.t, self._wall(item.t), item.silent, *frames,
+                co2, ch4 = (None if cam in item.silent else station.frames[cam] for cam in station.cameras)
+                self._emitted(self.alerts.on_camera_health(item.t, self._wall(item.t), item.silent, co2, ch4,
                                                            station=station.id))
             else:
                 self._emitted(self.alerts.on_unpaired(item.t, self._wall(item.t), item.offset_s, station=station.id))
@@ -204,7 +204,7 @@ class Pipeline:
             s.nonfinite += 1
             return
         t0 = time.perf_counter()
-        events = self.alerts.on_prediction(pair.t, self._wall(pair.t), prediction, *images, station=station.id)
+        events = self.alerts.on_prediction(pair.t, self._wall(pair.t), prediction, images[0], images[1], station=station.id)
         self.counters.alerts_s += time.perf_counter() - t0  # the policy and the sink hand-off, not the hooks
         s.degraded += images[0] is None or images[1] is None
         if self.live:

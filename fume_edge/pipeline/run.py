@@ -275,7 +275,7 @@ def run(options: RunOptions, console: Console, on_result: ResultHook | None = No
         service = AlertService(config.alerts, config.sinks, device_id=device_id, model_sha=model_sha,
                                run_config={"options": {k: str(v) for k, v in vars(options).items()}, **merged},
                                stations={station.id: config.policy_for(station) for station in station_configs})
-        hooks = [hook for hook in (web and web.feed.on_result,) if hook is not None]
+        hooks = [] if web is None else [web.feed.on_result]
 
         def on_each(pair: Pair, prediction: Prediction) -> None:
             if views is not None:

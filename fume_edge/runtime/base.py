@@ -123,7 +123,10 @@ def prediction_from_outputs(outputs: dict[str, np.ndarray], contract: ModelContr
 
 @runtime_checkable
 class Backend(Protocol):
-    """A loaded model that runs one fused inference. Backends own resources, so they are context managers."""
+    """A loaded model that runs one fused inference. Backends own resources, so they are context managers.
+
+    Batching is optional (the TensorRT backend has none yet): a backend that batches also has `max_batch` (the static
+    batch a call takes, None: any size) and `infer_batch`; callers go through `infer_rows` and `batch_capacity`."""
 
     name: str
     contract: ModelContract  # preprocessing, class names and heads, read from the model file and checked at load
@@ -131,12 +134,7 @@ class Backend(Protocol):
     @property
     def input_size(self) -> tuple[int, int]: ...  # (width, height) the model was built for
 
-    @property
-    def max_batch(self) -> int | None: ...  # the static batch a call takes (None: any size)
-
     def infer(self, co2: np.ndarray, ch4: np.ndarray, modality_mask: np.ndarray) -> Prediction: ...
-
-    def infer_batch(self, co2: np.ndarray, ch4: np.ndarray, modality_mask: np.ndarray) -> list[Prediction]: ...
 
     def close(self) -> None: ...
 

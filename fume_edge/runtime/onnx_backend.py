@@ -152,7 +152,7 @@ class OnnxBackend:
         return predictions_from_batch(run_session(self.session, co2, ch4, modality_mask), self.contract)
 
     def close(self) -> None:
-        self.session = None  # type: ignore[assignment]
+        self.session = None
 
     def __enter__(self) -> OnnxBackend:
         return self

@@ -142,7 +142,8 @@ def evaluate(
 ) -> Evaluation:
     """Score a split with the model in eval mode."""
     model.eval()
-    meter, accumulator, examples = LossMeter(), MetricAccumulator(), []
+    meter, accumulator = LossMeter(), MetricAccumulator()
+    examples: list[dict[str, np.ndarray]] = []
     for raw in batches:
         batch = to_device(raw, device)
         with autocast(device, amp):

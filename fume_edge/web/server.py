@@ -18,7 +18,7 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from importlib import resources
 from pathlib import Path
 
@@ -48,7 +48,7 @@ SNAPSHOT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:+-]{0,200}\.png")
 NO_LIVE_RUN = "no live run: this server shows a stored alert database"
 
 
-def _error(status_code: int, why: str, headers: dict[str, str] | None = None) -> Response:
+def _error(status_code: int, why: str, headers: Mapping[str, str] | None = None) -> Response:
     return JSONResponse({"error": why}, status_code=status_code, headers=headers)
 
 
