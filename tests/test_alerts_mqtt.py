@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import pytest
 from alerts_support import make_event, sinks_config
-from mqtt_broker import MOSQUITTO, MOSQUITTO_PASSWD, Broker, Subscriber, broker  # noqa: F401 (fixture)
+from mqtt_broker import MOSQUITTO, MOSQUITTO_PASSWD, Broker, Subscriber
 
 from fume_edge.alerts.mqtt import MqttTarget, parse_mqtt_url
 from fume_edge.alerts.store import AlertStore

@@ -11,8 +11,7 @@ import cv2
 import numpy as np
 import pytest
 from pipeline_support import (
-    FRAME_SIZE, ScriptedCamera, noise_frames, run_config, small_onnx, synthetic_videos, true_pairs,  # noqa: F401
-    write_run_yaml,
+    ScriptedCamera, noise_frames, run_config, synthetic_videos, true_pairs, write_run_yaml,
 )
 from rich.console import Console
 

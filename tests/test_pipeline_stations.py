@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from pipeline_support import (  # noqa: F401 (fixture)
-    FRAME_SIZE, MODEL_SIZE, UPSTREAM, ScriptedCamera, noise_frames, run_config, small_onnx, write_run_yaml,
+from pipeline_support import (
+    FRAME_SIZE, MODEL_SIZE, UPSTREAM, ScriptedCamera, noise_frames, run_config, write_run_yaml,
 )
 from rich.console import Console
 
@@ -193,7 +193,7 @@ sync: {{silent_after_s: 0.5}}
 
 
 def test_sigterm_with_three_stations_ends_every_open_alert_as_interrupted(tmp_path: Path,
-                                                                          small_onnx: Path) -> None:  # noqa: F811
+                                                                          small_onnx: Path) -> None:
     config = write_run_yaml(tmp_path / "run.yaml", THREE_YAML)
     db = tmp_path / "alerts.db"
     proc = subprocess.Popen([*FUME_EDGE, "run", "--model", str(small_onnx), "--config", str(config), "--alerts",

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from pipeline_support import small_onnx, write_run_yaml  # noqa: F401 (fixture)
+from pipeline_support import write_run_yaml
 
 from fume_edge.service.sd_notify import SystemdNotifier
 
