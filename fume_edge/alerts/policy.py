@@ -158,7 +158,7 @@ class AlertPolicy:
     @property
     def smoothed_probs(self) -> dict[str, float] | None:
         """The current smoothed pH probabilities by class name (None before the first usable prediction)."""
-        return None if self._probs is None else {n: float(p) for n, p in zip(PH_CLASS_NAMES, self._probs)}
+        return None if self._probs is None else {n: float(p) for n, p in zip(PH_CLASS_NAMES, self._probs, strict=True)}
 
     @property
     def silent_cameras(self) -> frozenset[str]:

@@ -78,7 +78,7 @@ def gpu_info() -> dict[str, Any] | None:
         return None
     fields = [f.strip() for f in out.splitlines()[0].split(",")]
     keys = ("name", "compute_capability", "driver", "memory")
-    return dict(zip(keys, fields))
+    return dict(zip(keys, fields, strict=False))
 
 
 def jetson_info() -> dict[str, Any] | None:

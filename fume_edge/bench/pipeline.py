@@ -112,7 +112,7 @@ class _Timing:
     def hook(self, station: str) -> Callable[[Pair, Prediction], None]:
         def on_result(pair: Pair, prediction: Prediction) -> None:
             now = time.perf_counter()
-            read = [self.read_at[(station, gas, f.index)] for gas, f in zip(GASES, pair.frames) if f is not None]
+            read = [self.read_at[(station, gas, f.index)] for gas, f in zip(GASES, pair.frames, strict=True) if f is not None]
             self.latencies.append(now - max(read))
             self.results.append((now, time.process_time(), pipeline_thread_cpu(self._threads), station))
         return on_result

@@ -193,7 +193,7 @@ class Pipeline:
         c.inferences += n
         c.prepare_s += t1 - t0
         c.infer_s += t2 - t1
-        for (station, pair), images, prediction in zip(ready, batch_images, predictions):
+        for (station, pair), images, prediction in zip(ready, batch_images, predictions, strict=True):
             self._result(station, pair, images, prediction)
 
     def _result(self, station: Station, pair: Pair, images: tuple[np.ndarray | None, ...],
@@ -213,7 +213,7 @@ class Pipeline:
             s.latency_n += 1
             self.counters.latency_s += latency
             self.counters.latency_n += 1
-        for camera, image in zip(station.cameras, images):
+        for camera, image in zip(station.cameras, images, strict=True):
             if image is not None:
                 station.frames[camera] = image
         station.latest = prediction

@@ -35,7 +35,7 @@ def _ms(value: float | None) -> str:
 def _probs(probs: Sequence[float] | np.ndarray | None) -> str:
     if probs is None:
         return "-"
-    return "  ".join(f"{name} {p:.2f}" for name, p in zip(PH_CLASS_NAMES, probs))
+    return "  ".join(f"{name} {p:.2f}" for name, p in zip(PH_CLASS_NAMES, probs, strict=True))
 
 
 class StatusView:

@@ -197,7 +197,7 @@ class TensorRTBackend:
 
     def infer(self, co2: np.ndarray, ch4: np.ndarray, modality_mask: np.ndarray) -> Prediction:
         assert self._stream is not None, "backend is closed"
-        for name, value in zip(INPUT_NAMES, (co2, ch4, modality_mask)):
+        for name, value in zip(INPUT_NAMES, (co2, ch4, modality_mask), strict=True):
             host = self._host[name]
             if value.size != host.size:
                 raise FumeEdgeError(f"{self.path}: input {name} has shape {value.shape}, the engine takes {host.shape}")

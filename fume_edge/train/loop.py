@@ -43,7 +43,7 @@ class LossMeter:
 
     def load_array(self, values: np.ndarray) -> None:
         self.count = int(values[0])
-        self.sums = dict(zip(self.sums, (float(v) for v in values[1:])))
+        self.sums = dict(zip(self.sums, (float(v) for v in values[1:]), strict=True))
 
 
 def to_device(batch: Batch, device: torch.device) -> dict[str, torch.Tensor]:
