@@ -198,7 +198,7 @@ def test_the_venv_requirements_are_pyprojects_device_extras_without_pip_opencv()
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     wanted = {re.split(r"[<>=]", d)[0] for d in project["dependencies"] + project["optional-dependencies"]["mqtt"]
               + project["optional-dependencies"]["web"] + project["optional-dependencies"]["trt"]}
-    line = next(l for l in SCRIPT.read_text().splitlines() if l.startswith("requirements=("))
+    line = next(text for text in SCRIPT.read_text().splitlines() if text.startswith("requirements=("))
     listed = {re.split(r"[<>=]", item.strip('"'))[0] for item in line[len("requirements=("):-1].split()}
     listed = {item for item in listed if not item.startswith("$")} | {"numpy"}  # numpy: the JetPack pin
     assert listed == wanted - {"opencv-python-headless", "cuda-python"}  # cuda-python: $CUDA_PYTHON, by CUDA major

@@ -139,4 +139,4 @@ class AlertEvent:
         try:
             return cls.from_json(row["payload"])
         except (ValueError, TypeError, KeyError) as exc:
-            raise FumeEdgeError(f"alert store: event row {row['seq']} is unreadable ({exc}); the database is damaged")
+            raise FumeEdgeError(f"alert store: event row {row['seq']} is unreadable ({exc}); the database is damaged") from exc

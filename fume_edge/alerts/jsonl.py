@@ -8,6 +8,7 @@ device that runs for months keeps at most `(backups + 1) * max_bytes` of it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Annotated
@@ -69,10 +70,8 @@ class JsonlWriter:
                 view = view[os.write(self._fd, view):]
             os.fsync(self._fd)
         except OSError:
-            try:
+            with contextlib.suppress(OSError):
                 os.ftruncate(self._fd, size)  # never leave a partial line behind
-            except OSError:
-                pass
             raise
 
     def _rotate(self) -> None:

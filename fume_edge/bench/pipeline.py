@@ -10,6 +10,7 @@ sources differ.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import tempfile
 import threading
@@ -77,10 +78,8 @@ def pipeline_thread_cpu(last: dict[int, float]) -> float:
     so a thread that has ended still counts. ONNX Runtime's and torch's pool threads are not Python threads."""
     for thread in threading.enumerate():
         if thread.name.startswith("fume-edge-") and thread.ident is not None:
-            try:
+            with contextlib.suppress(OSError, ProcessLookupError):  # ended since listed: its last reading stands
                 last[thread.ident] = time.clock_gettime(time.pthread_getcpuclockid(thread.ident))
-            except (OSError, ProcessLookupError):
-                pass  # ended between listing and reading: its last reading stands
     return sum(last.values())
 
 
