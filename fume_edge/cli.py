@@ -67,7 +67,8 @@ def import_cmd(
     uint16_range: str | None = typer.Option(None, "--uint16-range", help="LOW,HIGH raw 16-bit counts the research "
                                                "model's thermal frames were scaled from \\[default: 0,65535]."),
     input_size: str | None = typer.Option(None, "--input-size", help="WIDTHxHEIGHT the research model was trained at \\[default: its config's data.image_size, else 640x480]."),
-    class_names: str | None = typer.Option(None, "--class-names", help="pH class names in head order, comma-separated \\[default: its config's, else Healthy,Transitional,Acidotic]."),
+    class_names: str | None = typer.Option(None, "--class-names", help="pH class names in head order, "
+                                                                       "comma-separated \\[default: its config's, else Healthy,Transitional,Acidotic]."),
 ) -> None:
     """Import a FUME research checkpoint into a fume-edge checkpoint (weights-only loading, strict keys)."""
     from fume_edge.model.checkpoint import save_checkpoint
@@ -118,7 +119,8 @@ def _parse_size(text: str | None, flag: str = "--size") -> tuple[int, int] | Non
 def export(
     checkpoint: Path = typer.Argument(..., help="fume-edge checkpoint (.pt) from `train` or `import`."),
     output: Path = typer.Option(Path("engines/fume.onnx"), "-o", "--output", help="ONNX file to write."),
-    size: str | None = typer.Option(None, help="Input size WIDTHxHEIGHT of the graph, multiples of 32 \\[default: 640x480, the deployment size, whatever the training size]."),
+    size: str | None = typer.Option(None, help="Input size WIDTHxHEIGHT of the graph, multiples of 32 \\[default: "
+                                               "640x480, the deployment size, whatever the training size]."),
     logits: bool = typer.Option(False, "--logits", help="Also output raw seg logits (for parity checks)."),
     fp16: bool = typer.Option(False, "--fp16", help="Half-precision compute, float32 I/O (strongly typed TensorRT ≥ 11)."),
     simplify: bool = typer.Option(True, "--simplify/--no-simplify", help="Simplify with onnxsim."),
@@ -161,7 +163,8 @@ def synth(
     videos: bool = typer.Option(False, "--videos", help="Write paired CO2/CH4 videos with per-frame ground truth instead of a frame dataset."),
     workers: int | None = typer.Option(None, "--workers", help="Processes rendering frames \\[default: all cores]."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a non-empty output folder (only once the new one is complete)."),
-    seconds: float | None = typer.Option(None, "--seconds", min=0.1, help="Videos: length in seconds, the pH segments scaled to fit \\[default: data.yaml synthetic.video.segments, 24 s]."),
+    seconds: float | None = typer.Option(None, "--seconds", min=0.1, help="Videos: length in seconds, the pH "
+                                                                          "segments scaled to fit \\[default: data.yaml synthetic.video.segments, 24 s]."),
     fps: float | None = typer.Option(None, "--fps", help="Videos: frames per second \\[default: data.yaml synthetic.video.fps, 10]."),
     clock_offset: float | None = typer.Option(None, "--clock-offset", help="Videos: CH4 camera clock minus CO2 camera clock, seconds."),
     jitter: float | None = typer.Option(None, "--jitter", help="Videos: timestamp jitter (uniform ±), seconds."),
@@ -180,7 +183,8 @@ def synth(
 
 @app.command()
 def alerts(
-    db: str = typer.Option("alerts.db", "--db", help="Alert database written by `fume-edge run`, or the fleet archive postgresql://user@host/db of `fume-edge collect`."),
+    db: str = typer.Option("alerts.db", "--db", help="Alert database written by `fume-edge run`, or the fleet "
+                                                     "archive postgresql://user@host/db of `fume-edge collect`."),
     device: str | None = typer.Option(None, "--device", help="Fleet archive: only this device."),
     station: str | None = typer.Option(None, "--station", help="Only events of this station (run.yaml `stations:` id; `default` for a one-station run)."),
     since: str | None = typer.Option(None, "--since", help="Only events from this time on: ISO-8601 (UTC unless it has an offset) or an age like 30m, 2h, 7d."),
@@ -255,14 +259,18 @@ def eval_cmd(
 
 @app.command()
 def run(
-    co2: str | None = typer.Option(None, "--co2", help="CO2 camera: /dev/videoN or an index, csi://N, gst:PIPELINE, a video file, an image folder, an rtsp:// or http:// URL, or `synthetic` \\[default: run.yaml sources.co2.source]."),
+    co2: str | None = typer.Option(None, "--co2", help="CO2 camera: /dev/videoN or an index, csi://N, gst:PIPELINE, "
+                                                       "a video file, an image folder, an rtsp:// or http:// URL, or `synthetic` \\[default: "
+                                                       "run.yaml sources.co2.source]."),
     ch4: str | None = typer.Option(None, "--ch4", help="CH4 camera (same kinds as --co2) \\[default: run.yaml sources.ch4.source]."),
     station_id: str | None = typer.Option(None, "--station-id", help="The id of the --co2/--ch4 station in alerts and topics \\[default: run.yaml station_id, default]."),
     model: Path | None = typer.Option(None, "--model", help="Model file (.onnx, .engine, .pt) \\[default: run.yaml model.path, the bundled model]."),
     config: Path | None = typer.Option(None, "--config", help="Run YAML overriding fume_edge/configs/run.yaml; it can hold every option below."),
     alerts_db: Path | None = typer.Option(None, "--alerts", help="SQLite alert database \\[default: run.yaml sinks.sqlite.path, alerts.db]."),
     jsonl: Path | None = typer.Option(None, "--jsonl", help="Also append every alert event to this JSONL file."),
-    mqtt: str | None = typer.Option(None, "--mqtt", help="Also publish to mqtt://\\[user@]host\\[:port]/prefix (mqtts:// for TLS); the password from FUME_EDGE_MQTT_PASSWORD or sinks.mqtt.password_file."),
+    mqtt: str | None = typer.Option(None, "--mqtt", help="Also publish to mqtt://\\[user@]host\\[:port]/prefix "
+                                                         "(mqtts:// for TLS); the password from FUME_EDGE_MQTT_PASSWORD or "
+                                                         "sinks.mqtt.password_file."),
     mqtt_ca: Path | None = typer.Option(None, "--mqtt-ca", help="mqtts: CA bundle of the broker's certificate \\[default: system CAs]."),
     mqtt_cert: Path | None = typer.Option(None, "--mqtt-cert", help="mqtts: client certificate (with --mqtt-key)."),
     mqtt_key: Path | None = typer.Option(None, "--mqtt-key", help="mqtts: client private key."),
@@ -274,13 +282,16 @@ def run(
     duration: float | None = typer.Option(None, "--duration", min=0.0, help="Stop after S seconds."),
     device_id: str | None = typer.Option(None, "--device-id", help="This device's id in alerts and MQTT topics \\[default: host name]."),
     quiet: bool = typer.Option(False, "--quiet", help="No live panel (for services): only alert lines and the summary."),
-    device: str | None = typer.Option(None, "--device", help="Inference device: auto, cpu, cuda, tensorrt (as the backend understands it) \\[default: run.yaml model.device, auto]."),
+    device: str | None = typer.Option(None, "--device", help="Inference device: auto, cpu, cuda, tensorrt (as the "
+                                                             "backend understands it) \\[default: run.yaml model.device, auto]."),
     threads: int | None = typer.Option(None, "--threads", min=1, help="CPU threads for inference \\[default: the backend's]."),
     pacing: str | None = typer.Option(None, "--pacing", help="Recorded sources: realtime or fast \\[default: run.yaml sources.pacing]."),
     loop: bool | None = typer.Option(None, "--loop/--no-loop", help="Recorded sources start again at their end \\[default: run.yaml sources.loop]."),
-    http: str | None = typer.Option(None, "--http", help="Serve the web page, JSON API and /metrics on HOST:PORT, e.g. 127.0.0.1:8080 \\[default: run.yaml http.listen, off]."),
+    http: str | None = typer.Option(None, "--http", help="Serve the web page, JSON API and /metrics on HOST:PORT, "
+                                                         "e.g. 127.0.0.1:8080 \\[default: run.yaml http.listen, off]."),
 ) -> None:
-    """Run the capture loop: one or more stations of two gas cameras, paired frames, one batched inference per tick, alerts that are never lost."""
+    """Run the capture loop: one or more stations of two gas cameras, paired frames, one batched inference per tick,
+    alerts that are never lost."""
     from fume_edge.console import console
     from fume_edge.pipeline.run import RunOptions, run as run_pipeline
 
@@ -381,13 +392,18 @@ def bench(
     threads: int | None = typer.Option(None, "--threads", min=1, help="CPU threads for torch and ONNX Runtime \\[default: each library's]."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda (as the backends understand it)."),
     pipeline: bool = typer.Option(False, "--pipeline", help="Also run the capture loop end to end (pairing, prepare, infer, alerts, SQLite) on frames in memory."),
-    stations: int = typer.Option(1, "--stations", min=1, help="End to end with N stations sharing one batched call per tick (implies --pipeline; the ONNX row exports the checkpoint at batch N)."),
+    stations: int = typer.Option(1, "--stations", min=1, help="End to end with N stations sharing one batched call "
+                                                              "per tick (implies --pipeline; the ONNX row exports the checkpoint at batch N)."),
     target_fps: float = typer.Option(100.0, "--target-fps", help="The FPS each row is judged against."),
     check: bool = typer.Option(False, "--check", help="Exit 1 when no measured row meets --target-fps."),
     json_out: Path | None = typer.Option(None, "--json", help="Write every sample, the machine and the model's sha256 here."),
-    calib: Path | None = typer.Option(None, "--calib", help="Calibration folder for the onnxruntime-int8 row \\[default: synthetic pairs; speed does not depend on it]."),
-    estimate: str | None = typer.Option(None, "--estimate", help="Instead of measuring: a roofline bound and an expected FPS on a Jetson (orin-nano-8gb, orin-nano-super, orin-nx-16gb, agx-orin-64gb, xavier-nx, all, or a device YAML)."),
-    batch: int = typer.Option(1, "--batch", min=1, help="With --estimate: pairs per engine call (one per station); reports how many 30-FPS stations the device carries."),
+    calib: Path | None = typer.Option(None, "--calib", help="Calibration folder for the onnxruntime-int8 row "
+                                                            "\\[default: synthetic pairs; speed does not depend on it]."),
+    estimate: str | None = typer.Option(None, "--estimate", help="Instead of measuring: a roofline bound and an "
+                                                                 "expected FPS on a Jetson (orin-nano-8gb, orin-nano-super, orin-nx-16gb, agx-orin-64gb, "
+                                                                 "xavier-nx, all, or a device YAML)."),
+    batch: int = typer.Option(1, "--batch", min=1, help="With --estimate: pairs per engine call (one per station); "
+                                                        "reports how many 30-FPS stations the device carries."),
 ) -> None:
     """Measure every backend side by side against the FPS target (or, with --estimate, predict a Jetson's)."""
     from fume_edge.console import console

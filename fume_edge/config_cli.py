@@ -159,7 +159,8 @@ def check_cmd(
 def show_cmd(
     config: Path | None = typer.Option(None, "--config", help="The YAML file a command would be given \\[default: none, packaged defaults]."),
     kind: str | None = typer.Option(None, "--kind", help="run, train or data \\[default: detected from --config, else run]."),
-    settings: list[str] = typer.Option([], "--set", help="KEY=VALUE as a command-line option would set it, e.g. pipeline.tick_s=0.2 (repeatable) \\[default: none]."),
+    settings: list[str] = typer.Option([], "--set", help="KEY=VALUE as a command-line option would set it, e.g. "
+                                                         "pipeline.tick_s=0.2 (repeatable) \\[default: none]."),
 ) -> None:
     """Print the effective configuration, each key with where its value came from (default, file or option)."""
     chosen = _kind(kind, config)

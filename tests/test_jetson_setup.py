@@ -20,9 +20,12 @@ from fume_edge.pipeline.config import load_run_config
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "jetson_setup.sh"
 RELEASES = {  # the first line of /etc/nv_tegra_release of each JetPack
-    "5.1": "# R35 (release), REVISION: 4.1, GCID: 33958178, BOARD: t186ref, EABI: aarch64, DATE: Tue Aug  1 19:57:35 UTC 2023",
-    "6.0": "# R36 (release), REVISION: 3.0, GCID: 36191598, BOARD: generic, EABI: aarch64, DATE: Mon May  6 17:34:21 UTC 2024",
-    "6.2": "# R36 (release), REVISION: 4.3, GCID: 38968081, BOARD: generic, EABI: aarch64, DATE: Wed Jan  8 01:49:37 UTC 2025",
+    "5.1": "# R35 (release), REVISION: 4.1, GCID: 33958178, BOARD: t186ref, EABI: aarch64"
+           ", DATE: Tue Aug  1 19:57:35 UTC 2023",
+    "6.0": "# R36 (release), REVISION: 3.0, GCID: 36191598, BOARD: generic, EABI: aarch64"
+           ", DATE: Mon May  6 17:34:21 UTC 2024",
+    "6.2": "# R36 (release), REVISION: 4.3, GCID: 38968081, BOARD: generic, EABI: aarch64"
+           ", DATE: Wed Jan  8 01:49:37 UTC 2025",
     "7.2": "# R39 (release), REVISION: 0.0, GCID: 1, BOARD: generic, EABI: aarch64, DATE: Mon Jan  1 00:00:00 UTC 2026",
 }
 EXPECTED = {"6.0": "TensorRT 8.6.2, CUDA 12.2, Python 3.10", "6.2": "TensorRT 10.3, CUDA 12.6, Python 3.10",

@@ -2,8 +2,9 @@
 
 A line is either whole on disk or (after a power cut mid-write) a torn last line, which the next run terminates
 with a newline so it never spoils the following event; earlier lines are never touched. A write that fails (a
-full disk) is cut back to the last whole line before the error is raised, so the caller can simply try again. The file rotates by size (`events.jsonl` -> `events.jsonl.1` ... `.N`, oldest dropped), so a
-device that runs for months keeps at most `(backups + 1) * max_bytes` of it.
+full disk) is cut back to the last whole line before the error is raised, so the caller can simply try again. The
+file rotates by size (`events.jsonl` -> `events.jsonl.1` ... `.N`, oldest dropped), so a device that runs for
+months keeps at most `(backups + 1) * max_bytes` of it.
 """
 
 from __future__ import annotations

@@ -104,7 +104,7 @@ def select_stratified(strata: Sequence[Hashable], count: int, seed: int) -> list
     quotas = allocate([len(groups[k]) for k in keys], count)
     rng = np.random.default_rng(seed)
     chosen: list[int] = []
-    for key, quota in zip(keys, quotas):
+    for key, quota in zip(keys, quotas, strict=True):
         chosen += rng.choice(groups[key], size=quota, replace=False).tolist()
     return sorted(chosen)
 

@@ -97,7 +97,7 @@ def split_by_animal(samples: Sequence[Sample], fractions: Sequence[float], seed:
     for a, animal in enumerate(animals):
         for sample in by_animal[animal]:
             counts[a, sample.ph_class] += 1
-    split_of = dict(zip(animals, assign_animals(counts, fractions, seed))) if animals else {}
+    split_of = dict(zip(animals, assign_animals(counts, fractions, seed), strict=True)) if animals else {}
     splits: dict[str, list[Sample]] = {name: [] for name in SPLITS}
     for sample in samples:
         splits[SPLITS[split_of[sample.animal_id]]].append(sample)

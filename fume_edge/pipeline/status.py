@@ -142,7 +142,8 @@ class StatusView:
         self.console.print(
             f"{stats['inferences']} inferences in {elapsed:.1f} s ({stats['inferences'] / elapsed:.1f} FPS), "
             f"{stats['pairs']} pairs, {stats['singles']} single-camera (degraded), {stats['stale']} stale pairs "
-            f"skipped, {stats['nonfinite']} non-finite predictions dropped; mean ms: prepare {_ms(stats['prepare_ms'])}, infer {_ms(stats['infer_ms'])}, alerts "
+            f"skipped, {stats['nonfinite']} non-finite predictions dropped; mean ms: prepare "
+            f"{_ms(stats['prepare_ms'])}, infer {_ms(stats['infer_ms'])}, alerts "
             f"{_ms(stats['alerts_ms'])}, capture-to-result {_ms(stats['latency_ms'])}", soft_wrap=True)
         self.console.print(
             f"alert events written {sinks['written']}, dropped {sinks['dropped']}, not stored {sinks['unstored']}, "

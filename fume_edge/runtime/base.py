@@ -42,7 +42,8 @@ class Prediction:
 
     @property
     def finite(self) -> bool:
-        """False when the pH probabilities hold NaN/inf: such a result is dropped and counted, never fed to the policy."""
+        """False when the pH probabilities hold NaN/inf: such a result is dropped and counted, never fed to the
+        policy."""
         return self.ph_probs is None or bool(np.isfinite(self.ph_probs).all())
 
     @cached_property  # read by the policy, the status panel and snapshots: count the pixels once
@@ -100,7 +101,8 @@ def batch_capacity(backend: Backend) -> int | None:
 
 
 def prediction_from_outputs(outputs: dict[str, np.ndarray], contract: ModelContract | None = None) -> Prediction:
-    """A Prediction from batch-1 graph outputs named as in the model contract (runtime/contract.py) (`ph_logits`, `co2_seg`, `ch4_seg`).
+    """A Prediction from batch-1 graph outputs named as in the model contract (runtime/contract.py) (`ph_logits`,
+    `co2_seg`, `ch4_seg`).
 
     With the model's `contract`, logits and seg ids are put into fume-edge's class order (`labels.py`).
     """
