@@ -154,7 +154,7 @@ def mapping_layer(data: dict[str, Any], label: str, kind: str = "file") -> Layer
     return Layer(data, origins)
 
 
-class YamlLoader(yaml.SafeLoader):  # type: ignore[misc]
+class YamlLoader(yaml.SafeLoader):
     """PyYAML's safe loader, plus YAML 1.2 floats: `1e-3` and `1e308` are numbers, not the strings YAML 1.1 makes of
     them (an exponent without a sign), so `lr: 1e-3` means what its writer meant."""
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 import yaml
@@ -131,7 +131,7 @@ def _leaves(value: Any, key: Key = ()) -> Iterator[tuple[Key, Any]]:
 @config_app.command("schema")
 def schema_cmd(
     kind: str = typer.Argument(..., help="Which configuration: run, train or data."),
-    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write the schema to this file \\[default: stdout]."),
+    output: Path | None = typer.Option(None, "-o", "--output", help="Write the schema to this file \\[default: stdout]."),
 ) -> None:
     """Write the JSON Schema of a configuration file, for editors (yaml-language-server) and CI checks."""
     _kind(kind, None)
@@ -147,7 +147,7 @@ def schema_cmd(
 @config_app.command("check")
 def check_cmd(
     path: Path = typer.Argument(..., help="The YAML file to check."),
-    kind: Optional[str] = typer.Option(None, "--kind", help="run, train or data \\[default: detected from the keys]."),
+    kind: str | None = typer.Option(None, "--kind", help="run, train or data \\[default: detected from the keys]."),
 ) -> None:
     """Validate a configuration file without running anything: every problem, one line each, with its line."""
     chosen = _kind(kind, path)
@@ -157,9 +157,10 @@ def check_cmd(
 
 @config_app.command("show")
 def show_cmd(
-    config: Optional[Path] = typer.Option(None, "--config", help="The YAML file a command would be given \\[default: none, packaged defaults]."),
-    kind: Optional[str] = typer.Option(None, "--kind", help="run, train or data \\[default: detected from --config, else run]."),
-    settings: list[str] = typer.Option([], "--set", help="KEY=VALUE as a command-line option would set it, e.g. pipeline.tick_s=0.2 (repeatable) \\[default: none]."),
+    config: Path | None = typer.Option(None, "--config", help="The YAML file a command would be given \\[default: none, packaged defaults]."),
+    kind: str | None = typer.Option(None, "--kind", help="run, train or data \\[default: detected from --config, else run]."),
+    settings: list[str] = typer.Option([], "--set", help="KEY=VALUE as a command-line option would set it, e.g. "
+                                                         "pipeline.tick_s=0.2 (repeatable) \\[default: none]."),
 ) -> None:
     """Print the effective configuration, each key with where its value came from (default, file or option)."""
     chosen = _kind(kind, config)

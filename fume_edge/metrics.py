@@ -104,7 +104,7 @@ def classification_metrics(cm: np.ndarray, names: tuple[str, ...] = PH_CLASS_NAM
         "weighted_f1": weighted_f1(cm),
         "kappa": cohen_kappa(cm),
     }
-    out.update({f"f1_{name.lower()}": float(v) for name, v in zip(names, f1)})
+    out.update({f"f1_{name.lower()}": float(v) for name, v in zip(names, f1, strict=True)})
     return out
 
 
@@ -116,8 +116,8 @@ def segmentation_metrics(cm: np.ndarray, prefix: str, names: tuple[str, ...] = S
     iou = per_class_iou(cm)
     dice = per_class_f1(cm)
     out = {f"{prefix}_miou": _nanmean(iou), f"{prefix}_pixel_acc": accuracy(cm)}
-    out.update({f"{prefix}_iou_{name.lower()}": float(v) for name, v in zip(names, iou)})
-    out.update({f"{prefix}_dice_{name.lower()}": float(v) for name, v in zip(names, dice)})
+    out.update({f"{prefix}_iou_{name.lower()}": float(v) for name, v in zip(names, iou, strict=True)})
+    out.update({f"{prefix}_dice_{name.lower()}": float(v) for name, v in zip(names, dice, strict=True)})
     return out
 
 
@@ -151,7 +151,7 @@ class MetricAccumulator:
         ph = counts[:n_ph].reshape(self.num_classes, self.num_classes)
         self.ph = ph if ph.any() else None
         rest = counts[n_ph:].reshape(len(GASES), self.num_seg_classes, self.num_seg_classes)
-        self.seg = {gas: cm for gas, cm in zip(GASES, rest) if cm.any()}
+        self.seg = {gas: cm for gas, cm in zip(GASES, rest, strict=True) if cm.any()}
 
     def compute(self) -> dict[str, float]:
         """All metrics for the heads seen, plus `gas_iou` (mean over gases) and `joint` (see `joint_score`)."""

@@ -16,7 +16,7 @@ import subprocess
 import threading
 import time
 from pathlib import Path
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -116,7 +116,7 @@ class Subscriber:
                 self.event_ids.append(json.loads(message.payload)["event_id"])
             self._cond.notify_all()
 
-    def wait_for(self, condition: Callable[["Subscriber"], bool], timeout: float = 20.0) -> bool:
+    def wait_for(self, condition: Callable[[Subscriber], bool], timeout: float = 20.0) -> bool:
         with self._cond:
             return self._cond.wait_for(lambda: condition(self), timeout=timeout)
 

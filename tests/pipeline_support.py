@@ -6,7 +6,8 @@ from __future__ import annotations
 import csv
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
+from collections.abc import Iterator
 
 import numpy as np
 import pytest

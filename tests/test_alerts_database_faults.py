@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from alerts_support import make_event, sinks_config
-from disk_support import fill, mount_tmpfs, small_disk, unmount  # noqa: F401 (fixture)
+from disk_support import fill, mount_tmpfs, unmount
 
 from fume_edge.alerts.event import AlertEvent
 from fume_edge.alerts.store import AlertStore, StoreConfig

@@ -8,12 +8,12 @@ import sqlite3
 import subprocess
 import time
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import pytest
 from alerts_support import make_event, prediction, sinks_config
-from disk_support import fill, mount_tmpfs, small_disk, unmount  # noqa: F401 (fixture)
+from disk_support import fill, mount_tmpfs, unmount
 
 from fume_edge.alerts.event import AlertEvent
 from fume_edge.alerts.secrets import PASSWORD_ENV, redact

@@ -9,11 +9,12 @@ import sys
 import textwrap
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import pytest
 from alerts_support import make_event, sinks_config
-from mqtt_broker import MOSQUITTO, MOSQUITTO_PASSWD, Broker, Subscriber, broker  # noqa: F401 (fixture)
+from mqtt_broker import MOSQUITTO, MOSQUITTO_PASSWD, Broker, Subscriber
 
 from fume_edge.alerts.mqtt import MqttTarget, parse_mqtt_url
 from fume_edge.alerts.store import AlertStore
@@ -249,15 +250,14 @@ def test_an_unreachable_broker_is_logged_once_down_and_once_back(tmp_path: Path,
         pytest.skip("mosquitto is not installed (apt-get install mosquitto; .ci/run does)")
     later = Broker(tmp_path / "broker")  # nothing listens yet
     config = mqtt_sinks(tmp_path, f"mqtt://127.0.0.1:{later.port}/fe")
-    with caplog.at_level("WARNING", logger="fume_edge.alerts.mqtt"):
-        with SinkWorker(config, device_id=DEVICE) as worker:
-            assert until(lambda: "unreachable" in caplog.text)
-            time.sleep(3.5)  # several reconnect attempts (1 s apart) while it stays down
-            later.start()
-            try:
-                assert worker.mqtt is not None and until(lambda: worker.mqtt.connected, timeout=15)
-            finally:
-                later.stop()
+    with caplog.at_level("WARNING", logger="fume_edge.alerts.mqtt"), SinkWorker(config, device_id=DEVICE) as worker:
+        assert until(lambda: "unreachable" in caplog.text)
+        time.sleep(3.5)  # several reconnect attempts (1 s apart) while it stays down
+        later.start()
+        try:
+            assert worker.mqtt is not None and until(lambda: worker.mqtt.connected, timeout=15)
+        finally:
+            later.stop()
     messages = [r.getMessage() for r in caplog.records if r.name == "fume_edge.alerts.mqtt"]
     assert sum("unreachable" in m for m in messages) == 2  # down once; down again when the test stops it
     assert sum("reachable again" in m for m in messages) == 1

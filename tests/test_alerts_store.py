@@ -146,7 +146,8 @@ WRITER = textwrap.dedent("""
         print(event.event_id, flush=True)  # reported only once committed
     db = store._db  # a transaction the process dies inside: it must leave no trace
     db.execute("BEGIN IMMEDIATE")
-    db.execute("INSERT INTO events (event_id, alert_id, type, state, epoch, payload) VALUES ('x','x','t','start',0,'{}')")
+    db.execute("INSERT INTO events (event_id, alert_id, type, state, epoch, payload) "
+               "VALUES ('x','x','t','start',0,'{}')")
     db.execute("DELETE FROM outbox")
     os.kill(os.getpid(), signal.SIGKILL)
 """)

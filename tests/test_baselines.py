@@ -73,7 +73,7 @@ def test_baseline_exports_to_onnx_and_matches(name: str) -> None:
     session = ort.InferenceSession(buffer.getvalue(), providers=["CPUExecutionProvider"])
     for trial_mask in (mask, torch.ones(1, 2)):
         feeds = {"co2": co2.numpy(), "ch4": ch4.numpy(), "modality_mask": trial_mask.numpy()}
-        got = dict(zip([o.name for o in session.get_outputs()], session.run(None, feeds)))
+        got = dict(zip([o.name for o in session.get_outputs()], session.run(None, feeds), strict=True))
         with torch.no_grad():
             expected = model(co2, ch4, trial_mask)
         for key, value in expected.items():

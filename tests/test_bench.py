@@ -96,7 +96,8 @@ def test_latency_stats_by_hand() -> None:
 
 
 def test_an_engine_alone_is_judged_by_its_rows(tmp_path: Path) -> None:
-    """What `jetson_setup.sh` runs (`bench ENGINE --check`): here, without a GPU, every row says why, and --check fails."""
+    """What `jetson_setup.sh` runs (`bench ENGINE --check`): here, without a GPU, every row says why, and --check
+    fails."""
     engine = tmp_path / "fume.engine"
     engine.write_bytes(b"plan")
     out = tmp_path / "b.json"

@@ -58,7 +58,7 @@ def test_a_batch_reads_the_weights_once_and_counts_stations(tmp_path: Path) -> N
     assert conv.bytes["fp16"] == 2 * (3 * 256 + 576 + 3 * 1024)
     one, three = (estimate(tmp_path / "conv.onnx", [known_devices()["orin-nano-8gb"]], batch) for batch in (1, 3))
     assert three["batch"] == 3 and three["gflops"] == one["gflops"]  # per pair
-    for a, b in zip(one["rows"], three["rows"]):
+    for a, b in zip(one["rows"], three["rows"], strict=True):
         assert b["bound_fps"] > a["bound_fps"]  # the weights are shared by the three pairs
         assert b["stations_at_30fps"][1] == int(b["expected_fps"][1] // 30)
 

@@ -44,8 +44,8 @@ def test_allocate_gives_small_strata_everything_and_shares_the_rest() -> None:
         sizes = rng.integers(0, 40, size=rng.integers(1, 7)).tolist()
         count = int(rng.integers(0, 150))
         quotas = allocate(sizes, count)
-        assert sum(quotas) == min(count, sum(sizes)) and all(0 <= q <= n for q, n in zip(quotas, sizes))
-        uncapped = [q for q, n in zip(quotas, sizes) if q < n]
+        assert sum(quotas) == min(count, sum(sizes)) and all(0 <= q <= n for q, n in zip(quotas, sizes, strict=True))
+        uncapped = [q for q, n in zip(quotas, sizes, strict=True) if q < n]
         assert not uncapped or max(quotas) - min(uncapped) <= 1  # equal shares, up to rounding
 
 

@@ -201,8 +201,10 @@ def test_config_check_detects_the_kind_and_reports_every_problem(tmp_path: Path)
     bad = _write(tmp_path, BAD_RUN)
     assert len(_error(_cli_raise, "config", "check", str(bad))) == 3
     assert _error(_cli_raise, "config", "check", str(good), "--kind", "run") == [
-        f"{good}:1: epochs: unknown key; valid keys: device_id, station_id, model, alerts, stations, sinks, sources, sync, pipeline, http",
-        f"{good}:2: optim: unknown key; valid keys: device_id, station_id, model, alerts, stations, sinks, sources, sync, pipeline, http",
+        f"{good}:1: epochs: unknown key; valid keys: device_id, station_id, model, alerts, stations, sinks, sources, "
+        "sync, pipeline, http",
+        f"{good}:2: optim: unknown key; valid keys: device_id, station_id, model, alerts, stations, sinks, sources, "
+        "sync, pipeline, http",
     ]
 
 

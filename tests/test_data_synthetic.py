@@ -78,7 +78,7 @@ def test_gas_areas_move_with_ph() -> None:
 def test_render_is_deterministic_and_evolves_over_time() -> None:
     a, b = SyntheticScene(5, 160, 120), SyntheticScene(5, 160, 120)
     first, again = a.render_pair(5.9, 3.0), b.render_pair(5.9, 3.0)
-    assert all(np.array_equal(x, y) for x, y in zip(first, again))
+    assert all(np.array_equal(x, y) for x, y in zip(first, again, strict=True))
     later = a.render_pair(5.9, 4.0)
     assert not np.array_equal(first.co2_mask, later.co2_mask)
     assert first.co2.dtype == np.uint8 and first.co2.shape == (120, 160) and first.co2_mask.dtype == np.uint8

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,7 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_paired_dataset(tmp_path_factory.mktemp("check_pairs"), pairs=40)
 
 
-def _rewrite(source: Path, target: Path, keep: "callable") -> Path:
+def _rewrite(source: Path, target: Path, keep: Callable[[dict[str, str]], bool]) -> Path:
     """`source` with the rows `keep` selects and CO2-only rows first (as a synthetic val split often is)."""
     with source.open(newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)

@@ -21,7 +21,7 @@ import pytest
 from alerts_support import make_event, policy_config, prediction, sinks_config
 from fleet_support import until
 from mqtt_broker import MOSQUITTO, Broker
-from postgres_support import Postgres, postgres  # noqa: F401 (fixture)
+from postgres_support import Postgres
 
 from fume_edge.alerts.service import AlertService
 from fume_edge.alerts.store import AlertStore
@@ -38,7 +38,7 @@ _names = itertools.count()
 
 
 @pytest.fixture
-def dsn(postgres: Postgres) -> str:  # noqa: F811
+def dsn(postgres: Postgres) -> str:
     return postgres.create_db(f"fleet{next(_names)}")
 
 
@@ -117,7 +117,7 @@ def bridged_local(tmp_path: Path, central: Broker) -> Broker:
     return local
 
 
-def test_every_stored_event_reaches_postgresql_once_across_outages(central: Broker, postgres: Postgres,  # noqa: F811
+def test_every_stored_event_reaches_postgresql_once_across_outages(central: Broker, postgres: Postgres,
                                                                    dsn: str, tmp_path: Path) -> None:
     local = bridged_local(tmp_path, central)
     config = CollectorConfig(f"mqtt://127.0.0.1:{central.port}/fe", dsn)
@@ -291,7 +291,7 @@ def test_a_bridged_device_works_under_the_documented_acl(tmp_path: Path, dsn: st
 
 
 def test_a_collector_stopped_while_postgresql_is_down_leaves_its_messages_to_the_next(
-        central: Broker, postgres: Postgres, dsn: str) -> None:  # noqa: F811
+        central: Broker, postgres: Postgres, dsn: str) -> None:
     config = CollectorConfig(f"mqtt://127.0.0.1:{central.port}/fe", dsn)
     collector = Collector(config)
     collector.start()

@@ -15,7 +15,7 @@ import paho.mqtt.publish as publish
 import pytest
 from alerts_support import make_event, policy_config, prediction, sinks_config
 from fleet_support import Recorder, until
-from mqtt_broker import MOSQUITTO, MOSQUITTO_PASSWD, Broker, broker  # noqa: F401 (fixture)
+from mqtt_broker import MOSQUITTO, MOSQUITTO_PASSWD, Broker
 
 from fume_edge.alerts import mqtt as mqtt_sink
 from fume_edge.alerts.device_state import StateTracker
@@ -48,7 +48,7 @@ def test_state_tracker_reports_once_per_interval_with_the_rate() -> None:
     assert json.loads(state.to_json())["open_alerts"] == ["acidosis_risk"]
 
 
-def test_late_subscriber_reads_availability_state_and_discovery(broker: Broker, tmp_path: Path) -> None:  # noqa: F811
+def test_late_subscriber_reads_availability_state_and_discovery(broker: Broker, tmp_path: Path) -> None:
     config = sinks(tmp_path, broker.port, state_interval_s=1.0, discovery=True)
     service = AlertService(policy_config({"smoothing_s": 0.0}), config, device_id=DEVICE, model_sha="c0ffee" * 10)
     service.start()
@@ -78,7 +78,7 @@ def test_late_subscriber_reads_availability_state_and_discovery(broker: Broker, 
     after.close()
 
 
-def test_a_removed_station_has_its_discovery_configs_emptied(broker: Broker, tmp_path: Path) -> None:  # noqa: F811
+def test_a_removed_station_has_its_discovery_configs_emptied(broker: Broker, tmp_path: Path) -> None:
     config = sinks(tmp_path, broker.port, discovery=True).mqtt
     pen = "homeassistant/sensor/fume_edge_barn-1/pen-2_fps/config"
     with AlertStore(tmp_path / "alerts.db") as store:
@@ -99,7 +99,7 @@ def test_a_removed_station_has_its_discovery_configs_emptied(broker: Broker, tmp
 
 
 @pytest.mark.parametrize("v311", [False, True], ids=["mqtt5", "mqtt311"])
-def test_a_retained_command_is_never_obeyed_on_reconnect(broker: Broker, tmp_path: Path, v311: bool) -> None:  # noqa: F811
+def test_a_retained_command_is_never_obeyed_on_reconnect(broker: Broker, tmp_path: Path, v311: bool) -> None:
     """Issue 19 item 5: a retained `evil-ret` on cmd/subject must not override later tags when the device
     reconnects (a broker restart here)."""
     topic = f"fe/{DEVICE}/cmd/subject"
@@ -129,7 +129,7 @@ def test_a_retained_command_is_never_obeyed_on_reconnect(broker: Broker, tmp_pat
     assert "evil-ret" not in history
 
 
-def test_a_live_retained_command_is_applied_once_and_cleared(broker: Broker, tmp_path: Path) -> None:  # noqa: F811
+def test_a_live_retained_command_is_applied_once_and_cleared(broker: Broker, tmp_path: Path) -> None:
     topic = f"fe/{DEVICE}/cmd/subject"
     with SinkWorker(sinks(tmp_path, broker.port), device_id=DEVICE) as worker:
         assert worker.mqtt is not None and until(lambda: worker.mqtt.connected)
@@ -143,7 +143,7 @@ def test_a_live_retained_command_is_applied_once_and_cleared(broker: Broker, tmp
         assert [c.subject for c in subject_history(worker.store, 10)] == ["cow-9"]
 
 
-def test_a_command_flood_is_rate_limited_counted_and_logged_once(broker: Broker, tmp_path: Path,  # noqa: F811
+def test_a_command_flood_is_rate_limited_counted_and_logged_once(broker: Broker, tmp_path: Path,
                                                                    caplog: pytest.LogCaptureFixture) -> None:
     topic = f"fe/{DEVICE}/cmd/subject"
     flooder = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="flooder")
@@ -180,7 +180,7 @@ def test_a_topic_unsafe_device_id_is_one_line_at_start(tmp_path: Path) -> None:
         MqttPublisher(sinks(tmp_path, 1883).mqtt, AlertStore(tmp_path / "b.db"), DEVICE, stations=("pen+1",))
 
 
-def test_a_disconnect_before_connack_is_logged(broker: Broker, tmp_path: Path,  # noqa: F811
+def test_a_disconnect_before_connack_is_logged(broker: Broker, tmp_path: Path,
                                                monkeypatch: pytest.MonkeyPatch,
                                                caplog: pytest.LogCaptureFixture) -> None:
     """What `--device-id 'barn/#'` did before ids were checked: the broker drops the connection (an invalid Will

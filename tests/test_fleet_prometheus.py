@@ -12,7 +12,6 @@ from pathlib import Path
 import httpx
 import pytest
 from mqtt_broker import free_port
-from pipeline_support import small_onnx  # noqa: F401 (fixture)
 from web_support import LOOPING_OUTAGE, WebRun
 
 FILES = Path(__file__).parents[1] / "fume_edge" / "fleet" / "prometheus"
@@ -50,7 +49,7 @@ def test_every_alerting_rule_has_a_passing_promtool_unit_test() -> None:
 
 @pytest.mark.slow
 @pytest.mark.skipif(PROMETHEUS is None, reason="prometheus is not installed (apt-get install prometheus)")
-def test_a_real_prometheus_scrapes_two_devices(tmp_path: Path, small_onnx: Path) -> None:  # noqa: F811
+def test_a_real_prometheus_scrapes_two_devices(tmp_path: Path, small_onnx: Path) -> None:
     runs = [WebRun(tmp_path / name, "--model", str(small_onnx), "--duration", "120", "--device-id", name,
                    yaml=LOOPING_OUTAGE) for name in ("barn-1", "barn-2")]
     config = tmp_path / "prom"

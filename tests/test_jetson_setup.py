@@ -20,9 +20,12 @@ from fume_edge.pipeline.config import load_run_config
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "jetson_setup.sh"
 RELEASES = {  # the first line of /etc/nv_tegra_release of each JetPack
-    "5.1": "# R35 (release), REVISION: 4.1, GCID: 33958178, BOARD: t186ref, EABI: aarch64, DATE: Tue Aug  1 19:57:35 UTC 2023",
-    "6.0": "# R36 (release), REVISION: 3.0, GCID: 36191598, BOARD: generic, EABI: aarch64, DATE: Mon May  6 17:34:21 UTC 2024",
-    "6.2": "# R36 (release), REVISION: 4.3, GCID: 38968081, BOARD: generic, EABI: aarch64, DATE: Wed Jan  8 01:49:37 UTC 2025",
+    "5.1": "# R35 (release), REVISION: 4.1, GCID: 33958178, BOARD: t186ref, EABI: aarch64"
+           ", DATE: Tue Aug  1 19:57:35 UTC 2023",
+    "6.0": "# R36 (release), REVISION: 3.0, GCID: 36191598, BOARD: generic, EABI: aarch64"
+           ", DATE: Mon May  6 17:34:21 UTC 2024",
+    "6.2": "# R36 (release), REVISION: 4.3, GCID: 38968081, BOARD: generic, EABI: aarch64"
+           ", DATE: Wed Jan  8 01:49:37 UTC 2025",
     "7.2": "# R39 (release), REVISION: 0.0, GCID: 1, BOARD: generic, EABI: aarch64, DATE: Mon Jan  1 00:00:00 UTC 2026",
 }
 EXPECTED = {"6.0": "TensorRT 8.6.2, CUDA 12.2, Python 3.10", "6.2": "TensorRT 10.3, CUDA 12.6, Python 3.10",
@@ -200,7 +203,7 @@ def test_the_venv_requirements_are_pyprojects_device_extras_without_pip_opencv()
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     wanted = {re.split(r"[<>=]", d)[0] for d in project["dependencies"] + project["optional-dependencies"]["mqtt"]
               + project["optional-dependencies"]["web"] + project["optional-dependencies"]["trt"]}
-    line = next(l for l in SCRIPT.read_text().splitlines() if l.startswith("requirements=("))
+    line = next(text for text in SCRIPT.read_text().splitlines() if text.startswith("requirements=("))
     listed = {re.split(r"[<>=]", item.strip('"'))[0] for item in line[len("requirements=("):-1].split()}
     listed = {item for item in listed if not item.startswith("$")} | {"numpy"}  # numpy: the JetPack pin
     assert listed == wanted - {"opencv-python-headless", "cuda-python"}  # cuda-python: $CUDA_PYTHON, by CUDA major

@@ -13,7 +13,6 @@ import onnx
 import pytest
 from data_support import write_png
 from onnx import TensorProto, helper
-from pipeline_support import small_onnx  # noqa: F401 - fixture
 
 from fume_edge.errors import FumeEdgeError
 from fume_edge.labels import GAS_CLASS_ID, PH_CLASS_NAMES
@@ -81,7 +80,7 @@ def _variant(base: Path, folder: Path, name: str, surgery: Surgery) -> Path:
     (float_masks, r"output 'co2_seg' is float32\[1,96,128\], expected int32\[1,96,128\]"),
     (nan_logits, r"output 'ph_logits' is not finite on a plain test input"),
 ], ids=["missing output", "five pH logits", "float masks", "NaN logits"])
-def test_a_model_that_breaks_the_contract_is_refused_at_load(surgery: Surgery, message: str, small_onnx: Path,  # noqa: F811
+def test_a_model_that_breaks_the_contract_is_refused_at_load(surgery: Surgery, message: str, small_onnx: Path,
                                                              tmp_path: Path) -> None:
     broken = _variant(small_onnx, tmp_path, surgery.__name__, surgery)
     with pytest.raises(FumeEdgeError, match=message) as info:
@@ -89,7 +88,7 @@ def test_a_model_that_breaks_the_contract_is_refused_at_load(surgery: Surgery, m
     assert str(info.value).startswith(str(broken)) and "\n" not in str(info.value)
 
 
-def test_run_and_eval_refuse_a_broken_model_with_one_line_and_exit_2(small_onnx: Path, tmp_path: Path) -> None:  # noqa: F811
+def test_run_and_eval_refuse_a_broken_model_with_one_line_and_exit_2(small_onnx: Path, tmp_path: Path) -> None:
     broken = _variant(small_onnx, tmp_path, "nan", nan_logits)
     frame = write_png(tmp_path / "frame.png", np.full((96, 128), 90, np.uint8))
     write_png(tmp_path / "mask.png", np.zeros((96, 128), np.uint8))
@@ -105,7 +104,7 @@ def test_run_and_eval_refuse_a_broken_model_with_one_line_and_exit_2(small_onnx:
 
 
 def test_class_names_in_the_metadata_decide_which_logit_is_acidotic_and_which_id_is_gas(
-        small_onnx: Path, tmp_path: Path) -> None:  # noqa: F811
+        small_onnx: Path, tmp_path: Path) -> None:
     model_order = ["Acidotic", "Healthy", "Transitional"]  # the model's logit 0 is Acidotic
     seg_order = ["Gas", "Background", "Tube"]  # the model's class id 0 is gas
 
@@ -125,7 +124,7 @@ def test_class_names_in_the_metadata_decide_which_logit_is_acidotic_and_which_id
     assert mapped.co2_gas_area == pytest.approx(float(np.mean(raw.co2_seg == 0)))
 
 
-def test_class_names_the_policy_cannot_map_are_refused(small_onnx: Path, tmp_path: Path) -> None:  # noqa: F811
+def test_class_names_the_policy_cannot_map_are_refused(small_onnx: Path, tmp_path: Path) -> None:
     renamed = _variant(small_onnx, tmp_path, "renamed",
                        lambda m: _set_meta(m, "fume_edge.class_names", ["low", "mid", "high"]))
     with pytest.raises(FumeEdgeError, match=r"pH class names \['low', 'mid', 'high'\] cannot be mapped onto "

@@ -5,14 +5,13 @@ from __future__ import annotations
 import io
 import itertools
 from pathlib import Path
-from typing import Iterator
+from collections.abc import Iterator
 
 import cv2
 import numpy as np
 import pytest
 from pipeline_support import (
-    FRAME_SIZE, ScriptedCamera, noise_frames, run_config, small_onnx, synthetic_videos, true_pairs,  # noqa: F401
-    write_run_yaml,
+    ScriptedCamera, noise_frames, run_config, synthetic_videos, true_pairs, write_run_yaml,
 )
 from rich.console import Console
 
@@ -202,7 +201,7 @@ def test_live_loop_under_overload_infers_the_newest_pair_and_counts_every_skip(t
     assert all(c["overwritten"] > 0 for c in cameras.values())  # type: ignore[attr-defined]  (the loop was behind)
     assert stats["pairs"] + stats["singles"] == stats["inferences"] + stats["stale"]  # type: ignore[operator]
     # nothing queued up: every frame a camera delivered was overwritten, paired, left unmatched or still pending
-    for gas, c in cameras.items():  # type: ignore[attr-defined]
+    for c in cameras.values():  # type: ignore[attr-defined]
         accounted = c["overwritten"] + c["unmatched"] + c["out_of_order"] + stats["pairs"] + stats["singles"]
         assert c["frames"] - accounted <= 4 + 2  # at most a ring and the frames awaiting a pairing decision
 

@@ -12,9 +12,9 @@ import time
 from pathlib import Path
 
 import pytest
-from disk_support import fill, small_disk  # noqa: F401 (fixture)
-from mqtt_broker import Broker, Subscriber, broker  # noqa: F401 (fixture)
-from pipeline_support import FRAME_SIZE, small_onnx, write_run_yaml  # noqa: F401 (fixture)
+from disk_support import fill
+from mqtt_broker import Broker, Subscriber
+from pipeline_support import FRAME_SIZE, write_run_yaml
 
 from fume_edge.errors import INTERRUPTED_EXIT_CODE
 

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from pipeline_support import (  # noqa: F401 (fixture)
-    FRAME_SIZE, MODEL_SIZE, UPSTREAM, ScriptedCamera, noise_frames, run_config, small_onnx, write_run_yaml,
+from pipeline_support import (
+    FRAME_SIZE, MODEL_SIZE, UPSTREAM, ScriptedCamera, noise_frames, run_config, write_run_yaml,
 )
 from rich.console import Console
 
@@ -160,9 +160,11 @@ def test_a_hung_station_stalls_nobody_and_the_batch_is_shared_fairly(tmp_path: P
 def test_station_ids_and_overrides_are_checked_with_the_key_named(tmp_path: Path) -> None:
     cases = {"stations: [{id: pen/1, co2: a, ch4: b}]": "run.yaml:1: stations[0].id: 'pen/1' is not a valid id",
              "stations: [{id: p, co2: a, ch4: b}, {id: p, co2: c, ch4: d}]":
-                 "run.yaml:1: stations: station id 'p' is used twice (stations[1])",
+                 ("run.yaml:1: stations: station id 'p' is used twice "
+                  "(stations[1])"),
              "stations: [{id: p, co2: a, ch4: b, alerts: {acidosis_risk: {start_at: 2}}}]":
-                 "run.yaml:1: stations: [0].alerts.acidosis_risk.start_at: must be <= 1 (got 2)",
+                 ("run.yaml:1: stations: [0].alerts.acidosis_risk.start_at: "
+                  "must be <= 1 (got 2)"),
              "stations: [{id: p, co2: a, ch4: b, camera: c}]": "run.yaml:1: stations[0].camera: unknown key"}
     for text, expected in cases.items():
         path = write_run_yaml(tmp_path / "run.yaml", text)
@@ -193,7 +195,7 @@ sync: {{silent_after_s: 0.5}}
 
 
 def test_sigterm_with_three_stations_ends_every_open_alert_as_interrupted(tmp_path: Path,
-                                                                          small_onnx: Path) -> None:  # noqa: F811
+                                                                          small_onnx: Path) -> None:
     config = write_run_yaml(tmp_path / "run.yaml", THREE_YAML)
     db = tmp_path / "alerts.db"
     proc = subprocess.Popen([*FUME_EDGE, "run", "--model", str(small_onnx), "--config", str(config), "--alerts",

@@ -152,7 +152,7 @@ def test_uncorrected_clock_offset_pairs_nothing_across_the_tolerance(faulty_vide
              for gas in CAMS}
     sync = Synchronizer(CAMS, tolerance_s=0.05, silent_after_s=2.0, start_t=0.0)
     out: list[Pair | Health] = []
-    for t, gas in sorted((t, gas) for gas in CAMS for t in times[gas]):
+    for t, gas in sorted((t, cam) for cam in CAMS for t in times[cam]):
         out += sync.push(gas, frame(t)) + sync.advance(t)
     out += sync.finish()
     pairs = [p for p in pairs_of(out) if None not in p.frames]

@@ -46,7 +46,7 @@ def _rows(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def _assert_rows_equal(batched: list, single: list) -> None:
     assert len(batched) == len(single) == BATCH
-    for a, b in zip(batched, single):
+    for a, b in zip(batched, single, strict=True):
         np.testing.assert_allclose(a.ph_logits, b.ph_logits, atol=1e-5, rtol=0)
         np.testing.assert_array_equal(a.co2_seg, b.co2_seg)
         np.testing.assert_array_equal(a.ch4_seg, b.ch4_seg)

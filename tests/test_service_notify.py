@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from pipeline_support import small_onnx, write_run_yaml  # noqa: F401 (fixture)
+from pipeline_support import write_run_yaml
 
 from fume_edge.service.sd_notify import SystemdNotifier
 
@@ -32,7 +32,7 @@ def _receive(sock: socket.socket, until: str, timeout_s: float, seen: list[str])
     while time.monotonic() < deadline:
         try:
             message = sock.recv(4096).decode()
-        except socket.timeout:
+        except TimeoutError:
             continue
         seen.append(message)
         if until in message.splitlines():

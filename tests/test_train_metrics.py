@@ -36,7 +36,7 @@ def test_classification_metrics_equal_sklearn(seed: int, absent: int | None) -> 
         "kappa": skm.cohen_kappa_score(true, pred),
     }
     per_class = skm.f1_score(true, pred, labels=LABELS, average=None, zero_division=nan)
-    expected.update({f"f1_{n}": v for n, v in zip(("healthy", "transitional", "acidotic"), per_class)})
+    expected.update({f"f1_{n}": v for n, v in zip(("healthy", "transitional", "acidotic"), per_class, strict=True)})
     for key, value in expected.items():
         assert _close(got[key], float(value)), (key, got[key], value)
     np.testing.assert_array_equal(confusion(true, pred, 3), skm.confusion_matrix(true, pred, labels=LABELS))
@@ -53,7 +53,7 @@ def test_segmentation_metrics_equal_sklearn(seed: int) -> None:
     got = segmentation_metrics(confusion(true, pred, 3), "co2")
     t, p = true.ravel(), pred.ravel()
     seen = sorted(set(t) | set(p))  # sklearn's jaccard has no zero_division=nan: undefined classes are left out
-    iou = dict(zip(seen, skm.jaccard_score(t, p, labels=seen, average=None)))
+    iou = dict(zip(seen, skm.jaccard_score(t, p, labels=seen, average=None), strict=True))
     dice = skm.f1_score(t, p, labels=LABELS, average=None, zero_division=np.nan)
     assert _close(got["co2_miou"], float(skm.jaccard_score(t, p, labels=seen, average="macro")))
     assert _close(got["co2_pixel_acc"], float(skm.accuracy_score(t, p)))

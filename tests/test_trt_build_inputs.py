@@ -39,7 +39,7 @@ def test_fp16_form_for_tensorrt_11_keeps_float32_io_and_the_masks(tmp_path: Path
     half = ort.InferenceSession(str(path)).run(None, feed)
     full = ort.InferenceSession(str(default_model_path())).run(None, feed)
     assert np.argmax(half[0]) == np.argmax(full[0])
-    assert all(np.mean(a == b) >= 0.995 for a, b in zip(half[1:], full[1:]))
+    assert all(np.mean(a == b) >= 0.995 for a, b in zip(half[1:], full[1:], strict=True))
 
 
 def test_int8_without_calibration_data_is_one_line(tmp_path: Path) -> None:

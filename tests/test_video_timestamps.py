@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,7 @@ def test_an_outage_in_the_video_is_a_gap_in_its_frame_times(tmp_path: Path) -> N
     reader.close()
     assert len(times) == 20  # 30 captures, 10 lost to the outage
     assert times[0] == pytest.approx(0.5)  # the CH4 camera's own clock, not the frame count
-    gaps = [b - a for a, b in zip(times, times[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     assert max(gaps) == pytest.approx(1.1) and sorted(gaps)[-2] == pytest.approx(0.1)
 
 

@@ -7,14 +7,13 @@ import json
 import sqlite3
 import subprocess
 from pathlib import Path
-from typing import Iterator
+from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from fume_edge.web.access import AccessPolicy
 from mqtt_broker import free_port
-from pipeline_support import small_onnx  # noqa: F401 (fixture)
 from web_support import FUME_EDGE, LOOPING_OUTAGE, WebRun
 
 TOKEN = "s3cret-barn-token"
@@ -22,7 +21,7 @@ READS = ("/api/status", "/api/alerts", "/api/trend?hours=1", "/metrics", "/api/f
 
 
 @pytest.fixture(scope="module")
-def lan_run(tmp_path_factory: pytest.TempPathFactory, small_onnx: Path) -> Iterator[WebRun]:  # noqa: F811
+def lan_run(tmp_path_factory: pytest.TempPathFactory, small_onnx: Path) -> Iterator[WebRun]:
     run = WebRun(tmp_path_factory.mktemp("web_lan"), "--model", str(small_onnx), "--duration", "300",
                  host="0.0.0.0", token=TOKEN, yaml=LOOPING_OUTAGE).wait_ready()
     yield run
@@ -130,7 +129,7 @@ def test_snapshots_are_served_and_nothing_outside_their_folder(lan_run: WebRun) 
 
 
 def test_beyond_loopback_without_a_configured_token_a_generated_one_guards_reads(tmp_path: Path,
-                                                                              small_onnx: Path) -> None:  # noqa: F811
+                                                                              small_onnx: Path) -> None:
     run = WebRun(tmp_path, "--model", str(small_onnx), "--duration", "120", host="0.0.0.0",
                  yaml=LOOPING_OUTAGE).wait_ready()
     try:
@@ -142,7 +141,7 @@ def test_beyond_loopback_without_a_configured_token_a_generated_one_guards_reads
         run.stop()
 
 
-def test_a_taken_port_is_one_error_line(tmp_path: Path, small_onnx: Path) -> None:  # noqa: F811
+def test_a_taken_port_is_one_error_line(tmp_path: Path, small_onnx: Path) -> None:
     import socket
 
     with socket.socket() as taken:

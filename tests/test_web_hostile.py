@@ -16,7 +16,6 @@ import httpx
 import pytest
 
 from mqtt_broker import free_port
-from pipeline_support import small_onnx  # noqa: F401 (fixture)
 from web_support import FUME_EDGE, LOOPING_OUTAGE, WebRun
 
 NAMED_HOST = "barn-1.example.org"
@@ -24,7 +23,7 @@ DATA_PATHS = ("/", "/api/status", "/api/alerts", "/api/trend", "/metrics", "/api
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory, small_onnx: Path) -> Iterator[WebRun]:  # noqa: F811
+def run(tmp_path_factory: pytest.TempPathFactory, small_onnx: Path) -> Iterator[WebRun]:
     web = WebRun(tmp_path_factory.mktemp("web_hostile"), "--model", str(small_onnx), "--duration", "300",
                  yaml=LOOPING_OUTAGE + f"http: {{hostnames: [{NAMED_HOST}], frame_width: 4000}}\n").wait_ready()
     yield web
@@ -67,7 +66,7 @@ def test_a_rebound_name_is_refused_and_the_names_of_this_device_are_served(run: 
         assert _raw(run, "GET", "/api/status", headers={"Host": host})[0] == 200, host
 
 
-def test_camera_images_are_never_wider_than_the_model_input(run: WebRun, small_onnx: Path) -> None:  # noqa: F811
+def test_camera_images_are_never_wider_than_the_model_input(run: WebRun, small_onnx: Path) -> None:
     import cv2
     import numpy as np
     import onnx
@@ -160,7 +159,7 @@ def _start_and_stop(folder: Path, model: Path, *env: str, host: str = "127.0.0.1
                           env=environment)
 
 
-def test_the_generated_token_is_reused_by_the_next_start(tmp_path: Path, small_onnx: Path) -> None:  # noqa: F811
+def test_the_generated_token_is_reused_by_the_next_start(tmp_path: Path, small_onnx: Path) -> None:
     first = _start_and_stop(tmp_path, small_onnx)
     assert first.returncode == 0, first.stderr
     token = (tmp_path / "web-token").read_text().strip()
@@ -171,7 +170,7 @@ def test_the_generated_token_is_reused_by_the_next_start(tmp_path: Path, small_o
 
 
 @pytest.mark.parametrize("case", ["short token beyond loopback", "frame_width beyond any camera"])
-def test_weak_settings_are_one_error_line_at_start(tmp_path: Path, small_onnx: Path, case: str) -> None:  # noqa: F811
+def test_weak_settings_are_one_error_line_at_start(tmp_path: Path, small_onnx: Path, case: str) -> None:
     if case == "short token beyond loopback":
         result = _start_and_stop(tmp_path, small_onnx, "FUME_EDGE_TOKEN=abc", host="0.0.0.0")
         expected = "at least 16"

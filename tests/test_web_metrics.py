@@ -13,7 +13,6 @@ from prometheus_client.parser import text_string_to_metric_families
 from fume_edge.alerts.event import ALERT_TYPES
 from fume_edge.hashing import sha256_file
 from fume_edge.web.metrics import CAMERA_STATES, DROP_REASONS
-from pipeline_support import small_onnx  # noqa: F401 (fixture)
 from web_support import FUME_EDGE, LOOPING_OUTAGE, WebRun
 
 # The text format has no state set or info type: prometheus_client writes them as gauges.
@@ -44,7 +43,7 @@ def value(families: dict, family: str, sample: str | None = None, **labels: str)
     return families[family][(sample or family, tuple(sorted(labels.items())))]
 
 
-def test_metrics_cover_every_family_and_agree_with_the_run_summary(tmp_path: Path, small_onnx: Path) -> None:  # noqa: F811
+def test_metrics_cover_every_family_and_agree_with_the_run_summary(tmp_path: Path, small_onnx: Path) -> None:
     run = WebRun(tmp_path, "--model", str(small_onnx), "--duration", "120", yaml=LOOPING_OUTAGE).wait_ready()
     try:
         run.wait_for(lambda s: s["inferences"] >= 20 and s["sinks"]["written"] >= 1, timeout=90)
@@ -73,12 +72,12 @@ def test_metrics_cover_every_family_and_agree_with_the_run_summary(tmp_path: Pat
         count = value(live, "fume_edge_stage_seconds", "fume_edge_stage_seconds_count", stage=stage)
         assert abs(count - inferences) <= 2, stage
         assert value(live, "fume_edge_stage_seconds", "fume_edge_stage_seconds_bucket", stage=stage, le="+Inf") == count
-    assert 0 < value(live, "fume_edge_inference_fps")
+    assert value(live, "fume_edge_inference_fps") > 0
     for camera, summary in final["cameras"].items():
         for key in ("frames", "garbage", "reconnects"):
             scraped = value(live, f"fume_edge_camera_{key}", f"fume_edge_camera_{key}_total", camera=camera)
             assert scraped <= summary[key], (camera, key)
-        assert 0 < value(live, "fume_edge_camera_frames", "fume_edge_camera_frames_total", camera=camera)
+        assert value(live, "fume_edge_camera_frames", "fume_edge_camera_frames_total", camera=camera) > 0
         for reason in DROP_REASONS:
             scraped = value(live, "fume_edge_camera_dropped", "fume_edge_camera_dropped_total", camera=camera,
                             reason=reason)

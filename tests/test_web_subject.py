@@ -14,14 +14,13 @@ import pytest
 from fume_edge.alerts.store import MIGRATIONS, AlertStore, StoreConfig
 from fume_edge.alerts.subject import current_subject, subject_history
 from fume_edge.alerts.summary import MinuteSummary, prune_summary, record_summary, summary_rows
-from mqtt_broker import Broker, broker  # noqa: F401 (fixture)
-from pipeline_support import small_onnx  # noqa: F401 (fixture)
+from mqtt_broker import Broker
 from alerts_support import make_event
 from web_support import LOOPING_OUTAGE, WebRun
 
 
-def test_mqtt_command_sets_the_subject_of_a_running_device(tmp_path: Path, small_onnx: Path,  # noqa: F811
-                                                           broker: Broker) -> None:  # noqa: F811
+def test_mqtt_command_sets_the_subject_of_a_running_device(tmp_path: Path, small_onnx: Path,
+                                                           broker: Broker) -> None:
     run = WebRun(tmp_path, "--model", str(small_onnx), "--duration", "120", "--device-id", "barn-9", "--mqtt",
                  f"mqtt://127.0.0.1:{broker.port}/farm1", yaml=LOOPING_OUTAGE).wait_ready()
     topic = "farm1/barn-9/cmd/subject"

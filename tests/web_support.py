@@ -9,7 +9,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import cv2
 import httpx
@@ -56,10 +57,10 @@ class WebRun:
         if yaml is not None:
             (folder / "run.yaml").write_text(yaml, encoding="utf-8")
             command += ["--config", str(folder / "run.yaml")]
-        self._out = open(self.log, "w", encoding="utf-8")
+        self._out = open(self.log, "w", encoding="utf-8")  # noqa: SIM115 (the server's log, closed in stop())
         self.proc = subprocess.Popen(command, stdout=self._out, stderr=subprocess.STDOUT, text=True, env=env)
 
-    def wait_ready(self, timeout: float = 120.0) -> "WebRun":
+    def wait_ready(self, timeout: float = 120.0) -> WebRun:
         """Until /healthz answers 200 (results are flowing)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

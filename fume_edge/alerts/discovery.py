@@ -44,7 +44,7 @@ def discovery_wildcard(discovery_prefix: str, device_id: str) -> str:
 
 def _sensors(station: str) -> list[tuple[str, str, dict[str, object]]]:
     """(component, key, fields) of every entity of one station."""
-    found = []
+    found: list[tuple[str, str, dict[str, object]]] = []
     found.append(("sensor", "ph_class", {"name": f"{station} pH class", "value_template": "{{ value_json.ph_class }}"}))
     found.append(("sensor", "p_acidotic", {
         "name": f"{station} P(Acidotic)", "unit_of_measurement": "%", "state_class": "measurement",

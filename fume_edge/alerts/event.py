@@ -14,7 +14,8 @@ import sqlite3
 import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable, Literal, Mapping
+from typing import Any, Literal
+from collections.abc import Callable, Mapping
 
 from fume_edge.errors import FumeEdgeError
 
@@ -128,20 +129,20 @@ class AlertEvent:
         return json.dumps(self.to_dict(), separators=(",", ":"), allow_nan=False)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "AlertEvent":
+    def from_dict(cls, data: Mapping[str, Any]) -> AlertEvent:
         values = dict(data)
         values["camera_ids"] = tuple(values.get("camera_ids", ()))
         values["cameras_in_use"] = tuple(values.get("cameras_in_use", ()))
         return cls(**values)
 
     @classmethod
-    def from_json(cls, text: str) -> "AlertEvent":
+    def from_json(cls, text: str) -> AlertEvent:
         return cls.from_dict(json.loads(text))
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row | Mapping[str, Any]) -> "AlertEvent":
+    def from_row(cls, row: sqlite3.Row | Mapping[str, Any]) -> AlertEvent:
         """Rebuild from an `events` row of the alert store (its `payload` column holds `to_json()`)."""
         try:
             return cls.from_json(row["payload"])
         except (ValueError, TypeError, KeyError) as exc:
-            raise FumeEdgeError(f"alert store: event row {row['seq']} is unreadable ({exc}); the database is damaged")
+            raise FumeEdgeError(f"alert store: event row {row['seq']} is unreadable ({exc}); the database is damaged") from exc

@@ -2,12 +2,14 @@
 
 A line is either whole on disk or (after a power cut mid-write) a torn last line, which the next run terminates
 with a newline so it never spoils the following event; earlier lines are never touched. A write that fails (a
-full disk) is cut back to the last whole line before the error is raised, so the caller can simply try again. The file rotates by size (`events.jsonl` -> `events.jsonl.1` ... `.N`, oldest dropped), so a
-device that runs for months keeps at most `(backups + 1) * max_bytes` of it.
+full disk) is cut back to the last whole line before the error is raised, so the caller can simply try again. The
+file rotates by size (`events.jsonl` -> `events.jsonl.1` ... `.N`, oldest dropped), so a device that runs for
+months keeps at most `(backups + 1) * max_bytes` of it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Annotated
@@ -69,10 +71,8 @@ class JsonlWriter:
                 view = view[os.write(self._fd, view):]
             os.fsync(self._fd)
         except OSError:
-            try:
+            with contextlib.suppress(OSError):
                 os.ftruncate(self._fd, size)  # never leave a partial line behind
-            except OSError:
-                pass
             raise
 
     def _rotate(self) -> None:
@@ -93,7 +93,7 @@ class JsonlWriter:
             os.close(self._fd)
             self._fd = -1
 
-    def __enter__(self) -> "JsonlWriter":
+    def __enter__(self) -> JsonlWriter:
         return self
 
     def __exit__(self, *exc: object) -> None:

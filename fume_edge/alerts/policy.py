@@ -27,7 +27,8 @@ Rules:
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Iterable, Literal, Mapping, NamedTuple
+from typing import Literal, NamedTuple
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 from pydantic import model_validator
@@ -168,7 +169,7 @@ class AlertPolicy:
     @property
     def smoothed_probs(self) -> dict[str, float] | None:
         """The current smoothed pH probabilities by class name (None before the first usable prediction)."""
-        return None if self._probs is None else {n: float(p) for n, p in zip(PH_CLASS_NAMES, self._probs)}
+        return None if self._probs is None else {n: float(p) for n, p in zip(PH_CLASS_NAMES, self._probs, strict=True)}
 
     @property
     def silent_cameras(self) -> frozenset[str]:

@@ -13,7 +13,8 @@ sinks.
 from __future__ import annotations
 
 import time
-from typing import Any, Iterable, Mapping
+from typing import Any
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 
@@ -148,7 +149,7 @@ class AlertService:
         self.sinks.stop(stats, reason)
         return events
 
-    def __enter__(self) -> "AlertService":
+    def __enter__(self) -> AlertService:
         self.start()
         return self
 

@@ -81,7 +81,7 @@ def overlay_panel(frame: np.ndarray | None, seg: np.ndarray | None, size: tuple[
     """
     width, height = size
     if frame is None:
-        panel = np.full((height, width, 3), 48, np.uint8)
+        panel: np.ndarray = np.full((height, width, 3), 48, np.uint8)
         scale = 1.2 * max(width / INPUT_WIDTH, 0.5)
         cv2.putText(panel, "NO SIGNAL", (width // 2 - int(92 * scale), height // 2), cv2.FONT_HERSHEY_SIMPLEX, scale,
                     (200, 200, 200), 2, cv2.LINE_AA)

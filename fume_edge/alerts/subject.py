@@ -16,7 +16,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 from fume_edge.alerts.event import iso_utc
 from fume_edge.alerts.store import AlertStore
@@ -104,7 +104,7 @@ class SubjectWatcher:
             except Exception as exc:  # a locked or busy database: the next poll tries again
                 log.warning("subject: cannot read the current subject (%s); retrying", exc)
 
-    def __enter__(self) -> "SubjectWatcher":
+    def __enter__(self) -> SubjectWatcher:
         self.check()
         self._thread.start()
         return self

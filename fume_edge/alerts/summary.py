@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 from fume_edge.alerts.event import DEFAULT_STATION
 from fume_edge.alerts.store import AlertStore, StoreConfig
@@ -91,7 +92,8 @@ def record_summary(store: AlertStore, row: SummaryRow) -> None:
 def summary_rows(store: AlertStore, since: float, until: float | None = None,
                  subject: str | None = None) -> list[SummaryRow]:
     """Rows with a minute in [since, until), oldest first, optionally of one subject."""
-    where, args = ["minute >= ?"], [since]
+    where: list[str] = ["minute >= ?"]
+    args: list[object] = [since]
     if until is not None:
         where.append("minute < ?")
         args.append(until)

@@ -23,7 +23,8 @@ import sqlite3
 import threading
 import time
 from dataclasses import dataclass, replace
-from typing import Annotated, Any, Callable, Mapping, Sequence
+from typing import Annotated, Any
+from collections.abc import Callable, Mapping, Sequence
 
 from pydantic import Field, model_validator
 
@@ -205,7 +206,7 @@ class SinkWorker:
             self.jsonl.close()
         self.store.close()
 
-    def __enter__(self) -> "SinkWorker":
+    def __enter__(self) -> SinkWorker:
         self.start()
         return self
 
@@ -243,8 +244,8 @@ class SinkWorker:
 
     def _write(self, item: _Item) -> None:
         event, png = item.event, None
-        if item.frames is not None and self.snapshots is not None:
-            _, png = self._attempt("snapshot render", lambda: encode_png(render_snapshot(item.frames, event)))
+        if (frames := item.frames) is not None and self.snapshots is not None:
+            _, png = self._attempt("snapshot render", lambda: encode_png(render_snapshot(frames, event)))
             with self._lock:
                 self._pending_frames -= 1
         if self._commit(event, png):

@@ -58,7 +58,7 @@ def cpu_info() -> dict[str, Any]:
     path = Path("/proc/cpuinfo")
     text = path.read_text() if path.exists() else ""
     blocks = [dict(re.findall(r"^([^:\n]+?)\s*:\s*(.*)$", b, re.M)) for b in text.split("\n\n") if b.strip()]
-    first = blocks[0] if blocks else {}
+    first: dict[str, str] = blocks[0] if blocks else {}
     flags = set(first.get("flags", first.get("Features", "")).split())
     model = first.get("model name") or first.get("Model") or platform.processor() or platform.machine()
     return {
@@ -78,7 +78,7 @@ def gpu_info() -> dict[str, Any] | None:
         return None
     fields = [f.strip() for f in out.splitlines()[0].split(",")]
     keys = ("name", "compute_capability", "driver", "memory")
-    return dict(zip(keys, fields))
+    return dict(zip(keys, fields, strict=False))
 
 
 def jetson_info() -> dict[str, Any] | None:

@@ -91,6 +91,7 @@ def score(path: Path, pairs: list[tuple[Any, ...]], reference: list[dict[str, np
             masks = {"co2": co2_mask, "ch4": ch4_mask}
             out = {}
             for gas, seg in (("co2", prediction.co2_seg), ("ch4", prediction.ch4_seg)):
+                assert seg is not None, "the mask-scale exports have both seg heads"
                 out[gas] = labels_at(seg, masks[gas].shape)
                 truth_iou.append(gas_iou(out[gas], masks[gas]))
                 if reference is not None:
@@ -140,7 +141,7 @@ def mask_scale_study(onnx_path: Path, scales: tuple[int, ...] = (1, 2, 4), itera
         rows = []
         for scale in scales:
             accuracy = base if scale == 1 else score(paths[scale], data, reference)[0]
-            row = {"mask_scale": scale, **accuracy}
+            row: dict[str, Any] = {"mask_scale": scale, **accuracy}
             for precision in ("fp32", "int8") if int8 else ("fp32",):
                 name = f"{precision} mask-scale {scale}"
                 ops = kernels[name]["ops"]

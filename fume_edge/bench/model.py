@@ -108,7 +108,7 @@ def measure(runners: list[Runner], iterations: int, warmup: int,
 
 def summarize(samples: Samples) -> dict[str, Any]:
     """Per-phase statistics and every sample, JSON-ready."""
-    total = [a + b + c for a, b, c in zip(samples.pre_ms, samples.model_ms, samples.post_ms)]
+    total = [a + b + c for a, b, c in zip(samples.pre_ms, samples.model_ms, samples.post_ms, strict=True)]
     return {
         "model": latency_stats(samples.model_ms),
         "pre": latency_stats(samples.pre_ms),

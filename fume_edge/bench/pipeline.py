@@ -10,6 +10,7 @@ sources differ.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import tempfile
 import threading
@@ -77,10 +78,8 @@ def pipeline_thread_cpu(last: dict[int, float]) -> float:
     so a thread that has ended still counts. ONNX Runtime's and torch's pool threads are not Python threads."""
     for thread in threading.enumerate():
         if thread.name.startswith("fume-edge-") and thread.ident is not None:
-            try:
+            with contextlib.suppress(OSError, ProcessLookupError):  # ended since listed: its last reading stands
                 last[thread.ident] = time.clock_gettime(time.pthread_getcpuclockid(thread.ident))
-            except (OSError, ProcessLookupError):
-                pass  # ended between listing and reading: its last reading stands
     return sum(last.values())
 
 
@@ -112,7 +111,7 @@ class _Timing:
     def hook(self, station: str) -> Callable[[Pair, Prediction], None]:
         def on_result(pair: Pair, prediction: Prediction) -> None:
             now = time.perf_counter()
-            read = [self.read_at[(station, gas, f.index)] for gas, f in zip(GASES, pair.frames) if f is not None]
+            read = [self.read_at[(station, gas, f.index)] for gas, f in zip(GASES, pair.frames, strict=True) if f is not None]
             self.latencies.append(now - max(read))
             self.results.append((now, time.process_time(), pipeline_thread_cpu(self._threads), station))
         return on_result
@@ -129,7 +128,7 @@ class _StampingReader(MemoryReader):
     def read(self) -> tuple[np.ndarray, float] | None:
         index = self.index
         got = super().read()
-        self.stamps[(*self.key, index)] = time.perf_counter()
+        self.stamps[self.key + (index,)] = time.perf_counter()
         return got
 
 

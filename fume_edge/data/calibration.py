@@ -104,7 +104,7 @@ def select_stratified(strata: Sequence[Hashable], count: int, seed: int) -> list
     quotas = allocate([len(groups[k]) for k in keys], count)
     rng = np.random.default_rng(seed)
     chosen: list[int] = []
-    for key, quota in zip(keys, quotas):
+    for key, quota in zip(keys, quotas, strict=True):
         chosen += rng.choice(groups[key], size=quota, replace=False).tolist()
     return sorted(chosen)
 
@@ -185,7 +185,7 @@ def build_calibration_set(request: CalibrationRequest, overwrite: bool = False,
         _tick(scan, done, len(pairs))
     chosen = select_stratified(keys, request.count, request.seed)
     width, height = request.size
-    arrays = {
+    arrays: dict[str, np.ndarray] = {
         "co2": np.empty((len(chosen), 1, height, width), np.float32), "ch4": np.empty((len(chosen), 1, height, width), np.float32),
         "co2_mask": np.empty((len(chosen), height, width), np.uint8), "ch4_mask": np.empty((len(chosen), height, width), np.uint8),
         "ph_class": np.array([pairs[i].ph_class for i in chosen], np.int64),
@@ -198,7 +198,7 @@ def build_calibration_set(request: CalibrationRequest, overwrite: bool = False,
         _tick(cache, row + 1, len(chosen))
     frames = [_frame_entry(pairs[i], keys[i][1], request.data.parent) for i in chosen]
     with staged_directory(request.output, overwrite=overwrite) as staging:
-        np.savez(staging / TENSORS, **arrays)
+        np.savez(staging / TENSORS, **arrays)  # type: ignore[arg-type]  # numpy 2 stubs bind **arrays to allow_pickle
         manifest = {
             "format": FORMAT, "format_version": FORMAT_VERSION, "fume_edge_version": __version__,
             "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),

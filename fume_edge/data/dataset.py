@@ -110,5 +110,5 @@ def class_balanced_sampler(
     `num_samples` defaults to the dataset size (one epoch).
     """
     counts = Counter(ph_classes)
-    weights = torch.tensor([1.0 / counts[c] for c in ph_classes], dtype=torch.double)
+    weights = [1.0 / counts[c] for c in ph_classes]
     return WeightedRandomSampler(weights, num_samples or len(ph_classes), replacement=True, generator=generator)

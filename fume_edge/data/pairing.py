@@ -87,7 +87,7 @@ def split_warnings(frames: Sequence[Frame], splits: dict[str, list[Sample]], fra
     """What the split could not honour: empty splits, classes missing from a split, animals with one gas only."""
     warnings = []
     present = {s.ph_class for samples in splits.values() for s in samples}
-    for name, fraction in zip(SPLITS, fractions):
+    for name, fraction in zip(SPLITS, fractions, strict=True):
         have = {s.ph_class for s in splits[name]}
         if fraction > 0 and not splits[name]:
             warnings.append(f"split {name} is empty: too few animals for the requested fractions")

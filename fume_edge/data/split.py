@@ -69,9 +69,9 @@ def assign_animals(counts: np.ndarray, fractions: Sequence[float], seed: int) ->
     counts = np.hstack([counts, counts.sum(axis=1, keepdims=True)])  # the total follows the fractions too
     n, classes = counts.shape[0], counts.shape[1] - 1
     share = counts / np.maximum(counts.sum(axis=0), 1.0)  # what each animal contributes to each column
-    fractions = np.asarray(fractions, dtype=float)
-    active = np.flatnonzero(fractions > 0)
-    target = fractions[active]
+    wanted = np.asarray(fractions, dtype=float)
+    active = np.flatnonzero(wanted > 0)
+    target = wanted[active]
     order = np.random.default_rng(seed).permutation(n)
     split_of = np.full(n, -1)
     for c in np.argsort(counts[:, :classes].sum(axis=0), kind="stable"):  # 1. coverage
@@ -97,7 +97,7 @@ def split_by_animal(samples: Sequence[Sample], fractions: Sequence[float], seed:
     for a, animal in enumerate(animals):
         for sample in by_animal[animal]:
             counts[a, sample.ph_class] += 1
-    split_of = dict(zip(animals, assign_animals(counts, fractions, seed))) if animals else {}
+    split_of = dict(zip(animals, assign_animals(counts, fractions, seed), strict=True)) if animals else {}
     splits: dict[str, list[Sample]] = {name: [] for name in SPLITS}
     for sample in samples:
         splits[SPLITS[split_of[sample.animal_id]]].append(sample)

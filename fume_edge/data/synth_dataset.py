@@ -84,11 +84,11 @@ def _sessions_per_class(config: SyntheticConfig, quotas: list[int], n_slots: int
             f"synthetic: {n_slots} session(s) cannot hold {needed} pH classes; "
             "raise synthetic.animals or synthetic.sessions_per_animal"
         )
-    counts = [min(q, max(config.min_sessions_per_class, round(w))) if q else 0 for q, w in zip(quotas, wanted)]
+    counts = [min(q, max(config.min_sessions_per_class, round(w))) if q else 0 for q, w in zip(quotas, wanted, strict=True)]
     while sum(counts) > n_slots:
         counts[int(np.argmax(counts))] -= 1
     while sum(counts) < n_slots:
-        room = [w - c if c < q else -np.inf for w, c, q in zip(wanted, counts, quotas)]
+        room = [w - c if c < q else -np.inf for w, c, q in zip(wanted, counts, quotas, strict=True)]
         if max(room) == -np.inf:
             break
         counts[int(np.argmax(room))] += 1
@@ -121,7 +121,7 @@ def plan_sessions(config: SyntheticConfig, classes: PhClasses, pairs: int, seed:
                 seed=int(rng.integers(2**31)),
             ))
     extras = apportion(extra_total, [p.pairs for p in plans])
-    return [dataclasses.replace(p, extra_co2=e) for p, e in zip(plans, extras)]
+    return [dataclasses.replace(p, extra_co2=e) for p, e in zip(plans, extras, strict=True)]
 
 
 def _write_png(path: Path, image: np.ndarray, params: list[int]) -> None:
@@ -133,7 +133,7 @@ def render_session(plan: SessionPlan, config: SyntheticConfig, folder: Path) -> 
     """Render and write one session's frames and masks under `folder`; return their annotation records."""
     rng = np.random.default_rng(plan.seed)
     scene = SyntheticScene(plan.seed, config.width, config.height, config.response, plan.activity)
-    amounts = dict(zip(GASES, scene.amounts(plan.ph)))
+    amounts = dict(zip(GASES, scene.amounts(plan.ph), strict=True))
     n_co2 = plan.pairs + plan.extra_co2
     with_ch4 = set(rng.choice(n_co2, plan.pairs, replace=False).tolist())
     frames = []

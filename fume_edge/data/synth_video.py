@@ -61,7 +61,7 @@ def ph_at(video: VideoConfig, t: float) -> float:
 
 
 def _open_writer(path: Path, fps: float, width: int, height: int) -> cv2.VideoWriter:
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*FOURCC), fps, (width, height), isColor=False)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*FOURCC), fps, (width, height), isColor=False)
     if not writer.isOpened():
         raise FumeEdgeError(f"{path}: OpenCV cannot write {FOURCC} video here; check the OpenCV build and disk")
     return writer

@@ -41,7 +41,7 @@ def print_model_info(info: ModelInfo) -> None:
     console.print(table)
 
 
-def print_import_summary(result: "ImportResult", output: Path) -> None:
+def print_import_summary(result: ImportResult, output: Path) -> None:
     ckpt = result.checkpoint
     table = Table(title="Imported FUME research checkpoint", show_header=False, title_justify="left")
     table.add_column(style="bold")
@@ -68,7 +68,7 @@ def _fmt(value: float | None, spec: str) -> str:
     return "—" if value is None else format(value, spec)
 
 
-def print_export(job: "ExportJob") -> None:
+def print_export(job: ExportJob) -> None:
     result, parity = job.export, job.parity
     simplified = (f"{result.nodes_before} → {result.nodes_after} nodes (onnxsim)" if result.simplified
                   else f"{result.nodes_after} nodes, not simplified: {result.simplify_error}")

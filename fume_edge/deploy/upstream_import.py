@@ -56,7 +56,8 @@ def _extract_state_dict(obj: Any, path: Path) -> dict[str, torch.Tensor]:
             break
     if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise FumeEdgeError(
-            f"{path}: no state dict found (expected a dict with 'model_state_dict' or 'state_dict', or a bare state dict)"
+            f"{path}: no state dict found (expected a dict with 'model_state_dict' or 'state_dict', or a bare state "
+            "dict)"
         )
     if all(k.startswith("module.") for k in obj):
         obj = {k[len("module."):]: v for k, v in obj.items()}
@@ -120,7 +121,7 @@ def import_research_checkpoint(path: str | Path, options: ImportOptions | None =
         raise FumeEdgeError(f"{path}: {describe_key_mismatch(ARCHITECTURE, result.missing_keys, result.unexpected_keys)}")
 
     meta = obj if isinstance(obj, dict) else {}
-    config = meta.get("config") if isinstance(meta.get("config"), dict) else {}
+    config = found if isinstance(found := meta.get("config"), dict) else {}
     epoch = meta.get("epoch")
     metric = meta.get("best_metric")
     if options.class_names is not None and len(options.class_names) != arch_kwargs["num_classes"]:
@@ -164,5 +165,6 @@ def _check_shapes(expected: dict[str, torch.Tensor], state: dict[str, torch.Tens
     for key, tensor in state.items():
         if key in expected and tuple(expected[key].shape) != tuple(tensor.shape):
             raise FumeEdgeError(
-                f"{path}: key {key} has shape {tuple(tensor.shape)}, {ARCHITECTURE} expects {tuple(expected[key].shape)}"
+                f"{path}: key {key} has shape {tuple(tensor.shape)}, {ARCHITECTURE} expects "
+                f"{tuple(expected[key].shape)}"
             )

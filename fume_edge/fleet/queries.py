@@ -26,7 +26,8 @@ def fleet_events(conn: Any, *, since: float | None = None, device: str | None = 
                  subject: str | None = None, alert_type: str | None = None,
                  limit: int | None = None) -> list[AlertEvent]:
     """Events matching every filter given, oldest first (`limit`: the newest N)."""
-    where, args = ["true"], []
+    where: list[str] = ["true"]
+    args: list[object] = []
     for column, value in (("device_id", device), ("station", station), ("subject", subject), ("type", alert_type)):
         if value is not None:
             where.append(f"{column} = %s")

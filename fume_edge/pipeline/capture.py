@@ -18,7 +18,7 @@ import logging
 import threading
 import time
 from collections import deque
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import cv2
 import numpy as np
@@ -187,7 +187,7 @@ class CameraStream:
         if self.state != "ended":
             self.state = "stopped"
 
-    def __enter__(self) -> "CameraStream":
+    def __enter__(self) -> CameraStream:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -166,8 +166,8 @@ class Pipeline:
                 return item
             station.pop()
             if isinstance(item, Health):
-                frames = tuple(None if cam in item.silent else station.frames[cam] for cam in station.cameras)
-                self._emitted(self.alerts.on_camera_health(item.t, self._wall(item.t), item.silent, *frames,
+                co2, ch4 = (None if cam in item.silent else station.frames[cam] for cam in station.cameras)
+                self._emitted(self.alerts.on_camera_health(item.t, self._wall(item.t), item.silent, co2, ch4,
                                                            station=station.id))
             else:
                 self._emitted(self.alerts.on_unpaired(item.t, self._wall(item.t), item.offset_s, station=station.id))
@@ -195,7 +195,7 @@ class Pipeline:
         c.inferences += n
         c.prepare_s += t1 - t0
         c.infer_s += t2 - t1
-        for (station, pair), images, prediction in zip(ready, batch_images, predictions):
+        for (station, pair), images, prediction in zip(ready, batch_images, predictions, strict=True):
             self._result(station, pair, images, prediction)
 
     def _result(self, station: Station, pair: Pair, images: tuple[np.ndarray | None, ...],
@@ -206,7 +206,7 @@ class Pipeline:
             s.nonfinite += 1
             return
         t0 = time.perf_counter()
-        events = self.alerts.on_prediction(pair.t, self._wall(pair.t), prediction, *images, station=station.id)
+        events = self.alerts.on_prediction(pair.t, self._wall(pair.t), prediction, images[0], images[1], station=station.id)
         self.counters.alerts_s += time.perf_counter() - t0  # the policy and the sink hand-off, not the hooks
         s.degraded += images[0] is None or images[1] is None
         if self.live:
@@ -215,7 +215,7 @@ class Pipeline:
             s.latency_n += 1
             self.counters.latency_s += latency
             self.counters.latency_n += 1
-        for camera, image in zip(station.cameras, images):
+        for camera, image in zip(station.cameras, images, strict=True):
             if image is not None:
                 station.frames[camera] = image
         station.latest = prediction

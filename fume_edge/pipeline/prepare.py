@@ -43,13 +43,13 @@ class ModelInputs:
         """(first camera input, second camera input, modality mask) for one pair; None marks a silent camera."""
         first, second = (self._blank if image is None
                          else self.preprocessing[cam].to_input(image, out=self.buffers[cam])
-                         for cam, image in zip(self.cameras, images))
+                         for cam, image in zip(self.cameras, images, strict=True))
         return first, second, self._masks[(images[0] is not None, images[1] is not None)]
 
     def prepare_into(self, images: tuple[np.ndarray | None, ...], first: np.ndarray, second: np.ndarray,
                      mask: np.ndarray) -> None:
         """One pair into one row of batch buffers: (1,1,H,W) views of the two inputs and a (1,2) view of the mask."""
-        for cam, image, out in zip(self.cameras, images, (first, second)):
+        for cam, image, out in zip(self.cameras, images, (first, second), strict=True):
             if image is None:
                 out.fill(0.0)
             else:

@@ -344,7 +344,7 @@ def build_run(options: RunOptions, console: Console, stack: ExitStack,
     views = _view_worker(config.pipeline, backend, min(f or config.sync.default_fps for f in first_fps.values()),
                          stack)
     web = _web_run(config, backend)
-    hooks = [hook for hook in (web and web.feed.on_result,) if hook is not None]
+    hooks = [] if web is None else [web.feed.on_result]
 
     def on_each(pair: Pair, prediction: Prediction) -> None:
         if views is not None:

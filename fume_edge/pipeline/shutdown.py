@@ -13,7 +13,8 @@ import signal
 import sys
 import threading
 from types import FrameType
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from fume_edge.errors import INTERRUPTED_EXIT_CODE
 
@@ -45,7 +46,7 @@ class StopSignals:
         if self._on_first is not None:
             self._on_first(name)
 
-    def __enter__(self) -> "StopSignals":
+    def __enter__(self) -> StopSignals:
         for sig in self.SIGNALS:
             self._previous[sig] = signal.signal(sig, self._handle)
         return self

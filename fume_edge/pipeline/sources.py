@@ -23,7 +23,8 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Iterator, Protocol
+from typing import Protocol
+from collections.abc import Iterator
 
 import cv2
 import numpy as np
@@ -94,7 +95,7 @@ class OpenCvSource:
             opencv_log.setLogLevel(opencv_log.LOG_LEVEL_ERROR)
         if kind == "camera":
             api = cv2.CAP_V4L2 if sys.platform.startswith("linux") else cv2.CAP_ANY
-            params = []
+            params: list[int] = []
         elif kind == "gstreamer":
             api, params = cv2.CAP_GSTREAMER, []
         else:
@@ -167,7 +168,7 @@ def as_raw16(image: np.ndarray, camera: CameraConfig, name: str) -> np.ndarray:
     height, width = camera.height, camera.width
     if image.dtype == np.uint16 and image.shape[:2] == (height, width):
         return image
-    if image.dtype == np.uint8 and image.size == 2 * (width or 0) * (height or 0):
+    if image.dtype == np.uint8 and width and height and image.size == 2 * width * height:
         return np.ascontiguousarray(image).view("<u2").reshape(height, width)
     raise InvalidFrame(f"{name}: a raw16 frame of {image.dtype} {image.shape} does not fit {width}x{height} 16-bit "
                        "pixels; set this camera's width and height to the sensor's size (`v4l2-ctl --all`)")

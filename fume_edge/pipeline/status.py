@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import time
 from datetime import datetime
-from typing import Any, Sequence
+from typing import Any
+from collections.abc import Sequence
 
 import numpy as np
 from rich.console import Console, Group
@@ -34,7 +35,7 @@ def _ms(value: float | None) -> str:
 def _probs(probs: Sequence[float] | np.ndarray | None) -> str:
     if probs is None:
         return "-"
-    return "  ".join(f"{name} {p:.2f}" for name, p in zip(PH_CLASS_NAMES, probs))
+    return "  ".join(f"{name} {p:.2f}" for name, p in zip(PH_CLASS_NAMES, probs, strict=True))
 
 
 class StatusView:
@@ -59,7 +60,7 @@ class StatusView:
                               transient=False)
         return self
 
-    def __enter__(self) -> "StatusView":
+    def __enter__(self) -> StatusView:
         if self._live is not None:
             self._live.start()
         return self
@@ -152,7 +153,8 @@ class StatusView:
         self.console.print(
             f"{stats['inferences']} inferences in {elapsed:.1f} s ({stats['inferences'] / elapsed:.1f} FPS), "
             f"{stats['pairs']} pairs, {stats['singles']} single-camera (degraded), {stats['stale']} stale pairs "
-            f"skipped, {stats['nonfinite']} non-finite predictions dropped; mean ms: prepare {_ms(stats['prepare_ms'])}, infer {_ms(stats['infer_ms'])}, alerts "
+            f"skipped, {stats['nonfinite']} non-finite predictions dropped; mean ms: prepare "
+            f"{_ms(stats['prepare_ms'])}, infer {_ms(stats['infer_ms'])}, alerts "
             f"{_ms(stats['alerts_ms'])}, capture-to-result {_ms(stats['latency_ms'])}", soft_wrap=True)
         self.console.print(
             f"alert events written {sinks['written']}, dropped {sinks['dropped']}, not stored {sinks['unstored']}, "

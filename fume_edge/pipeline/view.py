@@ -35,14 +35,14 @@ def compose_view(images: tuple[np.ndarray | None, ...], prediction: Prediction, 
                  names: tuple[str, ...]) -> np.ndarray:
     """The BGR uint8 view of one inference: a banner over the cameras side by side (NO SIGNAL for a silent one)."""
     panels = []
-    for image, seg, name in zip(images, (prediction.co2_seg, prediction.ch4_seg), names):
+    for image, seg, name in zip(images, (prediction.co2_seg, prediction.ch4_seg), names, strict=True):
         panel = overlay_panel(image, seg, size)
         cv2.putText(panel, name.upper(), (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 2, cv2.LINE_AA)
         panels.append(panel)
     body = np.hstack(panels)
     banner = np.zeros((BANNER_H, body.shape[1], 3), np.uint8)
     if prediction.ph_probs is not None:
-        text = "  ".join(f"{n} {p:.2f}" for n, p in zip(PH_CLASS_NAMES, prediction.ph_probs))
+        text = "  ".join(f"{n} {p:.2f}" for n, p in zip(PH_CLASS_NAMES, prediction.ph_probs, strict=True))
         cv2.putText(banner, f"pH: {text}", (8, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (255, 255, 255), 1, cv2.LINE_AA)
     return np.vstack([banner, body])
 

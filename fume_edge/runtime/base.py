@@ -12,7 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Callable, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -41,7 +42,8 @@ class Prediction:
 
     @property
     def finite(self) -> bool:
-        """False when the pH probabilities hold NaN/inf: such a result is dropped and counted, never fed to the policy."""
+        """False when the pH probabilities hold NaN/inf: such a result is dropped and counted, never fed to the
+        policy."""
         return self.ph_probs is None or bool(np.isfinite(self.ph_probs).all())
 
     @cached_property  # read by the policy, the status panel and snapshots: count the pixels once
@@ -99,7 +101,8 @@ def batch_capacity(backend: Backend) -> int | None:
 
 
 def prediction_from_outputs(outputs: dict[str, np.ndarray], contract: ModelContract | None = None) -> Prediction:
-    """A Prediction from batch-1 graph outputs named as in the model contract (runtime/contract.py) (`ph_logits`, `co2_seg`, `ch4_seg`).
+    """A Prediction from batch-1 graph outputs named as in the model contract (runtime/contract.py) (`ph_logits`,
+    `co2_seg`, `ch4_seg`).
 
     With the model's `contract`, logits and seg ids are put into fume-edge's class order (`labels.py`).
     """
@@ -122,7 +125,10 @@ def prediction_from_outputs(outputs: dict[str, np.ndarray], contract: ModelContr
 
 @runtime_checkable
 class Backend(Protocol):
-    """A loaded model that runs one fused inference. Backends own resources, so they are context managers."""
+    """A loaded model that runs one fused inference. Backends own resources, so they are context managers.
+
+    Batching is optional (the TensorRT backend has none yet): a backend that batches also has `max_batch` (the static
+    batch a call takes, None: any size) and `infer_batch`; callers go through `infer_rows` and `batch_capacity`."""
 
     name: str
     contract: ModelContract  # preprocessing, class names and heads, read from the model file and checked at load
@@ -130,16 +136,11 @@ class Backend(Protocol):
     @property
     def input_size(self) -> tuple[int, int]: ...  # (width, height) the model was built for
 
-    @property
-    def max_batch(self) -> int | None: ...  # the static batch a call takes (None: any size)
-
     def infer(self, co2: np.ndarray, ch4: np.ndarray, modality_mask: np.ndarray) -> Prediction: ...
-
-    def infer_batch(self, co2: np.ndarray, ch4: np.ndarray, modality_mask: np.ndarray) -> list[Prediction]: ...
 
     def close(self) -> None: ...
 
-    def __enter__(self) -> "Backend": ...
+    def __enter__(self) -> Backend: ...
 
     def __exit__(self, *exc: object) -> None: ...
 

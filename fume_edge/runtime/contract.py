@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -126,7 +126,7 @@ class ModelContract:
                         "re-export it with `fume-edge export` (static shape, argmax inside the graph)")
 
     @classmethod
-    def from_metadata(cls, meta: Mapping[str, str], source: str) -> "ModelContract":
+    def from_metadata(cls, meta: Mapping[str, str], source: str) -> ModelContract:
         """Read fume-edge's ONNX metadata_props (also copied into engine sidecars); older files lack some keys."""
         try:
             class_names = tuple(json.loads(meta.get(META + "class_names", "null")) or PH_CLASS_NAMES)

@@ -211,7 +211,7 @@ class CudaStream:
             self.stream = None
 
 
-def open_stream(device: int = 0) -> "CudaStream | PycudaStream":
+def open_stream(device: int = 0) -> CudaStream | PycudaStream:
     """A stream with its buffers through cuda-python, or pycuda where that is what the device has."""
     if _find_cudart() is None and _has_pycuda():
         from fume_edge.runtime.cuda_pycuda import PycudaStream

@@ -94,7 +94,7 @@ def run_session(session: ort.InferenceSession, co2: np.ndarray, ch4: np.ndarray,
     feeds = {"co2": np.ascontiguousarray(co2, dtype=np.float32), "ch4": np.ascontiguousarray(ch4, dtype=np.float32),
              "modality_mask": np.ascontiguousarray(modality_mask, dtype=np.float32)}
     names = [o.name for o in session.get_outputs()]
-    return dict(zip(names, session.run(names, feeds)))
+    return dict(zip(names, session.run(names, feeds), strict=True))
 
 
 def tensor_specs(args: list[Any]) -> list[TensorSpec]:
@@ -152,9 +152,9 @@ class OnnxBackend:
         return predictions_from_batch(run_session(self.session, co2, ch4, modality_mask), self.contract)
 
     def close(self) -> None:
-        self.session = None  # type: ignore[assignment]
+        self.session = None
 
-    def __enter__(self) -> "OnnxBackend":
+    def __enter__(self) -> OnnxBackend:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -122,7 +122,7 @@ class Preprocessing:
         return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], source: str) -> "Preprocessing":
+    def from_dict(cls, data: dict[str, Any], source: str) -> Preprocessing:
         """Read what `to_dict` wrote; a malformed entry is one error naming `source` and the field."""
         try:
             width, height = (int(v) for v in data["input_size"])

@@ -66,7 +66,7 @@ class TorchBackend:
     def close(self) -> None:
         self.model = None  # type: ignore[assignment]
 
-    def __enter__(self) -> "TorchBackend":
+    def __enter__(self) -> TorchBackend:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -51,7 +51,7 @@ def running_here(device: str = "auto") -> RunningOn:
     return RunningOn(module_version(module), gpu.compute_capability, is_lean(module), gpu.sm_count, l4t_release())
 
 
-def engine_io(engine: "trt.ICudaEngine", module: Any) -> tuple[TensorInfo, ...]:
+def engine_io(engine: trt.ICudaEngine, module: Any) -> tuple[TensorInfo, ...]:
     """The engine's I/O tensors by name, as the sidecar records them."""
     specs = []
     for i in range(engine.num_io_tensors):
@@ -197,7 +197,7 @@ class TensorRTBackend:
 
     def infer(self, co2: np.ndarray, ch4: np.ndarray, modality_mask: np.ndarray) -> Prediction:
         assert self._stream is not None, "backend is closed"
-        for name, value in zip(INPUT_NAMES, (co2, ch4, modality_mask)):
+        for name, value in zip(INPUT_NAMES, (co2, ch4, modality_mask), strict=True):
             host = self._host[name]
             if value.size != host.size:
                 raise FumeEdgeError(f"{self.path}: input {name} has shape {value.shape}, the engine takes {host.shape}")
@@ -220,7 +220,7 @@ class TensorRTBackend:
             self._stream.close()
             self._stream = None
 
-    def __enter__(self) -> "TensorRTBackend":
+    def __enter__(self) -> TensorRTBackend:
         return self
 
     def __exit__(self, *exc: object) -> None:

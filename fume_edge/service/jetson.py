@@ -60,7 +60,7 @@ def lookup(l4t: str, table: Path = TABLE) -> JetPack | None:
             best = row
     if best is None:
         return None
-    fields = dict(zip(header, best))
+    fields = dict(zip(header, best, strict=True))
     fields["l4t"] = l4t
     return JetPack(**fields)
 

@@ -79,7 +79,7 @@ class SystemdNotifier:
             self._socket.close()
             self._socket = None
 
-    def __enter__(self) -> "SystemdNotifier":
+    def __enter__(self) -> SystemdNotifier:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 import numpy as np
 import torch
@@ -43,7 +43,7 @@ class LossMeter:
 
     def load_array(self, values: np.ndarray) -> None:
         self.count = int(values[0])
-        self.sums = dict(zip(self.sums, (float(v) for v in values[1:])))
+        self.sums = dict(zip(self.sums, (float(v) for v in values[1:]), strict=True))
 
 
 def to_device(batch: Batch, device: torch.device) -> dict[str, torch.Tensor]:
@@ -142,7 +142,8 @@ def evaluate(
 ) -> Evaluation:
     """Score a split with the model in eval mode."""
     model.eval()
-    meter, accumulator, examples = LossMeter(), MetricAccumulator(), []
+    meter, accumulator = LossMeter(), MetricAccumulator()
+    examples: list[dict[str, np.ndarray]] = []
     for raw in batches:
         batch = to_device(raw, device)
         with autocast(device, amp):

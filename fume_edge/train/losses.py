@@ -9,7 +9,7 @@ every term takes a per-sample weight and averages over the samples that are pres
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F

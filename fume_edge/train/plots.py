@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -100,7 +100,7 @@ def plot_overlays(samples: Sequence[Mapping[str, np.ndarray]], path: str | Path)
                 ax.set_title(f"{gas.upper()} {kind}")
         if columns:
             axes[row, 0].set_ylabel(ph_label(sample), fontsize=8)
-    fig.legend(handles=[Patch(color=_SEG_COLOURS[i, :3], label=name) for i, name in enumerate(SEG_CLASS_NAMES) if i],
+    fig.legend(handles=[Patch(color=_SEG_COLOURS[i, :3].tolist(), label=name) for i, name in enumerate(SEG_CLASS_NAMES) if i],
                loc="lower center", ncol=len(SEG_CLASS_NAMES), frameon=False, title="mask colours")
     return _save(fig, path)
 

@@ -12,7 +12,7 @@ import math
 import random
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -43,7 +43,8 @@ class Progress:
 
 def rng_state() -> dict[str, Any]:
     """Every RNG stream training draws from. NumPy's state is kept as plain values (weights-only loadable)."""
-    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    # The global RandomState is always MT19937, whose state is the legacy tuple (numpy types the dict form too).
+    kind, keys, pos, has_gauss, gauss = cast(tuple[str, np.ndarray, int, int, float], np.random.get_state())
     python_state = random.getstate()
     state: dict[str, Any] = {
         "python": [python_state[0], list(python_state[1]), python_state[2]],

@@ -12,7 +12,8 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Callable, NamedTuple
+from typing import NamedTuple
+from collections.abc import Callable
 
 import cv2
 import numpy as np

@@ -59,10 +59,9 @@ class HostGuard:
         self.trusted = TrustedHostMiddleware(app, allowed_hosts=allowed_hosts, www_redirect=False)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            if _is_ip_literal(_host_name(Headers(scope=scope).get("host"))):
-                await self.app(scope, receive, send)
-                return
+        if scope["type"] == "http" and _is_ip_literal(_host_name(Headers(scope=scope).get("host"))):
+            await self.app(scope, receive, send)
+            return
         await self.trusted(scope, receive, send)
 
 

@@ -19,7 +19,7 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from importlib import resources
 from pathlib import Path
 
@@ -50,7 +50,7 @@ NO_LIVE_RUN = "no live run: this server shows a stored alert database"
 NO_MODEL_INSTALLS = "this server installs no models (a live `fume-edge run` with a models folder does)"
 
 
-def _error(status_code: int, why: str, headers: dict[str, str] | None = None) -> Response:
+def _error(status_code: int, why: str, headers: Mapping[str, str] | None = None) -> Response:
     return JSONResponse({"error": why}, status_code=status_code, headers=headers)
 
 

@@ -112,7 +112,7 @@ def compare_int8(
     samples = same_ph = same_pixels = pixels = 0
     for item in items:
         outputs = [run(session, item) for session in sessions]
-        classes = [_accumulate(acc, item, out) for acc, out in zip(accumulators, outputs)]
+        classes = [_accumulate(acc, item, out) for acc, out in zip(accumulators, outputs, strict=True)]
         same_ph += classes[0] == classes[1]
         for gas, truth in (("co2", item.co2_mask), ("ch4", item.ch4_mask)):
             if truth is not None and f"{gas}_seg" in outputs[0]:

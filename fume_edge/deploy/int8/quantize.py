@@ -17,7 +17,8 @@ block and the classifier see. Both-present stays half the feeds because it is th
 
 The adaptive-pooling MatMuls always stay float (`quant_graph.pooling_matmuls` says why); more nodes can be kept
 float by name or op type, or by the measured `sensitivity` search. Ranges are computed once and cached (ORT's
-calibration cache), so that search rebuilds models in milliseconds. Nothing is written unless the report is within limits (or `force`), and then atomically.
+calibration cache), so that search rebuilds models in milliseconds. Nothing is written unless the report is within
+limits (or `force`), and then atomically.
 """
 
 from __future__ import annotations
@@ -76,7 +77,7 @@ class QuantizeOptions:
             raise FumeEdgeError(f"--modalities {self.modalities!r}: choose all or both")
 
     @property
-    def settings(self) -> "TargetSettings":
+    def settings(self) -> TargetSettings:
         return TARGET_SETTINGS[self.target]
 
 
@@ -199,7 +200,7 @@ class Quantizer:
     def close(self) -> None:
         self._tmp.cleanup()
 
-    def __enter__(self) -> "Quantizer":
+    def __enter__(self) -> Quantizer:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -95,7 +95,7 @@ def output_error(reference: list[dict[str, np.ndarray]], outputs: list[dict[str,
     for name, value in reference[0].items():
         if not np.issubdtype(value.dtype, np.floating):
             continue
-        noise = sum(float(np.sum((o[name].astype(np.float64) - r[name]) ** 2)) for r, o in zip(reference, outputs))
+        noise = sum(float(np.sum((o[name].astype(np.float64) - r[name]) ** 2)) for r, o in zip(reference, outputs, strict=True))
         signal = sum(float(np.sum(r[name].astype(np.float64) ** 2)) for r in reference)
         ratios.append(noise / max(signal, 1e-30))
     return float(np.mean(ratios)) if ratios else 0.0

@@ -106,7 +106,8 @@ def _trace_to_onnx(wrapper: DeploymentWrapper, size: tuple[int, int], batch: int
         # Shapes become constants on purpose: the contract is a static-shape graph.
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         torch.onnx.export(
-            wrapper, example, buffer, dynamo=False, opset_version=OPSET, do_constant_folding=True,
+            wrapper, example, buffer,  # type: ignore[arg-type]  # the TorchScript exporter writes to file objects too
+            dynamo=False, opset_version=OPSET, do_constant_folding=True,
             input_names=list(INPUT_NAMES), output_names=output_names,
         )
     return onnx.load_from_string(buffer.getvalue())

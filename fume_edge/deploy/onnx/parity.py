@@ -19,6 +19,7 @@ from fume_edge.runtime.base import padded
 from fume_edge.runtime.onnx_backend import open_session, run_session
 
 LOGIT_TOLERANCE = 1e-4
+_MODALITIES: dict[tuple[int, ...], str] = {(1, 1): "both", (1, 0): "co2 only", (0, 1): "ch4 only"}
 FP16_LABEL_AGREEMENT = 0.999
 
 Pair = tuple[np.ndarray, np.ndarray, np.ndarray]  # co2 (1,1,H,W), ch4 (1,1,H,W), modality_mask (1,2)
@@ -53,7 +54,7 @@ def _decided(logits: np.ndarray, tolerance: float) -> np.ndarray:
 
 
 def _modality(mask: np.ndarray) -> str:
-    return {(1, 1): "both", (1, 0): "co2 only", (0, 1): "ch4 only"}.get(tuple(int(v) for v in mask.reshape(-1)), "none")
+    return _MODALITIES.get(tuple(int(v) for v in mask.reshape(-1)), "none")
 
 
 def compare_pair(index: int, pair: Pair, reference: dict[str, torch.Tensor], onnx_out: dict[str, np.ndarray]) -> ParityRow:

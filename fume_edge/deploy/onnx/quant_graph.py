@@ -33,7 +33,8 @@ def model_preprocessing(model: onnx.ModelProto, path: Path) -> Preprocessing:
     inputs = {i.name: i for i in model.graph.input}
     missing = [n for n in INPUT_NAMES if n not in inputs]
     if missing:
-        raise FumeEdgeError(f"{path}: not a fume-edge model, inputs {', '.join(missing)} are missing; export one with `fume-edge export`")
+        raise FumeEdgeError(f"{path}: not a fume-edge model, inputs {', '.join(missing)} are missing; export one "
+                            "with `fume-edge export`")
     dims = [d.dim_value for d in inputs["co2"].type.tensor_type.shape.dim]
     if len(dims) != 4 or min(dims) <= 0:
         raise FumeEdgeError(f"{path}: input co2 has no static shape; export a static shape with `fume-edge export --size`")

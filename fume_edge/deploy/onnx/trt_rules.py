@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 from pathlib import Path
 
@@ -71,7 +71,7 @@ def version_key(version: str) -> str:
     return key
 
 
-@lru_cache(maxsize=None)
+@cache
 def operator_table(version: str) -> OperatorTable:
     key = version_key(version)
     # joined one part at a time: Python 3.10's Traversable.joinpath takes a single part

@@ -55,7 +55,7 @@ def timing_cache_path(folder: Path, tensorrt_version: str, device: DeviceInfo) -
     return folder / f"timing_trt{tensorrt_version}_{gpu}_sm{device.compute_capability.replace('.', '')}.cache"
 
 
-def _parse(network: "trt.INetworkDefinition", logger: "trt.ILogger", onnx_path: Path, graph: onnx.GraphProto) -> None:
+def _parse(network: trt.INetworkDefinition, logger: trt.ILogger, onnx_path: Path, graph: onnx.GraphProto) -> None:
     """Parse into `network`; a refusal is one line naming the node and its operator."""
     import tensorrt as trt
 
@@ -76,13 +76,13 @@ def _parse(network: "trt.INetworkDefinition", logger: "trt.ILogger", onnx_path: 
                         + (f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""))
 
 
-def _network_io(network: "trt.INetworkDefinition") -> tuple[TensorInfo, ...]:
+def _network_io(network: trt.INetworkDefinition) -> tuple[TensorInfo, ...]:
     tensors = [(network.get_input(i), "input") for i in range(network.num_inputs)]
     tensors += [(network.get_output(i), "output") for i in range(network.num_outputs)]
     return tuple(TensorInfo(t.name, numpy_dtype_name(t.dtype), shape_of(t.shape), mode) for t, mode in tensors)
 
 
-def _configure(builder: "trt.Builder", plan: BuildPlan, cache_file: Path) -> "trt.IBuilderConfig":
+def _configure(builder: trt.Builder, plan: BuildPlan, cache_file: Path) -> trt.IBuilderConfig:
     import tensorrt as trt
 
     config = builder.create_builder_config()
@@ -122,8 +122,8 @@ def _checked_graph(path: Path, version: str) -> onnx.ModelProto:
     return model
 
 
-def _build(builder: "trt.Builder", network: "trt.INetworkDefinition", config: "trt.IBuilderConfig",
-           what: str) -> tuple[float, "trt.IHostMemory | None"]:
+def _build(builder: trt.Builder, network: trt.INetworkDefinition, config: trt.IBuilderConfig,
+           what: str) -> tuple[float, trt.IHostMemory | None]:
     """Build with a progress display; (seconds, serialized plan or None)."""
     from fume_edge.deploy.tensorrt.trt_progress import attach_progress, build_progress
 
