@@ -202,7 +202,6 @@ def test_hot_swap_during_a_synthetic_run_keeps_inferring_and_events_carry_each_m
     from fume_edge.pipeline.loop import Pipeline
     from fume_edge.pipeline.station import Station
     from fume_edge.pipeline.prepare import ModelInputs
-    from fume_edge.pipeline.station import Station
 
     store, shas = two_versions
     cams = ("co2", "ch4")

@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pipeline_support import FRAME_SIZE, eventually, small_onnx  # noqa: F401 (fixture)
+from pipeline_support import FRAME_SIZE, eventually
 
 FUME_EDGE = [sys.executable, "-c", "import sys; from fume_edge.cli import main; sys.argv[0] = 'fume-edge'; main()"]
 

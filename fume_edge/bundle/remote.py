@@ -118,17 +118,17 @@ class RemoteInstaller:
         except FumeEdgeError as exc:
             self._report(f"refused: {exc}", origin)
             raise
+        busy: str | None = None
         with self._lock:
             if self._state["running"]:
                 busy = f"refused: an install of {self._state['source']} is running; wait for it to finish"
-                source = None
             else:
                 self._lines.clear()
                 self._state = {"running": True, "source": source, "origin": origin, "result": None}
                 self._thread = threading.Thread(target=self._install, args=(source,), name="model-install",
                                                 daemon=True)
                 self._thread.start()
-        if source is None:
+        if busy is not None:
             self._report(busy, origin)
             raise FumeEdgeError(f"model install {busy}")
         return source

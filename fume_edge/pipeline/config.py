@@ -16,7 +16,6 @@ from fume_edge.alerts.policy import AlertPolicyConfig
 from fume_edge.alerts.worker import SinksConfig
 from fume_edge.config import (
     MAX_FPS,
-    MAX_PIXELS,
     Count,
     Fps,
     Override,

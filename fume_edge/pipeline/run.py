@@ -60,6 +60,8 @@ from fume_edge.runtime.base import Backend, Prediction, load_backend
 from fume_edge.service.sd_notify import SystemdNotifier
 
 if TYPE_CHECKING:
+    from fume_edge.bundle.live import EventRelay
+    from fume_edge.bundle.store import ModelStore
     from fume_edge.web.attach import WebRun
 
 log = logging.getLogger("fume_edge.run")

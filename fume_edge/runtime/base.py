@@ -130,8 +130,11 @@ class Backend(Protocol):
     Batching is optional (the TensorRT backend has none yet): a backend that batches also has `max_batch` (the static
     batch a call takes, None: any size) and `infer_batch`; callers go through `infer_rows` and `batch_capacity`."""
 
-    name: str
-    contract: ModelContract  # preprocessing, class names and heads, read from the model file and checked at load
+    @property
+    def name(self) -> str: ...  # onnxruntime, torch, tensorrt: what the run and bench print
+
+    @property
+    def contract(self) -> ModelContract: ...  # preprocessing, class names and heads, read from the model file
 
     @property
     def input_size(self) -> tuple[int, int]: ...  # (width, height) the model was built for

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from contextlib import ExitStack
 from pathlib import Path
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry
@@ -59,7 +60,7 @@ class WebRun:
         self.registry = CollectorRegistry()
 
     def serve(self, pipeline: Pipeline, service: AlertService, *, db: str, snapshot_dir: str | None,
-              info: dict[str, str], stack: ExitStack, installer: RemoteInstaller | None = None) -> WebServer:
+              info: Mapping[str, str], stack: ExitStack, installer: RemoteInstaller | None = None) -> WebServer:
         """Start serving (until `stack` closes) what `pipeline` and the alert database at `db` hold; model installs
         from the page go to `installer` (none: the page cannot install)."""
         self.feed.on_each = StageHistograms(self.registry, lambda: pipeline.counters).update

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from typing import Any
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, Histogram, disable_created_metrics
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, StateSetMetricFamily
@@ -53,7 +53,7 @@ class PipelineCollector(Collector):
     """Everything else, from `stats()` (Pipeline.stats), `open_alerts()` and `info` at scrape time."""
 
     def __init__(self, stats: Callable[[], dict[str, Any]], fps: Callable[[], float],
-                 open_alerts: Callable[[], list[str]], encoded: Callable[[], int], info: dict[str, str]) -> None:
+                 open_alerts: Callable[[], list[str]], encoded: Callable[[], int], info: Mapping[str, str]) -> None:
         self._stats, self._fps, self._open_alerts, self._info = stats, fps, open_alerts, info
         self._encoded = encoded
 
@@ -84,7 +84,7 @@ class PipelineCollector(Collector):
                                   value=sinks["dropped"])
         yield CounterMetricFamily(f"{PREFIX}_web_frames_encoded", "Camera JPEGs encoded for page viewers",
                                   value=self._encoded())
-        yield InfoMetricFamily(f"{PREFIX}_model", "The model and backend this run uses", value=self._info)
+        yield InfoMetricFamily(f"{PREFIX}_model", "The model and backend this run uses", value=dict(self._info))
 
     @staticmethod
     def _cameras(cameras: dict[str, dict[str, Any]]) -> Iterator[Any]:

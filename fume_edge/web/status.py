@@ -12,6 +12,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from fume_edge.alerts.event import AlertEvent, iso_utc
@@ -38,7 +39,7 @@ class WebSources:
     feed: LiveFeed | None
     store: AlertStore
     snapshot_dir: Path | None
-    info: dict[str, str]  # device_id, model, model_sha256, backend, version
+    info: Mapping[str, str]  # device_id, model, model_sha256, backend, version
     stale_after_s: float
     access: dict[str, Any] = field(default_factory=dict)  # what the page needs to explain a missing token
     installer: RemoteInstaller | None = None  # model installs from the page (a run with a models folder)
