@@ -3,8 +3,9 @@
 Routes: `/` (the page) and `/static/*` (its bundled assets: no CDN, a barn often has no internet), the read-only
 JSON API `/api/status`, `/api/alerts`, `/api/trend`, camera images `/api/frame/{co2,ch4}.jpg`, alert snapshots
 `/snapshots/NAME` (only files directly in the snapshot folder), `/metrics` (Prometheus), `/healthz`, and the one
-write, `POST /api/subject`. Serving a stored database (no pipeline), the live-only routes (images, metrics, the
-write) answer 404 "no live run". Access rules are in `access.py`, the Host check and the brake on guessing in
+write, `POST /api/subject` (for one station or every station); `/api/status?station=ID` details one station.
+Serving a stored database (no pipeline), the live-only routes (images, metrics, the write) answer 404 "no live
+run". Access rules are in `access.py`, the Host check and the brake on guessing in
 `guards.py`, what each request may carry in `schemas.py`: every refusal is a 4xx with `{"error": ...}`. Database
 reads and JPEG encoding run in Starlette's worker threads, so a slow client or a slow query holds a worker, never
 the inference loop.
@@ -13,6 +14,7 @@ the inference loop.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import socket
@@ -37,7 +39,7 @@ from fume_edge.alerts.subject import check_subject, set_subject
 from fume_edge.errors import FumeEdgeError
 from fume_edge.web.access import AccessPolicy
 from fume_edge.web.guards import AuthFailures, HostGuard
-from fume_edge.web.schemas import (MAX_BODY_BYTES, AlertsQuery, BadRequest, SubjectBody, TrendQuery, parse,
+from fume_edge.web.schemas import (MAX_BODY_BYTES, AlertsQuery, BadRequest, StatusQuery, SubjectBody, TrendQuery, parse,
                                    parse_json_body)
 from fume_edge.web.status import WebSources, alerts_page, health, status, trend
 
@@ -104,12 +106,17 @@ def build_app(src: WebSources, access: AccessPolicy, registry: CollectorRegistry
         return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
 
     def api_status(request: Request) -> Response:
-        return JSONResponse(status(src))
+        q = parse(StatusQuery, dict(request.query_params))
+        try:
+            return JSONResponse(status(src, q.station))
+        except LookupError as exc:
+            return _error(404, str(exc))
 
     def api_alerts(request: Request) -> Response:
         q = parse(AlertsQuery, dict(request.query_params))
         return JSONResponse(alerts_page(src, alert_type=q.type, since=q.since, until=q.until,
-                                        subject=q.subject or None, page=q.page, per_page=q.per_page))
+                                        subject=q.subject or None, page=q.page, per_page=q.per_page,
+                                        station=q.station))
 
     def api_trend(request: Request) -> Response:
         q = parse(TrendQuery, dict(request.query_params))
@@ -157,10 +164,14 @@ def build_app(src: WebSources, access: AccessPolicy, registry: CollectorRegistry
             subject = check_subject(body.subject)
         except FumeEdgeError as exc:
             raise BadRequest(str(exc)) from None
-        change = await run_in_threadpool(set_subject, src.store, subject, "web")  # a committed write: off the loop
+        if body.station is not None and src.station(body.station) is None:
+            return _error(404, f"no station {body.station[:64]!r} in this run")
+        # A committed write: off the loop
+        change = await run_in_threadpool(functools.partial(set_subject, station=body.station), src.store, subject,
+                                         "web")
         assert src.pipeline is not None
-        src.pipeline.alerts.set_subject(subject)  # now; the run's watcher confirms it from the log
-        return JSONResponse({"subject": subject, "time": change.epoch})
+        src.pipeline.alerts.set_subject(subject, body.station)  # now; the run's watcher confirms it from the log
+        return JSONResponse({"subject": subject, "station": body.station, "time": change.epoch})
 
     async def bad_request(request: Request, exc: Exception) -> Response:
         return _error(400, str(exc))
