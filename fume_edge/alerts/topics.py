@@ -47,7 +47,24 @@ class DeviceTopics:
 
     @property
     def subject_command(self) -> str:
+        """The subject of every station of the device."""
         return f"{self.base}/cmd/subject"
+
+    @property
+    def station_subject_commands(self) -> str:
+        """The filter of every station's own subject command (`station_subject_command`)."""
+        return f"{self.base}/+/cmd/subject"
+
+    def station_subject_command(self, station: str) -> str:
+        return f"{self.base}/{station}/cmd/subject"
+
+    def subject_station(self, topic: str, stations: tuple[str, ...]) -> str | None:
+        """The station a subject command on `topic` is for: "" for every station (`cmd/subject`), a station id for
+        its own; None for anything else (another topic, or a station this device does not run)."""
+        if topic == self.subject_command:
+            return ""
+        station = topic[len(self.base) + 1:-len("/cmd/subject")] if topic.startswith(self.base + "/") else ""
+        return station if station in stations and topic == self.station_subject_command(station) else None
 
     def state(self, station: str) -> str:
         return f"{self.base}/{station}/state"
