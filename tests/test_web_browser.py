@@ -231,8 +231,8 @@ return Array.from(document.querySelectorAll("#station-grid .station")).map(
 """
 
 
-def test_the_page_shows_every_station_and_one_stations_alert_without_reload(tmp_path: Path, browser,  # type: ignore[no-untyped-def]
-                                                                          small_onnx: Path) -> None:  # noqa: F811
+def test_the_page_shows_every_station_and_one_stations_alert_without_reload(  # type: ignore[no-untyped-def]
+        tmp_path: Path, browser, small_onnx: Path) -> None:  # noqa: F811
     from selenium.webdriver.common.by import By
 
     run = WebRun(tmp_path / "run", "--model", str(small_onnx), "--duration", "300", yaml=THREE_STATIONS,
@@ -242,12 +242,13 @@ def test_the_page_shows_every_station_and_one_stations_alert_without_reload(tmp_
         browser.get(run.page_url())
         browser.execute_script("window.__sameDocument = true;")
         by_id = lambda name: browser.find_element(By.ID, name)  # noqa: E731
-        cards = _wait("three station cards", lambda: (lambda c: c if len(c) == 3 else None)(
-            browser.execute_script(STATION_CARDS)), 60)
+        def cards_when(condition):  # type: ignore[no-untyped-def]
+            return lambda: (lambda c: c if condition(c) else None)(browser.execute_script(STATION_CARDS))
+
+        cards = _wait("three station cards", cards_when(lambda c: len(c) == 3), 60)
         assert [c[0] for c in cards] == ["pen-1", "pen-2", "pen-3"]
         assert "no open alerts" in cards[1][1], "pen-2's alert must start after the page loaded"
-        cards = _wait("pen-2's acidosis_risk in the grid", lambda: (lambda c: c if "acidosis_risk" in c[1][1] else None)(
-            browser.execute_script(STATION_CARDS)), 120)
+        cards = _wait("pen-2's acidosis_risk in the grid", cards_when(lambda c: "acidosis_risk" in c[1][1]), 120)
         assert "no open alerts" in cards[0][1] and "no open alerts" in cards[2][1], cards
         assert all("FPS" in c[1] and "CO2" in c[1] for c in cards), cards
         assert browser.execute_script("return window.__sameDocument === true;"), "the page was reloaded"

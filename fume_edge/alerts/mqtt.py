@@ -18,7 +18,8 @@ once per `state_interval_s`, fume_edge/alerts/device_state.py); Home Assistant d
 
 A message on `<prefix>/<device>/cmd/subject` sets the current subject of every station (animal or sample id; empty
 clears it), one on `<prefix>/<device>/<station>/cmd/subject` that station's only (a station the device does not run
-is ignored and counted), logged in the alert store like every other change. Retained command messages are never obeyed on (re)connect: under
+is ignored and counted), logged in the alert store like every other change. Retained command messages are never
+obeyed on (re)connect: under
 v5 the subscription asks the broker not to send them (retain handling 2) and a command published with the retain
 flag is applied once, live, then cleared from the broker (an empty retained message); under 3.1.1 a message with
 the retain flag is a stored one and is dropped. Commands pass a token bucket (`command_rate_per_s`,
