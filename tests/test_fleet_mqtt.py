@@ -258,7 +258,7 @@ def test_the_documented_acl_lets_a_device_work_and_reserves_its_client_id(tmp_pa
         # the operator's own connection: under use_username_as_clientid a second login as it would replace it
         operator.client.publish(f"fume-edge/{DEVICE}/cmd/subject", "cow-acl", qos=1)
         assert until(lambda: any(event.event_id.encode() in p for p in operator.payloads(
-            f"fume-edge/{DEVICE}/alerts/acidosis_risk")))
+            f"fume-edge/{DEVICE}/default/alerts/acidosis_risk")))
         assert until(lambda: f"fume-edge/{DEVICE}/default/state" in operator.latest())
         assert until(lambda: any(t.startswith("homeassistant/") for t in operator.latest()))
         assert until(lambda: subject_history(service.sinks.store, 1)[0].subject == "cow-acl")
@@ -269,3 +269,24 @@ def test_the_documented_acl_lets_a_device_work_and_reserves_its_client_id(tmp_pa
         operator.close()
     finally:
         strict.stop()
+
+
+def test_an_event_goes_to_its_stations_topic_and_the_archive_reads_it_only_there(broker: Broker,  # noqa: F811
+                                                                                 tmp_path: Path) -> None:
+    """`<prefix>/<device>/<station>/alerts/<type>`: the topic names the station the payload names."""
+    from fume_edge.fleet.records import EventRecord, parse, subscriptions
+
+    event = make_event(station="pen-2", device_id=DEVICE)
+    recorder = Recorder(broker.port, [f"fe/{DEVICE}/+/alerts/#"], "events")
+    with SinkWorker(sinks(tmp_path, broker.port), device_id=DEVICE, stations=("pen-1", "pen-2")) as worker:
+        assert worker.mqtt is not None and until(lambda: worker.mqtt.connected)
+        worker.submit([event])
+        topic = f"fe/{DEVICE}/pen-2/alerts/acidosis_risk"
+        assert until(lambda: recorder.payloads(topic) != [])
+    recorder.close()
+    payload = recorder.payloads(topic)[0]
+    record = parse("fe", topic, payload)
+    assert isinstance(record, EventRecord) and record.station == "pen-2" and record.event_id == event.event_id
+    assert parse("fe", f"fe/{DEVICE}/pen-1/alerts/acidosis_risk", payload) is None  # another station's topic
+    assert parse("fe", f"fe/{DEVICE}/alerts/acidosis_risk", payload) is None
+    assert "fe/+/+/alerts/+" in subscriptions("fe")

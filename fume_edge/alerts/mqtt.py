@@ -10,8 +10,8 @@ The outbox, not this process's memory, is what must reach the broker: events are
 sees them, so a broker outage, a network cut or a restart of fume-edge only delays them. Delivery is at least once
 (a PUBACK lost in a disconnect means a resend), so subscribers de-duplicate by `event_id`.
 
-Topics (fume_edge/alerts/topics.py): `<prefix>/<device>/alerts/<type>` (one event's JSON, not retained); the
-availability topic `<prefix>/<device>/availability`: "online" (retained) on every connect, "offline" (retained) as
+Topics (fume_edge/alerts/topics.py): `<prefix>/<device>/<station>/alerts/<type>` (one event's JSON, not retained);
+the availability topic `<prefix>/<device>/availability`: "online" (retained) on every connect, "offline" (retained) as
 the last will when the connection dies and on a clean stop; `<prefix>/<device>/<station>/state` (retained, at most
 once per `state_interval_s`, fume_edge/alerts/device_state.py); Home Assistant discovery configs when
 `discovery: true` (fume_edge/alerts/discovery.py).
@@ -215,7 +215,7 @@ class MqttPublisher:
         self._thread = threading.Thread(target=self._run, name="fume-edge-mqtt", daemon=True)
 
     def alert_topic(self, event: AlertEvent) -> str:
-        return self.topics.alert(event.type)
+        return self.topics.alert(event.station, event.type)
 
     def publish_state(self, state: StationState) -> None:
         """Send a station's state (retained; QoS 1 so it survives a bridge); the latest is sent again on connect."""

@@ -69,5 +69,6 @@ class DeviceTopics:
     def state(self, station: str) -> str:
         return f"{self.base}/{station}/state"
 
-    def alert(self, alert_type: str) -> str:
-        return f"{self.base}/alerts/{alert_type}"
+    def alert(self, station: str, alert_type: str) -> str:
+        """Where the alert events of `station` go: `<prefix>/<device>/<station>/alerts/<type>`."""
+        return f"{self.base}/{station}/alerts/{alert_type}"
