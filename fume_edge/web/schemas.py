@@ -69,6 +69,7 @@ class TrendQuery(_Strict):
 
     hours: float | None = Field(None, ge=0.02, le=MAX_HOURS, allow_inf_nan=False)
     subject: SubjectFilter | None = None
+    station: StationFilter | None = None
 
 
 class SubjectBody(_Strict):

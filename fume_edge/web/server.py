@@ -120,7 +120,7 @@ def build_app(src: WebSources, access: AccessPolicy, registry: CollectorRegistry
 
     def api_trend(request: Request) -> Response:
         q = parse(TrendQuery, dict(request.query_params))
-        return JSONResponse(trend(src, q.hours, q.subject or None))
+        return JSONResponse(trend(src, q.hours, q.subject or None, q.station))
 
     def frame(request: Request) -> Response:
         assert src.feed is not None

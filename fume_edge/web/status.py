@@ -179,12 +179,12 @@ def _trend_end(src: WebSources) -> float:
     return time.time() if newest is None else float(newest) + 60.0
 
 
-def trend(src: WebSources, hours: float | None, subject: str | None) -> dict[str, Any]:
-    """Minute rows of the `hours` before the end; without `hours`, from the first row of the last week (a
-    window that fits the data present, at least `FIT_MIN_S` wide)."""
+def trend(src: WebSources, hours: float | None, subject: str | None, station: str | None = None) -> dict[str, Any]:
+    """Minute rows (of every station, or of `station`) of the `hours` before the end; without `hours`, from the
+    first row of the last week (a window that fits the data present, at least `FIT_MIN_S` wide)."""
     end = _trend_end(src)
     since = end - (hours or FIT_LOOKBACK_H) * 3600
-    rows = summary_rows(src.store, since - since % 60, subject=subject)
+    rows = summary_rows(src.store, since - since % 60, subject=subject, station=station)
     if hours is None:
         since = min(rows[0].minute, end - FIT_MIN_S) if rows else end - FIT_MIN_S
     cameras = list(src.pipeline.cameras) if src.pipeline is not None else list(GASES)

@@ -103,7 +103,7 @@ function chooseStation(id) {
   state.station = id;
   text($("subject-msg"), "");
   document.querySelectorAll(".station").forEach((e) => e.classList.toggle("selected", e.dataset.station === id));
-  api("/api/status?station=" + encodeURIComponent(id)).then(showStatus).catch(() => {});
+  api("/api/status?station=" + encodeURIComponent(id)).then(showStatus).then(() => loadTrend(false)).catch(() => {});
 }
 
 function setMode(s) {
@@ -199,7 +199,11 @@ function historyRow(e) {
 async function loadTrend(again = true) {
   const hours = $("trend-hours").value;
   try {
-    state.trend = await api("/api/trend" + (hours ? "?hours=" + hours : ""));
+    const q = new URLSearchParams();
+    if (hours) q.set("hours", hours);
+    if (state.several && state.station) q.set("station", state.station);  // one station's minutes, not all mixed
+    const query = q.toString();
+    state.trend = await api("/api/trend" + (query ? "?" + query : ""));
     drawTrend(state.trend);
   } catch (e) { /* shown by the status poll */ }
   if (again && state.live !== false) setTimeout(loadTrend, TREND_MS);
