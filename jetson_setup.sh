@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install fume-edge on an NVIDIA Jetson as a running service: from a flashed Jetson to alerts on the broker.
 #
-#   sudo ./jetson_setup.sh [--dry-run] [--force] [--model M.onnx] [--co2-camera ID --ch4-camera ID]
+#   sudo ./jetson_setup.sh [--dry-run] [--force] [--model M.onnx] [[--station ID] --co2-camera ID --ch4-camera ID]...
 #                          [--mqtt URL | --mqtt-bridge URL] [--device-id ID] [--calib DIR] [--pycuda] [--no-service]
 #                          [--root DIR]
 #
@@ -14,6 +14,8 @@
 #
 # Camera IDs: /dev/videoN (its serial, else its USB port, becomes the udev match), serial:SERIAL, path:ID_PATH,
 # or a source fume-edge opens directly (csi://N, rtsp://..., gst:PIPELINE), which needs no udev rule.
+# Several stations (camera pairs) on one device: repeat the pair, each after `--station ID` (else numbered 1, 2, ...);
+# their links are /dev/fume-co2-ID and /dev/fume-ch4-ID, and run.yaml lists them under `stations:`.
 # --root DIR installs into the filesystem under DIR (an image being prepared, or tests): files are written there,
 # commands that would change the running system are listed, not run; the service is enabled only once its engine
 # is there (built on the device: run the script there). --dry-run writes and runs nothing.
@@ -27,8 +29,9 @@ root=/
 dry_run=0
 force=0
 model=""
-co2_camera=""
-ch4_camera=""
+station_ids=()  # per station (camera pair): its id ("" until numbered), CO2 camera and CH4 camera
+co2_cameras=()
+ch4_cameras=()
 mqtt_url=""
 bridge_url=""
 device_id=""
@@ -40,7 +43,7 @@ venv=/opt/fume-edge/venv
 state=/var/lib/fume-edge
 changes=0
 
-usage() { sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 say() { printf '%s\n' "$*"; }
 step() { printf '\n==> %s\n' "$*"; }
 die() { printf 'jetson_setup: %s\n' "$*" >&2; exit 1; }
@@ -55,13 +58,26 @@ shell_join() {
   printf '%s' "${line# }"
 }
 
+# new_station ID: the next camera pair starts here.
+new_station() { station_ids+=("$1"); co2_cameras+=(""); ch4_cameras+=(""); }
+# camera GAS ID: the camera of the current station, or of a new one when the current has that gas already.
+camera() {
+  local last=$((${#station_ids[@]} - 1)) have
+  if [ "$last" -ge 0 ]; then
+    have="${co2_cameras[$last]}"; [ "$1" = co2 ] || have="${ch4_cameras[$last]}"
+  fi
+  if [ "$last" -lt 0 ] || [ -n "$have" ]; then new_station ""; last=$((last + 1)); fi
+  if [ "$1" = co2 ]; then co2_cameras[last]="$2"; else ch4_cameras[last]="$2"; fi
+}
+
 while [ $# -gt 0 ]; do
   case "$1" in
     --dry-run) dry_run=1 ;;
     --force) force=1 ;;
     --model) model="${2:?--model needs a file}"; shift ;;
-    --co2-camera) co2_camera="${2:?--co2-camera needs an ID}"; shift ;;
-    --ch4-camera) ch4_camera="${2:?--ch4-camera needs an ID}"; shift ;;
+    --station) new_station "${2:?--station needs an ID}"; shift ;;
+    --co2-camera) camera co2 "${2:?--co2-camera needs an ID}"; shift ;;
+    --ch4-camera) camera ch4 "${2:?--ch4-camera needs an ID}"; shift ;;
     --mqtt) mqtt_url="${2:?--mqtt needs a URL}"; shift ;;
     --mqtt-bridge) bridge_url="${2:?--mqtt-bridge needs a URL}"; mqtt_url="$bridge_url"; shift ;;
     --device-id) device_id="${2:?--device-id needs an ID}"; shift ;;
@@ -77,6 +93,17 @@ while [ $# -gt 0 ]; do
   shift
 done
 [ "$root" = / ] || root="${root%/}/"
+# One pair without --station: the one-station layout (/dev/fume-co2, run.yaml `sources:`); else `stations:`.
+several=0
+if [ "${#station_ids[@]}" -gt 1 ] || [ -n "${station_ids[0]:-}" ]; then several=1; fi
+for i in "${!station_ids[@]}"; do
+  [ -n "${station_ids[$i]}" ] || station_ids[i]="$((i + 1))"
+  [[ "${station_ids[$i]}" =~ ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$ ]] \
+    || die "--station ${station_ids[$i]}: not a valid id; use 1-64 letters, digits, '.', '_' or '-' (starting with a letter or digit)"
+  for ((j = 0; j < i; j++)); do
+    [ "${station_ids[$j]}" != "${station_ids[$i]}" ] || die "--station ${station_ids[$i]}: given twice; give each station its own id"
+  done
+done
 live=0  # 1: commands change this machine
 if [ "$dry_run" = 0 ] && [ "$root" = / ]; then live=1; fi
 
@@ -210,7 +237,7 @@ for check in "${checks[@]}"; do
 done
 
 # ---------------------------------------------------------------------------------------------------------------
-step "5/9 camera names /dev/fume-co2 and /dev/fume-ch4"
+step "5/9 camera names /dev/fume-co2 and /dev/fume-ch4 (several stations: /dev/fume-co2-ID, ...)"
 # udev_match GAS ID: prints the udev match keys for a camera ID, or nothing for sources opened directly.
 udev_match() {
   local id="$2" props serial path
@@ -232,36 +259,42 @@ udev_match() {
     *) die "--$1-camera $id: expected /dev/videoN, serial:SERIAL, path:ID_PATH, csi://N, rtsp://... or gst:PIPELINE" ;;
   esac
 }
-if [ -z "$co2_camera$ch4_camera" ] && [ "$live" = 1 ] && [ -t 0 ]; then
+if [ "${#station_ids[@]}" = 0 ] && [ "$live" = 1 ] && [ -t 0 ]; then
   say "  cameras this Jetson sees (v4l2-ctl --list-devices):"
   v4l2-ctl --list-devices 2>&1 | sed 's/^/    /' || true
-  read -r -p "  CO2 camera (/dev/videoN, serial:..., csi://N; empty: skip): " co2_camera
-  read -r -p "  CH4 camera (same kinds; empty: skip): " ch4_camera
-elif [ -z "$co2_camera$ch4_camera" ]; then
+  read -r -p "  CO2 camera (/dev/videoN, serial:..., csi://N; empty: skip): " answer
+  [ -z "$answer" ] || camera co2 "$answer"
+  read -r -p "  CH4 camera (same kinds; empty: skip): " answer
+  [ -z "$answer" ] || camera ch4 "$answer"
+elif [ "${#station_ids[@]}" = 0 ]; then
   say "  no --co2-camera/--ch4-camera: cameras as they are (list them: v4l2-ctl --list-devices)"
 fi
+[ "${#station_ids[@]}" -gt 0 ] || new_station 1  # no cameras given: the one station's default links
 rules="$(render 99-fume-edge-cameras.rules.in)"
-sources=()
+sources=()  # per station: its CO2 source, its CH4 source
 matches=()
-for gas in co2 ch4; do
-  id="$co2_camera"; [ "$gas" = co2 ] || id="$ch4_camera"
-  match="$(udev_match "$gas" "$id")"
-  matches+=("$match")
-  if [ "$gas" = ch4 ] && [ -n "$match" ] && [ "$match" = "${matches[0]}" ]; then
-    die "both cameras match $match (identical serials); give each its USB port: path:ID_PATH (udevadm info --query=property --name=/dev/videoN)"
-  fi
-  if [ -n "$match" ]; then
-    rules+=$'\n'"SUBSYSTEM==\"video4linux\", $match, ATTR{index}==\"0\", SYMLINK+=\"fume-$gas\", GROUP=\"video\", MODE=\"0660\""
-    say "  $gas: $id -> /dev/fume-$gas ($match)"
-    sources+=("/dev/fume-$gas")
-  elif [ -n "$id" ]; then
-    say "  $gas: $id (opened directly, no udev rule)"
-    sources+=("$id")
-  else
-    sources+=("/dev/fume-$gas")
-  fi
+for i in "${!station_ids[@]}"; do
+  suffix=""; [ "$several" = 0 ] || suffix="-${station_ids[$i]}"
+  for gas in co2 ch4; do
+    id="${co2_cameras[$i]}"; [ "$gas" = co2 ] || id="${ch4_cameras[$i]}"
+    match="$(udev_match "$gas" "$id")"
+    if [ -n "$match" ]; then
+      for seen in "${matches[@]}"; do
+        [ "$seen" != "$match" ] || die "two cameras match $match (identical serials); give each its USB port: path:ID_PATH (udevadm info --query=property --name=/dev/videoN)"
+      done
+      matches+=("$match")
+      rules+=$'\n'"SUBSYSTEM==\"video4linux\", $match, ATTR{index}==\"0\", SYMLINK+=\"fume-$gas$suffix\", GROUP=\"video\", MODE=\"0660\""
+      say "  $gas$suffix: $id -> /dev/fume-$gas$suffix ($match)"
+      sources+=("/dev/fume-$gas$suffix")
+    elif [ -n "$id" ]; then
+      say "  $gas$suffix: $id (opened directly, no udev rule)"
+      sources+=("$id")
+    else
+      sources+=("/dev/fume-$gas$suffix")
+    fi
+  done
 done
-if [ -n "$co2_camera$ch4_camera" ] && put_file /etc/udev/rules.d/99-fume-edge-cameras.rules 644 <<< "$rules"; then
+if [ "${#matches[@]}" -gt 0 ] && put_file /etc/udev/rules.d/99-fume-edge-cameras.rules 644 <<< "$rules"; then
   run udevadm control --reload
   run udevadm trigger --subsystem-match=video4linux --action=change
 fi
@@ -282,8 +315,16 @@ central_url="$mqtt_url"  # --mqtt-bridge: fume-edge publishes to the local broke
 if [ -f "$(on /etc/fume-edge/run.yaml)" ]; then
   say "  kept: /etc/fume-edge/run.yaml (yours; delete it to have it written again)"
 else
-  config="$(render run.yaml.in "DEVICE_ID=$(quote "$device_id")" "MODEL=$engine" "CO2=$(quote "${sources[0]}")" \
-    "CH4=$(quote "${sources[1]}")" "MQTT=$(quote "$mqtt_url")")"
+  if [ "$several" = 0 ]; then
+    cameras="sources:"$'\n'"  co2: {source: $(quote "${sources[0]}")}"$'\n'"  ch4: {source: $(quote "${sources[1]}")}"
+  else
+    cameras="stations:  # one camera pair each; per-station alert overrides: docs/run-yaml.md"
+    for i in "${!station_ids[@]}"; do
+      cameras+=$'\n'"  - {id: $(quote "${station_ids[$i]}"), co2: $(quote "${sources[$((2 * i))]}"), ch4: $(quote "${sources[$((2 * i + 1))]}")}"
+    done
+  fi
+  config="$(render run.yaml.in "DEVICE_ID=$(quote "$device_id")" "MODEL=$engine" "CAMERAS=$cameras" \
+    "MQTT=$(quote "$mqtt_url")")"
   put_file /etc/fume-edge/run.yaml 644 <<< "$config" || true
 fi
 if [ -n "$mqtt_login" ]; then

@@ -23,7 +23,7 @@ from fume_edge.errors import FumeEdgeError
 
 T0 = 1_780_000_000.0
 DEVICE = "barn-1"
-ALERTS, STATUS = f"fe/{DEVICE}/alerts/#", f"fe/{DEVICE}/availability"
+ALERTS, STATUS = f"fe/{DEVICE}/+/alerts/#", f"fe/{DEVICE}/availability"
 
 
 def mqtt_sinks(tmp_path: Path, url: str, **mqtt: Any) -> SinksConfig:
@@ -229,7 +229,8 @@ def test_a_publish_the_broker_refuses_stays_unsent_and_the_rest_are_marked_sent(
     if MOSQUITTO is None:
         pytest.skip("mosquitto is not installed (apt-get install mosquitto; .ci/run does)")
     acl = tmp_path / "acl"
-    acl.write_text(f"topic readwrite fe/{DEVICE}/availability\ntopic readwrite fe/{DEVICE}/alerts/camera_degraded\n")
+    acl.write_text(f"topic readwrite fe/{DEVICE}/availability\n"
+                   f"topic readwrite fe/{DEVICE}/default/alerts/camera_degraded\n")
     strict = Broker(tmp_path / "broker", f"allow_anonymous true\nacl_file {acl}\n")
     strict.start()
     try:

@@ -23,8 +23,9 @@ def test_the_bridge_carries_the_device_topics_with_qos1_a_persistent_session_and
     lines = set(text.splitlines())
     for line in ("address broker.farm:8883", "cleansession false", "remote_username edge", "remote_password s3cr@t",
                  "bridge_cafile /etc/ssl/certs/ca-certificates.crt", "topic farm/barn-7/availability out 1",
-                 "topic farm/barn-7/alerts/# out 1", "topic farm/barn-7/+/state out 1",
+                 "topic farm/barn-7/+/alerts/# out 1", "topic farm/barn-7/+/state out 1",
                  "topic homeassistant/+/fume_edge_barn-7/+/config out 1", "topic farm/barn-7/cmd/# in 1",
+                 "topic farm/barn-7/+/cmd/# in 1",
                  "notifications true", "notification_topic farm/barn-7/uplink"):
         assert line in lines, line
     plain = bridge_config(BridgeSettings("mqtt://10.0.0.2/farm", "barn-7", login=("edge", None)))
@@ -46,7 +47,7 @@ def test_jetson_setup_mqtt_bridge_shows_and_writes_the_bridge(tmp_path: Path) ->
     dry = jetson(tmp_path / "dry", "--dry-run")
     assert dry.returncode == 0, dry.stderr
     assert "would write: /etc/mosquitto/conf.d/fume-edge-bridge.conf (mode 600)" in dry.stdout
-    assert "  | topic farm/barn-7/alerts/# out 1" in dry.stdout and "mosquitto" in dry.stdout
+    assert "  | topic farm/barn-7/+/alerts/# out 1" in dry.stdout and "mosquitto" in dry.stdout
     assert "s3cr" not in dry.stdout and "  | remote_password (hidden)" in dry.stdout
 
     root = tmp_path / "root"

@@ -78,13 +78,14 @@ def test_collector_archives_events_state_and_availability_once(central: Broker, 
     client = publisher(central.port)
     events = [make_event(wall=T0 + i, subject="cow-1" if i % 2 else None) for i in range(6)]
     for event in [*events, events[0]]:  # a redelivery of the first
-        client.publish(f"fe/{DEVICE}/alerts/{event.type}", event.to_json(), qos=1).wait_for_publish(5)
+        client.publish(f"fe/{DEVICE}/{event.station}/alerts/{event.type}", event.to_json(), qos=1).wait_for_publish(5)
     state = {"station": "default", "time": "2026-06-01T00:00:00+00:00", "ph_class": "Acidotic", "fps": 4.5,
              "open_alerts": ["acidosis_risk"], "model_sha": "ab" * 32}
     client.publish(f"fe/{DEVICE}/default/state", json.dumps(state), qos=1, retain=True).wait_for_publish(5)
     client.publish(f"fe/{DEVICE}/availability", "online", qos=1, retain=True).wait_for_publish(5)
-    for topic, payload in ((f"fe/{DEVICE}/alerts/acidosis_risk", b"{not json"), ("fe/bad id!/availability", b"online"),
-                           (f"fe/{DEVICE}/alerts/acidosis_risk", b'{"event_id": "\\u0000"}')):
+    for topic, payload in ((f"fe/{DEVICE}/default/alerts/acidosis_risk", b"{not json"),
+                           ("fe/bad id!/availability", b"online"),
+                           (f"fe/{DEVICE}/default/alerts/acidosis_risk", b'{"event_id": "\\u0000"}')):
         client.publish(topic, payload, qos=1).wait_for_publish(5)
     assert until(lambda: collector.stats.committed >= 12)
     collector.stop()
@@ -228,7 +229,8 @@ def test_fume_edge_collect_runs_as_a_command_and_stops_on_sigterm(central: Broke
         client = publisher(central.port)
         deadline = time.monotonic() + 30  # publish until the command's subscription takes it
         while count(dsn) != 1 and time.monotonic() < deadline:
-            client.publish(f"fe/{DEVICE}/alerts/{event.type}", event.to_json(), qos=1).wait_for_publish(5)
+            client.publish(f"fe/{DEVICE}/{event.station}/alerts/{event.type}", event.to_json(),
+                           qos=1).wait_for_publish(5)
             time.sleep(0.5)
         client.loop_stop()
         assert rows(dsn, "SELECT event_id FROM events") == [(event.event_id,)]
@@ -300,7 +302,7 @@ def test_a_collector_stopped_while_postgresql_is_down_leaves_its_messages_to_the
     try:
         event = make_event()
         client = publisher(central.port)
-        client.publish(f"fe/{DEVICE}/alerts/{event.type}", event.to_json(), qos=1).wait_for_publish(5)
+        client.publish(f"fe/{DEVICE}/{event.station}/alerts/{event.type}", event.to_json(), qos=1).wait_for_publish(5)
         client.loop_stop()
         assert until(lambda: collector.stats.db_failures > 0)
         stopping = threading.Thread(target=collector.stop)

@@ -143,6 +143,37 @@ def test_a_live_retained_command_is_applied_once_and_cleared(broker: Broker, tmp
         assert [c.subject for c in subject_history(worker.store, 10)] == ["cow-9"]
 
 
+def test_subject_commands_per_station_and_for_every_station(broker: Broker, tmp_path: Path,
+                                                            caplog: pytest.LogCaptureFixture) -> None:
+    """`<prefix>/<device>/<station>/cmd/subject` tags that station only; `cmd/subject` still tags every station; a
+    station the device does not run is ignored and counted."""
+    def send(topic: str, payload: str) -> None:
+        publish.single(f"fe/{DEVICE}/{topic}", payload, qos=1, hostname="127.0.0.1", port=broker.port)
+
+    def changes() -> list[tuple[str | None, str | None]]:
+        return [(c.subject, c.station) for c in reversed(subject_history(worker.store, 50))]
+
+    with caplog.at_level("WARNING", logger="fume_edge.alerts.command_gate"), \
+            SinkWorker(sinks(tmp_path, broker.port, command_burst=50), device_id=DEVICE,
+                       stations=("pen-1", "pen-2")) as worker:
+        publisher = worker.mqtt
+        assert publisher is not None and until(lambda: publisher.connected)
+        send("pen-2/cmd/subject", "cow-2")
+        assert until(lambda: changes() == [("cow-2", "pen-2")])
+        send("pen-9/cmd/subject", "cow-9")  # not a station of this device
+        send("pen-1/cmd/subject", "cow-1")
+        assert until(lambda: changes() == [("cow-2", "pen-2"), ("cow-1", "pen-1")])
+        assert until(lambda: publisher.commands.unknown == 1)
+        send("pen-1/cmd/subject", "cow-1")  # pen-1 has it already: skipped
+        assert until(lambda: publisher.commands.unchanged == 1)
+        send("pen-1/cmd/subject", "bad;id")  # refused like on cmd/subject
+        send("cmd/subject", "herd-A")
+        assert until(lambda: changes()[-1] == ("herd-A", None))
+        send("pen-2/cmd/subject", "herd-A")  # pen-2's current subject is the device-wide one now: skipped
+        assert until(lambda: publisher.commands.unchanged == 2)
+        assert changes() == [("cow-2", "pen-2"), ("cow-1", "pen-1"), ("herd-A", None)]
+
+
 def test_a_command_flood_is_rate_limited_counted_and_logged_once(broker: Broker, tmp_path: Path,
                                                                    caplog: pytest.LogCaptureFixture) -> None:
     topic = f"fe/{DEVICE}/cmd/subject"
@@ -162,7 +193,7 @@ def test_a_command_flood_is_rate_limited_counted_and_logged_once(broker: Broker,
         assert 5 <= stored <= 10 and publisher.commands.dropped == 300 - stored
         last = subject_history(worker.store, 1)[0].subject
         assert until(lambda: publisher.commands.admit())  # a token is back; the same value again is skipped
-        publisher._log_subjects([last or ""])
+        publisher._log_subjects([(last or "", None)])
         assert publisher.commands.unchanged == 1 and len(subject_history(worker.store, 400)) == stored
     flooder.loop_stop()
     warnings = [r.getMessage() for r in caplog.records if "dropped by the rate limit" in r.getMessage()]
@@ -227,7 +258,7 @@ def test_the_documented_acl_lets_a_device_work_and_reserves_its_client_id(tmp_pa
         # the operator's own connection: under use_username_as_clientid a second login as it would replace it
         operator.client.publish(f"fume-edge/{DEVICE}/cmd/subject", "cow-acl", qos=1)
         assert until(lambda: any(event.event_id.encode() in p for p in operator.payloads(
-            f"fume-edge/{DEVICE}/alerts/acidosis_risk")))
+            f"fume-edge/{DEVICE}/default/alerts/acidosis_risk")))
         assert until(lambda: f"fume-edge/{DEVICE}/default/state" in operator.latest())
         assert until(lambda: any(t.startswith("homeassistant/") for t in operator.latest()))
         assert until(lambda: subject_history(service.sinks.store, 1)[0].subject == "cow-acl")
@@ -238,3 +269,24 @@ def test_the_documented_acl_lets_a_device_work_and_reserves_its_client_id(tmp_pa
         operator.close()
     finally:
         strict.stop()
+
+
+def test_an_event_goes_to_its_stations_topic_and_the_archive_reads_it_only_there(broker: Broker,
+                                                                                 tmp_path: Path) -> None:
+    """`<prefix>/<device>/<station>/alerts/<type>`: the topic names the station the payload names."""
+    from fume_edge.fleet.records import EventRecord, parse, subscriptions
+
+    event = make_event(station="pen-2", device_id=DEVICE)
+    recorder = Recorder(broker.port, [f"fe/{DEVICE}/+/alerts/#"], "events")
+    with SinkWorker(sinks(tmp_path, broker.port), device_id=DEVICE, stations=("pen-1", "pen-2")) as worker:
+        assert worker.mqtt is not None and until(lambda: worker.mqtt.connected)
+        worker.submit([event])
+        topic = f"fe/{DEVICE}/pen-2/alerts/acidosis_risk"
+        assert until(lambda: recorder.payloads(topic) != [])
+    recorder.close()
+    payload = recorder.payloads(topic)[0]
+    record = parse("fe", topic, payload)
+    assert isinstance(record, EventRecord) and record.station == "pen-2" and record.event_id == event.event_id
+    assert parse("fe", f"fe/{DEVICE}/pen-1/alerts/acidosis_risk", payload) is None  # another station's topic
+    assert parse("fe", f"fe/{DEVICE}/alerts/acidosis_risk", payload) is None
+    assert "fe/+/+/alerts/+" in subscriptions("fe")

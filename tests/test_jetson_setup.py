@@ -277,3 +277,53 @@ def test_the_units_documentation_is_installed_not_in_the_clone(installed: Path) 
     assert (installed / "usr/share/doc/fume-edge/README.md").read_text() == (REPO / "README.md").read_text()
     for page in (REPO / "docs").glob("*.md"):  # the README's links to docs/ work where it is installed
         assert (installed / "usr/share/doc/fume-edge/docs" / page.name).read_text() == page.read_text()
+
+
+def test_several_stations_get_their_own_links_and_a_stations_list(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    root = with_built_engine(jetson_root(tmp_path / "root", "6.2"))
+    result = setup(root, "--station", "pen-1", "--co2-camera", "serial:CO2-1", "--ch4-camera", "serial:CH4-1",
+                   "--station", "pen-2", "--co2-camera", "rtsp://10.0.0.12/co2", "--ch4-camera",
+                   "path:platform-3610000.usb-0:2:1.0")
+    assert result.returncode == 0, result.stdout + result.stderr
+    rules = (root / "etc/udev/rules.d/99-fume-edge-cameras.rules").read_text()
+    for match, link in (('ENV{ID_SERIAL_SHORT}=="CO2-1"', "fume-co2-pen-1"), ('ENV{ID_SERIAL_SHORT}=="CH4-1"',
+                                                                             "fume-ch4-pen-1"),
+                        ('ENV{ID_PATH}=="platform-3610000.usb-0:2:1.0"', "fume-ch4-pen-2")):
+        assert f'SUBSYSTEM=="video4linux", {match}, ATTR{{index}}=="0", SYMLINK+="{link}", ' in rules, link
+    assert 'SYMLINK+="fume-co2"' not in rules and "fume-co2-pen-2" not in rules  # RTSP: opened directly
+    credentials = tmp_path / "credentials"  # as systemd passes them to the service
+    credentials.mkdir()
+    shutil.copy(root / "etc/fume-edge/mqtt.credentials", credentials / "mqtt")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(credentials))
+    config, _ = load_run_config(root / "etc/fume-edge/run.yaml")
+    assert [(s.id, s.co2, s.ch4) for s in config.run_stations()] == [
+        ("pen-1", "/dev/fume-co2-pen-1", "/dev/fume-ch4-pen-1"),
+        ("pen-2", "rtsp://10.0.0.12/co2", "/dev/fume-ch4-pen-2")]
+    before = files(root)
+    again = setup(root, "--station", "pen-1", "--co2-camera", "serial:CO2-1", "--ch4-camera", "serial:CH4-1",
+                  "--station", "pen-2", "--co2-camera", "rtsp://10.0.0.12/co2", "--ch4-camera",
+                  "path:platform-3610000.usb-0:2:1.0")
+    assert again.returncode == 0 and "nothing to do" in again.stdout and files(root) == before
+
+
+def test_repeated_pairs_without_ids_are_numbered(tmp_path: Path) -> None:
+    result = setup(jetson_root(tmp_path, "6.2"), "--dry-run", "--co2-camera", "serial:A", "--ch4-camera", "serial:B",
+                   "--co2-camera", "serial:C", "--ch4-camera", "serial:D")
+    assert result.returncode == 0, result.stderr
+    for line in ("co2-1: serial:A -> /dev/fume-co2-1", "ch4-1: serial:B -> /dev/fume-ch4-1",
+                 "co2-2: serial:C -> /dev/fume-co2-2", "ch4-2: serial:D -> /dev/fume-ch4-2"):
+        assert line in result.stdout, result.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--station", "pen/1", "--co2-camera", "serial:A"), "--station pen/1: not a valid id"),
+    (("--station", "p", "--co2-camera", "serial:A", "--station", "p", "--co2-camera", "serial:B"),
+     "--station p: given twice"),
+    (("--co2-camera", "serial:A", "--ch4-camera", "serial:B", "--co2-camera", "serial:C", "--ch4-camera", "serial:A"),
+     "two cameras match ENV{ID_SERIAL_SHORT}==\"A\""),
+])
+def test_bad_stations_are_one_line(tmp_path: Path, args: tuple[str, ...], message: str) -> None:
+    result = setup(jetson_root(tmp_path, "6.2"), "--dry-run", *args)
+    assert result.returncode == 1 and result.stderr.startswith("jetson_setup: " + message), result.stderr
+    assert len(result.stderr.splitlines()) == 1

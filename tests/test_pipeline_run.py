@@ -211,7 +211,7 @@ def test_ctrl_c_while_the_cli_imports_is_one_line_not_a_traceback() -> None:
 
 def test_every_alert_reaches_an_mqtt_subscriber_and_torch_is_never_imported(tmp_path: Path, small_onnx: Path,
                                                                              broker: Broker) -> None:
-    subscriber = Subscriber(broker.port, ["fe/barn-7/alerts/#"])
+    subscriber = Subscriber(broker.port, ["fe/barn-7/+/alerts/#"])
     config = write_run_yaml(tmp_path / "run.yaml", OUTAGE_YAML.replace("seconds: 59.0", "seconds: 1.0"))
     code = ("import sys; from fume_edge.cli import main; sys.argv[0] = 'fume-edge'\n"
             "try:\n    main()\nfinally:\n    print('torch imported:', 'torch' in sys.modules)")

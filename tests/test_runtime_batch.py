@@ -75,3 +75,57 @@ def test_torch_batch_equals_pair_by_pair(checkpoint: Path) -> None:
         assert backend.max_batch is None
         _assert_rows_equal(backend.infer_batch(co2, ch4, mask),
                            [backend.infer(co2[i:i + 1], ch4[i:i + 1], mask[i:i + 1]) for i in range(BATCH)])
+
+
+def test_an_engine_sidecar_of_a_batch_model_records_its_batch(checkpoint: Path, tmp_path: Path) -> None:
+    """What `build-engine` writes beside the plan of an `export --batch N` model: the batch, in the model contract
+    the TensorRT backend reads (`max_batch`) before it deserialises anything."""
+    from trt_support import IO, ORIN
+
+    from fume_edge.deploy.tensorrt.engine_meta import make_sidecar
+    from fume_edge.deploy.tensorrt.trt_settings import EngineBuildOptions, build_plan
+    from fume_edge.runtime.contract import ModelContract
+    from fume_edge.runtime.engine_sidecar import read_sidecar, write_sidecar
+
+    onnx_path = export_and_check(checkpoint, tmp_path / "b3.onnx", size=SMALL, check_count=1, batch=BATCH).export.path
+    options = EngineBuildOptions()
+    write_sidecar(tmp_path / "b3.engine", make_sidecar(onnx_path, onnx_path, "10.3.0", ORIN, IO,
+                                                       build_plan("10.3.0", options), options))
+    sidecar = read_sidecar(tmp_path / "b3.engine")
+    assert sidecar.metadata["fume_edge.batch"] == str(BATCH)
+    assert ModelContract.from_metadata(sidecar.metadata, "b3.engine").batch == BATCH
+
+
+@pytest.mark.gpu
+def test_tensorrt_batch_engine_equals_pair_by_pair(checkpoint: Path, tmp_path: Path) -> None:
+    """A TensorRT engine of an `export --batch 3` model: `max_batch` 3, one call for 3 pairs equal to each pair
+    alone (pH class, masks), a short call of 2 (padded) the same rows, 4 pairs one clear error."""
+    from fume_edge.deploy.tensorrt.tensorrt_build import EngineBuildOptions, build_engine, tensorrt_available
+    from fume_edge.errors import FumeEdgeError
+    from fume_edge.runtime.trt_backend import TensorRTBackend
+
+    missing = tensorrt_available()
+    if missing:
+        pytest.skip(missing)
+    onnx_path = export_and_check(checkpoint, tmp_path / "b3.onnx", size=SMALL, check_count=1, batch=BATCH).export.path
+    try:
+        built = build_engine(onnx_path, tmp_path / "b3.engine", EngineBuildOptions(precision="fp32"))
+    except FumeEdgeError as exc:  # no GPU here
+        pytest.skip(str(exc))
+    co2, ch4, mask = _rows(2)
+    with TensorRTBackend(built.engine) as engine, load_backend(onnx_path, device="cpu") as reference:
+        assert engine.max_batch == BATCH
+        rows = engine.infer_batch(co2, ch4, mask)
+        single = [engine.infer(co2[i:i + 1], ch4[i:i + 1], mask[i:i + 1]) for i in range(BATCH)]
+        want = reference.infer_batch(co2, ch4, mask)
+        for got, alone, cpu in zip(rows, single, want, strict=True):
+            np.testing.assert_allclose(got.ph_logits, alone.ph_logits, atol=1e-4, rtol=0)
+            np.testing.assert_array_equal(got.co2_seg, alone.co2_seg)
+            np.testing.assert_array_equal(got.ch4_seg, alone.ch4_seg)
+            assert got.ph_class == cpu.ph_class
+            assert float(np.mean(got.co2_seg == cpu.co2_seg)) >= 0.99
+        short = engine.infer_batch(co2[:2], ch4[:2], mask[:2])
+        assert len(short) == 2
+        np.testing.assert_allclose(short[1].ph_logits, rows[1].ph_logits, atol=1e-4, rtol=0)
+        with pytest.raises(FumeEdgeError, match="1 to 3"):
+            engine.infer_batch(*(np.concatenate([a, a[:1]]) for a in (co2, ch4, mask)))

@@ -89,7 +89,7 @@ def test_mqtt_login_from_the_credentials_file(tmp_path: Path) -> None:
     credentials.mkdir()
     (credentials / "mqtt").write_text("edge:s3cr%40t%3Ax\n")
     try:
-        subscriber = Subscriber(broker.port, ["farm/barn-3/alerts/#"], auth=("edge", "s3cr@t:x"))
+        subscriber = Subscriber(broker.port, ["farm/barn-3/+/alerts/#"], auth=("edge", "s3cr@t:x"))
         config = _run_yaml(tmp_path, f"""  mqtt:
     url: mqtt://127.0.0.1:{broker.port}/farm
     credentials: ${{CREDENTIALS_DIRECTORY}}/mqtt""")

@@ -60,3 +60,32 @@ def test_serve_without_a_database_is_one_error_line(tmp_path: Path) -> None:
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert "no alert database here" in result.stderr
+
+
+def test_trend_and_history_of_one_station(tmp_path: Path) -> None:
+    """`/api/trend?station=` and `/api/alerts?station=`: one station's minutes and events, not every station's."""
+    from alerts_support import make_event
+    from fume_edge.alerts.store import AlertStore
+    from fume_edge.alerts.summary import SummaryRow, record_summary
+
+    db, newest = copied_database(tmp_path / "copy")  # 30 minutes and 3 events of station `default`
+    with AlertStore(db) as store:
+        for i in range(5):
+            record_summary(store, SummaryRow(minute=newest - i * 60, device_id="barn-7", subject=None, frames=60,
+                                             degraded=0, probs=None, gas_areas={"co2": 0.1, "ch4": 0.1},
+                                             station="pen-2"))
+        store.record(make_event(station="pen-2", device_id="barn-7", wall=newest), publish=False)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    proc = serve_until_healthy(db, port)
+    try:
+        assert len(httpx.get(url + "/api/trend").json()["rows"]) == 35
+        rows = httpx.get(url + "/api/trend", params={"station": "pen-2"}).json()["rows"]
+        assert len(rows) == 5 and {r["station"] for r in rows} == {"pen-2"}
+        assert len(httpx.get(url + "/api/trend", params={"station": "default"}).json()["rows"]) == 30
+        events = httpx.get(url + "/api/alerts", params={"station": "pen-2"}).json()["events"]
+        assert [e["station"] for e in events] == ["pen-2"]
+        assert httpx.get(url + "/api/trend", params={"station": ""}).status_code == 400
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=30)

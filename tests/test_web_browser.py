@@ -19,6 +19,7 @@ from fume_edge.alerts.store import AlertStore
 from fume_edge.alerts.summary import SummaryRow, record_summary
 from fume_edge.labels import PH_CLASS_NAMES
 from mqtt_broker import free_port
+from pipeline_support import FRAME_SIZE, small_onnx  # noqa: F401 (fixture)
 from web_support import ARTIFACTS, WebRun, copied_database, serve_until_healthy
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -208,3 +209,70 @@ def test_the_page_on_a_stored_database_shows_history_and_trend_without_live_pane
     finally:
         proc.send_signal(signal.SIGINT)
         proc.communicate(timeout=30)
+
+
+# Three stations on small synthetic frames; only pen-2's acidosis_risk can start (its threshold is low, after 20 s
+# of it: after the page has loaded); pen-1's and pen-3's wait an hour.
+_QUIET = "alerts: {acidosis_risk: {start_after_s: 3600, single_gas_start_after_s: null}}"
+THREE_STATIONS = f"""
+stations:
+  - {{id: pen-1, co2: synthetic, ch4: synthetic, {_QUIET}}}
+  - {{id: pen-2, co2: synthetic, ch4: synthetic, alerts: {{acidosis_risk: {{start_at: 0.01, end_below: 0.0,
+                                                                              start_after_s: 20.0}}}}}}
+  - {{id: pen-3, co2: synthetic, ch4: synthetic, {_QUIET}}}
+sources:
+  co2: {{width: {FRAME_SIZE[0]}, height: {FRAME_SIZE[1]}}}
+  ch4: {{width: {FRAME_SIZE[0]}, height: {FRAME_SIZE[1]}}}
+  synthetic: {{fps: 8.0, segments: [{{ph: 6.4, seconds: 300.0}}], outage: null}}
+"""
+STATION_CARDS = """
+return Array.from(document.querySelectorAll("#station-grid .station")).map(
+  (e) => [e.dataset.station, e.innerText, e.getBoundingClientRect().right <= window.innerWidth]);
+"""
+
+
+def test_the_page_shows_every_station_and_one_stations_alert_without_reload(  # type: ignore[no-untyped-def]
+        tmp_path: Path, browser, small_onnx: Path) -> None:  # noqa: F811
+    from selenium.webdriver.common.by import By
+
+    run = WebRun(tmp_path / "run", "--model", str(small_onnx), "--duration", "300", yaml=THREE_STATIONS,
+                 stations=True).wait_ready()
+    try:
+        _viewport(browser, 1280)
+        browser.get(run.page_url())
+        browser.execute_script("window.__sameDocument = true;")
+        by_id = lambda name: browser.find_element(By.ID, name)  # noqa: E731
+        def cards_when(condition):  # type: ignore[no-untyped-def]
+            return lambda: (lambda c: c if condition(c) else None)(browser.execute_script(STATION_CARDS))
+
+        cards = _wait("three station cards", cards_when(lambda c: len(c) == 3), 60)
+        assert [c[0] for c in cards] == ["pen-1", "pen-2", "pen-3"]
+        assert "no open alerts" in cards[1][1], "pen-2's alert must start after the page loaded"
+        cards = _wait("pen-2's acidosis_risk in the grid", cards_when(lambda c: "acidosis_risk" in c[1][1]), 120)
+        assert "no open alerts" in cards[0][1] and "no open alerts" in cards[2][1], cards
+        assert all("FPS" in c[1] and "CO2" in c[1] for c in cards), cards
+        assert browser.execute_script("return window.__sameDocument === true;"), "the page was reloaded"
+
+        # The detail view of pen-2: its open alert, and a subject set from the page for pen-2 only.
+        assert "acidosis_risk" not in by_id("open-alerts").text  # pen-1, the first, is shown at first
+        browser.find_element(By.CSS_SELECTOR, '#station-grid [data-station="pen-2"]').click()
+        _wait("pen-2's details", lambda: "acidosis_risk" in by_id("open-alerts").text
+              and "pen-2" in by_id("open").text, 20)
+        assert not by_id("cams").is_displayed() and "pen-1" in by_id("cams-note").text
+        by_id("subject-input").send_keys("cow-9")
+        by_id("subject-form").submit()
+        _wait("pen-2's subject", lambda: run.get("/api/status?station=pen-2").json()["subject"] == "cow-9", 20)
+        _wait("the subject shown", lambda: by_id("subject").text == "cow-9", 10)
+        assert run.get("/api/status?station=pen-1").json()["subject"] is None
+        assert run.get("/api/status?station=pen-4").status_code == 404
+
+        _fits(browser, 1280)
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        assert browser.save_screenshot(str(ARTIFACTS / "web_stations.png"))
+        _viewport(browser, 412)
+        browser.execute_script("window.dispatchEvent(new Event('resize'));")
+        _fits(browser, 412)
+        assert all(c[2] for c in browser.execute_script(STATION_CARDS)), "a station card out of the screen"
+        assert browser.save_screenshot(str(ARTIFACTS / "web_stations_412.png"))
+    finally:
+        run.stop()

@@ -17,7 +17,8 @@ from web_support import FUME_EDGE, LOOPING_OUTAGE, WebRun
 
 # The text format has no state set or info type: prometheus_client writes them as gauges.
 FAMILIES = {
-    "fume_edge_inference_fps": "gauge", "fume_edge_inferences": "counter", "fume_edge_degraded_inferences": "counter",
+    "fume_edge_inference_fps": "gauge", "fume_edge_station_inference_fps": "gauge", "fume_edge_inferences": "counter",
+    "fume_edge_degraded_inferences": "counter",
     "fume_edge_stale_pairs": "counter", "fume_edge_stage_seconds": "histogram", "fume_edge_camera_frames": "counter",
     "fume_edge_camera_garbage": "counter", "fume_edge_camera_reconnects": "counter",
     "fume_edge_camera_dropped": "counter", "fume_edge_camera_state": "gauge", "fume_edge_open_alerts": "gauge",
@@ -43,6 +44,24 @@ def value(families: dict, family: str, sample: str | None = None, **labels: str)
     return families[family][(sample or family, tuple(sorted(labels.items())))]
 
 
+def _cameras_agree(live: dict, station: str, cameras: dict) -> None:
+    """The station's camera families agree with its cameras in the run's final stats (`cameras`)."""
+    for camera, summary in cameras.items():
+        for key in ("frames", "garbage", "reconnects"):
+            scraped = value(live, f"fume_edge_camera_{key}", f"fume_edge_camera_{key}_total", camera=camera,
+                            station=station)
+            assert scraped <= summary[key], (station, camera, key)
+        assert value(live, "fume_edge_camera_frames", "fume_edge_camera_frames_total", camera=camera,
+                         station=station) > 0
+        for reason in DROP_REASONS:
+            scraped = value(live, "fume_edge_camera_dropped", "fume_edge_camera_dropped_total", camera=camera,
+                            reason=reason, station=station)
+            assert scraped <= summary[reason]
+        states = [value(live, "fume_edge_camera_state", camera=camera, station=station, fume_edge_camera_state=s)
+                  for s in CAMERA_STATES]
+        assert sorted(states) == [0.0] * (len(CAMERA_STATES) - 1) + [1.0], (station, camera)
+
+
 def test_metrics_cover_every_family_and_agree_with_the_run_summary(tmp_path: Path, small_onnx: Path) -> None:
     run = WebRun(tmp_path, "--model", str(small_onnx), "--duration", "120", yaml=LOOPING_OUTAGE).wait_ready()
     try:
@@ -66,31 +85,23 @@ def test_metrics_cover_every_family_and_agree_with_the_run_summary(tmp_path: Pat
         final = json.loads(conn.execute("SELECT stats FROM runs ORDER BY id DESC LIMIT 1").fetchone()[0])
         minutes = conn.execute("SELECT frames, subject FROM summary ORDER BY id").fetchall()
 
-    inferences = value(live, "fume_edge_inferences", "fume_edge_inferences_total")
+    inferences = value(live, "fume_edge_inferences", "fume_edge_inferences_total", station="default")
     assert 20 <= inferences <= final["inferences"]
     for stage in ("prepare", "infer", "alerts", "capture_to_result"):  # one observation per result (live mode)
         count = value(live, "fume_edge_stage_seconds", "fume_edge_stage_seconds_count", stage=stage)
         assert abs(count - inferences) <= 2, stage
         assert value(live, "fume_edge_stage_seconds", "fume_edge_stage_seconds_bucket", stage=stage, le="+Inf") == count
     assert value(live, "fume_edge_inference_fps") > 0
-    for camera, summary in final["cameras"].items():
-        for key in ("frames", "garbage", "reconnects"):
-            scraped = value(live, f"fume_edge_camera_{key}", f"fume_edge_camera_{key}_total", camera=camera)
-            assert scraped <= summary[key], (camera, key)
-        assert value(live, "fume_edge_camera_frames", "fume_edge_camera_frames_total", camera=camera) > 0
-        for reason in DROP_REASONS:
-            scraped = value(live, "fume_edge_camera_dropped", "fume_edge_camera_dropped_total", camera=camera,
-                            reason=reason)
-            assert scraped <= summary[reason]
-        states = [value(live, "fume_edge_camera_state", camera=camera, fume_edge_camera_state=s) for s in CAMERA_STATES]
-        assert sorted(states) == [0.0] * (len(CAMERA_STATES) - 1) + [1.0], camera
-    assert value(live, "fume_edge_degraded_inferences", "fume_edge_degraded_inferences_total") <= final["degraded"]
+    assert value(live, "fume_edge_station_inference_fps", station="default") > 0
+    _cameras_agree(live, "default", final["cameras"])
+    assert value(live, "fume_edge_degraded_inferences", "fume_edge_degraded_inferences_total", station="default") \
+        <= final["degraded"]
     assert 1 <= value(live, "fume_edge_alert_events_written", "fume_edge_alert_events_written_total") \
         <= final["sinks"]["written"]
     for name in ("fume_edge_sink_errors", "fume_edge_alert_events_dropped"):
         assert value(live, name, name + "_total") == 0 == final["sinks"]["errors"] == final["sinks"]["dropped"]
     assert value(live, "fume_edge_outbox_backlog") == 0  # no MQTT: nothing waits for a broker
-    opened = [value(live, "fume_edge_open_alerts", type=t) for t in ALERT_TYPES]
+    opened = [value(live, "fume_edge_open_alerts", type=t, station="default") for t in ALERT_TYPES]
     assert set(opened) <= {0.0, 1.0}
     info = next(labels for (name, labels) in live["fume_edge_model_info"])
     assert dict(info) == {"device_id": dict(info)["device_id"], "model": small_onnx.name, "backend": "onnxruntime",
@@ -99,3 +110,45 @@ def test_metrics_cover_every_family_and_agree_with_the_run_summary(tmp_path: Pat
     # The per-minute summary rows hold every inference of the run; the last carries the subject set during it.
     assert sum(frames for frames, _ in minutes) == final["inferences"]
     assert minutes[-1][1] == "cow-7"
+
+
+# Two stations on the same synthetic scenario; only pen-b's acidosis_risk can start (pen-a's waits an hour).
+TWO_STATIONS = LOOPING_OUTAGE.replace("sources:", """stations:
+  - id: pen-a
+    co2: synthetic
+    ch4: synthetic
+    alerts: {acidosis_risk: {start_after_s: 3600, single_gas_start_after_s: null}}
+  - id: pen-b
+    co2: synthetic
+    ch4: synthetic
+    alerts: {acidosis_risk: {start_at: 0.01, end_below: 0.0, start_after_s: 0.5}}
+sources:""")
+
+
+def test_metrics_carry_a_station_label_on_what_belongs_to_one_station(tmp_path: Path,
+                                                                     small_onnx: Path) -> None:
+    run = WebRun(tmp_path, "--model", str(small_onnx), "--duration", "120", yaml=TWO_STATIONS,
+                 stations=True).wait_ready()
+    try:
+        run.wait_for(lambda s: all(row["inferences"] >= 10 for row in s["stations"]), timeout=90)
+        live = {}
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # until pen-b's alert is open
+            live = scrape(run)
+            if value(live, "fume_edge_open_alerts", type="acidosis_risk", station="pen-b") == 1:
+                break
+            time.sleep(0.3)
+    finally:
+        run.stop()
+    with sqlite3.connect(run.db) as conn:
+        final = json.loads(conn.execute("SELECT stats FROM runs ORDER BY id DESC LIMIT 1").fetchone()[0])
+    assert set(live) == set(FAMILIES)
+    for station in ("pen-a", "pen-b"):
+        own = final["stations"][station]
+        assert 10 <= value(live, "fume_edge_inferences", "fume_edge_inferences_total", station=station) \
+            <= own["inferences"]
+        assert value(live, "fume_edge_station_inference_fps", station=station) > 0
+        _cameras_agree(live, station, own["cameras"])
+    assert value(live, "fume_edge_open_alerts", type="acidosis_risk", station="pen-b") == 1
+    assert value(live, "fume_edge_open_alerts", type="acidosis_risk", station="pen-a") == 0
+    assert value(live, "fume_edge_inference_fps") >= value(live, "fume_edge_station_inference_fps", station="pen-a")

@@ -41,10 +41,11 @@ sync: {{silent_after_s: 0.5}}
 
 
 class WebRun:
-    """One `fume-edge run --co2 synthetic --ch4 synthetic --http HOST:PORT ...`; output goes to `log`."""
+    """One `fume-edge run --co2 synthetic --ch4 synthetic --http HOST:PORT ...` (with `stations`: the `stations:`
+    of `yaml` instead of --co2/--ch4); output goes to `log`."""
 
     def __init__(self, folder: Path, *args: str, host: str = "127.0.0.1", token: str | None = None,
-                 yaml: str | None = None) -> None:
+                 yaml: str | None = None, stations: bool = False) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         self.folder, self.port, self.token = folder, free_port(), token
         self.db, self.snapshots, self.log = folder / "alerts.db", folder / "snapshots", folder / "run.log"
@@ -52,8 +53,9 @@ class WebRun:
         env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "FUME_EDGE_TOKEN")}
         if token is not None:
             env["FUME_EDGE_TOKEN"] = token
-        command = [*FUME_EDGE, "run", "--co2", "synthetic", "--ch4", "synthetic", "--http", f"{host}:{self.port}",
-                   "--alerts", str(self.db), "--snapshots", str(self.snapshots), "--quiet", *args]
+        cameras = [] if stations else ["--co2", "synthetic", "--ch4", "synthetic"]
+        command = [*FUME_EDGE, "run", *cameras, "--http", f"{host}:{self.port}", "--alerts", str(self.db),
+                   "--snapshots", str(self.snapshots), "--quiet", *args]
         if yaml is not None:
             (folder / "run.yaml").write_text(yaml, encoding="utf-8")
             command += ["--config", str(folder / "run.yaml")]

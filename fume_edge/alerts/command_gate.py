@@ -3,7 +3,8 @@
 A broker that lets anything publish to a device's `cmd/` topics (or a script gone wrong) could send thousands of
 commands a second; each applied command is a database row and a log line. The bucket admits `burst` at once and
 then `rate_per_s`; the rest are dropped in memory on paho's thread (they never queue) and counted, and one warning
-per minute says how many. Commands whose value equals the current one are skipped by the caller and counted here.
+per minute says how many. Commands whose value equals the current one are skipped by the caller and counted here,
+and so are commands for a station the device does not run.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ class CommandGate:
         self._lock = threading.Lock()
         self.dropped = 0  # refused by the rate limit (this run)
         self.unchanged = 0  # skipped: same value as the current one (this run)
-        self._reported = (0, 0)  # (dropped, unchanged) at the last log line
+        self.unknown = 0  # ignored: for a station this device does not run (this run)
+        self._reported = (0, 0, 0)  # (dropped, unchanged, unknown) at the last log line
         self._next_log = 0.0
 
     def admit(self) -> bool:
@@ -47,14 +49,20 @@ class CommandGate:
             self.unchanged += 1
         self.report()
 
+    def unknown_station(self) -> None:
+        with self._lock:
+            self.unknown += 1
+        self.report()
+
     def report(self) -> None:
         """One warning per minute at most, with the counts since the last one."""
         with self._lock:
             now = self._clock()
-            counts = (self.dropped, self.unchanged)
+            counts = (self.dropped, self.unchanged, self.unknown)
             if now < self._next_log or counts == self._reported:
                 return
-            dropped, unchanged = counts[0] - self._reported[0], counts[1] - self._reported[1]
+            dropped, unchanged, unknown = (now_ - before for now_, before in zip(counts, self._reported, strict=True))
             self._reported, self._next_log = counts, now + LOG_EVERY_S
-        log.warning("MQTT commands: %d dropped by the rate limit (%g/s, burst %d), %d unchanged and skipped; "
-                    "find what floods <prefix>/<device>/cmd/", dropped, self.rate_per_s, self.burst, unchanged)
+        log.warning("MQTT commands: %d dropped by the rate limit (%g/s, burst %d), %d unchanged and skipped, %d for "
+                    "a station this device does not run; find what floods <prefix>/<device>/cmd/ and "
+                    "<prefix>/<device>/<station>/cmd/", dropped, self.rate_per_s, self.burst, unchanged, unknown)

@@ -10,14 +10,16 @@ The outbox, not this process's memory, is what must reach the broker: events are
 sees them, so a broker outage, a network cut or a restart of fume-edge only delays them. Delivery is at least once
 (a PUBACK lost in a disconnect means a resend), so subscribers de-duplicate by `event_id`.
 
-Topics (fume_edge/alerts/topics.py): `<prefix>/<device>/alerts/<type>` (one event's JSON, not retained); the
-availability topic `<prefix>/<device>/availability`: "online" (retained) on every connect, "offline" (retained) as
+Topics (fume_edge/alerts/topics.py): `<prefix>/<device>/<station>/alerts/<type>` (one event's JSON, not retained);
+the availability topic `<prefix>/<device>/availability`: "online" (retained) on every connect, "offline" (retained) as
 the last will when the connection dies and on a clean stop; `<prefix>/<device>/<station>/state` (retained, at most
 once per `state_interval_s`, fume_edge/alerts/device_state.py); Home Assistant discovery configs when
 `discovery: true` (fume_edge/alerts/discovery.py).
 
-A message on `<prefix>/<device>/cmd/subject` sets the current subject (animal or sample id; empty clears it),
-logged in the alert store like every other change. Retained command messages are never obeyed on (re)connect: under
+A message on `<prefix>/<device>/cmd/subject` sets the current subject of every station (animal or sample id; empty
+clears it), one on `<prefix>/<device>/<station>/cmd/subject` that station's only (a station the device does not run
+is ignored and counted), logged in the alert store like every other change. Retained command messages are never
+obeyed on (re)connect: under
 v5 the subscription asks the broker not to send them (retain handling 2) and a command published with the retain
 flag is applied once, live, then cleared from the broker (an empty retained message); under 3.1.1 a message with
 the retain flag is a stored one and is dropped. Commands pass a token bucket (`command_rate_per_s`,
@@ -193,6 +195,7 @@ class MqttPublisher:
         self.subject_topic = self.topics.subject_command
         self.model_topic = self.topics.model_command
         self.model_command: Callable[[str], None] | None = None  # starts an install (must not block paho's thread)
+        self.command_topics = (self.subject_topic, self.topics.station_subject_commands, self.model_topic)
         self.discovery = discovery_entities(self.topics, self.stations, model_sha, config.discovery_prefix) \
             if config.discovery else []
         self._discovery_topics = frozenset(entity.topic for entity in self.discovery)
@@ -215,12 +218,12 @@ class MqttPublisher:
         self._refusal_logged: set[str] = set()
         self._protocol = _paho().MQTTv5
         self._downgrade = False
-        self._subjects: list[str] = []  # subject commands received, not yet logged
+        self._subjects: list[tuple[str, str | None]] = []  # (subject, station) commands received, not yet logged
         self._client = self._make_client()
         self._thread = threading.Thread(target=self._run, name="fume-edge-mqtt", daemon=True)
 
     def alert_topic(self, event: AlertEvent) -> str:
-        return self.topics.alert(event.type)
+        return self.topics.alert(event.station, event.type)
 
     def publish_state(self, state: StationState) -> None:
         """Send a station's state (retained; QoS 1 so it survives a bridge); the latest is sent again on connect."""
@@ -288,9 +291,9 @@ class MqttPublisher:
 
             options = SubscribeOptions(qos=QOS, retainAsPublished=True,
                                        retainHandling=SubscribeOptions.RETAIN_DO_NOT_SEND)
-            client.subscribe([(self.subject_topic, options), (self.model_topic, options)])
+            client.subscribe([(topic, options) for topic in self.command_topics])
         else:
-            client.subscribe([(self.subject_topic, QOS), (self.model_topic, QOS)])
+            client.subscribe([(topic, QOS) for topic in self.command_topics])
         for entity in self.discovery:
             client.publish(entity.topic, entity.payload, qos=QOS, retain=True)
         if self.config.discovery:  # the retained configs of stations no longer configured get emptied
@@ -326,9 +329,13 @@ class MqttPublisher:
             self._cond.notify_all()
 
     def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
-        if message.topic not in (self.subject_topic, self.model_topic):  # a discovery config of this device
+        is_model = message.topic == self.model_topic
+        station = None if is_model else self.topics.subject_station(message.topic, self.stations)
+        if station is None and not is_model:  # a discovery config of this device, or a station it does not run
             if stale_config(message.topic, message.payload, self._discovery_topics):
                 client.publish(message.topic, b"", qos=QOS, retain=True)
+            elif message.topic.endswith("/cmd/subject"):
+                self.commands.unknown_station()
             return
         if message.retain:
             # 3.1.1: a stored message replayed on subscribe. v5 (stored ones are not sent): a live command published
@@ -338,11 +345,11 @@ class MqttPublisher:
             client.publish(message.topic, b"", qos=QOS, retain=True)
         if not self.commands.admit():
             return
-        if message.topic == self.model_topic:
+        if is_model:
             self._model_command(message.payload.decode("utf-8", "replace"))
             return
         with self._cond:
-            self._subjects.append(message.payload.decode("utf-8", "replace"))
+            self._subjects.append((message.payload.decode("utf-8", "replace"), station or None))
             self._wake = True
             self._cond.notify_all()
 
@@ -410,17 +417,18 @@ class MqttPublisher:
                 log.exception("MQTT outbox step failed; retrying")
                 time.sleep(self._poll_s)
 
-    def _log_subjects(self, texts: list[str]) -> None:
-        for text in texts:
+    def _log_subjects(self, commands: list[tuple[str, str | None]]) -> None:
+        for text, station in commands:
+            topic = self.subject_topic if station is None else self.topics.station_subject_command(station)
             try:
-                subject = check_subject(text, self.subject_topic)
+                subject = check_subject(text, topic)
             except FumeEdgeError as exc:
                 log.warning("MQTT subject command ignored: %s", exc)
                 continue
-            if subject == current_subject(self.store):
+            if subject == current_subject(self.store, station):
                 self.commands.skip_unchanged()
             else:
-                set_subject(self.store, subject, "mqtt")
+                set_subject(self.store, subject, "mqtt", station=station)
 
     def _hold_refused(self) -> None:
         """Refused publishes stay unsent and wait `reconnect_max_s` before another try (called under the lock)."""

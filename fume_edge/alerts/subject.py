@@ -65,9 +65,15 @@ def subject_history(store: AlertStore, limit: int = 20) -> list[SubjectChange]:
     return [SubjectChange(row["epoch"], row["subject"], row["source"], row["station"]) for row in rows]
 
 
-def current_subject(store: AlertStore) -> str | None:
-    latest = subject_history(store, 1)
-    return latest[0].subject if latest else None
+def current_subject(store: AlertStore, station: str | None = None) -> str | None:
+    """The latest subject logged (any station), or (with `station`) the one that station has now: the latest set
+    for it or for every station."""
+    if station is None:
+        rows = store.query("SELECT subject FROM subjects ORDER BY id DESC LIMIT 1")
+    else:
+        rows = store.query("SELECT subject FROM subjects WHERE station IS NULL OR station = ? ORDER BY id DESC "
+                           "LIMIT 1", (station,))
+    return rows[0]["subject"] if rows else None
 
 
 class SubjectWatcher:

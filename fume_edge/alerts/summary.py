@@ -90,8 +90,8 @@ def record_summary(store: AlertStore, row: SummaryRow) -> None:
 
 
 def summary_rows(store: AlertStore, since: float, until: float | None = None,
-                 subject: str | None = None) -> list[SummaryRow]:
-    """Rows with a minute in [since, until), oldest first, optionally of one subject."""
+                 subject: str | None = None, station: str | None = None) -> list[SummaryRow]:
+    """Rows with a minute in [since, until), oldest first, optionally of one subject and of one station."""
     where: list[str] = ["minute >= ?"]
     args: list[object] = [since]
     if until is not None:
@@ -100,6 +100,9 @@ def summary_rows(store: AlertStore, since: float, until: float | None = None,
     if subject is not None:
         where.append("subject = ?")
         args.append(subject)
+    if station is not None:
+        where.append("station = ?")
+        args.append(station)
     rows = store.query(f"SELECT * FROM summary WHERE {' AND '.join(where)} ORDER BY minute, id", args)
     return [SummaryRow(minute=r["minute"], device_id=r["device_id"], subject=r["subject"], frames=r["frames"],
                        degraded=r["degraded"], probs=None if r["probs"] is None else json.loads(r["probs"]),

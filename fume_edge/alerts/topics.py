@@ -46,6 +46,7 @@ class DeviceTopics:
 
     @property
     def subject_command(self) -> str:
+        """The subject of every station of the device."""
         return f"{self.base}/cmd/subject"
 
     @property
@@ -58,8 +59,25 @@ class DeviceTopics:
         """The steps of an install asked for over MQTT or from the page (not retained)."""
         return f"{self.base}/model/progress"
 
+    @property
+    def station_subject_commands(self) -> str:
+        """The filter of every station's own subject command (`station_subject_command`)."""
+        return f"{self.base}/+/cmd/subject"
+
+    def station_subject_command(self, station: str) -> str:
+        return f"{self.base}/{station}/cmd/subject"
+
+    def subject_station(self, topic: str, stations: tuple[str, ...]) -> str | None:
+        """The station a subject command on `topic` is for: "" for every station (`cmd/subject`), a station id for
+        its own; None for anything else (another topic, or a station this device does not run)."""
+        if topic == self.subject_command:
+            return ""
+        station = topic[len(self.base) + 1:-len("/cmd/subject")] if topic.startswith(self.base + "/") else ""
+        return station if station in stations and topic == self.station_subject_command(station) else None
+
     def state(self, station: str) -> str:
         return f"{self.base}/{station}/state"
 
-    def alert(self, alert_type: str) -> str:
-        return f"{self.base}/alerts/{alert_type}"
+    def alert(self, station: str, alert_type: str) -> str:
+        """Where the alert events of `station` go: `<prefix>/<device>/<station>/alerts/<type>`."""
+        return f"{self.base}/{station}/alerts/{alert_type}"

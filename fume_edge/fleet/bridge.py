@@ -66,10 +66,11 @@ def bridge_config(settings: BridgeSettings, queue: bool = True) -> str:
         lines += [f"bridge_cafile {settings.ca or SYSTEM_CAS}", "bridge_insecure false"]
     lines += [
         f"topic {topics.availability} out 1",
-        f"topic {topics.base}/alerts/# out 1",
+        f"topic {topics.base}/+/alerts/# out 1",
         f"topic {topics.base}/+/state out 1",
         f"topic {DEFAULT_DISCOVERY_PREFIX}/+/{node_id(device)}/+/config out 1",
         f"topic {topics.base}/cmd/# in 1",
+        f"topic {topics.base}/+/cmd/# in 1",
     ]
     return "\n".join(lines) + "\n"
 

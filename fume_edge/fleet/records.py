@@ -58,7 +58,7 @@ UPLINK = {"1": "up", "0": "down"}  # Mosquitto's bridge notifications
 
 def subscriptions(prefix: str) -> list[str]:
     """The topic filters of everything the archive keeps."""
-    return [f"{prefix}/+/alerts/+", f"{prefix}/+/availability", f"{prefix}/+/uplink", f"{prefix}/+/+/state"]
+    return [f"{prefix}/+/+/alerts/+", f"{prefix}/+/availability", f"{prefix}/+/uplink", f"{prefix}/+/+/state"]
 
 
 def _time(text: Any) -> datetime | None:
@@ -97,15 +97,15 @@ def parse(prefix: str, topic: str, payload: bytes) -> Record | None:
         return None
     if not isinstance(data, dict):
         return None
-    if len(levels) == 3 and levels[1] == "alerts" and levels[2] in ALERT_TYPES:
+    if len(levels) == 4 and levels[2] == "alerts" and levels[3] in ALERT_TYPES:
         fields = [_text(data.get(key)) for key in ("event_id", "id", "state")]
         when = _time(data.get("time"))
-        if None in fields or when is None or data.get("type") != levels[2] or data.get("device_id") != device:
+        if None in fields or when is None or data.get("type") != levels[3] or data.get("device_id") != device:
             return None
         station = data.get("station", DEFAULT_STATION)
-        if not isinstance(station, str) or not TOPIC_ID.match(station):
+        if station != levels[1] or not TOPIC_ID.match(station):  # the payload's station is the topic's
             return None
-        return EventRecord(fields[0], fields[1], device, station, levels[2], fields[2],  # type: ignore[arg-type]
+        return EventRecord(fields[0], fields[1], device, station, levels[3], fields[2],  # type: ignore[arg-type]
                            _text(data.get("subject")), when, payload.decode("utf-8"))
     if len(levels) == 3 and levels[2] == "state" and TOPIC_ID.match(levels[1]):
         return StateRecord(device, levels[1], _time(data.get("time")), payload.decode("utf-8"))

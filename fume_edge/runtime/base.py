@@ -87,8 +87,7 @@ def padded(batch: int | None, *arrays: np.ndarray) -> tuple[np.ndarray, ...]:
 
 
 def infer_rows(backend: Backend, co2: np.ndarray, ch4: np.ndarray, modality_mask: np.ndarray) -> list[Prediction]:
-    """One Prediction per row: one batched call, or one call per row for a backend without `infer_batch` (the
-    TensorRT backend until its engines are built for a batch)."""
+    """One Prediction per row: one batched call, or one call per row for a backend without `infer_batch`."""
     batched = getattr(backend, "infer_batch", None)
     if batched is not None:
         return batched(co2, ch4, modality_mask)

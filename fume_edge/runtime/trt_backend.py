@@ -6,7 +6,10 @@ warning), never a crash inside TensorRT. It takes the full `tensorrt` module or 
 LEAN_MODULES`, for --version-compatible engines). A DLA engine gets its DLA core from the sidecar before it is
 deserialised. Inference uses the name-based API (TensorRT ≥ 8.5): pinned host buffers, device buffers and one
 non-blocking stream made once at load; per frame three async uploads, `execute_async_v3`, async downloads of the
-int32 masks and three pH logits (never full-resolution logits), one blocking-sync wait. With `cuda_graph=True` that
+int32 masks and three pH logits (never full-resolution logits), one blocking-sync wait. An engine built from an
+`export --batch N` model has the static batch N (`max_batch`, from the model contract the sidecar carries):
+`infer_batch` runs up to N pairs in that one call, the rows it was not given computing leftovers that are never read
+(the padding), and `infer` is one pair of such a call. With `cuda_graph=True` that
 sequence is captured once and replayed; where capture fails, a warning and plain enqueues (as trtexec does).
 `close()` releases the context, the engine and the runtime, in that order, before the stream and its memory.
 """
@@ -20,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from fume_edge.errors import FumeEdgeError
-from fume_edge.runtime.base import Prediction, prediction_from_outputs
+from fume_edge.runtime.base import Prediction, predictions_from_batch
 from fume_edge.runtime.contract import INPUT_NAMES, ModelContract, TensorSpec
 from fume_edge.runtime.cuda_mem import CaptureFailed, CudaStream, device_info, open_stream
 from fume_edge.runtime.engine_sidecar import RunningOn, Sidecar, TensorInfo, compare_sidecar, read_sidecar
@@ -154,6 +157,11 @@ class TensorRTBackend:
     def class_names(self) -> list[str]:
         return list(self.contract.class_names)
 
+    @property
+    def max_batch(self) -> int:
+        """Pairs one call takes: the engine's static batch (the model contract's, `export --batch N`)."""
+        return self.contract.batch
+
     def _bind_buffers(self) -> None:
         """Pinned host and device memory for every I/O tensor, made once; their addresses bound to the context."""
         stream = self._stream
@@ -166,6 +174,7 @@ class TensorRTBackend:
         self._device: dict[str, int] = {}
         for tensor in self.io:
             host = stream.pinned(tensor.shape, np.dtype(tensor.dtype))
+            host.fill(0)  # padding rows of a short batch start as zeros, never as uninitialised memory
             self._host[tensor.name] = host
             self._device[tensor.name] = stream.device_buffer(host.nbytes)
             if not context.set_tensor_address(tensor.name, self._device[tensor.name]):
@@ -196,19 +205,29 @@ class TensorRTBackend:
         self._graph = True
 
     def infer(self, co2: np.ndarray, ch4: np.ndarray, modality_mask: np.ndarray) -> Prediction:
+        """One pair (batch-1 arrays), in one call of the engine's static batch."""
+        return self.infer_batch(co2, ch4, modality_mask)[0]
+
+    def infer_batch(self, co2: np.ndarray, ch4: np.ndarray, modality_mask: np.ndarray) -> list[Prediction]:
+        """Up to `max_batch` pairs (row i of each array) in one engine call; one Prediction per given row."""
         assert self._stream is not None, "backend is closed"
+        rows = len(co2)
+        if not 1 <= rows <= self.max_batch:
+            raise FumeEdgeError(f"{self.path}: {rows} pairs in one call; this engine takes 1 to {self.max_batch} "
+                                "(its model's batch: re-export with `fume-edge export --batch N` and rebuild)")
         for name, value in zip(INPUT_NAMES, (co2, ch4, modality_mask), strict=True):
             host = self._host[name]
-            if value.size != host.size:
-                raise FumeEdgeError(f"{self.path}: input {name} has shape {value.shape}, the engine takes {host.shape}")
-            np.copyto(host, value.reshape(host.shape), casting="same_kind")
+            if len(value) != rows or value[0].size != host[0].size:
+                raise FumeEdgeError(f"{self.path}: input {name} has shape {value.shape}, the engine takes "
+                                    f"{rows} rows of {host.shape[1:]}")
+            np.copyto(host[:rows], value.reshape((rows, *host.shape[1:])), casting="same_kind")
         if self._graph:
             self._stream.replay()
         else:
             self._enqueue()
         self._stream.synchronize()
-        outputs = {t.name: self._host[t.name].copy() for t in self.io if t.mode == "output"}
-        return prediction_from_outputs(outputs, self.contract)
+        outputs = {t.name: self._host[t.name][:rows].copy() for t in self.io if t.mode == "output"}
+        return predictions_from_batch(outputs, self.contract)
 
     def close(self) -> None:
         """Context, engine, runtime, then the stream and its memory (idempotent): TensorRT objects hold GPU memory

@@ -23,6 +23,7 @@ from fume_edge.web.access import AccessPolicy, load_token, parse_listen
 from fume_edge.web.feed import LiveFeed
 from fume_edge.web.guards import known_names
 from fume_edge.web.metrics import PipelineCollector, StageHistograms
+from fume_edge.web.rates import StationRates
 from fume_edge.web.server import WebServer, build_app
 from fume_edge.web.status import WebSources
 
@@ -64,13 +65,12 @@ class WebRun:
         """Start serving (until `stack` closes) what `pipeline` and the alert database at `db` hold; model installs
         from the page go to `installer` (none: the page cannot install)."""
         self.feed.on_each = StageHistograms(self.registry, lambda: pipeline.counters).update
-        self.registry.register(PipelineCollector(lambda: pipeline.snapshot.stats, self.feed.fps,
-                                                 lambda: [a.type for s in pipeline.snapshot.stations.values()
-                                                          for a in s.open_alerts],
-                                                 lambda: self.feed.encoded, info))
+        rates = StationRates()
+        self.registry.register(PipelineCollector(lambda: pipeline.snapshot, rates, lambda: self.feed.encoded, info))
         store = stack.enter_context(AlertStore(db))
         sources = WebSources(pipeline, self.feed, store, None if snapshot_dir is None else Path(snapshot_dir).resolve(),
-                             info, self.config.stale_after_s, access_note(self.access), installer=installer)
+                             info, self.config.stale_after_s, access_note(self.access), installer=installer,
+                             rates=rates)
         app = build_app(sources, self.access, self.registry, known_names(self.config.hostnames))
         return stack.enter_context(WebServer(app, self.host, self.port))
 

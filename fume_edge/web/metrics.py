@@ -1,16 +1,18 @@
-"""Prometheus metrics (`fume_edge_*`): read from the loop's counters at scrape time, plus stage histograms.
+"""Prometheus metrics (`fume_edge_*`): read from the loop's published snapshot at scrape time, plus stage histograms.
 
 Counters the pipeline already keeps (frames, garbage, drops, reconnects, inferences, sink counts) are not copied
-into prometheus objects on every frame: a custom collector reads `Pipeline.stats()` when /metrics is scraped, so
-the values are exactly the ones the run summary prints. Only the stage latency histograms need per-result
+into prometheus objects on every frame: a custom collector reads the snapshot the loop published
+(`pipeline.snapshot`) when /metrics is scraped, so the values are exactly the ones the run summary prints. What
+belongs to one station (inferences, FPS, cameras, open alerts) carries a `station` label; `inference_fps` without
+one is the device's total, beside `station_inference_fps{station}`. Only the stage latency histograms need per-result
 observations; `StageHistograms.update` takes them from the loop's summed stage times (a few microseconds).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
 from typing import Any
-from collections.abc import Callable, Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, Histogram, disable_created_metrics
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, StateSetMetricFamily
@@ -18,6 +20,8 @@ from prometheus_client.registry import Collector
 
 from fume_edge.alerts.event import ALERT_TYPES
 from fume_edge.pipeline.loop import LoopCounters
+from fume_edge.pipeline.published import LoopSnapshot
+from fume_edge.web.rates import DEVICE, StationRates
 
 PREFIX = "fume_edge"
 CAMERA_STATES = ("starting", "live", "silent", "reconnecting", "ended", "stopped")
@@ -50,27 +54,37 @@ class StageHistograms:
 
 
 class PipelineCollector(Collector):
-    """Everything else, from `stats()` (Pipeline.stats), `open_alerts()` and `info` at scrape time."""
+    """Everything else, from the published snapshot (`LoopSnapshot`), the page's encode count and `info`."""
 
-    def __init__(self, stats: Callable[[], dict[str, Any]], fps: Callable[[], float],
-                 open_alerts: Callable[[], list[str]], encoded: Callable[[], int], info: Mapping[str, str]) -> None:
-        self._stats, self._fps, self._open_alerts, self._info = stats, fps, open_alerts, info
-        self._encoded = encoded
+    def __init__(self, snapshot: Callable[[], LoopSnapshot], rates: StationRates, encoded: Callable[[], int],
+                 info: Mapping[str, str]) -> None:
+        self._snapshot, self._rates, self._encoded, self._info = snapshot, rates, encoded, info
 
     def collect(self) -> Iterator[Any]:
-        stats = self._stats()
-        yield GaugeMetricFamily(f"{PREFIX}_inference_fps", "Inference results per second (last seconds)",
-                                value=self._fps())
-        yield CounterMetricFamily(f"{PREFIX}_inferences", "Inferences run", value=stats["inferences"])
-        yield CounterMetricFamily(f"{PREFIX}_degraded_inferences", "Inferences with one camera silent",
-                                  value=stats["degraded"])
-        yield CounterMetricFamily(f"{PREFIX}_stale_pairs", "Ready pairs skipped for a newer one (live mode)",
-                                  value=stats["stale"])
-        yield from self._cameras(stats["cameras"])
-        open_by_type = GaugeMetricFamily(f"{PREFIX}_open_alerts", "Open alerts by type", labels=["type"])
-        opened = self._open_alerts()
-        for alert_type in ALERT_TYPES:
-            open_by_type.add_metric([alert_type], opened.count(alert_type))
+        snapshot = self._snapshot()
+        stats, fps = snapshot.stats, self._rates.fps(snapshot)
+        yield GaugeMetricFamily(f"{PREFIX}_inference_fps", "Inference results per second, all stations (last seconds)",
+                                value=fps[DEVICE])
+        per_station: dict[str, GaugeMetricFamily | CounterMetricFamily] = {
+            "station_inference_fps": GaugeMetricFamily(f"{PREFIX}_station_inference_fps",
+                                                       "Inference results per second of the station (last seconds)",
+                                                       labels=["station"]),
+            "inferences": CounterMetricFamily(f"{PREFIX}_inferences", "Inferences run", labels=["station"]),
+            "degraded": CounterMetricFamily(f"{PREFIX}_degraded_inferences", "Inferences with one camera silent",
+                                            labels=["station"]),
+            "stale": CounterMetricFamily(f"{PREFIX}_stale_pairs", "Ready pairs skipped for a newer one (live mode)",
+                                         labels=["station"]),
+        }
+        open_by_type = GaugeMetricFamily(f"{PREFIX}_open_alerts", "Open alerts by type", labels=["station", "type"])
+        for sid, station in snapshot.stations.items():
+            per_station["station_inference_fps"].add_metric([sid], fps[sid])
+            for key in ("inferences", "degraded", "stale"):
+                per_station[key].add_metric([sid], station.stats[key])
+            opened = [alert.type for alert in station.open_alerts]
+            for alert_type in ALERT_TYPES:
+                open_by_type.add_metric([sid, alert_type], opened.count(alert_type))
+        yield from per_station.values()
+        yield from self._cameras({sid: s.stats["cameras"] for sid, s in snapshot.stations.items()})
         yield open_by_type
         sinks = stats["sinks"]
         yield GaugeMetricFamily(f"{PREFIX}_outbox_backlog", "Alert events waiting for the MQTT broker's ack",
@@ -87,20 +101,22 @@ class PipelineCollector(Collector):
         yield InfoMetricFamily(f"{PREFIX}_model", "The model and backend this run uses", value=dict(self._info))
 
     @staticmethod
-    def _cameras(cameras: dict[str, dict[str, Any]]) -> Iterator[Any]:
-        families = {key: CounterMetricFamily(f"{PREFIX}_camera_{key}", help_text, labels=["camera"])
+    def _cameras(stations: dict[str, dict[str, dict[str, Any]]]) -> Iterator[Any]:
+        """Per station and camera (gas): frames, garbage, reconnects, drops by reason, state."""
+        families = {key: CounterMetricFamily(f"{PREFIX}_camera_{key}", help_text, labels=["station", "camera"])
                     for key, help_text in (("frames", "Frames delivered by the camera"),
                                            ("garbage", "Unusable frames skipped"),
                                            ("reconnects", "Reconnects after the camera was lost"))}
         drops = CounterMetricFamily(f"{PREFIX}_camera_dropped", "Frames dropped, by reason",
-                                    labels=["camera", "reason"])
-        state = StateSetMetricFamily(f"{PREFIX}_camera_state", "Camera state", labels=["camera"])
-        for camera, values in cameras.items():
-            for key, family in families.items():
-                family.add_metric([camera], values[key])
-            for reason in DROP_REASONS:
-                drops.add_metric([camera, reason], values[reason])
-            state.add_metric([camera], {name: values["state"] == name for name in CAMERA_STATES})
+                                    labels=["station", "camera", "reason"])
+        state = StateSetMetricFamily(f"{PREFIX}_camera_state", "Camera state", labels=["station", "camera"])
+        for station, cameras in stations.items():
+            for camera, values in cameras.items():
+                for key, family in families.items():
+                    family.add_metric([station, camera], values[key])
+                for reason in DROP_REASONS:
+                    drops.add_metric([station, camera, reason], values[reason])
+                state.add_metric([station, camera], {name: values["state"] == name for name in CAMERA_STATES})
         yield from families.values()
         yield drops
         yield state

@@ -38,6 +38,7 @@ Epoch = Annotated[float, BeforeValidator(_epoch)]
 _JSON_TYPES = {list: "an array", str: "a string", type(None): "null", int: "a number", float: "a number",
                bool: "a boolean"}
 SubjectFilter = Annotated[str, Field(max_length=64)]
+StationFilter = Annotated[str, Field(min_length=1, max_length=64)]
 
 
 class _Strict(BaseModel):
@@ -51,8 +52,15 @@ class AlertsQuery(_Strict):
     since: Epoch | None = None
     until: Epoch | None = None
     subject: SubjectFilter | None = None
+    station: StationFilter | None = None
     page: int = Field(0, ge=0, le=1_000_000)
     per_page: int = Field(20, ge=1, le=MAX_PAGE)
+
+
+class StatusQuery(_Strict):
+    """`GET /api/status`: the station shown in detail (default: the first)."""
+
+    station: StationFilter | None = None
 
 
 class TrendQuery(_Strict):
@@ -61,12 +69,15 @@ class TrendQuery(_Strict):
 
     hours: float | None = Field(None, ge=0.02, le=MAX_HOURS, allow_inf_nan=False)
     subject: SubjectFilter | None = None
+    station: StationFilter | None = None
 
 
 class SubjectBody(_Strict):
-    """`POST /api/subject`: `{"subject": "cow-7"}`; an empty string or null clears it (the key is required)."""
+    """`POST /api/subject`: `{"subject": "cow-7", "station": "pen-2"}`; an empty string or null clears it (the key
+    is required); without `station` (or null) it is for every station."""
 
     subject: StrictStr | None = Field(..., max_length=256)
+    station: StrictStr | None = Field(None, max_length=256)
 
 
 class ModelBody(_Strict):

@@ -3,9 +3,10 @@
 Routes: `/` (the page) and `/static/*` (its bundled assets: no CDN, a barn often has no internet), the read-only
 JSON API `/api/status`, `/api/alerts`, `/api/trend`, camera images `/api/frame/{co2,ch4}.jpg`, alert snapshots
 `/snapshots/NAME` (only files directly in the snapshot folder), `/metrics` (Prometheus), `/healthz`, and the
-writes, `POST /api/subject` and `POST /api/model` (install a bundle already on the device; `GET /api/model`
-shows the install's progress). Serving a stored database (no pipeline), the live-only routes (images, metrics,
-the writes) answer 404. Access rules are in `access.py`, the Host check and the brake on guessing in
+writes, `POST /api/subject` (for one station or every station) and `POST /api/model` (install a bundle already on
+the device; `GET /api/model` shows the install's progress); `/api/status?station=ID` details one station. Serving a
+stored database (no pipeline), the live-only routes (images, metrics, the writes) answer 404. Access rules are in
+`access.py`, the Host check and the brake on guessing in
 `guards.py`, what each request may carry in `schemas.py`: every refusal is a 4xx with `{"error": ...}`. Database
 reads and JPEG encoding run in Starlette's worker threads, so a slow client or a slow query holds a worker, never
 the inference loop.
@@ -14,6 +15,7 @@ the inference loop.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import socket
@@ -38,8 +40,8 @@ from fume_edge.alerts.subject import check_subject, set_subject
 from fume_edge.errors import FumeEdgeError
 from fume_edge.web.access import AccessPolicy
 from fume_edge.web.guards import AuthFailures, HostGuard
-from fume_edge.web.schemas import (MAX_BODY_BYTES, AlertsQuery, BadRequest, ModelBody, SubjectBody, TrendQuery,
-                                   parse, parse_json_body)
+from fume_edge.web.schemas import (MAX_BODY_BYTES, AlertsQuery, BadRequest, ModelBody, StatusQuery, SubjectBody,
+                                   TrendQuery, parse, parse_json_body)
 from fume_edge.web.status import WebSources, alerts_page, health, status, trend
 
 STATIC = Path(str(resources.files("fume_edge.web") / "static"))
@@ -106,16 +108,21 @@ def build_app(src: WebSources, access: AccessPolicy, registry: CollectorRegistry
         return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
 
     def api_status(request: Request) -> Response:
-        return JSONResponse(status(src))
+        q = parse(StatusQuery, dict(request.query_params))
+        try:
+            return JSONResponse(status(src, q.station))
+        except LookupError as exc:
+            return _error(404, str(exc))
 
     def api_alerts(request: Request) -> Response:
         q = parse(AlertsQuery, dict(request.query_params))
         return JSONResponse(alerts_page(src, alert_type=q.type, since=q.since, until=q.until,
-                                        subject=q.subject or None, page=q.page, per_page=q.per_page))
+                                        subject=q.subject or None, page=q.page, per_page=q.per_page,
+                                        station=q.station))
 
     def api_trend(request: Request) -> Response:
         q = parse(TrendQuery, dict(request.query_params))
-        return JSONResponse(trend(src, q.hours, q.subject or None))
+        return JSONResponse(trend(src, q.hours, q.subject or None, q.station))
 
     def frame(request: Request) -> Response:
         assert src.feed is not None
@@ -159,10 +166,14 @@ def build_app(src: WebSources, access: AccessPolicy, registry: CollectorRegistry
             subject = check_subject(body.subject)
         except FumeEdgeError as exc:
             raise BadRequest(str(exc)) from None
-        change = await run_in_threadpool(set_subject, src.store, subject, "web")  # a committed write: off the loop
+        if body.station is not None and src.station(body.station) is None:
+            return _error(404, f"no station {body.station[:64]!r} in this run")
+        # A committed write: off the loop
+        change = await run_in_threadpool(functools.partial(set_subject, station=body.station), src.store, subject,
+                                         "web")
         assert src.pipeline is not None
-        src.pipeline.alerts.set_subject(subject)  # now; the run's watcher confirms it from the log
-        return JSONResponse({"subject": subject, "time": change.epoch})
+        src.pipeline.alerts.set_subject(subject, body.station)  # now; the run's watcher confirms it from the log
+        return JSONResponse({"subject": subject, "station": body.station, "time": change.epoch})
 
     def model_state(request: Request) -> Response:
         if src.installer is None:

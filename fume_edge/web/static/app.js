@@ -1,12 +1,12 @@
 // fume-edge device page: polls the JSON API, refreshes the camera images while the page is visible.
-// Sections: access (the token), live panels (one device's status), history, trend, controls. Each renderer takes
-// the API's JSON and the elements it fills, so a per-station view can reuse them.
+// Sections: access (the token), live panels (the station grid, and one station's details), history, trend,
+// controls. A device with several stations shows a grid of them; the panels below show the chosen one.
 "use strict";
 const COLORS = { Healthy: "#46a758", Transitional: "#f5a524", Acidotic: "#e5484d", co2: "#4ea1ff", ch4: "#c084fc" };
 const PH_ALERT_CLASS = { acidosis_risk: "Acidotic", transitional_risk: "Transitional" };
 const STATUS_MS = 1000, TREND_MS = 20000, TOKEN_KEY = "fume_edge_token";
 const $ = (id) => document.getElementById(id);
-const state = { page: 0, written: null, frameMs: 500, live: null, access: null, trend: null };
+const state = { page: 0, written: null, frameMs: 500, live: null, access: null, trend: null, station: null };
 
 // ---- access: the token comes once in the address (#token=..., printed by fume-edge at start; a fragment never
 // reaches a server or its logs), is kept in this browser and removed from the address bar.
@@ -67,6 +67,8 @@ function showStatus(s) {
   text($("health"), s.live ? s.health.status : "stored");
   $("health").className = "pill " + (s.health.status === "ok" ? "ok" : "bad");
   if (!s.live) return;
+  state.station = s.station;
+  showStations(s);
   showPh(s);
   showPipeline(s);
   const open = s.open_alerts.map((a) => el("li", { class: "alert" }, `${a.type} (${a.cameras.join(", ")}) since ${a.since.slice(11, 19)} UTC`));
@@ -74,6 +76,34 @@ function showStatus(s) {
   if (!token() && !$("subject-msg").textContent) text($("subject-msg"), "Setting the subject: " + tokenHelp());
   if (state.written !== s.sinks.written) { state.written = s.sinks.written; loadHistory(); }
   state.frameMs = 1000 * s.frame_interval_s;  // the server's http.frame_fps: faster asks would get the same image
+}
+
+// ---- the grid of stations (only with more than one): pH class, open alerts, FPS and camera states of each
+function showStations(s) {
+  const several = (state.several = s.stations.length > 1);
+  $("stations").hidden = !several;
+  document.querySelectorAll(".station-name").forEach((e) => text(e, several ? "· " + s.station : ""));
+  $("cams").hidden = !s.first_station;  // the camera images are the first station's
+  $("cams-note").hidden = s.first_station;
+  text($("cams-note"), s.first_station ? "" : `Camera images are shown for ${s.stations[0].id} only; choose it above to see them.`);
+  if (!several) return;
+  $("station-grid").replaceChildren(...s.stations.map((st) => {
+    const alerts = st.open_alerts.map((a) => a.type).join(", ");
+    const card = el("button", { type: "button", role: "listitem", "data-station": st.id,
+      class: "station" + (st.id === s.station ? " selected" : "") + (alerts ? " alerting" : "") },
+      el("b", {}, st.id), el("span", { class: "big-ish " + (st.ph_class || "") }, st.ph_class || "waiting"),
+      el("span", { class: alerts ? "alerts" : "muted" }, alerts || "no open alerts"),
+      el("span", { class: "muted" }, `${fmt(st.fps)} FPS` + (st.subject ? ` · ${st.subject}` : "")),
+      el("span", { class: "pills" }, ...Object.entries(st.cameras).map(([cam, c]) => el("span", { class: "pill " + c }, `${cam.toUpperCase()} ${c}`))));
+    card.addEventListener("click", () => chooseStation(st.id));
+    return card;
+  }));
+}
+function chooseStation(id) {
+  state.station = id;
+  text($("subject-msg"), "");
+  document.querySelectorAll(".station").forEach((e) => e.classList.toggle("selected", e.dataset.station === id));
+  api("/api/status?station=" + encodeURIComponent(id)).then(showStatus).then(() => loadTrend(false)).catch(() => {});
 }
 
 function setMode(s) {
@@ -121,7 +151,9 @@ function showPipeline(s) {
 
 async function pollStatus() {
   try {
-    showStatus(await api("/api/status"));
+    const asked = state.station;
+    const s = await api("/api/status" + (asked ? "?station=" + encodeURIComponent(asked) : ""));
+    if (state.station === asked) showStatus(s);  // else another station was chosen meanwhile
   } catch (e) {
     text($("health"), e.message === "401" ? "token needed" : "offline"); $("health").className = "pill bad";
   }
@@ -158,7 +190,8 @@ function historyRow(e) {
   const probs = e.probs ? Object.entries(e.probs).map(([n, p]) => n[0] + " " + p.toFixed(2)).join(" ") : "-";
   const snap = e.snapshot_url ? el("a", { href: e.snapshot_url, target: "_blank" }, el("img", { src: e.snapshot_url, alt: "snapshot" })) : "-";
   const cell = (label, content, cls = "") => el("td", { "data-label": label, class: cls }, content);
-  return el("tr", {}, cell("time (UTC)", utc(e.time)), cell("type", e.type), cell("state", e.state + (e.reason ? ` (${e.reason})` : "")),
+  const where = state.several && e.station ? ` · ${e.station}` : "";
+  return el("tr", {}, cell("time (UTC)", utc(e.time)), cell("type", e.type + where), cell("state", e.state + (e.reason ? ` (${e.reason})` : "")),
     cell("subject", e.subject || "-"), cell("pH", probs, "probs"), cell("snapshot", snap));
 }
 
@@ -166,7 +199,11 @@ function historyRow(e) {
 async function loadTrend(again = true) {
   const hours = $("trend-hours").value;
   try {
-    state.trend = await api("/api/trend" + (hours ? "?hours=" + hours : ""));
+    const q = new URLSearchParams();
+    if (hours) q.set("hours", hours);
+    if (state.several && state.station) q.set("station", state.station);  // one station's minutes, not all mixed
+    const query = q.toString();
+    state.trend = await api("/api/trend" + (query ? "?" + query : ""));
     drawTrend(state.trend);
   } catch (e) { /* shown by the status poll */ }
   if (again && state.live !== false) setTimeout(loadTrend, TREND_MS);
@@ -244,8 +281,8 @@ function drawTrend(data) {
 async function setSubject(value) {
   if (!token()) { askForToken("Setting the subject needs the access token."); text($("subject-msg"), "Setting the subject: " + tokenHelp()); return; }
   try {
-    const res = await api("/api/subject", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ subject: value }) });
-    text($("subject-msg"), "set: " + (res.subject || "(none)"));
+    const res = await api("/api/subject", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ subject: value, station: state.station }) });
+    text($("subject-msg"), "set: " + (res.subject || "(none)") + (res.station ? " at " + res.station : ""));
   } catch (e) { text($("subject-msg"), e.message === "401" ? "Setting the subject: " + tokenHelp() : e.message); }
 }
 
