@@ -101,7 +101,7 @@ def test_mqtt_cmd_model_installs_reports_progress_and_the_run_switches_with_aler
     store = ModelStore(options.models)  # type: ignore[arg-type]
     holder = SwappableBackend(load_backend(store.current_model(), device="cpu", threads=1),  # type: ignore[arg-type]
                               store.installed("v1").model_sha256, "v1")  # type: ignore[union-attr]
-    recorder = Recorder(broker.port, [f"{base}/model/progress", f"{base}/alerts/#"], "checker")
+    recorder = Recorder(broker.port, [f"{base}/model/progress", f"{base}/+/alerts/#"], "checker")
     with AlertService(policy_config(), sinks, device_id=DEVICE, model_sha=holder.model_sha) as service, \
             ModelUpdates(holder, store, HealthSettings(window_s=60.0, min_fps=0.1, poll_s=0.05),
                          on_event=service.model_event, device="cpu", threads=1):
@@ -115,7 +115,7 @@ def test_mqtt_cmd_model_installs_reports_progress_and_the_run_switches_with_aler
         publish.single(f"{base}/cmd/model", str(bundles["v2"]), qos=1, hostname="127.0.0.1", port=broker.port)
         assert until(lambda: any(p.startswith(b"installed v2") for p in recorder.payloads(progress)), timeout=120)
         assert until(lambda: holder.version == "v2")  # the live run swapped to it
-        alerts = f"{base}/alerts/"
+        alerts = f"{base}/default/alerts/"  # a device-level event: the default station
         assert until(lambda: {f"{alerts}model_installed", f"{alerts}model_switched"} <= set(recorder.latest()))
     holder.close()
     recorder.close()
