@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Literal, get_args
 
 PH_CLASS_NAMES: tuple[str, ...] = ("Healthy", "Transitional", "Acidotic")
@@ -16,3 +17,4 @@ INPUT_HEIGHT = 480
 PH_LOGITS = "ph_logits"
 CO2_SEG_LOGITS = "co2_seg_logits"
 CH4_SEG_LOGITS = "ch4_seg_logits"
+SEG_LOGITS: Mapping[str, str] = {"co2": CO2_SEG_LOGITS, "ch4": CH4_SEG_LOGITS}  # forward() key of each gas's logits

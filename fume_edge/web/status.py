@@ -94,9 +94,8 @@ def status(src: WebSources) -> dict[str, Any]:
     smoothed = None if station is None else station.smoothed
     frame_probs = None if latest is None or latest.prediction.ph_probs is None else latest.prediction.ph_probs
     areas = None if latest is None else {
-        gas: (None if image is None else area)
-        for gas, image, area in zip(pipeline.cameras, latest.images,
-                                    (latest.prediction.co2_gas_area, latest.prediction.ch4_gas_area), strict=True)}
+        gas: (None if image is None else latest.prediction.gas_area.get(gas))
+        for gas, image in zip(pipeline.cameras, latest.images, strict=True)}
     changes = subject_history(src.store, 1)
     return {
         **src.info, "live": True, "access": src.access,
