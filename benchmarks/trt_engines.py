@@ -26,6 +26,7 @@ import numpy as np
 from fume_edge.assets import default_model_path
 from fume_edge.data.calibration import load_calibration
 from fume_edge.deploy.tensorrt.tensorrt_build import EngineBuildOptions, build_engine
+from fume_edge.labels import GASES
 from fume_edge.runtime.onnx_backend import OnnxBackend
 from fume_edge.runtime.trt_backend import TensorRTBackend
 
@@ -69,7 +70,8 @@ def agreement(engine: Path, calib: Path) -> dict[str, float]:
             item = cset.item(index)
             got, want = model.infer(item.co2, item.ch4, item.modality_mask), reference.infer(item.co2, item.ch4, item.modality_mask)
             same_class += int(got.ph_class == want.ph_class)
-            for a, b in ((got.co2_seg, want.co2_seg), (got.ch4_seg, want.ch4_seg)):
+            for gas in GASES:
+                a, b = got.seg[gas], want.seg[gas]
                 agree += int(np.count_nonzero(a == b))
                 total += int(np.asarray(a).size)
     return {"ph_class_agreement": round(same_class / len(cset), 4), "mask_label_agreement": round(agree / total, 5),

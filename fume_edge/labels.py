@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Literal, get_args
 
 PH_CLASS_NAMES: tuple[str, ...] = ("Healthy", "Transitional", "Acidotic")
@@ -17,3 +18,4 @@ INPUT_SIZE_TEXT = f"{INPUT_WIDTH}x{INPUT_HEIGHT}"  # as WIDTHxHEIGHT options wri
 PH_LOGITS = "ph_logits"
 CO2_SEG_LOGITS = "co2_seg_logits"
 CH4_SEG_LOGITS = "ch4_seg_logits"
+SEG_LOGITS: Mapping[str, str] = {"co2": CO2_SEG_LOGITS, "ch4": CH4_SEG_LOGITS}  # forward() key of each gas's logits

@@ -41,8 +41,7 @@ def prediction(probs: tuple[float, float, float] = (0.9, 0.05, 0.05), co2_gas: f
                ch4_gas: float | None = 0.05, shape: tuple[int, int] = (48, 64)) -> Prediction:
     return Prediction(
         ph_probs=np.asarray(probs, np.float32),
-        co2_seg=None if co2_gas is None else seg_with_gas(co2_gas, shape),
-        ch4_seg=None if ch4_gas is None else seg_with_gas(ch4_gas, shape),
+        seg={gas: seg_with_gas(area, shape) for gas, area in (("co2", co2_gas), ("ch4", ch4_gas)) if area is not None},
     )
 
 

@@ -37,11 +37,11 @@ def test_mask_scale_export_matches_the_rewrite_and_torch(imported_checkpoint: Pa
         assert "fume_edge.mask_scale" not in exact.metadata  # the default graph is unchanged
         for seed in range(3):
             a, b, c = (backend.infer(*_inputs(seed)) for backend in (exported, rewritten, exact))
-            assert a.co2_seg.shape == (SIZE[1] // 2, SIZE[0] // 2) and c.co2_seg.shape == (SIZE[1], SIZE[0])
-            np.testing.assert_array_equal(a.co2_seg, b.co2_seg)
-            np.testing.assert_array_equal(a.ch4_seg, b.ch4_seg)
+            assert a.seg["co2"].shape == (SIZE[1] // 2, SIZE[0] // 2) and c.seg["co2"].shape == (SIZE[1], SIZE[0])
+            np.testing.assert_array_equal(a.seg["co2"], b.seg["co2"])
+            np.testing.assert_array_equal(a.seg["ch4"], b.seg["ch4"])
             np.testing.assert_allclose(a.ph_logits, c.ph_logits, atol=1e-5)  # the pH head is untouched
-            assert labels_at(a.co2_seg, c.co2_seg.shape).shape == c.co2_seg.shape
+            assert labels_at(a.seg["co2"], c.seg["co2"].shape).shape == c.seg["co2"].shape
 
 
 def test_mask_scale_must_be_a_power_of_two(imported_checkpoint: Path, tmp_path: Path) -> None:

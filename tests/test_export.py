@@ -62,9 +62,9 @@ def test_onnx_backend_prediction_equals_torch_backend(imported_checkpoint: Path,
             np.testing.assert_allclose(b.ph_logits, fixture[f"{case}_cls_logits"][0], atol=1e-4, rtol=0)
             np.testing.assert_allclose(b.ph_probs, a.ph_probs, atol=1e-5, rtol=0)
             assert a.ph_class == b.ph_class
-            np.testing.assert_array_equal(b.co2_seg, fixture[f"{case}_co2_labels"][0])
-            np.testing.assert_array_equal(b.ch4_seg, a.ch4_seg)
-            assert a.co2_gas_area == pytest.approx(b.co2_gas_area)
+            np.testing.assert_array_equal(b.seg["co2"], fixture[f"{case}_co2_labels"][0])
+            np.testing.assert_array_equal(b.seg["ch4"], a.seg["ch4"])
+            assert a.gas_area["co2"] == pytest.approx(b.gas_area["co2"])
 
 
 def test_fp16_export_keeps_float32_io_and_labels(tmp_path: Path) -> None:

@@ -62,9 +62,9 @@ def test_torch_backend_prediction_matches_fixture(imported_checkpoint: Path, fix
     with TorchBackend(imported_checkpoint, device="cpu") as backend:
         pred = backend.infer(fixture_io["both_co2"], fixture_io["both_ch4"], fixture_io["both_modality_mask"])
     np.testing.assert_allclose(pred.ph_logits, fixture_io["both_cls_logits"][0], atol=TOL, rtol=0)
-    assert pred.co2_seg.shape == (480, 640) and pred.co2_seg.dtype == np.int32
-    assert_labels_equal_where_decided(pred.ch4_seg[None], fixture_io["both_ch4_labels"], fixture_io["both_ch4_seg_logits"])
-    assert 0.0 <= pred.co2_gas_area <= 1.0
+    assert pred.seg["co2"].shape == (480, 640) and pred.seg["co2"].dtype == np.int32
+    assert_labels_equal_where_decided(pred.seg["ch4"][None], fixture_io["both_ch4_labels"], fixture_io["both_ch4_seg_logits"])
+    assert 0.0 <= pred.gas_area["co2"] <= 1.0
 
 
 def _random_model(shared: bool, seed: int = 1) -> torch.nn.Module:

@@ -120,8 +120,8 @@ def test_class_names_in_the_metadata_decide_which_logit_is_acidotic_and_which_id
         mapped = other.infer(co2, ch4, modality_mask(True, True))
     for ours, name in enumerate(PH_CLASS_NAMES):
         assert mapped.ph_logits[ours] == raw.ph_logits[model_order.index(name)]
-    assert np.array_equal(mapped.co2_seg == GAS_CLASS_ID, raw.co2_seg == 0)
-    assert mapped.co2_gas_area == pytest.approx(float(np.mean(raw.co2_seg == 0)))
+    assert np.array_equal(mapped.seg["co2"] == GAS_CLASS_ID, raw.seg["co2"] == 0)
+    assert mapped.gas_area["co2"] == pytest.approx(float(np.mean(raw.seg["co2"] == 0)))
 
 
 def test_class_names_the_policy_cannot_map_are_refused(small_onnx: Path, tmp_path: Path) -> None:

@@ -91,7 +91,7 @@ def test_tensorrt_target_records_how_it_was_made_and_runs(trt_int8: Path, calib:
     item = load_calibration(calib).item(0)
     with OnnxBackend(trt_int8, device="cpu") as backend:
         prediction = backend.infer(item.co2, item.ch4, item.modality_mask)
-    assert prediction.co2_seg is not None and prediction.co2_seg.shape == (SIZE[1], SIZE[0])
+    assert prediction.seg["co2"] is not None and prediction.seg["co2"].shape == (SIZE[1], SIZE[0])
 
 
 def test_excluded_nodes_stay_float(fp32: Path, calib: Path, tmp_path: Path) -> None:

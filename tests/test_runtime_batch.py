@@ -12,7 +12,8 @@ import torch
 from fume_edge.deploy.onnx.commands import export_and_check
 from fume_edge.model.checkpoint import Checkpoint, save_checkpoint
 from fume_edge.model.registry import create_model
-from fume_edge.runtime.base import load_backend
+from fume_edge.labels import GAS_CLASS_ID, GASES
+from fume_edge.runtime.base import Prediction, load_backend, predictions_from_batch
 from fume_edge.runtime.pre import Preprocessing
 
 SMALL = (128, 96)
@@ -48,8 +49,8 @@ def _assert_rows_equal(batched: list, single: list) -> None:
     assert len(batched) == len(single) == BATCH
     for a, b in zip(batched, single, strict=True):
         np.testing.assert_allclose(a.ph_logits, b.ph_logits, atol=1e-5, rtol=0)
-        np.testing.assert_array_equal(a.co2_seg, b.co2_seg)
-        np.testing.assert_array_equal(a.ch4_seg, b.ch4_seg)
+        np.testing.assert_array_equal(a.seg["co2"], b.seg["co2"])
+        np.testing.assert_array_equal(a.seg["ch4"], b.seg["ch4"])
 
 
 def test_onnx_batch_export_records_the_batch_and_equals_pair_by_pair(checkpoint: Path, tmp_path: Path) -> None:
@@ -120,12 +121,28 @@ def test_tensorrt_batch_engine_equals_pair_by_pair(checkpoint: Path, tmp_path: P
         want = reference.infer_batch(co2, ch4, mask)
         for got, alone, cpu in zip(rows, single, want, strict=True):
             np.testing.assert_allclose(got.ph_logits, alone.ph_logits, atol=1e-4, rtol=0)
-            np.testing.assert_array_equal(got.co2_seg, alone.co2_seg)
-            np.testing.assert_array_equal(got.ch4_seg, alone.ch4_seg)
+            for gas in GASES:
+                np.testing.assert_array_equal(got.seg[gas], alone.seg[gas])
             assert got.ph_class == cpu.ph_class
-            assert float(np.mean(got.co2_seg == cpu.co2_seg)) >= 0.99
+            assert float(np.mean(got.seg["co2"] == cpu.seg["co2"])) >= 0.99
         short = engine.infer_batch(co2[:2], ch4[:2], mask[:2])
         assert len(short) == 2
         np.testing.assert_allclose(short[1].ph_logits, rows[1].ph_logits, atol=1e-4, rtol=0)
         with pytest.raises(FumeEdgeError, match="1 to 3"):
             engine.infer_batch(*(np.concatenate([a, a[:1]]) for a in (co2, ch4, mask)))
+
+
+def test_predictions_are_keyed_by_gas_read_only_and_leave_out_a_missing_head() -> None:
+    """Per-gas data by key (`labels.GASES`), never by attribute names built from strings; threads share a
+    Prediction, so its mappings cannot be changed."""
+    co2 = np.zeros((2, 4, 5), np.int32)
+    co2[1, :2] = GAS_CLASS_ID  # row 1: 10 of 20 pixels gas
+    rows = predictions_from_batch({"ph_logits": np.zeros((2, 3), np.float32), "co2_seg": co2})
+    assert [set(p.seg) for p in rows] == [{"co2"}, {"co2"}]  # a model without a CH4 head: no "ch4" key
+    assert rows[1].gas_area == {"co2": pytest.approx(0.5)} and rows[0].gas_area["co2"] == 0.0
+    with pytest.raises(TypeError):
+        rows[0].seg["ch4"] = co2[0]  # type: ignore[index]
+    with pytest.raises(TypeError):
+        rows[0].gas_area["co2"] = 1.0  # type: ignore[index]
+    with pytest.raises(ValueError, match="not gases"):
+        Prediction(ph_probs=None, seg={"co2_seg": co2[0]})

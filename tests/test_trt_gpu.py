@@ -20,6 +20,7 @@ from fume_edge.assets import default_model_path
 from fume_edge.data.calibration import load_calibration
 from fume_edge.deploy.tensorrt.tensorrt_build import BuildResult, EngineBuildOptions, build_engine, tensorrt_available
 from fume_edge.errors import FumeEdgeError
+from fume_edge.labels import GASES
 from fume_edge.runtime.engine_sidecar import sidecar_path
 from fume_edge.runtime.onnx_backend import OnnxBackend
 from fume_edge.runtime.trt_backend import TensorRTBackend
@@ -68,7 +69,8 @@ def test_engine_agrees_with_onnx_runtime(work: Path, engines: dict[str, BuildRes
             got = trt_model.infer(item.co2, item.ch4, item.modality_mask)
             want = reference.infer(item.co2, item.ch4, item.modality_mask)
             assert got.ph_class == want.ph_class, index
-            for a, b in ((got.co2_seg, want.co2_seg), (got.ch4_seg, want.ch4_seg)):
+            for gas in GASES:
+                a, b = got.seg.get(gas), want.seg.get(gas)
                 assert a is not None and b is not None and a.dtype == np.int32
                 agree += int(np.count_nonzero(a == b))
                 total += a.size
@@ -82,7 +84,7 @@ def test_cuda_graph_replay_equals_the_plain_path(work: Path, engines: dict[str, 
         for _ in range(3):
             a = plain.infer(item.co2, item.ch4, item.modality_mask)
             b = graph.infer(item.co2, item.ch4, item.modality_mask)
-            assert np.array_equal(a.co2_seg, b.co2_seg) and np.array_equal(a.ch4_seg, b.ch4_seg)
+            assert all(np.array_equal(a.seg[gas], b.seg[gas]) for gas in GASES)
             assert a.ph_logits is not None and b.ph_logits is not None
             np.testing.assert_allclose(a.ph_logits, b.ph_logits, rtol=1e-5, atol=1e-5)
 

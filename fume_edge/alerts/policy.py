@@ -183,8 +183,7 @@ class AlertPolicy:
     def on_prediction(self, mono: float, wall: float, prediction: Prediction) -> list[AlertEvent]:
         """One inference result at frame time `mono` (monotonic s) and `wall` (epoch s)."""
         live = [gas for gas in self.cameras if gas not in self._silent]
-        segs = {"co2": prediction.co2_gas_area, "ch4": prediction.ch4_gas_area}
-        self._areas = {gas: (segs.get(gas) if gas in live else None) for gas in self.cameras}
+        self._areas = {gas: (prediction.gas_area.get(gas) if gas in live else None) for gas in self.cameras}
         seen = [area for gas, area in self._areas.items() if area is not None]
         gas_present = None if not seen else any(a >= self.config.gas_absent.min_area for a in seen)
 

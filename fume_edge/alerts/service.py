@@ -25,6 +25,7 @@ from fume_edge.alerts.policy import AlertPolicy, AlertPolicyConfig
 from fume_edge.alerts.snapshot import SnapshotFrames
 from fume_edge.alerts.summary import MinuteSummary
 from fume_edge.alerts.worker import SinksConfig, SinkStats, SinkWorker
+from fume_edge.labels import GASES
 from fume_edge.runtime.base import Prediction
 
 
@@ -77,8 +78,8 @@ class AlertService:
         them)."""
         policy = self.policies[station]
         events = policy.on_prediction(mono, wall, prediction)
-        areas = {"co2": None if co2_frame is None else prediction.co2_gas_area,
-                 "ch4": None if ch4_frame is None else prediction.ch4_gas_area}
+        frames = {"co2": co2_frame, "ch4": ch4_frame}
+        areas = {gas: None if frames[gas] is None else prediction.gas_area.get(gas) for gas in GASES}
         minute = self.summaries[station].add(wall, policy.subject, policy.smoothed_probs, areas)
         if minute is not None:
             self.sinks.submit_summary(minute)

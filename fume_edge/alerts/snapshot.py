@@ -104,12 +104,12 @@ def _panel(frame: np.ndarray | None, seg: np.ndarray | None, title: str) -> np.n
 def render_snapshot(frames: SnapshotFrames, event: AlertEvent) -> np.ndarray:
     """The snapshot image (BGR uint8): banner on top, CO2 panel left, CH4 panel right."""
     pred = frames.prediction
-    segs = (None, None) if pred is None else (pred.co2_seg, pred.ch4_seg)
+    segs = {} if pred is None else pred.seg
     panels = []
-    for gas, frame, seg in (("co2", frames.co2, segs[0]), ("ch4", frames.ch4, segs[1])):
+    for gas, frame in (("co2", frames.co2), ("ch4", frames.ch4)):
         area = event.gas_areas.get(gas)
         title = gas.upper() + ("" if area is None else f"  gas {area * 100:.1f}%")
-        panels.append(_panel(frame, seg, title))
+        panels.append(_panel(frame, segs.get(gas), title))
     body = np.hstack(panels)
     kind = "risk" if event.type.endswith("_risk") else "camera" if event.type.startswith("camera") else "gas"
     banner = np.full((BANNER_H, body.shape[1], 3), BANNER_BGR[kind], np.uint8)

@@ -74,7 +74,7 @@ def onnx_runner(name: str, precision: str, path: Path, device: str, threads: int
 
     def post(outputs: dict[str, np.ndarray]) -> object:
         prediction = prediction_from_outputs(outputs, backend.contract)
-        _ = prediction.co2_gas_area, prediction.ch4_gas_area  # what the policy reads, counted once
+        _ = prediction.gas_area  # what the policy reads, counted once
         return prediction
 
     return Runner(name, precision, backend.providers[0], note, lambda: inputs.prepare(pair), model, post,  # type: ignore[arg-type]
@@ -96,7 +96,8 @@ def _architecture_from_onnx(path: Path) -> tuple[str, dict[str, object]]:
 def _torch_runner(models: Models, device: str, threads: int | None) -> Runner:
     import torch
 
-    from fume_edge.labels import CH4_SEG_LOGITS, CO2_SEG_LOGITS, PH_LOGITS
+    from fume_edge.labels import PH_LOGITS, SEG_LOGITS
+    from fume_edge.runtime.contract import SEG_OUTPUTS
     from fume_edge.runtime.torch_backend import resolve_device
 
     if threads:
@@ -131,10 +132,10 @@ def _torch_runner(models: Models, device: str, threads: int | None) -> Runner:
     @torch.inference_mode()
     def post(out: dict[str, torch.Tensor]) -> object:
         outputs = {"ph_logits": out[PH_LOGITS].float().cpu().numpy()}
-        for key, name in ((CO2_SEG_LOGITS, "co2_seg"), (CH4_SEG_LOGITS, "ch4_seg")):
-            outputs[name] = out[key].argmax(dim=1).to(torch.int32).cpu().numpy()
+        for gas, name in SEG_OUTPUTS.items():
+            outputs[name] = out[SEG_LOGITS[gas]].argmax(dim=1).to(torch.int32).cpu().numpy()
         prediction = prediction_from_outputs(outputs, contract)
-        _ = prediction.co2_gas_area, prediction.ch4_gas_area
+        _ = prediction.gas_area
         return prediction
 
     return Runner("torch", "fp32", str(target), note + "; argmax in post", lambda: inputs.prepare(pair),

@@ -20,6 +20,7 @@ from fume_edge.bench.model import latency_stats, measure
 from fume_edge.bench.profile import profile_ops
 from fume_edge.labels import GAS_CLASS_ID, GASES
 from fume_edge.metrics import labels_at
+from fume_edge.runtime.contract import SEG_OUTPUTS
 
 
 # ORT op types of the seg output path (the heads' final upsample, its layout reorder, ArgMax, the int32 Cast); the
@@ -36,7 +37,7 @@ def rescale_masks(model: Any, scale: int) -> Any:
     graph = model.graph
     producer = {out: node for node in graph.node for out in node.output}
     for output in graph.output:
-        if output.name not in ("co2_seg", "ch4_seg"):
+        if output.name not in SEG_OUTPUTS.values():
             continue
         node = producer[output.name]
         while node.op_type != "Resize":  # Cast ← ArgMax ← Resize
@@ -90,8 +91,7 @@ def score(path: Path, pairs: list[tuple[Any, ...]], reference: list[dict[str, np
             prediction = backend.infer(*inputs.prepare((co2, ch4)))
             masks = {"co2": co2_mask, "ch4": ch4_mask}
             out = {}
-            for gas, seg in (("co2", prediction.co2_seg), ("ch4", prediction.ch4_seg)):
-                assert seg is not None, "the mask-scale exports have both seg heads"
+            for gas, seg in prediction.seg.items():
                 out[gas] = labels_at(seg, masks[gas].shape)
                 truth_iou.append(gas_iou(out[gas], masks[gas]))
                 if reference is not None:

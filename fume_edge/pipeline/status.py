@@ -20,7 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from fume_edge.alerts.event import END, START, AlertEvent
-from fume_edge.labels import PH_CLASS_NAMES
+from fume_edge.labels import GASES, PH_CLASS_NAMES
 from fume_edge.pipeline.loop import Pipeline
 
 STATE_STYLE = {"live": "green", "silent": "bold red", "reconnecting": "yellow", "ended": "dim", "stopped": "dim",
@@ -115,7 +115,7 @@ class StatusView:
         smoothed = None if first is None else first.smoothed
         areas = "-" if latest is None else "  ".join(
             f"{gas.upper()} {'-' if a is None else f'{100 * a:.1f}%'}"
-            for gas, a in (("co2", latest.co2_gas_area), ("ch4", latest.ch4_gas_area)))
+            for gas, a in ((gas, latest.gas_area.get(gas)) for gas in GASES))
         lines = [
             Text.assemble(("pipeline  ", "bold"), f"pairs {self._rates.get('pair_fps', 0.0):.1f}/s   inference "
                           f"{self._rates.get('infer_fps', 0.0):.1f} FPS   {stats['inferences']} done   "

@@ -35,8 +35,8 @@ def compose_view(images: tuple[np.ndarray | None, ...], prediction: Prediction, 
                  names: tuple[str, ...]) -> np.ndarray:
     """The BGR uint8 view of one inference: a banner over the cameras side by side (NO SIGNAL for a silent one)."""
     panels = []
-    for image, seg, name in zip(images, (prediction.co2_seg, prediction.ch4_seg), names, strict=True):
-        panel = overlay_panel(image, seg, size)
+    for image, name in zip(images, names, strict=True):  # the cameras' names are the gases they film
+        panel = overlay_panel(image, prediction.seg.get(name), size)
         cv2.putText(panel, name.upper(), (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 2, cv2.LINE_AA)
         panels.append(panel)
     body = np.hstack(panels)

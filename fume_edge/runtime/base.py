@@ -9,28 +9,37 @@ N rows: the caller pads a short tick; `infer` runs one pair (padded by repetitio
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
 from collections.abc import Callable
+from types import MappingProxyType
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from fume_edge.errors import FumeEdgeError
-from fume_edge.labels import GAS_CLASS_ID, PH_CLASS_NAMES
-from fume_edge.runtime.contract import ModelContract, check_finite
+from fume_edge.labels import GAS_CLASS_ID, GASES, PH_CLASS_NAMES
+from fume_edge.runtime.contract import HEAD_OUTPUTS, SEG_OUTPUTS, ModelContract, check_finite
 
 
 @dataclass(frozen=True)
 class Prediction:
-    """One fused inference result. A head the model lacks (a baseline) leaves its fields None."""
+    """One fused inference result, shared by threads: its mappings are read-only. Per-gas data is keyed by
+    `labels.GASES`; a head the model lacks (a baseline) leaves `ph_probs` None or its gas out of `seg`."""
 
     ph_probs: np.ndarray | None  # (3,) float32, softmax of ph_logits
-    co2_seg: np.ndarray | None  # (H, W) int32 class ids
-    ch4_seg: np.ndarray | None  # (H, W) int32 class ids
+    seg: Mapping[str, np.ndarray]  # gas -> (H, W) int32 class ids
     ph_logits: np.ndarray | None = None  # (3,) float32
-    extras: dict[str, np.ndarray] = field(default_factory=dict)  # e.g. raw seg logits from a --logits export
+    extras: Mapping[str, np.ndarray] = field(default_factory=dict)  # e.g. raw seg logits from a --logits export
+
+    def __post_init__(self) -> None:
+        unknown = set(self.seg) - set(GASES)
+        if unknown:
+            raise ValueError(f"Prediction.seg keys {sorted(unknown)} are not gases {list(GASES)}")
+        object.__setattr__(self, "seg", MappingProxyType(dict(self.seg)))
+        object.__setattr__(self, "extras", MappingProxyType(dict(self.extras)))
 
     @property
     def ph_class(self) -> int | None:
@@ -47,18 +56,13 @@ class Prediction:
         return self.ph_probs is None or bool(np.isfinite(self.ph_probs).all())
 
     @cached_property  # read by the policy, the status panel and snapshots: count the pixels once
-    def co2_gas_area(self) -> float | None:
-        """Fraction of CO2 pixels labelled gas."""
-        return gas_area_fraction(self.co2_seg)
-
-    @cached_property
-    def ch4_gas_area(self) -> float | None:
-        """Fraction of CH4 pixels labelled gas."""
-        return gas_area_fraction(self.ch4_seg)
+    def gas_area(self) -> Mapping[str, float]:
+        """Fraction of each gas's pixels labelled gas, keyed as `seg`."""
+        return MappingProxyType({gas: gas_area_fraction(seg) for gas, seg in self.seg.items()})
 
 
-def gas_area_fraction(seg: np.ndarray | None) -> float | None:
-    return None if seg is None else float(np.count_nonzero(seg == GAS_CLASS_ID)) / float(seg.size)
+def gas_area_fraction(seg: np.ndarray) -> float:
+    return float(np.count_nonzero(seg == GAS_CLASS_ID)) / float(seg.size)
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -100,8 +104,7 @@ def batch_capacity(backend: Backend) -> int | None:
 
 
 def prediction_from_outputs(outputs: dict[str, np.ndarray], contract: ModelContract | None = None) -> Prediction:
-    """A Prediction from batch-1 graph outputs named as in the model contract (runtime/contract.py) (`ph_logits`,
-    `co2_seg`, `ch4_seg`).
+    """A Prediction from batch-1 graph outputs named as in the model contract (`ph_logits`, `SEG_OUTPUTS`).
 
     With the model's `contract`, logits and seg ids are put into fume-edge's class order (`labels.py`).
     """
@@ -109,14 +112,13 @@ def prediction_from_outputs(outputs: dict[str, np.ndarray], contract: ModelContr
     ph_logits = None if logits is None else np.asarray(logits, dtype=np.float32).reshape(-1)
     if ph_logits is not None and contract is not None and contract.ph_order != tuple(range(len(ph_logits))):
         ph_logits = ph_logits[list(contract.ph_order)]
-    segs = {k: (None if outputs.get(k) is None else _canonical_seg(
-                np.asarray(outputs[k]).reshape(outputs[k].shape[-2:]).astype(np.int32, copy=False), contract))
-            for k in ("co2_seg", "ch4_seg")}
-    extras = {k: np.asarray(v) for k, v in outputs.items() if k not in ("ph_logits", "co2_seg", "ch4_seg")}
+    seg = {gas: _canonical_seg(np.asarray(outputs[name]).reshape(outputs[name].shape[-2:]).astype(np.int32, copy=False),
+                               contract)
+           for gas, name in SEG_OUTPUTS.items() if outputs.get(name) is not None}
+    extras = {k: np.asarray(v) for k, v in outputs.items() if k not in HEAD_OUTPUTS}
     return Prediction(
         ph_probs=None if ph_logits is None else softmax(ph_logits),
-        co2_seg=segs["co2_seg"],
-        ch4_seg=segs["ch4_seg"],
+        seg=seg,
         ph_logits=ph_logits,
         extras=extras,
     )
@@ -184,10 +186,10 @@ def verify_backend(backend: Backend, source: str) -> None:
             got = None if prediction.ph_logits is None else prediction.ph_logits.shape
             raise FumeEdgeError(f"{source}: pH head gives {got}, expected {len(PH_CLASS_NAMES)} logits; re-export the model")
         check_finite("ph_logits", prediction.ph_logits, source)
-    for gas in ("co2", "ch4"):
-        seg = getattr(prediction, f"{gas}_seg")
-        if f"{gas}_seg" in contract.heads and (seg is None or seg.shape != contract.seg_shape):
-            raise FumeEdgeError(f"{source}: {gas}_seg gives {None if seg is None else seg.shape}, expected "
+    for gas, name in SEG_OUTPUTS.items():
+        seg = prediction.seg.get(gas)
+        if name in contract.heads and (seg is None or seg.shape != contract.seg_shape):
+            raise FumeEdgeError(f"{source}: {name} gives {None if seg is None else seg.shape}, expected "
                                 f"{contract.seg_shape}; re-export the model")
 
 

@@ -21,7 +21,8 @@ from fume_edge.labels import PH_CLASS_NAMES, SEG_CLASS_NAMES
 from fume_edge.runtime.pre import Preprocessing
 
 INPUT_NAMES = ("co2", "ch4", "modality_mask")
-HEAD_OUTPUTS = ("ph_logits", "co2_seg", "ch4_seg")
+SEG_OUTPUTS: Mapping[str, str] = {"co2": "co2_seg", "ch4": "ch4_seg"}  # graph output name of each gas's mask
+HEAD_OUTPUTS = ("ph_logits", *SEG_OUTPUTS.values())
 META = "fume_edge."  # prefix of fume-edge's ONNX metadata_props keys
 
 
@@ -104,8 +105,7 @@ class ModelContract:
         height, width = self.seg_shape
         n = self.batch
         specs = {"ph_logits": TensorSpec("ph_logits", "float32", (n, len(self.class_names))),
-                 "co2_seg": TensorSpec("co2_seg", "int32", (n, height, width)),
-                 "ch4_seg": TensorSpec("ch4_seg", "int32", (n, height, width))}
+                 **{name: TensorSpec(name, "int32", (n, height, width)) for name in SEG_OUTPUTS.values()}}
         return [specs[name] for name in self.heads]
 
     def check_io(self, inputs: Sequence[TensorSpec], outputs: Sequence[TensorSpec]) -> None:

@@ -9,8 +9,9 @@ import torch
 
 from fume_edge.model.checkpoint import load_checkpoint
 from fume_edge.errors import FumeEdgeError
-from fume_edge.labels import CH4_SEG_LOGITS, CO2_SEG_LOGITS, PH_LOGITS
+from fume_edge.labels import PH_LOGITS, SEG_LOGITS
 from fume_edge.runtime.base import Prediction, predictions_from_batch
+from fume_edge.runtime.contract import SEG_OUTPUTS
 
 
 def resolve_device(device: str) -> torch.device:
@@ -58,9 +59,9 @@ class TorchBackend:
         outputs: dict[str, np.ndarray] = {}
         if PH_LOGITS in out:
             outputs["ph_logits"] = out[PH_LOGITS].float().cpu().numpy()
-        for key, name in ((CO2_SEG_LOGITS, "co2_seg"), (CH4_SEG_LOGITS, "ch4_seg")):
-            if key in out:
-                outputs[name] = out[key].argmax(dim=1).to(torch.int32).cpu().numpy()
+        for gas, name in SEG_OUTPUTS.items():
+            if SEG_LOGITS[gas] in out:
+                outputs[name] = out[SEG_LOGITS[gas]].argmax(dim=1).to(torch.int32).cpu().numpy()
         return predictions_from_batch(outputs, self.contract)
 
     def close(self) -> None:

@@ -74,7 +74,7 @@ def score_prediction(accumulator: MetricAccumulator, prediction: Prediction, ite
     if prediction.ph_class is not None:
         accumulator.update_ph(np.array([int(item["ph_class"])]), np.array([prediction.ph_class]))
     for column, gas in enumerate(GASES):
-        predicted = getattr(prediction, f"{gas}_seg")
+        predicted = prediction.seg.get(gas)
         if predicted is not None and float(item["modality_mask"][column]) > 0:
             accumulator.update_seg(gas, np.asarray(item[f"{gas}_mask"]), predicted)
 

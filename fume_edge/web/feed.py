@@ -84,8 +84,7 @@ class LiveFeed:
                 return None
             if cached is not None and (cached.seq == latest.seq or now - cached.at < self.frame_interval_s):
                 return cached.data
-            seg = (latest.prediction.co2_seg, latest.prediction.ch4_seg)[index]
-            panel = overlay_panel(latest.images[index], seg, self.size)
+            panel = overlay_panel(latest.images[index], latest.prediction.seg.get(camera), self.size)
             ok, buffer = cv2.imencode(".jpg", panel, [cv2.IMWRITE_JPEG_QUALITY, self.jpeg_quality])
             if not ok:
                 return None if cached is None else cached.data

@@ -118,8 +118,7 @@ def _gas_areas(prediction: Prediction | None, cameras: tuple[str, ...], silent: 
     """Each camera's gas area fraction in the newest result; None for a camera that was silent."""
     if prediction is None:
         return None
-    areas = (prediction.co2_gas_area, prediction.ch4_gas_area)
-    return {gas: (None if gas in silent else area) for gas, area in zip(cameras, areas, strict=True)}
+    return {gas: (None if gas in silent else prediction.gas_area.get(gas)) for gas in cameras}
 
 
 def station_grid(src: WebSources, fps: dict[str, float]) -> list[dict[str, Any]]:

@@ -17,6 +17,7 @@ import onnxruntime as ort
 from rich.table import Table
 
 from fume_edge.data.calibration import LabelledInput
+from fume_edge.runtime.contract import SEG_OUTPUTS
 from fume_edge.runtime.onnx_backend import ModelSource, open_session, run_session
 from fume_edge.metrics import MetricAccumulator
 
@@ -97,8 +98,8 @@ def _accumulate(acc: MetricAccumulator, item: LabelledInput, out: dict[str, np.n
     predicted = int(np.argmax(out["ph_logits"]))
     acc.update_ph(np.array([item.ph_class]), np.array([predicted]))
     for gas, truth in (("co2", item.co2_mask), ("ch4", item.ch4_mask)):
-        if truth is not None and f"{gas}_seg" in out:
-            acc.update_seg(gas, truth, out[f"{gas}_seg"][0])
+        if truth is not None and SEG_OUTPUTS[gas] in out:
+            acc.update_seg(gas, truth, out[SEG_OUTPUTS[gas]][0])
     return predicted
 
 
@@ -115,8 +116,9 @@ def compare_int8(
         classes = [_accumulate(acc, item, out) for acc, out in zip(accumulators, outputs, strict=True)]
         same_ph += classes[0] == classes[1]
         for gas, truth in (("co2", item.co2_mask), ("ch4", item.ch4_mask)):
-            if truth is not None and f"{gas}_seg" in outputs[0]:
-                same_pixels += int(np.count_nonzero(outputs[0][f"{gas}_seg"] == outputs[1][f"{gas}_seg"]))
+            name = SEG_OUTPUTS[gas]
+            if truth is not None and name in outputs[0]:
+                same_pixels += int(np.count_nonzero(outputs[0][name] == outputs[1][name]))
                 pixels += truth.size
         samples += 1
         if progress:

@@ -28,10 +28,10 @@ from fume_edge.model.checkpoint import Checkpoint, load_checkpoint
 from fume_edge.deploy.model_info import profile_forward
 from fume_edge.errors import FumeEdgeError
 from fume_edge.hashing import sha256_file
-from fume_edge.labels import CH4_SEG_LOGITS, CO2_SEG_LOGITS, PH_LOGITS
+from fume_edge.labels import PH_LOGITS, SEG_LOGITS
 from fume_edge.model.fastscnn import SegHead
 from fume_edge.model.registry import count_parameters
-from fume_edge.runtime.contract import INPUT_NAMES
+from fume_edge.runtime.contract import INPUT_NAMES, SEG_OUTPUTS
 
 # Opset 17: the newest TensorRT 8.6 parses fully (LayerNormalization-era), also read by TensorRT 10/11 and ORT.
 OPSET = 17
@@ -75,11 +75,11 @@ class DeploymentWrapper(nn.Module):
         result: dict[str, torch.Tensor] = {}
         if PH_LOGITS in out:
             result["ph_logits"] = out[PH_LOGITS].float()
-        for key, name in ((CO2_SEG_LOGITS, "co2_seg"), (CH4_SEG_LOGITS, "ch4_seg")):
-            if key in out:
-                result[name] = out[key].argmax(dim=1).to(torch.int32)
+        for gas, name in SEG_OUTPUTS.items():
+            if SEG_LOGITS[gas] in out:
+                result[name] = out[SEG_LOGITS[gas]].argmax(dim=1).to(torch.int32)
         if self.with_logits:
-            for key in (CO2_SEG_LOGITS, CH4_SEG_LOGITS):
+            for key in SEG_LOGITS.values():
                 if key in out:
                     result[key] = out[key].float()
         return result

@@ -15,7 +15,9 @@ import torch
 
 from fume_edge.model.checkpoint import load_checkpoint
 from fume_edge.deploy.onnx.onnx_export import DeploymentWrapper
+from fume_edge.labels import SEG_LOGITS
 from fume_edge.runtime.base import padded
+from fume_edge.runtime.contract import SEG_OUTPUTS
 from fume_edge.runtime.onnx_backend import open_session, run_session
 
 LOGIT_TOLERANCE = 1e-4
@@ -66,19 +68,19 @@ def compare_pair(index: int, pair: Pair, reference: dict[str, torch.Tensor], onn
         ph_equal = bool(np.argmax(onnx_out["ph_logits"]) == np.argmax(ref_ph))
     agree = total = undecided = decided = 0
     seg_deltas = []
-    for gas in ("co2", "ch4"):
-        if f"{gas}_seg" not in onnx_out:
+    for gas, name in SEG_OUTPUTS.items():
+        if name not in onnx_out:
             continue
-        logits = reference[f"{gas}_seg_logits"].numpy()
+        logits = reference[SEG_LOGITS[gas]].numpy()
         labels = logits.argmax(1)
-        differs = onnx_out[f"{gas}_seg"] != labels
+        differs = onnx_out[name] != labels
         decided_mask = _decided(logits, LOGIT_TOLERANCE)
         agree += int((~differs).sum())
         total += differs.size
         decided += int((differs & decided_mask).sum())
         undecided += int((differs & ~decided_mask).sum())
-        if f"{gas}_seg_logits" in onnx_out:
-            seg_deltas.append(float(np.abs(onnx_out[f"{gas}_seg_logits"] - logits).max()))
+        if SEG_LOGITS[gas] in onnx_out:
+            seg_deltas.append(float(np.abs(onnx_out[SEG_LOGITS[gas]] - logits).max()))
     if seg_deltas:
         seg_delta = max(seg_deltas)
     return ParityRow(index, _modality(pair[2]), ph_delta, seg_delta, agree / total if total else None, undecided, decided, ph_equal)
