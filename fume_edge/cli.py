@@ -70,7 +70,8 @@ def import_cmd(
     output: Path | None = typer.Option(None, "-o", "--output", help="fume-edge checkpoint to write \\[default: PATH with .fume.pt]."),
     uint16_range: str | None = typer.Option(None, "--uint16-range", help="LOW,HIGH raw 16-bit counts the research "
                                                "model's thermal frames were scaled from \\[default: 0,65535]."),
-    input_size: str | None = typer.Option(None, "--input-size", help=f"WIDTHxHEIGHT the research model was trained at \\[default: its config's data.image_size, else {INPUT_SIZE_TEXT}]."),
+    input_size: str | None = typer.Option(None, "--input-size", help="WIDTHxHEIGHT the research model was trained "
+                                            f"at \\[default: its config's data.image_size, else {INPUT_SIZE_TEXT}]."),
     class_names: str | None = typer.Option(None, "--class-names", help="pH class names in head order, "
                                                                        "comma-separated \\[default: its config's, else Healthy,Transitional,Acidotic]."),
 ) -> None:

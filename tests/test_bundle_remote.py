@@ -13,7 +13,7 @@ import pytest
 from alerts_support import policy_config, sinks_config
 from bundle_support import DEFAULT_ONNX, keypair, make, variant_onnx
 from fleet_support import Recorder, until
-from mqtt_broker import Broker, broker  # noqa: F401 (fixture)
+from mqtt_broker import Broker
 from train_support import make_paired_dataset
 
 from fume_edge.alerts.service import AlertService
@@ -91,7 +91,7 @@ def test_a_missing_bundle_path_fails_with_one_line_and_nothing_changes(options: 
 
 
 def test_mqtt_cmd_model_installs_reports_progress_and_the_run_switches_with_alert_events(
-        broker: Broker, bundles: dict[str, Path], options: InstallOptions, tmp_path: Path) -> None:  # noqa: F811
+        broker: Broker, bundles: dict[str, Path], options: InstallOptions, tmp_path: Path) -> None:
     base = f"fe/{DEVICE}"
     # a retained command from before the run (a stale or planted one) must never be obeyed
     publish.single(f"{base}/cmd/model", str(bundles["v3"]), qos=1, retain=True, hostname="127.0.0.1",

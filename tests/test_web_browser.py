@@ -19,7 +19,7 @@ from fume_edge.alerts.store import AlertStore
 from fume_edge.alerts.summary import SummaryRow, record_summary
 from fume_edge.labels import PH_CLASS_NAMES
 from mqtt_broker import free_port
-from pipeline_support import FRAME_SIZE, small_onnx  # noqa: F401 (fixture)
+from pipeline_support import FRAME_SIZE
 from web_support import ARTIFACTS, WebRun, copied_database, serve_until_healthy
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -232,7 +232,7 @@ return Array.from(document.querySelectorAll("#station-grid .station")).map(
 
 
 def test_the_page_shows_every_station_and_one_stations_alert_without_reload(  # type: ignore[no-untyped-def]
-        tmp_path: Path, browser, small_onnx: Path) -> None:  # noqa: F811
+        tmp_path: Path, browser, small_onnx: Path) -> None:
     from selenium.webdriver.common.by import By
 
     run = WebRun(tmp_path / "run", "--model", str(small_onnx), "--duration", "300", yaml=THREE_STATIONS,

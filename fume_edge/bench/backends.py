@@ -23,7 +23,7 @@ from fume_edge.bench.model import Runner
 from fume_edge.extras import install_hint, tensorrt_install_hint
 from fume_edge.labels import GASES
 from fume_edge.pipeline.prepare import ModelInputs
-from fume_edge.runtime.base import Backend, prediction_from_outputs
+from fume_edge.runtime.base import Backend, Prediction, prediction_from_outputs
 from fume_edge.runtime.pre import Preprocessing
 
 
@@ -130,7 +130,7 @@ def _torch_runner(models: Models, device: str, threads: int | None) -> Runner:
         return out
 
     @torch.inference_mode()
-    def post(out: dict[str, torch.Tensor]) -> object:
+    def post(out: dict[str, torch.Tensor]) -> Prediction:
         outputs = {"ph_logits": out[PH_LOGITS].float().cpu().numpy()}
         for gas, name in SEG_OUTPUTS.items():
             outputs[name] = out[SEG_LOGITS[gas]].argmax(dim=1).to(torch.int32).cpu().numpy()
@@ -139,7 +139,7 @@ def _torch_runner(models: Models, device: str, threads: int | None) -> Runner:
         return prediction
 
     return Runner("torch", "fp32", str(target), note + "; argmax in post", lambda: inputs.prepare(pair),
-                  model, post, model_file=models.checkpoint)  # type: ignore[arg-type]
+                  model, post, model_file=models.checkpoint)
 
 
 def tensorrt_unavailable() -> tuple[str, str | None] | None:

@@ -98,15 +98,17 @@ def parse(prefix: str, topic: str, payload: bytes) -> Record | None:
     if not isinstance(data, dict):
         return None
     if len(levels) == 4 and levels[2] == "alerts" and levels[3] in ALERT_TYPES:
-        fields = [_text(data.get(key)) for key in ("event_id", "id", "state")]
+        event_id, alert_id, state = (_text(data.get(key)) for key in ("event_id", "id", "state"))
         when = _time(data.get("time"))
-        if None in fields or when is None or data.get("type") != levels[3] or data.get("device_id") != device:
+        if event_id is None or alert_id is None or state is None or when is None:
+            return None
+        if data.get("type") != levels[3] or data.get("device_id") != device:
             return None
         station = data.get("station", DEFAULT_STATION)
         if station != levels[1] or not TOPIC_ID.match(station):  # the payload's station is the topic's
             return None
-        return EventRecord(fields[0], fields[1], device, station, levels[3], fields[2],  # type: ignore[arg-type]
-                           _text(data.get("subject")), when, payload.decode("utf-8"))
+        return EventRecord(event_id, alert_id, device, station, levels[3], state, _text(data.get("subject")), when,
+                           payload.decode("utf-8"))
     if len(levels) == 3 and levels[2] == "state" and TOPIC_ID.match(levels[1]):
         return StateRecord(device, levels[1], _time(data.get("time")), payload.decode("utf-8"))
     return None
