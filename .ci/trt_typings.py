@@ -16,8 +16,10 @@ import shutil
 import sys
 from pathlib import Path
 
-SCALE_ND = ("shift: Weights = None, scale: Weights = None, power: Weights = None, channel_axis: int)",
-            "channel_axis: int, shift: Weights = None, scale: Weights = None, power: Weights = None)")
+SCALE_ND = (
+    "shift: Weights = None, scale: Weights = None, power: Weights = None, channel_axis: int)",
+    "channel_axis: int, shift: Weights = None, scale: Weights = None, power: Weights = None)",
+)
 
 
 def patch_bindings(text: str) -> str:
@@ -46,8 +48,10 @@ def main(out: Path, source: Path | None) -> None:
     for name in ("tensorrt", "tensorrt_bindings"):
         shutil.rmtree(out / name, ignore_errors=True)
         shutil.copytree(stub_package(name, source), out / name)
-    for stub, patch in ((out / "tensorrt_bindings" / "tensorrt.pyi", patch_bindings),
-                        (out / "tensorrt" / "__init__.pyi", patch_package)):
+    for stub, patch in (
+        (out / "tensorrt_bindings" / "tensorrt.pyi", patch_bindings),
+        (out / "tensorrt" / "__init__.pyi", patch_package),
+    ):
         stub.write_text(patch(stub.read_text()))
     print(f"TensorRT stubs for mypy in {out}")
 

@@ -46,10 +46,14 @@ def main() -> None:
         b1 = _median_ms(open_session(one, "cpu", args.threads), 1, size, args.iterations)
         bn = _median_ms(open_session(many, "cpu", args.threads), args.batch, size, args.iterations)
     print(f"batch-1 model, 1 pair:                {b1:7.2f} ms")
-    print(f"batch-{args.batch} model, 1 pair + {args.batch - 1} padded rows: {bn:7.2f} ms (a padded call costs a "
-          "full one)")
-    print(f"batch-{args.batch} model, {args.batch} pairs:              {bn:7.2f} ms = {bn / args.batch:.2f} ms per pair "
-          f"({b1 * args.batch / bn:.2f}x the pairs per second of batch 1)")
+    print(
+        f"batch-{args.batch} model, 1 pair + {args.batch - 1} padded rows: {bn:7.2f} ms (a padded call costs a "
+        "full one)"
+    )
+    print(
+        f"batch-{args.batch} model, {args.batch} pairs:              {bn:7.2f} ms = {bn / args.batch:.2f} ms per pair "
+        f"({b1 * args.batch / bn:.2f}x the pairs per second of batch 1)"
+    )
     print(f"short tick of 1 pair: pad {bn:.2f} ms vs run smaller {b1:.2f} ms")
 
 

@@ -65,8 +65,9 @@ def _bundle(folder: Path, val_count: int) -> tuple[Path, Path]:
     settings = folder / "data.yaml"
     settings.write_text("synthetic: {width: 128, height: 96}\n", encoding="utf-8")
     config = load_data_config(settings)
-    annotations = write_synthetic_dataset(folder / "raw", plan_sessions(config.synthetic, config.ph_classes, 24, 3),
-                                          config.synthetic, 3)
+    annotations = write_synthetic_dataset(
+        folder / "raw", plan_sessions(config.synthetic, config.ph_classes, 24, 3), config.synthetic, 3
+    )
     run_pairing(annotations, folder / "paired", config.pairing, config.ph_classes)
     key, public = generate_keypair(folder / "keys" / "bench.key")
     trusted = folder / "trusted"
@@ -74,8 +75,17 @@ def _bundle(folder: Path, val_count: int) -> tuple[Path, Path]:
     (trusted / public.name).write_bytes(public.read_bytes())
     model = default_model_path()
     bundle = folder / "bench.fume"
-    make_bundle(MakeOptions(model=model, val=folder / "paired" / "paired_val.csv", key=key, output=bundle,
-                            card=model.with_name("MODEL_CARD.md"), version="bench-v2", val_count=val_count))
+    make_bundle(
+        MakeOptions(
+            model=model,
+            val=folder / "paired" / "paired_val.csv",
+            key=key,
+            output=bundle,
+            card=model.with_name("MODEL_CARD.md"),
+            version="bench-v2",
+            val_count=val_count,
+        )
+    )
     return bundle, trusted
 
 
@@ -95,24 +105,44 @@ def main() -> None:
         config, _ = load_run_config(None, {"sinks": {"sqlite": {"path": str(folder / "alerts.db")}}})
         service = AlertService(config.alerts, config.sinks, device_id="bench", model_sha=holder.model_sha)
         hub = FrameHub(CAMS, capacity=4, lossless=False)
-        streams = {gas: CameraStream(gas, NoiseCamera(gas, args.fps, i), reopen=None, hub=hub,  # type: ignore[arg-type]
-                                     paced=False, time_offset_s=0.0, reconnect_s=(0.2, 0.2))
-                   for i, gas in enumerate(CAMS)}
+        streams = {
+            gas: CameraStream(
+                gas,
+                NoiseCamera(gas, args.fps, i),
+                reopen=None,
+                hub=hub,  # type: ignore[arg-type]
+                paced=False,
+                time_offset_s=0.0,
+                reconnect_s=(0.2, 0.2),
+            )
+            for i, gas in enumerate(CAMS)
+        }
         results: list[tuple[float, str | None]] = []
-        pipeline = Pipeline(streams, hub, holder, service,
-                            ModelInputs(CAMS, dict.fromkeys(CAMS, holder.contract.preprocessing)), tolerance_s=0.025,
-                            silent_after_s=5.0, tick_s=0.05, stats_interval_s=60.0,
-                            on_result=lambda pair, prediction: results.append((time.monotonic(), holder.version)))
+        pipeline = Pipeline(
+            streams,
+            hub,
+            holder,
+            service,
+            ModelInputs(CAMS, dict.fromkeys(CAMS, holder.contract.preprocessing)),
+            tolerance_s=0.025,
+            silent_after_s=5.0,
+            tick_s=0.05,
+            stats_interval_s=60.0,
+            on_result=lambda pair, prediction: results.append((time.monotonic(), holder.version)),
+        )
         done = threading.Event()
         loop = threading.Thread(target=lambda: pipeline.run(done.is_set))
         service.start()
-        with ModelUpdates(holder, store, HealthSettings(window_s=60.0, min_fps=0.1), device="cpu",
-                          threads=args.threads):
+        with ModelUpdates(
+            holder, store, HealthSettings(window_s=60.0, min_fps=0.1), device="cpu", threads=args.threads
+        ):
             loop.start()
             time.sleep(5.0)  # steady state first
             started = time.monotonic()
-            install = install_bundle(bundle, InstallOptions(models=store.root, trusted_keys=trusted,
-                                                            gate=GateSettings(min_fps=0.1, device="cpu")))
+            install = install_bundle(
+                bundle,
+                InstallOptions(models=store.root, trusted_keys=trusted, gate=GateSettings(min_fps=0.1, device="cpu")),
+            )
             while holder.version != "bench-v2":
                 time.sleep(0.01)
             swapped = time.monotonic()
@@ -126,13 +156,18 @@ def main() -> None:
     gaps_ms = np.diff(times) * 1000
     steady = gaps_ms[: np.searchsorted(times, started) - 1]
     report = {
-        "machine": machine_info(), "camera_fps": args.fps, "threads": args.threads, "val_count": args.val_count,
-        "install_call_s": round(install.seconds, 2), "install_to_swap_s": round(swapped - started, 2),
+        "machine": machine_info(),
+        "camera_fps": args.fps,
+        "threads": args.threads,
+        "val_count": args.val_count,
+        "install_call_s": round(install.seconds, 2),
+        "install_to_swap_s": round(swapped - started, 2),
         "swap_gap_ms": round(float(gaps_ms[first_new - 1]), 1),
         "p100_gap_before_install_ms": round(float(steady.max()), 1),
         "p50_gap_before_install_ms": round(float(np.median(steady)), 1),
-        "p100_gap_during_install_ms": round(float(gaps_ms[np.searchsorted(times, started):first_new].max()), 1),
-        "inferences": len(results), "inferences_after_swap": len(results) - first_new,
+        "p100_gap_during_install_ms": round(float(gaps_ms[np.searchsorted(times, started) : first_new].max()), 1),
+        "inferences": len(results),
+        "inferences_after_swap": len(results) - first_new,
     }
     out = args.out or RESULTS / "bundle_swap_cpu.json"
     out.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")

@@ -55,9 +55,13 @@ def replay(count: int, devices: int, offset: int) -> list[tuple[str, str, str]]:
     events = []
     for i in range(count):
         device = f"barn-{i % devices:02d}"
-        event = make_event(wall=1_780_000_000.0 + offset + i, device_id=device,
-                           alert_type=("acidosis_risk", "camera_degraded", "gas_absent")[i % 3],
-                           state=("start", "update", "end")[i % 3], subject=f"cow-{i % 97}")
+        event = make_event(
+            wall=1_780_000_000.0 + offset + i,
+            device_id=device,
+            alert_type=("acidosis_risk", "camera_degraded", "gas_absent")[i % 3],
+            state=("start", "update", "end")[i % 3],
+            subject=f"cow-{i % 97}",
+        )
         events.append((event.event_id, f"{PREFIX}/{device}/alerts/{event.type}", event.to_json()))
     return events
 
@@ -87,8 +91,9 @@ def publish(port: int, events: list[tuple[str, str, str]], rate: float | None, o
     out.write_text(json.dumps(sent))
 
 
-def phase(name: str, collector: TimedCollector, port: int, events: list[tuple[str, str, str]],
-          rate: float | None, work: Path) -> dict[str, object]:
+def phase(
+    name: str, collector: TimedCollector, port: int, events: list[tuple[str, str, str]], rate: float | None, work: Path
+) -> dict[str, object]:
     collector.commits.clear()
     times = work / f"{name}.json"
     publisher = multiprocessing.Process(target=publish, args=(port, events, rate, times))
@@ -102,9 +107,16 @@ def phase(name: str, collector: TimedCollector, port: int, events: list[tuple[st
     latencies = sorted(committed[event_id] - sent[event_id] for event_id, _, _ in events)
     span = max(committed.values()) - min(sent.values())
     quantile = statistics.quantiles(latencies, n=100)
-    result = {"phase": name, "events": len(events), "offered_rate": rate, "seconds": round(span, 3),
-              "events_per_s": round(len(events) / span, 1), "latency_p50_s": round(quantile[49], 4),
-              "latency_p99_s": round(quantile[98], 4), "latency_max_s": round(latencies[-1], 4)}
+    result = {
+        "phase": name,
+        "events": len(events),
+        "offered_rate": rate,
+        "seconds": round(span, 3),
+        "events_per_s": round(len(events) / span, 1),
+        "latency_p50_s": round(quantile[49], 4),
+        "latency_p99_s": round(quantile[98], 4),
+        "latency_max_s": round(latencies[-1], 4),
+    }
     print(json.dumps(result))
     return result
 
@@ -128,9 +140,10 @@ def main() -> None:
         while not collector.connected:
             time.sleep(0.05)
         time.sleep(0.5)  # the collector's subscription is in place
-        results = [phase("burst", collector, broker.port, replay(args.events, args.devices, 0), None, work),
-                   phase("paced", collector, broker.port, replay(args.events, args.devices, args.events), args.rate,
-                         work)]
+        results = [
+            phase("burst", collector, broker.port, replay(args.events, args.devices, 0), None, work),
+            phase("paced", collector, broker.port, replay(args.events, args.devices, args.events), args.rate, work),
+        ]
         with psycopg.connect(dsn) as conn:
             stored, distinct = conn.execute("SELECT count(*), count(DISTINCT event_id) FROM events").fetchone()
         assert stored == distinct == 2 * args.events, (stored, distinct)
@@ -138,9 +151,15 @@ def main() -> None:
         collector.stop()
         broker.stop()
         postgres.remove()
-    report = {"benchmark": "fleet_collector", "command": " ".join(["python", *sys.argv]), "machine": machine_info(),
-              "devices": args.devices, "stored_exactly_once": True, "phases": results,
-              "targets": {"events_per_s": 2000, "latency_p99_s": 1.0}}
+    report = {
+        "benchmark": "fleet_collector",
+        "command": " ".join(["python", *sys.argv]),
+        "machine": machine_info(),
+        "devices": args.devices,
+        "stored_exactly_once": True,
+        "phases": results,
+        "targets": {"events_per_s": 2000, "latency_p99_s": 1.0},
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.out}")

@@ -84,8 +84,9 @@ def simulate(service: AlertService, fps: float, hours: float) -> dict[str, int]:
             silent = outage
             service.on_camera_health(t, wall0 + t, {"ch4"} if silent else set())
         probs = acidotic if 10.0 <= hour < 13.0 else healthy
-        service.on_prediction(t, wall0 + t, prediction(probs, 0.05, None if silent else 0.04), FRAME,
-                              None if silent else FRAME)
+        service.on_prediction(
+            t, wall0 + t, prediction(probs, 0.05, None if silent else 0.04), FRAME, None if silent else FRAME
+        )
     return {"predictions": int(hours * 3600 * fps)}
 
 
@@ -119,17 +120,25 @@ def main() -> None:
     discovery = discovery_entities(DeviceTopics("farm", "barn-07"), ["default"], "9" * 64)
     day = 24.0 / args.hours
     report = {
-        "benchmark": "fleet_uplink", "command": " ".join(["python", *sys.argv]), "machine": machine_info(),
-        "simulated_hours": args.hours, "alert_events": written, "state_messages": states,
-        "mqtt_bytes_up_per_day": round(relay.up * day), "mqtt_bytes_down_per_day": round(relay.down * day),
+        "benchmark": "fleet_uplink",
+        "command": " ".join(["python", *sys.argv]),
+        "machine": machine_info(),
+        "simulated_hours": args.hours,
+        "alert_events": written,
+        "state_messages": states,
+        "mqtt_bytes_up_per_day": round(relay.up * day),
+        "mqtt_bytes_down_per_day": round(relay.down * day),
         "keepalive_bytes_per_day_max": round(pings * 4 * day),
         "tcp_ip_tls_overhead_per_day_estimate": round(2 * packets_up * TCP_IP_TLS_PER_PACKET * day),
         "discovery_bytes_per_connect": sum(len(e.topic) + len(e.payload) + 5 for e in discovery),
         "connections": relay.connections,
     }
-    report["total_bytes_per_day_estimate"] = (report["mqtt_bytes_up_per_day"] + report["mqtt_bytes_down_per_day"]
-                                              + report["keepalive_bytes_per_day_max"]
-                                              + report["tcp_ip_tls_overhead_per_day_estimate"])
+    report["total_bytes_per_day_estimate"] = (
+        report["mqtt_bytes_up_per_day"]
+        + report["mqtt_bytes_down_per_day"]
+        + report["keepalive_bytes_per_day_max"]
+        + report["tcp_ip_tls_overhead_per_day_estimate"]
+    )
     print(json.dumps({k: v for k, v in report.items() if k != "machine"}, indent=2))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")

@@ -33,25 +33,46 @@ def main() -> None:
 
     wall, busy = time.perf_counter(), busy_cpu_seconds()
     own = time.process_time()
-    study = mask_scale_study(args.model or default_model_path(), tuple(int(s) for s in args.scales.split(",")),
-                             args.iterations, threads=args.threads, pairs=args.pairs)
+    study = mask_scale_study(
+        args.model or default_model_path(),
+        tuple(int(s) for s in args.scales.split(",")),
+        args.iterations,
+        threads=args.threads,
+        pairs=args.pairs,
+    )
     wall = time.perf_counter() - wall
     others = round(max(0.0, (busy_cpu_seconds() or 0) - (busy or 0) - (time.process_time() - own)) / wall, 2)
     for row in study["rows"]:
         int8 = row.get("int8", {})
-        print(f"N={row['mask_scale']}: FP32 {row['fp32']['fps']:.1f} FPS (x{row['fp32']['fps_vs_fp32_scale1']:.2f}, "
-              f"kernels {row['fp32']['kernel_ms']:.1f} ms, output path {row['fp32']['output_path_kernel_ms']:.1f} ms), "
-              f"INT8 {int8.get('fps', float('nan')):.1f} FPS (x{int8.get('fps_vs_fp32_scale1', float('nan')):.2f}, "
-              f"kernels {int8.get('kernel_ms', float('nan')):.1f} ms, output path "
-              f"{int8.get('output_path_kernel_ms', float('nan')):.1f} ms); "
-              f"gas IoU vs truth {row['gas_iou_vs_truth']:.4f}"
-              + (f", vs N=1 {row['gas_iou_vs_scale1']:.4f}, |gas area - N=1| mean {row['gas_area_abs_error_mean']:.5f}"
-                 f" max {row['gas_area_abs_error_max']:.5f}" if "gas_iou_vs_scale1" in row else ""))
+        print(
+            f"N={row['mask_scale']}: FP32 {row['fp32']['fps']:.1f} FPS (x{row['fp32']['fps_vs_fp32_scale1']:.2f}, "
+            f"kernels {row['fp32']['kernel_ms']:.1f} ms, output path {row['fp32']['output_path_kernel_ms']:.1f} ms), "
+            f"INT8 {int8.get('fps', float('nan')):.1f} FPS (x{int8.get('fps_vs_fp32_scale1', float('nan')):.2f}, "
+            f"kernels {int8.get('kernel_ms', float('nan')):.1f} ms, output path "
+            f"{int8.get('output_path_kernel_ms', float('nan')):.1f} ms); "
+            f"gas IoU vs truth {row['gas_iou_vs_truth']:.4f}"
+            + (
+                f", vs N=1 {row['gas_iou_vs_scale1']:.4f}, |gas area - N=1| mean {row['gas_area_abs_error_mean']:.5f}"
+                f" max {row['gas_area_abs_error_max']:.5f}"
+                if "gas_iou_vs_scale1" in row
+                else ""
+            )
+        )
     print(f"other processes kept {others:.2f} cores busy while this ran")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"benchmark": "mask-scale study", "command": " ".join(["python", *sys.argv]),
-                                    "machine": machine_info(), "other_processes_cores_busy": others, **study},
-                                   indent=1) + "\n")
+    args.out.write_text(
+        json.dumps(
+            {
+                "benchmark": "mask-scale study",
+                "command": " ".join(["python", *sys.argv]),
+                "machine": machine_info(),
+                "other_processes_cores_busy": others,
+                **study,
+            },
+            indent=1,
+        )
+        + "\n"
+    )
     print(f"wrote {args.out}")
 
 

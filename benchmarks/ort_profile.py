@@ -33,14 +33,21 @@ def main() -> None:
     fp32 = profile_ops(fp32_path, args.runs, threads=args.threads)
     int8 = profile_ops(int8_path, args.runs, threads=args.threads)
     rows = compare_profiles(fp32, int8, top=16)
-    print(f"kernel time per inference: FP32 {fp32['kernel_us_per_run'] / 1000:.2f} ms, "
-          f"INT8 {int8['kernel_us_per_run'] / 1000:.2f} ms")
+    print(
+        f"kernel time per inference: FP32 {fp32['kernel_us_per_run'] / 1000:.2f} ms, "
+        f"INT8 {int8['kernel_us_per_run'] / 1000:.2f} ms"
+    )
     print(f"{'op type':34s} {'FP32 µs':>9s} {'INT8 µs':>9s}  nodes fp32/int8")
     for row in rows:
         print(f"{row['op']:34s} {row['fp32_us']:9.0f} {row['int8_us']:9.0f}  {row['fp32_nodes']}/{row['int8_nodes']}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"benchmark": "ORT profile by op type", "machine": machine_info(),
-                                    "fp32": fp32, "int8": int8, "top": rows}, indent=1) + "\n")
+    args.out.write_text(
+        json.dumps(
+            {"benchmark": "ORT profile by op type", "machine": machine_info(), "fp32": fp32, "int8": int8, "top": rows},
+            indent=1,
+        )
+        + "\n"
+    )
     print(f"wrote {args.out}")
 
 

@@ -33,7 +33,9 @@ from fume_edge.runtime.trt_backend import TensorRTBackend
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def measure(calls: dict[str, Callable[[], object]], warmup: int, rounds: int, block: int) -> dict[str, dict[str, float]]:
+def measure(
+    calls: dict[str, Callable[[], object]], warmup: int, rounds: int, block: int
+) -> dict[str, dict[str, float]]:
     """Per-call latency, the configurations taking turns in blocks so drifts in clocks or load hit all alike."""
     times: dict[str, list[float]] = {name: [] for name in calls}
     for _ in range(rounds):
@@ -48,8 +50,12 @@ def measure(calls: dict[str, Callable[[], object]], warmup: int, rounds: int, bl
     for name, values in times.items():
         ms = np.array(values) * 1000.0
         median = float(np.median(ms))
-        stats[name] = {"median_ms": round(median, 3), "p90_ms": round(float(np.percentile(ms, 90)), 3),
-                       "fps_median": round(1000.0 / median, 1), "samples": len(values)}
+        stats[name] = {
+            "median_ms": round(median, 3),
+            "p90_ms": round(float(np.percentile(ms, 90)), 3),
+            "fps_median": round(1000.0 / median, 1),
+            "samples": len(values),
+        }
     return stats
 
 
@@ -68,14 +74,20 @@ def agreement(engine: Path, calib: Path) -> dict[str, float]:
     with TensorRTBackend(engine) as model, OnnxBackend(default_model_path(), device="cpu") as reference:
         for index in range(len(cset)):
             item = cset.item(index)
-            got, want = model.infer(item.co2, item.ch4, item.modality_mask), reference.infer(item.co2, item.ch4, item.modality_mask)
+            got, want = (
+                model.infer(item.co2, item.ch4, item.modality_mask),
+                reference.infer(item.co2, item.ch4, item.modality_mask),
+            )
             same_class += int(got.ph_class == want.ph_class)
             for gas in GASES:
                 a, b = got.seg[gas], want.seg[gas]
                 agree += int(np.count_nonzero(a == b))
                 total += int(np.asarray(a).size)
-    return {"ph_class_agreement": round(same_class / len(cset), 4), "mask_label_agreement": round(agree / total, 5),
-            "pairs": len(cset)}
+    return {
+        "ph_class_agreement": round(same_class / len(cset), 4),
+        "mask_label_agreement": round(agree / total, 5),
+        "pairs": len(cset),
+    }
 
 
 def main() -> None:
@@ -96,18 +108,30 @@ def main() -> None:
         builds[name] = build_engine(default_model_path(), work / f"{name}.engine", options, calib=args.calib)
         results[name] = {"build_seconds": round(builds[name].seconds, 1), **agreement(builds[name].engine, args.calib)}
     item = load_calibration(args.calib).item(0)
-    backends = {f"{name}{suffix}": TensorRTBackend(build.engine, cuda_graph=graph)
-                for name, build in builds.items() for suffix, graph in (("", False), ("+graph", True))}
-    calls = {name: (lambda b=backend: b.infer(item.co2, item.ch4, item.modality_mask)) for name, backend in backends.items()}
+    backends = {
+        f"{name}{suffix}": TensorRTBackend(build.engine, cuda_graph=graph)
+        for name, build in builds.items()
+        for suffix, graph in (("", False), ("+graph", True))
+    }
+    calls = {
+        name: (lambda b=backend: b.infer(item.co2, item.ch4, item.modality_mask)) for name, backend in backends.items()
+    }
     timing = measure(calls, warmup=10, rounds=args.rounds, block=args.block)
     for backend in backends.values():
         backend.close()
     info = builds["fp16"].info
     report = {
-        "machine": {"gpu": info.gpu_name, "compute_capability": info.compute_capability, "cuda": info.cuda_version,
-                    "tensorrt": info.tensorrt_version, "jetpack": info.jetpack, "power_mode": power_mode(),
-                    "host": platform.node()},
-        "builds": results, "latency_batch1": timing,
+        "machine": {
+            "gpu": info.gpu_name,
+            "compute_capability": info.compute_capability,
+            "cuda": info.cuda_version,
+            "tensorrt": info.tensorrt_version,
+            "jetpack": info.jetpack,
+            "power_mode": power_mode(),
+            "host": platform.node(),
+        },
+        "builds": results,
+        "latency_batch1": timing,
         "int8_slower_than_fp16": timing["int8-qdq"]["median_ms"] > timing["fp16"]["median_ms"],
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }

@@ -82,8 +82,10 @@ def read_utf8(path: str | Path, encoding: str = "utf-8") -> str:
         return raw.decode(encoding)
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
-        raise FumeEdgeError(f"{path}: not UTF-8 text (byte offset {exc.start}, line {line}: "
-                            f"{raw[exc.start:exc.end]!r}); save the file as UTF-8") from None
+        raise FumeEdgeError(
+            f"{path}: not UTF-8 text (byte offset {exc.start}, line {line}: "
+            f"{raw[exc.start : exc.end]!r}); save the file as UTF-8"
+        ) from None
 
 
 def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -160,8 +162,10 @@ class YamlLoader(yaml.SafeLoader):
 
 
 YamlLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
-    list("-+0123456789."))
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
 
 
 def _yaml_node(text: str, label: str) -> yaml.Node | None:
@@ -249,7 +253,8 @@ def stack(layers: Iterable[Layer]) -> Layer:
 def _has(data: Any, part: str | int) -> bool:
     """Whether `data[part]` names something: a key of a mapping or an index of a list."""
     return (isinstance(data, dict) and part in data) or (
-        isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data))
+        isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data)
+    )
 
 
 def _lookup(data: Any, key: Key) -> Any:
@@ -331,10 +336,19 @@ def _plain(value: Any) -> str:
 
 
 _BOUNDS = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<", "less_than_equal": "<="}
-_TYPES = {"int_type": "a whole number", "int_from_float": "a whole number", "float_type": "a number",
-          "bool_type": "true or false", "string_type": "a string", "dict_type": "a mapping of keys to values",
-          "model_type": "a mapping of keys to values", "list_type": "a list", "tuple_type": "a list",
-          "model_attributes_type": "a mapping of keys to values", "none_required": "null"}
+_TYPES = {
+    "int_type": "a whole number",
+    "int_from_float": "a whole number",
+    "float_type": "a number",
+    "bool_type": "true or false",
+    "string_type": "a string",
+    "dict_type": "a mapping of keys to values",
+    "model_type": "a mapping of keys to values",
+    "list_type": "a list",
+    "tuple_type": "a list",
+    "model_attributes_type": "a mapping of keys to values",
+    "none_required": "null",
+}
 
 
 def _message(error: Any, fields: list[str]) -> str:
@@ -368,8 +382,9 @@ def _message(error: Any, fields: list[str]) -> str:
     return f"{error['msg']} (got {_plain(got)})"
 
 
-def config_errors(model: type[BaseModel], exc: ValidationError, layer: Layer, fallback: str,
-                  prefix: str = "") -> FumeEdgeError:
+def config_errors(
+    model: type[BaseModel], exc: ValidationError, layer: Layer, fallback: str, prefix: str = ""
+) -> FumeEdgeError:
     """Every validation error, one line each: `FILE:LINE: key.path: what is wrong` (`--option: key.path: ...` for a
     value a command-line option gave).
     A model check (`model_validator`) whose message starts with `FIELD: ` is reported at that field."""
@@ -400,8 +415,9 @@ def validate(model: type[C], layer: Layer, fallback: str, prefix: str = "") -> C
         raise config_errors(model, exc, layer, fallback, prefix) from None
 
 
-def resolve_config(model: type[M], file: str | Path | None = None, overrides: Iterable[Override] = (),
-                   *, under: Iterable[Layer] = ()) -> Resolved[M]:
+def resolve_config(
+    model: type[M], file: str | Path | None = None, overrides: Iterable[Override] = (), *, under: Iterable[Layer] = ()
+) -> Resolved[M]:
     """Packaged defaults, then the layers `under` the user's file, then the file at `file`, then `overrides`."""
     layers = [*([defaults_layer(model.defaults_name)] if model.defaults_name else []), *under]
     if file is not None:
@@ -421,4 +437,3 @@ def section(model: type[C], data: dict[str, Any], key: str) -> C:
     """One section (e.g. `alerts:`) validated on its own, for tools and tests that build a part of run.yaml; errors
     name the keys under `key`."""
     return validate(model, Layer(data, {}), "", key)
-

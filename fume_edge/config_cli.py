@@ -56,9 +56,11 @@ def resolve(kind: str, file: Path | None, overrides: list[Override]) -> Resolved
         return resolve_run_config(file, overrides)
     return resolve_config(model(kind), file, overrides)
 
+
 config_app = typer.Typer(
     help="Configuration files: JSON Schema for editors, checks without running, the effective values.",
-    rich_markup_mode="rich", no_args_is_help=True,
+    rich_markup_mode="rich",
+    no_args_is_help=True,
 )
 console = Console(highlight=False, soft_wrap=True)
 
@@ -78,9 +80,13 @@ def schema(kind: str) -> dict[str, Any]:
                 optional(value)
 
     optional(document)
-    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **document, "title": f"fume-edge {kind}.yaml",
-            "description": f"A fume-edge {kind} configuration file; every key is optional (the defaults, and the "
-                           f"reasons for them, are in fume_edge/configs/{kind}.yaml)."}
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        **document,
+        "title": f"fume-edge {kind}.yaml",
+        "description": f"A fume-edge {kind} configuration file; every key is optional (the defaults, and the "
+        f"reasons for them, are in fume_edge/configs/{kind}.yaml).",
+    }
 
 
 def schema_text(kind: str) -> str:
@@ -94,8 +100,10 @@ def detect_kind(path: Path) -> str:
     scores = {kind: len(keys & fields[kind]) - len(keys - fields[kind]) for kind in KINDS}
     best = max(scores, key=lambda kind: scores[kind])
     if scores[best] <= 0 and keys:
-        raise FumeEdgeError(f"{path}: not a run, train or data configuration (top-level keys: "
-                            f"{', '.join(sorted(keys))}); pass --kind run|train|data")
+        raise FumeEdgeError(
+            f"{path}: not a run, train or data configuration (top-level keys: "
+            f"{', '.join(sorted(keys))}); pass --kind run|train|data"
+        )
     return best
 
 
@@ -131,7 +139,9 @@ def _leaves(value: Any, key: Key = ()) -> Iterator[tuple[Key, Any]]:
 @config_app.command("schema")
 def schema_cmd(
     kind: str = typer.Argument(..., help="Which configuration: run, train or data."),
-    output: Path | None = typer.Option(None, "-o", "--output", help="Write the schema to this file \\[default: stdout]."),
+    output: Path | None = typer.Option(
+        None, "-o", "--output", help="Write the schema to this file \\[default: stdout]."
+    ),
 ) -> None:
     """Write the JSON Schema of a configuration file, for editors (yaml-language-server) and CI checks."""
     _kind(kind, None)
@@ -140,8 +150,10 @@ def schema_cmd(
         typer.echo(text, nl=False)
         return
     output.write_text(text, encoding="utf-8")
-    console.print(f"wrote {output}; point an editor at it with a first line "
-                  f"`# yaml-language-server: $schema={output}` in your {kind}.yaml")
+    console.print(
+        f"wrote {output}; point an editor at it with a first line "
+        f"`# yaml-language-server: $schema={output}` in your {kind}.yaml"
+    )
 
 
 @config_app.command("check")
@@ -157,15 +169,25 @@ def check_cmd(
 
 @config_app.command("show")
 def show_cmd(
-    config: Path | None = typer.Option(None, "--config", help="The YAML file a command would be given \\[default: none, packaged defaults]."),
-    kind: str | None = typer.Option(None, "--kind", help="run, train or data \\[default: detected from --config, else run]."),
-    settings: list[str] = typer.Option([], "--set", help="KEY=VALUE as a command-line option would set it, e.g. "
-                                                         "pipeline.tick_s=0.2 (repeatable) \\[default: none]."),
+    config: Path | None = typer.Option(
+        None, "--config", help="The YAML file a command would be given \\[default: none, packaged defaults]."
+    ),
+    kind: str | None = typer.Option(
+        None, "--kind", help="run, train or data \\[default: detected from --config, else run]."
+    ),
+    settings: list[str] = typer.Option(
+        [],
+        "--set",
+        help="KEY=VALUE as a command-line option would set it, e.g. "
+        "pipeline.tick_s=0.2 (repeatable) \\[default: none].",
+    ),
 ) -> None:
     """Print the effective configuration, each key with where its value came from (default, file or option)."""
     chosen = _kind(kind, config)
     resolved = resolve(chosen, config, _overrides(settings))
     for key, value in _leaves(resolved.config.model_dump(mode="json")):
         origin = resolved.origin(key)
-        console.print(f"{escape(dotted_key(key))}: {escape(json.dumps(value))}  [dim]# {origin.kind}"
-                      f"{escape(' ' + origin.where) if origin.where else ''}[/]")
+        console.print(
+            f"{escape(dotted_key(key))}: {escape(json.dumps(value))}  [dim]# {origin.kind}"
+            f"{escape(' ' + origin.where) if origin.where else ''}[/]"
+        )

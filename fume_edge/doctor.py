@@ -38,15 +38,23 @@ class Finding:
 
 def _python() -> Finding:
     ok = sys.version_info[:2] >= MIN_PYTHON
-    fix = None if ok else ("Python 3.10+: on JetPack 5 upgrade to JetPack 6 (Python 3.10), or use a Python 3.10 "
-                           "venv (e.g. `uv venv -p 3.10`)")
+    fix = (
+        None
+        if ok
+        else (
+            "Python 3.10+: on JetPack 5 upgrade to JetPack 6 (Python 3.10), or use a Python 3.10 "
+            "venv (e.g. `uv venv -p 3.10`)"
+        )
+    )
     return Finding("Python", f"{platform.python_version()} ({sys.executable})", ok, fix)
 
 
 def _onnxruntime() -> Finding:
     version = package_version("onnxruntime")
     if version is None:
-        return Finding("ONNX Runtime", "missing", False, "pip install onnxruntime (Jetson: NVIDIA's onnxruntime-gpu wheel)")
+        return Finding(
+            "ONNX Runtime", "missing", False, "pip install onnxruntime (Jetson: NVIDIA's onnxruntime-gpu wheel)"
+        )
     import onnxruntime
 
     providers = ", ".join(p.replace("ExecutionProvider", "") for p in onnxruntime.get_available_providers())
@@ -55,8 +63,7 @@ def _onnxruntime() -> Finding:
 
 def _library(label: str, name: str, extra: str) -> Finding:
     version = package_version(name)
-    return Finding(label, version or "missing", version is not None,
-                   None if version else install_hint(extra))
+    return Finding(label, version or "missing", version is not None, None if version else install_hint(extra))
 
 
 def _tensorrt(gpu: bool, jetson: bool) -> Finding:
@@ -83,9 +90,13 @@ def _cuda(gpu: dict[str, str] | None) -> Finding:
     if runtime:
         parts.append(f"cuda-python {runtime} (built for CUDA {bindings})")
     if not driver:
-        return Finding("CUDA", ", ".join(parts), False,
-                       "TensorRT needs an NVIDIA GPU and its driver (Jetson: part of JetPack); the ONNX Runtime CPU "
-                       "path needs neither")
+        return Finding(
+            "CUDA",
+            ", ".join(parts),
+            False,
+            "TensorRT needs an NVIDIA GPU and its driver (Jetson: part of JetPack); the ONNX Runtime CPU "
+            "path needs neither",
+        )
     advice = cuda_python_advice(driver, bindings)
     return Finding("CUDA", ", ".join(parts), advice is None, advice)
 
@@ -109,8 +120,12 @@ def _jetson(jetson: dict[str, str | None] | None) -> Finding | None:
 def _cameras() -> Finding:
     devices = sorted(glob.glob("/dev/video*"))
     if not devices:
-        return Finding("Cameras", "no /dev/video* devices", False,
-                       "plug in the cameras (or use video files / `synthetic` with `run`)")
+        return Finding(
+            "Cameras",
+            "no /dev/video* devices",
+            False,
+            "plug in the cameras (or use video files / `synthetic` with `run`)",
+        )
     described = []
     for device in devices[:4]:
         listing = command_output("v4l2-ctl", "--list-formats", "-d", device, timeout=3)
@@ -135,11 +150,19 @@ def _mqtt(url: str | None) -> Finding | None:
     except FumeEdgeError as exc:
         return Finding("MQTT broker", url, False, str(exc))
     except OSError as exc:
-        return Finding("MQTT broker", f"{target.host}:{target.port} unreachable ({exc.strerror or exc})", False,
-                       "start the broker (`sudo systemctl start mosquitto`) or fix sinks.mqtt.url")
+        return Finding(
+            "MQTT broker",
+            f"{target.host}:{target.port} unreachable ({exc.strerror or exc})",
+            False,
+            "start the broker (`sudo systemctl start mosquitto`) or fix sinks.mqtt.url",
+        )
     paho = package_version("paho-mqtt")
-    return Finding("MQTT broker", f"{target.host}:{target.port} reachable", paho is not None,
-                   None if paho else install_hint("mqtt"))
+    return Finding(
+        "MQTT broker",
+        f"{target.host}:{target.port} reachable",
+        paho is not None,
+        None if paho else install_hint("mqtt"),
+    )
 
 
 def _model(model: Path | None, device: str) -> tuple[Finding, bool]:
@@ -151,8 +174,12 @@ def _model(model: Path | None, device: str) -> tuple[Finding, bool]:
         path = model or default_model_path()
         with load_backend(path, device=device) as backend:
             name = getattr(backend, "providers", [backend.name])[0]
-        return Finding("Model for run", f"{path.name} loads ({name.replace('ExecutionProvider', '')}, "
-                                        f"{backend.input_size[0]}x{backend.input_size[1]})", True), True
+        return Finding(
+            "Model for run",
+            f"{path.name} loads ({name.replace('ExecutionProvider', '')}, "
+            f"{backend.input_size[0]}x{backend.input_size[1]})",
+            True,
+        ), True
     except FumeEdgeError as exc:
         return Finding("Model for run", "does not load", False, str(exc)), False
     except ModuleNotFoundError as exc:
@@ -162,8 +189,12 @@ def _model(model: Path | None, device: str) -> tuple[Finding, bool]:
 
 def _feature(feature: Feature) -> Finding:
     missing = feature.missing()
-    return Finding(feature.command, f"{', '.join(missing)} missing" if missing else "ready", not missing,
-                   feature.hint if missing else None)
+    return Finding(
+        feature.command,
+        f"{', '.join(missing)} missing" if missing else "ready",
+        not missing,
+        feature.hint if missing else None,
+    )
 
 
 def _display() -> Finding:
@@ -186,10 +217,17 @@ def diagnose(config: Path | None = None, model: Path | None = None) -> tuple[lis
     gpu_found, tensorrt = _gpu(gpu, jetson), _tensorrt(gpu is not None or jetson is not None, jetson is not None)
     machine = [
         _python(),
-        Finding("CPU", f"{cpu['model']}, {cpu['usable_cores']} cores"
-                       + (", VNNI (fast INT8 on the CPU)" if cpu["vnni"] else ""), True),
-        gpu_found, _cuda(gpu), tensorrt, _onnxruntime(),
-        _library("torch", "torch", "train"), _cameras(),
+        Finding(
+            "CPU",
+            f"{cpu['model']}, {cpu['usable_cores']} cores" + (", VNNI (fast INT8 on the CPU)" if cpu["vnni"] else ""),
+            True,
+        ),
+        gpu_found,
+        _cuda(gpu),
+        tensorrt,
+        _onnxruntime(),
+        _library("torch", "torch", "train"),
+        _cameras(),
     ]
     machine += [f for f in (_jetson(jetson), _mqtt(run_config.sinks.mqtt.url)) if f is not None]
     configured = Path(run_config.model.path) if run_config.model.path else None
@@ -198,8 +236,12 @@ def diagnose(config: Path | None = None, model: Path | None = None) -> tuple[lis
         model_finding,
         _display(),
         *(_feature(feature) for feature in FEATURES),
-        Finding("bench tensorrt-* rows", "ready" if tensorrt.ok and gpu_found.ok else "unavailable",
-                tensorrt.ok and gpu_found.ok, tensorrt.fix or gpu_found.fix),
+        Finding(
+            "bench tensorrt-* rows",
+            "ready" if tensorrt.ok and gpu_found.ok else "unavailable",
+            tensorrt.ok and gpu_found.ok,
+            tensorrt.fix or gpu_found.fix,
+        ),
     ]
     return machine, commands, runnable
 
@@ -220,8 +262,11 @@ def doctor_command(console: Console, config: Path | None = None, model: Path | N
     console.print(_table("This machine", machine))
     console.print(_table("Commands", commands))
     if runnable:
-        console.print("[green]ready:[/] `fume-edge run` can load its model here; next: "
-                      "`fume-edge run --co2 synthetic --ch4 synthetic` (or your cameras)", highlight=False)
+        console.print(
+            "[green]ready:[/] `fume-edge run` can load its model here; next: "
+            "`fume-edge run --co2 synthetic --ch4 synthetic` (or your cameras)",
+            highlight=False,
+        )
         return 0
     console.print("[red]not ready:[/] `fume-edge run` cannot load its model here; apply the fix above", highlight=False)
     return 1

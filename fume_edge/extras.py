@@ -42,8 +42,10 @@ def install_hint(extra: str) -> str:
     return f"pip install 'fume-edge[{extra}]' (in a clone: pip install -e '.[{extra}]')"
 
 
-TENSORRT_JETSON_HINT = ("on a Jetson: `sudo apt install python3-libnvinfer` (JetPack) and a venv made with "
-                        "--system-site-packages (never pip install tensorrt there)")
+TENSORRT_JETSON_HINT = (
+    "on a Jetson: `sudo apt install python3-libnvinfer` (JetPack) and a venv made with "
+    "--system-site-packages (never pip install tensorrt there)"
+)
 TENSORRT_DESKTOP_HINT = "on a desktop GPU: `pip install --extra-index-url https://pypi.nvidia.com tensorrt`"
 
 

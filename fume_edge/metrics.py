@@ -21,9 +21,7 @@ def confusion(true: np.ndarray, pred: np.ndarray, num_classes: int) -> np.ndarra
     """(num_classes, num_classes) counts; rows are true classes, columns predicted (sklearn's layout)."""
     true = np.asarray(true, dtype=np.int64).ravel()
     pred = np.asarray(pred, dtype=np.int64).ravel()
-    return np.bincount(true * num_classes + pred, minlength=num_classes * num_classes).reshape(
-        num_classes, num_classes
-    )
+    return np.bincount(true * num_classes + pred, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
 
 
 def labels_at(labels: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:

@@ -31,30 +31,52 @@ def sinks_config(tmp_path: Path, overrides: dict[str, Any] | None = None) -> Sin
 def seg_with_gas(fraction: float, shape: tuple[int, int] = (48, 64)) -> np.ndarray:
     """A mask with a tube band and `fraction` of its pixels labelled gas."""
     seg = np.zeros(shape, np.int32)
-    seg[:, shape[1] // 3: 2 * shape[1] // 3] = TUBE_CLASS_ID
+    seg[:, shape[1] // 3 : 2 * shape[1] // 3] = TUBE_CLASS_ID
     flat = seg.reshape(-1)
     flat[: int(round(fraction * flat.size))] = GAS_CLASS_ID
     return seg
 
 
-def prediction(probs: tuple[float, float, float] = (0.9, 0.05, 0.05), co2_gas: float | None = 0.05,
-               ch4_gas: float | None = 0.05, shape: tuple[int, int] = (48, 64)) -> Prediction:
+def prediction(
+    probs: tuple[float, float, float] = (0.9, 0.05, 0.05),
+    co2_gas: float | None = 0.05,
+    ch4_gas: float | None = 0.05,
+    shape: tuple[int, int] = (48, 64),
+) -> Prediction:
     return Prediction(
         ph_probs=np.asarray(probs, np.float32),
         seg={gas: seg_with_gas(area, shape) for gas, area in (("co2", co2_gas), ("ch4", ch4_gas)) if area is not None},
     )
 
 
-def make_event(state: str = "start", alert_type: str = "acidosis_risk", wall: float = 1_780_000_000.0,
-               alert_id: str | None = None, **fields: Any) -> AlertEvent:
+def make_event(
+    state: str = "start",
+    alert_type: str = "acidosis_risk",
+    wall: float = 1_780_000_000.0,
+    alert_id: str | None = None,
+    **fields: Any,
+) -> AlertEvent:
     """A valid event as the policy would emit it (end events get the `cleared` reason)."""
     now = iso_utc(wall)
     values: dict[str, Any] = dict(
-        id=alert_id or new_id(), event_id=new_id(), type=alert_type, state=state, device_id="barn-1",
-        camera_ids=("co2", "ch4"), time=now, mono=wall - 1_779_990_000.0, start_time=now, start_mono=1.0,
-        end_time=now if state == "end" else None, end_mono=1.0 if state == "end" else None,
-        reason="cleared" if state == "end" else None, probs={"Healthy": 0.1, "Transitional": 0.2, "Acidotic": 0.7},
-        gas_areas={"co2": 0.05, "ch4": None}, frames=3, frames_triggering=2, model_sha="f00d",
+        id=alert_id or new_id(),
+        event_id=new_id(),
+        type=alert_type,
+        state=state,
+        device_id="barn-1",
+        camera_ids=("co2", "ch4"),
+        time=now,
+        mono=wall - 1_779_990_000.0,
+        start_time=now,
+        start_mono=1.0,
+        end_time=now if state == "end" else None,
+        end_mono=1.0 if state == "end" else None,
+        reason="cleared" if state == "end" else None,
+        probs={"Healthy": 0.1, "Transitional": 0.2, "Acidotic": 0.7},
+        gas_areas={"co2": 0.05, "ch4": None},
+        frames=3,
+        frames_triggering=2,
+        model_sha="f00d",
     )
     values.update(fields)
     return AlertEvent(**values)

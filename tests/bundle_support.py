@@ -62,15 +62,21 @@ def nan_on_bright_onnx(path: Path, threshold: float = 0.9) -> Path:
     graph = model.graph
     for node in graph.node:
         node.output[:] = ["ph_logits_raw" if out == "ph_logits" else out for out in node.output]
-    graph.initializer.extend([numpy_helper.from_array(np.array(threshold, np.float32), "nan_threshold"),
-                              numpy_helper.from_array(np.array(0.0, np.float32), "nan_zero")])
-    graph.node.extend([
-        helper.make_node("ReduceMean", ["co2"], ["co2_mean"], keepdims=0),
-        helper.make_node("Sub", ["nan_threshold", "co2_mean"], ["headroom"]),
-        helper.make_node("Log", ["headroom"], ["headroom_log"]),
-        helper.make_node("Mul", ["headroom_log", "nan_zero"], ["nan_or_zero"]),
-        helper.make_node("Add", ["ph_logits_raw", "nan_or_zero"], ["ph_logits"]),
-    ])
+    graph.initializer.extend(
+        [
+            numpy_helper.from_array(np.array(threshold, np.float32), "nan_threshold"),
+            numpy_helper.from_array(np.array(0.0, np.float32), "nan_zero"),
+        ]
+    )
+    graph.node.extend(
+        [
+            helper.make_node("ReduceMean", ["co2"], ["co2_mean"], keepdims=0),
+            helper.make_node("Sub", ["nan_threshold", "co2_mean"], ["headroom"]),
+            helper.make_node("Log", ["headroom"], ["headroom_log"]),
+            helper.make_node("Mul", ["headroom_log", "nan_zero"], ["nan_or_zero"]),
+            helper.make_node("Add", ["ph_logits_raw", "nan_or_zero"], ["ph_logits"]),
+        ]
+    )
     onnx.checker.check_model(model)
     onnx.save(model, str(path))
     return path
@@ -78,8 +84,18 @@ def nan_on_bright_onnx(path: Path, threshold: float = 0.9) -> Path:
 
 def make(folder: Path, model: Path, val: Path, key: Path, version: str, metrics: Path | None = None) -> Path:
     output = folder / f"{version}.fume"
-    make_bundle(MakeOptions(model=model, val=val, key=key, output=output, card=DEFAULT_ONNX.with_name("MODEL_CARD.md"),
-                            metrics=metrics, version=version, val_count=2))
+    make_bundle(
+        MakeOptions(
+            model=model,
+            val=val,
+            key=key,
+            output=output,
+            card=DEFAULT_ONNX.with_name("MODEL_CARD.md"),
+            metrics=metrics,
+            version=version,
+            val_count=2,
+        )
+    )
     return output
 
 
@@ -91,8 +107,9 @@ def metrics_json(bundle: Path, path: Path) -> Path:
     return path
 
 
-def rewrite(source: Path, target: Path, change: dict[str, bytes | None] | None = None,
-            extra: dict[str, bytes] | None = None) -> Path:
+def rewrite(
+    source: Path, target: Path, change: dict[str, bytes | None] | None = None, extra: dict[str, bytes] | None = None
+) -> Path:
     """A copy of the tar `source` with members replaced (or dropped: None) and `extra` members appended."""
     change = change or {}
     with tarfile.open(source) as src, tarfile.open(target, "w", format=tarfile.PAX_FORMAT) as out:
@@ -118,5 +135,14 @@ def install_plain(store: ModelStore, version: str, model: Path, sha: str) -> Non
     (staging / "model").mkdir()
     (staging / "model" / "fume.onnx").write_bytes(model.read_bytes())
     installed_at = f"2026-01-01T00:00:0{len(store.versions())}"
-    store.commit(staging, InstalledModel(version=version, model="model/fume.onnx", model_sha256=sha,
-                                         backend="onnxruntime", installed_at=installed_at, gate={}))
+    store.commit(
+        staging,
+        InstalledModel(
+            version=version,
+            model="model/fume.onnx",
+            model_sha256=sha,
+            backend="onnxruntime",
+            installed_at=installed_at,
+            gate={},
+        ),
+    )

@@ -12,8 +12,9 @@ import pytest
 def mount_tmpfs(folder: Path, size: str) -> None:
     """Mount a tmpfs of `size` (mount's syntax: 3m, 512k) on `folder`; skip with the reason where not permitted."""
     folder.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], capture_output=True, text=True
+    )
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip() or done.returncode}); CI runs as root")
 

@@ -49,8 +49,9 @@ class Broker:
         self._proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 10.0) -> None:
-        self._proc = subprocess.Popen([self.binary, "-c", str(self.config)], stdout=subprocess.DEVNULL,
-                                      stderr=subprocess.PIPE)
+        self._proc = subprocess.Popen(
+            [self.binary, "-c", str(self.config)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
@@ -84,8 +85,15 @@ class Subscriber:
     """A QoS 1 subscriber with a persistent session (clean_session False): what the broker queued for it while it
     or the broker was down arrives after reconnect. Collects alert event ids and availability messages."""
 
-    def __init__(self, port: int, topics: list[str], client_id: str = "test-subscriber", *,
-                 tls_ca: str | None = None, auth: tuple[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        port: int,
+        topics: list[str],
+        client_id: str = "test-subscriber",
+        *,
+        tls_ca: str | None = None,
+        auth: tuple[str, str] | None = None,
+    ) -> None:
         self.event_ids: list[str] = []
         self.statuses: list[tuple[str, bool]] = []  # (payload, retained)
         self._cond = threading.Condition()

@@ -45,8 +45,10 @@ def small_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def run_config(tmp_path: Path, overrides: dict[str, Any] | None = None, synthetic: bool = False) -> RunConfig:
     """The packaged run.yaml with the alert database in `tmp_path`, small synthetic frames, and `overrides`."""
-    base = {"sinks": {"sqlite": {"path": str(tmp_path / "alerts.db")}},
-            "sources": {gas: {"width": FRAME_SIZE[0], "height": FRAME_SIZE[1]} for gas in ("co2", "ch4")}}
+    base = {
+        "sinks": {"sqlite": {"path": str(tmp_path / "alerts.db")}},
+        "sources": {gas: {"width": FRAME_SIZE[0], "height": FRAME_SIZE[1]} for gas in ("co2", "ch4")},
+    }
     config, _ = load_run_config(None, as_overrides(merge(base, overrides or {})), synthetic=synthetic)
     return config
 
@@ -68,12 +70,28 @@ def write_run_yaml(path: Path, text: str) -> Path:
     return path
 
 
-def synthetic_videos(folder: Path, *, fps: float, seconds: float, clock_offset_s: float, jitter_s: float,
-                     drop_rate: float, outage: Outage | None = None, seed: int = 3) -> dict[str, Path]:
+def synthetic_videos(
+    folder: Path,
+    *,
+    fps: float,
+    seconds: float,
+    clock_offset_s: float,
+    jitter_s: float,
+    drop_rate: float,
+    outage: Outage | None = None,
+    seed: int = 3,
+) -> dict[str, Path]:
     """`fume-edge synth --videos` output (small frames): {gas}.avi and {gas}.csv per camera."""
     data = load_data_config()
-    video = replace(data.synthetic.video, fps=fps, segments=(Segment(ph=6.2, seconds=seconds),),
-                                clock_offset_s=clock_offset_s, jitter_s=jitter_s, drop_rate=drop_rate, outage=outage)
+    video = replace(
+        data.synthetic.video,
+        fps=fps,
+        segments=(Segment(ph=6.2, seconds=seconds),),
+        clock_offset_s=clock_offset_s,
+        jitter_s=jitter_s,
+        drop_rate=drop_rate,
+        outage=outage,
+    )
     synthetic = replace(data.synthetic, width=FRAME_SIZE[0], height=FRAME_SIZE[1], video=video)
     return write_paired_videos(folder, synthetic, data.ph_classes, seed=seed)
 
@@ -85,8 +103,14 @@ def ground_truth(csv_path: Path) -> list[dict[str, str]]:
 
 def true_pairs(folder: Path) -> set[tuple[int, int]]:
     """(co2 video frame, ch4 video frame) of every capture both cameras delivered."""
-    delivered = {gas: {row["frame_index"]: int(row["video_frame"]) for row in ground_truth(folder / f"{gas}.csv")
-                       if row["dropped"] == "0"} for gas in ("co2", "ch4")}
+    delivered = {
+        gas: {
+            row["frame_index"]: int(row["video_frame"])
+            for row in ground_truth(folder / f"{gas}.csv")
+            if row["dropped"] == "0"
+        }
+        for gas in ("co2", "ch4")
+    }
     return {(delivered["co2"][k], delivered["ch4"][k]) for k in delivered["co2"].keys() & delivered["ch4"].keys()}
 
 

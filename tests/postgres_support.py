@@ -16,8 +16,10 @@ from pathlib import Path
 import pytest
 from mqtt_broker import free_port
 
-PG_BIN = next((Path(p) for p in ("/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin")
-               if (Path(p) / "initdb").exists()), None)
+PG_BIN = next(
+    (Path(p) for p in ("/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin") if (Path(p) / "initdb").exists()),
+    None,
+)
 
 
 class Postgres:
@@ -32,15 +34,23 @@ class Postgres:
         if self._as:
             os.chmod(self.dir, 0o755)
             shutil.chown(self.dir, "nobody")
-        self._run(str(PG_BIN / "initdb"), "-D", str(self.data), "-U", "fume", "--auth=trust", "-E", "UTF8",
-                  "--no-sync")
+        self._run(str(PG_BIN / "initdb"), "-D", str(self.data), "-U", "fume", "--auth=trust", "-E", "UTF8", "--no-sync")
 
     def _run(self, *args: str) -> None:
         subprocess.run([*self._as, *args], check=True, capture_output=True, cwd=self.dir)
 
     def start(self) -> None:
-        self._run(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-l", str(self.dir / "log"), "-w", "-o",
-                  f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1", "start")
+        self._run(
+            str(PG_BIN / "pg_ctl"),
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.dir / "log"),
+            "-w",
+            "-o",
+            f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1",
+            "start",
+        )
 
     def create_db(self, name: str) -> str:
         """A new empty database; its DSN."""
@@ -48,8 +58,11 @@ class Postgres:
         return f"postgresql://fume@127.0.0.1:{self.port}/{name}"
 
     def stop(self, mode: str = "fast") -> None:
-        subprocess.run([*self._as, str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop"],
-                       capture_output=True, cwd=self.dir)
+        subprocess.run(
+            [*self._as, str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop"],
+            capture_output=True,
+            cwd=self.dir,
+        )
 
     def remove(self) -> None:
         self.stop("immediate")

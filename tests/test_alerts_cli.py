@@ -19,8 +19,13 @@ from fume_edge.errors import FumeEdgeError
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", "from fume_edge.cli import main; main()", *args],
-                          capture_output=True, text=True, timeout=60, env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"})
+    return subprocess.run(
+        [sys.executable, "-c", "from fume_edge.cli import main; main()", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"},
+    )
 
 
 @pytest.fixture(scope="module")
@@ -56,11 +61,14 @@ def test_json_export_round_trips_and_filters(db: tuple[Path, list[AlertEvent]]) 
     assert [AlertEvent.from_json(line) for line in newest.stdout.splitlines()] == events[2:]
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--db", "nowhere.db"], "nowhere.db: no alert database here"),
-    (["--since", "yesterday-ish"], "--since 'yesterday-ish': not a time"),
-    (["--type", "fire"], "--type 'fire': not an alert type"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--db", "nowhere.db"], "nowhere.db: no alert database here"),
+        (["--since", "yesterday-ish"], "--since 'yesterday-ish': not a time"),
+        (["--type", "fire"], "--type 'fire': not an alert type"),
+    ],
+)
 def test_user_errors_are_one_line(db: tuple[Path, list[AlertEvent]], args: list[str], message: str) -> None:
     if "--db" not in args:
         args = ["--db", str(db[0]), *args]
@@ -86,7 +94,8 @@ def test_csv_export_reads_back_with_the_same_filters(db: tuple[Path, list[AlertE
     assert every.returncode == 0, every.stderr
     rows = list(csv.DictReader(io.StringIO(every.stdout)))
     assert [(r["alert_id"], r["event_id"], r["type"], r["state"], r["time"]) for r in rows] == [
-        (e.id, e.event_id, e.type, e.state, e.time) for e in events]
+        (e.id, e.event_id, e.type, e.state, e.time) for e in events
+    ]
     first = rows[0]
     assert float(first["p_Acidotic"]) == events[0].probs["Acidotic"] and float(first["gas_area_co2"]) == 0.05
     assert first["gas_area_ch4"] == "" and first["snapshot"] == "/var/snaps/a.png" and first["camera_ids"] == "co2 ch4"

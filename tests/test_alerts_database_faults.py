@@ -71,8 +71,11 @@ def test_a_read_only_copy_with_a_wal_says_so_instead_of_looking_empty(tmp_path: 
             for suffix in ("", "-wal", "-shm"):  # what a copy of a running (or killed) device holds
                 shutil.copyfile(f"{config.sqlite.path}{suffix}", f"{media / 'alerts.db'}{suffix}")
         subprocess.run(["mount", "-o", "remount,ro", str(media)], check=True)
-        with pytest.raises(FumeEdgeError, match=r"alerts.db-wal beside it holds events not yet merged .*copy "
-                                                r"alerts.db and alerts.db-wal to a writable folder") as error:
+        with pytest.raises(
+            FumeEdgeError,
+            match=r"alerts.db-wal beside it holds events not yet merged .*copy "
+            r"alerts.db and alerts.db-wal to a writable folder",
+        ) as error:
             AlertStore(media / "alerts.db", readonly=True)
         assert "v0" not in str(error.value)
         writable = tmp_path / "copied"
@@ -82,8 +85,9 @@ def test_a_read_only_copy_with_a_wal_says_so_instead_of_looking_empty(tmp_path: 
         unmount(media)
 
 
-def test_a_database_deleted_mid_run_is_recreated_with_the_events_since(tmp_path: Path,
-                                                                       caplog: pytest.LogCaptureFixture) -> None:
+def test_a_database_deleted_mid_run_is_recreated_with_the_events_since(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     jsonl = tmp_path / "alerts.jsonl"
     config = sinks_config(tmp_path, {"jsonl": {"path": str(jsonl)}})
     path = Path(config.sqlite.path)
@@ -92,7 +96,9 @@ def test_a_database_deleted_mid_run_is_recreated_with_the_events_since(tmp_path:
     worker.start()
     tag_command(path, "cow-7")
     seen: list[str | None] = []
-    watcher = SubjectWatcher(path, lambda subject, _station: seen.append(subject), poll_s=0.02)  # as `run` follows `fume-edge tag`
+    watcher = SubjectWatcher(
+        path, lambda subject, _station: seen.append(subject), poll_s=0.02
+    )  # as `run` follows `fume-edge tag`
     watcher.__enter__()
     worker.submit(before)
     assert until(lambda: worker.stats().written == 3)
@@ -147,8 +153,9 @@ def test_a_database_replaced_mid_run_is_never_written_into(tmp_path: Path, caplo
 def _flip_a_btree_page(path: Path) -> None:
     """Point the first cell of a leaf page of `events` past the end of its page, as a flipped bit would."""
     with sqlite3.connect(path) as db:
-        page = db.execute("SELECT pageno FROM dbstat WHERE name = 'events' AND pagetype = 'leaf' "
-                          "ORDER BY pageno LIMIT 1").fetchone()[0]
+        page = db.execute(
+            "SELECT pageno FROM dbstat WHERE name = 'events' AND pagetype = 'leaf' ORDER BY pageno LIMIT 1"
+        ).fetchone()[0]
         size = db.execute("PRAGMA page_size").fetchone()[0]
     db.close()
     with open(path, "r+b") as file:
@@ -156,8 +163,9 @@ def _flip_a_btree_page(path: Path) -> None:
         file.write(b"\xff\xf0")
 
 
-def test_a_damaged_database_is_moved_aside_at_start_and_a_new_one_started(tmp_path: Path,
-                                                                          caplog: pytest.LogCaptureFixture) -> None:
+def test_a_damaged_database_is_moved_aside_at_start_and_a_new_one_started(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     config = sinks_config(tmp_path)
     path = Path(config.sqlite.path)
     with AlertStore(path) as store:
@@ -172,7 +180,8 @@ def test_a_damaged_database_is_moved_aside_at_start_and_a_new_one_started(tmp_pa
     assert aside.read_bytes() == damaged  # kept as it was, for whoever wants to salvage it
     assert [r.getMessage() for r in caplog.records if "damaged" in r.getMessage()] == [
         f"{path}: the alert database is damaged ({_quick_check(aside)}); moved aside to {aside.name} and started "
-        "a new one"]
+        "a new one"
+    ]
     assert stored_ids(path) == [fresh.event_id]
     with AlertStore(path, readonly=True) as store:
         assert store.integrity_ok()

@@ -43,16 +43,29 @@ def smooth_frames() -> SnapshotFrames:
     return SnapshotFrames(ramp, ramp, prediction(shape=(480, 640)))
 
 
-def test_a_disk_that_fills_and_frees_loses_no_alert_and_keeps_every_sink_in_order(small_disk: Path,
-                                                                                   tmp_path: Path) -> None:
+def test_a_disk_that_fills_and_frees_loses_no_alert_and_keeps_every_sink_in_order(
+    small_disk: Path, tmp_path: Path
+) -> None:
     jsonl = tmp_path / "alerts.jsonl"  # on a disk with room: it must still get nothing SQLite does not have
-    config = sinks_config(small_disk, {"jsonl": {"path": str(jsonl)},
-                                       "snapshots": {"dir": str(small_disk / "snaps")},
-                                       "retry_min_s": 0.05, "retry_max_s": 0.2})
+    config = sinks_config(
+        small_disk,
+        {
+            "jsonl": {"path": str(jsonl)},
+            "snapshots": {"dir": str(small_disk / "snaps")},
+            "retry_min_s": 0.05,
+            "retry_max_s": 0.2,
+        },
+    )
     alerts = [make_event("start", wall=T0 + 10 * i) for i in range(12)]
-    timeline = [event for start in alerts for event in (
-        start, make_event("update", wall=start.epoch + 1, alert_id=start.id),
-        make_event("end", wall=start.epoch + 2, alert_id=start.id))]
+    timeline = [
+        event
+        for start in alerts
+        for event in (
+            start,
+            make_event("update", wall=start.epoch + 1, alert_id=start.id),
+            make_event("end", wall=start.epoch + 2, alert_id=start.id),
+        )
+    ]
     worker = SinkWorker(config, device_id="barn-1")
     worker.start()
     for event in timeline[:6]:  # before the disk fills
@@ -135,9 +148,13 @@ def test_a_database_of_another_program_is_refused_and_left_untouched(tmp_path: P
 def test_no_secret_reaches_the_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     secret = "s3cr3t-Pa55"
     config = sinks_config(tmp_path, {"jsonl": {"path": str(tmp_path / "a.jsonl")}})
-    run_config = {"options": {"mqtt": f"mqtt://edge:{secret}@broker.farm:1883/fe",
-                              "co2": f"rtsp://admin:{secret}@10.0.0.5/stream1"},
-                  "sinks": {"mqtt": {"url": f"mqtts://edge:{secret}@broker.farm/fe", "password": secret}}}
+    run_config = {
+        "options": {
+            "mqtt": f"mqtt://edge:{secret}@broker.farm:1883/fe",
+            "co2": f"rtsp://admin:{secret}@10.0.0.5/stream1",
+        },
+        "sinks": {"mqtt": {"url": f"mqtts://edge:{secret}@broker.farm/fe", "password": secret}},
+    }
     with SinkWorker(config, device_id="barn-1", run_config=run_config) as worker:
         worker.submit([make_event()])
     on_disk = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.is_file())
@@ -147,11 +164,14 @@ def test_no_secret_reaches_the_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert stored["options"]["mqtt"] == "mqtt://***@broker.farm:1883/fe"
     assert stored["options"]["co2"] == "rtsp://***@10.0.0.5/stream1"
     assert stored["sinks"]["mqtt"] == {"url": "mqtts://***@broker.farm/fe", "password": "***"}
-    assert redact({"note": "see https://u:p@x.org/a and mqtt://h/p"}) == {"note": "see https://***@x.org/a and mqtt://h/p"}
+    assert redact({"note": "see https://u:p@x.org/a and mqtt://h/p"}) == {
+        "note": "see https://***@x.org/a and mqtt://h/p"
+    }
 
 
-def test_the_mqtt_password_comes_from_the_environment_or_an_owner_only_file(tmp_path: Path,
-                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_mqtt_password_comes_from_the_environment_or_an_owner_only_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from fume_edge.alerts.secrets import mqtt_password
 
     monkeypatch.delenv(PASSWORD_ENV, raising=False)

@@ -19,8 +19,9 @@ FUME_EDGE = [sys.executable, "-c", "import sys; from fume_edge.cli import main; 
 
 def fume_edge(*args: str) -> subprocess.CompletedProcess[str]:
     """The CLI in a wide terminal (the table shows the whole title)."""
-    return subprocess.run([*FUME_EDGE, *args], capture_output=True, text=True, timeout=60,
-                          env={**os.environ, "COLUMNS": "200"})
+    return subprocess.run(
+        [*FUME_EDGE, *args], capture_output=True, text=True, timeout=60, env={**os.environ, "COLUMNS": "200"}
+    )
 
 
 def test_the_tag_hint_pastes_into_a_shell_with_spaces_in_the_id_and_the_path(tmp_path: Path) -> None:

@@ -12,16 +12,22 @@ from fume_edge.alerts.store import AlertStore
 
 
 def _alerts(db: Path, columns: int, *flags: str) -> str:
-    done = subprocess.run([sys.executable, "-m", "fume_edge", "alerts", "--db", str(db), *flags], capture_output=True,
-                          text=True, env={"COLUMNS": str(columns), "PATH": "/usr/bin:/bin"})
+    done = subprocess.run(
+        [sys.executable, "-m", "fume_edge", "alerts", "--db", str(db), *flags],
+        capture_output=True,
+        text=True,
+        env={"COLUMNS": str(columns), "PATH": "/usr/bin:/bin"},
+    )
     assert done.returncode == 0, done.stderr
     return done.stdout
 
 
 def test_80_columns_hold_whole_headers_and_rows(tmp_path: Path) -> None:
     db = tmp_path / "alerts.db"
-    events = [make_event("start", "transitional_risk", snapshot="/var/lib/fume-edge/snapshots/2026/a-long-name.png"),
-              make_event("end", "transitional_risk", reason="interrupted")]
+    events = [
+        make_event("start", "transitional_risk", snapshot="/var/lib/fume-edge/snapshots/2026/a-long-name.png"),
+        make_event("end", "transitional_risk", reason="interrupted"),
+    ]
     with AlertStore(db) as store:
         for event in events:
             store.record(event, publish=False)

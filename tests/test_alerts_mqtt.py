@@ -39,34 +39,43 @@ def until(condition: Callable[[], bool], timeout: float = 20.0) -> bool:
     return True
 
 
-@pytest.mark.parametrize("url, target", [
-    ("mqtt://broker.lan/farm/site", MqttTarget("broker.lan", 1883, False, None, None, "farm/site")),
-    ("mqtts://u:p%40ss@10.0.0.2:9000/", MqttTarget("10.0.0.2", 9000, True, "u", "p@ss", "fume-edge")),
-    ("mqtt://h", MqttTarget("h", 1883, False, None, None, "fume-edge")),
-])
+@pytest.mark.parametrize(
+    "url, target",
+    [
+        ("mqtt://broker.lan/farm/site", MqttTarget("broker.lan", 1883, False, None, None, "farm/site")),
+        ("mqtts://u:p%40ss@10.0.0.2:9000/", MqttTarget("10.0.0.2", 9000, True, "u", "p@ss", "fume-edge")),
+        ("mqtt://h", MqttTarget("h", 1883, False, None, None, "fume-edge")),
+    ],
+)
 def test_mqtt_urls(url: str, target: MqttTarget) -> None:
     assert parse_mqtt_url(url) == target
 
 
-@pytest.mark.parametrize("url, message", [
-    ("http://h/p", "is not an MQTT URL"),
-    ("mqtt://h:99999/p", "invalid port"),
-    ("mqtt:///p", "names no broker host"),
-    ("mqtt://h/p/+/x", "may not contain"),
-    ("mqtt://h/p#", "query or fragment"),
-    ("mqtt://h/p?qos=2", "query or fragment"),
-])
+@pytest.mark.parametrize(
+    "url, message",
+    [
+        ("http://h/p", "is not an MQTT URL"),
+        ("mqtt://h:99999/p", "invalid port"),
+        ("mqtt:///p", "names no broker host"),
+        ("mqtt://h/p/+/x", "may not contain"),
+        ("mqtt://h/p#", "query or fragment"),
+        ("mqtt://h/p?qos=2", "query or fragment"),
+    ],
+)
 def test_bad_mqtt_urls_are_one_clear_error(url: str, message: str) -> None:
     with pytest.raises(FumeEdgeError, match=f"^--mqtt: .*{message}"):
         parse_mqtt_url(url)
 
 
-@pytest.mark.parametrize("mqtt, message", [
-    ({"url": "mqtt://h/p", "ca": "ca.pem"}, "need an mqtts:// url"),
-    ({"url": "mqtts://h/p", "cert": "c.pem"}, "cert and key go together"),
-    ({"url": "mqtt://h/p", "reconnect_min_s": 10, "reconnect_max_s": 5}, "reconnect_min_s"),
-    ({"url": "ftp://h/p"}, r"run\.sinks\.mqtt\.url: .*not an MQTT URL"),
-])
+@pytest.mark.parametrize(
+    "mqtt, message",
+    [
+        ({"url": "mqtt://h/p", "ca": "ca.pem"}, "need an mqtts:// url"),
+        ({"url": "mqtts://h/p", "cert": "c.pem"}, "cert and key go together"),
+        ({"url": "mqtt://h/p", "reconnect_min_s": 10, "reconnect_max_s": 5}, "reconnect_min_s"),
+        ({"url": "ftp://h/p"}, r"run\.sinks\.mqtt\.url: .*not an MQTT URL"),
+    ],
+)
 def test_mqtt_config_is_validated(tmp_path: Path, mqtt: dict, message: str) -> None:
     with pytest.raises(FumeEdgeError, match=message):
         sinks_config(tmp_path, {"mqtt": mqtt})
@@ -90,7 +99,8 @@ def test_every_alert_reaches_the_subscriber_across_a_broker_restart(broker: Brok
         worker.submit([event])
         time.sleep(0.01)
     assert subscriber.wait_for(lambda s: set(sent) <= set(s.event_ids), timeout=30), (
-        f"missing {len(set(sent) - set(subscriber.event_ids))} of {len(sent)}")
+        f"missing {len(set(sent) - set(subscriber.event_ids))} of {len(sent)}"
+    )
     assert until(lambda: worker.store.unsent_count() == 0)
     worker.stop()
     subscriber.close()
@@ -154,8 +164,11 @@ CHILD = textwrap.dedent("""
 
 def test_last_will_says_offline_when_the_process_dies(broker: Broker, tmp_path: Path) -> None:
     watcher = Subscriber(broker.port, [STATUS], client_id="watcher")
-    child = subprocess.Popen([sys.executable, "-c", CHILD, f"mqtt://127.0.0.1:{broker.port}/fe", str(tmp_path),
-                              str(Path(__file__).parent)], stdout=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, f"mqtt://127.0.0.1:{broker.port}/fe", str(tmp_path), str(Path(__file__).parent)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert child.stdout is not None and child.stdout.readline().strip() == "connected"
         assert watcher.wait_for(lambda s: [p for p, _ in s.statuses] == ["online"])
@@ -169,15 +182,59 @@ def test_last_will_says_offline_when_the_process_dies(broker: Broker, tmp_path: 
 
 def make_tls(folder: Path) -> tuple[Path, Path, Path]:
     """A throwaway CA and a server certificate for 127.0.0.1 (EC keys: fast to make)."""
+
     def ssl(*args: str) -> None:
         subprocess.run(["openssl", *args], cwd=folder, check=True, capture_output=True)
-    ssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
-        "-subj", "/CN=fume-edge test CA", "-keyout", "ca.key", "-out", "ca.crt")
-    ssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-subj", "/CN=127.0.0.1",
-        "-keyout", "server.key", "-out", "server.csr")
+
+    ssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=fume-edge test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+    )
+    ssl(
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+    )
     (folder / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
-    ssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2",
-        "-extfile", "san.ext", "-out", "server.crt")
+    ssl(
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+        "-out",
+        "server.crt",
+    )
     return folder / "ca.crt", folder / "server.crt", folder / "server.key"
 
 
@@ -188,8 +245,10 @@ def test_mqtts_with_credentials(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     certs.mkdir()
     ca, cert, key = make_tls(certs)
     subprocess.run([MOSQUITTO_PASSWD, "-b", "-c", str(certs / "passwd"), "edge", "s3cr@t"], check=True)
-    secure = Broker(tmp_path / "broker", f"allow_anonymous false\npassword_file {certs / 'passwd'}\n"
-                                         f"cafile {ca}\ncertfile {cert}\nkeyfile {key}\n")
+    secure = Broker(
+        tmp_path / "broker",
+        f"allow_anonymous false\npassword_file {certs / 'passwd'}\ncafile {ca}\ncertfile {cert}\nkeyfile {key}\n",
+    )
     secure.start()
     try:
         subscriber = Subscriber(secure.port, [ALERTS], tls_ca=str(ca), auth=("edge", "s3cr@t"))
@@ -229,8 +288,9 @@ def test_a_publish_the_broker_refuses_stays_unsent_and_the_rest_are_marked_sent(
     if MOSQUITTO is None:
         pytest.skip("mosquitto is not installed (apt-get install mosquitto; .ci/run does)")
     acl = tmp_path / "acl"
-    acl.write_text(f"topic readwrite fe/{DEVICE}/availability\n"
-                   f"topic readwrite fe/{DEVICE}/default/alerts/camera_degraded\n")
+    acl.write_text(
+        f"topic readwrite fe/{DEVICE}/availability\ntopic readwrite fe/{DEVICE}/default/alerts/camera_degraded\n"
+    )
     strict = Broker(tmp_path / "broker", f"allow_anonymous true\nacl_file {acl}\n")
     strict.start()
     try:
@@ -245,8 +305,9 @@ def test_a_publish_the_broker_refuses_stays_unsent_and_the_rest_are_marked_sent(
         strict.stop()
 
 
-def test_an_unreachable_broker_is_logged_once_down_and_once_back(tmp_path: Path,
-                                                                  caplog: pytest.LogCaptureFixture) -> None:
+def test_an_unreachable_broker_is_logged_once_down_and_once_back(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     if MOSQUITTO is None:
         pytest.skip("mosquitto is not installed (apt-get install mosquitto; .ci/run does)")
     later = Broker(tmp_path / "broker")  # nothing listens yet

@@ -30,14 +30,20 @@ TRANSITIONAL = (0.2, 0.7, 0.1)
 def fast_policy(**overrides: object) -> AlertPolicy:
     """Short durations so timelines stay small: start after 2 s (4 s on one gas), end after 3 s, update every 5 s."""
     rule = {"start_after_s": 2.0, "end_after_s": 3.0, "single_gas_start_after_s": 4.0}
-    base = {"smoothing_s": 1.0, "acidosis_risk": rule, "transitional_risk": rule, "update_interval_s": 5.0,
-            "gas_absent": {"after_s": 4.0, "clear_s": 2.0}}
+    base = {
+        "smoothing_s": 1.0,
+        "acidosis_risk": rule,
+        "transitional_risk": rule,
+        "update_interval_s": 5.0,
+        "gas_absent": {"after_s": 4.0, "clear_s": 2.0},
+    }
     base.update(overrides)
     return AlertPolicy(policy_config(base), device_id="barn-1", model_sha="abc123")
 
 
-def feed(policy: AlertPolicy, start: float, stop: float, probs: tuple[float, float, float], fps: float = 10.0,
-         **kw: object) -> list[AlertEvent]:
+def feed(
+    policy: AlertPolicy, start: float, stop: float, probs: tuple[float, float, float], fps: float = 10.0, **kw: object
+) -> list[AlertEvent]:
     events = []
     for i in range(int(round((stop - start) * fps))):
         t = start + i / fps
@@ -75,8 +81,11 @@ def test_acidosis_risk_lifecycle_start_update_end() -> None:
     policy = fast_policy()
     assert feed(policy, 0, 5, HEALTHY) == []
     events = feed(policy, 5, 20, ACIDOTIC)
-    assert [(e.type, e.state) for e in events] == [(ACIDOSIS_RISK, "start"), (ACIDOSIS_RISK, "update"),
-                                                   (ACIDOSIS_RISK, "update")]
+    assert [(e.type, e.state) for e in events] == [
+        (ACIDOSIS_RISK, "start"),
+        (ACIDOSIS_RISK, "update"),
+        (ACIDOSIS_RISK, "update"),
+    ]
     start = events[0]
     # The smoothed P(Acidotic) crosses 0.6 about 1.2 s after the switch, then must hold 2 s.
     assert 8.0 < start.mono < 8.6
@@ -147,12 +156,16 @@ def test_camera_health_alert_always_describes_the_current_state() -> None:
     assert update.type == CAMERA_DEGRADED and update.state == "update" and update.gas_areas["co2"] is None
 
     both = policy.on_camera_health(400.0, WALL0 + 400, {"co2", "ch4"})
-    assert [(e.type, e.state, e.reason) for e in both] == [(CAMERA_DEGRADED, "end", "superseded"),
-                                                         (CAMERA_OFFLINE, "start", None)]
+    assert [(e.type, e.state, e.reason) for e in both] == [
+        (CAMERA_DEGRADED, "end", "superseded"),
+        (CAMERA_OFFLINE, "start", None),
+    ]
     assert both[1].camera_ids == ("cam-a", "cam-b")
     back = policy.on_camera_health(410.0, WALL0 + 410, {"ch4"})
-    assert [(e.type, e.state, e.camera_ids) for e in back] == [(CAMERA_OFFLINE, "end", ("cam-a", "cam-b")),
-                                                             (CAMERA_DEGRADED, "start", ("cam-b",))]
+    assert [(e.type, e.state, e.camera_ids) for e in back] == [
+        (CAMERA_OFFLINE, "end", ("cam-a", "cam-b")),
+        (CAMERA_DEGRADED, "start", ("cam-b",)),
+    ]
     done = policy.on_camera_health(420.0, WALL0 + 420, [])
     assert [(e.type, e.state, e.reason) for e in done] == [(CAMERA_DEGRADED, "end", "recovered")]
     with pytest.raises(ValueError, match="unknown camera"):
@@ -173,8 +186,10 @@ def test_close_ends_every_open_alert_as_interrupted() -> None:
     feed(policy, 0, 6, ACIDOTIC)
     assert {a.type for a in policy.open_alerts} == {CAMERA_DEGRADED, ACIDOSIS_RISK}
     ends = policy.close(7.0, WALL0 + 7)
-    assert {(e.type, e.state, e.reason) for e in ends} == {(CAMERA_DEGRADED, "end", "interrupted"),
-                                                           (ACIDOSIS_RISK, "end", "interrupted")}
+    assert {(e.type, e.state, e.reason) for e in ends} == {
+        (CAMERA_DEGRADED, "end", "interrupted"),
+        (ACIDOSIS_RISK, "end", "interrupted"),
+    }
     assert policy.open_alerts == () and policy.close(8.0, WALL0 + 8) == []
 
 
@@ -212,13 +227,16 @@ def test_a_non_finite_prediction_never_reaches_the_smoothing() -> None:
     assert all(e.to_json() for e in events)  # and every event still encodes (allow_nan=False)
 
 
-@pytest.mark.parametrize("overrides, field", [
-    ({"acidosis_risk": {"start_at": 0.3, "end_below": 0.4}}, "run.alerts.acidosis_risk"),
-    ({"transitional_risk": {"start_after_s": -1}}, "run.alerts.transitional_risk"),
-    ({"smoothing": "median"}, "run.alerts.smoothing"),
-    ({"update_interval_s": 0}, "run.alerts.update_interval_s"),
-    ({"gas_absent": {"min_area": 2.0}}, "run.alerts.gas_absent"),
-])
+@pytest.mark.parametrize(
+    "overrides, field",
+    [
+        ({"acidosis_risk": {"start_at": 0.3, "end_below": 0.4}}, "run.alerts.acidosis_risk"),
+        ({"transitional_risk": {"start_after_s": -1}}, "run.alerts.transitional_risk"),
+        ({"smoothing": "median"}, "run.alerts.smoothing"),
+        ({"update_interval_s": 0}, "run.alerts.update_interval_s"),
+        ({"gas_absent": {"min_area": 2.0}}, "run.alerts.gas_absent"),
+    ],
+)
 def test_bad_policy_values_name_the_field(overrides: dict, field: str) -> None:
     with pytest.raises(FumeEdgeError, match=field.replace(".", r"\.")):
         policy_config(overrides)

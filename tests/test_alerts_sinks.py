@@ -34,8 +34,7 @@ def read_lines(path: Path) -> list[AlertEvent]:
 
 
 def snap_config(folder: Path, **kw: object) -> SnapshotConfig:
-    values = dict(dir=str(folder), states=["start"], max_count=100, max_bytes=1 << 30, max_age_days=30.0,
-                  max_pending=8)
+    values = dict(dir=str(folder), states=["start"], max_count=100, max_bytes=1 << 30, max_age_days=30.0, max_pending=8)
     values.update(kw)
     return SnapshotConfig(**values)  # type: ignore[arg-type]
 
@@ -131,8 +130,13 @@ def test_snapshot_retention_keeps_unsent_and_removes_oldest(tmp_path: Path) -> N
 
 def test_worker_stores_each_event_alike_in_sqlite_jsonl_and_snapshots(tmp_path: Path) -> None:
     """(The order, SQLite before anything else, is shown where SQLite fails: test_alerts_faults.py.)"""
-    config = sinks_config(tmp_path, {"jsonl": {"path": str(tmp_path / "a.jsonl")},
-                                     "snapshots": {"dir": str(tmp_path / "snaps"), "states": ["start", "end"]}})
+    config = sinks_config(
+        tmp_path,
+        {
+            "jsonl": {"path": str(tmp_path / "a.jsonl")},
+            "snapshots": {"dir": str(tmp_path / "snaps"), "states": ["start", "end"]},
+        },
+    )
     start, update = make_event("start", wall=T0), make_event("update", wall=T0 + 1)
     end = make_event("end", wall=T0 + 2, alert_id=start.id)
     with SinkWorker(config, device_id="barn-1", model_sha="f00d", run_config={"k": 1}) as worker:
@@ -209,7 +213,11 @@ def test_service_drives_policy_and_sinks_and_interrupts_on_close(tmp_path: Path)
         stored = [(e.type, e.state) for e in store.events()]
         run = store.runs(1)[0]
         snapshots = [e.snapshot for e in store.events() if e.snapshot]
-    assert stored == [("acidosis_risk", "start"), ("camera_degraded", "start"), ("acidosis_risk", "end"),
-                      ("camera_degraded", "end")]
+    assert stored == [
+        ("acidosis_risk", "start"),
+        ("camera_degraded", "start"),
+        ("acidosis_risk", "end"),
+        ("camera_degraded", "end"),
+    ]
     assert len(snapshots) == 2 and all(Path(p).is_file() for p in snapshots)
     assert run["end_reason"] == "interrupted" and run["stats"] == {"frames": 30}

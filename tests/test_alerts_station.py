@@ -24,9 +24,17 @@ def test_an_older_database_keeps_its_events_as_station_default(tmp_path: Path) -
     old = make_event()
     conn = sqlite3.connect(path)
     conn.executescript(MIGRATIONS[0] + MIGRATIONS[1] + "PRAGMA user_version = 2;")
-    conn.execute("INSERT INTO events (event_id, alert_id, type, state, epoch, payload) VALUES (?,?,?,?,?,?)",
-                 (old.event_id, old.id, old.type, old.state, old.epoch,
-                  json.dumps({k: v for k, v in old.to_dict().items() if k != "station"})))  # as v2 wrote it
+    conn.execute(
+        "INSERT INTO events (event_id, alert_id, type, state, epoch, payload) VALUES (?,?,?,?,?,?)",
+        (
+            old.event_id,
+            old.id,
+            old.type,
+            old.state,
+            old.epoch,
+            json.dumps({k: v for k, v in old.to_dict().items() if k != "station"}),
+        ),
+    )  # as v2 wrote it
     conn.commit()
     conn.close()
     with AlertStore(path) as store:
@@ -45,16 +53,34 @@ def test_alerts_lists_one_station(tmp_path: Path) -> None:
     with AlertStore(path) as store:
         for event in events:
             store.record(event, publish=False)
-    result = subprocess.run([sys.executable, "-c", "from fume_edge.cli import main; main()", "alerts", "--db",
-                             str(path), "--json", "--station", "pen-1"], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from fume_edge.cli import main; main()",
+            "alerts",
+            "--db",
+            str(path),
+            "--json",
+            "--station",
+            "pen-1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     assert [AlertEvent.from_json(line) for line in result.stdout.splitlines()] == [events[0], events[2]]
 
 
 def test_tag_station_sets_one_stations_subject_and_a_plain_tag_every_station(tmp_path: Path) -> None:
     config = run_config(tmp_path)
-    service = AlertService(config.alerts, config.sinks, device_id="barn-1",
-                           stations=dict.fromkeys(("pen-1", "pen-2", "pen-3"), config.alerts))
+    service = AlertService(
+        config.alerts,
+        config.sinks,
+        device_id="barn-1",
+        stations=dict.fromkeys(("pen-1", "pen-2", "pen-3"), config.alerts),
+    )
     with AlertStore(config.sinks.sqlite.path) as store:
         set_subject(store, "cow-1", "cli", station="pen-1")  # overridden by the tag for every station after it
         set_subject(store, "herd-A", "cli")

@@ -34,7 +34,10 @@ def test_a_new_store_is_wal_and_at_the_latest_schema(tmp_path: Path) -> None:
     db = sqlite3.connect(tmp_path / "a.db")
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")} >= {
-        "events", "outbox", "runs"}
+        "events",
+        "outbox",
+        "runs",
+    }
 
 
 def test_events_round_trip_and_the_outbox_tracks_acks(tmp_path: Path) -> None:
@@ -54,8 +57,10 @@ def test_events_round_trip_and_the_outbox_tracks_acks(tmp_path: Path) -> None:
 
 def test_queries_filter_by_time_and_type(tmp_path: Path) -> None:
     with AlertStore(tmp_path / "a.db") as store:
-        events = [make_event(wall=T0 + i * 60, alert_type=t) for i, t in
-                  enumerate(["acidosis_risk", "camera_degraded", "acidosis_risk", "gas_absent"])]
+        events = [
+            make_event(wall=T0 + i * 60, alert_type=t)
+            for i, t in enumerate(["acidosis_risk", "camera_degraded", "acidosis_risk", "gas_absent"])
+        ]
         for e in events:
             store.record(e, publish=False)
         assert store.events(since=T0 + 60) == events[1:]
@@ -155,8 +160,12 @@ WRITER = textwrap.dedent("""
 
 def test_a_killed_writer_leaves_every_committed_event_and_nothing_half_written(tmp_path: Path) -> None:
     path = tmp_path / "a.db"
-    proc = subprocess.run([sys.executable, "-c", WRITER, str(path), str(Path(__file__).parent)],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-c", WRITER, str(path), str(Path(__file__).parent)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     committed = proc.stdout.split()
     assert len(committed) == 40

@@ -68,8 +68,15 @@ def test_baseline_exports_to_onnx_and_matches(name: str) -> None:
     buffer = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(model, (co2, ch4, mask), buffer, input_names=["co2", "ch4", "modality_mask"],
-                          output_names=names, opset_version=17, dynamo=False)
+        torch.onnx.export(
+            model,
+            (co2, ch4, mask),
+            buffer,
+            input_names=["co2", "ch4", "modality_mask"],
+            output_names=names,
+            opset_version=17,
+            dynamo=False,
+        )
     session = ort.InferenceSession(buffer.getvalue(), providers=["CPUExecutionProvider"])
     for trial_mask in (mask, torch.ones(1, 2)):
         feeds = {"co2": co2.numpy(), "ch4": ch4.numpy(), "modality_mask": trial_mask.numpy()}

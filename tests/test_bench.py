@@ -17,14 +17,30 @@ pytestmark = pytest.mark.slow
 
 
 def run_cli(*args: str, env_cache: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "fume_edge", *args], capture_output=True, text=True, timeout=900,
-                          env={**__import__("os").environ, "FUME_EDGE_CACHE": str(env_cache), "COLUMNS": "160"})
+    return subprocess.run(
+        [sys.executable, "-m", "fume_edge", *args],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**__import__("os").environ, "FUME_EDGE_CACHE": str(env_cache), "COLUMNS": "160"},
+    )
 
 
 def test_bench_all_cpu_rows_pipeline_and_json(tmp_path: Path) -> None:
     out = tmp_path / "b.json"
-    done = run_cli("bench", "--backends", "torch,onnxruntime,onnxruntime-int8,tensorrt-fp16,tensorrt-int8",
-                   "--pipeline", "--iterations", "3", "--warmup", "1", "--json", str(out), env_cache=tmp_path / "cache")
+    done = run_cli(
+        "bench",
+        "--backends",
+        "torch,onnxruntime,onnxruntime-int8,tensorrt-fp16,tensorrt-int8",
+        "--pipeline",
+        "--iterations",
+        "3",
+        "--warmup",
+        "1",
+        "--json",
+        str(out),
+        env_cache=tmp_path / "cache",
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "Traceback" not in done.stderr
     result = json.loads(out.read_text())
@@ -60,8 +76,19 @@ def test_bench_all_cpu_rows_pipeline_and_json(tmp_path: Path) -> None:
 
 
 def test_check_fails_when_no_row_meets_the_target(tmp_path: Path) -> None:
-    done = run_cli("bench", "--backends", "onnxruntime", "--iterations", "2", "--warmup", "0",
-                   "--target-fps", "50000", "--check", env_cache=tmp_path)
+    done = run_cli(
+        "bench",
+        "--backends",
+        "onnxruntime",
+        "--iterations",
+        "2",
+        "--warmup",
+        "0",
+        "--target-fps",
+        "50000",
+        "--check",
+        env_cache=tmp_path,
+    )
     assert done.returncode == 1
     assert "below 50000 FPS" in done.stdout
 
@@ -78,14 +105,23 @@ def test_blocks_alternate_backends_and_count_every_call() -> None:
     order: list[str] = []
 
     def runner(name: str) -> Runner:
-        return Runner(name, "fp32", "cpu", "", pre=lambda: (None, None, None),  # type: ignore[arg-type,return-value]
-                      model=lambda inputs: order.append(name), post=lambda raw: raw)  # type: ignore[arg-type,return-value]
+        return Runner(
+            name,
+            "fp32",
+            "cpu",
+            "",
+            pre=lambda: (None, None, None),  # type: ignore[arg-type,return-value]
+            model=lambda inputs: order.append(name),
+            post=lambda raw: raw,
+        )  # type: ignore[arg-type,return-value]
 
     samples = measure([runner("a"), runner("b")], iterations=12, warmup=2, tick=None)
     assert len(samples["a"].model_ms) == len(samples["b"].model_ms) == 12
     block = block_size(12)
     timed = order[4:]  # after 2 warm-up calls each
-    assert timed[:block] == ["a"] * block and timed[block:2 * block] == ["b"] * block  # then turns, one extra call each
+    assert (
+        timed[:block] == ["a"] * block and timed[block : 2 * block] == ["b"] * block
+    )  # then turns, one extra call each
     assert order.count("a") == 2 + 12 + (len(range(0, 12, block)) - 1)
 
 
@@ -111,8 +147,17 @@ def test_an_engine_alone_is_judged_by_its_rows(tmp_path: Path) -> None:
 
 
 def test_piped_output_shows_each_step_as_it_finishes(tmp_path: Path) -> None:
-    done = run_cli("bench", "--backends", "onnxruntime,tensorrt-fp16", "--pipeline", "--iterations", "10",
-                   "--warmup", "0", env_cache=tmp_path)  # stdout is a pipe here, as under `| tee` or a service
+    done = run_cli(
+        "bench",
+        "--backends",
+        "onnxruntime,tensorrt-fp16",
+        "--pipeline",
+        "--iterations",
+        "10",
+        "--warmup",
+        "0",
+        env_cache=tmp_path,
+    )  # stdout is a pipe here, as under `| tee` or a service
     assert done.returncode == 0, done.stderr[-2000:]
     lines = done.stdout.splitlines()
     table = next(i for i, line in enumerate(lines) if "fume-edge bench ·" in line)

@@ -20,10 +20,15 @@ def one_conv(path: Path) -> Path:
     """x (1,4,8,8) → Conv 3×3, 16 out, pad 1 → ReLU → y (1,16,8,8)."""
     weight = numpy_helper.from_array(np.ones((16, 4, 3, 3), np.float32), "w")
     graph = helper.make_graph(
-        [helper.make_node("Conv", ["x", "w"], ["c"], name="conv", pads=[1, 1, 1, 1]),
-         helper.make_node("Relu", ["c"], ["y"], name="relu")],
-        "one_conv", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8, 8])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 16, 8, 8])], [weight])
+        [
+            helper.make_node("Conv", ["x", "w"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+            helper.make_node("Relu", ["c"], ["y"], name="relu"),
+        ],
+        "one_conv",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 16, 8, 8])],
+        [weight],
+    )
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
     return path
 
@@ -88,7 +93,10 @@ def test_device_yaml_and_errors(tmp_path: Path) -> None:
     (device,) = load_devices(str(custom))
     assert device.key == "board" and device.bandwidth_gbs == 50.0
     custom.write_text("int8_dense_tops: 10\n")
-    with pytest.raises(FumeEdgeError, match=r"board.yaml: fp16_dense_tflops: missing; give it a value\n.*board.yaml: bandwidth_gbs: missing"):
+    with pytest.raises(
+        FumeEdgeError,
+        match=r"board.yaml: fp16_dense_tflops: missing; give it a value\n.*board.yaml: bandwidth_gbs: missing",
+    ):
         load_devices(str(custom))
     with pytest.raises(FumeEdgeError, match="orin-nano-8gb"):
         load_devices("jetson-tx9")
@@ -96,8 +104,13 @@ def test_device_yaml_and_errors(tmp_path: Path) -> None:
 
 def test_estimate_cli_on_the_bundled_model(tmp_path: Path) -> None:
     out = tmp_path / "estimate.json"
-    done = subprocess.run([sys.executable, "-m", "fume_edge", "bench", "--estimate", "all", "--json", str(out)],
-                          capture_output=True, text=True, timeout=300, env={**__import__("os").environ, "COLUMNS": "160"})
+    done = subprocess.run(
+        [sys.executable, "-m", "fume_edge", "bench", "--estimate", "all", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**__import__("os").environ, "COLUMNS": "160"},
+    )
     assert done.returncode == 0, done.stderr
     assert "UPPER BOUND" in done.stdout and "not a measurement" in done.stdout
     assert "DESIGN" not in done.stdout and "docs.ultralytics.com/guides/nvidia-jetson" in done.stdout

@@ -30,9 +30,11 @@ def test_mask_scale_export_matches_the_rewrite_and_torch(imported_checkpoint: Pa
     assert job.parity.passed, job.parity.failures  # PyTorch at the same scale agrees
     full = export_onnx(imported_checkpoint, tmp_path / "s1.onnx", size=SIZE).path
     onnx.save(rescale_masks(onnx.load(str(full)), 2), tmp_path / "rewritten.onnx")
-    with load_backend(tmp_path / "s2.onnx", device="cpu") as exported, \
-            load_backend(tmp_path / "rewritten.onnx", device="cpu") as rewritten, \
-            load_backend(full, device="cpu") as exact:
+    with (
+        load_backend(tmp_path / "s2.onnx", device="cpu") as exported,
+        load_backend(tmp_path / "rewritten.onnx", device="cpu") as rewritten,
+        load_backend(full, device="cpu") as exact,
+    ):
         assert exported.metadata["fume_edge.mask_scale"] == "2"
         assert "fume_edge.mask_scale" not in exact.metadata  # the default graph is unchanged
         for seed in range(3):

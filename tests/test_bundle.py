@@ -16,7 +16,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 from bundle_support import (
-    DEFAULT_ONNX, install_plain, keypair, make, metrics_json, nan_on_bright_onnx, rewrite, variant_onnx, worse_onnx,
+    DEFAULT_ONNX,
+    install_plain,
+    keypair,
+    make,
+    metrics_json,
+    nan_on_bright_onnx,
+    rewrite,
+    variant_onnx,
+    worse_onnx,
 )
 from train_support import make_paired_dataset
 
@@ -96,15 +104,18 @@ def _hostile(world: dict[str, Path], case: str, tmp_path: Path) -> tuple[Path, I
     return good, InstallOptions(trusted_keys=world["trusted"], gate=GATE, max_mb=1.0)
 
 
-@pytest.mark.parametrize("case", ["tampered", "wrong_signature", "untrusted_key", "truncated", "path_traversal",
-                                  "over_size"])
+@pytest.mark.parametrize(
+    "case", ["tampered", "wrong_signature", "untrusted_key", "truncated", "path_traversal", "over_size"]
+)
 def test_hostile_bundle_is_refused_with_one_line_and_the_running_model_unchanged(
-        world: dict[str, Path], models: Path, tmp_path: Path, case: str) -> None:
+    world: dict[str, Path], models: Path, tmp_path: Path, case: str
+) -> None:
     bundle, options = _hostile(world, case, tmp_path)
     before = _state(models)
     with pytest.raises(FumeEdgeError) as refused:
-        install_bundle(bundle, InstallOptions(models=models, trusted_keys=options.trusted_keys, max_mb=options.max_mb,
-                                              gate=GATE))
+        install_bundle(
+            bundle, InstallOptions(models=models, trusted_keys=options.trusted_keys, max_mb=options.max_mb, gate=GATE)
+        )
     message = str(refused.value)
     assert "\n" not in message and str(bundle) in message
     assert _state(models) == before  # no new version, no staging leftovers, current still v1
@@ -114,17 +125,28 @@ def test_hostile_bundle_is_refused_with_one_line_and_the_running_model_unchanged
 
 def test_cli_refusal_is_one_line_and_exit_2(world: dict[str, Path], tmp_path: Path) -> None:
     bundle = rewrite(world["good"], tmp_path / "x.fume", extra={"../../etc/fume-evil": b"owned\n"})
-    result = subprocess.run([sys.executable, "-m", "fume_edge", "bundle", "verify", str(bundle), "--trusted-keys",
-                             str(world["trusted"])], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "fume_edge", "bundle", "verify", str(bundle), "--trusted-keys", str(world["trusted"])],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2 and "unsafe path" in result.stderr
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) <= 2  # wrapped at 80 cols
 
 
-def test_worse_model_with_copied_metrics_is_rejected_by_the_gate(world: dict[str, Path], models: Path,
-                                                                 tmp_path: Path) -> None:
+def test_worse_model_with_copied_metrics_is_rejected_by_the_gate(
+    world: dict[str, Path], models: Path, tmp_path: Path
+) -> None:
     bad = worse_onnx(tmp_path / "worse.onnx")
-    bundle = make(tmp_path, bad, world["val"], world["key"], "v2-worse",
-                  metrics=metrics_json(world["good"], tmp_path / "good_metrics.json"))
+    bundle = make(
+        tmp_path,
+        bad,
+        world["val"],
+        world["key"],
+        "v2-worse",
+        metrics=metrics_json(world["good"], tmp_path / "good_metrics.json"),
+    )
     before = _state(models)
     with pytest.raises(FumeEdgeError, match="rejected by the gate: gas IoU"):
         install_bundle(bundle, InstallOptions(models=models, trusted_keys=world["trusted"], gate=GATE))
@@ -144,15 +166,36 @@ main()
 
 def _cli_install(bundle: Path, models: Path, trusted: Path) -> list[str]:
     """`fume-edge bundle install` as a device runs it (a separate process, torch unavailable)."""
-    return [sys.executable, "-c", _CLI, "bundle", "install", str(bundle), "--models-dir", str(models),
-            "--trusted-keys", str(trusted), "--min-fps", "0.1", "--device", "cpu"]
+    return [
+        sys.executable,
+        "-c",
+        _CLI,
+        "bundle",
+        "install",
+        str(bundle),
+        "--models-dir",
+        str(models),
+        "--trusted-keys",
+        str(trusted),
+        "--min-fps",
+        "0.1",
+        "--device",
+        "cpu",
+    ]
 
 
 @pytest.mark.parametrize("kill_after", ["staging", "model_gated", "model_switched"])
-def test_sigkill_during_install_then_restart_runs_a_complete_model(world: dict[str, Path], models: Path,
-                                                                   tmp_path: Path, kill_after: str) -> None:
-    bundle = make(tmp_path, variant_onnx(tmp_path / "v2.onnx", "2"), world["val"], world["key"], "v2",
-                  metrics=metrics_json(world["good"], tmp_path / "m.json"))
+def test_sigkill_during_install_then_restart_runs_a_complete_model(
+    world: dict[str, Path], models: Path, tmp_path: Path, kill_after: str
+) -> None:
+    bundle = make(
+        tmp_path,
+        variant_onnx(tmp_path / "v2.onnx", "2"),
+        world["val"],
+        world["key"],
+        "v2",
+        metrics=metrics_json(world["good"], tmp_path / "m.json"),
+    )
     store = ModelStore(models)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "COLUMNS": "200"}
     process = subprocess.Popen(_cli_install(bundle, models, world["trusted"]), env=env)
@@ -172,8 +215,9 @@ def test_sigkill_during_install_then_restart_runs_a_complete_model(world: dict[s
         assert backend.infer(frame, frame, np.ones((1, 2), np.float32)).finite
     # the next install cleans up whatever the killed one left and completes
     if current == "v1" and store.installed("v2") is None:
-        done = subprocess.run(_cli_install(bundle, models, world["trusted"]), env=env, capture_output=True, text=True,
-                              timeout=300)
+        done = subprocess.run(
+            _cli_install(bundle, models, world["trusted"]), env=env, capture_output=True, text=True, timeout=300
+        )
         assert done.returncode == 0, done.stderr
         assert "installed v2 (onnxruntime)" in done.stdout and store.current() == "v2" and store.previous() == "v1"
     assert not [p for p in models.iterdir() if p.name.startswith(".staging-")]
@@ -192,7 +236,8 @@ def two_versions(tmp_path: Path) -> tuple[ModelStore, dict[str, str]]:
 
 
 def test_hot_swap_during_a_synthetic_run_keeps_inferring_and_events_carry_each_model_sha(
-        tmp_path: Path, two_versions: tuple[ModelStore, dict[str, str]]) -> None:
+    tmp_path: Path, two_versions: tuple[ModelStore, dict[str, str]]
+) -> None:
     from pipeline_support import ScriptedCamera, noise_frames, run_config
 
     from fume_edge.alerts.event import CAMERA_DEGRADED
@@ -207,13 +252,23 @@ def test_hot_swap_during_a_synthetic_run_keeps_inferring_and_events_carry_each_m
     cams = ("co2", "ch4")
     config = run_config(tmp_path)
     hub = FrameHub(cams, capacity=4, lossless=False)
-    streams = {gas: CameraStream(gas, ScriptedCamera(gas, noise_frames(seed=i), fps=10.0), reopen=None,  # type: ignore
-                                 hub=hub, paced=False, time_offset_s=0.0, reconnect_s=(0.2, 0.2))
-               for i, gas in enumerate(cams)}
+    streams = {
+        gas: CameraStream(
+            gas,
+            ScriptedCamera(gas, noise_frames(seed=i), fps=10.0),
+            reopen=None,  # type: ignore
+            hub=hub,
+            paced=False,
+            time_offset_s=0.0,
+            reconnect_s=(0.2, 0.2),
+        )
+        for i, gas in enumerate(cams)
+    }
     backend = load_backend(store.current_model(), device="cpu", threads=1)  # type: ignore[arg-type]
     stack = ExitStack()  # as `fume-edge run` holds it
-    holder = stack.enter_context(follow_current(backend, store, HealthSettings(window_s=60.0, min_fps=0.1, poll_s=0.05),
-                                                device="cpu", threads=1))
+    holder = stack.enter_context(
+        follow_current(backend, store, HealthSettings(window_s=60.0, min_fps=0.1, poll_s=0.05), device="cpu", threads=1)
+    )
     service = AlertService(config.alerts, config.sinks, device_id="test", model_sha=holder.model_sha)
     seen: list[str | None] = []
     state = {"degraded": False, "recovered": False}
@@ -252,7 +307,8 @@ def test_hot_swap_during_a_synthetic_run_keeps_inferring_and_events_carry_each_m
 
 
 def test_model_that_turns_non_finite_after_the_swap_is_rolled_back(
-        tmp_path: Path, two_versions: tuple[ModelStore, dict[str, str]]) -> None:
+    tmp_path: Path, two_versions: tuple[ModelStore, dict[str, str]]
+) -> None:
     store, shas = two_versions
     nan_model = nan_on_bright_onnx(tmp_path / "nan.onnx")
     install_plain(store, "v3-nan", nan_model, sha256_file(nan_model))
@@ -261,8 +317,7 @@ def test_model_that_turns_non_finite_after_the_swap_is_rolled_back(
     dark, bright = (np.full((1, 1, height, width), v, np.float32) for v in (0.3, 1.0))
     mask = np.ones((1, 2), np.float32)
     results: list[tuple[str | None, bool]] = []
-    with ModelUpdates(holder, store, HealthSettings(window_s=60.0, min_fps=0.1, poll_s=0.05), device="cpu",
-                      threads=1):
+    with ModelUpdates(holder, store, HealthSettings(window_s=60.0, min_fps=0.1, poll_s=0.05), device="cpu", threads=1):
         store.switch("v3-nan")
         wait_for(lambda: holder.version == "v3-nan")
         assert holder.infer(dark, dark, mask).finite  # fine on ordinary frames: the gate could not have seen it
@@ -285,8 +340,12 @@ def test_install_builds_and_gates_a_tensorrt_engine_where_tensorrt_is(world: dic
     missing = tensorrt_available()
     if missing:
         pytest.skip(missing)
-    result = install_bundle(world["good"], InstallOptions(models=tmp_path / "models", trusted_keys=world["trusted"],
-                                                          gate=GateSettings(min_fps=0.1, device="auto")))
+    result = install_bundle(
+        world["good"],
+        InstallOptions(
+            models=tmp_path / "models", trusted_keys=world["trusted"], gate=GateSettings(min_fps=0.1, device="auto")
+        ),
+    )
     assert result.model.backend == "tensorrt-fp16" and result.model.model.endswith(".engine")
     assert result.model.gate["non_finite"] == 0
     assert result.model.gate["gas_iou"] >= result.model.gate["recorded_gas_iou"] - 0.01
@@ -295,13 +354,16 @@ def test_install_builds_and_gates_a_tensorrt_engine_where_tensorrt_is(world: dic
         assert backend.name == "tensorrt"
 
 
-@pytest.mark.parametrize("health, reason", [
-    (ModelHealth("v2", calls=40, non_finite=0, errors=0, median_ms=50.0), None),
-    (ModelHealth("v2", calls=40, non_finite=1, errors=0, median_ms=50.0), "non-finite"),
-    (ModelHealth("v2", calls=40, non_finite=0, errors=2, median_ms=50.0), "inference error"),
-    (ModelHealth("v2", calls=40, non_finite=0, errors=0, median_ms=500.0), "2.0 FPS < 5"),
-    (ModelHealth("v2", calls=3, non_finite=0, errors=0, median_ms=500.0), None),  # too few calls to judge speed
-])
+@pytest.mark.parametrize(
+    "health, reason",
+    [
+        (ModelHealth("v2", calls=40, non_finite=0, errors=0, median_ms=50.0), None),
+        (ModelHealth("v2", calls=40, non_finite=1, errors=0, median_ms=50.0), "non-finite"),
+        (ModelHealth("v2", calls=40, non_finite=0, errors=2, median_ms=50.0), "inference error"),
+        (ModelHealth("v2", calls=40, non_finite=0, errors=0, median_ms=500.0), "2.0 FPS < 5"),
+        (ModelHealth("v2", calls=3, non_finite=0, errors=0, median_ms=500.0), None),  # too few calls to judge speed
+    ],
+)
 def test_health_watch_names_why_a_model_must_go(health: ModelHealth, reason: str | None) -> None:
     found = failure(health, HealthSettings(min_fps=5.0, min_calls=10))
     assert (found is None) if reason is None else (found is not None and reason in found)
@@ -350,7 +412,8 @@ def test_a_second_install_while_one_runs_is_refused(world: dict[str, Path], mode
 
 
 def test_a_model_the_run_cannot_load_is_refused_and_current_points_back(
-        tmp_path: Path, two_versions: tuple[ModelStore, dict[str, str]]) -> None:
+    tmp_path: Path, two_versions: tuple[ModelStore, dict[str, str]]
+) -> None:
     store, shas = two_versions
     broken = tmp_path / "broken.onnx"
     broken.write_bytes(b"not an onnx model")
@@ -379,7 +442,8 @@ with follow_current(backend, store, HealthSettings(poll_s=0.05), device="cpu", t
 
 
 def test_a_run_that_keeps_dying_after_the_swap_goes_back_to_the_model_before(
-        tmp_path: Path, two_versions: tuple[ModelStore, dict[str, str]]) -> None:
+    tmp_path: Path, two_versions: tuple[ModelStore, dict[str, str]]
+) -> None:
     store, _ = two_versions
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     run = subprocess.Popen([sys.executable, "-c", _RUN, str(store.root)], env=env, stdout=subprocess.PIPE, text=True)
@@ -408,7 +472,8 @@ def _model_alerts(db: Path) -> list[tuple[str, str, dict[str, object]]]:
 
 
 def test_watcher_events_reach_the_alert_database_switch_then_rollback_with_the_reason(
-        tmp_path: Path, two_versions: tuple[ModelStore, dict[str, str]]) -> None:
+    tmp_path: Path, two_versions: tuple[ModelStore, dict[str, str]]
+) -> None:
     from pipeline_support import run_config
 
     from fume_edge.alerts.service import AlertService
@@ -421,9 +486,17 @@ def test_watcher_events_reach_the_alert_database_switch_then_rollback_with_the_r
     width, height = holder.input_size
     bright, mask = np.full((1, 1, height, width), 1.0, np.float32), np.ones((1, 2), np.float32)
     relay = EventRelay()  # as `fume-edge run` wires it: the watcher starts before the alert service exists
-    with ModelUpdates(holder, store, HealthSettings(window_s=60.0, min_fps=0.1, poll_s=0.05), on_event=relay,
-                      device="cpu", threads=1), \
-            AlertService(config.alerts, config.sinks, device_id="test", model_sha=holder.model_sha) as service:
+    with (
+        ModelUpdates(
+            holder,
+            store,
+            HealthSettings(window_s=60.0, min_fps=0.1, poll_s=0.05),
+            on_event=relay,
+            device="cpu",
+            threads=1,
+        ),
+        AlertService(config.alerts, config.sinks, device_id="test", model_sha=holder.model_sha) as service,
+    ):
         store.switch("v3-nan")
         wait_for(lambda: holder.version == "v3-nan")
         wait_for(lambda: bool(relay._waiting))  # the swap's record waits for the service ...
@@ -434,29 +507,44 @@ def test_watcher_events_reach_the_alert_database_switch_then_rollback_with_the_r
     holder.close()
     found = _model_alerts(config.sinks.sqlite.path)
     assert [(kind, state) for kind, state, _ in found] == [
-        ("model_switched", "start"), ("model_switched", "end"), ("model_rolled_back", "start"),
-        ("model_rolled_back", "end")]
+        ("model_switched", "start"),
+        ("model_switched", "end"),
+        ("model_rolled_back", "start"),
+        ("model_rolled_back", "end"),
+    ]
     assert found[0][2]["version"] == "v3-nan" and found[0][2]["previous"] == "v1"
     rolled = found[2][2]
     assert rolled["version"] == "v3-nan" and rolled["to"] == "v1" and "non-finite" in str(rolled["reason"])
 
 
 def test_an_install_from_another_process_reaches_the_running_alert_service_with_the_gate_figures(
-        world: dict[str, Path], models: Path, tmp_path: Path) -> None:
+    world: dict[str, Path], models: Path, tmp_path: Path
+) -> None:
     from pipeline_support import run_config
 
     from fume_edge.alerts.service import AlertService
 
     bad = worse_onnx(tmp_path / "worse.onnx")
-    bundle = make(tmp_path, bad, world["val"], world["key"], "v2-worse",
-                  metrics=metrics_json(world["good"], tmp_path / "good_metrics.json"))
+    bundle = make(
+        tmp_path,
+        bad,
+        world["val"],
+        world["key"],
+        "v2-worse",
+        metrics=metrics_json(world["good"], tmp_path / "good_metrics.json"),
+    )
     store = ModelStore(models)
     before = len(store.events())
     config = run_config(tmp_path)
-    holder = SwappableBackend(load_backend(store.current_model(), device="cpu", threads=1), "sha-v1",  # type: ignore
-                              store.current())
-    with AlertService(config.alerts, config.sinks, device_id="test") as service, \
-            ModelUpdates(holder, store, HealthSettings(poll_s=0.05), on_event=service.model_event, device="cpu"):
+    holder = SwappableBackend(
+        load_backend(store.current_model(), device="cpu", threads=1),
+        "sha-v1",  # type: ignore
+        store.current(),
+    )
+    with (
+        AlertService(config.alerts, config.sinks, device_id="test") as service,
+        ModelUpdates(holder, store, HealthSettings(poll_s=0.05), on_event=service.model_event, device="cpu"),
+    ):
         with pytest.raises(FumeEdgeError, match="rejected by the gate"):
             install_bundle(bundle, InstallOptions(models=models, trusted_keys=world["trusted"], gate=GATE))
         wait_for(lambda: len(_model_alerts(config.sinks.sqlite.path)) >= 2)

@@ -39,8 +39,9 @@ def bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     val = make_paired_dataset(root / "data", pairs=12) / "paired_val.csv"
     key, trusted = keypair(root)
     models = root / "models-template"
-    install_bundle(make(root, DEFAULT_ONNX, val, key, "v1"), InstallOptions(models=models, trusted_keys=trusted,
-                                                                            gate=GATE))
+    install_bundle(
+        make(root, DEFAULT_ONNX, val, key, "v1"), InstallOptions(models=models, trusted_keys=trusted, gate=GATE)
+    )
     found = {"trusted": trusted, "models": models}
     for tag in ("v2", "v3"):
         found[tag] = make(root, variant_onnx(root / f"{tag}.onnx", tag), val, key, tag)
@@ -48,9 +49,18 @@ def bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     thresholds.write_text("acidosis_risk:\n  start_at: 0.35\n", encoding="utf-8")
     found["thresholds"] = thresholds
     found["v4"] = root / "v4.fume"
-    make_bundle(MakeOptions(model=variant_onnx(root / "v4.onnx", "4"), val=val, key=key, output=found["v4"],
-                            card=DEFAULT_ONNX.with_name("MODEL_CARD.md"), thresholds=thresholds, version="v4",
-                            val_count=2))
+    make_bundle(
+        MakeOptions(
+            model=variant_onnx(root / "v4.onnx", "4"),
+            val=val,
+            key=key,
+            output=found["v4"],
+            card=DEFAULT_ONNX.with_name("MODEL_CARD.md"),
+            thresholds=thresholds,
+            version="v4",
+            val_count=2,
+        )
+    )
     return found
 
 
@@ -60,15 +70,27 @@ def options(bundles: dict[str, Path], tmp_path: Path) -> InstallOptions:
     return InstallOptions(models=models, trusted_keys=bundles["trusted"], gate=GATE)
 
 
-@pytest.mark.parametrize("text", ["", "   ", "relative/bundle.fume", "http://example.org/b.fume",
-                                  "ftp://example.org/b.fume", "https:///nohost", "/tmp/a\x00b", "/x" * 600])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "   ",
+        "relative/bundle.fume",
+        "http://example.org/b.fume",
+        "ftp://example.org/b.fume",
+        "https:///nohost",
+        "/tmp/a\x00b",
+        "/x" * 600,
+    ],
+)
 def test_a_source_that_is_not_an_absolute_path_or_https_url_is_refused(text: str) -> None:
     with pytest.raises(FumeEdgeError, match="model install"):
         check_source(text)
 
 
 def test_a_second_request_while_one_installs_is_refused_and_the_first_completes(
-        bundles: dict[str, Path], options: InstallOptions) -> None:
+    bundles: dict[str, Path], options: InstallOptions
+) -> None:
     lines: list[str] = []
     installer = RemoteInstaller(options, (lines.append,))
     installer.request(str(bundles["v2"]), "test")
@@ -81,8 +103,7 @@ def test_a_second_request_while_one_installs_is_refused_and_the_first_completes(
     assert any("refused: an install of" in line for line in lines) and lines[-1] == state["result"]
 
 
-def test_a_missing_bundle_path_fails_with_one_line_and_nothing_changes(options: InstallOptions,
-                                                                         tmp_path: Path) -> None:
+def test_a_missing_bundle_path_fails_with_one_line_and_nothing_changes(options: InstallOptions, tmp_path: Path) -> None:
     installer = RemoteInstaller(options)
     installer.request(str(tmp_path / "absent.fume"), "test")
     installer.join(60)
@@ -91,26 +112,37 @@ def test_a_missing_bundle_path_fails_with_one_line_and_nothing_changes(options: 
 
 
 def test_mqtt_cmd_model_installs_reports_progress_and_the_run_switches_with_alert_events(
-        broker: Broker, bundles: dict[str, Path], options: InstallOptions, tmp_path: Path) -> None:
+    broker: Broker, bundles: dict[str, Path], options: InstallOptions, tmp_path: Path
+) -> None:
     base = f"fe/{DEVICE}"
     # a retained command from before the run (a stale or planted one) must never be obeyed
-    publish.single(f"{base}/cmd/model", str(bundles["v3"]), qos=1, retain=True, hostname="127.0.0.1",
-                   port=broker.port)
-    sinks = sinks_config(tmp_path, {"mqtt": {"url": f"mqtt://127.0.0.1:{broker.port}/fe", "reconnect_min_s": 1,
-                                             "reconnect_max_s": 1}})
+    publish.single(f"{base}/cmd/model", str(bundles["v3"]), qos=1, retain=True, hostname="127.0.0.1", port=broker.port)
+    sinks = sinks_config(
+        tmp_path, {"mqtt": {"url": f"mqtt://127.0.0.1:{broker.port}/fe", "reconnect_min_s": 1, "reconnect_max_s": 1}}
+    )
     store = ModelStore(options.models)  # type: ignore[arg-type]
-    holder = SwappableBackend(load_backend(store.current_model(), device="cpu", threads=1),  # type: ignore[arg-type]
-                              store.installed("v1").model_sha256, "v1")  # type: ignore[union-attr]
+    holder = SwappableBackend(
+        load_backend(store.current_model(), device="cpu", threads=1),  # type: ignore[arg-type]
+        store.installed("v1").model_sha256,
+        "v1",
+    )  # type: ignore[union-attr]
     recorder = Recorder(broker.port, [f"{base}/model/progress", f"{base}/+/alerts/#"], "checker")
-    with AlertService(policy_config(), sinks, device_id=DEVICE, model_sha=holder.model_sha) as service, \
-            ModelUpdates(holder, store, HealthSettings(window_s=60.0, min_fps=0.1, poll_s=0.05),
-                         on_event=service.model_event, device="cpu", threads=1):
+    with (
+        AlertService(policy_config(), sinks, device_id=DEVICE, model_sha=holder.model_sha) as service,
+        ModelUpdates(
+            holder,
+            store,
+            HealthSettings(window_s=60.0, min_fps=0.1, poll_s=0.05),
+            on_event=service.model_event,
+            device="cpu",
+            threads=1,
+        ),
+    ):
         serve_model_commands(service, options)
         mqtt = service.sinks.mqtt
         assert mqtt is not None and until(lambda: mqtt.connected)
         progress = f"{base}/model/progress"
-        publish.single(f"{base}/cmd/model", "http://127.0.0.1:1/v2.fume", qos=1, hostname="127.0.0.1",
-                       port=broker.port)
+        publish.single(f"{base}/cmd/model", "http://127.0.0.1:1/v2.fume", qos=1, hostname="127.0.0.1", port=broker.port)
         assert until(lambda: any(b"only https://" in p for p in recorder.payloads(progress)))
         publish.single(f"{base}/cmd/model", str(bundles["v2"]), qos=1, hostname="127.0.0.1", port=broker.port)
         assert until(lambda: any(p.startswith(b"installed v2") for p in recorder.payloads(progress)), timeout=120)
@@ -146,8 +178,9 @@ def page(options: InstallOptions, tmp_path: Path):  # type: ignore[no-untyped-de
             yield server.url, installer
 
 
-def test_page_installs_a_bundle_with_the_token_and_shows_its_progress(bundles: dict[str, Path],
-                                                                       options: InstallOptions, page) -> None:  # type: ignore[no-untyped-def]
+def test_page_installs_a_bundle_with_the_token_and_shows_its_progress(
+    bundles: dict[str, Path], options: InstallOptions, page
+) -> None:  # type: ignore[no-untyped-def]
     import httpx
 
     url, installer = page
@@ -163,23 +196,31 @@ def test_page_installs_a_bundle_with_the_token_and_shows_its_progress(bundles: d
     assert ModelStore(options.models).current() == "v2"  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize(("body", "headers", "status", "says"), [
-    (b'{"bundle": "/x.fume"}', {}, 401, "access token"),
-    (b'{"bundle": "/x.fume"}', {"Authorization": "Bearer wrong-token"}, 401, "access token"),
-    (b"", None, 400, "empty"),
-    (b"not json", None, 400, "not JSON"),
-    (b'["/x.fume"]', None, 400, "not a JSON object"),
-    (b'{"bundle": 7}', None, 400, "bundle"),
-    (b'{"bundle": "/x.fume", "extra": 1}', None, 400, "extra"),
-    (b'{"bundle": "x.fume"}', None, 400, "not an absolute path"),
-    (b'{"bundle": "http://example.org/x.fume"}', None, 400, "only https://"),
-    (b'{"bundle": "/a\\u0000b"}', None, 400, "control characters"),
-    (b'{"bundle": "' + b"/x" * 600 + b'"}', None, 400, "bundle"),
-    (b'{"bundle": "' + b"x" * 5000 + b'"}', None, 413, "at most"),
-])
-def test_hostile_model_requests_are_4xx_and_install_nothing(page, options: InstallOptions, body: bytes,  # type: ignore[no-untyped-def]
-                                                            headers: dict[str, str] | None, status: int,
-                                                            says: str) -> None:
+@pytest.mark.parametrize(
+    ("body", "headers", "status", "says"),
+    [
+        (b'{"bundle": "/x.fume"}', {}, 401, "access token"),
+        (b'{"bundle": "/x.fume"}', {"Authorization": "Bearer wrong-token"}, 401, "access token"),
+        (b"", None, 400, "empty"),
+        (b"not json", None, 400, "not JSON"),
+        (b'["/x.fume"]', None, 400, "not a JSON object"),
+        (b'{"bundle": 7}', None, 400, "bundle"),
+        (b'{"bundle": "/x.fume", "extra": 1}', None, 400, "extra"),
+        (b'{"bundle": "x.fume"}', None, 400, "not an absolute path"),
+        (b'{"bundle": "http://example.org/x.fume"}', None, 400, "only https://"),
+        (b'{"bundle": "/a\\u0000b"}', None, 400, "control characters"),
+        (b'{"bundle": "' + b"/x" * 600 + b'"}', None, 400, "bundle"),
+        (b'{"bundle": "' + b"x" * 5000 + b'"}', None, 413, "at most"),
+    ],
+)
+def test_hostile_model_requests_are_4xx_and_install_nothing(
+    page,
+    options: InstallOptions,
+    body: bytes,  # type: ignore[no-untyped-def]
+    headers: dict[str, str] | None,
+    status: int,
+    says: str,
+) -> None:
     import httpx
 
     url, installer = page
@@ -200,22 +241,29 @@ def test_a_server_without_an_installer_answers_404(tmp_path: Path) -> None:
     with AlertStore(tmp_path / "alerts.db") as store:
         app = build_app(WebSources(None, None, store, None, {}, 30.0), AccessPolicy(TOKEN, True), None, [])
         with WebServer(app, "127.0.0.1", 0) as server:
-            response = httpx.post(f"{server.url}/api/model", json={"bundle": "/x.fume"},
-                                  headers={"Authorization": f"Bearer {TOKEN}"})
+            response = httpx.post(
+                f"{server.url}/api/model", json={"bundle": "/x.fume"}, headers={"Authorization": f"Bearer {TOKEN}"}
+            )
             assert response.status_code == 404 and "installs no models" in response.json()["error"]
             assert httpx.get(f"{server.url}/api/model").status_code == 404
 
 
 def test_a_bundles_alert_thresholds_are_kept_and_shown_but_never_change_the_running_policy(
-        bundles: dict[str, Path], options: InstallOptions, tmp_path: Path) -> None:
+    bundles: dict[str, Path], options: InstallOptions, tmp_path: Path
+) -> None:
     """The thresholds are informational (docs/bundles.md): the operator's run.yaml decides what raises an alert."""
     store = ModelStore(options.models)  # type: ignore[arg-type]
-    holder = SwappableBackend(load_backend(store.current_model(), device="cpu", threads=1),  # type: ignore[arg-type]
-                              "sha-v1", "v1")
+    holder = SwappableBackend(
+        load_backend(store.current_model(), device="cpu", threads=1),  # type: ignore[arg-type]
+        "sha-v1",
+        "v1",
+    )
     policy = policy_config()
     lines: list[str] = []
-    with AlertService(policy, sinks_config(tmp_path), device_id=DEVICE, model_sha=holder.model_sha) as service, \
-            ModelUpdates(holder, store, HealthSettings(poll_s=0.05), on_event=service.model_event, device="cpu"):
+    with (
+        AlertService(policy, sinks_config(tmp_path), device_id=DEVICE, model_sha=holder.model_sha) as service,
+        ModelUpdates(holder, store, HealthSettings(poll_s=0.05), on_event=service.model_event, device="cpu"),
+    ):
         before = {name: p.config for name, p in service.policies.items()}
         install_bundle(bundles["v4"], options, progress=lines.append)
         assert until(lambda: holder.version == "v4")
@@ -245,17 +293,23 @@ def https_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: igno
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
     now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(hours=1))
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                           critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
     cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
     cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_file.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     monkeypatch.setenv("SSL_CERT_FILE", str(cert_file))  # what urllib's default context trusts
     www = tmp_path / "www"
     www.mkdir()
@@ -272,7 +326,8 @@ def https_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: igno
 
 
 def test_an_https_url_is_downloaded_installed_and_the_download_removed(
-        bundles: dict[str, Path], options: InstallOptions, https_folder) -> None:  # type: ignore[no-untyped-def]
+    bundles: dict[str, Path], options: InstallOptions, https_folder
+) -> None:  # type: ignore[no-untyped-def]
     www, base = https_folder
     shutil.copyfile(bundles["v2"], www / "v2.fume")
     installer = RemoteInstaller(options)
@@ -285,13 +340,16 @@ def test_an_https_url_is_downloaded_installed_and_the_download_removed(
 
 
 def test_a_download_over_the_size_cap_or_missing_fails_with_one_line_and_nothing_changes(
-        bundles: dict[str, Path], options: InstallOptions, https_folder) -> None:  # type: ignore[no-untyped-def]
+    bundles: dict[str, Path], options: InstallOptions, https_folder
+) -> None:  # type: ignore[no-untyped-def]
     from dataclasses import replace
 
     www, base = https_folder
     shutil.copyfile(bundles["v2"], www / "v2.fume")
-    for url, says, cap_mb in ((f"{base}/v2.fume", "over the bundle size cap", 0.01),
-                              (f"{base}/absent.fume", "download failed", 512.0)):
+    for url, says, cap_mb in (
+        (f"{base}/v2.fume", "over the bundle size cap", 0.01),
+        (f"{base}/absent.fume", "download failed", 512.0),
+    ):
         installer = RemoteInstaller(replace(options, max_mb=cap_mb))
         installer.request(url, "test")
         installer.join(60)

@@ -15,7 +15,13 @@ import pytest
 from calibration_support import SIZE, make_calibration, make_paired_dataset
 
 from fume_edge.data.calibration import (
-    MANIFEST, TENSORS, CalibrationRequest, allocate, build_calibration_set, load_calibration, select_stratified,
+    MANIFEST,
+    TENSORS,
+    CalibrationRequest,
+    allocate,
+    build_calibration_set,
+    load_calibration,
+    select_stratified,
 )
 from fume_edge.data.images import load_mask
 from fume_edge.data.records import read_samples
@@ -80,7 +86,9 @@ def test_cached_tensors_are_the_listed_frames_scaled_to_unit_range(dataset: Path
             raw = cv2.imread(str(dataset / frame[f"{gas}_image"]), cv2.IMREAD_UNCHANGED)  # 8-bit, at SIZE already
             assert raw.dtype == np.uint8 and raw.shape == SIZE[::-1]
             np.testing.assert_allclose(cset.arrays[gas][index, 0], raw / 255.0, atol=1e-6)
-            np.testing.assert_array_equal(cset.arrays[f"{gas}_mask"][index], load_mask(dataset / frame[f"{gas}_mask"], SIZE))
+            np.testing.assert_array_equal(
+                cset.arrays[f"{gas}_mask"][index], load_mask(dataset / frame[f"{gas}_mask"], SIZE)
+            )
 
 
 def test_items_zero_the_absent_camera_and_split_holds_back_a_fifth(calib: Path) -> None:
@@ -111,10 +119,13 @@ def test_loader_names_each_problem(calib: Path, tmp_path: Path) -> None:
     (tmp_path / "stray").mkdir()
     (tmp_path / "stray" / "notes.txt").write_text("x")
     assert "no manifest.json" in _one_line_error(tmp_path / "stray")
-    assert "made with input_size [128, 96] (model: [640, 480]); calibrate with the model's preprocessing" in \
-        _one_line_error(calib, Preprocessing((640, 480)))
-    assert "uint16_range [0.0, 65535.0] (model: [1000.0, 9000.0])" in \
-        _one_line_error(calib, Preprocessing(SIZE, uint16_range=(1000.0, 9000.0)))
+    assert (
+        "made with input_size [128, 96] (model: [640, 480]); calibrate with the model's preprocessing"
+        in _one_line_error(calib, Preprocessing((640, 480)))
+    )
+    assert "uint16_range [0.0, 65535.0] (model: [1000.0, 9000.0])" in _one_line_error(
+        calib, Preprocessing(SIZE, uint16_range=(1000.0, 9000.0))
+    )
 
     copy = shutil.copytree(calib, tmp_path / "copy")
     (copy / TENSORS).unlink()
@@ -142,7 +153,16 @@ def test_a_csv_without_pairs_or_a_bad_size_is_refused(dataset: Path, tmp_path: P
 
 
 def test_calibrate_command(dataset: Path, tmp_path: Path) -> None:
-    cli = [sys.executable, "-m", "fume_edge", "calibrate", "--data", str(dataset / "paired_train.csv"), "--size", "128x96"]
+    cli = [
+        sys.executable,
+        "-m",
+        "fume_edge",
+        "calibrate",
+        "--data",
+        str(dataset / "paired_train.csv"),
+        "--size",
+        "128x96",
+    ]
     done = subprocess.run([*cli, "-o", str(tmp_path / "cal"), "--count", "12"], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert "Calibration set: 12 pairs" in done.stdout and (tmp_path / "cal" / TENSORS).is_file()

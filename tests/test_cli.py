@@ -5,8 +5,10 @@ from __future__ import annotations
 import subprocess
 import sys
 
-BLOCK_AND_RUN = "import sys; sys.modules.update({{m: None for m in {blocked!r}}}); sys.argv = {argv!r}; " \
-                "from fume_edge.cli import main; main()"
+BLOCK_AND_RUN = (
+    "import sys; sys.modules.update({{m: None for m in {blocked!r}}}); sys.argv = {argv!r}; "
+    "from fume_edge.cli import main; main()"
+)
 
 
 def _run_without(blocked: list[str], *args: str) -> subprocess.CompletedProcess:
@@ -41,11 +43,12 @@ def test_files_that_are_not_utf8_are_one_line_with_the_byte_offset(tmp_path) -> 
     csv_file = tmp_path / "annotations.csv"
     csv_file.write_bytes(b"image,mask,gas,ph,animal_id,session_id,timestamp\nvache_\xe9t\xe9.png,m.png,co2,6.1,a,s,1\n")
     for args, path, offset in (
-            (["run", "--co2", "synthetic", "--ch4", "synthetic", "--config", str(yaml_file)], yaml_file, 3),
-            (["train", "--config", str(yaml_file)], yaml_file, 3),
-            (["synth", str(tmp_path / "out"), "--config", str(yaml_file)], yaml_file, 3),
-            (["pair", str(csv_file), "-o", str(tmp_path / "paired")], csv_file, 55),
-            (["calibrate", "--data", str(csv_file), "-o", str(tmp_path / "cal")], csv_file, 55)):
+        (["run", "--co2", "synthetic", "--ch4", "synthetic", "--config", str(yaml_file)], yaml_file, 3),
+        (["train", "--config", str(yaml_file)], yaml_file, 3),
+        (["synth", str(tmp_path / "out"), "--config", str(yaml_file)], yaml_file, 3),
+        (["pair", str(csv_file), "-o", str(tmp_path / "paired")], csv_file, 55),
+        (["calibrate", "--data", str(csv_file), "-o", str(tmp_path / "cal")], csv_file, 55),
+    ):
         done = _run_without([], *args)
         assert done.returncode == 2, (args, done.stderr)
         assert "Traceback" not in done.stderr and done.stderr.strip().count("\n") == 0, done.stderr

@@ -55,8 +55,9 @@ def test_a_wrong_value_names_file_line_and_key(tmp_path: Path) -> None:
 
 def test_an_unknown_key_suggests_the_near_miss(tmp_path: Path) -> None:
     path = _write(tmp_path, BAD_RUN)
-    assert (f"{path}:7: alerts.acidosis_risk.start_after: unknown key; did you mean 'start_after_s'?"
-            in _error(load_run_config, path))
+    assert f"{path}:7: alerts.acidosis_risk.start_after: unknown key; did you mean 'start_after_s'?" in _error(
+        load_run_config, path
+    )
 
 
 def test_every_error_is_listed_at_once_in_file_order(tmp_path: Path) -> None:
@@ -70,24 +71,31 @@ def test_every_error_is_listed_at_once_in_file_order(tmp_path: Path) -> None:
 
 def test_the_cli_prints_the_errors_without_a_traceback(tmp_path: Path) -> None:
     path = _write(tmp_path, BAD_RUN)
-    done = subprocess.run([sys.executable, "-m", "fume_edge", "run", "--config", str(path)], capture_output=True,
-                          text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "fume_edge", "run", "--config", str(path)], capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 2 and "Traceback" not in done.stderr
     lines = done.stderr.strip().splitlines()
     assert lines[0] == f"error: {path}:6: alerts.acidosis_risk.start_at: must be <= 1 (got 1.5)"
     assert len(lines) == 3
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("pipeline:\n  tick_s: .inf\n", "2: pipeline.tick_s: must be a finite number (got .inf)"),
-    ("pipeline:\n  tick_s: 1.0e308\n", "2: pipeline.tick_s: must be <= 60 (got 1e+308)"),
-    ("pipeline:\n  tick_s: 1e308\n", "2: pipeline.tick_s: must be <= 60 (got 1e+308)"),
-    ("pipeline:\n  tick_s: .nan\n", "2: pipeline.tick_s: must be a finite number (got .nan)"),
-    ("pipeline:\n  duration_s: 1.0e12\n", "2: pipeline.duration_s: must be <= 31622400 (got 1000000000000)"),
-    ("pipeline:\n  max_frames: 99999999999999\n", "2: pipeline.max_frames: must be <= 1000000000 (got 99999999999999)"),
-    ("sinks:\n  retry_max_s: .inf\n", "2: sinks.retry_max_s: must be a finite number (got .inf)"),
-    ("sinks:\n  mqtt:\n    keepalive_s: 100000\n", "3: sinks.mqtt.keepalive_s: must be <= 65535 (got 100000)"),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("pipeline:\n  tick_s: .inf\n", "2: pipeline.tick_s: must be a finite number (got .inf)"),
+        ("pipeline:\n  tick_s: 1.0e308\n", "2: pipeline.tick_s: must be <= 60 (got 1e+308)"),
+        ("pipeline:\n  tick_s: 1e308\n", "2: pipeline.tick_s: must be <= 60 (got 1e+308)"),
+        ("pipeline:\n  tick_s: .nan\n", "2: pipeline.tick_s: must be a finite number (got .nan)"),
+        ("pipeline:\n  duration_s: 1.0e12\n", "2: pipeline.duration_s: must be <= 31622400 (got 1000000000000)"),
+        (
+            "pipeline:\n  max_frames: 99999999999999\n",
+            "2: pipeline.max_frames: must be <= 1000000000 (got 99999999999999)",
+        ),
+        ("sinks:\n  retry_max_s: .inf\n", "2: sinks.retry_max_s: must be a finite number (got .inf)"),
+        ("sinks:\n  mqtt:\n    keepalive_s: 100000\n", "3: sinks.mqtt.keepalive_s: must be <= 65535 (got 100000)"),
+    ],
+)
 def test_huge_durations_and_counts_are_clean_errors(tmp_path: Path, text: str, expected: str) -> None:
     path = _write(tmp_path, text)
     assert _error(load_run_config, path) == [f"{path}:{expected}"]
@@ -112,8 +120,11 @@ def _numbers(node: Any, where: str, defs: dict[str, Any]) -> list[tuple[str, dic
 @pytest.mark.parametrize("kind", KINDS)
 def test_every_number_in_every_configuration_has_an_upper_bound(kind: str) -> None:
     document = model(kind).model_json_schema()
-    unbounded = [where for where, node in _numbers(document, kind, document.get("$defs", {}))
-                 if "maximum" not in node and "exclusiveMaximum" not in node]
+    unbounded = [
+        where
+        for where, node in _numbers(document, kind, document.get("$defs", {}))
+        if "maximum" not in node and "exclusiveMaximum" not in node
+    ]
     assert unbounded == []
 
 
@@ -140,7 +151,8 @@ def test_modality_dropout_is_below_one_in_both_places(tmp_path: Path) -> None:
 def test_a_model_check_points_at_its_field(tmp_path: Path) -> None:
     path = _write(tmp_path, "alerts:\n  acidosis_risk:\n    start_at: 0.3\n    end_below: 0.5\n")
     assert _error(load_run_config, path) == [
-        f"{path}:4: alerts.acidosis_risk.end_below: must be below start_at (0.3), got 0.5"]
+        f"{path}:4: alerts.acidosis_risk.end_below: must be below start_at (0.3), got 0.5"
+    ]
 
 
 def test_configs_are_immutable_snapshots_and_copies_are_checked() -> None:
@@ -149,10 +161,12 @@ def test_configs_are_immutable_snapshots_and_copies_are_checked() -> None:
         config.pipeline.tick_s = 1.0  # type: ignore[misc]
     assert replace(config.pipeline, tick_s=0.5).tick_s == 0.5 and config.pipeline.tick_s == 0.1
     assert _error(replace, config.pipeline, tick_s=float("inf")) == [
-        "PipelineConfig.tick_s: must be a finite number (got .inf)"]
+        "PipelineConfig.tick_s: must be a finite number (got .inf)"
+    ]
 
 
 # --- fume-edge config schema | check | show ---------------------------------------------------------------------
+
 
 def _shipped(kind: str) -> str:
     return resources.files("fume_edge.configs").joinpath(f"{kind}.yaml").read_text(encoding="utf-8")
@@ -161,7 +175,8 @@ def _shipped(kind: str) -> str:
 @pytest.mark.parametrize("kind", KINDS)
 def test_the_committed_schema_is_current(kind: str) -> None:
     assert (SCHEMA_DIR / f"{kind}.schema.json").read_text(encoding="utf-8") == schema_text(kind), (
-        f"stale: run `fume-edge config schema {kind} -o fume_edge/configs/schemas/{kind}.schema.json`")
+        f"stale: run `fume-edge config schema {kind} -o fume_edge/configs/schemas/{kind}.schema.json`"
+    )
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -175,8 +190,12 @@ def test_every_shipped_yaml_validates_against_its_schema_and_names_it(kind: str)
 
 def test_the_schema_refuses_what_the_loader_refuses() -> None:
     validator = jsonschema.Draft202012Validator(schema("run"))
-    for bad in ({"pipeline": {"tick_s": 1e308}}, {"alerts": {"acidosis_risk": {"start_after": 3}}},
-                {"alerts": {"smoothing": "median"}}, {"sinks": {"queue_size": "many"}}):
+    for bad in (
+        {"pipeline": {"tick_s": 1e308}},
+        {"alerts": {"acidosis_risk": {"start_after": 3}}},
+        {"alerts": {"smoothing": "median"}},
+        {"sinks": {"queue_size": "many"}},
+    ):
         assert not validator.is_valid(bad), bad
     assert validator.is_valid({"pipeline": {"tick_s": 0.5}})  # a partial file is a valid file
 
@@ -237,6 +256,8 @@ def _leaves(value: Any) -> list[Any]:
 
 def test_config_show_refuses_a_bad_set(tmp_path: Path) -> None:
     assert _error(_cli_raise, "config", "show", "--set", "pipeline.tick_s") == [
-        "--set 'pipeline.tick_s': expected KEY=VALUE, e.g. --set pipeline.tick_s=0.2"]
+        "--set 'pipeline.tick_s': expected KEY=VALUE, e.g. --set pipeline.tick_s=0.2"
+    ]
     assert _error(_cli_raise, "config", "show", "--set", "pipeline.tick_s=-1") == [
-        "--set pipeline.tick_s: pipeline.tick_s: must be > 0 (got -1)"]
+        "--set pipeline.tick_s: pipeline.tick_s: must be > 0 (got -1)"
+    ]

@@ -14,8 +14,13 @@ from fume_edge.data.records import read_samples
 
 
 def cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", "from fume_edge.cli import main; main()", *map(str, args)],
-                          capture_output=True, text=True, timeout=120, env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"})
+    return subprocess.run(
+        [sys.executable, "-c", "from fume_edge.cli import main; main()", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"},
+    )
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +41,13 @@ def test_synth_then_pair(tmp_path: Path, small_yaml: Path) -> None:
     synth = cli("synth", data / "ds", "--pairs", "60", "--workers", "1", "--config", small_yaml)
     assert synth.returncode == 0, synth.stderr
     assert "60 pairs" in synth.stdout and (data / "ds" / "annotations.csv").is_file()
-    assert _next_command(synth.stdout)[:5] == ["fume-edge", "pair", str(data / "ds" / "annotations.csv"), "-o", str(data)]
+    assert _next_command(synth.stdout)[:5] == [
+        "fume-edge",
+        "pair",
+        str(data / "ds" / "annotations.csv"),
+        "-o",
+        str(data),
+    ]
     paired = cli("pair", data / "ds" / "annotations.csv", "-o", tmp_path / "pairs")
     assert paired.returncode == 0, paired.stderr
     assert "Transitional" in paired.stdout and "paired_train.csv" in paired.stdout
@@ -45,8 +56,21 @@ def test_synth_then_pair(tmp_path: Path, small_yaml: Path) -> None:
 
 
 def test_synth_videos(tmp_path: Path, small_yaml: Path) -> None:
-    result = cli("synth", tmp_path / "vid", "--videos", "--fps", "5", "--clock-offset", "0.1", "--drop-rate", "0.1",
-                 "--outage", "ch4:2:1", "--config", small_yaml)
+    result = cli(
+        "synth",
+        tmp_path / "vid",
+        "--videos",
+        "--fps",
+        "5",
+        "--clock-offset",
+        "0.1",
+        "--drop-rate",
+        "0.1",
+        "--outage",
+        "ch4:2:1",
+        "--config",
+        small_yaml,
+    )
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in (tmp_path / "vid").iterdir()) == ["ch4.avi", "ch4.csv", "co2.avi", "co2.csv"]
 

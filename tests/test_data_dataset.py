@@ -72,13 +72,15 @@ def test_resizes_frames_and_masks_to_the_requested_size(tmp_path: Path) -> None:
 def test_geometric_augmentation_keeps_frame_and_mask_aligned(tmp_path: Path) -> None:
     image, mask_path = square_scene(tmp_path, "sq")
     frame, mask = load_frame(image, Preprocessing((W, H))), load_mask(mask_path)
-    geometric_only = replace(CONFIG.augment, hflip_p=0.5, shift_scale_rotate_p=1.0,
-                                         brightness_contrast_p=0, gamma_p=0, noise_p=0, blur_p=0)
+    geometric_only = replace(
+        CONFIG.augment, hflip_p=0.5, shift_scale_rotate_p=1.0, brightness_contrast_p=0, gamma_p=0, noise_p=0, blur_p=0
+    )
     augment = PairedAugment(geometric_only)
     moved = 0
     for seed in range(30):
-        frames, masks = augment({"co2": frame, "ch4": frame.copy()}, {"co2": mask, "ch4": mask.copy()},
-                                np.random.default_rng(seed))
+        frames, masks = augment(
+            {"co2": frame, "ch4": frame.copy()}, {"co2": mask, "ch4": mask.copy()}, np.random.default_rng(seed)
+        )
         assert np.array_equal(masks["co2"], masks["ch4"]) and np.allclose(frames["co2"], frames["ch4"])
         bright, gas = frames["co2"] > 0.5, masks["co2"] == GAS_CLASS_ID
         iou = (bright & gas).sum() / (bright | gas).sum()
@@ -97,10 +99,12 @@ def test_flip_mirrors_exactly() -> None:
 def test_photometric_augmentation_changes_frames_independently(tmp_path: Path) -> None:
     frame = np.full((H, W), 0.5, np.float32)
     mask = np.zeros((H, W), np.uint8)
-    photometric_only = replace(CONFIG.augment, hflip_p=0, shift_scale_rotate_p=0,
-                                           brightness_contrast_p=1.0, noise_p=1.0)
-    frames, masks = PairedAugment(photometric_only)({"co2": frame, "ch4": frame}, {"co2": mask, "ch4": mask},
-                                                    np.random.default_rng(0))
+    photometric_only = replace(
+        CONFIG.augment, hflip_p=0, shift_scale_rotate_p=0, brightness_contrast_p=1.0, noise_p=1.0
+    )
+    frames, masks = PairedAugment(photometric_only)(
+        {"co2": frame, "ch4": frame}, {"co2": mask, "ch4": mask}, np.random.default_rng(0)
+    )
     assert not np.allclose(frames["co2"], frames["ch4"])
     assert frames["co2"].dtype == np.float32 and frames["co2"].min() >= 0 and frames["co2"].max() <= 1
     assert np.array_equal(masks["co2"], mask)
@@ -108,8 +112,9 @@ def test_photometric_augmentation_changes_frames_independently(tmp_path: Path) -
 
 def test_modality_dropout_rate_and_never_both(tmp_path: Path) -> None:
     torch.manual_seed(0)
-    dataset = PairedFrameDataset(paired_csv(tmp_path, 4, singles=("co2", "ch4")), train=True, size=(W, H),
-                                 modality_dropout=0.3)
+    dataset = PairedFrameDataset(
+        paired_csv(tmp_path, 4, singles=("co2", "ch4")), train=True, size=(W, H), modality_dropout=0.3
+    )
     dropped = Counter()
     for _ in range(150):
         for index in range(len(dataset)):

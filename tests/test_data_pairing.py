@@ -119,8 +119,11 @@ def _write_valid(tmp_path: Path) -> Path:
 
 def test_run_pairing_writes_three_csvs_that_read_back(tmp_path: Path) -> None:
     report = run_pairing(_write_valid(tmp_path), tmp_path / "out", CONFIG.pairing, CLASSES)
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["paired_test.csv", "paired_train.csv",
-                                                                     "paired_val.csv"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "paired_test.csv",
+        "paired_train.csv",
+        "paired_val.csv",
+    ]
     read_back = {name: read_samples(report.files[name]) for name in SPLITS}
     assert {name: len(v) for name, v in read_back.items()} == {name: len(v) for name, v in report.splits.items()}
     every = [s for v in read_back.values() for s in v]
@@ -135,11 +138,17 @@ def test_run_pairing_writes_three_csvs_that_read_back(tmp_path: Path) -> None:
     [
         (["frame.png", "mask.png", "co2", "6.x", "A1", "S1", "0"], None, "row 2, column 'ph': cannot parse '6.x'"),
         (["frame.png", "mask.png", "n2o", "6.1", "A1", "S1", "0"], None, "row 2, column 'gas': unknown gas 'n2o'"),
-        (["nope.png", "mask.png", "co2", "6.1", "A1", "S1", "0"], None,
-         "row 2, column 'image': file 'nope.png' not found"),
+        (
+            ["nope.png", "mask.png", "co2", "6.1", "A1", "S1", "0"],
+            None,
+            "row 2, column 'image': file 'nope.png' not found",
+        ),
         (["frame.png", "mask.png", "co2", "6.1", "A1", "S1", "noon"], None, "row 2, column 'timestamp'"),
-        (["frame.png", "co2", "6.1", "A1", "S1", "0"], ("image", "gas", "ph", "animal_id", "session_id", "timestamp"),
-         "row 1: missing column 'mask'"),
+        (
+            ["frame.png", "co2", "6.1", "A1", "S1", "0"],
+            ("image", "gas", "ph", "animal_id", "session_id", "timestamp"),
+            "row 1: missing column 'mask'",
+        ),
     ],
 )
 def test_bad_annotations_are_one_clear_line_and_write_nothing(
@@ -165,11 +174,31 @@ def test_missing_annotation_file_is_a_clear_error(tmp_path: Path) -> None:
 def test_assignment_balances_lumpy_animals(seed: int) -> None:
     # 20 animals, three sessions each of 30-90 samples; Transitional in 5 animals (greedy placement alone misses
     # the class targets by up to 0.2 here)
-    lumpy = np.array([
-        [86, 0, 60], [0, 0, 239], [78, 0, 109], [35, 0, 113], [143, 0, 0], [0, 0, 198], [0, 0, 195], [114, 0, 80],
-        [70, 73, 83], [114, 0, 60], [52, 0, 88], [159, 0, 79], [64, 39, 72], [173, 0, 0], [75, 0, 130],
-        [146, 0, 67], [144, 87, 0], [0, 0, 154], [46, 55, 61], [0, 0, 151],
-    ], dtype=float)
+    lumpy = np.array(
+        [
+            [86, 0, 60],
+            [0, 0, 239],
+            [78, 0, 109],
+            [35, 0, 113],
+            [143, 0, 0],
+            [0, 0, 198],
+            [0, 0, 195],
+            [114, 0, 80],
+            [70, 73, 83],
+            [114, 0, 60],
+            [52, 0, 88],
+            [159, 0, 79],
+            [64, 39, 72],
+            [173, 0, 0],
+            [75, 0, 130],
+            [146, 0, 67],
+            [144, 87, 0],
+            [0, 0, 154],
+            [46, 55, 61],
+            [0, 0, 151],
+        ],
+        dtype=float,
+    )
     fractions = (0.7, 0.15, 0.15)
     split_of = assign_animals(lumpy, fractions, seed)
     for s, fraction in enumerate(fractions):

@@ -148,7 +148,11 @@ def _read_video(path: Path) -> list[np.ndarray]:
 
 def test_paired_videos_carry_offset_jitter_drops_and_outage(tmp_path: Path) -> None:
     video = replace(
-        CONFIG.synthetic.video, fps=10.0, clock_offset_s=0.25, jitter_s=0.004, drop_rate=0.1,
+        CONFIG.synthetic.video,
+        fps=10.0,
+        clock_offset_s=0.25,
+        jitter_s=0.004,
+        drop_rate=0.1,
         outage=Outage(gas="ch4", start_s=1.0, seconds=0.5),
         segments=(Segment(ph=6.3, seconds=1.5), Segment(ph=5.4, seconds=1.5)),
     )
@@ -181,6 +185,8 @@ def test_paired_videos_carry_offset_jitter_drops_and_outage(tmp_path: Path) -> N
 def test_synthetic_module_imports_without_torch() -> None:
     import subprocess
 
-    code = ("import sys; import fume_edge.data.synthetic, fume_edge.data.pairing, fume_edge.data.synth_video; "
-            "sys.exit(1 if 'torch' in sys.modules else 0)")
+    code = (
+        "import sys; import fume_edge.data.synthetic, fume_edge.data.pairing, fume_edge.data.synth_video; "
+        "sys.exit(1 if 'torch' in sys.modules else 0)"
+    )
     assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0

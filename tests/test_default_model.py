@@ -47,8 +47,17 @@ def held_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_int8_tensorrt_target_of_default_model_is_within_limits(held_out: Path) -> None:
-    _cli("quantize", str(default_model_path()), "--calib", "calib", "-o", "int8.onnx",
-         "--val", "paired/paired_val.csv", cwd=held_out)
+    _cli(
+        "quantize",
+        str(default_model_path()),
+        "--calib",
+        "calib",
+        "-o",
+        "int8.onnx",
+        "--val",
+        "paired/paired_val.csv",
+        cwd=held_out,
+    )
     model = onnx.load(str(held_out / "int8.onnx"))
     report = json.loads({p.key: p.value for p in model.metadata_props}["fume_edge.quant.report"])
     assert report["samples"] >= 20 and report["source"].endswith("paired_val.csv")

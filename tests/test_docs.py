@@ -67,18 +67,41 @@ def test_every_relative_link_in_the_readme_and_docs_points_to_an_existing_file_a
 
 def test_the_link_check_sees_a_missing_file_and_a_missing_heading(tmp_path: Path) -> None:
     page = tmp_path / "page.md"
-    page.write_text("# Real heading\n[a](page.md#real-heading) [b](gone.md) [c](#no-such) [d](https://x.org/y)\n"
-                    "```bash\n# not a heading [e](also-gone.md)\n```\n", encoding="utf-8")
-    assert broken_links(page, tmp_path) == ["page.md: gone.md (no such file)",
-                                            "page.md: #no-such (no such heading in page.md)"]
+    page.write_text(
+        "# Real heading\n[a](page.md#real-heading) [b](gone.md) [c](#no-such) [d](https://x.org/y)\n"
+        "```bash\n# not a heading [e](also-gone.md)\n```\n",
+        encoding="utf-8",
+    )
+    assert broken_links(page, tmp_path) == [
+        "page.md: gone.md (no such file)",
+        "page.md: #no-such (no such heading in page.md)",
+    ]
 
 
 def test_docs_cli_md_is_what_typer_generates_from_the_cli_today(tmp_path: Path) -> None:
     generated = tmp_path / "cli.md"
     env = os.environ | {"PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    done = subprocess.run([sys.executable, "-m", "typer", "fume_edge.cli", "utils", "docs", "--name", "fume-edge",
-                           "--output", str(generated)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "typer",
+            "fume_edge.cli",
+            "utils",
+            "docs",
+            "--name",
+            "fume-edge",
+            "--output",
+            str(generated),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert CLI_DOC.exists(), f"docs/cli.md is missing: run `{REGENERATE}` in the repository root"
     assert generated.read_text(encoding="utf-8") == CLI_DOC.read_text(encoding="utf-8"), (
-        f"docs/cli.md is out of date with the CLI: run `{REGENERATE}` in the repository root and commit it")
+        f"docs/cli.md is out of date with the CLI: run `{REGENERATE}` in the repository root and commit it"
+    )

@@ -12,8 +12,13 @@ from fume_edge.doctor import diagnose
 
 
 def doctor(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "fume_edge", "doctor", *args], capture_output=True, text=True,
-                          timeout=120, env={**os.environ, "COLUMNS": "120"})
+    return subprocess.run(
+        [sys.executable, "-m", "fume_edge", "doctor", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "COLUMNS": "120"},
+    )
 
 
 def test_doctor_here_is_ready_and_names_every_fix() -> None:

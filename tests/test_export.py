@@ -28,9 +28,14 @@ def _random_checkpoint(tmp_path: Path, name: str, seed: int = 0) -> Path:
     with torch.no_grad():
         for key, tensor in model.state_dict().items():
             if tensor.dtype.is_floating_point:
-                tensor.copy_(torch.rand(tensor.shape, generator=gen) + 0.5 if "running_var" in key
-                             else torch.randn(tensor.shape, generator=gen) * 0.2)
-    ckpt = Checkpoint(architecture=name, arch_kwargs={}, state_dict=model.state_dict(), preprocessing=Preprocessing(SMALL))
+                tensor.copy_(
+                    torch.rand(tensor.shape, generator=gen) + 0.5
+                    if "running_var" in key
+                    else torch.randn(tensor.shape, generator=gen) * 0.2
+                )
+    ckpt = Checkpoint(
+        architecture=name, arch_kwargs={}, state_dict=model.state_dict(), preprocessing=Preprocessing(SMALL)
+    )
     return save_checkpoint(ckpt, tmp_path / f"{name}.pt")
 
 
@@ -50,11 +55,16 @@ def test_every_model_exports_with_parity(tmp_path: Path, name: str) -> None:
     assert meta["fume_edge.architecture"] == name and len(meta["fume_edge.source_checkpoint_sha256"]) == 64
 
 
-def test_onnx_backend_prediction_equals_torch_backend(imported_checkpoint: Path, tmp_path: Path, upstream_dir: Path) -> None:
+def test_onnx_backend_prediction_equals_torch_backend(
+    imported_checkpoint: Path, tmp_path: Path, upstream_dir: Path
+) -> None:
     onnx_path = export_onnx(imported_checkpoint, tmp_path / "fume.onnx").path
     with np.load(upstream_dir / "upstream_fume_fastscnn_shared_io.npz") as io:
         fixture = dict(io)
-    with load_backend(imported_checkpoint, device="cpu") as torch_backend, load_backend(onnx_path, device="cpu") as ort_backend:
+    with (
+        load_backend(imported_checkpoint, device="cpu") as torch_backend,
+        load_backend(onnx_path, device="cpu") as ort_backend,
+    ):
         assert ort_backend.input_size == (640, 480)
         for case in ("both", "co2_only", "ch4_only"):
             inputs = [fixture[f"{case}_{k}"] for k in ("co2", "ch4", "modality_mask")]
@@ -74,7 +84,10 @@ def test_fp16_export_keeps_float32_io_and_labels(tmp_path: Path) -> None:
     assert all(row.label_agreement >= 0.999 for row in job.parity.rows)
     graph = onnx.load(str(tmp_path / "fp16.onnx")).graph
     assert {i.name: i.type.tensor_type.elem_type for i in graph.input} == {
-        "co2": onnx.TensorProto.FLOAT, "ch4": onnx.TensorProto.FLOAT, "modality_mask": onnx.TensorProto.FLOAT}
+        "co2": onnx.TensorProto.FLOAT,
+        "ch4": onnx.TensorProto.FLOAT,
+        "modality_mask": onnx.TensorProto.FLOAT,
+    }
     assert any(init.data_type == onnx.TensorProto.FLOAT16 for init in graph.initializer)
 
 
@@ -104,8 +117,12 @@ def test_onnx_without_expected_inputs_and_corrupt_onnx(tmp_path: Path) -> None:
     from onnx import helper
 
     node = helper.make_node("Identity", ["image"], ["out"])
-    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("image", onnx.TensorProto.FLOAT, [1, 3])],
-                              [helper.make_tensor_value_info("out", onnx.TensorProto.FLOAT, [1, 3])])
+    graph = helper.make_graph(
+        [node],
+        "g",
+        [helper.make_tensor_value_info("image", onnx.TensorProto.FLOAT, [1, 3])],
+        [helper.make_tensor_value_info("out", onnx.TensorProto.FLOAT, [1, 3])],
+    )
     foreign = tmp_path / "foreign.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), foreign)
     with pytest.raises(FumeEdgeError, match=r"input 'co2' is missing \(has image\)"):
@@ -118,6 +135,9 @@ def test_onnx_without_expected_inputs_and_corrupt_onnx(tmp_path: Path) -> None:
 
 def test_cli_export_bad_size_is_one_line(tmp_path: Path) -> None:
     ckpt = _random_checkpoint(tmp_path, "fume_fastscnn")
-    done = subprocess.run([sys.executable, "-m", "fume_edge", "export", str(ckpt), "--size", "100x100",
-                           "-o", str(tmp_path / "x.onnx")], capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "fume_edge", "export", str(ckpt), "--size", "100x100", "-o", str(tmp_path / "x.onnx")],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 2 and "multiples of 32" in done.stderr and "Traceback" not in done.stderr

@@ -38,8 +38,9 @@ def test_mostly_single_gas_csv_still_checks_all_three_cases(dataset: Path) -> No
     co2_only = [r for r in csv.DictReader((dataset / "paired_train.csv").open()) if not r["ch4_image"]]
     assert len(paired) >= 2 and len(co2_only) >= 6
     # Evenly spaced picks over this file land on CO2-only rows only: the case the check used to miss.
-    skewed = _rewrite(dataset / "paired_train.csv", dataset / "skewed.csv",
-                      lambda r: not r["ch4_image"] or r in paired[:2])
+    skewed = _rewrite(
+        dataset / "paired_train.csv", dataset / "skewed.csv", lambda r: not r["ch4_image"] or r in paired[:2]
+    )
     pairs = csv_check_pairs(skewed, 6, Preprocessing(SIZE))
     cases = [tuple(float(v) for v in mask[0]) for _, _, mask in pairs]
     assert len(pairs) == 6

@@ -27,11 +27,17 @@ def test_model_trained_at_320x240_exports_at_640x480_with_a_note(tmp_path: Path)
     """The bundled recipe's first stage trains at 320×240; exporting it needs no flag and says what changed."""
     torch.manual_seed(0)
     model = create_model("fume_fastscnn")
-    ckpt = save_checkpoint(Checkpoint("fume_fastscnn", {}, model.state_dict(), preprocessing=Preprocessing((320, 240))),
-                           tmp_path / "stage1.pt")
+    ckpt = save_checkpoint(
+        Checkpoint("fume_fastscnn", {}, model.state_dict(), preprocessing=Preprocessing((320, 240))),
+        tmp_path / "stage1.pt",
+    )
     out = tmp_path / "stage1.onnx"
-    done = subprocess.run([sys.executable, "-m", "fume_edge", "export", str(ckpt), "-o", str(out),
-                           "--check-pairs", "3"], capture_output=True, text=True, env={"COLUMNS": "200", "PATH": ""})
+    done = subprocess.run(
+        [sys.executable, "-m", "fume_edge", "export", str(ckpt), "-o", str(out), "--check-pairs", "3"],
+        capture_output=True,
+        text=True,
+        env={"COLUMNS": "200", "PATH": ""},
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "--size" not in done.stderr and "multiples of 32" not in done.stdout + done.stderr
     flat = " ".join(done.stdout.split())

@@ -71,8 +71,9 @@ def base_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _fume_edge(python: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "250"}
-    return subprocess.run([str(python), "-m", "fume_edge", *args], capture_output=True, text=True, timeout=120,
-                          env=env, cwd=cwd)
+    return subprocess.run(
+        [str(python), "-m", "fume_edge", *args], capture_output=True, text=True, timeout=120, env=env, cwd=cwd
+    )
 
 
 def test_every_feature_module_comes_with_its_extra() -> None:
@@ -112,7 +113,6 @@ def test_doctor_names_every_extra_in_a_base_install(base_python: Path, tmp_path:
     for feature in FEATURES:
         assert feature.hint in fixes, done.stdout
     assert "pip install 'fume-edge' " not in done.stdout
-
 
 
 @pytest.mark.skipif(importlib.util.find_spec("tensorrt") is not None, reason="TensorRT is installed here")

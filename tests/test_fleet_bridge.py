@@ -21,12 +21,21 @@ URL = "mqtts://edge:s3cr%40t@broker.farm:8883/farm"
 def test_the_bridge_carries_the_device_topics_with_qos1_a_persistent_session_and_tls() -> None:
     text = bridge_config(BridgeSettings(URL, "barn-7"))
     lines = set(text.splitlines())
-    for line in ("address broker.farm:8883", "cleansession false", "remote_username edge", "remote_password s3cr@t",
-                 "bridge_cafile /etc/ssl/certs/ca-certificates.crt", "topic farm/barn-7/availability out 1",
-                 "topic farm/barn-7/+/alerts/# out 1", "topic farm/barn-7/+/state out 1",
-                 "topic homeassistant/+/fume_edge_barn-7/+/config out 1", "topic farm/barn-7/cmd/# in 1",
-                 "topic farm/barn-7/+/cmd/# in 1",
-                 "notifications true", "notification_topic farm/barn-7/uplink"):
+    for line in (
+        "address broker.farm:8883",
+        "cleansession false",
+        "remote_username edge",
+        "remote_password s3cr@t",
+        "bridge_cafile /etc/ssl/certs/ca-certificates.crt",
+        "topic farm/barn-7/availability out 1",
+        "topic farm/barn-7/+/alerts/# out 1",
+        "topic farm/barn-7/+/state out 1",
+        "topic homeassistant/+/fume_edge_barn-7/+/config out 1",
+        "topic farm/barn-7/cmd/# in 1",
+        "topic farm/barn-7/+/cmd/# in 1",
+        "notifications true",
+        "notification_topic farm/barn-7/uplink",
+    ):
         assert line in lines, line
     plain = bridge_config(BridgeSettings("mqtt://10.0.0.2/farm", "barn-7", login=("edge", None)))
     assert "remote_password" not in plain and "bridge_cafile" not in plain and "remote_username edge" in plain
@@ -38,9 +47,27 @@ def test_the_bridge_carries_the_device_topics_with_qos1_a_persistent_session_and
 def jetson(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     (tmp_path / "etc").mkdir(parents=True, exist_ok=True)
     (tmp_path / "etc/nv_tegra_release").write_text(RELEASE + "\n")
-    return subprocess.run(["bash", str(REPO / "jetson_setup.sh"), "--root", str(tmp_path), "--co2-camera", "csi://0",
-                           "--ch4-camera", "csi://1", "--device-id", "barn-7", "--mqtt-bridge", URL, *args],
-                          capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [
+            "bash",
+            str(REPO / "jetson_setup.sh"),
+            "--root",
+            str(tmp_path),
+            "--co2-camera",
+            "csi://0",
+            "--ch4-camera",
+            "csi://1",
+            "--device-id",
+            "barn-7",
+            "--mqtt-bridge",
+            URL,
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def test_jetson_setup_mqtt_bridge_shows_and_writes_the_bridge(tmp_path: Path) -> None:
@@ -55,9 +82,15 @@ def test_jetson_setup_mqtt_bridge_shows_and_writes_the_bridge(tmp_path: Path) ->
     assert done.returncode == 0, done.stdout + done.stderr
     conf = root / "etc/mosquitto/conf.d/fume-edge-bridge.conf"
     assert conf.stat().st_mode & 0o777 == 0o600 and "s3cr" not in done.stdout
-    assert conf.read_text().strip() == (subprocess.run(
-        ["python3", "-m", "fume_edge.fleet.bridge", "--central", URL, "--device-id", "barn-7"], capture_output=True,
-        text=True, cwd=REPO, check=True).stdout.strip())
+    assert conf.read_text().strip() == (
+        subprocess.run(
+            ["python3", "-m", "fume_edge.fleet.bridge", "--central", URL, "--device-id", "barn-7"],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            check=True,
+        ).stdout.strip()
+    )
     assert "remote_password s3cr@t" in conf.read_text() and "listener 1883 127.0.0.1" in conf.read_text()
     run_yaml = yaml.safe_load((root / "etc/fume-edge/run.yaml").read_text())
     assert run_yaml["sinks"]["mqtt"]["url"] == "mqtt://127.0.0.1:1883/farm"

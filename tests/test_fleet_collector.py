@@ -79,13 +79,21 @@ def test_collector_archives_events_state_and_availability_once(central: Broker, 
     events = [make_event(wall=T0 + i, subject="cow-1" if i % 2 else None) for i in range(6)]
     for event in [*events, events[0]]:  # a redelivery of the first
         client.publish(f"fe/{DEVICE}/{event.station}/alerts/{event.type}", event.to_json(), qos=1).wait_for_publish(5)
-    state = {"station": "default", "time": "2026-06-01T00:00:00+00:00", "ph_class": "Acidotic", "fps": 4.5,
-             "open_alerts": ["acidosis_risk"], "model_sha": "ab" * 32}
+    state = {
+        "station": "default",
+        "time": "2026-06-01T00:00:00+00:00",
+        "ph_class": "Acidotic",
+        "fps": 4.5,
+        "open_alerts": ["acidosis_risk"],
+        "model_sha": "ab" * 32,
+    }
     client.publish(f"fe/{DEVICE}/default/state", json.dumps(state), qos=1, retain=True).wait_for_publish(5)
     client.publish(f"fe/{DEVICE}/availability", "online", qos=1, retain=True).wait_for_publish(5)
-    for topic, payload in ((f"fe/{DEVICE}/default/alerts/acidosis_risk", b"{not json"),
-                           ("fe/bad id!/availability", b"online"),
-                           (f"fe/{DEVICE}/default/alerts/acidosis_risk", b'{"event_id": "\\u0000"}')):
+    for topic, payload in (
+        (f"fe/{DEVICE}/default/alerts/acidosis_risk", b"{not json"),
+        ("fe/bad id!/availability", b"online"),
+        (f"fe/{DEVICE}/default/alerts/acidosis_risk", b'{"event_id": "\\u0000"}'),
+    ):
         client.publish(topic, payload, qos=1).wait_for_publish(5)
     assert until(lambda: collector.stats.committed >= 12)
     collector.stop()
@@ -95,19 +103,34 @@ def test_collector_archives_events_state_and_availability_once(central: Broker, 
         assert conn.execute("SELECT version FROM fleet_schema").fetchone() == (SCHEMA_VERSION,)
         stored = fleet_events(conn)
         assert sorted(e.event_id for e in stored) == sorted(e.event_id for e in events)
-        assert [e.event_id for e in fleet_events(conn, device=DEVICE, subject="cow-1")] == \
-            [e.event_id for e in events if e.subject == "cow-1"]
+        assert [e.event_id for e in fleet_events(conn, device=DEVICE, subject="cow-1")] == [
+            e.event_id for e in events if e.subject == "cow-1"
+        ]
         assert fleet_events(conn, device="barn-2") == [] and fleet_events(conn, station="pen-9") == []
         assert len(fleet_events(conn, since=T0 + 4)) == 2
         (device,) = fleet_devices(conn)
-    assert (device.device_id, device.availability, device.fps, device.open_alerts, device.model_sha) == \
-        (DEVICE, "online", 4.5, ("acidosis_risk",), "ab" * 32)
-    listed = subprocess.run([sys.executable, "-m", "fume_edge", "alerts", "--db", dsn, "--device", DEVICE,
-                             "--subject", "cow-1", "--json"], capture_output=True, text=True, timeout=60)
+    assert (device.device_id, device.availability, device.fps, device.open_alerts, device.model_sha) == (
+        DEVICE,
+        "online",
+        4.5,
+        ("acidosis_risk",),
+        "ab" * 32,
+    )
+    listed = subprocess.run(
+        [sys.executable, "-m", "fume_edge", "alerts", "--db", dsn, "--device", DEVICE, "--subject", "cow-1", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert listed.returncode == 0, listed.stderr
     assert [json.loads(line)["subject"] for line in listed.stdout.splitlines()] == ["cow-1"] * 3
-    shown = subprocess.run([sys.executable, "-m", "fume_edge", "fleet", "--db", dsn], capture_output=True, text=True,
-                           timeout=60, env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"})
+    shown = subprocess.run(
+        [sys.executable, "-m", "fume_edge", "fleet", "--db", dsn],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"},
+    )
     assert shown.returncode == 0 and DEVICE in shown.stdout and "online" in shown.stdout and "4.5" in shown.stdout
 
 
@@ -118,15 +141,19 @@ def bridged_local(tmp_path: Path, central: Broker) -> Broker:
     return local
 
 
-def test_every_stored_event_reaches_postgresql_once_across_outages(central: Broker, postgres: Postgres,
-                                                                   dsn: str, tmp_path: Path) -> None:
+def test_every_stored_event_reaches_postgresql_once_across_outages(
+    central: Broker, postgres: Postgres, dsn: str, tmp_path: Path
+) -> None:
     local = bridged_local(tmp_path, central)
     config = CollectorConfig(f"mqtt://127.0.0.1:{central.port}/fe", dsn)
     collector = Collector(config)
     collector.start()
-    device = SinkWorker(sinks_config(tmp_path, {"mqtt": {"url": f"mqtt://127.0.0.1:{local.port}/fe",
-                                                         "reconnect_min_s": 1, "reconnect_max_s": 1}}),
-                        device_id=DEVICE)
+    device = SinkWorker(
+        sinks_config(
+            tmp_path, {"mqtt": {"url": f"mqtt://127.0.0.1:{local.port}/fe", "reconnect_min_s": 1, "reconnect_max_s": 1}}
+        ),
+        device_id=DEVICE,
+    )
     device.start()
     wall = itertools.count()
 
@@ -182,16 +209,27 @@ DEVICE_PROCESS = textwrap.dedent("""
 """)
 
 
-def test_a_killed_device_turns_offline_in_the_archive_and_online_again(central: Broker, dsn: str,
-                                                                          tmp_path: Path) -> None:
+def test_a_killed_device_turns_offline_in_the_archive_and_online_again(
+    central: Broker, dsn: str, tmp_path: Path
+) -> None:
     local = bridged_local(tmp_path, central)
     collector = Collector(CollectorConfig(f"mqtt://127.0.0.1:{central.port}/fe", dsn))
     collector.start()
     availability = f"SELECT availability FROM devices WHERE device_id = '{DEVICE}'"
 
     def start_device() -> subprocess.Popen[str]:
-        child = subprocess.Popen([sys.executable, "-c", DEVICE_PROCESS, f"mqtt://127.0.0.1:{local.port}/fe",
-                                  str(tmp_path), str(Path(__file__).parent)], stdout=subprocess.PIPE, text=True)
+        child = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                DEVICE_PROCESS,
+                f"mqtt://127.0.0.1:{local.port}/fe",
+                str(tmp_path),
+                str(Path(__file__).parent),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         assert child.stdout is not None and child.stdout.readline().strip() == "connected"
         return child
 
@@ -219,9 +257,23 @@ def test_a_killed_device_turns_offline_in_the_archive_and_online_again(central: 
 def test_fume_edge_collect_runs_as_a_command_and_stops_on_sigterm(central: Broker, dsn: str, tmp_path: Path) -> None:
     credentials = tmp_path / "collector.credentials"
     credentials.write_text("collector:unused\n")  # the test broker is anonymous; the file is still read
-    command = subprocess.Popen([sys.executable, "-m", "fume_edge", "collect", "--mqtt",
-                                f"mqtt://127.0.0.1:{central.port}/fe", "--db", dsn, "--credentials", str(credentials)],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    command = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "fume_edge",
+            "collect",
+            "--mqtt",
+            f"mqtt://127.0.0.1:{central.port}/fe",
+            "--db",
+            dsn,
+            "--credentials",
+            str(credentials),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         assert command.stdout is not None  # the first lines: "collecting ..." and the log's "connected"
         assert any("collecting fe/#" in line for line in itertools.islice(iter(command.stdout.readline, ""), 3))
@@ -229,8 +281,9 @@ def test_fume_edge_collect_runs_as_a_command_and_stops_on_sigterm(central: Broke
         client = publisher(central.port)
         deadline = time.monotonic() + 30  # publish until the command's subscription takes it
         while count(dsn) != 1 and time.monotonic() < deadline:
-            client.publish(f"fe/{DEVICE}/{event.station}/alerts/{event.type}", event.to_json(),
-                           qos=1).wait_for_publish(5)
+            client.publish(f"fe/{DEVICE}/{event.station}/alerts/{event.type}", event.to_json(), qos=1).wait_for_publish(
+                5
+            )
             time.sleep(0.5)
         client.loop_stop()
         assert rows(dsn, "SELECT event_id FROM events") == [(event.event_id,)]
@@ -248,7 +301,8 @@ def test_the_schema_is_migrated_from_v1_and_a_newer_one_is_refused(dsn: str) -> 
         conn.execute("INSERT INTO devices (device_id, availability) VALUES ('barn-1', 'online')")
         assert migrate(conn) == 1 and migrate(conn) == SCHEMA_VERSION == 2
         assert conn.execute("SELECT device_id, availability, uplink FROM devices").fetchall() == [
-            ("barn-1", "online", None)]
+            ("barn-1", "online", None)
+        ]
         conn.execute("UPDATE fleet_schema SET version = 99")
         with pytest.raises(FumeEdgeError, match="v99 is newer"):
             migrate(conn)
@@ -264,17 +318,21 @@ def test_a_bridged_device_works_under_the_documented_acl(tmp_path: Path, dsn: st
     for i, user in enumerate((DEVICE, "collector")):
         subprocess.run([passwd_tool, "-b", *(["-c"] if i == 0 else []), str(passwd), user, f"pw-{user}"], check=True)
     acl = Path(__file__).parents[1] / "fume_edge" / "fleet" / "mosquitto-acl.conf"
-    central = Broker(tmp_path / "central", f"allow_anonymous false\npassword_file {passwd}\nacl_file {acl}\n"
-                                           "use_username_as_clientid true\n")
+    central = Broker(
+        tmp_path / "central",
+        f"allow_anonymous false\npassword_file {passwd}\nacl_file {acl}\nuse_username_as_clientid true\n",
+    )
     central.start()
     settings = BridgeSettings(f"mqtt://127.0.0.1:{central.port}/fume-edge", DEVICE, login=(DEVICE, f"pw-{DEVICE}"))
     local = Broker(tmp_path / "local", "allow_anonymous true\n" + bridge_config(settings))
     local.start()
-    collector = Collector(CollectorConfig(f"mqtt://127.0.0.1:{central.port}/fume-edge", dsn,
-                                          credentials=("collector", "pw-collector")))
+    collector = Collector(
+        CollectorConfig(f"mqtt://127.0.0.1:{central.port}/fume-edge", dsn, credentials=("collector", "pw-collector"))
+    )
     collector.start()
-    config = sinks_config(tmp_path, {"mqtt": {"url": f"mqtt://127.0.0.1:{local.port}/fume-edge",
-                                              "state_interval_s": 1.0}})
+    config = sinks_config(
+        tmp_path, {"mqtt": {"url": f"mqtt://127.0.0.1:{local.port}/fume-edge", "state_interval_s": 1.0}}
+    )
     service = AlertService(policy_config(), config, device_id=DEVICE)
     service.start()
     try:
@@ -293,7 +351,8 @@ def test_a_bridged_device_works_under_the_documented_acl(tmp_path: Path, dsn: st
 
 
 def test_a_collector_stopped_while_postgresql_is_down_leaves_its_messages_to_the_next(
-        central: Broker, postgres: Postgres, dsn: str) -> None:
+    central: Broker, postgres: Postgres, dsn: str
+) -> None:
     config = CollectorConfig(f"mqtt://127.0.0.1:{central.port}/fe", dsn)
     collector = Collector(config)
     collector.start()

@@ -32,8 +32,10 @@ FRAME = np.zeros((48, 64), np.float32)
 
 
 def sinks(tmp_path: Path, port: int, prefix: str = "fe", **mqtt_keys: object):
-    return sinks_config(tmp_path, {"mqtt": {"url": f"mqtt://127.0.0.1:{port}/{prefix}", "reconnect_min_s": 1,
-                                            "reconnect_max_s": 1, **mqtt_keys}})
+    return sinks_config(
+        tmp_path,
+        {"mqtt": {"url": f"mqtt://127.0.0.1:{port}/{prefix}", "reconnect_min_s": 1, "reconnect_max_s": 1, **mqtt_keys}},
+    )
 
 
 def test_state_tracker_reports_once_per_interval_with_the_rate() -> None:
@@ -41,8 +43,9 @@ def test_state_tracker_reports_once_per_interval_with_the_rate() -> None:
     first = tracker.update(0.0, 1e9, None, {"co2": 0.1, "ch4": None}, {"ch4"}, [], None)
     assert first is not None and first.cameras == {"co2": "live", "ch4": "silent"} and first.ph_class is None
     probs = {"Healthy": 0.2, "Transitional": 0.1, "Acidotic": 0.7}
-    assert all(tracker.update(i * 0.5, 1e9, probs, {"co2": 0.1, "ch4": 0.2}, set(), [], "cow") is None
-               for i in range(1, 20))
+    assert all(
+        tracker.update(i * 0.5, 1e9, probs, {"co2": 0.1, "ch4": 0.2}, set(), [], "cow") is None for i in range(1, 20)
+    )
     state = tracker.update(10.0, 1e9 + 10, probs, {"co2": 0.1, "ch4": 0.2}, set(), ["acidosis_risk"], "cow")
     assert state is not None and state.fps == pytest.approx(2.0) and state.ph_class == "Acidotic"
     assert json.loads(state.to_json())["open_alerts"] == ["acidosis_risk"]
@@ -143,19 +146,24 @@ def test_a_live_retained_command_is_applied_once_and_cleared(broker: Broker, tmp
         assert [c.subject for c in subject_history(worker.store, 10)] == ["cow-9"]
 
 
-def test_subject_commands_per_station_and_for_every_station(broker: Broker, tmp_path: Path,
-                                                            caplog: pytest.LogCaptureFixture) -> None:
+def test_subject_commands_per_station_and_for_every_station(
+    broker: Broker, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """`<prefix>/<device>/<station>/cmd/subject` tags that station only; `cmd/subject` still tags every station; a
     station the device does not run is ignored and counted."""
+
     def send(topic: str, payload: str) -> None:
         publish.single(f"fe/{DEVICE}/{topic}", payload, qos=1, hostname="127.0.0.1", port=broker.port)
 
     def changes() -> list[tuple[str | None, str | None]]:
         return [(c.subject, c.station) for c in reversed(subject_history(worker.store, 50))]
 
-    with caplog.at_level("WARNING", logger="fume_edge.alerts.command_gate"), \
-            SinkWorker(sinks(tmp_path, broker.port, command_burst=50), device_id=DEVICE,
-                       stations=("pen-1", "pen-2")) as worker:
+    with (
+        caplog.at_level("WARNING", logger="fume_edge.alerts.command_gate"),
+        SinkWorker(
+            sinks(tmp_path, broker.port, command_burst=50), device_id=DEVICE, stations=("pen-1", "pen-2")
+        ) as worker,
+    ):
         publisher = worker.mqtt
         assert publisher is not None and until(lambda: publisher.connected)
         send("pen-2/cmd/subject", "cow-2")
@@ -174,15 +182,17 @@ def test_subject_commands_per_station_and_for_every_station(broker: Broker, tmp_
         assert changes() == [("cow-2", "pen-2"), ("cow-1", "pen-1"), ("herd-A", None)]
 
 
-def test_a_command_flood_is_rate_limited_counted_and_logged_once(broker: Broker, tmp_path: Path,
-                                                                   caplog: pytest.LogCaptureFixture) -> None:
+def test_a_command_flood_is_rate_limited_counted_and_logged_once(
+    broker: Broker, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     topic = f"fe/{DEVICE}/cmd/subject"
     flooder = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="flooder")
     flooder.connect("127.0.0.1", broker.port)
     flooder.loop_start()
-    with caplog.at_level("WARNING", logger="fume_edge.alerts.command_gate"), \
-            SinkWorker(sinks(tmp_path, broker.port, command_rate_per_s=1.0, command_burst=5),
-                       device_id=DEVICE) as worker:
+    with (
+        caplog.at_level("WARNING", logger="fume_edge.alerts.command_gate"),
+        SinkWorker(sinks(tmp_path, broker.port, command_rate_per_s=1.0, command_burst=5), device_id=DEVICE) as worker,
+    ):
         publisher = worker.mqtt
         assert publisher is not None and until(lambda: publisher.connected)
         infos = [flooder.publish(topic, f"cow-{i}", qos=1) for i in range(300)]
@@ -201,9 +211,27 @@ def test_a_command_flood_is_rate_limited_counted_and_logged_once(broker: Broker,
 
 
 def test_a_topic_unsafe_device_id_is_one_line_at_start(tmp_path: Path) -> None:
-    done = subprocess.run([sys.executable, "-m", "fume_edge", "run", "--co2", "synthetic", "--ch4", "synthetic",
-                           "--device-id", "barn/#", "--alerts", str(tmp_path / "a.db"), "--duration", "1"],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fume_edge",
+            "run",
+            "--co2",
+            "synthetic",
+            "--ch4",
+            "synthetic",
+            "--device-id",
+            "barn/#",
+            "--alerts",
+            str(tmp_path / "a.db"),
+            "--duration",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode != 0 and "Traceback" not in done.stderr
     lines = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
     assert len(lines) == 1 and "--device-id" in lines[0] and "'barn/#'" in lines[0], lines
@@ -211,14 +239,16 @@ def test_a_topic_unsafe_device_id_is_one_line_at_start(tmp_path: Path) -> None:
         MqttPublisher(sinks(tmp_path, 1883).mqtt, AlertStore(tmp_path / "b.db"), DEVICE, stations=("pen+1",))
 
 
-def test_a_disconnect_before_connack_is_logged(broker: Broker, tmp_path: Path,
-                                               monkeypatch: pytest.MonkeyPatch,
-                                               caplog: pytest.LogCaptureFixture) -> None:
+def test_a_disconnect_before_connack_is_logged(
+    broker: Broker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     """What `--device-id 'barn/#'` did before ids were checked: the broker drops the connection (an invalid Will
     topic) without a CONNACK. Any such drop must be logged."""
     monkeypatch.setattr(mqtt_sink, "check_topic_id", lambda value, where: value)
-    with caplog.at_level(logging.WARNING, logger="fume_edge.alerts.mqtt"), \
-            SinkWorker(sinks(tmp_path, broker.port), device_id="barn/#"):
+    with (
+        caplog.at_level(logging.WARNING, logger="fume_edge.alerts.mqtt"),
+        SinkWorker(sinks(tmp_path, broker.port), device_id="barn/#"),
+    ):
         assert until(lambda: "closed the connection before accepting it" in caplog.text)
 
 
@@ -227,17 +257,26 @@ def test_the_documented_acl_lets_a_device_work_and_reserves_its_client_id(tmp_pa
         pytest.skip("needs mosquitto and mosquitto_passwd (apt-get install mosquitto)")
     passwd = tmp_path / "passwd"
     for user in (DEVICE, "operator", "intruder"):
-        subprocess.run([MOSQUITTO_PASSWD, "-b", *(["-c"] if user == DEVICE else []), str(passwd), user, "pw-" + user],
-                       check=True)
-    strict = Broker(tmp_path / "broker", f"allow_anonymous false\npassword_file {passwd}\nacl_file {ACL}\n"
-                                         "use_username_as_clientid true\n")
+        subprocess.run(
+            [MOSQUITTO_PASSWD, "-b", *(["-c"] if user == DEVICE else []), str(passwd), user, "pw-" + user], check=True
+        )
+    strict = Broker(
+        tmp_path / "broker",
+        f"allow_anonymous false\npassword_file {passwd}\nacl_file {ACL}\nuse_username_as_clientid true\n",
+    )
     strict.start()
     credentials = tmp_path / "mqtt.credentials"
     credentials.write_text(f"{DEVICE}:pw-{DEVICE}\n")
     try:
         operator = Recorder(strict.port, ["fume-edge/#", "homeassistant/#"], "op", auth=("operator", "pw-operator"))
-        config = sinks(tmp_path, strict.port, prefix="fume-edge", credentials=str(credentials), discovery=True,
-                       state_interval_s=1.0)
+        config = sinks(
+            tmp_path,
+            strict.port,
+            prefix="fume-edge",
+            credentials=str(credentials),
+            discovery=True,
+            state_interval_s=1.0,
+        )
         service = AlertService(policy_config(), config, device_id=DEVICE)
         service.start()
         publisher = service.sinks.mqtt
@@ -257,8 +296,12 @@ def test_the_documented_acl_lets_a_device_work_and_reserves_its_client_id(tmp_pa
         service.on_prediction(0.0, 1e9, prediction(), FRAME, FRAME)
         # the operator's own connection: under use_username_as_clientid a second login as it would replace it
         operator.client.publish(f"fume-edge/{DEVICE}/cmd/subject", "cow-acl", qos=1)
-        assert until(lambda: any(event.event_id.encode() in p for p in operator.payloads(
-            f"fume-edge/{DEVICE}/default/alerts/acidosis_risk")))
+        assert until(
+            lambda: any(
+                event.event_id.encode() in p
+                for p in operator.payloads(f"fume-edge/{DEVICE}/default/alerts/acidosis_risk")
+            )
+        )
         assert until(lambda: f"fume-edge/{DEVICE}/default/state" in operator.latest())
         assert until(lambda: any(t.startswith("homeassistant/") for t in operator.latest()))
         assert until(lambda: subject_history(service.sinks.store, 1)[0].subject == "cow-acl")
@@ -271,8 +314,9 @@ def test_the_documented_acl_lets_a_device_work_and_reserves_its_client_id(tmp_pa
         strict.stop()
 
 
-def test_an_event_goes_to_its_stations_topic_and_the_archive_reads_it_only_there(broker: Broker,
-                                                                                 tmp_path: Path) -> None:
+def test_an_event_goes_to_its_stations_topic_and_the_archive_reads_it_only_there(
+    broker: Broker, tmp_path: Path
+) -> None:
     """`<prefix>/<device>/<station>/alerts/<type>`: the topic names the station the payload names."""
     from fume_edge.fleet.records import EventRecord, parse, subscriptions
 

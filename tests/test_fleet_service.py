@@ -17,8 +17,12 @@ def test_the_collector_unit_passes_systemd_analyze_verify(tmp_path: Path) -> Non
     analyze = shutil.which("systemd-analyze")
     if analyze is None:
         pytest.skip("systemd-analyze is not installed (apt-get install systemd; .ci/run does)")
-    values = {"@VENV@": "/opt/fume-edge/venv", "@USER@": "fume-collect", "@MQTT@": "mqtts://broker.farm:8883/farm",
-              "@DB@": "postgresql://fleet@localhost/fleet"}
+    values = {
+        "@VENV@": "/opt/fume-edge/venv",
+        "@USER@": "fume-collect",
+        "@MQTT@": "mqtts://broker.farm:8883/farm",
+        "@DB@": "postgresql://fleet@localhost/fleet",
+    }
     unit = TEMPLATE.read_text()
     for key, value in values.items():
         unit = unit.replace(key, value)
@@ -33,6 +37,10 @@ def test_the_collector_unit_passes_systemd_analyze_verify(tmp_path: Path) -> Non
     executable = tmp_path / "opt/fume-edge/venv/bin/fume-edge"
     executable.parent.mkdir(parents=True)
     shutil.copy(sys.executable, executable)
-    result = subprocess.run([analyze, "verify", f"--root={tmp_path}", "fume-edge-collect.service"],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [analyze, "verify", f"--root={tmp_path}", "fume-edge-collect.service"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0 and not result.stdout + result.stderr, result.stdout + result.stderr

@@ -63,8 +63,12 @@ def test_help_shows_every_help_text_whole(path: tuple[str, ...], command: Any) -
         if text not in flat:
             problems.append(f"{param.name}: help mangled, expected {text!r}")
             continue
-        if "default:" in text or (param.param_type_name == "option" and param.show_default
-                                  and param.default not in (None, False) and not param.is_flag):
+        if "default:" in text or (
+            param.param_type_name == "option"
+            and param.show_default
+            and param.default not in (None, False)
+            and not param.is_flag
+        ):
             row = next(line for line in rendered.splitlines() if text[:40] in _collapse(line))
             if not re.search(r"\[default: [^\]]+\]", row):
                 problems.append(f"{param.name}: default not shown in {_collapse(row)!r}")

@@ -63,7 +63,9 @@ def test_torch_backend_prediction_matches_fixture(imported_checkpoint: Path, fix
         pred = backend.infer(fixture_io["both_co2"], fixture_io["both_ch4"], fixture_io["both_modality_mask"])
     np.testing.assert_allclose(pred.ph_logits, fixture_io["both_cls_logits"][0], atol=TOL, rtol=0)
     assert pred.seg["co2"].shape == (480, 640) and pred.seg["co2"].dtype == np.int32
-    assert_labels_equal_where_decided(pred.seg["ch4"][None], fixture_io["both_ch4_labels"], fixture_io["both_ch4_seg_logits"])
+    assert_labels_equal_where_decided(
+        pred.seg["ch4"][None], fixture_io["both_ch4_labels"], fixture_io["both_ch4_seg_logits"]
+    )
     assert 0.0 <= pred.gas_area["co2"] <= 1.0
 
 
@@ -73,8 +75,11 @@ def _random_model(shared: bool, seed: int = 1) -> torch.nn.Module:
     with torch.no_grad():
         for name, tensor in model.state_dict().items():
             if tensor.dtype.is_floating_point:
-                scale = torch.rand(tensor.shape, generator=gen) + 0.5 if "running_var" in name else \
-                    torch.randn(tensor.shape, generator=gen) * 0.2
+                scale = (
+                    torch.rand(tensor.shape, generator=gen) + 0.5
+                    if "running_var" in name
+                    else torch.randn(tensor.shape, generator=gen) * 0.2
+                )
                 tensor.copy_(scale)
     return model.eval()
 
@@ -114,7 +119,9 @@ def _bad_files(tmp_path: Path) -> dict[str, tuple[Path, str]]:
     truncated = tmp_path / "truncated.pth"
     truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
     other = tmp_path / "resnet.pth"
-    torch.save({"state_dict": torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.BatchNorm2d(8)).state_dict()}, other)
+    torch.save(
+        {"state_dict": torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.BatchNorm2d(8)).state_dict()}, other
+    )
     wrong_shape = tmp_path / "wrong_shape.pth"
     state = dict(_random_model(shared=True).state_dict())
     state["fusion.cross_att.query_conv.weight"] = torch.zeros(32, 128, 1, 1)
@@ -143,8 +150,11 @@ def test_bad_checkpoints_give_one_clear_error(tmp_path: Path, kind: str) -> None
 def test_cli_import_and_info_end_to_end(tmp_path: Path, upstream_dir: Path) -> None:
     out = tmp_path / "imported.pt"
     cli = [sys.executable, "-m", "fume_edge"]
-    done = subprocess.run([*cli, "import", str(upstream_dir / "upstream_fume_fastscnn_shared.pth"), "-o", str(out)],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [*cli, "import", str(upstream_dir / "upstream_fume_fastscnn_shared.pth"), "-o", str(out)],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr
     assert "1,656,236" in done.stdout and out.is_file()
     info = subprocess.run([*cli, "info", str(out)], capture_output=True, text=True)

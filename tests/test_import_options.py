@@ -41,8 +41,12 @@ def test_options_state_what_the_checkpoint_lacks(bare: Path) -> None:
 
 def test_cli_records_options_prints_assumptions_and_the_next_command(bare: Path, tmp_path: Path) -> None:
     out = tmp_path / "fume.pt"
-    done = subprocess.run([sys.executable, "-m", "fume_edge", "import", str(bare), "-o", str(out), "--input-size",
-                           "320x240"], capture_output=True, text=True, env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"})
+    done = subprocess.run(
+        [sys.executable, "-m", "fume_edge", "import", str(bare), "-o", str(out), "--input-size", "320x240"],
+        capture_output=True,
+        text=True,
+        env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"},
+    )
     assert done.returncode == 0, done.stderr
     assert "assumed: pH class names" in done.stdout and "--class-names" in done.stdout
     assert "assumed: input size" not in done.stdout

@@ -21,15 +21,18 @@ REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "jetson_setup.sh"
 RELEASES = {  # the first line of /etc/nv_tegra_release of each JetPack
     "5.1": "# R35 (release), REVISION: 4.1, GCID: 33958178, BOARD: t186ref, EABI: aarch64"
-           ", DATE: Tue Aug  1 19:57:35 UTC 2023",
+    ", DATE: Tue Aug  1 19:57:35 UTC 2023",
     "6.0": "# R36 (release), REVISION: 3.0, GCID: 36191598, BOARD: generic, EABI: aarch64"
-           ", DATE: Mon May  6 17:34:21 UTC 2024",
+    ", DATE: Mon May  6 17:34:21 UTC 2024",
     "6.2": "# R36 (release), REVISION: 4.3, GCID: 38968081, BOARD: generic, EABI: aarch64"
-           ", DATE: Wed Jan  8 01:49:37 UTC 2025",
+    ", DATE: Wed Jan  8 01:49:37 UTC 2025",
     "7.2": "# R39 (release), REVISION: 0.0, GCID: 1, BOARD: generic, EABI: aarch64, DATE: Mon Jan  1 00:00:00 UTC 2026",
 }
-EXPECTED = {"6.0": "TensorRT 8.6.2, CUDA 12.2, Python 3.10", "6.2": "TensorRT 10.3, CUDA 12.6, Python 3.10",
-            "7.2": "TensorRT 10.16, CUDA 13.x, Python 3.12"}
+EXPECTED = {
+    "6.0": "TensorRT 8.6.2, CUDA 12.2, Python 3.10",
+    "6.2": "TensorRT 10.3, CUDA 12.6, Python 3.10",
+    "7.2": "TensorRT 10.16, CUDA 13.x, Python 3.12",
+}
 
 
 def jetson_root(folder: Path, jetpack: str) -> Path:
@@ -39,14 +42,25 @@ def jetson_root(folder: Path, jetpack: str) -> Path:
 
 
 def setup(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["bash", str(SCRIPT), "--root", str(root), *args], capture_output=True, text=True,
-                          timeout=120, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        ["bash", str(SCRIPT), "--root", str(root), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def setup_here(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     """The script on this machine's own filesystem (not a Jetson: --force), as a dry run."""
-    return subprocess.run(["bash", str(SCRIPT), "--dry-run", "--force", *args], capture_output=True, text=True,
-                          timeout=120, stdin=subprocess.DEVNULL, cwd=cwd)
+    return subprocess.run(
+        ["bash", str(SCRIPT), "--dry-run", "--force", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+        cwd=cwd,
+    )
 
 
 def with_built_engine(root: Path) -> Path:
@@ -82,20 +96,33 @@ def test_jetpack_5_is_refused_with_the_upgrade_path(tmp_path: Path) -> None:
 def test_dry_run_prints_the_versions_and_every_step_and_changes_nothing(tmp_path: Path, jetpack: str) -> None:
     root = jetson_root(tmp_path, jetpack)
     before = files(root)
-    result = setup(root, "--dry-run", "--co2-camera", "serial:CO2-0042", "--ch4-camera", "path:platform-3610000.usb-0:2:1.0")
+    result = setup(
+        root, "--dry-run", "--co2-camera", "serial:CO2-0042", "--ch4-camera", "path:platform-3610000.usb-0:2:1.0"
+    )
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert f"JetPack {jetpack}, {EXPECTED[jetpack]}" in out
     assert [int(n) for n in re.findall(r"^==> (\d)/9", out, re.M)] == list(range(1, 10))
     cuda_major = EXPECTED[jetpack].split("CUDA ")[1][:2]
-    for action in ("apt-get install -y python3-venv python3-pip python3-libnvinfer nvidia-opencv v4l-utils",
-                   "useradd --system", "python3 -m venv --system-site-packages /opt/fume-edge/venv",
-                   "'numpy<2' onnxruntime", f"cuda-python>={cuda_major},<{int(cuda_major) + 1}",
-                   "udevadm trigger", "systemctl daemon-reload", "--int8 -o /var/lib/fume-edge/engines/fume_default.engine",
-                   "bench /var/lib/fume-edge/engines/fume_default.engine --check", "systemctl enable --now fume-edge"):
+    for action in (
+        "apt-get install -y python3-venv python3-pip python3-libnvinfer nvidia-opencv v4l-utils",
+        "useradd --system",
+        "python3 -m venv --system-site-packages /opt/fume-edge/venv",
+        "'numpy<2' onnxruntime",
+        f"cuda-python>={cuda_major},<{int(cuda_major) + 1}",
+        "udevadm trigger",
+        "systemctl daemon-reload",
+        "--int8 -o /var/lib/fume-edge/engines/fume_default.engine",
+        "bench /var/lib/fume-edge/engines/fume_default.engine --check",
+        "systemctl enable --now fume-edge",
+    ):
         assert action in out, action
-    for path in ("/etc/udev/rules.d/99-fume-edge-cameras.rules", "/etc/fume-edge/run.yaml",
-                 "/etc/fume-edge/mqtt.credentials", "/etc/systemd/system/fume-edge.service"):
+    for path in (
+        "/etc/udev/rules.d/99-fume-edge-cameras.rules",
+        "/etc/fume-edge/run.yaml",
+        "/etc/fume-edge/mqtt.credentials",
+        "/etc/systemd/system/fume-edge.service",
+    ):
         assert f"would write: {path}" in out
     assert out.rstrip().endswith("dry run, nothing changed.")
     assert files(root) == before
@@ -121,8 +148,9 @@ def test_a_camera_that_is_not_an_id_is_one_error(tmp_path: Path) -> None:
 
 
 def test_two_cameras_with_one_serial_are_refused(tmp_path: Path) -> None:
-    result = setup(jetson_root(tmp_path, "6.2"), "--dry-run", "--co2-camera", "serial:0001", "--ch4-camera",
-                   "serial:0001")
+    result = setup(
+        jetson_root(tmp_path, "6.2"), "--dry-run", "--co2-camera", "serial:0001", "--ch4-camera", "serial:0001"
+    )
     assert result.returncode == 1 and "identical serials" in result.stderr and "path:ID_PATH" in result.stderr
 
 
@@ -130,8 +158,17 @@ def test_two_cameras_with_one_serial_are_refused(tmp_path: Path) -> None:
 def installed(tmp_path: Path) -> Path:
     """A JetPack 6.2 filesystem after one real run of the script under --root."""
     root = with_built_engine(jetson_root(tmp_path / "root", "6.2"))
-    result = setup(root, "--co2-camera", "serial:CO2-0042", "--ch4-camera", "csi://0", "--mqtt",
-                   "mqtts://edge:s3cr%40t@broker.farm:8883/farm", "--device-id", "barn-7")
+    result = setup(
+        root,
+        "--co2-camera",
+        "serial:CO2-0042",
+        "--ch4-camera",
+        "csi://0",
+        "--mqtt",
+        "mqtts://edge:s3cr%40t@broker.farm:8883/farm",
+        "--device-id",
+        "barn-7",
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "not run (--root): useradd" in result.stdout
     return root
@@ -139,8 +176,10 @@ def installed(tmp_path: Path) -> Path:
 
 def test_install_writes_the_files_and_a_second_run_changes_nothing(installed: Path) -> None:
     rules = (installed / "etc/udev/rules.d/99-fume-edge-cameras.rules").read_text()
-    assert ('SUBSYSTEM=="video4linux", ENV{ID_SERIAL_SHORT}=="CO2-0042", ATTR{index}=="0", SYMLINK+="fume-co2", '
-            'GROUP="video", MODE="0660"') in rules
+    assert (
+        'SUBSYSTEM=="video4linux", ENV{ID_SERIAL_SHORT}=="CO2-0042", ATTR{index}=="0", SYMLINK+="fume-co2", '
+        'GROUP="video", MODE="0660"'
+    ) in rules
     assert 'SYMLINK+="fume-ch4"' not in rules  # the CSI camera is opened directly
     credentials = installed / "etc/fume-edge/mqtt.credentials"
     assert oct(credentials.stat().st_mode & 0o777) == "0o600"
@@ -149,15 +188,23 @@ def test_install_writes_the_files_and_a_second_run_changes_nothing(installed: Pa
     unit = (installed / "etc/systemd/system/fume-edge.service").read_text()
     assert "PrivateTmp=no" in unit  # nvargus-daemon's socket is in /tmp
     before = files(installed)
-    again = setup(installed, "--co2-camera", "serial:CO2-0042", "--ch4-camera", "csi://0", "--mqtt",
-                  "mqtts://edge:s3cr%40t@broker.farm:8883/farm")
+    again = setup(
+        installed,
+        "--co2-camera",
+        "serial:CO2-0042",
+        "--ch4-camera",
+        "csi://0",
+        "--mqtt",
+        "mqtts://edge:s3cr%40t@broker.farm:8883/farm",
+    )
     assert again.returncode == 0, again.stderr
     assert "wrote:" not in again.stdout and "nothing to do, everything was already in place" in again.stdout
     assert files(installed) == before
 
 
-def test_the_written_run_yaml_is_a_valid_config_for_the_service(installed: Path, tmp_path: Path,
-                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_written_run_yaml_is_a_valid_config_for_the_service(
+    installed: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = installed / "etc/fume-edge/run.yaml"
     with pytest.raises(FumeEdgeError, match=r"sinks\.mqtt\.credentials: cannot read \$\{CREDENTIALS_DIRECTORY\}/mqtt"):
         load_run_config(path)  # outside the service, where systemd passes no credentials
@@ -188,11 +235,16 @@ def test_the_unit_passes_systemd_analyze_verify(installed: Path) -> None:
     shutil.copy(sys.executable, executable)
     (installed / "bin").mkdir()  # ExecReload's /bin/kill (procps, on every Ubuntu of JetPack)
     shutil.copy("/bin/kill", installed / "bin/kill")
-    result = subprocess.run([analyze, "verify", f"--root={installed}", "fume-edge.service"], capture_output=True,
-                            text=True, timeout=60)
+    result = subprocess.run(
+        [analyze, "verify", f"--root={installed}", "fume-edge.service"], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0 and not result.stdout + result.stderr, result.stdout + result.stderr
-    security = subprocess.run([analyze, "security", "--offline=yes", f"--root={installed}", "fume-edge.service"],
-                              capture_output=True, text=True, timeout=60)
+    security = subprocess.run(
+        [analyze, "security", "--offline=yes", f"--root={installed}", "fume-edge.service"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     exposure = re.search(r"Overall exposure level for fume-edge.service: ([0-9.]+)", security.stdout)
     assert exposure is not None, security.stdout + security.stderr
     assert float(exposure.group(1)) <= 2.5, security.stdout  # 1.9 with a CSI camera; without hardening 9.2
@@ -201,10 +253,15 @@ def test_the_unit_passes_systemd_analyze_verify(installed: Path) -> None:
 def test_the_venv_requirements_are_pyprojects_device_extras_without_pip_opencv() -> None:
     tomllib = pytest.importorskip("tomllib")
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    wanted = {re.split(r"[<>=]", d)[0] for d in project["dependencies"] + project["optional-dependencies"]["mqtt"]
-              + project["optional-dependencies"]["web"] + project["optional-dependencies"]["trt"]}
+    wanted = {
+        re.split(r"[<>=]", d)[0]
+        for d in project["dependencies"]
+        + project["optional-dependencies"]["mqtt"]
+        + project["optional-dependencies"]["web"]
+        + project["optional-dependencies"]["trt"]
+    }
     line = next(text for text in SCRIPT.read_text().splitlines() if text.startswith("requirements=("))
-    listed = {re.split(r"[<>=]", item.strip('"'))[0] for item in line[len("requirements=("):-1].split()}
+    listed = {re.split(r"[<>=]", item.strip('"'))[0] for item in line[len("requirements=(") : -1].split()}
     listed = {item for item in listed if not item.startswith("$")} | {"numpy"}  # numpy: the JetPack pin
     assert listed == wanted - {"opencv-python-headless", "cuda-python"}  # cuda-python: $CUDA_PYTHON, by CUDA major
 
@@ -221,15 +278,18 @@ def test_no_service_leaves_the_unit_disabled(tmp_path: Path) -> None:
 def test_a_root_that_does_not_exist_is_one_line(tmp_path: Path) -> None:
     result = setup(tmp_path / "missing", "--dry-run")
     assert result.returncode == 1
-    assert result.stderr.splitlines() == [f"jetson_setup: --root {tmp_path / 'missing'}: no such folder (create it "
-                                          f"first: mkdir -p {tmp_path / 'missing'})"]
+    assert result.stderr.splitlines() == [
+        f"jetson_setup: --root {tmp_path / 'missing'}: no such folder (create it "
+        f"first: mkdir -p {tmp_path / 'missing'})"
+    ]
 
 
 def test_a_camera_node_that_is_not_there_is_one_line(tmp_path: Path) -> None:
     result = setup_here("--co2-camera", "/dev/video-fume-edge-test", cwd=tmp_path)
     assert result.returncode == 1
-    assert result.stderr.splitlines() == ["jetson_setup: --co2-camera /dev/video-fume-edge-test: no such camera "
-                                          "(v4l2-ctl --list-devices)"]
+    assert result.stderr.splitlines() == [
+        "jetson_setup: --co2-camera /dev/video-fume-edge-test: no such camera (v4l2-ctl --list-devices)"
+    ]
 
 
 def test_not_a_jetson_is_said_once_and_force_is_in_the_help(tmp_path: Path) -> None:
@@ -244,12 +304,16 @@ def test_printed_commands_read_back_in_a_shell_as_the_same_words(tmp_path: Path)
     shutil.copy(REPO / "fume_edge/assets/fume_default.onnx", model)
     result = setup(jetson_root(tmp_path / "root", "6.2"), "--dry-run", "--model", str(model))
     assert result.returncode == 0, result.stderr
-    printed = [line.split(": ", 1)[1] for line in result.stdout.splitlines()
-               if line.startswith(("  would run: ", "  would check: "))]
+    printed = [
+        line.split(": ", 1)[1]
+        for line in result.stdout.splitlines()
+        if line.startswith(("  would run: ", "  would check: "))
+    ]
     words = []
     for command in printed:  # what pasting it into a shell passes to the program
-        pasted = subprocess.run(["bash", "-c", f"set -- {command}; printf '%s\\0' \"$@\""], capture_output=True,
-                                text=True, cwd=tmp_path)
+        pasted = subprocess.run(
+            ["bash", "-c", f"set -- {command}; printf '%s\\0' \"$@\""], capture_output=True, text=True, cwd=tmp_path
+        )
         assert pasted.returncode == 0 and not pasted.stderr, f"{command}: {pasted.stderr}"
         words.append(pasted.stdout.split("\0")[:-1])
     assert not (tmp_path / "2").exists()  # an unquoted numpy<2 would read a file named 2
@@ -279,17 +343,32 @@ def test_the_units_documentation_is_installed_not_in_the_clone(installed: Path) 
         assert (installed / "usr/share/doc/fume-edge/docs" / page.name).read_text() == page.read_text()
 
 
-def test_several_stations_get_their_own_links_and_a_stations_list(tmp_path: Path,
-                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_several_stations_get_their_own_links_and_a_stations_list(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     root = with_built_engine(jetson_root(tmp_path / "root", "6.2"))
-    result = setup(root, "--station", "pen-1", "--co2-camera", "serial:CO2-1", "--ch4-camera", "serial:CH4-1",
-                   "--station", "pen-2", "--co2-camera", "rtsp://10.0.0.12/co2", "--ch4-camera",
-                   "path:platform-3610000.usb-0:2:1.0")
+    result = setup(
+        root,
+        "--station",
+        "pen-1",
+        "--co2-camera",
+        "serial:CO2-1",
+        "--ch4-camera",
+        "serial:CH4-1",
+        "--station",
+        "pen-2",
+        "--co2-camera",
+        "rtsp://10.0.0.12/co2",
+        "--ch4-camera",
+        "path:platform-3610000.usb-0:2:1.0",
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     rules = (root / "etc/udev/rules.d/99-fume-edge-cameras.rules").read_text()
-    for match, link in (('ENV{ID_SERIAL_SHORT}=="CO2-1"', "fume-co2-pen-1"), ('ENV{ID_SERIAL_SHORT}=="CH4-1"',
-                                                                             "fume-ch4-pen-1"),
-                        ('ENV{ID_PATH}=="platform-3610000.usb-0:2:1.0"', "fume-ch4-pen-2")):
+    for match, link in (
+        ('ENV{ID_SERIAL_SHORT}=="CO2-1"', "fume-co2-pen-1"),
+        ('ENV{ID_SERIAL_SHORT}=="CH4-1"', "fume-ch4-pen-1"),
+        ('ENV{ID_PATH}=="platform-3610000.usb-0:2:1.0"', "fume-ch4-pen-2"),
+    ):
         assert f'SUBSYSTEM=="video4linux", {match}, ATTR{{index}}=="0", SYMLINK+="{link}", ' in rules, link
     assert 'SYMLINK+="fume-co2"' not in rules and "fume-co2-pen-2" not in rules  # RTSP: opened directly
     credentials = tmp_path / "credentials"  # as systemd passes them to the service
@@ -299,30 +378,73 @@ def test_several_stations_get_their_own_links_and_a_stations_list(tmp_path: Path
     config, _ = load_run_config(root / "etc/fume-edge/run.yaml")
     assert [(s.id, s.co2, s.ch4) for s in config.run_stations()] == [
         ("pen-1", "/dev/fume-co2-pen-1", "/dev/fume-ch4-pen-1"),
-        ("pen-2", "rtsp://10.0.0.12/co2", "/dev/fume-ch4-pen-2")]
+        ("pen-2", "rtsp://10.0.0.12/co2", "/dev/fume-ch4-pen-2"),
+    ]
     before = files(root)
-    again = setup(root, "--station", "pen-1", "--co2-camera", "serial:CO2-1", "--ch4-camera", "serial:CH4-1",
-                  "--station", "pen-2", "--co2-camera", "rtsp://10.0.0.12/co2", "--ch4-camera",
-                  "path:platform-3610000.usb-0:2:1.0")
+    again = setup(
+        root,
+        "--station",
+        "pen-1",
+        "--co2-camera",
+        "serial:CO2-1",
+        "--ch4-camera",
+        "serial:CH4-1",
+        "--station",
+        "pen-2",
+        "--co2-camera",
+        "rtsp://10.0.0.12/co2",
+        "--ch4-camera",
+        "path:platform-3610000.usb-0:2:1.0",
+    )
     assert again.returncode == 0 and "nothing to do" in again.stdout and files(root) == before
 
 
 def test_repeated_pairs_without_ids_are_numbered(tmp_path: Path) -> None:
-    result = setup(jetson_root(tmp_path, "6.2"), "--dry-run", "--co2-camera", "serial:A", "--ch4-camera", "serial:B",
-                   "--co2-camera", "serial:C", "--ch4-camera", "serial:D")
+    result = setup(
+        jetson_root(tmp_path, "6.2"),
+        "--dry-run",
+        "--co2-camera",
+        "serial:A",
+        "--ch4-camera",
+        "serial:B",
+        "--co2-camera",
+        "serial:C",
+        "--ch4-camera",
+        "serial:D",
+    )
     assert result.returncode == 0, result.stderr
-    for line in ("co2-1: serial:A -> /dev/fume-co2-1", "ch4-1: serial:B -> /dev/fume-ch4-1",
-                 "co2-2: serial:C -> /dev/fume-co2-2", "ch4-2: serial:D -> /dev/fume-ch4-2"):
+    for line in (
+        "co2-1: serial:A -> /dev/fume-co2-1",
+        "ch4-1: serial:B -> /dev/fume-ch4-1",
+        "co2-2: serial:C -> /dev/fume-co2-2",
+        "ch4-2: serial:D -> /dev/fume-ch4-2",
+    ):
         assert line in result.stdout, result.stdout
 
 
-@pytest.mark.parametrize("args, message", [
-    (("--station", "pen/1", "--co2-camera", "serial:A"), "--station pen/1: not a valid id"),
-    (("--station", "p", "--co2-camera", "serial:A", "--station", "p", "--co2-camera", "serial:B"),
-     "--station p: given twice"),
-    (("--co2-camera", "serial:A", "--ch4-camera", "serial:B", "--co2-camera", "serial:C", "--ch4-camera", "serial:A"),
-     "two cameras match ENV{ID_SERIAL_SHORT}==\"A\""),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("--station", "pen/1", "--co2-camera", "serial:A"), "--station pen/1: not a valid id"),
+        (
+            ("--station", "p", "--co2-camera", "serial:A", "--station", "p", "--co2-camera", "serial:B"),
+            "--station p: given twice",
+        ),
+        (
+            (
+                "--co2-camera",
+                "serial:A",
+                "--ch4-camera",
+                "serial:B",
+                "--co2-camera",
+                "serial:C",
+                "--ch4-camera",
+                "serial:A",
+            ),
+            'two cameras match ENV{ID_SERIAL_SHORT}=="A"',
+        ),
+    ],
+)
 def test_bad_stations_are_one_line(tmp_path: Path, args: tuple[str, ...], message: str) -> None:
     result = setup(jetson_root(tmp_path, "6.2"), "--dry-run", *args)
     assert result.returncode == 1 and result.stderr.startswith("jetson_setup: " + message), result.stderr

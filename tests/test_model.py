@@ -46,8 +46,11 @@ def _randomise(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
     with torch.no_grad():
         for name, tensor in model.state_dict().items():
             if tensor.dtype.is_floating_point:
-                values = torch.rand(tensor.shape, generator=gen) * 0.5 + 0.5 if "running_var" in name else \
-                    torch.randn(tensor.shape, generator=gen) * 0.1
+                values = (
+                    torch.rand(tensor.shape, generator=gen) * 0.5 + 0.5
+                    if "running_var" in name
+                    else torch.randn(tensor.shape, generator=gen) * 0.1
+                )
                 tensor.copy_(values)
     return model.eval()
 
@@ -59,7 +62,7 @@ def test_cross_attention_blend_matches_a_branch_per_sample() -> None:
     mask = torch.tensor([[1.0, 1.0], [1.0, 0.0], [0.0, 1.0]])
     with torch.no_grad():
         batched = model(co2, ch4, mask)["ph_logits"]
-        singles = torch.cat([model(co2[i:i + 1], ch4[i:i + 1], mask[i:i + 1])["ph_logits"] for i in range(3)])
+        singles = torch.cat([model(co2[i : i + 1], ch4[i : i + 1], mask[i : i + 1])["ph_logits"] for i in range(3)])
         saved = model.fusion.cross_att.gamma.clone()
         model.fusion.cross_att.gamma.zero_()
         no_cross = model(co2[1:], ch4[1:], mask[1:])["ph_logits"]
@@ -74,8 +77,14 @@ def test_torch_onnx_export_succeeds_at_640x480(name: str) -> None:
     model = create_model(name).eval()
     frame = torch.rand(1, 1, 480, 640)
     buffer = io.BytesIO()
-    torch.onnx.export(model, (frame, frame, torch.ones(1, 2)), buffer, dynamo=False, opset_version=17,
-                      input_names=["co2", "ch4", "modality_mask"])
+    torch.onnx.export(
+        model,
+        (frame, frame, torch.ones(1, 2)),
+        buffer,
+        dynamo=False,
+        opset_version=17,
+        input_names=["co2", "ch4", "modality_mask"],
+    )
     import onnx
 
     graph = onnx.load_from_string(buffer.getvalue()).graph

@@ -74,14 +74,19 @@ def _variant(base: Path, folder: Path, name: str, surgery: Surgery) -> Path:
     return path
 
 
-@pytest.mark.parametrize("surgery, message", [
-    (drop_ph_logits, r"output 'ph_logits' is missing \(has co2_seg, ch4_seg\)"),
-    (five_ph_logits, r"output 'ph_logits' is float32\[1,5\], expected float32\[1,3\]"),
-    (float_masks, r"output 'co2_seg' is float32\[1,96,128\], expected int32\[1,96,128\]"),
-    (nan_logits, r"output 'ph_logits' is not finite on a plain test input"),
-], ids=["missing output", "five pH logits", "float masks", "NaN logits"])
-def test_a_model_that_breaks_the_contract_is_refused_at_load(surgery: Surgery, message: str, small_onnx: Path,
-                                                             tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "surgery, message",
+    [
+        (drop_ph_logits, r"output 'ph_logits' is missing \(has co2_seg, ch4_seg\)"),
+        (five_ph_logits, r"output 'ph_logits' is float32\[1,5\], expected float32\[1,3\]"),
+        (float_masks, r"output 'co2_seg' is float32\[1,96,128\], expected int32\[1,96,128\]"),
+        (nan_logits, r"output 'ph_logits' is not finite on a plain test input"),
+    ],
+    ids=["missing output", "five pH logits", "float masks", "NaN logits"],
+)
+def test_a_model_that_breaks_the_contract_is_refused_at_load(
+    surgery: Surgery, message: str, small_onnx: Path, tmp_path: Path
+) -> None:
     broken = _variant(small_onnx, tmp_path, surgery.__name__, surgery)
     with pytest.raises(FumeEdgeError, match=message) as info:
         load_backend(broken, device="cpu")
@@ -93,18 +98,35 @@ def test_run_and_eval_refuse_a_broken_model_with_one_line_and_exit_2(small_onnx:
     frame = write_png(tmp_path / "frame.png", np.full((96, 128), 90, np.uint8))
     write_png(tmp_path / "mask.png", np.zeros((96, 128), np.uint8))
     paired = tmp_path / "paired_test.csv"
-    paired.write_text("animal_id,session_id,ph,ph_class,co2_image,co2_mask,co2_timestamp,ch4_image,ch4_mask,"
-                      f"ch4_timestamp\na1,s1,6.2,Healthy,{frame.name},mask.png,0,{frame.name},mask.png,0\n")
-    for args in (["run", "--co2", "synthetic", "--ch4", "synthetic", "--model", str(broken), "--duration", "5",
-                  "--quiet", "--alerts", str(tmp_path / "a.db")],
-                 ["eval", str(broken), "--data", str(paired)]):
+    paired.write_text(
+        "animal_id,session_id,ph,ph_class,co2_image,co2_mask,co2_timestamp,ch4_image,ch4_mask,"
+        f"ch4_timestamp\na1,s1,6.2,Healthy,{frame.name},mask.png,0,{frame.name},mask.png,0\n"
+    )
+    for args in (
+        [
+            "run",
+            "--co2",
+            "synthetic",
+            "--ch4",
+            "synthetic",
+            "--model",
+            str(broken),
+            "--duration",
+            "5",
+            "--quiet",
+            "--alerts",
+            str(tmp_path / "a.db"),
+        ],
+        ["eval", str(broken), "--data", str(paired)],
+    ):
         done = subprocess.run([sys.executable, "-m", "fume_edge", *args], capture_output=True, text=True, timeout=120)
         assert done.returncode == 2, done.stderr
         assert "output 'ph_logits' is not finite" in done.stderr and "Traceback" not in done.stderr
 
 
 def test_class_names_in_the_metadata_decide_which_logit_is_acidotic_and_which_id_is_gas(
-        small_onnx: Path, tmp_path: Path) -> None:
+    small_onnx: Path, tmp_path: Path
+) -> None:
     model_order = ["Acidotic", "Healthy", "Transitional"]  # the model's logit 0 is Acidotic
     seg_order = ["Gas", "Background", "Tube"]  # the model's class id 0 is gas
 
@@ -125,10 +147,14 @@ def test_class_names_in_the_metadata_decide_which_logit_is_acidotic_and_which_id
 
 
 def test_class_names_the_policy_cannot_map_are_refused(small_onnx: Path, tmp_path: Path) -> None:
-    renamed = _variant(small_onnx, tmp_path, "renamed",
-                       lambda m: _set_meta(m, "fume_edge.class_names", ["low", "mid", "high"]))
-    with pytest.raises(FumeEdgeError, match=r"pH class names \['low', 'mid', 'high'\] cannot be mapped onto "
-                                            r"\['Healthy', 'Transitional', 'Acidotic'\]"):
+    renamed = _variant(
+        small_onnx, tmp_path, "renamed", lambda m: _set_meta(m, "fume_edge.class_names", ["low", "mid", "high"])
+    )
+    with pytest.raises(
+        FumeEdgeError,
+        match=r"pH class names \['low', 'mid', 'high'\] cannot be mapped onto "
+        r"\['Healthy', 'Transitional', 'Acidotic'\]",
+    ):
         load_backend(renamed, device="cpu")
 
 

@@ -43,8 +43,9 @@ alerts:
 def _event_shas(db: Path) -> list[str]:
     try:
         with sqlite3.connect(db) as conn:
-            rows = conn.execute("SELECT json_extract(payload, '$.model_sha') FROM events WHERE type = 'acidosis_risk' "
-                                "ORDER BY seq").fetchall()
+            rows = conn.execute(
+                "SELECT json_extract(payload, '$.model_sha') FROM events WHERE type = 'acidosis_risk' ORDER BY seq"
+            ).fetchall()
     except sqlite3.OperationalError:  # the database is not there yet
         return []
     return [row[0] for row in rows]
@@ -62,8 +63,12 @@ def test_run_follows_the_installed_bundle_and_swaps_to_the_next_install(tmp_path
     config = tmp_path / "run.yaml"
     config.write_text(RUN_YAML.replace("{models}", str(models)), encoding="utf-8")
     with log.open("w") as err:
-        proc = subprocess.Popen([*FUME_EDGE, "run", "--config", str(config), "--alerts", str(db), "--quiet"],
-                                stdout=subprocess.DEVNULL, stderr=err, text=True)
+        proc = subprocess.Popen(
+            [*FUME_EDGE, "run", "--config", str(config), "--alerts", str(db), "--quiet"],
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            text=True,
+        )
     try:
         eventually(lambda: v1_sha in _event_shas(db), "an event under the installed v1", timeout_s=60)
         install_bundle(make(tmp_path, v2, val, key, "v2"), options)  # while the run goes on

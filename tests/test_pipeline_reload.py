@@ -51,14 +51,30 @@ def _rising(db: Path) -> int:
     return eventually(lambda: (n := _inferences(db)) > before and n, f"inferences past {before}")
 
 
-def test_sighup_applies_new_thresholds_refuses_a_bad_file_and_never_stops_inference(tmp_path: Path,
-                                                                                   small_onnx: Path) -> None:
+def test_sighup_applies_new_thresholds_refuses_a_bad_file_and_never_stops_inference(
+    tmp_path: Path, small_onnx: Path
+) -> None:
     config, db, log = tmp_path / "run.yaml", tmp_path / "alerts.db", tmp_path / "stderr.log"
     config.write_text(BASE.replace("{acidosis}", NEVER), encoding="utf-8")
     with log.open("w") as err:
-        proc = subprocess.Popen([*FUME_EDGE, "run", "--config", str(config), "--model", str(small_onnx),
-                                 "--alerts", str(db), "--quiet", "--device-id", "barn-7"],
-                                stdout=subprocess.DEVNULL, stderr=err, text=True)
+        proc = subprocess.Popen(
+            [
+                *FUME_EDGE,
+                "run",
+                "--config",
+                str(config),
+                "--model",
+                str(small_onnx),
+                "--alerts",
+                str(db),
+                "--quiet",
+                "--device-id",
+                "barn-7",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            text=True,
+        )
     try:
         _rising(db)
         # An invalid file: refused with its file:line error, the run goes on with its configuration.
@@ -88,12 +104,21 @@ def test_a_reload_plan_applies_alert_keys_and_names_the_keys_that_need_a_restart
 
     from fume_edge.pipeline.reload import plan_reload
 
-    stations = [{"id": "pen-1", "co2": "synthetic", "ch4": "synthetic"},
-                {"id": "pen-2", "co2": "synthetic", "ch4": "synthetic", "alerts": {"smoothing_s": 5.0}}]
+    stations = [
+        {"id": "pen-1", "co2": "synthetic", "ch4": "synthetic"},
+        {"id": "pen-2", "co2": "synthetic", "ch4": "synthetic", "alerts": {"smoothing_s": 5.0}},
+    ]
     running = run_config(tmp_path, {"stations": stations})
-    new = run_config(tmp_path, {"stations": stations, "alerts": {"acidosis_risk": {"start_at": 0.6}},
-                                "sinks": {"mqtt": {"url": "mqtt://localhost/farm", "state_interval_s": 2.0}},
-                                "model": {"threads": 2}, "pipeline": {"tick_s": 0.02}})
+    new = run_config(
+        tmp_path,
+        {
+            "stations": stations,
+            "alerts": {"acidosis_risk": {"start_at": 0.6}},
+            "sinks": {"mqtt": {"url": "mqtt://localhost/farm", "state_interval_s": 2.0}},
+            "model": {"threads": 2},
+            "pipeline": {"tick_s": 0.02},
+        },
+    )
     plan = plan_reload(running, new)
     assert plan.needs_restart == ("model.threads", "sinks.mqtt.url")  # the tick and the state interval apply hot
     assert plan.state_interval_s == 2.0 and plan.config.pipeline.tick_s == 0.02

@@ -47,25 +47,64 @@ def error_line(result: subprocess.CompletedProcess[str]) -> str:
 
 
 def test_missing_camera_is_one_error_line(tmp_path: Path, small_onnx: Path) -> None:
-    result = fume_edge("run", "--co2", "/dev/video99", "--ch4", "synthetic", "--model", str(small_onnx),
-                       "--alerts", str(tmp_path / "a.db"))
+    result = fume_edge(
+        "run",
+        "--co2",
+        "/dev/video99",
+        "--ch4",
+        "synthetic",
+        "--model",
+        str(small_onnx),
+        "--alerts",
+        str(tmp_path / "a.db"),
+    )
     assert error_line(result).startswith("error: --co2 /dev/video99: no such camera device")
     assert not (tmp_path / "a.db").exists()  # nothing was started
 
 
 def test_display_without_a_gui_is_one_error_line(tmp_path: Path, small_onnx: Path) -> None:
-    result = fume_edge("run", "--co2", "synthetic", "--ch4", "synthetic", "--model", str(small_onnx), "--display",
-                       "--alerts", str(tmp_path / "a.db"))
+    result = fume_edge(
+        "run",
+        "--co2",
+        "synthetic",
+        "--ch4",
+        "synthetic",
+        "--model",
+        str(small_onnx),
+        "--display",
+        "--alerts",
+        str(tmp_path / "a.db"),
+    )
     assert error_line(result).startswith("error: --display: ")
 
 
 def _start(tmp_path: Path, model: Path, *extra: str) -> subprocess.Popen[str]:
     config = write_run_yaml(tmp_path / "run.yaml", OUTAGE_YAML)
     return subprocess.Popen(
-        [*FUME_EDGE, "run", "--co2", "synthetic", "--ch4", "synthetic", "--model", str(model), "--config",
-         str(config), "--alerts", str(tmp_path / "alerts.db"), "--jsonl", str(tmp_path / "alerts.jsonl"), "--quiet",
-         "--device-id", "barn-7", *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            *FUME_EDGE,
+            "run",
+            "--co2",
+            "synthetic",
+            "--ch4",
+            "synthetic",
+            "--model",
+            str(model),
+            "--config",
+            str(config),
+            "--alerts",
+            str(tmp_path / "alerts.db"),
+            "--jsonl",
+            str(tmp_path / "alerts.jsonl"),
+            "--quiet",
+            "--device-id",
+            "barn-7",
+            *extra,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _wait_for_line(proc: subprocess.Popen[str], text: str, timeout: float = 30) -> list[str]:
@@ -96,10 +135,14 @@ def test_sigterm_mid_run_ends_cleanly_with_every_alert_in_the_database(tmp_path:
     assert proc.returncode == 0, err
     printed_ids = {word[3:] for line in printed + out.splitlines() for word in line.split() if word.startswith("id=")}
     db = _db(tmp_path / "alerts.db")
-    rows = db.execute("SELECT alert_id, type, state, json_extract(payload, '$.reason') FROM events ORDER BY seq").fetchall()
+    rows = db.execute(
+        "SELECT alert_id, type, state, json_extract(payload, '$.reason') FROM events ORDER BY seq"
+    ).fetchall()
     assert printed_ids and printed_ids <= {row[0] for row in rows}
-    assert [(t, s, r) for _, t, s, r in rows] == [("camera_degraded", "start", None),
-                                                  ("camera_degraded", "end", "interrupted")]
+    assert [(t, s, r) for _, t, s, r in rows] == [
+        ("camera_degraded", "start", None),
+        ("camera_degraded", "end", "interrupted"),
+    ]
     jsonl = [json.loads(line) for line in (tmp_path / "alerts.jsonl").read_text().splitlines()]
     assert [e["event_id"] for e in jsonl] == [r[0] for r in db.execute("SELECT event_id FROM events ORDER BY seq")]
     assert all(e["device_id"] == "barn-7" for e in jsonl)
@@ -111,11 +154,30 @@ def test_sigterm_mid_run_ends_cleanly_with_every_alert_in_the_database(tmp_path:
 def test_a_run_that_could_not_store_its_alerts_says_so_and_exits_1(small_disk: Path, small_onnx: Path) -> None:
     """The disk fills while `camera_degraded` is open: its end (at SIGTERM) cannot be stored before the shutdown
     deadline, so the run says how many were lost and exits 1 (a service manager sees a failure, not success)."""
-    config = write_run_yaml(small_disk / "run.yaml", OUTAGE_YAML + "sinks: {stop_timeout_s: 0.5, retry_min_s: 0.05, retry_max_s: 0.1}\n")
+    config = write_run_yaml(
+        small_disk / "run.yaml", OUTAGE_YAML + "sinks: {stop_timeout_s: 0.5, retry_min_s: 0.05, retry_max_s: 0.1}\n"
+    )
     db = small_disk / "alerts.db"
-    proc = subprocess.Popen([*FUME_EDGE, "run", "--co2", "synthetic", "--ch4", "synthetic", "--model", str(small_onnx),
-                             "--config", str(config), "--alerts", str(db), "--quiet"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            *FUME_EDGE,
+            "run",
+            "--co2",
+            "synthetic",
+            "--ch4",
+            "synthetic",
+            "--model",
+            str(small_onnx),
+            "--config",
+            str(config),
+            "--alerts",
+            str(db),
+            "--quiet",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     _wait_for_line(proc, "START camera_degraded")
     _wait_for_committed_events(db, 1)
     fill(small_disk)
@@ -132,8 +194,20 @@ def test_a_stream_not_up_yet_is_retried_while_the_run_goes_on(tmp_path: Path, sm
     from mqtt_broker import free_port
 
     url = f"rtsp://admin:hunter2@127.0.0.1:{free_port()}/stream1"
-    result = fume_edge("run", "--co2", url, "--ch4", "synthetic", "--model", str(small_onnx), "--alerts",
-                       str(tmp_path / "a.db"), "--duration", "3", "--quiet")
+    result = fume_edge(
+        "run",
+        "--co2",
+        url,
+        "--ch4",
+        "synthetic",
+        "--model",
+        str(small_onnx),
+        "--alerts",
+        str(tmp_path / "a.db"),
+        "--duration",
+        "3",
+        "--quiet",
+    )
     assert result.returncode == 0, result.stderr
     assert "not there yet: retrying every 0.5-30 s" in " ".join(result.stdout.split())
     assert "hunter2" not in result.stdout + result.stderr  # the stream's password is never shown
@@ -167,22 +241,48 @@ def test_second_signal_forces_exit_and_the_next_run_closes_the_open_alert(tmp_pa
     db = _db(tmp_path / "alerts.db")
     assert db.execute("SELECT type, state FROM events").fetchall() == [("camera_degraded", "start")]
     db.close()
-    again = fume_edge("run", "--co2", "synthetic", "--ch4", "synthetic", "--model", str(small_onnx), "--alerts",
-                      str(tmp_path / "alerts.db"), "--max-frames", "2", "--pacing", "fast", "--quiet")
+    again = fume_edge(
+        "run",
+        "--co2",
+        "synthetic",
+        "--ch4",
+        "synthetic",
+        "--model",
+        str(small_onnx),
+        "--alerts",
+        str(tmp_path / "alerts.db"),
+        "--max-frames",
+        "2",
+        "--pacing",
+        "fast",
+        "--quiet",
+    )
     assert again.returncode == 0, again.stderr
-    states = _db(tmp_path / "alerts.db").execute(
-        "SELECT state, json_extract(payload, '$.reason') FROM events ORDER BY seq").fetchall()
+    states = (
+        _db(tmp_path / "alerts.db")
+        .execute("SELECT state, json_extract(payload, '$.reason') FROM events ORDER BY seq")
+        .fetchall()
+    )
     assert states == [("start", None), ("end", "interrupted")]
     runs = _db(tmp_path / "alerts.db").execute("SELECT end_reason FROM runs ORDER BY id").fetchall()
     assert runs == [("killed",), ("completed",)]  # the forced exit left no end: the next run recorded why
 
 
-@pytest.mark.parametrize("co2, ch4, extra, message", [
-    ("{dir}/frames", "{dir}/./frames/", [], "--ch4 {dir}/./frames/: the same source as --co2"),
-    ("synthetic", "synthetic", ["--jsonl", "{dir}/alerts.db"], "--jsonl {dir}/alerts.db: the same file as the alert"),
-])
+@pytest.mark.parametrize(
+    "co2, ch4, extra, message",
+    [
+        ("{dir}/frames", "{dir}/./frames/", [], "--ch4 {dir}/./frames/: the same source as --co2"),
+        (
+            "synthetic",
+            "synthetic",
+            ["--jsonl", "{dir}/alerts.db"],
+            "--jsonl {dir}/alerts.db: the same file as the alert",
+        ),
+    ],
+)
 def test_one_source_for_both_gases_or_one_file_for_two_sinks_is_one_error_line(
-        tmp_path: Path, small_onnx: Path, co2: str, ch4: str, extra: list[str], message: str) -> None:
+    tmp_path: Path, small_onnx: Path, co2: str, ch4: str, extra: list[str], message: str
+) -> None:
     (tmp_path / "frames").mkdir()
     args = [a.format(dir=tmp_path) for a in ("--co2", co2, "--ch4", ch4, *extra)]
     result = fume_edge("run", *args, "--model", str(small_onnx), "--alerts", str(tmp_path / "alerts.db"))
@@ -204,22 +304,51 @@ main()
 
 
 def test_ctrl_c_while_the_cli_imports_is_one_line_not_a_traceback() -> None:
-    result = subprocess.run([sys.executable, "-c", CTRL_C_WHILE_IMPORTING, "run", "--help"], capture_output=True,
-                            text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", CTRL_C_WHILE_IMPORTING, "run", "--help"], capture_output=True, text=True, timeout=60
+    )
     assert (result.returncode, result.stderr.strip()) == (130, "interrupted")
 
 
-def test_every_alert_reaches_an_mqtt_subscriber_and_torch_is_never_imported(tmp_path: Path, small_onnx: Path,
-                                                                             broker: Broker) -> None:
+def test_every_alert_reaches_an_mqtt_subscriber_and_torch_is_never_imported(
+    tmp_path: Path, small_onnx: Path, broker: Broker
+) -> None:
     subscriber = Subscriber(broker.port, ["fe/barn-7/+/alerts/#"])
     config = write_run_yaml(tmp_path / "run.yaml", OUTAGE_YAML.replace("seconds: 59.0", "seconds: 1.0"))
-    code = ("import sys; from fume_edge.cli import main; sys.argv[0] = 'fume-edge'\n"
-            "try:\n    main()\nfinally:\n    print('torch imported:', 'torch' in sys.modules)")
+    code = (
+        "import sys; from fume_edge.cli import main; sys.argv[0] = 'fume-edge'\n"
+        "try:\n    main()\nfinally:\n    print('torch imported:', 'torch' in sys.modules)"
+    )
     result = subprocess.run(
-        [sys.executable, "-c", code, "run", "--co2", "synthetic", "--ch4", "synthetic", "--model", str(small_onnx),
-         "--config", str(config), "--pacing", "fast", "--max-frames", "60", "--alerts", str(tmp_path / "alerts.db"),
-         "--mqtt", f"mqtt://127.0.0.1:{broker.port}/fe", "--device-id", "barn-7", "--quiet"],
-        capture_output=True, text=True, timeout=60)
+        [
+            sys.executable,
+            "-c",
+            code,
+            "run",
+            "--co2",
+            "synthetic",
+            "--ch4",
+            "synthetic",
+            "--model",
+            str(small_onnx),
+            "--config",
+            str(config),
+            "--pacing",
+            "fast",
+            "--max-frames",
+            "60",
+            "--alerts",
+            str(tmp_path / "alerts.db"),
+            "--mqtt",
+            f"mqtt://127.0.0.1:{broker.port}/fe",
+            "--device-id",
+            "barn-7",
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     assert "torch imported: False" in result.stdout
     sent = [row[0] for row in _db(tmp_path / "alerts.db").execute("SELECT event_id FROM events ORDER BY seq")]

@@ -24,12 +24,15 @@ from fume_edge.runtime.pre import InvalidFrame, Preprocessing
 W, H = FRAME_SIZE
 
 
-@pytest.mark.parametrize("spec, message", [
-    ("/dev/video99", "--co2 /dev/video99: no such camera device /dev/video99"),
-    ("99", "--co2 99: no such camera device /dev/video99"),
-    ("missing.mp4", "--co2 missing.mp4: no such file, folder or camera"),
-    ("rtsp://127.0.0.1:9/stream", "--co2 rtsp://127.0.0.1:9/stream: cannot open this stream"),
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("/dev/video99", "--co2 /dev/video99: no such camera device /dev/video99"),
+        ("99", "--co2 99: no such camera device /dev/video99"),
+        ("missing.mp4", "--co2 missing.mp4: no such file, folder or camera"),
+        ("rtsp://127.0.0.1:9/stream", "--co2 rtsp://127.0.0.1:9/stream: cannot open this stream"),
+    ],
+)
 def test_a_source_that_is_not_there_is_one_clear_line(spec: str, message: str, tmp_path: Path) -> None:
     with pytest.raises(FumeEdgeError) as err:
         open_reader(spec, "co2", run_config(tmp_path))
@@ -47,15 +50,16 @@ def test_unreadable_video_and_empty_folder_are_one_clear_line(tmp_path: Path) ->
 
 
 def test_video_file_gives_media_time_from_fps_or_timestamps_and_loops(tmp_path: Path) -> None:
-    paths = synthetic_videos(tmp_path / "v", fps=10.0, seconds=0.5, clock_offset_s=0.2, jitter_s=0.004,
-                             drop_rate=0.0)
+    paths = synthetic_videos(tmp_path / "v", fps=10.0, seconds=0.5, clock_offset_s=0.2, jitter_s=0.004, drop_rate=0.0)
     alone = Path(shutil.copy(paths["ch4"], tmp_path / "alone.avi"))  # no alone.csv beside it: times from its fps
     by_fps = open_reader(str(alone), "ch4", run_config(tmp_path, {"sources": {"loop": True}}))
     times = [by_fps.read()[1] for _ in range(12)]  # type: ignore[index]
     assert by_fps.fps == pytest.approx(10.0) and not by_fps.live
     assert times == pytest.approx([k / 10 for k in range(12)])  # 5 frames, looped: time goes on
     timestamps = str(paths["ch4"].with_suffix(".csv"))
-    by_csv = open_reader(str(paths["ch4"]), "ch4", run_config(tmp_path, {"sources": {"ch4": {"timestamps": timestamps}}}))
+    by_csv = open_reader(
+        str(paths["ch4"]), "ch4", run_config(tmp_path, {"sources": {"ch4": {"timestamps": timestamps}}})
+    )
     got = [by_csv.read() for _ in range(6)]
     assert got[-1] is None
     stamps = [t for _, t in got[:-1]]  # type: ignore[misc]
@@ -73,8 +77,9 @@ def test_folder_keeps_16_bit_frames_and_garbage_is_counted_not_fatal(tmp_path: P
     cv2.imwrite(str(folder / "6_good.png"), np.zeros((H, W), np.uint16))
     reader = open_reader(str(folder), "co2", run_config(tmp_path))
     hub = FrameHub(("co2",), capacity=16, lossless=True)
-    stream = CameraStream("co2", reader, reopen=lambda: reader, hub=hub, paced=False, time_offset_s=0.0,
-                          reconnect_s=(0.1, 0.2))
+    stream = CameraStream(
+        "co2", reader, reopen=lambda: reader, hub=hub, paced=False, time_offset_s=0.0, reconnect_s=(0.1, 0.2)
+    )
     with stream:
         stream.start(100.0)
         frames = [hub.next_in_order(5.0) for _ in range(6)]
@@ -86,23 +91,31 @@ def test_folder_keeps_16_bit_frames_and_garbage_is_counted_not_fatal(tmp_path: P
     assert "shape (60, 80)" in (stream.last_problem or "")
 
 
-@pytest.mark.parametrize("image, problem", [
-    (np.zeros((0, 0), np.uint8), "empty"),
-    (None, "empty"),
-    (np.zeros((H, W), np.float64), "dtype float64"),
-    (np.zeros((H, W, 2), np.uint8), "shape"),
-    (np.zeros((2, H, W, 3), np.uint8), "shape"),
-    (np.zeros((H + 1, W), np.uint8), f"this camera delivers {(H, W)}"),
-    (np.where(np.eye(H, W) > 0, np.nan, 0.5).astype(np.float32), "non-finite"),
-    (np.full((H, W), np.inf, np.float32), "non-finite"),
-])
+@pytest.mark.parametrize(
+    "image, problem",
+    [
+        (np.zeros((0, 0), np.uint8), "empty"),
+        (None, "empty"),
+        (np.zeros((H, W), np.float64), "dtype float64"),
+        (np.zeros((H, W, 2), np.uint8), "shape"),
+        (np.zeros((2, H, W, 3), np.uint8), "shape"),
+        (np.zeros((H + 1, W), np.uint8), f"this camera delivers {(H, W)}"),
+        (np.where(np.eye(H, W) > 0, np.nan, 0.5).astype(np.float32), "non-finite"),
+        (np.full((H, W), np.inf, np.float32), "non-finite"),
+    ],
+)
 def test_frame_problem_names_what_is_wrong(image: object, problem: str) -> None:
     assert problem in (frame_problem(image, (H, W)) or "")
 
 
 def test_frame_problem_accepts_camera_formats() -> None:
-    for image in (np.zeros((H, W), np.uint8), np.zeros((H, W, 3), np.uint8), np.zeros((H, W, 1), np.uint16),
-                  np.zeros((H, W), np.float32), np.zeros((H, W, 4), np.uint8)):
+    for image in (
+        np.zeros((H, W), np.uint8),
+        np.zeros((H, W, 3), np.uint8),
+        np.zeros((H, W, 1), np.uint16),
+        np.zeros((H, W), np.float32),
+        np.zeros((H, W, 4), np.uint8),
+    ):
         assert frame_problem(image, None) is None
 
 
@@ -123,8 +136,7 @@ def test_live_camera_that_dies_is_reconnected_with_backoff_and_garbage_skipped()
 
     hub = FrameHub(("co2",), capacity=4, lossless=False)
     dying = ScriptedCamera("cam", script(), fps=200.0, die_after=10)  # type: ignore[arg-type]
-    stream = CameraStream("co2", dying, reopen=reopen, hub=hub, paced=False, time_offset_s=0.0,
-                          reconnect_s=(0.05, 0.2))
+    stream = CameraStream("co2", dying, reopen=reopen, hub=hub, paced=False, time_offset_s=0.0, reconnect_s=(0.05, 0.2))
     with stream:
         stream.start(time.monotonic())
         deadline = time.monotonic() + 10
@@ -162,8 +174,12 @@ def test_model_inputs_reuse_one_buffer_per_camera_and_zero_a_silent_one() -> Non
     rng = np.random.default_rng(0)
     pre = Preprocessing((64, 48), uint16_range=(20000.0, 40000.0))
     inputs = ModelInputs(("co2", "ch4"), {"co2": pre, "ch4": pre})
-    for image in (rng.integers(0, 256, (96, 128), dtype=np.uint8), rng.integers(0, 256, (48, 64, 3), dtype=np.uint8),
-                  rng.integers(15000, 45000, (30, 40), dtype=np.uint16), rng.random((48, 64), dtype=np.float32)):
+    for image in (
+        rng.integers(0, 256, (96, 128), dtype=np.uint8),
+        rng.integers(0, 256, (48, 64, 3), dtype=np.uint8),
+        rng.integers(15000, 45000, (30, 40), dtype=np.uint16),
+        rng.random((48, 64), dtype=np.float32),
+    ):
         co2, ch4, mask = inputs.prepare((image, None))
         assert co2 is inputs.buffers["co2"] and not ch4.any()
         np.testing.assert_array_equal(co2, pre.to_input(image))
@@ -171,8 +187,17 @@ def test_model_inputs_reuse_one_buffer_per_camera_and_zero_a_silent_one() -> Non
 
 
 def test_raw16_bytes_are_reinterpreted_at_the_configured_size() -> None:
-    camera = CameraConfig(source=None, width=4, height=2, fps=None, fourcc="Y16", raw16=True, value_range=None,
-                          time_offset_s=0.0, timestamps=None)
+    camera = CameraConfig(
+        source=None,
+        width=4,
+        height=2,
+        fps=None,
+        fourcc="Y16",
+        raw16=True,
+        value_range=None,
+        time_offset_s=0.0,
+        timestamps=None,
+    )
     values = np.arange(8, dtype="<u2").reshape(2, 4) * 1000
     raw = values.view(np.uint8).reshape(2, 8)  # what some drivers hand over
     np.testing.assert_array_equal(as_raw16(raw, camera, "--co2 /dev/video0"), values)
@@ -187,9 +212,18 @@ def test_raw16_without_the_sensor_size_is_refused_in_the_config(tmp_path: Path) 
 
 
 def test_synthetic_source_follows_the_scenario_and_skips_its_outage(tmp_path: Path) -> None:
-    config = run_config(tmp_path, {"sources": {"synthetic": {
-        "fps": 10.0, "segments": [{"ph": 6.4, "seconds": 1.0}, {"ph": 5.2, "seconds": 1.0}],
-        "outage": {"gas": "ch4", "start_s": 0.5, "seconds": 0.3}}}})
+    config = run_config(
+        tmp_path,
+        {
+            "sources": {
+                "synthetic": {
+                    "fps": 10.0,
+                    "segments": [{"ph": 6.4, "seconds": 1.0}, {"ph": 5.2, "seconds": 1.0}],
+                    "outage": {"gas": "ch4", "start_s": 0.5, "seconds": 0.3},
+                }
+            }
+        },
+    )
     segments = config.sources.synthetic.segments
     assert [scenario_ph(segments, t) for t in (0.0, 0.99, 1.0, 2.5)] == [6.4, 6.4, 5.2, 6.4]
     ch4, co2 = open_reader("synthetic", "ch4", config), open_reader("synthetic", "co2", config)
@@ -204,10 +238,13 @@ def test_a_recording_that_fails_mid_way_ends_its_camera_instead_of_hanging(tmp_p
     paths = synthetic_videos(tmp_path / "v", fps=10.0, seconds=0.6, clock_offset_s=0.0, jitter_s=0.0, drop_rate=0.0)
     short = tmp_path / "short.csv"
     short.write_text("video_frame,timestamp_s\n0,0.0\n1,0.1\n2,0.2\n")
-    reader = open_reader(str(paths["co2"]), "co2", run_config(tmp_path, {"sources": {"co2": {"timestamps": str(short)}}}))
+    reader = open_reader(
+        str(paths["co2"]), "co2", run_config(tmp_path, {"sources": {"co2": {"timestamps": str(short)}}})
+    )
     hub = FrameHub(("co2",), capacity=8, lossless=True)
-    with CameraStream("co2", reader, reopen=lambda: reader, hub=hub, paced=False, time_offset_s=0.0,
-                      reconnect_s=(0.1, 0.2)) as stream:
+    with CameraStream(
+        "co2", reader, reopen=lambda: reader, hub=hub, paced=False, time_offset_s=0.0, reconnect_s=(0.1, 0.2)
+    ) as stream:
         stream.start(0.0)
         got = [hub.next_in_order(5.0) for _ in range(4)]
     assert [f.t for _, f in got[:3]] == [0.0, 0.1, 0.2] and got[3] is ENDED  # type: ignore[misc]
@@ -215,8 +252,16 @@ def test_a_recording_that_fails_mid_way_ends_its_camera_instead_of_hanging(tmp_p
 
 
 def _stream(reader: object, reopen: object, hub: FrameHub, camera: str = "co2", **kw: object) -> CameraStream:
-    return CameraStream(camera, reader, reopen=reopen, hub=hub, paced=False, time_offset_s=0.0,  # type: ignore
-                        reconnect_s=(0.05, 0.1), **kw)  # type: ignore[arg-type]
+    return CameraStream(
+        camera,
+        reader,
+        reopen=reopen,
+        hub=hub,
+        paced=False,
+        time_offset_s=0.0,  # type: ignore
+        reconnect_s=(0.05, 0.1),
+        **kw,
+    )  # type: ignore[arg-type]
 
 
 def _wait(condition: object, timeout: float = 10.0) -> bool:

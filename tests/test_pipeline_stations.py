@@ -18,7 +18,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from pipeline_support import (
-    FRAME_SIZE, MODEL_SIZE, UPSTREAM, ScriptedCamera, noise_frames, run_config, write_run_yaml,
+    FRAME_SIZE,
+    MODEL_SIZE,
+    UPSTREAM,
+    ScriptedCamera,
+    noise_frames,
+    run_config,
+    write_run_yaml,
 )
 from rich.console import Console
 
@@ -45,8 +51,15 @@ FUME_EDGE = [sys.executable, "-c", "import sys; from fume_edge.cli import main; 
 
 def _videos(folder: Path, segments: list[tuple[float, float]], outage: Outage | None = None) -> dict[str, Path]:
     data = load_data_config()
-    video = replace(data.synthetic.video, fps=10.0, segments=tuple(Segment(ph=ph, seconds=s) for ph, s in segments),
-                    clock_offset_s=0.0, jitter_s=0.0, drop_rate=0.0, outage=outage)
+    video = replace(
+        data.synthetic.video,
+        fps=10.0,
+        segments=tuple(Segment(ph=ph, seconds=s) for ph, s in segments),
+        clock_offset_s=0.0,
+        jitter_s=0.0,
+        drop_rate=0.0,
+        outage=outage,
+    )
     synthetic = replace(data.synthetic, width=FRAME_SIZE[0], height=FRAME_SIZE[1], video=video)
     return write_paired_videos(folder, synthetic, data.ph_classes, seed=5)
 
@@ -56,20 +69,32 @@ def test_three_stations_each_get_exactly_their_own_alerts(tmp_path: Path) -> Non
     acid = _videos(tmp_path / "acid", [(6.4, 0.8), (5.2, 2.2)])
     healthy = _videos(tmp_path / "ok", [(6.4, 3.0)])
     dead = _videos(tmp_path / "dead", [(6.4, 3.0)], Outage(gas="ch4", start_s=1.0, seconds=2.0))
-    config = write_run_yaml(tmp_path / "run.yaml", f"""
+    config = write_run_yaml(
+        tmp_path / "run.yaml",
+        f"""
 stations:
-  - {{id: pen-acid, co2: {acid['co2']}, ch4: {acid['ch4']}}}
-  - {{id: pen-ok, co2: {healthy['co2']}, ch4: {healthy['ch4']}}}
-  - {{id: pen-dead, co2: {dead['co2']}, ch4: {dead['ch4']}}}
+  - {{id: pen-acid, co2: {acid["co2"]}, ch4: {acid["ch4"]}}}
+  - {{id: pen-ok, co2: {healthy["co2"]}, ch4: {healthy["ch4"]}}}
+  - {{id: pen-dead, co2: {dead["co2"]}, ch4: {dead["ch4"]}}}
 sources: {{pacing: fast}}
 sync: {{silent_after_s: 0.5}}
 alerts:
   smoothing_s: 0.3
   acidosis_risk: {{start_after_s: 0.5, end_after_s: 0.5}}
   transitional_risk: {{start_after_s: 0.5, end_after_s: 0.5}}
-""")
-    result = run(RunOptions(model=default_model_path(), config=config, device="cpu", alerts=tmp_path / "alerts.db",
-                            jsonl=tmp_path / "alerts.jsonl", quiet=True), Console(file=io.StringIO()))
+""",
+    )
+    result = run(
+        RunOptions(
+            model=default_model_path(),
+            config=config,
+            device="cpu",
+            alerts=tmp_path / "alerts.db",
+            jsonl=tmp_path / "alerts.jsonl",
+            quiet=True,
+        ),
+        Console(file=io.StringIO()),
+    )
     assert result.reason == "completed" and result.lost == 0
     with AlertStore(tmp_path / "alerts.db", readonly=True) as store:
         events = store.events()
@@ -78,8 +103,7 @@ alerts:
     lines = [json.loads(line) for line in (tmp_path / "alerts.jsonl").read_text().splitlines()]
     assert [line["station"] for line in lines] == [e.station for e in events]
     per = result.stats["stations"]
-    assert {sid: s["degraded"] > 0 for sid, s in per.items()} == {"pen-acid": False, "pen-ok": False,
-                                                                   "pen-dead": True}
+    assert {sid: s["degraded"] > 0 for sid, s in per.items()} == {"pen-acid": False, "pen-ok": False, "pen-dead": True}
     assert all(s["inferences"] == s["pairs"] + s["singles"] for s in per.values())  # fast pacing: every pair
 
 
@@ -125,15 +149,29 @@ def test_a_hung_station_stalls_nobody_and_the_batch_is_shared_fairly(tmp_path: P
     stations = []
     for k, sid in enumerate(("pen-1", "pen-2", "hung")):
         hub = FrameHub(CAMS, capacity=4, lossless=False, doorbell=doorbell)
-        readers = ({gas: HungCamera(f"{sid}-{gas}", fifo) for gas in CAMS} if sid == "hung" else
-                   {gas: ScriptedCamera(gas, noise_frames(seed=2 * k + j), fps=20.0) for j, gas in enumerate(CAMS)})
-        streams = {gas: CameraStream(gas, reader, reopen=_no_reopen, hub=hub, paced=False,  # type: ignore[arg-type]
-                                     time_offset_s=0.0, reconnect_s=(0.2, 0.2), stop_timeout_s=0.2)
-                   for gas, reader in readers.items()}
+        readers = (
+            {gas: HungCamera(f"{sid}-{gas}", fifo) for gas in CAMS}
+            if sid == "hung"
+            else {gas: ScriptedCamera(gas, noise_frames(seed=2 * k + j), fps=20.0) for j, gas in enumerate(CAMS)}
+        )
+        streams = {
+            gas: CameraStream(
+                gas,
+                reader,
+                reopen=_no_reopen,
+                hub=hub,
+                paced=False,  # type: ignore[arg-type]
+                time_offset_s=0.0,
+                reconnect_s=(0.2, 0.2),
+                stop_timeout_s=0.2,
+            )
+            for gas, reader in readers.items()
+        }
         inputs = ModelInputs(CAMS, dict.fromkeys(CAMS, backend.contract.preprocessing))
         stations.append(Station(sid, streams, hub, inputs, tolerance_s=0.025, silent_after_s=0.4))
-    service = AlertService(config.alerts, config.sinks, device_id="test",
-                           stations={s.id: config.alerts for s in stations})
+    service = AlertService(
+        config.alerts, config.sinks, device_id="test", stations={s.id: config.alerts for s in stations}
+    )
     pipeline = Pipeline(stations, backend, service, tick_s=0.05, stats_interval_s=60.0, doorbell=doorbell)
     service.start()
     try:
@@ -158,21 +196,28 @@ def test_a_hung_station_stalls_nobody_and_the_batch_is_shared_fairly(tmp_path: P
 
 
 def test_station_ids_and_overrides_are_checked_with_the_key_named(tmp_path: Path) -> None:
-    cases = {"stations: [{id: pen/1, co2: a, ch4: b}]": "run.yaml:1: stations[0].id: 'pen/1' is not a valid id",
-             "stations: [{id: p, co2: a, ch4: b}, {id: p, co2: c, ch4: d}]":
-                 ("run.yaml:1: stations: station id 'p' is used twice "
-                  "(stations[1])"),
-             "stations: [{id: p, co2: a, ch4: b, alerts: {acidosis_risk: {start_at: 2}}}]":
-                 ("run.yaml:1: stations: [0].alerts.acidosis_risk.start_at: "
-                  "must be <= 1 (got 2)"),
-             "stations: [{id: p, co2: a, ch4: b, camera: c}]": "run.yaml:1: stations[0].camera: unknown key"}
+    cases = {
+        "stations: [{id: pen/1, co2: a, ch4: b}]": "run.yaml:1: stations[0].id: 'pen/1' is not a valid id",
+        "stations: [{id: p, co2: a, ch4: b}, {id: p, co2: c, ch4: d}]": (
+            "run.yaml:1: stations: station id 'p' is used twice (stations[1])"
+        ),
+        "stations: [{id: p, co2: a, ch4: b, alerts: {acidosis_risk: {start_at: 2}}}]": (
+            "run.yaml:1: stations: [0].alerts.acidosis_risk.start_at: must be <= 1 (got 2)"
+        ),
+        "stations: [{id: p, co2: a, ch4: b, camera: c}]": "run.yaml:1: stations[0].camera: unknown key",
+    }
     for text, expected in cases.items():
         path = write_run_yaml(tmp_path / "run.yaml", text)
         with pytest.raises(FumeEdgeError) as error:
             load_run_config(path)
         assert str(error.value).startswith(expected.replace("run.yaml", str(path))), str(error.value)
-    config, _ = load_run_config(write_run_yaml(tmp_path / "run.yaml", """
-stations: [{id: p, co2: a, ch4: b, alerts: {acidosis_risk: {start_at: 0.7}}}, {id: q, co2: c, ch4: d}]"""))
+    config, _ = load_run_config(
+        write_run_yaml(
+            tmp_path / "run.yaml",
+            """
+stations: [{id: p, co2: a, ch4: b, alerts: {acidosis_risk: {start_at: 0.7}}}, {id: q, co2: c, ch4: d}]""",
+        )
+    )
     assert config.policy_for(config.stations[0]).acidosis_risk.start_at == 0.7
     assert config.policy_for(config.stations[1]) == config.alerts
 
@@ -194,22 +239,42 @@ sync: {{silent_after_s: 0.5}}
 """
 
 
-def test_sigterm_with_three_stations_ends_every_open_alert_as_interrupted(tmp_path: Path,
-                                                                          small_onnx: Path) -> None:
+def test_sigterm_with_three_stations_ends_every_open_alert_as_interrupted(tmp_path: Path, small_onnx: Path) -> None:
     config = write_run_yaml(tmp_path / "run.yaml", THREE_YAML)
     db = tmp_path / "alerts.db"
-    proc = subprocess.Popen([*FUME_EDGE, "run", "--model", str(small_onnx), "--config", str(config), "--alerts",
-                             str(db), "--jsonl", str(tmp_path / "alerts.jsonl"), "--quiet"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            *FUME_EDGE,
+            "run",
+            "--model",
+            str(small_onnx),
+            "--config",
+            str(config),
+            "--alerts",
+            str(db),
+            "--jsonl",
+            str(tmp_path / "alerts.jsonl"),
+            "--quiet",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 60
     started: set[str] = set()
     while started != {"pen-1", "pen-2", "pen-3"} and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.2)
         if db.exists():
-            with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as read, \
-                    contextlib.suppress(sqlite3.OperationalError):  # schema not created yet
-                started = {row[0] for row in read.execute(
-                    "SELECT json_extract(payload, '$.station') FROM events WHERE state = 'start'")}
+            with (
+                sqlite3.connect(f"file:{db}?mode=ro", uri=True) as read,
+                contextlib.suppress(sqlite3.OperationalError),
+            ):  # schema not created yet
+                started = {
+                    row[0]
+                    for row in read.execute(
+                        "SELECT json_extract(payload, '$.station') FROM events WHERE state = 'start'"
+                    )
+                }
     assert started == {"pen-1", "pen-2", "pen-3"}, proc.stderr.read() if proc.poll() is not None else started
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=60)

@@ -121,8 +121,15 @@ def test_no_camera_ever_delivering_is_both_silent() -> None:
 def faulty_videos(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """10 fps, CH4 clock 0.33 s ahead, ±5 ms jitter, 10% drops, a 1.5 s CO2 outage."""
     folder = tmp_path_factory.mktemp("videos") / "pair"
-    synthetic_videos(folder, fps=10.0, seconds=12.0, clock_offset_s=0.33, jitter_s=0.005, drop_rate=0.1,
-                     outage=Outage(gas="co2", start_s=6.0, seconds=1.5))
+    synthetic_videos(
+        folder,
+        fps=10.0,
+        seconds=12.0,
+        clock_offset_s=0.33,
+        jitter_s=0.005,
+        drop_rate=0.1,
+        outage=Outage(gas="co2", start_s=6.0, seconds=1.5),
+    )
     return folder
 
 
@@ -132,8 +139,9 @@ def test_synthetic_video_timestamps_pair_as_the_ground_truth_says(faulty_videos:
     rows = {gas: [r for r in ground_truth(faulty_videos / f"{gas}.csv") if r["dropped"] == "0"] for gas in CAMS}
     offset = {"co2": 0.0, "ch4": -0.33}
     sync = Synchronizer(CAMS, tolerance_s=0.05, silent_after_s=2.0, start_t=0.0)
-    stream = sorted((float(r["timestamp_s"]) + offset[gas], gas, int(r["video_frame"])) for gas in CAMS
-                    for r in rows[gas])
+    stream = sorted(
+        (float(r["timestamp_s"]) + offset[gas], gas, int(r["video_frame"])) for gas in CAMS for r in rows[gas]
+    )
     out: list[Pair | Health] = []
     for t, gas, index in stream:
         out += sync.push(gas, frame(t, index)) + sync.advance(t)
@@ -148,8 +156,10 @@ def test_synthetic_video_timestamps_pair_as_the_ground_truth_says(faulty_videos:
 def test_uncorrected_clock_offset_pairs_nothing_across_the_tolerance(faulty_videos: Path) -> None:
     """Without the offset correction CH4 frames sit 0.33 s late: 0.03 s off their neighbours' slots, so some
     pair with the wrong capture, but none further than the tolerance, and the count is what the times allow."""
-    times = {gas: [float(r["timestamp_s"]) for r in ground_truth(faulty_videos / f"{gas}.csv") if r["dropped"] == "0"]
-             for gas in CAMS}
+    times = {
+        gas: [float(r["timestamp_s"]) for r in ground_truth(faulty_videos / f"{gas}.csv") if r["dropped"] == "0"]
+        for gas in CAMS
+    }
     sync = Synchronizer(CAMS, tolerance_s=0.05, silent_after_s=2.0, start_t=0.0)
     out: list[Pair | Health] = []
     for t, gas in sorted((t, cam) for cam in CAMS for t in times[cam]):

@@ -35,7 +35,9 @@ def _frames(dtype: str, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     ramp = np.linspace(0.0, 1.0, width)[None, :] * np.linspace(0.3, 1.0, height)[:, None]
     frames = []
     for offset in (0.0, 0.4):
-        value = np.clip(ramp + offset * (rng.random((height, width)) > 0.7) + 0.05 * rng.standard_normal((height, width)), 0, 1)
+        value = np.clip(
+            ramp + offset * (rng.random((height, width)) > 0.7) + 0.05 * rng.standard_normal((height, width)), 0, 1
+        )
         if dtype == "uint8":
             frames.append((value * 255).astype(np.uint8))
         else:  # thermal counts that spill past the configured range on both ends
@@ -57,7 +59,8 @@ def _paired_csv(folder: Path, co2: np.ndarray, ch4: np.ndarray) -> Path:
 @pytest.mark.parametrize("frame_size", FRAME_SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
 @pytest.mark.parametrize("dtype", ["uint8", "uint16"])
 def test_training_calibration_parity_and_device_paths_make_identical_inputs(
-        dtype: str, frame_size: tuple[int, int], tmp_path: Path) -> None:
+    dtype: str, frame_size: tuple[int, int], tmp_path: Path
+) -> None:
     data_config = load_data_config()
     data_config = replace(data_config, images=replace(data_config.images, uint16_range=(20000.0, 40000.0)))
     co2, ch4 = _frames(dtype, frame_size)
@@ -84,15 +87,20 @@ def test_sixteen_bit_range_is_applied_and_clipped() -> None:
     pre = Preprocessing((4, 1), uint16_range=(7000.0, 8000.0))
     counts = np.array([[7000, 7500, 8000, 9000]], np.uint16)
     np.testing.assert_allclose(pre.to_input(counts)[0, 0], [[0.0, 0.5, 1.0, 1.0]])
-    np.testing.assert_allclose(Preprocessing((4, 1), uint8_scale=200.0).to_input(np.array([[0, 100, 200, 255]], np.uint8))[0, 0],
-                               [[0.0, 0.5, 1.0, 1.0]])
+    np.testing.assert_allclose(
+        Preprocessing((4, 1), uint8_scale=200.0).to_input(np.array([[0, 100, 200, 255]], np.uint8))[0, 0],
+        [[0.0, 0.5, 1.0, 1.0]],
+    )
 
 
 def test_a_run_yaml_range_that_contradicts_the_model_is_one_clear_error() -> None:
     model = Preprocessing(MODEL_SIZE, uint16_range=(20000.0, 40000.0))
     assert camera_preprocessing(model, (20000, 40000), "co2") is model  # saying the same thing is fine
-    with pytest.raises(FumeEdgeError, match=r"sources.ch4.value_range \[0, 65535\] contradicts the model, trained on "
-                                            r"16-bit counts \[20000, 40000\]"):
+    with pytest.raises(
+        FumeEdgeError,
+        match=r"sources.ch4.value_range \[0, 65535\] contradicts the model, trained on "
+        r"16-bit counts \[20000, 40000\]",
+    ):
         camera_preprocessing(model, (0, 65535), "ch4")
 
 
@@ -112,10 +120,13 @@ def test_older_model_files_without_a_preprocessing_record_get_the_documented_def
     assert ModelContract.from_metadata(legacy, "old.onnx").preprocessing == Preprocessing((320, 256))
 
 
-@pytest.mark.parametrize("field, value, message", [
-    ("uint16_range", [9000, 1000], "preprocessing.uint16_range: expected \\[low, high\\]"),
-    ("resize", "cubic", "preprocessing.resize: expected one of area, linear"),
-])
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("uint16_range", [9000, 1000], "preprocessing.uint16_range: expected \\[low, high\\]"),
+        ("resize", "cubic", "preprocessing.resize: expected one of area, linear"),
+    ],
+)
 def test_a_malformed_preprocessing_record_names_the_file_and_field(field: str, value: object, message: str) -> None:
     record = Preprocessing().to_dict() | {field: value}
     with pytest.raises(FumeEdgeError, match=f"model.onnx: {message}"):

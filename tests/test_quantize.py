@@ -133,6 +133,7 @@ def _judge(needed: set[str]):  # type: ignore[no-untyped-def]
     def judge(model: onnx.ModelProto) -> Int8Report:
         ok = needed <= set(json.loads(model.doc_string))
         return Int8Report(1, {"gas_iou": 0.5}, {"gas_iou": 0.5 if ok else 0.4}, 1.0, 1.0)
+
     return judge
 
 
@@ -152,8 +153,9 @@ def test_report_limits() -> None:
     assert not Int8Report(0, {}, {}, math.nan, math.nan).passed
 
 
-def test_outside_the_limits_nothing_is_written_unless_forced(fp32: Path, calib: Path, tmp_path: Path,
-                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_outside_the_limits_nothing_is_written_unless_forced(
+    fp32: Path, calib: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(int8_report, "MIN_PH_AGREEMENT", 1.01)  # unreachable: every model now fails
     result = quantize_onnx(fp32, calib, tmp_path / "no.onnx")
     assert not result.written and not result.report.passed and not list(tmp_path.iterdir())
@@ -190,7 +192,13 @@ def test_feeds_cover_the_modality_cases() -> None:
 
     feeds = CalibrationFeeds(Set(), [4, 7, 9], "all")  # type: ignore[arg-type]
     assert len(feeds) == 6 and [f["ch4"] for f in iter(feeds.get_next, None)] == [
-        "both", "both", "both", "co2 only", "ch4 only", "co2 only"]
+        "both",
+        "both",
+        "both",
+        "co2 only",
+        "ch4 only",
+        "co2 only",
+    ]
     feeds.set_range(start_index=4, end_index=10)
     assert [f["co2"] for f in iter(feeds.get_next, None)] == [7, 9]
     assert len(CalibrationFeeds(Set(), [1, 2], "both")) == 2  # type: ignore[arg-type]
@@ -220,9 +228,26 @@ def test_quantize_command_cpu_target(fp32: Path, calib: Path, dataset: Path, tmp
     """The CLI end to end; its --target cpu model has uint8 activations and int8 weights, which TensorRT refuses."""
     out = tmp_path / "cpu.int8.onnx"
     done = subprocess.run(
-        [sys.executable, "-m", "fume_edge", "quantize", str(fp32), "--calib", str(calib), "-o", str(out), "--target", "cpu",
-         "--method", "percentile", "--val", str(dataset / "paired_val.csv")],
-        capture_output=True, text=True, env=os.environ | {"COLUMNS": "200"},
+        [
+            sys.executable,
+            "-m",
+            "fume_edge",
+            "quantize",
+            str(fp32),
+            "--calib",
+            str(calib),
+            "-o",
+            str(out),
+            "--target",
+            "cpu",
+            "--method",
+            "percentile",
+            "--val",
+            str(dataset / "paired_val.csv"),
+        ],
+        capture_output=True,
+        text=True,
+        env=os.environ | {"COLUMNS": "200"},
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "INT8 vs FP32" in done.stdout and "paired_val.csv" in done.stdout and f"wrote {out}" in done.stdout

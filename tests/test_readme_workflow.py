@@ -57,8 +57,13 @@ def _option(argv: list[str], *names: str) -> str | None:
 
 
 def test_the_tensorrt_block_runs_the_engines_it_builds() -> None:
-    help_text = subprocess.run([sys.executable, "-m", "fume_edge", "build-engine", "--help"], capture_output=True,
-                               text=True, env=os.environ | {"COLUMNS": "250"}, check=True).stdout
+    help_text = subprocess.run(
+        [sys.executable, "-m", "fume_edge", "build-engine", "--help"],
+        capture_output=True,
+        text=True,
+        env=os.environ | {"COLUMNS": "250"},
+        check=True,
+    ).stdout
     assert "default: engines/MODEL.PRECISION.engine" in help_text
     commands = tensorrt_commands()
     built = set()
@@ -96,13 +101,25 @@ def test_readme_workflow_runs_end_to_end_and_the_video_run_raises_alerts(tmp_pat
     for argv in workflow_commands(README.read_text(encoding="utf-8")):
         missing = [arg for arg in _inputs(argv) if not (tmp_path / arg).exists()]
         assert not missing, f"`{shlex.join(argv)}` names {missing}, which the steps before it did not make"
-        done = subprocess.run([sys.executable, "-m", "fume_edge", *argv[1:]], cwd=tmp_path, env=env,
-                              capture_output=True, text=True, timeout=600)
+        done = subprocess.run(
+            [sys.executable, "-m", "fume_edge", *argv[1:]],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         log.append((argv, done))
         assert done.returncode == 0, f"`{shlex.join(argv)}` failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     for argv in tensorrt_commands_before_tensorrt():
-        done = subprocess.run([sys.executable, "-m", "fume_edge", *argv[1:]], cwd=tmp_path, env=env,
-                              capture_output=True, text=True, timeout=300)
+        done = subprocess.run(
+            [sys.executable, "-m", "fume_edge", *argv[1:]],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert done.returncode == 0, f"`{shlex.join(argv)}` failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     run = next(done for argv, done in log if argv[1] == "run")
     assert "START" in run.stdout and "alerts went to: SQLite alerts.db" in run.stdout

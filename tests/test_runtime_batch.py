@@ -27,10 +27,14 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     with torch.no_grad():
         for key, tensor in model.state_dict().items():
             if tensor.dtype.is_floating_point:
-                tensor.copy_(torch.rand(tensor.shape, generator=gen) + 0.5 if "running_var" in key
-                             else torch.randn(tensor.shape, generator=gen) * 0.2)
-    ckpt = Checkpoint(architecture="fume_fastscnn", arch_kwargs={}, state_dict=model.state_dict(),
-                      preprocessing=Preprocessing(SMALL))
+                tensor.copy_(
+                    torch.rand(tensor.shape, generator=gen) + 0.5
+                    if "running_var" in key
+                    else torch.randn(tensor.shape, generator=gen) * 0.2
+                )
+    ckpt = Checkpoint(
+        architecture="fume_fastscnn", arch_kwargs={}, state_dict=model.state_dict(), preprocessing=Preprocessing(SMALL)
+    )
     return save_checkpoint(ckpt, tmp_path_factory.mktemp("batch") / "fume.pt")
 
 
@@ -64,18 +68,21 @@ def test_onnx_batch_export_records_the_batch_and_equals_pair_by_pair(checkpoint:
     with load_backend(tmp_path / "b3.onnx", device="cpu") as batched, load_backend(single_path, device="cpu") as one:
         assert batched.max_batch == BATCH and batched.contract.batch == BATCH and one.max_batch == 1
         rows = batched.infer_batch(co2, ch4, mask)
-        _assert_rows_equal(rows, [one.infer(co2[i:i + 1], ch4[i:i + 1], mask[i:i + 1]) for i in range(BATCH)])
+        _assert_rows_equal(rows, [one.infer(co2[i : i + 1], ch4[i : i + 1], mask[i : i + 1]) for i in range(BATCH)])
         # one pair through a batch-N model (padded) is that pair's result
-        np.testing.assert_allclose(batched.infer(co2[1:2], ch4[1:2], mask[1:2]).ph_logits, rows[1].ph_logits,
-                                   atol=1e-5, rtol=0)
+        np.testing.assert_allclose(
+            batched.infer(co2[1:2], ch4[1:2], mask[1:2]).ph_logits, rows[1].ph_logits, atol=1e-5, rtol=0
+        )
 
 
 def test_torch_batch_equals_pair_by_pair(checkpoint: Path) -> None:
     co2, ch4, mask = _rows(1)
     with load_backend(checkpoint, device="cpu") as backend:
         assert backend.max_batch is None
-        _assert_rows_equal(backend.infer_batch(co2, ch4, mask),
-                           [backend.infer(co2[i:i + 1], ch4[i:i + 1], mask[i:i + 1]) for i in range(BATCH)])
+        _assert_rows_equal(
+            backend.infer_batch(co2, ch4, mask),
+            [backend.infer(co2[i : i + 1], ch4[i : i + 1], mask[i : i + 1]) for i in range(BATCH)],
+        )
 
 
 def test_an_engine_sidecar_of_a_batch_model_records_its_batch(checkpoint: Path, tmp_path: Path) -> None:
@@ -90,8 +97,10 @@ def test_an_engine_sidecar_of_a_batch_model_records_its_batch(checkpoint: Path, 
 
     onnx_path = export_and_check(checkpoint, tmp_path / "b3.onnx", size=SMALL, check_count=1, batch=BATCH).export.path
     options = EngineBuildOptions()
-    write_sidecar(tmp_path / "b3.engine", make_sidecar(onnx_path, onnx_path, "10.3.0", ORIN, IO,
-                                                       build_plan("10.3.0", options), options))
+    write_sidecar(
+        tmp_path / "b3.engine",
+        make_sidecar(onnx_path, onnx_path, "10.3.0", ORIN, IO, build_plan("10.3.0", options), options),
+    )
     sidecar = read_sidecar(tmp_path / "b3.engine")
     assert sidecar.metadata["fume_edge.batch"] == str(BATCH)
     assert ModelContract.from_metadata(sidecar.metadata, "b3.engine").batch == BATCH
@@ -117,7 +126,7 @@ def test_tensorrt_batch_engine_equals_pair_by_pair(checkpoint: Path, tmp_path: P
     with TensorRTBackend(built.engine) as engine, load_backend(onnx_path, device="cpu") as reference:
         assert engine.max_batch == BATCH
         rows = engine.infer_batch(co2, ch4, mask)
-        single = [engine.infer(co2[i:i + 1], ch4[i:i + 1], mask[i:i + 1]) for i in range(BATCH)]
+        single = [engine.infer(co2[i : i + 1], ch4[i : i + 1], mask[i : i + 1]) for i in range(BATCH)]
         want = reference.infer_batch(co2, ch4, mask)
         for got, alone, cpu in zip(rows, single, want, strict=True):
             np.testing.assert_allclose(got.ph_logits, alone.ph_logits, atol=1e-4, rtol=0)

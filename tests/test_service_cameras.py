@@ -27,7 +27,8 @@ def test_csi_pipeline_asks_the_sensor_for_the_configured_mode(tmp_path: Path) ->
     assert gst_sources.csi_pipeline(1, camera) == (
         "nvarguscamerasrc sensor-id=1 ! video/x-raw(memory:NVMM),width=1280,height=720,framerate=2997/100 ! "
         "nvvidconv ! video/x-raw,format=BGRx ! videoconvert ! video/x-raw,format=BGR ! "
-        "appsink drop=true max-buffers=1 sync=false")
+        "appsink drop=true max-buffers=1 sync=false"
+    )
     default = replace(camera, width=None, height=None, fps=None)
     assert "sensor-id=0 ! video/x-raw(memory:NVMM) ! nvvidconv" in gst_sources.csi_pipeline(0, default)
 
@@ -36,9 +37,11 @@ def test_passed_through_pipelines_get_an_appsink_and_16_bits_when_raw16(tmp_path
     camera = run_config(tmp_path).sources.co2
     thermal = replace(camera, raw16=True)
     assert gst_sources.passthrough_pipeline("v4l2src device=/dev/fume-co2", thermal) == (
-        "v4l2src device=/dev/fume-co2 ! video/x-raw,format=GRAY16_LE ! appsink drop=true max-buffers=1 sync=false")
-    assert gst_sources.passthrough_pipeline("v4l2src ! videoconvert", camera).endswith("videoconvert ! appsink "
-                                                                                         "drop=true max-buffers=1 sync=false")
+        "v4l2src device=/dev/fume-co2 ! video/x-raw,format=GRAY16_LE ! appsink drop=true max-buffers=1 sync=false"
+    )
+    assert gst_sources.passthrough_pipeline("v4l2src ! videoconvert", camera).endswith(
+        "videoconvert ! appsink drop=true max-buffers=1 sync=false"
+    )
     own = "videotestsrc ! video/x-raw,format=GRAY8 ! appsink name=mine"
     assert gst_sources.passthrough_pipeline(own, thermal) == own
 
@@ -61,9 +64,22 @@ def test_an_opencv_without_gstreamer_is_one_clear_line(tmp_path: Path) -> None:
     if gst_sources.has_gstreamer():
         pytest.skip("this OpenCV has GStreamer")
     result = subprocess.run(
-        [sys.executable, "-c", "import sys; from fume_edge.cli import main; sys.argv[0] = 'fume-edge'; main()",
-         "run", "--co2", "csi://0", "--ch4", "synthetic", "--alerts",
-         str(tmp_path / "a.db")], capture_output=True, text=True, timeout=60)
+        [
+            sys.executable,
+            "-c",
+            "import sys; from fume_edge.cli import main; sys.argv[0] = 'fume-edge'; main()",
+            "run",
+            "--co2",
+            "csi://0",
+            "--ch4",
+            "synthetic",
+            "--alerts",
+            str(tmp_path / "a.db"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 2 and "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: --co2 csi://0: a CSI camera needs OpenCV with GStreamer")
@@ -105,13 +121,16 @@ def _pydantic_only(folder: Path) -> Path:
 def test_a_real_gstreamer_pipeline_delivers_16_bit_frames(tmp_path: Path) -> None:
     probe = "import cv2, yaml, sys; sys.exit(0 if cv2.videoio_registry.hasBackend(cv2.CAP_GSTREAMER) else 1)"
     if not SYSTEM_PYTHON.is_file() or subprocess.run([str(SYSTEM_PYTHON), "-c", probe]).returncode != 0:
-        pytest.skip("no system OpenCV with GStreamer (apt-get install python3-opencv python3-yaml "
-                    "gstreamer1.0-plugins-base; .ci/run does)")
+        pytest.skip(
+            "no system OpenCV with GStreamer (apt-get install python3-opencv python3-yaml "
+            "gstreamer1.0-plugins-base; .ci/run does)"
+        )
     spec = "gst:videotestsrc pattern=ball ! video/x-raw,format=GRAY16_LE,width=64,height=48,framerate=30/1"
     env = {**os.environ, "PYTHONPATH": f"{REPO}:{_pydantic_only(tmp_path / 'pydantic')}", "PYTHONNOUSERSITE": "1"}
     env.pop("VIRTUAL_ENV", None)
-    result = subprocess.run([str(SYSTEM_PYTHON), "-c", READ_16_BIT, spec], capture_output=True, text=True,
-                            timeout=60, env=env, cwd=tmp_path)
+    result = subprocess.run(
+        [str(SYSTEM_PYTHON), "-c", READ_16_BIT, spec], capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr
     frames = json.loads(result.stdout)
     assert frames["live"] and frames["dtypes"] == ["uint16"] * 3 and frames["shapes"] == [[48, 64]] * 3

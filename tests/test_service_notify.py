@@ -75,21 +75,26 @@ def test_a_vanished_manager_never_stops_the_caller(tmp_path: Path) -> None:
         notifier.tick()
 
 
-def test_run_under_a_notify_socket_reports_ready_feeds_the_watchdog_and_says_stopping(tmp_path: Path,
-                                                                                      small_onnx: Path) -> None:
+def test_run_under_a_notify_socket_reports_ready_feeds_the_watchdog_and_says_stopping(
+    tmp_path: Path, small_onnx: Path
+) -> None:
     address = f"@fume-edge-test-{os.getpid()}-{time.monotonic_ns()}"
     manager = _manager(address)
-    config = write_run_yaml(tmp_path / "run.yaml", f"""
+    config = write_run_yaml(
+        tmp_path / "run.yaml",
+        f"""
 model: {{path: {small_onnx}}}
 sources:
   co2: {{source: synthetic, width: 160, height: 120}}
   ch4: {{source: synthetic, width: 160, height: 120}}
-sinks: {{sqlite: {{path: {tmp_path / 'alerts.db'}}}}}
+sinks: {{sqlite: {{path: {tmp_path / "alerts.db"}}}}}
 pipeline: {{quiet: true}}
-""")
+""",
+    )
     env = {**os.environ, "NOTIFY_SOCKET": address, "WATCHDOG_USEC": "400000"}
-    proc = subprocess.Popen([*FUME_EDGE, "run", "--config", str(config)], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [*FUME_EDGE, "run", "--config", str(config)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     seen: list[str] = []
     try:
         _receive(manager, "READY=1", 60, seen)

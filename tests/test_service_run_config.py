@@ -25,26 +25,39 @@ FUME_EDGE = [sys.executable, "-c", "import sys; from fume_edge.cli import main; 
 
 
 def _run(config: Path, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*FUME_EDGE, "run", "--config", str(config)], capture_output=True, text=True, timeout=180,
-                          cwd=cwd, env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [*FUME_EDGE, "run", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def _run_yaml(tmp_path: Path, extra_sinks: str = "") -> Path:
-    videos = synthetic_videos(tmp_path / "videos", fps=10.0, seconds=8.0, clock_offset_s=0.0, jitter_s=0.0,
-                              drop_rate=0.0, outage=Outage(gas="ch4", start_s=1.0, seconds=1.5))
+    videos = synthetic_videos(
+        tmp_path / "videos",
+        fps=10.0,
+        seconds=8.0,
+        clock_offset_s=0.0,
+        jitter_s=0.0,
+        drop_rate=0.0,
+        outage=Outage(gas="ch4", start_s=1.0, seconds=1.5),
+    )
     config = tmp_path / "run.yaml"
     config.write_text(f"""
 device_id: barn-3
 model: {{path: {default_model_path()}, device: cpu, threads: 1}}
 sources:
   pacing: fast
-  co2: {{source: {videos['co2']}, timestamps: {tmp_path / 'videos' / 'co2.csv'}}}
-  ch4: {{source: {videos['ch4']}, timestamps: {tmp_path / 'videos' / 'ch4.csv'}}}
+  co2: {{source: {videos["co2"]}, timestamps: {tmp_path / "videos" / "co2.csv"}}}
+  ch4: {{source: {videos["ch4"]}, timestamps: {tmp_path / "videos" / "ch4.csv"}}}
 sync: {{silent_after_s: 0.5}}
 sinks:
-  sqlite: {{path: {tmp_path / 'state' / 'alerts.db'}}}
-  jsonl: {{path: {tmp_path / 'state' / 'alerts.jsonl'}}}
-  snapshots: {{dir: {tmp_path / 'state' / 'snapshots'}}}
+  sqlite: {{path: {tmp_path / "state" / "alerts.db"}}}
+  jsonl: {{path: {tmp_path / "state" / "alerts.jsonl"}}}
+  snapshots: {{dir: {tmp_path / "state" / "snapshots"}}}
 {extra_sinks}
 pipeline: {{quiet: true, max_frames: 40}}
 """)
@@ -75,8 +88,9 @@ def test_a_missing_camera_names_the_key_to_set(tmp_path: Path) -> None:
     config.write_text("sources:\n  co2: {source: synthetic}\n")
     result = _run(config, cwd=tmp_path)
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert result.stderr.strip() == ("error: --ch4: no CH4 camera given; pass --ch4 SRC or set sources.ch4.source "
-                                      "in run.yaml")
+    assert result.stderr.strip() == (
+        "error: --ch4: no CH4 camera given; pass --ch4 SRC or set sources.ch4.source in run.yaml"
+    )
 
 
 def test_mqtt_login_from_the_credentials_file(tmp_path: Path) -> None:
@@ -90,9 +104,12 @@ def test_mqtt_login_from_the_credentials_file(tmp_path: Path) -> None:
     (credentials / "mqtt").write_text("edge:s3cr%40t%3Ax\n")
     try:
         subscriber = Subscriber(broker.port, ["farm/barn-3/+/alerts/#"], auth=("edge", "s3cr@t:x"))
-        config = _run_yaml(tmp_path, f"""  mqtt:
+        config = _run_yaml(
+            tmp_path,
+            f"""  mqtt:
     url: mqtt://127.0.0.1:{broker.port}/farm
-    credentials: ${{CREDENTIALS_DIRECTORY}}/mqtt""")
+    credentials: ${{CREDENTIALS_DIRECTORY}}/mqtt""",
+        )
         result = _run(config, cwd=tmp_path, env={"CREDENTIALS_DIRECTORY": str(credentials)})
         assert result.returncode == 0, result.stderr
         db = sqlite3.connect(tmp_path / "state" / "alerts.db")

@@ -22,24 +22,53 @@ TARGET_FPS = 100.0
 
 def _row(backend: str, precision: str, device: str, p50: float) -> dict[str, Any]:
     model = {"p50_ms": p50, "p90_ms": p50 * 1.1, "p99_ms": p50 * 1.3, "fps": 1000 / p50}
-    return {"backend": backend, "status": "measured", "precision": precision, "device": device, "note": None,
-            "pre": {"p50_ms": 1.21}, "post": {"p50_ms": 0.4}, "model": model}
+    return {
+        "backend": backend,
+        "status": "measured",
+        "precision": precision,
+        "device": device,
+        "note": None,
+        "pre": {"p50_ms": 1.21},
+        "post": {"p50_ms": 0.4},
+        "model": model,
+    }
 
 
 BENCH_RESULT: dict[str, Any] = {
     "model": {"name": "fume_default.onnx", "input_size": "640x480"},
-    "machine_label": "AMD EPYC 7B13 (2 cores), no GPU", "settings": {"target_fps": TARGET_FPS},
-    "rows": [_row("torch", "fp32", "cpu", 91.3), _row("onnxruntime", "fp32", "CPUExecutionProvider", 31.7),
-             _row("onnxruntime-int8", "int8", "CPUExecutionProvider", 8.2),
-             {"backend": "tensorrt-fp16", "status": "not measured", "reason": "no GPU; TensorRT not installed",
-              "fix": "TensorRT needs an NVIDIA GPU"},
-             {"backend": "tensorrt-int8", "status": "not measured", "reason": "no GPU; TensorRT not installed",
-              "fix": "TensorRT needs an NVIDIA GPU"}],
-    "pipeline": [{"backend": backend, "device": "CPUExecutionProvider", "fps": fps, "ratio_to_model_only": 0.9,
-                  "pipeline_own_ms_per_frame": 2.0, "pipeline_cpu_ms_per_frame": 3.0,
-                  "stage_ms": {"prepare": 1.0, "alerts": 0.1}}
-                 for backend, fps in (("onnxruntime", 28.0), ("onnxruntime-int8", 101.0))],
-    "ratios": {}, "other_processes_cores_busy": None,
+    "machine_label": "AMD EPYC 7B13 (2 cores), no GPU",
+    "settings": {"target_fps": TARGET_FPS},
+    "rows": [
+        _row("torch", "fp32", "cpu", 91.3),
+        _row("onnxruntime", "fp32", "CPUExecutionProvider", 31.7),
+        _row("onnxruntime-int8", "int8", "CPUExecutionProvider", 8.2),
+        {
+            "backend": "tensorrt-fp16",
+            "status": "not measured",
+            "reason": "no GPU; TensorRT not installed",
+            "fix": "TensorRT needs an NVIDIA GPU",
+        },
+        {
+            "backend": "tensorrt-int8",
+            "status": "not measured",
+            "reason": "no GPU; TensorRT not installed",
+            "fix": "TensorRT needs an NVIDIA GPU",
+        },
+    ],
+    "pipeline": [
+        {
+            "backend": backend,
+            "device": "CPUExecutionProvider",
+            "fps": fps,
+            "ratio_to_model_only": 0.9,
+            "pipeline_own_ms_per_frame": 2.0,
+            "pipeline_cpu_ms_per_frame": 3.0,
+            "stage_ms": {"prepare": 1.0, "alerts": 0.1},
+        }
+        for backend, fps in (("onnxruntime", 28.0), ("onnxruntime-int8", 101.0))
+    ],
+    "ratios": {},
+    "other_processes_cores_busy": None,
 }
 
 
@@ -54,9 +83,18 @@ def _row_starts(lines: list[str]) -> list[str]:
     return [line.lstrip("┃│ ") for line in lines]
 
 
-ROW_NAMES = {80: ["torch", "ORT fp32", "ORT int8", "TRT fp16", "TRT int8", "ORT fp32 loop", "ORT int8 loop"],
-             120: ["torch", "onnxruntime", "onnxruntime-int8", "tensorrt-fp16", "tensorrt-int8",
-                   "onnxruntime end to end", "onnxruntime-int8 end to end"]}
+ROW_NAMES = {
+    80: ["torch", "ORT fp32", "ORT int8", "TRT fp16", "TRT int8", "ORT fp32 loop", "ORT int8 loop"],
+    120: [
+        "torch",
+        "onnxruntime",
+        "onnxruntime-int8",
+        "tensorrt-fp16",
+        "tensorrt-int8",
+        "onnxruntime end to end",
+        "onnxruntime-int8 end to end",
+    ],
+}
 
 
 @pytest.mark.parametrize("width", WIDTHS)
@@ -86,12 +124,20 @@ def test_estimate_table(width: int, estimate_result: dict[str, Any]) -> None:
 @pytest.mark.parametrize("width", WIDTHS)
 @pytest.mark.parametrize("wide", [False, True])
 def test_alerts_tables(width: int, wide: bool) -> None:
-    events = [make_event("start", "transitional_risk", subject="cow-17",
-                         snapshot="/var/lib/fume-edge/snapshots/2026/11/25/a-long-snapshot-name.png"),
-              make_event("end", "camera_degraded", reason="interrupted"), make_event("start", "acidosis_risk")]
+    events = [
+        make_event(
+            "start",
+            "transitional_risk",
+            subject="cow-17",
+            snapshot="/var/lib/fume-edge/snapshots/2026/11/25/a-long-snapshot-name.png",
+        ),
+        make_event("end", "camera_degraded", reason="interrupted"),
+        make_event("start", "acidosis_risk"),
+    ]
     db = Path("/var/lib/fume-edge/alerts.db")
-    lines = _render(width, lambda console: console.print(_wide_table(events, db, width) if wide
-                                                         else _narrow_table(events, db)))
+    lines = _render(
+        width, lambda console: console.print(_wide_table(events, db, width) if wide else _narrow_table(events, db))
+    )
     assert max(map(len, lines)) <= width
     assert not any("…" in line for line in lines), "\n".join(lines)
     for event in events:

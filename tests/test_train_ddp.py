@@ -16,8 +16,20 @@ def test_two_gloo_processes_train_and_rank0_writes(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     config = fast_config(paired, runs, epochs=1, batch_size=2, data={"samples_per_epoch": 8, "max_val_samples": 6})
     fume_edge = Path(sys.executable).with_name("fume-edge")
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "--no-python",
-               str(fume_edge), "train", "--config", str(config), "--no-progress"]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "--no-python",
+        str(fume_edge),
+        "train",
+        "--config",
+        str(config),
+        "--no-progress",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(command, capture_output=True, text=True, timeout=180, env=env)
     assert done.returncode == 0, done.stderr[-2000:]

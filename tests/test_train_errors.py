@@ -29,14 +29,17 @@ def _yaml(tmp_path: Path, text: str) -> Path:
     return path
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("optim:\n  lr: 0.01\n  momentum: 0.9\n", r"bad.yaml:3: optim.momentum: unknown key; valid keys: lr, "),
-    ("epochs: ten\n", r"bad.yaml:1: epochs: expected a whole number \(got 'ten'\)"),
-    ("data:\n  image_size: [640]\n", r"bad.yaml:2: data.image_size: too few items: item 2 is missing"),
-    ("loss:\n  ph_alpha: [1, high, 1]\n", r"bad.yaml:2: loss.ph_alpha\[1\]: expected a number \(got 'high'\)"),
-    ("monitor: loss\n", r"bad.yaml:1: monitor: expected 'balanced_accuracy', 'macro_f1', 'gas_iou' or 'joint'"),
-    ("batch_size: 0\n", r"bad.yaml:1: batch_size: must be >= 1 \(got 0\)"),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("optim:\n  lr: 0.01\n  momentum: 0.9\n", r"bad.yaml:3: optim.momentum: unknown key; valid keys: lr, "),
+        ("epochs: ten\n", r"bad.yaml:1: epochs: expected a whole number \(got 'ten'\)"),
+        ("data:\n  image_size: [640]\n", r"bad.yaml:2: data.image_size: too few items: item 2 is missing"),
+        ("loss:\n  ph_alpha: [1, high, 1]\n", r"bad.yaml:2: loss.ph_alpha\[1\]: expected a number \(got 'high'\)"),
+        ("monitor: loss\n", r"bad.yaml:1: monitor: expected 'balanced_accuracy', 'macro_f1', 'gas_iou' or 'joint'"),
+        ("batch_size: 0\n", r"bad.yaml:1: batch_size: must be >= 1 \(got 0\)"),
+    ],
+)
 def test_config_errors_name_the_key_and_type(tmp_path: Path, text: str, expected: str) -> None:
     with pytest.raises(FumeEdgeError, match=expected):
         load_train_config(_yaml(tmp_path, text))
@@ -82,6 +85,7 @@ def test_class_absent_from_training(paired: Path, tmp_path: Path) -> None:
 def test_tracker_asked_for_but_not_installed(paired: Path, tmp_path: Path) -> None:
     try:
         import tensorboard  # noqa: F401
+
         pytest.skip("tensorboard is installed here")
     except ImportError:
         pass
@@ -96,6 +100,10 @@ def test_cli_prints_one_line(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
     assert done.stderr.strip().startswith("error:") and "bad.yaml:1: epochs: expected a whole number" in done.stderr
-    resume = subprocess.run([str(fume_edge), "train", "--resume", str(tmp_path / "missing" / "last.pt")],
-                            capture_output=True, text=True, timeout=60)
+    resume = subprocess.run(
+        [str(fume_edge), "train", "--resume", str(tmp_path / "missing" / "last.pt")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert resume.returncode == 2 and "Traceback" not in resume.stderr

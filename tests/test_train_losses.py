@@ -71,10 +71,17 @@ def test_multitask_is_weighted_sum_of_parts() -> None:
     # Masks [0, 2] over two pixels: focal (2/3)^2 ln 3 per pixel; dice: classes 0 and 2 (2/3 + 1)/(2/3 + 1 + 1)
     # = 5/8, class 1 (0 + 1)/(2/3 + 0 + 1) = 3/5, so 1 - (5/8 + 3/5 + 5/8)/3 = 23/60.
     mask = torch.tensor([[[0, 2]]])
-    batch = {"ph_class": torch.tensor([1]), "co2_mask": mask, "ch4_mask": mask.clone(),
-             "modality_mask": torch.ones(1, 2)}
-    out = {PH_LOGITS: torch.zeros(1, 3), CO2_SEG_LOGITS: torch.zeros(1, 3, 1, 2),
-           CH4_SEG_LOGITS: torch.zeros(1, 3, 1, 2)}
+    batch = {
+        "ph_class": torch.tensor([1]),
+        "co2_mask": mask,
+        "ch4_mask": mask.clone(),
+        "modality_mask": torch.ones(1, 2),
+    }
+    out = {
+        PH_LOGITS: torch.zeros(1, 3),
+        CO2_SEG_LOGITS: torch.zeros(1, 3, 1, 2),
+        CH4_SEG_LOGITS: torch.zeros(1, 3, 1, 2),
+    }
     total, parts = research_loss(cls_weight=0.5, seg_weight=2.0)(out, batch)
     ph = 0.5 * 8.0 * (2 / 3) ** 2 * math.log(3.0)
     seg = (2 / 3) ** 2 * math.log(3.0) + 23 / 60

@@ -24,15 +24,29 @@ def test_overlay_tints_only_labelled_pixels() -> None:
 
 
 def test_plots_write_png_files(tmp_path: Path) -> None:
-    history = [{"epoch": 1.0, "train_loss": 2.0, "val_loss": 1.5, "val_balanced_accuracy": math.nan},
-               {"epoch": 2.0, "train_loss": 1.0, "val_loss": 1.2, "val_balanced_accuracy": 0.5}]
+    history = [
+        {"epoch": 1.0, "train_loss": 2.0, "val_loss": 1.5, "val_balanced_accuracy": math.nan},
+        {"epoch": 2.0, "train_loss": 1.0, "val_loss": 1.2, "val_balanced_accuracy": 0.5},
+    ]
     cm = np.array([[3, 1, 0], [0, 0, 0], [1, 0, 4]])  # a class absent from the split: an all-zero row
     frame, mask = np.random.default_rng(0).random((6, 8)), np.ones((6, 8), np.int64)
-    sample = {"co2": frame, "co2_true": mask, "co2_pred": mask, "co2_present": np.array(True),
-              "ch4": frame, "ch4_true": mask, "ch4_pred": mask, "ch4_present": np.array(False),
-              "ph_true": np.array(2), "ph_pred": np.array(0)}
-    for path in (plot_curves(history, tmp_path / "curves.png"), plot_confusion(cm, tmp_path / "cm.png"),
-                 plot_overlays([sample, sample], tmp_path / "overlays.png")):
+    sample = {
+        "co2": frame,
+        "co2_true": mask,
+        "co2_pred": mask,
+        "co2_present": np.array(True),
+        "ch4": frame,
+        "ch4_true": mask,
+        "ch4_pred": mask,
+        "ch4_present": np.array(False),
+        "ph_true": np.array(2),
+        "ph_pred": np.array(0),
+    }
+    for path in (
+        plot_curves(history, tmp_path / "curves.png"),
+        plot_confusion(cm, tmp_path / "cm.png"),
+        plot_overlays([sample, sample], tmp_path / "overlays.png"),
+    ):
         assert path.read_bytes()[:8] == PNG
 
 

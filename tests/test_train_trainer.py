@@ -40,8 +40,9 @@ def paired(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def unbroken(paired: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Four epochs in one go (periodic checkpoint at epoch 2)."""
     output = tmp_path_factory.mktemp("runs")
-    config = load_train_config(fast_config(paired, output / "unbroken", epochs=4, run_name="unbroken",
-                                           data={"max_val_samples": None}))
+    config = load_train_config(
+        fast_config(paired, output / "unbroken", epochs=4, run_name="unbroken", data={"max_val_samples": None})
+    )
     return train(config, console=QUIET, show_progress=False)
 
 
@@ -54,8 +55,18 @@ def test_short_run_lowers_the_loss_and_fills_the_run_folder(unbroken: Path) -> N
     rows = _rows(unbroken)
     assert [r["epoch"] for r in rows] == ["1", "2", "3", "4"]  # whole epochs, written as integers
     assert float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"])
-    for name in ("config.yaml", "best.pt", "last.pt", "epoch_002.pt", "epoch_004.pt", "curves.png",
-                 "confusion_latest.png", "overlays_latest.png", "confusion_best.png", "overlays_best.png"):
+    for name in (
+        "config.yaml",
+        "best.pt",
+        "last.pt",
+        "epoch_002.pt",
+        "epoch_004.pt",
+        "curves.png",
+        "confusion_latest.png",
+        "overlays_latest.png",
+        "confusion_best.png",
+        "overlays_best.png",
+    ):
         assert (unbroken / name).is_file(), name
     assert (unbroken / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     best = load_checkpoint(unbroken / "best.pt")
@@ -63,7 +74,8 @@ def test_short_run_lowers_the_loss_and_fills_the_run_folder(unbroken: Path) -> N
     assert "resume" not in best.extra  # deployable weights only
     shared = [k for k in best.state_dict if k.startswith("co2_encoder.")]
     assert shared and all(  # the shared encoder is stored once, under both prefixes
-        best.state_dict[k].data_ptr() == best.state_dict[k.replace("co2_", "ch4_", 1)].data_ptr() for k in shared)
+        best.state_dict[k].data_ptr() == best.state_dict[k.replace("co2_", "ch4_", 1)].data_ptr() for k in shared
+    )
     assert "resume" in load_checkpoint(unbroken / "last.pt").extra
     assert load_train_config(unbroken / "config.yaml").epochs == 4  # the resolved config reloads
 
@@ -74,8 +86,12 @@ def test_resume_continues_bit_for_bit(unbroken: Path, tmp_path: Path) -> None:
     broken.mkdir()
     shutil.copy(unbroken / "epoch_002.pt", broken / "last.pt")
     torch.manual_seed(12345)  # disturb every RNG: resume must restore them
-    resumed = train(command_config(None, broken / "last.pt", None, None), resume=broken / "last.pt",
-                    console=QUIET, show_progress=False)
+    resumed = train(
+        command_config(None, broken / "last.pt", None, None),
+        resume=broken / "last.pt",
+        console=QUIET,
+        show_progress=False,
+    )
     assert resumed == broken
     expected = _rows(unbroken)[2:]
     got = _rows(broken)
@@ -103,8 +119,11 @@ def test_eval_scores_best_checkpoint_like_validation(unbroken: Path, paired: Pat
     pairs = sum(s.co2 is not None and s.ch4 is not None for s in samples)
     co2_singles = sum(s.ch4 is None for s in samples)
     assert pairs and co2_singles, "the split has pairs and CO2-only samples"
-    assert report.modality_samples == {"both": pairs, "co2 only": pairs + co2_singles,
-                                       "ch4 only": pairs + sum(s.co2 is None for s in samples)}
+    assert report.modality_samples == {
+        "both": pairs,
+        "co2 only": pairs + co2_singles,
+        "ch4 only": pairs + sum(s.co2 is None for s in samples),
+    }
     assert math.isnan(report.by_modality["co2 only"].get("ch4_iou_gas", math.nan))
     assert set(body["by_modality"]) == set(report.by_modality)
 
@@ -138,13 +157,29 @@ def test_progress_counts_epochs_without_a_new_best() -> None:
     assert (progress.best, progress.best_epoch) == (0.6, 5)
 
 
-def test_eval_command_prints_percent_writes_plots_and_its_next_step(unbroken: Path, paired: Path,
-                                                                     tmp_path: Path) -> None:
+def test_eval_command_prints_percent_writes_plots_and_its_next_step(
+    unbroken: Path, paired: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "eval" / "best.json"
-    done = subprocess.run([sys.executable, "-m", "fume_edge", "eval", str(unbroken / "best.pt"), "--data",
-                           str(paired / "paired_val.csv"), "--data-config", str(paired.parent / "data.yaml"),
-                           "--json", str(out)], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "COLUMNS": "120"})
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fume_edge",
+            "eval",
+            str(unbroken / "best.pt"),
+            "--data",
+            str(paired / "paired_val.csv"),
+            "--data-config",
+            str(paired.parent / "data.yaml"),
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "COLUMNS": "120"},
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     body = json.loads(out.read_text())
     accuracy = body["metrics"]["balanced_accuracy"]
@@ -157,8 +192,14 @@ def test_eval_command_prints_percent_writes_plots_and_its_next_step(unbroken: Pa
 
 
 def test_an_epoch_line_fits_80_columns() -> None:
-    row = {"epoch": 100.0, "train_loss": 12.345678, "val_loss": 10.5, "val_balanced_accuracy": 0.8333,
-           "val_gas_iou": 0.9123, "val_joint": 0.8728}
+    row = {
+        "epoch": 100.0,
+        "train_loss": 12.345678,
+        "val_loss": 10.5,
+        "val_balanced_accuracy": 0.8333,
+        "val_gas_iou": 0.9123,
+        "val_joint": 0.8728,
+    }
     console = Console(width=80, record=True, file=open(os.devnull, "w"))  # noqa: SIM115
     console.print(epoch_summary(row, best=True))
     lines = console.export_text().splitlines()

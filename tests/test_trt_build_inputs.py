@@ -29,13 +29,22 @@ def test_fp16_form_for_tensorrt_11_keeps_float32_io_and_the_masks(tmp_path: Path
     model = onnx.load(str(path))
     assert is_fp16(model) and not is_qdq(model) and check_onnx(model, "11").findings == ()
     io_types = {v.name: v.type.tensor_type.elem_type for v in [*model.graph.input, *model.graph.output]}
-    assert io_types == {"co2": TensorProto.FLOAT, "ch4": TensorProto.FLOAT, "modality_mask": TensorProto.FLOAT,
-                        "ph_logits": TensorProto.FLOAT, "co2_seg": TensorProto.INT32, "ch4_seg": TensorProto.INT32}
+    assert io_types == {
+        "co2": TensorProto.FLOAT,
+        "ch4": TensorProto.FLOAT,
+        "modality_mask": TensorProto.FLOAT,
+        "ph_logits": TensorProto.FLOAT,
+        "co2_seg": TensorProto.INT32,
+        "ch4_seg": TensorProto.INT32,
+    }
     meta = {p.key: p.value for p in model.metadata_props}
     assert meta["fume_edge.precision"] == "fp16" and "fume_edge.class_names" in meta
     rng = np.random.default_rng(0)
-    feed = {"co2": rng.random((1, 1, 480, 640), np.float32), "ch4": rng.random((1, 1, 480, 640), np.float32),
-            "modality_mask": np.ones((1, 2), np.float32)}
+    feed = {
+        "co2": rng.random((1, 1, 480, 640), np.float32),
+        "ch4": rng.random((1, 1, 480, 640), np.float32),
+        "modality_mask": np.ones((1, 2), np.float32),
+    }
     half = ort.InferenceSession(str(path)).run(None, feed)
     full = ort.InferenceSession(str(default_model_path())).run(None, feed)
     assert np.argmax(half[0]) == np.argmax(full[0])

@@ -18,8 +18,9 @@ from fume_edge.runtime.trt_module import is_jetson
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "COLUMNS": "200"}  # help tables unwrapped
-    return subprocess.run([sys.executable, "-m", "fume_edge", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=300, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "fume_edge", *args], cwd=cwd, capture_output=True, text=True, timeout=300, env=env
+    )
 
 
 def _one_error_line(done: subprocess.CompletedProcess[str]) -> str:
@@ -40,9 +41,11 @@ def test_build_engine_without_tensorrt_says_how_to_get_it(tmp_path: Path) -> Non
 
 @pytest.mark.parametrize(
     ("args", "message"),
-    [(("--fp16", "--int8"), "exactly one of --fp16 or --int8"),
-     (("--fp16", "--calibrator", "entropy"), "--calibrator entropy: only with --int8"),
-     (("--int8", "--calibrator", "minmax"), "--calibrator 'minmax'")],
+    [
+        (("--fp16", "--int8"), "exactly one of --fp16 or --int8"),
+        (("--fp16", "--calibrator", "entropy"), "--calibrator entropy: only with --int8"),
+        (("--int8", "--calibrator", "minmax"), "--calibrator 'minmax'"),
+    ],
     ids=["both-precisions", "entropy-without-int8", "unknown-calibrator"],
 )
 def test_build_engine_option_errors_come_before_any_work(tmp_path: Path, args: tuple[str, ...], message: str) -> None:
@@ -50,14 +53,21 @@ def test_build_engine_option_errors_come_before_any_work(tmp_path: Path, args: t
 
 
 def test_build_engine_missing_model_is_one_line(tmp_path: Path) -> None:
-    assert "absent.onnx: ONNX file not found" in _one_error_line(_cli("build-engine", "absent.onnx", "--fp16", cwd=tmp_path))
+    assert "absent.onnx: ONNX file not found" in _one_error_line(
+        _cli("build-engine", "absent.onnx", "--fp16", cwd=tmp_path)
+    )
 
 
 def test_help_shows_defaults(tmp_path: Path) -> None:
     done = _cli("build-engine", "--help", cwd=tmp_path)
     assert done.returncode == 0
-    for default in ("[default: engines/MODEL.PRECISION.engine]", "[default: 2.0]", "[default: 3]", "[default: qdq]",
-                    "[default: GPU only]"):
+    for default in (
+        "[default: engines/MODEL.PRECISION.engine]",
+        "[default: 2.0]",
+        "[default: 3]",
+        "[default: qdq]",
+        "[default: GPU only]",
+    ):
         assert default in done.stdout, default
 
 
@@ -65,7 +75,13 @@ def test_info_describes_an_engine_from_its_sidecar_without_tensorrt(tmp_path: Pa
     engine = fake_engine(tmp_path, "10.3.0")
     done = _cli("info", str(engine), cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
-    for text in ("fume.engine (engine)", "TensorRT", "10.3.0", "Orin (compute capability 8.7)", "int32 [1×480×640]",
-                 "Healthy, Transitional, Acidotic"):
+    for text in (
+        "fume.engine (engine)",
+        "TensorRT",
+        "10.3.0",
+        "Orin (compute capability 8.7)",
+        "int32 [1×480×640]",
+        "Healthy, Transitional, Acidotic",
+    ):
         assert text in done.stdout, text
     assert "precision" in done.stdout and "fp16" in done.stdout

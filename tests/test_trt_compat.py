@@ -21,12 +21,24 @@ from fume_edge.runtime.engine_sidecar import RunningOn, rebuild_reason, write_si
 
 @pytest.mark.parametrize(
     ("driver", "bindings", "expected"),
-    [(12060, 13, "cuda-python 13.x needs a CUDA 13 driver, this driver supports CUDA 12.6 (JetPack 6): "
-                  "pip install 'cuda-python>=12,<13' (or pip install 'fume-edge[trt-cu12]')"),
-     (13000, 13, None), (12020, 12, None), (13000, 12, None),
-     (0, 13, None),
-     (12060, None, "cuda-python is not installed; for this CUDA 12.6 driver: pip install 'cuda-python>=12,<13' "
-                   "(or pip install 'fume-edge[trt-cu12]')")],
+    [
+        (
+            12060,
+            13,
+            "cuda-python 13.x needs a CUDA 13 driver, this driver supports CUDA 12.6 (JetPack 6): "
+            "pip install 'cuda-python>=12,<13' (or pip install 'fume-edge[trt-cu12]')",
+        ),
+        (13000, 13, None),
+        (12020, 12, None),
+        (13000, 12, None),
+        (0, 13, None),
+        (
+            12060,
+            None,
+            "cuda-python is not installed; for this CUDA 12.6 driver: pip install 'cuda-python>=12,<13' "
+            "(or pip install 'fume-edge[trt-cu12]')",
+        ),
+    ],
     ids=["13-on-jetpack-6", "13-on-13", "12-on-12", "12-on-13", "no-driver", "missing"],
 )
 def test_cuda_python_advice_names_the_exact_install(driver: int, bindings: int | None, expected: str | None) -> None:
@@ -79,7 +91,8 @@ def test_tensorrt_warnings_reach_the_log_without_a_console(caplog: pytest.LogCap
         logger.log(lean.ILogger.Severity.WARNING, "weights are not calibrated")  # type: ignore[attr-defined]
         logger.log(lean.ILogger.Severity.INFO, "loaded")  # type: ignore[attr-defined]
     assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
-        ("WARNING", "TensorRT: weights are not calibrated")]
+        ("WARNING", "TensorRT: weights are not calibrated")
+    ]
 
 
 def test_stream_handle_is_the_raw_address_the_cuda_python_13_way() -> None:

@@ -41,9 +41,11 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
     except FumeEdgeError as exc:
         pytest.skip(str(exc))
     folder = tmp_path_factory.mktemp("trt_gpu")
-    for args in (("synth", "syn", "--pairs", "48", "--seed", "21", "--workers", "2"),
-                 ("pair", "syn/annotations.csv", "-o", "paired"),
-                 ("calibrate", "--data", "paired/paired_train.csv", "-o", "calib", "--count", "32")):
+    for args in (
+        ("synth", "syn", "--pairs", "48", "--seed", "21", "--workers", "2"),
+        ("pair", "syn/annotations.csv", "-o", "paired"),
+        ("calibrate", "--data", "paired/paired_train.csv", "-o", "calib", "--count", "32"),
+    ):
         done = subprocess.run([sys.executable, "-m", "fume_edge", *args], cwd=folder, capture_output=True, text=True)
         assert done.returncode == 0, done.stdout + done.stderr
     return folder
@@ -51,9 +53,12 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def engines(work: Path) -> dict[str, BuildResult]:
-    return {"fp16": build_engine(default_model_path(), work / "fp16.engine", EngineBuildOptions(precision="fp16")),
-            "int8-qdq": build_engine(default_model_path(), work / "int8.engine", EngineBuildOptions(precision="int8"),
-                                     calib=work / "calib")}
+    return {
+        "fp16": build_engine(default_model_path(), work / "fp16.engine", EngineBuildOptions(precision="fp16")),
+        "int8-qdq": build_engine(
+            default_model_path(), work / "int8.engine", EngineBuildOptions(precision="int8"), calib=work / "calib"
+        ),
+    }
 
 
 @pytest.mark.parametrize("precision", ["fp16", "int8-qdq"])
@@ -79,8 +84,10 @@ def test_engine_agrees_with_onnx_runtime(work: Path, engines: dict[str, BuildRes
 
 def test_cuda_graph_replay_equals_the_plain_path(work: Path, engines: dict[str, BuildResult]) -> None:
     item = load_calibration(work / "calib").item(0)
-    with TensorRTBackend(engines["fp16"].engine) as plain, \
-            TensorRTBackend(engines["fp16"].engine, cuda_graph=True) as graph:
+    with (
+        TensorRTBackend(engines["fp16"].engine) as plain,
+        TensorRTBackend(engines["fp16"].engine, cuda_graph=True) as graph,
+    ):
         for _ in range(3):
             a = plain.infer(item.co2, item.ch4, item.modality_mask)
             b = graph.infer(item.co2, item.ch4, item.modality_mask)
@@ -109,17 +116,27 @@ def test_entropy_calibrator_builds_where_tensorrt_has_it(work: Path) -> None:
 
     if int(trt.__version__.split(".")[0]) >= 11:
         pytest.skip(f"TensorRT {trt.__version__} has no calibrators (removed in 11)")
-    result = build_engine(default_model_path(), work / "entropy.engine",
-                          EngineBuildOptions(precision="int8", calibrator="entropy"), calib=work / "calib")
+    result = build_engine(
+        default_model_path(),
+        work / "entropy.engine",
+        EngineBuildOptions(precision="int8", calibrator="entropy"),
+        calib=work / "calib",
+    )
     assert result.info.precision == "int8-entropy" and result.engine.stat().st_size > 0
 
 
 def test_trtexec_loads_the_plan(engines: dict[str, BuildResult]) -> None:
-    trtexec = shutil.which("trtexec") or next((p for p in ("/usr/src/tensorrt/bin/trtexec",) if Path(p).is_file()), None)
+    trtexec = shutil.which("trtexec") or next(
+        (p for p in ("/usr/src/tensorrt/bin/trtexec",) if Path(p).is_file()), None
+    )
     if trtexec is None:
         pytest.skip("trtexec is not on the PATH (JetPack: /usr/src/tensorrt/bin)")
-    done = subprocess.run([trtexec, f"--loadEngine={engines['fp16'].engine}", "--iterations=5", "--warmUp=0",
-                           "--duration=0"], capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [trtexec, f"--loadEngine={engines['fp16'].engine}", "--iterations=5", "--warmUp=0", "--duration=0"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0 and "PASSED" in done.stdout, done.stdout[-2000:]
 
 
@@ -132,11 +149,18 @@ def test_entropy_cache_is_written_per_network_and_reused(work: Path) -> None:
     from fume_edge.hashing import sha256_file
 
     cset = load_calibration(work / "calib")
-    expected = work / "calib" / calibration_cache_name(trt.__version__, sha256_file(default_model_path()),
-                                                       cset.manifest_sha256)
+    expected = (
+        work
+        / "calib"
+        / calibration_cache_name(trt.__version__, sha256_file(default_model_path()), cset.manifest_sha256)
+    )
     if not expected.is_file():
-        build_engine(default_model_path(), work / "entropy2.engine",
-                     EngineBuildOptions(precision="int8", calibrator="entropy"), calib=work / "calib")
+        build_engine(
+            default_model_path(),
+            work / "entropy2.engine",
+            EngineBuildOptions(precision="int8", calibrator="entropy"),
+            calib=work / "calib",
+        )
     assert expected.is_file() and expected.stat().st_size > 0
 
 
@@ -185,8 +209,12 @@ def test_dla_engine_loads_on_its_core(work: Path) -> None:
     if trt.Builder(trt.Logger()).num_DLA_cores == 0:
         pytest.skip("this GPU has no DLA (only AGX Orin and Orin NX do)")
     calibrator = "entropy" if trt.__version__.startswith("8.") else "qdq"
-    result = build_engine(default_model_path(), work / "dla.engine",
-                          EngineBuildOptions(precision="int8", calibrator=calibrator, dla_core=0), calib=work / "calib")
+    result = build_engine(
+        default_model_path(),
+        work / "dla.engine",
+        EngineBuildOptions(precision="int8", calibrator=calibrator, dla_core=0),
+        calib=work / "calib",
+    )
     assert result.info.build_flags["dla_core"] == 0
     item = load_calibration(work / "calib").item(0)
     with TensorRTBackend(result.engine) as backend:

@@ -23,8 +23,14 @@ SIZE = (128, 96)
 
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "fume_edge", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=600, env={**os.environ, "COLUMNS": "250"})
+    return subprocess.run(
+        [sys.executable, "-m", "fume_edge", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "COLUMNS": "250"},
+    )
 
 
 @pytest.fixture(scope="module")
@@ -33,10 +39,12 @@ def bundled_graphs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     work = tmp_path_factory.mktemp("bundled_graphs")
     fp16 = work / "fume.fp16.onnx"
     onnx.save(fp16_model(onnx.load(str(default_model_path()))), str(fp16))
-    for args in (("synth", "syn", "--pairs", "24", "--seed", "5", "--workers", "2"),
-                 ("pair", "syn/annotations.csv", "-o", "paired"),
-                 ("calibrate", "--data", "paired/paired_train.csv", "-o", "calib", "--count", "10"),
-                 ("quantize", str(default_model_path()), "--calib", "calib", "-o", "int8.onnx", "--force")):
+    for args in (
+        ("synth", "syn", "--pairs", "24", "--seed", "5", "--workers", "2"),
+        ("pair", "syn/annotations.csv", "-o", "paired"),
+        ("calibrate", "--data", "paired/paired_train.csv", "-o", "calib", "--count", "10"),
+        ("quantize", str(default_model_path()), "--calib", "calib", "-o", "int8.onnx", "--force"),
+    ):
         done = _cli(*args, cwd=work)
         assert done.returncode == 0, done.stdout + done.stderr
     return {"fp32": default_model_path(), "fp16": fp16, "int8": work / "int8.onnx"}
@@ -95,8 +103,14 @@ def test_operator_tables_cite_onnx_tensorrt_and_grow_with_the_version() -> None:
 
 # ----- one graph per violation kind -----
 
-def _model(nodes: list[onnx.NodeProto], inputs: list[onnx.ValueInfoProto], outputs: list[onnx.ValueInfoProto],
-           initializers: list[TensorProto] | tuple[TensorProto, ...] = (), opset: int = 17) -> onnx.ModelProto:
+
+def _model(
+    nodes: list[onnx.NodeProto],
+    inputs: list[onnx.ValueInfoProto],
+    outputs: list[onnx.ValueInfoProto],
+    initializers: list[TensorProto] | tuple[TensorProto, ...] = (),
+    opset: int = 17,
+) -> onnx.ModelProto:
     graph = helper.make_graph(nodes, "g", inputs, outputs, list(initializers))
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
 
@@ -112,78 +126,166 @@ def _const(name: str, value: np.ndarray) -> TensorProto:
 def _qdq(zero_point: TensorProto | None) -> onnx.ModelProto:
     inits = [_const("s", np.array(0.1, np.float32))] + ([zero_point] if zero_point is not None else [])
     zp = [zero_point.name] if zero_point is not None else []
-    nodes = [helper.make_node("QuantizeLinear", ["x", "s", *zp], ["q"], name="q0"),
-             helper.make_node("DequantizeLinear", ["q", "s", *zp], ["y"], name="dq0")]
+    nodes = [
+        helper.make_node("QuantizeLinear", ["x", "s", *zp], ["q"], name="q0"),
+        helper.make_node("DequantizeLinear", ["q", "s", *zp], ["y"], name="dq0"),
+    ]
     return _model(nodes, [_value("x")], [_value("y")], inits)
 
 
 def _weight_dq(axis: int, consumer: str) -> onnx.ModelProto:
     """Int8 weight (4 out, 2 in, 1, 1) dequantized per channel along `axis`, feeding a Conv or ConvTranspose."""
     channels = 4 if axis == 0 else 2
-    inits = [_const("w_q", np.ones((4, 2, 1, 1), np.int8)), _const("w_s", np.full(channels, 0.1, np.float32)),
-             _const("w_zp", np.zeros(channels, np.int8))]
-    nodes = [helper.make_node("DequantizeLinear", ["w_q", "w_s", "w_zp"], ["w"], name="w_dq", axis=axis),
-             helper.make_node(consumer, ["x", "w"], ["y"], name="layer")]
+    inits = [
+        _const("w_q", np.ones((4, 2, 1, 1), np.int8)),
+        _const("w_s", np.full(channels, 0.1, np.float32)),
+        _const("w_zp", np.zeros(channels, np.int8)),
+    ]
+    nodes = [
+        helper.make_node("DequantizeLinear", ["w_q", "w_s", "w_zp"], ["w"], name="w_dq", axis=axis),
+        helper.make_node(consumer, ["x", "w"], ["y"], name="layer"),
+    ]
     out = (1, 4, 4, 4) if consumer == "Conv" else (1, 2, 4, 4)
     return _model(nodes, [_value("x", (1, 2 if consumer == "Conv" else 4, 4, 4))], [_value("y", out)], inits)
 
 
 def _activation_per_channel() -> onnx.ModelProto:
     inits = [_const("s", np.full(4, 0.1, np.float32)), _const("zp", np.zeros(4, np.int8))]
-    nodes = [helper.make_node("QuantizeLinear", ["x", "s", "zp"], ["q"], name="act_q", axis=1),
-             helper.make_node("DequantizeLinear", ["q", "s", "zp"], ["y"], name="act_dq", axis=1)]
+    nodes = [
+        helper.make_node("QuantizeLinear", ["x", "s", "zp"], ["q"], name="act_q", axis=1),
+        helper.make_node("DequantizeLinear", ["q", "s", "zp"], ["y"], name="act_dq", axis=1),
+    ]
     return _model(nodes, [_value("x")], [_value("y")], inits)
 
 
 def _runtime_inputs() -> onnx.ModelProto:
     inputs = [_value("x", (1, 1, 4, 4)), _value("w", (1, 1, 1, 1)), _value("axes", (1,), TensorProto.INT64)]
-    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="conv"),
-             helper.make_node("Slice", ["c", "starts", "ends", "axes"], ["y"], name="slice")]
-    return _model(nodes, inputs, [_value("y", (1, 1, 2, 4))],
-                  [_const("starts", np.array([0], np.int64)), _const("ends", np.array([2], np.int64))])
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c"], name="conv"),
+        helper.make_node("Slice", ["c", "starts", "ends", "axes"], ["y"], name="slice"),
+    ]
+    return _model(
+        nodes,
+        inputs,
+        [_value("y", (1, 1, 2, 4))],
+        [_const("starts", np.array([0], np.int64)), _const("ends", np.array([2], np.int64))],
+    )
 
 
 VIOLATIONS = {
-    "operator": (lambda: _model([helper.make_node("Hardmax", ["x"], ["y"], name="hm")], [_value("x")], [_value("y")]),
-                 "operator", "Hardmax 'hm': operator Hardmax is not in TensorRT 8.6's ONNX parser support list"),
-    "opset": (lambda: _model([helper.make_node("Relu", ["x"], ["y"])], [_value("x")], [_value("y")], opset=18),
-              "opset", "model opset 18 is outside 9..17"),
-    "domain": (lambda: _model([helper.make_node("Gelu", ["x"], ["y"], name="g", domain="com.microsoft")],
-                              [_value("x")], [_value("y")]), "domain", "Gelu 'g' is in domain 'com.microsoft'"),
-    "dynamic-shape": (lambda: _model([helper.make_node("Relu", ["x"], ["y"])], [_value("x", ("batch", 4))],
-                                     [_value("y", ("batch", 4))]), "io", "input 'x' has a dynamic shape ['batch', 4]"),
-    "int64-output": (lambda: _model([helper.make_node("ArgMax", ["x"], ["y"], name="am", axis=1)], [_value("x")],
-                                    [_value("y", (1, 1), TensorProto.INT64)]), "io", "output 'y' is int64"),
-    "runtime-pad-pads": (lambda: _model([helper.make_node("Pad", ["x", "pads"], ["y"], name="pad")],
-                                        [_value("x"), _value("pads", (4,), TensorProto.INT64)], [_value("y", (1, 6))]),
-                         "constant-input", "Pad 'pad': input 1 ('pads') is computed at run time"),
-    "antialias-resize": (lambda: _model([helper.make_node("Resize", ["x", "", "scales"], ["y"], name="up",
-                                                          mode="linear", antialias=1)],
-                                        [_value("x", (1, 1, 4, 4))], [_value("y", (1, 1, 2, 2))],
-                                        [_const("scales", np.array([1, 1, .5, .5], np.float32))], opset=17),
-                         "resize", "Resize 'up': Resize with antialias"),
-    "aspect-ratio-resize": (lambda: _model([helper.make_node("Resize", ["x", "", "", "sizes"], ["y"], name="up",
-                                                             keep_aspect_ratio_policy="not_larger")],
-                                           [_value("x", (1, 1, 4, 4))], [_value("y", (1, 1, 8, 8))],
-                                           [_const("sizes", np.array([1, 1, 8, 8], np.int64))]),
-                            "resize", "Resize 'up': Resize keep_aspect_ratio_policy 'not_larger'"),
-    "double-input": (lambda: _model([helper.make_node("Cast", ["x"], ["y"], to=TensorProto.FLOAT)],
-                                    [_value("x", (1, 4), TensorProto.DOUBLE)], [_value("y")]), "io", "input 'x' is double"),
-    "nonzero-zero-point": (lambda: _qdq(_const("zp", np.array(3, np.int8))), "zero-point",
-                           "QuantizeLinear 'q0': zero point 'zp' is nonzero"),
-    "uint8-zero-point": (lambda: _qdq(_const("zp", np.array(0, np.uint8))), "zero-point",
-                         "QuantizeLinear 'q0': zero point is uint8, TensorRT needs int8"),
+    "operator": (
+        lambda: _model([helper.make_node("Hardmax", ["x"], ["y"], name="hm")], [_value("x")], [_value("y")]),
+        "operator",
+        "Hardmax 'hm': operator Hardmax is not in TensorRT 8.6's ONNX parser support list",
+    ),
+    "opset": (
+        lambda: _model([helper.make_node("Relu", ["x"], ["y"])], [_value("x")], [_value("y")], opset=18),
+        "opset",
+        "model opset 18 is outside 9..17",
+    ),
+    "domain": (
+        lambda: _model(
+            [helper.make_node("Gelu", ["x"], ["y"], name="g", domain="com.microsoft")], [_value("x")], [_value("y")]
+        ),
+        "domain",
+        "Gelu 'g' is in domain 'com.microsoft'",
+    ),
+    "dynamic-shape": (
+        lambda: _model(
+            [helper.make_node("Relu", ["x"], ["y"])], [_value("x", ("batch", 4))], [_value("y", ("batch", 4))]
+        ),
+        "io",
+        "input 'x' has a dynamic shape ['batch', 4]",
+    ),
+    "int64-output": (
+        lambda: _model(
+            [helper.make_node("ArgMax", ["x"], ["y"], name="am", axis=1)],
+            [_value("x")],
+            [_value("y", (1, 1), TensorProto.INT64)],
+        ),
+        "io",
+        "output 'y' is int64",
+    ),
+    "runtime-pad-pads": (
+        lambda: _model(
+            [helper.make_node("Pad", ["x", "pads"], ["y"], name="pad")],
+            [_value("x"), _value("pads", (4,), TensorProto.INT64)],
+            [_value("y", (1, 6))],
+        ),
+        "constant-input",
+        "Pad 'pad': input 1 ('pads') is computed at run time",
+    ),
+    "antialias-resize": (
+        lambda: _model(
+            [helper.make_node("Resize", ["x", "", "scales"], ["y"], name="up", mode="linear", antialias=1)],
+            [_value("x", (1, 1, 4, 4))],
+            [_value("y", (1, 1, 2, 2))],
+            [_const("scales", np.array([1, 1, 0.5, 0.5], np.float32))],
+            opset=17,
+        ),
+        "resize",
+        "Resize 'up': Resize with antialias",
+    ),
+    "aspect-ratio-resize": (
+        lambda: _model(
+            [
+                helper.make_node(
+                    "Resize", ["x", "", "", "sizes"], ["y"], name="up", keep_aspect_ratio_policy="not_larger"
+                )
+            ],
+            [_value("x", (1, 1, 4, 4))],
+            [_value("y", (1, 1, 8, 8))],
+            [_const("sizes", np.array([1, 1, 8, 8], np.int64))],
+        ),
+        "resize",
+        "Resize 'up': Resize keep_aspect_ratio_policy 'not_larger'",
+    ),
+    "double-input": (
+        lambda: _model(
+            [helper.make_node("Cast", ["x"], ["y"], to=TensorProto.FLOAT)],
+            [_value("x", (1, 4), TensorProto.DOUBLE)],
+            [_value("y")],
+        ),
+        "io",
+        "input 'x' is double",
+    ),
+    "nonzero-zero-point": (
+        lambda: _qdq(_const("zp", np.array(3, np.int8))),
+        "zero-point",
+        "QuantizeLinear 'q0': zero point 'zp' is nonzero",
+    ),
+    "uint8-zero-point": (
+        lambda: _qdq(_const("zp", np.array(0, np.uint8))),
+        "zero-point",
+        "QuantizeLinear 'q0': zero point is uint8, TensorRT needs int8",
+    ),
     "missing-zero-point": (lambda: _qdq(None), "zero-point", "QuantizeLinear 'q0' has no zero point"),
-    "weight-axis": (lambda: _weight_dq(1, "Conv"), "qdq-axis",
-                    "DequantizeLinear 'w_dq': weight 'w_q' of Conv 'layer' is quantized along axis 1"),
-    "activation-per-channel": (_activation_per_channel, "qdq-axis",
-                               "QuantizeLinear 'act_q': activation 'x' is quantized per channel (axis 1)"),
+    "weight-axis": (
+        lambda: _weight_dq(1, "Conv"),
+        "qdq-axis",
+        "DequantizeLinear 'w_dq': weight 'w_q' of Conv 'layer' is quantized along axis 1",
+    ),
+    "activation-per-channel": (
+        _activation_per_channel,
+        "qdq-axis",
+        "QuantizeLinear 'act_q': activation 'x' is quantized per channel (axis 1)",
+    ),
     "runtime-conv-weight": (_runtime_inputs, "constant-input", "Conv 'conv': input 1 ('w') is computed at run time"),
-    "runtime-slice-axes": (_runtime_inputs, "constant-input", "Slice 'slice': input 3 ('axes') is computed at run time"),
-    "cubic-resize": (lambda: _model([helper.make_node("Resize", ["x", "", "scales"], ["y"], name="up", mode="cubic")],
-                                    [_value("x", (1, 1, 4, 4))], [_value("y", (1, 1, 8, 8))],
-                                    [_const("scales", np.array([1, 1, 2, 2], np.float32))]),
-                     "resize", "Resize 'up': Resize mode 'cubic' with 'half_pixel' coordinates"),
+    "runtime-slice-axes": (
+        _runtime_inputs,
+        "constant-input",
+        "Slice 'slice': input 3 ('axes') is computed at run time",
+    ),
+    "cubic-resize": (
+        lambda: _model(
+            [helper.make_node("Resize", ["x", "", "scales"], ["y"], name="up", mode="cubic")],
+            [_value("x", (1, 1, 4, 4))],
+            [_value("y", (1, 1, 8, 8))],
+            [_const("scales", np.array([1, 1, 2, 2], np.float32))],
+        ),
+        "resize",
+        "Resize 'up': Resize mode 'cubic' with 'half_pixel' coordinates",
+    ),
 }
 
 
@@ -219,16 +321,29 @@ def test_io_types_follow_each_versions_datatype_list() -> None:
 def test_io_types_of_tensorrt_11_exist_in_the_real_lean_runtime() -> None:
     """The 11.x table names only types the TensorRT 11 API's DataType has (checked against the lean runtime)."""
     lean = pytest.importorskip("tensorrt_lean_bindings")
-    names = {"float32": "FLOAT", "float16": "HALF", "bfloat16": "BF16", "int8": "INT8", "int32": "INT32",
-             "int64": "INT64", "bool": "BOOL", "uint8": "UINT8"}
+    names = {
+        "float32": "FLOAT",
+        "float16": "HALF",
+        "bfloat16": "BF16",
+        "int8": "INT8",
+        "int32": "INT32",
+        "int64": "INT64",
+        "bool": "BOOL",
+        "uint8": "UINT8",
+    }
     assert {names[t] for t in IO_TYPES["11"].values()} <= set(lean.DataType.__members__)
 
 
 def test_reduce_axes_must_be_constant_from_opset_18() -> None:
     def reduce(opset: int) -> onnx.ModelProto:
         inputs = [_value("x", (1, 4)), _value("axes", (1,), TensorProto.INT64)]
-        node = helper.make_node("ReduceMean", ["x", "axes"] if opset >= 18 else ["x"], ["y"], name="mean",
-                                **({} if opset >= 18 else {"axes": [1]}))
+        node = helper.make_node(
+            "ReduceMean",
+            ["x", "axes"] if opset >= 18 else ["x"],
+            ["y"],
+            name="mean",
+            **({} if opset >= 18 else {"axes": [1]}),
+        )
         return _model([node], inputs if opset >= 18 else inputs[:1], [_value("y", (1, 1))], opset=opset)
 
     assert not [f for f in check_onnx(reduce(17), "10").findings if f.rule == "constant-input"]
@@ -247,8 +362,10 @@ def test_check_command_exits_1_with_a_table_naming_the_node(tmp_path: Path) -> N
 
 def test_check_command_unknown_version_and_unreadable_file_are_one_line(tmp_path: Path) -> None:
     (tmp_path / "junk.onnx").write_bytes(b"not a model")
-    for args, message in ((("junk.onnx",), "not a readable ONNX file"),
-                          ((str(default_model_path()), "--trt", "7"), "--trt 7: fume-edge knows TensorRT")):
+    for args, message in (
+        (("junk.onnx",), "not a readable ONNX file"),
+        ((str(default_model_path()), "--trt", "7"), "--trt 7: fume-edge knows TensorRT"),
+    ):
         done = _cli("check", *args, cwd=tmp_path)
         lines = [line for line in done.stderr.splitlines() if line.strip()]
         assert done.returncode == 2 and len(lines) == 1 and message in lines[0], done.stderr

@@ -26,8 +26,9 @@ EXPECTED = {
 @pytest.mark.parametrize(("version", "precision", "calibrator"), list(EXPECTED), ids=lambda v: str(v))
 def test_flags_and_onnx_form_per_version(version: str, precision: str, calibrator: str) -> None:
     plan = build_plan(version, EngineBuildOptions(precision=precision, calibrator=calibrator))
-    assert (plan.network_flags, plan.builder_flags, plan.onnx_form, plan.sidecar_precision) == \
-        EXPECTED[(version, precision, calibrator)]
+    assert (plan.network_flags, plan.builder_flags, plan.onnx_form, plan.sidecar_precision) == EXPECTED[
+        (version, precision, calibrator)
+    ]
     assert plan.entropy_calibrator == (calibrator == "entropy")
 
 
@@ -71,16 +72,20 @@ def test_refusals_are_one_clear_line(version: str, options: EngineBuildOptions, 
 
 
 def test_labels_name_engine_files() -> None:
-    labels = [EngineBuildOptions(precision=p, calibrator=c).label
-              for p, c in (("fp16", "qdq"), ("int8", "qdq"), ("int8", "entropy"), ("fp32", "qdq"))]
+    labels = [
+        EngineBuildOptions(precision=p, calibrator=c).label
+        for p, c in (("fp16", "qdq"), ("int8", "qdq"), ("int8", "entropy"), ("fp32", "qdq"))
+    ]
     assert labels == ["fp16", "int8", "int8-entropy", "fp32"]
 
 
 def test_entropy_cache_is_keyed_by_network_data_and_version() -> None:
     """A cache from another ONNX, other calibration data or another TensorRT must never be reused."""
     base = calibration_cache_name("10.3.0.30", "a" * 64, "b" * 64)
-    others = {calibration_cache_name("10.3.0.30", "c" * 64, "b" * 64),
-              calibration_cache_name("10.3.0.30", "a" * 64, "d" * 64),
-              calibration_cache_name("10.3.0.26", "a" * 64, "b" * 64)}
+    others = {
+        calibration_cache_name("10.3.0.30", "c" * 64, "b" * 64),
+        calibration_cache_name("10.3.0.30", "a" * 64, "d" * 64),
+        calibration_cache_name("10.3.0.26", "a" * 64, "b" * 64),
+    }
     assert base not in others and len(others) == 3
     assert base == calibration_cache_name("10.3.0.30", "a" * 64, "b" * 64)

@@ -15,8 +15,14 @@ from fume_edge.deploy.tensorrt.trt_settings import EngineBuildOptions
 from fume_edge.errors import FumeEdgeError
 from fume_edge.hashing import sha256_file
 from fume_edge.runtime.engine_sidecar import (
-    RunningOn, compare_sidecar, read_sidecar, sidecar_path, version_compatible_runs, write_sidecar,
+    RunningOn,
+    compare_sidecar,
+    read_sidecar,
+    sidecar_path,
+    version_compatible_runs,
+    write_sidecar,
 )
+
 
 def test_round_trip_keeps_everything_and_the_onnx_metadata_verbatim(tmp_path: Path) -> None:
     engine = tmp_path / "fume.engine"
@@ -32,20 +38,33 @@ def test_round_trip_keeps_everything_and_the_onnx_metadata_verbatim(tmp_path: Pa
 
 
 def test_same_version_and_device_pass() -> None:
-    compare_sidecar(bundled_sidecar("10.3.0.30"), RunningOn("10.3.0.30", "8.7", sm_count=8), "e.engine",
-                    sha256_file(default_model_path()))
+    compare_sidecar(
+        bundled_sidecar("10.3.0.30"),
+        RunningOn("10.3.0.30", "8.7", sm_count=8),
+        "e.engine",
+        sha256_file(default_model_path()),
+    )
 
 
 @pytest.mark.parametrize(
     ("built", "here", "message"),
     [
         ("10.3.0", RunningOn("8.6.2", "8.7"), "built with TensorRT 10.3.0, this is 8.6.2"),
-        ("10.3.0.30", RunningOn("10.3.0.26", "8.7"), "built with TensorRT 10.3.0.30, this is 10.3.0.26 (an engine "
-                                                     "runs on its exact TensorRT version only)"),
-        ("10.3.0", RunningOn("10.3.0", "8.7", sm_count=16),
-         "built on Orin with 8 SMs, this GPU has 16 (another Orin model)"),
-        ("10.3.0", RunningOn("10.3.0", "8.7", sm_count=8, l4t="L4T R36.4.3"),
-         "built on a machine without L4T, this is L4T R36.4.3"),
+        (
+            "10.3.0.30",
+            RunningOn("10.3.0.26", "8.7"),
+            "built with TensorRT 10.3.0.30, this is 10.3.0.26 (an engine runs on its exact TensorRT version only)",
+        ),
+        (
+            "10.3.0",
+            RunningOn("10.3.0", "8.7", sm_count=16),
+            "built on Orin with 8 SMs, this GPU has 16 (another Orin model)",
+        ),
+        (
+            "10.3.0",
+            RunningOn("10.3.0", "8.7", sm_count=8, l4t="L4T R36.4.3"),
+            "built on a machine without L4T, this is L4T R36.4.3",
+        ),
         ("10.3.0", RunningOn("10.3.0", "8.6"), "compute capability 8.7 (Orin), this GPU is 8.6"),
         ("10.3.0", RunningOn("11.4.0", None, lean_runtime=True), "only the lean runtime"),
     ],
@@ -58,8 +77,9 @@ def test_mismatch_is_one_line_with_the_rebuild_command(built: str, here: Running
     assert "\n" not in text and message in text
     where = "where the full TensorRT is installed" if here.lean_runtime else "here"
     compat = " --version-compatible" if here.lean_runtime else ""
-    assert text.endswith(f"rebuild it {where}: fume-edge build-engine {default_model_path()} --fp16{compat} "
-                         "-o engines/fume.engine")
+    assert text.endswith(
+        f"rebuild it {where}: fume-edge build-engine {default_model_path()} --fp16{compat} -o engines/fume.engine"
+    )
 
 
 def test_changed_onnx_is_refused() -> None:
@@ -77,8 +97,11 @@ def test_version_compatible_engines_follow_the_documented_majors() -> None:
     with pytest.raises(FumeEdgeError, match=r"lean runtime 11.4.0 runs version-compatible plans of its own version"):
         compare_sidecar(sidecar, RunningOn("11.4.0", None, lean_runtime=True), "e.engine")
     with pytest.raises(FumeEdgeError, match="--version-compatible -o e.engine$"):
-        compare_sidecar(bundled_sidecar("8.6.2", EngineBuildOptions(version_compatible=True)),
-                        RunningOn("11.4.0", None, lean_runtime=True), "e.engine")
+        compare_sidecar(
+            bundled_sidecar("8.6.2", EngineBuildOptions(version_compatible=True)),
+            RunningOn("11.4.0", None, lean_runtime=True),
+            "e.engine",
+        )
 
 
 def test_missing_and_corrupt_sidecars_are_one_line(tmp_path: Path) -> None:
@@ -99,8 +122,9 @@ def test_l4t_release_is_read_from_nv_tegra_release(tmp_path: Path) -> None:
 
 def test_force_logs_the_mismatch_with_the_rebuild_command_instead_of_refusing(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level("WARNING", logger="fume_edge.tensorrt"):
-        message = compare_sidecar(bundled_sidecar("10.3.0"), RunningOn("10.3.0", "8.7", sm_count=16), "e.engine",
-                                  force=True)
+        message = compare_sidecar(
+            bundled_sidecar("10.3.0"), RunningOn("10.3.0", "8.7", sm_count=16), "e.engine", force=True
+        )
     assert message is not None and "this GPU has 16" in message
     assert caplog.records and caplog.records[0].getMessage() == f"loading anyway (forced): {message}"
 

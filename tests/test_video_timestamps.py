@@ -16,8 +16,15 @@ from fume_edge.pipeline.sources import open_reader
 
 
 def test_an_outage_in_the_video_is_a_gap_in_its_frame_times(tmp_path: Path) -> None:
-    paths = synthetic_videos(tmp_path / "v", fps=10.0, seconds=3.0, clock_offset_s=0.5, jitter_s=0.0,
-                             drop_rate=0.0, outage=Outage(gas="ch4", start_s=1.0, seconds=1.0))
+    paths = synthetic_videos(
+        tmp_path / "v",
+        fps=10.0,
+        seconds=3.0,
+        clock_offset_s=0.5,
+        jitter_s=0.0,
+        drop_rate=0.0,
+        outage=Outage(gas="ch4", start_s=1.0, seconds=1.0),
+    )
     reader = open_reader(str(paths["ch4"]), "ch4", run_config(tmp_path))
     times = []
     while (got := reader.read()) is not None:
@@ -33,7 +40,9 @@ def test_a_config_timestamps_file_wins_over_the_sidecar(tmp_path: Path) -> None:
     paths = synthetic_videos(tmp_path / "v", fps=10.0, seconds=0.5, clock_offset_s=0.0, jitter_s=0.0, drop_rate=0.0)
     other = tmp_path / "other.csv"
     other.write_text("video_frame,timestamp_s\n" + "".join(f"{k},{100 + k}\n" for k in range(5)), encoding="utf-8")
-    reader = open_reader(str(paths["co2"]), "co2", run_config(tmp_path, {"sources": {"co2": {"timestamps": str(other)}}}))
+    reader = open_reader(
+        str(paths["co2"]), "co2", run_config(tmp_path, {"sources": {"co2": {"timestamps": str(other)}}})
+    )
     assert reader.read()[1] == 100.0  # type: ignore[index]
     reader.close()
 

@@ -22,8 +22,16 @@ READS = ("/api/status", "/api/alerts", "/api/trend?hours=1", "/metrics", "/api/f
 
 @pytest.fixture(scope="module")
 def lan_run(tmp_path_factory: pytest.TempPathFactory, small_onnx: Path) -> Iterator[WebRun]:
-    run = WebRun(tmp_path_factory.mktemp("web_lan"), "--model", str(small_onnx), "--duration", "300",
-                 host="0.0.0.0", token=TOKEN, yaml=LOOPING_OUTAGE).wait_ready()
+    run = WebRun(
+        tmp_path_factory.mktemp("web_lan"),
+        "--model",
+        str(small_onnx),
+        "--duration",
+        "300",
+        host="0.0.0.0",
+        token=TOKEN,
+        yaml=LOOPING_OUTAGE,
+    ).wait_ready()
     yield run
     output = run.stop()
     assert TOKEN not in output  # never logged
@@ -69,8 +77,9 @@ def test_tagging_is_refused_without_the_token_and_changes_nothing(lan_run: WebRu
 def test_tag_command_tags_the_alerts_that_follow(lan_run: WebRun) -> None:
     # An event before the tag, so the untagged listing below has something the tagged one must leave out.
     lan_run.wait_for(lambda s: len(lan_run.get("/api/alerts").json()["events"]) >= 1, timeout=60)
-    tagged = subprocess.run([*FUME_EDGE, "tag", "sheep 42", "--db", str(lan_run.db)], capture_output=True,
-                            text=True, timeout=60)
+    tagged = subprocess.run(
+        [*FUME_EDGE, "tag", "sheep 42", "--db", str(lan_run.db)], capture_output=True, text=True, timeout=60
+    )
     assert tagged.returncode == 0, tagged.stderr
     status = lan_run.wait_for(lambda s: s["subject"] == "sheep 42", timeout=15)
     assert status["subject_since"] is not None
@@ -81,17 +90,23 @@ def test_tag_command_tags_the_alerts_that_follow(lan_run: WebRun) -> None:
         return lan_run.get("/api/alerts", params={"subject": "sheep 42"}).json()["events"]
 
     lan_run.wait_for(lambda s: len(tagged_events()) >= 2, timeout=60)
-    listed = subprocess.run([*FUME_EDGE, "alerts", "--db", str(lan_run.db), "--subject", "sheep 42", "--json"],
-                            capture_output=True, text=True, timeout=60)
+    listed = subprocess.run(
+        [*FUME_EDGE, "alerts", "--db", str(lan_run.db), "--subject", "sheep 42", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert listed.returncode == 0, listed.stderr
     events = [json.loads(line) for line in listed.stdout.splitlines()]
     assert len(events) >= 2 and {e["subject"] for e in events} == {"sheep 42"}
-    everything = subprocess.run([*FUME_EDGE, "alerts", "--db", str(lan_run.db), "--json"], capture_output=True,
-                                text=True, timeout=60)
+    everything = subprocess.run(
+        [*FUME_EDGE, "alerts", "--db", str(lan_run.db), "--json"], capture_output=True, text=True, timeout=60
+    )
     assert len(everything.stdout.splitlines()) > len(events)  # earlier events had no or another subject
 
-    bad = subprocess.run([*FUME_EDGE, "tag", "a;b\n", "--db", str(lan_run.db)], capture_output=True, text=True,
-                         timeout=60)
+    bad = subprocess.run(
+        [*FUME_EDGE, "tag", "a;b\n", "--db", str(lan_run.db)], capture_output=True, text=True, timeout=60
+    )
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and "Traceback" not in bad.stderr
 
 
@@ -119,19 +134,31 @@ def test_snapshots_are_served_and_nothing_outside_their_folder(lan_run: WebRun) 
 
     (lan_run.snapshots / "link.png").symlink_to(lan_run.db)  # a link pointing out of the folder
     secret = str(lan_run.db)
-    for path in ("/snapshots/../alerts.db", "/snapshots/..%2Falerts.db", "/snapshots/%2E%2E%2Frun.log",
-                 "/snapshots/..%5Calerts.db", f"/snapshots/{secret}", f"/snapshots/{secret.replace('/', '%2F')}",
-                 "/snapshots//etc/passwd", "/snapshots/%2Fetc%2Fpasswd", "/snapshots/link.png",
-                 "/snapshots/..", "/static/../alerts.db", "/static/%2E%2E/%2E%2E/configs/run.yaml"):
+    for path in (
+        "/snapshots/../alerts.db",
+        "/snapshots/..%2Falerts.db",
+        "/snapshots/%2E%2E%2Frun.log",
+        "/snapshots/..%5Calerts.db",
+        f"/snapshots/{secret}",
+        f"/snapshots/{secret.replace('/', '%2F')}",
+        "/snapshots//etc/passwd",
+        "/snapshots/%2Fetc%2Fpasswd",
+        "/snapshots/link.png",
+        "/snapshots/..",
+        "/static/../alerts.db",
+        "/static/%2E%2E/%2E%2E/configs/run.yaml",
+    ):
         status, body = _raw_get(lan_run, path)
         assert status in (400, 404), (path, status)
         assert b"SQLite format" not in body and b"root:" not in body and b"sinks:" not in body, path
 
 
-def test_beyond_loopback_without_a_configured_token_a_generated_one_guards_reads(tmp_path: Path,
-                                                                              small_onnx: Path) -> None:
-    run = WebRun(tmp_path, "--model", str(small_onnx), "--duration", "120", host="0.0.0.0",
-                 yaml=LOOPING_OUTAGE).wait_ready()
+def test_beyond_loopback_without_a_configured_token_a_generated_one_guards_reads(
+    tmp_path: Path, small_onnx: Path
+) -> None:
+    run = WebRun(
+        tmp_path, "--model", str(small_onnx), "--duration", "120", host="0.0.0.0", yaml=LOOPING_OUTAGE
+    ).wait_ready()
     try:
         token = (tmp_path / "web-token").read_text().strip()
         assert run.page_url().endswith(f":{run.port}/#token={token}")
@@ -148,10 +175,27 @@ def test_a_taken_port_is_one_error_line(tmp_path: Path, small_onnx: Path) -> Non
         taken.bind(("127.0.0.1", free_port()))
         taken.listen()
         port = taken.getsockname()[1]
-        result = subprocess.run([*FUME_EDGE, "run", "--co2", "synthetic", "--ch4", "synthetic", "--model",
-                                 str(small_onnx), "--http", f"127.0.0.1:{port}", "--alerts",
-                                 str(tmp_path / "a.db"), "--duration", "5"], capture_output=True, text=True,
-                                timeout=60)
+        result = subprocess.run(
+            [
+                *FUME_EDGE,
+                "run",
+                "--co2",
+                "synthetic",
+                "--ch4",
+                "synthetic",
+                "--model",
+                str(small_onnx),
+                "--http",
+                f"127.0.0.1:{port}",
+                "--alerts",
+                str(tmp_path / "a.db"),
+                "--duration",
+                "5",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     assert result.returncode == 2 and "cannot listen" in result.stderr and "Traceback" not in result.stderr
 
 

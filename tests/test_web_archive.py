@@ -56,8 +56,12 @@ def test_serve_shows_a_stored_database_read_only(tmp_path: Path) -> None:
 
 
 def test_serve_without_a_database_is_one_error_line(tmp_path: Path) -> None:
-    result = subprocess.run([*FUME_EDGE, "serve", str(tmp_path / "none.db"), "--listen", f"127.0.0.1:{free_port()}"],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [*FUME_EDGE, "serve", str(tmp_path / "none.db"), "--listen", f"127.0.0.1:{free_port()}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert "no alert database here" in result.stderr
 
@@ -71,9 +75,19 @@ def test_trend_and_history_of_one_station(tmp_path: Path) -> None:
     db, newest = copied_database(tmp_path / "copy")  # 30 minutes and 3 events of station `default`
     with AlertStore(db) as store:
         for i in range(5):
-            record_summary(store, SummaryRow(minute=newest - i * 60, device_id="barn-7", subject=None, frames=60,
-                                             degraded=0, probs=None, gas_areas={"co2": 0.1, "ch4": 0.1},
-                                             station="pen-2"))
+            record_summary(
+                store,
+                SummaryRow(
+                    minute=newest - i * 60,
+                    device_id="barn-7",
+                    subject=None,
+                    frames=60,
+                    degraded=0,
+                    probs=None,
+                    gas_areas={"co2": 0.1, "ch4": 0.1},
+                    station="pen-2",
+                ),
+            )
         store.record(make_event(station="pen-2", device_id="barn-7", wall=newest), publish=False)
     port = free_port()
     url = f"http://127.0.0.1:{port}"

@@ -24,8 +24,10 @@ from web_support import ARTIFACTS, WebRun, copied_database, serve_until_healthy
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
-pytestmark = pytest.mark.skipif(CHROMIUM is None or CHROMEDRIVER is None,
-                                reason="needs Debian's chromium and chromium-driver (apt; .ci/run installs them)")
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None or CHROMEDRIVER is None,
+    reason="needs Debian's chromium and chromium-driver (apt; .ci/run installs them)",
+)
 
 # Full-size synthetic cameras on the bundled model: healthy for 25 s (the page loads meanwhile), then acidotic,
 # which starts `acidosis_risk` a few seconds later, while the page is open.
@@ -59,9 +61,18 @@ def browser(tmp_path: Path) -> Iterator[object]:
 
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-                 f"--user-data-dir={tmp_path / 'chromium-profile'}", "--window-size=430,2400"):
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={tmp_path / 'chromium-profile'}",
+        "--window-size=430,2400",
+    ):
         options.add_argument(flag)
     driver = webdriver.Chrome(options=options, service=Service(executable_path=str(CHROMEDRIVER)))
     driver.set_page_load_timeout(60)
@@ -75,10 +86,18 @@ def _seed_earlier_hour(db: Path) -> None:
     with AlertStore(db) as store:
         for i in range(60):
             acid = min(1.0, max(0.0, (i - 20) / 25))
-            record_summary(store, SummaryRow(
-                minute=now - now % 60 - (70 - i) * 60, device_id="barn-1", subject="cow-7", frames=600, degraded=0,
-                probs={"Healthy": 0.95 - 0.9 * acid, "Transitional": 0.04, "Acidotic": 0.01 + 0.9 * acid},
-                gas_areas={"co2": 0.15 + 0.03 * acid, "ch4": 0.002 + 0.01 * acid}))
+            record_summary(
+                store,
+                SummaryRow(
+                    minute=now - now % 60 - (70 - i) * 60,
+                    device_id="barn-1",
+                    subject="cow-7",
+                    frames=600,
+                    degraded=0,
+                    probs={"Healthy": 0.95 - 0.9 * acid, "Transitional": 0.04, "Acidotic": 0.01 + 0.9 * acid},
+                    gas_areas={"co2": 0.15 + 0.03 * acid, "ch4": 0.002 + 0.01 * acid},
+                ),
+            )
 
 
 def _wait(what: str, condition, timeout: float):  # type: ignore[no-untyped-def]
@@ -104,8 +123,10 @@ return {probs_height: cell.getBoundingClientRect().height, line: parseFloat(getC
 
 
 def _viewport(browser, width: int) -> None:  # type: ignore[no-untyped-def]
-    browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
-                            {"width": width, "height": 2400, "deviceScaleFactor": 1, "mobile": width < 600})
+    browser.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": width, "height": 2400, "deviceScaleFactor": 1, "mobile": width < 600},
+    )
 
 
 def _fits(browser, width: int) -> None:  # type: ignore[no-untyped-def]
@@ -138,8 +159,10 @@ def test_page_shows_cameras_ph_and_an_alert_that_starts_while_it_is_open(tmp_pat
         _wait("the subject set from the page", lambda: run.get("/api/status").json()["subject"] == "cow-42", 20)
         _wait("the subject shown", lambda: by_id("subject").text == "cow-42", 10)
 
-        tint = {cam: _wait(f"the {cam} image", lambda cam=cam: browser.execute_script(COUNT_TINT, f"frame-{cam}"), 60)
-                for cam in ("co2", "ch4")}
+        tint = {
+            cam: _wait(f"the {cam} image", lambda cam=cam: browser.execute_script(COUNT_TINT, f"frame-{cam}"), 60)
+            for cam in ("co2", "ch4")
+        }
         for cam, counts in tint.items():
             assert (counts["width"], counts["height"]) == (320, 240), cam  # run.yaml http.frame_width
             assert counts["gas"] + counts["tube"] > 0.005 * 320 * 240, (cam, counts)  # the mask overlay is drawn
@@ -183,8 +206,7 @@ def test_page_shows_cameras_ph_and_an_alert_that_starts_while_it_is_open(tmp_pat
         run.stop()
 
 
-def test_the_page_on_a_stored_database_shows_history_and_trend_without_live_panels(tmp_path: Path,
-                                                                                   browser) -> None:  # type: ignore[no-untyped-def]
+def test_the_page_on_a_stored_database_shows_history_and_trend_without_live_panels(tmp_path: Path, browser) -> None:  # type: ignore[no-untyped-def]
     from selenium.webdriver.common.by import By
 
     db, _ = copied_database(tmp_path / "copy")
@@ -198,9 +220,17 @@ def test_the_page_on_a_stored_database_shows_history_and_trend_without_live_pane
         assert "barn-7" in by_id("archive-box").text and by_id("subject").text == "cow-11"
         assert not by_id("cams").is_displayed() and not by_id("perf").is_displayed()
         _wait("three history rows", lambda: len(browser.find_elements(By.CSS_SELECTOR, "#history tbody tr")) == 3, 30)
-        _wait("snapshots shown", lambda: browser.execute_script(
-            "return [...document.querySelectorAll('#history img')].every(i => i.complete && i.naturalWidth > 0)"
-            " || null;") is not None, 30)
+        _wait(
+            "snapshots shown",
+            lambda: (
+                browser.execute_script(
+                    "return [...document.querySelectorAll('#history img')].every(i => i.complete && i.naturalWidth > 0)"
+                    " || null;"
+                )
+                is not None
+            ),
+            30,
+        )
         _wait("the trend", lambda: len(browser.find_elements(By.CSS_SELECTOR, "#trend path.series")) == 5, 30)
         sizes = browser.execute_script("const d = document.documentElement; return [d.scrollWidth, d.clientWidth];")
         assert sizes[0] <= sizes[1], sizes
@@ -232,16 +262,19 @@ return Array.from(document.querySelectorAll("#station-grid .station")).map(
 
 
 def test_the_page_shows_every_station_and_one_stations_alert_without_reload(  # type: ignore[no-untyped-def]
-        tmp_path: Path, browser, small_onnx: Path) -> None:
+    tmp_path: Path, browser, small_onnx: Path
+) -> None:
     from selenium.webdriver.common.by import By
 
-    run = WebRun(tmp_path / "run", "--model", str(small_onnx), "--duration", "300", yaml=THREE_STATIONS,
-                 stations=True).wait_ready()
+    run = WebRun(
+        tmp_path / "run", "--model", str(small_onnx), "--duration", "300", yaml=THREE_STATIONS, stations=True
+    ).wait_ready()
     try:
         _viewport(browser, 1280)
         browser.get(run.page_url())
         browser.execute_script("window.__sameDocument = true;")
         by_id = lambda name: browser.find_element(By.ID, name)  # noqa: E731
+
         def cards_when(condition):  # type: ignore[no-untyped-def]
             return lambda: (lambda c: c if condition(c) else None)(browser.execute_script(STATION_CARDS))
 
@@ -256,8 +289,11 @@ def test_the_page_shows_every_station_and_one_stations_alert_without_reload(  # 
         # The detail view of pen-2: its open alert, and a subject set from the page for pen-2 only.
         assert "acidosis_risk" not in by_id("open-alerts").text  # pen-1, the first, is shown at first
         browser.find_element(By.CSS_SELECTOR, '#station-grid [data-station="pen-2"]').click()
-        _wait("pen-2's details", lambda: "acidosis_risk" in by_id("open-alerts").text
-              and "pen-2" in by_id("open").text, 20)
+        _wait(
+            "pen-2's details",
+            lambda: "acidosis_risk" in by_id("open-alerts").text and "pen-2" in by_id("open").text,
+            20,
+        )
         assert not by_id("cams").is_displayed() and "pen-1" in by_id("cams-note").text
         by_id("subject-input").send_keys("cow-9")
         by_id("subject-form").submit()

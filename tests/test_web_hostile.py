@@ -24,15 +24,22 @@ DATA_PATHS = ("/", "/api/status", "/api/alerts", "/api/trend", "/metrics", "/api
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory, small_onnx: Path) -> Iterator[WebRun]:
-    web = WebRun(tmp_path_factory.mktemp("web_hostile"), "--model", str(small_onnx), "--duration", "300",
-                 yaml=LOOPING_OUTAGE + f"http: {{hostnames: [{NAMED_HOST}], frame_width: 4000}}\n").wait_ready()
+    web = WebRun(
+        tmp_path_factory.mktemp("web_hostile"),
+        "--model",
+        str(small_onnx),
+        "--duration",
+        "300",
+        yaml=LOOPING_OUTAGE + f"http: {{hostnames: [{NAMED_HOST}], frame_width: 4000}}\n",
+    ).wait_ready()
     yield web
     output = web.stop()
     assert "Traceback" not in output and "Exception in ASGI" not in output, output
 
 
-def _raw(run: WebRun, method: str, path: str, body: bytes | None = None,
-         headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+def _raw(
+    run: WebRun, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
+) -> tuple[int, bytes]:
     """One request sent exactly as written (clients normalise paths and refuse odd hosts; an attacker does not)."""
     conn = http.client.HTTPConnection("127.0.0.1", run.port, timeout=15)
     conn.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
@@ -61,8 +68,14 @@ def test_a_rebound_name_is_refused_and_the_names_of_this_device_are_served(run: 
         status, body = _raw(run, "GET", path, headers={"Host": f"evil.example:{run.port}"})
         assert status == 400 and b"Invalid host" in body, (path, status)
         assert b"fume" not in body.lower(), path
-    for host in ("localhost", f"localhost:{run.port}", f"127.0.0.1:{run.port}", f"[::1]:{run.port}",
-                 f"{NAMED_HOST}:{run.port}", f"192.168.1.20:{run.port}"):
+    for host in (
+        "localhost",
+        f"localhost:{run.port}",
+        f"127.0.0.1:{run.port}",
+        f"[::1]:{run.port}",
+        f"{NAMED_HOST}:{run.port}",
+        f"192.168.1.20:{run.port}",
+    ):
         assert _raw(run, "GET", "/api/status", headers={"Host": host})[0] == 200, host
 
 
@@ -92,18 +105,58 @@ def test_the_token_is_generated_kept_private_and_printed_with_the_page_address(r
     assert run.get("/api/status").json()["access"]["token_from"].endswith(str(token_file))
 
 
-BAD_BODIES = [b"[]", b'"x"', b"null", b"{}", b"", b"   ", b'{"subject":5}', b'{"subject":["a"]}', b'{"subject":{}}',
-              b'{"subject":[[[[[[[[[[["a"]]]]]]]]]]]}', b"[" * 4000, b'{"subject":' * 1000, b"\xff\xfe\x00",
-              b'{"subject":"cow-2","admin":true}', b'{"subject":"../../etc"}', b'{"subject":1e999}',
-              b'{"subject":"' + b"a" * 300 + b'"}', b"[" * 50_000, b'{"subject":"' + b"b" * 10_000 + b'"}']
-BAD_QUERIES = ["/api/alerts?page=1e20", "/api/alerts?page=-1", "/api/alerts?page=99999999999999999999",
-               "/api/alerts?per_page=0", "/api/alerts?per_page=1000000", "/api/alerts?type=evil",
-               "/api/alerts?since=garbage", "/api/alerts?since=99999-01-01", "/api/alerts?until=%00",
-               "/api/alerts?since=-999999999-01-01", "/api/alerts?subject=" + "x" * 5000, "/api/alerts?nope=1",
-               "/api/alerts?page=1&page=x", "/api/trend?hours=inf", "/api/trend?hours=nan", "/api/trend?hours=-1",
-               "/api/trend?hours=1e308", "/api/trend?hours=abc", "/api/trend?hours=", "/api/trend?x=%ff",
-               "/snapshots/%00.png", "/snapshots/%00", "/snapshots/a%0A.png", "/snapshots/" + "a" * 5000 + ".png",
-               "/snapshots/.png", "/api/frame/%00.jpg", "/api/frame/x.jpg", "/api/nope", "/static/%00"]
+BAD_BODIES = [
+    b"[]",
+    b'"x"',
+    b"null",
+    b"{}",
+    b"",
+    b"   ",
+    b'{"subject":5}',
+    b'{"subject":["a"]}',
+    b'{"subject":{}}',
+    b'{"subject":[[[[[[[[[[["a"]]]]]]]]]]]}',
+    b"[" * 4000,
+    b'{"subject":' * 1000,
+    b"\xff\xfe\x00",
+    b'{"subject":"cow-2","admin":true}',
+    b'{"subject":"../../etc"}',
+    b'{"subject":1e999}',
+    b'{"subject":"' + b"a" * 300 + b'"}',
+    b"[" * 50_000,
+    b'{"subject":"' + b"b" * 10_000 + b'"}',
+]
+BAD_QUERIES = [
+    "/api/alerts?page=1e20",
+    "/api/alerts?page=-1",
+    "/api/alerts?page=99999999999999999999",
+    "/api/alerts?per_page=0",
+    "/api/alerts?per_page=1000000",
+    "/api/alerts?type=evil",
+    "/api/alerts?since=garbage",
+    "/api/alerts?since=99999-01-01",
+    "/api/alerts?until=%00",
+    "/api/alerts?since=-999999999-01-01",
+    "/api/alerts?subject=" + "x" * 5000,
+    "/api/alerts?nope=1",
+    "/api/alerts?page=1&page=x",
+    "/api/trend?hours=inf",
+    "/api/trend?hours=nan",
+    "/api/trend?hours=-1",
+    "/api/trend?hours=1e308",
+    "/api/trend?hours=abc",
+    "/api/trend?hours=",
+    "/api/trend?x=%ff",
+    "/snapshots/%00.png",
+    "/snapshots/%00",
+    "/snapshots/a%0A.png",
+    "/snapshots/" + "a" * 5000 + ".png",
+    "/snapshots/.png",
+    "/api/frame/%00.jpg",
+    "/api/frame/x.jpg",
+    "/api/nope",
+    "/static/%00",
+]
 
 
 def test_hostile_bodies_and_parameters_are_4xx_json_and_change_nothing(run: WebRun) -> None:
@@ -115,7 +168,7 @@ def test_hostile_bodies_and_parameters_are_4xx_json_and_change_nothing(run: WebR
         assert status in (400, 413), (body[:40], status, answer)
         assert "error" in httpx.Response(status, content=answer).json(), body[:40]
     for headers in ({"Content-Length": "abc"}, {"Content-Length": "99999999"}, {"Transfer-Encoding": "chunked"}):
-        status, _ = _raw(run, "POST", "/api/subject", b"5\r\n{\"sub\r\n0\r\n\r\n", {**auth, **headers})
+        status, _ = _raw(run, "POST", "/api/subject", b'5\r\n{"sub\r\n0\r\n\r\n', {**auth, **headers})
         assert 400 <= status < 500, (headers, status)
     assert _subjects(run) == before and run.get("/api/status").json()["subject"] == "kept-cow"
     for path in BAD_QUERIES:
@@ -136,27 +189,53 @@ def test_token_guessing_is_held_back_per_client_and_logged_once(run: WebRun) -> 
     """Last in this module: it uses up this client's failed attempts for a while."""
     started = time.monotonic()
     with httpx.Client(base_url=run.url) as client:
-        answers = [client.post("/api/subject", json={"subject": "x"},
-                               headers={"Authorization": f"Bearer guess-{i}"}).status_code for i in range(60)]
+        answers = [
+            client.post(
+                "/api/subject", json={"subject": "x"}, headers={"Authorization": f"Bearer guess-{i}"}
+            ).status_code
+            for i in range(60)
+        ]
     elapsed = time.monotonic() - started
     assert set(answers) == {401, 429} and answers.index(429) <= 10, answers  # 10 tries, fewer after earlier ones
     assert answers.count(401) <= 10 + elapsed / 6 + 1, (elapsed, answers)  # then one more per 6 s
-    right = httpx.post(run.url + "/api/subject", json={"subject": "x"},
-                       headers={"Authorization": f"Bearer {_token(run)}"})
+    right = httpx.post(
+        run.url + "/api/subject", json={"subject": "x"}, headers={"Authorization": f"Bearer {_token(run)}"}
+    )
     assert right.status_code == 429  # a blocked client cannot try the right one either (it could be a guess)
     lines = [line for line in run.output().splitlines() if "refused for a wrong access token" in line]
     assert len(lines) == 1, lines
 
 
-def _start_and_stop(folder: Path, model: Path, *env: str, host: str = "127.0.0.1",
-                    yaml: str = "") -> subprocess.CompletedProcess[str]:
+def _start_and_stop(
+    folder: Path, model: Path, *env: str, host: str = "127.0.0.1", yaml: str = ""
+) -> subprocess.CompletedProcess[str]:
     (folder / "run.yaml").write_text(LOOPING_OUTAGE + yaml, encoding="utf-8")
     environment = {k: v for k, v in os.environ.items() if k != "FUME_EDGE_TOKEN"}
     environment.update(item.split("=", 1) for item in env)
-    return subprocess.run([*FUME_EDGE, "run", "--co2", "synthetic", "--ch4", "synthetic", "--model", str(model),
-                           "--http", f"{host}:{free_port()}", "--alerts", str(folder / "alerts.db"), "--duration", "1",
-                           "--config", str(folder / "run.yaml")], capture_output=True, text=True, timeout=120,
-                          env=environment)
+    return subprocess.run(
+        [
+            *FUME_EDGE,
+            "run",
+            "--co2",
+            "synthetic",
+            "--ch4",
+            "synthetic",
+            "--model",
+            str(model),
+            "--http",
+            f"{host}:{free_port()}",
+            "--alerts",
+            str(folder / "alerts.db"),
+            "--duration",
+            "1",
+            "--config",
+            str(folder / "run.yaml"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=environment,
+    )
 
 
 def test_the_generated_token_is_reused_by_the_next_start(tmp_path: Path, small_onnx: Path) -> None:

@@ -17,14 +17,25 @@ from web_support import FUME_EDGE, LOOPING_OUTAGE, WebRun
 
 # The text format has no state set or info type: prometheus_client writes them as gauges.
 FAMILIES = {
-    "fume_edge_inference_fps": "gauge", "fume_edge_station_inference_fps": "gauge", "fume_edge_inferences": "counter",
+    "fume_edge_inference_fps": "gauge",
+    "fume_edge_station_inference_fps": "gauge",
+    "fume_edge_inferences": "counter",
     "fume_edge_degraded_inferences": "counter",
-    "fume_edge_stale_pairs": "counter", "fume_edge_stage_seconds": "histogram", "fume_edge_camera_frames": "counter",
-    "fume_edge_camera_garbage": "counter", "fume_edge_camera_reconnects": "counter",
-    "fume_edge_camera_dropped": "counter", "fume_edge_camera_state": "gauge", "fume_edge_open_alerts": "gauge",
-    "fume_edge_outbox_backlog": "gauge", "fume_edge_sink_queue": "gauge", "fume_edge_sink_errors": "counter",
-    "fume_edge_alert_events_written": "counter", "fume_edge_alert_events_dropped": "counter",
-    "fume_edge_web_frames_encoded": "counter", "fume_edge_model_info": "gauge",
+    "fume_edge_stale_pairs": "counter",
+    "fume_edge_stage_seconds": "histogram",
+    "fume_edge_camera_frames": "counter",
+    "fume_edge_camera_garbage": "counter",
+    "fume_edge_camera_reconnects": "counter",
+    "fume_edge_camera_dropped": "counter",
+    "fume_edge_camera_state": "gauge",
+    "fume_edge_open_alerts": "gauge",
+    "fume_edge_outbox_backlog": "gauge",
+    "fume_edge_sink_queue": "gauge",
+    "fume_edge_sink_errors": "counter",
+    "fume_edge_alert_events_written": "counter",
+    "fume_edge_alert_events_dropped": "counter",
+    "fume_edge_web_frames_encoded": "counter",
+    "fume_edge_model_info": "gauge",
 }
 
 
@@ -48,17 +59,27 @@ def _cameras_agree(live: dict, station: str, cameras: dict) -> None:
     """The station's camera families agree with its cameras in the run's final stats (`cameras`)."""
     for camera, summary in cameras.items():
         for key in ("frames", "garbage", "reconnects"):
-            scraped = value(live, f"fume_edge_camera_{key}", f"fume_edge_camera_{key}_total", camera=camera,
-                            station=station)
+            scraped = value(
+                live, f"fume_edge_camera_{key}", f"fume_edge_camera_{key}_total", camera=camera, station=station
+            )
             assert scraped <= summary[key], (station, camera, key)
-        assert value(live, "fume_edge_camera_frames", "fume_edge_camera_frames_total", camera=camera,
-                         station=station) > 0
+        assert (
+            value(live, "fume_edge_camera_frames", "fume_edge_camera_frames_total", camera=camera, station=station) > 0
+        )
         for reason in DROP_REASONS:
-            scraped = value(live, "fume_edge_camera_dropped", "fume_edge_camera_dropped_total", camera=camera,
-                            reason=reason, station=station)
+            scraped = value(
+                live,
+                "fume_edge_camera_dropped",
+                "fume_edge_camera_dropped_total",
+                camera=camera,
+                reason=reason,
+                station=station,
+            )
             assert scraped <= summary[reason]
-        states = [value(live, "fume_edge_camera_state", camera=camera, station=station, fume_edge_camera_state=s)
-                  for s in CAMERA_STATES]
+        states = [
+            value(live, "fume_edge_camera_state", camera=camera, station=station, fume_edge_camera_state=s)
+            for s in CAMERA_STATES
+        ]
         assert sorted(states) == [0.0] * (len(CAMERA_STATES) - 1) + [1.0], (station, camera)
 
 
@@ -73,8 +94,9 @@ def test_metrics_cover_every_family_and_agree_with_the_run_summary(tmp_path: Pat
         assert run.get("/api/frame/co2.jpg").content.startswith(b"\xff\xd8")
         assert value(scrape(run), "fume_edge_web_frames_encoded", "fume_edge_web_frames_encoded_total") == 1
         assert set(quiet) == set(FAMILIES)
-        tagged = subprocess.run([*FUME_EDGE, "tag", "cow-7", "--db", str(run.db)], capture_output=True, text=True,
-                                timeout=60)
+        tagged = subprocess.run(
+            [*FUME_EDGE, "tag", "cow-7", "--db", str(run.db)], capture_output=True, text=True, timeout=60
+        )
         assert tagged.returncode == 0, tagged.stderr
         run.wait_for(lambda s: s["subject"] == "cow-7", timeout=15)
         live = scrape(run)
@@ -94,18 +116,28 @@ def test_metrics_cover_every_family_and_agree_with_the_run_summary(tmp_path: Pat
     assert value(live, "fume_edge_inference_fps") > 0
     assert value(live, "fume_edge_station_inference_fps", station="default") > 0
     _cameras_agree(live, "default", final["cameras"])
-    assert value(live, "fume_edge_degraded_inferences", "fume_edge_degraded_inferences_total", station="default") \
+    assert (
+        value(live, "fume_edge_degraded_inferences", "fume_edge_degraded_inferences_total", station="default")
         <= final["degraded"]
-    assert 1 <= value(live, "fume_edge_alert_events_written", "fume_edge_alert_events_written_total") \
+    )
+    assert (
+        1
+        <= value(live, "fume_edge_alert_events_written", "fume_edge_alert_events_written_total")
         <= final["sinks"]["written"]
+    )
     for name in ("fume_edge_sink_errors", "fume_edge_alert_events_dropped"):
         assert value(live, name, name + "_total") == 0 == final["sinks"]["errors"] == final["sinks"]["dropped"]
     assert value(live, "fume_edge_outbox_backlog") == 0  # no MQTT: nothing waits for a broker
     opened = [value(live, "fume_edge_open_alerts", type=t, station="default") for t in ALERT_TYPES]
     assert set(opened) <= {0.0, 1.0}
     info = next(labels for (name, labels) in live["fume_edge_model_info"])
-    assert dict(info) == {"device_id": dict(info)["device_id"], "model": small_onnx.name, "backend": "onnxruntime",
-                          "model_sha256": sha256_file(small_onnx), "version": dict(info)["version"]}
+    assert dict(info) == {
+        "device_id": dict(info)["device_id"],
+        "model": small_onnx.name,
+        "backend": "onnxruntime",
+        "model_sha256": sha256_file(small_onnx),
+        "version": dict(info)["version"],
+    }
 
     # The per-minute summary rows hold every inference of the run; the last carries the subject set during it.
     assert sum(frames for frames, _ in minutes) == final["inferences"]
@@ -113,7 +145,9 @@ def test_metrics_cover_every_family_and_agree_with_the_run_summary(tmp_path: Pat
 
 
 # Two stations on the same synthetic scenario; only pen-b's acidosis_risk can start (pen-a's waits an hour).
-TWO_STATIONS = LOOPING_OUTAGE.replace("sources:", """stations:
+TWO_STATIONS = LOOPING_OUTAGE.replace(
+    "sources:",
+    """stations:
   - id: pen-a
     co2: synthetic
     ch4: synthetic
@@ -122,13 +156,14 @@ TWO_STATIONS = LOOPING_OUTAGE.replace("sources:", """stations:
     co2: synthetic
     ch4: synthetic
     alerts: {acidosis_risk: {start_at: 0.01, end_below: 0.0, start_after_s: 0.5}}
-sources:""")
+sources:""",
+)
 
 
-def test_metrics_carry_a_station_label_on_what_belongs_to_one_station(tmp_path: Path,
-                                                                     small_onnx: Path) -> None:
-    run = WebRun(tmp_path, "--model", str(small_onnx), "--duration", "120", yaml=TWO_STATIONS,
-                 stations=True).wait_ready()
+def test_metrics_carry_a_station_label_on_what_belongs_to_one_station(tmp_path: Path, small_onnx: Path) -> None:
+    run = WebRun(
+        tmp_path, "--model", str(small_onnx), "--duration", "120", yaml=TWO_STATIONS, stations=True
+    ).wait_ready()
     try:
         run.wait_for(lambda s: all(row["inferences"] >= 10 for row in s["stations"]), timeout=90)
         live = {}
@@ -145,8 +180,11 @@ def test_metrics_carry_a_station_label_on_what_belongs_to_one_station(tmp_path: 
     assert set(live) == set(FAMILIES)
     for station in ("pen-a", "pen-b"):
         own = final["stations"][station]
-        assert 10 <= value(live, "fume_edge_inferences", "fume_edge_inferences_total", station=station) \
+        assert (
+            10
+            <= value(live, "fume_edge_inferences", "fume_edge_inferences_total", station=station)
             <= own["inferences"]
+        )
         assert value(live, "fume_edge_station_inference_fps", station=station) > 0
         _cameras_agree(live, station, own["cameras"])
     assert value(live, "fume_edge_open_alerts", type="acidosis_risk", station="pen-b") == 1

@@ -19,11 +19,21 @@ from alerts_support import make_event
 from web_support import LOOPING_OUTAGE, WebRun
 
 
-def test_mqtt_command_sets_the_subject_of_a_running_device(tmp_path: Path, small_onnx: Path,
-                                                           broker: Broker) -> None:
-    run = WebRun(tmp_path, "--model", str(small_onnx), "--duration", "120", "--device-id", "barn-9", "--mqtt",
-                 f"mqtt://127.0.0.1:{broker.port}/farm1", yaml=LOOPING_OUTAGE).wait_ready()
+def test_mqtt_command_sets_the_subject_of_a_running_device(tmp_path: Path, small_onnx: Path, broker: Broker) -> None:
+    run = WebRun(
+        tmp_path,
+        "--model",
+        str(small_onnx),
+        "--duration",
+        "120",
+        "--device-id",
+        "barn-9",
+        "--mqtt",
+        f"mqtt://127.0.0.1:{broker.port}/farm1",
+        yaml=LOOPING_OUTAGE,
+    ).wait_ready()
     topic = "farm1/barn-9/cmd/subject"
+
     def send(payload: str) -> None:
         publish.single(topic, payload, qos=1, hostname="127.0.0.1", port=broker.port)
 
@@ -52,8 +62,10 @@ def test_minute_summary_closes_rows_on_minute_and_subject_changes() -> None:
     t0 = 1_800_000_000.0 - 1_800_000_000.0 % 60
     probs = {"Healthy": 0.8, "Transitional": 0.1, "Acidotic": 0.1}
     assert summary.add(t0 + 1, None, probs, {"co2": 0.2, "ch4": 0.1}) is None
-    assert summary.add(t0 + 30, None, {"Healthy": 0.4, "Transitional": 0.1, "Acidotic": 0.5},
-                       {"co2": 0.4, "ch4": None}) is None
+    assert (
+        summary.add(t0 + 30, None, {"Healthy": 0.4, "Transitional": 0.1, "Acidotic": 0.5}, {"co2": 0.4, "ch4": None})
+        is None
+    )
     row = summary.add(t0 + 61, None, None, {"co2": 0.1, "ch4": 0.1})  # next minute: the first closes
     assert row is not None and row.minute == t0 and row.frames == 2 and row.degraded == 1
     assert row.probs == pytest.approx({"Healthy": 0.6, "Transitional": 0.1, "Acidotic": 0.3})
@@ -87,9 +99,17 @@ def test_an_older_database_gains_the_subject_column_and_keeps_its_events(tmp_pat
     old = make_event()
     conn = sqlite3.connect(path)
     conn.executescript(MIGRATIONS[0] + "PRAGMA user_version = 1;")
-    conn.execute("INSERT INTO events (event_id, alert_id, type, state, epoch, payload) VALUES (?,?,?,?,?,?)",
-                 (old.event_id, old.id, old.type, old.state, old.epoch,
-                  json.dumps({k: v for k, v in old.to_dict().items() if k != "subject"})))  # as v1 wrote it
+    conn.execute(
+        "INSERT INTO events (event_id, alert_id, type, state, epoch, payload) VALUES (?,?,?,?,?,?)",
+        (
+            old.event_id,
+            old.id,
+            old.type,
+            old.state,
+            old.epoch,
+            json.dumps({k: v for k, v in old.to_dict().items() if k != "subject"}),
+        ),
+    )  # as v1 wrote it
     conn.commit()
     conn.close()
     with AlertStore(path) as store:

@@ -31,8 +31,13 @@ def make_paired_dataset(folder: Path, pairs: int = 48, seed: int = 3) -> Path:
 def fast_config(paired: Path, output: Path, **changes: Any) -> Path:
     """A YAML training config for the `paired` folder that trains in seconds; `changes` are merged over it."""
     body = {
-        "data": {"root": str(paired), "settings": str(paired.parent / "data.yaml"), "image_size": TRAIN_SIZE,
-                 "samples_per_epoch": 16, "max_val_samples": 8},
+        "data": {
+            "root": str(paired),
+            "settings": str(paired.parent / "data.yaml"),
+            "image_size": TRAIN_SIZE,
+            "samples_per_epoch": 16,
+            "max_val_samples": 8,
+        },
         "batch_size": 4,
         "epochs": 3,
         "output_dir": str(output),

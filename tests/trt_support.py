@@ -12,9 +12,14 @@ from fume_edge.runtime.cuda_mem import DeviceInfo
 from fume_edge.runtime.engine_sidecar import Sidecar, TensorInfo, write_sidecar
 
 FRAME = (1, 1, 480, 640)
-IO = (TensorInfo("co2", "float32", FRAME, "input"), TensorInfo("ch4", "float32", FRAME, "input"),
-      TensorInfo("modality_mask", "float32", (1, 2), "input"), TensorInfo("ph_logits", "float32", (1, 3), "output"),
-      TensorInfo("co2_seg", "int32", (1, 480, 640), "output"), TensorInfo("ch4_seg", "int32", (1, 480, 640), "output"))
+IO = (
+    TensorInfo("co2", "float32", FRAME, "input"),
+    TensorInfo("ch4", "float32", FRAME, "input"),
+    TensorInfo("modality_mask", "float32", (1, 2), "input"),
+    TensorInfo("ph_logits", "float32", (1, 3), "output"),
+    TensorInfo("co2_seg", "int32", (1, 480, 640), "output"),
+    TensorInfo("ch4_seg", "int32", (1, 480, 640), "output"),
+)
 ORIN = DeviceInfo(0, "Orin", "8.7", "12.6", 8)  # Orin Nano 8 GB: 8 SMs (AGX Orin 64 GB: 16)
 
 

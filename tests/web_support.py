@@ -44,8 +44,15 @@ class WebRun:
     """One `fume-edge run --co2 synthetic --ch4 synthetic --http HOST:PORT ...` (with `stations`: the `stations:`
     of `yaml` instead of --co2/--ch4); output goes to `log`."""
 
-    def __init__(self, folder: Path, *args: str, host: str = "127.0.0.1", token: str | None = None,
-                 yaml: str | None = None, stations: bool = False) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        *args: str,
+        host: str = "127.0.0.1",
+        token: str | None = None,
+        yaml: str | None = None,
+        stations: bool = False,
+    ) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         self.folder, self.port, self.token = folder, free_port(), token
         self.db, self.snapshots, self.log = folder / "alerts.db", folder / "snapshots", folder / "run.log"
@@ -54,8 +61,19 @@ class WebRun:
         if token is not None:
             env["FUME_EDGE_TOKEN"] = token
         cameras = [] if stations else ["--co2", "synthetic", "--ch4", "synthetic"]
-        command = [*FUME_EDGE, "run", *cameras, "--http", f"{host}:{self.port}", "--alerts", str(self.db),
-                   "--snapshots", str(self.snapshots), "--quiet", *args]
+        command = [
+            *FUME_EDGE,
+            "run",
+            *cameras,
+            "--http",
+            f"{host}:{self.port}",
+            "--alerts",
+            str(self.db),
+            "--snapshots",
+            str(self.snapshots),
+            "--quiet",
+            *args,
+        ]
         if yaml is not None:
             (folder / "run.yaml").write_text(yaml, encoding="utf-8")
             command += ["--config", str(folder / "run.yaml")]
@@ -127,22 +145,41 @@ def copied_database(folder: Path) -> tuple[Path, float]:
         store.begin_run("barn-7", "f00d", {})
         set_subject(store, "cow-11", "cli", now=newest - 3600)
         for i in range(30):
-            record_summary(store, SummaryRow(minute=newest - (29 - i) * 60, device_id="barn-7", subject="cow-11",
-                                             frames=600, degraded=0,
-                                             probs={"Healthy": 0.9, "Transitional": 0.05, "Acidotic": 0.05},
-                                             gas_areas={"co2": 0.2, "ch4": 0.01}))
+            record_summary(
+                store,
+                SummaryRow(
+                    minute=newest - (29 - i) * 60,
+                    device_id="barn-7",
+                    subject="cow-11",
+                    frames=600,
+                    degraded=0,
+                    probs={"Healthy": 0.9, "Transitional": 0.05, "Acidotic": 0.05},
+                    gas_areas={"co2": 0.2, "ch4": 0.01},
+                ),
+            )
         for i in range(3):
             name = f"2026-01-0{i + 1}T00-00-00Z_acidosis_risk_start_0000000{i}.png"
             (snapshots / name).write_bytes(cv2.imencode(".png", np.full((48, 64, 3), 60 * i, np.uint8))[1].tobytes())
-            store.record(make_event(wall=newest - 600 + i * 60, subject="cow-11", device_id="barn-7",
-                                    snapshot=str(DEVICE_SNAPSHOTS / name)), publish=False)
+            store.record(
+                make_event(
+                    wall=newest - 600 + i * 60,
+                    subject="cow-11",
+                    device_id="barn-7",
+                    snapshot=str(DEVICE_SNAPSHOTS / name),
+                ),
+                publish=False,
+            )
     return db, newest
 
 
 def serve_until_healthy(db: Path, port: int, timeout: float = 60.0) -> subprocess.Popen[str]:
     """`fume-edge serve DB --listen 127.0.0.1:PORT` started, once /healthz answers 200 (output on its stdout)."""
-    proc = subprocess.Popen([*FUME_EDGE, "serve", str(db), "--listen", f"127.0.0.1:{port}"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [*FUME_EDGE, "serve", str(db), "--listen", f"127.0.0.1:{port}"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     deadline = time.monotonic() + timeout
     while True:
         if proc.poll() is not None or time.monotonic() > deadline:

@@ -63,6 +63,13 @@ class CommandGate:
                 return
             dropped, unchanged, unknown = (now_ - before for now_, before in zip(counts, self._reported, strict=True))
             self._reported, self._next_log = counts, now + LOG_EVERY_S
-        log.warning("MQTT commands: %d dropped by the rate limit (%g/s, burst %d), %d unchanged and skipped, %d for "
-                    "a station this device does not run; find what floods <prefix>/<device>/cmd/ and "
-                    "<prefix>/<device>/<station>/cmd/", dropped, self.rate_per_s, self.burst, unchanged, unknown)
+        log.warning(
+            "MQTT commands: %d dropped by the rate limit (%g/s, burst %d), %d unchanged and skipped, %d for "
+            "a station this device does not run; find what floods <prefix>/<device>/cmd/ and "
+            "<prefix>/<device>/<station>/cmd/",
+            dropped,
+            self.rate_per_s,
+            self.burst,
+            unchanged,
+            unknown,
+        )

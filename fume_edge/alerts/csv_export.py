@@ -13,8 +13,18 @@ from typing import TextIO
 from fume_edge.alerts.event import AlertEvent
 
 LEADING = ("time", "type", "state", "alert_id", "event_id", "device_id", "subject", "camera_ids", "reason")
-TRAILING = ("frames", "frames_triggering", "degraded", "cameras_in_use", "snapshot", "start_time", "end_time",
-            "model_sha", "detail", "schema_version")
+TRAILING = (
+    "frames",
+    "frames_triggering",
+    "degraded",
+    "cameras_in_use",
+    "snapshot",
+    "start_time",
+    "end_time",
+    "model_sha",
+    "detail",
+    "schema_version",
+)
 
 
 def _unique(names: list[str]) -> list[str]:
@@ -29,12 +39,31 @@ def write_csv(events: list[AlertEvent], out: TextIO) -> None:
     writer.writerow([*LEADING, *(f"p_{name}" for name in classes), *(f"gas_area_{c}" for c in cameras), *TRAILING])
     for e in events:
         probs, areas = e.probs or {}, e.gas_areas
-        writer.writerow([
-            e.time, e.type, e.state, e.id, e.event_id, e.device_id, e.subject or "", " ".join(e.camera_ids),
-            e.reason or "", *(_number(probs.get(name)) for name in classes), *(_number(areas.get(c)) for c in cameras),
-            e.frames, e.frames_triggering, int(e.degraded), " ".join(e.cameras_in_use), e.snapshot or "", e.start_time,
-            e.end_time or "", e.model_sha or "", json.dumps(e.detail) if e.detail else "", e.schema_version,
-        ])
+        writer.writerow(
+            [
+                e.time,
+                e.type,
+                e.state,
+                e.id,
+                e.event_id,
+                e.device_id,
+                e.subject or "",
+                " ".join(e.camera_ids),
+                e.reason or "",
+                *(_number(probs.get(name)) for name in classes),
+                *(_number(areas.get(c)) for c in cameras),
+                e.frames,
+                e.frames_triggering,
+                int(e.degraded),
+                " ".join(e.cameras_in_use),
+                e.snapshot or "",
+                e.start_time,
+                e.end_time or "",
+                e.model_sha or "",
+                json.dumps(e.detail) if e.detail else "",
+                e.schema_version,
+            ]
+        )
 
 
 def _number(value: float | None) -> str:

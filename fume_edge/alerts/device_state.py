@@ -31,11 +31,16 @@ class StationState:
 
     def to_json(self) -> str:
         data: dict[str, Any] = {
-            "station": self.station, "time": self.time, "ph_class": self.ph_class,
+            "station": self.station,
+            "time": self.time,
+            "ph_class": self.ph_class,
             "probs": None if self.probs is None else {k: round(v, 4) for k, v in self.probs.items()},
             "gas_areas": {k: None if v is None else round(v, 5) for k, v in self.gas_areas.items()},
-            "cameras": dict(self.cameras), "open_alerts": list(self.open_alerts), "subject": self.subject,
-            "model_sha": self.model_sha, "fps": round(self.fps, 2),
+            "cameras": dict(self.cameras),
+            "open_alerts": list(self.open_alerts),
+            "subject": self.subject,
+            "model_sha": self.model_sha,
+            "fps": round(self.fps, 2),
         }
         return json.dumps(data, separators=(",", ":"))
 
@@ -48,9 +53,16 @@ class StateTracker:
         self._since: float | None = None  # monotonic start of the current interval
         self._count = 0
 
-    def update(self, mono: float, wall: float, probs: Mapping[str, float] | None,
-               gas_areas: Mapping[str, float | None], silent: Iterable[str], open_alerts: Iterable[str],
-               subject: str | None) -> StationState | None:
+    def update(
+        self,
+        mono: float,
+        wall: float,
+        probs: Mapping[str, float] | None,
+        gas_areas: Mapping[str, float | None],
+        silent: Iterable[str],
+        open_alerts: Iterable[str],
+        subject: str | None,
+    ) -> StationState | None:
         """One prediction at `mono`/`wall`; a state when the interval is over (the first one at once)."""
         self._count += 1
         if self._since is not None and mono - self._since < self.interval_s:
@@ -60,8 +72,14 @@ class StateTracker:
         self._since, self._count = mono, 0
         silent_set = frozenset(silent)
         return StationState(
-            station=self.station, time=iso_utc(wall),
+            station=self.station,
+            time=iso_utc(wall),
             ph_class=None if probs is None else max(probs, key=lambda name: probs[name]),
-            probs=None if probs is None else dict(probs), gas_areas=dict(gas_areas),
+            probs=None if probs is None else dict(probs),
+            gas_areas=dict(gas_areas),
             cameras={gas: "silent" if gas in silent_set else "live" for gas in gas_areas},
-            open_alerts=tuple(sorted(set(open_alerts))), subject=subject, model_sha=model_sha_now(self.model_sha), fps=fps)
+            open_alerts=tuple(sorted(set(open_alerts))),
+            subject=subject,
+            model_sha=model_sha_now(self.model_sha),
+            fps=fps,
+        )

@@ -46,42 +46,101 @@ def _sensors(station: str) -> list[tuple[str, str, dict[str, object]]]:
     """(component, key, fields) of every entity of one station."""
     found: list[tuple[str, str, dict[str, object]]] = []
     found.append(("sensor", "ph_class", {"name": f"{station} pH class", "value_template": "{{ value_json.ph_class }}"}))
-    found.append(("sensor", "p_acidotic", {
-        "name": f"{station} P(Acidotic)", "unit_of_measurement": "%", "state_class": "measurement",
-        "value_template": "{{ (value_json.probs.Acidotic * 100) | round(1) if value_json.probs else none }}"}))
+    found.append(
+        (
+            "sensor",
+            "p_acidotic",
+            {
+                "name": f"{station} P(Acidotic)",
+                "unit_of_measurement": "%",
+                "state_class": "measurement",
+                "value_template": "{{ (value_json.probs.Acidotic * 100) | round(1) if value_json.probs else none }}",
+            },
+        )
+    )
     for gas in GASES:
-        found.append(("sensor", f"{gas}_area", {
-            "name": f"{station} {gas.upper()} gas area", "unit_of_measurement": "%", "state_class": "measurement",
-            "value_template": f"{{{{ (value_json.gas_areas.{gas} * 100) | round(3) "
-                              f"if value_json.gas_areas.{gas} is not none else none }}}}"}))
-    found.append(("sensor", "fps", {"name": f"{station} inference FPS", "unit_of_measurement": "fps",
-                                    "state_class": "measurement", "value_template": "{{ value_json.fps }}"}))
+        found.append(
+            (
+                "sensor",
+                f"{gas}_area",
+                {
+                    "name": f"{station} {gas.upper()} gas area",
+                    "unit_of_measurement": "%",
+                    "state_class": "measurement",
+                    "value_template": f"{{{{ (value_json.gas_areas.{gas} * 100) | round(3) "
+                    f"if value_json.gas_areas.{gas} is not none else none }}}}",
+                },
+            )
+        )
+    found.append(
+        (
+            "sensor",
+            "fps",
+            {
+                "name": f"{station} inference FPS",
+                "unit_of_measurement": "fps",
+                "state_class": "measurement",
+                "value_template": "{{ value_json.fps }}",
+            },
+        )
+    )
     for alert_type in (t for t in ALERT_TYPES if t not in MODEL_TYPES):  # model updates are one-off events
-        found.append(("binary_sensor", alert_type, {
-            "name": f"{station} {alert_type.replace('_', ' ')}", "device_class": "problem",
-            "value_template": f"{{{{ 'ON' if '{alert_type}' in value_json.open_alerts else 'OFF' }}}}"}))
+        found.append(
+            (
+                "binary_sensor",
+                alert_type,
+                {
+                    "name": f"{station} {alert_type.replace('_', ' ')}",
+                    "device_class": "problem",
+                    "value_template": f"{{{{ 'ON' if '{alert_type}' in value_json.open_alerts else 'OFF' }}}}",
+                },
+            )
+        )
     for gas in GASES:
-        found.append(("binary_sensor", f"{gas}_camera", {
-            "name": f"{station} {gas.upper()} camera", "device_class": "connectivity",
-            "value_template": f"{{{{ 'ON' if value_json.cameras.{gas} == 'live' else 'OFF' }}}}"}))
+        found.append(
+            (
+                "binary_sensor",
+                f"{gas}_camera",
+                {
+                    "name": f"{station} {gas.upper()} camera",
+                    "device_class": "connectivity",
+                    "value_template": f"{{{{ 'ON' if value_json.cameras.{gas} == 'live' else 'OFF' }}}}",
+                },
+            )
+        )
     return found
 
 
-def discovery_entities(topics: DeviceTopics, stations: Iterable[str], model_sha: str | None,
-                       discovery_prefix: str = DEFAULT_DISCOVERY_PREFIX) -> list[DiscoveryEntity]:
+def discovery_entities(
+    topics: DeviceTopics,
+    stations: Iterable[str],
+    model_sha: str | None,
+    discovery_prefix: str = DEFAULT_DISCOVERY_PREFIX,
+) -> list[DiscoveryEntity]:
     """The config message of every entity of every station."""
     node = node_id(topics.device_id)
-    device = {"identifiers": [node], "name": f"fume-edge {topics.device_id}", "manufacturer": "fume-edge",
-              "model": "FUME gas-imaging monitor", "sw_version": __version__,
-              "hw_version": f"model sha256 {model_sha[:12]}" if model_sha else "model unknown"}
+    device = {
+        "identifiers": [node],
+        "name": f"fume-edge {topics.device_id}",
+        "manufacturer": "fume-edge",
+        "model": "FUME gas-imaging monitor",
+        "sw_version": __version__,
+        "hw_version": f"model sha256 {model_sha[:12]}" if model_sha else "model unknown",
+    }
     entities = []
     for station in stations:
         for component, key, fields in _sensors(station):
             object_id = f"{station}_{key}"
-            config = {**fields, "unique_id": f"{node}_{object_id}", "object_id": f"{node}_{object_id}",
-                      "device": device, "state_topic": topics.state(station),
-                      "availability_topic": topics.availability, "payload_available": "online",
-                      "payload_not_available": "offline"}
+            config = {
+                **fields,
+                "unique_id": f"{node}_{object_id}",
+                "object_id": f"{node}_{object_id}",
+                "device": device,
+                "state_topic": topics.state(station),
+                "availability_topic": topics.availability,
+                "payload_available": "online",
+                "payload_not_available": "offline",
+            }
             if component == "binary_sensor":
                 config.update(payload_on="ON", payload_off="OFF")
             entities.append(DiscoveryEntity(f"{discovery_prefix}/{component}/{node}/{object_id}/config", config))

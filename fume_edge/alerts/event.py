@@ -37,8 +37,16 @@ MODEL_SWITCHED = "model_switched"  # the running loop swapped to the new model
 MODEL_ROLLED_BACK = "model_rolled_back"  # back to the model before (`detail.reason`)
 MODEL_TYPES: tuple[str, ...] = (MODEL_INSTALLED, MODEL_REJECTED, MODEL_SWITCHED, MODEL_ROLLED_BACK)
 DONE = "done"  # the end reason of a one-off step: its start and end are the same moment
-ALERT_TYPES: tuple[str, ...] = (ACIDOSIS_RISK, TRANSITIONAL_RISK, GAS_ABSENT, CAMERA_DEGRADED, CAMERA_OFFLINE,
-                                CAMERAS_UNPAIRED, SINK_DEGRADED, *MODEL_TYPES)
+ALERT_TYPES: tuple[str, ...] = (
+    ACIDOSIS_RISK,
+    TRANSITIONAL_RISK,
+    GAS_ABSENT,
+    CAMERA_DEGRADED,
+    CAMERA_OFFLINE,
+    CAMERAS_UNPAIRED,
+    SINK_DEGRADED,
+    *MODEL_TYPES,
+)
 
 # Lifecycle states.
 START, UPDATE, END = "start", "update", "end"
@@ -145,4 +153,6 @@ class AlertEvent:
         try:
             return cls.from_json(row["payload"])
         except (ValueError, TypeError, KeyError) as exc:
-            raise FumeEdgeError(f"alert store: event row {row['seq']} is unreadable ({exc}); the database is damaged") from exc
+            raise FumeEdgeError(
+                f"alert store: event row {row['seq']} is unreadable ({exc}); the database is damaged"
+            ) from exc

@@ -54,8 +54,9 @@ class JsonlWriter:
                 os.write(fd, b"\n")
             return fd
         except OSError as exc:
-            raise FumeEdgeError(f"{self.path}: cannot open the JSONL alert file ({exc.strerror}); "
-                                "pass a writable --jsonl path") from None
+            raise FumeEdgeError(
+                f"{self.path}: cannot open the JSONL alert file ({exc.strerror}); pass a writable --jsonl path"
+            ) from None
 
     def write(self, event: AlertEvent) -> None:
         line = (event.to_json() + "\n").encode("utf-8")
@@ -68,7 +69,7 @@ class JsonlWriter:
         try:
             view = memoryview(line)
             while view:
-                view = view[os.write(self._fd, view):]
+                view = view[os.write(self._fd, view) :]
             os.fsync(self._fd)
         except OSError:
             with contextlib.suppress(OSError):
@@ -98,4 +99,3 @@ class JsonlWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-

@@ -14,7 +14,16 @@ from dataclasses import replace
 from typing import Any
 
 from fume_edge.alerts.event import (
-    DONE, END, MODEL_INSTALLED, MODEL_REJECTED, MODEL_ROLLED_BACK, MODEL_SWITCHED, START, AlertEvent, iso_utc, new_id,
+    DONE,
+    END,
+    MODEL_INSTALLED,
+    MODEL_REJECTED,
+    MODEL_ROLLED_BACK,
+    MODEL_SWITCHED,
+    START,
+    AlertEvent,
+    iso_utc,
+    new_id,
     parse_iso,
 )
 
@@ -59,7 +68,18 @@ def model_alerts(record: Mapping[str, Any], device_id: str, model_sha: str | Non
         return []
     when = iso_utc(parse_iso(record["time"])) if "time" in record else iso_utc(0.0)
     sha = record.get("model_sha") if isinstance(record.get("model_sha"), str) else model_sha
-    start = AlertEvent(id=new_id(), event_id=new_id(), type=alert_type, state=START, device_id=device_id,
-                       camera_ids=(), time=when, mono=mono, start_time=when, start_mono=mono, model_sha=sha,
-                       detail=_detail(record))
+    start = AlertEvent(
+        id=new_id(),
+        event_id=new_id(),
+        type=alert_type,
+        state=START,
+        device_id=device_id,
+        camera_ids=(),
+        time=when,
+        mono=mono,
+        start_time=when,
+        start_mono=mono,
+        model_sha=sha,
+        detail=_detail(record),
+    )
     return [start, replace(start, event_id=new_id(), state=END, reason=DONE, end_time=when, end_mono=mono)]

@@ -97,9 +97,12 @@ def parse_mqtt_url(url: str, where: str = "--mqtt") -> MqttTarget:
         raise FumeEdgeError(f"{where}: topic prefix {prefix!r} may not contain '+', '#' or empty levels")
     tls = parts.scheme == "mqtts"
     return MqttTarget(
-        host=parts.hostname, port=port or (8883 if tls else 1883), tls=tls,
+        host=parts.hostname,
+        port=port or (8883 if tls else 1883),
+        tls=tls,
         username=None if parts.username is None else unquote(parts.username),
-        password=None if parts.password is None else unquote(parts.password), prefix=prefix,
+        password=None if parts.password is None else unquote(parts.password),
+        prefix=prefix,
     )
 
 
@@ -161,8 +164,10 @@ def read_login(credentials: str, where: str) -> tuple[str, str | None] | None:
         with open(path, encoding="utf-8") as file:
             line = file.readline().strip()
     except OSError as exc:
-        raise FumeEdgeError(f"{where}: cannot read {path} ({exc.strerror}); it holds user:password "
-                            "(under systemd: LoadCredential=mqtt:FILE in the unit)") from None
+        raise FumeEdgeError(
+            f"{where}: cannot read {path} ({exc.strerror}); it holds user:password "
+            "(under systemd: LoadCredential=mqtt:FILE in the unit)"
+        ) from None
     if not line:
         return None
     user, sep, password = line.partition(":")
@@ -181,8 +186,16 @@ class MqttPublisher:
     """Drains the store's outbox to a broker from its own thread. `notify()` after committing new events;
     `stop()` drains for up to `drain_timeout_s`, publishes "offline" and disconnects."""
 
-    def __init__(self, config: MqttConfig, store: AlertStore, device_id: str, *, model_sha: str | None = None,
-                 stations: tuple[str, ...] = (DEFAULT_STATION,), poll_s: float = 1.0) -> None:
+    def __init__(
+        self,
+        config: MqttConfig,
+        store: AlertStore,
+        device_id: str,
+        *,
+        model_sha: str | None = None,
+        stations: tuple[str, ...] = (DEFAULT_STATION,),
+        poll_s: float = 1.0,
+    ) -> None:
         if config.url is None:
             raise ValueError("MqttPublisher needs a url")
         self.config = config
@@ -196,8 +209,11 @@ class MqttPublisher:
         self.model_topic = self.topics.model_command
         self.model_command: Callable[[str], None] | None = None  # starts an install (must not block paho's thread)
         self.command_topics = (self.subject_topic, self.topics.station_subject_commands, self.model_topic)
-        self.discovery = discovery_entities(self.topics, self.stations, model_sha, config.discovery_prefix) \
-            if config.discovery else []
+        self.discovery = (
+            discovery_entities(self.topics, self.stations, model_sha, config.discovery_prefix)
+            if config.discovery
+            else []
+        )
         self._discovery_topics = frozenset(entity.topic for entity in self.discovery)
         self.commands = CommandGate(config.command_rate_per_s, config.command_burst)
         self._states: dict[str, StationState] = {}  # the latest state of each station (published on connect too)
@@ -245,17 +261,27 @@ class MqttPublisher:
     def _make_client(self) -> Any:
         mqtt = _paho()
         v5 = self._protocol == mqtt.MQTTv5
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"fume-edge-{self.device_id}",
-                             clean_session=None if v5 else True, protocol=self._protocol)
+        client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=f"fume-edge-{self.device_id}",
+            clean_session=None if v5 else True,
+            protocol=self._protocol,
+        )
         user, password = self.config.login() or (self.target.username, self.password)
         if user is not None:
             client.username_pw_set(user, password)
         if self.target.tls:
             try:
-                client.tls_set(ca_certs=self.config.ca, certfile=self.config.cert, keyfile=self.config.key,
-                               cert_reqs=ssl.CERT_NONE if self.config.insecure else ssl.CERT_REQUIRED)
+                client.tls_set(
+                    ca_certs=self.config.ca,
+                    certfile=self.config.cert,
+                    keyfile=self.config.key,
+                    cert_reqs=ssl.CERT_NONE if self.config.insecure else ssl.CERT_REQUIRED,
+                )
             except (OSError, ssl.SSLError) as exc:
-                raise FumeEdgeError(f"mqtt tls: cannot load ca/cert/key ({exc}); check sinks.mqtt.ca/cert/key") from None
+                raise FumeEdgeError(
+                    f"mqtt tls: cannot load ca/cert/key ({exc}); check sinks.mqtt.ca/cert/key"
+                ) from None
             client.tls_insecure_set(self.config.insecure)
         client.will_set(self.status_topic, "offline", qos=QOS, retain=True)
         client.reconnect_delay_set(self.config.reconnect_min_s, self.config.reconnect_max_s)
@@ -269,8 +295,12 @@ class MqttPublisher:
     def _broker_down(self, why: str) -> None:
         if not self._down_logged:
             self._down_logged = True
-            log.warning("MQTT broker %s:%s unreachable (%s); events wait in the outbox, retrying with backoff",
-                        self.target.host, self.target.port, why)
+            log.warning(
+                "MQTT broker %s:%s unreachable (%s); events wait in the outbox, retrying with backoff",
+                self.target.host,
+                self.target.port,
+                why,
+            )
 
     # paho callbacks run on paho's network thread: they only touch memory, never the database.
     def _on_connect(self, client: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
@@ -289,8 +319,9 @@ class MqttPublisher:
         if self._protocol == _paho().MQTTv5:  # never the stored (retained) command; see a live one's retain flag
             from paho.mqtt.subscribeoptions import SubscribeOptions
 
-            options = SubscribeOptions(qos=QOS, retainAsPublished=True,
-                                       retainHandling=SubscribeOptions.RETAIN_DO_NOT_SEND)
+            options = SubscribeOptions(
+                qos=QOS, retainAsPublished=True, retainHandling=SubscribeOptions.RETAIN_DO_NOT_SEND
+            )
             client.subscribe([(topic, options) for topic in self.command_topics])
         else:
             client.subscribe([(topic, QOS) for topic in self.command_topics])
@@ -371,8 +402,11 @@ class MqttPublisher:
 
     def _use_v311(self) -> None:
         """The broker does not speak v5: start over with 3.1.1 (PUBACKs then carry no reason code)."""
-        log.warning("MQTT broker %s:%s does not support MQTT v5; using 3.1.1, whose PUBACKs cannot report an "
-                    "ACL refusal", self.target.host, self.target.port)
+        log.warning(
+            "MQTT broker %s:%s does not support MQTT v5; using 3.1.1, whose PUBACKs cannot report an ACL refusal",
+            self.target.host,
+            self.target.port,
+        )
         self._client.disconnect()
         self._client.loop_stop()
         self._protocol = _paho().MQTTv311
@@ -386,8 +420,12 @@ class MqttPublisher:
             self._cond.notify_all()
 
     def _ready(self) -> bool:
-        return self._stopping or self._downgrade or bool(self._acked or self._refused or self._subjects) or (
-            self._connected and self._wake and len(self._inflight) < self.config.max_inflight)
+        return (
+            self._stopping
+            or self._downgrade
+            or bool(self._acked or self._refused or self._subjects)
+            or (self._connected and self._wake and len(self._inflight) < self.config.max_inflight)
+        )
 
     def _run(self) -> None:
         while True:

@@ -136,8 +136,15 @@ class AlertPolicy:
     events; by default the gas names themselves. One policy per station: its events carry `station`.
     """
 
-    def __init__(self, config: AlertPolicyConfig, *, device_id: str, cameras: Mapping[str, str] | None = None,
-                 model_sha: ModelSha = None, station: str = DEFAULT_STATION) -> None:
+    def __init__(
+        self,
+        config: AlertPolicyConfig,
+        *,
+        device_id: str,
+        cameras: Mapping[str, str] | None = None,
+        model_sha: ModelSha = None,
+        station: str = DEFAULT_STATION,
+    ) -> None:
         self.config = config
         self.device_id = device_id
         self.station = station
@@ -200,8 +207,9 @@ class AlertPolicy:
                 rising, falling = value >= risk.rule.start_at, value < risk.rule.end_below
                 triggering[risk.type] = rising
                 min_on = risk.rule.single_gas_start_after_s if self._silent else risk.rule.start_after_s
-                transitions.append((risk.type, risk.debounce.update(
-                    mono, rising and min_on is not None, falling, min_on_s=min_on)))
+                transitions.append(
+                    (risk.type, risk.debounce.update(mono, rising and min_on is not None, falling, min_on_s=min_on))
+                )
 
         for alert in self._open.values():
             alert.frames += 1
@@ -264,11 +272,26 @@ class AlertPolicy:
     def _event(self, alert: _OpenAlert, state: str, mono: float, wall: float, reason: str | None = None) -> AlertEvent:
         now = iso_utc(wall)
         return AlertEvent(
-            id=alert.id, event_id=new_id(), type=alert.type, state=state, device_id=self.device_id,
-            camera_ids=alert.cameras, time=now, mono=mono, start_time=alert.start_time, start_mono=alert.start_mono,
-            end_time=now if state == END else None, end_mono=mono if state == END else None, reason=reason,
-            probs=self.smoothed_probs, gas_areas=dict(self._areas), frames=alert.frames,
-            frames_triggering=alert.frames_triggering, model_sha=model_sha_now(self.model_sha), degraded=bool(self._silent), subject=self.subject,
+            id=alert.id,
+            event_id=new_id(),
+            type=alert.type,
+            state=state,
+            device_id=self.device_id,
+            camera_ids=alert.cameras,
+            time=now,
+            mono=mono,
+            start_time=alert.start_time,
+            start_mono=alert.start_mono,
+            end_time=now if state == END else None,
+            end_mono=mono if state == END else None,
+            reason=reason,
+            probs=self.smoothed_probs,
+            gas_areas=dict(self._areas),
+            frames=alert.frames,
+            frames_triggering=alert.frames_triggering,
+            model_sha=model_sha_now(self.model_sha),
+            degraded=bool(self._silent),
+            subject=self.subject,
             cameras_in_use=tuple(cam for gas, cam in self.cameras.items() if gas not in self._silent),
             station=self.station,
         )

@@ -35,8 +35,9 @@ def parse_since(text: str, now: float) -> float:
     try:
         return parse_iso(text.strip())
     except ValueError:
-        raise FumeEdgeError(f"--since {text!r}: not a time; use ISO-8601 (2026-11-25T08:00) or an age "
-                            "(30m, 2h, 7d)") from None
+        raise FumeEdgeError(
+            f"--since {text!r}: not a time; use ISO-8601 (2026-11-25T08:00) or an age (30m, 2h, 7d)"
+        ) from None
 
 
 def _title(events: list[AlertEvent], db: Path | str) -> str:
@@ -45,29 +46,49 @@ def _title(events: list[AlertEvent], db: Path | str) -> str:
 
 def _narrow_table(events: list[AlertEvent], db: Path | str) -> Table:
     """What fits 80 columns: when, what, which alert, and the most likely pH class (`--wide` shows the rest)."""
-    table = Table(title=_title(events, db), title_justify="left",
-                  box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0), show_edge=False, caption="--wide: every column; --json: every field",
-                  caption_justify="left")
+    table = Table(
+        title=_title(events, db),
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        padding=(0, 1, 0, 0),
+        show_edge=False,
+        caption="--wide: every column; --json: every field",
+        caption_justify="left",
+    )
     for name in ("time (UTC)", "type", "state", "alert", "cameras", "pH"):
         table.add_column(name, no_wrap=name != "state")
     for e in events:
         top = max((e.probs or {}).items(), key=lambda item: item[1], default=None)
         state = e.state + (f" ({e.reason})" if e.reason else "")
-        table.add_row(e.time[5:19].replace("T", " "), e.type, f"[{_STATE_STYLE[e.state]}]{state}[/]", e.id[:8],
-                      ",".join(e.camera_ids), "-" if top is None else f"{top[0][0]} {top[1]:.2f}")
+        table.add_row(
+            e.time[5:19].replace("T", " "),
+            e.type,
+            f"[{_STATE_STYLE[e.state]}]{state}[/]",
+            e.id[:8],
+            ",".join(e.camera_ids),
+            "-" if top is None else f"{top[0][0]} {top[1]:.2f}",
+        )
     return table
 
 
 def _wide_table(events: list[AlertEvent], db: Path | str, width: int) -> Table:
     """Every column; below COMPACT_BELOW terminal columns the details share one column, a line each."""
-    table = Table(title=_title(events, db), title_justify="left",
-                  box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0), show_edge=False)
+    table = Table(
+        title=_title(events, db), title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0), show_edge=False
+    )
     compact = width < COMPACT_BELOW
-    names = ("time (UTC)", "type", "state", "alert", "details") if compact else (
-        "time (UTC)", "type", "state", "alert", "subject", "cameras", "pH", "gas area", "frames", "snapshot")
+    names = (
+        ("time (UTC)", "type", "state", "alert", "details")
+        if compact
+        else ("time (UTC)", "type", "state", "alert", "subject", "cameras", "pH", "gas area", "frames", "snapshot")
+    )
     for name in names:  # state, subject and the free text wrap; the rest keep their width
-        table.add_column(name, no_wrap=name not in ("state", "subject", "details", "snapshot"), overflow="fold",
-                         max_width=13 if name == "state" else None)
+        table.add_column(
+            name,
+            no_wrap=name not in ("state", "subject", "details", "snapshot"),
+            overflow="fold",
+            max_width=13 if name == "state" else None,
+        )
     for e in events:
         probs = " ".join(f"{name[0]}{p:.2f}".replace("0.", ".", 1) for name, p in (e.probs or {}).items()) or "-"
         gas = " ".join(f"{gas} {'-' if a is None else f'{a * 100:.1f}%'}" for gas, a in e.gas_areas.items()) or "-"
@@ -77,17 +98,28 @@ def _wide_table(events: list[AlertEvent], db: Path | str, width: int) -> Table:
         cells = [when.replace("T", " "), e.type, f"[{_STATE_STYLE[e.state]}]{state}[/]", e.id[:8]]
         if compact:
             frames = f"{e.frames} frame{'' if e.frames == 1 else 's'}"
-            cells.append(f"subject {e.subject or '-'}\n{','.join(e.camera_ids)}, {frames}\npH {probs}\n"
-                         f"gas {gas}\nsnapshot {snapshot}")
+            cells.append(
+                f"subject {e.subject or '-'}\n{','.join(e.camera_ids)}, {frames}\npH {probs}\n"
+                f"gas {gas}\nsnapshot {snapshot}"
+            )
         else:
             cells += [e.subject or "-", ",".join(e.camera_ids), probs, gas, str(e.frames), snapshot]
         table.add_row(*cells)
     return table
 
 
-def show_alerts(db: Path, *, since: str | None = None, alert_type: str | None = None, as_json: bool = False,
-                limit: int | None = None, subject: str | None = None, wide: bool = False, as_csv: bool = False,
-                station: str | None = None) -> None:
+def show_alerts(
+    db: Path,
+    *,
+    since: str | None = None,
+    alert_type: str | None = None,
+    as_json: bool = False,
+    limit: int | None = None,
+    subject: str | None = None,
+    wide: bool = False,
+    as_csv: bool = False,
+    station: str | None = None,
+) -> None:
     """Print the events of `db` (oldest first; `limit` keeps the newest) as a table, JSON lines or CSV."""
     check_filters(alert_type, limit, as_json=as_json, as_csv=as_csv)
     start = None if since is None else parse_since(since, time.time())
@@ -105,8 +137,9 @@ def check_filters(alert_type: str | None, limit: int | None, *, as_json: bool = 
         raise FumeEdgeError(f"--limit {limit}: must be a positive number of events")
 
 
-def print_events(events: list[AlertEvent], source: Path | str, *, as_json: bool, wide: bool,
-                 as_csv: bool = False) -> None:
+def print_events(
+    events: list[AlertEvent], source: Path | str, *, as_json: bool, wide: bool, as_csv: bool = False
+) -> None:
     """A table, JSON lines or CSV of `events` read from `source` (a file, or the fleet archive)."""
     if as_json:
         for event in events:

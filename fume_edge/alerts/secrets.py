@@ -33,8 +33,10 @@ def redact(value: Any) -> Any:
     if isinstance(value, str):
         return redact_text(value)
     if isinstance(value, dict):
-        return {key: (MASK if isinstance(key, str) and _SECRET_KEY.search(key) and item is not None
-                      else redact(item)) for key, item in value.items()}
+        return {
+            key: (MASK if isinstance(key, str) and _SECRET_KEY.search(key) and item is not None else redact(item))
+            for key, item in value.items()
+        }
     if isinstance(value, (list, tuple)):
         return [redact(item) for item in value]
     return value
@@ -46,8 +48,9 @@ def read_password_file(path: str | Path, where: str) -> str:
     try:
         mode = path.stat().st_mode
         if stat.S_IMODE(mode) & 0o077:
-            raise FumeEdgeError(f"{where}: {path} is readable by group or others (mode "
-                                f"{stat.S_IMODE(mode):04o}); run: chmod 600 {path}")
+            raise FumeEdgeError(
+                f"{where}: {path} is readable by group or others (mode {stat.S_IMODE(mode):04o}); run: chmod 600 {path}"
+            )
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise FumeEdgeError(f"{where}: password file {path} not found") from None
@@ -63,9 +66,15 @@ def read_password_file(path: str | Path, where: str) -> str:
 
 def mqtt_password(url_password: str | None, password_file: str | None, where: str) -> str | None:
     """The MQTT password: from the URL, else `FUME_EDGE_MQTT_PASSWORD`, else the password file (one source only)."""
-    sources = [name for name, given in (("the URL", url_password is not None),
-                                        (PASSWORD_ENV, bool(os.environ.get(PASSWORD_ENV))),
-                                        ("password_file", password_file is not None)) if given]
+    sources = [
+        name
+        for name, given in (
+            ("the URL", url_password is not None),
+            (PASSWORD_ENV, bool(os.environ.get(PASSWORD_ENV))),
+            ("password_file", password_file is not None),
+        )
+        if given
+    ]
     if len(sources) > 1:
         raise FumeEdgeError(f"{where}: the MQTT password is given twice ({' and '.join(sources)}); keep one")
     if url_password is not None:

@@ -34,19 +34,32 @@ class AlertService:
     a context manager, which closes with run reason "completed" or "error". `stations` maps each station id to its
     policy (default: one station, `default`, with `policy`)."""
 
-    def __init__(self, policy: AlertPolicyConfig, sinks: SinksConfig, *, device_id: str,
-                 cameras: Mapping[str, str] | None = None, model_sha: ModelSha = None,
-                 run_config: Mapping[str, Any] | None = None,
-                 stations: Mapping[str, AlertPolicyConfig] | None = None) -> None:
+    def __init__(
+        self,
+        policy: AlertPolicyConfig,
+        sinks: SinksConfig,
+        *,
+        device_id: str,
+        cameras: Mapping[str, str] | None = None,
+        model_sha: ModelSha = None,
+        run_config: Mapping[str, Any] | None = None,
+        stations: Mapping[str, AlertPolicyConfig] | None = None,
+    ) -> None:
         configs = dict(stations) if stations else {DEFAULT_STATION: policy}
-        self.policies = {station: AlertPolicy(config, device_id=device_id, cameras=cameras, model_sha=model_sha,
-                                              station=station) for station, config in configs.items()}
-        self.sinks = SinkWorker(sinks, device_id=device_id, model_sha=model_sha, run_config=run_config,
-                                stations=tuple(configs))
+        self.policies = {
+            station: AlertPolicy(config, device_id=device_id, cameras=cameras, model_sha=model_sha, station=station)
+            for station, config in configs.items()
+        }
+        self.sinks = SinkWorker(
+            sinks, device_id=device_id, model_sha=model_sha, run_config=run_config, stations=tuple(configs)
+        )
         self.summaries = {station: MinuteSummary(device_id, station) for station in configs}
         # Each station's retained MQTT state (only with MQTT on)
-        self.states = ({station: StateTracker(station, sinks.mqtt.state_interval_s, model_sha) for station in configs}
-                       if self.sinks.mqtt is not None else {})
+        self.states = (
+            {station: StateTracker(station, sinks.mqtt.state_interval_s, model_sha) for station in configs}
+            if self.sinks.mqtt is not None
+            else {}
+        )
         self.device_id, self._model_sha = device_id, model_sha
         self._closed = False
 
@@ -72,8 +85,15 @@ class AlertService:
         for name in self.policies if station is None else (station,):
             self.policies[name].subject = subject
 
-    def on_prediction(self, mono: float, wall: float, prediction: Prediction, co2_frame: np.ndarray | None = None,
-                      ch4_frame: np.ndarray | None = None, station: str = DEFAULT_STATION) -> list[AlertEvent]:
+    def on_prediction(
+        self,
+        mono: float,
+        wall: float,
+        prediction: Prediction,
+        co2_frame: np.ndarray | None = None,
+        ch4_frame: np.ndarray | None = None,
+        station: str = DEFAULT_STATION,
+    ) -> list[AlertEvent]:
         """One inference result of `station` and the frames it ran on (for snapshots; not copied, so do not modify
         them)."""
         policy = self.policies[station]
@@ -93,13 +113,27 @@ class AlertService:
         if tracker is None or self.sinks.mqtt is None:
             return
         policy = self.policies[station]
-        state = tracker.update(mono, wall, policy.smoothed_probs, areas, policy.silent_cameras,
-                               [alert.type for alert in policy.open_alerts], policy.subject)
+        state = tracker.update(
+            mono,
+            wall,
+            policy.smoothed_probs,
+            areas,
+            policy.silent_cameras,
+            [alert.type for alert in policy.open_alerts],
+            policy.subject,
+        )
         if state is not None:
             self.sinks.mqtt.publish_state(state)
 
-    def on_camera_health(self, mono: float, wall: float, silent: Iterable[str], co2_frame: np.ndarray | None = None,
-                         ch4_frame: np.ndarray | None = None, station: str = DEFAULT_STATION) -> list[AlertEvent]:
+    def on_camera_health(
+        self,
+        mono: float,
+        wall: float,
+        silent: Iterable[str],
+        co2_frame: np.ndarray | None = None,
+        ch4_frame: np.ndarray | None = None,
+        station: str = DEFAULT_STATION,
+    ) -> list[AlertEvent]:
         """The gases whose camera is silent now at `station` (empty set: all deliver); call on every change. Frames
         of the cameras still delivering, if at hand, go into the snapshot (a silent camera shows as NO SIGNAL)."""
         events = self.policies[station].on_camera_health(mono, wall, silent)
@@ -107,8 +141,9 @@ class AlertService:
             self.sinks.submit(events, SnapshotFrames(co2_frame, ch4_frame, None))
         return events
 
-    def on_unpaired(self, mono: float, wall: float, offset_s: float | None,
-                    station: str = DEFAULT_STATION) -> list[AlertEvent]:
+    def on_unpaired(
+        self, mono: float, wall: float, offset_s: float | None, station: str = DEFAULT_STATION
+    ) -> list[AlertEvent]:
         """Both cameras of `station` deliver but nothing pairs (`offset_s` apart), or they pair again (None)."""
         events = self.policies[station].on_unpaired(mono, wall, offset_s)
         if events:
@@ -133,8 +168,13 @@ class AlertService:
     def stats(self) -> SinkStats:
         return self.sinks.stats()
 
-    def close(self, stats: Mapping[str, Any] | None = None, reason: str = "completed",
-              mono: float | None = None, wall: float | None = None) -> list[AlertEvent]:
+    def close(
+        self,
+        stats: Mapping[str, Any] | None = None,
+        reason: str = "completed",
+        mono: float | None = None,
+        wall: float | None = None,
+    ) -> list[AlertEvent]:
         """End every station's open alerts as `interrupted` (at `mono`/`wall`, default now), write them and
         everything queued, end the run record with `reason` and `stats`, close the sinks. Safe to call twice."""
         if self._closed:

@@ -83,8 +83,16 @@ def overlay_panel(frame: np.ndarray | None, seg: np.ndarray | None, size: tuple[
     if frame is None:
         panel: np.ndarray = np.full((height, width, 3), 48, np.uint8)
         scale = 1.2 * max(width / INPUT_WIDTH, 0.5)
-        cv2.putText(panel, "NO SIGNAL", (width // 2 - int(92 * scale), height // 2), cv2.FONT_HERSHEY_SIMPLEX, scale,
-                    (200, 200, 200), 2, cv2.LINE_AA)
+        cv2.putText(
+            panel,
+            "NO SIGNAL",
+            (width // 2 - int(92 * scale), height // 2),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            scale,
+            (200, 200, 200),
+            2,
+            cv2.LINE_AA,
+        )
         return panel
     gray = cv2.resize(to_gray_u8(frame), (width, height), interpolation=cv2.INTER_AREA)
     panel = cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR)
@@ -114,12 +122,13 @@ def render_snapshot(frames: SnapshotFrames, event: AlertEvent) -> np.ndarray:
     kind = "risk" if event.type.endswith("_risk") else "camera" if event.type.startswith("camera") else "gas"
     banner = np.full((BANNER_H, body.shape[1], 3), BANNER_BGR[kind], np.uint8)
     probs = "  ".join(f"{name} {p:.2f}" for name, p in (event.probs or {}).items()) or "no pH yet"
-    lines = (f"{event.type} {event.state}{'' if event.reason is None else ' (' + event.reason + ')'}   {event.time}",
-             f"pH (smoothed): {probs}",
-             f"device {event.device_id}   cameras {', '.join(event.camera_ids)}   frames {event.frames}")
+    lines = (
+        f"{event.type} {event.state}{'' if event.reason is None else ' (' + event.reason + ')'}   {event.time}",
+        f"pH (smoothed): {probs}",
+        f"device {event.device_id}   cameras {', '.join(event.camera_ids)}   frames {event.frames}",
+    )
     for row, text in enumerate(lines):
-        cv2.putText(banner, text, (10, 24 + 26 * row), cv2.FONT_HERSHEY_SIMPLEX, 0.62, (255, 255, 255), 1,
-                    cv2.LINE_AA)
+        cv2.putText(banner, text, (10, 24 + 26 * row), cv2.FONT_HERSHEY_SIMPLEX, 0.62, (255, 255, 255), 1, cv2.LINE_AA)
     return np.vstack([banner, body])
 
 
@@ -141,8 +150,9 @@ class SnapshotDir:
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise FumeEdgeError(f"{self.dir}: cannot create the snapshot folder ({exc.strerror}); "
-                                "pass a writable --snapshots path") from None
+            raise FumeEdgeError(
+                f"{self.dir}: cannot create the snapshot folder ({exc.strerror}); pass a writable --snapshots path"
+            ) from None
 
     def wants(self, event: AlertEvent) -> bool:
         return event.state in self.config.states

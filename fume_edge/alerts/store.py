@@ -171,16 +171,21 @@ class _Table:
     deletable: str
 
     def delete(self, db: sqlite3.Connection, where: str, args: tuple[Any, ...]) -> int:
-        keys = [(row[0],) for row in db.execute(
-            f"SELECT {self.key} FROM {self.name} WHERE {where} AND {self.deletable}", args)]
+        keys = [
+            (row[0],)
+            for row in db.execute(f"SELECT {self.key} FROM {self.name} WHERE {where} AND {self.deletable}", args)
+        ]
         if self.name == "events":
             db.executemany("DELETE FROM outbox WHERE event_seq = ?", keys)
         db.executemany(f"DELETE FROM {self.name} WHERE {self.key} = ?", keys)
         return len(keys)
 
     def delete_oldest(self, db: sqlite3.Connection, count: int) -> int:
-        return self.delete(db, f"{self.key} IN (SELECT {self.key} FROM {self.name} WHERE {self.deletable} "
-                               f"ORDER BY {self.key} LIMIT ?)", (count,))
+        return self.delete(
+            db,
+            f"{self.key} IN (SELECT {self.key} FROM {self.name} WHERE {self.deletable} ORDER BY {self.key} LIMIT ?)",
+            (count,),
+        )
 
 
 _EVENTS = _Table("events", "seq", "epoch", _DELETABLE)
@@ -223,8 +228,9 @@ class AlertStore:
     def _open(self) -> None:
         try:
             if self.readonly:
-                self._db = sqlite3.connect(self._readonly_uri(), uri=True, isolation_level=None,
-                                           check_same_thread=False)
+                self._db = sqlite3.connect(
+                    self._readonly_uri(), uri=True, isolation_level=None, check_same_thread=False
+                )
             else:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 if self.owner:
@@ -234,8 +240,10 @@ class AlertStore:
             self._db.execute("PRAGMA busy_timeout = 5000")
             self._migrate(self.readonly)
         except (sqlite3.DatabaseError, OSError) as exc:
-            raise FumeEdgeError(f"{self.path}: cannot open as an alert database ({exc}); free space on its disk "
-                                "or pass a writable path to a fume-edge alert database") from None
+            raise FumeEdgeError(
+                f"{self.path}: cannot open as an alert database ({exc}); free space on its disk "
+                "or pass a writable path to a fume-edge alert database"
+            ) from None
 
     def _readonly_uri(self) -> str:
         """A folder we cannot write (read-only media) has no writer either, and WAL's -shm cannot be created there:
@@ -245,9 +253,11 @@ class AlertStore:
             return uri
         wal = Path(f"{self.path}-wal")
         if wal.is_file() and wal.stat().st_size > 0:
-            raise FumeEdgeError(f"{self.path}: {wal.name} beside it holds events not yet merged into the file, and "
-                                f"this read-only folder cannot merge them; copy {self.path.name} and {wal.name} to "
-                                "a writable folder and read them there (fume-edge alerts --db COPY)")
+            raise FumeEdgeError(
+                f"{self.path}: {wal.name} beside it holds events not yet merged into the file, and "
+                f"this read-only folder cannot merge them; copy {self.path.name} and {wal.name} to "
+                "a writable folder and read them there (fume-edge alerts --db COPY)"
+            )
         return uri + "&immutable=1"
 
     def _set_aside_if_damaged(self) -> None:
@@ -261,21 +271,29 @@ class AlertStore:
             if Path(f"{self.path}{suffix}").exists():
                 os.replace(f"{self.path}{suffix}", f"{aside}{suffix}")
         Path(f"{self.path}-shm").unlink(missing_ok=True)
-        log.error("%s: the alert database is damaged (%s); moved aside to %s and started a new one", self.path,
-                  problem, aside.name)
+        log.error(
+            "%s: the alert database is damaged (%s); moved aside to %s and started a new one",
+            self.path,
+            problem,
+            aside.name,
+        )
 
     def _migrate(self, readonly: bool) -> None:
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
         if version > len(MIGRATIONS):
-            raise FumeEdgeError(f"{self.path}: alert database schema v{version} is newer than this fume-edge "
-                                f"understands (v{len(MIGRATIONS)}); upgrade fume-edge")
+            raise FumeEdgeError(
+                f"{self.path}: alert database schema v{version} is newer than this fume-edge "
+                f"understands (v{len(MIGRATIONS)}); upgrade fume-edge"
+            )
         self._refuse_foreign(version)  # before anything (even the journal mode) changes the file
         if not readonly:
             self._db.execute("PRAGMA journal_mode = WAL")
             self._db.execute("PRAGMA synchronous = FULL")
         if version < len(MIGRATIONS) and readonly:
-            raise FumeEdgeError(f"{self.path}: alert database schema v{version} is older than v{len(MIGRATIONS)}; "
-                                "open it once with `fume-edge run` to upgrade it")
+            raise FumeEdgeError(
+                f"{self.path}: alert database schema v{version} is older than v{len(MIGRATIONS)}; "
+                "open it once with `fume-edge run` to upgrade it"
+            )
         for number in range(version + 1, len(MIGRATIONS) + 1):
             # executescript commits first; the BEGIN..COMMIT makes each migration and its version bump atomic.
             self._db.executescript(f"BEGIN IMMEDIATE; {MIGRATIONS[number - 1]} PRAGMA user_version = {number}; COMMIT;")
@@ -285,13 +303,19 @@ class AlertStore:
     def _refuse_foreign(self, version: int) -> None:
         """A database another program made (its own tables, or another application id) is not ours to change."""
         app_id = self._db.execute("PRAGMA application_id").fetchone()[0]
-        tables = {row[0] for row in self._db.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")}
+        tables = {
+            row[0]
+            for row in self._db.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+            )
+        }
         foreign = app_id not in (0, APPLICATION_ID) or (version == 0 and tables) or (version > 0 and TABLES - tables)
         if foreign:
             shown = ", ".join(sorted(tables)[:5]) or "none"
-            raise FumeEdgeError(f"{self.path}: not a fume-edge alert database (tables: {shown}); it belongs to "
-                                "another program and is left untouched; pass --alerts/--db with another file")
+            raise FumeEdgeError(
+                f"{self.path}: not a fume-edge alert database (tables: {shown}); it belongs to "
+                "another program and is left untouched; pass --alerts/--db with another file"
+            )
 
     @property
     def schema_version(self) -> int:
@@ -326,8 +350,17 @@ class AlertStore:
             seq = db.execute(
                 "INSERT INTO events (event_id, alert_id, type, state, epoch, run_id, payload, subject, station) "
                 "VALUES (?,?,?,?,?,?,?,?,?)",
-                (event.event_id, event.id, event.type, event.state, event.epoch, run_id, event.to_json(),
-                 event.subject, event.station),
+                (
+                    event.event_id,
+                    event.id,
+                    event.type,
+                    event.state,
+                    event.epoch,
+                    run_id,
+                    event.to_json(),
+                    event.subject,
+                    event.station,
+                ),
             ).lastrowid
             if publish:
                 db.execute("INSERT INTO outbox (event_seq, queued_at) VALUES (?, ?)", (seq, time.time()))
@@ -340,8 +373,9 @@ class AlertStore:
     def events_after(self, seq: int, limit: int = EVENTS_PAGE) -> list[tuple[int, AlertEvent]]:
         """Committed events after sequence number `seq`, oldest first (what a follower sink has not written yet)."""
         with self._use() as db:
-            rows = db.execute("SELECT seq, payload FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
-                                    (seq, limit)).fetchall()
+            rows = db.execute(
+                "SELECT seq, payload FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit)
+            ).fetchall()
         return [(int(row["seq"]), AlertEvent.from_row(row)) for row in rows]
 
     def unsent(self, limit: int, exclude: frozenset[int] = frozenset()) -> list[tuple[int, AlertEvent]]:
@@ -362,25 +396,41 @@ class AlertStore:
     def mark_sent(self, seqs: list[int]) -> None:
         """Mark outbox rows acknowledged by the broker."""
         with self._transaction() as db:
-            db.executemany("UPDATE outbox SET sent_at = ? WHERE event_seq = ? AND sent_at IS NULL",
-                           [(time.time(), seq) for seq in seqs])
+            db.executemany(
+                "UPDATE outbox SET sent_at = ? WHERE event_seq = ? AND sent_at IS NULL",
+                [(time.time(), seq) for seq in seqs],
+            )
 
     def unsent_snapshots(self) -> set[str]:
         """Snapshot paths of events still waiting in the outbox: snapshot retention must keep them."""
         with self._use() as db:
             rows = db.execute(
                 "SELECT json_extract(e.payload, '$.snapshot') FROM outbox o JOIN events e ON e.seq = o.event_seq "
-                "WHERE o.sent_at IS NULL AND json_extract(e.payload, '$.snapshot') IS NOT NULL").fetchall()
+                "WHERE o.sent_at IS NULL AND json_extract(e.payload, '$.snapshot') IS NOT NULL"
+            ).fetchall()
         return {row[0] for row in rows}
 
-    def events(self, *, since: float | None = None, alert_type: str | None = None,
-               limit: int | None = None, subject: str | None = None, until: float | None = None,
-               offset: int = 0, station: str | None = None) -> list[AlertEvent]:
+    def events(
+        self,
+        *,
+        since: float | None = None,
+        alert_type: str | None = None,
+        limit: int | None = None,
+        subject: str | None = None,
+        until: float | None = None,
+        offset: int = 0,
+        station: str | None = None,
+    ) -> list[AlertEvent]:
         """Events in time order, optionally from epoch `since` on (before `until`), of one type, of one subject
         and of one station; `limit` keeps the newest, after skipping the `offset` newest (pages of history)."""
         where, args = ["1"], list[Any]()
-        for clause, value in (("epoch >= ?", since), ("epoch < ?", until), ("type = ?", alert_type),
-                              ("subject = ?", subject), ("station = ?", station)):
+        for clause, value in (
+            ("epoch >= ?", since),
+            ("epoch < ?", until),
+            ("type = ?", alert_type),
+            ("subject = ?", subject),
+            ("station = ?", station),
+        ):
             if value is not None:
                 where.append(clause)
                 args.append(value)
@@ -396,7 +446,9 @@ class AlertStore:
         with self._use() as db:
             rows = db.execute(
                 "SELECT seq, payload FROM events WHERE seq IN (SELECT MAX(seq) FROM events GROUP BY alert_id) "
-                "AND alert_id NOT IN (SELECT alert_id FROM events WHERE state = ?) ORDER BY seq", (END,)).fetchall()
+                "AND alert_id NOT IN (SELECT alert_id FROM events WHERE state = ?) ORDER BY seq",
+                (END,),
+            ).fetchall()
         return [AlertEvent.from_row(row) for row in rows]
 
     def query(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
@@ -414,29 +466,39 @@ class AlertStore:
         stored = json.dumps(redact(json.loads(json.dumps(config, default=str))))
         with self._transaction() as db:
             db.execute("UPDATE runs SET end_reason = ? WHERE end_reason IS NULL", (KILLED,))
-            cursor = db.execute("INSERT INTO runs (started_at, device_id, model_sha, config) VALUES (?,?,?,?)",
-                                (time.time(), device_id, model_sha, stored))
+            cursor = db.execute(
+                "INSERT INTO runs (started_at, device_id, model_sha, config) VALUES (?,?,?,?)",
+                (time.time(), device_id, model_sha, stored),
+            )
             return int(cursor.lastrowid)  # type: ignore[arg-type]
 
     def update_run(self, run_id: int, stats: Mapping[str, Any] | None, end_reason: str | None = None) -> None:
         """Store the run's latest counters (None keeps the previous ones); with `end_reason` also its end time."""
         with self._transaction() as db:
-            db.execute("UPDATE runs SET stats = COALESCE(?, stats), end_reason = COALESCE(?, end_reason), "
-                       "ended_at = CASE WHEN ? IS NULL THEN ended_at ELSE ? END WHERE id = ?",
-                       (None if stats is None else json.dumps(stats, default=str), end_reason, end_reason,
-                        time.time(), run_id))
+            db.execute(
+                "UPDATE runs SET stats = COALESCE(?, stats), end_reason = COALESCE(?, end_reason), "
+                "ended_at = CASE WHEN ? IS NULL THEN ended_at ELSE ? END WHERE id = ?",
+                (
+                    None if stats is None else json.dumps(stats, default=str),
+                    end_reason,
+                    end_reason,
+                    time.time(),
+                    run_id,
+                ),
+            )
 
     def runs(self, limit: int = 20) -> list[dict[str, Any]]:
         with self._use() as db:
             rows = db.execute("SELECT * FROM runs ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
-        return [{**dict(row), "config": json.loads(row["config"] or "null"),
-                 "stats": json.loads(row["stats"] or "null")} for row in rows]
+        return [
+            {**dict(row), "config": json.loads(row["config"] or "null"), "stats": json.loads(row["stats"] or "null")}
+            for row in rows
+        ]
 
     def used_bytes(self) -> int:
         """Bytes of the database in use (freed pages are reused, so this is what retention bounds)."""
         with self._use() as db:
-            pages = db.execute("PRAGMA page_count").fetchone()[0] - db.execute(
-                "PRAGMA freelist_count").fetchone()[0]
+            pages = db.execute("PRAGMA page_count").fetchone()[0] - db.execute("PRAGMA freelist_count").fetchone()[0]
             return int(pages * db.execute("PRAGMA page_size").fetchone()[0])
 
     def enforce_retention(self, config: StoreConfig, now: float | None = None) -> int:
@@ -451,15 +513,22 @@ class AlertStore:
             for table in _GROWING:
                 removed = table.delete(db, f"{table.time} < ?", (now - config.max_age_days * 86400,))
                 deleted += removed if table.name == "events" else 0
-            for table, limit in ((_EVENTS, config.max_events), (_SUBJECTS, config.max_events),
-                                 (_RUNS, config.max_runs)):
+            for table, limit in (
+                (_EVENTS, config.max_events),
+                (_SUBJECTS, config.max_events),
+                (_RUNS, config.max_runs),
+            ):
                 excess = db.execute(f"SELECT COUNT(*) FROM {table.name}").fetchone()[0] - limit
                 removed = table.delete_oldest(db, excess) if excess > 0 else 0
                 deleted += removed if table is _EVENTS else 0
         while (used := self.used_bytes()) > config.max_bytes:
             with self._transaction() as db:
-                sizes = dict(db.execute("SELECT m.tbl_name, SUM(s.pgsize) FROM dbstat s JOIN sqlite_master m "
-                                        "ON m.name = s.name GROUP BY m.tbl_name").fetchall())
+                sizes = dict(
+                    db.execute(
+                        "SELECT m.tbl_name, SUM(s.pgsize) FROM dbstat s JOIN sqlite_master m "
+                        "ON m.name = s.name GROUP BY m.tbl_name"
+                    ).fetchall()
+                )
                 removed = 0
                 # Subject changes give way first (each event keeps its own subject), then the largest table.
                 for table in sorted(_GROWING, key=lambda t: (t is not _SUBJECTS, -sizes.get(t.name, 0))):
@@ -518,9 +587,11 @@ class AlertStore:
             old = self.path
             target = old if now is None else old.with_name(f"{old.stem}-{_stamp()}{old.suffix}")
             what = "was deleted" if now is None else "was replaced by another file (left untouched)"
-            message = (f"{old}: the alert database {what} while running; the events not yet stored there or not "
-                       f"yet sent go on in a new database at {target}, earlier ones are only in the JSONL file "
-                       "if one is written")
+            message = (
+                f"{old}: the alert database {what} while running; the events not yet stored there or not "
+                f"yet sent go on in a new database at {target}, earlier ones are only in the JSONL file "
+                "if one is written"
+            )
             log.error("%s", message)
             self._leave(target)
             self._settle()
@@ -532,13 +603,18 @@ class AlertStore:
         and close it; `_settle` then writes them into the new database at `target`."""
         db = self._db
         carry = {
-            "events": db.execute("SELECT * FROM events WHERE seq > ? OR seq IN "
-                                 "(SELECT event_seq FROM outbox WHERE sent_at IS NULL) ORDER BY seq",
-                                 (self._checked_seq,)).fetchall(),
-            "outbox": db.execute("SELECT * FROM outbox WHERE event_seq > ? OR sent_at IS NULL",
-                                 (self._checked_seq,)).fetchall(),
-            "runs": db.execute("SELECT * FROM runs WHERE end_reason IS NULL OR id IN "
-                               "(SELECT run_id FROM events WHERE seq > ?)", (self._checked_seq,)).fetchall(),
+            "events": db.execute(
+                "SELECT * FROM events WHERE seq > ? OR seq IN "
+                "(SELECT event_seq FROM outbox WHERE sent_at IS NULL) ORDER BY seq",
+                (self._checked_seq,),
+            ).fetchall(),
+            "outbox": db.execute(
+                "SELECT * FROM outbox WHERE event_seq > ? OR sent_at IS NULL", (self._checked_seq,)
+            ).fetchall(),
+            "runs": db.execute(
+                "SELECT * FROM runs WHERE end_reason IS NULL OR id IN (SELECT run_id FROM events WHERE seq > ?)",
+                (self._checked_seq,),
+            ).fetchall(),
             "subjects": db.execute("SELECT * FROM subjects ORDER BY id DESC LIMIT 1").fetchall(),
             "sqlite_sequence": db.execute("SELECT name, seq FROM sqlite_sequence").fetchall(),
         }
@@ -564,14 +640,18 @@ class AlertStore:
             for table, rows in carry.items():
                 if table == "sqlite_sequence":  # numbering goes on where the old file left off
                     for name, seq in rows:
-                        db.execute("INSERT INTO sqlite_sequence (name, seq) SELECT ?, 0 WHERE NOT EXISTS "
-                                   "(SELECT 1 FROM sqlite_sequence WHERE name = ?)", (name, name))
+                        db.execute(
+                            "INSERT INTO sqlite_sequence (name, seq) SELECT ?, 0 WHERE NOT EXISTS "
+                            "(SELECT 1 FROM sqlite_sequence WHERE name = ?)",
+                            (name, name),
+                        )
                         db.execute("UPDATE sqlite_sequence SET seq = MAX(seq, ?) WHERE name = ?", (seq, name))
                     continue
                 for row in rows:
                     names = ",".join(row.keys())
-                    db.execute(f"INSERT OR IGNORE INTO {table} ({names}) VALUES ({','.join('?' * len(row))})",
-                               tuple(row))
+                    db.execute(
+                        f"INSERT OR IGNORE INTO {table} ({names}) VALUES ({','.join('?' * len(row))})", tuple(row)
+                    )
             db.execute("COMMIT")
         except BaseException:
             if db.in_transaction:
@@ -587,15 +667,19 @@ class AlertStore:
         file alone holds every event: a copy of it, or the file on read-only media, misses nothing."""
         with self._lock:
             if self._carry is not None:  # the new file could not be made before shutdown's deadline
-                log.error("%s: %d events of the deleted or replaced alert database could not be stored in a new "
-                          "one; they are only in the JSONL file, if one is written", self.path,
-                          len(self._carry["events"]))
+                log.error(
+                    "%s: %d events of the deleted or replaced alert database could not be stored in a new "
+                    "one; they are only in the JSONL file, if one is written",
+                    self.path,
+                    len(self._carry["events"]),
+                )
             elif not self.readonly:
                 try:
                     busy = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
                     if busy:
-                        log.warning("%s: a reader kept the -wal from being merged at close; the next open merges it",
-                                    self.path)
+                        log.warning(
+                            "%s: a reader kept the -wal from being merged at close; the next open merges it", self.path
+                        )
                 except sqlite3.Error as exc:
                     log.warning("%s: the -wal was not merged at close (%s); the next open merges it", self.path, exc)
             if self.owner and _OWNED.get(_key(self.path), False) in (self._identity, None):

@@ -42,20 +42,25 @@ def check_subject(text: str | None, where: str = "subject") -> str | None:
         return None
     subject = text.strip()
     if not _SUBJECT.match(subject):
-        raise FumeEdgeError(f"{where} {subject[:80]!r}: use 1-64 letters, digits, spaces or . _ : / # - "
-                            "(starting with a letter or digit), or an empty id to clear it")
+        raise FumeEdgeError(
+            f"{where} {subject[:80]!r}: use 1-64 letters, digits, spaces or . _ : / # - "
+            "(starting with a letter or digit), or an empty id to clear it"
+        )
     return subject
 
 
-def set_subject(store: AlertStore, subject: str | None, source: str, now: float | None = None,
-                station: str | None = None) -> SubjectChange:
+def set_subject(
+    store: AlertStore, subject: str | None, source: str, now: float | None = None, station: str | None = None
+) -> SubjectChange:
     """Log a change of the current subject (None: no subject) of `station` (None: every station). `subject` must
     have passed `check_subject`."""
     if source not in SOURCES:
         raise ValueError(f"subject source {source!r} is not one of {SOURCES}")
     change = SubjectChange(time.time() if now is None else now, subject, source, station)
-    store.execute("INSERT INTO subjects (epoch, subject, source, station) VALUES (?,?,?,?)",
-                  (change.epoch, change.subject, change.source, change.station))
+    store.execute(
+        "INSERT INTO subjects (epoch, subject, source, station) VALUES (?,?,?,?)",
+        (change.epoch, change.subject, change.source, change.station),
+    )
     return change
 
 
@@ -71,8 +76,9 @@ def current_subject(store: AlertStore, station: str | None = None) -> str | None
     if station is None:
         rows = store.query("SELECT subject FROM subjects ORDER BY id DESC LIMIT 1")
     else:
-        rows = store.query("SELECT subject FROM subjects WHERE station IS NULL OR station = ? ORDER BY id DESC "
-                           "LIMIT 1", (station,))
+        rows = store.query(
+            "SELECT subject FROM subjects WHERE station IS NULL OR station = ? ORDER BY id DESC LIMIT 1", (station,)
+        )
     return rows[0]["subject"] if rows else None
 
 
@@ -81,8 +87,9 @@ class SubjectWatcher:
     every change logged since in the alert database at `db` (read through its own read-only connection, closed on
     exit)."""
 
-    def __init__(self, db: str | Path, on_change: Callable[[str | None, str | None], None],
-                 poll_s: float = 1.0) -> None:
+    def __init__(
+        self, db: str | Path, on_change: Callable[[str | None, str | None], None], poll_s: float = 1.0
+    ) -> None:
         self.store, self.on_change, self.poll_s = AlertStore(db, readonly=True), on_change, poll_s
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="fume-edge-subject", daemon=True)
@@ -92,13 +99,16 @@ class SubjectWatcher:
         """Read the changes since the last check (also what the thread does every `poll_s`); the first check starts
         at the latest change for every station, since a change for every station overrides any before it."""
         if self._last_id is None:
-            rows = self.store.query("SELECT id, subject, station FROM subjects WHERE id >= COALESCE((SELECT MAX(id) "
-                                    "FROM subjects WHERE station IS NULL), 0) ORDER BY id")
+            rows = self.store.query(
+                "SELECT id, subject, station FROM subjects WHERE id >= COALESCE((SELECT MAX(id) "
+                "FROM subjects WHERE station IS NULL), 0) ORDER BY id"
+            )
             if not rows or rows[0]["station"] is not None:
                 self.on_change(None, None)  # nothing set for every station: untagged, until a station's own row
         else:
-            rows = self.store.query("SELECT id, subject, station FROM subjects WHERE id > ? ORDER BY id",
-                                    (self._last_id,))
+            rows = self.store.query(
+                "SELECT id, subject, station FROM subjects WHERE id > ? ORDER BY id", (self._last_id,)
+            )
         self._last_id = rows[-1]["id"] if rows else (self._last_id or 0)
         for row in rows:
             self.on_change(row["subject"], row["station"])
@@ -132,7 +142,20 @@ def tag_command(db: Path, text: str, station: str | None = None) -> None:
         raise FumeEdgeError(f"{db}: no alert database here; pass --db with the file `fume-edge run` writes")
     with AlertStore(db) as store:
         change = set_subject(store, subject, "cli", station=station)
-    hint = shlex.join(["fume-edge", "alerts", "--db", str(db), *(["--station", station] if station else []),
-                       "--subject", subject or "ID"])  # pastes as is
-    console.print(f"subject {'cleared' if subject is None else repr(subject)} at {iso_utc(change.epoch)}; "
-                  f"see its alerts with: {hint}", highlight=False, markup=False)
+    hint = shlex.join(
+        [
+            "fume-edge",
+            "alerts",
+            "--db",
+            str(db),
+            *(["--station", station] if station else []),
+            "--subject",
+            subject or "ID",
+        ]
+    )  # pastes as is
+    console.print(
+        f"subject {'cleared' if subject is None else repr(subject)} at {iso_utc(change.epoch)}; "
+        f"see its alerts with: {hint}",
+        highlight=False,
+        markup=False,
+    )

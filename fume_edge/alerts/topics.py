@@ -19,8 +19,10 @@ def check_topic_id(value: str, where: str) -> str:
     """`value` if it is a safe single topic level (1-64 letters, digits, `.`, `_`, `-`, starting with a letter or
     digit); otherwise one error naming the option."""
     if not TOPIC_ID.match(value):
-        raise FumeEdgeError(f"{where}: {value[:80]!r} is not a valid id; use 1-64 letters, digits, '.', '_' or '-' "
-                            "(starting with a letter or digit): it becomes an MQTT topic level")
+        raise FumeEdgeError(
+            f"{where}: {value[:80]!r} is not a valid id; use 1-64 letters, digits, '.', '_' or '-' "
+            "(starting with a letter or digit): it becomes an MQTT topic level"
+        )
     return value
 
 
@@ -72,7 +74,7 @@ class DeviceTopics:
         its own; None for anything else (another topic, or a station this device does not run)."""
         if topic == self.subject_command:
             return ""
-        station = topic[len(self.base) + 1:-len("/cmd/subject")] if topic.startswith(self.base + "/") else ""
+        station = topic[len(self.base) + 1 : -len("/cmd/subject")] if topic.startswith(self.base + "/") else ""
         return station if station in stations and topic == self.station_subject_command(station) else None
 
     def state(self, station: str) -> str:

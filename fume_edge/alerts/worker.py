@@ -29,7 +29,16 @@ from collections.abc import Callable, Mapping, Sequence
 from pydantic import Field, model_validator
 
 from fume_edge.alerts.event import (
-    DEFAULT_STATION, END, INTERRUPTED, SINK_DEGRADED, START, AlertEvent, ModelSha, iso_utc, model_sha_now, new_id,
+    DEFAULT_STATION,
+    END,
+    INTERRUPTED,
+    SINK_DEGRADED,
+    START,
+    AlertEvent,
+    ModelSha,
+    iso_utc,
+    model_sha_now,
+    new_id,
 )
 from fume_edge.alerts.jsonl import JsonlConfig, JsonlWriter
 from fume_edge.alerts.mqtt import MqttConfig, MqttPublisher
@@ -97,8 +106,15 @@ class SinkWorker:
     """Opens every configured sink (a bad path or URL fails here, in the caller's thread, as one line), then writes
     submitted events from its own thread between `start()` and `stop()`. Also a context manager."""
 
-    def __init__(self, config: SinksConfig, *, device_id: str, model_sha: ModelSha = None,
-                 run_config: Mapping[str, Any] | None = None, stations: tuple[str, ...] = (DEFAULT_STATION,)) -> None:
+    def __init__(
+        self,
+        config: SinksConfig,
+        *,
+        device_id: str,
+        model_sha: ModelSha = None,
+        run_config: Mapping[str, Any] | None = None,
+        stations: tuple[str, ...] = (DEFAULT_STATION,),
+    ) -> None:
         self.config = config
         self.device_id = device_id
         self.model_sha = model_sha
@@ -106,16 +122,19 @@ class SinkWorker:
         self.store = AlertStore(config.sqlite.path, owner=True)
         self.jsonl = JsonlWriter(config.jsonl) if config.jsonl.path else None
         self.snapshots = SnapshotDir(config.snapshots) if config.snapshots.dir else None
-        self.mqtt = (MqttPublisher(config.mqtt, self.store, device_id, model_sha=model_sha_now(model_sha),
-                                   stations=stations)
-                     if config.mqtt.url else None)
+        self.mqtt = (
+            MqttPublisher(config.mqtt, self.store, device_id, model_sha=model_sha_now(model_sha), stations=stations)
+            if config.mqtt.url
+            else None
+        )
         self.run_id: int | None = None
         self._queue: queue.Queue[_Item | SummaryRow] = queue.Queue(maxsize=config.queue_size)
         self._thread = threading.Thread(target=self._run, name="fume-edge-sinks", daemon=True)
         self._lock = threading.Lock()
         self._pending_frames = 0
-        self._counts = dict(written=0, dropped=0, unstored=0, errors=0, snapshots=0, snapshots_skipped=0,
-                            snapshots_failed=0)
+        self._counts = dict(
+            written=0, dropped=0, unstored=0, errors=0, snapshots=0, snapshots_skipped=0, snapshots_failed=0
+        )
         self._overflow: tuple[float, float] | None = None  # (wall, monotonic) of the first drop not yet reported
         self._latest_stats: dict[str, Any] | None = None  # pipeline counters not yet stored
         self._final: tuple[dict[str, Any] | None, str] | None = None  # (stats, end reason), set by stop()
@@ -133,12 +152,25 @@ class SinkWorker:
             self._jsonl_seq = self.store.last_seq()
             for last in self.store.open_alerts():
                 now = iso_utc(time.time())  # the old run's monotonic clock is gone: keep its last frame time
-                self.store.record(replace(last, event_id=new_id(), state=END, reason=INTERRUPTED, time=now,
-                                          end_time=now, end_mono=last.mono, snapshot=None),
-                                  publish=self.mqtt is not None, run_id=self.run_id)
+                self.store.record(
+                    replace(
+                        last,
+                        event_id=new_id(),
+                        state=END,
+                        reason=INTERRUPTED,
+                        time=now,
+                        end_time=now,
+                        end_mono=last.mono,
+                        snapshot=None,
+                    ),
+                    publish=self.mqtt is not None,
+                    run_id=self.run_id,
+                )
         except (sqlite3.Error, OSError) as exc:
-            raise FumeEdgeError(f"{self.store.path}: cannot write to the alert database ({exc}); free space on "
-                                "its disk or pass --alerts with a writable path") from None
+            raise FumeEdgeError(
+                f"{self.store.path}: cannot write to the alert database ({exc}); free space on "
+                "its disk or pass --alerts with a writable path"
+            ) from None
         self._follow_jsonl()
         self._retention()
         if self.mqtt is not None:
@@ -165,8 +197,11 @@ class SinkWorker:
                     if first:
                         self._overflow = (time.time(), time.monotonic())
                 if first:
-                    log.error("alert sink queue full (%d events waiting): dropping events until it drains; "
-                              "sink_degraded is raised", self.config.queue_size)
+                    log.error(
+                        "alert sink queue full (%d events waiting): dropping events until it drains; "
+                        "sink_degraded is raised",
+                        self.config.queue_size,
+                    )
 
     def record_stats(self, stats: Mapping[str, Any]) -> None:
         """Store the pipeline's counters in this run's row (the worker writes the latest; never blocks)."""
@@ -184,7 +219,9 @@ class SinkWorker:
         with self._lock:
             counts = dict(self._counts)
         return SinkStats(
-            queued=self._queue.qsize(), **counts, failing=self._failing,
+            queued=self._queue.qsize(),
+            **counts,
+            failing=self._failing,
             mqtt_connected=None if self.mqtt is None else self.mqtt.connected,
             mqtt_sent=0 if self.mqtt is None else self.mqtt.sent,
             mqtt_unsent=0 if self.mqtt is None else self.mqtt.unsent,
@@ -219,7 +256,9 @@ class SinkWorker:
         while True:
             wait = max(next_retention - time.monotonic(), 0.0) if jsonl_ok else self.config.retry_max_s
             try:
-                item: _Item | SummaryRow | None = self._queue.get(timeout=0.05 if self._stopping.is_set() else min(wait, 0.5))
+                item: _Item | SummaryRow | None = self._queue.get(
+                    timeout=0.05 if self._stopping.is_set() else min(wait, 0.5)
+                )
             except queue.Empty:
                 item = None
             if isinstance(item, SummaryRow):
@@ -255,8 +294,9 @@ class SinkWorker:
                 self.mqtt.notify()
         else:
             self._count("unstored")
-            log.error("alert %s %s event %s could not be stored before shutdown", event.type, event.state,
-                      event.event_id)
+            log.error(
+                "alert %s %s event %s could not be stored before shutdown", event.type, event.state, event.event_id
+            )
 
     def _commit(self, event: AlertEvent, png: bytes | None) -> bool:
         """Write the snapshot and commit the event as one step under the store's lock (retried until it
@@ -277,8 +317,9 @@ class SinkWorker:
                     except OSError as exc:
                         written = False
                         if tries == 1:  # once per event, not once per retry of a full disk
-                            log.error("alert sink: snapshot %s not written (%s); the event says it has none",
-                                      path.name, exc)
+                            log.error(
+                                "alert sink: snapshot %s not written (%s); the event says it has none", path.name, exc
+                            )
                     stored = replace(event, snapshot=str(path) if written else None)
                 try:
                     self.store.record(stored, publish=self.mqtt is not None, run_id=self.run_id)
@@ -318,14 +359,32 @@ class SinkWorker:
         if overflow is None:
             return
         wall, mono = overflow
-        first = AlertEvent(id=new_id(), event_id=new_id(), type=SINK_DEGRADED, state=START,
-                           device_id=self.device_id, camera_ids=(), time=iso_utc(wall), mono=mono,
-                           start_time=iso_utc(wall), start_mono=mono, model_sha=model_sha_now(self.model_sha),
-                           detail={"queue_size": self.config.queue_size})
+        first = AlertEvent(
+            id=new_id(),
+            event_id=new_id(),
+            type=SINK_DEGRADED,
+            state=START,
+            device_id=self.device_id,
+            camera_ids=(),
+            time=iso_utc(wall),
+            mono=mono,
+            start_time=iso_utc(wall),
+            start_mono=mono,
+            model_sha=model_sha_now(self.model_sha),
+            detail={"queue_size": self.config.queue_size},
+        )
         now, now_mono = iso_utc(time.time()), time.monotonic()
-        last = replace(first, event_id=new_id(), state=END, reason="recovered", time=now, mono=now_mono,
-                       end_time=now, end_mono=now_mono, detail={"queue_size": self.config.queue_size,
-                                                                "dropped": dropped})
+        last = replace(
+            first,
+            event_id=new_id(),
+            state=END,
+            reason="recovered",
+            time=now,
+            mono=now_mono,
+            end_time=now,
+            end_mono=now_mono,
+            detail={"queue_size": self.config.queue_size, "dropped": dropped},
+        )
         for event in (first, last):
             self._write(_Item(event, None))
 

@@ -27,7 +27,6 @@ from fume_edge.runtime.base import Backend, Prediction, prediction_from_outputs
 from fume_edge.runtime.pre import Preprocessing
 
 
-
 @dataclass
 class Models:
     """The model files `bench` was given: a checkpoint, an ONNX export and/or a TensorRT engine (at least one)."""
@@ -77,8 +76,17 @@ def onnx_runner(name: str, precision: str, path: Path, device: str, threads: int
         _ = prediction.gas_area  # what the policy reads, counted once
         return prediction
 
-    return Runner(name, precision, backend.providers[0], note, lambda: inputs.prepare(pair), model, post,  # type: ignore[arg-type]
-                  backend.close, model_file=path)
+    return Runner(
+        name,
+        precision,
+        backend.providers[0],
+        note,
+        lambda: inputs.prepare(pair),
+        model,
+        post,  # type: ignore[arg-type]
+        backend.close,
+        model_file=path,
+    )
 
 
 def _architecture_from_onnx(path: Path) -> tuple[str, dict[str, object]]:
@@ -88,8 +96,10 @@ def _architecture_from_onnx(path: Path) -> tuple[str, dict[str, object]]:
     if "fume_edge.architecture" not in meta:
         from fume_edge.errors import FumeEdgeError
 
-        raise FumeEdgeError(f"{path}: no fume_edge.architecture metadata, so the torch row cannot rebuild the model; "
-                            "pass the checkpoint (.pt) too")
+        raise FumeEdgeError(
+            f"{path}: no fume_edge.architecture metadata, so the torch row cannot rebuild the model; "
+            "pass the checkpoint (.pt) too"
+        )
     return meta["fume_edge.architecture"], json.loads(meta.get("fume_edge.arch_kwargs", "{}"))
 
 
@@ -138,8 +148,16 @@ def _torch_runner(models: Models, device: str, threads: int | None) -> Runner:
         _ = prediction.gas_area
         return prediction
 
-    return Runner("torch", "fp32", str(target), note + "; argmax in post", lambda: inputs.prepare(pair),
-                  model, post, model_file=models.checkpoint)
+    return Runner(
+        "torch",
+        "fp32",
+        str(target),
+        note + "; argmax in post",
+        lambda: inputs.prepare(pair),
+        model,
+        post,
+        model_file=models.checkpoint,
+    )
 
 
 def tensorrt_unavailable() -> tuple[str, str | None] | None:
@@ -170,8 +188,11 @@ def tensorrt_runner(models: Models, precision: str, device: str) -> Runner | Una
     """
     name = f"tensorrt-{precision}"
     if importlib.util.find_spec("fume_edge.deploy.tensorrt.tensorrt_build") is None:
-        return Unavailable(name, "this fume-edge build has no TensorRT engine builder",
-                           "install a fume-edge release with `fume-edge build-engine`")
+        return Unavailable(
+            name,
+            "this fume-edge build has no TensorRT engine builder",
+            "install a fume-edge release with `fume-edge build-engine`",
+        )
     from fume_edge.bench.int8 import bench_calibration, cache_dir
     from fume_edge.deploy.tensorrt.tensorrt_build import EngineBuildOptions, build_engine, tensorrt_available
     from fume_edge.hashing import sha256_file
@@ -186,7 +207,9 @@ def tensorrt_runner(models: Models, precision: str, device: str) -> Runner | Una
     onnx_sha = sha256_file(models.onnx)
     engine = cache_dir() / "bench" / f"{onnx_sha[:16]}-{precision}.engine"
     if rebuild_reason(engine, running_here(), onnx_sha) is not None:  # reused while its sidecar matches
-        calib = bench_calibration(onnx_preprocessing(models.onnx), models.int8_calibration) if precision == "int8" else None
+        calib = (
+            bench_calibration(onnx_preprocessing(models.onnx), models.int8_calibration) if precision == "int8" else None
+        )
         build_engine(models.onnx, engine, EngineBuildOptions(precision=precision), calib=calib)
     return engine_runner(name, precision, load_backend(engine, device=device), engine)
 
@@ -194,9 +217,17 @@ def tensorrt_runner(models: Models, precision: str, device: str) -> Runner | Una
 def engine_runner(name: str, precision: str, backend: Backend, engine: Path) -> Runner:
     """A loaded TensorRT engine as a row: its `infer` (copies in, execute, copies out, masks) is the model call."""
     inputs, pair = frame_inputs(backend.contract.preprocessing)
-    return Runner(name, precision, f"TensorRT {engine.name}", "infer: copies in, execute, copies out, masks",
-                  lambda: inputs.prepare(pair), lambda feeds: backend.infer(*feeds), lambda prediction: prediction,
-                  backend.close, model_file=engine)
+    return Runner(
+        name,
+        precision,
+        f"TensorRT {engine.name}",
+        "infer: copies in, execute, copies out, masks",
+        lambda: inputs.prepare(pair),
+        lambda feeds: backend.infer(*feeds),
+        lambda prediction: prediction,
+        backend.close,
+        model_file=engine,
+    )
 
 
 def given_engine_runner(name: str, engine: Path, device: str) -> Runner | Unavailable:

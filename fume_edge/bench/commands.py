@@ -51,7 +51,9 @@ def resolve_models(paths: list[Path], console: Console) -> Models:
     checkpoint = onnx = engine = None
     for path in paths:
         if not path.is_file():
-            raise FumeEdgeError(f"{path}: model file not found; pass a .pt checkpoint, an .onnx export and/or an .engine")
+            raise FumeEdgeError(
+                f"{path}: model file not found; pass a .pt checkpoint, an .onnx export and/or an .engine"
+            )
         suffix = path.suffix.lower()
         if suffix == ".pt":
             checkpoint = path
@@ -60,8 +62,9 @@ def resolve_models(paths: list[Path], console: Console) -> Models:
         elif suffix in (".engine", ".plan"):
             engine = path
         else:
-            raise FumeEdgeError(f"{path}: bench takes a .pt checkpoint, an .onnx export and/or a TensorRT .engine, "
-                                f"not {suffix!r}")
+            raise FumeEdgeError(
+                f"{path}: bench takes a .pt checkpoint, an .onnx export and/or a TensorRT .engine, not {suffix!r}"
+            )
     if onnx is None and checkpoint is not None:
         from fume_edge.bench.int8 import cache_dir
         from fume_edge.deploy.onnx.onnx_export import export_onnx
@@ -91,8 +94,11 @@ def _prepare(options: BenchOptions, models: Models, console: Console) -> tuple[l
     runners: list[Runner] = []
     missing: list[Unavailable] = []
     for name in options.backends:
-        with console.status(f"preparing {name} (INT8 quantizing takes a minute the first time)"
-                            if name == "onnxruntime-int8" else f"preparing {name}"):
+        with console.status(
+            f"preparing {name} (INT8 quantizing takes a minute the first time)"
+            if name == "onnxruntime-int8"
+            else f"preparing {name}"
+        ):
             made = make_runner(name, models, options.device, options.threads)
         _piped(console, f"{name}: not measured ({made.reason})" if isinstance(made, Unavailable) else f"{name}: ready")
         (missing if isinstance(made, Unavailable) else runners).append(made)  # type: ignore[arg-type]
@@ -119,8 +125,9 @@ def _measure(runners: list[Runner], options: BenchOptions, console: Console) -> 
     return samples
 
 
-def _pipeline_rows(options: BenchOptions, models: Models, runners: list[Runner], rows: list[dict[str, Any]],
-                   console: Console) -> list[dict[str, Any]]:
+def _pipeline_rows(
+    options: BenchOptions, models: Models, runners: list[Runner], rows: list[dict[str, Any]], console: Console
+) -> list[dict[str, Any]]:
     """End to end for every measured row whose model file the loop can load.
 
     Each end-to-end run is bracketed by a model-only block of the same backend just before and just after it, and
@@ -140,28 +147,50 @@ def _pipeline_rows(options: BenchOptions, models: Models, runners: list[Runner],
         if not frames:
             frames = render_frames(tuple(row["input_size"]))
         loop_model = batched_model(Path(path), name, options.stations, models, console)
-        with console.status(f"end to end: {name}, {options.stations} station(s) × {options.iterations} pairs through "
-                            "the capture loop, between two model-only blocks"):
+        with console.status(
+            f"end to end: {name}, {options.stations} station(s) × {options.iterations} pairs through "
+            "the capture loop, between two model-only blocks"
+        ):
             before = measure([by_name[name]], options.iterations, min(options.warmup, 2))[name]
-            run = run_pipeline(loop_model, frames, options.iterations, options.warmup, device=device,
-                               threads=options.threads, stations=options.stations)
+            run = run_pipeline(
+                loop_model,
+                frames,
+                options.iterations,
+                options.warmup,
+                device=device,
+                threads=options.threads,
+                stations=options.stations,
+            )
             after = measure([by_name[name]], options.iterations, min(options.warmup, 2))[name]
         adjacent = [latency_stats(s.model_ms)["fps"] for s in (before, after)]
         _piped(console, f"{name} end to end: {run.fps:.1f} FPS")
         model_fps = sum(adjacent) / 2
         model_cpu = float(np.median(before.model_cpu_ms + after.model_cpu_ms))
-        results.append({
-            "backend": name, "device": row["device"], "fps": round(run.fps, 2), "frames": run.frames,
-            "model_only_fps_before_after": adjacent, "ratio_to_model_only": round(run.fps / model_fps, 3),
-            "cpu_ms_per_frame": round(run.cpu_ms_per_frame, 3), "model_cpu_ms_per_call": round(model_cpu, 3),
-            "pipeline_cpu_ms_per_frame": round(run.cpu_ms_per_frame - model_cpu, 3),
-            "pipeline_own_ms_per_frame": round(run.own_ms_per_frame, 3),
-            "stage_ms": run.stage_ms, "pairs": run.pairs, "singles": run.singles,
-            "stations": options.stations, "loop_model": loop_model.name, "batch": run.batch, "calls": run.calls,
-            "padded": run.padded, "station_fps": {k: round(v, 2) for k, v in run.station_fps.items()},
-            "fairness_min_over_max": round(min(run.station_fps.values()) / max(run.station_fps.values()), 3),
-            "latency_ms": {k: round(v, 2) for k, v in run.latency_ms.items()},
-        })
+        results.append(
+            {
+                "backend": name,
+                "device": row["device"],
+                "fps": round(run.fps, 2),
+                "frames": run.frames,
+                "model_only_fps_before_after": adjacent,
+                "ratio_to_model_only": round(run.fps / model_fps, 3),
+                "cpu_ms_per_frame": round(run.cpu_ms_per_frame, 3),
+                "model_cpu_ms_per_call": round(model_cpu, 3),
+                "pipeline_cpu_ms_per_frame": round(run.cpu_ms_per_frame - model_cpu, 3),
+                "pipeline_own_ms_per_frame": round(run.own_ms_per_frame, 3),
+                "stage_ms": run.stage_ms,
+                "pairs": run.pairs,
+                "singles": run.singles,
+                "stations": options.stations,
+                "loop_model": loop_model.name,
+                "batch": run.batch,
+                "calls": run.calls,
+                "padded": run.padded,
+                "station_fps": {k: round(v, 2) for k, v in run.station_fps.items()},
+                "fairness_min_over_max": round(min(run.station_fps.values()) / max(run.station_fps.values()), 3),
+                "latency_ms": {k: round(v, 2) for k, v in run.latency_ms.items()},
+            }
+        )
     return results
 
 
@@ -182,28 +211,52 @@ def batched_model(path: Path, backend: str, stations: int, models: Models, conso
     return cached
 
 
-def _result(options: BenchOptions, models: Models, runners: list[Runner], missing: list[Unavailable],
-            samples: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def _result(
+    options: BenchOptions, models: Models, runners: list[Runner], missing: list[Unavailable], samples: dict[str, Any]
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The rows (measured and not) and the JSON-ready result around them, with the machine and the model."""
     size = runners[0].pre()[0].shape[-1:-3:-1] if runners else None
     rows: list[dict[str, Any]] = [
-        {"backend": r.name, "status": "measured", "precision": r.precision, "device": r.device, "note": r.note,
-         "input_size": list(size) if size else None, "model_file": str(r.model_file) if r.model_file else None,
-         **summarize(samples[r.name])} for r in runners]
+        {
+            "backend": r.name,
+            "status": "measured",
+            "precision": r.precision,
+            "device": r.device,
+            "note": r.note,
+            "input_size": list(size) if size else None,
+            "model_file": str(r.model_file) if r.model_file else None,
+            **summarize(samples[r.name]),
+        }
+        for r in runners
+    ]
     rows += [{"backend": m.name, "status": "not measured", "reason": m.reason, "fix": m.fix} for m in missing]
     rows.sort(key=lambda r: options.backends.index(r["backend"]))
     info = machine_info()
     model_file = models.onnx or models.checkpoint or models.engine
     assert model_file is not None
     return rows, {
-        "benchmark": "fume-edge bench", "command": " ".join(["fume-edge", *sys.argv[1:]]),
-        "machine": info, "machine_label": machine_label(info), "other_processes_cores_busy": None,
-        "model": {"name": model_file.name, "path": str(model_file), "sha256": sha256_file(model_file),
-                  "checkpoint": str(models.checkpoint) if models.checkpoint else None,
-                  "input_size": "x".join(map(str, size)) if size else None},
-        "settings": {"iterations": options.iterations, "warmup": options.warmup, "threads": options.threads,
-                     "device": options.device, "target_fps": options.target_fps, "batch": 1},
-        "rows": rows, "ratios": ratios(rows),
+        "benchmark": "fume-edge bench",
+        "command": " ".join(["fume-edge", *sys.argv[1:]]),
+        "machine": info,
+        "machine_label": machine_label(info),
+        "other_processes_cores_busy": None,
+        "model": {
+            "name": model_file.name,
+            "path": str(model_file),
+            "sha256": sha256_file(model_file),
+            "checkpoint": str(models.checkpoint) if models.checkpoint else None,
+            "input_size": "x".join(map(str, size)) if size else None,
+        },
+        "settings": {
+            "iterations": options.iterations,
+            "warmup": options.warmup,
+            "threads": options.threads,
+            "device": options.device,
+            "target_fps": options.target_fps,
+            "batch": 1,
+        },
+        "rows": rows,
+        "ratios": ratios(rows),
     }
 
 
@@ -241,8 +294,12 @@ def bench_command(options: BenchOptions, console: Console) -> int:
     measured = [r["model"]["fps"] for r in rows if r["status"] == "measured"]
     measured += [r["fps"] for r in result.get("pipeline", [])]
     if not any(r["status"] == "measured" for r in rows if r["backend"].startswith("tensorrt")):
-        console.print("next: on a GPU or Jetson with TensorRT, `fume-edge bench --backends tensorrt-fp16,tensorrt-int8`;"
-                      " before buying one, `fume-edge bench --estimate orin-nano-8gb`", style="dim", highlight=False)
+        console.print(
+            "next: on a GPU or Jetson with TensorRT, `fume-edge bench --backends tensorrt-fp16,tensorrt-int8`;"
+            " before buying one, `fume-edge bench --estimate orin-nano-8gb`",
+            style="dim",
+            highlight=False,
+        )
     if options.check and not any(fps >= options.target_fps for fps in measured):
         console.print(f"--check: no measured backend reaches {options.target_fps:g} FPS", style="red")
         return 1
@@ -263,41 +320,75 @@ def _onnx_model(models: list[Path]) -> Path:
 
 
 def print_estimate(result: dict[str, Any], target_fps: float, console: Console) -> None:
-    table = report_table(f"Roofline UPPER BOUND (not a measurement) · {Path(result['model']).name} · "
-                         f"{result['gflops']:.2f} GFLOPs a pair · batch {result['batch']} (FPS: pairs per second)",
-                         console.width)
+    table = report_table(
+        f"Roofline UPPER BOUND (not a measurement) · {Path(result['model']).name} · "
+        f"{result['gflops']:.2f} GFLOPs a pair · batch {result['batch']} (FPS: pairs per second)",
+        console.width,
+    )
     compact = console.width < COMPACT_BELOW
-    names = (("prec", "bound", "mem-bound", "expected", "30-FPS st.") if compact else
-             ("precision", "bound FPS", "memory-bound", "expected FPS", "30-FPS stations"))
+    names = (
+        ("prec", "bound", "mem-bound", "expected", "30-FPS st.")
+        if compact
+        else ("precision", "bound FPS", "memory-bound", "expected FPS", "30-FPS stations")
+    )
     for column in ("device", *names, f"vs {target_fps:g} FPS"):
-        table.add_column(column, justify="left" if column in ("device", names[0]) else "right",
-                         no_wrap=column == "device" or column.startswith("vs "))
+        table.add_column(
+            column,
+            justify="left" if column in ("device", names[0]) else "right",
+            no_wrap=column == "device" or column.startswith("vs "),
+        )
     for row in result["rows"]:
         low, high = row["expected_fps"]
-        verdict = ("[green]expected to meet" if low >= target_fps else "[yellow]may meet" if high >= target_fps
-                   else "[yellow]bound meets, expected below" if row["bound_fps"] >= target_fps else "[red]cannot meet")
+        verdict = (
+            "[green]expected to meet"
+            if low >= target_fps
+            else "[yellow]may meet"
+            if high >= target_fps
+            else "[yellow]bound meets, expected below"
+            if row["bound_fps"] >= target_fps
+            else "[red]cannot meet"
+        )
         few, many = row["stations_at_30fps"]
-        table.add_row(row["device"], row["precision"], f"≤ {row['bound_fps']:.0f}",
-                      f"{100 * row['memory_bound_share']:.0f} %", f"{low:.0f}–{high:.0f}", f"{few}–{many}", verdict)
+        table.add_row(
+            row["device"],
+            row["precision"],
+            f"≤ {row['bound_fps']:.0f}",
+            f"{100 * row['memory_bound_share']:.0f} %",
+            f"{low:.0f}–{high:.0f}",
+            f"{few}–{many}",
+            verdict,
+        )
     console.print(table)
     ref = result["reference"]
-    console.print(f"bound: every node at its roofline, max(FLOPs / dense peak, bytes / bandwidth), pointwise ops fused; "
-                  f"{result['mb_moved']['fp16']:.0f} MB moved per frame at FP16, {result['mb_moved']['int8']:.0f} MB "
-                  "at INT8. No engine runs faster.", highlight=False)
-    console.print(f"expected: the efficiency (achieved FLOPs / dense peak) {ref['model']} reached on {ref['device']} "
-                  f"({ref['fp16_ms']} ms FP16, {ref['int8_ms']} ms INT8; {ref['source']}): high end, this model's FLOPs "
-                  "at that efficiency; low end, the whole roofline (memory traffic too) at it.", highlight=False)
-    console.print("peaks: dense GPU figures (NVIDIA's headline TOPS are sparse and include the DLAs); sources in "
-                  "fume_edge/bench/devices.yaml. Measure on the device: `fume-edge bench --backends tensorrt-fp16,"
-                  "tensorrt-int8` at `sudo nvpmodel -m 0 && sudo jetson_clocks`.", style="dim", highlight=False)
+    console.print(
+        f"bound: every node at its roofline, max(FLOPs / dense peak, bytes / bandwidth), pointwise ops fused; "
+        f"{result['mb_moved']['fp16']:.0f} MB moved per frame at FP16, {result['mb_moved']['int8']:.0f} MB "
+        "at INT8. No engine runs faster.",
+        highlight=False,
+    )
+    console.print(
+        f"expected: the efficiency (achieved FLOPs / dense peak) {ref['model']} reached on {ref['device']} "
+        f"({ref['fp16_ms']} ms FP16, {ref['int8_ms']} ms INT8; {ref['source']}): high end, this model's FLOPs "
+        "at that efficiency; low end, the whole roofline (memory traffic too) at it.",
+        highlight=False,
+    )
+    console.print(
+        "peaks: dense GPU figures (NVIDIA's headline TOPS are sparse and include the DLAs); sources in "
+        "fume_edge/bench/devices.yaml. Measure on the device: `fume-edge bench --backends tensorrt-fp16,"
+        "tensorrt-int8` at `sudo nvpmodel -m 0 && sudo jetson_clocks`.",
+        style="dim",
+        highlight=False,
+    )
 
 
-def estimate_command(models: list[Path], spec: str, target_fps: float, json_out: Path | None,
-                     console: Console, batch: int = 1) -> None:
+def estimate_command(
+    models: list[Path], spec: str, target_fps: float, json_out: Path | None, console: Console, batch: int = 1
+) -> None:
     devices = load_devices(spec)
     result = estimate(_onnx_model(models), devices, batch)
     print_estimate(result, target_fps, console)
     if json_out is not None:
-        write_json({"benchmark": "fume-edge bench --estimate", "kind": "upper bound, not a measurement", **result},
-                   json_out)
+        write_json(
+            {"benchmark": "fume-edge bench --estimate", "kind": "upper bound, not a measurement", **result}, json_out
+        )
         console.print(f"wrote {json_out}", highlight=False)

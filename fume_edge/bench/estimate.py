@@ -30,11 +30,30 @@ from fume_edge.errors import FumeEdgeError
 PRECISIONS = ("fp16", "int8")
 STATION_FPS = 30.0  # what one station's cameras deliver: the unit of `stations_at_30fps`
 TENSOR_OPS = {"Conv", "MatMul", "Gemm"}
-POINTWISE = {"Relu", "Clip", "Sigmoid", "HardSigmoid", "HardSwish", "Add", "Sub", "Mul", "Div", "Cast",
-             "LeakyRelu", "Tanh", "Exp", "Sqrt", "Neg", "Abs", "BatchNormalization", "Min", "Max",
-             "QuantizeLinear", "DequantizeLinear"}
-SHAPE_OPS = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Shape", "Constant", "ConstantOfShape", "Concat",
-             "Identity"}
+POINTWISE = {
+    "Relu",
+    "Clip",
+    "Sigmoid",
+    "HardSigmoid",
+    "HardSwish",
+    "Add",
+    "Sub",
+    "Mul",
+    "Div",
+    "Cast",
+    "LeakyRelu",
+    "Tanh",
+    "Exp",
+    "Sqrt",
+    "Neg",
+    "Abs",
+    "BatchNormalization",
+    "Min",
+    "Max",
+    "QuantizeLinear",
+    "DequantizeLinear",
+}
+SHAPE_OPS = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Shape", "Constant", "ConstantOfShape", "Concat", "Identity"}
 
 
 @dataclass(frozen=True)
@@ -101,8 +120,9 @@ def _table() -> DeviceTable:
 
 
 def _device(key: str, spec: DeviceSpec, source: str) -> Device:
-    return Device(key, spec.name or key, spec.int8_dense_tops, spec.fp16_dense_tflops, spec.bandwidth_gbs,
-                  spec.source or source)
+    return Device(
+        key, spec.name or key, spec.int8_dense_tops, spec.fp16_dense_tflops, spec.bandwidth_gbs, spec.source or source
+    )
 
 
 def known_devices() -> dict[str, Device]:
@@ -123,8 +143,10 @@ def load_devices(spec: str) -> list[Device]:
     path = Path(spec)
     if path.suffix.lower() in (".yaml", ".yml"):
         return [_device(path.stem, load_config(DeviceSpec, path), f"user file {path}")]
-    raise FumeEdgeError(f"--estimate {spec!r}: choose {', '.join(devices)}, all, or a device YAML "
-                        f"(int8_dense_tops, fp16_dense_tflops, bandwidth_gbs)")
+    raise FumeEdgeError(
+        f"--estimate {spec!r}: choose {', '.join(devices)}, all, or a device YAML "
+        f"(int8_dense_tops, fp16_dense_tflops, bandwidth_gbs)"
+    )
 
 
 def _elements(shape: list[int] | None) -> int:
@@ -148,8 +170,13 @@ def graph_costs(model: Any, batch: int = 1) -> list[NodeCost]:
     def nbytes(name: str, precision: str) -> float:
         shape, dtype = weights.get(name) or info.get(name) or ([], 0)
         floaty = dtype in (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16)
-        size = (1 if precision == "int8" else 2) if floaty else onnx.helper.tensor_dtype_to_np_dtype(dtype).itemsize \
-            if dtype else 0
+        size = (
+            (1 if precision == "int8" else 2)
+            if floaty
+            else onnx.helper.tensor_dtype_to_np_dtype(dtype).itemsize
+            if dtype
+            else 0
+        )
         return float(_elements(shape) * size * (1 if name in weights else batch))
 
     costs = []
@@ -215,14 +242,28 @@ def estimate(model_path: Path, devices: list[Device], batch: int = 1) -> dict[st
             # whole roofline held to that same fraction, as if memory traffic reached no better share of bandwidth.
             high_s = max(bound["bound_ms"] / 1000, flops / (device.tensor_peak(precision) * eff))
             low_s = bound["bound_ms"] / 1000 / eff
-            rows.append({"device": device.key, "device_name": device.name, "precision": precision,
-                         "bound_fps": round(batch * bound["bound_fps"], 1), "bound_ms": round(bound["bound_ms"], 3),
-                         "memory_bound_share": round(bound["memory_bound_share"], 3),
-                         "expected_fps": [round(batch / low_s, 1), round(batch / high_s, 1)],
-                         "stations_at_30fps": [int(batch / low_s // STATION_FPS), int(batch / high_s // STATION_FPS)],
-                         "efficiency": round(eff, 4),
-                         "peak": device.tensor_peak(precision) / 1e12, "bandwidth_gbs": device.bandwidth_gbs,
-                         "source": device.source})
-    return {"model": str(model_path), "batch": batch, "gflops": round(flops / batch / 1e9, 3), "nodes": len(costs),
-            "mb_moved": {p: round(sum(c.bytes[p] for c in costs) / batch / 1e6, 2) for p in PRECISIONS},
-            "reference": reference(), "rows": rows}
+            rows.append(
+                {
+                    "device": device.key,
+                    "device_name": device.name,
+                    "precision": precision,
+                    "bound_fps": round(batch * bound["bound_fps"], 1),
+                    "bound_ms": round(bound["bound_ms"], 3),
+                    "memory_bound_share": round(bound["memory_bound_share"], 3),
+                    "expected_fps": [round(batch / low_s, 1), round(batch / high_s, 1)],
+                    "stations_at_30fps": [int(batch / low_s // STATION_FPS), int(batch / high_s // STATION_FPS)],
+                    "efficiency": round(eff, 4),
+                    "peak": device.tensor_peak(precision) / 1e12,
+                    "bandwidth_gbs": device.bandwidth_gbs,
+                    "source": device.source,
+                }
+            )
+    return {
+        "model": str(model_path),
+        "batch": batch,
+        "gflops": round(flops / batch / 1e9, 3),
+        "nodes": len(costs),
+        "mb_moved": {p: round(sum(c.bytes[p] for c in costs) / batch / 1e6, 2) for p in PRECISIONS},
+        "reference": reference(),
+        "rows": rows,
+    }

@@ -47,8 +47,16 @@ def synthetic_calibration(folder: Path, preprocessing: Preprocessing, pairs: int
     plans = plan_sessions(config.synthetic, config.ph_classes, pairs, seed=0)
     annotations = write_synthetic_dataset(folder / "synth", plans, config.synthetic, seed=0)
     run_pairing(annotations, folder / "synth", config.pairing, config.ph_classes)
-    build_calibration_set(CalibrationRequest(folder / "synth" / "paired_train.csv", folder / "calib", pairs, 0,
-                                             preprocessing.input_size, preprocessing.uint16_range))
+    build_calibration_set(
+        CalibrationRequest(
+            folder / "synth" / "paired_train.csv",
+            folder / "calib",
+            pairs,
+            0,
+            preprocessing.input_size,
+            preprocessing.uint16_range,
+        )
+    )
     return folder / "calib"
 
 

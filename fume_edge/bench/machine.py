@@ -65,15 +65,19 @@ def cpu_info() -> dict[str, Any]:
         "model": model,
         "logical_cores": os.cpu_count(),
         "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-        "avx2": "avx2" in flags, "avx512_vnni": "avx512_vnni" in flags, "avx_vnni": "avx_vnni" in flags,
-        "vnni": bool({"avx512_vnni", "avx_vnni"} & flags), "neon": bool({"asimd", "neon"} & flags),
+        "avx2": "avx2" in flags,
+        "avx512_vnni": "avx512_vnni" in flags,
+        "avx_vnni": "avx_vnni" in flags,
+        "vnni": bool({"avx512_vnni", "avx_vnni"} & flags),
+        "neon": bool({"asimd", "neon"} & flags),
     }
 
 
 def gpu_info() -> dict[str, Any] | None:
     """The first NVIDIA GPU: name, compute capability, driver (nvidia-smi); None without one."""
-    out = command_output("nvidia-smi", "--query-gpu=name,compute_cap,driver_version,memory.total",
-                         "--format=csv,noheader")
+    out = command_output(
+        "nvidia-smi", "--query-gpu=name,compute_cap,driver_version,memory.total", "--format=csv,noheader"
+    )
     if out is None:
         return None
     fields = [f.strip() for f in out.splitlines()[0].split(",")]

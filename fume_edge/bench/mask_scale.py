@@ -46,8 +46,9 @@ def rescale_masks(model: Any, scale: int) -> Any:
         full = numpy_helper.to_array(sizes).copy()
         name = f"{node.name}/mask_scale_{scale}_sizes"
         if name not in {i.name for i in graph.initializer}:
-            graph.initializer.append(numpy_helper.from_array(
-                np.array([*full[:2], full[2] // scale, full[3] // scale], np.int64), name))
+            graph.initializer.append(
+                numpy_helper.from_array(np.array([*full[:2], full[2] // scale, full[3] // scale], np.int64), name)
+            )
         node.input[3] = name
         dims = output.type.tensor_type.shape.dim
         dims[-2].dim_value, dims[-1].dim_value = int(full[2] // scale), int(full[3] // scale)
@@ -77,8 +78,9 @@ def held_out_pairs(size: tuple[int, int], count: int) -> list[tuple[Any, ...]]:
     return pairs
 
 
-def score(path: Path, pairs: list[tuple[Any, ...]], reference: list[dict[str, np.ndarray]] | None
-          ) -> tuple[dict[str, float], list[dict[str, np.ndarray]]]:
+def score(
+    path: Path, pairs: list[tuple[Any, ...]], reference: list[dict[str, np.ndarray]] | None
+) -> tuple[dict[str, float], list[dict[str, np.ndarray]]]:
     """Gas IoU against the ground truth and against `reference` (the N = 1 labels), and gas-area error."""
     from fume_edge.pipeline.prepare import ModelInputs
     from fume_edge.runtime.onnx_backend import OnnxBackend
@@ -101,14 +103,23 @@ def score(path: Path, pairs: list[tuple[Any, ...]], reference: list[dict[str, np
             labels.append(out)
     result = {"gas_iou_vs_truth": round(float(np.mean(truth_iou)), 4)}
     if reference is not None:
-        result |= {"gas_iou_vs_scale1": round(float(np.mean(ref_iou)), 4),
-                   "gas_area_abs_error_mean": round(float(np.mean(area_err)), 6),
-                   "gas_area_abs_error_max": round(float(np.max(area_err)), 6)}
+        result |= {
+            "gas_iou_vs_scale1": round(float(np.mean(ref_iou)), 4),
+            "gas_area_abs_error_mean": round(float(np.mean(area_err)), 6),
+            "gas_area_abs_error_max": round(float(np.max(area_err)), 6),
+        }
     return result, labels
 
 
-def mask_scale_study(onnx_path: Path, scales: tuple[int, ...] = (1, 2, 4), iterations: int = 60, warmup: int = 5,
-                     threads: int | None = None, pairs: int = 24, int8: bool = True) -> dict[str, Any]:
+def mask_scale_study(
+    onnx_path: Path,
+    scales: tuple[int, ...] = (1, 2, 4),
+    iterations: int = 60,
+    warmup: int = 5,
+    threads: int | None = None,
+    pairs: int = 24,
+    int8: bool = True,
+) -> dict[str, Any]:
     """FPS (model-only, ORT CPU, every variant in alternating blocks) and accuracy of each mask scale against N = 1;
     with `int8`, each scale's CPU INT8 quantization (`bench/int8.py`) is timed in the same run. ORT's profiler
     adds each variant's kernel time and the part of it in the output path, which machine load disturbs less."""
@@ -127,15 +138,26 @@ def mask_scale_study(onnx_path: Path, scales: tuple[int, ...] = (1, 2, 4), itera
                 onnx.save(rescale_masks(source, scale), paths[scale])
         runners = [onnx_runner(f"fp32 mask-scale {s}", "fp32", paths[s], "cpu", threads, "") for s in scales]
         if int8:
-            runners += [onnx_runner(f"int8 mask-scale {s}", "int8", cpu_int8_model(paths[s], onnx_preprocessing(paths[s]))[0],
-                                    "cpu", threads, "") for s in scales]
+            runners += [
+                onnx_runner(
+                    f"int8 mask-scale {s}",
+                    "int8",
+                    cpu_int8_model(paths[s], onnx_preprocessing(paths[s]))[0],
+                    "cpu",
+                    threads,
+                    "",
+                )
+                for s in scales
+            ]
         try:
             samples = measure(runners, iterations, warmup)
         finally:
             for runner in runners:
                 runner.close()
-        kernels = {runner.name: profile_ops(runner.model_file, runs=10, threads=threads)  # type: ignore[arg-type]
-                   for runner in runners}
+        kernels = {
+            runner.name: profile_ops(runner.model_file, runs=10, threads=threads)  # type: ignore[arg-type]
+            for runner in runners
+        }
         data = held_out_pairs(size, pairs)  # type: ignore[arg-type]
         base, reference = score(paths[1], data, None)
         rows = []
@@ -145,10 +167,13 @@ def mask_scale_study(onnx_path: Path, scales: tuple[int, ...] = (1, 2, 4), itera
             for precision in ("fp32", "int8") if int8 else ("fp32",):
                 name = f"{precision} mask-scale {scale}"
                 ops = kernels[name]["ops"]
-                row[precision] = {**latency_stats(samples[name].model_ms),
-                                  "kernel_ms": round(kernels[name]["kernel_us_per_run"] / 1000, 2),
-                                  "output_path_kernel_ms": round(sum(ops.get(op, {}).get("us_per_run", 0.0)
-                                                                     for op in OUTPUT_PATH_OPS) / 1000, 2)}
+                row[precision] = {
+                    **latency_stats(samples[name].model_ms),
+                    "kernel_ms": round(kernels[name]["kernel_us_per_run"] / 1000, 2),
+                    "output_path_kernel_ms": round(
+                        sum(ops.get(op, {}).get("us_per_run", 0.0) for op in OUTPUT_PATH_OPS) / 1000, 2
+                    ),
+                }
             rows.append(row)
     for row in rows:
         for precision in ("fp32", "int8") if int8 else ("fp32",):

@@ -52,9 +52,14 @@ def latency_stats(values_ms: list[float]) -> dict[str, float]:
     """mean / p50 / p90 / p99 / max in ms and the FPS of the median call."""
     ms = np.asarray(values_ms, dtype=np.float64)
     p50 = float(np.percentile(ms, 50))
-    return {"mean_ms": round(float(ms.mean()), 3), "p50_ms": round(p50, 3),
-            "p90_ms": round(float(np.percentile(ms, 90)), 3), "p99_ms": round(float(np.percentile(ms, 99)), 3),
-            "max_ms": round(float(ms.max()), 3), "fps": round(1000.0 / p50, 2) if p50 > 0 else math.inf}
+    return {
+        "mean_ms": round(float(ms.mean()), 3),
+        "p50_ms": round(p50, 3),
+        "p90_ms": round(float(np.percentile(ms, 90)), 3),
+        "p99_ms": round(float(np.percentile(ms, 99)), 3),
+        "max_ms": round(float(ms.max()), 3),
+        "fps": round(1000.0 / p50, 2) if p50 > 0 else math.inf,
+    }
 
 
 def _call(runner: Runner, samples: Samples | None) -> None:
@@ -80,8 +85,9 @@ def block_size(iterations: int) -> int:
     return max(1, min(20, math.ceil(iterations / 5)))
 
 
-def measure(runners: list[Runner], iterations: int, warmup: int,
-            tick: Callable[[str], None] | None = None) -> dict[str, Samples]:
+def measure(
+    runners: list[Runner], iterations: int, warmup: int, tick: Callable[[str], None] | None = None
+) -> dict[str, Samples]:
     """`warmup` untimed calls per runner, then `iterations` timed ones each, in alternating blocks.
 
     Before every later block each runner gets one more untimed call, so thread pools that went idle while
@@ -116,7 +122,10 @@ def summarize(samples: Samples) -> dict[str, Any]:
         "pre_model_post": latency_stats(total),
         "model_cpu_ms_per_call": round(float(np.median(samples.model_cpu_ms)), 3),
         "extra": {k: latency_stats(v) for k, v in samples.extra.items()},
-        "samples_ms": {"pre": [round(v, 4) for v in samples.pre_ms], "model": [round(v, 4) for v in samples.model_ms],
-                       "post": [round(v, 4) for v in samples.post_ms], **{k: [round(x, 4) for x in v]
-                                                                         for k, v in samples.extra.items()}},
+        "samples_ms": {
+            "pre": [round(v, 4) for v in samples.pre_ms],
+            "model": [round(v, 4) for v in samples.model_ms],
+            "post": [round(v, 4) for v in samples.post_ms],
+            **{k: [round(x, 4) for x in v] for k, v in samples.extra.items()},
+        },
     }

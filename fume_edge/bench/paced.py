@@ -26,8 +26,14 @@ class PacedCpu:
     cpu_ms_per_frame: float  # process CPU time (every thread) per frame, idle time included
 
 
-def paced_cpu(path: Path, spinning: bool, frames: int = 30, idle_s: float = CAMERA_IDLE_S, device: str = "cpu",
-              threads: int | None = None) -> PacedCpu:
+def paced_cpu(
+    path: Path,
+    spinning: bool,
+    frames: int = 30,
+    idle_s: float = CAMERA_IDLE_S,
+    device: str = "cpu",
+    threads: int | None = None,
+) -> PacedCpu:
     """Run `frames` inferences `idle_s` apart (after 3 warm-up ones) and measure latency and process CPU."""
     with OnnxBackend(path, device=device, threads=threads, spinning=spinning) as backend:
         width, height = backend.input_size
@@ -46,15 +52,19 @@ def paced_cpu(path: Path, spinning: bool, frames: int = 30, idle_s: float = CAME
     return PacedCpu(spinning, 1000 * idle_s, 1000 * float(np.median(latencies)), 1000 * cpu / frames)
 
 
-def spinning_comparison(path: Path, frames: int, device: str = "cpu", threads: int | None = None
-                        ) -> tuple[PacedCpu, PacedCpu]:
+def spinning_comparison(
+    path: Path, frames: int, device: str = "cpu", threads: int | None = None
+) -> tuple[PacedCpu, PacedCpu]:
     """(spinning on, spinning off), camera-paced, measured the same way one after the other."""
-    return paced_cpu(path, True, frames, device=device, threads=threads), \
-        paced_cpu(path, False, frames, device=device, threads=threads)
+    return paced_cpu(path, True, frames, device=device, threads=threads), paced_cpu(
+        path, False, frames, device=device, threads=threads
+    )
 
 
 def comparison_line(on: PacedCpu, off: PacedCpu) -> str:
     """One line for the bench report."""
-    return (f"ONNX Runtime, frames {on.idle_ms:.0f} ms apart: process CPU per frame {on.cpu_ms_per_frame:.1f} ms "
-            f"with intra-op spinning ({on.latency_ms:.1f} ms latency), {off.cpu_ms_per_frame:.1f} ms without "
-            f"({off.latency_ms:.1f} ms; fume-edge's setting)")
+    return (
+        f"ONNX Runtime, frames {on.idle_ms:.0f} ms apart: process CPU per frame {on.cpu_ms_per_frame:.1f} ms "
+        f"with intra-op spinning ({on.latency_ms:.1f} ms latency), {off.cpu_ms_per_frame:.1f} ms without "
+        f"({off.latency_ms:.1f} ms; fume-edge's setting)"
+    )

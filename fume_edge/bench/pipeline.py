@@ -111,17 +111,28 @@ class _Timing:
     def hook(self, station: str) -> Callable[[Pair, Prediction], None]:
         def on_result(pair: Pair, prediction: Prediction) -> None:
             now = time.perf_counter()
-            read = [self.read_at[(station, gas, f.index)] for gas, f in zip(GASES, pair.frames, strict=True) if f is not None]
+            read = [
+                self.read_at[(station, gas, f.index)]
+                for gas, f in zip(GASES, pair.frames, strict=True)
+                if f is not None
+            ]
             self.latencies.append(now - max(read))
             self.results.append((now, time.process_time(), pipeline_thread_cpu(self._threads), station))
+
         return on_result
 
 
 class _StampingReader(MemoryReader):
     """A `MemoryReader` that notes when it hands out each frame (the capture time of a bench frame)."""
 
-    def __init__(self, name: str, frames: list[np.ndarray], count: int, stamps: dict[tuple[str, str, int], float],
-                 key: tuple[str, str]) -> None:
+    def __init__(
+        self,
+        name: str,
+        frames: list[np.ndarray],
+        count: int,
+        stamps: dict[tuple[str, str, int], float],
+        key: tuple[str, str],
+    ) -> None:
         super().__init__(name, frames, count)
         self.stamps, self.key = stamps, key
 
@@ -132,23 +143,51 @@ class _StampingReader(MemoryReader):
         return got
 
 
-def _station(station_id: str, frames: dict[str, list[np.ndarray]], total: int, timing: _Timing,
-             config: RunConfig, backend: Backend, doorbell: threading.Event) -> Station:
+def _station(
+    station_id: str,
+    frames: dict[str, list[np.ndarray]],
+    total: int,
+    timing: _Timing,
+    config: RunConfig,
+    backend: Backend,
+    doorbell: threading.Event,
+) -> Station:
     hub = FrameHub(GASES, config.sources.ring_size, lossless=True, doorbell=doorbell)
     streams = {}
     for gas in GASES:
         reader = _StampingReader(f"memory:{station_id}:{gas}", frames[gas], total, timing.read_at, (station_id, gas))
-        streams[gas] = CameraStream(gas, reader, reopen=functools.partial(MemoryReader, reader.name, frames[gas], 0),
-                                    hub=hub, paced=False, time_offset_s=0.0,
-                                    reconnect_s=(config.sources.reconnect_min_s, config.sources.reconnect_max_s))
+        streams[gas] = CameraStream(
+            gas,
+            reader,
+            reopen=functools.partial(MemoryReader, reader.name, frames[gas], 0),
+            hub=hub,
+            paced=False,
+            time_offset_s=0.0,
+            reconnect_s=(config.sources.reconnect_min_s, config.sources.reconnect_max_s),
+        )
     inputs = ModelInputs(GASES, dict.fromkeys(GASES, backend.contract.preprocessing))
-    station = Station(station_id, streams, hub, inputs, tolerance_s=config.sync.tolerance((FPS, FPS)),
-                      silent_after_s=config.sync.silent_after_s, on_result=timing.hook(station_id))
+    station = Station(
+        station_id,
+        streams,
+        hub,
+        inputs,
+        tolerance_s=config.sync.tolerance((FPS, FPS)),
+        silent_after_s=config.sync.silent_after_s,
+        on_result=timing.hook(station_id),
+    )
     return station
 
 
-def run_pipeline(model: Path, frames: dict[str, list[np.ndarray]], count: int, warmup: int, *,
-                 device: str = "auto", threads: int | None = None, stations: int = 1) -> PipelineResult:
+def run_pipeline(
+    model: Path,
+    frames: dict[str, list[np.ndarray]],
+    count: int,
+    warmup: int,
+    *,
+    device: str = "auto",
+    threads: int | None = None,
+    stations: int = 1,
+) -> PipelineResult:
     """Run the loop over `warmup + count` stored pairs per station, `stations` stations batched into one call per
     tick. Figures over the window from the end of every station's warmup to the first station running out of
     frames, so every station competes for the model throughout."""
@@ -161,11 +200,22 @@ def run_pipeline(model: Path, frames: dict[str, list[np.ndarray]], count: int, w
         with load_backend(model, device=device, threads=threads) as backend:
             doorbell = threading.Event()
             loop_stations = [_station(name, frames, total, timing, config, backend, doorbell) for name in names]
-            service = AlertService(config.alerts, config.sinks, device_id="bench", model_sha=None,
-                                   run_config={"benchmark": "pipeline", **merged},
-                                   stations=dict.fromkeys(names, config.alerts))
-            pipeline = Pipeline(loop_stations, backend, service, tick_s=config.pipeline.tick_s,
-                                stats_interval_s=config.pipeline.stats_interval_s, doorbell=doorbell)
+            service = AlertService(
+                config.alerts,
+                config.sinks,
+                device_id="bench",
+                model_sha=None,
+                run_config={"benchmark": "pipeline", **merged},
+                stations=dict.fromkeys(names, config.alerts),
+            )
+            pipeline = Pipeline(
+                loop_stations,
+                backend,
+                service,
+                tick_s=config.pipeline.tick_s,
+                stats_interval_s=config.pipeline.stats_interval_s,
+                doorbell=doorbell,
+            )
             service.start()
             reason = "error"
             try:
@@ -189,19 +239,27 @@ def _summarize(timing: _Timing, names: list[str], warmup: int, stats: dict[str, 
             end = i  # the first station out of frames: the others would run with less competition from here
             break
     if start is None or end is None or end - start < 2:
-        raise FumeEdgeError(f"{model}: the pipeline inferred only {len(results)} pairs; "
-                            "run `fume-edge run --co2 synthetic --ch4 synthetic` to see why")
+        raise FumeEdgeError(
+            f"{model}: the pipeline inferred only {len(results)} pairs; "
+            "run `fume-edge run --co2 synthetic --ch4 synthetic` to see why"
+        )
     (wall0, cpu0, own0, _), (wall1, cpu1, own1, _) = results[start], results[end]
-    window = results[start + 1:end + 1]
+    window = results[start + 1 : end + 1]
     timed = len(window)
     per = {name: sum(1 for r in window if r[3] == name) / (wall1 - wall0) for name in names}
     loop_ms = stats["prepare_ms"] + stats["alerts_ms"]
     latencies = np.array(timing.latencies) * 1000
-    return PipelineResult(fps=timed / (wall1 - wall0), cpu_ms_per_frame=1000 * (cpu1 - cpu0) / timed,
-                          own_ms_per_frame=1000 * (own1 - own0) / timed + loop_ms, frames=timed,
-                          stage_ms={k: round(stats[f"{k}_ms"], 3) for k in ("prepare", "infer", "alerts")},
-                          pairs=stats["pairs"], singles=stats["singles"], station_fps=per,
-                          latency_ms={"p50": float(np.percentile(latencies, 50)),
-                                      "p99": float(np.percentile(latencies, 99))},
-                          calls=stats["calls"], padded=stats["padded"], batch=stats["batch"])
-
+    return PipelineResult(
+        fps=timed / (wall1 - wall0),
+        cpu_ms_per_frame=1000 * (cpu1 - cpu0) / timed,
+        own_ms_per_frame=1000 * (own1 - own0) / timed + loop_ms,
+        frames=timed,
+        stage_ms={k: round(stats[f"{k}_ms"], 3) for k in ("prepare", "infer", "alerts")},
+        pairs=stats["pairs"],
+        singles=stats["singles"],
+        station_fps=per,
+        latency_ms={"p50": float(np.percentile(latencies, 50)), "p99": float(np.percentile(latencies, 99))},
+        calls=stats["calls"],
+        padded=stats["padded"],
+        batch=stats["batch"],
+    )

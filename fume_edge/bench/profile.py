@@ -29,8 +29,11 @@ def profile_ops(path: Path, runs: int = 20, warmup: int = 3, threads: int | None
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         shape = session.get_inputs()[0].shape
         rng = np.random.default_rng(0)
-        feeds = {"co2": rng.random(shape, dtype=np.float32), "ch4": rng.random(shape, dtype=np.float32),
-                 "modality_mask": np.ones((1, 2), np.float32)}
+        feeds = {
+            "co2": rng.random(shape, dtype=np.float32),
+            "ch4": rng.random(shape, dtype=np.float32),
+            "modality_mask": np.ones((1, 2), np.float32),
+        }
         for _ in range(warmup + runs):
             session.run(None, feeds)
         trace = json.loads(Path(session.end_profiling()).read_text())
@@ -45,8 +48,10 @@ def profile_ops(path: Path, runs: int = 20, warmup: int = 3, threads: int | None
         op = event["args"].get("op_name", "?")
         per_run[op] += event["dur"]
         nodes[op].add(event["name"])
-    ops = {op: {"us_per_run": round(us / runs, 1), "nodes": len(nodes[op])}
-           for op, us in sorted(per_run.items(), key=lambda kv: -kv[1])}
+    ops = {
+        op: {"us_per_run": round(us / runs, 1), "nodes": len(nodes[op])}
+        for op, us in sorted(per_run.items(), key=lambda kv: -kv[1])
+    }
     total = sum(v["us_per_run"] for v in ops.values())
     for value in ops.values():
         value["share"] = round(value["us_per_run"] / total, 4) if total else 0.0
@@ -55,12 +60,21 @@ def profile_ops(path: Path, runs: int = 20, warmup: int = 3, threads: int | None
 
 def compare_profiles(fp32: dict[str, Any], int8: dict[str, Any], top: int = 12) -> list[dict[str, Any]]:
     """Per op type: FP32 and INT8 µs per run, the op types costly in either model first."""
-    names = sorted(set(fp32["ops"]) | set(int8["ops"]),
-                   key=lambda op: -max(m["ops"].get(op, {}).get("us_per_run", 0.0) for m in (fp32, int8)))
+    names = sorted(
+        set(fp32["ops"]) | set(int8["ops"]),
+        key=lambda op: -max(m["ops"].get(op, {}).get("us_per_run", 0.0) for m in (fp32, int8)),
+    )
     rows = []
     for op in names[:top]:
         a = fp32["ops"].get(op, {}).get("us_per_run", 0.0)
         b = int8["ops"].get(op, {}).get("us_per_run", 0.0)
-        rows.append({"op": op, "fp32_us": a, "int8_us": b, "int8_nodes": int8["ops"].get(op, {}).get("nodes", 0),
-                     "fp32_nodes": fp32["ops"].get(op, {}).get("nodes", 0)})
+        rows.append(
+            {
+                "op": op,
+                "fp32_us": a,
+                "int8_us": b,
+                "int8_nodes": int8["ops"].get(op, {}).get("nodes", 0),
+                "fp32_nodes": fp32["ops"].get(op, {}).get("nodes", 0),
+            }
+        )
     return rows

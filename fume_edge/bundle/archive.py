@@ -27,8 +27,12 @@ _BLOCK = 1 << 20
 def safe_member_name(name: str) -> bool:
     """A relative POSIX path with no `..`, no empty or `.` parts and no backslashes."""
     path = PurePosixPath(name)
-    return bool(name) and "\\" not in name and not path.is_absolute() and all(
-        part not in ("", ".", "..") for part in name.split("/"))
+    return (
+        bool(name)
+        and "\\" not in name
+        and not path.is_absolute()
+        and all(part not in ("", ".", "..") for part in name.split("/"))
+    )
 
 
 def _check_member(member: tarfile.TarInfo, dest: Path | None, source: str) -> None:
@@ -46,8 +50,9 @@ def _check_member(member: tarfile.TarInfo, dest: Path | None, source: str) -> No
 
 def _small(tar: tarfile.TarFile, member: tarfile.TarInfo | None, name: str, source: str) -> bytes:
     if member is None or member.name != name or not member.isreg() or member.size > _MAX_MANIFEST_BYTES:
-        raise FumeEdgeError(f"{source}: not a fume-edge bundle ({name} must come first); make it with "
-                            "`fume-edge bundle make`")
+        raise FumeEdgeError(
+            f"{source}: not a fume-edge bundle ({name} must come first); make it with `fume-edge bundle make`"
+        )
     handle = tar.extractfile(member)
     assert handle is not None  # a regular file always has data
     data = handle.read()
@@ -66,8 +71,10 @@ def _copy_hashed(handle: IO[bytes], expected: Member, name: str, out: IO[bytes] 
     if total != expected.size:
         raise FumeEdgeError(f"{source}: truncated bundle ({name}: {total} of {expected.size} bytes); copy it again")
     if digest.hexdigest() != expected.sha256:
-        raise FumeEdgeError(f"{source}: member {name} does not match its sha256 in the signed manifest (tampered "
-                            "or damaged); do not install it")
+        raise FumeEdgeError(
+            f"{source}: member {name} does not match its sha256 in the signed manifest (tampered "
+            "or damaged); do not install it"
+        )
 
 
 def read_bundle(path: Path, keys: dict[str, Ed25519PublicKey], max_bytes: int, dest: Path | None = None) -> Manifest:
@@ -79,8 +86,10 @@ def read_bundle(path: Path, keys: dict[str, Ed25519PublicKey], max_bytes: int, d
     if not path.is_file():
         raise FumeEdgeError(f"{source}: bundle file not found")
     if path.stat().st_size > max_bytes:
-        raise FumeEdgeError(f"{source}: {path.stat().st_size / 1e6:.1f} MB is over the bundle size cap "
-                            f"({max_bytes / 1e6:.0f} MB); raise --max-mb only for a bundle you expect to be that big")
+        raise FumeEdgeError(
+            f"{source}: {path.stat().st_size / 1e6:.1f} MB is over the bundle size cap "
+            f"({max_bytes / 1e6:.0f} MB); raise --max-mb only for a bundle you expect to be that big"
+        )
     try:
         with tarfile.open(path, mode="r:") as tar:
             manifest_bytes = _small(tar, tar.next(), MANIFEST_NAME, source)
@@ -92,11 +101,15 @@ def read_bundle(path: Path, keys: dict[str, Ed25519PublicKey], max_bytes: int, d
                 _check_member(member, dest, source)
                 expected = manifest.members.get(member.name)
                 if expected is None or member.name in seen:
-                    raise FumeEdgeError(f"{source}: member {member.name!r} is not in the signed manifest (or comes "
-                                        "twice); refusing the bundle")
+                    raise FumeEdgeError(
+                        f"{source}: member {member.name!r} is not in the signed manifest (or comes "
+                        "twice); refusing the bundle"
+                    )
                 if member.size != expected.size:
-                    raise FumeEdgeError(f"{source}: member {member.name} is {member.size} bytes, the manifest says "
-                                        f"{expected.size}; do not install it")
+                    raise FumeEdgeError(
+                        f"{source}: member {member.name} is {member.size} bytes, the manifest says "
+                        f"{expected.size}; do not install it"
+                    )
                 seen.add(member.name)
                 handle = tar.extractfile(member)
                 assert handle is not None
@@ -111,6 +124,7 @@ def read_bundle(path: Path, keys: dict[str, Ed25519PublicKey], max_bytes: int, d
         raise FumeEdgeError(f"{source}: truncated or damaged bundle ({exc}); copy it again") from None
     missing = sorted(set(manifest.members) - seen)
     if missing:
-        raise FumeEdgeError(f"{source}: truncated bundle ({len(missing)} member(s) missing, e.g. {missing[0]}); "
-                            "copy it again")
+        raise FumeEdgeError(
+            f"{source}: truncated bundle ({len(missing)} member(s) missing, e.g. {missing[0]}); copy it again"
+        )
     return manifest

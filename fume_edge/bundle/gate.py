@@ -61,8 +61,9 @@ def score(backend: Backend, val_csv: Path, on_prediction: Callable[[Prediction],
     """`fume-edge eval`'s metrics of a loaded model on a paired CSV, read without torch (so a device can gate);
     `bundle make` records these for the FP32 ONNX, the gate measures them for the model as built on the device."""
     samples, inputs = csv_inputs(val_csv, backend.contract.preprocessing)
-    return evaluate_items(backend, backend.name, val_csv, samples, map(labelled_item, inputs),
-                          on_prediction=on_prediction)
+    return evaluate_items(
+        backend, backend.name, val_csv, samples, map(labelled_item, inputs), on_prediction=on_prediction
+    )
 
 
 def run_gate(model_file: Path, val_csv: Path, recorded: dict[str, float | None], settings: GateSettings) -> GateResult:
@@ -81,8 +82,9 @@ def run_gate(model_file: Path, val_csv: Path, recorded: dict[str, float | None],
     except FumeEdgeError as exc:
         result.failures.append(f"the model does not load or run: {exc}")
         return result
-    result.figures.update(backend=report.backend, samples=report.samples, non_finite=non_finite, fps=fps,
-                          min_fps=settings.min_fps)
+    result.figures.update(
+        backend=report.backend, samples=report.samples, non_finite=non_finite, fps=fps, min_fps=settings.min_fps
+    )
     for metric, label in GATED.items():
         got, want = report.metrics.get(metric), recorded.get(metric)
         result.figures[metric] = got

@@ -19,7 +19,12 @@ from fume_edge.bundle.archive import read_bundle
 from fume_edge.bundle.gate import GateResult, GateSettings, run_gate
 from fume_edge.bundle.keys import load_trusted_keys, trusted_keys_dir
 from fume_edge.bundle.manifest import (
-    DEFAULT_MAX_MB, INT8_MODEL_NAME, MODEL_NAME, THRESHOLDS_NAME, VAL_CSV_NAME, Manifest,
+    DEFAULT_MAX_MB,
+    INT8_MODEL_NAME,
+    MODEL_NAME,
+    THRESHOLDS_NAME,
+    VAL_CSV_NAME,
+    Manifest,
 )
 from fume_edge.bundle.store import InstalledModel, ModelStore, models_dir
 from fume_edge.errors import FumeEdgeError
@@ -72,8 +77,9 @@ def _rejection(manifest: Manifest, gate: GateResult) -> str:
     return f"model {manifest.version} rejected by the gate: {'; '.join(gate.failures)}; the running model is unchanged"
 
 
-def install_bundle(bundle: Path, options: InstallOptions = InstallOptions(),
-                   progress: Progress = lambda _: None) -> InstallResult:
+def install_bundle(
+    bundle: Path, options: InstallOptions = InstallOptions(), progress: Progress = lambda _: None
+) -> InstallResult:
     """Install `bundle` and make it current, or raise FumeEdgeError (one line) with nothing changed."""
     started = time.perf_counter()
     store = ModelStore(models_dir(options.models))
@@ -81,8 +87,9 @@ def install_bundle(bundle: Path, options: InstallOptions = InstallOptions(),
         return _install_locked(bundle, store, options, progress, started)
 
 
-def _install_locked(bundle: Path, store: ModelStore, options: InstallOptions, progress: Progress,
-                    started: float) -> InstallResult:
+def _install_locked(
+    bundle: Path, store: ModelStore, options: InstallOptions, progress: Progress, started: float
+) -> InstallResult:
     staging = store.new_staging()
     try:
         progress(f"verifying {bundle}")
@@ -94,20 +101,32 @@ def _install_locked(bundle: Path, store: ModelStore, options: InstallOptions, pr
             raise
         store.event("model_verified", version=manifest.version, model_sha=manifest.model_sha256, bundle=str(bundle))
         if store.installed(manifest.version) is not None:
-            raise FumeEdgeError(f"{bundle}: version {manifest.version} is already installed; switch to it with "
-                                f"`fume-edge bundle rollback {manifest.version}`")
+            raise FumeEdgeError(
+                f"{bundle}: version {manifest.version} is already installed; switch to it with "
+                f"`fume-edge bundle rollback {manifest.version}`"
+            )
         deployable, backend = build_deployable(staging, manifest, options.gate.device, progress)
         store.event("model_built", version=manifest.version, backend=backend)
         progress(f"gating {manifest.version} on its validation set")
         gate = run_gate(deployable, staging / VAL_CSV_NAME, manifest.metrics, options.gate)
         if not gate.passed:
-            store.event("model_rejected", version=manifest.version, model_sha=manifest.model_sha256,
-                        failures=gate.failures, figures=gate.figures)
+            store.event(
+                "model_rejected",
+                version=manifest.version,
+                model_sha=manifest.model_sha256,
+                failures=gate.failures,
+                figures=gate.figures,
+            )
             raise FumeEdgeError(_rejection(manifest, gate))
         store.event("model_gated", version=manifest.version, figures=gate.figures)
-        model = InstalledModel(version=manifest.version, model=deployable.relative_to(staging).as_posix(),
-                               model_sha256=manifest.model_sha256, backend=backend, installed_at=iso_utc(time.time()),
-                               gate=gate.figures)
+        model = InstalledModel(
+            version=manifest.version,
+            model=deployable.relative_to(staging).as_posix(),
+            model_sha256=manifest.model_sha256,
+            backend=backend,
+            installed_at=iso_utc(time.time()),
+            gate=gate.figures,
+        )
         store.commit(staging, model)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -115,8 +134,10 @@ def _install_locked(bundle: Path, store: ModelStore, options: InstallOptions, pr
     store.event("model_switched", version=model.version, model_sha=model.model_sha256, previous=previous)
     thresholds = store.root / model.version / THRESHOLDS_NAME
     if thresholds.is_file():
-        progress(f"{model.version} carries the alert thresholds it was validated with ({thresholds}); they are not "
-                 "applied: to use them, copy them into run.yaml's `alerts:` section and restart the run")
+        progress(
+            f"{model.version} carries the alert thresholds it was validated with ({thresholds}); they are not "
+            "applied: to use them, copy them into run.yaml's `alerts:` section and restart the run"
+        )
     removed = store.prune(options.keep)
     if removed:
         store.event("models_pruned", removed=removed)
@@ -141,7 +162,11 @@ def status(models: Path | None) -> dict[str, object]:
     installed = None if current is None else store.installed(current)
     events = store.events()
     thresholds = None if current is None else store.root / current / THRESHOLDS_NAME
-    return {"models_dir": str(store.root), "current": None if installed is None else asdict(installed),
-            "thresholds": str(thresholds) if thresholds is not None and thresholds.is_file() else None,
-            "previous": store.previous(), "versions": [m.version for m in store.versions()],
-            "last_event": events[-1] if events else None}
+    return {
+        "models_dir": str(store.root),
+        "current": None if installed is None else asdict(installed),
+        "thresholds": str(thresholds) if thresholds is not None and thresholds.is_file() else None,
+        "previous": store.previous(),
+        "versions": [m.version for m in store.versions()],
+        "last_event": events[-1] if events else None,
+    }

@@ -61,15 +61,23 @@ def model_to_run(store: ModelStore, settings: HealthSettings = HealthSettings())
     """The model file a starting run loads: models/current (None: nothing installed), unless the run keeps dying
     with it inside its health window; then current goes back to the model before it first."""
     current, watch = store.current(), _read_watch(store)
-    if current is not None and watch is not None and watch["version"] == current \
-            and time.time() - watch["since"] < settings.window_s:
+    if (
+        current is not None
+        and watch is not None
+        and watch["version"] == current
+        and time.time() - watch["since"] < settings.window_s
+    ):
         restarts = watch["restarts"] + (1 if watch["running"] else 0)
         fallback = watch["fallback"]
         if restarts > settings.max_restarts and fallback is not None and store.installed(fallback) is not None:
             store.switch(fallback)
             _write_watch(store, None)
-            store.event("model_rolled_back", version=current, to=fallback,
-                        reason=f"{restarts} unclean restarts within the health window")
+            store.event(
+                "model_rolled_back",
+                version=current,
+                to=fallback,
+                reason=f"{restarts} unclean restarts within the health window",
+            )
         else:
             _write_watch(store, {**watch, "restarts": restarts, "running": True})
     return store.current_model()
@@ -119,7 +127,7 @@ class EventTail:
                 chunk = handle.read()
         except FileNotFoundError:
             return []
-        complete = chunk[:chunk.rfind(b"\n") + 1]
+        complete = chunk[: chunk.rfind(b"\n") + 1]
         self._offset += len(complete)
         records = []
         for line in complete.splitlines():
@@ -154,9 +162,15 @@ def failure(health: ModelHealth, settings: HealthSettings) -> str | None:
 class ModelUpdates:
     """The watcher thread; a context manager around the run (stops the thread, closes a kept fallback)."""
 
-    def __init__(self, holder: SwappableBackend, store: ModelStore, settings: HealthSettings = HealthSettings(),
-                 loader: Callable[..., Backend] = load_backend, on_event: EventSink | None = None,
-                 **load_options: Any) -> None:
+    def __init__(
+        self,
+        holder: SwappableBackend,
+        store: ModelStore,
+        settings: HealthSettings = HealthSettings(),
+        loader: Callable[..., Backend] = load_backend,
+        on_event: EventSink | None = None,
+        **load_options: Any,
+    ) -> None:
         self.holder, self.store, self.settings = holder, store, settings
         self._on_event = on_event
         self._events = EventTail(store)
@@ -225,8 +239,16 @@ class ModelUpdates:
             self._watch = _Watch(version, time.monotonic(), watch.fallback, watch.fallback_sha, watch.fallback_version)
         else:
             self._watch = _Watch(version, time.monotonic(), old, old_sha, old_version)
-        _write_watch(self.store, {"version": version, "fallback": self._watch.fallback_version, "since": time.time(),
-                                  "restarts": 0, "running": True})
+        _write_watch(
+            self.store,
+            {
+                "version": version,
+                "fallback": self._watch.fallback_version,
+                "since": time.time(),
+                "restarts": 0,
+                "running": True,
+            },
+        )
         self.store.event("model_swapped", version=version, model_sha=installed.model_sha256, previous=old_version)
 
     def _refuse(self, version: str, reason: str) -> None:
@@ -257,13 +279,26 @@ class ModelUpdates:
         self._refused.add(watch.version)
         if watch.fallback_version is not None and self.store.installed(watch.fallback_version) is not None:
             self.store.switch(watch.fallback_version)
-        self.store.event("model_rolled_back", version=watch.version, to=watch.fallback_version, reason=reason,
-                         calls=health.calls, non_finite=health.non_finite, errors=health.errors, fps=health.fps)
+        self.store.event(
+            "model_rolled_back",
+            version=watch.version,
+            to=watch.fallback_version,
+            reason=reason,
+            calls=health.calls,
+            non_finite=health.non_finite,
+            errors=health.errors,
+            fps=health.fps,
+        )
 
 
 @contextmanager
-def follow_current(backend: Backend, store: ModelStore, settings: HealthSettings = HealthSettings(),
-                   on_event: EventSink | None = None, **load_options: Any) -> Iterator[SwappableBackend]:
+def follow_current(
+    backend: Backend,
+    store: ModelStore,
+    settings: HealthSettings = HealthSettings(),
+    on_event: EventSink | None = None,
+    **load_options: Any,
+) -> Iterator[SwappableBackend]:
     """The run's backend, loaded from `model_to_run(store)`, wrapped for swaps while the watcher runs: what
     `fume-edge run` hands the loop (as its backend) and the alert service (`holder.model_sha`). `on_event`
     receives every update step written while it runs (`AlertService.model_event`)."""

@@ -22,8 +22,16 @@ from fume_edge.alerts.event import iso_utc
 from fume_edge.bundle.gate import score
 from fume_edge.bundle.keys import key_id, load_private_key
 from fume_edge.bundle.manifest import (
-    CARD_NAME, INT8_MODEL_NAME, MANIFEST_NAME, MODEL_NAME, SIGNATURE_NAME, THRESHOLDS_NAME, VAL_CSV_NAME,
-    VERSION_PATTERN, Manifest, Member,
+    CARD_NAME,
+    INT8_MODEL_NAME,
+    MANIFEST_NAME,
+    MODEL_NAME,
+    SIGNATURE_NAME,
+    THRESHOLDS_NAME,
+    VAL_CSV_NAME,
+    VERSION_PATTERN,
+    Manifest,
+    Member,
 )
 from fume_edge.data.csvio import write_tables
 from fume_edge.data.records import Frame, Sample, read_samples, sample_table
@@ -52,8 +60,9 @@ class MakeOptions:
 def _card(options: MakeOptions) -> Path:
     card = options.card or options.model.with_name("MODEL_CARD.md")
     if not card.is_file():
-        raise FumeEdgeError(f"{card}: model card not found; pass --card CARD.md (what the model is, its data, its "
-                            "limits)")
+        raise FumeEdgeError(
+            f"{card}: model card not found; pass --card CARD.md (what the model is, its data, its limits)"
+        )
     return card
 
 
@@ -96,8 +105,10 @@ def copy_validation_set(val: Path, folder: Path, count: int, max_mb: float) -> i
             frames[gas] = dataclasses.replace(frame, image=image, mask=mask)
         copied.append(dataclasses.replace(sample, co2=frames["co2"], ch4=frames["ch4"]))
     if total > max_mb * 1e6:
-        raise FumeEdgeError(f"{val}: {len(chosen)} validation samples take {total / 1e6:.1f} MB, over --val-max-mb "
-                            f"{max_mb:g}; pass a smaller --val-count")
+        raise FumeEdgeError(
+            f"{val}: {len(chosen)} validation samples take {total / 1e6:.1f} MB, over --val-max-mb "
+            f"{max_mb:g}; pass a smaller --val-count"
+        )
     csv_path = folder / VAL_CSV_NAME
     write_tables({csv_path: sample_table(copied, csv_path.parent)})
     return len(copied)
@@ -109,8 +120,10 @@ def _metrics(options: MakeOptions, folder: Path) -> dict[str, float | None]:
         try:
             raw = json.loads(options.metrics.read_text(encoding="utf-8"))["metrics"]
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise FumeEdgeError(f"{options.metrics}: not an eval JSON with `metrics` ({exc}); write one with "
-                                "`fume-edge eval MODEL --data VAL --json FILE`") from None
+            raise FumeEdgeError(
+                f"{options.metrics}: not an eval JSON with `metrics` ({exc}); write one with "
+                "`fume-edge eval MODEL --data VAL --json FILE`"
+            ) from None
     else:
         with load_backend(folder / MODEL_NAME, device="cpu") as backend:
             raw = score(backend, folder / VAL_CSV_NAME).metrics
@@ -170,9 +183,15 @@ def make_bundle(options: MakeOptions) -> Manifest:
         metrics = _metrics(options, folder)
         names = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
         members = {name: Member(sha256_file(folder / name), (folder / name).stat().st_size) for name in names}
-        manifest = Manifest(version=version, created=iso_utc(time.time()), key_id=key_id(key.public_key()),
-                            model_sha256=members[MODEL_NAME].sha256, metrics=metrics, members=members,
-                            metadata=metadata)
+        manifest = Manifest(
+            version=version,
+            created=iso_utc(time.time()),
+            key_id=key_id(key.public_key()),
+            model_sha256=members[MODEL_NAME].sha256,
+            metrics=metrics,
+            members=members,
+            metadata=metadata,
+        )
         manifest_bytes = manifest.to_bytes()
         _write_tar(options.output, manifest_bytes, key.sign(manifest_bytes), folder, names)
     return manifest

@@ -60,8 +60,9 @@ class Manifest:
             members = {str(k): Member(str(v["sha256"]), int(v["size"])) for k, v in body.pop("members").items()}
             manifest = cls(members=members, **body)
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
-            raise FumeEdgeError(f"{source}: unreadable manifest ({exc}); make the bundle again with "
-                                "`fume-edge bundle make`") from None
+            raise FumeEdgeError(
+                f"{source}: unreadable manifest ({exc}); make the bundle again with `fume-edge bundle make`"
+            ) from None
         if not VERSION_PATTERN.fullmatch(manifest.version):
             raise FumeEdgeError(f"{source}: version {manifest.version!r} is not a safe folder name")
         if MODEL_NAME not in manifest.members or manifest.members[MODEL_NAME].sha256 != manifest.model_sha256:

@@ -46,29 +46,34 @@ def check_source(text: str) -> str:
     if not source:
         raise FumeEdgeError("model install: empty request; send an absolute bundle path or an https:// URL")
     if len(source) > MAX_SOURCE_CHARS or any(ord(c) < 32 for c in source):
-        raise FumeEdgeError(f"model install: not a path or URL (over {MAX_SOURCE_CHARS} characters or control "
-                            "characters)")
+        raise FumeEdgeError(
+            f"model install: not a path or URL (over {MAX_SOURCE_CHARS} characters or control characters)"
+        )
     if "://" in source:
         parts = urlsplit(source)
         if parts.scheme != "https" or not parts.hostname:
-            raise FumeEdgeError(f"model install: {source[:80]!r}: only https:// URLs are fetched (the bundle is "
-                                "signed, but the transfer must not be readable or changeable on the way)")
+            raise FumeEdgeError(
+                f"model install: {source[:80]!r}: only https:// URLs are fetched (the bundle is "
+                "signed, but the transfer must not be readable or changeable on the way)"
+            )
         return source
     if not Path(source).is_absolute():
         raise FumeEdgeError(f"model install: {source[:80]!r} is not an absolute path on the device")
     return source
 
 
-def download(url: str, folder: Path, max_bytes: int, timeout_s: float = DOWNLOAD_TIMEOUT_S,
-             progress: Reporter = lambda _: None) -> Path:
+def download(
+    url: str, folder: Path, max_bytes: int, timeout_s: float = DOWNLOAD_TIMEOUT_S, progress: Reporter = lambda _: None
+) -> Path:
     """`url` (https) into a new file in `folder`, refused beyond `max_bytes` (announced or received)."""
     target = folder / f"{DOWNLOAD_PREFIX}{os.getpid()}-{time.monotonic_ns()}.fume"
     try:
         with urllib.request.urlopen(url, timeout=timeout_s) as response, open(target, "wb") as out:  # noqa: S310
             announced = response.headers.get("Content-Length")
             if announced is not None and announced.isdigit() and int(announced) > max_bytes:
-                raise FumeEdgeError(f"{url}: {int(announced) / 1e6:.1f} MB is over the bundle size cap "
-                                    f"({max_bytes / 1e6:.0f} MB)")
+                raise FumeEdgeError(
+                    f"{url}: {int(announced) / 1e6:.1f} MB is over the bundle size cap ({max_bytes / 1e6:.0f} MB)"
+                )
             size, next_report = 0, 0
             while chunk := response.read(CHUNK):
                 size += len(chunk)
@@ -97,8 +102,7 @@ class RemoteInstaller:
         self.reporters = list(reporters)
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
-        self._state: dict[str, Any] = {"running": False, "source": None, "origin": None, "result": None,
-                                       "lines": []}
+        self._state: dict[str, Any] = {"running": False, "source": None, "origin": None, "result": None, "lines": []}
         self._lines: deque[str] = deque(maxlen=50)
 
     def state(self) -> dict[str, Any]:
@@ -125,8 +129,7 @@ class RemoteInstaller:
             else:
                 self._lines.clear()
                 self._state = {"running": True, "source": source, "origin": origin, "result": None}
-                self._thread = threading.Thread(target=self._install, args=(source,), name="model-install",
-                                                daemon=True)
+                self._thread = threading.Thread(target=self._install, args=(source,), name="model-install", daemon=True)
                 self._thread.start()
         if busy is not None:
             self._report(busy, origin)

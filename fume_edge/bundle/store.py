@@ -98,9 +98,18 @@ class ModelStore:
 
     def versions(self) -> list[InstalledModel]:
         """Complete versions, oldest install first."""
-        found = [m for p in self.root.iterdir() if p.is_dir() and not p.is_symlink()
-                 and not p.name.startswith(".") and (m := self.installed(p.name)) is not None] \
-            if self.root.is_dir() else []
+        found = (
+            [
+                m
+                for p in self.root.iterdir()
+                if p.is_dir()
+                and not p.is_symlink()
+                and not p.name.startswith(".")
+                and (m := self.installed(p.name)) is not None
+            ]
+            if self.root.is_dir()
+            else []
+        )
         return sorted(found, key=lambda m: m.installed_at)
 
     # -- writing ---------------------------------------------------------------------------------------------
@@ -127,8 +136,10 @@ class ModelStore:
     def commit(self, staging: Path, model: InstalledModel) -> None:
         """Write deploy.json into the staging folder, then rename it to the version's folder (atomic)."""
         if (self.root / model.version).exists():
-            raise FumeEdgeError(f"{self.root / model.version}: version {model.version} is already installed; "
-                                f"switch to it with `fume-edge bundle rollback {model.version}`")
+            raise FumeEdgeError(
+                f"{self.root / model.version}: version {model.version} is already installed; "
+                f"switch to it with `fume-edge bundle rollback {model.version}`"
+            )
         deploy = staging / DEPLOY_NAME
         with open(deploy, "w", encoding="utf-8") as handle:
             json.dump(asdict(model), handle, indent=1)
@@ -169,8 +180,12 @@ class ModelStore:
     def event(self, name: str, **fields: Any) -> dict[str, Any]:
         """One model-update step: a log line and a line in models/events.jsonl (synced: it survives a power cut)."""
         record = {"time": iso_utc(time.time()), "event": name, **fields}
-        log.log(logging.WARNING if name in _WARNINGS else logging.INFO, "%s %s", name,
-                json.dumps(fields, sort_keys=True, default=str))
+        log.log(
+            logging.WARNING if name in _WARNINGS else logging.INFO,
+            "%s %s",
+            name,
+            json.dumps(fields, sort_keys=True, default=str),
+        )
         self.ensure()
         with open(self.root / EVENTS_NAME, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(record, default=str) + "\n")

@@ -68,9 +68,12 @@ def labelled_input(sample: Sample, preprocessing: Preprocessing) -> LabelledInpu
             continue
         arrays[gas] = (load_frame(frame.image, preprocessing)[None, None], load_mask(frame.mask, size))
     return LabelledInput(
-        co2=arrays["co2"][0], ch4=arrays["ch4"][0],
+        co2=arrays["co2"][0],
+        ch4=arrays["ch4"][0],
         modality_mask=modality_mask(sample.co2 is not None, sample.ch4 is not None),
-        ph_class=sample.ph_class, co2_mask=arrays["co2"][1], ch4_mask=arrays["ch4"][1],
+        ph_class=sample.ph_class,
+        co2_mask=arrays["co2"][1],
+        ch4_mask=arrays["ch4"][1],
     )
 
 
@@ -131,10 +134,17 @@ def _frame_entry(sample: Sample, gas_present: bool, folder: Path) -> dict[str, A
     for gas in ("co2", "ch4"):
         frame = sample.frame(gas)
         assert frame is not None  # only pairs are chosen
-        entry |= {f"{gas}_image": relative_to(frame.image, folder), f"{gas}_mask": relative_to(frame.mask, folder),
-                  f"{gas}_sha256": sha256_file(frame.image)}
-    return entry | {"ph_class": PH_CLASS_NAMES[sample.ph_class], "gas_present": gas_present,
-                    "animal_id": sample.animal_id, "session_id": sample.session_id}
+        entry |= {
+            f"{gas}_image": relative_to(frame.image, folder),
+            f"{gas}_mask": relative_to(frame.mask, folder),
+            f"{gas}_sha256": sha256_file(frame.image),
+        }
+    return entry | {
+        "ph_class": PH_CLASS_NAMES[sample.ph_class],
+        "gas_present": gas_present,
+        "animal_id": sample.animal_id,
+        "session_id": sample.session_id,
+    }
 
 
 @dataclass(frozen=True)
@@ -154,8 +164,10 @@ class CalibrationRequest:
 
     @property
     def command(self) -> str:
-        return (f"fume-edge calibrate --data {self.data} -o {self.output} --count {self.count} --seed {self.seed} "
-                f"--size {self.size[0]}x{self.size[1]}")
+        return (
+            f"fume-edge calibrate --data {self.data} -o {self.output} --count {self.count} --seed {self.seed} "
+            f"--size {self.size[0]}x{self.size[1]}"
+        )
 
 
 def _tick(progress: Progress | None, done: int, total: int) -> None:
@@ -163,8 +175,9 @@ def _tick(progress: Progress | None, done: int, total: int) -> None:
         progress(done, total)
 
 
-def build_calibration_set(request: CalibrationRequest, overwrite: bool = False,
-                          progress: StageProgress | None = None) -> dict[str, Any]:
+def build_calibration_set(
+    request: CalibrationRequest, overwrite: bool = False, progress: StageProgress | None = None
+) -> dict[str, Any]:
     """Select pairs from the paired CSV, cache their tensors and labels, write the folder all or nothing; the manifest.
 
     `progress(stage)` gives the callback of each long stage ("reading masks", "caching tensors").
@@ -172,12 +185,16 @@ def build_calibration_set(request: CalibrationRequest, overwrite: bool = False,
     if request.count < 1:
         raise FumeEdgeError(f"--count {request.count}: must be at least 1")
     if request.size[0] % 32 or request.size[1] % 32 or min(request.size) <= 0:
-        raise FumeEdgeError(f"--size {request.size[0]}x{request.size[1]}: width and height must be positive multiples "
-                            "of 32, as in `fume-edge export` (use the exported model's size)")
+        raise FumeEdgeError(
+            f"--size {request.size[0]}x{request.size[1]}: width and height must be positive multiples "
+            "of 32, as in `fume-edge export` (use the exported model's size)"
+        )
     pairs = [s for s in read_samples(request.data) if s.co2 is not None and s.ch4 is not None]
     if not pairs:
-        raise FumeEdgeError(f"{request.data}: no sample has both a CO2 and a CH4 image; calibration needs pairs "
-                            "(make them with `fume-edge pair`)")
+        raise FumeEdgeError(
+            f"{request.data}: no sample has both a CO2 and a CH4 image; calibration needs pairs "
+            "(make them with `fume-edge pair`)"
+        )
     scan = progress("reading masks") if progress else None
     keys = []
     for done, sample in enumerate(pairs, start=1):
@@ -186,8 +203,10 @@ def build_calibration_set(request: CalibrationRequest, overwrite: bool = False,
     chosen = select_stratified(keys, request.count, request.seed)
     width, height = request.size
     arrays: dict[str, np.ndarray] = {
-        "co2": np.empty((len(chosen), 1, height, width), np.float32), "ch4": np.empty((len(chosen), 1, height, width), np.float32),
-        "co2_mask": np.empty((len(chosen), height, width), np.uint8), "ch4_mask": np.empty((len(chosen), height, width), np.uint8),
+        "co2": np.empty((len(chosen), 1, height, width), np.float32),
+        "ch4": np.empty((len(chosen), 1, height, width), np.float32),
+        "co2_mask": np.empty((len(chosen), height, width), np.uint8),
+        "ch4_mask": np.empty((len(chosen), height, width), np.uint8),
         "ph_class": np.array([pairs[i].ph_class for i in chosen], np.int64),
     }
     cache = progress("caching tensors") if progress else None
@@ -200,12 +219,20 @@ def build_calibration_set(request: CalibrationRequest, overwrite: bool = False,
     with staged_directory(request.output, overwrite=overwrite) as staging:
         np.savez(staging / TENSORS, **arrays)  # type: ignore[arg-type]  # numpy 2 stubs bind **arrays to allow_pickle
         manifest = {
-            "format": FORMAT, "format_version": FORMAT_VERSION, "fume_edge_version": __version__,
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "fume_edge_version": __version__,
             "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "command": request.command, "source_csv": str(request.data), "source_csv_sha256": sha256_file(request.data),
-            "seed": request.seed, "requested_count": request.count, "count": len(chosen),
-            "input_size": [width, height], "preprocessing": request.preprocessing.to_dict(),
-            "counts": _counts([keys[i] for i in chosen]), "available": _counts(keys),
+            "command": request.command,
+            "source_csv": str(request.data),
+            "source_csv_sha256": sha256_file(request.data),
+            "seed": request.seed,
+            "requested_count": request.count,
+            "count": len(chosen),
+            "input_size": [width, height],
+            "preprocessing": request.preprocessing.to_dict(),
+            "counts": _counts([keys[i] for i in chosen]),
+            "available": _counts(keys),
             "tensors": {"file": TENSORS, "sha256": sha256_file(staging / TENSORS)},
             "frames": frames,
         }
@@ -213,7 +240,11 @@ def build_calibration_set(request: CalibrationRequest, overwrite: bool = False,
     return manifest
 
 
-MODALITY_CASES: dict[str, tuple[bool, bool]] = {"both": (True, True), "co2 only": (True, False), "ch4 only": (False, True)}
+MODALITY_CASES: dict[str, tuple[bool, bool]] = {
+    "both": (True, True),
+    "co2 only": (True, False),
+    "ch4 only": (False, True),
+}
 
 
 @dataclass(frozen=True)
@@ -240,10 +271,12 @@ class CalibrationSet:
     def item(self, index: int, case: str = "both") -> LabelledInput:
         """Pair `index` as the model sees it in a modality case: an absent camera's frame is zeros, its mask None."""
         use_co2, use_ch4 = MODALITY_CASES[case]
-        co2, ch4 = self.arrays["co2"][index:index + 1], self.arrays["ch4"][index:index + 1]
+        co2, ch4 = self.arrays["co2"][index : index + 1], self.arrays["ch4"][index : index + 1]
         return LabelledInput(
-            co2=co2 if use_co2 else np.zeros_like(co2), ch4=ch4 if use_ch4 else np.zeros_like(ch4),
-            modality_mask=modality_mask(use_co2, use_ch4), ph_class=int(self.arrays["ph_class"][index]),
+            co2=co2 if use_co2 else np.zeros_like(co2),
+            ch4=ch4 if use_ch4 else np.zeros_like(ch4),
+            modality_mask=modality_mask(use_co2, use_ch4),
+            ph_class=int(self.arrays["ph_class"][index]),
             co2_mask=self.arrays["co2_mask"][index] if use_co2 else None,
             ch4_mask=self.arrays["ch4_mask"][index] if use_ch4 else None,
         )
@@ -277,8 +310,10 @@ def _read_manifest(folder: Path) -> tuple[dict[str, Any], str]:
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise FumeEdgeError(f"{path}: not a fume-edge calibration manifest; {make}")
     if manifest.get("format_version") != FORMAT_VERSION:
-        raise FumeEdgeError(f"{path}: format version {manifest.get('format_version')} is not supported "
-                            f"(expected {FORMAT_VERSION}); {_rebuild_hint(manifest)}")
+        raise FumeEdgeError(
+            f"{path}: format version {manifest.get('format_version')} is not supported "
+            f"(expected {FORMAT_VERSION}); {_rebuild_hint(manifest)}"
+        )
     for key in ("input_size", "count", "tensors", "frames"):
         if key not in manifest:
             raise FumeEdgeError(f"{path}: field {key!r} is missing; {_rebuild_hint(manifest)}")
@@ -300,26 +335,37 @@ def load_calibration(folder: str | Path, preprocessing: Preprocessing | None = N
     made = manifest_preprocessing(manifest, str(folder / MANIFEST))
     width, height = made.input_size
     if preprocessing is not None and made != preprocessing:
-        differs = ", ".join(f"{k} {v} (model: {preprocessing.to_dict()[k]})" for k, v in made.to_dict().items()
-                            if v != preprocessing.to_dict()[k])
+        differs = ", ".join(
+            f"{k} {v} (model: {preprocessing.to_dict()[k]})"
+            for k, v in made.to_dict().items()
+            if v != preprocessing.to_dict()[k]
+        )
         want_w, want_h = preprocessing.input_size
         raise FumeEdgeError(
             f"{folder}: made with {differs}; calibrate with the model's preprocessing: `fume-edge calibrate --data "
             f"{manifest.get('source_csv', 'paired_train.csv')} -o {folder}-{want_w}x{want_h} --size {want_w}x{want_h}` "
-            "(16-bit range: data.yaml images.uint16_range)")
+            "(16-bit range: data.yaml images.uint16_range)"
+        )
     tensors = folder / manifest["tensors"].get("file", TENSORS)
     if not tensors.is_file():
-        raise FumeEdgeError(f"{tensors}: missing (tensors are git-ignored, only the manifest is committed); "
-                            f"{_rebuild_hint(manifest)}")
+        raise FumeEdgeError(
+            f"{tensors}: missing (tensors are git-ignored, only the manifest is committed); {_rebuild_hint(manifest)}"
+        )
     if sha256_file(tensors) != manifest["tensors"].get("sha256"):
         raise FumeEdgeError(f"{tensors}: does not belong to this manifest (sha256 differs); {_rebuild_hint(manifest)}")
     with np.load(tensors) as data:
         arrays = {name: data[name] for name in data.files}
-    expected = {"co2": (manifest["count"], 1, height, width), "ch4": (manifest["count"], 1, height, width),
-                "co2_mask": (manifest["count"], height, width), "ch4_mask": (manifest["count"], height, width),
-                "ph_class": (manifest["count"],)}
+    expected = {
+        "co2": (manifest["count"], 1, height, width),
+        "ch4": (manifest["count"], 1, height, width),
+        "co2_mask": (manifest["count"], height, width),
+        "ch4_mask": (manifest["count"], height, width),
+        "ph_class": (manifest["count"],),
+    }
     for name, shape in expected.items():
         if name not in arrays or arrays[name].shape != shape:
             got = arrays[name].shape if name in arrays else "nothing"
-            raise FumeEdgeError(f"{tensors}: array {name!r} is {got}, the manifest says {shape}; {_rebuild_hint(manifest)}")
+            raise FumeEdgeError(
+                f"{tensors}: array {name!r} is {got}, the manifest says {shape}; {_rebuild_hint(manifest)}"
+            )
     return CalibrationSet(folder, manifest, manifest_sha, arrays)

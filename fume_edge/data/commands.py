@@ -27,8 +27,12 @@ from fume_edge.labels import PH_CLASS_NAMES
 
 def _progress() -> Progress:
     return Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        TimeRemainingColumn(), console=console,
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
     )
 
 
@@ -42,16 +46,22 @@ def pairing_table(report: PairingReport) -> Table:
         animals = len({s.animal_id for s in report.splits[split]})
         for class_id, name in enumerate(PH_CLASS_NAMES):
             cells = [str(counts[(class_id, kind)]) for kind in KINDS]
-            table.add_row(split if class_id == 0 else "", name, *cells, str(animals) if class_id == 0 else "",
-                          end_section=class_id == len(PH_CLASS_NAMES) - 1)
+            table.add_row(
+                split if class_id == 0 else "",
+                name,
+                *cells,
+                str(animals) if class_id == 0 else "",
+                end_section=class_id == len(PH_CLASS_NAMES) - 1,
+            )
     return table
 
 
 def pair_command(
     annotations: Path, out_dir: Path, config_path: Path | None, tolerance_s: float | None, seed: int | None
 ) -> None:
-    config = load_data_config(config_path, given(("pairing.tolerance_s", tolerance_s, "--tolerance"),
-                                                 ("pairing.seed", seed, "--seed")))
+    config = load_data_config(
+        config_path, given(("pairing.tolerance_s", tolerance_s, "--tolerance"), ("pairing.seed", seed, "--seed"))
+    )
     report = run_pairing(annotations, out_dir, config.pairing, config.ph_classes)
     console.print(pairing_table(report))
     for warning in report.warnings:
@@ -87,11 +97,13 @@ def synth_command(
     outage: str | None = None,
     seconds: float | None = None,
 ) -> None:
-    video_options = given(("synthetic.video.fps", fps, "--fps"),
-                          ("synthetic.video.clock_offset_s", clock_offset_s, "--clock-offset"),
-                          ("synthetic.video.jitter_s", jitter_s, "--jitter"),
-                          ("synthetic.video.drop_rate", drop_rate, "--drop-rate"),
-                          ("synthetic.video.outage", outage and parse_outage(outage), "--outage"))
+    video_options = given(
+        ("synthetic.video.fps", fps, "--fps"),
+        ("synthetic.video.clock_offset_s", clock_offset_s, "--clock-offset"),
+        ("synthetic.video.jitter_s", jitter_s, "--jitter"),
+        ("synthetic.video.drop_rate", drop_rate, "--drop-rate"),
+        ("synthetic.video.outage", outage and parse_outage(outage), "--outage"),
+    )
     config: DataConfig = load_data_config(config_path, video_options if videos else ())
     synthetic = config.synthetic
     started = time.perf_counter()
@@ -100,10 +112,13 @@ def synth_command(
         synthetic = replace(synthetic, video=video)
         with _progress() as progress:
             task = progress.add_task("rendering videos", total=2 * video_frame_count(video))
-            paths = write_paired_videos(out_dir, synthetic, config.ph_classes, seed, overwrite,
-                                        on_frames=lambda n: progress.advance(task, n))
-        console.print(f"wrote {', '.join(str(p) for p in paths.values())} and their per-frame CSVs "
-                      f"in {time.perf_counter() - started:.1f} s")
+            paths = write_paired_videos(
+                out_dir, synthetic, config.ph_classes, seed, overwrite, on_frames=lambda n: progress.advance(task, n)
+            )
+        console.print(
+            f"wrote {', '.join(str(p) for p in paths.values())} and their per-frame CSVs "
+            f"in {time.perf_counter() - started:.1f} s"
+        )
         co2, ch4 = (shlex.quote(str(paths[gas])) for gas in ("co2", "ch4"))
         print_next(f"fume-edge run --co2 {co2} --ch4 {ch4} --pacing fast --model MODEL.onnx")
         return
@@ -112,8 +127,9 @@ def synth_command(
     workers = workers or os.cpu_count() or 1
     with _progress() as progress:
         task = progress.add_task("rendering frames", total=total)
-        csv_path = write_synthetic_dataset(out_dir, plans, synthetic, seed, workers, overwrite,
-                                           on_frames=lambda n: progress.advance(task, n))
+        csv_path = write_synthetic_dataset(
+            out_dir, plans, synthetic, seed, workers, overwrite, on_frames=lambda n: progress.advance(task, n)
+        )
     console.print(
         f"wrote {total} frames ({pairs} pairs) of {len({p.animal_id for p in plans})} animals in {len(plans)} "
         f"sessions to {out_dir} in {time.perf_counter() - started:.1f} s"

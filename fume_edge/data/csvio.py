@@ -87,9 +87,7 @@ def read_rows(path: str | Path, required: Sequence[str]) -> list[Row]:
         header = [name.strip() for name in reader.fieldnames or []]
         missing = [name for name in required if name not in header]
         if missing:
-            raise FumeEdgeError(
-                f"{path} row 1: missing column {missing[0]!r}; the header needs {', '.join(required)}"
-            )
+            raise FumeEdgeError(f"{path} row 1: missing column {missing[0]!r}; the header needs {', '.join(required)}")
         reader.fieldnames = header
         rows = []
         try:

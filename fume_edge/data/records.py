@@ -21,7 +21,10 @@ from fume_edge.labels import GASES, PH_CLASS_NAMES
 
 ANNOTATION_COLUMNS: tuple[str, ...] = ("image", "mask", "gas", "ph", "animal_id", "session_id", "timestamp")
 PAIRED_COLUMNS: tuple[str, ...] = (
-    "animal_id", "session_id", "ph", "ph_class",
+    "animal_id",
+    "session_id",
+    "ph",
+    "ph_class",
     *(f"{gas}_{part}" for gas in GASES for part in ("image", "mask", "timestamp")),
 )
 
@@ -89,18 +92,33 @@ def read_annotations(path: str | Path) -> list[Frame]:
     for row in read_rows(path, ANNOTATION_COLUMNS):
         image, mask = row.file("image"), row.file("mask")
         assert image is not None and mask is not None  # required cells: `file` raised on an empty one
-        frames.append(Frame(
-            image=image, mask=mask, gas=_gas(row), ph=row.number("ph"), animal_id=row.text("animal_id"),
-            session_id=row.text("session_id"), timestamp=row.timestamp("timestamp"), row=row.line,
-        ))
+        frames.append(
+            Frame(
+                image=image,
+                mask=mask,
+                gas=_gas(row),
+                ph=row.number("ph"),
+                animal_id=row.text("animal_id"),
+                session_id=row.text("session_id"),
+                timestamp=row.timestamp("timestamp"),
+                row=row.line,
+            )
+        )
     return frames
 
 
 def annotation_table(frames: Sequence[Frame], folder: Path) -> Table:
     """Annotation rows for a CSV that will live in `folder`."""
     rows = [
-        (relative_to(f.image, folder), relative_to(f.mask, folder), f.gas, f"{f.ph:g}", f.animal_id, f.session_id,
-         iso_utc(f.timestamp))
+        (
+            relative_to(f.image, folder),
+            relative_to(f.mask, folder),
+            f.gas,
+            f"{f.ph:g}",
+            f.animal_id,
+            f.session_id,
+            iso_utc(f.timestamp),
+        )
         for f in frames
     ]
     return ANNOTATION_COLUMNS, rows
@@ -134,7 +152,10 @@ def sample_table(samples: Sequence[Sample], folder: Path) -> Table:
         cells: list[object] = [s.animal_id, s.session_id, f"{s.ph:g}", PH_CLASS_NAMES[s.ph_class]]
         for gas in GASES:
             f = s.frame(gas)
-            cells += ["", "", ""] if f is None else [
-                relative_to(f.image, folder), relative_to(f.mask, folder), iso_utc(f.timestamp)]
+            cells += (
+                ["", "", ""]
+                if f is None
+                else [relative_to(f.image, folder), relative_to(f.mask, folder), iso_utc(f.timestamp)]
+            )
         rows.append(cells)
     return PAIRED_COLUMNS, rows

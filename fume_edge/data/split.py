@@ -49,8 +49,12 @@ def _refine(split_of: np.ndarray, counts: np.ndarray, share: np.ndarray, target:
             dest = np.concatenate([split_of[others], [s for s in range(k) if s != sa]])
             new_a = filled[sa] - share[a] + share[partners]
             new_b = filled[dest] - share[partners] + share[a]
-            delta = (_cost(new_a, target[sa]) - _cost(filled[sa], target[sa])
-                     + _cost(new_b, target[dest][:, None]) - _cost(filled[dest], target[dest][:, None]))
+            delta = (
+                _cost(new_a, target[sa])
+                - _cost(filled[sa], target[sa])
+                + _cost(new_b, target[dest][:, None])
+                - _cost(filled[dest], target[dest][:, None])
+            )
             keeps_a = ((held[sa] - counts[a] + counts[partners])[:, :classes] > 0) >= (held[sa, :classes] > 0)
             keeps_b = ((held[dest] - counts[partners] + counts[a])[:, :classes] > 0) >= (held[dest, :classes] > 0)
             delta[~(keeps_a.all(axis=1) & keeps_b.all(axis=1))] = np.inf

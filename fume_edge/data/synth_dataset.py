@@ -76,7 +76,8 @@ def apportion(total: int, weights: Sequence[float]) -> list[int]:
 def _sessions_per_class(config: SyntheticConfig, quotas: list[int], n_slots: int) -> list[int]:
     """Sessions for each class: proportional to its frequency, at least the minimum, never more than its pairs."""
     freqs = np.array([config.class_frequencies.get(name, 0.0) for name in PH_CLASS_NAMES]) / sum(
-        config.class_frequencies.values())
+        config.class_frequencies.values()
+    )
     wanted = freqs * n_slots
     needed = sum(1 for q in quotas if q)
     if needed > n_slots:
@@ -84,7 +85,9 @@ def _sessions_per_class(config: SyntheticConfig, quotas: list[int], n_slots: int
             f"synthetic: {n_slots} session(s) cannot hold {needed} pH classes; "
             "raise synthetic.animals or synthetic.sessions_per_animal"
         )
-    counts = [min(q, max(config.min_sessions_per_class, round(w))) if q else 0 for q, w in zip(quotas, wanted, strict=True)]
+    counts = [
+        min(q, max(config.min_sessions_per_class, round(w))) if q else 0 for q, w in zip(quotas, wanted, strict=True)
+    ]
     while sum(counts) > n_slots:
         counts[int(np.argmax(counts))] -= 1
     while sum(counts) < n_slots:
@@ -114,12 +117,19 @@ def plan_sessions(config: SyntheticConfig, classes: PhClasses, pairs: int, seed:
     for c in sorted(range(len(quotas)), key=lambda c: (quotas[c], c)):  # rarest first: spread over animals
         for session_pairs in apportion(quotas[c], [1.0] * per_class[c]) if per_class[c] else []:
             animal, session = slots[len(plans)]
-            plans.append(SessionPlan(
-                index=len(plans), animal_id=f"A{animal + 1:02d}", session_id=f"S{session + 1}",
-                ph=float(rng.choice(levels[c])), activity=float(rng.uniform(*config.activity_range)),
-                pairs=session_pairs, extra_co2=0, start=_FIRST_SESSION_START + session * 86400.0 + animal * 1800.0,
-                seed=int(rng.integers(2**31)),
-            ))
+            plans.append(
+                SessionPlan(
+                    index=len(plans),
+                    animal_id=f"A{animal + 1:02d}",
+                    session_id=f"S{session + 1}",
+                    ph=float(rng.choice(levels[c])),
+                    activity=float(rng.uniform(*config.activity_range)),
+                    pairs=session_pairs,
+                    extra_co2=0,
+                    start=_FIRST_SESSION_START + session * 86400.0 + animal * 1800.0,
+                    seed=int(rng.integers(2**31)),
+                )
+            )
     extras = apportion(extra_total, [p.pairs for p in plans])
     return [dataclasses.replace(p, extra_co2=e) for p, e in zip(plans, extras, strict=True)]
 

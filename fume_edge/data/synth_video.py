@@ -29,7 +29,15 @@ from fume_edge.errors import FumeEdgeError
 from fume_edge.labels import GAS_CLASS_ID, GASES, PH_CLASS_NAMES
 
 VIDEO_COLUMNS: tuple[str, ...] = (
-    "frame_index", "video_frame", "timestamp_s", "true_time_s", "ph", "ph_class", "gas_area", "dropped", "outage",
+    "frame_index",
+    "video_frame",
+    "timestamp_s",
+    "true_time_s",
+    "ph",
+    "ph_class",
+    "gas_area",
+    "dropped",
+    "outage",
 )
 FOURCC = "MJPG"
 
@@ -96,18 +104,29 @@ def write_paired_videos(
                     true_time = k / video.fps + rng.uniform(-video.jitter_s, video.jitter_s)
                     stamp = true_time + (video.clock_offset_s if gas == "ch4" else 0.0)
                     ph = ph_at(video, k / video.fps)
-                    lost = outage is not None and gas == outage.gas and (
-                        outage.start_s <= k / video.fps < outage.start_s + outage.seconds)
+                    lost = (
+                        outage is not None
+                        and gas == outage.gas
+                        and (outage.start_s <= k / video.fps < outage.start_s + outage.seconds)
+                    )
                     dropped = lost or rng.random() < video.drop_rate
                     frame, mask = scene.render(gas, scene.amounts(ph)[GASES.index(gas)], true_time)
                     if not dropped:
                         writers[gas].write(frame)
                         written[gas] += 1
-                    rows[gas].append([
-                        k, "" if dropped else written[gas] - 1, f"{stamp:.6f}", f"{true_time:.6f}", f"{ph:g}",
-                        PH_CLASS_NAMES[classes.classify(ph)], f"{float(np.mean(mask == GAS_CLASS_ID)):.5f}",
-                        int(dropped), int(lost),
-                    ])
+                    rows[gas].append(
+                        [
+                            k,
+                            "" if dropped else written[gas] - 1,
+                            f"{stamp:.6f}",
+                            f"{true_time:.6f}",
+                            f"{ph:g}",
+                            PH_CLASS_NAMES[classes.classify(ph)],
+                            f"{float(np.mean(mask == GAS_CLASS_ID)):.5f}",
+                            int(dropped),
+                            int(lost),
+                        ]
+                    )
                 on_frames(2)
         finally:
             for writer in writers.values():

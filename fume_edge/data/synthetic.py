@@ -61,10 +61,12 @@ class PlumeStyle:
 
 # CO2 is heavier than air: a wide, low, slow plume. CH4 is lighter: narrow, tall, fast.
 PLUME_STYLES: dict[str, PlumeStyle] = {
-    "co2": PlumeStyle(spread=0.32, length=0.22, rise=0.10, sway=0.12, sway_hz=0.21, turbulence=0.22, warp=0.3,
-                      eddy_px=34.0),
-    "ch4": PlumeStyle(spread=0.16, length=0.36, rise=0.22, sway=0.08, sway_hz=0.33, turbulence=0.22, warp=0.25,
-                      eddy_px=26.0),
+    "co2": PlumeStyle(
+        spread=0.32, length=0.22, rise=0.10, sway=0.12, sway_hz=0.21, turbulence=0.22, warp=0.3, eddy_px=34.0
+    ),
+    "ch4": PlumeStyle(
+        spread=0.16, length=0.36, rise=0.22, sway=0.08, sway_hz=0.33, turbulence=0.22, warp=0.25, eddy_px=26.0
+    ),
 }
 
 
@@ -107,8 +109,11 @@ class _Camera:
         base = rng.uniform(0.32, 0.5)
         angle = rng.uniform(0, 2 * np.pi)
         bx, by = rng.uniform(-0.8, 0.8, 2)
-        scene = (base + rng.uniform(0.04, 0.1) * (np.cos(angle) * xn + np.sin(angle) * yn)
-                 + rng.uniform(0.03, 0.08) * np.exp(-((xn - bx) ** 2 + (yn - by) ** 2) / 0.5))
+        scene = (
+            base
+            + rng.uniform(0.04, 0.1) * (np.cos(angle) * xn + np.sin(angle) * yn)
+            + rng.uniform(0.03, 0.08) * np.exp(-((xn - bx) ** 2 + (yn - by) ** 2) / 0.5)
+        )
         self.tube_mask = np.zeros((height, width), np.uint8)
         cv2.rectangle(self.tube_mask, (x0, y0), (x1, y1), TUBE_CLASS_ID, thickness=-1)
         inside = self.tube_mask > 0
@@ -124,7 +129,8 @@ class _Camera:
         self.gas_delta = (rng.uniform(0.0, 0.1) * vignette - optical).astype(np.float32)
         self.opacity = rng.uniform(0.45, 0.65)
         self.noise = rng.normal(0, rng.uniform(0.008, 0.016), (height + _NOISE_PAD, width + _NOISE_PAD)).astype(
-            np.float32)
+            np.float32
+        )
         self.period = -(-height // 4) * 4
         eddy = self.style.eddy_px * scale
         self.density_field, self.warp_field = (
@@ -195,8 +201,14 @@ class SyntheticScene:
     defaults to the packaged `synthetic.response` settings.
     """
 
-    def __init__(self, seed: int, width: int = INPUT_WIDTH, height: int = INPUT_HEIGHT,
-                 response: GasResponse | None = None, activity: float = 1.0):
+    def __init__(
+        self,
+        seed: int,
+        width: int = INPUT_WIDTH,
+        height: int = INPUT_HEIGHT,
+        response: GasResponse | None = None,
+        activity: float = 1.0,
+    ):
         self.seed, self.width, self.height, self.activity = seed, width, height, activity
         self.response = response or load_data_config().synthetic.response
         rng = np.random.default_rng(seed)

@@ -45,8 +45,9 @@ class Geometry:
             return cv2.flip(image, 1) if self.flip else image
         height, width = image.shape
         flags = cv2.INTER_NEAREST if nearest else cv2.INTER_LINEAR
-        return cv2.warpAffine(image, self.matrix(width, height), (width, height), flags=flags,
-                              borderMode=cv2.BORDER_REFLECT_101)
+        return cv2.warpAffine(
+            image, self.matrix(width, height), (width, height), flags=flags, borderMode=cv2.BORDER_REFLECT_101
+        )
 
 
 class PairedAugment:

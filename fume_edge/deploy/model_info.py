@@ -26,8 +26,16 @@ class ModelInfo:
 
 
 # Shown in their own rows of `info`, so not repeated among the details.
-_SHOWN_METADATA = {"class_names", "seg_class_names", "parameters", "gflops", "architecture", "arch_kwargs", "input_size",
-                   "preprocessing.input_size"}
+_SHOWN_METADATA = {
+    "class_names",
+    "seg_class_names",
+    "parameters",
+    "gflops",
+    "architecture",
+    "arch_kwargs",
+    "input_size",
+    "preprocessing.input_size",
+}
 # A checkpoint's training record is long; `info` shows what identifies the run and how good it was.
 _TRAINING_KEYS = ("model", "data.image_size", "epochs", "batch_size", "run_name")
 _HEADLINE_METRICS = ("balanced_accuracy", "macro_f1", "accuracy", "gas_iou", "joint")
@@ -54,8 +62,11 @@ def _text(value: Any) -> str:
 def tidy_details(details: dict[str, Any]) -> dict[str, str]:
     """Flat, sorted, empty values and what has its own row left out, each value one readable string."""
     flat = _flatten(details, "")
-    return {key: _text(flat[key]) for key in sorted(flat)
-            if flat[key] not in (None, "", [], {}) and key not in _SHOWN_METADATA}
+    return {
+        key: _text(flat[key])
+        for key in sorted(flat)
+        if flat[key] not in (None, "", [], {}) and key not in _SHOWN_METADATA
+    }
 
 
 def _checkpoint_details(provenance: dict[str, Any]) -> dict[str, Any]:
@@ -82,8 +93,10 @@ def _onnx_details(meta: dict[str, str]) -> dict[str, Any]:
         except ValueError:
             value = raw
         if name == "quant.excluded_nodes" and isinstance(value, list):
-            value = f"{len(value)}: " + ", ".join(str(node).rsplit("/", 2)[-2] + "/" + str(node).rsplit("/", 1)[-1]
-                                                  if "/" in str(node) else str(node) for node in value)
+            value = f"{len(value)}: " + ", ".join(
+                str(node).rsplit("/", 2)[-2] + "/" + str(node).rsplit("/", 1)[-1] if "/" in str(node) else str(node)
+                for node in value
+            )
         details[name] = value
     return details
 
@@ -104,8 +117,11 @@ def profile_forward(model: Any, input_size: tuple[int, int]) -> tuple[float, lis
 
 def _frame_inputs(width: int, height: int) -> list[TensorSpec]:
     frame = (1, 1, height, width)
-    return [TensorSpec("co2", "float32", frame), TensorSpec("ch4", "float32", frame),
-            TensorSpec("modality_mask", "float32", (1, 2))]
+    return [
+        TensorSpec("co2", "float32", frame),
+        TensorSpec("ch4", "float32", frame),
+        TensorSpec("modality_mask", "float32", (1, 2)),
+    ]
 
 
 def _checkpoint_info(path: Path) -> ModelInfo:
@@ -130,8 +146,14 @@ def _checkpoint_info(path: Path) -> ModelInfo:
     )
 
 
-def _metadata_info(path: Path, kind: str, meta: dict[str, str], inputs: list[TensorSpec], outputs: list[TensorSpec],
-                   extra: dict[str, Any]) -> ModelInfo:
+def _metadata_info(
+    path: Path,
+    kind: str,
+    meta: dict[str, str],
+    inputs: list[TensorSpec],
+    outputs: list[TensorSpec],
+    extra: dict[str, Any],
+) -> ModelInfo:
     """From the graph's I/O and the metadata fume-edge writes at export (ONNX metadata_props, copied into sidecars)."""
     import json
 
@@ -158,8 +180,14 @@ def _onnx_info(path: Path) -> ModelInfo:
     from fume_edge.runtime.onnx_backend import open_session, tensor_specs
 
     session = open_session(path, device="cpu")
-    return _metadata_info(path, "onnx", dict(session.get_modelmeta().custom_metadata_map),
-                          tensor_specs(session.get_inputs()), tensor_specs(session.get_outputs()), {})
+    return _metadata_info(
+        path,
+        "onnx",
+        dict(session.get_modelmeta().custom_metadata_map),
+        tensor_specs(session.get_inputs()),
+        tensor_specs(session.get_outputs()),
+        {},
+    )
 
 
 def _engine_info(path: Path) -> ModelInfo:
@@ -171,11 +199,16 @@ def _engine_info(path: Path) -> ModelInfo:
     def specs(mode: str) -> list[TensorSpec]:
         return [TensorSpec(t.name, t.dtype, t.shape) for t in sidecar.io_specs(mode)]
 
-    built = {"precision": sidecar.precision, "TensorRT": sidecar.tensorrt_version,
-             "GPU": f"{sidecar.gpu_name} (compute capability {sidecar.compute_capability})",
-             "CUDA": sidecar.cuda_version, "JetPack": sidecar.jetpack or "—", "built": sidecar.built_at,
-             "built from": f"{sidecar.onnx_path} (sha256 {sidecar.onnx_sha256[:16]}…)",
-             "version compatible": "yes" if sidecar.version_compatible else "no"}
+    built = {
+        "precision": sidecar.precision,
+        "TensorRT": sidecar.tensorrt_version,
+        "GPU": f"{sidecar.gpu_name} (compute capability {sidecar.compute_capability})",
+        "CUDA": sidecar.cuda_version,
+        "JetPack": sidecar.jetpack or "—",
+        "built": sidecar.built_at,
+        "built from": f"{sidecar.onnx_path} (sha256 {sidecar.onnx_sha256[:16]}…)",
+        "version compatible": "yes" if sidecar.version_compatible else "no",
+    }
     return _metadata_info(path, "engine", sidecar.metadata, specs("input"), specs("output"), built)
 
 

@@ -58,8 +58,11 @@ def print_import_summary(result: ImportResult, output: Path) -> None:
     table.add_row("written", str(output))
     console.print(table)
     for field, flag in result.assumed.items():
-        console.print(f"[yellow]assumed:[/] {field} not in the research checkpoint; the fume-edge default is "
-                      f"recorded (state it with {flag})", soft_wrap=True)
+        console.print(
+            f"[yellow]assumed:[/] {field} not in the research checkpoint; the fume-edge default is "
+            f"recorded (state it with {flag})",
+            soft_wrap=True,
+        )
     onnx = shlex.quote(f"engines/{output.name.split('.')[0]}.onnx")
     print_next(f"fume-edge info {shlex.quote(str(output))}", f"fume-edge export {shlex.quote(str(output))} -o {onnx}")
 
@@ -70,16 +73,24 @@ def _fmt(value: float | None, spec: str) -> str:
 
 def print_export(job: ExportJob) -> None:
     result, parity = job.export, job.parity
-    simplified = (f"{result.nodes_before} → {result.nodes_after} nodes (onnxsim)" if result.simplified
-                  else f"{result.nodes_after} nodes, not simplified: {result.simplify_error}")
+    simplified = (
+        f"{result.nodes_before} → {result.nodes_after} nodes (onnxsim)"
+        if result.simplified
+        else f"{result.nodes_after} nodes, not simplified: {result.simplify_error}"
+    )
     console.print(f"[bold]graph[/]: {simplified}; outputs {', '.join(result.output_names)}")
     table = Table(title=f"Parity with PyTorch ({'fp16' if parity.fp16 else 'fp32'} graph)", title_justify="left")
     for column in ("pair", "gases", "|Δ| pH logit", "|Δ| seg logit", "labels equal", "ties", "differ", "pH"):
         table.add_column(column, justify="right")
     for row in parity.rows:
         table.add_row(
-            str(row.pair), row.modality, _fmt(row.ph_logit_delta, ".2e"), _fmt(row.seg_logit_delta, ".2e"),
-            _fmt(row.label_agreement, ".3%"), str(row.undecided_disagreements), str(row.decided_disagreements),
+            str(row.pair),
+            row.modality,
+            _fmt(row.ph_logit_delta, ".2e"),
+            _fmt(row.seg_logit_delta, ".2e"),
+            _fmt(row.label_agreement, ".3%"),
+            str(row.undecided_disagreements),
+            str(row.decided_disagreements),
             "—" if row.ph_class_equal is None else ("same" if row.ph_class_equal else "[red]differs[/]"),
         )
     console.print(table)
@@ -89,10 +100,12 @@ def print_export(job: ExportJob) -> None:
     if parity.passed:
         console.print(f"[green]parity ok[/]: wrote {result.path} ({job.size[0]}×{job.size[1]})")
         size = f"{job.size[0]}x{job.size[1]}"
-        print_next(f"fume-edge calibrate --data DATA/paired_train.csv -o calibration/NAME --size {size}",
-                   f"fume-edge quantize {result.path} --calib calibration/NAME --target cpu   (or --target tensorrt "
-                   "for a Jetson)",
-                   f"fume-edge run --co2 SRC --ch4 SRC --model {result.path}")
+        print_next(
+            f"fume-edge calibrate --data DATA/paired_train.csv -o calibration/NAME --size {size}",
+            f"fume-edge quantize {result.path} --calib calibration/NAME --target cpu   (or --target tensorrt "
+            "for a Jetson)",
+            f"fume-edge run --co2 SRC --ch4 SRC --model {result.path}",
+        )
     else:
         for failure in parity.failures:
             console.print(f"[red]parity failed[/]: {failure}")

@@ -60,14 +60,14 @@ def _extract_state_dict(obj: Any, path: Path) -> dict[str, torch.Tensor]:
             "dict)"
         )
     if all(k.startswith("module.") for k in obj):
-        obj = {k[len("module."):]: v for k, v in obj.items()}
+        obj = {k[len("module.") :]: v for k, v in obj.items()}
     return obj
 
 
 def _encoders_shared(state: dict[str, torch.Tensor]) -> bool:
     """Shared when every CH4 encoder tensor equals its CO2 twin (the research code saves both prefixes)."""
-    co2 = {k[len("co2_encoder."):]: v for k, v in state.items() if k.startswith("co2_encoder.")}
-    ch4 = {k[len("ch4_encoder."):]: v for k, v in state.items() if k.startswith("ch4_encoder.")}
+    co2 = {k[len("co2_encoder.") :]: v for k, v in state.items() if k.startswith("co2_encoder.")}
+    ch4 = {k[len("ch4_encoder.") :]: v for k, v in state.items() if k.startswith("ch4_encoder.")}
     if not ch4:
         return True
     return co2.keys() == ch4.keys() and all(torch.equal(co2[k], ch4[k]) for k in co2)
@@ -75,7 +75,9 @@ def _encoders_shared(state: dict[str, torch.Tensor]) -> bool:
 
 def _class_count(state: dict[str, torch.Tensor], key: str, path: Path) -> int:
     if key not in state:
-        raise FumeEdgeError(f"{path}: {describe_key_mismatch(ARCHITECTURE, [key], [])}; is this a FUME-FastSCNN checkpoint?")
+        raise FumeEdgeError(
+            f"{path}: {describe_key_mismatch(ARCHITECTURE, [key], [])}; is this a FUME-FastSCNN checkpoint?"
+        )
     return int(state[key].shape[0])
 
 
@@ -118,23 +120,29 @@ def import_research_checkpoint(path: str | Path, options: ImportOptions | None =
     _check_shapes(model.state_dict(), state, path)
     result = model.load_state_dict(state, strict=False)
     if result.missing_keys or result.unexpected_keys:
-        raise FumeEdgeError(f"{path}: {describe_key_mismatch(ARCHITECTURE, result.missing_keys, result.unexpected_keys)}")
+        raise FumeEdgeError(
+            f"{path}: {describe_key_mismatch(ARCHITECTURE, result.missing_keys, result.unexpected_keys)}"
+        )
 
     meta = obj if isinstance(obj, dict) else {}
     config = found if isinstance(found := meta.get("config"), dict) else {}
     epoch = meta.get("epoch")
     metric = meta.get("best_metric")
     if options.class_names is not None and len(options.class_names) != arch_kwargs["num_classes"]:
-        raise FumeEdgeError(f"--class-names: {len(options.class_names)} names given, the checkpoint's pH head has "
-                            f"{arch_kwargs['num_classes']} classes")
+        raise FumeEdgeError(
+            f"--class-names: {len(options.class_names)} names given, the checkpoint's pH head has "
+            f"{arch_kwargs['num_classes']} classes"
+        )
     assumed: dict[str, str] = {}
     input_size = options.input_size or _config_size(config)
     if input_size is None:
         input_size, assumed["input size"] = (INPUT_WIDTH, INPUT_HEIGHT), "--input-size WIDTHxHEIGHT"
     class_names = options.class_names or _config_names(config, "class_names", arch_kwargs["num_classes"])
     if class_names is None:
-        class_names, assumed["pH class names"] = (_default_names(PH_CLASS_NAMES, arch_kwargs["num_classes"]),
-                                                  "--class-names A,B,C")
+        class_names, assumed["pH class names"] = (
+            _default_names(PH_CLASS_NAMES, arch_kwargs["num_classes"]),
+            "--class-names A,B,C",
+        )
     seg_names = _config_names(config, "seg_class_names", arch_kwargs["num_seg_classes"])
     checkpoint = Checkpoint(
         architecture=ARCHITECTURE,

@@ -31,7 +31,7 @@ class BridgeSettings:
 
 def local_listener(port: int = LOCAL_PORT) -> str:
     """The local broker: loopback only (no login needed there), persistent, a deep queue for the bridge."""
-    return (f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\nautosave_interval 60\n")
+    return f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\nautosave_interval 60\n"
 
 
 def bridge_config(settings: BridgeSettings, queue: bool = True) -> str:

@@ -106,8 +106,9 @@ class Collector:
 
     def _make_client(self) -> Any:
         mqtt = _paho()
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.config.client_id,
-                             protocol=mqtt.MQTTv5, manual_ack=True)
+        client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2, client_id=self.config.client_id, protocol=mqtt.MQTTv5, manual_ack=True
+        )
         user, password = self.config.credentials or (self.target.username, self.target.password)
         if user is not None:
             client.username_pw_set(user, password)
@@ -125,8 +126,12 @@ class Collector:
             return
         client.subscribe([(topic, QOS) for topic in records.subscriptions(self.target.prefix)])
         self._connected.set()
-        log.info("collector: connected to %s:%s (session %s)", self.target.host, self.target.port,
-                 "resumed" if flags.session_present else "new")
+        log.info(
+            "collector: connected to %s:%s (session %s)",
+            self.target.host,
+            self.target.port,
+            "resumed" if flags.session_present else "new",
+        )
 
     def _on_disconnect(self, client: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
         self._generation += 1  # unacknowledged messages of that connection will come again
@@ -136,8 +141,17 @@ class Collector:
 
     def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
         self.stats.received += 1
-        self._queue.put(_Message(self._generation, message.mid, message.qos, message.topic, message.payload,
-                                 bool(message.retain), time.monotonic()))
+        self._queue.put(
+            _Message(
+                self._generation,
+                message.mid,
+                message.qos,
+                message.topic,
+                message.payload,
+                bool(message.retain),
+                time.monotonic(),
+            )
+        )
 
     def start(self) -> None:
         _paho()
@@ -148,8 +162,9 @@ class Collector:
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = SESSION_EXPIRY_S
         props.ReceiveMaximum = RECEIVE_MAXIMUM
-        self._client.connect_async(self.target.host, self.target.port, self.config.keepalive_s, clean_start=False,
-                                   properties=props)
+        self._client.connect_async(
+            self.target.host, self.target.port, self.config.keepalive_s, clean_start=False, properties=props
+        )
         self._client.loop_start()
         self._writer.start()
 
@@ -190,8 +205,11 @@ class Collector:
                     self.stats.db_failures += 1
                     if not self._db_down_logged:
                         self._db_down_logged = True
-                        log.warning("collector: PostgreSQL write failed (%s); retrying, nothing is acknowledged "
-                                    "until it commits", str(exc).strip().splitlines()[0] if str(exc) else exc)
+                        log.warning(
+                            "collector: PostgreSQL write failed (%s); retrying, nothing is acknowledged "
+                            "until it commits",
+                            str(exc).strip().splitlines()[0] if str(exc) else exc,
+                        )
                     if self._db is not None:
                         self._db.close()
                     self._db = None
@@ -228,38 +246,57 @@ class Collector:
                 # COPY into the session's staging table, then one upsert: a redelivered event id is skipped
                 with cur.copy(f"COPY incoming_events ({EVENT_COLUMNS}) FROM STDIN") as copy:
                     for e in events:
-                        copy.write_row((e.event_id, e.alert_id, e.device_id, e.station, e.type, e.state, e.subject,
-                                        e.time, e.payload))
-                cur.execute(f"INSERT INTO events ({EVENT_COLUMNS}) SELECT {EVENT_COLUMNS} FROM incoming_events "
-                            "ON CONFLICT (event_id) DO NOTHING")
+                        copy.write_row(
+                            (
+                                e.event_id,
+                                e.alert_id,
+                                e.device_id,
+                                e.station,
+                                e.type,
+                                e.state,
+                                e.subject,
+                                e.time,
+                                e.payload,
+                            )
+                        )
+                cur.execute(
+                    f"INSERT INTO events ({EVENT_COLUMNS}) SELECT {EVENT_COLUMNS} FROM incoming_events "
+                    "ON CONFLICT (event_id) DO NOTHING"
+                )
                 newest: dict[str, datetime] = {}  # one row per device and batch, not per event
                 for e in events:
                     newest[e.device_id] = max(e.time, newest.get(e.device_id, e.time))
                 cur.executemany(
                     "INSERT INTO devices (device_id, last_seen) VALUES (%s, %s) ON CONFLICT (device_id) "
                     "DO UPDATE SET last_seen = greatest(devices.last_seen, excluded.last_seen)",
-                    sorted(newest.items()))
+                    sorted(newest.items()),
+                )
             if states:
                 cur.executemany(
                     "INSERT INTO station_state (device_id, station, time, state) VALUES (%s,%s,%s,%s) "
                     "ON CONFLICT (device_id, station) DO UPDATE SET time = excluded.time, state = excluded.state, "
                     "received = now() WHERE station_state.time IS NULL OR excluded.time >= station_state.time",
-                    [(s.device_id, s.station, s.time, s.payload) for s in states])
+                    [(s.device_id, s.station, s.time, s.payload) for s in states],
+                )
                 cur.executemany(
                     "INSERT INTO devices (device_id, last_seen) VALUES (%s, coalesce(%s, now())) "
                     "ON CONFLICT (device_id) DO UPDATE SET last_seen = greatest(devices.last_seen, excluded.last_seen)",
-                    [(s.device_id, s.time) for s in states])
+                    [(s.device_id, s.time) for s in states],
+                )
             for message, record in live:  # a retained replay says the state, not when it changed
                 cur.execute(
                     "INSERT INTO devices (device_id, availability, availability_at) VALUES (%s, %s, now()) "
                     "ON CONFLICT (device_id) DO UPDATE SET availability = excluded.availability, availability_at = "
                     "CASE WHEN %s THEN coalesce(devices.availability_at, now()) ELSE now() END, last_seen = "
                     "CASE WHEN %s OR excluded.availability = 'offline' THEN devices.last_seen ELSE now() END",
-                    (record.device_id, record.availability, message.retain, message.retain))
+                    (record.device_id, record.availability, message.retain, message.retain),
+                )
             for uplink in uplinks:
-                cur.execute("INSERT INTO devices (device_id, uplink, uplink_at) VALUES (%s, %s, now()) "
-                            "ON CONFLICT (device_id) DO UPDATE SET uplink = excluded.uplink, uplink_at = now()",
-                            (uplink.device_id, uplink.uplink))
+                cur.execute(
+                    "INSERT INTO devices (device_id, uplink, uplink_at) VALUES (%s, %s, now()) "
+                    "ON CONFLICT (device_id) DO UPDATE SET uplink = excluded.uplink, uplink_at = now()",
+                    (uplink.device_id, uplink.uplink),
+                )
         committed = time.monotonic()
         self.stats.committed += len(batch)
         self.stats.ignored += sum(record is None for _, record in parsed)

@@ -22,9 +22,16 @@ class DeviceRow:
     stations: tuple[str, ...]
 
 
-def fleet_events(conn: Any, *, since: float | None = None, device: str | None = None, station: str | None = None,
-                 subject: str | None = None, alert_type: str | None = None,
-                 limit: int | None = None) -> list[AlertEvent]:
+def fleet_events(
+    conn: Any,
+    *,
+    since: float | None = None,
+    device: str | None = None,
+    station: str | None = None,
+    subject: str | None = None,
+    alert_type: str | None = None,
+    limit: int | None = None,
+) -> list[AlertEvent]:
     """Events matching every filter given, oldest first (`limit`: the newest N)."""
     where: list[str] = ["true"]
     args: list[object] = []
@@ -47,14 +54,22 @@ def fleet_devices(conn: Any) -> list[DeviceRow]:
     rows = conn.execute(
         "SELECT d.device_id, d.availability, d.uplink, d.last_seen, coalesce(json_agg(s.state ORDER BY s.station) "
         "FILTER (WHERE s.station IS NOT NULL), '[]') FROM devices d LEFT JOIN station_state s USING (device_id) "
-        "GROUP BY d.device_id ORDER BY d.device_id").fetchall()
+        "GROUP BY d.device_id ORDER BY d.device_id"
+    ).fetchall()
     devices = []
     for device_id, availability, uplink, last_seen, states in rows:
         states = states if isinstance(states, list) else json.loads(states)
         fps = [s.get("fps") for s in states if isinstance(s.get("fps"), (int, float))]
-        devices.append(DeviceRow(
-            device_id=device_id, availability=availability, uplink=uplink, last_seen=last_seen,
-            model_sha=next((s.get("model_sha") for s in states if s.get("model_sha")), None),
-            open_alerts=tuple(sorted({a for s in states for a in s.get("open_alerts") or []})),
-            fps=sum(fps) if fps else None, stations=tuple(s.get("station", "?") for s in states)))
+        devices.append(
+            DeviceRow(
+                device_id=device_id,
+                availability=availability,
+                uplink=uplink,
+                last_seen=last_seen,
+                model_sha=next((s.get("model_sha") for s in states if s.get("model_sha")), None),
+                open_alerts=tuple(sorted({a for s in states for a in s.get("open_alerts") or []})),
+                fps=sum(fps) if fps else None,
+                stations=tuple(s.get("station", "?") for s in states),
+            )
+        )
     return devices

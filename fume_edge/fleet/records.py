@@ -79,7 +79,7 @@ def parse(prefix: str, topic: str, payload: bytes) -> Record | None:
     """The record a message carries, or None for anything malformed."""
     if not topic.startswith(prefix + "/"):
         return None
-    levels = topic[len(prefix) + 1:].split("/")
+    levels = topic[len(prefix) + 1 :].split("/")
     if not levels or not TOPIC_ID.match(levels[0]):
         return None
     device = levels[0]
@@ -107,8 +107,17 @@ def parse(prefix: str, topic: str, payload: bytes) -> Record | None:
         station = data.get("station", DEFAULT_STATION)
         if station != levels[1] or not TOPIC_ID.match(station):  # the payload's station is the topic's
             return None
-        return EventRecord(event_id, alert_id, device, station, levels[3], state, _text(data.get("subject")), when,
-                           payload.decode("utf-8"))
+        return EventRecord(
+            event_id,
+            alert_id,
+            device,
+            station,
+            levels[3],
+            state,
+            _text(data.get("subject")),
+            when,
+            payload.decode("utf-8"),
+        )
     if len(levels) == 3 and levels[2] == "state" and TOPIC_ID.match(levels[1]):
         return StateRecord(device, levels[1], _time(data.get("time")), payload.decode("utf-8"))
     return None

@@ -66,8 +66,10 @@ def migrate(conn: Any) -> int:
         row = conn.execute("SELECT version FROM fleet_schema").fetchone()
         found = 0 if row is None else int(row[0])
         if found > SCHEMA_VERSION:
-            raise FumeEdgeError(f"fleet database schema v{found} is newer than this fume-edge (v{SCHEMA_VERSION}); "
-                                "upgrade fume-edge on the collector host")
+            raise FumeEdgeError(
+                f"fleet database schema v{found} is newer than this fume-edge (v{SCHEMA_VERSION}); "
+                "upgrade fume-edge on the collector host"
+            )
         for step in MIGRATIONS[found:]:
             conn.execute(step)
         if row is None:

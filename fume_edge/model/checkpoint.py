@@ -127,7 +127,9 @@ def _refuse_unsafe_globals(path: Path) -> None:
     try:
         needed = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
     except Exception as exc:  # torch raises several types for corrupt archives
-        raise FumeEdgeError(f"{path}: not a readable PyTorch checkpoint (truncated or corrupt: {_first_line(exc)})") from None
+        raise FumeEdgeError(
+            f"{path}: not a readable PyTorch checkpoint (truncated or corrupt: {_first_line(exc)})"
+        ) from None
     refused = [name for name in needed if name not in _SAFE_NUMPY_GLOBALS and not name.startswith("numpy.dtypes.")]
     if refused:
         raise FumeEdgeError(
@@ -182,7 +184,9 @@ def is_fume_edge_checkpoint(obj: Any) -> bool:
 def checkpoint_from_dict(obj: dict[str, Any], source: str | Path) -> Checkpoint:
     version = obj.get("format_version")
     if version != FORMAT_VERSION:
-        raise FumeEdgeError(f"{source}: checkpoint format version {version} is not supported (expected {FORMAT_VERSION})")
+        raise FumeEdgeError(
+            f"{source}: checkpoint format version {version} is not supported (expected {FORMAT_VERSION})"
+        )
     try:
         width, height = (int(v) for v in obj["input_size"])
         if "preprocessing" in obj:
@@ -207,5 +211,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     """Load a fume-edge checkpoint; a research checkpoint is pointed to `fume-edge import`."""
     obj = load_weights_file(path)
     if not is_fume_edge_checkpoint(obj):
-        raise FumeEdgeError(f"{path}: not a fume-edge checkpoint; convert a FUME research checkpoint with `fume-edge import {path}`")
+        raise FumeEdgeError(
+            f"{path}: not a fume-edge checkpoint; convert a FUME research checkpoint with `fume-edge import {path}`"
+        )
     return checkpoint_from_dict(obj, path)

@@ -97,7 +97,10 @@ class PyramidPooling(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         size = (int(x.shape[-2]), int(x.shape[-1]))
         branches = [self.conv1, self.conv2, self.conv3, self.conv4]
-        pooled = [upsample_to(conv(adaptive_avg_pool2d(x, bins)), size) for conv, bins in zip(branches, self.BINS, strict=True)]
+        pooled = [
+            upsample_to(conv(adaptive_avg_pool2d(x, bins)), size)
+            for conv, bins in zip(branches, self.BINS, strict=True)
+        ]
         return self.out_conv(torch.cat([x, *pooled], dim=1))
 
 

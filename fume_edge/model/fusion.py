@@ -34,9 +34,7 @@ class SelfAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
-        out = _attend(
-            self.query_conv(x).flatten(2), self.key_conv(x).flatten(2), self.value_conv(x).flatten(2)
-        )
+        out = _attend(self.query_conv(x).flatten(2), self.key_conv(x).flatten(2), self.value_conv(x).flatten(2))
         return x + self.gamma * out.view(b, c, h, w)
 
 

@@ -19,8 +19,10 @@ def adaptive_bin_edges(size: int, bins: int) -> list[tuple[int, int]]:
 
 def _averaging_matrix(size: int, bins: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     """(bins, size) matrix whose row i averages the inputs of bin i; built in Python so it traces as a constant."""
-    rows = [[1.0 / (end - start) if start <= j < end else 0.0 for j in range(size)]
-            for start, end in adaptive_bin_edges(size, bins)]
+    rows = [
+        [1.0 / (end - start) if start <= j < end else 0.0 for j in range(size)]
+        for start, end in adaptive_bin_edges(size, bins)
+    ]
     return torch.tensor(rows, dtype=dtype, device=device)
 
 

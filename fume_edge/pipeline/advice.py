@@ -16,8 +16,10 @@ def backend_warnings(backend: Any, model: Path) -> list[str]:
     metadata = getattr(backend, "metadata", None) or {}
     providers = getattr(backend, "providers", None) or []
     if metadata.get("fume_edge.quant.target") == "tensorrt" and providers[:1] == ["CPUExecutionProvider"]:
-        return [f"{model}: an INT8 model quantized for TensorRT runs on ONNX Runtime's CPU provider here, slower "
-                "than FP32; on a CPU use `fume-edge quantize FP32.onnx --calib DIR --target cpu` or the FP32 export"]
+        return [
+            f"{model}: an INT8 model quantized for TensorRT runs on ONNX Runtime's CPU provider here, slower "
+            "than FP32; on a CPU use `fume-edge quantize FP32.onnx --calib DIR --target cpu` or the FP32 export"
+        ]
     return []
 
 

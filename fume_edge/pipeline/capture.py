@@ -53,8 +53,9 @@ class FrameHub:
     station's hub, is set whenever a frame arrives or a camera ends, so the loop can wait for any station without
     holding any station's lock (a station whose cameras block never stalls another's)."""
 
-    def __init__(self, cameras: Sequence[str], capacity: int, lossless: bool,
-                 doorbell: threading.Event | None = None) -> None:
+    def __init__(
+        self, cameras: Sequence[str], capacity: int, lossless: bool, doorbell: threading.Event | None = None
+    ) -> None:
         self.capacity, self.lossless = capacity, lossless
         self.doorbell = doorbell
         self.overwritten = dict.fromkeys(cameras, 0)  # frames a live ring dropped because the loop was behind
@@ -150,9 +151,19 @@ class CameraStream:
     """Owns one camera's reader and capture thread (not the hub, which it shares). `reopen` makes a fresh reader
     for a reconnect. `reader` None: a live source that was not there at start; the thread keeps trying to open it."""
 
-    def __init__(self, camera: str, reader: FrameReader | None, reopen: Callable[[], FrameReader], hub: FrameHub,
-                 *, paced: bool, time_offset_s: float, reconnect_s: tuple[float, float], name: str | None = None,
-                 stop_timeout_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        camera: str,
+        reader: FrameReader | None,
+        reopen: Callable[[], FrameReader],
+        hub: FrameHub,
+        *,
+        paced: bool,
+        time_offset_s: float,
+        reconnect_s: tuple[float, float],
+        name: str | None = None,
+        stop_timeout_s: float = 10.0,
+    ) -> None:
         self.camera, self.reader, self.hub = camera, reader, hub
         self.name = name or (reader.name if reader is not None else camera)
         self.stop_timeout_s = stop_timeout_s
@@ -180,8 +191,9 @@ class CameraStream:
         if self._thread.is_alive():
             self._thread.join(self.stop_timeout_s)
         if self._thread.is_alive():  # stuck in a driver call: leave the reader to it rather than pull it away
-            log.warning("%s: capture thread still reading after %.0f s; left to exit on its own", self.name,
-                        self.stop_timeout_s)
+            log.warning(
+                "%s: capture thread still reading after %.0f s; left to exit on its own", self.name, self.stop_timeout_s
+            )
         elif self.reader is not None:
             self.reader.close()
         if self.state != "ended":

@@ -70,8 +70,10 @@ class CameraConfig(ConfigModel):
         if self.value_range is not None and not self.value_range[0] < self.value_range[1]:
             raise ValueError(f"value_range: expected [low, high] with low < high, got {list(self.value_range)}")
         if self.raw16 and not (self.width and self.height):
-            raise ValueError("raw16: needs width and height (the sensor's size): raw 16-bit frames arrive as bytes "
-                             "only they can shape")
+            raise ValueError(
+                "raw16: needs width and height (the sensor's size): raw 16-bit frames arrive as bytes "
+                "only they can shape"
+            )
         return self
 
 
@@ -108,8 +110,9 @@ class SourcesConfig(ConfigModel):
         """The source of camera `gas`, or one error saying where to give it."""
         source = self.camera(gas).source
         if not source:
-            raise FumeEdgeError(f"--{gas}: no {gas.upper()} camera given; pass --{gas} SRC or set "
-                                f"sources.{gas}.source in run.yaml")
+            raise FumeEdgeError(
+                f"--{gas}: no {gas.upper()} camera given; pass --{gas} SRC or set sources.{gas}.source in run.yaml"
+            )
         return source
 
 
@@ -209,8 +212,9 @@ def station_policy(device: AlertPolicyConfig, station: StationConfig, where: str
     return section(AlertPolicyConfig, merge(device.model_dump(), station.alerts), where)
 
 
-def resolve_run_config(path: str | Path | None = None, overrides: Iterable[Override] = (),
-                       synthetic: bool = False) -> Resolved[RunConfig]:
+def resolve_run_config(
+    path: str | Path | None = None, overrides: Iterable[Override] = (), synthetic: bool = False
+) -> Resolved[RunConfig]:
     """Packaged run.yaml, then the user's file at `path`, then `overrides` (from command-line options).
 
     With `synthetic` (or both cameras `synthetic` in the merged sources) the demo alert timings of
@@ -225,8 +229,9 @@ def resolve_run_config(path: str | Path | None = None, overrides: Iterable[Overr
     return resolve_config(RunConfig, path, overrides, under=under)
 
 
-def load_run_config(path: str | Path | None = None, overrides: Iterable[Override] = (),
-                    synthetic: bool = False) -> tuple[RunConfig, dict[str, Any]]:
+def load_run_config(
+    path: str | Path | None = None, overrides: Iterable[Override] = (), synthetic: bool = False
+) -> tuple[RunConfig, dict[str, Any]]:
     """The typed run configuration and the merged mapping it came from (recorded with the run)."""
     resolved = resolve_run_config(path, overrides, synthetic)
     return resolved.config, resolved.data

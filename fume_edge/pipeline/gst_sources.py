@@ -32,9 +32,11 @@ def has_gstreamer() -> bool:
 
 def _require_gstreamer(name: str, what: str) -> None:
     if not has_gstreamer():
-        raise FumeEdgeError(f"{name}: {what} needs OpenCV with GStreamer, and this OpenCV ({cv2.__version__}) has "
-                            "none; on a Jetson use JetPack's OpenCV: pip uninstall opencv-python-headless "
-                            "opencv-python in a venv made with --system-site-packages (docs/troubleshooting.md)")
+        raise FumeEdgeError(
+            f"{name}: {what} needs OpenCV with GStreamer, and this OpenCV ({cv2.__version__}) has "
+            "none; on a Jetson use JetPack's OpenCV: pip uninstall opencv-python-headless "
+            "opencv-python in a venv made with --system-site-packages (docs/troubleshooting.md)"
+        )
 
 
 def csi_pipeline(sensor: int, camera: CameraConfig) -> str:
@@ -60,15 +62,16 @@ def passthrough_pipeline(pipeline: str, camera: CameraConfig) -> str:
 
 def rtsp_pipeline(url: str, latency_ms: int = 100) -> str:
     """RTSP over TCP, H.264 or H.265 parsed and decoded by the Jetson's hardware decoder."""
-    return (f"rtspsrc location={url} latency={latency_ms} protocols=tcp ! parsebin ! nvv4l2decoder ! {TO_BGR} ! "
-            f"{APPSINK}")
+    return (
+        f"rtspsrc location={url} latency={latency_ms} protocols=tcp ! parsebin ! nvv4l2decoder ! {TO_BGR} ! {APPSINK}"
+    )
 
 
 def gstreamer_target(spec: str, name: str, camera: CameraConfig) -> str | None:
     """The GStreamer pipeline for `spec`, or None when the source is not one for GStreamer (RTSP falls back to
     FFmpeg off a Jetson or without GStreamer)."""
     if spec.startswith("csi://"):
-        sensor = spec[len("csi://"):]
+        sensor = spec[len("csi://") :]
         if not sensor.isdigit():
             raise FumeEdgeError(f"{name}: expected csi://N with the sensor number N (csi://0, csi://1)")
         _require_gstreamer(name, "a CSI camera")

@@ -66,10 +66,20 @@ class Pipeline:
     """Runs the loop over its stations (it starts and stops their cameras) until stopped, out of frames, or out of
     time/frames. `batch`: pairs per backend call (None: the model's static batch, or one per station)."""
 
-    def __init__(self, stations: Sequence[Station], backend: Backend, alerts: AlertService, *, tick_s: float,
-                 stats_interval_s: float, doorbell: threading.Event | None = None, batch: int | None = None,
-                 on_result: ResultHook | None = None, on_events: EventsHook | None = None,
-                 on_tick: TickHook | None = None) -> None:
+    def __init__(
+        self,
+        stations: Sequence[Station],
+        backend: Backend,
+        alerts: AlertService,
+        *,
+        tick_s: float,
+        stats_interval_s: float,
+        doorbell: threading.Event | None = None,
+        batch: int | None = None,
+        on_result: ResultHook | None = None,
+        on_events: EventsHook | None = None,
+        on_tick: TickHook | None = None,
+    ) -> None:
         self.stations, self.backend, self.alerts = tuple(stations), backend, alerts
         self.live = self.stations[0].live
         self.tick_s, self.stats_interval_s = tick_s, stats_interval_s
@@ -97,8 +107,9 @@ class Pipeline:
         """The first station's newest prediction (loop thread; others read `snapshot`)."""
         return self.stations[0].latest
 
-    def run(self, should_stop: Callable[[], bool], max_frames: int | None = None,
-            duration_s: float | None = None) -> str:
+    def run(
+        self, should_stop: Callable[[], bool], max_frames: int | None = None, duration_s: float | None = None
+    ) -> str:
         """Run until a stop condition; returns why: `interrupted` (should_stop), `completed` (frames or time
         limit reached, or every source ended). Frames captured before an interruption are still processed."""
         self.started = time.monotonic()
@@ -167,8 +178,9 @@ class Pipeline:
             station.pop()
             if isinstance(item, Health):
                 co2, ch4 = (None if cam in item.silent else station.frames[cam] for cam in station.cameras)
-                self._emitted(self.alerts.on_camera_health(item.t, self._wall(item.t), item.silent, co2, ch4,
-                                                           station=station.id))
+                self._emitted(
+                    self.alerts.on_camera_health(item.t, self._wall(item.t), item.silent, co2, ch4, station=station.id)
+                )
             else:
                 self._emitted(self.alerts.on_unpaired(item.t, self._wall(item.t), item.offset_s, station=station.id))
         return None
@@ -183,8 +195,9 @@ class Pipeline:
         batch_images = []
         for row, (station, pair) in enumerate(ready):
             images = tuple(None if frame is None else frame.image for frame in pair.frames)
-            station.inputs.prepare_into(images, self._co2[row:row + 1], self._ch4[row:row + 1],
-                                        self._mask[row:row + 1])
+            station.inputs.prepare_into(
+                images, self._co2[row : row + 1], self._ch4[row : row + 1], self._mask[row : row + 1]
+            )
             batch_images.append(images)
         rows = self.model_batch or n  # a static batch runs whole (the rows past `n` are padding)
         t1 = time.perf_counter()
@@ -198,15 +211,18 @@ class Pipeline:
         for (station, pair), images, prediction in zip(ready, batch_images, predictions, strict=True):
             self._result(station, pair, images, prediction)
 
-    def _result(self, station: Station, pair: Pair, images: tuple[np.ndarray | None, ...],
-                prediction: Prediction) -> None:
+    def _result(
+        self, station: Station, pair: Pair, images: tuple[np.ndarray | None, ...], prediction: Prediction
+    ) -> None:
         s = station.counters
         s.inferences += 1
         if not prediction.finite:  # one NaN must never reach the policy: dropped, counted, shown
             s.nonfinite += 1
             return
         t0 = time.perf_counter()
-        events = self.alerts.on_prediction(pair.t, self._wall(pair.t), prediction, images[0], images[1], station=station.id)
+        events = self.alerts.on_prediction(
+            pair.t, self._wall(pair.t), prediction, images[0], images[1], station=station.id
+        )
         self.counters.alerts_s += time.perf_counter() - t0  # the policy and the sink hand-off, not the hooks
         s.degraded += images[0] is None or images[1] is None
         if self.live:
@@ -239,23 +255,44 @@ class Pipeline:
         stations = {}
         for station in self.stations:
             policy = self.alerts.policies[station.id]
-            stations[station.id] = StationSnapshot(station.id, self.station_stats(station),
-                                                   station.latest, policy.smoothed_probs, policy.open_alerts,
-                                                   policy.subject)
+            stations[station.id] = StationSnapshot(
+                station.id,
+                self.station_stats(station),
+                station.latest,
+                policy.smoothed_probs,
+                policy.open_alerts,
+                policy.subject,
+            )
         self.snapshot = LoopSnapshot(self.stats(), MappingProxyType(stations))
 
     def station_stats(self, station: Station) -> dict[str, Any]:
         """One station's counters and cameras, JSON-ready."""
         c, sync = station.counters, station.sync
-        cameras = {cam: {"state": "silent" if cam in sync.silent and stream.state == "live" else stream.state,
-                         "frames": stream.frames, "garbage": stream.garbage, "last_garbage": stream.last_problem,
-                         "reconnects": stream.reconnects, "overwritten": station.hub.overwritten[cam],
-                         "unmatched": sync.unmatched[cam], "out_of_order": sync.out_of_order[cam]}
-                   for cam, stream in station.streams.items()}
-        return {"cameras": cameras, "pairs": sync.pairs, "singles": sync.singles, "stale": c.stale,
-                "inferences": c.inferences, "degraded": c.degraded, "nonfinite": c.nonfinite,
-                "silent": sorted(sync.silent), "unpaired_offset_s": sync.unpaired,
-                "latency_ms": 1000 * c.latency_s / c.latency_n if c.latency_n else None}
+        cameras = {
+            cam: {
+                "state": "silent" if cam in sync.silent and stream.state == "live" else stream.state,
+                "frames": stream.frames,
+                "garbage": stream.garbage,
+                "last_garbage": stream.last_problem,
+                "reconnects": stream.reconnects,
+                "overwritten": station.hub.overwritten[cam],
+                "unmatched": sync.unmatched[cam],
+                "out_of_order": sync.out_of_order[cam],
+            }
+            for cam, stream in station.streams.items()
+        }
+        return {
+            "cameras": cameras,
+            "pairs": sync.pairs,
+            "singles": sync.singles,
+            "stale": c.stale,
+            "inferences": c.inferences,
+            "degraded": c.degraded,
+            "nonfinite": c.nonfinite,
+            "silent": sorted(sync.silent),
+            "unpaired_offset_s": sync.unpaired,
+            "latency_ms": 1000 * c.latency_s / c.latency_n if c.latency_n else None,
+        }
 
     def stats(self) -> dict[str, Any]:
         """Every counter, JSON-ready, device-wide (one station: its own keys, as before stations) and per station
@@ -264,18 +301,27 @@ class Pipeline:
         c = self.counters
         per = {station.id: self.station_stats(station) for station in self.stations}
         one = len(per) == 1
-        total: dict[str, Any] = {key: sum(s[key] for s in per.values())
-                                 for key in ("pairs", "singles", "stale", "inferences", "degraded", "nonfinite")}
+        total: dict[str, Any] = {
+            key: sum(s[key] for s in per.values())
+            for key in ("pairs", "singles", "stale", "inferences", "degraded", "nonfinite")
+        }
         n = max(c.inferences, 1)
         return {
-            "elapsed_s": time.monotonic() - self.started, "mode": "live" if self.live else "lossless", **total,
+            "elapsed_s": time.monotonic() - self.started,
+            "mode": "live" if self.live else "lossless",
+            **total,
             "cameras": {_named(sid, cam, one): v for sid, s in per.items() for cam, v in s["cameras"].items()},
             "silent": [_named(sid, cam, one) for sid, s in per.items() for cam in s["silent"]],
             "unpaired_offset_s": next(iter(per.values()))["unpaired_offset_s"] if one else None,
-            "prepare_ms": 1000 * c.prepare_s / n, "infer_ms": 1000 * c.infer_s / n, "alerts_ms": 1000 * c.alerts_s / n,
+            "prepare_ms": 1000 * c.prepare_s / n,
+            "infer_ms": 1000 * c.infer_s / n,
+            "alerts_ms": 1000 * c.alerts_s / n,
             "latency_ms": 1000 * c.latency_s / c.latency_n if c.latency_n else None,
-            "batch": self.batch, "calls": c.calls, "padded": c.padded,
-            "stations": per, "sinks": asdict(self.alerts.stats()),
+            "batch": self.batch,
+            "calls": c.calls,
+            "padded": c.padded,
+            "stations": per,
+            "sinks": asdict(self.alerts.stats()),
         }
 
 

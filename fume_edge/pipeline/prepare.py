@@ -26,7 +26,8 @@ def camera_preprocessing(model: Preprocessing, value_range: tuple[float, float] 
     raise FumeEdgeError(
         f"run.yaml sources.{camera}.value_range {list(value_range)} contradicts the model, trained on 16-bit counts "
         f"[{low:g}, {high:g}]; remove the setting (the model's range is used), or retrain/import the model with the "
-        "camera's range (data.yaml images.uint16_range, `fume-edge import --uint16-range`)")
+        "camera's range (data.yaml images.uint16_range, `fume-edge import --uint16-range`)"
+    )
 
 
 class ModelInputs:
@@ -41,13 +42,15 @@ class ModelInputs:
 
     def prepare(self, images: tuple[np.ndarray | None, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(first camera input, second camera input, modality mask) for one pair; None marks a silent camera."""
-        first, second = (self._blank if image is None
-                         else self.preprocessing[cam].to_input(image, out=self.buffers[cam])
-                         for cam, image in zip(self.cameras, images, strict=True))
+        first, second = (
+            self._blank if image is None else self.preprocessing[cam].to_input(image, out=self.buffers[cam])
+            for cam, image in zip(self.cameras, images, strict=True)
+        )
         return first, second, self._masks[(images[0] is not None, images[1] is not None)]
 
-    def prepare_into(self, images: tuple[np.ndarray | None, ...], first: np.ndarray, second: np.ndarray,
-                     mask: np.ndarray) -> None:
+    def prepare_into(
+        self, images: tuple[np.ndarray | None, ...], first: np.ndarray, second: np.ndarray, mask: np.ndarray
+    ) -> None:
         """One pair into one row of batch buffers: (1,1,H,W) views of the two inputs and a (1,2) view of the mask."""
         for cam, image, out in zip(self.cameras, images, (first, second), strict=True):
             if image is None:

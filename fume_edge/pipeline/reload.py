@@ -48,8 +48,11 @@ def _changed(old: Any, new: Any, key: str = "") -> list[str]:
     if old == new:
         return []
     if isinstance(old, dict) and isinstance(new, dict):
-        return [k for name in sorted(old.keys() | new.keys())
-                for k in _changed(old.get(name), new.get(name), f"{key}.{name}" if key else name)]
+        return [
+            k
+            for name in sorted(old.keys() | new.keys())
+            for k in _changed(old.get(name), new.get(name), f"{key}.{name}" if key else name)
+        ]
     return [key]
 
 
@@ -59,11 +62,15 @@ def _hot(key: str) -> bool:
 
 def plan_reload(running: RunConfig, new: RunConfig) -> Reload:
     """What of `new` the running loop can take, and what needs a restart."""
-    restart = [key for key in _changed(running.model_dump(exclude={"stations"}), new.model_dump(exclude={"stations"}))
-               if not _hot(key)]
+    restart = [
+        key
+        for key in _changed(running.model_dump(exclude={"stations"}), new.model_dump(exclude={"stations"}))
+        if not _hot(key)
+    ]
     old_stations, new_stations = running.run_stations(), new.run_stations()
-    if [s.model_dump(exclude={"alerts"}) for s in old_stations] != [s.model_dump(exclude={"alerts"})
-                                                                     for s in new_stations]:
+    if [s.model_dump(exclude={"alerts"}) for s in old_stations] != [
+        s.model_dump(exclude={"alerts"}) for s in new_stations
+    ]:
         restart.append("stations")  # cameras or stations added, removed or changed
     running_ids = {station.id for station in old_stations}
     policies = {s.id: new.policy_for(s) for s in new_stations if s.id in running_ids}

@@ -49,7 +49,11 @@ from fume_edge.pipeline.reload import Reloader
 from fume_edge.pipeline.prepare import ModelInputs, camera_preprocessing
 from fume_edge.pipeline.shutdown import StopSignals
 from fume_edge.pipeline.sources import (
-    FrameReader, SourceNotReady, check_distinct_sources, open_reader, source_identity,
+    FrameReader,
+    SourceNotReady,
+    check_distinct_sources,
+    open_reader,
+    source_identity,
 )
 from fume_edge.pipeline.station import Station
 from fume_edge.pipeline.stations_config import StationConfig
@@ -110,6 +114,7 @@ class RunResult:
 
 def config_overrides(options: RunOptions) -> list[Override]:
     """The run.yaml keys the command-line options set, each naming its option for errors."""
+
     def text(value: Any) -> Any:
         return str(value) if isinstance(value, Path) else value
 
@@ -146,8 +151,10 @@ def _check_outputs(config: RunConfig) -> None:
     """The JSONL file and the database in one file would corrupt each other."""
     jsonl, sqlite = config.sinks.jsonl.path, config.sinks.sqlite.path
     if jsonl is not None and Path(jsonl).resolve() == Path(sqlite).resolve():
-        raise FumeEdgeError(f"--jsonl {jsonl}: the same file as the alert database (--alerts {sqlite}); give the "
-                            "JSONL file its own name, e.g. alerts.jsonl")
+        raise FumeEdgeError(
+            f"--jsonl {jsonl}: the same file as the alert database (--alerts {sqlite}); give the "
+            "JSONL file its own name, e.g. alerts.jsonl"
+        )
 
 
 def _check_sources(stations: list[StationConfig]) -> None:
@@ -161,13 +168,16 @@ def _check_sources(stations: list[StationConfig]) -> None:
             continue
         identity = source_identity(spec)
         if identity in seen:
-            raise FumeEdgeError(f"run.yaml stations: {station_id} {gas} {redact_text(spec)} is also {seen[identity]}; "
-                                "each camera belongs to one station")
+            raise FumeEdgeError(
+                f"run.yaml stations: {station_id} {gas} {redact_text(spec)} is also {seen[identity]}; "
+                "each camera belongs to one station"
+            )
         seen[identity] = f"{station_id} {gas}"
 
 
-def _open_readers(station: StationConfig, config: RunConfig, stack: ExitStack,
-                  console: Console) -> dict[str, FrameReader | None]:
+def _open_readers(
+    station: StationConfig, config: RunConfig, stack: ExitStack, console: Console
+) -> dict[str, FrameReader | None]:
     """Open a station's two sources; a live one that is not there yet is None (its capture thread keeps trying)."""
     readers: dict[str, FrameReader | None] = {}
     for gas in GASES:
@@ -176,38 +186,66 @@ def _open_readers(station: StationConfig, config: RunConfig, stack: ExitStack,
         except SourceNotReady as exc:
             if config.sources.pacing == "fast":
                 raise
-            console.print(f"{exc}; not there yet: retrying every {config.sources.reconnect_min_s:g}-"
-                          f"{config.sources.reconnect_max_s:g} s while the run starts", style="yellow")
+            console.print(
+                f"{exc}; not there yet: retrying every {config.sources.reconnect_min_s:g}-"
+                f"{config.sources.reconnect_max_s:g} s while the run starts",
+                style="yellow",
+            )
             readers[gas] = None
             continue
         stack.callback(reader.close)
     if config.sources.pacing == "fast":
         live = [r.name for r in readers.values() if r is not None and r.live]
         if live:
-            raise FumeEdgeError(f"{live[0]}: a live source cannot be played fast; use sources.pacing realtime "
-                                "(--pacing realtime) or recorded sources on both cameras")
+            raise FumeEdgeError(
+                f"{live[0]}: a live source cannot be played fast; use sources.pacing realtime "
+                "(--pacing realtime) or recorded sources on both cameras"
+            )
     return readers
 
 
 def _stream(gas: str, spec: str, reader: FrameReader | None, hub: FrameHub, config: RunConfig) -> CameraStream:
     """The capture thread of one camera; recorded sources are paced in real time unless the hub is lossless."""
-    return CameraStream(gas, reader, reopen=functools.partial(open_reader, spec, gas, config), hub=hub,
-                        paced=not hub.lossless and reader is not None and not reader.live,
-                        time_offset_s=config.sources.camera(gas).time_offset_s,
-                        reconnect_s=(config.sources.reconnect_min_s, config.sources.reconnect_max_s),
-                        name=f"--{gas} {redact_text(spec)}")
+    return CameraStream(
+        gas,
+        reader,
+        reopen=functools.partial(open_reader, spec, gas, config),
+        hub=hub,
+        paced=not hub.lossless and reader is not None and not reader.live,
+        time_offset_s=config.sources.camera(gas).time_offset_s,
+        reconnect_s=(config.sources.reconnect_min_s, config.sources.reconnect_max_s),
+        name=f"--{gas} {redact_text(spec)}",
+    )
 
 
-def _station(station: StationConfig, readers: dict[str, FrameReader | None], backend: Backend, config: RunConfig,
-             doorbell: threading.Event, on_result: ResultHook | None) -> Station:
+def _station(
+    station: StationConfig,
+    readers: dict[str, FrameReader | None],
+    backend: Backend,
+    config: RunConfig,
+    doorbell: threading.Event,
+    on_result: ResultHook | None,
+) -> Station:
     """One station's capture threads, ring, pairing and model inputs."""
     fps = {gas: _fps(reader, gas, config) for gas, reader in readers.items()}
     hub = FrameHub(GASES, config.sources.ring_size, lossless=config.sources.pacing == "fast", doorbell=doorbell)
     streams = {gas: _stream(gas, getattr(station, gas), readers[gas], hub, config) for gas in GASES}
-    inputs = ModelInputs(GASES, {g: camera_preprocessing(backend.contract.preprocessing,
-                                                         config.sources.camera(g).value_range, g) for g in GASES})
-    return Station(station.id, streams, hub, inputs, tolerance_s=config.sync.tolerance(tuple(fps.values())),
-                   silent_after_s=config.sync.silent_after_s, on_result=on_result)
+    inputs = ModelInputs(
+        GASES,
+        {
+            g: camera_preprocessing(backend.contract.preprocessing, config.sources.camera(g).value_range, g)
+            for g in GASES
+        },
+    )
+    return Station(
+        station.id,
+        streams,
+        hub,
+        inputs,
+        tolerance_s=config.sync.tolerance(tuple(fps.values())),
+        silent_after_s=config.sync.silent_after_s,
+        on_result=on_result,
+    )
 
 
 def _fps(reader: FrameReader | None, gas: str, config: RunConfig) -> float | None:
@@ -243,14 +281,18 @@ def _subject(service: AlertService, console: Console, subject: str | None, stati
     """A change of a station's subject (None: every station's; from the page, MQTT or `fume-edge tag`): tag what
     follows, say so. A station this run does not have is reported and ignored."""
     if station is not None and station not in service.policies:
-        console.print(f"subject for station {station!r} ignored: this run has {', '.join(service.policies)}",
-                      style="yellow", highlight=False)
+        console.print(
+            f"subject for station {station!r} ignored: this run has {', '.join(service.policies)}",
+            style="yellow",
+            highlight=False,
+        )
         return
     where = "" if station is None or len(service.policies) == 1 else f" ({station})"
     current = [p.subject for name, p in service.policies.items() if station in (None, name)]
     if subject is not None or any(current):
-        console.print(f"{time.strftime('%H:%M:%S')} subject{where}: {subject or '(none)'}", style="cyan",
-                      highlight=False)
+        console.print(
+            f"{time.strftime('%H:%M:%S')} subject{where}: {subject or '(none)'}", style="cyan", highlight=False
+        )
     service.set_subject(subject, station)
 
 
@@ -302,8 +344,9 @@ def _load_model(config: RunConfig, stack: ExitStack) -> RunModel:
     if installed is None:
         return RunModel(path, backend, sha256_file(path))
     events = EventRelay()
-    holder = stack.enter_context(follow_current(backend, store, settings, on_event=events, device=device,
-                                                threads=threads))
+    holder = stack.enter_context(
+        follow_current(backend, store, settings, on_event=events, device=device, threads=threads)
+    )
     return RunModel(path, holder, holder.model_sha, store, events)
 
 
@@ -325,8 +368,7 @@ class _LiveInfo(Mapping[str, str]):
         return len(self._fixed) + 1
 
 
-def build_run(options: RunOptions, console: Console, stack: ExitStack,
-              on_result: ResultHook | None = None) -> RunParts:
+def build_run(options: RunOptions, console: Console, stack: ExitStack, on_result: ResultHook | None = None) -> RunParts:
     """Check and build every part of the run, each user error as one line before anything starts; the parts'
     closing goes onto `stack`. `on_result` also sees every (pair, prediction) (tests, tools)."""
     config, merged = load_run_config(options.config, config_overrides(options))
@@ -343,8 +385,7 @@ def build_run(options: RunOptions, console: Console, stack: ExitStack,
     for warning in backend_warnings(backend, model.path):
         console.print(f"[yellow]warning:[/] {warning}", soft_wrap=True)
     first_fps = {gas: _fps(reader, gas, config) for gas, reader in readers[station_configs[0].id].items()}
-    views = _view_worker(config.pipeline, backend, min(f or config.sync.default_fps for f in first_fps.values()),
-                         stack)
+    views = _view_worker(config.pipeline, backend, min(f or config.sync.default_fps for f in first_fps.values()), stack)
     web = _web_run(config, backend)
     hooks = [] if web is None else [web.feed.on_result]
 
@@ -356,40 +397,83 @@ def build_run(options: RunOptions, console: Console, stack: ExitStack,
 
     doorbell = threading.Event()
     # --display, --record and the page's live frames show the first station
-    stations = [_station(station, readers[station.id], backend, config, doorbell,
-                         on_each if index == 0 and (views or hooks) else None)
-                for index, station in enumerate(station_configs)]
-    service = AlertService(config.alerts, config.sinks, device_id=device_id, model_sha=model.model_sha,
-                           run_config={"options": {k: str(v) for k, v in vars(options).items()}, **merged},
-                           stations={station.id: config.policy_for(station) for station in station_configs})
+    stations = [
+        _station(
+            station,
+            readers[station.id],
+            backend,
+            config,
+            doorbell,
+            on_each if index == 0 and (views or hooks) else None,
+        )
+        for index, station in enumerate(station_configs)
+    ]
+    service = AlertService(
+        config.alerts,
+        config.sinks,
+        device_id=device_id,
+        model_sha=model.model_sha,
+        run_config={"options": {k: str(v) for k, v in vars(options).items()}, **merged},
+        stations={station.id: config.policy_for(station) for station in station_configs},
+    )
     installer = None
     if model.store is not None and model.events is not None:  # following bundles: steps become alert events,
-        from fume_edge.bundle.install import InstallOptions    # and MQTT `cmd/model` / the page may install
+        from fume_edge.bundle.install import InstallOptions  # and MQTT `cmd/model` / the page may install
         from fume_edge.bundle.remote import serve_model_commands
 
         model.events.connect(service.model_event)
         installer = serve_model_commands(service, InstallOptions(models=model.store.root))
     reloader = stack.enter_context(Reloader(functools.partial(_reread, options), config))
     view = StatusView(console, quiet=config.pipeline.quiet, refresh_hz=config.pipeline.refresh_hz)
-    pipeline = Pipeline(stations, backend, service, tick_s=config.pipeline.tick_s,
-                        stats_interval_s=config.pipeline.stats_interval_s, doorbell=doorbell, on_result=on_result,
-                        on_events=view.events,
-                        on_tick=functools.partial(_between_ticks, notifier, reloader))
+    pipeline = Pipeline(
+        stations,
+        backend,
+        service,
+        tick_s=config.pipeline.tick_s,
+        stats_interval_s=config.pipeline.stats_interval_s,
+        doorbell=doorbell,
+        on_result=on_result,
+        on_events=view.events,
+        on_tick=functools.partial(_between_ticks, notifier, reloader),
+    )
     stack.enter_context(SubjectWatcher(config.sinks.sqlite.path, functools.partial(_subject, service, console)))
     if web is not None:
-        info = _LiveInfo({"device_id": device_id, "model": model.path.name, "backend": backend.name,
-                          "version": __version__}, model.model_sha)
-        server = web.serve(pipeline, service, db=config.sinks.sqlite.path, info=info, stack=stack,
-                           snapshot_dir=config.sinks.snapshots.dir, installer=installer)
-        console.print(f"web page: {web.page_url(server)}  (API /api/status, metrics /metrics)", highlight=False,
-                      soft_wrap=True)
+        info = _LiveInfo(
+            {"device_id": device_id, "model": model.path.name, "backend": backend.name, "version": __version__},
+            model.model_sha,
+        )
+        server = web.serve(
+            pipeline,
+            service,
+            db=config.sinks.sqlite.path,
+            info=info,
+            stack=stack,
+            snapshot_dir=config.sinks.snapshots.dir,
+            installer=installer,
+        )
+        console.print(
+            f"web page: {web.page_url(server)}  (API /api/status, metrics /metrics)", highlight=False, soft_wrap=True
+        )
     first = stations[0]
     title = f"fume-edge run · {device_id} · {model.path.name} ({backend.name}) · " + (
         f"CO2 {redact_text(station_configs[0].co2)} · CH4 {redact_text(station_configs[0].ch4)} · "
-        f"pairing ±{1000 * first.tolerance_s:.0f} ms" if len(stations) == 1 else
-        f"{len(stations)} stations ({', '.join(s.id for s in stations)}) · batch {pipeline.batch}")
-    return RunParts(config, console, notifier, signals, stations, pipeline, service, view, views, title,
-                    f"running {model.path.name} ({backend.name})")
+        f"pairing ±{1000 * first.tolerance_s:.0f} ms"
+        if len(stations) == 1
+        else f"{len(stations)} stations ({', '.join(s.id for s in stations)}) · batch {pipeline.batch}"
+    )
+    return RunParts(
+        config,
+        console,
+        notifier,
+        signals,
+        stations,
+        pipeline,
+        service,
+        view,
+        views,
+        title,
+        f"running {model.path.name} ({backend.name})",
+    )
 
 
 def run_parts(parts: RunParts) -> RunResult:
@@ -404,8 +488,11 @@ def run_parts(parts: RunParts) -> RunResult:
     reason = "error"
     try:
         with view.watching(pipeline, parts.title):
-            reason = pipeline.run(lambda: parts.signals.is_set() or window_closed(), config.pipeline.max_frames,
-                                  config.pipeline.duration_s)
+            reason = pipeline.run(
+                lambda: parts.signals.is_set() or window_closed(),
+                config.pipeline.max_frames,
+                config.pipeline.duration_s,
+            )
         if window_closed() and reason == "interrupted" and not parts.signals.is_set():
             reason = "stopped"
     finally:

@@ -86,8 +86,15 @@ def _set(cap: cv2.VideoCapture, prop: int, value: float) -> None:
 class OpenCvSource:
     """A camera, stream URL or video file read through `cv2.VideoCapture`."""
 
-    def __init__(self, name: str, target: int | str, kind: str, camera: CameraConfig, loop: bool = False,
-                 default_fps: float = 30.0) -> None:
+    def __init__(
+        self,
+        name: str,
+        target: int | str,
+        kind: str,
+        camera: CameraConfig,
+        loop: bool = False,
+        default_fps: float = 30.0,
+    ) -> None:
         self.name, self.kind, self.camera, self.loop = name, kind, camera, loop
         self.live = kind in ("camera", "stream", "gstreamer")
         opencv_log = getattr(cv2.utils, "logging", None)  # absent from some system builds (Debian's, JetPack's)
@@ -104,10 +111,12 @@ class OpenCvSource:
         with _quiet_native_stderr():
             self.cap = cv2.VideoCapture(target, api, params)
         if not self.cap.isOpened():
-            hint = {"camera": "check the device and that no other program holds it (v4l2-ctl --list-devices)",
-                    "stream": "check the URL, the network and the camera's credentials",
-                    "gstreamer": "try the pipeline with gst-launch-1.0 (fakesink at the end); CSI needs nvargus-daemon",
-                    "file": "check that OpenCV can decode it (ffprobe FILE)"}[kind]
+            hint = {
+                "camera": "check the device and that no other program holds it (v4l2-ctl --list-devices)",
+                "stream": "check the URL, the network and the camera's credentials",
+                "gstreamer": "try the pipeline with gst-launch-1.0 (fakesink at the end); CSI needs nvargus-daemon",
+                "file": "check that OpenCV can decode it (ffprobe FILE)",
+            }[kind]
             raise (SourceNotReady if self.live else FumeEdgeError)(f"{name}: cannot open this {kind}; {hint}")
         if kind == "camera":
             self._configure(camera)
@@ -170,8 +179,10 @@ def as_raw16(image: np.ndarray, camera: CameraConfig, name: str) -> np.ndarray:
         return image
     if image.dtype == np.uint8 and width and height and image.size == 2 * width * height:
         return np.ascontiguousarray(image).view("<u2").reshape(height, width)
-    raise InvalidFrame(f"{name}: a raw16 frame of {image.dtype} {image.shape} does not fit {width}x{height} 16-bit "
-                       "pixels; set this camera's width and height to the sensor's size (`v4l2-ctl --all`)")
+    raise InvalidFrame(
+        f"{name}: a raw16 frame of {image.dtype} {image.shape} does not fit {width}x{height} 16-bit "
+        "pixels; set this camera's width and height to the sensor's size (`v4l2-ctl --all`)"
+    )
 
 
 def _read_timestamps(path: str, name: str) -> list[float]:
@@ -244,8 +255,10 @@ def check_distinct_sources(co2: str, ch4: str) -> None:
         return
     inode = _file_identity(co2)
     if source_identity(co2) == source_identity(ch4) or (inode is not None and inode == _file_identity(ch4)):
-        raise FumeEdgeError(f"--ch4 {redact_text(ch4)}: the same source as --co2 {redact_text(co2)} "
-                            f"({redact_text(source_identity(co2))}); each gas needs its own camera, file or folder")
+        raise FumeEdgeError(
+            f"--ch4 {redact_text(ch4)}: the same source as --co2 {redact_text(co2)} "
+            f"({redact_text(source_identity(co2))}); each gas needs its own camera, file or folder"
+        )
 
 
 def _with_sidecar_timestamps(camera: CameraConfig, video: Path) -> CameraConfig:
@@ -268,8 +281,10 @@ def open_reader(spec: str, gas: str, config: RunConfig) -> FrameReader:
     if spec.isdigit() or spec.startswith("/dev/"):
         device = f"/dev/video{spec}" if spec.isdigit() else spec
         if sys.platform.startswith("linux") and not os.path.exists(device):
-            raise FumeEdgeError(f"{name}: no such camera device {device}; list cameras with `v4l2-ctl "
-                                "--list-devices` or `ls /dev/video*`")
+            raise FumeEdgeError(
+                f"{name}: no such camera device {device}; list cameras with `v4l2-ctl "
+                "--list-devices` or `ls /dev/video*`"
+            )
         return OpenCvSource(name, int(spec) if spec.isdigit() else spec, "camera", camera)
     pipeline = gstreamer_target(spec, name, camera)
     if pipeline is not None:
@@ -280,7 +295,15 @@ def open_reader(spec: str, gas: str, config: RunConfig) -> FrameReader:
     if path.is_dir():
         return ImageFolder(name, path, camera.fps or config.sync.default_fps, sources.loop)
     if path.is_file():
-        return OpenCvSource(name, str(path), "file", _with_sidecar_timestamps(camera, path), loop=sources.loop,
-                            default_fps=config.sync.default_fps)
-    raise FumeEdgeError(f"{name}: no such file, folder or camera; pass /dev/videoN or a camera index, a video "
-                        "file, an image folder, an rtsp:// or http:// URL, or `synthetic`")
+        return OpenCvSource(
+            name,
+            str(path),
+            "file",
+            _with_sidecar_timestamps(camera, path),
+            loop=sources.loop,
+            default_fps=config.sync.default_fps,
+        )
+    raise FumeEdgeError(
+        f"{name}: no such file, folder or camera; pass /dev/videoN or a camera index, a video "
+        "file, an image folder, an rtsp:// or http:// URL, or `synthetic`"
+    )

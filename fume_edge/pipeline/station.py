@@ -40,9 +40,17 @@ class Station:
     """A camera pair's state in the loop; `poll` takes what its cameras delivered without waiting, `next_item` and
     `pop` hand out its decided items in time order."""
 
-    def __init__(self, station_id: str, streams: dict[str, CameraStream], hub: FrameHub, inputs: ModelInputs, *,
-                 tolerance_s: float, silent_after_s: float,
-                 on_result: Callable[[Pair, Prediction], None] | None = None) -> None:
+    def __init__(
+        self,
+        station_id: str,
+        streams: dict[str, CameraStream],
+        hub: FrameHub,
+        inputs: ModelInputs,
+        *,
+        tolerance_s: float,
+        silent_after_s: float,
+        on_result: Callable[[Pair, Prediction], None] | None = None,
+    ) -> None:
         self.id, self.streams, self.hub, self.inputs = station_id, streams, hub, inputs
         self.cameras = tuple(streams)
         self.live = not hub.lossless

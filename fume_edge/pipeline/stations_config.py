@@ -41,6 +41,7 @@ def check_unique(stations: list[StationConfig]) -> None:
     seen: set[str] = set()
     for index, station in enumerate(stations):
         if station.id in seen:
-            raise FumeEdgeError(f"station id {station.id!r} is used twice (stations[{index}]); give each station "
-                                "its own id")
+            raise FumeEdgeError(
+                f"station id {station.id!r} is used twice (stations[{index}]); give each station its own id"
+            )
         seen.add(station.id)

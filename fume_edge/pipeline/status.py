@@ -23,8 +23,14 @@ from fume_edge.alerts.event import END, START, AlertEvent
 from fume_edge.labels import GASES, PH_CLASS_NAMES
 from fume_edge.pipeline.loop import Pipeline
 
-STATE_STYLE = {"live": "green", "silent": "bold red", "reconnecting": "yellow", "ended": "dim", "stopped": "dim",
-               "starting": "dim"}
+STATE_STYLE = {
+    "live": "green",
+    "silent": "bold red",
+    "reconnecting": "yellow",
+    "ended": "dim",
+    "stopped": "dim",
+    "starting": "dim",
+}
 EVENT_STYLE = {START: "bold red", END: "green"}
 
 
@@ -56,8 +62,9 @@ class StatusView:
         """Show `pipeline`'s published snapshots under `title` while the `with` block runs."""
         self.pipeline, self.title = pipeline, title
         if self.live_panel:
-            self._live = Live(console=self.console, refresh_per_second=self.refresh_hz, get_renderable=self._render,
-                              transient=False)
+            self._live = Live(
+                console=self.console, refresh_per_second=self.refresh_hz, get_renderable=self._render, transient=False
+            )
         return self
 
     def __enter__(self) -> StatusView:
@@ -80,9 +87,14 @@ class StatusView:
                 probs += f" (degraded: {','.join(event.cameras_in_use) or 'no camera'} only)"
             if event.detail:
                 probs += " " + " ".join(f"{k}={v}" for k, v in event.detail.items())
-            self.console.print(Text.assemble(
-                (f"{stamp} ", "dim"), (f"{event.state.upper():5} {event.type}{reason}", EVENT_STYLE.get(event.state, "")),
-                f"{cameras}{probs} id={event.id}"), soft_wrap=True)
+            self.console.print(
+                Text.assemble(
+                    (f"{stamp} ", "dim"),
+                    (f"{event.state.upper():5} {event.type}{reason}", EVENT_STYLE.get(event.state, "")),
+                    f"{cameras}{probs} id={event.id}",
+                ),
+                soft_wrap=True,
+            )
 
     def _update_rates(self, stats: dict[str, Any]) -> None:
         now = time.monotonic()
@@ -103,41 +115,77 @@ class StatusView:
         for column in ("camera", "state", "fps", "frames", "garbage", "overwritten", "unmatched", "reconnects"):
             cams.add_column(column, justify="left" if column in ("camera", "state") else "right")
         for cam, s in stats["cameras"].items():
-            cams.add_row(cam.upper(), Text(s["state"], STATE_STYLE.get(s["state"], "")),
-                         f"{self._rates.get(cam + '_fps', 0.0):.1f}", str(s["frames"]), str(s["garbage"]),
-                         str(s["overwritten"]), str(s["unmatched"]), str(s["reconnects"]))
+            cams.add_row(
+                cam.upper(),
+                Text(s["state"], STATE_STYLE.get(s["state"], "")),
+                f"{self._rates.get(cam + '_fps', 0.0):.1f}",
+                str(s["frames"]),
+                str(s["garbage"]),
+                str(s["overwritten"]),
+                str(s["unmatched"]),
+                str(s["reconnects"]),
+            )
         sinks = stats["sinks"]
         first = snapshot.first
         latest = None if first is None else first.latest
         named = len(snapshot.stations) > 1  # several stations: each alert says whose
-        self._open = tuple((f"{station.id}: {a.type}" if named else a.type, a.id, a.camera_ids, a.start_time)
-                           for station in snapshot.stations.values() for a in station.open_alerts)
+        self._open = tuple(
+            (f"{station.id}: {a.type}" if named else a.type, a.id, a.camera_ids, a.start_time)
+            for station in snapshot.stations.values()
+            for a in station.open_alerts
+        )
         smoothed = None if first is None else first.smoothed
-        areas = "-" if latest is None else "  ".join(
-            f"{gas.upper()} {'-' if a is None else f'{100 * a:.1f}%'}"
-            for gas, a in ((gas, latest.gas_area.get(gas)) for gas in GASES))
+        areas = (
+            "-"
+            if latest is None
+            else "  ".join(
+                f"{gas.upper()} {'-' if a is None else f'{100 * a:.1f}%'}"
+                for gas, a in ((gas, latest.gas_area.get(gas)) for gas in GASES)
+            )
+        )
         lines = [
-            Text.assemble(("pipeline  ", "bold"), f"pairs {self._rates.get('pair_fps', 0.0):.1f}/s   inference "
-                          f"{self._rates.get('infer_fps', 0.0):.1f} FPS   {stats['inferences']} done   "
-                          f"degraded {stats['degraded']}   stale {stats['stale']}   non-finite {stats['nonfinite']}"),
-            Text.assemble(("stage ms  ", "bold"), f"prepare {_ms(stats['prepare_ms'])}   infer "
-                          f"{_ms(stats['infer_ms'])}   alerts {_ms(stats['alerts_ms'])}   capture-to-result "
-                          f"{_ms(stats['latency_ms'])}"),
-            Text.assemble(("pH        ", "bold"), f"frame {_probs(None if latest is None else latest.ph_probs)}   "
-                          f"smoothed {_probs(None if smoothed is None else list(smoothed.values()))}"),
+            Text.assemble(
+                ("pipeline  ", "bold"),
+                f"pairs {self._rates.get('pair_fps', 0.0):.1f}/s   inference "
+                f"{self._rates.get('infer_fps', 0.0):.1f} FPS   {stats['inferences']} done   "
+                f"degraded {stats['degraded']}   stale {stats['stale']}   non-finite {stats['nonfinite']}",
+            ),
+            Text.assemble(
+                ("stage ms  ", "bold"),
+                f"prepare {_ms(stats['prepare_ms'])}   infer "
+                f"{_ms(stats['infer_ms'])}   alerts {_ms(stats['alerts_ms'])}   capture-to-result "
+                f"{_ms(stats['latency_ms'])}",
+            ),
+            Text.assemble(
+                ("pH        ", "bold"),
+                f"frame {_probs(None if latest is None else latest.ph_probs)}   "
+                f"smoothed {_probs(None if smoothed is None else list(smoothed.values()))}",
+            ),
             Text.assemble(("gas area  ", "bold"), areas),
-            Text.assemble(("alerts    ", "bold"), *(
-                [(f"{kind} ({', '.join(cams_)}) since {since[11:19]}  ", "bold red")
-                 for kind, _, cams_, since in self._open] or [("none active  ", "green")]),
+            Text.assemble(
+                ("alerts    ", "bold"),
+                *(
+                    [
+                        (f"{kind} ({', '.join(cams_)}) since {since[11:19]}  ", "bold red")
+                        for kind, _, cams_, since in self._open
+                    ]
+                    or [("none active  ", "green")]
+                ),
                 f"| written {sinks['written']}  queued {sinks['queued']}  dropped {sinks['dropped']}  "
                 f"errors {sinks['errors']}",
                 ("" if sinks["failing"] is None else f"  {sinks['failing']} FAILING, retrying", "bold red"),
-                "" if sinks["mqtt_connected"] is None else
-                f"  mqtt {'up' if sinks['mqtt_connected'] else 'DOWN'} sent {sinks['mqtt_sent']} unsent "
-                f"{sinks['mqtt_unsent']}"),
+                ""
+                if sinks["mqtt_connected"] is None
+                else f"  mqtt {'up' if sinks['mqtt_connected'] else 'DOWN'} sent {sinks['mqtt_sent']} unsent "
+                f"{sinks['mqtt_unsent']}",
+            ),
         ]
-        return Panel(Group(cams, Text(""), *lines), title=self.title, subtitle=f"{stats['mode']} mode · "
-                     f"{stats['elapsed_s']:.0f} s · Ctrl-C stops", title_align="left")
+        return Panel(
+            Group(cams, Text(""), *lines),
+            title=self.title,
+            subtitle=f"{stats['mode']} mode · {stats['elapsed_s']:.0f} s · Ctrl-C stops",
+            title_align="left",
+        )
 
     def summary(self, stats: dict[str, Any], reason: str) -> None:
         """The run's totals, printed once at exit."""
@@ -145,8 +193,10 @@ class StatusView:
         for column in ("camera", "frames", "garbage", "overwritten", "unmatched", "out of order", "reconnects"):
             table.add_column(column, justify="left" if column == "camera" else "right")
         for cam, s in stats["cameras"].items():
-            table.add_row(cam.upper(), *(str(s[k]) for k in ("frames", "garbage", "overwritten", "unmatched",
-                                                               "out_of_order", "reconnects")))
+            table.add_row(
+                cam.upper(),
+                *(str(s[k]) for k in ("frames", "garbage", "overwritten", "unmatched", "out_of_order", "reconnects")),
+            )
         elapsed = max(stats["elapsed_s"], 1e-9)
         sinks = stats["sinks"]
         self.console.print(table)
@@ -155,16 +205,26 @@ class StatusView:
             f"{stats['pairs']} pairs, {stats['singles']} single-camera (degraded), {stats['stale']} stale pairs "
             f"skipped, {stats['nonfinite']} non-finite predictions dropped; mean ms: prepare "
             f"{_ms(stats['prepare_ms'])}, infer {_ms(stats['infer_ms'])}, alerts "
-            f"{_ms(stats['alerts_ms'])}, capture-to-result {_ms(stats['latency_ms'])}", soft_wrap=True)
+            f"{_ms(stats['alerts_ms'])}, capture-to-result {_ms(stats['latency_ms'])}",
+            soft_wrap=True,
+        )
         self.console.print(
             f"alert events written {sinks['written']}, dropped {sinks['dropped']}, not stored {sinks['unstored']}, "
-            f"sink errors {sinks['errors']}" + ("" if sinks["mqtt_connected"] is None else
-                                                f", MQTT sent {sinks['mqtt_sent']} (unsent, kept for the next run: "
-                                                f"{sinks['mqtt_unsent']})"), soft_wrap=True)
+            f"sink errors {sinks['errors']}"
+            + (
+                ""
+                if sinks["mqtt_connected"] is None
+                else f", MQTT sent {sinks['mqtt_sent']} (unsent, kept for the next run: {sinks['mqtt_unsent']})"
+            ),
+            soft_wrap=True,
+        )
         if "views" in stats:
-            self.console.print(f"--display/--record: {stats['views']['shown']} views drawn, "
-                               f"{stats['views']['dropped']} dropped (drawing never holds up inference)")
+            self.console.print(
+                f"--display/--record: {stats['views']['shown']} views drawn, "
+                f"{stats['views']['dropped']} dropped (drawing never holds up inference)"
+            )
         lost = sinks["dropped"] + sinks["unstored"]
         if lost:
-            self.console.print(f"{lost} alert events were not stored (see the log for why); exit code 1",
-                               style="bold red")
+            self.console.print(
+                f"{lost} alert events were not stored (see the log for why); exit code 1", style="bold red"
+            )

@@ -129,8 +129,11 @@ class Synchronizer:
             out.append(Health(self.now, silent))
             self._decide(out)
         first, second = self.cameras
-        stuck = (not self.silent and self.now - self._paired_t > self.silent_after_s
-                 and min(self._newest.values()) > self._paired_t)
+        stuck = (
+            not self.silent
+            and self.now - self._paired_t > self.silent_after_s
+            and min(self._newest.values()) > self._paired_t
+        )
         offset = self._newest[second] - self._newest[first] if stuck else None
         if (offset is None) != (self.unpaired is None):
             self.unpaired = offset
@@ -185,7 +188,9 @@ class Synchronizer:
             self._decided[self._other[camera]] = partner.t
             self._paired_t = max(self._paired_t, frame.t, partner.t)
         by_camera = {camera: frame, self._other[camera]: partner}
-        out.append(Pair(tuple(by_camera[c] for c in self.cameras), frame.t if partner is None else max(frame.t, partner.t)))
+        out.append(
+            Pair(tuple(by_camera[c] for c in self.cameras), frame.t if partner is None else max(frame.t, partner.t))
+        )
         if partner is None:
             self.singles += 1
         else:

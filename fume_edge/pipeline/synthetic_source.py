@@ -33,8 +33,9 @@ class SyntheticSource:
     live = False
     fps: float | None
 
-    def __init__(self, name: str, gas: str, config: SyntheticSourceConfig, camera: CameraConfig,
-                 loop: bool = True) -> None:
+    def __init__(
+        self, name: str, gas: str, config: SyntheticSourceConfig, camera: CameraConfig, loop: bool = True
+    ) -> None:
         self.name, self.gas, self.config, self.loop = name, gas, config, loop
         self.fps = self._rate = config.fps
         self.scene = SyntheticScene(config.seed, camera.width or INPUT_WIDTH, camera.height or INPUT_HEIGHT)

@@ -31,8 +31,9 @@ WINDOW = "fume-edge"
 BANNER_H = 28
 
 
-def compose_view(images: tuple[np.ndarray | None, ...], prediction: Prediction, size: tuple[int, int],
-                 names: tuple[str, ...]) -> np.ndarray:
+def compose_view(
+    images: tuple[np.ndarray | None, ...], prediction: Prediction, size: tuple[int, int], names: tuple[str, ...]
+) -> np.ndarray:
     """The BGR uint8 view of one inference: a banner over the cameras side by side (NO SIGNAL for a silent one)."""
     panels = []
     for image, name in zip(images, names, strict=True):  # the cameras' names are the gases they film
@@ -51,11 +52,15 @@ def check_display() -> None:
     """Fail with one line when `--display` cannot open a window here (checked before anything starts)."""
     gui = re.search(r"GUI:\s*(\S+)", cv2.getBuildInformation())
     if gui is not None and gui.group(1).upper() == "NONE":
-        raise FumeEdgeError("--display: this OpenCV has no GUI (opencv-python-headless); install opencv-python "
-                            "for a window, or use --record FILE to save the view")
+        raise FumeEdgeError(
+            "--display: this OpenCV has no GUI (opencv-python-headless); install opencv-python "
+            "for a window, or use --record FILE to save the view"
+        )
     if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-        raise FumeEdgeError("--display: no display here (DISPLAY is not set); run it on the device's desktop or "
-                            "with ssh -X, or use --record FILE to save the view")
+        raise FumeEdgeError(
+            "--display: no display here (DISPLAY is not set); run it on the device's desktop or "
+            "with ssh -X, or use --record FILE to save the view"
+        )
 
 
 class DisplayWindow:
@@ -66,8 +71,10 @@ class DisplayWindow:
         try:
             cv2.namedWindow(WINDOW, cv2.WINDOW_NORMAL)
         except cv2.error as exc:
-            raise FumeEdgeError(f"--display: cannot open a window ({str(exc).strip().splitlines()[-1][:120]}); "
-                                "use --record FILE instead") from None
+            raise FumeEdgeError(
+                f"--display: cannot open a window ({str(exc).strip().splitlines()[-1][:120]}); "
+                "use --record FILE instead"
+            ) from None
 
     def show(self, view: np.ndarray) -> bool:
         """Draw one view; False when the user closed the window or pressed q."""
@@ -102,8 +109,14 @@ class ViewWorker:
     """Composes, records and shows views from its own thread; `submit` never blocks (a full queue drops the view
     and counts it). `closed` turns true when the user closes the window."""
 
-    def __init__(self, window: DisplayWindow | None, recorder: Recorder | None, size: tuple[int, int],
-                 names: tuple[str, ...], queue_size: int = 2) -> None:
+    def __init__(
+        self,
+        window: DisplayWindow | None,
+        recorder: Recorder | None,
+        size: tuple[int, int],
+        names: tuple[str, ...],
+        queue_size: int = 2,
+    ) -> None:
         self.window, self.recorder, self.size, self.names = window, recorder, size, names
         self.shown = 0  # views drawn and written
         self.dropped = 0  # views skipped because the worker was behind

@@ -80,7 +80,7 @@ def _canonical_seg(seg: np.ndarray, contract: ModelContract | None) -> np.ndarra
 def predictions_from_batch(outputs: dict[str, np.ndarray], contract: ModelContract | None = None) -> list[Prediction]:
     """One Prediction per row of batch-N graph outputs (rows are views: nothing is copied)."""
     rows = len(next(iter(outputs.values())))
-    return [prediction_from_outputs({k: v[i:i + 1] for k, v in outputs.items()}, contract) for i in range(rows)]
+    return [prediction_from_outputs({k: v[i : i + 1] for k, v in outputs.items()}, contract) for i in range(rows)]
 
 
 def padded(batch: int | None, *arrays: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -95,7 +95,7 @@ def infer_rows(backend: Backend, co2: np.ndarray, ch4: np.ndarray, modality_mask
     batched = getattr(backend, "infer_batch", None)
     if batched is not None:
         return batched(co2, ch4, modality_mask)
-    return [backend.infer(co2[i:i + 1], ch4[i:i + 1], modality_mask[i:i + 1]) for i in range(len(co2))]
+    return [backend.infer(co2[i : i + 1], ch4[i : i + 1], modality_mask[i : i + 1]) for i in range(len(co2))]
 
 
 def batch_capacity(backend: Backend) -> int | None:
@@ -112,9 +112,13 @@ def prediction_from_outputs(outputs: dict[str, np.ndarray], contract: ModelContr
     ph_logits = None if logits is None else np.asarray(logits, dtype=np.float32).reshape(-1)
     if ph_logits is not None and contract is not None and contract.ph_order != tuple(range(len(ph_logits))):
         ph_logits = ph_logits[list(contract.ph_order)]
-    seg = {gas: _canonical_seg(np.asarray(outputs[name]).reshape(outputs[name].shape[-2:]).astype(np.int32, copy=False),
-                               contract)
-           for gas, name in SEG_OUTPUTS.items() if outputs.get(name) is not None}
+    seg = {
+        gas: _canonical_seg(
+            np.asarray(outputs[name]).reshape(outputs[name].shape[-2:]).astype(np.int32, copy=False), contract
+        )
+        for gas, name in SEG_OUTPUTS.items()
+        if outputs.get(name) is not None
+    }
     extras = {k: np.asarray(v) for k, v in outputs.items() if k not in HEAD_OUTPUTS}
     return Prediction(
         ph_probs=None if ph_logits is None else softmax(ph_logits),
@@ -171,7 +175,10 @@ def _engine_loader(path: Path, device: str, **options: Any) -> Backend:
 # Backends by model file suffix (Polygraphy-style loaders: imports stay inside, so a device without torch or
 # TensorRT can still load the others).
 LOADERS: dict[str, Callable[..., Backend]] = {
-    ".pt": _torch_loader, ".onnx": _onnx_loader, ".engine": _engine_loader, ".plan": _engine_loader,
+    ".pt": _torch_loader,
+    ".onnx": _onnx_loader,
+    ".engine": _engine_loader,
+    ".plan": _engine_loader,
 }
 
 
@@ -184,13 +191,17 @@ def verify_backend(backend: Backend, source: str) -> None:
     if "ph_logits" in contract.heads:
         if prediction.ph_logits is None or prediction.ph_logits.shape != (len(PH_CLASS_NAMES),):
             got = None if prediction.ph_logits is None else prediction.ph_logits.shape
-            raise FumeEdgeError(f"{source}: pH head gives {got}, expected {len(PH_CLASS_NAMES)} logits; re-export the model")
+            raise FumeEdgeError(
+                f"{source}: pH head gives {got}, expected {len(PH_CLASS_NAMES)} logits; re-export the model"
+            )
         check_finite("ph_logits", prediction.ph_logits, source)
     for gas, name in SEG_OUTPUTS.items():
         seg = prediction.seg.get(gas)
         if name in contract.heads and (seg is None or seg.shape != contract.seg_shape):
-            raise FumeEdgeError(f"{source}: {name} gives {None if seg is None else seg.shape}, expected "
-                                f"{contract.seg_shape}; re-export the model")
+            raise FumeEdgeError(
+                f"{source}: {name} gives {None if seg is None else seg.shape}, expected "
+                f"{contract.seg_shape}; re-export the model"
+            )
 
 
 def load_backend(path: str | Path, device: str = "auto", **options: object) -> Backend:

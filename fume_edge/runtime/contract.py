@@ -46,7 +46,8 @@ def _order(model_names: Sequence[str], ours: Sequence[str], what: str, source: s
         raise FumeEdgeError(
             f"{source}: {what} {list(model_names)} cannot be mapped onto {list(ours)} (the alert policy needs each "
             f"of them{', missing ' + ', '.join(missing) if missing else ''}); export from a checkpoint with those "
-            "class names (`fume-edge import` / `train` record them)")
+            "class names (`fume-edge import` / `train` record them)"
+        )
     return tuple(lookup[name.lower()] for name in ours)
 
 
@@ -92,8 +93,11 @@ class ModelContract:
     def expected_inputs(self) -> list[TensorSpec]:
         width, height = self.input_size
         frame = (self.batch, 1, height, width)
-        return [TensorSpec("co2", "float32", frame), TensorSpec("ch4", "float32", frame),
-                TensorSpec("modality_mask", "float32", (self.batch, 2))]
+        return [
+            TensorSpec("co2", "float32", frame),
+            TensorSpec("ch4", "float32", frame),
+            TensorSpec("modality_mask", "float32", (self.batch, 2)),
+        ]
 
     @property
     def seg_shape(self) -> tuple[int, int]:
@@ -104,14 +108,18 @@ class ModelContract:
     def expected_outputs(self) -> list[TensorSpec]:
         height, width = self.seg_shape
         n = self.batch
-        specs = {"ph_logits": TensorSpec("ph_logits", "float32", (n, len(self.class_names))),
-                 **{name: TensorSpec(name, "int32", (n, height, width)) for name in SEG_OUTPUTS.values()}}
+        specs = {
+            "ph_logits": TensorSpec("ph_logits", "float32", (n, len(self.class_names))),
+            **{name: TensorSpec(name, "int32", (n, height, width)) for name in SEG_OUTPUTS.values()},
+        }
         return [specs[name] for name in self.heads]
 
     def check_io(self, inputs: Sequence[TensorSpec], outputs: Sequence[TensorSpec]) -> None:
         """Raise one error naming the first input or output that does not fit the contract (extra outputs are fine)."""
-        for kind, have, wanted in (("input", inputs, self.expected_inputs()),
-                                   ("output", outputs, self.expected_outputs())):
+        for kind, have, wanted in (
+            ("input", inputs, self.expected_inputs()),
+            ("output", outputs, self.expected_outputs()),
+        ):
             by_name = {spec.name: spec for spec in have}
             for spec in wanted:
                 got = by_name.get(spec.name)
@@ -119,11 +127,13 @@ class ModelContract:
                     raise FumeEdgeError(
                         f"{self.source}: {kind} {spec.name!r} is missing (has {', '.join(by_name) or 'none'}); "
                         f"a fume-edge model has {kind}s {', '.join(s.name for s in wanted)} — re-export it with "
-                        "`fume-edge export`")
+                        "`fume-edge export`"
+                    )
                 if got.dtype != spec.dtype or tuple(got.shape) != spec.shape:
                     raise FumeEdgeError(
                         f"{self.source}: {kind} {spec.name!r} is {got.describe()}, expected {spec.describe()}; "
-                        "re-export it with `fume-edge export` (static shape, argmax inside the graph)")
+                        "re-export it with `fume-edge export` (static shape, argmax inside the graph)"
+                    )
 
     @classmethod
     def from_metadata(cls, meta: Mapping[str, str], source: str) -> ModelContract:
@@ -136,35 +146,47 @@ class ModelContract:
                 preprocessing = Preprocessing.from_dict(json.loads(meta[META + "preprocessing"]), source)
             else:  # written before the contract was recorded: 8-bit /255, full 16-bit range, area resize
                 size = json.loads(meta.get(META + "input_size", "null"))
-                preprocessing = Preprocessing() if size is None else Preprocessing(input_size=(int(size[0]), int(size[1])))
+                preprocessing = (
+                    Preprocessing() if size is None else Preprocessing(input_size=(int(size[0]), int(size[1])))
+                )
         except (json.JSONDecodeError, TypeError, ValueError, IndexError) as exc:
-            raise FumeEdgeError(f"{source}: malformed fume-edge metadata ({exc}); re-export with `fume-edge export`") from None
+            raise FumeEdgeError(
+                f"{source}: malformed fume-edge metadata ({exc}); re-export with `fume-edge export`"
+            ) from None
         unknown = [h for h in heads if h not in HEAD_OUTPUTS]
         if unknown or not heads:
-            raise FumeEdgeError(f"{source}: metadata {META}heads {list(heads)} is not a subset of {list(HEAD_OUTPUTS)}; "
-                                "re-export with `fume-edge export`")
+            raise FumeEdgeError(
+                f"{source}: metadata {META}heads {list(heads)} is not a subset of {list(HEAD_OUTPUTS)}; "
+                "re-export with `fume-edge export`"
+            )
         try:
             mask_scale, batch = int(meta.get(META + "mask_scale", "1")), int(meta.get(META + "batch", "1"))
         except ValueError:
-            raise FumeEdgeError(f"{source}: malformed {META}mask_scale or {META}batch; re-export with "
-                                "`fume-edge export`") from None
+            raise FumeEdgeError(
+                f"{source}: malformed {META}mask_scale or {META}batch; re-export with `fume-edge export`"
+            ) from None
         if batch < 1:
             raise FumeEdgeError(f"{source}: {META}batch {batch} must be >= 1; re-export with `fume-edge export`")
         return cls(preprocessing, class_names, seg_names, heads, source, mask_scale, batch)
 
     def to_metadata(self) -> dict[str, str]:
-        return {
-            META + "class_names": json.dumps(list(self.class_names)),
-            META + "seg_class_names": json.dumps(list(self.seg_class_names)),
-            META + "heads": json.dumps(list(self.heads)),
-            META + "input_size": json.dumps(list(self.input_size)),
-            META + "preprocessing": self.preprocessing.to_json(),
-        } | ({META + "mask_scale": str(self.mask_scale)} if self.mask_scale > 1 else {}) | (
-            {META + "batch": str(self.batch)} if self.batch > 1 else {})
+        return (
+            {
+                META + "class_names": json.dumps(list(self.class_names)),
+                META + "seg_class_names": json.dumps(list(self.seg_class_names)),
+                META + "heads": json.dumps(list(self.heads)),
+                META + "input_size": json.dumps(list(self.input_size)),
+                META + "preprocessing": self.preprocessing.to_json(),
+            }
+            | ({META + "mask_scale": str(self.mask_scale)} if self.mask_scale > 1 else {})
+            | ({META + "batch": str(self.batch)} if self.batch > 1 else {})
+        )
 
 
 def check_finite(name: str, values: np.ndarray, source: str) -> None:
     """A model whose output is NaN/inf on a plain input is broken; say so at load instead of never alerting."""
     if not np.all(np.isfinite(values)):
-        raise FumeEdgeError(f"{source}: output {name!r} is not finite on a plain test input (NaN or inf); the model "
-                            "file is broken — re-export it from a good checkpoint")
+        raise FumeEdgeError(
+            f"{source}: output {name!r} is not finite on a plain test input (NaN or inf); the model "
+            "file is broken — re-export it from a good checkpoint"
+        )

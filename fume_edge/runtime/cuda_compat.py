@@ -65,6 +65,8 @@ def cuda_python_advice(driver: int, bindings: int | None) -> str | None:
         return f"cuda-python is not installed; for this CUDA {version_text(driver)} driver: {install_line(major)}"
     if bindings > major:
         where = f" ({JETPACKS[major]})" if major in JETPACKS else ""
-        return (f"cuda-python {bindings}.x needs a CUDA {bindings} driver, this driver supports CUDA "
-                f"{version_text(driver)}{where}: {install_line(major)}")
+        return (
+            f"cuda-python {bindings}.x needs a CUDA {bindings} driver, this driver supports CUDA "
+            f"{version_text(driver)}{where}: {install_line(major)}"
+        )
     return None

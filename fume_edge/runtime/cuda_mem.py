@@ -27,8 +27,10 @@ from fume_edge.runtime.cuda_compat import bindings_major, cuda_python_advice
 if TYPE_CHECKING:
     from fume_edge.runtime.cuda_pycuda import PycudaStream
 
-NO_GPU_HINT = ("run on a machine with an NVIDIA GPU and its driver (on a Jetson: JetPack), or use the .onnx model "
-               "with ONNX Runtime on the CPU")
+NO_GPU_HINT = (
+    "run on a machine with an NVIDIA GPU and its driver (on a Jetson: JetPack), or use the .onnx model "
+    "with ONNX Runtime on the CPU"
+)
 
 
 @dataclass(frozen=True)
@@ -57,9 +59,11 @@ def _cudart() -> ModuleType:
     cudart = _find_cudart()
     if cudart is not None:
         return cudart
-    raise FumeEdgeError("cuda-python is not installed (TensorRT needs it for device memory here); install the one of "
-                        "the driver's CUDA major: pip install 'fume-edge[trt-cu12]' on JetPack 6 (CUDA 12), "
-                        "'fume-edge[trt-cu13]' on JetPack 7 (CUDA 13)")
+    raise FumeEdgeError(
+        "cuda-python is not installed (TensorRT needs it for device memory here); install the one of "
+        "the driver's CUDA major: pip install 'fume-edge[trt-cu12]' on JetPack 6 (CUDA 12), "
+        "'fume-edge[trt-cu13]' on JetPack 7 (CUDA 13)"
+    )
 
 
 def _call(cudart: ModuleType, what: str, result: Any) -> Any:
@@ -67,8 +71,9 @@ def _call(cudart: ModuleType, what: str, result: Any) -> Any:
     err, *values = result if isinstance(result, tuple) else (result,)
     if int(err) != 0:
         _, text = cudart.cudaGetErrorString(err)
-        raise FumeEdgeError(f"CUDA {what} failed: {text.decode() if isinstance(text, bytes) else text} "
-                            f"(error {int(err)})")
+        raise FumeEdgeError(
+            f"CUDA {what} failed: {text.decode() if isinstance(text, bytes) else text} (error {int(err)})"
+        )
     return values[0] if len(values) == 1 else tuple(values)
 
 
@@ -89,8 +94,13 @@ def device_info(index: int = 0) -> DeviceInfo:
     props = _call(cudart, "cudaGetDeviceProperties", cudart.cudaGetDeviceProperties(index))
     version = int(_call(cudart, "cudaRuntimeGetVersion", cudart.cudaRuntimeGetVersion()))
     name = props.name.decode(errors="replace").rstrip("\x00") if isinstance(props.name, bytes) else str(props.name)
-    return DeviceInfo(index, name, f"{props.major}.{props.minor}", f"{version // 1000}.{version % 1000 // 10}",
-                      int(props.multiProcessorCount))
+    return DeviceInfo(
+        index,
+        name,
+        f"{props.major}.{props.minor}",
+        f"{version // 1000}.{version % 1000 // 10}",
+        int(props.multiProcessorCount),
+    )
 
 
 INSUFFICIENT_DRIVER = 35  # cudaErrorInsufficientDriver
@@ -130,8 +140,9 @@ class CudaStream:
         self.cudart = _cudart()
         self.device = device_info(device)
         self._call("cudaSetDevice", self.cudart.cudaSetDevice(device))
-        self.stream = self._call("cudaStreamCreateWithFlags",
-                                 self.cudart.cudaStreamCreateWithFlags(self.cudart.cudaStreamNonBlocking))
+        self.stream = self._call(
+            "cudaStreamCreateWithFlags", self.cudart.cudaStreamCreateWithFlags(self.cudart.cudaStreamNonBlocking)
+        )
         flags = self.cudart.cudaEventBlockingSync | self.cudart.cudaEventDisableTiming
         self.done = self._call("cudaEventCreateWithFlags", self.cudart.cudaEventCreateWithFlags(flags))
         self._host: list[int] = []
@@ -152,7 +163,7 @@ class CudaStream:
         pointer = int(self._call("cudaMallocHost", self.cudart.cudaMallocHost(nbytes)))
         self._host.append(pointer)
         raw = (ctypes.c_byte * nbytes).from_address(pointer)
-        return np.ctypeslib.as_array(raw).view(dtype)[:int(np.prod(shape))].reshape(shape)
+        return np.ctypeslib.as_array(raw).view(dtype)[: int(np.prod(shape))].reshape(shape)
 
     def device_buffer(self, nbytes: int) -> int:
         pointer = int(self._call("cudaMalloc", self.cudart.cudaMalloc(max(nbytes, 1))))
@@ -161,13 +172,15 @@ class CudaStream:
 
     def to_device(self, pointer: int, host: np.ndarray) -> None:
         kind = self.cudart.cudaMemcpyKind.cudaMemcpyHostToDevice
-        self._call("cudaMemcpyAsync", self.cudart.cudaMemcpyAsync(pointer, host.ctypes.data, host.nbytes, kind,
-                                                                   self.stream))
+        self._call(
+            "cudaMemcpyAsync", self.cudart.cudaMemcpyAsync(pointer, host.ctypes.data, host.nbytes, kind, self.stream)
+        )
 
     def to_host(self, host: np.ndarray, pointer: int) -> None:
         kind = self.cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
-        self._call("cudaMemcpyAsync", self.cudart.cudaMemcpyAsync(host.ctypes.data, pointer, host.nbytes, kind,
-                                                                   self.stream))
+        self._call(
+            "cudaMemcpyAsync", self.cudart.cudaMemcpyAsync(host.ctypes.data, pointer, host.nbytes, kind, self.stream)
+        )
 
     def synchronize(self) -> None:
         """Wait for the stream's work, sleeping on a blocking-sync event (cudaStreamSynchronize would spin)."""

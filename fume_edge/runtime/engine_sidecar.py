@@ -75,16 +75,19 @@ def write_sidecar(engine: str | Path, sidecar: Sidecar) -> Path:
 def read_sidecar(engine: str | Path) -> Sidecar:
     path = sidecar_path(engine)
     if not path.is_file():
-        raise FumeEdgeError(f"{path}: engine sidecar missing, so the engine cannot be checked before loading; "
-                            "rebuild it with `fume-edge build-engine` (which writes the sidecar), or load it with "
-                            "force=True to try it anyway")
+        raise FumeEdgeError(
+            f"{path}: engine sidecar missing, so the engine cannot be checked before loading; "
+            "rebuild it with `fume-edge build-engine` (which writes the sidecar), or load it with "
+            "force=True to try it anyway"
+        )
     try:
         raw = json.loads(path.read_text())
         raw["io"] = tuple(TensorInfo(t["name"], t["dtype"], tuple(t["shape"]), t["mode"]) for t in raw["io"])
         return Sidecar(**raw)
     except (ValueError, KeyError, TypeError) as exc:
-        raise FumeEdgeError(f"{path}: not a fume-edge engine sidecar ({exc}); rebuild the engine with "
-                            "`fume-edge build-engine`") from None
+        raise FumeEdgeError(
+            f"{path}: not a fume-edge engine sidecar ({exc}); rebuild the engine with `fume-edge build-engine`"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -116,7 +119,8 @@ def version_compatible_runs(built: str, runtime: str) -> bool:
 def rebuild_command(sidecar: Sidecar, engine: str | Path, version_compatible: bool = False) -> str:
     """The build-engine command that makes this engine again, with the options the sidecar recorded."""
     flag = {"fp16": " --fp16", "int8-qdq": " --int8", "int8-entropy": " --int8 --calibrator entropy"}.get(
-        sidecar.precision, "")
+        sidecar.precision, ""
+    )
     dla = sidecar.build_flags.get("dla_core")
     flag += f" --dla-core {dla}" if dla is not None else ""
     compat = " --version-compatible" if sidecar.version_compatible or version_compatible else ""
@@ -128,11 +132,14 @@ def _version_problem(sidecar: Sidecar, here: RunningOn) -> str | None:
     if here.lean_runtime and not sidecar.version_compatible:
         return "only the lean runtime is installed here, which runs --version-compatible engines only"
     if here.lean_runtime and _version(built) != _version(running):
-        return (f"built with TensorRT {built}; the lean runtime {running} runs version-compatible plans of its own "
-                f"version only: install the TensorRT {built} lean runtime or the dispatch runtime (tensorrt_dispatch)")
+        return (
+            f"built with TensorRT {built}; the lean runtime {running} runs version-compatible plans of its own "
+            f"version only: install the TensorRT {built} lean runtime or the dispatch runtime (tensorrt_dispatch)"
+        )
     if sidecar.version_compatible and not version_compatible_runs(built, running):
-        return (f"built with TensorRT {built}, which this TensorRT {running} cannot run even as a version-compatible "
-                "engine")
+        return (
+            f"built with TensorRT {built}, which this TensorRT {running} cannot run even as a version-compatible engine"
+        )
     if not sidecar.version_compatible and _version(built) != _version(running):
         return f"built with TensorRT {built}, this is {running} (an engine runs on its exact TensorRT version only)"
     return None
@@ -143,11 +150,15 @@ def sidecar_problems(sidecar: Sidecar, here: RunningOn, onnx_sha256: str | None 
     A fact either side does not know (no GPU asked yet, an older sidecar, not a Jetson) is not compared."""
     problems = [p for p in (_version_problem(sidecar, here),) if p]
     if here.compute_capability is not None and here.compute_capability != sidecar.compute_capability:
-        problems.append(f"built for a GPU of compute capability {sidecar.compute_capability} ({sidecar.gpu_name}), "
-                        f"this GPU is {here.compute_capability}")
+        problems.append(
+            f"built for a GPU of compute capability {sidecar.compute_capability} ({sidecar.gpu_name}), "
+            f"this GPU is {here.compute_capability}"
+        )
     if here.sm_count is not None and sidecar.sm_count is not None and here.sm_count != sidecar.sm_count:
-        problems.append(f"built on {sidecar.gpu_name} with {sidecar.sm_count} SMs, this GPU has {here.sm_count} "
-                        "(another Orin model)")
+        problems.append(
+            f"built on {sidecar.gpu_name} with {sidecar.sm_count} SMs, this GPU has {here.sm_count} "
+            "(another Orin model)"
+        )
     if (here.l4t or sidecar.jetpack) and here.l4t != sidecar.jetpack:
         problems.append(f"built on {sidecar.jetpack or 'a machine without L4T'}, this is {here.l4t or 'not a Jetson'}")
     if onnx_sha256 is not None and onnx_sha256 != sidecar.onnx_sha256:
@@ -155,8 +166,9 @@ def sidecar_problems(sidecar: Sidecar, here: RunningOn, onnx_sha256: str | None 
     return problems
 
 
-def compare_sidecar(sidecar: Sidecar, here: RunningOn, engine: str | Path, onnx_sha256: str | None = None,
-                    force: bool = False) -> str | None:
+def compare_sidecar(
+    sidecar: Sidecar, here: RunningOn, engine: str | Path, onnx_sha256: str | None = None, force: bool = False
+) -> str | None:
     """Refuse, in one line with the exact rebuild command, an engine this machine cannot (or should not) run; with
     `force`, log that line as a warning and return it instead (None: it matches)."""
     problems = sidecar_problems(sidecar, here, onnx_sha256)

@@ -108,10 +108,15 @@ class SwappableBackend:
         """Use `backend` from the next call on; returns the one it replaces (still open: the caller closes it,
         or keeps it to swap back). A model that needs other inputs (size, preprocessing) needs a restart."""
         old = self._active.backend
-        if backend.input_size != old.input_size or backend.contract.preprocessing != old.contract.preprocessing \
-                or batch_capacity(backend) != batch_capacity(old):
-            raise FumeEdgeError(f"model {version}: input {backend.input_size}, preprocessing or static batch "
-                                f"differs from the running model's {old.input_size}; restart `fume-edge run` to use it")
+        if (
+            backend.input_size != old.input_size
+            or backend.contract.preprocessing != old.contract.preprocessing
+            or batch_capacity(backend) != batch_capacity(old)
+        ):
+            raise FumeEdgeError(
+                f"model {version}: input {backend.input_size}, preprocessing or static batch "
+                f"differs from the running model's {old.input_size}; restart `fume-edge run` to use it"
+            )
         with self._lock:
             self._active = _Active(backend, model_sha, version)
         return old

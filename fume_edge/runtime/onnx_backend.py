@@ -20,11 +20,22 @@ from fume_edge.runtime.base import Prediction, padded, predictions_from_batch
 from fume_edge.runtime.contract import ModelContract, TensorSpec
 
 _PROVIDER_PREFERENCE = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
-_PROVIDER_ALIASES = {"tensorrt": "TensorrtExecutionProvider", "cuda": "CUDAExecutionProvider",
-                     "gpu": "CUDAExecutionProvider", "cpu": "CPUExecutionProvider"}
-_ORT_TYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64",
-              "tensor(int32)": "int32", "tensor(int64)": "int64", "tensor(uint8)": "uint8", "tensor(int8)": "int8",
-              "tensor(bool)": "bool"}
+_PROVIDER_ALIASES = {
+    "tensorrt": "TensorrtExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "gpu": "CUDAExecutionProvider",
+    "cpu": "CPUExecutionProvider",
+}
+_ORT_TYPES = {
+    "tensor(float)": "float32",
+    "tensor(float16)": "float16",
+    "tensor(double)": "float64",
+    "tensor(int32)": "int32",
+    "tensor(int64)": "int64",
+    "tensor(uint8)": "uint8",
+    "tensor(int8)": "int8",
+    "tensor(bool)": "bool",
+}
 # Where ONNX Runtime's TensorRT provider keeps the engines and timing cache it builds, so a restart does not
 # rebuild for minutes. FUME_EDGE_ENGINES moves it (the barn service points it at its state directory).
 ENGINE_CACHE_ENV = "FUME_EDGE_ENGINES"
@@ -39,8 +50,10 @@ def choose_providers(device: str = "auto") -> list[str]:
         return [p for p in _PROVIDER_PREFERENCE if p in available]
     name = _PROVIDER_ALIASES.get(device.split(":")[0], device)
     if name not in available:
-        raise FumeEdgeError(f"--device {device}: ONNX Runtime provider {name} is not available here (have: "
-                            f"{', '.join(available)}); install onnxruntime-gpu built for this machine, or use --device cpu")
+        raise FumeEdgeError(
+            f"--device {device}: ONNX Runtime provider {name} is not available here (have: "
+            f"{', '.join(available)}); install onnxruntime-gpu built for this machine, or use --device cpu"
+        )
     return [name] if name == "CPUExecutionProvider" else [name, "CPUExecutionProvider"]
 
 
@@ -50,8 +63,14 @@ def provider_options(provider: str, quantized: bool) -> dict[str, Any]:
         return {}
     cache = Path(os.environ.get(ENGINE_CACHE_ENV, "engines")) / "ort-trt-cache"
     cache.mkdir(parents=True, exist_ok=True)
-    return {"trt_engine_cache_enable": True, "trt_engine_cache_path": str(cache), "trt_timing_cache_enable": True,
-            "trt_timing_cache_path": str(cache), "trt_fp16_enable": True, "trt_int8_enable": quantized}
+    return {
+        "trt_engine_cache_enable": True,
+        "trt_engine_cache_path": str(cache),
+        "trt_timing_cache_enable": True,
+        "trt_timing_cache_path": str(cache),
+        "trt_fp16_enable": True,
+        "trt_int8_enable": quantized,
+    }
 
 
 SPINNING_KEY = "session.intra_op.allow_spinning"
@@ -72,35 +91,50 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0][:200] if text else type(exc).__name__
 
 
-def open_session(model: ModelSource, device: str = "auto", threads: int | None = None,
-                 quantized: bool = False, spinning: bool = False) -> ort.InferenceSession:
+def open_session(
+    model: ModelSource,
+    device: str = "auto",
+    threads: int | None = None,
+    quantized: bool = False,
+    spinning: bool = False,
+) -> ort.InferenceSession:
     """An ORT session for a model file (or serialized bytes); a missing, corrupt or foreign file is one clear error."""
     if not isinstance(model, bytes) and not Path(model).is_file():
         raise FumeEdgeError(f"{model}: ONNX file not found")
     providers = choose_providers(device)
     try:
-        return ort.InferenceSession(model if isinstance(model, bytes) else str(model),
-                                    sess_options=session_options(threads, spinning), providers=providers,
-                                    provider_options=[provider_options(p, quantized) for p in providers])
+        return ort.InferenceSession(
+            model if isinstance(model, bytes) else str(model),
+            sess_options=session_options(threads, spinning),
+            providers=providers,
+            provider_options=[provider_options(p, quantized) for p in providers],
+        )
     except Exception as exc:  # ORT raises its own exception types (InvalidProtobuf, Fail, ...)
         where = "the model" if isinstance(model, bytes) else str(model)
-        raise FumeEdgeError(f"{where}: ONNX Runtime cannot load it ({_first_line(exc)}); re-export with "
-                            "`fume-edge export`") from None
+        raise FumeEdgeError(
+            f"{where}: ONNX Runtime cannot load it ({_first_line(exc)}); re-export with `fume-edge export`"
+        ) from None
 
 
-def run_session(session: ort.InferenceSession, co2: np.ndarray, ch4: np.ndarray,
-                modality_mask: np.ndarray) -> dict[str, np.ndarray]:
+def run_session(
+    session: ort.InferenceSession, co2: np.ndarray, ch4: np.ndarray, modality_mask: np.ndarray
+) -> dict[str, np.ndarray]:
     """Every output of one fused inference, by name."""
-    feeds = {"co2": np.ascontiguousarray(co2, dtype=np.float32), "ch4": np.ascontiguousarray(ch4, dtype=np.float32),
-             "modality_mask": np.ascontiguousarray(modality_mask, dtype=np.float32)}
+    feeds = {
+        "co2": np.ascontiguousarray(co2, dtype=np.float32),
+        "ch4": np.ascontiguousarray(ch4, dtype=np.float32),
+        "modality_mask": np.ascontiguousarray(modality_mask, dtype=np.float32),
+    }
     names = [o.name for o in session.get_outputs()]
     return dict(zip(names, session.run(names, feeds), strict=True))
 
 
 def tensor_specs(args: list[Any]) -> list[TensorSpec]:
     """ORT's NodeArgs as contract specs (a dynamic dimension keeps its symbolic name)."""
-    return [TensorSpec(a.name, _ORT_TYPES.get(a.type, a.type),
-                       tuple(d if isinstance(d, int) else str(d) for d in a.shape)) for a in args]
+    return [
+        TensorSpec(a.name, _ORT_TYPES.get(a.type, a.type), tuple(d if isinstance(d, int) else str(d) for d in a.shape))
+        for a in args
+    ]
 
 
 def session_contract(session: ort.InferenceSession, source: str) -> ModelContract:
@@ -124,11 +158,13 @@ class OnnxBackend:
 
     name = "onnxruntime"
 
-    def __init__(self, path: str | Path, device: str = "auto", threads: int | None = None,
-                 spinning: bool = False) -> None:
+    def __init__(
+        self, path: str | Path, device: str = "auto", threads: int | None = None, spinning: bool = False
+    ) -> None:
         self.path = Path(path)
-        self.session = open_session(self.path, device, threads, quantized=_needs_int8_engine(self.path, device),
-                                    spinning=spinning)
+        self.session = open_session(
+            self.path, device, threads, quantized=_needs_int8_engine(self.path, device), spinning=spinning
+        )
         self.contract = session_contract(self.session, str(self.path))
         self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
         self.providers = self.session.get_providers()

@@ -78,9 +78,16 @@ class Preprocessing:
         problems = [
             (width > 0 and height > 0, "input_size", f"expected positive (width, height), got {self.input_size}"),
             (self.uint8_scale > 0, "uint8_scale", f"expected a positive number, got {self.uint8_scale}"),
-            (0 <= low < high <= 65535, "uint16_range", f"expected [low, high] with 0 <= low < high <= 65535, "
-                                                       f"got {list(self.uint16_range)}"),
-            (self.resize in RESIZE_METHODS, "resize", f"expected one of {', '.join(RESIZE_METHODS)}, got {self.resize!r}"),
+            (
+                0 <= low < high <= 65535,
+                "uint16_range",
+                f"expected [low, high] with 0 <= low < high <= 65535, got {list(self.uint16_range)}",
+            ),
+            (
+                self.resize in RESIZE_METHODS,
+                "resize",
+                f"expected one of {', '.join(RESIZE_METHODS)}, got {self.resize!r}",
+            ),
         ]
         for ok, name, message in problems:
             if not ok:
@@ -129,8 +136,10 @@ class Preprocessing:
             low, high = (float(v) for v in data["uint16_range"])
             return cls((width, height), float(data["uint8_scale"]), (low, high), str(data["resize"]))
         except (KeyError, TypeError, ValueError) as exc:
-            raise FumeEdgeError(f"{source}: malformed preprocessing record ({type(exc).__name__}: {exc}); "
-                                "re-export the model with `fume-edge export`") from None
+            raise FumeEdgeError(
+                f"{source}: malformed preprocessing record ({type(exc).__name__}: {exc}); "
+                "re-export the model with `fume-edge export`"
+            ) from None
         except FumeEdgeError as exc:
             raise FumeEdgeError(f"{source}: {exc}") from None
 

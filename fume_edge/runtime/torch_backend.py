@@ -20,8 +20,11 @@ def resolve_device(device: str) -> torch.device:
     if kind == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if kind not in ("cpu", "cuda", "gpu") or (index and not index.isdigit()):
-        hint = (" (TensorRT runs exported models: `fume-edge export` it, then run the .onnx with --device tensorrt)"
-                if kind == "tensorrt" else "")
+        hint = (
+            " (TensorRT runs exported models: `fume-edge export` it, then run the .onnx with --device tensorrt)"
+            if kind == "tensorrt"
+            else ""
+        )
         raise FumeEdgeError(f"--device {device}: a .pt checkpoint runs in PyTorch on auto, cpu or cuda[:N]{hint}")
     if kind in ("cuda", "gpu") and not torch.cuda.is_available():
         raise FumeEdgeError(f"--device {device}: CUDA is not available to PyTorch here; use --device cpu")
@@ -54,7 +57,10 @@ class TorchBackend:
 
     @torch.inference_mode()
     def infer_batch(self, co2: np.ndarray, ch4: np.ndarray, modality_mask: np.ndarray) -> list[Prediction]:
-        tensors = [torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)).to(self.device) for a in (co2, ch4, modality_mask)]
+        tensors = [
+            torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)).to(self.device)
+            for a in (co2, ch4, modality_mask)
+        ]
         out = self.model(*tensors)
         outputs: dict[str, np.ndarray] = {}
         if PH_LOGITS in out:

@@ -28,7 +28,14 @@ from fume_edge.runtime.contract import INPUT_NAMES, ModelContract, TensorSpec
 from fume_edge.runtime.cuda_mem import CaptureFailed, CudaStream, device_info, open_stream
 from fume_edge.runtime.engine_sidecar import RunningOn, Sidecar, TensorInfo, compare_sidecar, read_sidecar
 from fume_edge.runtime.trt_module import (
-    LogSink, import_runtime_module, is_lean, l4t_release, make_logger, module_version, numpy_dtype_name, shape_of,
+    LogSink,
+    import_runtime_module,
+    is_lean,
+    l4t_release,
+    make_logger,
+    module_version,
+    numpy_dtype_name,
+    shape_of,
 )
 
 if TYPE_CHECKING:
@@ -60,16 +67,20 @@ def engine_io(engine: trt.ICudaEngine, module: Any) -> tuple[TensorInfo, ...]:
     for i in range(engine.num_io_tensors):
         name = engine.get_tensor_name(i)
         mode = "input" if engine.get_tensor_mode(name) == module.TensorIOMode.INPUT else "output"
-        specs.append(TensorInfo(name, numpy_dtype_name(engine.get_tensor_dtype(name)),
-                                shape_of(engine.get_tensor_shape(name)), mode))
+        specs.append(
+            TensorInfo(
+                name, numpy_dtype_name(engine.get_tensor_dtype(name)), shape_of(engine.get_tensor_shape(name)), mode
+            )
+        )
     return tuple(specs)
 
 
 def _read_plan(path: Path) -> bytes:
     data = path.read_bytes()
     if len(data) < 64:
-        raise FumeEdgeError(f"{path}: {len(data)} bytes is not a TensorRT engine (truncated?); rebuild it with "
-                            "`fume-edge build-engine`")
+        raise FumeEdgeError(
+            f"{path}: {len(data)} bytes is not a TensorRT engine (truncated?); rebuild it with `fume-edge build-engine`"
+        )
     return data
 
 
@@ -78,8 +89,14 @@ class TensorRTBackend:
 
     name = "tensorrt"
 
-    def __init__(self, path: str | Path, device: str = "auto", force: bool = False, cuda_graph: bool = False,
-                 verbose: bool = False) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        device: str = "auto",
+        force: bool = False,
+        cuda_graph: bool = False,
+        verbose: bool = False,
+    ) -> None:
         self.path = Path(path)
         if not self.path.is_file():
             raise FumeEdgeError(f"{self.path}: engine file not found; build one with `fume-edge build-engine`")
@@ -117,13 +134,17 @@ class TensorRTBackend:
         engine = runtime.deserialize_cuda_engine(_read_plan(self.path))
         if engine is None:
             detail = self._sink.errors[-1] if self._sink.errors else "no reason given"
-            raise FumeEdgeError(f"{self.path}: TensorRT {version} cannot load this engine ({detail[:200]}); "
-                                "it is corrupt or from another TensorRT/GPU: rebuild it with `fume-edge build-engine`")
+            raise FumeEdgeError(
+                f"{self.path}: TensorRT {version} cannot load this engine ({detail[:200]}); "
+                "it is corrupt or from another TensorRT/GPU: rebuild it with `fume-edge build-engine`"
+            )
         self.engine = engine
         self.io = engine_io(engine, module)
         if self.sidecar is not None and set(self.sidecar.io) != set(self.io):
-            raise FumeEdgeError(f"{self.path}: its sidecar describes another engine's inputs/outputs; rebuild it "
-                                "with `fume-edge build-engine`")
+            raise FumeEdgeError(
+                f"{self.path}: its sidecar describes another engine's inputs/outputs; rebuild it "
+                "with `fume-edge build-engine`"
+            )
         self._check_contract()
         self._bind_buffers()
 
@@ -140,8 +161,10 @@ class TensorRTBackend:
     def _check_contract(self) -> None:
         """The model contract from the ONNX metadata the sidecar carries, checked against the engine's real I/O."""
         self.contract = ModelContract.from_metadata(self.metadata, str(self.path))
-        specs = {mode: [TensorSpec(t.name, t.dtype, t.shape) for t in self.io if t.mode == mode]
-                 for mode in ("input", "output")}
+        specs = {
+            mode: [TensorSpec(t.name, t.dtype, t.shape) for t in self.io if t.mode == mode]
+            for mode in ("input", "output")
+        }
         self.contract.check_io(specs["input"], specs["output"])
 
     @property
@@ -187,8 +210,10 @@ class TensorRTBackend:
             if tensor.mode == "input":
                 self._stream.to_device(self._device[tensor.name], self._host[tensor.name])
         if not self.context.execute_async_v3(self._stream.handle):
-            raise FumeEdgeError(f"{self.path}: TensorRT could not enqueue the engine "
-                                f"({self._sink.errors[-1] if self._sink.errors else 'no reason given'})")
+            raise FumeEdgeError(
+                f"{self.path}: TensorRT could not enqueue the engine "
+                f"({self._sink.errors[-1] if self._sink.errors else 'no reason given'})"
+            )
         for tensor in self.io:
             if tensor.mode == "output":
                 self._stream.to_host(self._host[tensor.name], self._device[tensor.name])
@@ -213,13 +238,17 @@ class TensorRTBackend:
         assert self._stream is not None, "backend is closed"
         rows = len(co2)
         if not 1 <= rows <= self.max_batch:
-            raise FumeEdgeError(f"{self.path}: {rows} pairs in one call; this engine takes 1 to {self.max_batch} "
-                                "(its model's batch: re-export with `fume-edge export --batch N` and rebuild)")
+            raise FumeEdgeError(
+                f"{self.path}: {rows} pairs in one call; this engine takes 1 to {self.max_batch} "
+                "(its model's batch: re-export with `fume-edge export --batch N` and rebuild)"
+            )
         for name, value in zip(INPUT_NAMES, (co2, ch4, modality_mask), strict=True):
             host = self._host[name]
             if len(value) != rows or value[0].size != host[0].size:
-                raise FumeEdgeError(f"{self.path}: input {name} has shape {value.shape}, the engine takes "
-                                    f"{rows} rows of {host.shape[1:]}")
+                raise FumeEdgeError(
+                    f"{self.path}: input {name} has shape {value.shape}, the engine takes "
+                    f"{rows} rows of {host.shape[1:]}"
+                )
             np.copyto(host[:rows], value.reshape((rows, *host.shape[1:])), casting="same_kind")
         if self._graph:
             self._stream.replay()

@@ -92,8 +92,13 @@ def module_version(module: ModuleType) -> str:
 
 
 LOG = logging.getLogger("fume_edge.tensorrt")
-LOG_LEVELS = {"INTERNAL_ERROR": logging.CRITICAL, "ERROR": logging.ERROR, "WARNING": logging.WARNING,
-              "INFO": logging.INFO, "VERBOSE": logging.DEBUG}
+LOG_LEVELS = {
+    "INTERNAL_ERROR": logging.CRITICAL,
+    "ERROR": logging.ERROR,
+    "WARNING": logging.WARNING,
+    "INFO": logging.INFO,
+    "VERBOSE": logging.DEBUG,
+}
 
 
 class LogSink:
@@ -131,8 +136,16 @@ def make_logger(module: ModuleType, sink: LogSink) -> object:
 
 
 # TensorRT DataType member names → numpy dtype names (the engine's I/O as the sidecar records it).
-NUMPY_DTYPES = {"FLOAT": "float32", "HALF": "float16", "BF16": "bfloat16", "INT8": "int8", "UINT8": "uint8",
-                "INT32": "int32", "INT64": "int64", "BOOL": "bool"}
+NUMPY_DTYPES = {
+    "FLOAT": "float32",
+    "HALF": "float16",
+    "BF16": "bfloat16",
+    "INT8": "int8",
+    "UINT8": "uint8",
+    "INT32": "int32",
+    "INT64": "int64",
+    "BOOL": "bool",
+}
 
 
 def numpy_dtype_name(datatype: object) -> str:

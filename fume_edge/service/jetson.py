@@ -56,7 +56,7 @@ def lookup(l4t: str, table: Path = TABLE) -> JetPack | None:
     best: list[str] | None = None
     for row in body:
         prefix = row[0].split(".")
-        if parts[:len(prefix)] == prefix and (best is None or len(prefix) > len(best[0].split("."))):
+        if parts[: len(prefix)] == prefix and (best is None or len(prefix) > len(best[0].split("."))):
             best = row
     if best is None:
         return None
@@ -95,10 +95,15 @@ def _pinned(min_file: Path, max_file: Path) -> bool | None:
 def clocks_locked(root: Path = Path("/")) -> bool | None:
     """True when every online CPU and the GPU run with minimum = maximum frequency (what `jetson_clocks` sets);
     None when the frequencies cannot be read."""
-    checks = [_pinned(p / "scaling_min_freq", p / "scaling_max_freq")
-              for p in sorted((root / "sys/devices/system/cpu").glob("cpu[0-9]*/cpufreq"))]
-    checks += [_pinned(p / "min_freq", p / "max_freq") for p in sorted((root / "sys/class/devfreq").glob("*"))
-               if p.name.endswith(_GPU_DEVFREQ)]
+    checks = [
+        _pinned(p / "scaling_min_freq", p / "scaling_max_freq")
+        for p in sorted((root / "sys/devices/system/cpu").glob("cpu[0-9]*/cpufreq"))
+    ]
+    checks += [
+        _pinned(p / "min_freq", p / "max_freq")
+        for p in sorted((root / "sys/class/devfreq").glob("*"))
+        if p.name.endswith(_GPU_DEVFREQ)
+    ]
     if not checks or None in checks:
         return None
     return all(checks)
@@ -115,8 +120,9 @@ class BenchConditions:
 
     def summary(self) -> str:
         clocks = {True: "clocks locked", False: "clocks not locked", None: "clocks unknown"}[self.clocks_locked]
-        return (f"JetPack {self.jetpack or 'unknown'} (L4T {self.l4t}), power mode {self.power_mode or 'unknown'}, "
-                f"{clocks}")
+        return (
+            f"JetPack {self.jetpack or 'unknown'} (L4T {self.l4t}), power mode {self.power_mode or 'unknown'}, {clocks}"
+        )
 
     def advice(self) -> str | None:
         """The commands for reproducible figures, when the conditions are not the documented ones."""

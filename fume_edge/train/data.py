@@ -33,10 +33,16 @@ def _split(config: TrainConfig, key: str, train: bool) -> PairedFrameDataset:
     settings = config.data
     path = settings.split_path(getattr(settings, key))
     if not path.is_file():
-        raise FumeEdgeError(f"{path}: split not found; pass --data DIR holding it (from `fume-edge pair`) "
-                            f"or set data.{key}")
-    return PairedFrameDataset(path, train=train, config=load_data_config(settings.settings),
-                              modality_dropout=settings.modality_dropout, preprocessing=settings.preprocessing())
+        raise FumeEdgeError(
+            f"{path}: split not found; pass --data DIR holding it (from `fume-edge pair`) or set data.{key}"
+        )
+    return PairedFrameDataset(
+        path,
+        train=train,
+        config=load_data_config(settings.settings),
+        modality_dropout=settings.modality_dropout,
+        preprocessing=settings.preprocessing(),
+    )
 
 
 def load_splits(config: TrainConfig) -> Splits:
@@ -53,8 +59,10 @@ def require_every_class(dataset: PairedFrameDataset, config: TrainConfig) -> Non
     missing = [name for i, name in enumerate(PH_CLASS_NAMES) if counts[i] == 0]
     if missing:
         path = config.data.split_path(config.data.train_csv)
-        raise FumeEdgeError(f"{path}: no {missing[0]} samples in the training split; every pH class needs training "
-                            "samples (add data or re-split with `fume-edge pair`)")
+        raise FumeEdgeError(
+            f"{path}: no {missing[0]} samples in the training split; every pH class needs training "
+            "samples (add data or re-split with `fume-edge pair`)"
+        )
 
 
 def epoch_indices(dataset: PairedFrameDataset, config: TrainConfig, epoch: int) -> list[int]:
@@ -70,14 +78,24 @@ def epoch_indices(dataset: PairedFrameDataset, config: TrainConfig, epoch: int) 
 def train_loader(dataset: PairedFrameDataset, config: TrainConfig, ctx: DistContext, epoch: int) -> DataLoader:
     """This rank's batches for `epoch`. Worker seeds come from (seed, epoch) too, so augmentations replay."""
     indices = shard(epoch_indices(dataset, config, epoch), ctx, equal=True)
-    return DataLoader(dataset, batch_size=config.batch_size, sampler=indices, num_workers=config.data.num_workers,
-                      generator=torch.Generator().manual_seed(config.seed + epoch),
-                      pin_memory=ctx.device.type == "cuda")
+    return DataLoader(
+        dataset,
+        batch_size=config.batch_size,
+        sampler=indices,
+        num_workers=config.data.num_workers,
+        generator=torch.Generator().manual_seed(config.seed + epoch),
+        pin_memory=ctx.device.type == "cuda",
+    )
 
 
 def val_loader(dataset: PairedFrameDataset, config: TrainConfig, ctx: DistContext) -> DataLoader:
     """This rank's validation batches: every sample once (or `max_val_samples` spread evenly over the split)."""
     count = min(config.data.max_val_samples or len(dataset), len(dataset))
     indices = np.linspace(0, len(dataset) - 1, count).round().astype(int).tolist()
-    return DataLoader(dataset, batch_size=config.batch_size, sampler=shard(indices, ctx, equal=False),
-                      num_workers=config.data.num_workers, pin_memory=ctx.device.type == "cuda")
+    return DataLoader(
+        dataset,
+        batch_size=config.batch_size,
+        sampler=shard(indices, ctx, equal=False),
+        num_workers=config.data.num_workers,
+        pin_memory=ctx.device.type == "cuda",
+    )

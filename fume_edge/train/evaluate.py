@@ -64,8 +64,12 @@ def modality_inputs(item: dict[str, Any]) -> dict[str, dict[str, Any]]:
     out = {}
     for name, (use_co2, use_ch4) in cases.items():
         keep = np.array([use_co2, use_ch4], np.float32)
-        out[name] = {**item, "co2": item["co2"] * keep[0], "ch4": item["ch4"] * keep[1],
-                     "modality_mask": item["modality_mask"] * keep}
+        out[name] = {
+            **item,
+            "co2": item["co2"] * keep[0],
+            "ch4": item["ch4"] * keep[1],
+            "modality_mask": item["modality_mask"] * keep,
+        }
     return out
 
 
@@ -94,8 +98,9 @@ def evaluate_file(
     with load_backend(model, device=device) as backend:
         from fume_edge.data.dataset import PairedFrameDataset  # torch: the training reader, as validation scores
 
-        dataset = PairedFrameDataset(data, train=False, config=load_data_config(data_settings),
-                                     preprocessing=backend.contract.preprocessing)
+        dataset = PairedFrameDataset(
+            data, train=False, config=load_data_config(data_settings), preprocessing=backend.contract.preprocessing
+        )
         count = len(dataset) if limit is None else min(limit, len(dataset))
         items = ({k: v.numpy() for k, v in dataset[index].items()} for index in range(count))
         return evaluate_items(backend, str(model), data, count, items, progress)
@@ -105,9 +110,14 @@ def labelled_item(sample: LabelledInput) -> dict[str, Any]:
     """A calibration reader's sample (numpy/OpenCV only, no torch) as an evaluation item."""
     height, width = sample.co2.shape[-2:]
     empty = np.zeros((height, width), np.uint8)
-    return {"co2": sample.co2[0], "ch4": sample.ch4[0], "modality_mask": sample.modality_mask[0],
-            "ph_class": sample.ph_class, "co2_mask": empty if sample.co2_mask is None else sample.co2_mask,
-            "ch4_mask": empty if sample.ch4_mask is None else sample.ch4_mask}
+    return {
+        "co2": sample.co2[0],
+        "ch4": sample.ch4[0],
+        "modality_mask": sample.modality_mask[0],
+        "ph_class": sample.ph_class,
+        "co2_mask": empty if sample.co2_mask is None else sample.co2_mask,
+        "ch4_mask": empty if sample.ch4_mask is None else sample.ch4_mask,
+    }
 
 
 def evaluate_items(
@@ -139,8 +149,13 @@ def evaluate_items(
         if progress is not None and task is not None:
             progress.advance(task)
     return EvalReport(
-        model=model, backend=backend.name, data=str(data), samples=count, input_size=(size[0], size[1]),
-        seconds=round(time.perf_counter() - started, 3), metrics=accumulator.compute(),
+        model=model,
+        backend=backend.name,
+        data=str(data),
+        samples=count,
+        input_size=(size[0], size[1]),
+        seconds=round(time.perf_counter() - started, 3),
+        metrics=accumulator.compute(),
         confusion_matrix=None if accumulator.ph is None else accumulator.ph.tolist(),
         by_modality={case: acc.compute() for case, acc in by_case.items() if case_samples[case]},
         modality_samples=case_samples,
@@ -156,7 +171,8 @@ def modality_table(report: EvalReport) -> Table:
     table = Table(title="by modality (each pair also scored with one camera masked out)")
     table.add_column("metric", no_wrap=True)
     columns = [("as recorded", report.metrics, report.samples)] + [
-        (case, report.by_modality[case], report.modality_samples[case]) for case in report.by_modality]
+        (case, report.by_modality[case], report.modality_samples[case]) for case in report.by_modality
+    ]
     for name, _, n in columns:
         table.add_column(f"{name}\nn={n}", justify="right")
     for row in MODALITY_ROWS:
@@ -167,19 +183,31 @@ def modality_table(report: EvalReport) -> Table:
     return table
 
 
-def eval_command(model: Path, data: Path, json_path: Path | None, device: str, data_settings: Path | None,
-                 limit: int | None) -> EvalReport:
+def eval_command(
+    model: Path, data: Path, json_path: Path | None, device: str, data_settings: Path | None, limit: int | None
+) -> EvalReport:
     """Score, print the metrics table, write the JSON (to `json_path`, or stdout when it is `-`)."""
     json_to_stdout = json_path is not None and str(json_path) == "-"
-    bars = Progress(BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console,
-                    disable=json_to_stdout, transient=True)
+    bars = Progress(
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        disable=json_to_stdout,
+        transient=True,
+    )
     with bars:
         report = evaluate_file(model, data, device=device, data_settings=data_settings, limit=limit, progress=bars)
     if json_to_stdout:
         print(report.to_json())
         return report
-    console.print(metrics_table(report.metrics, f"{Path(model).name} on {data.name} ({report.samples} samples, "
-                                                f"{report.backend}, {report.input_size[0]}x{report.input_size[1]})"))
+    console.print(
+        metrics_table(
+            report.metrics,
+            f"{Path(model).name} on {data.name} ({report.samples} samples, "
+            f"{report.backend}, {report.input_size[0]}x{report.input_size[1]})",
+        )
+    )
     console.print(modality_table(report))
     if json_path is not None:
         json_path.parent.mkdir(parents=True, exist_ok=True)

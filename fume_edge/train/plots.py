@@ -58,8 +58,15 @@ def plot_confusion(cm: np.ndarray, path: str | Path, names: Sequence[str] = PH_C
     ax = fig.subplots()
     image = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
     fig.colorbar(image, ax=ax, fraction=0.046, label="share of true class")
-    ax.set(xticks=range(len(names)), yticks=range(len(names)), xticklabels=names, yticklabels=names,
-           xlabel="predicted", ylabel="true", title="pH confusion matrix")
+    ax.set(
+        xticks=range(len(names)),
+        yticks=range(len(names)),
+        xticklabels=names,
+        yticklabels=names,
+        xlabel="predicted",
+        ylabel="true",
+        title="pH confusion matrix",
+    )
     for i in range(cm.shape[0]):
         for j in range(cm.shape[1]):
             ax.text(j, i, str(int(cm[i, j])), ha="center", va="center", color="white" if share[i, j] > 0.5 else "black")
@@ -100,13 +107,18 @@ def plot_overlays(samples: Sequence[Mapping[str, np.ndarray]], path: str | Path)
                 ax.set_title(f"{gas.upper()} {kind}")
         if columns:
             axes[row, 0].set_ylabel(ph_label(sample), fontsize=8)
-    fig.legend(handles=[Patch(color=_SEG_COLOURS[i, :3].tolist(), label=name) for i, name in enumerate(SEG_CLASS_NAMES) if i],
-               loc="lower center", ncol=len(SEG_CLASS_NAMES), frameon=False, title="mask colours")
+    fig.legend(
+        handles=[Patch(color=_SEG_COLOURS[i, :3].tolist(), label=name) for i, name in enumerate(SEG_CLASS_NAMES) if i],
+        loc="lower center",
+        ncol=len(SEG_CLASS_NAMES),
+        frameon=False,
+        title="mask colours",
+    )
     return _save(fig, path)
 
 
 def ph_label(sample: Mapping[str, np.ndarray]) -> str:
-    """"pH true Acidotic / pred Healthy" for a row of overlays (true only for a model without a pH head)."""
+    """ "pH true Acidotic / pred Healthy" for a row of overlays (true only for a model without a pH head)."""
     label = f"pH true {PH_CLASS_NAMES[int(sample['ph_true'])]}"
     if "ph_pred" in sample:
         label += f"\npred {PH_CLASS_NAMES[int(sample['ph_pred'])]}"

@@ -102,8 +102,12 @@ def make_checkpoint(
         arch_kwargs=dict(config.model_kwargs),
         state_dict=cpu_state_dict(unwrap(model)),
         preprocessing=config.data.preprocessing(),
-        provenance={"trained_by": "fume-edge train", "seed": config.seed, "config": config.to_dict(),
-                    "metrics": {k: v for k, v in metrics.items() if not math.isnan(v)}},
+        provenance={
+            "trained_by": "fume-edge train",
+            "seed": config.seed,
+            "config": config.to_dict(),
+            "metrics": {k: v for k, v in metrics.items() if not math.isnan(v)},
+        },
         extra={"resume": resume} if resume is not None else {},
     )
 

@@ -57,8 +57,14 @@ class RunLog:
                 raise FumeEdgeError(
                     "logging.wandb: wandb is not installed; `pip install wandb` or set it to false"
                 ) from None
-            self._wandb = wandb.init(project=settings.wandb_project, name=run_dir.name, dir=str(run_dir),
-                                     config=config, resume="allow", id=run_dir.name)
+            self._wandb = wandb.init(
+                project=settings.wandb_project,
+                name=run_dir.name,
+                dir=str(run_dir),
+                config=config,
+                resume="allow",
+                id=run_dir.name,
+            )
 
     def _rewrite(self) -> None:
         with self.path.open("w", newline="", encoding="utf-8") as fh:

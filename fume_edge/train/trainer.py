@@ -54,8 +54,9 @@ def _run_dir(config: TrainConfig, ctx: distributed.DistContext) -> Path:
     name = distributed.broadcast_object(ctx, config.run_name or f"{config.model}-{stamp}")
     run_dir = Path(config.output_dir) / name
     if (run_dir / "last.pt").exists():
-        raise FumeEdgeError(f"{run_dir}: a run already exists there; set another run_name or resume from "
-                            f"{run_dir / 'last.pt'}")
+        raise FumeEdgeError(
+            f"{run_dir}: a run already exists there; set another run_name or resume from {run_dir / 'last.pt'}"
+        )
     return run_dir
 
 
@@ -72,8 +73,10 @@ def _load_weights(model: nn.Module, path: str | Path, architecture: str) -> Chec
     """Load a checkpoint's weights into `model` (same architecture, strict); returns the checkpoint."""
     checkpoint = load_checkpoint(path)
     if checkpoint.architecture != architecture:
-        raise FumeEdgeError(f"{path}: holds a {checkpoint.architecture!r} model, not {architecture!r}; "
-                            "set model to match or start from another checkpoint")
+        raise FumeEdgeError(
+            f"{path}: holds a {checkpoint.architecture!r} model, not {architecture!r}; "
+            "set model to match or start from another checkpoint"
+        )
     model.load_state_dict(checkpoint.build_model().state_dict())
     return checkpoint
 
@@ -81,8 +84,14 @@ def _load_weights(model: nn.Module, path: str | Path, architecture: str) -> Chec
 class Trainer:
     """One training run on this rank. Build it, then `run()`; `train()` is the convenient entry point."""
 
-    def __init__(self, config: TrainConfig, ctx: distributed.DistContext, resume: Path | None, console: Console,
-                 show_progress: bool) -> None:
+    def __init__(
+        self,
+        config: TrainConfig,
+        ctx: distributed.DistContext,
+        resume: Path | None,
+        console: Console,
+        show_progress: bool,
+    ) -> None:
         self.config, self.ctx, self.console, self.show_progress = config, ctx, console, show_progress
         state.seed_everything(config.seed)
         self.splits = train_data.load_splits(config)
@@ -161,18 +170,38 @@ class Trainer:
         def on_batch(step: int, parts: dict[str, float]) -> None:
             progress_bar.update(batch_task, completed=step + 1, info=f"loss {parts['loss']:.4f}")
 
-        train_losses = train_epoch(self.model, loader, self.loss_fn, self.optimizer, self.scaler, self.ctx.device,
-                                   self.amp, self.config.optim.grad_clip, on_batch)
+        train_losses = train_epoch(
+            self.model,
+            loader,
+            self.loss_fn,
+            self.optimizer,
+            self.scaler,
+            self.ctx.device,
+            self.amp,
+            self.config.optim.grad_clip,
+            on_batch,
+        )
         self.scheduler.step()
         train_sum = distributed.sum_array(self.ctx, train_losses.as_array())
         train_losses.load_array(train_sum)
         progress_bar.update(batch_task, info="validating")
         keep = self.config.logging.overlay_samples if self.ctx.is_main else 0
-        result = evaluate(state.unwrap(self.model), train_data.val_loader(self.splits.val, self.config, self.ctx),
-                          self.loss_fn, self.ctx.device, self.amp, keep)
+        result = evaluate(
+            state.unwrap(self.model),
+            train_data.val_loader(self.splits.val, self.config, self.ctx),
+            self.loss_fn,
+            self.ctx.device,
+            self.amp,
+            keep,
+        )
         val_losses, metrics = _gathered(self.ctx, result)
-        row = {"epoch": epoch, "lr": lr, "seconds": time.perf_counter() - started,
-               "train_samples": int(train_losses.count), "val_samples": int(result.meter.count)}
+        row = {
+            "epoch": epoch,
+            "lr": lr,
+            "seconds": time.perf_counter() - started,
+            "train_samples": int(train_losses.count),
+            "val_samples": int(result.meter.count),
+        }
         row.update({f"train_{k}": v for k, v in train_losses.means().items()})
         row.update({f"val_{k}": v for k, v in val_losses.items()})
         row.update({f"val_{k}": v for k, v in metrics.items()})
@@ -186,8 +215,10 @@ class Trainer:
         config, ctx = self.config, self.ctx
         if ctx.is_main:
             self._start_files()
-            self.console.print(f"[bold]{config.model}[/] ({count_parameters(state.unwrap(self.model)):,} parameters) "
-                               f"on {ctx.device} x{ctx.world_size} -> {self.run_dir}")
+            self.console.print(
+                f"[bold]{config.model}[/] ({count_parameters(state.unwrap(self.model)):,} parameters) "
+                f"on {ctx.device} x{ctx.world_size} -> {self.run_dir}"
+            )
         distributed.barrier(ctx)
         enabled = self.show_progress and ctx.is_main
         stopped = self._patience_spent()  # resuming a run that had already stopped early trains no further
@@ -205,14 +236,19 @@ class Trainer:
                     self._save(row, improved)
                     self._plot(result, improved, final=stopped or self.progress.epoch == config.epochs)
                     bars.console.print(epoch_summary(row, improved))
-                bars.update(epoch_task, completed=self.progress.epoch,
-                            info=f"best {config.monitor} {percent(self.progress.best)} @ {self.progress.best_epoch}")
+                bars.update(
+                    epoch_task,
+                    completed=self.progress.epoch,
+                    info=f"best {config.monitor} {percent(self.progress.best)} @ {self.progress.best_epoch}",
+                )
                 distributed.barrier(ctx)
         if ctx.is_main and self.log is not None:
             self.log.close()
             reason = f"early stop: {config.patience} epochs without a better {config.monitor}" if stopped else "done"
-            self.console.print(f"{reason}: best {config.monitor} {percent(self.progress.best)} at epoch "
-                               f"{self.progress.best_epoch}; {self.run_dir / 'best.pt'}")
+            self.console.print(
+                f"{reason}: best {config.monitor} {percent(self.progress.best)} at epoch "
+                f"{self.progress.best_epoch}; {self.run_dir / 'best.pt'}"
+            )
             print_next(*next_commands(config, self.run_dir), out=self.console)
         return self.run_dir
 
@@ -226,14 +262,27 @@ def resumed_layer(path: Path) -> Layer:
     return mapping_layer(saved, f"{path}:config")
 
 
-def command_config(config_path: Path | None, resume: Path | None, data: Path | None = None, model: str | None = None,
-                   *, epochs: int | None = None, size: tuple[int, int] | None = None, batch: int | None = None,
-                   name: str | None = None) -> TrainConfig:
+def command_config(
+    config_path: Path | None,
+    resume: Path | None,
+    data: Path | None = None,
+    model: str | None = None,
+    *,
+    epochs: int | None = None,
+    size: tuple[int, int] | None = None,
+    batch: int | None = None,
+    name: str | None = None,
+) -> TrainConfig:
     """The configuration `fume-edge train` runs: the YAML (or, resuming without one, the run's own), then flags."""
     under = [resumed_layer(resume)] if resume is not None and config_path is None else []
-    options = given(("data.root", data and str(data), "--data"), ("model", model, "--model"),
-                    ("epochs", epochs, "--epochs"), ("data.image_size", size, "--size"),
-                    ("batch_size", batch, "--batch"), ("run_name", name, "--name"))
+    options = given(
+        ("data.root", data and str(data), "--data"),
+        ("model", model, "--model"),
+        ("epochs", epochs, "--epochs"),
+        ("data.image_size", size, "--size"),
+        ("batch_size", batch, "--batch"),
+        ("run_name", name, "--name"),
+    )
     return resolve_config(TrainConfig, config_path, options, under=under).config
 
 
@@ -244,8 +293,9 @@ def next_commands(config: TrainConfig, run_dir: Path) -> tuple[str, ...]:
     return (f"fume-edge eval {best} --data {test_csv}", f"fume-edge export {best} -o engines/{run_dir.name}.onnx")
 
 
-def train(config: TrainConfig, resume: Path | None = None, console: Console | None = None,
-          show_progress: bool = True) -> Path:
+def train(
+    config: TrainConfig, resume: Path | None = None, console: Console | None = None, show_progress: bool = True
+) -> Path:
     """Train with `config` (continuing the run of `resume` when given); under `torchrun` every rank calls this."""
     ctx = distributed.setup(config.device)
     try:

@@ -75,15 +75,18 @@ def stored_token(state_dir: Path) -> tuple[str, Path]:
             os.chmod(path, 0o600)
             if len(token) >= MIN_TOKEN_CHARS:
                 return token, path
-            raise FumeEdgeError(f"{path}: not a token fume-edge made (too short); delete the file and start again "
-                                "to make a new one") from None
+            raise FumeEdgeError(
+                f"{path}: not a token fume-edge made (too short); delete the file and start again to make a new one"
+            ) from None
         token = secrets.token_urlsafe(24)
         with os.fdopen(fd, "w") as out:
             out.write(token + "\n")
         return token, path
     except OSError as exc:
-        raise FumeEdgeError(f"{path}: cannot keep the web access token there ({exc.strerror}); set "
-                            "http.token_file or $FUME_EDGE_TOKEN instead") from None
+        raise FumeEdgeError(
+            f"{path}: cannot keep the web access token there ({exc.strerror}); set "
+            "http.token_file or $FUME_EDGE_TOKEN instead"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -94,16 +97,17 @@ class AccessPolicy:
     token_file: Path | None = None  # where a generated token is kept
 
     @classmethod
-    def for_listen(cls, host: str, configured: str | None, public_read: bool,
-                   state_dir: Path | None) -> AccessPolicy:
+    def for_listen(cls, host: str, configured: str | None, public_read: bool, state_dir: Path | None) -> AccessPolicy:
         """The configured token (long enough beyond loopback), else the generated one: kept in `state_dir`, or
         for this process only when it is None (a server that may not write, e.g. on a read-only archive)."""
         loopback = is_loopback(host)
         if configured is not None:
             if not loopback and len(configured) < MIN_TOKEN_CHARS:
-                raise FumeEdgeError(f"{host}: the access token has {len(configured)} characters; serving "
-                                    f"beyond this machine needs at least {MIN_TOKEN_CHARS} (e.g. from "
-                                    "`python -c 'import secrets; print(secrets.token_urlsafe(24))'`)")
+                raise FumeEdgeError(
+                    f"{host}: the access token has {len(configured)} characters; serving "
+                    f"beyond this machine needs at least {MIN_TOKEN_CHARS} (e.g. from "
+                    "`python -c 'import secrets; print(secrets.token_urlsafe(24))'`)"
+                )
             return cls(configured, loopback or public_read)
         if state_dir is None:
             return cls(secrets.token_urlsafe(24), loopback or public_read, generated=True)

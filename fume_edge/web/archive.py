@@ -30,8 +30,13 @@ def archive_info(store: AlertStore, db: Path) -> dict[str, str]:
     runs = store.runs(1)
     device = runs[0]["device_id"] if runs else db.stem
     model_sha = (runs[0].get("model_sha") if runs else None) or ""
-    return {"device_id": device, "model": f"stored database {db.name}", "model_sha256": model_sha,
-            "backend": "no live run", "version": __version__}
+    return {
+        "device_id": device,
+        "model": f"stored database {db.name}",
+        "model_sha256": model_sha,
+        "backend": "no live run",
+        "version": __version__,
+    }
 
 
 def serve_archive(db: Path, listen: str, snapshots: Path | None, hostnames: tuple[str, ...], console: Console) -> None:
@@ -39,12 +44,21 @@ def serve_archive(db: Path, listen: str, snapshots: Path | None, hostnames: tupl
     host, port = parse_listen(listen)
     folder = snapshots if snapshots is not None else db.parent / "snapshots"
     if snapshots is not None and not snapshots.is_dir():
-        raise FumeEdgeError(f"--snapshots {snapshots}: no such folder; pass the snapshots folder copied with the "
-                            "database, or leave the option out")
+        raise FumeEdgeError(
+            f"--snapshots {snapshots}: no such folder; pass the snapshots folder copied with the "
+            "database, or leave the option out"
+        )
     access = AccessPolicy.for_listen(host, load_token(None, TOKEN_ENV), public_read=False, state_dir=None)
     with AlertStore(db, readonly=True) as store:
-        sources = WebSources(None, None, store, folder.resolve() if folder.is_dir() else None,
-                             archive_info(store, db), stale_after_s=0.0, access=access_note(access))
+        sources = WebSources(
+            None,
+            None,
+            store,
+            folder.resolve() if folder.is_dir() else None,
+            archive_info(store, db),
+            stale_after_s=0.0,
+            access=access_note(access),
+        )
         with WebServer(build_app(sources, access, None, known_names(hostnames)), host, port) as server:
             url = f"{server.url}/" if access.open_reads else access.page_url(server.url)
             with StopSignals() as signals:

@@ -54,23 +54,45 @@ class WebRun:
         self.config = config
         self.host, self.port = parse_listen(config.listen)
         width = page_width(config.frame_width, size[0])
-        self.access = AccessPolicy.for_listen(self.host, load_token(config.token_file, config.token_env),
-                                              config.public_read, state_dir)
-        self.feed = LiveFeed(cameras, (width, round(width * size[1] / size[0])), frame_fps=config.frame_fps,
-                             jpeg_quality=config.jpeg_quality)
+        self.access = AccessPolicy.for_listen(
+            self.host, load_token(config.token_file, config.token_env), config.public_read, state_dir
+        )
+        self.feed = LiveFeed(
+            cameras,
+            (width, round(width * size[1] / size[0])),
+            frame_fps=config.frame_fps,
+            jpeg_quality=config.jpeg_quality,
+        )
         self.registry = CollectorRegistry()
 
-    def serve(self, pipeline: Pipeline, service: AlertService, *, db: str, snapshot_dir: str | None,
-              info: Mapping[str, str], stack: ExitStack, installer: RemoteInstaller | None = None) -> WebServer:
+    def serve(
+        self,
+        pipeline: Pipeline,
+        service: AlertService,
+        *,
+        db: str,
+        snapshot_dir: str | None,
+        info: Mapping[str, str],
+        stack: ExitStack,
+        installer: RemoteInstaller | None = None,
+    ) -> WebServer:
         """Start serving (until `stack` closes) what `pipeline` and the alert database at `db` hold; model installs
         from the page go to `installer` (none: the page cannot install)."""
         self.feed.on_each = StageHistograms(self.registry, lambda: pipeline.counters).update
         rates = StationRates()
         self.registry.register(PipelineCollector(lambda: pipeline.snapshot, rates, lambda: self.feed.encoded, info))
         store = stack.enter_context(AlertStore(db))
-        sources = WebSources(pipeline, self.feed, store, None if snapshot_dir is None else Path(snapshot_dir).resolve(),
-                             info, self.config.stale_after_s, access_note(self.access), installer=installer,
-                             rates=rates)
+        sources = WebSources(
+            pipeline,
+            self.feed,
+            store,
+            None if snapshot_dir is None else Path(snapshot_dir).resolve(),
+            info,
+            self.config.stale_after_s,
+            access_note(self.access),
+            installer=installer,
+            rates=rates,
+        )
         app = build_app(sources, self.access, self.registry, known_names(self.config.hostnames))
         return stack.enter_context(WebServer(app, self.host, self.port))
 

@@ -42,8 +42,15 @@ class _Jpeg:
 class LiveFeed:
     """Published by the loop (`on_result`), read by the web threads (`latest`, `fps`, `jpeg`)."""
 
-    def __init__(self, cameras: tuple[str, ...], size: tuple[int, int], *, frame_fps: float, jpeg_quality: int,
-                 on_each: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        cameras: tuple[str, ...],
+        size: tuple[int, int],
+        *,
+        frame_fps: float,
+        jpeg_quality: int,
+        on_each: Callable[[], None] | None = None,
+    ) -> None:
         """`size`: (width, height) of the camera images served."""
         self.cameras, self.size = cameras, size
         self.frame_interval_s, self.jpeg_quality = 1.0 / frame_fps, jpeg_quality

@@ -105,8 +105,11 @@ class AuthFailures:
         self._clients.add(client)
         if self._logged_at is not None and now - self._logged_at < self.log_every_s:
             return
-        LOG.warning("web: %d requests refused for a wrong access token and %d held back for repeated wrong tokens "
-                    "(from %s) since the last such line; the next one comes a minute or more after this one",
-                    self._refused, self._limited,
-                    ", ".join(sorted(self._clients)[:5]) + (" ..." if len(self._clients) > 5 else ""))
+        LOG.warning(
+            "web: %d requests refused for a wrong access token and %d held back for repeated wrong tokens "
+            "(from %s) since the last such line; the next one comes a minute or more after this one",
+            self._refused,
+            self._limited,
+            ", ".join(sorted(self._clients)[:5]) + (" ..." if len(self._clients) > 5 else ""),
+        )
         self._refused, self._limited, self._clients, self._logged_at = 0, 0, set(), now

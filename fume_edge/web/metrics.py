@@ -37,8 +37,13 @@ class StageHistograms:
     def __init__(self, registry: CollectorRegistry, counters: Callable[[], LoopCounters]) -> None:
         # `_created` series would show up as extra gauge families in the text format; scrapers know the start.
         disable_created_metrics()
-        self.histogram = Histogram(f"{PREFIX}_stage_seconds", "Time per inference in each pipeline stage",
-                                   ["stage"], registry=registry, buckets=BUCKETS)
+        self.histogram = Histogram(
+            f"{PREFIX}_stage_seconds",
+            "Time per inference in each pipeline stage",
+            ["stage"],
+            registry=registry,
+            buckets=BUCKETS,
+        )
         self._children = {stage: self.histogram.labels(stage) for stage in (*dict(_STAGES), "capture_to_result")}
         self._counters = counters
         self._last = LoopCounters()
@@ -56,24 +61,34 @@ class StageHistograms:
 class PipelineCollector(Collector):
     """Everything else, from the published snapshot (`LoopSnapshot`), the page's encode count and `info`."""
 
-    def __init__(self, snapshot: Callable[[], LoopSnapshot], rates: StationRates, encoded: Callable[[], int],
-                 info: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        snapshot: Callable[[], LoopSnapshot],
+        rates: StationRates,
+        encoded: Callable[[], int],
+        info: Mapping[str, str],
+    ) -> None:
         self._snapshot, self._rates, self._encoded, self._info = snapshot, rates, encoded, info
 
     def collect(self) -> Iterator[Any]:
         snapshot = self._snapshot()
         stats, fps = snapshot.stats, self._rates.fps(snapshot)
-        yield GaugeMetricFamily(f"{PREFIX}_inference_fps", "Inference results per second, all stations (last seconds)",
-                                value=fps[DEVICE])
+        yield GaugeMetricFamily(
+            f"{PREFIX}_inference_fps", "Inference results per second, all stations (last seconds)", value=fps[DEVICE]
+        )
         per_station: dict[str, GaugeMetricFamily | CounterMetricFamily] = {
-            "station_inference_fps": GaugeMetricFamily(f"{PREFIX}_station_inference_fps",
-                                                       "Inference results per second of the station (last seconds)",
-                                                       labels=["station"]),
+            "station_inference_fps": GaugeMetricFamily(
+                f"{PREFIX}_station_inference_fps",
+                "Inference results per second of the station (last seconds)",
+                labels=["station"],
+            ),
             "inferences": CounterMetricFamily(f"{PREFIX}_inferences", "Inferences run", labels=["station"]),
-            "degraded": CounterMetricFamily(f"{PREFIX}_degraded_inferences", "Inferences with one camera silent",
-                                            labels=["station"]),
-            "stale": CounterMetricFamily(f"{PREFIX}_stale_pairs", "Ready pairs skipped for a newer one (live mode)",
-                                         labels=["station"]),
+            "degraded": CounterMetricFamily(
+                f"{PREFIX}_degraded_inferences", "Inferences with one camera silent", labels=["station"]
+            ),
+            "stale": CounterMetricFamily(
+                f"{PREFIX}_stale_pairs", "Ready pairs skipped for a newer one (live mode)", labels=["station"]
+            ),
         }
         open_by_type = GaugeMetricFamily(f"{PREFIX}_open_alerts", "Open alerts by type", labels=["station", "type"])
         for sid, station in snapshot.stations.items():
@@ -87,28 +102,38 @@ class PipelineCollector(Collector):
         yield from self._cameras({sid: s.stats["cameras"] for sid, s in snapshot.stations.items()})
         yield open_by_type
         sinks = stats["sinks"]
-        yield GaugeMetricFamily(f"{PREFIX}_outbox_backlog", "Alert events waiting for the MQTT broker's ack",
-                                value=sinks["mqtt_unsent"])
-        yield GaugeMetricFamily(f"{PREFIX}_sink_queue", "Items waiting for the alert sink thread",
-                                value=sinks["queued"])
+        yield GaugeMetricFamily(
+            f"{PREFIX}_outbox_backlog", "Alert events waiting for the MQTT broker's ack", value=sinks["mqtt_unsent"]
+        )
+        yield GaugeMetricFamily(
+            f"{PREFIX}_sink_queue", "Items waiting for the alert sink thread", value=sinks["queued"]
+        )
         yield CounterMetricFamily(f"{PREFIX}_sink_errors", "Alert sink write failures", value=sinks["errors"])
-        yield CounterMetricFamily(f"{PREFIX}_alert_events_written", "Alert events committed to SQLite",
-                                  value=sinks["written"])
-        yield CounterMetricFamily(f"{PREFIX}_alert_events_dropped", "Alert events lost to a full sink queue",
-                                  value=sinks["dropped"])
-        yield CounterMetricFamily(f"{PREFIX}_web_frames_encoded", "Camera JPEGs encoded for page viewers",
-                                  value=self._encoded())
+        yield CounterMetricFamily(
+            f"{PREFIX}_alert_events_written", "Alert events committed to SQLite", value=sinks["written"]
+        )
+        yield CounterMetricFamily(
+            f"{PREFIX}_alert_events_dropped", "Alert events lost to a full sink queue", value=sinks["dropped"]
+        )
+        yield CounterMetricFamily(
+            f"{PREFIX}_web_frames_encoded", "Camera JPEGs encoded for page viewers", value=self._encoded()
+        )
         yield InfoMetricFamily(f"{PREFIX}_model", "The model and backend this run uses", value=dict(self._info))
 
     @staticmethod
     def _cameras(stations: dict[str, dict[str, dict[str, Any]]]) -> Iterator[Any]:
         """Per station and camera (gas): frames, garbage, reconnects, drops by reason, state."""
-        families = {key: CounterMetricFamily(f"{PREFIX}_camera_{key}", help_text, labels=["station", "camera"])
-                    for key, help_text in (("frames", "Frames delivered by the camera"),
-                                           ("garbage", "Unusable frames skipped"),
-                                           ("reconnects", "Reconnects after the camera was lost"))}
-        drops = CounterMetricFamily(f"{PREFIX}_camera_dropped", "Frames dropped, by reason",
-                                    labels=["station", "camera", "reason"])
+        families = {
+            key: CounterMetricFamily(f"{PREFIX}_camera_{key}", help_text, labels=["station", "camera"])
+            for key, help_text in (
+                ("frames", "Frames delivered by the camera"),
+                ("garbage", "Unusable frames skipped"),
+                ("reconnects", "Reconnects after the camera was lost"),
+            )
+        }
+        drops = CounterMetricFamily(
+            f"{PREFIX}_camera_dropped", "Frames dropped, by reason", labels=["station", "camera", "reason"]
+        )
         state = StateSetMetricFamily(f"{PREFIX}_camera_state", "Camera state", labels=["station", "camera"])
         for station, cameras in stations.items():
             for camera, values in cameras.items():

@@ -35,8 +35,14 @@ def _epoch(text: Any) -> float:
 
 
 Epoch = Annotated[float, BeforeValidator(_epoch)]
-_JSON_TYPES = {list: "an array", str: "a string", type(None): "null", int: "a number", float: "a number",
-               bool: "a boolean"}
+_JSON_TYPES = {
+    list: "an array",
+    str: "a string",
+    type(None): "null",
+    int: "a number",
+    float: "a number",
+    bool: "a boolean",
+}
 SubjectFilter = Annotated[str, Field(max_length=64)]
 StationFilter = Annotated[str, Field(min_length=1, max_length=64)]
 

@@ -40,8 +40,17 @@ from fume_edge.alerts.subject import check_subject, set_subject
 from fume_edge.errors import FumeEdgeError
 from fume_edge.web.access import AccessPolicy
 from fume_edge.web.guards import AuthFailures, HostGuard
-from fume_edge.web.schemas import (MAX_BODY_BYTES, AlertsQuery, BadRequest, ModelBody, StatusQuery, SubjectBody,
-                                   TrendQuery, parse, parse_json_body)
+from fume_edge.web.schemas import (
+    MAX_BODY_BYTES,
+    AlertsQuery,
+    BadRequest,
+    ModelBody,
+    StatusQuery,
+    SubjectBody,
+    TrendQuery,
+    parse,
+    parse_json_body,
+)
 from fume_edge.web.status import WebSources, alerts_page, health, status, trend
 
 STATIC = Path(str(resources.files("fume_edge.web") / "static"))
@@ -73,8 +82,9 @@ async def _body(request: Request) -> bytes:
     return b"".join(chunks)
 
 
-def build_app(src: WebSources, access: AccessPolicy, registry: CollectorRegistry | None,
-              allowed_hosts: list[str]) -> Starlette:
+def build_app(
+    src: WebSources, access: AccessPolicy, registry: CollectorRegistry | None, allowed_hosts: list[str]
+) -> Starlette:
     failures = AuthFailures()
 
     def client(request: Request) -> str:
@@ -95,13 +105,18 @@ def build_app(src: WebSources, access: AccessPolicy, registry: CollectorRegistry
         def guarded(request: Request) -> Response:
             if access.open_reads:
                 return handler(request)
-            return refused(request, access.may_read(request.headers, request.cookies),
-                           "this device needs its access token to show this") or handler(request)
+            return refused(
+                request,
+                access.may_read(request.headers, request.cookies),
+                "this device needs its access token to show this",
+            ) or handler(request)
+
         return guarded
 
     def live(handler: Handler) -> Handler:
         def only_live(request: Request) -> Response:
             return handler(request) if src.live else _error(404, NO_LIVE_RUN)
+
         return only_live
 
     def page(request: Request) -> Response:
@@ -116,9 +131,18 @@ def build_app(src: WebSources, access: AccessPolicy, registry: CollectorRegistry
 
     def api_alerts(request: Request) -> Response:
         q = parse(AlertsQuery, dict(request.query_params))
-        return JSONResponse(alerts_page(src, alert_type=q.type, since=q.since, until=q.until,
-                                        subject=q.subject or None, page=q.page, per_page=q.per_page,
-                                        station=q.station))
+        return JSONResponse(
+            alerts_page(
+                src,
+                alert_type=q.type,
+                since=q.since,
+                until=q.until,
+                subject=q.subject or None,
+                page=q.page,
+                per_page=q.per_page,
+                station=q.station,
+            )
+        )
 
     def api_trend(request: Request) -> Response:
         q = parse(TrendQuery, dict(request.query_params))
@@ -156,9 +180,12 @@ def build_app(src: WebSources, access: AccessPolicy, registry: CollectorRegistry
     async def set_subject_route(request: Request) -> Response:
         if not src.live:
             return _error(404, NO_LIVE_RUN)
-        denied = refused(request, access.may_write(request.headers),
-                         "setting the subject needs this device's access token (Authorization: Bearer TOKEN); "
-                         "open the page with the address fume-edge printed at start")
+        denied = refused(
+            request,
+            access.may_write(request.headers),
+            "setting the subject needs this device's access token (Authorization: Bearer TOKEN); "
+            "open the page with the address fume-edge printed at start",
+        )
         if denied is not None:
             return denied
         body = parse_json_body(await _body(request), SubjectBody)
@@ -169,8 +196,9 @@ def build_app(src: WebSources, access: AccessPolicy, registry: CollectorRegistry
         if body.station is not None and src.station(body.station) is None:
             return _error(404, f"no station {body.station[:64]!r} in this run")
         # A committed write: off the loop
-        change = await run_in_threadpool(functools.partial(set_subject, station=body.station), src.store, subject,
-                                         "web")
+        change = await run_in_threadpool(
+            functools.partial(set_subject, station=body.station), src.store, subject, "web"
+        )
         assert src.pipeline is not None
         src.pipeline.alerts.set_subject(subject, body.station)  # now; the run's watcher confirms it from the log
         return JSONResponse({"subject": subject, "station": body.station, "time": change.epoch})
@@ -184,8 +212,11 @@ def build_app(src: WebSources, access: AccessPolicy, registry: CollectorRegistry
         installer = src.installer
         if installer is None:
             return _error(404, NO_MODEL_INSTALLS)
-        denied = refused(request, access.may_write(request.headers),
-                         "installing a model needs this device's access token (Authorization: Bearer TOKEN)")
+        denied = refused(
+            request,
+            access.may_write(request.headers),
+            "installing a model needs this device's access token (Authorization: Bearer TOKEN)",
+        )
         if denied is not None:
             return denied
         body = parse_json_body(await _body(request), ModelBody)
@@ -204,21 +235,24 @@ def build_app(src: WebSources, access: AccessPolicy, registry: CollectorRegistry
         assert isinstance(exc, HTTPException)
         return _error(exc.status_code, exc.detail, exc.headers)
 
-    return Starlette(routes=[
-        Route("/", page),
-        Mount("/static", app=StaticFiles(directory=STATIC), name="static"),
-        Route("/api/status", read(api_status)),
-        Route("/api/alerts", read(api_alerts)),
-        Route("/api/trend", read(api_trend)),
-        Route("/api/frame/{camera}.jpg", read(live(frame))),
-        Route("/snapshots/{name:path}", read(snapshot)),
-        Route("/metrics", read(live(metrics))),
-        Route("/healthz", healthz),
-        Route("/api/subject", set_subject_route, methods=["POST"]),
-        Route("/api/model", read(model_state), methods=["GET"]),
-        Route("/api/model", install_model_route, methods=["POST"]),
-    ], middleware=[Middleware(HostGuard, allowed_hosts=allowed_hosts)],
-        exception_handlers={BadRequest: bad_request, HTTPException: http_error})
+    return Starlette(
+        routes=[
+            Route("/", page),
+            Mount("/static", app=StaticFiles(directory=STATIC), name="static"),
+            Route("/api/status", read(api_status)),
+            Route("/api/alerts", read(api_alerts)),
+            Route("/api/trend", read(api_trend)),
+            Route("/api/frame/{camera}.jpg", read(live(frame))),
+            Route("/snapshots/{name:path}", read(snapshot)),
+            Route("/metrics", read(live(metrics))),
+            Route("/healthz", healthz),
+            Route("/api/subject", set_subject_route, methods=["POST"]),
+            Route("/api/model", read(model_state), methods=["GET"]),
+            Route("/api/model", install_model_route, methods=["POST"]),
+        ],
+        middleware=[Middleware(HostGuard, allowed_hosts=allowed_hosts)],
+        exception_handlers={BadRequest: bad_request, HTTPException: http_error},
+    )
 
 
 class WebServer:
@@ -233,8 +267,10 @@ class WebServer:
             self.socket.bind((host, port))
         except OSError as exc:
             self.socket.close()
-            raise FumeEdgeError(f"--http {host}:{port}: cannot listen there ({exc.strerror}); pick a free port or "
-                                "an address of this machine") from None
+            raise FumeEdgeError(
+                f"--http {host}:{port}: cannot listen there ({exc.strerror}); pick a free port or "
+                "an address of this machine"
+            ) from None
         self.host, self.port = host, self.socket.getsockname()[1]
         # No access log: request lines could carry a token, and a barn device's journal has better uses.
         self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off"))

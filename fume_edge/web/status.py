@@ -72,8 +72,11 @@ class WebSources:
         """The open alerts of one station (None: the first), or of every station (`station_id="*"`)."""
         if self.pipeline is None:
             return []  # a stored database: what was open ended with its run
-        stations = (self.pipeline.snapshot.stations.values() if station_id == "*"
-                    else [s for s in (self.station(station_id),) if s is not None])
+        stations = (
+            self.pipeline.snapshot.stations.values()
+            if station_id == "*"
+            else [s for s in (self.station(station_id),) if s is not None]
+        )
         return [_open_alert(s.id, a) for s in stations for a in s.open_alerts]
 
     def snapshot_url(self, path: str | None) -> str | None:
@@ -100,14 +103,26 @@ class WebSources:
 def archive_status(src: WebSources) -> dict[str, Any]:
     """What a stored database can say: who it came from, its last subject, and that nothing is live."""
     changes = subject_history(src.store, 1)
-    return {**src.info, "live": False, "time": iso_utc(time.time()), "subject": current_subject(src.store),
-            "subject_since": iso_utc(changes[0].epoch) if changes else None, "open_alerts": [],
-            "access": src.access, "health": health(src)[1]}
+    return {
+        **src.info,
+        "live": False,
+        "time": iso_utc(time.time()),
+        "subject": current_subject(src.store),
+        "subject_since": iso_utc(changes[0].epoch) if changes else None,
+        "open_alerts": [],
+        "access": src.access,
+        "health": health(src)[1],
+    }
 
 
 def _open_alert(station: str, alert: Any) -> dict[str, Any]:
-    return {"station": station, "type": alert.type, "id": alert.id, "cameras": list(alert.camera_ids),
-            "since": alert.start_time}
+    return {
+        "station": station,
+        "type": alert.type,
+        "id": alert.id,
+        "cameras": list(alert.camera_ids),
+        "since": alert.start_time,
+    }
 
 
 def _ph_class(smoothed: dict[str, float] | None) -> str | None:
@@ -124,11 +139,19 @@ def _gas_areas(prediction: Prediction | None, cameras: tuple[str, ...], silent: 
 def station_grid(src: WebSources, fps: dict[str, float]) -> list[dict[str, Any]]:
     """Every station in brief, in run.yaml order: what the page's grid shows."""
     assert src.pipeline is not None
-    return [{"id": sid, "subject": s.subject, "ph_class": _ph_class(s.smoothed), "fps": fps[sid],
-             "inferences": s.stats["inferences"], "degraded": s.stats["degraded"],
-             "cameras": {cam: values["state"] for cam, values in s.stats["cameras"].items()},
-             "open_alerts": [_open_alert(sid, a) for a in s.open_alerts]}
-            for sid, s in src.pipeline.snapshot.stations.items()]
+    return [
+        {
+            "id": sid,
+            "subject": s.subject,
+            "ph_class": _ph_class(s.smoothed),
+            "fps": fps[sid],
+            "inferences": s.stats["inferences"],
+            "degraded": s.stats["degraded"],
+            "cameras": {cam: values["state"] for cam, values in s.stats["cameras"].items()},
+            "open_alerts": [_open_alert(sid, a) for a in s.open_alerts],
+        }
+        for sid, s in src.pipeline.snapshot.stations.items()
+    ]
 
 
 def status(src: WebSources, station_id: str | None = None) -> dict[str, Any]:
@@ -146,33 +169,72 @@ def status(src: WebSources, station_id: str | None = None) -> dict[str, Any]:
     frame_probs = None if prediction is None or prediction.ph_probs is None else prediction.ph_probs
     changes = subject_history(src.store, 1)
     return {
-        **src.info, "live": True, "access": src.access, "station": station.id,
-        "stations": station_grid(src, fps), "first_station": station is pipeline.snapshot.first,
-        "time": iso_utc(time.time()), "elapsed_s": stats["elapsed_s"], "mode": stats["mode"],
-        "subject": station.subject, "subject_since": iso_utc(changes[0].epoch) if changes else None,
-        "fps": fps[station.id], "device_fps": fps[DEVICE], "inferences": own["inferences"],
+        **src.info,
+        "live": True,
+        "access": src.access,
+        "station": station.id,
+        "stations": station_grid(src, fps),
+        "first_station": station is pipeline.snapshot.first,
+        "time": iso_utc(time.time()),
+        "elapsed_s": stats["elapsed_s"],
+        "mode": stats["mode"],
+        "subject": station.subject,
+        "subject_since": iso_utc(changes[0].epoch) if changes else None,
+        "fps": fps[station.id],
+        "device_fps": fps[DEVICE],
+        "inferences": own["inferences"],
         "result_seq": None if latest is None else latest.seq,
-        "stage_ms": {k: stats[f"{k}_ms"] for k in ("prepare", "infer", "alerts")}, "latency_ms": own["latency_ms"],
-        "cameras": {cam: {k: v for k, v in values.items() if k != "last_garbage"}
-                    for cam, values in own["cameras"].items()},
-        "ph": {"classes": list(PH_CLASS_NAMES), "smoothed": station.smoothed, "class": _ph_class(station.smoothed),
-               "frame": None if frame_probs is None else {
-                   n: float(p) for n, p in zip(PH_CLASS_NAMES, frame_probs, strict=True)}},
+        "stage_ms": {k: stats[f"{k}_ms"] for k in ("prepare", "infer", "alerts")},
+        "latency_ms": own["latency_ms"],
+        "cameras": {
+            cam: {k: v for k, v in values.items() if k != "last_garbage"} for cam, values in own["cameras"].items()
+        },
+        "ph": {
+            "classes": list(PH_CLASS_NAMES),
+            "smoothed": station.smoothed,
+            "class": _ph_class(station.smoothed),
+            "frame": None
+            if frame_probs is None
+            else {n: float(p) for n, p in zip(PH_CLASS_NAMES, frame_probs, strict=True)},
+        },
         "gas_areas": _gas_areas(prediction, pipeline.cameras, own["silent"]),
-        "open_alerts": [_open_alert(station.id, a) for a in station.open_alerts], "sinks": stats["sinks"],
-        "frame_interval_s": feed.frame_interval_s, "health": health(src, stats)[1],
+        "open_alerts": [_open_alert(station.id, a) for a in station.open_alerts],
+        "sinks": stats["sinks"],
+        "frame_interval_s": feed.frame_interval_s,
+        "health": health(src, stats)[1],
     }
 
 
-def alerts_page(src: WebSources, *, alert_type: str | None, since: float | None, until: float | None,
-                subject: str | None, page: int, per_page: int, station: str | None = None) -> dict[str, Any]:
+def alerts_page(
+    src: WebSources,
+    *,
+    alert_type: str | None,
+    since: float | None,
+    until: float | None,
+    subject: str | None,
+    page: int,
+    per_page: int,
+    station: str | None = None,
+) -> dict[str, Any]:
     """One page of history (of every station, or of `station`), newest first (page 0 is the newest), plus the open
     alerts of every station."""
-    events = src.store.events(alert_type=alert_type, since=since, until=until, subject=subject,
-                              limit=per_page + 1, offset=page * per_page, station=station)
+    events = src.store.events(
+        alert_type=alert_type,
+        since=since,
+        until=until,
+        subject=subject,
+        limit=per_page + 1,
+        offset=page * per_page,
+        station=station,
+    )
     newest_first = list(reversed(events))
-    return {"page": page, "per_page": per_page, "has_more": len(newest_first) > per_page,
-            "events": [src.event_dict(e) for e in newest_first[:per_page]], "open": src.open_alerts("*")}
+    return {
+        "page": page,
+        "per_page": per_page,
+        "has_more": len(newest_first) > per_page,
+        "events": [src.event_dict(e) for e in newest_first[:per_page]],
+        "open": src.open_alerts("*"),
+    }
 
 
 def _trend_end(src: WebSources) -> float:
@@ -192,8 +254,13 @@ def trend(src: WebSources, hours: float | None, subject: str | None, station: st
     if hours is None:
         since = min(rows[0].minute, end - FIT_MIN_S) if rows else end - FIT_MIN_S
     cameras = list(src.pipeline.cameras) if src.pipeline is not None else list(GASES)
-    return {"since": iso_utc(since), "until": iso_utc(end), "classes": list(PH_CLASS_NAMES), "cameras": cameras,
-            "rows": [{**row.to_dict(), "time": iso_utc(row.minute)} for row in rows]}
+    return {
+        "since": iso_utc(since),
+        "until": iso_utc(end),
+        "classes": list(PH_CLASS_NAMES),
+        "cameras": cameras,
+        "rows": [{**row.to_dict(), "time": iso_utc(row.minute)} for row in rows],
+    }
 
 
 def health(src: WebSources, stats: dict[str, Any] | None = None) -> tuple[bool, dict[str, Any]]:
@@ -211,5 +278,9 @@ def health(src: WebSources, stats: dict[str, Any] | None = None) -> tuple[bool, 
         problems.append("no inference results" + ("" if age is None else f" for {age:.0f} s"))
     if last_error is not None and now - last_error <= src.stale_after_s:
         problems.append("an alert sink failed to write")
-    return not problems, {"status": "ok" if not problems else "unhealthy", "problems": problems,
-                          "last_result_age_s": age, "sink_errors": errors}
+    return not problems, {
+        "status": "ok" if not problems else "unhealthy",
+        "problems": problems,
+        "last_result_age_s": age,
+        "sink_errors": errors,
+    }

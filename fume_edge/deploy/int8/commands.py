@@ -39,8 +39,14 @@ Callback = Callable[[int, int], None]
 @contextlib.contextmanager
 def stage_bars() -> Iterator[Callable[[str], Callback]]:
     """A rich progress display whose bars appear stage by stage: `stage(name)` returns that bar's callback."""
-    bars = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    TimeRemainingColumn(), console=console)
+    bars = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    )
     tasks: dict[str, TaskID] = {}
 
     def stage(name: str) -> Callback:
@@ -48,6 +54,7 @@ def stage_bars() -> Iterator[Callable[[str], Callback]]:
             if name not in tasks:
                 tasks[name] = bars.add_task(name, total=total)
             bars.update(tasks[name], completed=done, total=total)
+
         return update
 
     with bars:
@@ -75,8 +82,9 @@ def _counts_table(manifest: dict) -> Table:
     return table
 
 
-def calibrate_command(data: Path, output: Path, count: int, seed: int, size: tuple[int, int],
-                      config_path: Path | None, overwrite: bool) -> None:
+def calibrate_command(
+    data: Path, output: Path, count: int, seed: int, size: tuple[int, int], config_path: Path | None, overwrite: bool
+) -> None:
     uint16_range = load_data_config(config_path).images.uint16_range
     request = CalibrationRequest(data, output, count, seed, size, uint16_range)
     with stage_bars() as stage:
@@ -84,17 +92,23 @@ def calibrate_command(data: Path, output: Path, count: int, seed: int, size: tup
     console.print(_counts_table(manifest))
     if manifest["count"] < count:
         console.print(f"[yellow]warning:[/] only {manifest['count']} pairs available, fewer than --count {count}")
-    console.print(f"wrote {output / 'manifest.json'} (commit it) and {output / manifest['tensors']['file']} (git-ignored)")
-    print_next(f"fume-edge quantize MODEL.onnx --calib {shlex.quote(str(output))} --target cpu   "
-               "(or --target tensorrt for a Jetson)")
+    console.print(
+        f"wrote {output / 'manifest.json'} (commit it) and {output / manifest['tensors']['file']} (git-ignored)"
+    )
+    print_next(
+        f"fume-edge quantize MODEL.onnx --calib {shlex.quote(str(output))} --target cpu   "
+        "(or --target tensorrt for a Jetson)"
+    )
 
 
 def _sensitivity_tables(result: QuantizeResult, top: int = 10) -> list[Table]:
     search = result.sensitivity
     if search is None:
         return []
-    ranking = Table(title=f"Most sensitive nodes (of {len(search.ranking)}): output noise/signal, only that node INT8",
-                    title_justify="left")
+    ranking = Table(
+        title=f"Most sensitive nodes (of {len(search.ranking)}): output noise/signal, only that node INT8",
+        title_justify="left",
+    )
     ranking.add_column("node", overflow="fold")
     ranking.add_column("op")
     ranking.add_column("noise/signal", justify="right")
@@ -116,8 +130,9 @@ def int8_path(model: Path, target: str) -> Path:
     return model.with_name(f"{model.stem}.{target}.int8.onnx")
 
 
-def quantize_command(model: Path, calib: Path, output: Path | None, options: QuantizeOptions, val: Path | None,
-                     overwrite: bool = False) -> None:
+def quantize_command(
+    model: Path, calib: Path, output: Path | None, options: QuantizeOptions, val: Path | None, overwrite: bool = False
+) -> None:
     options.validate()
     output = output or int8_path(model, options.target)
     if output.exists() and not overwrite:
@@ -128,11 +143,15 @@ def quantize_command(model: Path, calib: Path, output: Path | None, options: Qua
         console.print(table)
     console.print(f"accuracy report data: {result.report.source}", soft_wrap=True)
     console.print(report_table(result.report))
-    console.print(f"{result.quantized_nodes} nodes run in INT8 ({options.target} target, {options.method} calibration); "
-                  f"{len(result.excluded)} kept in float (the model's metadata fume_edge.quant.excluded_nodes lists them)")
+    console.print(
+        f"{result.quantized_nodes} nodes run in INT8 ({options.target} target, {options.method} calibration); "
+        f"{len(result.excluded)} kept in float (the model's metadata fume_edge.quant.excluded_nodes lists them)"
+    )
     if not result.written:
-        console.print(f"[red]not written:[/] {'; '.join(result.report.failures())}. Try --sensitivity, --exclude NODE or "
-                      "another --method; --force writes it anyway.")
+        console.print(
+            f"[red]not written:[/] {'; '.join(result.report.failures())}. Try --sensitivity, --exclude NODE or "
+            "another --method; --force writes it anyway."
+        )
         raise typer.Exit(code=1)
     note = " [yellow](written with --force, outside the limits)[/]" if not result.report.passed else ""
     console.print(f"wrote {result.output}{note}")

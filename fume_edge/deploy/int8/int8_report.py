@@ -87,9 +87,15 @@ class Int8Report:
     def to_dict(self) -> dict[str, object]:
         """The summary stored in the INT8 model's metadata."""
         return {
-            "source": self.source, "samples": self.samples, "ph_agreement": round(self.ph_agreement, 6),
-            "gas_iou_drop_points": round(self.gas_iou_drop, 4), "miou_drop_points": round(self.miou_drop, 4),
-            "balanced_accuracy": {"fp32": self.fp32.get("balanced_accuracy"), "int8": self.int8.get("balanced_accuracy")},
+            "source": self.source,
+            "samples": self.samples,
+            "ph_agreement": round(self.ph_agreement, 6),
+            "gas_iou_drop_points": round(self.gas_iou_drop, 4),
+            "miou_drop_points": round(self.miou_drop, 4),
+            "balanced_accuracy": {
+                "fp32": self.fp32.get("balanced_accuracy"),
+                "int8": self.int8.get("balanced_accuracy"),
+            },
         }
 
 
@@ -104,8 +110,12 @@ def _accumulate(acc: MetricAccumulator, item: LabelledInput, out: dict[str, np.n
 
 
 def compare_int8(
-    fp32: ModelSource, int8: ModelSource, items: Iterable[LabelledInput], total: int | None = None,
-    source: str = "", progress: Progress | None = None,
+    fp32: ModelSource,
+    int8: ModelSource,
+    items: Iterable[LabelledInput],
+    total: int | None = None,
+    source: str = "",
+    progress: Progress | None = None,
 ) -> Int8Report:
     """Run both models over `items` (each with its own modality mask) and compare them and the truth."""
     sessions = (cpu_session(fp32), cpu_session(int8))
@@ -124,9 +134,12 @@ def compare_int8(
         if progress:
             progress(samples, total or samples)
     return Int8Report(
-        samples=samples, fp32=accumulators[0].compute(), int8=accumulators[1].compute(),
+        samples=samples,
+        fp32=accumulators[0].compute(),
+        int8=accumulators[1].compute(),
         ph_agreement=same_ph / samples if samples else math.nan,
-        pixel_agreement=same_pixels / pixels if pixels else math.nan, source=source,
+        pixel_agreement=same_pixels / pixels if pixels else math.nan,
+        source=source,
     )
 
 
@@ -146,16 +159,28 @@ def report_table(report: Int8Report) -> Table:
     table = Table(title=f"INT8 vs FP32 on {report.samples} input(s)")
     for column, justify in (("metric", "left"), ("FP32 %", "right"), ("INT8 %", "right"), ("Δ points", "right")):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
-    rows = [("gas IoU (mean)", "gas_iou"), ("CO2 gas IoU", "co2_iou_gas"), ("CH4 gas IoU", "ch4_iou_gas"),
-            ("CO2 mIoU", "co2_miou"), ("CH4 mIoU", "ch4_miou"), ("pH balanced accuracy", "balanced_accuracy"),
-            ("pH accuracy", "accuracy")]
+    rows = [
+        ("gas IoU (mean)", "gas_iou"),
+        ("CO2 gas IoU", "co2_iou_gas"),
+        ("CH4 gas IoU", "ch4_iou_gas"),
+        ("CO2 mIoU", "co2_miou"),
+        ("CH4 mIoU", "ch4_miou"),
+        ("pH balanced accuracy", "balanced_accuracy"),
+        ("pH accuracy", "accuracy"),
+    ]
     for label, key in rows:
         a, b = report.fp32.get(key, math.nan), report.int8.get(key, math.nan)
         table.add_row(label, _percent(a), _percent(b), _delta(_points(a, b)))
-    table.add_row("mIoU (mean of gases)", _percent(report.miou(report.fp32)), _percent(report.miou(report.int8)),
-                  _delta(report.miou_drop))
+    table.add_row(
+        "mIoU (mean of gases)",
+        _percent(report.miou(report.fp32)),
+        _percent(report.miou(report.int8)),
+        _delta(report.miou_drop),
+    )
     table.add_row("pH class agreement", "", _percent(report.ph_agreement), "")
     table.add_row("pixel label agreement", "", _percent(report.pixel_agreement), "")
     verdict = "[green]within limits[/]" if report.passed else "[red]" + "; ".join(report.failures()) + "[/]"
-    table.caption = f"limits: gas IoU drop ≤ {MAX_GAS_IOU_DROP_POINTS:g} point, pH agreement ≥ {MIN_PH_AGREEMENT:.0%} — {verdict}"
+    table.caption = (
+        f"limits: gas IoU drop ≤ {MAX_GAS_IOU_DROP_POINTS:g} point, pH agreement ≥ {MIN_PH_AGREEMENT:.0%} — {verdict}"
+    )
     return table

@@ -32,23 +32,37 @@ from pathlib import Path
 import onnx
 import onnxruntime
 from onnxruntime.quantization import (
-    CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quant_pre_process, quantize_static,
+    CalibrationDataReader,
+    CalibrationMethod,
+    QuantFormat,
+    QuantType,
+    quant_pre_process,
+    quantize_static,
 )
 
 from fume_edge import __version__
 from fume_edge.data.calibration import CalibrationSet, LabelledInput, csv_inputs, load_calibration
 from fume_edge.deploy.int8.int8_report import Int8Report, compare_int8
 from fume_edge.deploy.onnx.quant_graph import (
-    load_fp32, model_preprocessing, non_residual_adds, pooling_matmuls, resolve_exclusions, set_metadata,
-    strip_unused_opsets, write_atomically,
+    load_fp32,
+    model_preprocessing,
+    non_residual_adds,
+    pooling_matmuls,
+    resolve_exclusions,
+    set_metadata,
+    strip_unused_opsets,
+    write_atomically,
 )
 from fume_edge.deploy.int8.sensitivity import SensitivityResult, expose_logits, quantized_nodes, sensitivity_search
 from fume_edge.deploy.onnx.trt_rules import check_tensorrt_compatible
 from fume_edge.errors import FumeEdgeError
 from fume_edge.hashing import sha256_file
 
-METHODS = {"entropy": CalibrationMethod.Entropy, "minmax": CalibrationMethod.MinMax,
-           "percentile": CalibrationMethod.Percentile}
+METHODS = {
+    "entropy": CalibrationMethod.Entropy,
+    "minmax": CalibrationMethod.MinMax,
+    "percentile": CalibrationMethod.Percentile,
+}
 HOLDOUT = 0.2
 CASES = ("both", "co2 only", "ch4 only")
 
@@ -99,22 +113,38 @@ TENSORRT_OP_TYPES = ("Conv", "ConvTranspose", "Gemm", "MatMul", "Add")
 TARGET_SETTINGS = {
     # Outputs stay float (TensorRT fuses Conv+ReLU+Q at the next layer's input); a dedicated Q/DQ pair per consumer
     # keeps a tensor's float readers (Softmax, Resize, ...) float.
-    "tensorrt": TargetSettings(QuantType.QInt8, QuantType.QInt8,
-                               {"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False,
-                                "OpTypesToExcludeOutputQuantization": list(TENSORRT_OP_TYPES),
-                                "DedicatedQDQPair": True},
-                               "int8 symmetric activations, int8 symmetric per-channel weights, float biases",
-                               TENSORRT_OP_TYPES),
-    "cpu": TargetSettings(QuantType.QUInt8, QuantType.QInt8, {"WeightSymmetric": True},
-                          "uint8 asymmetric activations, int8 symmetric per-channel weights"),
+    "tensorrt": TargetSettings(
+        QuantType.QInt8,
+        QuantType.QInt8,
+        {
+            "ActivationSymmetric": True,
+            "WeightSymmetric": True,
+            "QuantizeBias": False,
+            "OpTypesToExcludeOutputQuantization": list(TENSORRT_OP_TYPES),
+            "DedicatedQDQPair": True,
+        },
+        "int8 symmetric activations, int8 symmetric per-channel weights, float biases",
+        TENSORRT_OP_TYPES,
+    ),
+    "cpu": TargetSettings(
+        QuantType.QUInt8,
+        QuantType.QInt8,
+        {"WeightSymmetric": True},
+        "uint8 asymmetric activations, int8 symmetric per-channel weights",
+    ),
 }
 
 
 class CalibrationFeeds(CalibrationDataReader):
     """The calibration inputs as ORT's reader: pairs both-present, then (modalities "all") one camera off each."""
 
-    def __init__(self, cset: CalibrationSet, indices: Sequence[int], modalities: str,
-                 progress: Callable[[int, int], None] | None = None) -> None:
+    def __init__(
+        self,
+        cset: CalibrationSet,
+        indices: Sequence[int],
+        modalities: str,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> None:
         self.cset = cset
         self.plan = [(i, "both") for i in indices]
         if modalities == "all":
@@ -180,17 +210,29 @@ class Quantizer:
         """A QDQ model from the cached ranges: only `nodes` quantized (None: all) minus `exclude`."""
         return self._quantize(self.probe if probe else self.pre, nodes, exclude, None, None)
 
-    def _quantize(self, source: Path, nodes: Sequence[str] | None, exclude: Sequence[str],
-                  feeds: CalibrationFeeds | None, extra: dict[str, object] | None) -> onnx.ModelProto:
+    def _quantize(
+        self,
+        source: Path,
+        nodes: Sequence[str] | None,
+        exclude: Sequence[str],
+        feeds: CalibrationFeeds | None,
+        extra: dict[str, object] | None,
+    ) -> onnx.ModelProto:
         settings = self.options.settings
         out = self.work / "out.onnx"
         quantize_static(
-            str(source), str(out), feeds, quant_format=QuantFormat.QDQ, per_channel=True,
-            activation_type=settings.activation_type, weight_type=settings.weight_type,
+            str(source),
+            str(out),
+            feeds,
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            activation_type=settings.activation_type,
+            weight_type=settings.weight_type,
             nodes_to_quantize=list(nodes) if nodes is not None else None,
             nodes_to_exclude=[*exclude, *self.placement_exclusions],
             op_types_to_quantize=list(settings.op_types) if settings.op_types else None,
-            calibrate_method=METHODS[self.options.method], extra_options=extra or settings.extra_options,
+            calibrate_method=METHODS[self.options.method],
+            extra_options=extra or settings.extra_options,
             calibration_cache_path=str(self.ranges),
         )
         model = onnx.load(str(out))
@@ -207,8 +249,9 @@ class Quantizer:
         self.close()
 
 
-def quantization_metadata(options: QuantizeOptions, cset: CalibrationSet, fp32_path: Path,
-                          excluded: Sequence[str]) -> dict[str, str]:
+def quantization_metadata(
+    options: QuantizeOptions, cset: CalibrationSet, fp32_path: Path, excluded: Sequence[str]
+) -> dict[str, str]:
     return {
         "fume_edge.precision": "int8",
         "fume_edge.quant.target": options.target,
@@ -228,9 +271,14 @@ def _no_progress(stage: str) -> None:
     return None
 
 
-def _quantize_with_search(quantizer: Quantizer, cset: CalibrationSet, calib_idx: Sequence[int],
-                          held: list[LabelledInput], fp32_path: Path, stage: StageProgress
-                          ) -> tuple[onnx.ModelProto, list[str], SensitivityResult | None]:
+def _quantize_with_search(
+    quantizer: Quantizer,
+    cset: CalibrationSet,
+    calib_idx: Sequence[int],
+    held: list[LabelledInput],
+    fp32_path: Path,
+    stage: StageProgress,
+) -> tuple[onnx.ModelProto, list[str], SensitivityResult | None]:
     """Calibrate, optionally search for the nodes to keep in float, and build the final QDQ model."""
     options = quantizer.options
     excluded = pooling_matmuls(quantizer.pre_model)
@@ -239,16 +287,26 @@ def _quantize_with_search(quantizer: Quantizer, cset: CalibrationSet, calib_idx:
     if not options.sensitivity:
         return quantizer.build(None, excluded), excluded, None
     search = sensitivity_search(
-        quantizer, full, lambda m: compare_int8(fp32_path, m.SerializeToString(), held),
-        held[:options.sensitivity_inputs], excluded, options.max_float, options.sensitivity_ops, stage,
+        quantizer,
+        full,
+        lambda m: compare_int8(fp32_path, m.SerializeToString(), held),
+        held[: options.sensitivity_inputs],
+        excluded,
+        options.max_float,
+        options.sensitivity_ops,
+        stage,
     )
     excluded += search.kept_float
     return quantizer.build(None, excluded), excluded, search
 
 
 def quantize_onnx(
-    fp32_path: str | Path, calibration: str | Path, output: str | Path, options: QuantizeOptions = QuantizeOptions(),
-    val_csv: str | Path | None = None, progress: StageProgress | None = None,
+    fp32_path: str | Path,
+    calibration: str | Path,
+    output: str | Path,
+    options: QuantizeOptions = QuantizeOptions(),
+    val_csv: str | Path | None = None,
+    progress: StageProgress | None = None,
 ) -> QuantizeResult:
     """Quantize `fp32_path` with the calibration folder, judge it, and write `output` if it passes (or `force`).
 
@@ -272,17 +330,28 @@ def quantize_onnx(
     stage = progress or _no_progress
     with Quantizer(fp32_path, options) as quantizer:
         model, excluded, search = _quantize_with_search(quantizer, cset, calib_idx, held, fp32_path, stage)
-    metadata = {p.key: p.value for p in source.metadata_props} | quantization_metadata(options, cset, fp32_path, excluded)
+    metadata = {p.key: p.value for p in source.metadata_props} | quantization_metadata(
+        options, cset, fp32_path, excluded
+    )
     set_metadata(model, metadata)
     if options.target == "tensorrt":
         problems = check_tensorrt_compatible(model)
         if problems:
-            raise FumeEdgeError(f"{fp32_path}: its INT8 model would not parse in TensorRT: {problems[0]}"
-                                + (f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""))
+            raise FumeEdgeError(
+                f"{fp32_path}: its INT8 model would not parse in TensorRT: {problems[0]}"
+                + (f" (+{len(problems) - 1} more)" if len(problems) > 1 else "")
+            )
     report = compare_int8(fp32_path, model.SerializeToString(), items, count, description, stage("accuracy report"))
     set_metadata(model, {"fume_edge.quant.report": json.dumps(report.to_dict())})
     written = report.passed or options.force
     if written:
         write_atomically(model, output)
-    return QuantizeResult(output, written, report, excluded, len(quantized_nodes(model)), search,
-                          {p.key: p.value for p in model.metadata_props})
+    return QuantizeResult(
+        output,
+        written,
+        report,
+        excluded,
+        len(quantized_nodes(model)),
+        search,
+        {p.key: p.value for p in model.metadata_props},
+    )

@@ -22,6 +22,7 @@ from onnx import helper
 from fume_edge.data.calibration import LabelledInput
 from fume_edge.deploy.int8.int8_report import Int8Report, cpu_session, run
 
+
 class Builder(Protocol):
     """Makes QDQ models from cached ranges (`quantize.Quantizer`)."""
 
@@ -72,9 +73,14 @@ def quantized_nodes(qdq: onnx.ModelProto) -> list[tuple[str, str]]:
     """
     dequantized = {n.output[0] for n in qdq.graph.node if n.op_type == "DequantizeLinear"}
     quantized = {n.input[0] for n in qdq.graph.node if n.op_type == "QuantizeLinear"}
-    return [(n.name, n.op_type) for n in qdq.graph.node
-            if n.op_type not in _QDQ_OPS and n.name and any(i in dequantized for i in n.input)
-            and (n.op_type in _INPUT_QUANTIZED_OPS or any(o in quantized for o in n.output))]
+    return [
+        (n.name, n.op_type)
+        for n in qdq.graph.node
+        if n.op_type not in _QDQ_OPS
+        and n.name
+        and any(i in dequantized for i in n.input)
+        and (n.op_type in _INPUT_QUANTIZED_OPS or any(o in quantized for o in n.output))
+    ]
 
 
 def expose_logits(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -95,14 +101,18 @@ def output_error(reference: list[dict[str, np.ndarray]], outputs: list[dict[str,
     for name, value in reference[0].items():
         if not np.issubdtype(value.dtype, np.floating):
             continue
-        noise = sum(float(np.sum((o[name].astype(np.float64) - r[name]) ** 2)) for r, o in zip(reference, outputs, strict=True))
+        noise = sum(
+            float(np.sum((o[name].astype(np.float64) - r[name]) ** 2)) for r, o in zip(reference, outputs, strict=True)
+        )
         signal = sum(float(np.sum(r[name].astype(np.float64) ** 2)) for r in reference)
         ratios.append(noise / max(signal, 1e-30))
     return float(np.mean(ratios)) if ratios else 0.0
 
 
 def rank_nodes(
-    builder: Builder, candidates: Sequence[tuple[str, str]], items: Sequence[LabelledInput],
+    builder: Builder,
+    candidates: Sequence[tuple[str, str]],
+    items: Sequence[LabelledInput],
     progress: Progress | None = None,
 ) -> list[NodeSensitivity]:
     """Quantize each candidate alone in the logits-exposing probe model; most harmful first."""
@@ -118,7 +128,11 @@ def rank_nodes(
 
 
 def keep_float(
-    ranking: Sequence[NodeSensitivity], builder: Builder, judge: Judge, excluded: Sequence[str], max_float: int,
+    ranking: Sequence[NodeSensitivity],
+    builder: Builder,
+    judge: Judge,
+    excluded: Sequence[str],
+    max_float: int,
     progress: Progress | None = None,
 ) -> tuple[list[str], list[SearchStep]]:
     """Greedy: the fewest top-ranked nodes (0, 1, 2, 4, …, `max_float`) in float that make `judge` pass."""
@@ -134,12 +148,17 @@ def keep_float(
             progress(done, len(sizes))
     if progress:
         progress(len(sizes), len(sizes))  # a passing step ends the search early
-    return harmful[:steps[-1].kept_float], steps
+    return harmful[: steps[-1].kept_float], steps
 
 
 def sensitivity_search(
-    builder: Builder, full_int8: onnx.ModelProto, judge: Judge, items: Sequence[LabelledInput],
-    excluded: Sequence[str] = (), max_float: int = 16, op_types: Sequence[str] = (),
+    builder: Builder,
+    full_int8: onnx.ModelProto,
+    judge: Judge,
+    items: Sequence[LabelledInput],
+    excluded: Sequence[str] = (),
+    max_float: int = 16,
+    op_types: Sequence[str] = (),
     progress: Callable[[str], Progress | None] | None = None,
 ) -> SensitivityResult:
     """Rank the quantized nodes of `full_int8` (of `op_types`, default all) on `items`; keep the fewest in float.
@@ -147,8 +166,11 @@ def sensitivity_search(
     `progress(stage)` returns the callback for one stage ("ranking nodes", "keeping nodes in float").
     """
     stage = progress or (lambda name: None)
-    candidates = [(name, op) for name, op in quantized_nodes(full_int8)
-                  if name not in set(excluded) and (not op_types or op in op_types)]
+    candidates = [
+        (name, op)
+        for name, op in quantized_nodes(full_int8)
+        if name not in set(excluded) and (not op_types or op in op_types)
+    ]
     ranking = rank_nodes(builder, candidates, items, stage("ranking nodes"))
     kept, steps = keep_float(ranking, builder, judge, excluded, max_float, stage("keeping nodes in float"))
     return SensitivityResult(ranking, kept, steps)

@@ -33,8 +33,13 @@ def synthetic_check_pairs(count: int, preprocessing: Preprocessing, seed: int = 
     for i in range(count):
         scene = SyntheticScene(seed=seed + i, width=width, height=height)
         rendered = scene.render_pair(ph=CHECK_PH_LEVELS[i % len(CHECK_PH_LEVELS)], t=0.37 * i)
-        pairs.append(_pair(preprocessing.to_input(rendered.co2)[0, 0], preprocessing.to_input(rendered.ch4)[0, 0],
-                           MODALITY_CASES[i % len(MODALITY_CASES)]))
+        pairs.append(
+            _pair(
+                preprocessing.to_input(rendered.co2)[0, 0],
+                preprocessing.to_input(rendered.ch4)[0, 0],
+                MODALITY_CASES[i % len(MODALITY_CASES)],
+            )
+        )
     return pairs
 
 
@@ -49,8 +54,10 @@ def csv_check_pairs(paired_csv: str | Path, count: int, preprocessing: Preproces
 
     samples = [s for s in read_samples(paired_csv) if s.co2 is not None and s.ch4 is not None]
     if not samples:
-        raise FumeEdgeError(f"{paired_csv}: no row holds both gases, so the parity check cannot cover both-gas, "
-                            "CO2-only and CH4-only inputs; pass a paired CSV with pairs (`fume-edge pair`)")
+        raise FumeEdgeError(
+            f"{paired_csv}: no row holds both gases, so the parity check cannot cover both-gas, "
+            "CO2-only and CH4-only inputs; pass a paired CSV with pairs (`fume-edge pair`)"
+        )
     picks = np.linspace(0, len(samples) - 1, num=count).round().astype(int)
     pairs = []
     for i, index in enumerate(picks):

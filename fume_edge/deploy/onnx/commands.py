@@ -37,17 +37,21 @@ class ExportJob:
         """Why the export size differs from the training size, and what to check; None when they agree."""
         if self.size == self.trained_size:
             return None
-        return (f"exported at {self.size[0]}×{self.size[1]}, the model was trained at "
-                f"{self.trained_size[0]}×{self.trained_size[1]}: check its accuracy at this size with "
-                f"`fume-edge eval {self.export.path} --data PAIRED.csv`")
+        return (
+            f"exported at {self.size[0]}×{self.size[1]}, the model was trained at "
+            f"{self.trained_size[0]}×{self.trained_size[1]}: check its accuracy at this size with "
+            f"`fume-edge eval {self.export.path} --data PAIRED.csv`"
+        )
 
 
 def export_size(requested: tuple[int, int] | None) -> tuple[int, int]:
     """The size to export at: `--size`, else the deployment size; both sides multiples of 32."""
     width, height = requested or DEPLOY_SIZE
     if width % SIZE_MULTIPLE or height % SIZE_MULTIPLE or width <= 0 or height <= 0:
-        raise FumeEdgeError(f"--size {width}x{height}: width and height must be positive multiples of "
-                            f"{SIZE_MULTIPLE}, e.g. 640x480 or 320x256")
+        raise FumeEdgeError(
+            f"--size {width}x{height}: width and height must be positive multiples of "
+            f"{SIZE_MULTIPLE}, e.g. 640x480 or 320x256"
+        )
     return width, height
 
 
@@ -70,12 +74,23 @@ def export_and_check(
     staging = output.with_name(output.stem + ".checking.onnx")
     try:
         with console.status(f"exporting at {width}×{height}, batch {batch} (trace, onnxsim, checker)…"):
-            result = export_onnx(checkpoint, staging, size=size, with_logits=with_logits, fp16=fp16, simplify=simplify,
-                                 mask_scale=mask_scale, batch=batch)
+            result = export_onnx(
+                checkpoint,
+                staging,
+                size=size,
+                with_logits=with_logits,
+                fp16=fp16,
+                simplify=simplify,
+                mask_scale=mask_scale,
+                batch=batch,
+            )
         preprocessing = _graph_preprocessing(staging)
         with console.status(f"checking parity with PyTorch on {check_count} pairs…"):
-            pairs = (csv_check_pairs(check_data, check_count, preprocessing) if check_data
-                     else synthetic_check_pairs(check_count, preprocessing, seed))
+            pairs = (
+                csv_check_pairs(check_data, check_count, preprocessing)
+                if check_data
+                else synthetic_check_pairs(check_count, preprocessing, seed)
+            )
             parity = check_parity(checkpoint, staging, pairs)
         if parity.passed:
             staging.replace(output)

@@ -63,8 +63,10 @@ class DeploymentWrapper(nn.Module):
         if mask_scale > 1:
             heads = [m for m in model.modules() if isinstance(m, SegHead)]
             if not heads:
-                raise FumeEdgeError(f"--mask-scale {mask_scale}: {type(model).__name__} has no Fast-SCNN seg head "
-                                    "to scale; export it with --mask-scale 1")
+                raise FumeEdgeError(
+                    f"--mask-scale {mask_scale}: {type(model).__name__} has no Fast-SCNN seg head "
+                    "to scale; export it with --mask-scale 1"
+                )
             for head in heads:
                 head.register_forward_pre_hook(functools.partial(_scaled_head_size, mask_scale))
 
@@ -106,9 +108,14 @@ def _trace_to_onnx(wrapper: DeploymentWrapper, size: tuple[int, int], batch: int
         # Shapes become constants on purpose: the contract is a static-shape graph.
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         torch.onnx.export(
-            wrapper, example, buffer,  # type: ignore[arg-type]  # the TorchScript exporter writes to file objects too
-            dynamo=False, opset_version=OPSET, do_constant_folding=True,
-            input_names=list(INPUT_NAMES), output_names=output_names,
+            wrapper,
+            example,
+            buffer,  # type: ignore[arg-type]  # the TorchScript exporter writes to file objects too
+            dynamo=False,
+            opset_version=OPSET,
+            do_constant_folding=True,
+            input_names=list(INPUT_NAMES),
+            output_names=output_names,
         )
     return onnx.load_from_string(buffer.getvalue())
 
@@ -135,7 +142,9 @@ def metadata_props(
 ) -> dict[str, str]:
     """Everything a runtime (or `info`) needs to interpret the graph without the checkpoint (runtime/contract.py)."""
     gflops, _ = profile_forward(model, size)
-    contract = replace(ckpt.contract(str(checkpoint_path), model), preprocessing=replace(ckpt.preprocessing, input_size=size))
+    contract = replace(
+        ckpt.contract(str(checkpoint_path), model), preprocessing=replace(ckpt.preprocessing, input_size=size)
+    )
     return {
         **contract.to_metadata(),
         "fume_edge.architecture": ckpt.architecture,

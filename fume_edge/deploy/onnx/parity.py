@@ -59,7 +59,9 @@ def _modality(mask: np.ndarray) -> str:
     return _MODALITIES.get(tuple(int(v) for v in mask.reshape(-1)), "none")
 
 
-def compare_pair(index: int, pair: Pair, reference: dict[str, torch.Tensor], onnx_out: dict[str, np.ndarray]) -> ParityRow:
+def compare_pair(
+    index: int, pair: Pair, reference: dict[str, torch.Tensor], onnx_out: dict[str, np.ndarray]
+) -> ParityRow:
     ph_delta = seg_delta = None
     ph_equal = None
     if "ph_logits" in onnx_out:
@@ -83,7 +85,9 @@ def compare_pair(index: int, pair: Pair, reference: dict[str, torch.Tensor], onn
             seg_deltas.append(float(np.abs(onnx_out[SEG_LOGITS[gas]] - logits).max()))
     if seg_deltas:
         seg_delta = max(seg_deltas)
-    return ParityRow(index, _modality(pair[2]), ph_delta, seg_delta, agree / total if total else None, undecided, decided, ph_equal)
+    return ParityRow(
+        index, _modality(pair[2]), ph_delta, seg_delta, agree / total if total else None, undecided, decided, ph_equal
+    )
 
 
 def _failures(rows: list[ParityRow], fp16: bool) -> list[str]:
@@ -91,7 +95,9 @@ def _failures(rows: list[ParityRow], fp16: bool) -> list[str]:
     for row in rows:
         if fp16:
             if row.label_agreement is not None and row.label_agreement < FP16_LABEL_AGREEMENT:
-                failures.append(f"pair {row.pair}: label agreement {row.label_agreement:.4%} < {FP16_LABEL_AGREEMENT:.1%}")
+                failures.append(
+                    f"pair {row.pair}: label agreement {row.label_agreement:.4%} < {FP16_LABEL_AGREEMENT:.1%}"
+                )
             if row.ph_class_equal is False:
                 failures.append(f"pair {row.pair}: pH class differs")
             continue

@@ -25,7 +25,9 @@ def load_fp32(path: Path) -> onnx.ModelProto:
     try:
         return onnx.load(str(path))
     except Exception as exc:  # protobuf raises DecodeError, onnx its own types
-        raise FumeEdgeError(f"{path}: not a readable ONNX file ({type(exc).__name__}); re-export it with `fume-edge export`") from None
+        raise FumeEdgeError(
+            f"{path}: not a readable ONNX file ({type(exc).__name__}); re-export it with `fume-edge export`"
+        ) from None
 
 
 def model_preprocessing(model: onnx.ModelProto, path: Path) -> Preprocessing:
@@ -33,18 +35,24 @@ def model_preprocessing(model: onnx.ModelProto, path: Path) -> Preprocessing:
     inputs = {i.name: i for i in model.graph.input}
     missing = [n for n in INPUT_NAMES if n not in inputs]
     if missing:
-        raise FumeEdgeError(f"{path}: not a fume-edge model, inputs {', '.join(missing)} are missing; export one "
-                            "with `fume-edge export`")
+        raise FumeEdgeError(
+            f"{path}: not a fume-edge model, inputs {', '.join(missing)} are missing; export one "
+            "with `fume-edge export`"
+        )
     dims = [d.dim_value for d in inputs["co2"].type.tensor_type.shape.dim]
     if len(dims) != 4 or min(dims) <= 0:
-        raise FumeEdgeError(f"{path}: input co2 has no static shape; export a static shape with `fume-edge export --size`")
+        raise FumeEdgeError(
+            f"{path}: input co2 has no static shape; export a static shape with `fume-edge export --size`"
+        )
     meta = {p.key: p.value for p in model.metadata_props}
     if meta.get("fume_edge.precision", "fp32") != "fp32":
         raise FumeEdgeError(f"{path}: not an FP32 export; quantize the FP32 model from `fume-edge export`")
     preprocessing = ModelContract.from_metadata(meta, str(path)).preprocessing
     if preprocessing.input_size != (dims[3], dims[2]):
-        raise FumeEdgeError(f"{path}: metadata says input size {preprocessing.input_size}, the graph takes "
-                            f"{dims[3]}x{dims[2]}; re-export it with `fume-edge export`")
+        raise FumeEdgeError(
+            f"{path}: metadata says input size {preprocessing.input_size}, the graph takes "
+            f"{dims[3]}x{dims[2]}; re-export it with `fume-edge export`"
+        )
     return preprocessing
 
 
@@ -52,11 +60,16 @@ def resolve_exclusions(model: onnx.ModelProto, patterns: Sequence[str]) -> list[
     """Node names matching each pattern (a name, an op type or an fnmatch pattern); an unmatched one is an error."""
     names: list[str] = []
     for pattern in patterns:
-        found = [n.name for n in model.graph.node
-                 if n.name and (n.op_type == pattern or fnmatch.fnmatchcase(n.name, pattern))]
+        found = [
+            n.name
+            for n in model.graph.node
+            if n.name and (n.op_type == pattern or fnmatch.fnmatchcase(n.name, pattern))
+        ]
         if not found:
-            raise FumeEdgeError(f"--exclude {pattern!r}: no node or op type matches it in the model "
-                                "(names look like /model/fusion/cross_att/Softmax; patterns like '/model/fusion/*' work)")
+            raise FumeEdgeError(
+                f"--exclude {pattern!r}: no node or op type matches it in the model "
+                "(names look like /model/fusion/cross_att/Softmax; patterns like '/model/fusion/*' work)"
+            )
         names += [n for n in found if n not in names]
     return names
 
@@ -73,8 +86,9 @@ def pooling_matmuls(model: onnx.ModelProto) -> list[str]:
 
 def constant_names(model: onnx.ModelProto) -> set[str]:
     """Initializers and Constant outputs: the tensors known at build time."""
-    return {t.name for t in model.graph.initializer} | {o for n in model.graph.node if n.op_type == "Constant"
-                                                        for o in n.output}
+    return {t.name for t in model.graph.initializer} | {
+        o for n in model.graph.node if n.op_type == "Constant" for o in n.output
+    }
 
 
 def non_residual_adds(model: onnx.ModelProto) -> list[str]:

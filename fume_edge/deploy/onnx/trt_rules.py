@@ -37,18 +37,44 @@ VERSIONS = ("8.6", "10", "11")
 DEFAULT_VERSION = "8.6"  # the oldest supported (JetPack 6.0): what parses there parses everywhere
 
 CONSTANT_INPUTS: dict[str, tuple[int, ...]] = {
-    "Slice": (3,), "Squeeze": (1,), "Unsqueeze": (1,), "TopK": (1,), "CumSum": (1,), "Conv": (1,), "ConvTranspose": (1,),
-    "Pad": (1, 3), "ReduceSum": (1,),
+    "Slice": (3,),
+    "Squeeze": (1,),
+    "Unsqueeze": (1,),
+    "TopK": (1,),
+    "CumSum": (1,),
+    "Conv": (1,),
+    "ConvTranspose": (1,),
+    "Pad": (1, 3),
+    "ReduceSum": (1,),
 }
 # Reduce* take `axes` as an input (instead of an attribute) from opset 18; TensorRT needs it as an initializer.
-REDUCE_OPS = frozenset({"ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2", "ReduceLogSum",
-                        "ReduceLogSumExp", "ReduceSumSquare"})
+REDUCE_OPS = frozenset(
+    {
+        "ReduceMean",
+        "ReduceMax",
+        "ReduceMin",
+        "ReduceProd",
+        "ReduceL1",
+        "ReduceL2",
+        "ReduceLogSum",
+        "ReduceLogSumExp",
+        "ReduceSumSquare",
+    }
+)
 RESIZE_MODES = frozenset({"nearest", "linear"})
-RESIZE_COORDINATE_MODES = frozenset({"half_pixel", "pytorch_half_pixel", "tf_half_pixel_for_nn", "asymmetric", "align_corners"})
+RESIZE_COORDINATE_MODES = frozenset(
+    {"half_pixel", "pytorch_half_pixel", "tf_half_pixel_for_nn", "asymmetric", "align_corners"}
+)
 # ONNX types TensorRT binds as engine inputs/outputs, per version (its DataType list: UINT8 I/O from 8.5, INT64 and
 # BF16 from 10.0; FP8/INT4/FP4 are internal types, not I/O here).
-_IO_8_6: dict[int, str] = {TensorProto.FLOAT: "float32", TensorProto.FLOAT16: "float16", TensorProto.INT8: "int8",
-           TensorProto.INT32: "int32", TensorProto.BOOL: "bool", TensorProto.UINT8: "uint8"}
+_IO_8_6: dict[int, str] = {
+    TensorProto.FLOAT: "float32",
+    TensorProto.FLOAT16: "float16",
+    TensorProto.INT8: "int8",
+    TensorProto.INT32: "int32",
+    TensorProto.BOOL: "bool",
+    TensorProto.UINT8: "uint8",
+}
 _IO_10 = _IO_8_6 | {TensorProto.INT64: "int64", TensorProto.BFLOAT16: "bfloat16"}
 IO_TYPES: dict[str, dict[int, str]] = {"8.6": _IO_8_6, "10": _IO_10, "11": _IO_10}
 
@@ -78,9 +104,13 @@ def operator_table(version: str) -> OperatorTable:
     text = (resources.files("fume_edge.deploy.onnx") / "trt_ops" / f"trt{key}.txt").read_text()
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     opset = next(line for line in lines if line.startswith("opset:")).split()[1:]
-    return OperatorTable(key, int(opset[0]), int(opset[1]),
-                         frozenset(line for line in lines if not line.startswith(("#", "opset:"))),
-                         "\n".join(line for line in lines if line.startswith("#")))
+    return OperatorTable(
+        key,
+        int(opset[0]),
+        int(opset[1]),
+        frozenset(line for line in lines if not line.startswith(("#", "opset:"))),
+        "\n".join(line for line in lines if line.startswith("#")),
+    )
 
 
 @dataclass(frozen=True)
@@ -104,7 +134,11 @@ class RuleReport:
 
     def raise_on_errors(self, path: Path) -> None:
         if self.findings:
-            more = f" (+{len(self.findings) - 1} more; `fume-edge check {path}` lists them)" if len(self.findings) > 1 else ""
+            more = (
+                f" (+{len(self.findings) - 1} more; `fume-edge check {path}` lists them)"
+                if len(self.findings) > 1
+                else ""
+            )
             raise FumeEdgeError(f"{path}: TensorRT {self.version} would refuse it: {self.findings[0]}{more}")
 
 
@@ -122,12 +156,18 @@ def _io_findings(model: onnx.ModelProto, version: str) -> Iterator[Finding]:
             tensor_type = value.type.tensor_type
             dims = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in tensor_type.shape.dim]
             if not tensor_type.HasField("shape") or any(not isinstance(d, int) or d <= 0 for d in dims):
-                yield Finding("io", f"{kind} {value.name!r} has a dynamic shape {dims}",
-                              "export a static shape (fume-edge export --size WxH)")
+                yield Finding(
+                    "io",
+                    f"{kind} {value.name!r} has a dynamic shape {dims}",
+                    "export a static shape (fume-edge export --size WxH)",
+                )
             if tensor_type.elem_type not in allowed:
                 kind_name = TensorProto.DataType.Name(tensor_type.elem_type).lower()
-                yield Finding("io", f"{kind} {value.name!r} is {kind_name}",
-                              f"TensorRT {version} I/O must be {'/'.join(allowed.values())}: cast it in the graph")
+                yield Finding(
+                    "io",
+                    f"{kind} {value.name!r} is {kind_name}",
+                    f"TensorRT {version} I/O must be {'/'.join(allowed.values())}: cast it in the graph",
+                )
 
 
 class _Graph:
@@ -140,8 +180,9 @@ class _Graph:
                 for attr in node.attribute:
                     if attr.name == "value":
                         self.values[node.output[0]] = attr.t
-        self.dequantized = {node.output[0] for node in graph.node
-                            if node.op_type == "DequantizeLinear" and node.input[0] in self.values}
+        self.dequantized = {
+            node.output[0] for node in graph.node if node.op_type == "DequantizeLinear" and node.input[0] in self.values
+        }
         self.consumers: dict[str, list[onnx.NodeProto]] = {}
         for node in graph.node:
             for name in node.input:
@@ -174,8 +215,11 @@ def _zero_point_findings(node: onnx.NodeProto, graph: _Graph) -> Iterator[Findin
         kind = TensorProto.DataType.Name(tensor.data_type).lower()
         yield Finding("zero-point", f"{_where(node)}: zero point is {kind}, TensorRT needs int8", fix)
     elif np.any(numpy_helper.to_array(tensor) != 0):
-        yield Finding("zero-point", f"{_where(node)}: zero point {node.input[2]!r} is nonzero; TensorRT takes "
-                      "symmetric quantization only", fix)
+        yield Finding(
+            "zero-point",
+            f"{_where(node)}: zero point {node.input[2]!r} is nonzero; TensorRT takes symmetric quantization only",
+            fix,
+        )
 
 
 def _accepted_axes(consumer: onnx.NodeProto, rank: int) -> set[int]:
@@ -196,14 +240,20 @@ def _axis_findings(node: onnx.NodeProto, graph: _Graph) -> Iterator[Finding]:
     axis = int(_attribute(node, "axis", 1))
     source = graph.values.get(node.input[0])
     if source is None:
-        yield Finding("qdq-axis", f"{_where(node)}: activation {node.input[0]!r} is quantized per channel (axis {axis})",
-                      "TensorRT quantizes activations per tensor: quantize with per-tensor activation scales")
+        yield Finding(
+            "qdq-axis",
+            f"{_where(node)}: activation {node.input[0]!r} is quantized per channel (axis {axis})",
+            "TensorRT quantizes activations per tensor: quantize with per-tensor activation scales",
+        )
         return
     for consumer in graph.consumers.get(node.output[0], []):
         accepted = _accepted_axes(consumer, len(source.dims))
         if axis not in accepted:
-            yield Finding("qdq-axis", f"{_where(node)}: weight {node.input[0]!r} of {_where(consumer)} is quantized "
-                          f"along axis {axis}", f"TensorRT takes its output-channel axis {min(accepted)}")
+            yield Finding(
+                "qdq-axis",
+                f"{_where(node)}: weight {node.input[0]!r} of {_where(consumer)} is quantized along axis {axis}",
+                f"TensorRT takes its output-channel axis {min(accepted)}",
+            )
 
 
 def _constant_inputs(op_type: str, opset: int) -> tuple[int, ...]:
@@ -217,14 +267,20 @@ def _resize_findings(node: onnx.NodeProto) -> Iterator[Finding]:
     mode = _attribute(node, "mode", "nearest")
     coords = _attribute(node, "coordinate_transformation_mode", "half_pixel")
     if mode not in RESIZE_MODES or coords not in RESIZE_COORDINATE_MODES:
-        yield Finding("resize", f"{where}: Resize mode {mode!r} with {coords!r} coordinates",
-                      "TensorRT resizes nearest/linear only: use bilinear upsampling")
+        yield Finding(
+            "resize",
+            f"{where}: Resize mode {mode!r} with {coords!r} coordinates",
+            "TensorRT resizes nearest/linear only: use bilinear upsampling",
+        )
     if _attribute(node, "antialias", 0):
         yield Finding("resize", f"{where}: Resize with antialias", "TensorRT's parser has no antialiasing: drop it")
     policy = _attribute(node, "keep_aspect_ratio_policy", "stretch")
     if policy != "stretch":
-        yield Finding("resize", f"{where}: Resize keep_aspect_ratio_policy {policy!r}",
-                      "TensorRT takes 'stretch' only: resize to explicit sizes or scales")
+        yield Finding(
+            "resize",
+            f"{where}: Resize keep_aspect_ratio_policy {policy!r}",
+            "TensorRT takes 'stretch' only: resize to explicit sizes or scales",
+        )
 
 
 def _node_findings(model: onnx.ModelProto, table: OperatorTable) -> Iterator[Finding]:
@@ -233,20 +289,29 @@ def _node_findings(model: onnx.ModelProto, table: OperatorTable) -> Iterator[Fin
     for node in model.graph.node:
         where = _where(node)
         if node.domain not in ("", "ai.onnx"):
-            yield Finding("domain", f"{where} is in domain {node.domain!r}",
-                          "TensorRT parses the standard ONNX domain only: export without custom ops")
+            yield Finding(
+                "domain",
+                f"{where} is in domain {node.domain!r}",
+                "TensorRT parses the standard ONNX domain only: export without custom ops",
+            )
             continue
         if node.op_type not in table.operators:
-            yield Finding("operator", f"{where}: operator {node.op_type} is not in TensorRT {table.version}'s ONNX "
-                          "parser support list", "replace it in the model (or build for a TensorRT that has it)")
+            yield Finding(
+                "operator",
+                f"{where}: operator {node.op_type} is not in TensorRT {table.version}'s ONNX parser support list",
+                "replace it in the model (or build for a TensorRT that has it)",
+            )
             continue
         if node.op_type in ("QuantizeLinear", "DequantizeLinear"):
             yield from _zero_point_findings(node, graph)
             yield from _axis_findings(node, graph)
         for index in _constant_inputs(node.op_type, opset):
             if index < len(node.input) and node.input[index] and not graph.is_constant(node.input[index]):
-                yield Finding("constant-input", f"{where}: input {index} ({node.input[index]!r}) is computed at run time",
-                              "TensorRT needs it as a constant: fold it (onnxsim) or make it an initializer")
+                yield Finding(
+                    "constant-input",
+                    f"{where}: input {index} ({node.input[index]!r}) is computed at run time",
+                    "TensorRT needs it as a constant: fold it (onnxsim) or make it an initializer",
+                )
         if node.op_type == "Resize":
             yield from _resize_findings(node)
 
@@ -257,8 +322,14 @@ def check_onnx(model: onnx.ModelProto, version: str = DEFAULT_VERSION) -> RuleRe
     findings: list[Finding] = []
     opset = _opset(model)
     if opset is None or not table.opset_min <= opset <= table.opset_max:
-        findings.append(Finding("opset", f"model opset {opset} is outside {table.opset_min}..{table.opset_max}, "
-                                f"what TensorRT {table.version} parses", f"export with opset {min(17, table.opset_max)}"))
+        findings.append(
+            Finding(
+                "opset",
+                f"model opset {opset} is outside {table.opset_min}..{table.opset_max}, "
+                f"what TensorRT {table.version} parses",
+                f"export with opset {min(17, table.opset_max)}",
+            )
+        )
     findings += _io_findings(model, table.version)
     findings += _node_findings(model, table)
     return RuleReport(table.version, tuple(findings))
@@ -267,4 +338,3 @@ def check_onnx(model: onnx.ModelProto, version: str = DEFAULT_VERSION) -> RuleRe
 def check_tensorrt_compatible(model: onnx.ModelProto, version: str = DEFAULT_VERSION) -> list[str]:
     """The findings of `check_onnx` as lines (an empty list: it parses)."""
     return [str(f) for f in check_onnx(model, version).findings]
-

@@ -39,8 +39,10 @@ def check_command(model: Path, versions: list[str] | None) -> None:
     for key in keys:
         report = check_onnx(graph, key)
         if report.ok:
-            console.print(f"[green]ok[/] TensorRT {key}: {model} passes the parser rules "
-                          f"({len(graph.graph.node)} nodes, opset {graph.opset_import[0].version})")
+            console.print(
+                f"[green]ok[/] TensorRT {key}: {model} passes the parser rules "
+                f"({len(graph.graph.node)} nodes, opset {graph.opset_import[0].version})"
+            )
         else:
             console.print(_findings_table(model, report))
             failed = True
@@ -50,8 +52,9 @@ def check_command(model: Path, versions: list[str] | None) -> None:
     console.print(f"next: fume-edge build-engine {shlex.quote(str(model))} {precision}   (on the device)")
 
 
-def build_command(model: Path, output: Path, options: EngineBuildOptions, calib: Path | None, data: Path | None,
-                  verbose: bool) -> None:
+def build_command(
+    model: Path, output: Path, options: EngineBuildOptions, calib: Path | None, data: Path | None, verbose: bool
+) -> None:
     options.validate()
     if not model.is_file():
         raise FumeEdgeError(f"{model}: ONNX file not found; export one with `fume-edge export`")
@@ -60,8 +63,12 @@ def build_command(model: Path, output: Path, options: EngineBuildOptions, calib:
         raise FumeEdgeError(f"build-engine: {missing}")
     result = build_engine(model, output, options, calib=calib, data=data, verbose=verbose)
     info = result.info
-    console.print(f"wrote {result.engine} ({result.engine.stat().st_size / 1e6:.1f} MB, {info.precision}, TensorRT "
-                  f"{info.tensorrt_version}, {info.gpu_name} sm{info.compute_capability}) in {result.seconds:.0f} s "
-                  f"and its sidecar {result.sidecar}")
-    console.print(f"next: fume-edge run --co2 CAM --ch4 CAM --model {shlex.quote(str(result.engine))}   "
-                  f"(or: trtexec --loadEngine={result.engine})")
+    console.print(
+        f"wrote {result.engine} ({result.engine.stat().st_size / 1e6:.1f} MB, {info.precision}, TensorRT "
+        f"{info.tensorrt_version}, {info.gpu_name} sm{info.compute_capability}) in {result.seconds:.0f} s "
+        f"and its sidecar {result.sidecar}"
+    )
+    console.print(
+        f"next: fume-edge run --co2 CAM --ch4 CAM --model {shlex.quote(str(result.engine))}   "
+        f"(or: trtexec --loadEngine={result.engine})"
+    )

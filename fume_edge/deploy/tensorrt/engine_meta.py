@@ -29,18 +29,37 @@ def onnx_metadata(path: Path) -> dict[str, str]:
     return {p.key: p.value for p in model.metadata_props}
 
 
-def make_sidecar(onnx_source: Path, built_from: Path, tensorrt_version: str, device: DeviceInfo,
-                 io: tuple[TensorInfo, ...], plan: BuildPlan, options: EngineBuildOptions) -> Sidecar:
+def make_sidecar(
+    onnx_source: Path,
+    built_from: Path,
+    tensorrt_version: str,
+    device: DeviceInfo,
+    io: tuple[TensorInfo, ...],
+    plan: BuildPlan,
+    options: EngineBuildOptions,
+) -> Sidecar:
     """`onnx_source`: the ONNX the user named (its sha256 ties the engine to it); `built_from`: the ONNX the parser
     read (the same file, or the QDQ / FP16 one made from it), whose metadata the engine carries."""
     return Sidecar(
-        tensorrt_version=tensorrt_version, precision=plan.sidecar_precision, onnx_sha256=sha256_file(onnx_source),
-        onnx_path=str(onnx_source), gpu_name=device.name, compute_capability=device.compute_capability,
-        cuda_version=device.cuda_runtime, io=io,
-        build_flags={"network_flags": list(plan.network_flags), "builder_flags": list(plan.builder_flags),
-                     "built_from": str(built_from), "built_from_sha256": sha256_file(built_from),
-                     **asdict(options)},
-        metadata=onnx_metadata(built_from), version_compatible=options.version_compatible, jetpack=l4t_release(),
+        tensorrt_version=tensorrt_version,
+        precision=plan.sidecar_precision,
+        onnx_sha256=sha256_file(onnx_source),
+        onnx_path=str(onnx_source),
+        gpu_name=device.name,
+        compute_capability=device.compute_capability,
+        cuda_version=device.cuda_runtime,
+        io=io,
+        build_flags={
+            "network_flags": list(plan.network_flags),
+            "builder_flags": list(plan.builder_flags),
+            "built_from": str(built_from),
+            "built_from_sha256": sha256_file(built_from),
+            **asdict(options),
+        },
+        metadata=onnx_metadata(built_from),
+        version_compatible=options.version_compatible,
+        jetpack=l4t_release(),
         sm_count=device.sm_count,
-        fume_edge_version=__version__, built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        fume_edge_version=__version__,
+        built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
     )

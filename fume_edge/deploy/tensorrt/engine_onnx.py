@@ -61,8 +61,10 @@ def calibration_folder(source: Path, calib: Path | None, data: Path | None) -> P
     if calib is not None:
         return calib
     if data is None:
-        raise FumeEdgeError(f"{source}: INT8 needs calibration data: --calib calibration/NAME (from "
-                            "`fume-edge calibrate`) or --data paired_train.csv")
+        raise FumeEdgeError(
+            f"{source}: INT8 needs calibration data: --calib calibration/NAME (from "
+            "`fume-edge calibrate`) or --data paired_train.csv"
+        )
     folder = Path("calibration") / data.parent.name
     if not (folder / "manifest.json").is_file():
         size = model_preprocessing(load_fp32(source), source).input_size

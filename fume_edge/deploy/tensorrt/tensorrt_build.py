@@ -72,8 +72,10 @@ def _parse(network: trt.INetworkDefinition, logger: trt.ILogger, onnx_path: Path
             node = graph.node[index] if 0 <= index < len(graph.node) else None
             where = f"node {node.name!r} ({node.op_type})" if node is not None else "the graph"
         problems.append(f"{where}: {error.desc()}")
-    raise FumeEdgeError(f"{onnx_path}: TensorRT's ONNX parser refused it: {problems[0] if problems else 'no reason given'}"
-                        + (f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""))
+    raise FumeEdgeError(
+        f"{onnx_path}: TensorRT's ONNX parser refused it: {problems[0] if problems else 'no reason given'}"
+        + (f" (+{len(problems) - 1} more)" if len(problems) > 1 else "")
+    )
 
 
 def _network_io(network: trt.INetworkDefinition) -> tuple[TensorInfo, ...]:
@@ -92,9 +94,11 @@ def _configure(builder: trt.Builder, plan: BuildPlan, cache_file: Path) -> trt.I
         config.set_flag(getattr(trt.BuilderFlag, flag))
     if plan.dla_core is not None:
         if builder.num_DLA_cores == 0:
-            raise FumeEdgeError(f"--dla-core: TensorRT {trt.__version__} sees no DLA on this device (Orin Nano has "
-                                "none; AGX Orin and Orin NX have 2; TensorRT 11.x runs DLA on AGX Orin only, from "
-                                "JetPack 7.2.2); build without --dla-core")
+            raise FumeEdgeError(
+                f"--dla-core: TensorRT {trt.__version__} sees no DLA on this device (Orin Nano has "
+                "none; AGX Orin and Orin NX have 2; TensorRT 11.x runs DLA on AGX Orin only, from "
+                "JetPack 7.2.2); build without --dla-core"
+            )
         if plan.dla_core >= builder.num_DLA_cores:
             raise FumeEdgeError(f"--dla-core {plan.dla_core}: this device has DLA cores 0..{builder.num_DLA_cores - 1}")
         config.default_device_type = trt.DeviceType.DLA
@@ -122,8 +126,9 @@ def _checked_graph(path: Path, version: str) -> onnx.ModelProto:
     return model
 
 
-def _build(builder: trt.Builder, network: trt.INetworkDefinition, config: trt.IBuilderConfig,
-           what: str) -> tuple[float, trt.IHostMemory | None]:
+def _build(
+    builder: trt.Builder, network: trt.INetworkDefinition, config: trt.IBuilderConfig, what: str
+) -> tuple[float, trt.IHostMemory | None]:
     """Build with a progress display; (seconds, serialized plan or None)."""
     from fume_edge.deploy.tensorrt.trt_progress import attach_progress, build_progress
 
@@ -137,8 +142,14 @@ def _build(builder: trt.Builder, network: trt.INetworkDefinition, config: trt.IB
     return time.perf_counter() - started, serialized
 
 
-def build_engine(onnx_path: str | Path, output: str | Path, options: EngineBuildOptions = EngineBuildOptions(),
-                 calib: Path | None = None, data: Path | None = None, verbose: bool = False) -> BuildResult:
+def build_engine(
+    onnx_path: str | Path,
+    output: str | Path,
+    options: EngineBuildOptions = EngineBuildOptions(),
+    calib: Path | None = None,
+    data: Path | None = None,
+    verbose: bool = False,
+) -> BuildResult:
     """Build `output` (+ `output.json`) from `onnx_path` on this machine's GPU, checking the graph first."""
     onnx_path, output = Path(onnx_path), Path(output)
     missing = tensorrt_available()
@@ -171,8 +182,10 @@ def build_engine(onnx_path: str | Path, output: str | Path, options: EngineBuild
             config.int8_calibrator = EntropyCalibrator(cset, stream, sha256_file(built_from))
         seconds, serialized = _build(builder, network, config, f"TensorRT {trt.__version__} ({plan.sidecar_precision})")
     if serialized is None:
-        raise FumeEdgeError(f"{built_from}: TensorRT could not build an engine "
-                            f"({sink.errors[-1][:200] if sink.errors else 'see the TensorRT messages above'})")
+        raise FumeEdgeError(
+            f"{built_from}: TensorRT could not build an engine "
+            f"({sink.errors[-1][:200] if sink.errors else 'see the TensorRT messages above'})"
+        )
     _write_plan(output, memoryview(serialized))
     cache_file.parent.mkdir(parents=True, exist_ok=True)
     cache_file.write_bytes(memoryview(config.get_timing_cache().serialize()))

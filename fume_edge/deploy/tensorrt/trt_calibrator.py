@@ -30,16 +30,19 @@ if TYPE_CHECKING:
 class EntropyCalibrator(trt.IInt8EntropyCalibrator2):
     """Hands TensorRT one calibration pair per `get_batch`, in device memory it owns."""
 
-    def __init__(self, cset: CalibrationSet, stream: CudaStream | PycudaStream, onnx_sha256: str,
-                 modalities: str = "all") -> None:
+    def __init__(
+        self, cset: CalibrationSet, stream: CudaStream | PycudaStream, onnx_sha256: str, modalities: str = "all"
+    ) -> None:
         trt.IInt8EntropyCalibrator2.__init__(self)
         calib_indices, _ = cset.split(HOLDOUT)  # the held-back pairs judge accuracy, never calibrate
         self.feeds = CalibrationFeeds(cset, calib_indices, modalities)
         self.stream = stream
         self.cache = cset.folder / calibration_cache_name(trt.__version__, onnx_sha256, cset.manifest_sha256)
         first = cset.item(0)
-        self.host = {name: stream.pinned(value.shape, np.dtype(np.float32)) for name, value in
-                     (("co2", first.co2), ("ch4", first.ch4), ("modality_mask", first.modality_mask))}
+        self.host = {
+            name: stream.pinned(value.shape, np.dtype(np.float32))
+            for name, value in (("co2", first.co2), ("ch4", first.ch4), ("modality_mask", first.modality_mask))
+        }
         self.device = {name: stream.device_buffer(host.nbytes) for name, host in self.host.items()}
 
     def get_batch_size(self) -> int:

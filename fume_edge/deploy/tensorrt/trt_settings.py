@@ -78,18 +78,24 @@ def build_plan(version: str, options: EngineBuildOptions) -> BuildPlan:
     options.validate()
     major_minor = parse_version(version)
     if major_minor < MIN_VERSION:
-        raise FumeEdgeError(f"TensorRT {version}: fume-edge needs TensorRT 8.6 or newer (JetPack 6); "
-                            "upgrade JetPack (JetPack 5 ships 8.5 and Python 3.8)")
+        raise FumeEdgeError(
+            f"TensorRT {version}: fume-edge needs TensorRT 8.6 or newer (JetPack 6); "
+            "upgrade JetPack (JetPack 5 ships 8.5 and Python 3.8)"
+        )
     major = major_minor[0]
     strongly_typed = major >= 11
     if options.calibrator == "entropy" and strongly_typed:
-        raise FumeEdgeError(f"--calibrator entropy: TensorRT {version} has no calibrators (removed in 11); "
-                            "use the default QDQ route (--calibrator qdq)")
+        raise FumeEdgeError(
+            f"--calibrator entropy: TensorRT {version} has no calibrators (removed in 11); "
+            "use the default QDQ route (--calibrator qdq)"
+        )
     if options.dla_core is not None:
         if major_minor[0] == 8 and options.precision == "int8" and options.calibrator == "qdq":
-            raise FumeEdgeError(f"--dla-core with --int8: TensorRT {version}'s DLA does not run explicit quantization "
-                                "(Q/DQ); add --calibrator entropy (implicit INT8 calibration), or build without "
-                                "--dla-core")
+            raise FumeEdgeError(
+                f"--dla-core with --int8: TensorRT {version}'s DLA does not run explicit quantization "
+                "(Q/DQ); add --calibrator entropy (implicit INT8 calibration), or build without "
+                "--dla-core"
+            )
         if options.precision == "fp32":
             raise FumeEdgeError("--dla-core: DLA runs FP16 or INT8 only; add --fp16 or --int8")
 
@@ -107,9 +113,14 @@ def build_plan(version: str, options: EngineBuildOptions) -> BuildPlan:
         onnx_form = "float"  # the calibrator measures ranges itself; no Q/DQ in the graph
     precision = {"int8": f"int8-{options.calibrator}"}.get(options.precision, options.precision)
     return BuildPlan(
-        network_flags=network_flags, builder_flags=tuple(builder), onnx_form=onnx_form, entropy_calibrator=entropy,
-        workspace_bytes=int(options.workspace_gb * (1 << 30)), optimization_level=options.opt_level,
-        dla_core=options.dla_core, sidecar_precision=precision,
+        network_flags=network_flags,
+        builder_flags=tuple(builder),
+        onnx_form=onnx_form,
+        entropy_calibrator=entropy,
+        workspace_bytes=int(options.workspace_gb * (1 << 30)),
+        optimization_level=options.opt_level,
+        dla_core=options.dla_core,
+        sidecar_precision=precision,
     )
 
 
