@@ -208,7 +208,7 @@ class Pipeline:
         c.inferences += n
         c.prepare_s += t1 - t0
         c.infer_s += t2 - t1
-        for (station, pair), images, prediction in zip(ready, batch_images, predictions, strict=True):
+        for (station, pair), images, prediction in zip(ready, batch_images, predictions[:n], strict=True):
             self._result(station, pair, images, prediction)
 
     def _result(
