@@ -285,12 +285,16 @@ def test_fume_edge_collect_runs_as_a_command_and_stops_on_sigterm(central: Broke
         assert any("collecting fe/#" in line for line in itertools.islice(iter(command.stdout.readline, ""), 3))
         event = make_event()
         client = publisher(central.port)
-        deadline = time.monotonic() + 30  # publish until the command's subscription takes it
-        while count(dsn) != 1 and time.monotonic() < deadline:
+
+        def taken() -> bool:  # publish until the command's subscription takes it
+            if count(dsn) == 1:
+                return True
             client.publish(f"fe/{DEVICE}/{event.station}/alerts/{event.type}", event.to_json(), qos=1).wait_for_publish(
                 5
             )
-            time.sleep(0.5)
+            return False
+
+        eventually(taken, "the collector command storing the event", timeout_s=30, every_s=0.5)
         client.loop_stop()
         assert rows(dsn, "SELECT event_id FROM events") == [(event.event_id,)]
         command.send_signal(signal.SIGTERM)
