@@ -3,19 +3,8 @@
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable
 
 import paho.mqtt.client as mqtt
-
-
-def until(condition: Callable[[], bool], timeout: float = 20.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
 
 
 class Recorder:

@@ -142,14 +142,3 @@ def noise_frames(shape: tuple[int, ...] = (FRAME_SIZE[1], FRAME_SIZE[0]), seed: 
     rng = np.random.default_rng(seed)
     while True:
         yield rng.integers(0, 256, shape, dtype=np.uint8)
-
-
-def eventually(condition: Any, what: str, timeout_s: float = 30.0, every_s: float = 0.1) -> Any:
-    """Poll `condition()` until it returns something truthy (returned), or fail after `timeout_s` naming `what`."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(every_s)
-    raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}")

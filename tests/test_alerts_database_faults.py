@@ -9,7 +9,6 @@ import shutil
 import sqlite3
 import subprocess
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -21,17 +20,9 @@ from fume_edge.alerts.store import AlertStore, StoreConfig
 from fume_edge.alerts.subject import SubjectWatcher, current_subject, set_subject, subject_history, tag_command
 from fume_edge.alerts.worker import SinkWorker
 from fume_edge.errors import FumeEdgeError
+from waiting import eventually
 
 T0 = 1_780_000_000.0
-
-
-def until(condition: Callable[[], bool], timeout: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return condition()
 
 
 def ids(events: list[AlertEvent]) -> list[str]:
@@ -50,7 +41,7 @@ def test_a_cleanly_stopped_run_leaves_every_event_in_the_database_file_alone(tmp
     worker.start()
     reader = AlertStore(config.sqlite.path, readonly=True)  # as the run's subject watcher: it closes last
     worker.submit(events)
-    assert until(lambda: len(reader.events()) == 30)
+    eventually(lambda: len(reader.events()) == 30, "len(reader.events()) == 30")
     worker.stop()
     reader.close()
     alone = tmp_path / "copy" / "alerts.db"
@@ -67,7 +58,7 @@ def test_a_read_only_copy_with_a_wal_says_so_instead_of_looking_empty(tmp_path: 
     try:
         with SinkWorker(config, device_id="barn-1") as worker:
             worker.submit(events)
-            assert until(lambda: worker.stats().written == 5)
+            eventually(lambda: worker.stats().written == 5, "worker.stats().written == 5")
             for suffix in ("", "-wal", "-shm"):  # what a copy of a running (or killed) device holds
                 shutil.copyfile(f"{config.sqlite.path}{suffix}", f"{media / 'alerts.db'}{suffix}")
         subprocess.run(["mount", "-o", "remount,ro", str(media)], check=True)
@@ -101,17 +92,19 @@ def test_a_database_deleted_mid_run_is_recreated_with_the_events_since(
     )  # as `run` follows `fume-edge tag`
     watcher.__enter__()
     worker.submit(before)
-    assert until(lambda: worker.stats().written == 3)
+    eventually(lambda: worker.stats().written == 3, "worker.stats().written == 3")
     path.unlink()  # `rm alerts.db` while the run writes it
     with caplog.at_level(logging.ERROR, "fume_edge.alerts.store"):
         worker.submit(after)
-        assert until(lambda: worker.stats().written == 7)
+        eventually(lambda: worker.stats().written == 7, "worker.stats().written == 7")
         assert worker.stats().errors == 1  # /healthz reports the sink error
-        assert until(lambda: stored_ids(path) == ids(after))  # a new file at the path, the new events in it
+        eventually(
+            lambda: stored_ids(path) == ids(after), "stored_ids(path) == ids(after)"
+        )  # a new file at the path, the new events in it
         tag_command(path, "cow-9")  # reaches the new file, and the running watcher follows it there
-        assert until(lambda: seen[-1:] == ["cow-9"])
+        eventually(lambda: seen[-1:] == ["cow-9"], 'seen[-1:] == ["cow-9"]')
         worker.submit([make_event(wall=T0 + 20)])
-        assert until(lambda: worker.stats().written == 8)
+        eventually(lambda: worker.stats().written == 8, "worker.stats().written == 8")
     watcher.__exit__(None, None, None)
     worker.stop()
     logged = [r.getMessage() for r in caplog.records if "was deleted" in r.getMessage()]
@@ -135,12 +128,12 @@ def test_a_database_replaced_mid_run_is_never_written_into(tmp_path: Path, caplo
     worker = SinkWorker(config, device_id="barn-1")
     worker.start()
     worker.submit(events[:3])
-    assert until(lambda: worker.stats().written == 3)
+    eventually(lambda: worker.stats().written == 3, "worker.stats().written == 3")
     backup.replace(path)  # a restored backup moved over the database the run writes
     replacing = path.read_bytes()
     with caplog.at_level(logging.ERROR, "fume_edge.alerts.store"):
         worker.submit(events[3:])
-        assert until(lambda: worker.stats().written == 6)
+        eventually(lambda: worker.stats().written == 6, "worker.stats().written == 6")
         assert stored_ids(path) == [theirs.event_id]  # while running: none of the run's -wal applied onto it
     worker.stop()
     assert stored_ids(path) == [theirs.event_id] and path.read_bytes() == replacing
@@ -175,7 +168,7 @@ def test_a_damaged_database_is_moved_aside_at_start_and_a_new_one_started(
     damaged = path.read_bytes()
     with caplog.at_level(logging.ERROR, "fume_edge.alerts.store"), SinkWorker(config, device_id="barn-1") as worker:
         worker.submit([fresh := make_event(wall=T0 + 100)])
-        assert until(lambda: worker.stats().written == 1)
+        eventually(lambda: worker.stats().written == 1, "worker.stats().written == 1")
     (aside,) = tmp_path.glob("alerts.db.corrupt-*")
     assert aside.read_bytes() == damaged  # kept as it was, for whoever wants to salvage it
     assert [r.getMessage() for r in caplog.records if "damaged" in r.getMessage()] == [
@@ -230,13 +223,13 @@ def test_a_database_deleted_on_a_full_disk_is_recreated_once_space_returns(small
     worker = SinkWorker(config, device_id="barn-1")
     worker.start()
     worker.submit(events[:1])
-    assert until(lambda: worker.stats().written == 1)
+    eventually(lambda: worker.stats().written == 1, "worker.stats().written == 1")
     filler = fill(small_disk)
     path.unlink()  # still open, so no space comes back: the new database cannot be made yet
     worker.submit(events[1:])
-    assert until(lambda: worker.stats().errors >= 3)  # the move is retried with every write
+    eventually(lambda: worker.stats().errors >= 3, "worker.stats().errors >= 3")  # the move is retried with every write
     filler.unlink()
-    assert until(lambda: worker.stats().written == 4)
+    eventually(lambda: worker.stats().written == 4, "worker.stats().written == 4")
     worker.stop()
     assert worker.stats().lost == 0
     assert stored_ids(path) == ids(events[1:])

@@ -6,9 +6,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import subprocess
-import time
 from pathlib import Path
-from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -21,17 +19,9 @@ from fume_edge.alerts.snapshot import SnapshotFrames
 from fume_edge.alerts.store import AlertStore
 from fume_edge.alerts.worker import SinkWorker
 from fume_edge.errors import FumeEdgeError
+from waiting import eventually
 
 T0 = 1_780_000_000.0
-
-
-def until(condition: Callable[[], bool], timeout: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return condition()
 
 
 def read_jsonl(path: Path) -> list[AlertEvent]:
@@ -70,19 +60,22 @@ def test_a_disk_that_fills_and_frees_loses_no_alert_and_keeps_every_sink_in_orde
     worker.start()
     for event in timeline[:6]:  # before the disk fills
         worker.submit([event], smooth_frames())
-    assert until(lambda: worker.stats().written == 6)
+    eventually(lambda: worker.stats().written == 6, "worker.stats().written == 6")
 
     filler = fill(small_disk)
     for event in timeline[6:]:  # while it is full: every commit fails and is retried
         worker.submit([event], smooth_frames())
-    assert until(lambda: worker.stats().failing == "SQLite" and worker.stats().errors >= 3)
+    eventually(
+        lambda: worker.stats().failing == "SQLite" and worker.stats().errors >= 3,
+        'worker.stats().failing == "SQLite" and worker.stats().errors >= 3',
+    )
     held = worker.stats()
     assert held.written < len(timeline) and held.queued > 0 and held.dropped == 0
     assert len(read_jsonl(jsonl)) == held.written  # JSONL only ever follows committed rows
     assert not list(small_disk.rglob("*.tmp"))  # a failed snapshot write removed its temporary file at once
 
     filler.unlink()  # space returns
-    assert until(lambda: worker.stats().written == len(timeline))
+    eventually(lambda: worker.stats().written == len(timeline), "worker.stats().written == len(timeline)")
     worker.stop()
     stats = worker.stats()
     assert (stats.failing, stats.lost) == (None, 0)

@@ -10,7 +10,6 @@ import textwrap
 import time
 from pathlib import Path
 from typing import Any
-from collections.abc import Callable
 
 import pytest
 from alerts_support import make_event, sinks_config
@@ -20,6 +19,7 @@ from fume_edge.alerts.mqtt import MqttTarget, parse_mqtt_url
 from fume_edge.alerts.store import AlertStore
 from fume_edge.alerts.worker import SinksConfig, SinkWorker
 from fume_edge.errors import FumeEdgeError
+from waiting import eventually
 
 T0 = 1_780_000_000.0
 DEVICE = "barn-1"
@@ -28,15 +28,6 @@ ALERTS, STATUS = f"fe/{DEVICE}/+/alerts/#", f"fe/{DEVICE}/availability"
 
 def mqtt_sinks(tmp_path: Path, url: str, **mqtt: Any) -> SinksConfig:
     return sinks_config(tmp_path, {"mqtt": {"url": url, "reconnect_min_s": 1, "reconnect_max_s": 1, **mqtt}})
-
-
-def until(condition: Callable[[], bool], timeout: float = 20.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
 
 
 @pytest.mark.parametrize(
@@ -85,14 +76,16 @@ def test_every_alert_reaches_the_subscriber_across_a_broker_restart(broker: Brok
     subscriber = Subscriber(broker.port, [ALERTS])
     worker = SinkWorker(mqtt_sinks(tmp_path, f"mqtt://127.0.0.1:{broker.port}/fe"), device_id=DEVICE)
     worker.start()
-    assert worker.mqtt is not None and until(lambda: worker.mqtt.connected)
+    assert worker.mqtt is not None and eventually(
+        lambda: worker.mqtt.connected, "worker.mqtt.connected", timeout_s=20.0
+    )
     sent = []
     for i in range(40):
         if i == 12:  # mid-stream: the broker goes away
             broker.stop()
-            assert until(lambda: not worker.mqtt.connected)
+            eventually(lambda: not worker.mqtt.connected, "not worker.mqtt.connected", timeout_s=20.0)
         if i == 28:  # everything since is committed and waiting in the outbox
-            assert until(lambda: worker.store.unsent_count() >= 16)
+            eventually(lambda: worker.store.unsent_count() >= 16, "worker.store.unsent_count() >= 16", timeout_s=20.0)
             broker.start()
         event = make_event(wall=T0 + i)
         sent.append(event.event_id)
@@ -101,7 +94,7 @@ def test_every_alert_reaches_the_subscriber_across_a_broker_restart(broker: Brok
     assert subscriber.wait_for(lambda s: set(sent) <= set(s.event_ids), timeout=30), (
         f"missing {len(set(sent) - set(subscriber.event_ids))} of {len(sent)}"
     )
-    assert until(lambda: worker.store.unsent_count() == 0)
+    eventually(lambda: worker.store.unsent_count() == 0, "worker.store.unsent_count() == 0", timeout_s=20.0)
     worker.stop()
     subscriber.close()
     with AlertStore(tmp_path / "alerts.db", readonly=True) as store:
@@ -238,7 +231,9 @@ def make_tls(folder: Path) -> tuple[Path, Path, Path]:
     return folder / "ca.crt", folder / "server.crt", folder / "server.key"
 
 
-def test_mqtts_with_credentials(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_mqtts_with_credentials(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     if MOSQUITTO is None or MOSQUITTO_PASSWD is None or shutil.which("openssl") is None:
         pytest.skip("needs mosquitto, mosquitto_passwd and openssl (apt-get install mosquitto openssl)")
     certs = tmp_path / "certs"
@@ -267,9 +262,14 @@ def test_mqtts_with_credentials(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
         subscriber.close()
 
         refused = mqtt_sinks(tmp_path / "refused", f"mqtts://edge:wrong@127.0.0.1:{secure.port}/fe", ca=str(ca))
-        with SinkWorker(refused, device_id=DEVICE) as worker:
+        with (
+            caplog.at_level("WARNING", logger="fume_edge.alerts.mqtt"),
+            SinkWorker(refused, device_id=DEVICE) as worker,
+        ):
             worker.submit([make_event()])
-            time.sleep(1.5)
+            eventually(
+                lambda: "refused the connection" in caplog.text, "the broker refusing the password", timeout_s=20
+            )
             assert worker.mqtt is not None and not worker.mqtt.connected
         assert worker.stats().mqtt_unsent == 1  # kept for a run with the right password
     finally:
@@ -296,9 +296,15 @@ def test_a_publish_the_broker_refuses_stays_unsent_and_the_rest_are_marked_sent(
     try:
         denied, allowed = make_event(alert_type="acidosis_risk"), make_event(alert_type="camera_degraded")
         with SinkWorker(mqtt_sinks(tmp_path, f"mqtt://127.0.0.1:{strict.port}/fe"), device_id=DEVICE) as worker:
-            assert worker.mqtt is not None and until(lambda: worker.mqtt.connected)
+            assert worker.mqtt is not None and eventually(
+                lambda: worker.mqtt.connected, "worker.mqtt.connected", timeout_s=20.0
+            )
             worker.submit([denied, allowed])
-            assert until(lambda: worker.mqtt.refused >= 1 and worker.mqtt.sent == 1)
+            eventually(
+                lambda: worker.mqtt.refused >= 1 and worker.mqtt.sent == 1,
+                "worker.mqtt.refused >= 1 and worker.mqtt.sent == 1",
+                timeout_s=20.0,
+            )
         with AlertStore(tmp_path / "alerts.db", readonly=True) as store:
             assert [event.event_id for _, event in store.unsent(10)] == [denied.event_id]
     finally:
@@ -313,11 +319,13 @@ def test_an_unreachable_broker_is_logged_once_down_and_once_back(
     later = Broker(tmp_path / "broker")  # nothing listens yet
     config = mqtt_sinks(tmp_path, f"mqtt://127.0.0.1:{later.port}/fe")
     with caplog.at_level("WARNING", logger="fume_edge.alerts.mqtt"), SinkWorker(config, device_id=DEVICE) as worker:
-        assert until(lambda: "unreachable" in caplog.text)
+        eventually(lambda: "unreachable" in caplog.text, '"unreachable" in caplog.text', timeout_s=20.0)
         time.sleep(3.5)  # several reconnect attempts (1 s apart) while it stays down
         later.start()
         try:
-            assert worker.mqtt is not None and until(lambda: worker.mqtt.connected, timeout=15)
+            assert worker.mqtt is not None and eventually(
+                lambda: worker.mqtt.connected, "worker.mqtt.connected", timeout_s=15
+            )
         finally:
             later.stop()
     messages = [r.getMessage() for r in caplog.records if r.name == "fume_edge.alerts.mqtt"]
@@ -336,13 +344,17 @@ def test_a_broker_that_refuses_v5_is_spoken_to_in_3_1_1(broker: Broker, tmp_path
     worker = SinkWorker(mqtt_sinks(tmp_path, f"mqtt://127.0.0.1:{broker.port}/fe"), device_id=DEVICE)
     worker.start()
     publisher = worker.mqtt
-    assert publisher is not None and until(lambda: publisher.connected)
+    assert publisher is not None and eventually(lambda: publisher.connected, "publisher.connected", timeout_s=20.0)
     refused = ReasonCode(PacketTypes.CONNACK, identifier=132)
     publisher._on_connect(publisher._client, None, None, refused, None)
-    assert until(lambda: publisher._protocol == mqtt.MQTTv311 and publisher.connected)
+    eventually(
+        lambda: publisher._protocol == mqtt.MQTTv311 and publisher.connected,
+        "publisher._protocol == mqtt.MQTTv311 and publisher.connected",
+        timeout_s=20.0,
+    )
     event = make_event()
     worker.submit([event])
     assert subscriber.wait_for(lambda s: event.event_id in s.event_ids)
-    assert until(lambda: worker.store.unsent_count() == 0)
+    eventually(lambda: worker.store.unsent_count() == 0, "worker.store.unsent_count() == 0", timeout_s=20.0)
     worker.stop()
     subscriber.close()

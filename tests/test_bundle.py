@@ -36,15 +36,9 @@ from fume_edge.errors import FumeEdgeError
 from fume_edge.hashing import sha256_file
 from fume_edge.runtime.base import load_backend
 from fume_edge.runtime.holder import ModelHealth, SwappableBackend
+from waiting import eventually
 
 GATE = GateSettings(min_fps=0.1, device="cpu")  # speed is benchmarked, not asserted
-
-
-def wait_for(condition, timeout_s: float = 60.0, poll_s: float = 0.05) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met before the deadline"
-        time.sleep(poll_s)
 
 
 @pytest.fixture(scope="module")
@@ -201,9 +195,17 @@ def test_sigkill_during_install_then_restart_runs_a_complete_model(
     process = subprocess.Popen(_cli_install(bundle, models, world["trusted"]), env=env)
     try:
         if kill_after == "staging":  # mid-unpack or mid-gate
-            wait_for(lambda: any(p.name.startswith(".staging-") and any(p.rglob("*")) for p in models.iterdir()))
+            eventually(
+                lambda: any(p.name.startswith(".staging-") and any(p.rglob("*")) for p in models.iterdir()),
+                'any(p.name.startswith(".staging-") and any(p.rglob("*")) for p in m...',
+                timeout_s=60.0,
+            )
         else:  # right before the commit and the switch, or right after the switch (pruning)
-            wait_for(lambda: any(e["event"] == kill_after for e in store.events()), timeout_s=240)
+            eventually(
+                lambda: any(e["event"] == kill_after for e in store.events()),
+                'any(e["event"] == kill_after for e in store.events())',
+                timeout_s=240,
+            )
     finally:
         process.send_signal(signal.SIGKILL)
         process.wait()
@@ -319,7 +321,7 @@ def test_model_that_turns_non_finite_after_the_swap_is_rolled_back(
     results: list[tuple[str | None, bool]] = []
     with ModelUpdates(holder, store, HealthSettings(window_s=60.0, min_fps=0.1, poll_s=0.05), device="cpu", threads=1):
         store.switch("v3-nan")
-        wait_for(lambda: holder.version == "v3-nan")
+        eventually(lambda: holder.version == "v3-nan", 'holder.version == "v3-nan"', timeout_s=60.0)
         assert holder.infer(dark, dark, mask).finite  # fine on ordinary frames: the gate could not have seen it
         while holder.version == "v3-nan":  # the loop keeps feeding frames; a bright one turns it NaN
             results.append((holder.version, holder.infer(bright, bright, mask).finite))
@@ -421,7 +423,7 @@ def test_a_model_the_run_cannot_load_is_refused_and_current_points_back(
     holder = SwappableBackend(load_backend(store.model_file("v1"), device="cpu", threads=1), shas["v1"], "v1")
     with ModelUpdates(holder, store, HealthSettings(poll_s=0.05), device="cpu", threads=1):
         store.switch("v3-broken")
-        wait_for(lambda: store.current() == "v1")
+        eventually(lambda: store.current() == "v1", 'store.current() == "v1"', timeout_s=60.0)
     holder.close()
     assert holder.version == "v1"
     assert [e["event"] for e in store.events()][-2:] == ["model_swap_failed", "model_rolled_back"]
@@ -450,7 +452,11 @@ def test_a_run_that_keeps_dying_after_the_swap_goes_back_to_the_model_before(
     try:
         assert run.stdout is not None and run.stdout.readline().strip() == "ready"
         store.switch("v2")
-        wait_for(lambda: any(e["event"] == "model_swapped" for e in store.events()))
+        eventually(
+            lambda: any(e["event"] == "model_swapped" for e in store.events()),
+            'any(e["event"] == "model_swapped" for e in store.events())',
+            timeout_s=60.0,
+        )
     finally:
         run.send_signal(signal.SIGKILL)  # the new model's run dies inside its health window
         run.wait()
@@ -498,12 +504,18 @@ def test_watcher_events_reach_the_alert_database_switch_then_rollback_with_the_r
         AlertService(config.alerts, config.sinks, device_id="test", model_sha=holder.model_sha) as service,
     ):
         store.switch("v3-nan")
-        wait_for(lambda: holder.version == "v3-nan")
-        wait_for(lambda: bool(relay._waiting))  # the swap's record waits for the service ...
+        eventually(lambda: holder.version == "v3-nan", 'holder.version == "v3-nan"', timeout_s=60.0)
+        eventually(
+            lambda: bool(relay._waiting), "bool(relay._waiting)", timeout_s=60.0
+        )  # the swap's record waits for the service ...
         relay.connect(service.model_event)  # ... and reaches it once connected
         while holder.version == "v3-nan":
             holder.infer(bright, bright, mask)
-        wait_for(lambda: len(_model_alerts(config.sinks.sqlite.path)) >= 4)
+        eventually(
+            lambda: len(_model_alerts(config.sinks.sqlite.path)) >= 4,
+            "len(_model_alerts(config.sinks.sqlite.path)) >= 4",
+            timeout_s=60.0,
+        )
     holder.close()
     found = _model_alerts(config.sinks.sqlite.path)
     assert [(kind, state) for kind, state, _ in found] == [
@@ -547,7 +559,11 @@ def test_an_install_from_another_process_reaches_the_running_alert_service_with_
     ):
         with pytest.raises(FumeEdgeError, match="rejected by the gate"):
             install_bundle(bundle, InstallOptions(models=models, trusted_keys=world["trusted"], gate=GATE))
-        wait_for(lambda: len(_model_alerts(config.sinks.sqlite.path)) >= 2)
+        eventually(
+            lambda: len(_model_alerts(config.sinks.sqlite.path)) >= 2,
+            "len(_model_alerts(config.sinks.sqlite.path)) >= 2",
+            timeout_s=60.0,
+        )
     holder.close()
     assert len(store.events()) > before  # the JSONL log keeps every step too
     (kind, state, detail), _ = _model_alerts(config.sinks.sqlite.path)

@@ -12,7 +12,7 @@ import paho.mqtt.publish as publish
 import pytest
 from alerts_support import policy_config, sinks_config
 from bundle_support import DEFAULT_ONNX, keypair, make, variant_onnx
-from fleet_support import Recorder, until
+from fleet_support import Recorder
 from mqtt_broker import Broker
 from train_support import make_paired_dataset
 
@@ -26,6 +26,7 @@ from fume_edge.bundle.store import ModelStore
 from fume_edge.errors import FumeEdgeError
 from fume_edge.runtime.base import load_backend
 from fume_edge.runtime.holder import SwappableBackend
+from waiting import eventually
 
 DEVICE = "barn-1"
 GATE = GateSettings(min_fps=0.1, device="cpu")  # speed is benchmarked, not asserted
@@ -140,15 +141,29 @@ def test_mqtt_cmd_model_installs_reports_progress_and_the_run_switches_with_aler
     ):
         serve_model_commands(service, options)
         mqtt = service.sinks.mqtt
-        assert mqtt is not None and until(lambda: mqtt.connected)
+        assert mqtt is not None and eventually(lambda: mqtt.connected, "mqtt.connected", timeout_s=20.0)
         progress = f"{base}/model/progress"
         publish.single(f"{base}/cmd/model", "http://127.0.0.1:1/v2.fume", qos=1, hostname="127.0.0.1", port=broker.port)
-        assert until(lambda: any(b"only https://" in p for p in recorder.payloads(progress)))
+        eventually(
+            lambda: any(b"only https://" in p for p in recorder.payloads(progress)),
+            'any(b"only https://" in p for p in recorder.payloads(progress))',
+            timeout_s=20.0,
+        )
         publish.single(f"{base}/cmd/model", str(bundles["v2"]), qos=1, hostname="127.0.0.1", port=broker.port)
-        assert until(lambda: any(p.startswith(b"installed v2") for p in recorder.payloads(progress)), timeout=120)
-        assert until(lambda: holder.version == "v2")  # the live run swapped to it
+        eventually(
+            lambda: any(p.startswith(b"installed v2") for p in recorder.payloads(progress)),
+            'any(p.startswith(b"installed v2") for p in recorder.payloads(progre...',
+            timeout_s=120,
+        )
+        eventually(
+            lambda: holder.version == "v2", 'holder.version == "v2"', timeout_s=20.0
+        )  # the live run swapped to it
         alerts = f"{base}/default/alerts/"  # a device-level event: the default station
-        assert until(lambda: {f"{alerts}model_installed", f"{alerts}model_switched"} <= set(recorder.latest()))
+        eventually(
+            lambda: {f"{alerts}model_installed", f"{alerts}model_switched"} <= set(recorder.latest()),
+            '{f"{alerts}model_installed", f"{alerts}model_switched"} <= set(reco...',
+            timeout_s=20.0,
+        )
     holder.close()
     recorder.close()
     lines = [p.decode() for p in recorder.payloads(progress)]
@@ -190,7 +205,11 @@ def test_page_installs_a_bundle_with_the_token_and_shows_its_progress(
     assert response.status_code == 202 and response.json() == {"installing": str(bundles["v2"])}
     again = httpx.post(f"{url}/api/model", json={"bundle": str(bundles["v3"])}, headers=auth)
     assert again.status_code == 409 and "is running" in again.json()["error"]
-    assert until(lambda: httpx.get(f"{url}/api/model").json()["result"] is not None, timeout=120)
+    eventually(
+        lambda: httpx.get(f"{url}/api/model").json()["result"] is not None,
+        'httpx.get(f"{url}/api/model").json()["result"] is not None',
+        timeout_s=120,
+    )
     state = httpx.get(f"{url}/api/model").json()
     assert state["result"].startswith("installed v2") and any("gating v2" in line for line in state["lines"])
     assert ModelStore(options.models).current() == "v2"  # type: ignore[arg-type]
@@ -266,7 +285,7 @@ def test_a_bundles_alert_thresholds_are_kept_and_shown_but_never_change_the_runn
     ):
         before = {name: p.config for name, p in service.policies.items()}
         install_bundle(bundles["v4"], options, progress=lines.append)
-        assert until(lambda: holder.version == "v4")
+        eventually(lambda: holder.version == "v4", 'holder.version == "v4"', timeout_s=20.0)
         assert {name: p.config for name, p in service.policies.items()} == before
     holder.close()
     assert policy.acidosis_risk.start_at != 0.35

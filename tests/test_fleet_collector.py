@@ -19,7 +19,6 @@ import paho.mqtt.client as mqtt
 import psycopg
 import pytest
 from alerts_support import make_event, policy_config, prediction, sinks_config
-from fleet_support import until
 from mqtt_broker import MOSQUITTO, Broker
 from postgres_support import Postgres
 
@@ -31,6 +30,7 @@ from fume_edge.fleet.collector import Collector, CollectorConfig
 from fume_edge.fleet.queries import fleet_devices, fleet_events
 from fume_edge.errors import FumeEdgeError
 from fume_edge.fleet.schema import MIGRATIONS, SCHEMA_VERSION, migrate
+from waiting import eventually
 
 DEVICE = "barn-1"
 T0 = 1_780_000_000.0
@@ -74,7 +74,7 @@ def publisher(port: int) -> mqtt.Client:
 def test_collector_archives_events_state_and_availability_once(central: Broker, dsn: str, tmp_path: Path) -> None:
     collector = Collector(CollectorConfig(f"mqtt://127.0.0.1:{central.port}/fe", dsn))
     collector.start()
-    assert until(lambda: collector.connected)
+    eventually(lambda: collector.connected, "collector.connected", timeout_s=20.0)
     client = publisher(central.port)
     events = [make_event(wall=T0 + i, subject="cow-1" if i % 2 else None) for i in range(6)]
     for event in [*events, events[0]]:  # a redelivery of the first
@@ -95,7 +95,7 @@ def test_collector_archives_events_state_and_availability_once(central: Broker, 
         (f"fe/{DEVICE}/default/alerts/acidosis_risk", b'{"event_id": "\\u0000"}'),
     ):
         client.publish(topic, payload, qos=1).wait_for_publish(5)
-    assert until(lambda: collector.stats.committed >= 12)
+    eventually(lambda: collector.stats.committed >= 12, "collector.stats.committed >= 12", timeout_s=20.0)
     collector.stop()
     client.loop_stop()
     assert collector.stats.ignored == 3
@@ -164,25 +164,25 @@ def test_every_stored_event_reaches_postgresql_once_across_outages(
 
     try:
         emit(20)
-        assert until(lambda: count(dsn) == 20, timeout=30)
+        eventually(lambda: count(dsn) == 20, "count(dsn) == 20", timeout_s=30)
         central.stop()  # the uplink's far end goes away: the local broker queues for the bridge
         emit(20)
         time.sleep(2)
         central.start()
         emit(10)
-        assert until(lambda: count(dsn) == 50, timeout=60)
+        eventually(lambda: count(dsn) == 50, "count(dsn) == 50", timeout_s=60)
         collector.stop()  # the collector goes away: the central broker queues for its session
         emit(20)
         time.sleep(2)
         collector = Collector(config)
         collector.start()
-        assert until(lambda: count(dsn) == 70, timeout=60)
+        eventually(lambda: count(dsn) == 70, "count(dsn) == 70", timeout_s=60)
         postgres.stop()  # PostgreSQL goes away: nothing is acknowledged, the broker keeps it in flight
         emit(20)
-        assert until(lambda: collector.stats.db_failures > 0, timeout=30)
+        eventually(lambda: collector.stats.db_failures > 0, "collector.stats.db_failures > 0", timeout_s=30)
         postgres.start()
         emit(10)
-        assert until(lambda: count(dsn) == 100, timeout=60)
+        eventually(lambda: count(dsn) == 100, "count(dsn) == 100", timeout_s=60)
     finally:
         device.stop()
         collector.stop()
@@ -235,18 +235,24 @@ def test_a_killed_device_turns_offline_in_the_archive_and_online_again(
 
     child = start_device()
     try:
-        assert until(lambda: rows(dsn, availability) == [("online",)], timeout=30)
+        eventually(
+            lambda: rows(dsn, availability) == [("online",)], 'rows(dsn, availability) == [("online",)]', timeout_s=30
+        )
         child.send_signal(signal.SIGKILL)
         child.wait()
         killed = time.monotonic()
-        assert until(lambda: rows(dsn, availability) == [("offline",)], timeout=10)
+        eventually(
+            lambda: rows(dsn, availability) == [("offline",)], 'rows(dsn, availability) == [("offline",)]', timeout_s=10
+        )
         assert time.monotonic() - killed < 2 * 1.5 + 2  # the keepalive window (1.5 x 2 s) plus delivery
         child = start_device()
-        assert until(lambda: rows(dsn, availability) == [("online",)], timeout=30)
+        eventually(
+            lambda: rows(dsn, availability) == [("online",)], 'rows(dsn, availability) == [("online",)]', timeout_s=30
+        )
         uplink = f"SELECT uplink FROM devices WHERE device_id = '{DEVICE}'"
         assert rows(dsn, uplink) == [("up",)]
         local._proc.kill()  # type: ignore[union-attr]  # the local broker dies: its bridge's last will says so
-        assert until(lambda: rows(dsn, uplink) == [("down",)], timeout=15)
+        eventually(lambda: rows(dsn, uplink) == [("down",)], 'rows(dsn, uplink) == [("down",)]', timeout_s=15)
     finally:
         child.kill()
         child.wait()
@@ -279,12 +285,16 @@ def test_fume_edge_collect_runs_as_a_command_and_stops_on_sigterm(central: Broke
         assert any("collecting fe/#" in line for line in itertools.islice(iter(command.stdout.readline, ""), 3))
         event = make_event()
         client = publisher(central.port)
-        deadline = time.monotonic() + 30  # publish until the command's subscription takes it
-        while count(dsn) != 1 and time.monotonic() < deadline:
+
+        def taken() -> bool:  # publish until the command's subscription takes it
+            if count(dsn) == 1:
+                return True
             client.publish(f"fe/{DEVICE}/{event.station}/alerts/{event.type}", event.to_json(), qos=1).wait_for_publish(
                 5
             )
-            time.sleep(0.5)
+            return False
+
+        eventually(taken, "the collector command storing the event", timeout_s=30, every_s=0.5)
         client.loop_stop()
         assert rows(dsn, "SELECT event_id FROM events") == [(event.event_id,)]
         command.send_signal(signal.SIGTERM)
@@ -340,9 +350,17 @@ def test_a_bridged_device_works_under_the_documented_acl(tmp_path: Path, dsn: st
         service.sinks.submit([event])
         frame = np.zeros((48, 64), np.float32)
         service.on_prediction(0.0, T0, prediction(), frame, frame)
-        assert until(lambda: count(dsn) == 1, timeout=30)
-        assert until(lambda: rows(dsn, "SELECT availability, uplink FROM devices") == [("online", "up")], timeout=30)
-        assert until(lambda: count(dsn, "SELECT count(*) FROM station_state") == 1, timeout=30)
+        eventually(lambda: count(dsn) == 1, "count(dsn) == 1", timeout_s=30)
+        eventually(
+            lambda: rows(dsn, "SELECT availability, uplink FROM devices") == [("online", "up")],
+            'rows(dsn, "SELECT availability, uplink FROM devices") == [("online"...',
+            timeout_s=30,
+        )
+        eventually(
+            lambda: count(dsn, "SELECT count(*) FROM station_state") == 1,
+            'count(dsn, "SELECT count(*) FROM station_state") == 1',
+            timeout_s=30,
+        )
     finally:
         service.close()
         collector.stop()
@@ -356,14 +374,14 @@ def test_a_collector_stopped_while_postgresql_is_down_leaves_its_messages_to_the
     config = CollectorConfig(f"mqtt://127.0.0.1:{central.port}/fe", dsn)
     collector = Collector(config)
     collector.start()
-    assert until(lambda: collector.connected)
+    eventually(lambda: collector.connected, "collector.connected", timeout_s=20.0)
     postgres.stop()
     try:
         event = make_event()
         client = publisher(central.port)
         client.publish(f"fe/{DEVICE}/{event.station}/alerts/{event.type}", event.to_json(), qos=1).wait_for_publish(5)
         client.loop_stop()
-        assert until(lambda: collector.stats.db_failures > 0)
+        eventually(lambda: collector.stats.db_failures > 0, "collector.stats.db_failures > 0", timeout_s=20.0)
         stopping = threading.Thread(target=collector.stop)
         stopping.start()
         stopping.join(timeout=30)
@@ -372,5 +390,9 @@ def test_a_collector_stopped_while_postgresql_is_down_leaves_its_messages_to_the
         postgres.start()
     again = Collector(config)
     again.start()
-    assert until(lambda: rows(dsn, "SELECT event_id FROM events") == [(event.event_id,)], timeout=30)
+    eventually(
+        lambda: rows(dsn, "SELECT event_id FROM events") == [(event.event_id,)],
+        'rows(dsn, "SELECT event_id FROM events") == [(event.event_id,)]',
+        timeout_s=30,
+    )
     again.stop()

@@ -14,7 +14,7 @@ import paho.mqtt.client as mqtt
 import paho.mqtt.publish as publish
 import pytest
 from alerts_support import make_event, policy_config, prediction, sinks_config
-from fleet_support import Recorder, until
+from fleet_support import Recorder
 from mqtt_broker import MOSQUITTO, MOSQUITTO_PASSWD, Broker
 
 from fume_edge.alerts import mqtt as mqtt_sink
@@ -25,6 +25,7 @@ from fume_edge.alerts.store import AlertStore
 from fume_edge.alerts.subject import set_subject, subject_history
 from fume_edge.alerts.worker import SinkWorker
 from fume_edge.errors import FumeEdgeError
+from waiting import eventually
 
 DEVICE = "barn-1"
 ACL = Path(__file__).parents[1] / "fume_edge" / "fleet" / "mosquitto-acl.conf"
@@ -55,12 +56,20 @@ def test_late_subscriber_reads_availability_state_and_discovery(broker: Broker, 
     config = sinks(tmp_path, broker.port, state_interval_s=1.0, discovery=True)
     service = AlertService(policy_config({"smoothing_s": 0.0}), config, device_id=DEVICE, model_sha="c0ffee" * 10)
     service.start()
-    assert until(lambda: service.sinks.mqtt is not None and service.sinks.mqtt.connected)
+    eventually(
+        lambda: service.sinks.mqtt is not None and service.sinks.mqtt.connected,
+        "service.sinks.mqtt is not None and service.sinks.mqtt.connected",
+        timeout_s=20.0,
+    )
     for i in range(30):
         service.on_prediction(i * 0.1, 1e9 + i * 0.1, prediction((0.1, 0.1, 0.8), 0.02, 0.03), FRAME, FRAME)
     late = Recorder(broker.port, ["fe/#", "homeassistant/#"], "late")
     try:
-        assert until(lambda: "fe/barn-1/default/state" in late.latest())
+        eventually(
+            lambda: "fe/barn-1/default/state" in late.latest(),
+            '"fe/barn-1/default/state" in late.latest()',
+            timeout_s=20.0,
+        )
         state = json.loads(late.latest()["fe/barn-1/default/state"])
         assert state["ph_class"] == "Acidotic" and state["gas_areas"]["ch4"] == pytest.approx(0.03, abs=1e-3)
         assert state["model_sha"] == "c0ffee" * 10 and state["fps"] > 0 and state["cameras"]["co2"] == "live"
@@ -77,7 +86,11 @@ def test_late_subscriber_reads_availability_state_and_discovery(broker: Broker, 
         late.close()
         service.close()
     after = Recorder(broker.port, ["fe/barn-1/availability"], "after-stop")
-    assert until(lambda: after.payloads("fe/barn-1/availability") == [b"offline"])
+    eventually(
+        lambda: after.payloads("fe/barn-1/availability") == [b"offline"],
+        'after.payloads("fe/barn-1/availability") == [b"offline"]',
+        timeout_s=20.0,
+    )
     after.close()
 
 
@@ -88,15 +101,21 @@ def test_a_removed_station_has_its_discovery_configs_emptied(broker: Broker, tmp
         both = MqttPublisher(config, store, DEVICE, stations=("default", "pen-2"))
         both.start()
         watcher = Recorder(broker.port, ["homeassistant/#"], "watcher")
-        assert until(lambda: pen in watcher.latest())
+        eventually(lambda: pen in watcher.latest(), "pen in watcher.latest()", timeout_s=20.0)
         both.stop()
         one = MqttPublisher(config, store, DEVICE, stations=("default",))
         one.start()
-        assert until(lambda: watcher.latest().get(pen) == b"")  # emptied: Home Assistant removes the entity
+        eventually(
+            lambda: watcher.latest().get(pen) == b"", 'watcher.latest().get(pen) == b""', timeout_s=20.0
+        )  # emptied: Home Assistant removes the entity
         one.stop()
         watcher.close()
     late = Recorder(broker.port, ["homeassistant/#"], "late")
-    assert until(lambda: "homeassistant/sensor/fume_edge_barn-1/default_fps/config" in late.latest())
+    eventually(
+        lambda: "homeassistant/sensor/fume_edge_barn-1/default_fps/config" in late.latest(),
+        '"homeassistant/sensor/fume_edge_barn-1/default_fps/config" in late....',
+        timeout_s=20.0,
+    )
     assert not any("pen-2" in topic for topic in late.latest())  # the retained config is gone from the broker
     late.close()
 
@@ -110,23 +129,35 @@ def test_a_retained_command_is_never_obeyed_on_reconnect(broker: Broker, tmp_pat
     worker = SinkWorker(sinks(tmp_path, broker.port), device_id=DEVICE)
     worker.start()
     publisher = worker.mqtt
-    assert publisher is not None and until(lambda: publisher.connected)
+    assert publisher is not None and eventually(lambda: publisher.connected, "publisher.connected", timeout_s=20.0)
     if v311:  # replay a 3.1.1 broker's answer to v5, as test_alerts_mqtt does: it reconnects with 3.1.1
         from paho.mqtt.packettypes import PacketTypes
         from paho.mqtt.reasoncodes import ReasonCode
 
         publisher._on_connect(publisher._client, None, None, ReasonCode(PacketTypes.CONNACK, identifier=132), None)
-        assert until(lambda: publisher._protocol == mqtt.MQTTv311 and publisher.connected)
+        eventually(
+            lambda: publisher._protocol == mqtt.MQTTv311 and publisher.connected,
+            "publisher._protocol == mqtt.MQTTv311 and publisher.connected",
+            timeout_s=20.0,
+        )
     set_subject(worker.store, "good-cow", "cli")
     publish.single(topic, "live-cow", qos=1, hostname="127.0.0.1", port=broker.port)  # a proof it listens
-    assert until(lambda: subject_history(worker.store, 1)[0].subject == "live-cow")
+    eventually(
+        lambda: subject_history(worker.store, 1)[0].subject == "live-cow",
+        'subject_history(worker.store, 1)[0].subject == "live-cow"',
+        timeout_s=20.0,
+    )
     set_subject(worker.store, "good-cow", "cli")
     broker.stop()
-    assert until(lambda: not publisher.connected)
+    eventually(lambda: not publisher.connected, "not publisher.connected", timeout_s=20.0)
     broker.start()
-    assert until(lambda: publisher.connected, timeout=30)
+    eventually(lambda: publisher.connected, "publisher.connected", timeout_s=30)
     publish.single(topic, "after-cow", qos=1, hostname="127.0.0.1", port=broker.port)
-    assert until(lambda: subject_history(worker.store, 1)[0].subject == "after-cow")
+    eventually(
+        lambda: subject_history(worker.store, 1)[0].subject == "after-cow",
+        'subject_history(worker.store, 1)[0].subject == "after-cow"',
+        timeout_s=20.0,
+    )
     history = [change.subject for change in subject_history(worker.store, 50)]
     worker.stop()
     assert "evil-ret" not in history
@@ -135,12 +166,22 @@ def test_a_retained_command_is_never_obeyed_on_reconnect(broker: Broker, tmp_pat
 def test_a_live_retained_command_is_applied_once_and_cleared(broker: Broker, tmp_path: Path) -> None:
     topic = f"fe/{DEVICE}/cmd/subject"
     with SinkWorker(sinks(tmp_path, broker.port), device_id=DEVICE) as worker:
-        assert worker.mqtt is not None and until(lambda: worker.mqtt.connected)
+        assert worker.mqtt is not None and eventually(
+            lambda: worker.mqtt.connected, "worker.mqtt.connected", timeout_s=20.0
+        )
         publish.single(topic, "cow-9", qos=1, retain=True, hostname="127.0.0.1", port=broker.port)
-        assert until(lambda: [c.subject for c in subject_history(worker.store, 1)] == ["cow-9"])
+        eventually(
+            lambda: [c.subject for c in subject_history(worker.store, 1)] == ["cow-9"],
+            '[c.subject for c in subject_history(worker.store, 1)] == ["cow-9"]',
+            timeout_s=20.0,
+        )
         checker = Recorder(broker.port, [topic, f"fe/{DEVICE}/availability"], "checker")
         # retained messages come in subscription order: availability arrives, the cleared command does not
-        assert until(lambda: f"fe/{DEVICE}/availability" in checker.latest())
+        eventually(
+            lambda: f"fe/{DEVICE}/availability" in checker.latest(),
+            'f"fe/{DEVICE}/availability" in checker.latest()',
+            timeout_s=20.0,
+        )
         assert checker.payloads(topic) == []
         checker.close()
         assert [c.subject for c in subject_history(worker.store, 10)] == ["cow-9"]
@@ -165,20 +206,24 @@ def test_subject_commands_per_station_and_for_every_station(
         ) as worker,
     ):
         publisher = worker.mqtt
-        assert publisher is not None and until(lambda: publisher.connected)
+        assert publisher is not None and eventually(lambda: publisher.connected, "publisher.connected", timeout_s=20.0)
         send("pen-2/cmd/subject", "cow-2")
-        assert until(lambda: changes() == [("cow-2", "pen-2")])
+        eventually(lambda: changes() == [("cow-2", "pen-2")], 'changes() == [("cow-2", "pen-2")]', timeout_s=20.0)
         send("pen-9/cmd/subject", "cow-9")  # not a station of this device
         send("pen-1/cmd/subject", "cow-1")
-        assert until(lambda: changes() == [("cow-2", "pen-2"), ("cow-1", "pen-1")])
-        assert until(lambda: publisher.commands.unknown == 1)
+        eventually(
+            lambda: changes() == [("cow-2", "pen-2"), ("cow-1", "pen-1")],
+            'changes() == [("cow-2", "pen-2"), ("cow-1", "pen-1")]',
+            timeout_s=20.0,
+        )
+        eventually(lambda: publisher.commands.unknown == 1, "publisher.commands.unknown == 1", timeout_s=20.0)
         send("pen-1/cmd/subject", "cow-1")  # pen-1 has it already: skipped
-        assert until(lambda: publisher.commands.unchanged == 1)
+        eventually(lambda: publisher.commands.unchanged == 1, "publisher.commands.unchanged == 1", timeout_s=20.0)
         send("pen-1/cmd/subject", "bad;id")  # refused like on cmd/subject
         send("cmd/subject", "herd-A")
-        assert until(lambda: changes()[-1] == ("herd-A", None))
+        eventually(lambda: changes()[-1] == ("herd-A", None), 'changes()[-1] == ("herd-A", None)', timeout_s=20.0)
         send("pen-2/cmd/subject", "herd-A")  # pen-2's current subject is the device-wide one now: skipped
-        assert until(lambda: publisher.commands.unchanged == 2)
+        eventually(lambda: publisher.commands.unchanged == 2, "publisher.commands.unchanged == 2", timeout_s=20.0)
         assert changes() == [("cow-2", "pen-2"), ("cow-1", "pen-1"), ("herd-A", None)]
 
 
@@ -194,15 +239,21 @@ def test_a_command_flood_is_rate_limited_counted_and_logged_once(
         SinkWorker(sinks(tmp_path, broker.port, command_rate_per_s=1.0, command_burst=5), device_id=DEVICE) as worker,
     ):
         publisher = worker.mqtt
-        assert publisher is not None and until(lambda: publisher.connected)
+        assert publisher is not None and eventually(lambda: publisher.connected, "publisher.connected", timeout_s=20.0)
         infos = [flooder.publish(topic, f"cow-{i}", qos=1) for i in range(300)]
         for info in infos:
             info.wait_for_publish(10)
-        assert until(lambda: publisher.commands.dropped + len(subject_history(worker.store, 400)) >= 300)
+        eventually(
+            lambda: publisher.commands.dropped + len(subject_history(worker.store, 400)) >= 300,
+            "publisher.commands.dropped + len(subject_history(worker.store, 400)...",
+            timeout_s=20.0,
+        )
         stored = len(subject_history(worker.store, 400))
         assert 5 <= stored <= 10 and publisher.commands.dropped == 300 - stored
         last = subject_history(worker.store, 1)[0].subject
-        assert until(lambda: publisher.commands.admit())  # a token is back; the same value again is skipped
+        eventually(
+            lambda: publisher.commands.admit(), "publisher.commands.admit()", timeout_s=20.0
+        )  # a token is back; the same value again is skipped
         publisher._log_subjects([(last or "", None)])
         assert publisher.commands.unchanged == 1 and len(subject_history(worker.store, 400)) == stored
     flooder.loop_stop()
@@ -249,7 +300,11 @@ def test_a_disconnect_before_connack_is_logged(
         caplog.at_level(logging.WARNING, logger="fume_edge.alerts.mqtt"),
         SinkWorker(sinks(tmp_path, broker.port), device_id="barn/#"),
     ):
-        assert until(lambda: "closed the connection before accepting it" in caplog.text)
+        eventually(
+            lambda: "closed the connection before accepting it" in caplog.text,
+            '"closed the connection before accepting it" in caplog.text',
+            timeout_s=20.0,
+        )
 
 
 def test_the_documented_acl_lets_a_device_work_and_reserves_its_client_id(tmp_path: Path) -> None:
@@ -280,7 +335,7 @@ def test_the_documented_acl_lets_a_device_work_and_reserves_its_client_id(tmp_pa
         service = AlertService(policy_config(), config, device_id=DEVICE)
         service.start()
         publisher = service.sinks.mqtt
-        assert publisher is not None and until(lambda: publisher.connected)
+        assert publisher is not None and eventually(lambda: publisher.connected, "publisher.connected", timeout_s=20.0)
         drops = []
         publisher._client.on_disconnect = lambda *a: drops.append(a)  # the device must not be kicked off
         intruder = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"fume-edge-{DEVICE}")
@@ -289,22 +344,36 @@ def test_the_documented_acl_lets_a_device_work_and_reserves_its_client_id(tmp_pa
         intruder.on_connect = lambda c, u, f, rc, p: accepted.append(rc)
         intruder.connect("127.0.0.1", strict.port)
         intruder.loop_start()
-        assert until(lambda: bool(accepted))
+        eventually(lambda: bool(accepted), "bool(accepted)", timeout_s=20.0)
         intruder.publish(f"fume-edge/{DEVICE}/availability", "offline", qos=1, retain=True).wait_for_publish(5)
         event = make_event()
         service.sinks.submit([event])
         service.on_prediction(0.0, 1e9, prediction(), FRAME, FRAME)
         # the operator's own connection: under use_username_as_clientid a second login as it would replace it
         operator.client.publish(f"fume-edge/{DEVICE}/cmd/subject", "cow-acl", qos=1)
-        assert until(
+        eventually(
             lambda: any(
                 event.event_id.encode() in p
                 for p in operator.payloads(f"fume-edge/{DEVICE}/default/alerts/acidosis_risk")
-            )
+            ),
+            'any( event.event_id.encode() in p for p in operator.payloads(f"fume...',
+            timeout_s=20.0,
         )
-        assert until(lambda: f"fume-edge/{DEVICE}/default/state" in operator.latest())
-        assert until(lambda: any(t.startswith("homeassistant/") for t in operator.latest()))
-        assert until(lambda: subject_history(service.sinks.store, 1)[0].subject == "cow-acl")
+        eventually(
+            lambda: f"fume-edge/{DEVICE}/default/state" in operator.latest(),
+            'f"fume-edge/{DEVICE}/default/state" in operator.latest()',
+            timeout_s=20.0,
+        )
+        eventually(
+            lambda: any(t.startswith("homeassistant/") for t in operator.latest()),
+            'any(t.startswith("homeassistant/") for t in operator.latest())',
+            timeout_s=20.0,
+        )
+        eventually(
+            lambda: subject_history(service.sinks.store, 1)[0].subject == "cow-acl",
+            'subject_history(service.sinks.store, 1)[0].subject == "cow-acl"',
+            timeout_s=20.0,
+        )
         assert operator.payloads(f"fume-edge/{DEVICE}/availability") == [b"online"]  # the intruder was denied
         assert drops == [] and publisher.connected
         intruder.loop_stop()
@@ -323,10 +392,12 @@ def test_an_event_goes_to_its_stations_topic_and_the_archive_reads_it_only_there
     event = make_event(station="pen-2", device_id=DEVICE)
     recorder = Recorder(broker.port, [f"fe/{DEVICE}/+/alerts/#"], "events")
     with SinkWorker(sinks(tmp_path, broker.port), device_id=DEVICE, stations=("pen-1", "pen-2")) as worker:
-        assert worker.mqtt is not None and until(lambda: worker.mqtt.connected)
+        assert worker.mqtt is not None and eventually(
+            lambda: worker.mqtt.connected, "worker.mqtt.connected", timeout_s=20.0
+        )
         worker.submit([event])
         topic = f"fe/{DEVICE}/pen-2/alerts/acidosis_risk"
-        assert until(lambda: recorder.payloads(topic) != [])
+        eventually(lambda: recorder.payloads(topic) != [], "recorder.payloads(topic) != []", timeout_s=20.0)
     recorder.close()
     payload = recorder.payloads(topic)[0]
     record = parse("fe", topic, payload)

@@ -6,12 +6,12 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 from mqtt_broker import free_port
+from waiting import eventually
 from web_support import LOOPING_OUTAGE, WebRun
 
 FILES = Path(__file__).parents[1] / "fume_edge" / "fleet" / "prometheus"
@@ -88,17 +88,20 @@ def test_a_real_prometheus_scrapes_two_devices(tmp_path: Path, small_onnx: Path)
     try:
         for run in runs:
             run.wait_ready()
-        deadline, devices = time.monotonic() + 90, {}
-        while time.monotonic() < deadline and set(devices) != {"barn-1", "barn-2"}:
+
+        def both_scraped() -> bool:
             try:
                 answer = httpx.get(
                     f"http://127.0.0.1:{port}/api/v1/query", params={"query": "fume_edge_inference_fps"}, timeout=5
                 ).json()
-                devices = {r["metric"]["device"]: float(r["value"][1]) for r in answer["data"]["result"]}
+                return {r["metric"]["device"] for r in answer["data"]["result"]} == {"barn-1", "barn-2"}
             except (httpx.HTTPError, KeyError):
-                pass
-            time.sleep(0.5)
-        assert set(devices) == {"barn-1", "barn-2"}, (tmp_path / "prometheus.log").read_text()[-2000:]
+                return False
+
+        try:
+            eventually(both_scraped, "both devices' fume_edge_inference_fps in Prometheus", timeout_s=90, every_s=0.5)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{(tmp_path / 'prometheus.log').read_text()[-2000:]}") from None
     finally:
         server.terminate()
         server.wait(30)

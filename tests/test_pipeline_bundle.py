@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 from bundle_support import DEFAULT_ONNX, keypair, make, variant_onnx
-from pipeline_support import FRAME_SIZE, MODEL_SIZE, UPSTREAM, eventually
+from pipeline_support import FRAME_SIZE, MODEL_SIZE, UPSTREAM
 from train_support import make_paired_dataset
 
 from fume_edge.bundle.gate import GateSettings
@@ -20,6 +20,7 @@ from fume_edge.bundle.install import InstallOptions, install_bundle
 from fume_edge.hashing import sha256_file
 from fume_edge.runtime.base import batch_capacity, load_backend
 from fume_edge.runtime.holder import SwappableBackend
+from waiting import eventually
 
 FUME_EDGE = [sys.executable, "-c", "import sys; from fume_edge.cli import main; sys.argv[0] = 'fume-edge'; main()"]
 GATE = GateSettings(min_fps=0.1, device="cpu")  # speed is benchmarked, not asserted

@@ -10,7 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pipeline_support import FRAME_SIZE, eventually
+from pipeline_support import FRAME_SIZE
+from waiting import eventually
 
 FUME_EDGE = [sys.executable, "-c", "import sys; from fume_edge.cli import main; sys.argv[0] = 'fume-edge'; main()"]
 

@@ -15,6 +15,7 @@ import pytest
 from disk_support import fill
 from mqtt_broker import Broker, Subscriber
 from pipeline_support import FRAME_SIZE, write_run_yaml
+from waiting import eventually
 
 from fume_edge.errors import INTERRUPTED_EXIT_CODE
 
@@ -179,7 +180,7 @@ def test_a_run_that_could_not_store_its_alerts_says_so_and_exits_1(small_disk: P
         text=True,
     )
     _wait_for_line(proc, "START camera_degraded")
-    _wait_for_committed_events(db, 1)
+    eventually(lambda: _committed_events(db) >= 1, f"a committed event in {db}", timeout_s=15)
     fill(small_disk)
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=60)
@@ -215,25 +216,21 @@ def test_a_stream_not_up_yet_is_retried_while_the_run_goes_on(tmp_path: Path, sm
     assert events[0] == ("camera_degraded", "start")
 
 
-def _wait_for_committed_events(path: Path, count: int, timeout_s: float = 15.0) -> None:
-    """The console prints an event when it is emitted; the sink thread commits it a moment later."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if path.exists():
-            with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
-                try:
-                    if db.execute("SELECT COUNT(*) FROM events").fetchone()[0] >= count:
-                        return
-                except sqlite3.OperationalError:  # schema not created yet
-                    pass
-        time.sleep(0.05)
-    raise AssertionError(f"{path}: fewer than {count} committed event(s) after {timeout_s} s")
+def _committed_events(path: Path) -> int:
+    """Events the sink thread has committed (the console prints an event when emitted, the commit comes later)."""
+    if not path.exists():
+        return 0
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+        try:
+            return int(db.execute("SELECT COUNT(*) FROM events").fetchone()[0])
+        except sqlite3.OperationalError:  # schema not created yet
+            return 0
 
 
 def test_second_signal_forces_exit_and_the_next_run_closes_the_open_alert(tmp_path: Path, small_onnx: Path) -> None:
     proc = _start(tmp_path, small_onnx)
     _wait_for_line(proc, "START camera_degraded")
-    _wait_for_committed_events(tmp_path / "alerts.db", 1)
+    eventually(lambda: _committed_events(tmp_path / "alerts.db") >= 1, "a committed event", timeout_s=15)
     proc.send_signal(signal.SIGTERM)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=30)

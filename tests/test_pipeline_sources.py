@@ -20,6 +20,7 @@ from fume_edge.pipeline.sources import as_raw16, open_reader
 from fume_edge.pipeline.sync import Frame
 from fume_edge.pipeline.synthetic_source import scenario_ph
 from fume_edge.runtime.pre import InvalidFrame, Preprocessing
+from waiting import eventually
 
 W, H = FRAME_SIZE
 
@@ -264,13 +265,6 @@ def _stream(reader: object, reopen: object, hub: FrameHub, camera: str = "co2", 
     )  # type: ignore[arg-type]
 
 
-def _wait(condition: object, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition() and time.monotonic() < deadline:  # type: ignore[operator]
-        time.sleep(0.01)
-    return bool(condition())  # type: ignore[operator]
-
-
 def test_a_live_source_not_there_at_start_is_opened_when_it_appears() -> None:
     """A camera still booting: the stream starts without a reader and opens it with the reconnect backoff."""
     tries = []
@@ -284,7 +278,7 @@ def test_a_live_source_not_there_at_start_is_opened_when_it_appears() -> None:
     hub = FrameHub(("co2",), capacity=4, lossless=False)
     with _stream(None, reopen, hub, name="--co2 rtsp://cam") as stream:
         stream.start(time.monotonic())
-        assert _wait(lambda: stream.frames >= 5)
+        eventually(lambda: stream.frames >= 5, "stream.frames >= 5", timeout_s=10.0)
         assert (stream.state, stream.reconnects, len(tries)) == ("live", 0, 3)
 
 
@@ -301,7 +295,11 @@ def test_a_reopen_that_fails_in_an_unexpected_way_is_retried_not_fatal() -> None
     dying = ScriptedCamera("cam", noise_frames(), fps=100.0, die_after=3)
     with _stream(dying, reopen, hub) as stream:
         stream.start(time.monotonic())
-        assert _wait(lambda: stream.reconnects == 1 and stream.frames >= 8)
+        eventually(
+            lambda: stream.reconnects == 1 and stream.frames >= 8,
+            "stream.reconnects == 1 and stream.frames >= 8",
+            timeout_s=10.0,
+        )
         assert stream.state == "live" and len(tries) == 3
 
 

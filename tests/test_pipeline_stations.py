@@ -12,7 +12,6 @@ import sqlite3
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +26,7 @@ from pipeline_support import (
     write_run_yaml,
 )
 from rich.console import Console
+from waiting import eventually
 
 from fume_edge.alerts.event import ACIDOSIS_RISK, CAMERA_DEGRADED, CAMERA_OFFLINE, START
 from fume_edge.alerts.service import AlertService
@@ -260,22 +260,26 @@ def test_sigterm_with_three_stations_ends_every_open_alert_as_interrupted(tmp_pa
         stderr=subprocess.PIPE,
         text=True,
     )
-    deadline = time.monotonic() + 60
-    started: set[str] = set()
-    while started != {"pen-1", "pen-2", "pen-3"} and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.2)
+
+    def started() -> set[str]:
+        """Stations with an alert started so far; a run that exits early fails at once with its stderr."""
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
         if db.exists():
             with (
                 sqlite3.connect(f"file:{db}?mode=ro", uri=True) as read,
                 contextlib.suppress(sqlite3.OperationalError),
             ):  # schema not created yet
-                started = {
+                return {
                     row[0]
                     for row in read.execute(
                         "SELECT json_extract(payload, '$.station') FROM events WHERE state = 'start'"
                     )
                 }
-    assert started == {"pen-1", "pen-2", "pen-3"}, proc.stderr.read() if proc.poll() is not None else started
+        return set()
+
+    eventually(
+        lambda: started() == {"pen-1", "pen-2", "pen-3"}, "an alert started at each station", timeout_s=60, every_s=0.2
+    )
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err

@@ -51,18 +51,20 @@ def test_outside_systemd_every_call_is_a_no_op() -> None:
 def test_pings_at_half_the_interval_and_only_for_this_process(tmp_path: Path) -> None:
     path = str(tmp_path / "notify")
     manager = _manager(path)
-    with SystemdNotifier({"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "200000"}) as notifier:
+    now = [100.0]
+    environ = {"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "200000"}
+    with SystemdNotifier(environ, clock=lambda: now[0]) as notifier:
         assert notifier.watchdog_s == pytest.approx(0.2)
         notifier.ready("loaded")
         assert _receive(manager, "READY=1", 2, [])[0].splitlines()[:2] == ["READY=1", "STATUS=loaded"]
         notifier.tick(lambda: "1 inference")
+        now[0] += 0.09
         notifier.tick(lambda: "2 inferences")  # within 0.1 s of the first: not sent
-        time.sleep(0.15)
+        now[0] += 0.02
         notifier.tick(lambda: "3 inferences")
-        pings = [manager.recv(4096).decode() for _ in range(2)]
-        assert pings == ["WATCHDOG=1\nSTATUS=1 inference", "WATCHDOG=1\nSTATUS=3 inferences"]
-        with pytest.raises(socket.timeout):
-            manager.recv(4096)
+        notifier.send("STATUS=marker")  # a positive signal: everything sent before it has arrived
+        messages = _receive(manager, "STATUS=marker", 2, [])
+        assert messages == ["WATCHDOG=1\nSTATUS=1 inference", "WATCHDOG=1\nSTATUS=3 inferences", "STATUS=marker"]
     other = SystemdNotifier({"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "200000", "WATCHDOG_PID": str(os.getpid() + 1)})
     assert other.watchdog_s is None  # the watchdog is meant for another process
     other.close()

@@ -21,6 +21,7 @@ from fume_edge.labels import PH_CLASS_NAMES
 from mqtt_broker import free_port
 from pipeline_support import FRAME_SIZE
 from web_support import ARTIFACTS, WebRun, copied_database, serve_until_healthy
+from waiting import eventually
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -100,16 +101,6 @@ def _seed_earlier_hour(db: Path) -> None:
             )
 
 
-def _wait(what: str, condition, timeout: float):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = condition()
-        if result:
-            return result
-        time.sleep(0.25)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
 OVERFLOW = """
 const doc = document.documentElement, table = document.getElementById("cam-table");
 return {page: [doc.scrollWidth, doc.clientWidth], pipeline: [table.scrollWidth, table.parentElement.clientWidth]};
@@ -146,21 +137,36 @@ def test_page_shows_cameras_ph_and_an_alert_that_starts_while_it_is_open(tmp_pat
         _viewport(browser, 412)
         browser.get(run.url + "/")  # as typed, without the printed address's token
         by_id = lambda name: browser.find_element(By.ID, name)  # noqa: E731
-        _wait("the pH class", lambda: by_id("ph-class").text in PH_CLASS_NAMES, 60)
-        _wait("the page explaining the token", lambda: "printed at start" in by_id("subject-msg").text, 10)
+        eventually(lambda: by_id("ph-class").text in PH_CLASS_NAMES, "the pH class", timeout_s=60, every_s=0.25)
+        eventually(
+            lambda: "printed at start" in by_id("subject-msg").text,
+            "the page explaining the token",
+            timeout_s=10,
+            every_s=0.25,
+        )
         assert str(run.folder / "web-token") in by_id("subject-msg").text
 
         browser.get(run.page_url())  # the address fume-edge printed: http://127.0.0.1:PORT/#token=...
         browser.execute_script("window.__sameDocument = true;")  # survives only as long as no reload happens
-        _wait("the pH class", lambda: by_id("ph-class").text in PH_CLASS_NAMES, 60)
+        eventually(lambda: by_id("ph-class").text in PH_CLASS_NAMES, "the pH class", timeout_s=60, every_s=0.25)
         assert browser.execute_script("return location.hash;") == ""  # the token left the address bar
         by_id("subject-input").send_keys("cow-42")
         by_id("subject-form").submit()
-        _wait("the subject set from the page", lambda: run.get("/api/status").json()["subject"] == "cow-42", 20)
-        _wait("the subject shown", lambda: by_id("subject").text == "cow-42", 10)
+        eventually(
+            lambda: run.get("/api/status").json()["subject"] == "cow-42",
+            "the subject set from the page",
+            timeout_s=20,
+            every_s=0.25,
+        )
+        eventually(lambda: by_id("subject").text == "cow-42", "the subject shown", timeout_s=10, every_s=0.25)
 
         tint = {
-            cam: _wait(f"the {cam} image", lambda cam=cam: browser.execute_script(COUNT_TINT, f"frame-{cam}"), 60)
+            cam: eventually(
+                lambda cam=cam: browser.execute_script(COUNT_TINT, f"frame-{cam}"),
+                f"the {cam} image",
+                timeout_s=60,
+                every_s=0.25,
+            )
             for cam in ("co2", "ch4")
         }
         for cam, counts in tint.items():
@@ -175,11 +181,23 @@ def test_page_shows_cameras_ph_and_an_alert_that_starts_while_it_is_open(tmp_pat
         assert len(browser.find_elements(By.CSS_SELECTOR, "#trend path.series")) == 5  # 3 pH classes + 2 gases
         assert 60 <= len(browser.find_elements(By.CSS_SELECTOR, "#trend circle.point")) // 5 <= 62
 
-        _wait("acidosis_risk on the page", lambda: "acidosis_risk" in by_id("open-alerts").text, 150)
+        eventually(
+            lambda: "acidosis_risk" in by_id("open-alerts").text,
+            "acidosis_risk on the page",
+            timeout_s=150,
+            every_s=0.25,
+        )
         assert browser.execute_script("return window.__sameDocument === true;"), "the page was reloaded"
-        _wait("the alert in the history table", lambda: "acidosis_risk" in by_id("history").text, 30)
+        eventually(
+            lambda: "acidosis_risk" in by_id("history").text,
+            "the alert in the history table",
+            timeout_s=30,
+            every_s=0.25,
+        )
         assert by_id("ph-class").text == "Acidotic"
-        _wait("fresh camera images", lambda: browser.execute_script(COUNT_TINT, "frame-ch4"), 10)
+        eventually(
+            lambda: browser.execute_script(COUNT_TINT, "frame-ch4"), "fresh camera images", timeout_s=10, every_s=0.25
+        )
 
         # An open acidosis_risk beside a Healthy reading gets the reason next to it (the page's own renderer,
         # given such a status; the live one here reads Acidotic).
@@ -191,7 +209,9 @@ def test_page_shows_cameras_ph_and_an_alert_that_starts_while_it_is_open(tmp_pat
             return note.hidden ? null : note.textContent;""")
         assert note and "smoothed over minutes" in note and "Healthy is the reading now" in note, note
 
-        phone = _wait("the history on a phone", lambda: browser.execute_script(HISTORY_ON_A_PHONE), 30)
+        phone = eventually(
+            lambda: browser.execute_script(HISTORY_ON_A_PHONE), "the history on a phone", timeout_s=30, every_s=0.25
+        )
         assert phone["probs_height"] < 2.5 * phone["line"], phone  # the pH column on one line, not per character
         assert phone["img_right"] <= phone["width"], phone  # the snapshot reachable without sideways scrolling
         _fits(browser, 412)
@@ -216,12 +236,18 @@ def test_the_page_on_a_stored_database_shows_history_and_trend_without_live_pane
         _viewport(browser, 412)
         browser.get(f"http://127.0.0.1:{port}/")
         by_id = lambda name: browser.find_element(By.ID, name)  # noqa: E731
-        _wait("the archive banner", lambda: "No live run here" in by_id("archive-box").text, 30)
+        eventually(
+            lambda: "No live run here" in by_id("archive-box").text, "the archive banner", timeout_s=30, every_s=0.25
+        )
         assert "barn-7" in by_id("archive-box").text and by_id("subject").text == "cow-11"
         assert not by_id("cams").is_displayed() and not by_id("perf").is_displayed()
-        _wait("three history rows", lambda: len(browser.find_elements(By.CSS_SELECTOR, "#history tbody tr")) == 3, 30)
-        _wait(
-            "snapshots shown",
+        eventually(
+            lambda: len(browser.find_elements(By.CSS_SELECTOR, "#history tbody tr")) == 3,
+            "three history rows",
+            timeout_s=30,
+            every_s=0.25,
+        )
+        eventually(
             lambda: (
                 browser.execute_script(
                     "return [...document.querySelectorAll('#history img')].every(i => i.complete && i.naturalWidth > 0)"
@@ -229,9 +255,16 @@ def test_the_page_on_a_stored_database_shows_history_and_trend_without_live_pane
                 )
                 is not None
             ),
-            30,
+            "snapshots shown",
+            timeout_s=30,
+            every_s=0.25,
         )
-        _wait("the trend", lambda: len(browser.find_elements(By.CSS_SELECTOR, "#trend path.series")) == 5, 30)
+        eventually(
+            lambda: len(browser.find_elements(By.CSS_SELECTOR, "#trend path.series")) == 5,
+            "the trend",
+            timeout_s=30,
+            every_s=0.25,
+        )
         sizes = browser.execute_script("const d = document.documentElement; return [d.scrollWidth, d.clientWidth];")
         assert sizes[0] <= sizes[1], sizes
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -278,10 +311,15 @@ def test_the_page_shows_every_station_and_one_stations_alert_without_reload(  # 
         def cards_when(condition):  # type: ignore[no-untyped-def]
             return lambda: (lambda c: c if condition(c) else None)(browser.execute_script(STATION_CARDS))
 
-        cards = _wait("three station cards", cards_when(lambda c: len(c) == 3), 60)
+        cards = eventually(cards_when(lambda c: len(c) == 3), "three station cards", timeout_s=60, every_s=0.25)
         assert [c[0] for c in cards] == ["pen-1", "pen-2", "pen-3"]
         assert "no open alerts" in cards[1][1], "pen-2's alert must start after the page loaded"
-        cards = _wait("pen-2's acidosis_risk in the grid", cards_when(lambda c: "acidosis_risk" in c[1][1]), 120)
+        cards = eventually(
+            cards_when(lambda c: "acidosis_risk" in c[1][1]),
+            "pen-2's acidosis_risk in the grid",
+            timeout_s=120,
+            every_s=0.25,
+        )
         assert "no open alerts" in cards[0][1] and "no open alerts" in cards[2][1], cards
         assert all("FPS" in c[1] and "CO2" in c[1] for c in cards), cards
         assert browser.execute_script("return window.__sameDocument === true;"), "the page was reloaded"
@@ -289,16 +327,22 @@ def test_the_page_shows_every_station_and_one_stations_alert_without_reload(  # 
         # The detail view of pen-2: its open alert, and a subject set from the page for pen-2 only.
         assert "acidosis_risk" not in by_id("open-alerts").text  # pen-1, the first, is shown at first
         browser.find_element(By.CSS_SELECTOR, '#station-grid [data-station="pen-2"]').click()
-        _wait(
-            "pen-2's details",
+        eventually(
             lambda: "acidosis_risk" in by_id("open-alerts").text and "pen-2" in by_id("open").text,
-            20,
+            "pen-2's details",
+            timeout_s=20,
+            every_s=0.25,
         )
         assert not by_id("cams").is_displayed() and "pen-1" in by_id("cams-note").text
         by_id("subject-input").send_keys("cow-9")
         by_id("subject-form").submit()
-        _wait("pen-2's subject", lambda: run.get("/api/status?station=pen-2").json()["subject"] == "cow-9", 20)
-        _wait("the subject shown", lambda: by_id("subject").text == "cow-9", 10)
+        eventually(
+            lambda: run.get("/api/status?station=pen-2").json()["subject"] == "cow-9",
+            "pen-2's subject",
+            timeout_s=20,
+            every_s=0.25,
+        )
+        eventually(lambda: by_id("subject").text == "cow-9", "the subject shown", timeout_s=10, every_s=0.25)
         assert run.get("/api/status?station=pen-1").json()["subject"] is None
         assert run.get("/api/status?station=pen-4").status_code == 404
 

@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from mqtt_broker import free_port
+from waiting import eventually
 from web_support import FUME_EDGE, LOOPING_OUTAGE, WebRun
 
 NAMED_HOST = "barn-1.example.org"
@@ -271,10 +272,12 @@ def test_guessing_is_counted_between_the_once_a_minute_lines(caplog: pytest.LogC
             if not failures.blocked("10.0.0.9"):
                 failures.failed("10.0.0.9")
         assert len(caplog.records) == 1 and "1 requests refused" in caplog.text  # the first, at once
-        deadline = time.monotonic() + 10
-        while len(caplog.records) == 1 and time.monotonic() < deadline:
+
+        def summarised() -> bool:  # a later check of the blocked address logs the refusals since the first
             failures.blocked("10.0.0.9")
-            time.sleep(0.05)
+            return len(caplog.records) > 1
+
+        eventually(summarised, "the summary of the refused requests", timeout_s=10)
     assert len(caplog.records) == 2
     assert "4 requests refused" in caplog.records[1].getMessage()  # the other 4 of the 5 tries
     assert "from 10.0.0.9" in caplog.records[1].getMessage()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import sqlite3
 import subprocess
-import time
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -13,6 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from fume_edge.alerts.event import ALERT_TYPES
 from fume_edge.hashing import sha256_file
 from fume_edge.web.metrics import CAMERA_STATES, DROP_REASONS
+from waiting import eventually
 from web_support import FUME_EDGE, LOOPING_OUTAGE, WebRun
 
 # The text format has no state set or info type: prometheus_client writes them as gauges.
@@ -88,7 +88,8 @@ def test_metrics_cover_every_family_and_agree_with_the_run_summary(tmp_path: Pat
     try:
         run.wait_for(lambda s: s["inferences"] >= 20 and s["sinks"]["written"] >= 1, timeout=90)
         quiet = scrape(run)
-        time.sleep(1.5)
+        done = run.get("/api/status").json()["inferences"]
+        run.wait_for(lambda s: s["inferences"] >= done + 10, timeout=60)  # the run went on, with nobody watching
         # Nobody looked at the cameras: nothing was encoded. A viewer makes the encoder run.
         assert value(scrape(run), "fume_edge_web_frames_encoded", "fume_edge_web_frames_encoded_total") == 0
         assert run.get("/api/frame/co2.jpg").content.startswith(b"\xff\xd8")
@@ -166,13 +167,12 @@ def test_metrics_carry_a_station_label_on_what_belongs_to_one_station(tmp_path: 
     ).wait_ready()
     try:
         run.wait_for(lambda s: all(row["inferences"] >= 10 for row in s["stations"]), timeout=90)
-        live = {}
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:  # until pen-b's alert is open
-            live = scrape(run)
-            if value(live, "fume_edge_open_alerts", type="acidosis_risk", station="pen-b") == 1:
-                break
-            time.sleep(0.3)
+
+        def alert_open() -> dict[str, dict[tuple[str, tuple[tuple[str, str], ...]], float]] | None:
+            page = scrape(run)
+            return page if value(page, "fume_edge_open_alerts", type="acidosis_risk", station="pen-b") == 1 else None
+
+        live = eventually(alert_open, "pen-b's open acidosis_risk alert in the metrics", timeout_s=30, every_s=0.3)
     finally:
         run.stop()
     with sqlite3.connect(run.db) as conn:

@@ -16,6 +16,7 @@ from fume_edge.alerts.subject import current_subject, subject_history
 from fume_edge.alerts.summary import MinuteSummary, prune_summary, record_summary, summary_rows
 from mqtt_broker import Broker
 from alerts_support import make_event
+from waiting import eventually
 from web_support import LOOPING_OUTAGE, WebRun
 
 
@@ -38,14 +39,13 @@ def test_mqtt_command_sets_the_subject_of_a_running_device(tmp_path: Path, small
         publish.single(topic, payload, qos=1, hostname="127.0.0.1", port=broker.port)
 
     try:
-        deadline = time.monotonic() + 30  # the run subscribes once connected: send until it takes
-        while run.get("/api/status").json()["subject"] != "sample A-3" and time.monotonic() < deadline:
+
+        def taken() -> bool:  # the run subscribes once connected: send until it takes
             send("sample A-3")
-            time.sleep(1)
-        assert run.get("/api/status").json()["subject"] == "sample A-3"
-        send("bad;id")
-        time.sleep(2)
-        assert run.get("/api/status").json()["subject"] == "sample A-3"
+            return bool(run.get("/api/status").json()["subject"] == "sample A-3")
+
+        eventually(taken, "the run taking the subject command", timeout_s=30, every_s=1)
+        send("bad;id")  # refused (logged, never stored); the next command taking effect shows it was handled
         send("")
         run.wait_for(lambda s: s["subject"] is None, timeout=20)
     finally:

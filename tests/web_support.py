@@ -22,6 +22,7 @@ from fume_edge.alerts.subject import set_subject
 from fume_edge.alerts.summary import SummaryRow, record_summary
 from mqtt_broker import free_port
 from pipeline_support import FRAME_SIZE
+from waiting import eventually
 
 FUME_EDGE = [sys.executable, "-c", "import sys; from fume_edge.cli import main; sys.argv[0] = 'fume-edge'; main()"]
 ARTIFACTS = Path(os.environ.get("FUME_EDGE_TEST_ARTIFACTS", Path(__file__).resolve().parent.parent / "test-artifacts"))
@@ -101,13 +102,16 @@ class WebRun:
 
     def wait_for(self, condition: Callable[[dict[str, Any]], bool], timeout: float = 60.0) -> dict[str, Any]:
         """Poll /api/status until `condition(status)`; returns that status."""
-        deadline, status = time.monotonic() + timeout, None
-        while time.monotonic() < deadline:
-            status = self.get("/api/status").json()
-            if condition(status):
-                return status
-            time.sleep(0.3)
-        raise AssertionError(f"condition not met within {timeout} s; last status {status}")
+        last: list[dict[str, Any]] = []
+
+        def met() -> dict[str, Any] | None:
+            last[:] = [self.get("/api/status").json()]
+            return last[0] if condition(last[0]) else None
+
+        try:
+            return eventually(met, "a status meeting the condition", timeout_s=timeout, every_s=0.3)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; last status {last}") from None
 
     def page_url(self) -> str:
         """The page's address the run printed (with `#token=...` when it generated the token)."""
