@@ -285,11 +285,18 @@ def test_sigterm_with_three_stations_ends_every_open_alert_as_interrupted(tmp_pa
     assert proc.returncode == 0, err
     with AlertStore(db, readonly=True) as store:
         events = store.events()
-    by_alert: dict[str, list[tuple[str, str, str | None]]] = {}
+    by_alert: dict[str, list[tuple[str, str, str, str | None]]] = {}
     for e in events:
-        by_alert.setdefault(e.id, []).append((e.station, e.state, e.reason))
-    assert sorted(v[0][0] for v in by_alert.values()) == ["pen-1", "pen-2", "pen-3"]
-    assert all(v[0][1] == START and v[-1][1:] == ("end", "interrupted") for v in by_alert.values())
+        by_alert.setdefault(e.id, []).append((e.station, e.type, e.state, e.reason))
+    # Each station's CH4 camera is out for the whole run, so each has a camera alert open at SIGTERM (degraded, or
+    # offline while a loaded machine also starves its CO2 camera past silent_after_s: the two supersede each other).
+    # Whatever was open ends as interrupted, each station's last event; nothing is left open.
+    assert {v[0][0] for v in by_alert.values()} == {"pen-1", "pen-2", "pen-3"}
+    assert all(v[0][2] == START and v[-1][2] == "end" for v in by_alert.values())
+    last = {e.station: e for e in events}
+    assert all((e.state, e.reason) == ("end", "interrupted") for e in last.values())
+    interrupted = {(e.station, e.type) for e in events if e.reason == "interrupted"}
+    assert {station for station, kind in interrupted if kind in (CAMERA_DEGRADED, CAMERA_OFFLINE)} == set(last)
     jsonl = [json.loads(line) for line in (tmp_path / "alerts.jsonl").read_text().splitlines()]
     assert [e["event_id"] for e in jsonl] == [e.event_id for e in events]  # nothing lost on the way
     assert "fume-edge run: interrupted" in out
