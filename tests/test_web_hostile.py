@@ -163,6 +163,8 @@ BAD_QUERIES = [
 def test_hostile_bodies_and_parameters_are_4xx_json_and_change_nothing(run: WebRun) -> None:
     auth = {"Authorization": f"Bearer {_token(run)}", "Content-Type": "application/json"}
     httpx.post(run.url + "/api/subject", json={"subject": "kept-cow"}, headers=auth).raise_for_status()
+    # the page reads the loop's published snapshot, which the run's subject watcher settles a moment later
+    eventually(lambda: run.get("/api/status").json()["subject"] == "kept-cow", "the run showing kept-cow")
     before = _subjects(run)
     for body in BAD_BODIES:
         status, answer = _raw(run, "POST", "/api/subject", body, auth)
