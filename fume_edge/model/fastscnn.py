@@ -134,7 +134,6 @@ class GlobalFeatureExtractor(nn.Module):
 class FastSCNNEncoder(nn.Module):
     """One stream's encoder: returns (low 64 ch at 1/8, high 128 ch at 1/32)."""
 
-    LOW_CHANNELS = 64
     HIGH_CHANNELS = 128
 
     def __init__(self, in_ch: int = 1) -> None:

@@ -46,10 +46,6 @@ class Prediction:
         return None if self.ph_probs is None else int(np.argmax(self.ph_probs))
 
     @property
-    def ph_class_name(self) -> str | None:
-        return None if self.ph_class is None else PH_CLASS_NAMES[self.ph_class]
-
-    @property
     def finite(self) -> bool:
         """False when the pH probabilities hold NaN/inf: such a result is dropped and counted, never fed to the
         policy."""
