@@ -91,9 +91,8 @@ alerts:
             device="cpu",
             alerts=tmp_path / "alerts.db",
             jsonl=tmp_path / "alerts.jsonl",
-            quiet=True,
         ),
-        Console(file=io.StringIO()),
+        Console(file=(shown := io.StringIO()), force_terminal=True, color_system=None, width=200),
     )
     assert result.reason == "completed" and result.lost == 0
     with AlertStore(tmp_path / "alerts.db", readonly=True) as store:
@@ -105,6 +104,22 @@ alerts:
     per = result.stats["stations"]
     assert {sid: s["degraded"] > 0 for sid, s in per.items()} == {"pen-acid": False, "pen-ok": False, "pen-dead": True}
     assert all(s["inferences"] == s["pairs"] + s["singles"] for s in per.values())  # fast pacing: every pair
+    # What the terminal showed says whose each line is: the event lines, the live panel's row per station (its
+    # own pH class and open alerts), and the summary's cameras by station (ids in their own case).
+    output = shown.getvalue()
+    assert {line.split(" station=")[1].split()[0] for line in output.splitlines() if " START " in line} == {
+        "pen-acid",
+        "pen-dead",
+    }
+    panel = output[output.rindex("pH (smoothed)") :]
+    rows = {
+        line.split()[1]: line
+        for line in panel.splitlines()
+        if line.split()[1:2] in (["pen-acid"], ["pen-ok"], ["pen-dead"])
+    }
+    assert set(rows) == {"pen-acid", "pen-ok", "pen-dead"} and "Healthy" in rows["pen-ok"]
+    assert "Acidotic" in rows["pen-acid"]
+    assert all(f"{sid}/CO2" in output and f"{sid}/CH4" in output for sid in rows)
 
 
 class HungCamera:

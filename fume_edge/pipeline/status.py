@@ -10,18 +10,20 @@ from __future__ import annotations
 import time
 from datetime import datetime
 from typing import Any
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
-from rich.console import Console, Group
+from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from fume_edge.alerts.event import END, START, AlertEvent
+from fume_edge.alerts.event import DEFAULT_STATION, END, START, AlertEvent
 from fume_edge.labels import GASES, PH_CLASS_NAMES
 from fume_edge.pipeline.loop import Pipeline
+from fume_edge.pipeline.published import StationSnapshot
+from fume_edge.runtime.base import Prediction
 
 STATE_STYLE = {
     "live": "green",
@@ -42,6 +44,31 @@ def _probs(probs: Sequence[float] | np.ndarray | None) -> str:
     if probs is None:
         return "-"
     return "  ".join(f"{name} {p:.2f}" for name, p in zip(PH_CLASS_NAMES, probs, strict=True))
+
+
+def camera_label(key: str) -> str:
+    """A camera's name as shown: `CO2` on a one-station device, `pen-1/CO2` on several (a station id keeps its
+    case: it is what run.yaml, the page and `fume-edge alerts --station` call it)."""
+    station, _, gas = key.rpartition("/")
+    return f"{station}/{gas.upper()}" if station else gas.upper()
+
+
+def _gas_areas(latest: Prediction | None) -> str:
+    if latest is None:
+        return "-"
+    return "  ".join(
+        f"{gas.upper()} {'-' if a is None else f'{100 * a:.1f}%'}"
+        for gas, a in ((gas, latest.gas_area.get(gas)) for gas in GASES)
+    )
+
+
+def _class_of(probs: Sequence[float] | np.ndarray | None) -> str:
+    """The most likely pH class and its probability, e.g. `Acidotic 0.81`."""
+    if probs is None:
+        return "-"
+    values = [float(p) for p in probs]
+    best = max(range(len(values)), key=values.__getitem__)
+    return f"{PH_CLASS_NAMES[best]} {values[best]:.2f}"
 
 
 class StatusView:
@@ -80,6 +107,7 @@ class StatusView:
         """One line per alert event (printed above the panel)."""
         for event in events:
             stamp = datetime.fromisoformat(event.time).astimezone().strftime("%H:%M:%S")
+            station = "" if event.station == DEFAULT_STATION else f" station={event.station}"
             cameras = f" cameras={','.join(event.camera_ids)}" if event.type.startswith("camera") else ""
             reason = f" ({event.reason})" if event.reason else ""
             probs = "" if event.probs is None else " " + " ".join(f"{k}={v:.2f}" for k, v in event.probs.items())
@@ -91,7 +119,7 @@ class StatusView:
                 Text.assemble(
                     (f"{stamp} ", "dim"),
                     (f"{event.state.upper():5} {event.type}{reason}", EVENT_STYLE.get(event.state, "")),
-                    f"{cameras}{probs} id={event.id}",
+                    f"{station}{cameras}{probs} id={event.id}",
                 ),
                 soft_wrap=True,
             )
@@ -100,6 +128,7 @@ class StatusView:
         now = time.monotonic()
         counts = {f"{cam}_fps": cam_stats["frames"] for cam, cam_stats in stats["cameras"].items()}
         counts.update(pair_fps=stats["pairs"] + stats["singles"], infer_fps=stats["inferences"])
+        counts.update({f"{sid}/infer_fps": s["inferences"] for sid, s in stats["stations"].items()})
         if self._last is not None and now - self._last[0] >= 0.5:
             span = now - self._last[0]
             self._rates = {key: (value - self._last[1][key]) / span for key, value in counts.items()}
@@ -116,7 +145,7 @@ class StatusView:
             cams.add_column(column, justify="left" if column in ("camera", "state") else "right")
         for cam, s in stats["cameras"].items():
             cams.add_row(
-                cam.upper(),
+                camera_label(cam),
                 Text(s["state"], STATE_STYLE.get(s["state"], "")),
                 f"{self._rates.get(cam + '_fps', 0.0):.1f}",
                 str(s["frames"]),
@@ -135,15 +164,7 @@ class StatusView:
             for a in station.open_alerts
         )
         smoothed = None if first is None else first.smoothed
-        areas = (
-            "-"
-            if latest is None
-            else "  ".join(
-                f"{gas.upper()} {'-' if a is None else f'{100 * a:.1f}%'}"
-                for gas, a in ((gas, latest.gas_area.get(gas)) for gas in GASES)
-            )
-        )
-        lines = [
+        lines: list[RenderableType] = [
             Text.assemble(
                 ("pipeline  ", "bold"),
                 f"pairs {self._rates.get('pair_fps', 0.0):.1f}/s   inference "
@@ -156,12 +177,19 @@ class StatusView:
                 f"{_ms(stats['infer_ms'])}   alerts {_ms(stats['alerts_ms'])}   capture-to-result "
                 f"{_ms(stats['latency_ms'])}",
             ),
-            Text.assemble(
-                ("pH        ", "bold"),
-                f"frame {_probs(None if latest is None else latest.ph_probs)}   "
-                f"smoothed {_probs(None if smoothed is None else list(smoothed.values()))}",
-            ),
-            Text.assemble(("gas area  ", "bold"), areas),
+        ]
+        if named:
+            lines.append(self._stations_table(snapshot.stations.values()))
+        else:
+            lines += [
+                Text.assemble(
+                    ("pH        ", "bold"),
+                    f"frame {_probs(None if latest is None else latest.ph_probs)}   "
+                    f"smoothed {_probs(None if smoothed is None else list(smoothed.values()))}",
+                ),
+                Text.assemble(("gas area  ", "bold"), _gas_areas(latest)),
+            ]
+        lines += [
             Text.assemble(
                 ("alerts    ", "bold"),
                 *(
@@ -187,6 +215,26 @@ class StatusView:
             title_align="left",
         )
 
+    def _stations_table(self, stations: Iterable[StationSnapshot]) -> Table:
+        """Several stations: a row each (its own pH, gas, rate, degraded count and open alerts)."""
+        table = Table(box=None, pad_edge=False, header_style="bold")
+        for column in ("station", "pH (frame)", "pH (smoothed)", "gas area", "FPS", "degraded", "open alerts"):
+            table.add_column(column, justify="right" if column in ("FPS", "degraded") else "left")
+        for station in stations:
+            latest, smoothed = station.latest, station.smoothed
+            table.add_row(
+                station.id + ("" if station.subject is None else f" ({station.subject})"),
+                _class_of(None if latest is None else latest.ph_probs),
+                _class_of(None if smoothed is None else list(smoothed.values())),
+                _gas_areas(latest),
+                f"{self._rates.get(f'{station.id}/infer_fps', 0.0):.1f}",
+                str(station.stats["degraded"]),
+                Text(", ".join(a.type for a in station.open_alerts), "bold red")
+                if station.open_alerts
+                else Text("none", "green"),
+            )
+        return table
+
     def summary(self, stats: dict[str, Any], reason: str) -> None:
         """The run's totals, printed once at exit."""
         table = Table(title=f"fume-edge run: {reason}", title_justify="left", box=None, header_style="bold")
@@ -194,7 +242,7 @@ class StatusView:
             table.add_column(column, justify="left" if column == "camera" else "right")
         for cam, s in stats["cameras"].items():
             table.add_row(
-                cam.upper(),
+                camera_label(cam),
                 *(str(s[k]) for k in ("frames", "garbage", "overwritten", "unmatched", "out_of_order", "reconnects")),
             )
         elapsed = max(stats["elapsed_s"], 1e-9)
