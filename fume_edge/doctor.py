@@ -14,6 +14,7 @@ import socket
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
@@ -22,6 +23,9 @@ from rich.table import Table
 from fume_edge.bench.machine import command_output, cpu_info, gpu_info, jetson_info, package_version
 from fume_edge.errors import FumeEdgeError
 from fume_edge.extras import FEATURES, Feature, feature_for_module, install_hint, tensorrt_install_hint
+
+if TYPE_CHECKING:
+    from fume_edge.pipeline.config import ModelConfig
 
 MIN_PYTHON = (3, 10)
 
@@ -165,6 +169,17 @@ def _mqtt(url: str | None) -> Finding | None:
     )
 
 
+def _configured_model(config: ModelConfig) -> Path | None:
+    """The model a run starts on: `model.path`, else the store's current bundle, else `model.default_path` (None:
+    the bundled model)."""
+    if config.path:
+        return Path(config.path)
+    from fume_edge.bundle.store import ModelStore, models_dir
+
+    store = ModelStore(models_dir(Path(config.models_dir) if config.models_dir else None))
+    return store.current_model() or (Path(config.default_path) if config.default_path else None)
+
+
 def _model(model: Path | None, device: str) -> tuple[Finding, bool]:
     """Whether `run`'s model (run.yaml model.path, else the bundled one) loads here on its configured device."""
     try:
@@ -230,7 +245,7 @@ def diagnose(config: Path | None = None, model: Path | None = None) -> tuple[lis
         _cameras(),
     ]
     machine += [f for f in (_jetson(jetson), _mqtt(run_config.sinks.mqtt.url)) if f is not None]
-    configured = Path(run_config.model.path) if run_config.model.path else None
+    configured = _configured_model(run_config.model)
     model_finding, runnable = _model(model or configured, run_config.model.device)
     commands = [
         model_finding,

@@ -335,6 +335,30 @@ def test_model_that_turns_non_finite_after_the_swap_is_rolled_back(
     assert "non-finite" in event["reason"]
 
 
+def test_a_first_install_that_fails_its_watch_goes_back_to_the_model_from_outside_the_store(tmp_path: Path) -> None:
+    """A run that started with nothing installed runs its default model; when the first install turns non-finite
+    it swaps back to that model and `current` is unset, so a restart runs the default model too, not the bad one."""
+    store = ModelStore(tmp_path / "models")
+    nan_model = nan_on_bright_onnx(tmp_path / "nan.onnx")
+    outside_sha = sha256_file(DEFAULT_ONNX)
+    backend = load_backend(DEFAULT_ONNX, device="cpu", threads=1)
+    settings = HealthSettings(window_s=60.0, min_fps=0.1, poll_s=0.05)
+    with follow_current(backend, store, settings, outside_sha=outside_sha, device="cpu", threads=1) as holder:
+        assert (holder.version, holder.model_sha()) == (None, outside_sha)
+        install_plain(store, "v1-nan", nan_model, sha256_file(nan_model))
+        store.switch("v1-nan")
+        eventually(lambda: holder.version == "v1-nan", "the first install swapped in", timeout_s=60.0)
+        width, height = holder.input_size
+        bright, mask = np.full((1, 1, height, width), 1.0, np.float32), np.ones((1, 2), np.float32)
+        while holder.version == "v1-nan":  # a bright frame turns it NaN; the watcher swaps the default back
+            holder.infer(bright, bright, mask)
+        assert holder.infer(bright, bright, mask).finite and holder.model_sha() == outside_sha
+    backend.close()
+    assert store.current() is None and model_to_run(store, settings) is None
+    event = store.events()[-1]
+    assert event["event"] == "model_rolled_back" and event["version"] == "v1-nan" and event["to"] is None
+
+
 @pytest.mark.gpu
 def test_install_builds_and_gates_a_tensorrt_engine_where_tensorrt_is(world: dict[str, Path], tmp_path: Path) -> None:
     from fume_edge.deploy.tensorrt.tensorrt_build import tensorrt_available

@@ -215,7 +215,8 @@ def test_the_written_run_yaml_is_a_valid_config_for_the_service(
     config, _ = load_run_config(path)
     assert (config.sources.spec("co2"), config.sources.spec("ch4")) == ("/dev/fume-co2", "csi://0")
     assert config.device_id == "barn-7" and config.pipeline.quiet
-    assert config.model.path == "/var/lib/fume-edge/engines/fume_default.engine"
+    assert config.model.path is None  # bundles reach the service; its own engine runs until the first
+    assert config.model.default_path == "/var/lib/fume-edge/engines/fume_default.engine"
     assert config.sinks.sqlite.path == "/var/lib/fume-edge/alerts.db"
     assert config.sinks.mqtt.url == "mqtts://broker.farm:8883/farm"  # the login went to the credentials file
     assert config.sinks.mqtt.login() == ("edge", "s3cr@t") and "s3cr" not in path.read_text()

@@ -89,6 +89,39 @@ def test_run_follows_the_installed_bundle_and_swaps_to_the_next_install(tmp_path
     assert {"model_installed", "model_switched"} <= steps, steps
 
 
+def test_a_run_with_nothing_installed_starts_on_its_default_path_and_follows_the_first_install(tmp_path: Path) -> None:
+    """The Jetson service's case: run.yaml names its engine as `model.default_path`, so bundles still reach it."""
+    (tmp_path / "data").mkdir()
+    val = make_paired_dataset(tmp_path / "data", pairs=8) / "paired_val.csv"
+    key, trusted = keypair(tmp_path)
+    models, db, log = tmp_path / "models", tmp_path / "alerts.db", tmp_path / "stderr.log"
+    v0 = variant_onnx(tmp_path / "v0.onnx", "0")  # the device's own model, outside the store
+    v0_sha, v1_sha = sha256_file(v0), sha256_file(DEFAULT_ONNX)
+    config = tmp_path / "run.yaml"
+    text = RUN_YAML.replace("{models}", str(models)).replace("model: {", f"model: {{default_path: {v0}, ")
+    config.write_text(text, encoding="utf-8")
+    with log.open("w") as err:
+        proc = subprocess.Popen(
+            [*FUME_EDGE, "run", "--config", str(config), "--alerts", str(db), "--quiet"],
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            text=True,
+        )
+    try:
+        eventually(lambda: v0_sha in _event_shas(db), "an event under the default model", timeout_s=60)
+        install_bundle(
+            make(tmp_path, DEFAULT_ONNX, val, key, "v1"), InstallOptions(models=models, trusted_keys=trusted, gate=GATE)
+        )
+        eventually(lambda: _event_shas(db)[-1:] == [v1_sha], "events carrying v1's sha after the swap", timeout_s=60)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    assert proc.returncode == 0, log.read_text()
+    shas = _event_shas(db)
+    first_v1 = shas.index(v1_sha)
+    assert set(shas[:first_v1]) == {v0_sha} and set(shas[first_v1:]) == {v1_sha}
+
+
 def test_the_swappable_backend_keeps_the_models_batch(tmp_path: Path) -> None:
     """The loop batches every station's pair into one call: the holder must keep the model's static batch, not fall
     back to one call per pair."""

@@ -279,6 +279,8 @@ class ModelUpdates:
         self._refused.add(watch.version)
         if watch.fallback_version is not None and self.store.installed(watch.fallback_version) is not None:
             self.store.switch(watch.fallback_version)
+        elif watch.fallback_version is None:  # back on the model from outside the store: so is a restart
+            self.store.unset_current()
         self.store.event(
             "model_rolled_back",
             version=watch.version,
@@ -297,16 +299,24 @@ def follow_current(
     store: ModelStore,
     settings: HealthSettings = HealthSettings(),
     on_event: EventSink | None = None,
+    *,
+    outside_sha: str | None = None,
     **load_options: Any,
 ) -> Iterator[SwappableBackend]:
     """The run's backend, loaded from `model_to_run(store)`, wrapped for swaps while the watcher runs: what
     `fume-edge run` hands the loop (as its backend) and the alert service (`holder.model_sha`). `on_event`
-    receives every update step written while it runs (`AlertService.model_event`)."""
-    version = store.current()
-    installed = None if version is None else store.installed(version)
-    if installed is None:
-        raise FumeEdgeError(f"{store.root}: no installed current model to follow; `fume-edge bundle install` one")
-    holder = SwappableBackend(backend, installed.model_sha256, version)
+    receives every update step written while it runs (`AlertService.model_event`).
+
+    `outside_sha`: `backend` is a model from outside the store (the sha of its file) because nothing is installed
+    yet; the first install is swapped in like any other, and rolled back to this model if it fails its watch."""
+    if outside_sha is not None:
+        holder = SwappableBackend(backend, outside_sha, None)
+    else:
+        version = store.current()
+        installed = None if version is None else store.installed(version)
+        if installed is None:
+            raise FumeEdgeError(f"{store.root}: no installed current model to follow; `fume-edge bundle install` one")
+        holder = SwappableBackend(backend, installed.model_sha256, version)
     try:
         with ModelUpdates(holder, store, settings, on_event=on_event, **load_options):
             yield holder

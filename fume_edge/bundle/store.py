@@ -165,6 +165,12 @@ class ModelStore:
         self._point(CURRENT, version)
         return old
 
+    def unset_current(self) -> None:
+        """No current version: a run starts on its configured or bundled model (a rollback past the first
+        install)."""
+        (self.root / CURRENT).unlink(missing_ok=True)
+        _fsync_dir(self.root)
+
     def prune(self, keep: int) -> list[str]:
         """Remove the oldest versions beyond `keep`, never the current or previous one; returns what went."""
         protected = {self.current(), self.previous()}

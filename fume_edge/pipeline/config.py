@@ -142,7 +142,8 @@ class PipelineConfig(ConfigModel):
 class ModelConfig(ConfigModel):
     """`model:` in run.yaml: which model runs and where (`--model`, `--device`, `--threads`)."""
 
-    path: str | None  # None: the model store's current bundle (`fume-edge bundle install`), else the bundled model
+    path: str | None  # a fixed model file; None: the model store's current bundle (`fume-edge bundle install`)
+    default_path: str | None  # with no `path`, what runs while no bundle is installed (None: the bundled model)
     models_dir: str | None  # the model store (None: $FUME_EDGE_MODELS, else ./models)
     health_window_s: Annotated[float, Field(ge=0, le=7 * 24 * 3600)]  # a swapped-in model is watched this long
     device: str

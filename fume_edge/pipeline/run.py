@@ -331,21 +331,27 @@ class RunModel:
 
 
 def _load_model(config: RunConfig, stack: ExitStack) -> RunModel:
-    """Load the model; with no `model.path`, follow `models/current` so `fume-edge bundle install` swaps it in."""
+    """Load the model; with no `model.path`, follow `models/current` so `fume-edge bundle install` swaps it in
+    (while nothing is installed, the run starts on `model.default_path`, else the bundled model, and still follows)."""
     from fume_edge.bundle.live import EventRelay, HealthSettings, follow_current, model_to_run
     from fume_edge.bundle.store import ModelStore, models_dir
 
+    device, threads = config.model.device, config.model.threads
+    if config.model.path:
+        path = Path(config.model.path)
+        backend: Backend = stack.enter_context(load_backend(path, device=device, threads=threads))
+        return RunModel(path, backend, sha256_file(path))
     settings = HealthSettings(window_s=config.model.health_window_s)
     store = ModelStore(models_dir(Path(config.model.models_dir) if config.model.models_dir else None))
-    installed = None if config.model.path else model_to_run(store, settings)
-    path = Path(config.model.path) if config.model.path else (installed or default_model_path())
-    device, threads = config.model.device, config.model.threads
-    backend: Backend = stack.enter_context(load_backend(path, device=device, threads=threads))
-    if installed is None:
-        return RunModel(path, backend, sha256_file(path))
+    installed = model_to_run(store, settings)
+    path = installed or (Path(config.model.default_path) if config.model.default_path else default_model_path())
+    backend = stack.enter_context(load_backend(path, device=device, threads=threads))
     events = EventRelay()
+    outside_sha = None if installed else sha256_file(path)
     holder = stack.enter_context(
-        follow_current(backend, store, settings, on_event=events, device=device, threads=threads)
+        follow_current(
+            backend, store, settings, on_event=events, outside_sha=outside_sha, device=device, threads=threads
+        )
     )
     return RunModel(path, holder, holder.model_sha, store, events)
 
