@@ -150,6 +150,9 @@ station_problem() {
   done
 }
 
+# suffix_of I: what station I adds to its links' names (/dev/fume-co2-ID); nothing in the one-station layout.
+suffix_of() { if [ "$several" = 1 ]; then printf -- '-%s' "${station_ids[$1]}"; fi; }
+
 # ask PROMPT: the next line of stdin into $answer (echoed when piped, so the output reads as the dialogue).
 ask() {
   printf '  %s' "$1"
@@ -245,11 +248,19 @@ for i in "${!station_ids[@]}"; do
   [ -z "$problem" ] || die "--station ${station_ids[$i]}: $problem"
 done
 if [ "$ask" = 1 ]; then
-  say "  to install:"
+  if [ "$several" = 0 ]; then say "  to install (one station, run.yaml sources:):"; else say "  to install (run.yaml stations:):"; fi
   for i in "${!station_ids[@]}"; do
-    name="the station (links /dev/fume-co2, /dev/fume-ch4; run.yaml sources:)"
-    [ "$several" = 0 ] || name="station ${station_ids[$i]} (links /dev/fume-co2-${station_ids[$i]}, /dev/fume-ch4-${station_ids[$i]}; run.yaml stations:)"
-    say "    $name: CO2 ${co2_cameras[$i]:-none}, CH4 ${ch4_cameras[$i]:-none}"
+    suffix="$(suffix_of "$i")"; line="the station"; sep=":"
+    [ "$several" = 0 ] || line="station ${station_ids[$i]}"
+    for gas in co2 ch4; do
+      id="${co2_cameras[$i]}"; [ "$gas" = co2 ] || id="${ch4_cameras[$i]}"
+      if [ -z "$id" ]; then line+="$sep ${gas^^} none (run.yaml keeps /dev/fume-$gas$suffix)"
+      elif [ -n "$(udev_match "$gas" "$id")" ]; then line+="$sep ${gas^^} $id -> /dev/fume-$gas$suffix"
+      else line+="$sep ${gas^^} $id (opened directly)"
+      fi
+      sep=","
+    done
+    say "    $line"
   done
   if [ "$dry_run" = 0 ]; then
     ask "install? [Y/n]: "
@@ -331,7 +342,7 @@ rules="$(render 99-fume-edge-cameras.rules.in)"
 sources=()  # per station: its CO2 source, its CH4 source
 matches=()
 for i in "${!station_ids[@]}"; do
-  suffix=""; [ "$several" = 0 ] || suffix="-${station_ids[$i]}"
+  suffix="$(suffix_of "$i")"
   for gas in co2 ch4; do
     id="${co2_cameras[$i]}"; [ "$gas" = co2 ] || id="${ch4_cameras[$i]}"
     match="$(udev_match "$gas" "$id")"

@@ -489,7 +489,12 @@ def test_asked_stations_are_checked_and_installed_as_the_options_would(tmp_path:
     assert f"  station 1 id (empty: 1): pen/1\n  pen/1: not a valid id; {rule}\n  station 1 id (empty: 1): pen-1" in out
     assert "  station pen-1 CH4 camera: usb-left\n  --ch4-camera usb-left: expected /dev/videoN" in out
     assert "  pen-1: given twice; give each station its own id\n  station 2 id (empty: 2): \n" in out
-    summary = out.index("station 2 (links /dev/fume-co2-2, /dev/fume-ch4-2; run.yaml stations:)")
+    summary = out.index(
+        "  to install (run.yaml stations:):\n"
+        "    station pen-1: CO2 serial:CO2-1 -> /dev/fume-co2-pen-1, CH4 serial:CH4-1 -> /dev/fume-ch4-pen-1\n"
+        "    station 2: CO2 rtsp://10.0.0.12/co2 (opened directly), CH4 path:platform-3610000.usb-0:2:1.0 -> "
+        "/dev/fume-ch4-2\n"
+    )
     assert summary < out.index("==> 2/9")  # shown before anything is done
     for line in (
         "co2-pen-1: serial:CO2-1 -> /dev/fume-co2-pen-1",
@@ -515,7 +520,7 @@ def test_asked_stations_are_checked_and_installed_as_the_options_would(tmp_path:
 def test_one_unnamed_asked_station_keeps_the_one_station_names(tmp_path: Path) -> None:
     asked = setup_asked(jetson_root(tmp_path, "6.2"), ["", "serial:A", "csi://0", "n"], "--dry-run")
     assert asked.returncode == 0, asked.stdout + asked.stderr
-    summary = "the station (links /dev/fume-co2, /dev/fume-ch4; run.yaml sources:): CO2 serial:A, CH4 csi://0"
+    summary = "the station: CO2 serial:A -> /dev/fume-co2, CH4 csi://0 (opened directly)"
     assert summary in asked.stdout
     assert shown_run_yaml(asked.stdout)["sources"] == {"co2": {"source": "/dev/fume-co2"}, "ch4": {"source": "csi://0"}}
 
