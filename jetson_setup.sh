@@ -3,7 +3,7 @@
 #
 #   sudo ./jetson_setup.sh [--dry-run] [--force] [--model M.onnx] [[--station ID] --co2-camera ID --ch4-camera ID]...
 #                          [--mqtt URL | --mqtt-bridge URL] [--device-id ID] [--calib DIR] [--pycuda] [--no-service]
-#                          [--root DIR]
+#                          [--root DIR] [--ask]
 #
 # Steps (each checks first and only acts when something is missing or different, so a second run changes nothing
 # and says so): detect JetPack from /etc/nv_tegra_release (facts in fume_edge/service/jetpack.tsv); apt packages;
@@ -16,6 +16,8 @@
 # or a source fume-edge opens directly (csi://N, rtsp://..., gst:PIPELINE), which needs no udev rule.
 # Several stations (camera pairs) on one device: repeat the pair, each after `--station ID` (else numbered 1, 2, ...);
 # their links are /dev/fume-co2-ID and /dev/fume-ch4-ID, and run.yaml lists them under `stations:`.
+# --ask asks for the stations instead (the default on a terminal without camera options): each station's id and
+# its two cameras, then shows them before anything changes; answers may come piped on stdin, one a line.
 # --root DIR installs into the filesystem under DIR (an image being prepared, or tests): files are written there,
 # commands that would change the running system are listed, not run; the service is enabled only once its engine
 # is there (built on the device: run the script there). --dry-run writes and runs nothing.
@@ -38,12 +40,13 @@ device_id=""
 calib=""
 pycuda=0
 service=1
+ask=0
 user=fume-edge
 venv=/opt/fume-edge/venv
 state=/var/lib/fume-edge
 changes=0
 
-usage() { sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,26p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 say() { printf '%s\n' "$*"; }
 step() { printf '\n==> %s\n' "$*"; }
 die() { printf 'jetson_setup: %s\n' "$*" >&2; exit 1; }
@@ -84,6 +87,7 @@ while [ $# -gt 0 ]; do
     --calib) calib="${2:?--calib needs a folder}"; shift ;;
     --pycuda) pycuda=1 ;;
     --no-service) service=0 ;;
+    --ask) ask=1 ;;
     --root)
       [ -d "${2:?--root needs a folder}" ] || die "--root $2: no such folder (create it first: mkdir -p $(shell_join "$2"))"
       root="$(cd "$2" && pwd)"; shift ;;
@@ -93,19 +97,11 @@ while [ $# -gt 0 ]; do
   shift
 done
 [ "$root" = / ] || root="${root%/}/"
-# One pair without --station: the one-station layout (/dev/fume-co2, run.yaml `sources:`); else `stations:`.
-several=0
-if [ "${#station_ids[@]}" -gt 1 ] || [ -n "${station_ids[0]:-}" ]; then several=1; fi
-for i in "${!station_ids[@]}"; do
-  [ -n "${station_ids[$i]}" ] || station_ids[i]="$((i + 1))"
-  [[ "${station_ids[$i]}" =~ ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$ ]] \
-    || die "--station ${station_ids[$i]}: not a valid id; use 1-64 letters, digits, '.', '_' or '-' (starting with a letter or digit)"
-  for ((j = 0; j < i; j++)); do
-    [ "${station_ids[$j]}" != "${station_ids[$i]}" ] || die "--station ${station_ids[$i]}: given twice; give each station its own id"
-  done
-done
 live=0  # 1: commands change this machine
 if [ "$dry_run" = 0 ] && [ "$root" = / ]; then live=1; fi
+if [ "${#station_ids[@]}" = 0 ] && [ "$root" = / ] && [ -t 0 ]; then ask=1; fi
+[ "$ask" = 0 ] || [ "${#station_ids[@]}" = 0 ] \
+  || die "--ask asks for the cameras: give them either as answers or as options (--co2-camera, --ch4-camera), not both"
 
 # on PATH: the file at target path PATH under --root
 on() { printf '%s%s' "$root" "${1#/}"; }
@@ -143,6 +139,49 @@ render() {
   printf '%s\n' "$text"
 }
 
+# station_problem ID I: why ID cannot name station I (nothing when it can): run.yaml's topic-safe id, each its own.
+station_problem() {
+  local j
+  if ! [[ "$1" =~ ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$ ]]; then
+    say "not a valid id; use 1-64 letters, digits, '.', '_' or '-' (starting with a letter or digit)"; return
+  fi
+  for ((j = 0; j < $2; j++)); do
+    if [ "${station_ids[$j]:-$((j + 1))}" = "$1" ]; then say "given twice; give each station its own id"; return; fi
+  done
+}
+
+# suffix_of I: what station I adds to its links' names (/dev/fume-co2-ID); nothing in the one-station layout.
+suffix_of() { if [ "$several" = 1 ]; then printf -- '-%s' "${station_ids[$1]}"; fi; }
+
+# ask PROMPT: the next line of stdin into $answer (echoed when piped, so the output reads as the dialogue).
+ask() {
+  printf '  %s' "$1"
+  read -r answer || [ -n "$answer" ] || { say; die "the input ended before the answer to \"${1%: }\" (answer each question on its own line, or see --help)"; }
+  [ -t 0 ] || say "$answer"
+}
+
+# udev_match GAS ID: prints the udev match keys for a camera ID, or nothing for sources opened directly.
+udev_match() {
+  local id="$2" props serial path
+  case "$id" in
+    serial:*) printf 'ENV{ID_SERIAL_SHORT}=="%s"' "${id#serial:}" ;;
+    path:*) printf 'ENV{ID_PATH}=="%s"' "${id#path:}" ;;
+    /dev/video*)
+      [ "$root" = / ] || die "--$1-camera $id: a device node needs the running system; under --root give serial:SERIAL or path:ID_PATH"
+      if [ ! -e "$id" ] || ! props="$(udevadm info --query=property --name="$id" 2>/dev/null)"; then
+        die "--$1-camera $id: no such camera (v4l2-ctl --list-devices)"
+      fi
+      serial="$(printf '%s\n' "$props" | sed -n 's/^ID_SERIAL_SHORT=//p')"
+      path="$(printf '%s\n' "$props" | sed -n 's/^ID_PATH=//p')"
+      if [ -n "$serial" ]; then printf 'ENV{ID_SERIAL_SHORT}=="%s"' "$serial"
+      elif [ -n "$path" ]; then printf 'ENV{ID_PATH}=="%s"' "$path"
+      else die "--$1-camera $id: udev knows neither its serial nor its port; give path:ID_PATH"
+      fi ;;
+    ""|csi://*|rtsp://*|rtsps://*|http://*|https://*|gst:*) ;;
+    *) die "--$1-camera $id: expected /dev/videoN, serial:SERIAL, path:ID_PATH, csi://N, rtsp://... or gst:PIPELINE" ;;
+  esac
+}
+
 # ---------------------------------------------------------------------------------------------------------------
 step "1/9 Jetson and JetPack"
 facts="$(python3 "$here/fume_edge/service/jetson.py" facts --root "$root")"
@@ -170,6 +209,63 @@ if [ "$live" = 1 ]; then
   [ "$(id -u)" = 0 ] || die "run it as root: sudo $0 (with the same options)"
   found="$(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
   [ "$found" = "$PYTHON" ] || say "  warning: python3 is $found, JetPack $JETPACK ships $PYTHON"
+fi
+
+# ---------------------------------------------------------------------------------------------------------------
+if [ "$ask" = 1 ]; then
+  step "stations (camera pairs): asked before anything changes"
+  if [ "$root" != / ]; then :
+  elif command -v v4l2-ctl > /dev/null; then
+    say "  cameras this Jetson sees (v4l2-ctl --list-devices):"
+    v4l2-ctl --list-devices 2>&1 | sed 's/^/    /' || true
+  else
+    say "  (v4l2-ctl is not installed, so no list of cameras: apt-get install v4l-utils)"
+  fi
+  say "  cameras: /dev/videoN, serial:SERIAL, path:ID_PATH, csi://N, rtsp://... or gst:PIPELINE; empty: none"
+  answer=y
+  while [[ "$answer" = [yY]* ]]; do
+    n=$((${#station_ids[@]} + 1))
+    while ask "station $n id (empty: $n): "; problem="$(station_problem "${answer:-$n}" $((n - 1)))"; [ -n "$problem" ]; do
+      say "  ${answer}: $problem"
+    done
+    new_station "$answer"
+    for gas in co2 ch4; do
+      while ask "station ${station_ids[$((n - 1))]:-$n} ${gas^^} camera: "; [ -n "$answer" ] && ! problem="$(udev_match "$gas" "$answer" 2>&1 > /dev/null)"; do
+        say "  ${problem#jetson_setup: }"
+      done
+      [ -z "$answer" ] || camera "$gas" "$answer"
+    done
+    ask "another station? [y/N]: "
+  done
+fi
+# One pair without --station (or an unnamed one when asked): the one-station layout (/dev/fume-co2, run.yaml
+# `sources:`); else `stations:`.
+several=0
+if [ "${#station_ids[@]}" -gt 1 ] || [ -n "${station_ids[0]:-}" ]; then several=1; fi
+for i in "${!station_ids[@]}"; do
+  [ -n "${station_ids[$i]}" ] || station_ids[i]="$((i + 1))"
+  problem="$(station_problem "${station_ids[$i]}" "$i")"
+  [ -z "$problem" ] || die "--station ${station_ids[$i]}: $problem"
+done
+if [ "$ask" = 1 ]; then
+  if [ "$several" = 0 ]; then say "  to install (one station, run.yaml sources:):"; else say "  to install (run.yaml stations:):"; fi
+  for i in "${!station_ids[@]}"; do
+    suffix="$(suffix_of "$i")"; line="the station"; sep=":"
+    [ "$several" = 0 ] || line="station ${station_ids[$i]}"
+    for gas in co2 ch4; do
+      id="${co2_cameras[$i]}"; [ "$gas" = co2 ] || id="${ch4_cameras[$i]}"
+      if [ -z "$id" ]; then line+="$sep ${gas^^} none (run.yaml keeps /dev/fume-$gas$suffix)"
+      elif [ -n "$(udev_match "$gas" "$id")" ]; then line+="$sep ${gas^^} $id -> /dev/fume-$gas$suffix"
+      else line+="$sep ${gas^^} $id (opened directly)"
+      fi
+      sep=","
+    done
+    say "    $line"
+  done
+  if [ "$dry_run" = 0 ]; then
+    ask "install? [Y/n]: "
+    if [[ "$answer" = [nN]* ]]; then say "jetson_setup: stopped before any change."; exit 0; fi
+  fi
 fi
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -238,35 +334,7 @@ done
 
 # ---------------------------------------------------------------------------------------------------------------
 step "5/9 camera names /dev/fume-co2 and /dev/fume-ch4 (several stations: /dev/fume-co2-ID, ...)"
-# udev_match GAS ID: prints the udev match keys for a camera ID, or nothing for sources opened directly.
-udev_match() {
-  local id="$2" props serial path
-  case "$id" in
-    serial:*) printf 'ENV{ID_SERIAL_SHORT}=="%s"' "${id#serial:}" ;;
-    path:*) printf 'ENV{ID_PATH}=="%s"' "${id#path:}" ;;
-    /dev/video*)
-      [ "$root" = / ] || die "--$1-camera $id: a device node needs the running system; under --root give serial:SERIAL or path:ID_PATH"
-      if [ ! -e "$id" ] || ! props="$(udevadm info --query=property --name="$id" 2>/dev/null)"; then
-        die "--$1-camera $id: no such camera (v4l2-ctl --list-devices)"
-      fi
-      serial="$(printf '%s\n' "$props" | sed -n 's/^ID_SERIAL_SHORT=//p')"
-      path="$(printf '%s\n' "$props" | sed -n 's/^ID_PATH=//p')"
-      if [ -n "$serial" ]; then printf 'ENV{ID_SERIAL_SHORT}=="%s"' "$serial"
-      elif [ -n "$path" ]; then printf 'ENV{ID_PATH}=="%s"' "$path"
-      else die "--$1-camera $id: udev knows neither its serial nor its port; give path:ID_PATH"
-      fi ;;
-    ""|csi://*|rtsp://*|rtsps://*|http://*|https://*|gst:*) ;;
-    *) die "--$1-camera $id: expected /dev/videoN, serial:SERIAL, path:ID_PATH, csi://N, rtsp://... or gst:PIPELINE" ;;
-  esac
-}
-if [ "${#station_ids[@]}" = 0 ] && [ "$live" = 1 ] && [ -t 0 ]; then
-  say "  cameras this Jetson sees (v4l2-ctl --list-devices):"
-  v4l2-ctl --list-devices 2>&1 | sed 's/^/    /' || true
-  read -r -p "  CO2 camera (/dev/videoN, serial:..., csi://N; empty: skip): " answer
-  [ -z "$answer" ] || camera co2 "$answer"
-  read -r -p "  CH4 camera (same kinds; empty: skip): " answer
-  [ -z "$answer" ] || camera ch4 "$answer"
-elif [ "${#station_ids[@]}" = 0 ]; then
+if [ "${#station_ids[@]}" = 0 ]; then
   say "  no --co2-camera/--ch4-camera: cameras as they are (list them: v4l2-ctl --list-devices)"
 fi
 [ "${#station_ids[@]}" -gt 0 ] || new_station 1  # no cameras given: the one station's default links
@@ -274,7 +342,7 @@ rules="$(render 99-fume-edge-cameras.rules.in)"
 sources=()  # per station: its CO2 source, its CH4 source
 matches=()
 for i in "${!station_ids[@]}"; do
-  suffix=""; [ "$several" = 0 ] || suffix="-${station_ids[$i]}"
+  suffix="$(suffix_of "$i")"
   for gas in co2 ch4; do
     id="${co2_cameras[$i]}"; [ "$gas" = co2 ] || id="${ch4_cameras[$i]}"
     match="$(udev_match "$gas" "$id")"
@@ -325,7 +393,7 @@ else
   fi
   config="$(render run.yaml.in "DEVICE_ID=$(quote "$device_id")" "MODEL=$engine" "CAMERAS=$cameras" \
     "MQTT=$(quote "$mqtt_url")")"
-  put_file /etc/fume-edge/run.yaml 644 <<< "$config" || true
+  if put_file /etc/fume-edge/run.yaml 644 <<< "$config" && [ "$dry_run" = 1 ]; then say "  | ${config//$'\n'/$'\n'  | }"; fi
 fi
 if [ -n "$mqtt_login" ]; then
   put_file /etc/fume-edge/mqtt.credentials 600 <<< "$mqtt_login" || true

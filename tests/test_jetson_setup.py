@@ -450,3 +450,101 @@ def test_bad_stations_are_one_line(tmp_path: Path, args: tuple[str, ...], messag
     result = setup(jetson_root(tmp_path, "6.2"), "--dry-run", *args)
     assert result.returncode == 1 and result.stderr.startswith("jetson_setup: " + message), result.stderr
     assert len(result.stderr.splitlines()) == 1
+
+
+def setup_asked(root: Path, answers: list[str], *args: str) -> subprocess.CompletedProcess[str]:
+    """The script with --ask, its answers piped on stdin, one a line."""
+    return subprocess.run(
+        ["bash", str(SCRIPT), "--root", str(root), "--ask", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        input="".join(f"{answer}\n" for answer in answers),
+    )
+
+
+def shown_run_yaml(out: str) -> dict[str, object]:
+    """The run.yaml a dry run shows it would write."""
+    return yaml.safe_load("\n".join(line[4:] for line in out.splitlines() if line.startswith("  | ")))
+
+
+def test_asked_stations_are_checked_and_installed_as_the_options_would(tmp_path: Path) -> None:
+    root = jetson_root(tmp_path, "6.2")
+    answers = [
+        "pen/1",  # not topic-safe: said, and asked again
+        "pen-1",
+        "serial:CO2-1",
+        "usb-left",  # not a camera ID: said, and asked again
+        "serial:CH4-1",
+        "y",
+        "pen-1",  # taken by the first station
+        "",  # numbered: 2
+        "rtsp://10.0.0.12/co2",
+        "path:platform-3610000.usb-0:2:1.0",
+        "",  # no third station
+    ]
+    asked = setup_asked(root, answers, "--dry-run")
+    assert asked.returncode == 0, asked.stdout + asked.stderr
+    out = asked.stdout
+    rule = "use 1-64 letters, digits, '.', '_' or '-' (starting with a letter or digit)"
+    assert f"  station 1 id (empty: 1): pen/1\n  pen/1: not a valid id; {rule}\n  station 1 id (empty: 1): pen-1" in out
+    assert "  station pen-1 CH4 camera: usb-left\n  --ch4-camera usb-left: expected /dev/videoN" in out
+    assert "  pen-1: given twice; give each station its own id\n  station 2 id (empty: 2): \n" in out
+    summary = out.index(
+        "  to install (run.yaml stations:):\n"
+        "    station pen-1: CO2 serial:CO2-1 -> /dev/fume-co2-pen-1, CH4 serial:CH4-1 -> /dev/fume-ch4-pen-1\n"
+        "    station 2: CO2 rtsp://10.0.0.12/co2 (opened directly), CH4 path:platform-3610000.usb-0:2:1.0 -> "
+        "/dev/fume-ch4-2\n"
+    )
+    assert summary < out.index("==> 2/9")  # shown before anything is done
+    for line in (
+        "co2-pen-1: serial:CO2-1 -> /dev/fume-co2-pen-1",
+        "ch4-pen-1: serial:CH4-1 -> /dev/fume-ch4-pen-1",
+        "co2-2: rtsp://10.0.0.12/co2 (opened directly, no udev rule)",
+        "ch4-2: path:platform-3610000.usb-0:2:1.0 -> /dev/fume-ch4-2",
+    ):
+        assert line in out, line
+    assert shown_run_yaml(out)["stations"] == [
+        {"id": "pen-1", "co2": "/dev/fume-co2-pen-1", "ch4": "/dev/fume-ch4-pen-1"},
+        {"id": "2", "co2": "rtsp://10.0.0.12/co2", "ch4": "/dev/fume-ch4-2"},
+    ]
+    given = setup(
+        root,
+        "--dry-run",
+        *("--station", "pen-1", "--co2-camera", "serial:CO2-1", "--ch4-camera", "serial:CH4-1"),
+        *("--co2-camera", "rtsp://10.0.0.12/co2", "--ch4-camera", "path:platform-3610000.usb-0:2:1.0"),
+    )
+    assert given.returncode == 0, given.stderr
+    assert out.split("==> 2/9")[1] == given.stdout.split("==> 2/9")[1]  # the same install from here on
+
+
+def test_one_unnamed_asked_station_keeps_the_one_station_names(tmp_path: Path) -> None:
+    asked = setup_asked(jetson_root(tmp_path, "6.2"), ["", "serial:A", "csi://0", "n"], "--dry-run")
+    assert asked.returncode == 0, asked.stdout + asked.stderr
+    summary = "the station: CO2 serial:A -> /dev/fume-co2, CH4 csi://0 (opened directly)"
+    assert summary in asked.stdout
+    assert shown_run_yaml(asked.stdout)["sources"] == {"co2": {"source": "/dev/fume-co2"}, "ch4": {"source": "csi://0"}}
+
+
+def test_declining_the_asked_install_changes_nothing(tmp_path: Path) -> None:
+    root = jetson_root(tmp_path, "6.2")
+    before = files(root)
+    declined = setup_asked(root, ["pen-1", "serial:A", "serial:B", "n", "n"])
+    assert declined.returncode == 0, declined.stderr
+    assert declined.stdout.rstrip().endswith("jetson_setup: stopped before any change.")
+    assert "==> 2/9" not in declined.stdout and files(root) == before
+
+
+@pytest.mark.parametrize(
+    "answers, args, message",
+    [
+        (["pen-1", "serial:A"], (), 'the input ended before the answer to "station pen-1 CH4 camera"'),
+        ([], ("--co2-camera", "serial:A"), "--ask asks for the cameras: give them either as answers or as options"),
+    ],
+)
+def test_asking_without_answers_is_one_line(
+    tmp_path: Path, answers: list[str], args: tuple[str, ...], message: str
+) -> None:
+    result = setup_asked(jetson_root(tmp_path, "6.2"), answers, "--dry-run", *args)
+    assert result.returncode == 1 and result.stderr.startswith("jetson_setup: " + message), result.stderr
+    assert len(result.stderr.splitlines()) == 1

@@ -220,6 +220,7 @@ class MqttPublisher:
         self.password = mqtt_password(self.target.password, config.password_file, "sinks.mqtt")
         self.sent = 0  # events acknowledged by the broker in this run
         self.refused = 0  # PUBACKs whose reason code was a failure (the rows stay unsent)
+        self.connect_failures = 0  # connection attempts that failed in this run (logged once per outage, not each)
         self.unsent = store.unsent_count()  # refreshed by the publisher thread
         self._poll_s = poll_s
         self._cond = threading.Condition()
@@ -292,6 +293,12 @@ class MqttPublisher:
         client.on_message = self._on_message
         return client
 
+    def _attempt_failed(self, why: str) -> None:
+        """A connection attempt failed: counted every time (the status shows retries go on), logged once."""
+        with self._cond:
+            self.connect_failures += 1
+        self._broker_down(why)
+
     def _broker_down(self, why: str) -> None:
         if not self._down_logged:
             self._down_logged = True
@@ -310,7 +317,7 @@ class MqttPublisher:
                     self._downgrade = True
                     self._cond.notify_all()
                 return
-            self._broker_down(f"it refused the connection: {reason_code}")
+            self._attempt_failed(f"it refused the connection: {reason_code}")
             return
         if self._down_logged:
             log.warning("MQTT broker %s:%s reachable again", self.target.host, self.target.port)
@@ -337,7 +344,7 @@ class MqttPublisher:
             client.publish(self.topics.state(state.station), state.to_json(), qos=QOS, retain=True)
 
     def _on_connect_fail(self, client: Any, userdata: Any) -> None:
-        self._broker_down("no connection: unknown host, nothing listening, or TLS to a plain port")
+        self._attempt_failed("no connection: unknown host, nothing listening, or TLS to a plain port")
 
     def _on_disconnect(self, client: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
         with self._cond:
@@ -349,7 +356,7 @@ class MqttPublisher:
         if was:
             self._broker_down(f"connection lost: {reason_code}")
         else:  # no CONNACK: the broker dropped us (a Will topic or client id it refuses, an ACL, a listener limit)
-            self._broker_down(f"it closed the connection before accepting it ({reason_code}); see the broker's log")
+            self._attempt_failed(f"it closed the connection before accepting it ({reason_code}); see the broker's log")
 
     def _on_publish(self, client: Any, userdata: Any, mid: int, reason_code: Any, properties: Any) -> None:
         with self._cond:

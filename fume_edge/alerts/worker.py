@@ -89,6 +89,7 @@ class SinkStats:
     mqtt_connected: bool | None  # None: MQTT off
     mqtt_sent: int
     mqtt_unsent: int
+    mqtt_connect_failures: int  # failed connection attempts (the outage itself is logged once)
 
     @property
     def lost(self) -> int:
@@ -225,6 +226,7 @@ class SinkWorker:
             mqtt_connected=None if self.mqtt is None else self.mqtt.connected,
             mqtt_sent=0 if self.mqtt is None else self.mqtt.sent,
             mqtt_unsent=0 if self.mqtt is None else self.mqtt.unsent,
+            mqtt_connect_failures=0 if self.mqtt is None else self.mqtt.connect_failures,
         )
 
     def stop(self, stats: Mapping[str, Any] | None = None, reason: str = "completed") -> None:
