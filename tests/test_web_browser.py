@@ -288,6 +288,13 @@ sources:
   ch4: {{width: {FRAME_SIZE[0]}, height: {FRAME_SIZE[1]}}}
   synthetic: {{fps: 8.0, segments: [{{ph: 6.4, seconds: 300.0}}], outage: null}}
 """
+# The camera images' paths once loaded (null while one has not loaded).
+FRAME_PATHS = """
+return ["co2", "ch4"].map((cam) => {
+  const img = document.getElementById("frame-" + cam);
+  return img.complete && img.naturalWidth > 0 ? new URL(img.src).pathname : null;
+});
+"""
 STATION_CARDS = """
 return Array.from(document.querySelectorAll("#station-grid .station")).map(
   (e) => [e.dataset.station, e.innerText, e.getBoundingClientRect().right <= window.innerWidth]);
@@ -324,8 +331,13 @@ def test_the_page_shows_every_station_and_one_stations_alert_without_reload(  # 
         assert all("FPS" in c[1] and "CO2" in c[1] for c in cards), cards
         assert browser.execute_script("return window.__sameDocument === true;"), "the page was reloaded"
 
-        # The detail view of pen-2: its open alert, and a subject set from the page for pen-2 only.
+        def frames_of(station: str) -> object:
+            wanted = [f"/api/frame/{station}/{cam}.jpg" for cam in ("co2", "ch4")]
+            return lambda: browser.execute_script(FRAME_PATHS) == wanted or None
+
+        # The detail view of pen-2: its open alert, its own camera images, and a subject set for pen-2 only.
         assert "acidosis_risk" not in by_id("open-alerts").text  # pen-1, the first, is shown at first
+        eventually(frames_of("pen-1"), "pen-1's camera images", timeout_s=20, every_s=0.25)
         browser.find_element(By.CSS_SELECTOR, '#station-grid [data-station="pen-2"]').click()
         eventually(
             lambda: "acidosis_risk" in by_id("open-alerts").text and "pen-2" in by_id("open").text,
@@ -333,7 +345,8 @@ def test_the_page_shows_every_station_and_one_stations_alert_without_reload(  # 
             timeout_s=20,
             every_s=0.25,
         )
-        assert not by_id("cams").is_displayed() and "pen-1" in by_id("cams-note").text
+        eventually(frames_of("pen-2"), "pen-2's camera images", timeout_s=20, every_s=0.25)
+        assert by_id("cams").is_displayed() and "pen-2" in by_id("cams").text  # the captions name it
         by_id("subject-input").send_keys("cow-9")
         by_id("subject-form").submit()
         eventually(

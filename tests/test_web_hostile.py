@@ -20,7 +20,16 @@ from waiting import eventually
 from web_support import FUME_EDGE, LOOPING_OUTAGE, WebRun
 
 NAMED_HOST = "barn-1.example.org"
-DATA_PATHS = ("/", "/api/status", "/api/alerts", "/api/trend", "/metrics", "/api/frame/co2.jpg", "/healthz")
+DATA_PATHS = (
+    "/",
+    "/api/status",
+    "/api/alerts",
+    "/api/trend",
+    "/metrics",
+    "/api/frame/co2.jpg",
+    "/api/frame/default/co2.jpg",
+    "/healthz",
+)
 
 
 @pytest.fixture(scope="module")
@@ -155,6 +164,15 @@ BAD_QUERIES = [
     "/snapshots/.png",
     "/api/frame/%00.jpg",
     "/api/frame/x.jpg",
+    "/api/frame/nope/co2.jpg",
+    "/api/frame/%00/co2.jpg",
+    "/api/frame/../co2.jpg",
+    "/api/frame/%2E%2E/co2.jpg",
+    "/api/frame/default/x.jpg",
+    "/api/frame/default/%00.jpg",
+    "/api/frame/default/co2.jpg/x",
+    "/api/frame/" + "a" * 5000 + "/co2.jpg",
+    "/api/frame/default/" + "c" * 5000 + ".jpg",
     "/api/nope",
     "/static/%00",
 ]

@@ -189,4 +189,11 @@ def test_metrics_carry_a_station_label_on_what_belongs_to_one_station(tmp_path: 
         _cameras_agree(live, station, own["cameras"])
     assert value(live, "fume_edge_open_alerts", type="acidosis_risk", station="pen-b") == 1
     assert value(live, "fume_edge_open_alerts", type="acidosis_risk", station="pen-a") == 0
+    # The stage histograms take one observation per result of every station (each station's feed runs them).
+    inferences = sum(
+        value(live, "fume_edge_inferences", "fume_edge_inferences_total", station=s) for s in ("pen-a", "pen-b")
+    )
+    for stage in ("prepare", "infer", "alerts", "capture_to_result"):
+        count = value(live, "fume_edge_stage_seconds", "fume_edge_stage_seconds_count", stage=stage)
+        assert abs(count - inferences) <= 4, (stage, count, inferences)  # the snapshot trails by a tick at most
     assert value(live, "fume_edge_inference_fps") >= value(live, "fume_edge_station_inference_fps", station="pen-a")

@@ -268,13 +268,15 @@ def _view_worker(config: PipelineConfig, backend: Backend, fps: float, stack: Ex
     return worker
 
 
-def _web_run(config: RunConfig, backend: Backend) -> WebRun | None:
+def _web_run(config: RunConfig, stations: list[StationConfig], backend: Backend) -> WebRun | None:
     """The web side (`--http`), checked before anything starts; None without it."""
     if config.http.listen is None:
         return None
     from fume_edge.web.attach import WebRun  # needs the `web` extra
 
-    return WebRun(config.http, GASES, backend.input_size, Path(config.sinks.sqlite.path).parent)
+    return WebRun(
+        config.http, [s.id for s in stations], GASES, backend.input_size, Path(config.sinks.sqlite.path).parent
+    )
 
 
 def _subject(service: AlertService, console: Console, subject: str | None, station: str | None) -> None:
@@ -392,26 +394,22 @@ def build_run(options: RunOptions, console: Console, stack: ExitStack, on_result
         console.print(f"[yellow]warning:[/] {warning}", soft_wrap=True)
     first_fps = {gas: _fps(reader, gas, config) for gas, reader in readers[station_configs[0].id].items()}
     views = _view_worker(config.pipeline, backend, min(f or config.sync.default_fps for f in first_fps.values()), stack)
-    web = _web_run(config, backend)
-    hooks = [] if web is None else [web.feed.on_result]
+    web = _web_run(config, station_configs, backend)
 
-    def on_each(pair: Pair, prediction: Prediction) -> None:
-        if views is not None:
-            views.submit(tuple(None if f is None else f.image for f in pair.frames), prediction)
-        for hook in hooks:
-            hook(pair, prediction)
+    def shown(feed: ResultHook | None, pair: Pair, prediction: Prediction) -> None:
+        assert views is not None
+        views.submit(tuple(None if f is None else f.image for f in pair.frames), prediction)
+        if feed is not None:
+            feed(pair, prediction)
+
+    def station_hook(index: int, station_id: str) -> ResultHook | None:
+        """The page's live images of every station (its own feed); --display and --record show the first."""
+        feed = None if web is None else web.feeds[station_id].on_result
+        return functools.partial(shown, feed) if index == 0 and views is not None else feed
 
     doorbell = threading.Event()
-    # --display, --record and the page's live frames show the first station
     stations = [
-        _station(
-            station,
-            readers[station.id],
-            backend,
-            config,
-            doorbell,
-            on_each if index == 0 and (views or hooks) else None,
-        )
+        _station(station, readers[station.id], backend, config, doorbell, station_hook(index, station.id))
         for index, station in enumerate(station_configs)
     ]
     service = AlertService(

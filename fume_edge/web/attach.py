@@ -1,7 +1,7 @@
 """Wiring the web side into `fume-edge run`: checked before anything starts, served once the pipeline exists.
 
 `WebRun(...)` checks the listen address and the token (configured, else generated and kept in `state_dir`), one
-clear error each, and makes the `LiveFeed` whose `on_result` goes into the loop's result hook;
+clear error each, and makes the `LiveFeeds`, one per station, whose `on_result` goes into that station's result hook;
 `serve(...)` then binds the port, registers the metrics and starts the server thread on the run's ExitStack, so
 it stops with the run.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from contextlib import ExitStack
 from pathlib import Path
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry
@@ -20,7 +20,7 @@ from fume_edge.alerts.store import AlertStore
 from fume_edge.pipeline.config import HttpConfig
 from fume_edge.pipeline.loop import Pipeline
 from fume_edge.web.access import AccessPolicy, load_token, parse_listen
-from fume_edge.web.feed import LiveFeed
+from fume_edge.web.feed import LiveFeeds
 from fume_edge.web.guards import known_names
 from fume_edge.web.metrics import PipelineCollector, StageHistograms
 from fume_edge.web.rates import StationRates
@@ -49,7 +49,14 @@ def access_note(access: AccessPolicy) -> dict[str, str | bool]:
 
 
 class WebRun:
-    def __init__(self, config: HttpConfig, cameras: tuple[str, ...], size: tuple[int, int], state_dir: Path) -> None:
+    def __init__(
+        self,
+        config: HttpConfig,
+        stations: Sequence[str],
+        cameras: tuple[str, ...],
+        size: tuple[int, int],
+        state_dir: Path,
+    ) -> None:
         assert config.listen is not None
         self.config = config
         self.host, self.port = parse_listen(config.listen)
@@ -57,7 +64,8 @@ class WebRun:
         self.access = AccessPolicy.for_listen(
             self.host, load_token(config.token_file, config.token_env), config.public_read, state_dir
         )
-        self.feed = LiveFeed(
+        self.feeds = LiveFeeds(
+            stations,
             cameras,
             (width, round(width * size[1] / size[0])),
             frame_fps=config.frame_fps,
@@ -78,13 +86,13 @@ class WebRun:
     ) -> WebServer:
         """Start serving (until `stack` closes) what `pipeline` and the alert database at `db` hold; model installs
         from the page go to `installer` (none: the page cannot install)."""
-        self.feed.on_each = StageHistograms(self.registry, lambda: pipeline.counters).update
+        self.feeds.on_each = StageHistograms(self.registry, lambda: pipeline.counters).update
         rates = StationRates()
-        self.registry.register(PipelineCollector(lambda: pipeline.snapshot, rates, lambda: self.feed.encoded, info))
+        self.registry.register(PipelineCollector(lambda: pipeline.snapshot, rates, lambda: self.feeds.encoded, info))
         store = stack.enter_context(AlertStore(db))
         sources = WebSources(
             pipeline,
-            self.feed,
+            self.feeds,
             store,
             None if snapshot_dir is None else Path(snapshot_dir).resolve(),
             info,

@@ -1,7 +1,8 @@
 """The HTTP server: Starlette routes served by uvicorn from its own thread and event loop.
 
 Routes: `/` (the page) and `/static/*` (its bundled assets: no CDN, a barn often has no internet), the read-only
-JSON API `/api/status`, `/api/alerts`, `/api/trend`, camera images `/api/frame/{co2,ch4}.jpg`, alert snapshots
+JSON API `/api/status`, `/api/alerts`, `/api/trend`, each station's camera images
+`/api/frame/{station}/{co2,ch4}.jpg` (`/api/frame/{co2,ch4}.jpg`: the first station's), alert snapshots
 `/snapshots/NAME` (only files directly in the snapshot folder), `/metrics` (Prometheus), `/healthz`, and the
 writes, `POST /api/subject` (for one station or every station) and `POST /api/model` (install a bundle already on
 the device; `GET /api/model` shows the install's progress); `/api/status?station=ID` details one station. Serving a
@@ -149,11 +150,16 @@ def build_app(
         return JSONResponse(trend(src, q.hours, q.subject or None, q.station))
 
     def frame(request: Request) -> Response:
-        assert src.feed is not None
+        feeds = src.feeds
+        assert feeds is not None
+        station: str | None = request.path_params.get("station")  # None: the old route, the first station's
         camera = request.path_params["camera"]
-        if camera not in src.feed.cameras:
-            return _error(404, f"no camera {camera[:40]!r}")
-        data = src.feed.jpeg(camera)
+        feed = feeds.first if station is None else feeds.get(station)
+        if feed is None:
+            return _error(404, f"no station {str(station)[:64]!r} in this run; see `stations` in /api/status")
+        if camera not in feeds.cameras:
+            return _error(404, f"no camera {camera[:40]!r}; the cameras are {', '.join(feeds.cameras)}")
+        data = feed.jpeg(camera)
         if data is None:
             return Response(status_code=204)
         return Response(data, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
@@ -243,6 +249,7 @@ def build_app(
             Route("/api/alerts", read(api_alerts)),
             Route("/api/trend", read(api_trend)),
             Route("/api/frame/{camera}.jpg", read(live(frame))),
+            Route("/api/frame/{station}/{camera}.jpg", read(live(frame))),
             Route("/snapshots/{name:path}", read(snapshot)),
             Route("/metrics", read(live(metrics))),
             Route("/healthz", healthz),

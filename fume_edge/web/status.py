@@ -2,7 +2,7 @@
 
 Live values come from the snapshot the loop published (`pipeline.snapshot`: per station its counters, camera
 states, smoothed probabilities, open alerts and subject; readers never touch the loop's own objects) and the
-`LiveFeed` (the first station's camera images); `status` answers every station in brief (`stations`, the page's
+`LiveFeeds` (each station's camera images); `status` answers every station in brief (`stations`, the page's
 grid) and one in detail (`?station=ID`, default the first). History and trend come from the alert database
 through the server's own read connection (WAL: readers never block the sink thread's writes). Without a pipeline
 (`fume-edge serve alerts.db`) the same answers come from the stored database alone: `live` is false, and the trend
@@ -26,7 +26,7 @@ from fume_edge.labels import GASES, PH_CLASS_NAMES
 from fume_edge.pipeline.loop import Pipeline
 from fume_edge.pipeline.published import StationSnapshot
 from fume_edge.runtime.base import Prediction
-from fume_edge.web.feed import LiveFeed
+from fume_edge.web.feed import LiveFeeds
 from fume_edge.web.rates import DEVICE, StationRates
 
 if TYPE_CHECKING:
@@ -38,11 +38,11 @@ FIT_MIN_S = 600.0  # ... and spans at least this much, so a few minutes of data 
 
 @dataclass
 class WebSources:
-    """Everything the server reads; the store is its own connection to the alert database. `pipeline` and `feed`
+    """Everything the server reads; the store is its own connection to the alert database. `pipeline` and `feeds`
     are None when serving a stored database without a run."""
 
     pipeline: Pipeline | None
-    feed: LiveFeed | None
+    feeds: LiveFeeds | None
     store: AlertStore
     snapshot_dir: Path | None
     info: Mapping[str, str]  # device_id, model, model_sha256, backend, version
@@ -155,16 +155,16 @@ def station_grid(src: WebSources, fps: dict[str, float]) -> list[dict[str, Any]]
 
 
 def status(src: WebSources, station_id: str | None = None) -> dict[str, Any]:
-    """The device and every station in brief, and station `station_id` (None: the first) in detail. Camera
-    images (and `result_seq`) are the first station's."""
-    if src.pipeline is None or src.feed is None:
+    """The device and every station in brief, and station `station_id` (None: the first) in detail, with the
+    `result_seq` of its camera images (`/api/frame/STATION/CAMERA.jpg`)."""
+    if src.pipeline is None or src.feeds is None:
         return archive_status(src)
-    stats, feed, pipeline = src.stats(), src.feed, src.pipeline
+    stats, feeds, pipeline = src.stats(), src.feeds, src.pipeline
     station = src.station(station_id)
     if station is None:
         raise LookupError(f"no station {station_id!r} in this run; see `stations` in /api/status")
     fps = src.rates.fps(pipeline.snapshot)
-    latest, own = feed.latest, station.stats
+    latest, own = feeds[station.id].latest, station.stats
     prediction = station.latest
     frame_probs = None if prediction is None or prediction.ph_probs is None else prediction.ph_probs
     changes = subject_history(src.store, 1)
@@ -174,7 +174,6 @@ def status(src: WebSources, station_id: str | None = None) -> dict[str, Any]:
         "access": src.access,
         "station": station.id,
         "stations": station_grid(src, fps),
-        "first_station": station is pipeline.snapshot.first,
         "time": iso_utc(time.time()),
         "elapsed_s": stats["elapsed_s"],
         "mode": stats["mode"],
@@ -200,7 +199,7 @@ def status(src: WebSources, station_id: str | None = None) -> dict[str, Any]:
         "gas_areas": _gas_areas(prediction, pipeline.cameras, own["silent"]),
         "open_alerts": [_open_alert(station.id, a) for a in station.open_alerts],
         "sinks": stats["sinks"],
-        "frame_interval_s": feed.frame_interval_s,
+        "frame_interval_s": feeds.frame_interval_s,
         "health": health(src, stats)[1],
     }
 
@@ -264,15 +263,15 @@ def trend(src: WebSources, hours: float | None, subject: str | None, station: st
 
 
 def health(src: WebSources, stats: dict[str, Any] | None = None) -> tuple[bool, dict[str, Any]]:
-    """Healthy while results flow (one within `stale_after_s`) and no sink write failed within it; a stored
-    database served alone is always ok (nothing there can stall)."""
-    if src.feed is None:
+    """Healthy while results flow (one of any station within `stale_after_s`) and no sink write failed within it;
+    a stored database served alone is always ok (nothing there can stall)."""
+    if src.feeds is None:
         return True, {"status": "ok", "problems": [], "mode": "archive"}
     now = time.monotonic()
-    latest = src.feed.latest
+    newest = src.feeds.newest_at()
     errors = (stats or src.stats())["sinks"]["errors"]
     last_error = src.last_sink_error(errors, now)
-    age = None if latest is None else now - latest.at
+    age = None if newest is None else now - newest
     problems = []
     if age is None or age > src.stale_after_s:
         problems.append("no inference results" + ("" if age is None else f" for {age:.0f} s"))

@@ -60,6 +60,7 @@ function utc(iso) { return iso.slice(0, 19).replace("T", " "); }
 // ---- one device's status
 function showStatus(s) {
   state.access = s.access;
+  if (s.live) state.station = s.station;
   if (state.live !== s.live) { state.live = s.live; setMode(s); }
   text($("device"), s.live ? `· ${s.device_id} · ${s.model} (${s.backend})` : `· ${s.device_id} · ${s.model}`);
   text($("subject"), s.subject || "(none)");
@@ -67,7 +68,6 @@ function showStatus(s) {
   text($("health"), s.live ? s.health.status : "stored");
   $("health").className = "pill " + (s.health.status === "ok" ? "ok" : "bad");
   if (!s.live) return;
-  state.station = s.station;
   showStations(s);
   showPh(s);
   showPipeline(s);
@@ -83,9 +83,6 @@ function showStations(s) {
   const several = (state.several = s.stations.length > 1);
   $("stations").hidden = !several;
   document.querySelectorAll(".station-name").forEach((e) => text(e, several ? "· " + s.station : ""));
-  $("cams").hidden = !s.first_station;  // the camera images are the first station's
-  $("cams-note").hidden = s.first_station;
-  text($("cams-note"), s.first_station ? "" : `Camera images are shown for ${s.stations[0].id} only; choose it above to see them.`);
   if (!several) return;
   $("station-grid").replaceChildren(...s.stations.map((st) => {
     const alerts = st.open_alerts.map((a) => a.type).join(", ");
@@ -100,6 +97,7 @@ function showStations(s) {
   }));
 }
 function chooseStation(id) {
+  if (id !== state.station) ["co2", "ch4"].forEach((cam) => $("frame-" + cam).removeAttribute("src"));  // not the old one's
   state.station = id;
   text($("subject-msg"), "");
   document.querySelectorAll(".station").forEach((e) => e.classList.toggle("selected", e.dataset.station === id));
@@ -160,16 +158,17 @@ async function pollStatus() {
   setTimeout(pollStatus, STATUS_MS);
 }
 
-// Camera images: the next one is asked for only after the last arrived, and only while the page is visible.
+// Camera images of the chosen station: the next one is asked for only after the last arrived, and only while the
+// page is visible; one that arrives after another station was chosen is not shown.
 function refreshFrame(cam) {
   if (!state.live) return;
-  const img = $("frame-" + cam);
+  const img = $("frame-" + cam), station = state.station;
   const next = () => setTimeout(() => refreshFrame(cam), state.frameMs);
   if (document.visibilityState !== "visible") { next(); return; }
   const loader = new Image();
-  loader.onload = () => { img.src = loader.src; next(); };
+  loader.onload = () => { if (state.station === station) img.src = loader.src; next(); };
   loader.onerror = next;
-  loader.src = `/api/frame/${cam}.jpg?n=${Date.now()}`;
+  loader.src = `/api/frame/${encodeURIComponent(station)}/${cam}.jpg?n=${Date.now()}`;
 }
 
 // ---- history
