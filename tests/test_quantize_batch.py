@@ -1,0 +1,90 @@
+"""A `--batch N` export quantized: N stacked pairs per calibration feed and per report call, the same scales as the
+batch-1 export's, and per-row predictions equal to the batch-1 INT8 model's."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from calibration_support import SIZE, make_calibration, make_paired_dataset
+from onnx import numpy_helper
+
+from fume_edge.data.calibration import load_calibration
+from fume_edge.deploy.int8.int8_report import cpu_session, run
+from fume_edge.deploy.int8.quantize import HOLDOUT, QuantizeOptions, QuantizeResult, quantize_onnx
+from fume_edge.deploy.onnx.onnx_export import export_onnx
+from fume_edge.runtime.onnx_backend import OnnxBackend
+
+BATCH = 3
+TARGETS = ("cpu", "tensorrt")
+
+
+@pytest.fixture(scope="module")
+def calib(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    dataset = make_paired_dataset(tmp_path_factory.mktemp("data") / "synth")
+    return make_calibration(dataset, tmp_path_factory.mktemp("calib") / "small", count=20)
+
+
+@pytest.fixture(scope="module")
+def exports(imported_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[int, Path]:
+    folder = tmp_path_factory.mktemp("onnx")
+    return {n: export_onnx(imported_checkpoint, folder / f"b{n}.onnx", size=SIZE, batch=n).path for n in (1, BATCH)}
+
+
+@pytest.fixture(scope="module")
+def quantized(
+    exports: dict[int, Path], calib: Path, tmp_path_factory: pytest.TempPathFactory
+) -> dict[tuple[str, int], QuantizeResult]:
+    folder = tmp_path_factory.mktemp("int8")
+    return {
+        (target, n): quantize_onnx(path, calib, folder / f"b{n}.{target}.onnx", QuantizeOptions(target, force=True))
+        for target in TARGETS
+        for n, path in exports.items()
+    }
+
+
+def _scales(path: Path) -> dict[str, np.ndarray]:
+    """Every scale and zero point the Q/DQ nodes read, by initializer name."""
+    model = onnx.load(str(path))
+    constants = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    return {
+        name: constants[name]
+        for node in model.graph.node
+        if node.op_type in ("QuantizeLinear", "DequantizeLinear")
+        for name in node.input[1:]
+    }
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_batch_export_gets_the_batch_1_scales(quantized: dict[tuple[str, int], QuantizeResult], target: str) -> None:
+    """Calibrating 3 stacked pairs per feed (the 32 feeds padded to 33) sees the values one pair per feed sees."""
+    one, batched = (_scales(quantized[target, n].output) for n in (1, BATCH))
+    assert len(one) > 100 and one.keys() == batched.keys()
+    for name, value in one.items():
+        assert batched[name].dtype == value.dtype and np.array_equal(batched[name], value), name
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_batch_int8_model_keeps_its_batch_and_predicts_each_row_as_batch_1(
+    quantized: dict[tuple[str, int], QuantizeResult], calib: Path, target: str
+) -> None:
+    result = quantized[target, BATCH]
+    assert result.written and result.metadata["fume_edge.batch"] == str(BATCH)
+    with OnnxBackend(result.output, device="cpu") as backend:  # the runtime's contract check: N rows in and out
+        assert backend.contract.batch == BATCH
+    cset = load_calibration(calib)
+    _, held = cset.split(HOLDOUT)
+    items = [cset.item(i, case) for i in held for case in ("both", "co2 only")][:7]  # 7 = 3 + 3 + a padded 1
+    one = run(cpu_session(quantized[target, 1].output), items)
+    rows = run(cpu_session(result.output), items)
+    assert len(rows) == len(items)
+    for k, (want, got) in enumerate(zip(one, rows, strict=True)):
+        assert want.keys() == got.keys() and got["ph_logits"].shape == want["ph_logits"].shape == (1, 3)
+        np.testing.assert_allclose(got["ph_logits"], want["ph_logits"], rtol=1e-5, atol=1e-5, err_msg=str(k))
+        for name in ("co2_seg", "ch4_seg"):
+            assert np.array_equal(got[name], want[name]), (k, name)
+    # the report reads every row: it judges the same 12 held-back inputs the batch-1 report does, with equal verdicts
+    assert result.report.samples == quantized[target, 1].report.samples == 12
+    assert result.report.to_dict() == quantized[target, 1].report.to_dict()
