@@ -88,3 +88,22 @@ def test_batch_int8_model_keeps_its_batch_and_predicts_each_row_as_batch_1(
     # the report reads every row: it judges the same 12 held-back inputs the batch-1 report does, with equal verdicts
     assert result.report.samples == quantized[target, 1].report.samples == 12
     assert result.report.to_dict() == quantized[target, 1].report.to_dict()
+
+
+@pytest.mark.slow
+def test_bench_loop_for_stations_runs_the_quantized_batch_export(
+    imported_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`bench --stations 3`'s INT8 loop model: the batch-3 export quantized for the CPU, one call for 3 stations."""
+    from rich.console import Console
+
+    from fume_edge.bench.backends import Models
+    from fume_edge.bench.commands import batched_model
+    from fume_edge.bench.int8 import is_quantized
+
+    monkeypatch.setenv("FUME_EDGE_CACHE", str(tmp_path / "cache"))
+    one = export_onnx(imported_checkpoint, tmp_path / "b1.onnx").path
+    loop = batched_model(one, "onnxruntime-int8", 3, Models(imported_checkpoint, one), Console(quiet=True))
+    assert is_quantized(loop) and loop.parent == tmp_path / "cache" / "bench"
+    with OnnxBackend(loop, device="cpu") as backend:
+        assert backend.contract.batch == 3
