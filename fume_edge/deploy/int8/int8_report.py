@@ -39,6 +39,11 @@ def session_rows(session: ort.InferenceSession) -> int:
     return dim if isinstance(dim, int) and dim > 0 else 1
 
 
+def stack(items: Sequence[LabelledInput]) -> dict[str, np.ndarray]:
+    """The model inputs of `items` stacked row by row, by input name: one call's feed for a batch-N graph."""
+    return {name: np.concatenate([getattr(item, name) for item in items]) for name in INPUT_NAMES}
+
+
 def run(session: ort.InferenceSession, items: Sequence[LabelledInput]) -> list[dict[str, np.ndarray]]:
     """All graph outputs of each input, by name, one row each (batch axis kept), in calls of the session's batch.
 
@@ -51,9 +56,7 @@ def run(session: ort.InferenceSession, items: Sequence[LabelledInput]) -> list[d
         group = list(items[start : start + rows])
         real = len(group)
         group += [group[-1]] * (rows - real)
-        result = run_session(
-            session, *(np.concatenate([getattr(item, name) for item in group]) for name in INPUT_NAMES)
-        )
+        result = run_session(session, *stack(group).values())
         outputs += [{name: value[k : k + 1] for name, value in result.items()} for k in range(real)]
     return outputs
 

@@ -14,6 +14,8 @@ Calibration feeds every held-in pair with both cameras, and each pair once more 
 alternately): a device runs degraded mode through the same graph, and a zeroed stream changes the ranges the fusion
 block and the classifier see. Both-present stays half the feeds because it is the normal case. A part of the set
 (`HOLDOUT`) is never calibrated on: it drives the sensitivity search and, without `--val`, the accuracy report.
+A `--batch N` export is calibrated, searched and judged N pairs a call (`CalibrationFeeds`, `int8_report.run`),
+and keeps its metadata, `fume_edge.batch` included.
 
 The adaptive-pooling MatMuls always stay float (`quant_graph.pooling_matmuls` says why); more nodes can be kept
 float by name or op type, or by the measured `sensitivity` search. Ranges are computed once and cached (ORT's
@@ -30,7 +32,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import onnx
 import onnxruntime
 from onnxruntime.quantization import (
@@ -44,7 +45,7 @@ from onnxruntime.quantization import (
 
 from fume_edge import __version__
 from fume_edge.data.calibration import CalibrationSet, LabelledInput, csv_inputs, load_calibration
-from fume_edge.deploy.int8.int8_report import Int8Report, compare_int8
+from fume_edge.deploy.int8.int8_report import Int8Report, compare_int8, stack
 from fume_edge.deploy.onnx.quant_graph import (
     load_fp32,
     model_preprocessing,
@@ -58,7 +59,6 @@ from fume_edge.deploy.onnx.quant_graph import (
 from fume_edge.deploy.int8.sensitivity import SensitivityResult, expose_logits, quantized_nodes, sensitivity_search
 from fume_edge.deploy.onnx.trt_rules import check_tensorrt_compatible
 from fume_edge.errors import FumeEdgeError
-from fume_edge.runtime.contract import INPUT_NAMES
 from fume_edge.hashing import sha256_file
 
 METHODS = {
@@ -174,7 +174,7 @@ class CalibrationFeeds(CalibrationDataReader):
         self.done += 1
         if self.progress:
             self.progress(self.done, len(self.groups))
-        return {name: np.concatenate([getattr(item, name) for item in items]) for name in INPUT_NAMES}
+        return stack(items)
 
     def __len__(self) -> int:
         return len(self.groups)
