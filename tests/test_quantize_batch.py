@@ -22,8 +22,12 @@ TARGETS = ("cpu", "tensorrt")
 
 
 @pytest.fixture(scope="module")
-def calib(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    dataset = make_paired_dataset(tmp_path_factory.mktemp("data") / "synth")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_paired_dataset(tmp_path_factory.mktemp("data") / "synth")
+
+
+@pytest.fixture(scope="module")
+def calib(dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_calibration(dataset, tmp_path_factory.mktemp("calib") / "small", count=20)
 
 
@@ -119,3 +123,15 @@ def test_sensitivity_search_on_the_batch_export_ranks_as_batch_1(exports: dict[i
     np.testing.assert_allclose(
         [r.error for r in batched.sensitivity.ranking], [r.error for r in one.sensitivity.ranking], rtol=1e-4, atol=1e-9
     )
+
+
+def test_report_on_a_validation_csv_judges_every_row_once(exports: dict[int, Path], calib: Path, dataset: Path) -> None:
+    """`--val` streams the CSV's samples: a batch-3 report runs them 3 a call, the last call padded, none twice."""
+    val = dataset / "paired_val.csv"
+    reports = [
+        quantize_onnx(exports[n], calib, exports[n].with_suffix(".val.onnx"), QuantizeOptions("cpu"), val).report
+        for n in (1, BATCH)
+    ]
+    rows = sum(1 for _ in val.open()) - 1
+    assert reports[0].samples == reports[1].samples == rows and rows % BATCH
+    assert reports[1].to_dict() == reports[0].to_dict() and reports[1].source == str(val)
