@@ -185,13 +185,16 @@ def test_forced_output_is_written_atomically(trt_int8: Path, tmp_path: Path) -> 
         unmount(disk)
 
 
-def test_feeds_cover_the_modality_cases() -> None:
-    class Set:
-        def item(self, index: int, case: str) -> object:
-            return type("Item", (), {"co2": index, "ch4": case, "modality_mask": None})()
+class _IndexedSet:
+    """A calibration set whose inputs say which pair and case they are: co2 holds the index, ch4 the case."""
 
-    feeds = CalibrationFeeds(Set(), [4, 7, 9], "all")  # type: ignore[arg-type]
-    assert len(feeds) == 6 and [f["ch4"] for f in iter(feeds.get_next, None)] == [
+    def item(self, index: int, case: str) -> object:
+        return type("Item", (), {"co2": np.array([index]), "ch4": np.array([case]), "modality_mask": np.ones((1, 2))})()
+
+
+def test_feeds_cover_the_modality_cases() -> None:
+    feeds = CalibrationFeeds(_IndexedSet(), [4, 7, 9], "all")  # type: ignore[arg-type]
+    assert len(feeds) == 6 and [f["ch4"][0] for f in iter(feeds.get_next, None)] == [
         "both",
         "both",
         "both",
@@ -200,9 +203,18 @@ def test_feeds_cover_the_modality_cases() -> None:
         "co2 only",
     ]
     feeds.set_range(start_index=4, end_index=10)
-    assert [f["co2"] for f in iter(feeds.get_next, None)] == [7, 9]
-    assert len(CalibrationFeeds(Set(), [1, 2], "both")) == 2  # type: ignore[arg-type]
+    assert [f["co2"][0] for f in iter(feeds.get_next, None)] == [7, 9]
+    assert len(CalibrationFeeds(_IndexedSet(), [1, 2], "both")) == 2  # type: ignore[arg-type]
     assert calibration_stride(480) == 8 and calibration_stride(482) == 2 and calibration_stride(7) == 7
+
+
+def test_feeds_stack_the_graph_batch_and_pad_the_last_group_from_the_start() -> None:
+    feeds = CalibrationFeeds(_IndexedSet(), [4, 7, 9, 11], "both", rows=3)  # type: ignore[arg-type]
+    got = list(iter(feeds.get_next, None))
+    assert len(feeds) == 2 and [f["co2"].tolist() for f in got] == [[4, 7, 9], [11, 4, 7]]
+    assert all(f["modality_mask"].shape == (3, 2) for f in got)
+    tiny = CalibrationFeeds(_IndexedSet(), [5], "all", rows=4)  # type: ignore[arg-type]
+    assert tiny.get_next()["ch4"].tolist() == ["both", "co2 only", "both", "co2 only"]  # type: ignore[index]
 
 
 def test_bad_inputs_are_one_line(fp32: Path, calib: Path, tmp_path: Path) -> None:

@@ -125,6 +125,42 @@ def test_entropy_calibrator_builds_where_tensorrt_has_it(work: Path) -> None:
     assert result.info.precision == "int8-entropy" and result.engine.stat().st_size > 0
 
 
+def test_entropy_calibrator_feeds_the_network_batch(work: Path, imported_checkpoint: Path) -> None:
+    """A `--batch 3` network is calibrated with 3 stacked pairs per batch, and TensorRT builds from them."""
+    import tensorrt as trt
+
+    if int(trt.__version__.split(".")[0]) >= 11:
+        pytest.skip(f"TensorRT {trt.__version__} has no calibrators (removed in 11)")
+    from fume_edge.deploy.onnx.onnx_export import export_onnx
+    from fume_edge.deploy.tensorrt.trt_calibrator import EntropyCalibrator
+    from fume_edge.hashing import sha256_file
+    from fume_edge.runtime.cuda_mem import open_stream
+
+    cset = load_calibration(work / "calib")
+    batched = export_onnx(imported_checkpoint, work / "b3.onnx", size=cset.input_size, batch=3).path
+    logger = trt.Logger(trt.Logger.WARNING)
+    builder = trt.Builder(logger)
+    explicit = 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH) if trt.__version__.startswith("8.") else 0
+    network = builder.create_network(explicit)
+    assert trt.OnnxParser(network, logger).parse(batched.read_bytes())
+    names = [network.get_input(i).name for i in range(network.num_inputs)]
+    stream = open_stream(0)
+    try:
+        calibrator = EntropyCalibrator(cset, stream, sha256_file(batched), network)
+        assert calibrator.get_batch_size() == network.get_input(0).shape[0] == 3
+        assert len(calibrator.get_batch(names)) == len(names) == 3
+        assert all(calibrator.host[name].shape[0] == 3 for name in names)
+    finally:
+        stream.close()
+    result = build_engine(
+        batched,
+        work / "b3-entropy.engine",
+        EngineBuildOptions(precision="int8", calibrator="entropy"),
+        calib=work / "calib",
+    )
+    assert result.info.precision == "int8-entropy" and result.engine.stat().st_size > 0
+
+
 def test_trtexec_loads_the_plan(engines: dict[str, BuildResult]) -> None:
     trtexec = shutil.which("trtexec") or next(
         (p for p in ("/usr/src/tensorrt/bin/trtexec",) if Path(p).is_file()), None

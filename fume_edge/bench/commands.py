@@ -196,18 +196,21 @@ def _pipeline_rows(
 
 def batched_model(path: Path, backend: str, stations: int, models: Models, console: Console) -> Path:
     """The model the loop runs for `stations` stations: the ONNX export at batch N (made from the checkpoint once,
-    cached) so one call serves every station; the measured file itself for one station, for torch (any batch) and
-    where no batch-N export can be made (a given .onnx without its checkpoint, INT8: the stations then take turns,
-    one pair per call)."""
-    if stations == 1 or backend not in ("onnxruntime",) or models.checkpoint is None:
+    cached; for INT8, quantized like the row's model) so one call serves every station; the measured file itself
+    for one station, for torch (any batch) and where no batch-N export can be made (a given .onnx without its
+    checkpoint: the stations then take turns, one pair per call)."""
+    if stations == 1 or backend not in ("onnxruntime", "onnxruntime-int8") or models.checkpoint is None:
         return path
-    from fume_edge.bench.int8 import cache_dir
+    from fume_edge.bench.int8 import batched_int8_model, cache_dir
     from fume_edge.deploy.onnx.onnx_export import export_onnx
 
     cached = cache_dir() / "bench" / f"{sha256_file(models.checkpoint)[:16]}.b{stations}.onnx"
     if not cached.is_file():
         with console.status(f"exporting {models.checkpoint.name} at batch {stations} for the loop"):
             export_onnx(models.checkpoint, cached, batch=stations)
+    if backend == "onnxruntime-int8":
+        with console.status(f"quantizing the batch-{stations} export for the loop"):
+            return batched_int8_model(path, cached, models)
     return cached
 
 

@@ -3,7 +3,8 @@
 Speed does not depend on the calibration ranges, so without a calibration folder a small synthetic one is rendered
 at the model's input size; the quantized model is cached under the user cache folder by the FP32 file's sha256
 and the quantizer's settings, so a second `fume-edge bench` starts measuring at once. A model that already holds
-QDQ nodes is used as it is.
+QDQ nodes is used as it is. With `--stations N` the loop runs the batch-N export quantized the same way
+(`batched_int8_model`), one call per tick for all stations.
 """
 
 from __future__ import annotations
@@ -12,9 +13,13 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fume_edge.hashing import sha256_file
 from fume_edge.runtime.pre import Preprocessing
+
+if TYPE_CHECKING:
+    from fume_edge.bench.backends import Models
 
 SYNTHETIC_PAIRS = 24  # enough feeds for every range; speed is what the row measures
 
@@ -90,3 +95,14 @@ def cpu_int8_model(fp32: Path, preprocessing: Preprocessing, calibration: Path |
         return cached, f"{source} (cached {cached})"
     quantize_onnx(fp32, bench_calibration(preprocessing, calibration), cached, options)
     return cached, source
+
+
+def batched_int8_model(measured: Path, batched_fp32: Path, models: Models) -> Path:
+    """The INT8 model the loop runs for N stations: the batch-N export quantized as the row's model was (cached),
+    so INT8 too makes one batched call per tick; the measured file when the user gave a QDQ model (no batch-N form
+    of it can be made here)."""
+    if models.onnx is not None and is_quantized(models.onnx):
+        return measured
+    from fume_edge.bench.backends import onnx_preprocessing
+
+    return cpu_int8_model(batched_fp32, onnx_preprocessing(batched_fp32), models.int8_calibration)[0]

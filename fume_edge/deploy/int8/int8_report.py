@@ -8,8 +8,9 @@ agree on at least 98 % of inputs; `Int8Report.failures` says which limit a model
 
 from __future__ import annotations
 
+import itertools
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -17,7 +18,7 @@ import onnxruntime as ort
 from rich.table import Table
 
 from fume_edge.data.calibration import LabelledInput
-from fume_edge.runtime.contract import SEG_OUTPUTS
+from fume_edge.runtime.contract import INPUT_NAMES, SEG_OUTPUTS
 from fume_edge.runtime.onnx_backend import ModelSource, open_session, run_session
 from fume_edge.metrics import MetricAccumulator
 
@@ -32,9 +33,32 @@ def cpu_session(model: ModelSource) -> ort.InferenceSession:
     return open_session(model, device="cpu")
 
 
-def run(session: ort.InferenceSession, item: LabelledInput) -> dict[str, np.ndarray]:
-    """All graph outputs of one input, by name."""
-    return run_session(session, item.co2, item.ch4, item.modality_mask)
+def session_rows(session: ort.InferenceSession) -> int:
+    """Inputs per call the session takes: its static batch N, or 1 where the batch dimension is symbolic (any)."""
+    dim = session.get_inputs()[0].shape[0]
+    return dim if isinstance(dim, int) and dim > 0 else 1
+
+
+def stack(items: Sequence[LabelledInput]) -> dict[str, np.ndarray]:
+    """The model inputs of `items` stacked row by row, by input name: one call's feed for a batch-N graph."""
+    return {name: np.concatenate([getattr(item, name) for item in items]) for name in INPUT_NAMES}
+
+
+def run(session: ort.InferenceSession, items: Sequence[LabelledInput]) -> list[dict[str, np.ndarray]]:
+    """All graph outputs of each input, by name, one row each (batch axis kept), in calls of the session's batch.
+
+    A batch-N graph gets N inputs stacked per call; a last partial call is filled with its last input and the
+    filler rows are dropped, so every input is judged once whatever the batch.
+    """
+    rows = session_rows(session)
+    outputs: list[dict[str, np.ndarray]] = []
+    for start in range(0, len(items), rows):
+        group = list(items[start : start + rows])
+        real = len(group)
+        group += [group[-1]] * (rows - real)
+        result = run_session(session, *stack(group).values())
+        outputs += [{name: value[k : k + 1] for name, value in result.items()} for k in range(real)]
+    return outputs
 
 
 def _points(fp32: float, int8: float) -> float:
@@ -117,20 +141,23 @@ def compare_int8(
     source: str = "",
     progress: Progress | None = None,
 ) -> Int8Report:
-    """Run both models over `items` (each with its own modality mask) and compare them and the truth."""
+    """Run both models over `items` (each with its own modality mask) and compare them and the truth; a batch-N
+    INT8 model is fed N items per call (`run`)."""
     sessions = (cpu_session(fp32), cpu_session(int8))
     accumulators = (MetricAccumulator(), MetricAccumulator())
     samples = same_ph = same_pixels = pixels = 0
-    for item in items:
-        outputs = [run(session, item) for session in sessions]
-        classes = [_accumulate(acc, item, out) for acc, out in zip(accumulators, outputs, strict=True)]
-        same_ph += classes[0] == classes[1]
-        for gas, truth in (("co2", item.co2_mask), ("ch4", item.ch4_mask)):
-            name = SEG_OUTPUTS[gas]
-            if truth is not None and name in outputs[0]:
-                same_pixels += int(np.count_nonzero(outputs[0][name] == outputs[1][name]))
-                pixels += truth.size
-        samples += 1
+    rows, remaining = session_rows(sessions[1]), iter(items)
+    while group := list(itertools.islice(remaining, rows)):
+        per_model = [run(session, group) for session in sessions]
+        for item, outputs in zip(group, zip(*per_model, strict=True), strict=True):
+            classes = [_accumulate(acc, item, out) for acc, out in zip(accumulators, outputs, strict=True)]
+            same_ph += classes[0] == classes[1]
+            for gas, truth in (("co2", item.co2_mask), ("ch4", item.ch4_mask)):
+                name = SEG_OUTPUTS[gas]
+                if truth is not None and name in outputs[0]:
+                    same_pixels += int(np.count_nonzero(outputs[0][name] == outputs[1][name]))
+                    pixels += truth.size
+        samples += len(group)
         if progress:
             progress(samples, total or samples)
     return Int8Report(

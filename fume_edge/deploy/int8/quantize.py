@@ -14,6 +14,8 @@ Calibration feeds every held-in pair with both cameras, and each pair once more 
 alternately): a device runs degraded mode through the same graph, and a zeroed stream changes the ranges the fusion
 block and the classifier see. Both-present stays half the feeds because it is the normal case. A part of the set
 (`HOLDOUT`) is never calibrated on: it drives the sensitivity search and, without `--val`, the accuracy report.
+A `--batch N` export is calibrated, searched and judged N pairs a call (`CalibrationFeeds`, `int8_report.run`),
+and keeps its metadata, `fume_edge.batch` included.
 
 The adaptive-pooling MatMuls always stay float (`quant_graph.pooling_matmuls` says why); more nodes can be kept
 float by name or op type, or by the measured `sensitivity` search. Ranges are computed once and cached (ORT's
@@ -23,6 +25,7 @@ limits (or `force`), and then atomically.
 
 from __future__ import annotations
 
+import itertools
 import json
 import tempfile
 from collections.abc import Callable, Sequence
@@ -42,7 +45,7 @@ from onnxruntime.quantization import (
 
 from fume_edge import __version__
 from fume_edge.data.calibration import CalibrationSet, LabelledInput, csv_inputs, load_calibration
-from fume_edge.deploy.int8.int8_report import Int8Report, compare_int8
+from fume_edge.deploy.int8.int8_report import Int8Report, compare_int8, stack
 from fume_edge.deploy.onnx.quant_graph import (
     load_fp32,
     model_preprocessing,
@@ -136,7 +139,14 @@ TARGET_SETTINGS = {
 
 
 class CalibrationFeeds(CalibrationDataReader):
-    """The calibration inputs as ORT's reader: pairs both-present, then (modalities "all") one camera off each."""
+    """The calibration inputs as ORT's reader: pairs both-present, then (modalities "all") one camera off each.
+
+    Each feed holds `rows` inputs stacked, the batch of the graph being calibrated (`graph_rows`). A last partial
+    group is filled by repeating inputs from the start of the plan rather than dropped: a repeated input adds no
+    value a min/max has not already seen, so the default minmax ranges are those of the batch-1 export exactly,
+    while dropping would lose up to rows − 1 inputs and their extremes (the histogram methods count the repeats
+    once more, a weight of at most rows − 1 inputs in the whole set).
+    """
 
     def __init__(
         self,
@@ -144,33 +154,44 @@ class CalibrationFeeds(CalibrationDataReader):
         indices: Sequence[int],
         modalities: str,
         progress: Callable[[int, int], None] | None = None,
+        rows: int = 1,
     ) -> None:
-        self.cset = cset
-        self.plan = [(i, "both") for i in indices]
+        self.cset, self.rows = cset, rows
+        plan = [(i, "both") for i in indices]
         if modalities == "all":
-            self.plan += [(i, CASES[1 + n % 2]) for n, i in enumerate(indices)]
+            plan += [(i, CASES[1 + n % 2]) for n, i in enumerate(indices)]
+        groups = -(-len(plan) // rows)
+        padded = list(itertools.islice(itertools.cycle(plan), groups * rows)) if plan else []
+        self.groups = [padded[g * rows : (g + 1) * rows] for g in range(groups)]
         self.progress = progress
-        self.position, self.end, self.done = 0, len(self.plan), 0
+        self.position, self.end, self.done = 0, len(self.groups), 0
 
     def get_next(self) -> dict | None:
         if self.position >= self.end:
             return None
-        item = self.cset.item(*self.plan[self.position])
+        items = [self.cset.item(*entry) for entry in self.groups[self.position]]
         self.position += 1
         self.done += 1
         if self.progress:
-            self.progress(self.done, len(self.plan))
-        return {"co2": item.co2, "ch4": item.ch4, "modality_mask": item.modality_mask}
+            self.progress(self.done, len(self.groups))
+        return stack(items)
 
     def __len__(self) -> int:
-        return len(self.plan)
+        return len(self.groups)
 
     def set_range(self, start_index: int, end_index: int) -> None:
-        self.position, self.end = start_index, min(end_index, len(self.plan))
+        self.position, self.end = start_index, min(end_index, len(self.groups))
+
+
+def graph_rows(model: onnx.ModelProto) -> int:
+    """Inputs per call the graph takes: its static batch N, or 1 where the batch dimension is symbolic (any)."""
+    dim = model.graph.input[0].type.tensor_type.shape.dim[0]
+    return dim.dim_value if dim.HasField("dim_value") and dim.dim_value > 0 else 1
 
 
 def calibration_stride(feeds: int, largest: int = 8) -> int:
-    """Feeds per calibration batch: ORT needs a divisor of the total; small batches bound histogram memory."""
+    """Feeds per calibration batch: ORT needs a divisor of the total; small batches bound histogram memory (a feed
+    of N stacked inputs counts N toward `largest`, see `Quantizer.calibrate`)."""
     return max(d for d in range(1, largest + 1) if feeds % d == 0)
 
 
@@ -203,7 +224,8 @@ class Quantizer:
 
     def calibrate(self, feeds: CalibrationFeeds) -> onnx.ModelProto:
         """Compute and cache every tensor's range; returns the model with every quantizable node quantized."""
-        extra = {**self.options.settings.extra_options, "CalibStridedMinMax": calibration_stride(len(feeds))}
+        stride = calibration_stride(len(feeds), max(1, 8 // feeds.rows))
+        extra = {**self.options.settings.extra_options, "CalibStridedMinMax": stride}
         return self._quantize(self.pre, None, [], feeds, extra)
 
     def build(self, nodes: Sequence[str] | None, exclude: Sequence[str], probe: bool = False) -> onnx.ModelProto:
@@ -283,7 +305,8 @@ def _quantize_with_search(
     options = quantizer.options
     excluded = pooling_matmuls(quantizer.pre_model)
     excluded += [n for n in resolve_exclusions(quantizer.pre_model, options.exclude) if n not in excluded]
-    full = quantizer.calibrate(CalibrationFeeds(cset, calib_idx, options.modalities, stage("calibrating")))
+    rows = graph_rows(quantizer.pre_model)
+    full = quantizer.calibrate(CalibrationFeeds(cset, calib_idx, options.modalities, stage("calibrating"), rows))
     if not options.sensitivity:
         return quantizer.build(None, excluded), excluded, None
     search = sensitivity_search(

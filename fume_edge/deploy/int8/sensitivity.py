@@ -117,11 +117,11 @@ def rank_nodes(
 ) -> list[NodeSensitivity]:
     """Quantize each candidate alone in the logits-exposing probe model; most harmful first."""
     reference_session = cpu_session(builder.probe_model.SerializeToString())
-    reference = [run(reference_session, item) for item in items]
+    reference = run(reference_session, items)
     ranking = []
     for done, (name, op_type) in enumerate(candidates, start=1):
         session = cpu_session(builder.build([name], [], probe=True).SerializeToString())
-        ranking.append(NodeSensitivity(name, op_type, output_error(reference, [run(session, i) for i in items])))
+        ranking.append(NodeSensitivity(name, op_type, output_error(reference, run(session, items))))
         if progress:
             progress(done, len(candidates))
     return sorted(ranking, key=lambda s: -s.error)

@@ -179,7 +179,7 @@ def build_engine(
             stream = open_stream(device.index)
             resources.callback(stream.close)
             cset = load_calibration(calibration_folder(onnx_path, calib, data), model_preprocessing(model, built_from))
-            config.int8_calibrator = EntropyCalibrator(cset, stream, sha256_file(built_from))
+            config.int8_calibrator = EntropyCalibrator(cset, stream, sha256_file(built_from), network)
         seconds, serialized = _build(builder, network, config, f"TensorRT {trt.__version__} ({plan.sidecar_precision})")
     if serialized is None:
         raise FumeEdgeError(

@@ -2,7 +2,8 @@
 
 The classic INT8 route JetPack 6 users know (TensorRT 8.6/10.x; deprecated in 10, removed in 11), kept so the two
 INT8 routes can be compared on the device: it feeds exactly the pairs and modality cases the QDQ route calibrates
-on (`quantize.CalibrationFeeds`), one pair per batch, through one set of device buffers. TensorRT's calibration
+on (`quantize.CalibrationFeeds`), as many pairs per batch as the network's static batch (a `--batch N` export: N
+pairs stacked; a symbolic batch: one), through one set of device buffers. TensorRT's calibration
 cache is written beside the calibration set, keyed by the sha256 of the ONNX being built, the calibration manifest's
 sha256 and the TensorRT version: TensorRT leaves recalibration to the application, and a cache from another network
 or other data would silently give wrong scales; a rebuild of the same three skips the calibration pass.
@@ -19,6 +20,7 @@ import tensorrt as trt
 from fume_edge.data.calibration import CalibrationSet
 from fume_edge.deploy.int8.quantize import HOLDOUT, CalibrationFeeds
 from fume_edge.deploy.tensorrt.trt_settings import calibration_cache_name
+from fume_edge.runtime.contract import INPUT_NAMES
 from fume_edge.runtime.cuda_mem import CudaStream
 
 if TYPE_CHECKING:
@@ -27,26 +29,38 @@ if TYPE_CHECKING:
     from fume_edge.runtime.cuda_pycuda import PycudaStream
 
 
+def network_rows(network: trt.INetworkDefinition) -> int:
+    """Pairs per calibration batch: the network's static batch N, or 1 where its batch dimension is dynamic (-1)."""
+    batch = int(network.get_input(0).shape[0])
+    return batch if batch > 0 else 1
+
+
 class EntropyCalibrator(trt.IInt8EntropyCalibrator2):
-    """Hands TensorRT one calibration pair per `get_batch`, in device memory it owns."""
+    """Hands TensorRT one batch of the network's size per `get_batch`, in device memory it owns."""
 
     def __init__(
-        self, cset: CalibrationSet, stream: CudaStream | PycudaStream, onnx_sha256: str, modalities: str = "all"
+        self,
+        cset: CalibrationSet,
+        stream: CudaStream | PycudaStream,
+        onnx_sha256: str,
+        network: trt.INetworkDefinition,
+        modalities: str = "all",
     ) -> None:
         trt.IInt8EntropyCalibrator2.__init__(self)
         calib_indices, _ = cset.split(HOLDOUT)  # the held-back pairs judge accuracy, never calibrate
-        self.feeds = CalibrationFeeds(cset, calib_indices, modalities)
+        self.rows = network_rows(network)
+        self.feeds = CalibrationFeeds(cset, calib_indices, modalities, rows=self.rows)
         self.stream = stream
         self.cache = cset.folder / calibration_cache_name(trt.__version__, onnx_sha256, cset.manifest_sha256)
         first = cset.item(0)
         self.host = {
-            name: stream.pinned(value.shape, np.dtype(np.float32))
-            for name, value in (("co2", first.co2), ("ch4", first.ch4), ("modality_mask", first.modality_mask))
+            name: stream.pinned((self.rows, *getattr(first, name).shape[1:]), np.dtype(np.float32))
+            for name in INPUT_NAMES
         }
         self.device = {name: stream.device_buffer(host.nbytes) for name, host in self.host.items()}
 
     def get_batch_size(self) -> int:
-        return 1
+        return self.rows
 
     def get_batch(self, names: list[str]) -> list[int]:
         feed = self.feeds.get_next()
