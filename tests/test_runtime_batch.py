@@ -13,7 +13,9 @@ from fume_edge.deploy.onnx.commands import export_and_check
 from fume_edge.model.checkpoint import Checkpoint, save_checkpoint
 from fume_edge.model.registry import create_model
 from fume_edge.labels import GAS_CLASS_ID, GASES
-from fume_edge.runtime.base import Prediction, load_backend, predictions_from_batch
+from fume_edge.errors import FumeEdgeError
+from fume_edge.runtime.base import Prediction, call_rows, load_backend, predictions_from_batch
+from fume_edge.runtime.contract import ModelContract
 from fume_edge.runtime.pre import Preprocessing
 
 SMALL = (128, 96)
@@ -155,3 +157,83 @@ def test_predictions_are_keyed_by_gas_read_only_and_leave_out_a_missing_head() -
         rows[0].gas_area["co2"] = 1.0  # type: ignore[index]
     with pytest.raises(ValueError, match="not gases"):
         Prediction(ph_probs=None, seg={"co2_seg": co2[0]})
+
+
+@pytest.fixture(scope="module")
+def dynamic_onnx(checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`export --batch 3 --dynamic-batch` of the random checkpoint (parity checked at every batch 1..3)."""
+    folder = tmp_path_factory.mktemp("dynamic")
+    job = export_and_check(checkpoint, folder / "d3.onnx", size=SMALL, check_count=2, batch=BATCH, dynamic_batch=True)
+    assert job.parity.passed, job.parity.failures
+    assert len(job.parity.rows) == 1 + 2 + 3  # one call of each size, every row compared with PyTorch
+    return job.export.path
+
+
+def test_a_dynamic_batch_export_runs_1_to_n_rows_each_equal_to_its_pair_alone(
+    checkpoint: Path, dynamic_onnx: Path, tmp_path: Path
+) -> None:
+    graph = onnx.load(str(dynamic_onnx))
+    meta = {p.key: p.value for p in graph.metadata_props}
+    assert (meta["fume_edge.batch"], meta["fume_edge.dynamic_batch"]) == (str(BATCH), "true")
+    for value in (*graph.graph.input, *graph.graph.output):
+        dims = value.type.tensor_type.shape.dim
+        assert dims[0].dim_param == "batch" and all(d.dim_value > 0 for d in dims[1:])  # only the batch is free
+    single_path = export_and_check(checkpoint, tmp_path / "b1.onnx", size=SMALL, check_count=1).export.path
+    co2, ch4, mask = _rows(4)
+    with load_backend(dynamic_onnx, device="cpu") as dynamic, load_backend(single_path, device="cpu") as one:
+        assert dynamic.contract.dynamic_batch and dynamic.max_batch == BATCH
+        alone = [one.infer(co2[i : i + 1], ch4[i : i + 1], mask[i : i + 1]) for i in range(BATCH)]
+        for rows in range(1, BATCH + 1):
+            assert call_rows(dynamic, rows) == rows  # a short tick runs just its pairs
+            got = dynamic.infer_batch(co2[:rows], ch4[:rows], mask[:rows])
+            assert len(got) == rows
+            for a, b in zip(got, alone[:rows], strict=True):
+                np.testing.assert_allclose(a.ph_logits, b.ph_logits, atol=1e-5, rtol=0)
+                for gas in GASES:
+                    np.testing.assert_array_equal(a.seg[gas], b.seg[gas])
+
+
+def test_a_static_batch_model_pads_a_short_call_and_torch_never_does(checkpoint: Path, tmp_path: Path) -> None:
+    static = export_and_check(checkpoint, tmp_path / "b3.onnx", size=SMALL, check_count=1, batch=BATCH).export.path
+    with load_backend(static, device="cpu") as backend, load_backend(checkpoint, device="cpu") as eager:
+        assert not backend.contract.dynamic_batch
+        assert [call_rows(backend, n) for n in (1, 2, 3)] == [3, 3, 3]
+        assert [call_rows(eager, n) for n in (1, 2, 3)] == [1, 2, 3]
+
+
+def _relabelled(source: Path, target: Path, key: str, value: str | None) -> Path:
+    """`source` with metadata `key` set to `value` (None: removed)."""
+    model = onnx.load(str(source))
+    kept = [p for p in model.metadata_props if p.key != key]
+    del model.metadata_props[:]
+    model.metadata_props.extend(kept)
+    if value is not None:
+        model.metadata_props.append(onnx.StringStringEntryProto(key=key, value=value))
+    onnx.save(model, str(target))
+    return target
+
+
+def test_the_dynamic_batch_flag_is_checked_against_the_graph(
+    checkpoint: Path, dynamic_onnx: Path, tmp_path: Path
+) -> None:
+    """The metadata says dynamic where the graph is static, or the reverse: one line at load, naming the input."""
+    static = export_and_check(checkpoint, tmp_path / "b3.onnx", size=SMALL, check_count=1, batch=BATCH).export.path
+    claims = _relabelled(static, tmp_path / "claims.onnx", "fume_edge.dynamic_batch", "true")
+    with pytest.raises(FumeEdgeError, match=r"input 'co2' is float32\[3,1,96,128\], expected float32\[batch,1,96"):
+        load_backend(claims, device="cpu")
+    unlabelled = _relabelled(dynamic_onnx, tmp_path / "unlabelled.onnx", "fume_edge.dynamic_batch", None)
+    with pytest.raises(FumeEdgeError, match=r"input 'co2' is float32\[batch,1,96,128\], expected float32\[3,1,96"):
+        load_backend(unlabelled, device="cpu")
+
+
+@pytest.mark.parametrize("value", ["yes", "1", ""])
+def test_a_malformed_dynamic_batch_value_is_one_line(value: str) -> None:
+    with pytest.raises(FumeEdgeError, match=f"fume_edge.dynamic_batch is '{value}', expected true or false") as info:
+        ModelContract.from_metadata({"fume_edge.batch": "3", "fume_edge.dynamic_batch": value}, "m.onnx")
+    assert "\n" not in str(info.value)
+
+
+def test_dynamic_batch_needs_a_batch_of_two_or_more(checkpoint: Path, tmp_path: Path) -> None:
+    with pytest.raises(FumeEdgeError, match="--dynamic-batch: give the most pairs a call takes with --batch N"):
+        export_and_check(checkpoint, tmp_path / "d1.onnx", size=SMALL, dynamic_batch=True)
+    assert not (tmp_path / "d1.onnx").exists()
