@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
 import torch
+from rich.console import Console
 
 from fume_edge.deploy.onnx.commands import export_and_check
 from fume_edge.model.checkpoint import Checkpoint, save_checkpoint
@@ -237,3 +239,20 @@ def test_dynamic_batch_needs_a_batch_of_two_or_more(checkpoint: Path, tmp_path: 
     with pytest.raises(FumeEdgeError, match="--dynamic-batch: give the most pairs a call takes with --batch N"):
         export_and_check(checkpoint, tmp_path / "d1.onnx", size=SMALL, dynamic_batch=True)
     assert not (tmp_path / "d1.onnx").exists()
+
+
+def test_bench_stations_runs_the_onnxruntime_loop_on_a_dynamic_batch_export(
+    checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`bench --stations 3`: the FP32 ONNX Runtime row's loop model is the checkpoint at batch 1..3 (a short tick
+    runs smaller there, benchmarks/README.md); INT8 keeps taking turns at batch 1."""
+    from fume_edge.bench.backends import Models
+    from fume_edge.bench.commands import batched_model
+
+    monkeypatch.setenv("FUME_EDGE_CACHE", str(tmp_path / "cache"))
+    given = tmp_path / "given.onnx"
+    models, quiet = Models(checkpoint, given), Console(file=io.StringIO())
+    loop = batched_model(given, "onnxruntime", BATCH, models, quiet)
+    contract = ModelContract.from_metadata({p.key: p.value for p in onnx.load(str(loop)).metadata_props}, str(loop))
+    assert (contract.batch, contract.dynamic_batch) == (BATCH, True)
+    assert batched_model(given, "onnxruntime-int8", BATCH, models, quiet) == given
