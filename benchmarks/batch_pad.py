@@ -1,10 +1,13 @@
 """A short tick on a batch-N model: pad it to N (a static export) or run only its pairs (`export --dynamic-batch`)?
 
-Times, model only on ONNX Runtime (CPU), one call of: the batch-1 export with 1 pair; the static batch-N export with
-1 pair and N-1 padded rows; the dynamic batch-N export with 1 pair; the static export full (N pairs); the dynamic
-export full. The cases take turns call by call (a change in machine load hits all alike); medians. The dynamic
-export must not cost throughput at full batch: the last line gives its ratio to the static one. Usage:
+Times, model only, one call of: the batch-1 export with 1 pair; the static batch-N export with 1 pair and N-1
+padded rows; the dynamic batch-N export with 1 pair; the static export full (N pairs); the dynamic export full.
+On ONNX Runtime (CPU), or with --tensorrt on FP16 engines built from the three exports (the dynamic one with its
+profile 1/N/N; buffers on the GPU, uploads and downloads included, as `run` calls them). The cases take turns call
+by call (a change in machine load hits all alike); medians. The dynamic export must not cost throughput at full
+batch: the last line gives its ratio to the static one. Usage:
     python benchmarks/batch_pad.py CHECKPOINT.pt --batch 3 [--iterations 30] [--threads 2] [--size 640x480]
+    python benchmarks/batch_pad.py CHECKPOINT.pt --batch 3 --tensorrt     (on a GPU with TensorRT)
 """
 
 from __future__ import annotations
@@ -13,12 +16,15 @@ import argparse
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from fume_edge.deploy.onnx.onnx_export import export_onnx
 from fume_edge.runtime.onnx_backend import open_session, run_session
+
+Call = Callable[[tuple[np.ndarray, ...]], object]
 
 
 def _inputs(rows: int, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -28,17 +34,30 @@ def _inputs(rows: int, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, n
     return frame, frame[::-1].copy(), np.ones((rows, 2), np.float32)
 
 
-def _medians_ms(cases: dict[str, tuple[object, tuple[np.ndarray, ...]]], iterations: int) -> dict[str, float]:
+def _medians_ms(cases: dict[str, tuple[Call, tuple[np.ndarray, ...]]], iterations: int) -> dict[str, float]:
     """Each case's median call time; the cases take turns, after one untimed warm-up call each."""
     times: dict[str, list[float]] = {name: [] for name in cases}
-    for session, feeds in cases.values():
-        run_session(session, *feeds)
+    for call, feeds in cases.values():
+        call(feeds)
     for _ in range(iterations):
-        for name, (session, feeds) in cases.items():
+        for name, (call, feeds) in cases.items():
             t0 = time.perf_counter()
-            run_session(session, *feeds)
+            call(feeds)
             times[name].append(time.perf_counter() - t0)
     return {name: 1000 * statistics.median(values) for name, values in times.items()}
+
+
+def _ort(path: Path, threads: int | None) -> Call:
+    session = open_session(path, "cpu", threads)
+    return lambda feeds: run_session(session, *feeds)
+
+
+def _tensorrt(path: Path, folder: Path) -> Call:
+    from fume_edge.deploy.tensorrt.tensorrt_build import EngineBuildOptions, build_engine
+    from fume_edge.runtime.trt_backend import TensorRTBackend
+
+    engine = TensorRTBackend(build_engine(path, folder / f"{path.stem}.engine", EngineBuildOptions()).engine)
+    return lambda feeds: engine.infer_batch(*feeds)
 
 
 def main() -> None:
@@ -48,6 +67,7 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=30)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--size", default="640x480", help="WIDTHxHEIGHT the models are exported at")
+    parser.add_argument("--tensorrt", action="store_true", help="FP16 TensorRT engines instead of ONNX Runtime CPU")
     args = parser.parse_args()
     n = args.batch
     width, height = (int(v) for v in args.size.lower().split("x"))
@@ -56,16 +76,19 @@ def main() -> None:
         one = export_onnx(args.checkpoint, Path(tmp) / "b1.onnx", size=size).path
         static = export_onnx(args.checkpoint, Path(tmp) / f"b{n}.onnx", size=size, batch=n).path
         dynamic = export_onnx(args.checkpoint, Path(tmp) / f"d{n}.onnx", size=size, batch=n, dynamic_batch=True).path
-        sessions = {path: open_session(path, "cpu", args.threads) for path in (one, static, dynamic)}
+        calls = {
+            path: _tensorrt(path, Path(tmp)) if args.tensorrt else _ort(path, args.threads)
+            for path in (one, static, dynamic)
+        }
         pair, full = _inputs(1, size), _inputs(n, size)
         padded = tuple(np.repeat(a, n, axis=0) for a in pair)
         ms = _medians_ms(
             {
-                "batch-1 model, 1 pair": (sessions[one], pair),
-                f"static batch-{n}, 1 pair + {n - 1} padded": (sessions[static], padded),
-                f"dynamic batch-{n}, 1 pair": (sessions[dynamic], pair),
-                f"static batch-{n}, {n} pairs": (sessions[static], full),
-                f"dynamic batch-{n}, {n} pairs": (sessions[dynamic], full),
+                "batch-1 model, 1 pair": (calls[one], pair),
+                f"static batch-{n}, 1 pair + {n - 1} padded": (calls[static], padded),
+                f"dynamic batch-{n}, 1 pair": (calls[dynamic], pair),
+                f"static batch-{n}, {n} pairs": (calls[static], full),
+                f"dynamic batch-{n}, {n} pairs": (calls[dynamic], full),
             },
             args.iterations,
         )

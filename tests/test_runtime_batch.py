@@ -256,3 +256,38 @@ def test_bench_stations_runs_the_onnxruntime_loop_on_a_dynamic_batch_export(
     contract = ModelContract.from_metadata({p.key: p.value for p in onnx.load(str(loop)).metadata_props}, str(loop))
     assert (contract.batch, contract.dynamic_batch) == (BATCH, True)
     assert batched_model(given, "onnxruntime-int8", BATCH, models, quiet) == given
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("cuda_graph", [False, True], ids=["enqueue", "cuda-graph"])
+def test_tensorrt_dynamic_batch_engine_runs_1_to_n_rows(dynamic_onnx: Path, tmp_path: Path, cuda_graph: bool) -> None:
+    """An engine of an `export --batch 3 --dynamic-batch` model (profile 1/3/3): every call size 1..3 gives each
+    row its pair's result alone, a full call after short ones (the CUDA graph's N rows) too; 4 rows one error."""
+    from fume_edge.deploy.tensorrt.tensorrt_build import EngineBuildOptions, build_engine, tensorrt_available
+    from fume_edge.runtime.trt_backend import TensorRTBackend
+
+    missing = tensorrt_available()
+    if missing:
+        pytest.skip(missing)
+    try:
+        built = build_engine(dynamic_onnx, tmp_path / "d3.engine", EngineBuildOptions(precision="fp32"))
+    except FumeEdgeError as exc:  # no GPU here
+        pytest.skip(str(exc))
+    assert {t.name: t.shape[0] for t in built.info.io} == dict.fromkeys(
+        ("co2", "ch4", "modality_mask", "ph_logits", "co2_seg", "ch4_seg"), -1
+    )
+    co2, ch4, mask = _rows(5)
+    with TensorRTBackend(built.engine, cuda_graph=cuda_graph) as engine, load_backend(dynamic_onnx, "cpu") as cpu:
+        assert engine.max_batch == BATCH and engine.contract.dynamic_batch and call_rows(engine, 1) == 1
+        alone = [engine.infer(co2[i : i + 1], ch4[i : i + 1], mask[i : i + 1]) for i in range(BATCH)]
+        want = cpu.infer_batch(co2, ch4, mask)
+        for rows in (3, 1, 2, 3):
+            got = engine.infer_batch(co2[:rows], ch4[:rows], mask[:rows])
+            assert len(got) == rows
+            for a, b, c in zip(got, alone, want, strict=False):
+                np.testing.assert_allclose(a.ph_logits, b.ph_logits, atol=1e-4, rtol=0)
+                for gas in GASES:
+                    np.testing.assert_array_equal(a.seg[gas], b.seg[gas])
+                assert a.ph_class == c.ph_class and float(np.mean(a.seg["co2"] == c.seg["co2"])) >= 0.99
+        with pytest.raises(FumeEdgeError, match="1 to 3"):
+            engine.infer_batch(*(np.concatenate([a, a[:1]]) for a in (co2, ch4, mask)))
