@@ -291,3 +291,19 @@ def test_tensorrt_dynamic_batch_engine_runs_1_to_n_rows(dynamic_onnx: Path, tmp_
                 assert a.ph_class == c.ph_class and float(np.mean(a.seg["co2"] == c.seg["co2"])) >= 0.99
         with pytest.raises(FumeEdgeError, match="1 to 3"):
             engine.infer_batch(*(np.concatenate([a, a[:1]]) for a in (co2, ch4, mask)))
+
+
+def test_the_swappable_backend_pads_as_the_model_in_use_does(
+    checkpoint: Path, dynamic_onnx: Path, tmp_path: Path
+) -> None:
+    """`run`'s backend holder: a static batch-3 model pads a short call to 3 rows; swapped for the dynamic batch-3
+    export (same input, same most rows), the next call runs only its pairs."""
+    from fume_edge.runtime.holder import SwappableBackend
+
+    static = export_and_check(checkpoint, tmp_path / "b3.onnx", size=SMALL, check_count=1, batch=BATCH).export.path
+    co2, ch4, mask = _rows(6)
+    with SwappableBackend(load_backend(static, device="cpu"), "static", "1") as holder:
+        assert call_rows(holder, 1) == BATCH
+        holder.swap(load_backend(dynamic_onnx, device="cpu"), "dynamic", "2").close()
+        assert call_rows(holder, 1) == 1 and call_rows(holder, 2) == 2
+        assert len(holder.infer_batch(co2[:2], ch4[:2], mask[:2])) == 2

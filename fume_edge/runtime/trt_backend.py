@@ -250,7 +250,7 @@ class TensorRTBackend:
         self._graph = True
 
     def infer(self, co2: np.ndarray, ch4: np.ndarray, modality_mask: np.ndarray) -> Prediction:
-        """One pair (batch-1 arrays), in one call of the engine's static batch."""
+        """One pair (batch-1 arrays), in one call: of the engine's static batch, or of one row (dynamic)."""
         return self.infer_batch(co2, ch4, modality_mask)[0]
 
     def infer_batch(self, co2: np.ndarray, ch4: np.ndarray, modality_mask: np.ndarray) -> list[Prediction]:
