@@ -307,3 +307,15 @@ def test_the_swappable_backend_pads_as_the_model_in_use_does(
         holder.swap(load_backend(dynamic_onnx, device="cpu"), "dynamic", "2").close()
         assert call_rows(holder, 1) == 1 and call_rows(holder, 2) == 2
         assert len(holder.infer_batch(co2[:2], ch4[:2], mask[:2])) == 2
+
+
+def test_tensorrt_rules_take_a_dynamic_batch_where_the_model_declares_one(dynamic_onnx: Path, tmp_path: Path) -> None:
+    """`build-engine` checks the graph first: the batch dimension of a `--dynamic-batch` export is fine on every
+    TensorRT version (it gets a profile); the same graph without the flag is a dynamic shape, refused."""
+    from fume_edge.deploy.onnx.trt_rules import VERSIONS, check_onnx
+
+    model = onnx.load(str(dynamic_onnx))
+    for version in VERSIONS:
+        assert check_onnx(model, version).findings == ()
+    unlabelled = onnx.load(str(_relabelled(dynamic_onnx, tmp_path / "u.onnx", "fume_edge.dynamic_batch", None)))
+    assert str(check_onnx(unlabelled).findings[0]).startswith("input 'co2' has a dynamic shape ['batch', 1, 96, 128]")

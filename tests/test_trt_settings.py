@@ -110,21 +110,22 @@ def test_a_dynamic_batch_model_gets_a_profile_of_1_to_n_rows_tuned_at_n(version:
         InputProfile("ch4", (1, *frame), (3, *frame), (3, *frame)),
         InputProfile("modality_mask", (1, 2), (3, 2), (3, 2)),
     )
-    assert plan.calibration_profile == ()
     static = ModelContract(Preprocessing(input_size=(128, 96)), batch=3)
     assert build_plan(version, EngineBuildOptions(), static).profile == ()  # a static batch-3 engine: no profile
 
 
-@pytest.mark.parametrize("version", ["8.6.2", "10.3.0"])
-def test_the_entropy_calibrator_of_a_dynamic_batch_model_feeds_one_row(version: str) -> None:
-    plan = build_plan(version, EngineBuildOptions(precision="int8", calibrator="entropy"), DYNAMIC_3)
-    assert [(p.name, p.min[0], p.opt[0], p.max[0]) for p in plan.calibration_profile] == [
-        (name, 1, 1, 1) for name in ("co2", "ch4", "modality_mask")
-    ]
-    assert [p.max[0] for p in plan.profile] == [3, 3, 3]
-
-
 @pytest.mark.parametrize("version", ["8.6.2", "10.3.0", "11.4.0"])
-def test_dla_refuses_a_dynamic_batch_in_one_line(version: str) -> None:
-    with pytest.raises(FumeEdgeError, match="DLA runs static shapes only.*without --dynamic-batch"):
-        build_plan(version, EngineBuildOptions(precision="fp16", dla_core=0), DYNAMIC_3)
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (EngineBuildOptions(precision="fp16", dla_core=0), "--dla-core: DLA runs static shapes only"),
+        (EngineBuildOptions(precision="int8"), "--int8: calibration reads a static input shape"),
+    ],
+    ids=["dla", "int8"],
+)
+def test_dla_and_int8_refuse_a_dynamic_batch_in_one_line(
+    version: str, options: EngineBuildOptions, message: str
+) -> None:
+    with pytest.raises(FumeEdgeError, match=f"{message}.*without --dynamic-batch") as info:
+        build_plan(version, options, DYNAMIC_3)
+    assert "\n" not in str(info.value)

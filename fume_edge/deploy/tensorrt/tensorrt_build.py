@@ -116,8 +116,6 @@ def _configure(builder: trt.Builder, plan: BuildPlan, cache_file: Path) -> trt.I
         config.DLA_core = plan.dla_core
     if plan.profile:
         config.add_optimization_profile(_profile(builder, plan.profile))
-    if plan.calibration_profile:
-        config.set_calibration_profile(_profile(builder, plan.calibration_profile))
     cache = config.create_timing_cache(cache_file.read_bytes() if cache_file.is_file() else b"")
     config.set_timing_cache(cache, ignore_mismatch=False)
     return config

@@ -9,8 +9,8 @@
   out whether this device has DLA cores (tensorrt_build.py) and says so in one line where it has none.
 - DLA on 8.6 does not run explicit quantization (Q/DQ layers): an INT8 DLA engine there needs the entropy calibrator.
 - A dynamic-batch model (`export --batch N --dynamic-batch`), every version: one optimization profile, each input
-  from 1 row (min) to N rows (opt and max: the full tick is what is tuned); DLA takes no dynamic shapes, so it is
-  refused; the entropy calibrator (8.6/10.x) feeds one pair per batch, so it gets a calibration profile of 1 row.
+  from 1 row (min) to N rows (opt and max: the full tick is what is tuned). DLA takes no dynamic shapes, and the
+  INT8 routes read a static input shape (`quant_graph.model_preprocessing`): both are refused for it in one line.
 The names returned are TensorRT enum member names; tensorrt_build.py applies them with getattr on the real module.
 """
 
@@ -78,7 +78,6 @@ class BuildPlan:
     dla_core: int | None
     sidecar_precision: str  # fp32, fp16, int8-qdq, int8-entropy
     profile: tuple[InputProfile, ...] = ()  # a dynamic-batch model's optimization profile (none: static shapes)
-    calibration_profile: tuple[InputProfile, ...] = ()  # the entropy calibrator's, for a dynamic-batch model
 
 
 def parse_version(text: str) -> tuple[int, int]:
@@ -89,13 +88,14 @@ def parse_version(text: str) -> tuple[int, int]:
         raise FumeEdgeError(f"TensorRT version {text!r}: expected MAJOR.MINOR, e.g. 10.3") from None
 
 
-def batch_profile(contract: ModelContract, rows: tuple[int, int, int]) -> tuple[InputProfile, ...]:
-    """Every input of a dynamic-batch model with (min, opt, max) `rows` in its batch dimension."""
+def batch_profile(contract: ModelContract) -> tuple[InputProfile, ...]:
+    """Every input of a dynamic-batch model from 1 row to its batch N, tuned at N."""
     profiles = []
     for spec in contract.expected_inputs():
         if spec.shape[0] == DYNAMIC:
             rest = tuple(int(d) for d in spec.shape[1:])
-            profiles.append(InputProfile(spec.name, (rows[0], *rest), (rows[1], *rest), (rows[2], *rest)))
+            n = contract.batch
+            profiles.append(InputProfile(spec.name, (1, *rest), (n, *rest), (n, *rest)))
     return tuple(profiles)
 
 
@@ -145,6 +145,11 @@ def build_plan(version: str, options: EngineBuildOptions, contract: ModelContrac
             "--dla-core: DLA runs static shapes only and this model has a dynamic batch; export it without "
             "--dynamic-batch (a static --batch N), or build without --dla-core"
         )
+    if dynamic and options.precision == "int8":
+        raise FumeEdgeError(
+            "--int8: calibration reads a static input shape and this model has a dynamic batch; export it "
+            "without --dynamic-batch (a static --batch N) for INT8, or build --fp16"
+        )
     return BuildPlan(
         network_flags=network_flags,
         builder_flags=tuple(builder),
@@ -154,8 +159,7 @@ def build_plan(version: str, options: EngineBuildOptions, contract: ModelContrac
         optimization_level=options.opt_level,
         dla_core=options.dla_core,
         sidecar_precision=precision,
-        profile=batch_profile(contract, (1, contract.batch, contract.batch)) if contract and dynamic else (),
-        calibration_profile=batch_profile(contract, (1, 1, 1)) if contract and dynamic and entropy else (),
+        profile=batch_profile(contract) if contract and dynamic else (),
     )
 
 
