@@ -158,7 +158,7 @@ class ModelContract:
                 if got.dtype != spec.dtype or not _shape_fits(tuple(got.shape), spec.shape):
                     raise FumeEdgeError(
                         f"{self.source}: {kind} {spec.name!r} is {got.describe()}, expected {spec.describe()}; "
-                        "re-export it with `fume-edge export` (static shape but for a --dynamic-batch batch, "
+                        "re-export it with `fume-edge export` (static shape, a --dynamic-batch batch dimension aside; "
                         "argmax inside the graph)"
                     )
 
