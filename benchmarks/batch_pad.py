@@ -1,8 +1,13 @@
-"""A short tick on a static batch-N model: pad it (what `fume-edge run` does) or run a smaller batch?
+"""A short tick on a batch-N model: pad it to N (a static export) or run only its pairs (`export --dynamic-batch`)?
 
-Times, model only on ONNX Runtime, one call of: the batch-1 export with one pair; the batch-N export with one pair
-and N-1 padded rows; the batch-N export full. Usage:
-    python benchmarks/batch_pad.py CHECKPOINT.pt --batch 3 [--iterations 30] [--threads 2]
+Times, model only, one call of: the batch-1 export with 1 pair; the static batch-N export with 1 pair and N-1
+padded rows; the dynamic batch-N export with 1 pair; the static export full (N pairs); the dynamic export full.
+On ONNX Runtime (CPU), or with --tensorrt on FP16 engines built from the three exports (the dynamic one with its
+profile 1/N/N; buffers on the GPU, uploads and downloads included, as `run` calls them). The cases take turns call
+by call (a change in machine load hits all alike); medians. The dynamic export must not cost throughput at full
+batch: the last line gives its ratio to the static one. Usage:
+    python benchmarks/batch_pad.py CHECKPOINT.pt --batch 3 [--iterations 30] [--threads 2] [--size 640x480]
+    python benchmarks/batch_pad.py CHECKPOINT.pt --batch 3 --tensorrt     (on a GPU with TensorRT)
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import argparse
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -18,18 +24,40 @@ import numpy as np
 from fume_edge.deploy.onnx.onnx_export import export_onnx
 from fume_edge.runtime.onnx_backend import open_session, run_session
 
+Call = Callable[[tuple[np.ndarray, ...]], object]
 
-def _median_ms(session: object, rows: int, size: tuple[int, int], iterations: int) -> float:
+
+def _inputs(rows: int, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`rows` different pairs (a padded call repeats its one pair, as `runtime.base.padded` does)."""
     width, height = size
-    frame = np.random.default_rng(0).random((rows, 1, height, width), dtype=np.float32)
-    mask = np.ones((rows, 2), np.float32)
-    run_session(session, frame, frame, mask)  # warm up
-    times = []
+    frame = np.random.default_rng(rows).random((rows, 1, height, width), dtype=np.float32)
+    return frame, frame[::-1].copy(), np.ones((rows, 2), np.float32)
+
+
+def _medians_ms(cases: dict[str, tuple[Call, tuple[np.ndarray, ...]]], iterations: int) -> dict[str, float]:
+    """Each case's median call time; the cases take turns, after one untimed warm-up call each."""
+    times: dict[str, list[float]] = {name: [] for name in cases}
+    for call, feeds in cases.values():
+        call(feeds)
     for _ in range(iterations):
-        t0 = time.perf_counter()
-        run_session(session, frame, frame, mask)
-        times.append(time.perf_counter() - t0)
-    return 1000 * statistics.median(times)
+        for name, (call, feeds) in cases.items():
+            t0 = time.perf_counter()
+            call(feeds)
+            times[name].append(time.perf_counter() - t0)
+    return {name: 1000 * statistics.median(values) for name, values in times.items()}
+
+
+def _ort(path: Path, threads: int | None) -> Call:
+    session = open_session(path, "cpu", threads)
+    return lambda feeds: run_session(session, *feeds)
+
+
+def _tensorrt(path: Path, folder: Path) -> Call:
+    from fume_edge.deploy.tensorrt.tensorrt_build import EngineBuildOptions, build_engine
+    from fume_edge.runtime.trt_backend import TensorRTBackend
+
+    engine = TensorRTBackend(build_engine(path, folder / f"{path.stem}.engine", EngineBuildOptions()).engine)
+    return lambda feeds: engine.infer_batch(*feeds)
 
 
 def main() -> None:
@@ -38,23 +66,41 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=3)
     parser.add_argument("--iterations", type=int, default=30)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--size", default="640x480", help="WIDTHxHEIGHT the models are exported at")
+    parser.add_argument("--tensorrt", action="store_true", help="FP16 TensorRT engines instead of ONNX Runtime CPU")
     args = parser.parse_args()
+    n = args.batch
+    width, height = (int(v) for v in args.size.lower().split("x"))
+    size = (width, height)
     with tempfile.TemporaryDirectory() as tmp:
-        one = export_onnx(args.checkpoint, Path(tmp) / "b1.onnx").path
-        many = export_onnx(args.checkpoint, Path(tmp) / f"b{args.batch}.onnx", batch=args.batch).path
-        size = (640, 480)
-        b1 = _median_ms(open_session(one, "cpu", args.threads), 1, size, args.iterations)
-        bn = _median_ms(open_session(many, "cpu", args.threads), args.batch, size, args.iterations)
-    print(f"batch-1 model, 1 pair:                {b1:7.2f} ms")
+        one = export_onnx(args.checkpoint, Path(tmp) / "b1.onnx", size=size).path
+        static = export_onnx(args.checkpoint, Path(tmp) / f"b{n}.onnx", size=size, batch=n).path
+        dynamic = export_onnx(args.checkpoint, Path(tmp) / f"d{n}.onnx", size=size, batch=n, dynamic_batch=True).path
+        calls = {
+            path: _tensorrt(path, Path(tmp)) if args.tensorrt else _ort(path, args.threads)
+            for path in (one, static, dynamic)
+        }
+        pair, full = _inputs(1, size), _inputs(n, size)
+        padded = tuple(np.repeat(a, n, axis=0) for a in pair)
+        ms = _medians_ms(
+            {
+                "batch-1 model, 1 pair": (calls[one], pair),
+                f"static batch-{n}, 1 pair + {n - 1} padded": (calls[static], padded),
+                f"dynamic batch-{n}, 1 pair": (calls[dynamic], pair),
+                f"static batch-{n}, {n} pairs": (calls[static], full),
+                f"dynamic batch-{n}, {n} pairs": (calls[dynamic], full),
+            },
+            args.iterations,
+        )
+    for name, value in ms.items():
+        print(f"{name:<34} {value:8.2f} ms")
+    values = list(ms.values())
+    b1, pad, dyn1, static_full, dynamic_full = values
+    print(f"short tick of 1 pair: pad {pad:.2f} ms, dynamic {dyn1:.2f} ms ({pad / dyn1:.2f}x faster than padding)")
     print(
-        f"batch-{args.batch} model, 1 pair + {args.batch - 1} padded rows: {bn:7.2f} ms (a padded call costs a "
-        "full one)"
+        f"full tick of {n} pairs: dynamic / static = {dynamic_full / static_full:.3f} "
+        f"({1000 * n / dynamic_full:.2f} vs {1000 * n / static_full:.2f} pairs/s; batch 1: {1000 / b1:.2f})"
     )
-    print(
-        f"batch-{args.batch} model, {args.batch} pairs:              {bn:7.2f} ms = {bn / args.batch:.2f} ms per pair "
-        f"({b1 * args.batch / bn:.2f}x the pairs per second of batch 1)"
-    )
-    print(f"short tick of 1 pair: pad {bn:.2f} ms vs run smaller {b1:.2f} ms")
 
 
 if __name__ == "__main__":

@@ -14,12 +14,17 @@ PY="${PYTHON:-python3}"
 }
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version --format=csv,noheader || true
 "$PY" -m pytest -q -m gpu tests/test_trt_gpu.py tests/test_bundle.py -rs
+# Batch engines: static batch 3, and the dynamic batch 1..3 (optimization profile 1/3/3, with and without a CUDA graph).
+"$PY" -m pytest -q -m gpu tests/test_runtime_batch.py -rs
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 "$PY" -m fume_edge synth "$work/syn" --pairs 96 --seed 31 >/dev/null
 "$PY" -m fume_edge pair "$work/syn/annotations.csv" -o "$work/paired" >/dev/null
 "$PY" -m fume_edge calibrate --data "$work/paired/paired_train.csv" -o "$work/calib" --count 64 >/dev/null
 "$PY" benchmarks/trt_engines.py --calib "$work/calib"
+# A short tick on TensorRT: pad to the static batch or run the dynamic engine's smaller shape (the research fixture).
+"$PY" -m fume_edge import tests/fixtures/upstream_fume/upstream_fume_fastscnn_shared.pth -o "$work/upstream.pt" >/dev/null
+"$PY" benchmarks/batch_pad.py "$work/upstream.pt" --batch 3 --tensorrt --iterations 100
 # FP16 vs INT8 (Q/DQ on Conv/ConvTranspose/Gemm/MatMul and residual Adds only) and CPU per frame for every backend:
 # bench prints the model-only table (CPU ms per call per row) and the ONNX Runtime spinning on/off line.
 "$PY" -m fume_edge bench --backends onnxruntime,tensorrt-fp16,tensorrt-int8 --calib "$work/calib" --iterations 200 \

@@ -161,6 +161,12 @@ def export(
     batch: int = typer.Option(
         1, "--batch", min=1, help="Static batch: pairs per call, one per station (`run` with N stations)."
     ),
+    dynamic_batch: bool = typer.Option(
+        False,
+        "--dynamic-batch/--static-batch",
+        help="With --batch N: a call takes 1 to N pairs, so a tick with fewer ready stations runs only those "
+        "instead of padding to N (docs/models.md).",
+    ),
 ) -> None:
     """Export a checkpoint to ONNX (static shape, argmax in the graph) and check it against PyTorch."""
     from fume_edge.deploy.onnx.commands import export_and_check
@@ -177,6 +183,7 @@ def export(
         check_count=check_pairs,
         mask_scale=mask_scale,
         batch=batch,
+        dynamic_batch=dynamic_batch,
     )
     print_export(job)
     if not job.parity.passed:

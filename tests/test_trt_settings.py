@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from fume_edge.deploy.tensorrt.trt_settings import EngineBuildOptions, build_plan, calibration_cache_name
+from fume_edge.deploy.tensorrt.trt_settings import (
+    EngineBuildOptions,
+    InputProfile,
+    build_plan,
+    calibration_cache_name,
+)
 from fume_edge.errors import FumeEdgeError
+from fume_edge.runtime.contract import ModelContract
+from fume_edge.runtime.pre import Preprocessing
 
 # (version, precision, calibrator) -> (network flags, builder flags, ONNX form, sidecar precision)
 EXPECTED = {
@@ -89,3 +96,36 @@ def test_entropy_cache_is_keyed_by_network_data_and_version() -> None:
     }
     assert base not in others and len(others) == 3
     assert base == calibration_cache_name("10.3.0.30", "a" * 64, "b" * 64)
+
+
+DYNAMIC_3 = ModelContract(Preprocessing(input_size=(128, 96)), batch=3, dynamic_batch=True)
+
+
+@pytest.mark.parametrize("version", ["8.6.2", "10.3.0", "10.16.1", "11.4.0"])
+def test_a_dynamic_batch_model_gets_a_profile_of_1_to_n_rows_tuned_at_n(version: str) -> None:
+    plan = build_plan(version, EngineBuildOptions(precision="fp32"), DYNAMIC_3)
+    frame = (1, 96, 128)
+    assert plan.profile == (
+        InputProfile("co2", (1, *frame), (3, *frame), (3, *frame)),
+        InputProfile("ch4", (1, *frame), (3, *frame), (3, *frame)),
+        InputProfile("modality_mask", (1, 2), (3, 2), (3, 2)),
+    )
+    static = ModelContract(Preprocessing(input_size=(128, 96)), batch=3)
+    assert build_plan(version, EngineBuildOptions(), static).profile == ()  # a static batch-3 engine: no profile
+
+
+@pytest.mark.parametrize("version", ["8.6.2", "10.3.0", "11.4.0"])
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (EngineBuildOptions(precision="fp16", dla_core=0), "--dla-core: DLA runs static shapes only"),
+        (EngineBuildOptions(precision="int8"), "--int8: calibration reads a static input shape"),
+    ],
+    ids=["dla", "int8"],
+)
+def test_dla_and_int8_refuse_a_dynamic_batch_in_one_line(
+    version: str, options: EngineBuildOptions, message: str
+) -> None:
+    with pytest.raises(FumeEdgeError, match=f"{message}.*without --dynamic-batch") as info:
+        build_plan(version, options, DYNAMIC_3)
+    assert "\n" not in str(info.value)

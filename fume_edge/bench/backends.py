@@ -62,6 +62,12 @@ def onnx_preprocessing(path: Path) -> Preprocessing:
         return backend.contract.preprocessing
 
 
+# How `bench --stations N` exports the loop's batch-N model, per backend: `--dynamic-batch` where a short tick run
+# as its own pairs beats padding it to N. ONNX Runtime FP32 on the CPU: 1 pair 3.3-4.3x faster than padded, full
+# ticks no slower (benchmarks/README.md, "Short ticks").
+DYNAMIC_LOOP_BATCH = {"onnxruntime": True}
+
+
 def onnx_runner(name: str, precision: str, path: Path, device: str, threads: int | None, note: str) -> Runner:
     from fume_edge.runtime.onnx_backend import OnnxBackend, run_session
 

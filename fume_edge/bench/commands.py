@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from fume_edge.bench.backend_names import BACKENDS, DEFAULT_BACKENDS
-from fume_edge.bench.backends import Models, Unavailable, make_runner
+from fume_edge.bench.backends import DYNAMIC_LOOP_BATCH, Models, Unavailable, make_runner
 from fume_edge.bench.estimate import estimate, load_devices
 from fume_edge.bench.machine import busy_cpu_seconds, machine_info, machine_label
 from fume_edge.bench.model import Runner, latency_stats, measure, summarize
@@ -196,18 +196,21 @@ def _pipeline_rows(
 
 def batched_model(path: Path, backend: str, stations: int, models: Models, console: Console) -> Path:
     """The model the loop runs for `stations` stations: the ONNX export at batch N (made from the checkpoint once,
-    cached; for INT8, quantized like the row's model) so one call serves every station; the measured file itself
-    for one station, for torch (any batch) and where no batch-N export can be made (a given .onnx without its
-    checkpoint: the stations then take turns, one pair per call)."""
+    cached; dynamic where `DYNAMIC_LOOP_BATCH` says so; for INT8, the static export quantized like the row's
+    model) so one call serves every station; the measured file itself for one station, for torch (any batch) and
+    where no batch-N export can be made (a given .onnx without its checkpoint: the stations then take turns, one
+    pair per call)."""
     if stations == 1 or backend not in ("onnxruntime", "onnxruntime-int8") or models.checkpoint is None:
         return path
     from fume_edge.bench.int8 import batched_int8_model, cache_dir
     from fume_edge.deploy.onnx.onnx_export import export_onnx
 
-    cached = cache_dir() / "bench" / f"{sha256_file(models.checkpoint)[:16]}.b{stations}.onnx"
+    dynamic = DYNAMIC_LOOP_BATCH.get(backend, False)
+    kind = "d" if dynamic else "b"
+    cached = cache_dir() / "bench" / f"{sha256_file(models.checkpoint)[:16]}.{kind}{stations}.onnx"
     if not cached.is_file():
         with console.status(f"exporting {models.checkpoint.name} at batch {stations} for the loop"):
-            export_onnx(models.checkpoint, cached, batch=stations)
+            export_onnx(models.checkpoint, cached, batch=stations, dynamic_batch=dynamic)
     if backend == "onnxruntime-int8":
         with console.status(f"quantizing the batch-{stations} export for the loop"):
             return batched_int8_model(path, cached, models)

@@ -40,7 +40,7 @@ from fume_edge.alerts.service import AlertService
 from fume_edge.pipeline.published import PUBLISH_S, LoopSnapshot, StationSnapshot
 from fume_edge.pipeline.station import Station
 from fume_edge.pipeline.sync import Health, Pair
-from fume_edge.runtime.base import Backend, Prediction, batch_capacity, infer_rows
+from fume_edge.runtime.base import Backend, Prediction, batch_capacity, call_rows, infer_rows
 
 ResultHook = Callable[[Pair, Prediction], None]
 EventsHook = Callable[[Sequence[AlertEvent]], None]
@@ -199,7 +199,7 @@ class Pipeline:
                 images, self._co2[row : row + 1], self._ch4[row : row + 1], self._mask[row : row + 1]
             )
             batch_images.append(images)
-        rows = self.model_batch or n  # a static batch runs whole (the rows past `n` are padding)
+        rows = call_rows(self.backend, n)  # a static batch runs whole (the rows past `n` are padding)
         t1 = time.perf_counter()
         predictions = infer_rows(self.backend, self._co2[:rows], self._ch4[:rows], self._mask[:rows])
         t2 = time.perf_counter()

@@ -4,7 +4,8 @@ Backends (torch, ONNX Runtime, TensorRT) take model-ready float32 inputs (N,1,H,
 mask, one row per station's pair, and return one `Prediction` per row, the same for the same input whatever the
 batch, in fume-edge's class order whatever the model's own; `pre.py` makes those inputs from camera frames by the
 preprocessing the model's contract carries. A static-batch model (`export --batch N`, `max_batch` N) takes exactly
-N rows: the caller pads a short tick; `infer` runs one pair (padded by repetition).
+N rows: the caller pads a short tick; `infer` runs one pair (padded by repetition). A dynamic-batch model
+(`export --batch N --dynamic-batch`, its contract's `dynamic_batch`) takes 1 to N rows; `call_rows` says which.
 """
 
 from __future__ import annotations
@@ -95,8 +96,16 @@ def infer_rows(backend: Backend, co2: np.ndarray, ch4: np.ndarray, modality_mask
 
 
 def batch_capacity(backend: Backend) -> int | None:
-    """Pairs one call takes: the model's static batch, None for any (a backend without the notion: 1)."""
+    """Pairs one call takes: the model's batch (the most, when dynamic), None for any (a backend without the
+    notion: 1)."""
     return getattr(backend, "max_batch", 1)
+
+
+def call_rows(backend: Backend, pairs: int) -> int:
+    """Rows one call of `pairs` ready pairs runs: all of a static batch (the rows past `pairs` are padding), just
+    the pairs where the batch is dynamic (`export --dynamic-batch`) or free (eager PyTorch)."""
+    capacity = batch_capacity(backend)
+    return pairs if capacity is None or backend.contract.dynamic_batch else capacity
 
 
 def prediction_from_outputs(outputs: dict[str, np.ndarray], contract: ModelContract | None = None) -> Prediction:
@@ -128,8 +137,9 @@ def prediction_from_outputs(outputs: dict[str, np.ndarray], contract: ModelContr
 class Backend(Protocol):
     """A loaded model that runs one fused inference. Backends own resources, so they are context managers.
 
-    Batching is optional (the TensorRT backend has none yet): a backend that batches also has `max_batch` (the static
-    batch a call takes, None: any size) and `infer_batch`; callers go through `infer_rows` and `batch_capacity`."""
+    Batching is optional: a backend that batches also has `max_batch` (the batch a call takes, the most when its
+    contract's `dynamic_batch`; None: any size) and `infer_batch`; callers go through `infer_rows`, `batch_capacity`
+    and `call_rows`."""
 
     @property
     def name(self) -> str: ...  # onnxruntime, torch, tensorrt: what the run and bench print

@@ -24,6 +24,7 @@ INPUT_NAMES = ("co2", "ch4", "modality_mask")
 SEG_OUTPUTS: Mapping[str, str] = {"co2": "co2_seg", "ch4": "ch4_seg"}  # graph output name of each gas's mask
 HEAD_OUTPUTS = ("ph_logits", *SEG_OUTPUTS.values())
 META = "fume_edge."  # prefix of fume-edge's ONNX metadata_props keys
+DYNAMIC = "batch"  # the name of a dynamic batch dimension (`export --dynamic-batch`), as ONNX Runtime reports it
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,25 @@ def _order(model_names: Sequence[str], ours: Sequence[str], what: str, source: s
     return tuple(lookup[name.lower()] for name in ours)
 
 
+def _shape_fits(got: tuple[int | str, ...], wanted: tuple[int | str, ...]) -> bool:
+    """Equal dims, where a `DYNAMIC` wanted dim takes what runtimes report for one: a symbolic name (ONNX Runtime)
+    or -1 (TensorRT); a fixed number there is a static graph, not a dynamic one."""
+    return len(got) == len(wanted) and all(
+        (isinstance(g, str) or g == -1) if w == DYNAMIC else g == w for g, w in zip(got, wanted, strict=True)
+    )
+
+
+def _flag(meta: Mapping[str, str], key: str, source: str) -> bool:
+    """A true/false metadata value (absent: false); anything else is one line naming the key."""
+    value = meta.get(META + key, "false").strip().lower()
+    if value not in ("true", "false"):
+        raise FumeEdgeError(
+            f"{source}: metadata {META}{key} is {meta[META + key]!r}, expected true or false; re-export with "
+            "`fume-edge export`"
+        )
+    return value == "true"
+
+
 @dataclass(frozen=True)
 class ModelContract:
     """What a model file says about itself: preprocessing, class names and the heads it has."""
@@ -61,7 +81,8 @@ class ModelContract:
     heads: tuple[str, ...] = HEAD_OUTPUTS  # the outputs of HEAD_OUTPUTS this model has (a baseline lacks some)
     source: str = "model"
     mask_scale: int = 1  # seg masks at 1/mask_scale of the input size (`export --mask-scale`)
-    batch: int = 1  # pairs per call, static (`export --batch N`: one call for N stations)
+    batch: int = 1  # pairs per call (`export --batch N`: one call for N stations); the most, when dynamic
+    dynamic_batch: bool = False  # `export --dynamic-batch`: a call takes 1..batch rows, a short tick is not padded
 
     def __post_init__(self) -> None:
         self.ph_order  # noqa: B018 - unmappable names fail at load, not at the first alert
@@ -90,13 +111,18 @@ class ModelContract:
         table[list(self.seg_order)] = np.arange(len(self.seg_order), dtype=np.int32)
         return table
 
+    @property
+    def batch_dim(self) -> int | str:
+        """The batch dimension the graph declares: the static batch, or `DYNAMIC` (any symbolic or -1 dim fits)."""
+        return DYNAMIC if self.dynamic_batch else self.batch
+
     def expected_inputs(self) -> list[TensorSpec]:
         width, height = self.input_size
-        frame = (self.batch, 1, height, width)
+        frame = (self.batch_dim, 1, height, width)
         return [
             TensorSpec("co2", "float32", frame),
             TensorSpec("ch4", "float32", frame),
-            TensorSpec("modality_mask", "float32", (self.batch, 2)),
+            TensorSpec("modality_mask", "float32", (self.batch_dim, 2)),
         ]
 
     @property
@@ -107,7 +133,7 @@ class ModelContract:
 
     def expected_outputs(self) -> list[TensorSpec]:
         height, width = self.seg_shape
-        n = self.batch
+        n = self.batch_dim
         specs = {
             "ph_logits": TensorSpec("ph_logits", "float32", (n, len(self.class_names))),
             **{name: TensorSpec(name, "int32", (n, height, width)) for name in SEG_OUTPUTS.values()},
@@ -129,10 +155,11 @@ class ModelContract:
                         f"a fume-edge model has {kind}s {', '.join(s.name for s in wanted)} — re-export it with "
                         "`fume-edge export`"
                     )
-                if got.dtype != spec.dtype or tuple(got.shape) != spec.shape:
+                if got.dtype != spec.dtype or not _shape_fits(tuple(got.shape), spec.shape):
                     raise FumeEdgeError(
                         f"{self.source}: {kind} {spec.name!r} is {got.describe()}, expected {spec.describe()}; "
-                        "re-export it with `fume-edge export` (static shape, argmax inside the graph)"
+                        "re-export it with `fume-edge export` (static shape, a --dynamic-batch batch dimension aside; "
+                        "argmax inside the graph)"
                     )
 
     @classmethod
@@ -167,7 +194,8 @@ class ModelContract:
             ) from None
         if batch < 1:
             raise FumeEdgeError(f"{source}: {META}batch {batch} must be >= 1; re-export with `fume-edge export`")
-        return cls(preprocessing, class_names, seg_names, heads, source, mask_scale, batch)
+        dynamic = _flag(meta, "dynamic_batch", source)
+        return cls(preprocessing, class_names, seg_names, heads, source, mask_scale, batch, dynamic)
 
     def to_metadata(self) -> dict[str, str]:
         return (
@@ -180,6 +208,7 @@ class ModelContract:
             }
             | ({META + "mask_scale": str(self.mask_scale)} if self.mask_scale > 1 else {})
             | ({META + "batch": str(self.batch)} if self.batch > 1 else {})
+            | ({META + "dynamic_batch": "true"} if self.dynamic_batch else {})
         )
 
 

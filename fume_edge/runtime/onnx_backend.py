@@ -16,7 +16,7 @@ import numpy as np
 import onnxruntime as ort
 
 from fume_edge.errors import FumeEdgeError
-from fume_edge.runtime.base import Prediction, padded, predictions_from_batch
+from fume_edge.runtime.base import Prediction, call_rows, padded, predictions_from_batch
 from fume_edge.runtime.contract import ModelContract, TensorSpec
 
 _PROVIDER_PREFERENCE = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
@@ -182,7 +182,7 @@ class OnnxBackend:
         return self.contract.batch
 
     def infer(self, co2: np.ndarray, ch4: np.ndarray, modality_mask: np.ndarray) -> Prediction:
-        return self.infer_batch(*padded(self.max_batch, co2, ch4, modality_mask))[0]
+        return self.infer_batch(*padded(call_rows(self, 1), co2, ch4, modality_mask))[0]
 
     def infer_batch(self, co2: np.ndarray, ch4: np.ndarray, modality_mask: np.ndarray) -> list[Prediction]:
         return predictions_from_batch(run_session(self.session, co2, ch4, modality_mask), self.contract)

@@ -9,8 +9,11 @@ non-blocking stream made once at load; per frame three async uploads, `execute_a
 int32 masks and three pH logits (never full-resolution logits), one blocking-sync wait. An engine built from an
 `export --batch N` model has the static batch N (`max_batch`, from the model contract the sidecar carries):
 `infer_batch` runs up to N pairs in that one call, the rows it was not given computing leftovers that are never read
-(the padding), and `infer` is one pair of such a call. With `cuda_graph=True` that
-sequence is captured once and replayed; where capture fails, a warning and plain enqueues (as trtexec does).
+(the padding), and `infer` is one pair of such a call. An engine of an `export --batch N --dynamic-batch` model
+(an optimization profile of 1 to N rows, tensorrt_build.py) has buffers for N rows; each call sets the input
+shapes to the rows it has (`set_input_shape`, only when the count changes) and copies just those rows. With
+`cuda_graph=True` the full-batch sequence is captured once and replayed (a dynamic engine's short calls are plain
+enqueues: the graph holds N-row kernels); where capture fails, a warning and plain enqueues (as trtexec does).
 `close()` releases the context, the engine and the runtime, in that order, before the stream and its memory.
 """
 
@@ -195,20 +198,37 @@ class TensorRTBackend:
         self.context = context
         self._host: dict[str, np.ndarray] = {}
         self._device: dict[str, int] = {}
+        self._rows = self.max_batch  # the input shapes set in the context (a dynamic engine: per call)
+        self._set_rows(self._rows)
         for tensor in self.io:
-            host = stream.pinned(tensor.shape, np.dtype(tensor.dtype))
+            shape = (self.max_batch, *tensor.shape[1:]) if self.contract.dynamic_batch else tensor.shape
+            host = stream.pinned(shape, np.dtype(tensor.dtype))
             host.fill(0)  # padding rows of a short batch start as zeros, never as uninitialised memory
             self._host[tensor.name] = host
             self._device[tensor.name] = stream.device_buffer(host.nbytes)
             if not context.set_tensor_address(tensor.name, self._device[tensor.name]):
                 raise FumeEdgeError(f"{self.path}: TensorRT refused the buffer for {tensor.name!r}")
 
+    def _set_rows(self, rows: int) -> None:
+        """A dynamic engine's input shapes for a call of `rows` pairs (a static engine's are fixed)."""
+        assert self.context is not None
+        if not self.contract.dynamic_batch:
+            return
+        for tensor in self.io:
+            if tensor.mode == "input" and not self.context.set_input_shape(tensor.name, (rows, *tensor.shape[1:])):
+                raise FumeEdgeError(
+                    f"{self.path}: TensorRT refused {rows} rows for {tensor.name!r} (its profile takes 1 to "
+                    f"{self.max_batch}); rebuild it with `fume-edge build-engine`"
+                )
+        self._rows = rows
+
     def _enqueue(self) -> None:
-        """Uploads, the engine, downloads: all async on the one stream."""
+        """Uploads, the engine, downloads of the rows the context's shapes hold: all async on the one stream."""
         assert self._stream is not None and self.context is not None
+        rows = self._rows
         for tensor in self.io:
             if tensor.mode == "input":
-                self._stream.to_device(self._device[tensor.name], self._host[tensor.name])
+                self._stream.to_device(self._device[tensor.name], self._host[tensor.name][:rows])
         if not self.context.execute_async_v3(self._stream.handle):
             raise FumeEdgeError(
                 f"{self.path}: TensorRT could not enqueue the engine "
@@ -216,7 +236,7 @@ class TensorRTBackend:
             )
         for tensor in self.io:
             if tensor.mode == "output":
-                self._stream.to_host(self._host[tensor.name], self._device[tensor.name])
+                self._stream.to_host(self._host[tensor.name][:rows], self._device[tensor.name])
 
     def _capture(self) -> None:
         assert self._stream is not None
@@ -230,7 +250,7 @@ class TensorRTBackend:
         self._graph = True
 
     def infer(self, co2: np.ndarray, ch4: np.ndarray, modality_mask: np.ndarray) -> Prediction:
-        """One pair (batch-1 arrays), in one call of the engine's static batch."""
+        """One pair (batch-1 arrays), in one call: of the engine's static batch, or of one row (dynamic)."""
         return self.infer_batch(co2, ch4, modality_mask)[0]
 
     def infer_batch(self, co2: np.ndarray, ch4: np.ndarray, modality_mask: np.ndarray) -> list[Prediction]:
@@ -250,9 +270,12 @@ class TensorRTBackend:
                     f"{rows} rows of {host.shape[1:]}"
                 )
             np.copyto(host[:rows], value.reshape((rows, *host.shape[1:])), casting="same_kind")
-        if self._graph:
-            self._stream.replay()
+        whole = rows == self.max_batch or not self.contract.dynamic_batch  # a static engine always runs all rows
+        if self._graph and whole:
+            self._stream.replay()  # the graph holds the kernels for max_batch rows
         else:
+            if rows != self._rows:
+                self._set_rows(rows)
             self._enqueue()
         self._stream.synchronize()
         outputs = {t.name: self._host[t.name][:rows].copy() for t in self.io if t.mode == "output"}

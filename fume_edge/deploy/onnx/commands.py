@@ -67,13 +67,15 @@ def export_and_check(
     seed: int = 0,
     mask_scale: int = 1,
     batch: int = 1,
+    dynamic_batch: bool = False,
 ) -> ExportJob:
     """Export at `size` (None: the deployment size) and check parity; the file appears only when parity holds."""
     width, height = size = export_size(size)
     trained_size = load_checkpoint(checkpoint).input_size
     staging = output.with_name(output.stem + ".checking.onnx")
     try:
-        with console.status(f"exporting at {width}×{height}, batch {batch} (trace, onnxsim, checker)…"):
+        kind = f"batch 1..{batch}" if dynamic_batch else f"batch {batch}"
+        with console.status(f"exporting at {width}×{height}, {kind} (trace, onnxsim, checker)…"):
             result = export_onnx(
                 checkpoint,
                 staging,
@@ -83,6 +85,7 @@ def export_and_check(
                 simplify=simplify,
                 mask_scale=mask_scale,
                 batch=batch,
+                dynamic_batch=dynamic_batch,
             )
         preprocessing = _graph_preprocessing(staging)
         with console.status(f"checking parity with PyTorch on {check_count} pairs…"):

@@ -31,7 +31,7 @@ from fume_edge.hashing import sha256_file
 from fume_edge.labels import PH_LOGITS, SEG_LOGITS
 from fume_edge.model.fastscnn import SegHead
 from fume_edge.model.registry import count_parameters
-from fume_edge.runtime.contract import INPUT_NAMES, SEG_OUTPUTS
+from fume_edge.runtime.contract import DYNAMIC, INPUT_NAMES, SEG_OUTPUTS
 
 # Opset 17: the newest TensorRT 8.6 parses fully (LayerNormalization-era), also read by TensorRT 10/11 and ORT.
 OPSET = 17
@@ -97,12 +97,17 @@ class ExportResult:
     output_names: list[str]
 
 
-def _trace_to_onnx(wrapper: DeploymentWrapper, size: tuple[int, int], batch: int = 1) -> onnx.ModelProto:
+def _trace_to_onnx(
+    wrapper: DeploymentWrapper, size: tuple[int, int], batch: int = 1, dynamic_batch: bool = False
+) -> onnx.ModelProto:
+    """The traced graph; `dynamic_batch`: dim 0 of every input and output is the symbolic `DYNAMIC` (traced at
+    `batch` rows, so reshapes and resizes that read the batch take it from the input's shape, not a constant)."""
     width, height = size
     frame = torch.rand(batch, 1, height, width)
     example = (frame, frame.clone(), torch.ones(batch, 2))
     with torch.no_grad():
-        output_names = list(wrapper(*example).keys())
+        traced = {name: tuple(value.shape) for name, value in wrapper(*example).items()}
+    output_names = list(traced)
     buffer = io.BytesIO()
     with warnings.catch_warnings():
         # Shapes become constants on purpose: the contract is a static-shape graph.
@@ -116,8 +121,20 @@ def _trace_to_onnx(wrapper: DeploymentWrapper, size: tuple[int, int], batch: int
             do_constant_folding=True,
             input_names=list(INPUT_NAMES),
             output_names=output_names,
+            dynamic_axes={name: {0: DYNAMIC} for name in (*INPUT_NAMES, *output_names)} if dynamic_batch else None,
         )
-    return onnx.load_from_string(buffer.getvalue())
+    model = onnx.load_from_string(buffer.getvalue())
+    if dynamic_batch:
+        _declare_output_dims(model, traced)
+    return model
+
+
+def _declare_output_dims(model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]]) -> None:
+    """Every output dim but the batch as traced: Resize targets computed from a dynamic input shape leave ONNX
+    shape inference unable to tell the mask size, which the model contract (and TensorRT's buffers) need fixed."""
+    for output in model.graph.output:
+        for dim, value in zip(output.type.tensor_type.shape.dim[1:], shapes[output.name][1:], strict=True):
+            dim.dim_value = value
 
 
 def _simplify(model: onnx.ModelProto) -> tuple[onnx.ModelProto, bool, str | None]:
@@ -167,9 +184,11 @@ def export_onnx(
     simplify: bool = True,
     mask_scale: int = 1,
     batch: int = 1,
+    dynamic_batch: bool = False,
 ) -> ExportResult:
     """Export a fume-edge checkpoint to a checked, simplified, labelled static-shape ONNX file (written atomically);
-    `batch` N > 1: every input and output has N rows, one call for N stations (recorded as `fume_edge.batch`)."""
+    `batch` N > 1: every input and output has N rows, one call for N stations (recorded as `fume_edge.batch`);
+    `dynamic_batch`: 1 to N rows, so a short tick runs only its pairs (recorded as `fume_edge.dynamic_batch`)."""
     checkpoint_path, output = Path(checkpoint_path), Path(output)
     ckpt = load_checkpoint(checkpoint_path)
     size = size or ckpt.input_size
@@ -182,9 +201,15 @@ def export_onnx(
         props["fume_edge.mask_scale"] = str(mask_scale)
     if batch < 1:
         raise FumeEdgeError(f"--batch {batch}: must be >= 1 (the number of stations one call serves)")
+    if dynamic_batch and batch < 2:
+        raise FumeEdgeError(
+            "--dynamic-batch: give the most pairs a call takes with --batch N (N >= 2, the number of stations)"
+        )
     if batch > 1:
         props["fume_edge.batch"] = str(batch)
-    model = _trace_to_onnx(wrapper, size, batch)
+    if dynamic_batch:
+        props["fume_edge.dynamic_batch"] = "true"
+    model = _trace_to_onnx(wrapper, size, batch, dynamic_batch)
     nodes_before = len(model.graph.node)
     if simplify:
         model, simplified, reason = _simplify(model)

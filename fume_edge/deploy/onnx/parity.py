@@ -17,7 +17,7 @@ from fume_edge.model.checkpoint import load_checkpoint
 from fume_edge.deploy.onnx.onnx_export import DeploymentWrapper
 from fume_edge.labels import SEG_LOGITS
 from fume_edge.runtime.base import padded
-from fume_edge.runtime.contract import SEG_OUTPUTS
+from fume_edge.runtime.contract import SEG_OUTPUTS, ModelContract
 from fume_edge.runtime.onnx_backend import open_session, run_session
 
 LOGIT_TOLERANCE = 1e-4
@@ -109,18 +109,30 @@ def _failures(rows: list[ParityRow], fp16: bool) -> list[str]:
     return failures
 
 
+def _calls(pairs: list[Pair], batch: int, dynamic: bool) -> list[list[int]]:
+    """The pairs each call of a batch-`batch` graph holds, by index. Static: one pair per call (padded by repetition).
+    Dynamic: every size 1..batch, the pairs cycled through the rows, so each row is checked against its own pair
+    at every size (a batch baked into a reshape fails here, not on the device)."""
+    if not dynamic:
+        return [[i] for i in range(len(pairs))]
+    return [[(size + row) % len(pairs) for row in range(size)] for size in range(1, batch + 1)]
+
+
 def check_parity(checkpoint_path: str | Path, onnx_path: str | Path, pairs: list[Pair]) -> ParityReport:
     """Run every pair through the checkpoint (float32, reference) and the ONNX file (CPU) and compare."""
     ckpt = load_checkpoint(checkpoint_path)
     session = open_session(onnx_path, device="cpu")
-    mask_scale = int(session.get_modelmeta().custom_metadata_map.get("fume_edge.mask_scale", "1"))
-    reference_model = DeploymentWrapper(ckpt.build_model(), with_logits=True, mask_scale=mask_scale).eval()
-    fp16 = session.get_modelmeta().custom_metadata_map.get("fume_edge.precision") == "fp16"
-    batch = int(session.get_modelmeta().custom_metadata_map.get("fume_edge.batch", "1"))
+    meta = session.get_modelmeta().custom_metadata_map
+    contract = ModelContract.from_metadata(meta, str(onnx_path))
+    reference_model = DeploymentWrapper(ckpt.build_model(), with_logits=True, mask_scale=contract.mask_scale).eval()
+    fp16 = meta.get("fume_edge.precision") == "fp16"
+    with torch.no_grad():
+        references = [reference_model(*(torch.from_numpy(a) for a in pair)) for pair in pairs]
     rows = []
-    for index, pair in enumerate(pairs):
-        with torch.no_grad():
-            reference = reference_model(*(torch.from_numpy(a) for a in pair))
-        outputs = run_session(session, *padded(batch, *pair))  # a batch-N graph: the pair in every row, row 0 compared
-        rows.append(compare_pair(index, pair, reference, {k: v[:1] for k, v in outputs.items()}))
+    for call in _calls(pairs, contract.batch, contract.dynamic_batch):
+        stacked = (np.concatenate([pairs[i][k] for i in call]) for k in range(3))
+        outputs = run_session(session, *padded(None if contract.dynamic_batch else contract.batch, *stacked))
+        for row, index in enumerate(call):
+            got = {k: v[row : row + 1] for k, v in outputs.items()}
+            rows.append(compare_pair(index, pairs[index], references[index], got))
     return ParityReport(rows=rows, fp16=fp16, failures=_failures(rows, fp16))

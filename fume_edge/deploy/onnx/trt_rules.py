@@ -3,7 +3,8 @@
 The operator list and opset range of each TensorRT version are package data (`trt_ops/trt<VERSION>.txt`), each
 taken from onnx-tensorrt's `docs/operators.md` of that release (the file's header cites it). Beyond those:
 
-- every graph input and output has a static shape and a type TensorRT binds as I/O in that version (`IO_TYPES`,
+- every graph input and output has a static shape (but for the batch of an `export --dynamic-batch` model, which
+  `build-engine` gives an optimization profile) and a type TensorRT binds as I/O in that version (`IO_TYPES`,
   from each version's `DataType` list: INT64 and BF16 from 10.0 on; never double);
 - QuantizeLinear / DequantizeLinear carry an explicit int8 zero point that is all zeros (TensorRT's explicit
   quantization is symmetric int8; an omitted zero point means uint8 in ONNX, which it refuses too); a per-channel
@@ -32,6 +33,7 @@ import onnx
 from onnx import TensorProto, numpy_helper
 
 from fume_edge.errors import FumeEdgeError
+from fume_edge.runtime.contract import META
 
 VERSIONS = ("8.6", "10", "11")
 DEFAULT_VERSION = "8.6"  # the oldest supported (JetPack 6.0): what parses there parses everywhere
@@ -151,11 +153,13 @@ def _opset(model: onnx.ModelProto) -> int | None:
 
 def _io_findings(model: onnx.ModelProto, version: str) -> Iterator[Finding]:
     allowed = IO_TYPES[version]
+    meta = {p.key: p.value for p in model.metadata_props}
+    free = 1 if meta.get(META + "dynamic_batch") == "true" else 0  # leading dims that may be dynamic
     for kind, values in (("input", model.graph.input), ("output", model.graph.output)):
         for value in values:
             tensor_type = value.type.tensor_type
             dims = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in tensor_type.shape.dim]
-            if not tensor_type.HasField("shape") or any(not isinstance(d, int) or d <= 0 for d in dims):
+            if not tensor_type.HasField("shape") or any(not isinstance(d, int) or d <= 0 for d in dims[free:]):
                 yield Finding(
                     "io",
                     f"{kind} {value.name!r} has a dynamic shape {dims}",

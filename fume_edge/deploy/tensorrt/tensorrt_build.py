@@ -23,9 +23,10 @@ from fume_edge.deploy.tensorrt.engine_meta import make_sidecar
 from fume_edge.deploy.tensorrt.engine_onnx import calibration_folder, prepare_onnx
 from fume_edge.deploy.onnx.quant_graph import load_fp32, model_preprocessing
 from fume_edge.deploy.onnx.trt_rules import check_onnx
-from fume_edge.deploy.tensorrt.trt_settings import BuildPlan, EngineBuildOptions, build_plan
+from fume_edge.deploy.tensorrt.trt_settings import BuildPlan, EngineBuildOptions, InputProfile, build_plan
 from fume_edge.errors import FumeEdgeError
 from fume_edge.hashing import sha256_file
+from fume_edge.runtime.contract import ModelContract
 from fume_edge.runtime.cuda_mem import DeviceInfo, device_info, open_stream
 from fume_edge.runtime.engine_sidecar import Sidecar, TensorInfo, write_sidecar
 from fume_edge.runtime.trt_module import LogSink, make_logger, numpy_dtype_name, shape_of, tensorrt_missing_reason
@@ -84,6 +85,16 @@ def _network_io(network: trt.INetworkDefinition) -> tuple[TensorInfo, ...]:
     return tuple(TensorInfo(t.name, numpy_dtype_name(t.dtype), shape_of(t.shape), mode) for t, mode in tensors)
 
 
+def _profile(builder: trt.Builder, inputs: tuple[InputProfile, ...]) -> trt.IOptimizationProfile:
+    """An optimization profile with each input's min/opt/max shapes (a dynamic batch: 1 to N rows)."""
+    import tensorrt as trt
+
+    profile = builder.create_optimization_profile()
+    for spec in inputs:
+        profile.set_shape(spec.name, trt.Dims(list(spec.min)), trt.Dims(list(spec.opt)), trt.Dims(list(spec.max)))
+    return profile
+
+
 def _configure(builder: trt.Builder, plan: BuildPlan, cache_file: Path) -> trt.IBuilderConfig:
     import tensorrt as trt
 
@@ -103,6 +114,8 @@ def _configure(builder: trt.Builder, plan: BuildPlan, cache_file: Path) -> trt.I
             raise FumeEdgeError(f"--dla-core {plan.dla_core}: this device has DLA cores 0..{builder.num_DLA_cores - 1}")
         config.default_device_type = trt.DeviceType.DLA
         config.DLA_core = plan.dla_core
+    if plan.profile:
+        config.add_optimization_profile(_profile(builder, plan.profile))
     cache = config.create_timing_cache(cache_file.read_bytes() if cache_file.is_file() else b"")
     config.set_timing_cache(cache, ignore_mismatch=False)
     return config
@@ -157,9 +170,10 @@ def build_engine(
         raise FumeEdgeError(missing)
     import tensorrt as trt
 
-    plan = build_plan(trt.__version__, options)
-    device = device_info(0)
     model = _checked_graph(onnx_path, trt.__version__)  # before any quantization or conversion work
+    contract = ModelContract.from_metadata({p.key: p.value for p in model.metadata_props}, str(onnx_path))
+    plan = build_plan(trt.__version__, options, contract)
+    device = device_info(0)
     built_from = prepare_onnx(onnx_path, plan.onnx_form, output, calib, data)
     if built_from != onnx_path:
         model = _checked_graph(built_from, trt.__version__)

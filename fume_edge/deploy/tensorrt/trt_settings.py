@@ -8,6 +8,9 @@
   I/O), INT8 from the QDQ ONNX. DLA: NVIDIA's 11.x notes list it for AGX Orin (JetPack 7.2.2 on); the build finds
   out whether this device has DLA cores (tensorrt_build.py) and says so in one line where it has none.
 - DLA on 8.6 does not run explicit quantization (Q/DQ layers): an INT8 DLA engine there needs the entropy calibrator.
+- A dynamic-batch model (`export --batch N --dynamic-batch`), every version: one optimization profile, each input
+  from 1 row (min) to N rows (opt and max: the full tick is what is tuned). DLA takes no dynamic shapes, and the
+  INT8 routes read a static input shape (`quant_graph.model_preprocessing`): both are refused for it in one line.
 The names returned are TensorRT enum member names; tensorrt_build.py applies them with getattr on the real module.
 """
 
@@ -16,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fume_edge.errors import FumeEdgeError
+from fume_edge.runtime.contract import DYNAMIC, ModelContract
 
 PRECISIONS = ("fp32", "fp16", "int8")
 CALIBRATORS = ("qdq", "entropy")
@@ -52,6 +56,16 @@ class EngineBuildOptions:
 
 
 @dataclass(frozen=True)
+class InputProfile:
+    """One input's shapes in an optimization profile (IOptimizationProfile.set_shape)."""
+
+    name: str
+    min: tuple[int, ...]
+    opt: tuple[int, ...]
+    max: tuple[int, ...]
+
+
+@dataclass(frozen=True)
 class BuildPlan:
     """Everything version-specific about one build."""
 
@@ -63,6 +77,7 @@ class BuildPlan:
     optimization_level: int
     dla_core: int | None
     sidecar_precision: str  # fp32, fp16, int8-qdq, int8-entropy
+    profile: tuple[InputProfile, ...] = ()  # a dynamic-batch model's optimization profile (none: static shapes)
 
 
 def parse_version(text: str) -> tuple[int, int]:
@@ -73,8 +88,20 @@ def parse_version(text: str) -> tuple[int, int]:
         raise FumeEdgeError(f"TensorRT version {text!r}: expected MAJOR.MINOR, e.g. 10.3") from None
 
 
-def build_plan(version: str, options: EngineBuildOptions) -> BuildPlan:
-    """The network flags, builder flags and config settings for TensorRT `version` and `options`."""
+def batch_profile(contract: ModelContract) -> tuple[InputProfile, ...]:
+    """Every input of a dynamic-batch model from 1 row to its batch N, tuned at N."""
+    profiles = []
+    for spec in contract.expected_inputs():
+        if spec.shape[0] == DYNAMIC:
+            rest = tuple(int(d) for d in spec.shape[1:])
+            n = contract.batch
+            profiles.append(InputProfile(spec.name, (1, *rest), (n, *rest), (n, *rest)))
+    return tuple(profiles)
+
+
+def build_plan(version: str, options: EngineBuildOptions, contract: ModelContract | None = None) -> BuildPlan:
+    """The network flags, builder flags and config settings for TensorRT `version` and `options`, and the
+    optimization profile the model's `contract` needs (a dynamic batch)."""
     options.validate()
     major_minor = parse_version(version)
     if major_minor < MIN_VERSION:
@@ -112,6 +139,17 @@ def build_plan(version: str, options: EngineBuildOptions) -> BuildPlan:
     if entropy:
         onnx_form = "float"  # the calibrator measures ranges itself; no Q/DQ in the graph
     precision = {"int8": f"int8-{options.calibrator}"}.get(options.precision, options.precision)
+    dynamic = contract is not None and contract.dynamic_batch
+    if dynamic and options.dla_core is not None:
+        raise FumeEdgeError(
+            "--dla-core: DLA runs static shapes only and this model has a dynamic batch; export it without "
+            "--dynamic-batch (a static --batch N), or build without --dla-core"
+        )
+    if dynamic and options.precision == "int8":
+        raise FumeEdgeError(
+            "--int8: calibration reads a static input shape and this model has a dynamic batch; export it "
+            "without --dynamic-batch (a static --batch N) for INT8, or build --fp16"
+        )
     return BuildPlan(
         network_flags=network_flags,
         builder_flags=tuple(builder),
@@ -121,6 +159,7 @@ def build_plan(version: str, options: EngineBuildOptions) -> BuildPlan:
         optimization_level=options.opt_level,
         dla_core=options.dla_core,
         sidecar_precision=precision,
+        profile=batch_profile(contract) if contract and dynamic else (),
     )
 
 
