@@ -3,10 +3,11 @@
 Times, model only, one call of: the batch-1 export with 1 pair; the static batch-N export with 1 pair and N-1
 padded rows; the dynamic batch-N export with 1 pair; the static export full (N pairs); the dynamic export full.
 On ONNX Runtime (CPU), or with --tensorrt on FP16 engines built from the three exports (the dynamic one with its
-profile 1/N/N; buffers on the GPU, uploads and downloads included, as `run` calls them). The cases take turns call
-by call (a change in machine load hits all alike); medians. The dynamic export must not cost throughput at full
+profile 1/N/N; buffers on the GPU, uploads and downloads included, as `run` calls them), or with --int8 on each
+export quantized for the CPU as `fume-edge bench` does (synthetic calibration pairs, cached). The cases take turns
+call by call (a change in machine load hits all alike); medians. The dynamic export must not cost throughput at full
 batch: the last line gives its ratio to the static one. Usage:
-    python benchmarks/batch_pad.py CHECKPOINT.pt --batch 3 [--iterations 30] [--threads 2] [--size 640x480]
+    python benchmarks/batch_pad.py CHECKPOINT.pt --batch 3 [--iterations 30] [--threads 2] [--size 640x480] [--int8]
     python benchmarks/batch_pad.py CHECKPOINT.pt --batch 3 --tensorrt     (on a GPU with TensorRT)
 """
 
@@ -52,6 +53,14 @@ def _ort(path: Path, threads: int | None) -> Call:
     return lambda feeds: run_session(session, *feeds)
 
 
+def _int8(path: Path) -> Path:
+    """The export quantized for the CPU target as `bench`'s onnxruntime-int8 row does."""
+    from fume_edge.bench.backends import onnx_preprocessing
+    from fume_edge.bench.int8 import cpu_int8_model
+
+    return cpu_int8_model(path, onnx_preprocessing(path), None)[0]
+
+
 def _tensorrt(path: Path, folder: Path) -> Call:
     from fume_edge.deploy.tensorrt.tensorrt_build import EngineBuildOptions, build_engine
     from fume_edge.runtime.trt_backend import TensorRTBackend
@@ -68,6 +77,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--size", default="640x480", help="WIDTHxHEIGHT the models are exported at")
     parser.add_argument("--tensorrt", action="store_true", help="FP16 TensorRT engines instead of ONNX Runtime CPU")
+    parser.add_argument("--int8", action="store_true", help="ONNX Runtime CPU on the exports quantized to INT8")
     args = parser.parse_args()
     n = args.batch
     width, height = (int(v) for v in args.size.lower().split("x"))
@@ -77,7 +87,9 @@ def main() -> None:
         static = export_onnx(args.checkpoint, Path(tmp) / f"b{n}.onnx", size=size, batch=n).path
         dynamic = export_onnx(args.checkpoint, Path(tmp) / f"d{n}.onnx", size=size, batch=n, dynamic_batch=True).path
         calls = {
-            path: _tensorrt(path, Path(tmp)) if args.tensorrt else _ort(path, args.threads)
+            path: _tensorrt(path, Path(tmp))
+            if args.tensorrt
+            else _ort(_int8(path) if args.int8 else path, args.threads)
             for path in (one, static, dynamic)
         }
         pair, full = _inputs(1, size), _inputs(n, size)

@@ -1,5 +1,6 @@
 """A `--batch N` export quantized: N stacked pairs per calibration feed and per report call, the same scales as the
-batch-1 export's, and per-row predictions equal to the batch-1 INT8 model's."""
+batch-1 export's, and per-row predictions equal to the batch-1 INT8 model's; a `--dynamic-batch` export quantized
+the same way (one pair a feed) runs any 1..N rows."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from fume_edge.data.calibration import load_calibration
 from fume_edge.deploy.int8.int8_report import cpu_session, run
 from fume_edge.deploy.int8.quantize import HOLDOUT, QuantizeOptions, QuantizeResult, quantize_onnx
 from fume_edge.deploy.onnx.onnx_export import export_onnx
+from fume_edge.runtime.base import call_rows
 from fume_edge.runtime.onnx_backend import OnnxBackend
 
 BATCH = 3
@@ -98,7 +100,8 @@ def test_batch_int8_model_keeps_its_batch_and_predicts_each_row_as_batch_1(
 def test_bench_loop_for_stations_runs_the_quantized_batch_export(
     imported_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """`bench --stations 3`'s INT8 loop model: the batch-3 export quantized for the CPU, one call for 3 stations."""
+    """`bench --stations 3`'s INT8 loop model: the batch 1..3 export quantized for the CPU, one call for 3 stations
+    (a short tick runs only its pairs: benchmarks/README.md, "Short ticks")."""
     from rich.console import Console
 
     from fume_edge.bench.backends import Models
@@ -110,7 +113,7 @@ def test_bench_loop_for_stations_runs_the_quantized_batch_export(
     loop = batched_model(one, "onnxruntime-int8", 3, Models(imported_checkpoint, one), Console(quiet=True))
     assert is_quantized(loop) and loop.parent == tmp_path / "cache" / "bench"
     with OnnxBackend(loop, device="cpu") as backend:
-        assert backend.contract.batch == 3
+        assert (backend.contract.batch, backend.contract.dynamic_batch) == (3, True)
 
 
 def test_sensitivity_search_on_the_batch_export_ranks_as_batch_1(exports: dict[int, Path], calib: Path) -> None:
@@ -135,3 +138,35 @@ def test_report_on_a_validation_csv_judges_every_row_once(exports: dict[int, Pat
     rows = sum(1 for _ in val.open()) - 1
     assert reports[0].samples == reports[1].samples == rows and rows % BATCH
     assert reports[1].to_dict() == reports[0].to_dict() and reports[1].source == str(val)
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_a_dynamic_batch_export_quantizes_to_an_int8_model_of_any_batch(
+    imported_checkpoint: Path,
+    quantized: dict[tuple[str, int], QuantizeResult],
+    calib: Path,
+    tmp_path: Path,
+    target: str,
+) -> None:
+    """Its scales are the batch-1 export's, it stays dynamic, and each of 1..N rows predicts as the batch-1 model."""
+    dynamic = export_onnx(imported_checkpoint, tmp_path / "d3.onnx", size=SIZE, batch=BATCH, dynamic_batch=True).path
+    result = quantize_onnx(dynamic, calib, tmp_path / f"d3.{target}.onnx", QuantizeOptions(target, force=True))
+    assert result.written and result.metadata["fume_edge.dynamic_batch"] == "true"
+    # the traces name (and so order) their weights differently: every scale and zero point, as a multiset
+    one, got = (
+        sorted((a.dtype.str, a.shape, a.tobytes()) for a in _scales(path).values())
+        for path in (quantized[target, 1].output, result.output)
+    )
+    assert len(one) > 100 and one == got
+    cset = load_calibration(calib)
+    _, held = cset.split(HOLDOUT)
+    items = [(item.co2, item.ch4, item.modality_mask) for item in (cset.item(i, "both") for i in held[:BATCH])]
+    with OnnxBackend(quantized[target, 1].output, device="cpu") as single, OnnxBackend(result.output, "cpu") as backend:
+        assert backend.contract.dynamic_batch and all(call_rows(backend, n) == n for n in range(1, BATCH + 1))
+        alone = [single.infer(*item) for item in items]
+        for n in range(1, BATCH + 1):
+            rows = backend.infer_batch(*(np.concatenate(parts) for parts in zip(*items[:n], strict=True)))
+            assert len(rows) == n
+            for want, row in zip(alone, rows, strict=False):
+                np.testing.assert_allclose(row.ph_logits, want.ph_logits, rtol=1e-5, atol=1e-5)
+                assert all(np.array_equal(row.seg[gas], want.seg[gas]) for gas in want.seg)

@@ -114,18 +114,29 @@ def test_a_dynamic_batch_model_gets_a_profile_of_1_to_n_rows_tuned_at_n(version:
     assert build_plan(version, EngineBuildOptions(), static).profile == ()  # a static batch-3 engine: no profile
 
 
-@pytest.mark.parametrize("version", ["8.6.2", "10.3.0", "11.4.0"])
+DLA_FP16 = EngineBuildOptions(precision="fp16", dla_core=0)
+ENTROPY = EngineBuildOptions(precision="int8", calibrator="entropy")  # 11.x has no calibrators at all
+
+
 @pytest.mark.parametrize(
-    ("options", "message"),
+    ("version", "options", "message"),
     [
-        (EngineBuildOptions(precision="fp16", dla_core=0), "--dla-core: DLA runs static shapes only"),
-        (EngineBuildOptions(precision="int8"), "--int8: calibration reads a static input shape"),
+        ("8.6.2", DLA_FP16, "--dla-core: DLA runs static shapes only"),
+        ("10.3.0", DLA_FP16, "--dla-core: DLA runs static shapes only"),
+        ("8.6.2", ENTROPY, "--calibrator entropy: TensorRT's calibrator reads a static input shape"),
+        ("10.3.0", ENTROPY, "--calibrator entropy: TensorRT's calibrator reads a static input shape"),
     ],
-    ids=["dla", "int8"],
 )
-def test_dla_and_int8_refuse_a_dynamic_batch_in_one_line(
+def test_dla_and_the_entropy_calibrator_refuse_a_dynamic_batch_in_one_line(
     version: str, options: EngineBuildOptions, message: str
 ) -> None:
-    with pytest.raises(FumeEdgeError, match=f"{message}.*without --dynamic-batch") as info:
+    with pytest.raises(FumeEdgeError, match=f"{message}.*(without --dynamic-batch|static --batch N)") as info:
         build_plan(version, options, DYNAMIC_3)
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("version", ["8.6.2", "10.3.0", "11.4.0"])
+def test_int8_by_qdq_builds_a_dynamic_batch_model_with_its_profile(version: str) -> None:
+    """A QDQ model carries its own scales (`quantize` of a --dynamic-batch export): no calibrator, any batch."""
+    plan = build_plan(version, EngineBuildOptions(precision="int8"), DYNAMIC_3)
+    assert plan.onnx_form == "qdq" and not plan.entropy_calibrator and len(plan.profile) == 3

@@ -196,8 +196,8 @@ def _pipeline_rows(
 
 def batched_model(path: Path, backend: str, stations: int, models: Models, console: Console) -> Path:
     """The model the loop runs for `stations` stations: the ONNX export at batch N (made from the checkpoint once,
-    cached; dynamic where `DYNAMIC_LOOP_BATCH` says so; for INT8, the static export quantized like the row's
-    model) so one call serves every station; the measured file itself for one station, for torch (any batch) and
+    cached; dynamic where `DYNAMIC_LOOP_BATCH` says so; for INT8, that export quantized like the row's model) so
+    one call serves every station; the measured file itself for one station, for torch (any batch) and
     where no batch-N export can be made (a given .onnx without its checkpoint: the stations then take turns, one
     pair per call)."""
     if stations == 1 or backend not in ("onnxruntime", "onnxruntime-int8") or models.checkpoint is None:

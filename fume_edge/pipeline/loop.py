@@ -6,9 +6,10 @@ waiting on any, handles each station's camera-health and pairing changes in time
 all stations into one batch, runs the backend once and hands each station its own result; the alert service writes
 events from its own sink thread, so a slow disk or broker never stalls inference.
 
-Fairness: when more pairs are ready than one call takes (the model's static batch, `export --batch N`), stations
-take turns (round-robin); a pair left out waits for the next tick. A short tick on a static-batch model runs
-padded (the padding is counted): on ONNX Runtime that is as fast as running a smaller batch (benchmarks/README.md).
+Fairness: when more pairs are ready than one call takes (the model's batch, `export --batch N`), stations take
+turns (round-robin); a pair left out waits for the next tick. A short tick runs only its ready pairs on a
+`--dynamic-batch` model and is padded to N on a static one (the padding is counted); on ONNX Runtime a padded call
+costs a full one, 2.8-3.3x a dynamic call with one pair of three (benchmarks/README.md, "Short ticks").
 Isolation: a station's dead camera, garbage or NaN frames, clock offset or NaN output touch only its own state; a
 station whose source blocks has no frames, so it simply has no pair in the batch.
 

@@ -39,15 +39,18 @@ def model_preprocessing(model: onnx.ModelProto, path: Path) -> Preprocessing:
             f"{path}: not a fume-edge model, inputs {', '.join(missing)} are missing; export one "
             "with `fume-edge export`"
         )
+    meta = {p.key: p.value for p in model.metadata_props}
+    if meta.get("fume_edge.precision", "fp32") != "fp32":
+        raise FumeEdgeError(f"{path}: not an FP32 export; quantize the FP32 model from `fume-edge export`")
+    contract = ModelContract.from_metadata(meta, str(path))
     dims = [d.dim_value for d in inputs["co2"].type.tensor_type.shape.dim]
+    if contract.dynamic_batch and len(dims) == 4:
+        dims[0] = 1  # `export --dynamic-batch`: only the batch is free; calibration feeds one pair a row
     if len(dims) != 4 or min(dims) <= 0:
         raise FumeEdgeError(
             f"{path}: input co2 has no static shape; export a static shape with `fume-edge export --size`"
         )
-    meta = {p.key: p.value for p in model.metadata_props}
-    if meta.get("fume_edge.precision", "fp32") != "fp32":
-        raise FumeEdgeError(f"{path}: not an FP32 export; quantize the FP32 model from `fume-edge export`")
-    preprocessing = ModelContract.from_metadata(meta, str(path)).preprocessing
+    preprocessing = contract.preprocessing
     if preprocessing.input_size != (dims[3], dims[2]):
         raise FumeEdgeError(
             f"{path}: metadata says input size {preprocessing.input_size}, the graph takes "

@@ -9,8 +9,9 @@
   out whether this device has DLA cores (tensorrt_build.py) and says so in one line where it has none.
 - DLA on 8.6 does not run explicit quantization (Q/DQ layers): an INT8 DLA engine there needs the entropy calibrator.
 - A dynamic-batch model (`export --batch N --dynamic-batch`), every version: one optimization profile, each input
-  from 1 row (min) to N rows (opt and max: the full tick is what is tuned). DLA takes no dynamic shapes, and the
-  INT8 routes read a static input shape (`quant_graph.model_preprocessing`): both are refused for it in one line.
+  from 1 row (min) to N rows (opt and max: the full tick is what is tuned). DLA takes no dynamic shapes and the
+  entropy calibrator reads a static input shape: both are refused for it in one line. INT8 by QDQ (`quantize` of
+  the dynamic export calibrates one pair a row) needs no calibrator and takes the profile like any model.
 The names returned are TensorRT enum member names; tensorrt_build.py applies them with getattr on the real module.
 """
 
@@ -145,10 +146,10 @@ def build_plan(version: str, options: EngineBuildOptions, contract: ModelContrac
             "--dla-core: DLA runs static shapes only and this model has a dynamic batch; export it without "
             "--dynamic-batch (a static --batch N), or build without --dla-core"
         )
-    if dynamic and options.precision == "int8":
+    if dynamic and entropy:
         raise FumeEdgeError(
-            "--int8: calibration reads a static input shape and this model has a dynamic batch; export it "
-            "without --dynamic-batch (a static --batch N) for INT8, or build --fp16"
+            "--calibrator entropy: TensorRT's calibrator reads a static input shape and this model has a dynamic "
+            "batch; use the default QDQ route (--calibrator qdq), or export a static --batch N"
         )
     return BuildPlan(
         network_flags=network_flags,
