@@ -36,6 +36,7 @@ from fume_edge.config import replace
 from fume_edge.data.config import Outage, Segment, load_data_config
 from fume_edge.data.synth_video import write_paired_videos
 from fume_edge.errors import FumeEdgeError
+from fume_edge.pipeline.advice import batch_notes
 from fume_edge.pipeline.capture import CameraStream, FrameHub
 from fume_edge.pipeline.config import load_run_config
 from fume_edge.pipeline.loop import Pipeline
@@ -120,6 +121,27 @@ alerts:
     assert set(rows) == {"pen-acid", "pen-ok", "pen-dead"} and "Healthy" in rows["pen-ok"]
     assert "Acidotic" in rows["pen-acid"]
     assert all(f"{sid}/CO2" in output and f"{sid}/CH4" in output for sid in rows)
+    # the bundled model takes one pair a call: the run says the stations take turns, and which export does better
+    assert "3 stations on a model of batch 1" in output and "--batch 3 --dynamic-batch" in output
+
+
+@pytest.mark.parametrize(
+    ("capacity", "dynamic", "stations", "says"),
+    [
+        (1, False, 1, None),
+        (None, False, 4, None),  # eager PyTorch: any batch
+        (3, False, 3, None),
+        (3, True, 2, None),  # a dynamic batch runs the 2 rows it has
+        (1, False, 3, "3 stations on a model of batch 1: a call takes 1 of their pairs"),
+        (2, True, 5, "5 stations on a model of batch 2"),
+        (4, False, 2, "static batch 4 is more than the 2 stations: every call runs 2 padded rows"),
+    ],
+)
+def test_a_batch_that_does_not_fit_the_stations_is_one_note_with_the_export_that_does(
+    capacity: int | None, dynamic: bool, stations: int, says: str | None
+) -> None:
+    notes = batch_notes(capacity, dynamic, stations, Path("m.onnx"))
+    assert notes == [] if says is None else (len(notes) == 1 and says in notes[0] and "--dynamic-batch" in notes[0])
 
 
 class HungCamera:

@@ -1,4 +1,5 @@
-"""What `fume-edge run` tells the user around the loop: a model that will run slowly here, and where alerts went."""
+"""What `fume-edge run` tells the user around the loop: a model that will run slowly here, a batch that does not
+fit the stations, and where alerts went."""
 
 from __future__ import annotations
 
@@ -21,6 +22,23 @@ def backend_warnings(backend: Any, model: Path) -> list[str]:
             "than FP32; on a CPU use `fume-edge quantize FP32.onnx --calib DIR --target cpu` or the FP32 export"
         ]
     return []
+
+
+def batch_notes(capacity: int | None, dynamic: bool, stations: int, model: Path) -> list[str]:
+    """Several stations share one model call per tick only when the model's batch holds them: say when it does not,
+    and which export does (`capacity`: the model's batch, None for any)."""
+    if capacity is None or stations == capacity or (dynamic and stations < capacity):
+        return []
+    export = f"`fume-edge export CHECKPOINT.pt --batch {stations} --dynamic-batch` (docs/models.md)"
+    if stations > capacity:
+        return [
+            f"{model}: {stations} stations on a model of batch {capacity}: a call takes {capacity} of their pairs, "
+            f"so the stations take turns; for one call per tick export {export}"
+        ]
+    return [
+        f"{model}: the model's static batch {capacity} is more than the {stations} stations: every call runs "
+        f"{capacity - stations} padded rows; export {export}"
+    ]
 
 
 def alert_destinations(sinks: SinksConfig) -> list[str]:

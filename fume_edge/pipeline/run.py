@@ -35,7 +35,7 @@ from fume_edge.alerts.secrets import redact_text
 from fume_edge.alerts.service import AlertService
 from fume_edge.alerts.subject import SubjectWatcher
 from fume_edge.alerts.topics import check_topic_id
-from fume_edge.pipeline.advice import alert_destinations, backend_warnings
+from fume_edge.pipeline.advice import alert_destinations, backend_warnings, batch_notes
 from fume_edge.assets import default_model_path
 from fume_edge.config import Override, given
 from fume_edge.errors import FumeEdgeError
@@ -60,7 +60,7 @@ from fume_edge.pipeline.stations_config import StationConfig
 from fume_edge.pipeline.status import StatusView
 from fume_edge.pipeline.sync import Pair
 from fume_edge.pipeline.view import DisplayWindow, Recorder, ViewWorker
-from fume_edge.runtime.base import Backend, Prediction, load_backend
+from fume_edge.runtime.base import Backend, Prediction, batch_capacity, load_backend
 from fume_edge.service.sd_notify import SystemdNotifier
 
 if TYPE_CHECKING:
@@ -392,6 +392,8 @@ def build_run(options: RunOptions, console: Console, stack: ExitStack, on_result
     backend = model.backend
     for warning in backend_warnings(backend, model.path):
         console.print(f"[yellow]warning:[/] {warning}", soft_wrap=True)
+    for note in batch_notes(batch_capacity(backend), backend.contract.dynamic_batch, len(station_configs), model.path):
+        console.print(f"[yellow]note:[/] {note}", soft_wrap=True)
     first_fps = {gas: _fps(reader, gas, config) for gas, reader in readers[station_configs[0].id].items()}
     views = _view_worker(config.pipeline, backend, min(f or config.sync.default_fps for f in first_fps.values()), stack)
     web = _web_run(config, station_configs, backend)
