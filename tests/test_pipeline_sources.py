@@ -234,6 +234,21 @@ def test_synthetic_source_follows_the_scenario_and_skips_its_outage(tmp_path: Pa
     assert image.shape == (H, W) and image.dtype == np.uint8 and t == 0.0
 
 
+def test_synthetic_stations_each_render_their_own_scene_at_their_own_point_of_the_scenario(tmp_path: Path) -> None:
+    """Station k: seed + k and k x 0.618 of a cycle in (the first station is the one-station demo, unchanged); both
+    cameras of a station stay one scene at one pH, so they pair and fuse as before."""
+    segments = [{"ph": 6.4, "seconds": 1.0}, {"ph": 5.2, "seconds": 1.0}]
+    config = run_config(tmp_path, {"sources": {"synthetic": {"fps": 10.0, "segments": segments, "outage": None}}})
+    first = open_reader("synthetic", "co2", config)
+    assert np.array_equal(first.read()[0], open_reader("synthetic", "co2", config, variant=0).read()[0])  # type: ignore[index]
+    images = [open_reader("synthetic", "co2", config, variant=k).read()[0] for k in range(3)]  # type: ignore[index]
+    assert all(not np.array_equal(images[a], images[b]) for a, b in ((0, 1), (0, 2), (1, 2)))
+    # where each starts: station 1 at 0.618 of the 2 s cycle (pH 5.2), station 2 at 0.236 (pH 6.4)
+    pairs = [[open_reader("synthetic", g, config, variant=k) for g in ("co2", "ch4")] for k in (1, 2)]
+    for (co2, ch4), ph in zip(pairs, (5.2, 6.4), strict=True):
+        assert co2._phase_s == ch4._phase_s and scenario_ph(config.sources.synthetic.segments, co2._phase_s) == ph  # type: ignore[attr-defined]
+
+
 def test_a_recording_that_fails_mid_way_ends_its_camera_instead_of_hanging(tmp_path: Path) -> None:
     """A timestamps file shorter than its video: the capture thread logs it and ends that camera cleanly."""
     paths = synthetic_videos(tmp_path / "v", fps=10.0, seconds=0.6, clock_offset_s=0.0, jitter_s=0.0, drop_rate=0.0)

@@ -176,13 +176,14 @@ def _check_sources(stations: list[StationConfig]) -> None:
 
 
 def _open_readers(
-    station: StationConfig, config: RunConfig, stack: ExitStack, console: Console
+    station: StationConfig, index: int, config: RunConfig, stack: ExitStack, console: Console
 ) -> dict[str, FrameReader | None]:
-    """Open a station's two sources; a live one that is not there yet is None (its capture thread keeps trying)."""
+    """Open a station's two sources (`index`: its place in run.yaml); a live one that is not there yet is None (its
+    capture thread keeps trying)."""
     readers: dict[str, FrameReader | None] = {}
     for gas in GASES:
         try:
-            reader = readers[gas] = open_reader(getattr(station, gas), gas, config)
+            reader = readers[gas] = open_reader(getattr(station, gas), gas, config, variant=index)
         except SourceNotReady as exc:
             if config.sources.pacing == "fast":
                 raise
@@ -204,12 +205,14 @@ def _open_readers(
     return readers
 
 
-def _stream(gas: str, spec: str, reader: FrameReader | None, hub: FrameHub, config: RunConfig) -> CameraStream:
+def _stream(
+    gas: str, spec: str, reader: FrameReader | None, hub: FrameHub, config: RunConfig, index: int
+) -> CameraStream:
     """The capture thread of one camera; recorded sources are paced in real time unless the hub is lossless."""
     return CameraStream(
         gas,
         reader,
-        reopen=functools.partial(open_reader, spec, gas, config),
+        reopen=functools.partial(open_reader, spec, gas, config, variant=index),
         hub=hub,
         paced=not hub.lossless and reader is not None and not reader.live,
         time_offset_s=config.sources.camera(gas).time_offset_s,
@@ -220,6 +223,7 @@ def _stream(gas: str, spec: str, reader: FrameReader | None, hub: FrameHub, conf
 
 def _station(
     station: StationConfig,
+    index: int,
     readers: dict[str, FrameReader | None],
     backend: Backend,
     config: RunConfig,
@@ -229,7 +233,7 @@ def _station(
     """One station's capture threads, ring, pairing and model inputs."""
     fps = {gas: _fps(reader, gas, config) for gas, reader in readers.items()}
     hub = FrameHub(GASES, config.sources.ring_size, lossless=config.sources.pacing == "fast", doorbell=doorbell)
-    streams = {gas: _stream(gas, getattr(station, gas), readers[gas], hub, config) for gas in GASES}
+    streams = {gas: _stream(gas, getattr(station, gas), readers[gas], hub, config, index) for gas in GASES}
     inputs = ModelInputs(
         GASES,
         {
@@ -387,7 +391,10 @@ def build_run(options: RunOptions, console: Console, stack: ExitStack, on_result
     notifier = stack.enter_context(SystemdNotifier())
     # First, so that a signal while the model loads still stops the run cleanly (it stops before starting).
     signals = stack.enter_context(StopSignals(on_first=functools.partial(_stopping, console, notifier)))
-    readers = {station.id: _open_readers(station, config, stack, console) for station in station_configs}
+    readers = {
+        station.id: _open_readers(station, index, config, stack, console)
+        for index, station in enumerate(station_configs)
+    }
     model = _load_model(config, stack)
     backend = model.backend
     for warning in backend_warnings(backend, model.path):
@@ -411,7 +418,7 @@ def build_run(options: RunOptions, console: Console, stack: ExitStack, on_result
 
     doorbell = threading.Event()
     stations = [
-        _station(station, readers[station.id], backend, config, doorbell, station_hook(index, station.id))
+        _station(station, index, readers[station.id], backend, config, doorbell, station_hook(index, station.id))
         for index, station in enumerate(station_configs)
     ]
     service = AlertService(

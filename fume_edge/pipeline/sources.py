@@ -270,14 +270,15 @@ def _with_sidecar_timestamps(camera: CameraConfig, video: Path) -> CameraConfig:
     return replace(camera, timestamps=str(sidecar))
 
 
-def open_reader(spec: str, gas: str, config: RunConfig) -> FrameReader:
-    """Open what `--{gas} SPEC` names; anything that is not there is one clear error."""
+def open_reader(spec: str, gas: str, config: RunConfig, variant: int = 0) -> FrameReader:
+    """Open what `--{gas} SPEC` names; anything that is not there is one clear error. `variant`: the station's place
+    in run.yaml, so synthetic stations each render their own scene."""
     name = f"--{gas} {redact_text(spec)}"  # messages and logs never show a stream's password
     camera, sources = config.sources.camera(gas), config.sources
     if spec == "synthetic":
         from fume_edge.pipeline.synthetic_source import SyntheticSource
 
-        return SyntheticSource(name, gas, sources.synthetic, camera, loop=True)
+        return SyntheticSource(name, gas, sources.synthetic, camera, loop=True, variant=variant)
     if spec.isdigit() or spec.startswith("/dev/"):
         device = f"/dev/video{spec}" if spec.isdigit() else spec
         if sys.platform.startswith("linux") and not os.path.exists(device):

@@ -3,8 +3,11 @@
 Both cameras render the same scene (same seed) at the same times, each its own gas, while the pH follows the
 `sources.synthetic.segments` scenario in a loop, so a demo run shows risk alerts start and end. The optional
 `outage` silences one camera for a while in every cycle: the pipeline goes to degraded mode and back, and the
-`camera_degraded` alert starts and ends. Frames carry media time (frame index / fps); the capture thread paces
-them in real time or hands them on as fast as inference takes them.
+`camera_degraded` alert starts and ends. With several synthetic stations, station k (its place in run.yaml) renders
+scene seed + k and starts k × 0.618 of a cycle into the scenario (the golden ratio spreads any number of stations),
+so the stations look different and their alerts come at different times; the first is the one-station demo.
+Frames carry media time (frame index / fps); the capture thread paces them in real time or hands them on as fast
+as inference takes them.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from fume_edge.data.config import Segment
 from fume_edge.data.synthetic import SyntheticScene
 from fume_edge.labels import GASES, INPUT_HEIGHT, INPUT_WIDTH
 from fume_edge.pipeline.config import CameraConfig, SyntheticSourceConfig
+
+GOLDEN_FRACTION = 0.6180339887498949  # (sqrt(5) - 1) / 2: k times it, mod 1, spreads k = 0, 1, 2, ... evenly
 
 
 def scenario_ph(segments: tuple[Segment, ...], t: float) -> float:
@@ -34,12 +39,19 @@ class SyntheticSource:
     fps: float | None
 
     def __init__(
-        self, name: str, gas: str, config: SyntheticSourceConfig, camera: CameraConfig, loop: bool = True
+        self,
+        name: str,
+        gas: str,
+        config: SyntheticSourceConfig,
+        camera: CameraConfig,
+        loop: bool = True,
+        variant: int = 0,
     ) -> None:
         self.name, self.gas, self.config, self.loop = name, gas, config, loop
         self.fps = self._rate = config.fps
-        self.scene = SyntheticScene(config.seed, camera.width or INPUT_WIDTH, camera.height or INPUT_HEIGHT)
+        self.scene = SyntheticScene(config.seed + variant, camera.width or INPUT_WIDTH, camera.height or INPUT_HEIGHT)
         self._cycle_s = sum(s.seconds for s in config.segments)
+        self._phase_s = (variant * GOLDEN_FRACTION) % 1.0 * self._cycle_s  # where in the scenario it starts
         self._gas_index = GASES.index(gas)
         self._index = 0
 
@@ -47,7 +59,7 @@ class SyntheticSource:
         outage = self.config.outage
         if outage is None or outage.gas != self.gas:
             return False
-        return outage.start_s <= t % self._cycle_s < outage.start_s + outage.seconds
+        return outage.start_s <= (t + self._phase_s) % self._cycle_s < outage.start_s + outage.seconds
 
     def read(self) -> tuple[np.ndarray, float] | None:
         while True:
@@ -57,7 +69,7 @@ class SyntheticSource:
             self._index += 1
             if not self._silent(t):
                 break
-        amount = self.scene.amounts(scenario_ph(self.config.segments, t))[self._gas_index]
+        amount = self.scene.amounts(scenario_ph(self.config.segments, t + self._phase_s))[self._gas_index]
         frame, _ = self.scene.render(self.gas, amount, t)
         return frame, t
 
