@@ -1,9 +1,11 @@
-"""Helpers for the calibration and quantization tests: a small synthetic paired dataset and calibration set."""
+"""Helpers for the calibration and quantization tests: a small synthetic paired dataset and calibration set, and
+the `dataset` / `calib` fixtures the quantization tests share (a module may define its own instead)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from data_support import small_config
 
 from fume_edge.data.calibration import CalibrationRequest, build_calibration_set
@@ -25,3 +27,13 @@ def make_paired_dataset(folder: Path, pairs: int = 120) -> Path:
 def make_calibration(dataset: Path, output: Path, count: int = 30, seed: int = 0) -> Path:
     build_calibration_set(CalibrationRequest(dataset / "paired_train.csv", output, count, seed, SIZE))
     return output
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_paired_dataset(tmp_path_factory.mktemp("data") / "synth")
+
+
+@pytest.fixture(scope="module")
+def calib(dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_calibration(dataset, tmp_path_factory.mktemp("calib") / "small", count=20)

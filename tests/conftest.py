@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-# The fixtures of the support modules (a small ONNX model, a tiny disk, an MQTT broker, a PostgreSQL server), for
-# every test module to take by name.
-pytest_plugins = ("pipeline_support", "disk_support", "mqtt_broker", "postgres_support")
+# The fixtures of the support modules (a small ONNX model, a tiny disk, an MQTT broker, a PostgreSQL server, a
+# calibration set), for every test module to take by name.
+pytest_plugins = ("pipeline_support", "disk_support", "mqtt_broker", "postgres_support", "calibration_support")
 
 FIXTURES = Path(__file__).parent / "fixtures"
 UPSTREAM = FIXTURES / "upstream_fume"

@@ -8,6 +8,8 @@ import signal
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +54,31 @@ def _event_shas(db: Path) -> list[str]:
     return [row[0] for row in rows]
 
 
+@contextmanager
+def _running(config: Path, db: Path, log: Path) -> Iterator[subprocess.Popen[str]]:
+    """`fume-edge run --config CONFIG` in its own process while the block runs; SIGTERM then, and a clean exit."""
+    with log.open("w") as err:
+        proc = subprocess.Popen(
+            [*FUME_EDGE, "run", "--config", str(config), "--alerts", str(db), "--quiet"],
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            text=True,
+        )
+    try:
+        yield proc
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    assert proc.returncode == 0, log.read_text()
+
+
+def _swapped_once(db: Path, before: str, after: str) -> None:
+    """Every event carries `before`'s sha up to the swap and `after`'s from it on: one swap, no flapping."""
+    shas = _event_shas(db)
+    first = shas.index(after)
+    assert set(shas[:first]) == {before} and set(shas[first:]) == {after}
+
+
 def test_run_follows_the_installed_bundle_and_swaps_to_the_next_install(tmp_path: Path) -> None:
     (tmp_path / "data").mkdir()
     val = make_paired_dataset(tmp_path / "data", pairs=8) / "paired_val.csv"
@@ -63,25 +90,12 @@ def test_run_follows_the_installed_bundle_and_swaps_to_the_next_install(tmp_path
     v1_sha, v2_sha = sha256_file(DEFAULT_ONNX), sha256_file(v2)
     config = tmp_path / "run.yaml"
     config.write_text(RUN_YAML.replace("{models}", str(models)), encoding="utf-8")
-    with log.open("w") as err:
-        proc = subprocess.Popen(
-            [*FUME_EDGE, "run", "--config", str(config), "--alerts", str(db), "--quiet"],
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-            text=True,
-        )
-    try:
+    with _running(config, db, log) as proc:
         eventually(lambda: v1_sha in _event_shas(db), "an event under the installed v1", timeout_s=60)
         install_bundle(make(tmp_path, v2, val, key, "v2"), options)  # while the run goes on
         eventually(lambda: _event_shas(db)[-1:] == [v2_sha], "events carrying v2's sha after the swap", timeout_s=60)
         assert proc.poll() is None, log.read_text()
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=60)
-    assert proc.returncode == 0, log.read_text()
-    shas = _event_shas(db)
-    first_v2 = shas.index(v2_sha)
-    assert set(shas[:first_v2]) == {v1_sha} and set(shas[first_v2:]) == {v2_sha}  # one swap, no flapping
+    _swapped_once(db, v1_sha, v2_sha)
     events = [json.loads(line)["event"] for line in (models / "events.jsonl").read_text().splitlines()]
     assert "model_swapped" in events
     with sqlite3.connect(db) as conn:  # the steps taken while the run was live are alert events too
@@ -100,26 +114,12 @@ def test_a_run_with_nothing_installed_starts_on_its_default_path_and_follows_the
     config = tmp_path / "run.yaml"
     text = RUN_YAML.replace("{models}", str(models)).replace("model: {", f"model: {{default_path: {v0}, ")
     config.write_text(text, encoding="utf-8")
-    with log.open("w") as err:
-        proc = subprocess.Popen(
-            [*FUME_EDGE, "run", "--config", str(config), "--alerts", str(db), "--quiet"],
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-            text=True,
-        )
-    try:
+    with _running(config, db, log):
         eventually(lambda: v0_sha in _event_shas(db), "an event under the default model", timeout_s=60)
-        install_bundle(
-            make(tmp_path, DEFAULT_ONNX, val, key, "v1"), InstallOptions(models=models, trusted_keys=trusted, gate=GATE)
-        )
+        options = InstallOptions(models=models, trusted_keys=trusted, gate=GATE)
+        install_bundle(make(tmp_path, DEFAULT_ONNX, val, key, "v1"), options)
         eventually(lambda: _event_shas(db)[-1:] == [v1_sha], "events carrying v1's sha after the swap", timeout_s=60)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=60)
-    assert proc.returncode == 0, log.read_text()
-    shas = _event_shas(db)
-    first_v1 = shas.index(v1_sha)
-    assert set(shas[:first_v1]) == {v0_sha} and set(shas[first_v1:]) == {v1_sha}
+    _swapped_once(db, v0_sha, v1_sha)
 
 
 def test_the_swappable_backend_keeps_the_models_batch(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from calibration_support import SIZE, make_calibration, make_paired_dataset
+from calibration_support import SIZE
 from disk_support import fill, mount_tmpfs, unmount
 from onnx import TensorProto, numpy_helper
 
@@ -27,16 +27,6 @@ from fume_edge.deploy.int8.sensitivity import NodeSensitivity, keep_float, quant
 from fume_edge.deploy.onnx.trt_rules import check_tensorrt_compatible
 from fume_edge.errors import FumeEdgeError
 from fume_edge.runtime.onnx_backend import OnnxBackend
-
-
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_paired_dataset(tmp_path_factory.mktemp("data") / "synth")
-
-
-@pytest.fixture(scope="module")
-def calib(dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_calibration(dataset, tmp_path_factory.mktemp("calib") / "small", count=20)
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from calibration_support import SIZE, make_calibration, make_paired_dataset
+from calibration_support import SIZE
 from onnx import numpy_helper
 
 from fume_edge.data.calibration import load_calibration
@@ -21,16 +21,6 @@ from fume_edge.runtime.onnx_backend import OnnxBackend
 
 BATCH = 3
 TARGETS = ("cpu", "tensorrt")
-
-
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_paired_dataset(tmp_path_factory.mktemp("data") / "synth")
-
-
-@pytest.fixture(scope="module")
-def calib(dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_calibration(dataset, tmp_path_factory.mktemp("calib") / "small", count=20)
 
 
 @pytest.fixture(scope="module")
