@@ -122,6 +122,34 @@ def test_a_run_with_nothing_installed_starts_on_its_default_path_and_follows_the
     _swapped_once(db, v0_sha, v1_sha)
 
 
+def test_the_device_install_runs_the_demo_without_the_bundle_extra(tmp_path: Path) -> None:
+    """README's demo on the base install (no `cryptography`): the run follows the model store all the same; only the
+    remote installs, which check signatures, are off, and the log says which extra turns them on."""
+    blocked = "import sys; sys.modules['cryptography'] = None; " + FUME_EDGE[2]  # as if it was never installed
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            blocked,
+            "run",
+            "--co2",
+            "synthetic",
+            "--ch4",
+            "synthetic",
+            "--max-frames",
+            "5",
+            "--quiet",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "5 inferences" in proc.stdout and "needs cryptography" not in proc.stdout + proc.stderr
+    assert "need the bundle extra: pip install 'fume-edge[bundle]'" in proc.stderr
+
+
 def test_the_swappable_backend_keeps_the_models_batch(tmp_path: Path) -> None:
     """The loop batches every station's pair into one call: the holder must keep the model's static batch, not fall
     back to one call per pair."""

@@ -394,7 +394,10 @@ class MqttPublisher:
     def _model_command(self, text: str) -> None:
         handler = self.model_command
         if handler is None:
-            log.warning("MQTT model command ignored: this run installs no models (no models folder)")
+            log.warning(
+                "MQTT model command ignored: this run installs no models (it runs a fixed model.path, or lacks the "
+                "bundle extra: pip install 'fume-edge[bundle]')"
+            )
             return
         handler(text)  # checks the text and starts a worker thread; the install never runs here
 

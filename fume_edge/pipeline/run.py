@@ -32,6 +32,7 @@ from rich.console import Console
 from fume_edge import __version__
 from fume_edge.alerts.event import ModelSha, model_sha_now
 from fume_edge.alerts.secrets import redact_text
+from fume_edge.extras import FEATURES
 from fume_edge.alerts.service import AlertService
 from fume_edge.alerts.subject import SubjectWatcher
 from fume_edge.alerts.topics import check_topic_id
@@ -65,6 +66,7 @@ from fume_edge.service.sd_notify import SystemdNotifier
 
 if TYPE_CHECKING:
     from fume_edge.bundle.live import EventRelay
+    from fume_edge.bundle.remote import RemoteInstaller
     from fume_edge.bundle.store import ModelStore
     from fume_edge.web.attach import WebRun
 
@@ -362,6 +364,19 @@ def _load_model(config: RunConfig, stack: ExitStack) -> RunModel:
     return RunModel(path, holder, holder.model_sha, store, events)
 
 
+def _remote_installer(service: AlertService, store: ModelStore) -> RemoteInstaller | None:
+    """Installs asked over MQTT (`cmd/model`) and from the page, where the `bundle` extra (signature checks) is
+    installed. Without it the run still follows what `fume-edge bundle install` puts in the store."""
+    bundle = next(feature for feature in FEATURES if feature.extra == "bundle")
+    if bundle.missing():
+        log.info("model installs over MQTT and from the page need the bundle extra: %s", bundle.hint)
+        return None
+    from fume_edge.bundle.install import InstallOptions
+    from fume_edge.bundle.remote import serve_model_commands
+
+    return serve_model_commands(service, InstallOptions(models=store.root))
+
+
 class _LiveInfo(Mapping[str, str]):
     """The page's and /metrics' `info`, with the model sha read at each request (a bundle swap changes it)."""
 
@@ -431,11 +446,8 @@ def build_run(options: RunOptions, console: Console, stack: ExitStack, on_result
     )
     installer = None
     if model.store is not None and model.events is not None:  # following bundles: steps become alert events,
-        from fume_edge.bundle.install import InstallOptions  # and MQTT `cmd/model` / the page may install
-        from fume_edge.bundle.remote import serve_model_commands
-
-        model.events.connect(service.model_event)
-        installer = serve_model_commands(service, InstallOptions(models=model.store.root))
+        model.events.connect(service.model_event)  # and MQTT `cmd/model` / the page may install
+        installer = _remote_installer(service, model.store)
     reloader = stack.enter_context(Reloader(functools.partial(_reread, options), config))
     view = StatusView(console, quiet=config.pipeline.quiet, refresh_hz=config.pipeline.refresh_hz)
     pipeline = Pipeline(

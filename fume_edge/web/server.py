@@ -59,7 +59,10 @@ Handler = Callable[[Request], Response]
 WEB_NICENESS = 10
 SNAPSHOT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:+-]{0,200}\.png")
 NO_LIVE_RUN = "no live run: this server shows a stored alert database"
-NO_MODEL_INSTALLS = "this server installs no models (a live `fume-edge run` with a models folder does)"
+NO_MODEL_INSTALLS = (
+    "this server installs no models (a live `fume-edge run` without model.path and with the bundle extra does: "
+    "pip install 'fume-edge[bundle]')"
+)
 
 
 def _error(status_code: int, why: str, headers: Mapping[str, str] | None = None) -> Response:

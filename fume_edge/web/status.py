@@ -48,7 +48,7 @@ class WebSources:
     info: Mapping[str, str]  # device_id, model, model_sha256, backend, version
     stale_after_s: float
     access: dict[str, Any] = field(default_factory=dict)  # what the page needs to explain a missing token
-    installer: RemoteInstaller | None = None  # model installs from the page (a run with a models folder)
+    installer: RemoteInstaller | None = None  # model installs from the page (a run that follows the model store)
     rates: StationRates = field(default_factory=StationRates)  # per-station FPS, shared with /metrics
     _errors: tuple[int, float] = field(default=(0, 0.0))  # sink error count and when it last grew
     _lock: threading.Lock = field(default_factory=threading.Lock)

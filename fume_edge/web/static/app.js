@@ -285,7 +285,7 @@ async function setSubject(value) {
   } catch (e) { text($("subject-msg"), e.message === "401" ? "Setting the subject: " + tokenHelp() : e.message); }
 }
 
-// Model installs (a live run with a models folder): the install's steps, polled while one runs.
+// Model installs (a live run that follows the model store): the install's steps, polled while one runs.
 async function pollModel() {
   let res;
   try { res = await fetch("/api/model", { headers: token() ? { Authorization: "Bearer " + token() } : {} }); } catch (e) { res = null; }
