@@ -366,10 +366,11 @@ def _load_model(config: RunConfig, stack: ExitStack) -> RunModel:
 
 def _remote_installer(service: AlertService, store: ModelStore) -> RemoteInstaller | None:
     """Installs asked over MQTT (`cmd/model`) and from the page, where the `bundle` extra (signature checks) is
-    installed. Without it the run still follows what `fume-edge bundle install` puts in the store."""
+    installed. Without it the run still follows what `fume-edge bundle install` puts in the store; a remote request
+    is answered with the extra to install (the page's 404, the MQTT sink's log line), so start-up stays quiet."""
     bundle = next(feature for feature in FEATURES if feature.extra == "bundle")
     if bundle.missing():
-        log.info("model installs over MQTT and from the page need the bundle extra: %s", bundle.hint)
+        log.debug("model installs over MQTT and from the page need the bundle extra: %s", bundle.hint)
         return None
     from fume_edge.bundle.install import InstallOptions
     from fume_edge.bundle.remote import serve_model_commands
