@@ -169,24 +169,18 @@ def _mqtt(url: str | None) -> Finding | None:
     )
 
 
-def _configured_model(config: ModelConfig) -> Path | None:
-    """The model a run starts on: `model.path`, else the store's current bundle, else `model.default_path` (None:
-    the bundled model)."""
+def _configured_model(config: ModelConfig) -> Path:
+    """The model a run starts on: `model.path`, else the store's current bundle, else `model.until_installed()`."""
     if config.path:
         return Path(config.path)
-    from fume_edge.bundle.store import ModelStore, models_dir
-
-    store = ModelStore(models_dir(Path(config.models_dir) if config.models_dir else None))
-    return store.current_model() or (Path(config.default_path) if config.default_path else None)
+    return config.store().current_model() or config.until_installed()
 
 
-def _model(model: Path | None, device: str) -> tuple[Finding, bool]:
-    """Whether `run`'s model (run.yaml model.path, else the bundled one) loads here on its configured device."""
+def _model(path: Path, device: str) -> tuple[Finding, bool]:
+    """Whether `run`'s model (`_configured_model`, or the one given) loads here on its configured device."""
     try:
-        from fume_edge.assets import default_model_path
         from fume_edge.runtime.base import load_backend
 
-        path = model or default_model_path()
         with load_backend(path, device=device) as backend:
             name = getattr(backend, "providers", [backend.name])[0]
         return Finding(
@@ -245,8 +239,7 @@ def diagnose(config: Path | None = None, model: Path | None = None) -> tuple[lis
         _cameras(),
     ]
     machine += [f for f in (_jetson(jetson), _mqtt(run_config.sinks.mqtt.url)) if f is not None]
-    configured = _configured_model(run_config.model)
-    model_finding, runnable = _model(model or configured, run_config.model.device)
+    model_finding, runnable = _model(model or _configured_model(run_config.model), run_config.model.device)
     commands = [
         model_finding,
         _display(),

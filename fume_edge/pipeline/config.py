@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints, ValidationInfo, field_validator, model_validator
 
@@ -38,6 +38,9 @@ from fume_edge.config import (
 from fume_edge.data.config import Outage, Segment
 from fume_edge.errors import FumeEdgeError
 from fume_edge.pipeline.stations_config import StationConfig, StationId, check_unique
+
+if TYPE_CHECKING:
+    from fume_edge.bundle.store import ModelStore
 
 Counts16 = Annotated[float, Field(ge=0, le=65535)]  # a 16-bit sensor value
 # A name the page may be opened by: barn-1.example.org, or *.example.org for every name under it.
@@ -148,6 +151,19 @@ class ModelConfig(ConfigModel):
     health_window_s: Annotated[float, Field(ge=0, le=7 * 24 * 3600)]  # a swapped-in model is watched this long
     device: str
     threads: Annotated[int, Field(ge=1, le=1024)] | None
+
+    def store(self) -> ModelStore:
+        """The model store a run without `path` follows."""
+        from fume_edge.bundle.store import ModelStore, models_dir
+
+        return ModelStore(models_dir(Path(self.models_dir) if self.models_dir else None))
+
+    def until_installed(self) -> Path:
+        """What a run without `path` runs while the store has no current model: `default_path`, else the bundled
+        model."""
+        from fume_edge.assets import default_model_path
+
+        return Path(self.default_path) if self.default_path else default_model_path()
 
 
 class HttpConfig(ConfigModel):

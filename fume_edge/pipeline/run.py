@@ -37,7 +37,6 @@ from fume_edge.alerts.service import AlertService
 from fume_edge.alerts.subject import SubjectWatcher
 from fume_edge.alerts.topics import check_topic_id
 from fume_edge.pipeline.advice import alert_destinations, backend_warnings, batch_notes
-from fume_edge.assets import default_model_path
 from fume_edge.config import Override, given
 from fume_edge.errors import FumeEdgeError
 from fume_edge.hashing import sha256_file
@@ -342,7 +341,6 @@ def _load_model(config: RunConfig, stack: ExitStack) -> RunModel:
     """Load the model; with no `model.path`, follow `models/current` so `fume-edge bundle install` swaps it in
     (while nothing is installed, the run starts on `model.default_path`, else the bundled model, and still follows)."""
     from fume_edge.bundle.live import EventRelay, HealthSettings, follow_current, model_to_run
-    from fume_edge.bundle.store import ModelStore, models_dir
 
     device, threads = config.model.device, config.model.threads
     if config.model.path:
@@ -350,9 +348,9 @@ def _load_model(config: RunConfig, stack: ExitStack) -> RunModel:
         backend: Backend = stack.enter_context(load_backend(path, device=device, threads=threads))
         return RunModel(path, backend, sha256_file(path))
     settings = HealthSettings(window_s=config.model.health_window_s)
-    store = ModelStore(models_dir(Path(config.model.models_dir) if config.model.models_dir else None))
+    store = config.model.store()
     installed = model_to_run(store, settings)
-    path = installed or (Path(config.model.default_path) if config.model.default_path else default_model_path())
+    path = installed or config.model.until_installed()
     backend = stack.enter_context(load_backend(path, device=device, threads=threads))
     events = EventRelay()
     outside_sha = None if installed else sha256_file(path)

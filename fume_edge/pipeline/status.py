@@ -66,9 +66,8 @@ def _class_of(probs: Sequence[float] | np.ndarray | None) -> str:
     """The most likely pH class and its probability, e.g. `Acidotic 0.81`."""
     if probs is None:
         return "-"
-    values = [float(p) for p in probs]
-    best = max(range(len(values)), key=values.__getitem__)
-    return f"{PH_CLASS_NAMES[best]} {values[best]:.2f}"
+    best = int(np.argmax(probs))
+    return f"{PH_CLASS_NAMES[best]} {float(probs[best]):.2f}"
 
 
 class StatusView:

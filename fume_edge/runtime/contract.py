@@ -60,6 +60,12 @@ def _shape_fits(got: tuple[int | str, ...], wanted: tuple[int | str, ...]) -> bo
     )
 
 
+def rows_per_call(batch_dim: object) -> int:
+    """Inputs one call of a graph takes, from its leading dimension as any runtime reports it: the static batch N,
+    or 1 where the dimension is dynamic (a symbolic name, -1 or 0), one pair a row."""
+    return batch_dim if isinstance(batch_dim, int) and batch_dim > 0 else 1
+
+
 def _flag(meta: Mapping[str, str], key: str, source: str) -> bool:
     """A true/false metadata value (absent: false); anything else is one line naming the key."""
     value = meta.get(META + key, "false").strip().lower()

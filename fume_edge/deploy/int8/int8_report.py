@@ -18,7 +18,7 @@ import onnxruntime as ort
 from rich.table import Table
 
 from fume_edge.data.calibration import LabelledInput
-from fume_edge.runtime.contract import INPUT_NAMES, SEG_OUTPUTS
+from fume_edge.runtime.contract import INPUT_NAMES, SEG_OUTPUTS, rows_per_call
 from fume_edge.runtime.onnx_backend import ModelSource, open_session, run_session
 from fume_edge.metrics import MetricAccumulator
 
@@ -34,9 +34,8 @@ def cpu_session(model: ModelSource) -> ort.InferenceSession:
 
 
 def session_rows(session: ort.InferenceSession) -> int:
-    """Inputs per call the session takes: its static batch N, or 1 where the batch dimension is symbolic (any)."""
-    dim = session.get_inputs()[0].shape[0]
-    return dim if isinstance(dim, int) and dim > 0 else 1
+    """Inputs per call the session takes (`rows_per_call` of its first input's batch dimension)."""
+    return rows_per_call(session.get_inputs()[0].shape[0])
 
 
 def stack(items: Sequence[LabelledInput]) -> dict[str, np.ndarray]:

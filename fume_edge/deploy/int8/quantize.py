@@ -60,6 +60,7 @@ from fume_edge.deploy.int8.sensitivity import SensitivityResult, expose_logits, 
 from fume_edge.deploy.onnx.trt_rules import check_tensorrt_compatible
 from fume_edge.errors import FumeEdgeError
 from fume_edge.hashing import sha256_file
+from fume_edge.runtime.contract import rows_per_call
 
 METHODS = {
     "entropy": CalibrationMethod.Entropy,
@@ -184,9 +185,8 @@ class CalibrationFeeds(CalibrationDataReader):
 
 
 def graph_rows(model: onnx.ModelProto) -> int:
-    """Inputs per call the graph takes: its static batch N, or 1 where the batch dimension is symbolic (any)."""
-    dim = model.graph.input[0].type.tensor_type.shape.dim[0]
-    return dim.dim_value if dim.HasField("dim_value") and dim.dim_value > 0 else 1
+    """Inputs per call the graph takes (`rows_per_call` of its first input's batch dimension; 0: symbolic)."""
+    return rows_per_call(model.graph.input[0].type.tensor_type.shape.dim[0].dim_value)
 
 
 def calibration_stride(feeds: int, largest: int = 8) -> int:

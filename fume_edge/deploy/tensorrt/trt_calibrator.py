@@ -20,19 +20,13 @@ import tensorrt as trt
 from fume_edge.data.calibration import CalibrationSet
 from fume_edge.deploy.int8.quantize import HOLDOUT, CalibrationFeeds
 from fume_edge.deploy.tensorrt.trt_settings import calibration_cache_name
-from fume_edge.runtime.contract import INPUT_NAMES
+from fume_edge.runtime.contract import INPUT_NAMES, rows_per_call
 from fume_edge.runtime.cuda_mem import CudaStream
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer
 
     from fume_edge.runtime.cuda_pycuda import PycudaStream
-
-
-def network_rows(network: trt.INetworkDefinition) -> int:
-    """Pairs per calibration batch: the network's static batch N, or 1 where its batch dimension is dynamic (-1)."""
-    batch = int(network.get_input(0).shape[0])
-    return batch if batch > 0 else 1
 
 
 class EntropyCalibrator(trt.IInt8EntropyCalibrator2):
@@ -48,7 +42,7 @@ class EntropyCalibrator(trt.IInt8EntropyCalibrator2):
     ) -> None:
         trt.IInt8EntropyCalibrator2.__init__(self)
         calib_indices, _ = cset.split(HOLDOUT)  # the held-back pairs judge accuracy, never calibrate
-        self.rows = network_rows(network)
+        self.rows = rows_per_call(int(network.get_input(0).shape[0]))  # -1: a dynamic batch, one pair a batch
         self.feeds = CalibrationFeeds(cset, calib_indices, modalities, rows=self.rows)
         self.stream = stream
         self.cache = cset.folder / calibration_cache_name(trt.__version__, onnx_sha256, cset.manifest_sha256)
