@@ -54,6 +54,7 @@ def test_error_35_without_a_driver_says_no_driver_not_cuda_python() -> None:
 
 
 def test_doctor_with_cuda_python_and_no_driver_says_what_it_sees() -> None:
+    pytest.importorskip("cuda.bindings", reason="needs cuda-python (the trt-check extra, as .ci/run installs)")
     from fume_edge.doctor import _cuda
     from fume_edge.runtime.cuda_compat import bindings_major
 
